@@ -1,0 +1,69 @@
+// Loads proto/scm_commands.proto once and offers small helpers around protobufjs: enum name/number
+// mapping (our TS names are Ozone's Java names; PipelineState's proto names carry a PIPELINE_ prefix)
+// and 64-bit integers read as JS safe integers (anything larger is rejected, never rounded).
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import { InvalidArgumentError } from './errors.js';
+import type { LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from './model.js';
+
+export type ProtoObject = Record<string, unknown>;
+
+const PROTO_FILE = 'scm_commands.proto';
+const PACKAGE = 'scmha.statemachine';
+
+/** The .proto sits in <project>/proto; this module runs from src/statemachine or dist/src/statemachine. */
+function findProtoFile(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..', 'proto', PROTO_FILE), join(here, '..', '..', '..', 'proto', PROTO_FILE)];
+  const found = candidates.find((path) => existsSync(path));
+  if (found === undefined) throw new Error(`cannot find ${PROTO_FILE}; looked at ${candidates.join(', ')}`);
+  return found;
+}
+
+let root: protobuf.Root | undefined;
+
+function protoRoot(): protobuf.Root {
+  root ??= protobuf.loadSync(findProtoFile());
+  return root;
+}
+
+export function protoType(name: string): protobuf.Type {
+  return protoRoot().lookupType(`${PACKAGE}.${name}`);
+}
+
+interface EnumNames {
+  LifeCycleState: LifeCycleState;
+  LifeCycleEvent: LifeCycleEvent;
+  ReplicationType: ReplicationType;
+  ReplicationFactor: ReplicationFactor;
+  PipelineState: PipelineState;
+}
+
+const PREFIX: Partial<Record<keyof EnumNames, string>> = { PipelineState: 'PIPELINE_' };
+
+export function enumNumber<E extends keyof EnumNames>(enumName: E, value: EnumNames[E]): number {
+  const number = protoRoot().lookupEnum(`${PACKAGE}.${enumName}`).values[`${PREFIX[enumName] ?? ''}${value}`];
+  if (number === undefined) throw new InvalidArgumentError(`${enumName} has no value ${String(value)}`);
+  return number;
+}
+
+/** Maps a decoded enum (protobufjs gives the proto name, or the number when it is unknown) to our name. */
+export function enumValueName<E extends keyof EnumNames>(enumName: E, decoded: unknown, field: string): EnumNames[E] {
+  const protoEnum = protoRoot().lookupEnum(`${PACKAGE}.${enumName}`);
+  const protoName = typeof decoded === 'number' ? protoEnum.valuesById[decoded] : decoded;
+  if (typeof protoName !== 'string' || protoEnum.values[protoName] === undefined) {
+    throw new InvalidArgumentError(`${field} has unknown ${enumName} value ${String(decoded)}`);
+  }
+  return protoName.slice((PREFIX[enumName] ?? '').length) as EnumNames[E];
+}
+
+/** Reads a (u)int64 that protobufjs decoded as a decimal string (longs: String), or a number. */
+export function readSafeInteger(value: unknown, field: string): number {
+  const number = typeof value === 'string' ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number)) {
+    throw new InvalidArgumentError(`${field} ${String(value)} is not a safe integer`);
+  }
+  return number;
+}

@@ -1,0 +1,394 @@
+// The SCM state machine: applies committed Raft entries to scm.db and serves queries from memory.
+//
+// Durability contract: each applyBatch call is ONE atomic LevelDB batch holding every effect of the
+// batch's entries plus `#TRANSACTIONINFO` = the last entry's term/index. After a crash, scm.db is
+// exactly the state after some whole batch, and `lastApplied()` says which; entries at or below it
+// are skipped when replayed, so nothing is ever applied twice.
+//
+// Determinism contract: applying reads only the entries and the replicated state. Times come from
+// the commands (the leader's clock at propose time), ids from the replicated `sequenceId` counter,
+// pipeline choices from the command. Every replica fed the same entries has byte-identical tables
+// (compare with digest()). The retry cache settings must be the same on every replica.
+import { createHash } from 'node:crypto';
+import type { BatchOperation } from 'level';
+import { Level } from 'level';
+import { decodeCommand, type ScmCommandType } from './commands.js';
+import { ScmError, InvalidArgumentError } from './errors.js';
+import { executeCommand } from './execute-command.js';
+import { assertValidEntryPosition, type LogEntry } from './log-entry.js';
+import { isOneOf, LIFE_CYCLE_STATES, type ContainerInfo, type DatanodeInfo, type LifeCycleState, type PipelineInfo } from './model.js';
+import type { PipelinePlacementView } from './placement.js';
+import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, type CommandOutcome, type RetryCacheRecord } from './records.js';
+import { DEFAULT_RETRY_CACHE_MAX_ENTRIES, DEFAULT_RETRY_CACHE_TIMEOUT_MS, RetryCache } from './retry-cache.js';
+import { ScmState, type TableWrite } from './scm-state.js';
+import {
+  APPLY_CLOCK_KEY,
+  CONTAINER_ID_SEQUENCE_KEY,
+  containerIdFromKey,
+  openTables,
+  SNAPSHOT_POINT_KEY,
+  type ScmDb,
+  type ScmTables,
+} from './tables.js';
+import {
+  formatTransactionInfo,
+  parseTransactionInfo,
+  readTransactionInfo,
+  TRANSACTION_INFO_KEY,
+  ZERO_TERM_INDEX,
+  type TermIndex,
+} from './transaction-info.js';
+
+export interface ScmStateMachineOptions {
+  /** `ozone.scm.ha.ratis.server.retry.cache.timeout` in ms (default 60 s). Same on every replica. */
+  readonly retryCacheTimeoutMs?: number;
+  /** Most retry-cache entries kept; the oldest are evicted beyond it. Same on every replica. */
+  readonly retryCacheMaxEntries?: number;
+}
+
+/** The result of one applied data entry. */
+export interface ApplyResult {
+  readonly term: number;
+  readonly index: number;
+  readonly outcome: CommandOutcome;
+  /**
+   * True when (clientId, callId) was already in the retry cache: `outcome` is the ORIGINAL result
+   * and the entry changed nothing.
+   */
+  readonly replayed: boolean;
+  /** Absent when the entry's bytes were not a valid command (outcome is then MALFORMED_COMMAND). */
+  readonly command?: { readonly type: ScmCommandType; readonly clientId: string; readonly callId: number };
+}
+
+interface Loaded {
+  readonly state: ScmState;
+  readonly applied: TermIndex;
+  readonly snapshot: TermIndex;
+}
+
+function parseCounter(text: string | undefined, what: string): number {
+  if (text === undefined) return 0;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new Error(`corrupt ${what} value ${JSON.stringify(text)}: expected a non-negative integer`);
+  }
+  return Number(text);
+}
+
+export class ScmStateMachine implements PipelinePlacementView {
+  private dbValue: ScmDb;
+  private tables: ScmTables;
+  private state: ScmState;
+  private applied: TermIndex;
+  private snapshot: TermIndex;
+  private closed = false;
+  /** Serializes applyBatch, recordSnapshotPoint, reload and close: one DB writer at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly dbDir: string,
+    private readonly options: Required<ScmStateMachineOptions>,
+    db: ScmDb,
+    loaded: Loaded,
+  ) {
+    this.dbValue = db;
+    this.tables = openTables(db);
+    this.state = loaded.state;
+    this.applied = loaded.applied;
+    this.snapshot = loaded.snapshot;
+  }
+
+  /** Opens (creating if needed) scm.db at `dbDir` and loads its state into memory. */
+  static async open(dbDir: string, options: ScmStateMachineOptions = {}): Promise<ScmStateMachine> {
+    const resolved: Required<ScmStateMachineOptions> = {
+      retryCacheTimeoutMs: options.retryCacheTimeoutMs ?? DEFAULT_RETRY_CACHE_TIMEOUT_MS,
+      retryCacheMaxEntries: options.retryCacheMaxEntries ?? DEFAULT_RETRY_CACHE_MAX_ENTRIES,
+    };
+    new RetryCache(resolved.retryCacheTimeoutMs, resolved.retryCacheMaxEntries); // validates the settings before touching the disk
+    const db = new Level<string, string>(dbDir);
+    await db.open();
+    try {
+      const loaded = await ScmStateMachine.load(db, resolved);
+      return new ScmStateMachine(dbDir, resolved, db, loaded);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  private static async load(db: ScmDb, options: Required<ScmStateMachineOptions>): Promise<Loaded> {
+    const tables = openTables(db);
+    const state = new ScmState(new RetryCache(options.retryCacheTimeoutMs, options.retryCacheMaxEntries));
+    for await (const [key, value] of tables.containers.iterator()) {
+      const id = containerIdFromKey(key);
+      const container = decodeContainer(value, `containers/${id}`);
+      if (container.containerID !== id) throw new Error(`containers/${id} holds container ${container.containerID}`);
+      state.loadContainer(container);
+    }
+    for await (const [key, value] of tables.pipelines.iterator()) {
+      const pipeline = decodePipeline(value, `pipelines/${key}`);
+      if (pipeline.id !== key) throw new Error(`pipelines/${key} holds pipeline ${pipeline.id}`);
+      state.loadPipeline(pipeline);
+    }
+    for await (const [key, value] of tables.datanodes.iterator()) {
+      const datanode = decodeDatanode(value, `datanodes/${key}`);
+      if (datanode.uuid !== key) throw new Error(`datanodes/${key} holds datanode ${datanode.uuid}`);
+      state.loadDatanode(datanode);
+    }
+    const retryRecords: RetryCacheRecord[] = [];
+    for await (const [key, value] of tables.retryCache.iterator()) retryRecords.push(decodeRetryCacheRecord(value, `retryCache/${key}`));
+    state.retryCache.load(retryRecords);
+    state.loadCounters(
+      parseCounter((await tables.sequenceId.get(CONTAINER_ID_SEQUENCE_KEY)) as string | undefined, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
+      parseCounter((await tables.meta.get(APPLY_CLOCK_KEY)) as string | undefined, `meta/${APPLY_CLOCK_KEY}`),
+    );
+    const snapshotText = (await tables.meta.get(SNAPSHOT_POINT_KEY)) as string | undefined;
+    return {
+      state,
+      applied: await readTransactionInfo(db),
+      snapshot: snapshotText === undefined ? ZERO_TERM_INDEX : parseTransactionInfo(snapshotText),
+    };
+  }
+
+  /** The open LevelDB (for checkpoints: iterate it with a snapshot). Replaced by reload(). */
+  get db(): ScmDb {
+    this.assertOpen();
+    return this.dbValue;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  lastApplied(): TermIndex {
+    return this.applied;
+  }
+
+  snapshotPoint(): TermIndex {
+    return this.snapshot;
+  }
+
+  /**
+   * Applies committed entries (in index order) as one atomic scm.db batch. Entries at or below
+   * lastApplied are skipped; the first new one must be lastApplied+1. Returns one result per newly
+   * applied, non-empty data entry. Throws (applying nothing) on a gap, an out-of-order or
+   * non-safe-integer position, or a write failure.
+   */
+  applyBatch(entries: readonly LogEntry[]): Promise<ApplyResult[]> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      const fresh = this.selectNewEntries(entries);
+      const last = fresh[fresh.length - 1];
+      if (last === undefined) return [];
+      const results: ApplyResult[] = [];
+      try {
+        for (const entry of fresh) {
+          if (entry.payload.kind === 'data' && entry.payload.data.length > 0) results.push(this.applyData(entry, entry.payload.data));
+        }
+        const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
+        ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
+        await this.dbValue.batch<unknown, unknown>(ops, {});
+      } catch (err) {
+        // Memory may hold effects that never reached disk; the failed batch left scm.db untouched,
+        // so rebuilding from it restores exactly the state of lastApplied.
+        this.state.takeWrites();
+        const loaded = await ScmStateMachine.load(this.dbValue, this.options);
+        this.state = loaded.state;
+        throw err;
+      }
+      this.applied = { term: last.term, index: last.index };
+      return results;
+    });
+  }
+
+  private selectNewEntries(entries: readonly LogEntry[]): LogEntry[] {
+    const fresh: LogEntry[] = [];
+    let previous: LogEntry | undefined;
+    for (const entry of entries) {
+      assertValidEntryPosition(entry);
+      if (previous !== undefined && (entry.index !== previous.index + 1 || entry.term < previous.term)) {
+        throw new Error(`entries out of order: ${previous.term}#${previous.index} then ${entry.term}#${entry.index}`);
+      }
+      previous = entry;
+      if (entry.index < this.applied.index) continue;
+      if (entry.index === this.applied.index) {
+        if (entry.term !== this.applied.term) {
+          throw new Error(`entry ${entry.term}#${entry.index} conflicts with applied ${formatTransactionInfo(this.applied)}`);
+        }
+        continue;
+      }
+      if (fresh.length === 0 && entry.index !== this.applied.index + 1) {
+        throw new Error(`gap: applied up to index ${this.applied.index} but the next entry given is ${entry.index}`);
+      }
+      if (fresh.length === 0 && entry.term < this.applied.term) {
+        throw new Error(`entry ${entry.term}#${entry.index} has a lower term than applied ${formatTransactionInfo(this.applied)}`);
+      }
+      fresh.push(entry);
+    }
+    return fresh;
+  }
+
+  private applyData(entry: LogEntry, data: Uint8Array): ApplyResult {
+    const position = { term: entry.term, index: entry.index };
+    let command;
+    try {
+      command = decodeCommand(data);
+    } catch (err) {
+      if (!(err instanceof ScmError)) throw err;
+      return { ...position, outcome: { ok: false, error: { code: err.code, message: err.message } }, replayed: false };
+    }
+    const about = { type: command.type, clientId: command.clientId, callId: command.callId };
+    this.state.advanceApplyClock(command.timestamp);
+    const cached = this.state.retryCache.get(command.clientId, command.callId);
+    if (cached !== undefined) return { ...position, outcome: cached.outcome, replayed: true, command: about };
+    let outcome: CommandOutcome;
+    try {
+      outcome = { ok: true, value: executeCommand(this.state, command) };
+    } catch (err) {
+      if (!(err instanceof ScmError)) throw err;
+      outcome = { ok: false, error: { code: err.code, message: err.message } };
+    }
+    this.state.recordRetryResult({
+      clientId: command.clientId,
+      callId: command.callId,
+      recordedAt: this.state.applyClock,
+      logIndex: entry.index,
+      outcome,
+    });
+    return { ...position, outcome, replayed: false, command: about };
+  }
+
+  private toBatchOp(write: TableWrite): BatchOperation<ScmDb, unknown, unknown> {
+    const sublevel = this.tables[write.table];
+    return write.value === undefined
+      ? { type: 'del', sublevel, key: write.key }
+      : { type: 'put', sublevel, key: write.key, value: write.value };
+  }
+
+  /** Stores lastApplied as the latest snapshot point (meta/snapshotPoint) and returns it. */
+  recordSnapshotPoint(): Promise<TermIndex> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      const point = this.applied;
+      await this.tables.meta.put(SNAPSHOT_POINT_KEY, formatTransactionInfo(point));
+      this.snapshot = point;
+      return point;
+    });
+  }
+
+  /**
+   * Closes scm.db if open, reopens the directory and re-reads everything (use after a snapshot
+   * install replaced the directory's contents, or after close()). `db` is a new instance afterwards.
+   */
+  reload(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.closed) await this.dbValue.close();
+      this.closed = true;
+      const db = new Level<string, string>(this.dbDir);
+      await db.open();
+      try {
+        const loaded = await ScmStateMachine.load(db, this.options);
+        this.dbValue = db;
+        this.tables = openTables(db);
+        this.state = loaded.state;
+        this.applied = loaded.applied;
+        this.snapshot = loaded.snapshot;
+        this.closed = false;
+      } catch (err) {
+        await db.close();
+        throw err;
+      }
+    });
+  }
+
+  /** Waits for any apply in progress, then closes scm.db. Idempotent. */
+  close(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed) return;
+      this.closed = true;
+      await this.dbValue.close();
+    });
+  }
+
+  /** sha256 (hex) over every key and value in scm.db, in key order, each length-prefixed. */
+  async digest(): Promise<string> {
+    this.assertOpen();
+    const hash = createHash('sha256');
+    const length = Buffer.alloc(4);
+    for await (const [key, value] of this.dbValue.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' })) {
+      for (const part of [key, value]) {
+        length.writeUInt32BE(part.length);
+        hash.update(length);
+        hash.update(part);
+      }
+    }
+    return hash.digest('hex');
+  }
+
+  // ---- queries, served from memory ----
+
+  getContainer(id: number): ContainerInfo | undefined {
+    return this.state.getContainer(id);
+  }
+
+  /** Up to `count` containers with id ≥ startId, in ascending id order, optionally only in `state`. */
+  listContainers(startId: number, count: number, state?: LifeCycleState): ContainerInfo[] {
+    if (!Number.isSafeInteger(startId) || startId < 0) throw new InvalidArgumentError(`startId must be a non-negative integer, got ${startId}`);
+    if (!Number.isSafeInteger(count) || count < 0) throw new InvalidArgumentError(`count must be a non-negative integer, got ${count}`);
+    if (state !== undefined && !isOneOf(LIFE_CYCLE_STATES, state)) {
+      throw new InvalidArgumentError(`state must be one of ${LIFE_CYCLE_STATES.join(', ')}, got ${String(state)}`);
+    }
+    return this.state.listContainers(startId, count, state);
+  }
+
+  containerCountsByState(): Record<LifeCycleState, number> {
+    return this.state.containerCountsByState();
+  }
+
+  containerCount(): number {
+    return this.state.containerCount;
+  }
+
+  /** The last container id handed out (0 before the first): the replicated sequence. */
+  lastContainerId(): number {
+    return this.state.lastContainerId;
+  }
+
+  getPipeline(id: string): PipelineInfo | undefined {
+    return this.state.getPipeline(id);
+  }
+
+  listPipelines(): PipelineInfo[] {
+    return this.state.listPipelines();
+  }
+
+  openContainerCount(pipelineId: string): number {
+    return this.state.openContainerCount(pipelineId);
+  }
+
+  getDatanode(uuid: string): DatanodeInfo | undefined {
+    return this.state.getDatanode(uuid);
+  }
+
+  listDatanodes(): DatanodeInfo[] {
+    return this.state.listDatanodes();
+  }
+
+  /** The recorded outcome of (clientId, callId), for the leader to answer a retry without proposing. */
+  cachedResult(clientId: string, callId: number): CommandOutcome | undefined {
+    return this.state.retryCache.get(clientId, callId)?.outcome;
+  }
+
+  retryCacheSize(): number {
+    return this.state.retryCache.size;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`scm.db at ${this.dbDir} is closed`);
+  }
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
