@@ -121,9 +121,7 @@ class OutboundLink {
     const metadata = new grpc.Metadata();
     metadata.set(CLUSTER_ID_METADATA, this.options.clusterId);
     metadata.set(FROM_ID_METADATA, this.options.selfId);
-    // waitForReady: a stream opened while the peer is down waits for the channel to connect instead
-    // of failing at once and taking the messages written to it along.
-    const call = this.client.Stream(metadata, { waitForReady: true }, (err) => this.onCallEnded(call, err));
+    const call = this.client.Stream(metadata, {}, (err) => this.onCallEnded(call, err));
     call.on('error', () => {
       // Reported through the unary callback as well; listening here keeps the stream from
       // raising an unhandled 'error' event.

@@ -1,0 +1,68 @@
+// What a `scm` subcommand is: its words, its options, and a handler returning the exit code.
+// Handlers write through CliIo rather than process.stdout so the CLI runs in-process in tests.
+
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export type OptionKind = 'string' | 'boolean' | 'integer';
+
+export interface OptionSpec {
+  /** Long name without dashes: `new-leader-id` for `--new-leader-id`. */
+  readonly name: string;
+  readonly kind: OptionKind;
+  readonly description: string;
+  readonly valueName?: string;
+  readonly default?: string | number | boolean;
+  readonly required?: boolean;
+  /** Accepted values (upper-cased before checking) for string options. */
+  readonly choices?: readonly string[];
+}
+
+export interface PositionalSpec {
+  readonly name: string;
+  readonly description: string;
+}
+
+export interface ParsedArgs {
+  readonly options: ReadonlyMap<string, string | number | boolean>;
+  readonly positionals: readonly string[];
+}
+
+export interface CommandContext {
+  readonly args: ParsedArgs;
+  readonly io: CliIo;
+  string(name: string): string | undefined;
+  requiredString(name: string): string;
+  integer(name: string): number | undefined;
+  flag(name: string): boolean;
+  positional(index: number): string;
+}
+
+export interface CommandSpec {
+  /** The words after `scm`, e.g. ['admin', 'container', 'create']. */
+  readonly path: readonly string[];
+  readonly summary: string;
+  readonly options: readonly OptionSpec[];
+  /** Required positional arguments, in order. */
+  readonly positionals?: readonly PositionalSpec[];
+  /** Resolves to the process exit code. */
+  run(context: CommandContext): Promise<number>;
+}
+
+/** Bad usage: the message is printed with the command's usage and the exit code is 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: CommandSpec,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;

@@ -1,0 +1,7 @@
+// The `scm` command table: every subcommand is registered here, in one place. The node's own
+// commands (init, bootstrap, start, cluster) are added to this list by the module that implements
+// them; run.ts needs nothing else to dispatch, print help and report usage errors.
+import { ADMIN_COMMANDS } from './admin-commands.js';
+import type { CommandSpec } from './command.js';
+
+export const COMMANDS: readonly CommandSpec[] = [...ADMIN_COMMANDS];

@@ -1,0 +1,58 @@
+// Human-readable output: aligned tables and key/value blocks. (`--json` bypasses all of this.)
+import type { ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../server/scm-api.js';
+
+export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cells = [headers, ...rows.map((row) => row.map((cell) => String(cell)))];
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? '').length)));
+  return `${cells.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ')).join('\n')}\n`;
+}
+
+export function keyValues(pairs: readonly (readonly [string, string | number])[]): string {
+  const width = Math.max(...pairs.map(([key]) => key.length));
+  return `${pairs.map(([key, value]) => `${`${key}:`.padEnd(width + 1)} ${value}`).join('\n')}\n`;
+}
+
+export const replication = (item: { replicationType: string; replicationFactor: string }): string => `${item.replicationType}/${item.replicationFactor}`;
+
+export function rolesTable(roles: readonly ScmNodeRole[]): string {
+  return table(
+    ['NODE ID', 'ADDRESS', 'CLIENT ADDRESS', 'ROLE', 'TERM', 'COMMIT', 'APPLIED'],
+    roles.map((r) => [r.nodeId, r.address, r.clientAddress, r.role, r.term, r.commitIndex, r.appliedIndex]),
+  );
+}
+
+export function containersTable(containers: readonly ContainerInfo[]): string {
+  return table(
+    ['ID', 'STATE', 'REPLICATION', 'OWNER', 'PIPELINE', 'USED BYTES', 'KEYS'],
+    containers.map((c) => [c.containerId, c.state, replication(c), c.owner, c.pipelineId, c.usedBytes, c.numberOfKeys]),
+  );
+}
+
+export function containerDetails(c: ContainerInfo): [string, string | number][] {
+  return [
+    ['Container id', c.containerId],
+    ['State', c.state],
+    ['State entered', new Date(c.stateEnterTime).toISOString()],
+    ['Replication', replication(c)],
+    ['Owner', c.owner],
+    ['Pipeline id', c.pipelineId],
+    ['Used bytes', c.usedBytes],
+    ['Number of keys', c.numberOfKeys],
+    ['Delete transaction id', c.deleteTransactionId],
+    ['Sequence id', c.sequenceId],
+  ];
+}
+
+export function pipelinesTable(pipelines: readonly Pipeline[]): string {
+  return table(
+    ['ID', 'STATE', 'REPLICATION', 'LEADER', 'MEMBERS', 'CREATED'],
+    pipelines.map((p) => [p.id, p.state, replication(p), p.leaderId || '-', p.memberIds.join(','), new Date(p.creationTime).toISOString()]),
+  );
+}
+
+export function datanodesTable(datanodes: readonly DatanodeDetails[]): string {
+  return table(
+    ['UUID', 'HOSTNAME', 'IP ADDRESS', 'PORTS'],
+    datanodes.map((d) => [d.uuid, d.hostname, d.ipAddress, d.ports.map((p) => `${p.name}=${p.value}`).join(',') || '-']),
+  );
+}

@@ -1,0 +1,35 @@
+// When and how long the client waits before trying again: exponential backoff with jitter, bounded
+// by the logical call's overall deadline. Pure (the clock and randomness come in as arguments), so
+// tests can check the schedule without sleeping.
+
+export interface BackoffOptions {
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+}
+
+export class Backoff {
+  private nextMs: number;
+
+  constructor(private readonly options: BackoffOptions) {
+    if (!(options.initialBackoffMs > 0) || !(options.maxBackoffMs >= options.initialBackoffMs)) {
+      throw new Error(`invalid backoff: initialBackoffMs ${options.initialBackoffMs} must be > 0 and <= maxBackoffMs ${options.maxBackoffMs}`);
+    }
+    this.nextMs = options.initialBackoffMs;
+  }
+
+  /**
+   * The next wait: "equal jitter" (half fixed, half random) so retries from many clients spread out
+   * but never collapse to zero; then the base doubles up to the maximum.
+   */
+  next(random: () => number): number {
+    const base = this.nextMs;
+    this.nextMs = Math.min(this.nextMs * 2, this.options.maxBackoffMs);
+    return Math.round(base / 2 + (base / 2) * random());
+  }
+}
+
+/** Codes worth another attempt: the call may not have reached a leader, or it did not answer in time. */
+export type RetryDecision =
+  | { readonly kind: 'follow'; readonly address: string }
+  | { readonly kind: 'retry-elsewhere' }
+  | { readonly kind: 'fail' };

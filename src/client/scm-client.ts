@@ -1,0 +1,330 @@
+// A client for the SCM quorum's StorageContainerLocationProtocolService.
+//
+// It knows a list of node addresses, talks to the last one that answered, follows the leader hint a
+// follower sends (`scm-leader-address`), and retries transient failures (UNAVAILABLE, per-attempt
+// DEADLINE_EXCEEDED, not-leader without a hint) on the next address with exponential backoff and
+// jitter, until the logical call's overall deadline. Each mutation gets one (clientId, callId) pair
+// that every retry reuses: that is what lets the replicated retry cache answer a retry after a leader
+// change with the original result instead of applying the mutation twice.
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import {
+  LEADER_ADDRESS_METADATA,
+  LEADER_ID_METADATA,
+  NOT_LEADER_METADATA,
+  ScmClientServiceClient,
+} from '../server/client-service.js';
+import {
+  encodeDatanode,
+  parseClusterInfo,
+  parseContainer,
+  parseContainerWithPipeline,
+  parseDatanode,
+  parseMember,
+  parsePipeline,
+  parseRole,
+  wireList,
+  wireSub,
+  type Wire,
+} from '../server/client-codec.js';
+import type {
+  ClusterInfo,
+  ContainerInfo,
+  ContainerWithPipeline,
+  DatanodeDetails,
+  LifeCycleEvent,
+  LifeCycleState,
+  Pipeline,
+  PipelineState,
+  ReadConsistency,
+  ReplicationFactor,
+  ReplicationType,
+  ScmMember,
+  ScmNodeRole,
+} from '../server/scm-api.js';
+import { Backoff, type RetryDecision } from './retry-policy.js';
+
+export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';
+
+export interface ScmClientOptions {
+  /** `host:port` of one or more SCM nodes' client ports. */
+  readonly addresses: readonly string[];
+  /** Identifies this client to the retry cache; a fresh random id by default. */
+  readonly clientId?: string;
+  /** Overall time one logical call may take, retries included (default 30 s). */
+  readonly deadlineMs?: number;
+  /** Time one attempt may take (default 10 s, never beyond the overall deadline). */
+  readonly attemptTimeoutMs?: number;
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Default consistency of reads (LINEARIZABLE). */
+  readonly consistency?: ReadConsistency;
+  /** Jitter source, [0, 1). */
+  readonly random?: () => number;
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+/** A call that failed for good: the gRPC status, its name and the server's message. */
+export class ScmClientError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly method: string,
+    readonly attempts: number,
+    readonly leaderId?: string,
+    readonly leaderAddress?: string,
+  ) {
+    super(`${method} failed: ${grpc.status[code] ?? `status ${code}`}: ${details}`);
+    this.name = 'ScmClientError';
+  }
+
+  get codeName(): string {
+    return grpc.status[this.code] ?? `STATUS_${this.code}`;
+  }
+}
+
+export interface ReadOptions {
+  readonly consistency?: ReadConsistency;
+}
+
+type UnaryMethod = (
+  request: Wire,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: Wire) => void,
+) => grpc.ClientUnaryCall;
+
+const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** Parses `host:port[,host:port…]`, as `--scm` takes it. */
+export function parseAddressList(text: string): string[] {
+  const addresses = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  if (addresses.length === 0) throw new Error('no SCM address given (expected host:port[,host:port…])');
+  for (const address of addresses) {
+    const match = ADDRESS_RE.exec(address);
+    const port = Number(match?.[2] ?? 0);
+    if (match === null || port < 1 || port > 65535) throw new Error(`invalid SCM address ${JSON.stringify(address)}: expected host:port`);
+  }
+  return addresses;
+}
+
+function isServiceError(error: unknown): error is grpc.ServiceError {
+  return typeof error === 'object' && error !== null && 'code' in error && 'metadata' in error && (error as grpc.ServiceError).metadata instanceof grpc.Metadata;
+}
+
+function metadataValue(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+export class ScmClient {
+  readonly clientId: string;
+  private readonly addresses: string[];
+  private readonly stubs = new Map<string, grpc.Client>();
+  private current: string;
+  private nextCallId = 1;
+  private closed = false;
+  private readonly deadlineMs: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly random: () => number;
+
+  constructor(private readonly options: ScmClientOptions) {
+    if (options.addresses.length === 0) throw new Error('ScmClient needs at least one SCM address');
+    for (const address of options.addresses) parseAddressList(address);
+    this.addresses = [...new Set(options.addresses)];
+    this.current = this.addresses[0] ?? DEFAULT_SCM_ADDRESS;
+    this.clientId = options.clientId ?? `client-${randomUUID()}`;
+    this.deadlineMs = options.deadlineMs ?? 30_000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 10_000;
+    this.random = options.random ?? Math.random;
+    if (!(this.deadlineMs > 0) || !(this.attemptTimeoutMs > 0)) throw new Error('ScmClient deadlineMs and attemptTimeoutMs must be positive');
+  }
+
+  /** The address the next call goes to first: the last one that answered, or followed hint. */
+  get currentAddress(): string {
+    return this.current;
+  }
+
+  private stub(address: string): grpc.Client {
+    let stub = this.stubs.get(address);
+    if (stub === undefined) {
+      stub = new ScmClientServiceClient(address, grpc.credentials.createInsecure(), {
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+        ...this.options.channelOptions,
+      });
+      this.stubs.set(address, stub);
+    }
+    return stub;
+  }
+
+  private attempt(address: string, method: string, request: Wire, timeoutMs: number): Promise<Wire> {
+    const stub = this.stub(address) as unknown as Record<string, UnaryMethod>;
+    const fn = stub[method];
+    if (fn === undefined) throw new Error(`internal: no RPC ${method}`);
+    return new Promise((resolve, reject) => {
+      fn.call(stub, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+        if (error !== null) reject(error);
+        else resolve(response ?? {});
+      });
+    });
+  }
+
+  private nextAddress(after: string): string {
+    const index = this.addresses.indexOf(after);
+    return this.addresses[(index + 1) % this.addresses.length] ?? after;
+  }
+
+  private decide(error: grpc.ServiceError): RetryDecision {
+    if (error.code === grpc.status.FAILED_PRECONDITION && metadataValue(error.metadata, NOT_LEADER_METADATA) !== undefined) {
+      const hint = metadataValue(error.metadata, LEADER_ADDRESS_METADATA);
+      if (hint !== undefined && hint.length > 0 && ADDRESS_RE.test(hint)) return { kind: 'follow', address: hint };
+      return { kind: 'retry-elsewhere' };
+    }
+    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.RESOURCE_EXHAUSTED) {
+      return { kind: 'retry-elsewhere' };
+    }
+    return { kind: 'fail' };
+  }
+
+  /** One logical call: the same request object (and so the same clientId/callId) on every attempt. */
+  private async invoke(method: string, request: Wire): Promise<Wire> {
+    if (this.closed) throw new Error('ScmClient is closed');
+    const started = Date.now();
+    const deadline = started + this.deadlineMs;
+    const backoff = new Backoff({ initialBackoffMs: this.options.initialBackoffMs ?? 50, maxBackoffMs: this.options.maxBackoffMs ?? 2_000 });
+    let target = this.current;
+    let attempts = 0;
+    let hintsFollowed = 0;
+    for (;;) {
+      attempts++;
+      const remaining = deadline - Date.now();
+      try {
+        const response = await this.attempt(target, method, request, Math.max(1, Math.min(this.attemptTimeoutMs, remaining)));
+        this.current = target;
+        return response;
+      } catch (error) {
+        if (!isServiceError(error)) throw error;
+        const decision = this.decide(error);
+        const leaderId = metadataValue(error.metadata, LEADER_ID_METADATA);
+        const leaderAddress = metadataValue(error.metadata, LEADER_ADDRESS_METADATA);
+        if (decision.kind === 'fail' || this.closed) {
+          throw new ScmClientError(error.code, error.details, method, attempts, leaderId, leaderAddress);
+        }
+        if (decision.kind === 'follow' && decision.address !== target && hintsFollowed < this.addresses.length + 1) {
+          // A fresh hint is worth trying at once; a chain of hints (an election in progress) backs off.
+          hintsFollowed++;
+          if (!this.addresses.includes(decision.address)) this.addresses.push(decision.address);
+          target = decision.address;
+          if (Date.now() < deadline) continue;
+        } else {
+          target = this.nextAddress(target);
+        }
+        const wait = backoff.next(this.random);
+        if (Date.now() + wait >= deadline) {
+          throw new ScmClientError(
+            grpc.status.DEADLINE_EXCEEDED,
+            `gave up after ${attempts} attempt(s) in ${Date.now() - started} ms (deadline ${this.deadlineMs} ms); last error from ${target}: ${grpc.status[error.code]}: ${error.details}`,
+            method,
+            attempts,
+            leaderId,
+            leaderAddress,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        hintsFollowed = 0;
+      }
+    }
+  }
+
+  private mutation(fields: Wire): Wire {
+    return { clientId: this.clientId, callId: String(this.nextCallId++), ...fields };
+  }
+
+  private read(options: ReadOptions | undefined, fields: Wire = {}): Wire {
+    return { consistency: options?.consistency ?? this.options.consistency ?? 'LINEARIZABLE', ...fields };
+  }
+
+  async allocateContainer(request: { replicationType: ReplicationType; replicationFactor: ReplicationFactor; owner: string }): Promise<ContainerWithPipeline> {
+    return parseContainerWithPipeline(await this.invoke('AllocateContainer', this.mutation({ ...request })));
+  }
+
+  async getContainer(containerId: number, options?: ReadOptions): Promise<ContainerInfo> {
+    return parseContainer(wireSub(await this.invoke('GetContainer', this.read(options, { containerId: String(containerId) })), 'container'));
+  }
+
+  async getContainerWithPipeline(containerId: number, options?: ReadOptions): Promise<ContainerWithPipeline> {
+    return parseContainerWithPipeline(await this.invoke('GetContainerWithPipeline', this.read(options, { containerId: String(containerId) })));
+  }
+
+  async listContainers(request: { startId?: number; count: number; state?: LifeCycleState } & ReadOptions): Promise<ContainerInfo[]> {
+    const fields: Wire = { startId: String(request.startId ?? 0), count: request.count };
+    if (request.state !== undefined) fields['state'] = request.state;
+    return wireList(await this.invoke('ListContainer', this.read(request, fields)), 'containers').map(parseContainer);
+  }
+
+  async updateContainerState(containerId: number, event: LifeCycleEvent): Promise<ContainerInfo> {
+    const response = await this.invoke('UpdateContainerState', this.mutation({ containerId: String(containerId), event }));
+    return parseContainer(wireSub(response, 'container'));
+  }
+
+  async createPipeline(request: { replicationType: ReplicationType; replicationFactor: ReplicationFactor; memberIds?: readonly string[] }): Promise<Pipeline> {
+    const response = await this.invoke(
+      'CreatePipeline',
+      this.mutation({ replicationType: request.replicationType, replicationFactor: request.replicationFactor, memberIds: [...(request.memberIds ?? [])] }),
+    );
+    return parsePipeline(wireSub(response, 'pipeline'));
+  }
+
+  async listPipelines(request: { replicationType?: ReplicationType; replicationFactor?: ReplicationFactor; state?: PipelineState } & ReadOptions = {}): Promise<Pipeline[]> {
+    const fields: Wire = {};
+    if (request.replicationType !== undefined) fields['replicationType'] = request.replicationType;
+    if (request.replicationFactor !== undefined) fields['replicationFactor'] = request.replicationFactor;
+    if (request.state !== undefined) fields['state'] = `PIPELINE_${request.state}`;
+    return wireList(await this.invoke('ListPipelines', this.read(request, fields)), 'pipelines').map(parsePipeline);
+  }
+
+  async closePipeline(pipelineId: string): Promise<Pipeline> {
+    return parsePipeline(wireSub(await this.invoke('ClosePipeline', this.mutation({ pipelineId })), 'pipeline'));
+  }
+
+  async registerDatanode(datanode: DatanodeDetails): Promise<DatanodeDetails> {
+    return parseDatanode(wireSub(await this.invoke('RegisterDatanode', this.mutation({ datanode: encodeDatanode(datanode) })), 'datanode'));
+  }
+
+  async listDatanodes(options?: ReadOptions): Promise<DatanodeDetails[]> {
+    return wireList(await this.invoke('ListDatanodes', this.read(options)), 'datanodes').map(parseDatanode);
+  }
+
+  async getScmRoles(): Promise<ScmNodeRole[]> {
+    return wireList(await this.invoke('GetScmRoles', {}), 'nodes').map(parseRole);
+  }
+
+  async transferLeadership(newLeaderId: string): Promise<{ leaderId: string }> {
+    const response = await this.invoke('TransferLeadership', this.mutation({ newLeaderId }));
+    return { leaderId: String(response['leaderId'] ?? '') };
+  }
+
+  async addScm(member: ScmMember): Promise<ScmMember[]> {
+    return wireList(await this.invoke('AddScm', this.mutation({ ...member })), 'members').map(parseMember);
+  }
+
+  async removeScm(nodeId: string): Promise<ScmMember[]> {
+    return wireList(await this.invoke('RemoveScm', this.mutation({ nodeId })), 'members').map(parseMember);
+  }
+
+  async getClusterInfo(): Promise<ClusterInfo> {
+    return parseClusterInfo(await this.invoke('GetClusterInfo', {}));
+  }
+
+  /** Closes every channel; calls in progress fail, later calls throw. */
+  close(): void {
+    this.closed = true;
+    for (const stub of this.stubs.values()) stub.close();
+    this.stubs.clear();
+  }
+}

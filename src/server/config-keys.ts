@@ -1,0 +1,262 @@
+// The configuration keys an SCM node understands, with Ozone's names and defaults
+// (ScmConfigKeys / SCMHAConfiguration). Keys marked `perNode` are also accepted in Ozone's suffixed
+// form `<key>.<serviceId>.<nodeId>` (ConfUtils.addKeySuffixes), which is how several SCMs share one
+// ozone-site.xml, or one host. A key under `ozone.scm.` that is not listed here is a configuration
+// error; other namespaces (ozone.om.*, hdds.*, …) belong to other services and are ignored.
+import {
+  ConfigValueError,
+  parseBoolean,
+  parseDurationMs,
+  parseEnum,
+  parseHost,
+  parseHostPort,
+  parseInteger,
+  parseList,
+  parsePort,
+  parseSizeBytes,
+  type DurationUnit,
+} from './config-values.js';
+
+export type ConfigValueType =
+  | { readonly kind: 'duration'; readonly unit: DurationUnit }
+  | { readonly kind: 'size' }
+  | { readonly kind: 'integer'; readonly min: number; readonly max: number }
+  | { readonly kind: 'boolean' }
+  | { readonly kind: 'enum'; readonly choices: readonly string[] }
+  | { readonly kind: 'port' }
+  | { readonly kind: 'host' }
+  | { readonly kind: 'host-port' }
+  | { readonly kind: 'path' }
+  | { readonly kind: 'id' }
+  | { readonly kind: 'id-list' }
+  | { readonly kind: 'text' };
+
+export interface ConfigKeySpec {
+  /** The key as Ozone documents it; `<serviceId>` / `<nodeId>` mark required suffixes. */
+  readonly name: string;
+  /** Matches this key and every accepted suffixed form. */
+  readonly pattern: RegExp;
+  readonly type: ConfigValueType;
+  /** Default in Hadoop notation; undefined when the key has no default. */
+  readonly default: string | undefined;
+  /** Also accepted as `<name>.<serviceId>.<nodeId>`, which wins for that node. */
+  readonly perNode: boolean;
+  /**
+   * False for Ozone keys that are accepted so an existing ozone-site.xml loads, but have no effect
+   * on this implementation (its value is still checked for form).
+   */
+  readonly used: boolean;
+  readonly description: string;
+}
+
+/** Service and node ids: what may appear in a suffixed key. */
+export const ID_PATTERN_SOURCE = '[A-Za-z0-9_-]+';
+const ID_RE = new RegExp(`^${ID_PATTERN_SOURCE}$`);
+
+const escapeKey = (key: string): string => key.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+
+interface KeyOptions {
+  readonly default?: string;
+  readonly perNode?: boolean;
+  readonly used?: boolean;
+}
+
+function key(name: string, type: ConfigValueType, description: string, options: KeyOptions = {}): ConfigKeySpec {
+  const perNode = options.perNode ?? false;
+  const suffix = perNode ? `(?:\\.${ID_PATTERN_SOURCE}\\.${ID_PATTERN_SOURCE})?` : '';
+  return {
+    name,
+    pattern: new RegExp(`^${escapeKey(name)}${suffix}$`),
+    type,
+    default: options.default,
+    perNode,
+    used: options.used ?? true,
+    description,
+  };
+}
+
+/** A key whose name itself carries the service (and node) id, e.g. `ozone.scm.nodes.<serviceId>`. */
+function templatedKey(name: string, type: ConfigValueType, description: string): ConfigKeySpec {
+  const source = escapeKey(name)
+    .replace(escapeKey('<serviceId>'), ID_PATTERN_SOURCE)
+    .replace(escapeKey('<nodeId>'), ID_PATTERN_SOURCE);
+  return { name, pattern: new RegExp(`^${source}$`), type, default: undefined, perNode: false, used: true, description };
+}
+
+const ms: ConfigValueType = { kind: 'duration', unit: 'ms' };
+const size: ConfigValueType = { kind: 'size' };
+const bool: ConfigValueType = { kind: 'boolean' };
+const count = (min: number, max: number): ConfigValueType => ({ kind: 'integer', min, max });
+
+export const KEY = {
+  serviceIds: 'ozone.scm.service.ids',
+  defaultServiceId: 'ozone.scm.default.service.id',
+  nodes: 'ozone.scm.nodes',
+  address: 'ozone.scm.address',
+  nodeId: 'ozone.scm.node.id',
+  primordialNodeId: 'ozone.scm.primordial.node.id',
+  clientPort: 'ozone.scm.client.port',
+  clientBindHost: 'ozone.scm.client.bind.host',
+  ratisPort: 'ozone.scm.ratis.port',
+  grpcPort: 'ozone.scm.grpc.port',
+  httpAddress: 'ozone.scm.http-address',
+  dbDirs: 'ozone.scm.db.dirs',
+  ratisStorageDir: 'ozone.scm.ratis.storage.dir',
+  haRatisStorageDir: 'ozone.scm.ha.ratis.storage.dir',
+  metadataDirs: 'ozone.metadata.dirs',
+  rpcType: 'ozone.scm.ha.ratis.rpc.type',
+  segmentSize: 'ozone.scm.ha.ratis.segment.size',
+  segmentPreallocatedSize: 'ozone.scm.ha.ratis.segment.preallocated.size',
+  appenderQueueNumElements: 'ozone.scm.ha.ratis.log.appender.queue.num-elements',
+  appenderQueueByteLimit: 'ozone.scm.ha.ratis.log.appender.queue.byte-limit',
+  logPurgeEnabled: 'ozone.scm.ha.ratis.log.purge.enabled',
+  logPurgeGap: 'ozone.scm.ha.ratis.log.purge.gap',
+  logCorruptionPolicy: 'ozone.scm.ha.ratis.log.corruption.policy',
+  snapshotThreshold: 'ozone.scm.ha.ratis.snapshot.threshold',
+  snapshotCreationGap: 'ozone.scm.ha.ratis.server.snapshot.creation.gap',
+  leaderElectionTimeout: 'ozone.scm.ha.ratis.leader.election.timeout',
+  firstElectionTimeout: 'ozone.scm.ha.raft.server.rpc.first-election.timeout',
+  requestTimeout: 'ozone.scm.ha.ratis.request.timeout',
+  serverRequestTimeout: 'ozone.scm.ha.ratis.server.request.timeout',
+  retryCacheTimeout: 'ozone.scm.ha.ratis.server.retry.cache.timeout',
+  nodeFailureTimeout: 'ozone.scm.ha.ratis.server.failure.timeout.duration',
+  leaderReadyCheckInterval: 'ozone.scm.ha.ratis.leader.ready.check.interval',
+  leaderReadyWaitTimeout: 'ozone.scm.ha.ratis.leader.ready.wait.timeout',
+  preVote: 'ozone.scm.ha.ratis.server.leaderelection.pre-vote',
+  grpcDeadlineInterval: 'ozone.scm.ha.grpc.deadline.interval',
+  dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
+  containerListMaxCount: 'ozone.scm.container.list.max.count',
+  sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
+} as const;
+
+export const DEFAULT_CLIENT_PORT = 9860;
+export const DEFAULT_RATIS_PORT = 9894;
+export const DEFAULT_GRPC_PORT = 9895;
+export const DEFAULT_HTTP_PORT = 9876;
+
+export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
+  // Topology: which quorum, which members, which one am I.
+  key(KEY.serviceIds, { kind: 'id-list' }, 'Comma-separated SCM service ids (one quorum per id).'),
+  key(KEY.defaultServiceId, { kind: 'id' }, 'The service id to use when ozone.scm.service.ids lists several.'),
+  templatedKey(`${KEY.nodes}.<serviceId>`, { kind: 'id-list' }, 'Comma-separated node ids of the SCMs in a service.'),
+  templatedKey(`${KEY.address}.<serviceId>.<nodeId>`, { kind: 'host' }, 'Host name or IP of one SCM node.'),
+  key(KEY.nodeId, { kind: 'id' }, 'The node id of this SCM; needed when several SCMs share a host.'),
+  key(KEY.primordialNodeId, { kind: 'id' }, 'The node that runs `scm init`; the others bootstrap.'),
+  key('ozone.scm.names', { kind: 'text' }, 'Non-HA list of SCM hosts (accepted, unused: use the HA keys).', { used: false }),
+  key('ozone.scm.skip.bootstrap.validation', bool, 'Skip the clusterId check in bootstrap (accepted, unused).', { default: 'false', used: false }),
+  // Ports and addresses, each also per node.
+  key(KEY.clientPort, { kind: 'port' }, 'Client gRPC port (StorageContainerLocationProtocol).', { default: String(DEFAULT_CLIENT_PORT), perNode: true }),
+  key(KEY.clientBindHost, { kind: 'host' }, 'Address the client port binds to.', { default: '0.0.0.0', perNode: true }),
+  key(KEY.ratisPort, { kind: 'port' }, 'Raft port between SCMs.', { default: String(DEFAULT_RATIS_PORT), perNode: true }),
+  key(KEY.grpcPort, { kind: 'port' }, 'InterSCM gRPC port (checkpoint download).', { default: String(DEFAULT_GRPC_PORT), perNode: true }),
+  key(KEY.httpAddress, { kind: 'host-port' }, 'HTTP address (metrics, health).', { default: `0.0.0.0:${DEFAULT_HTTP_PORT}`, perNode: true }),
+  key('ozone.scm.datanode.port', { kind: 'port' }, 'Datanode protocol port (accepted, unused).', { default: '9861', perNode: true, used: false }),
+  key('ozone.scm.block.client.port', { kind: 'port' }, 'Block client port (accepted, unused).', { default: '9863', perNode: true, used: false }),
+  key('ozone.scm.security.service.port', { kind: 'port' }, 'Security service port (accepted, unused).', { default: '9961', perNode: true, used: false }),
+  key('ozone.scm.client.address', { kind: 'text' }, 'Non-HA client address (accepted, unused: use the per-node keys).', { perNode: true, used: false }),
+  key('ozone.scm.block.client.address', { kind: 'text' }, 'Block client address (accepted, unused).', { perNode: true, used: false }),
+  key('ozone.scm.datanode.address', { kind: 'text' }, 'Datanode protocol address (accepted, unused).', { perNode: true, used: false }),
+  key('ozone.scm.ratis.enable', bool, 'Older Ozone switch for SCM HA; SCM here is always replicated (accepted, unused).', { default: 'true', used: false }),
+  // Directories.
+  key(KEY.dbDirs, { kind: 'path' }, 'Directory for scm.db and the VERSION file (falls back to ozone.metadata.dirs).', { perNode: true }),
+  key(KEY.haRatisStorageDir, { kind: 'path' }, 'Directory for the Raft log (falls back to <ozone.metadata.dirs>/scm-ha).', { perNode: true }),
+  key(KEY.ratisStorageDir, { kind: 'path' }, 'Alias of ozone.scm.ha.ratis.storage.dir.', { perNode: true }),
+  key(KEY.metadataDirs, { kind: 'path' }, 'Fallback directory for scm.db and (under scm-ha/) the Raft log.'),
+  key('ozone.scm.datanode.id.dir', { kind: 'path' }, 'Datanode id directory (accepted, unused).', { used: false }),
+  // Raft (Ratis) behaviour, SCMHAConfiguration names and defaults.
+  key(KEY.rpcType, { kind: 'enum', choices: ['GRPC'] }, 'Raft transport; only GRPC exists here.', { default: 'GRPC' }),
+  key(KEY.segmentSize, size, 'Raft log segment size before it rolls.', { default: '64MB' }),
+  key(KEY.segmentPreallocatedSize, size, 'Bytes preallocated for an open segment.', { default: '4MB' }),
+  key(KEY.appenderQueueNumElements, count(1, 1_000_000), 'Most entries in flight to one follower.', { default: '1024' }),
+  key(KEY.appenderQueueByteLimit, size, 'Most bytes in flight to one follower.', { default: '32MB' }),
+  key(KEY.logPurgeEnabled, bool, 'Purge log segments below the snapshot.', { default: 'false' }),
+  key(KEY.logPurgeGap, count(1, Number.MAX_SAFE_INTEGER), 'Entries kept below the snapshot when purging.', { default: '1000000' }),
+  key(KEY.logCorruptionPolicy, { kind: 'enum', choices: ['EXCEPTION', 'WARN_AND_RETURN'] }, 'What to do with a corrupt log entry on start.', { default: 'EXCEPTION' }),
+  key(KEY.snapshotThreshold, count(1, Number.MAX_SAFE_INTEGER), 'Applied entries between snapshot points.', { default: '1000' }),
+  key(KEY.snapshotCreationGap, count(1, Number.MAX_SAFE_INTEGER), 'Minimum entries between manually triggered snapshots.', { default: '1024' }),
+  key(KEY.leaderElectionTimeout, ms, 'Minimum election timeout; the maximum is 200 ms more (as Ozone), heartbeats at half.', { default: '5s' }),
+  key(KEY.firstElectionTimeout, ms, 'Election timeout right after start (defaults to the election timeout).'),
+  key(KEY.requestTimeout, ms, 'How long a client request may wait for commit; must exceed 1000 ms.', { default: '30s' }),
+  key(KEY.serverRequestTimeout, ms, 'Alias of ozone.scm.ha.ratis.request.timeout.'),
+  key(KEY.retryCacheTimeout, ms, 'How long a (clientId, callId) result is kept for exactly-once retries.', { default: '60s' }),
+  key(KEY.nodeFailureTimeout, ms, 'A follower silent this long is reported as failed.', { default: '120s' }),
+  key(KEY.leaderReadyCheckInterval, ms, 'How often a new leader checks it has applied its term start.', { default: '2s' }),
+  key(KEY.leaderReadyWaitTimeout, ms, 'How long a request waits for a new leader to become ready.', { default: '60s' }),
+  key(KEY.preVote, bool, 'Run a pre-vote before an election.', { default: 'true' }),
+  key(KEY.grpcDeadlineInterval, ms, 'Deadline of one InterSCM gRPC call (checkpoint download).', { default: '30m' }),
+  key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
+  // State machine limits.
+  key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),
+  key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),
+  key('ozone.scm.container.size', size, 'Container size (accepted, unused).', { default: '5GB', used: false }),
+  key('ozone.scm.pipeline.owner.container.count', count(1, 1_000_000), 'Open containers per pipeline owner (accepted, unused).', { default: '3', used: false }),
+  key('ozone.scm.heartbeat.thread.interval', ms, 'Datanode heartbeat processing interval (accepted, unused).', { default: '3s', used: false }),
+];
+
+export function findKeySpec(name: string): ConfigKeySpec | undefined {
+  return KNOWN_CONFIG_KEYS.find((spec) => spec.pattern.test(name));
+}
+
+/** True for keys this node must understand; keys outside `ozone.scm.` are other services' business. */
+export function isScmKey(name: string): boolean {
+  return name.startsWith('ozone.scm.');
+}
+
+/** Checks one key/value pair: unknown `ozone.scm.` keys and malformed values throw, naming the key. */
+export function checkConfigEntry(name: string, value: string): void {
+  const spec = findKeySpec(name);
+  if (spec === undefined) {
+    if (isScmKey(name)) throw new Error(`unknown configuration key ${name}`);
+    return;
+  }
+  checkValue(name, value, spec.type);
+}
+
+export function checkValue(name: string, value: string, type: ConfigValueType): void {
+  switch (type.kind) {
+    case 'duration':
+      parseDurationMs(name, value, type.unit);
+      return;
+    case 'size':
+      parseSizeBytes(name, value);
+      return;
+    case 'integer':
+      parseInteger(name, value, type.min, type.max);
+      return;
+    case 'boolean':
+      parseBoolean(name, value);
+      return;
+    case 'enum':
+      parseEnum(name, value, type.choices);
+      return;
+    case 'port':
+      parsePort(name, value);
+      return;
+    case 'host':
+      parseHost(name, value);
+      return;
+    case 'host-port':
+      parseHostPort(name, value);
+      return;
+    case 'path':
+      if (value.trim().length === 0) throw new ConfigValueError(name, value, 'expected a directory path');
+      if (value.includes('\0')) throw new ConfigValueError(name, value, 'a path may not contain NUL');
+      return;
+    case 'id':
+      if (!ID_RE.test(value.trim())) throw new ConfigValueError(name, value, `expected an id made of letters, digits, "_" and "-"`);
+      return;
+    case 'id-list': {
+      const ids = parseList(value);
+      if (ids.length === 0) throw new ConfigValueError(name, value, 'expected a comma-separated list of ids');
+      for (const id of ids) {
+        if (!ID_RE.test(id)) {
+          throw new ConfigValueError(name, value, `"${id}" is not a valid id`);
+        }
+      }
+      return;
+    }
+    case 'text':
+      if (value.trim().length === 0) throw new ConfigValueError(name, value, 'expected a non-empty value');
+      return;
+  }
+}

@@ -1,0 +1,420 @@
+// The SCM node's configuration: Ozone's keys, read from ozone-site.xml and from environment variables
+// `OZONE-SITE.XML_<key>=<value>` (as Ozone's container images do), turned into one typed ScmConfig.
+// Precedence: overrides > environment > file > defaults. For per-node keys, the suffixed form
+// `<key>.<serviceId>.<nodeId>` beats the plain key, at the same level or below (Ozone copies the
+// suffixed value over the generic one after loading every source).
+import { readFileSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseHadoopXml } from './hadoop-xml.js';
+import {
+  ConfigValueError,
+  parseBoolean,
+  parseDurationMs,
+  parseEnum,
+  parseHost,
+  parseHostPort,
+  parseInteger,
+  parseList,
+  parsePort,
+  parseSizeBytes,
+} from './config-values.js';
+import { KEY, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
+
+export { KNOWN_CONFIG_KEYS, KEY, type ConfigKeySpec } from './config-keys.js';
+export { ConfigValueError } from './config-values.js';
+
+export const ENV_PREFIX = 'OZONE-SITE.XML_';
+/** Used when ozone.scm.service.ids is not set: a single-node "quorum". */
+export const DEFAULT_SERVICE_ID = 'scmservice';
+export const DEFAULT_NODE_ID = 'scm1';
+
+export interface ScmPeerConfig {
+  readonly nodeId: string;
+  readonly host: string;
+  readonly clientPort: number;
+  readonly ratisPort: number;
+  readonly grpcPort: number;
+  /** Bind host of the HTTP server (from ozone.scm.http-address). */
+  readonly httpHost: string;
+  readonly httpPort: number;
+  /** `host:clientPort`, what clients dial and what leader hints carry. */
+  readonly clientAddress: string;
+  /** `host:ratisPort`, the Raft peer address (Ratis's RaftPeer address). */
+  readonly ratisAddress: string;
+  /** `host:grpcPort`, the InterSCM checkpoint service. */
+  readonly grpcAddress: string;
+}
+
+export interface RaftConfig {
+  readonly segmentSizeBytes: number;
+  readonly segmentPreallocatedSizeBytes: number;
+  readonly appenderQueueNumElements: number;
+  readonly appenderQueueByteLimitBytes: number;
+  readonly logPurgeEnabled: boolean;
+  readonly logPurgeGap: number;
+  readonly logCorruptionPolicy: 'EXCEPTION' | 'WARN_AND_RETURN';
+  readonly snapshotThreshold: number;
+  readonly snapshotCreationGap: number;
+  /** Election timeouts are drawn from [min, max]; Ozone sets max = min + 200 ms. */
+  readonly electionTimeoutMinMs: number;
+  readonly electionTimeoutMaxMs: number;
+  readonly firstElectionTimeoutMs: number;
+  /** Leader heartbeat period: half the minimum election timeout, as Ratis does. */
+  readonly heartbeatIntervalMs: number;
+  readonly requestTimeoutMs: number;
+  readonly retryCacheTimeoutMs: number;
+  readonly nodeFailureTimeoutMs: number;
+  readonly leaderReadyCheckIntervalMs: number;
+  readonly leaderReadyWaitTimeoutMs: number;
+  readonly preVote: boolean;
+}
+
+export interface ScmConfig {
+  readonly serviceId: string;
+  /** This node's id, or null when it cannot be told (several nodes, none chosen by ozone.scm.node.id). */
+  readonly nodeId: string | null;
+  readonly self: ScmPeerConfig | null;
+  readonly primordialNodeId: string | null;
+  /** Every configured member of the service, in the order of ozone.scm.nodes.<serviceId>. */
+  readonly peers: readonly ScmPeerConfig[];
+  readonly clientBindHost: string;
+  /** Absolute; holds scm.db, scm/current/VERSION, db.checkpoints, snapshot. */
+  readonly dbDir: string;
+  /** Absolute; parent of the `<raft-group-uuid>/` directory. */
+  readonly ratisDir: string;
+  readonly raft: RaftConfig;
+  readonly grpcDeadlineIntervalMs: number;
+  readonly containerListMaxCount: number;
+  readonly sequenceIdBatchSize: number;
+  /** The effective raw value of every key that was set anywhere (not defaults). */
+  readonly values: ReadonlyMap<string, string>;
+}
+
+export interface LoadConfigOptions {
+  readonly siteXmlPath?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly overrides?: Readonly<Record<string, string>>;
+}
+
+interface SetValue {
+  readonly value: string;
+  /** Where it came from, for error messages. */
+  readonly source: string;
+}
+
+/** Collects raw key/value pairs from every source, highest precedence last. */
+function collectValues(options: LoadConfigOptions): Map<string, SetValue> {
+  const values = new Map<string, SetValue>();
+  if (options.siteXmlPath !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.siteXmlPath, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read configuration file ${options.siteXmlPath}: ${(err as Error).message}`, { cause: err });
+    }
+    for (const property of parseHadoopXml(options.siteXmlPath, text)) {
+      values.set(property.name, { value: property.value, source: `${options.siteXmlPath}:${property.line}` });
+    }
+  }
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const configKey = name.slice(ENV_PREFIX.length);
+    if (configKey.length === 0) throw new Error(`environment variable ${name} names no configuration key`);
+    values.set(configKey, { value: value.trim(), source: `environment variable ${name}` });
+  }
+  for (const [name, value] of Object.entries(options.overrides ?? {})) {
+    values.set(name, { value: value.trim(), source: 'override' });
+  }
+  return values;
+}
+
+function withSource<T>(set: SetValue | undefined, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof ConfigValueError && set !== undefined) {
+      throw new ConfigValueError(err.key, err.value, `${err.reason} (set in ${set.source})`);
+    }
+    throw err;
+  }
+}
+
+/** Typed access to the collected values with defaults, suffix resolution and sourced errors. */
+class ConfigReader {
+  constructor(private readonly values: ReadonlyMap<string, SetValue>) {}
+
+  private spec(name: string): ConfigKeySpec {
+    const spec = findKeySpec(name);
+    if (spec === undefined) throw new Error(`internal: ${name} is not a known configuration key`);
+    return spec;
+  }
+
+  /** The raw value of `name` (its suffixed form first when a node is given) and the key it came from. */
+  raw(name: string, node?: { serviceId: string; nodeId: string }): { key: string; set: SetValue | undefined; value: string | undefined } {
+    if (node !== undefined && this.spec(name).perNode) {
+      const suffixed = `${name}.${node.serviceId}.${node.nodeId}`;
+      const set = this.values.get(suffixed);
+      if (set !== undefined) return { key: suffixed, set, value: set.value };
+    }
+    const set = this.values.get(name);
+    return { key: name, set, value: set?.value ?? this.spec(name).default };
+  }
+
+  get<T>(name: string, parse: (key: string, value: string) => T, node?: { serviceId: string; nodeId: string }): T | undefined {
+    const { key, set, value } = this.raw(name, node);
+    if (value === undefined) return undefined;
+    return withSource(set, () => parse(key, value));
+  }
+
+  required<T>(name: string, parse: (key: string, value: string) => T, node?: { serviceId: string; nodeId: string }): T {
+    const result = this.get(name, parse, node);
+    if (result === undefined) throw new Error(`configuration key ${name} must be set`);
+    return result;
+  }
+
+  durationMs(name: string): number {
+    return this.required(name, (key, value) => parseDurationMs(key, value, 'ms'));
+  }
+
+  count(name: string): number {
+    const spec = this.spec(name);
+    if (spec.type.kind !== 'integer') throw new Error(`internal: ${name} is not an integer key`);
+    const { min, max } = spec.type;
+    return this.required(name, (key, value) => parseInteger(key, value, min, max));
+  }
+}
+
+/** Rejects unknown `ozone.scm.` keys and checks the form of every known value. */
+function checkAllEntries(values: ReadonlyMap<string, SetValue>): void {
+  for (const [name, set] of values) {
+    const spec = findKeySpec(name);
+    if (spec === undefined) {
+      if (isScmKey(name)) throw new Error(`unknown configuration key ${name} (set in ${set.source})`);
+      continue;
+    }
+    withSource(set, () => checkValue(name, set.value, spec.type));
+  }
+}
+
+function singleDirectory(reader: ConfigReader, name: string, node: { serviceId: string; nodeId: string }): string | undefined {
+  return reader.get(
+    name,
+    (key, value) => {
+      const dirs = parseList(value);
+      if (dirs.length !== 1) throw new ConfigValueError(key, value, 'exactly one directory is supported');
+      return resolve(dirs[0] ?? '');
+    },
+    node,
+  );
+}
+
+/** Two aliases for one setting: either may be set, but not to different values. */
+function aliased<T>(reader: ConfigReader, primary: string, alias: string, parse: (key: string, value: string) => T, same: (a: T, b: T) => boolean, node?: { serviceId: string; nodeId: string }): T | undefined {
+  const a = reader.get(primary, parse, node);
+  const b = reader.get(alias, parse, node);
+  if (a !== undefined && b !== undefined && !same(a, b)) {
+    throw new Error(`configuration keys ${primary} and ${alias} are aliases but are set to different values`);
+  }
+  return b ?? a;
+}
+
+function localHostNames(): Set<string> {
+  const names = new Set<string>([hostname(), 'localhost']);
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) names.add(address.address);
+  }
+  return names;
+}
+
+function resolveServiceId(reader: ConfigReader): string | null {
+  const ids = reader.get(KEY.serviceIds, (_key, value) => parseList(value));
+  if (ids === undefined) return null;
+  if (ids.length === 1) return ids[0] ?? null;
+  const chosen = reader.get(KEY.defaultServiceId, (_key, value) => value.trim());
+  if (chosen === undefined) {
+    throw new Error(`${KEY.serviceIds} lists several services (${ids.join(', ')}): set ${KEY.defaultServiceId} to choose one`);
+  }
+  if (!ids.includes(chosen)) {
+    throw new Error(`${KEY.defaultServiceId}=${chosen} is not one of ${KEY.serviceIds} (${ids.join(', ')})`);
+  }
+  return chosen;
+}
+
+function loadPeer(reader: ConfigReader, serviceId: string, nodeId: string, hostOverride?: string): ScmPeerConfig {
+  const node = { serviceId, nodeId };
+  const host =
+    hostOverride ??
+    reader.get(`${KEY.address}.${serviceId}.${nodeId}`, parseHost) ??
+    (() => {
+      throw new Error(`configuration key ${KEY.address}.${serviceId}.${nodeId} must be set (the host of SCM node ${nodeId})`);
+    })();
+  const clientPort = reader.required(KEY.clientPort, parsePort, node);
+  const ratisPort = reader.required(KEY.ratisPort, parsePort, node);
+  const grpcPort = reader.required(KEY.grpcPort, parsePort, node);
+  const http = reader.required(KEY.httpAddress, (key, value) => parseHostPort(key, value), node);
+  return {
+    nodeId,
+    host,
+    clientPort,
+    ratisPort,
+    grpcPort,
+    httpHost: http.host,
+    httpPort: http.port,
+    clientAddress: `${host}:${clientPort}`,
+    ratisAddress: `${host}:${ratisPort}`,
+    grpcAddress: `${host}:${grpcPort}`,
+  };
+}
+
+/** Two members listening on the same host and port cannot both run; say which keys collide. */
+function checkPortCollisions(peers: readonly ScmPeerConfig[]): void {
+  const seen = new Map<string, string>();
+  for (const peer of peers) {
+    const endpoints: [string, number][] = [
+      [KEY.clientPort, peer.clientPort],
+      [KEY.ratisPort, peer.ratisPort],
+      [KEY.grpcPort, peer.grpcPort],
+      [KEY.httpAddress, peer.httpPort],
+    ];
+    for (const [name, port] of endpoints) {
+      const endpoint = `${peer.host}:${port}`;
+      const previous = seen.get(endpoint);
+      const label = `${name} of node ${peer.nodeId}`;
+      if (previous !== undefined) throw new Error(`port collision on ${endpoint}: ${previous} and ${label}`);
+      seen.set(endpoint, label);
+    }
+  }
+}
+
+function loadRaftConfig(reader: ConfigReader): RaftConfig {
+  const electionTimeoutMinMs = reader.durationMs(KEY.leaderElectionTimeout);
+  if (electionTimeoutMinMs < 10) {
+    throw new ConfigValueError(KEY.leaderElectionTimeout, `${electionTimeoutMinMs}ms`, 'must be at least 10ms');
+  }
+  const ms = (key: string, value: string): number => parseDurationMs(key, value, 'ms');
+  const requestTimeoutMs = aliased(reader, KEY.requestTimeout, KEY.serverRequestTimeout, ms, (a, b) => a === b) ?? 30_000;
+  if (requestTimeoutMs <= 1000) {
+    throw new ConfigValueError(KEY.requestTimeout, `${requestTimeoutMs}ms`, 'the Raft request timeout must exceed 1000ms (as Ozone requires)');
+  }
+  const segmentSizeBytes = reader.required(KEY.segmentSize, parseSizeBytes);
+  if (segmentSizeBytes < 1024) throw new ConfigValueError(KEY.segmentSize, String(segmentSizeBytes), 'must be at least 1KB');
+  return {
+    segmentSizeBytes,
+    segmentPreallocatedSizeBytes: reader.required(KEY.segmentPreallocatedSize, parseSizeBytes),
+    appenderQueueNumElements: reader.count(KEY.appenderQueueNumElements),
+    appenderQueueByteLimitBytes: reader.required(KEY.appenderQueueByteLimit, parseSizeBytes),
+    logPurgeEnabled: reader.required(KEY.logPurgeEnabled, parseBoolean),
+    logPurgeGap: reader.count(KEY.logPurgeGap),
+    logCorruptionPolicy: reader.required(KEY.logCorruptionPolicy, (key, value) => parseEnum(key, value, ['EXCEPTION', 'WARN_AND_RETURN'] as const)),
+    snapshotThreshold: reader.count(KEY.snapshotThreshold),
+    snapshotCreationGap: reader.count(KEY.snapshotCreationGap),
+    electionTimeoutMinMs,
+    electionTimeoutMaxMs: electionTimeoutMinMs + 200,
+    firstElectionTimeoutMs: reader.get(KEY.firstElectionTimeout, ms) ?? electionTimeoutMinMs,
+    heartbeatIntervalMs: Math.max(1, Math.floor(electionTimeoutMinMs / 2)),
+    requestTimeoutMs,
+    retryCacheTimeoutMs: reader.durationMs(KEY.retryCacheTimeout),
+    nodeFailureTimeoutMs: reader.durationMs(KEY.nodeFailureTimeout),
+    leaderReadyCheckIntervalMs: reader.durationMs(KEY.leaderReadyCheckInterval),
+    leaderReadyWaitTimeoutMs: reader.durationMs(KEY.leaderReadyWaitTimeout),
+    preVote: reader.required(KEY.preVote, parseBoolean),
+  };
+}
+
+/**
+ * Loads and validates the configuration. Throws an Error naming the key (and where it was set) for
+ * an unknown `ozone.scm.` key, a malformed value, or an inconsistent topology.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
+  const values = collectValues(options);
+  checkAllEntries(values);
+  const reader = new ConfigReader(values);
+
+  const configuredServiceId = resolveServiceId(reader);
+  const serviceId = configuredServiceId ?? DEFAULT_SERVICE_ID;
+  const explicitNodeId = reader.get(KEY.nodeId, (_key, value) => value.trim()) ?? null;
+  let peers: ScmPeerConfig[];
+  if (configuredServiceId === null) {
+    // No HA topology configured: one node on this host.
+    peers = [loadPeer(reader, serviceId, explicitNodeId ?? DEFAULT_NODE_ID, '127.0.0.1')];
+  } else {
+    const nodesKey = `${KEY.nodes}.${serviceId}`;
+    const nodeIds = reader.get(nodesKey, (_key, value) => parseList(value));
+    if (nodeIds === undefined) throw new Error(`configuration key ${nodesKey} must be set (the node ids of service ${serviceId})`);
+    const duplicate = nodeIds.find((id, i) => nodeIds.indexOf(id) !== i);
+    if (duplicate !== undefined) throw new Error(`configuration key ${nodesKey} lists node ${duplicate} twice`);
+    peers = nodeIds.map((nodeId) => loadPeer(reader, serviceId, nodeId));
+  }
+  checkPortCollisions(peers);
+
+  let nodeId: string | null;
+  if (explicitNodeId !== null) {
+    if (!peers.some((peer) => peer.nodeId === explicitNodeId)) {
+      throw new Error(`${KEY.nodeId}=${explicitNodeId} is not one of the nodes of service ${serviceId} (${peers.map((p) => p.nodeId).join(', ')})`);
+    }
+    nodeId = explicitNodeId;
+  } else if (peers.length === 1) {
+    nodeId = peers[0]?.nodeId ?? null;
+  } else {
+    // Ozone picks the member whose address is local; ambiguous when they share a host.
+    const local = localHostNames();
+    const matches = peers.filter((peer) => local.has(peer.host));
+    nodeId = matches.length === 1 ? (matches[0]?.nodeId ?? null) : null;
+  }
+  const self = peers.find((peer) => peer.nodeId === nodeId) ?? null;
+  const node = { serviceId, nodeId: nodeId ?? '' };
+
+  const primordialNodeId = reader.get(KEY.primordialNodeId, (_key, value) => value.trim()) ?? null;
+  if (primordialNodeId !== null && !peers.some((peer) => peer.nodeId === primordialNodeId)) {
+    throw new Error(`${KEY.primordialNodeId}=${primordialNodeId} is not one of the nodes of service ${serviceId}`);
+  }
+
+  const metadataDir = singleDirectory(reader, KEY.metadataDirs, node);
+  const dbDir = singleDirectory(reader, KEY.dbDirs, node) ?? metadataDir;
+  if (dbDir === undefined) {
+    throw new Error(`neither ${KEY.dbDirs} nor ${KEY.metadataDirs} is set: SCM needs a directory for scm.db`);
+  }
+  const ratisDir =
+    aliased(
+      reader,
+      KEY.haRatisStorageDir,
+      KEY.ratisStorageDir,
+      (key, value) => {
+        const dirs = parseList(value);
+        if (dirs.length !== 1) throw new ConfigValueError(key, value, 'exactly one directory is supported');
+        return resolve(dirs[0] ?? '');
+      },
+      (a, b) => a === b,
+      node,
+    ) ?? (metadataDir !== undefined ? join(metadataDir, 'scm-ha') : undefined);
+  if (ratisDir === undefined) {
+    throw new Error(`neither ${KEY.haRatisStorageDir} (or ${KEY.ratisStorageDir}) nor ${KEY.metadataDirs} is set: SCM needs a directory for the Raft log`);
+  }
+
+  const effective = new Map<string, string>();
+  for (const [name, set] of values) effective.set(name, set.value);
+  return {
+    serviceId,
+    nodeId,
+    self,
+    primordialNodeId,
+    peers,
+    clientBindHost: reader.required(KEY.clientBindHost, parseHost, node),
+    dbDir,
+    ratisDir,
+    raft: loadRaftConfig(reader),
+    grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
+    containerListMaxCount: reader.count(KEY.containerListMaxCount),
+    sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
+    values: effective,
+  };
+}
+
+/** This node's own member entry; a clear error when the configuration does not say which node it is. */
+export function requireSelf(config: ScmConfig): ScmPeerConfig {
+  if (config.self !== null) return config.self;
+  throw new Error(
+    `cannot tell which SCM node this is among ${config.peers.map((p) => `${p.nodeId} (${p.host})`).join(', ')}: set ${KEY.nodeId}`,
+  );
+}

@@ -1,0 +1,197 @@
+// The SCM's client-facing operations as plain TypeScript: what the node implements and what the
+// gRPC client service (client-service.ts) calls after decoding and validating a request. No gRPC
+// types here. Requests reaching an ScmApi are already validated (ids are safe integers, enums are
+// known, strings are within limits); the implementation checks only what needs state (unknown ids
+// → NotFoundError, lifecycle transitions → FailedPreconditionError, not leader → NotLeaderError).
+// All times are ms since the epoch; all ids are JavaScript safe integers or strings.
+
+export const LIFE_CYCLE_STATES = ['OPEN', 'CLOSING', 'QUASI_CLOSED', 'CLOSED', 'DELETING', 'DELETED', 'RECOVERING'] as const;
+export type LifeCycleState = (typeof LIFE_CYCLE_STATES)[number];
+
+export const LIFE_CYCLE_EVENTS = ['FINALIZE', 'QUASI_CLOSE', 'CLOSE', 'FORCE_CLOSE', 'DELETE', 'CLEANUP'] as const;
+export type LifeCycleEvent = (typeof LIFE_CYCLE_EVENTS)[number];
+
+export const REPLICATION_TYPES = ['RATIS', 'STAND_ALONE', 'EC'] as const;
+export type ReplicationType = (typeof REPLICATION_TYPES)[number];
+
+export const REPLICATION_FACTORS = ['ONE', 'THREE'] as const;
+export type ReplicationFactor = (typeof REPLICATION_FACTORS)[number];
+
+/** Members a pipeline of each factor has. */
+export const FACTOR_MEMBERS: Readonly<Record<ReplicationFactor, number>> = { ONE: 1, THREE: 3 };
+
+export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
+export type PipelineState = (typeof PIPELINE_STATES)[number];
+
+export const SCM_ROLES = ['LEADER', 'FOLLOWER', 'CANDIDATE', 'UNREACHABLE'] as const;
+export type ScmRole = (typeof SCM_ROLES)[number];
+
+export type ReadConsistency = 'LINEARIZABLE' | 'STALE';
+
+export interface ContainerInfo {
+  readonly containerId: number;
+  readonly state: LifeCycleState;
+  readonly pipelineId: string;
+  readonly usedBytes: number;
+  readonly numberOfKeys: number;
+  readonly stateEnterTime: number;
+  readonly owner: string;
+  readonly deleteTransactionId: number;
+  readonly sequenceId: number;
+  readonly replicationType: ReplicationType;
+  readonly replicationFactor: ReplicationFactor;
+}
+
+export interface DatanodePort {
+  readonly name: string;
+  readonly value: number;
+}
+
+export interface DatanodeDetails {
+  /** A UUID. */
+  readonly uuid: string;
+  readonly hostname: string;
+  readonly ipAddress: string;
+  readonly ports: readonly DatanodePort[];
+}
+
+export interface Pipeline {
+  /** A UUID, chosen by the leader when it proposes the creation. */
+  readonly id: string;
+  readonly memberIds: readonly string[];
+  readonly state: PipelineState;
+  readonly replicationType: ReplicationType;
+  readonly replicationFactor: ReplicationFactor;
+  /** Empty string when no leader is chosen. */
+  readonly leaderId: string;
+  readonly creationTime: number;
+}
+
+export interface ContainerWithPipeline {
+  readonly container: ContainerInfo;
+  readonly pipeline: Pipeline;
+  readonly datanodes: readonly DatanodeDetails[];
+}
+
+export interface ScmNodeRole {
+  readonly nodeId: string;
+  /** Raft address host:port. */
+  readonly address: string;
+  readonly clientAddress: string;
+  readonly role: ScmRole;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+}
+
+export interface ScmMember {
+  readonly nodeId: string;
+  /** Raft address host:port. */
+  readonly address: string;
+  readonly clientAddress: string;
+}
+
+export interface ClusterInfo {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly scmUuid: string;
+  /** Empty when no leader is known. */
+  readonly leaderId: string;
+  readonly leaderAddress: string;
+  readonly members: readonly ScmMember[];
+}
+
+/**
+ * Identifies one logical mutation. Retries of the same call carry the same pair; the replicated
+ * retry cache returns the first result for a pair it has seen (ozone.scm.ha.ratis.server.retry.cache.timeout).
+ */
+export interface MutationHeader {
+  readonly clientId: string;
+  /** Positive, increasing per client. */
+  readonly callId: number;
+}
+
+export interface ReadHeader {
+  readonly consistency: ReadConsistency;
+}
+
+export interface AllocateContainerRequest extends MutationHeader {
+  readonly replicationType: ReplicationType;
+  readonly replicationFactor: ReplicationFactor;
+  readonly owner: string;
+}
+
+export interface GetContainerRequest extends ReadHeader {
+  readonly containerId: number;
+}
+
+export interface ListContainerRequest extends ReadHeader {
+  /** Containers with id >= startId, ascending. */
+  readonly startId: number;
+  /** At least 1; at most ozone.scm.container.list.max.count (the node enforces its own limit). */
+  readonly count: number;
+  /** Only containers in this state; undefined for all. */
+  readonly state?: LifeCycleState;
+}
+
+export interface UpdateContainerStateRequest extends MutationHeader {
+  readonly containerId: number;
+  readonly event: LifeCycleEvent;
+}
+
+export interface CreatePipelineRequest extends MutationHeader {
+  readonly replicationType: ReplicationType;
+  readonly replicationFactor: ReplicationFactor;
+  /** Distinct datanode uuids, exactly FACTOR_MEMBERS[factor] of them, or empty for "leader picks". */
+  readonly memberIds: readonly string[];
+}
+
+export interface ListPipelinesRequest extends ReadHeader {
+  readonly replicationType?: ReplicationType;
+  readonly replicationFactor?: ReplicationFactor;
+  readonly state?: PipelineState;
+}
+
+export interface ClosePipelineRequest extends MutationHeader {
+  readonly pipelineId: string;
+}
+
+export interface RegisterDatanodeRequest extends MutationHeader {
+  readonly datanode: DatanodeDetails;
+}
+
+export interface TransferLeadershipRequest extends MutationHeader {
+  readonly newLeaderId: string;
+}
+
+export interface AddScmRequest extends MutationHeader {
+  readonly nodeId: string;
+  readonly address: string;
+  readonly clientAddress: string;
+}
+
+export interface RemoveScmRequest extends MutationHeader {
+  readonly nodeId: string;
+}
+
+/**
+ * One async method per RPC of StorageContainerLocationProtocolService. Throw the errors of
+ * ./errors.ts; anything else becomes INTERNAL.
+ */
+export interface ScmApi {
+  allocateContainer(request: AllocateContainerRequest): Promise<ContainerWithPipeline>;
+  getContainer(request: GetContainerRequest): Promise<ContainerInfo>;
+  getContainerWithPipeline(request: GetContainerRequest): Promise<ContainerWithPipeline>;
+  listContainers(request: ListContainerRequest): Promise<readonly ContainerInfo[]>;
+  updateContainerState(request: UpdateContainerStateRequest): Promise<ContainerInfo>;
+  createPipeline(request: CreatePipelineRequest): Promise<Pipeline>;
+  listPipelines(request: ListPipelinesRequest): Promise<readonly Pipeline[]>;
+  closePipeline(request: ClosePipelineRequest): Promise<Pipeline>;
+  registerDatanode(request: RegisterDatanodeRequest): Promise<DatanodeDetails>;
+  listDatanodes(request: ReadHeader): Promise<readonly DatanodeDetails[]>;
+  getScmRoles(): Promise<readonly ScmNodeRole[]>;
+  transferLeadership(request: TransferLeadershipRequest): Promise<{ readonly leaderId: string }>;
+  addScm(request: AddScmRequest): Promise<readonly ScmMember[]>;
+  removeScm(request: RemoveScmRequest): Promise<readonly ScmMember[]>;
+  getClusterInfo(): Promise<ClusterInfo>;
+}

@@ -1,0 +1,227 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, requireSelf, KNOWN_CONFIG_KEYS } from '../../src/server/config.js';
+import { parseHadoopXml } from '../../src/server/hadoop-xml.js';
+import { parseDurationMs, parseSizeBytes } from '../../src/server/config-values.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'scm-config-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCounter = 0;
+function siteXml(body: string): string {
+  const path = join(dir, `ozone-site-${fileCounter++}.xml`);
+  writeFileSync(path, `<?xml version="1.0" encoding="UTF-8"?>\n<?xml-stylesheet type="text/xsl" href="configuration.xsl"?>\n<configuration>\n${body}\n</configuration>\n`);
+  return path;
+}
+const prop = (name: string, value: string): string => `  <property><name>${name}</name><value>${value}</value></property>`;
+
+const HA = {
+  'ozone.scm.service.ids': 'scmservice',
+  'ozone.scm.nodes.scmservice': 'scm1,scm2,scm3',
+  'ozone.scm.address.scmservice.scm1': '127.0.0.1',
+  'ozone.scm.address.scmservice.scm2': '127.0.0.1',
+  'ozone.scm.address.scmservice.scm3': '127.0.0.1',
+  'ozone.scm.client.port.scmservice.scm2': '9960',
+  'ozone.scm.ratis.port.scmservice.scm2': '9994',
+  'ozone.scm.grpc.port.scmservice.scm2': '9995',
+  'ozone.scm.http-address.scmservice.scm2': '0.0.0.0:9976',
+  'ozone.scm.client.port.scmservice.scm3': '10060',
+  'ozone.scm.ratis.port.scmservice.scm3': '10094',
+  'ozone.scm.grpc.port.scmservice.scm3': '10095',
+  'ozone.scm.http-address.scmservice.scm3': '0.0.0.0:10076',
+  'ozone.metadata.dirs': '/data/meta',
+};
+
+test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfiguration timings', () => {
+  const config = loadConfig({ overrides: { 'ozone.metadata.dirs': '/var/lib/scm' } });
+  assert.equal(config.serviceId, 'scmservice');
+  assert.equal(config.nodeId, 'scm1');
+  assert.deepEqual(config.peers, [
+    { nodeId: 'scm1', host: '127.0.0.1', clientPort: 9860, ratisPort: 9894, grpcPort: 9895, httpHost: '0.0.0.0', httpPort: 9876, clientAddress: '127.0.0.1:9860', ratisAddress: '127.0.0.1:9894', grpcAddress: '127.0.0.1:9895' },
+  ]);
+  assert.equal(config.dbDir, '/var/lib/scm');
+  assert.equal(config.ratisDir, '/var/lib/scm/scm-ha');
+  assert.equal(config.raft.segmentSizeBytes, 64 * 1024 * 1024);
+  assert.equal(config.raft.segmentPreallocatedSizeBytes, 4 * 1024 * 1024);
+  assert.equal(config.raft.snapshotThreshold, 1000);
+  assert.equal(config.raft.retryCacheTimeoutMs, 60_000);
+  assert.equal(config.raft.electionTimeoutMinMs, 5000);
+  assert.equal(config.raft.electionTimeoutMaxMs, 5200);
+  assert.equal(config.raft.heartbeatIntervalMs, 2500);
+  assert.equal(config.raft.requestTimeoutMs, 30_000);
+  assert.equal(config.raft.logPurgeEnabled, false);
+  assert.equal(config.raft.logPurgeGap, 1_000_000);
+  assert.equal(config.raft.logCorruptionPolicy, 'EXCEPTION');
+  assert.equal(config.grpcDeadlineIntervalMs, 30 * 60_000);
+});
+
+test('site file is read; environment beats file; overrides beat environment', () => {
+  const path = siteXml(
+    [
+      prop('ozone.metadata.dirs', '/from/file'),
+      prop('ozone.scm.ha.ratis.snapshot.threshold', '10'),
+      prop('ozone.scm.ha.ratis.segment.size', '1MB'),
+      prop('ozone.scm.ha.ratis.leader.election.timeout', '300ms'),
+    ].join('\n'),
+  );
+  const config = loadConfig({
+    siteXmlPath: path,
+    env: { 'OZONE-SITE.XML_ozone.scm.ha.ratis.snapshot.threshold': '20', 'OZONE-SITE.XML_ozone.scm.db.dirs': '/from/env', PATH: '/usr/bin' },
+    overrides: { 'ozone.scm.db.dirs': '/from/override' },
+  });
+  assert.equal(config.raft.snapshotThreshold, 20);
+  assert.equal(config.raft.segmentSizeBytes, 1024 * 1024);
+  assert.equal(config.raft.electionTimeoutMinMs, 300);
+  assert.equal(config.dbDir, '/from/override');
+  assert.equal(config.ratisDir, '/from/file/scm-ha');
+  assert.equal(config.values.get('ozone.scm.db.dirs'), '/from/override');
+});
+
+test('three nodes on one host through suffixed keys; ozone.scm.node.id picks this node', () => {
+  const config = loadConfig({ overrides: { ...HA, 'ozone.scm.node.id': 'scm2', 'ozone.scm.db.dirs.scmservice.scm2': '/data/scm2/db' } });
+  assert.equal(config.nodeId, 'scm2');
+  assert.deepEqual(
+    config.peers.map((p) => [p.nodeId, p.clientPort, p.ratisPort, p.grpcPort, p.httpPort]),
+    [
+      ['scm1', 9860, 9894, 9895, 9876],
+      ['scm2', 9960, 9994, 9995, 9976],
+      ['scm3', 10060, 10094, 10095, 10076],
+    ],
+  );
+  assert.equal(requireSelf(config).clientAddress, '127.0.0.1:9960');
+  assert.equal(config.dbDir, '/data/scm2/db');
+});
+
+test('several nodes on one host without ozone.scm.node.id: nodeId is null and requireSelf says what to set', () => {
+  const config = loadConfig({ overrides: HA });
+  assert.equal(config.nodeId, null);
+  assert.throws(() => requireSelf(config), /set ozone\.scm\.node\.id/);
+});
+
+test('Hadoop XML: entities, character references, CDATA, comments; later definitions win', () => {
+  const properties = parseHadoopXml(
+    'x.xml',
+    `<?xml version="1.0"?>
+<!DOCTYPE configuration>
+<configuration>
+  <!-- a comment with <property> inside -->
+  <property>
+    <name> a.b </name>
+    <value>x &lt;&amp;&gt; &quot;&apos; &#65;&#x42;</value>
+    <description>ignored</description>
+  </property>
+  <property><name>c</name><value><![CDATA[<raw & text>]]></value></property>
+  <property><name>c</name><value>second</value></property>
+  <property><name>novalue</name></property>
+  <property><name>empty</name><value/></property>
+</configuration>`,
+  );
+  assert.deepEqual(
+    properties.map((p) => [p.name, p.value]),
+    [
+      ['a.b', 'x <&> "\' AB'],
+      ['c', '<raw & text>'],
+      ['c', 'second'],
+      ['empty', ''],
+    ],
+  );
+});
+
+test('a malformed site file is an error naming the file and the line', () => {
+  const unclosed = siteXml(`${prop('a', '1')}\n  <property><name>b</name><value>2</value>\n`);
+  assert.throws(() => loadConfig({ siteXmlPath: unclosed }), (err: Error) => {
+    assert.match(err.message, new RegExp(`^${unclosed.replace(/[.]/g, '\\.')}:\\d+: end tag </configuration> does not match <property> opened on line 5`));
+    return true;
+  });
+  const entity = siteXml(prop('a', 'x &bogus; y'));
+  assert.throws(() => loadConfig({ siteXmlPath: entity }), /ozone-site-\d+\.xml:4: unknown entity "&bogus;"/);
+  const root = join(dir, 'wrong-root.xml');
+  writeFileSync(root, '<conf>\n</conf>\n');
+  assert.throws(() => loadConfig({ siteXmlPath: root }), /wrong-root\.xml:1: root element is <conf>, expected <configuration>/);
+  assert.throws(() => loadConfig({ siteXmlPath: join(dir, 'missing.xml') }), /cannot read configuration file .*missing\.xml/);
+  const noName = siteXml('  <property><value>1</value></property>');
+  assert.throws(() => loadConfig({ siteXmlPath: noName }), /:4: <property> has no <name>/);
+});
+
+test('every error path names the key', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ 'ozone.scm.no.such.key': '1' }, /unknown configuration key ozone\.scm\.no\.such\.key \(set in override\)/],
+    [{ 'ozone.scm.client.port': '70000' }, /invalid value "70000" for configuration key ozone\.scm\.client\.port: expected a port number from 1 to 65535/],
+    [{ 'ozone.scm.client.port': 'abc' }, /ozone\.scm\.client\.port/],
+    [{ 'ozone.scm.ha.ratis.segment.size': '64XB' }, /ozone\.scm\.ha\.ratis\.segment\.size: unknown size unit "XB"/],
+    [{ 'ozone.scm.ha.ratis.leader.election.timeout': '5 parsecs' }, /ozone\.scm\.ha\.ratis\.leader\.election\.timeout/],
+    [{ 'ozone.scm.ha.ratis.leader.election.timeout': '5y' }, /unknown time unit "y"/],
+    [{ 'ozone.scm.ha.ratis.log.purge.enabled': 'yes' }, /ozone\.scm\.ha\.ratis\.log\.purge\.enabled: expected true or false/],
+    [{ 'ozone.scm.ha.ratis.log.corruption.policy': 'IGNORE' }, /ozone\.scm\.ha\.ratis\.log\.corruption\.policy: expected one of EXCEPTION, WARN_AND_RETURN/],
+    [{ 'ozone.scm.ha.ratis.snapshot.threshold': '-1' }, /ozone\.scm\.ha\.ratis\.snapshot\.threshold: expected a whole number from 1/],
+    [{ 'ozone.scm.http-address': 'localhost' }, /ozone\.scm\.http-address: expected host:port \(the port is missing\)/],
+    [{ 'ozone.scm.http-address': 'bad host:80' }, /ozone\.scm\.http-address: expected a host name or IP address/],
+    [{ 'ozone.scm.ha.ratis.request.timeout': '500ms' }, /ozone\.scm\.ha\.ratis\.request\.timeout: the Raft request timeout must exceed 1000ms/],
+    [{ 'ozone.scm.ha.ratis.request.timeout': '5s', 'ozone.scm.ha.ratis.server.request.timeout': '6s' }, /ozone\.scm\.ha\.ratis\.request\.timeout and ozone\.scm\.ha\.ratis\.server\.request\.timeout are aliases/],
+    [{ 'ozone.scm.service.ids': 'svc' }, /configuration key ozone\.scm\.nodes\.svc must be set/],
+    [{ 'ozone.scm.service.ids': 'svc', 'ozone.scm.nodes.svc': 'a,b' , 'ozone.scm.address.svc.a': 'h1' }, /configuration key ozone\.scm\.address\.svc\.b must be set/],
+    [{ 'ozone.scm.service.ids': 'svc', 'ozone.scm.nodes.svc': 'a,a' }, /ozone\.scm\.nodes\.svc lists node a twice/],
+    [{ 'ozone.scm.service.ids': 'svc1,svc2' }, /set ozone\.scm\.default\.service\.id/],
+    [{ ...HA, 'ozone.scm.node.id': 'scm9' }, /ozone\.scm\.node\.id=scm9 is not one of the nodes/],
+    [{ ...HA, 'ozone.scm.client.port.scmservice.scm2': '9860' }, /port collision on 127\.0\.0\.1:9860: ozone\.scm\.client\.port of node scm1 and ozone\.scm\.client\.port of node scm2/],
+    [{ 'ozone.scm.db.dirs': '/a,/b' }, /ozone\.scm\.db\.dirs: exactly one directory is supported/],
+    [{ 'ozone.scm.client.port.scmservice.scm1.extra': '1' }, /unknown configuration key ozone\.scm\.client\.port\.scmservice\.scm1\.extra/],
+  ];
+  for (const [overrides, message] of cases) {
+    assert.throws(() => loadConfig({ overrides: { ...base, ...overrides } }), message, JSON.stringify(overrides));
+  }
+  assert.throws(() => loadConfig({}), /neither ozone\.scm\.db\.dirs nor ozone\.metadata\.dirs is set/);
+  assert.throws(
+    () => loadConfig({ env: { 'OZONE-SITE.XML_ozone.scm.grpc.port': '0', 'OZONE-SITE.XML_ozone.metadata.dirs': '/m' } }),
+    /ozone\.scm\.grpc\.port: expected a port number from 1 to 65535 \(set in environment variable OZONE-SITE\.XML_ozone\.scm\.grpc\.port\)/,
+  );
+  const badFile = siteXml(`${prop('ozone.metadata.dirs', '/m')}\n${prop('ozone.scm.ratis.port', 'x')}`);
+  assert.throws(() => loadConfig({ siteXmlPath: badFile }), /ozone\.scm\.ratis\.port: .*\(set in .*ozone-site-\d+\.xml:5\)/);
+});
+
+test('other namespaces are ignored; accepted Ozone keys load', () => {
+  const config = loadConfig({
+    overrides: {
+      'ozone.metadata.dirs': '/m',
+      'ozone.om.address': 'om:9862',
+      'hdds.datanode.dir': '/data/hdds',
+      'ozone.scm.names': 'scm',
+      'ozone.scm.datanode.id.dir': '/data',
+      'ozone.scm.container.size': '1GB',
+      'ozone.scm.pipeline.owner.container.count': '1',
+    },
+  });
+  assert.equal(config.dbDir, '/m');
+});
+
+test('KNOWN_CONFIG_KEYS patterns accept the suffixed forms of per-node keys only', () => {
+  const match = (key: string): boolean => KNOWN_CONFIG_KEYS.some((spec) => spec.pattern.test(key));
+  assert.ok(match('ozone.scm.client.port'));
+  assert.ok(match('ozone.scm.client.port.svc.scm1'));
+  assert.ok(match('ozone.scm.nodes.svc'));
+  assert.ok(match('ozone.scm.address.svc.scm1'));
+  assert.ok(match('ozone.scm.ha.ratis.server.retry.cache.timeout'));
+  assert.ok(!match('ozone.scm.ha.ratis.segment.size.svc.scm1'));
+  assert.ok(!match('ozone.scm.address'));
+});
+
+test('Hadoop units', () => {
+  assert.equal(parseDurationMs('k', '100ms', 'ms'), 100);
+  assert.equal(parseDurationMs('k', '5s', 'ms'), 5000);
+  assert.equal(parseDurationMs('k', '30m', 'ms'), 1_800_000);
+  assert.equal(parseDurationMs('k', '2h', 'ms'), 7_200_000);
+  assert.equal(parseDurationMs('k', '1d', 'ms'), 86_400_000);
+  assert.equal(parseDurationMs('k', '250', 'ms'), 250);
+  assert.equal(parseDurationMs('k', '3', 's'), 3000);
+  assert.equal(parseDurationMs('k', '5000us', 'ms'), 5);
+  assert.throws(() => parseDurationMs('k', '1500us', 'ms'), /below one millisecond/);
+  assert.equal(parseSizeBytes('k', '64MB'), 67_108_864);
+  assert.equal(parseSizeBytes('k', '4kb'), 4096);
+  assert.equal(parseSizeBytes('k', '1.5GB'), 1_610_612_736);
+  assert.equal(parseSizeBytes('k', '1024'), 1024);
+  assert.throws(() => parseSizeBytes('k', '-1MB'), /invalid value "-1MB" for configuration key k/);
+});
