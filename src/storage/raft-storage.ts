@@ -1,0 +1,147 @@
+// The durable storage of one Raft group: <ozone.scm.ratis.storage.dir>/<group-uuid>/ with
+// in_use.lock, current/ (segments, raft-meta, raft-meta.conf) and sm/.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { InUseLock } from './in-use-lock.js';
+import type { LogEntry } from './log-entry.js';
+import { recoverSegments, type CorruptionPolicy } from './log-recovery.js';
+import { RaftMetaStore, type RaftMeta } from './raft-meta.js';
+import { SegmentedLog } from './segmented-log.js';
+
+export interface RaftStorageOptions {
+  /** ozone.scm.ha.ratis.segment.size; default 64 MiB. */
+  readonly segmentSizeBytes?: number;
+  /** Preallocation of the open segment in bytes (zero padding); default 0 = off. */
+  readonly preallocateBytes?: number;
+  /** Bound on bytes of recent durable entries kept in memory; default 32 MiB. */
+  readonly cacheBytes?: number;
+  /** ozone.scm.ha.ratis.log.corruption.policy; default EXCEPTION. */
+  readonly corruptionPolicy?: CorruptionPolicy;
+  /** Recovery repairs and lock take-overs are reported here (storage does no logging itself). */
+  readonly onWarning?: (message: string) => void;
+  /**
+   * Where the log starts when there are no segments (fresh, or everything was reset away):
+   * default index 1 with term(0) = 0. After a snapshot install that was not followed by an append,
+   * pass the snapshot's index + 1 and term (or call reset()).
+   */
+  readonly emptyLogStart?: { readonly firstIndex: number; readonly prevTerm: number | undefined };
+  /** Segment files kept open for reads; default 8. */
+  readonly maxOpenReadFiles?: number;
+}
+
+export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
+
+const CORRUPTION_POLICIES: readonly CorruptionPolicy[] = ['EXCEPTION', 'WARN_AND_RETURN'];
+
+export class RaftStorage {
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly groupDir: string,
+    private readonly lock: InUseLock,
+    private readonly log: SegmentedLog,
+    private readonly metaStore: RaftMetaStore,
+  ) {}
+
+  /** Locks groupDir, recovers the log and reads raft-meta. */
+  static open(groupDir: string, options: RaftStorageOptions = {}): RaftStorage {
+    const policy = options.corruptionPolicy ?? 'EXCEPTION';
+    if (!CORRUPTION_POLICIES.includes(policy)) {
+      throw new RangeError(
+        `ozone.scm.ha.ratis.log.corruption.policy must be one of ${CORRUPTION_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`,
+      );
+    }
+    const warn = options.onWarning ?? (() => undefined);
+    mkdirSync(groupDir, { recursive: true });
+    const lock = InUseLock.acquire(groupDir, warn);
+    try {
+      const currentDir = join(groupDir, 'current');
+      mkdirSync(currentDir, { recursive: true });
+      mkdirSync(join(groupDir, 'sm'), { recursive: true });
+      const metaStore = new RaftMetaStore(currentDir, warn);
+      const recovered = recoverSegments(currentDir, policy, warn);
+      const log = new SegmentedLog(currentDir, recovered, {
+        segmentSizeBytes: options.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES,
+        preallocateBytes: options.preallocateBytes ?? 0,
+        cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
+        emptyLogStart: options.emptyLogStart ?? { firstIndex: 1, prevTerm: 0 },
+        maxOpenReadFiles: options.maxOpenReadFiles ?? 8,
+      });
+      return new RaftStorage(groupDir, lock, log, metaStore);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  // --- log: synchronous reads ---
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+  lastIndex(): number {
+    return this.log.lastIndex();
+  }
+  durableIndex(): number {
+    return this.log.durableIndex();
+  }
+  term(index: number): number | undefined {
+    return this.log.term(index);
+  }
+  entry(index: number): LogEntry {
+    return this.log.entry(index);
+  }
+  entries(lo: number, hiExclusive: number, maxBytes: number): LogEntry[] {
+    return this.log.entries(lo, hiExclusive, maxBytes);
+  }
+
+  // --- log: durable writes, applied to the in-memory view at once, resolved in order ---
+  append(entries: readonly LogEntry[]): Promise<void> {
+    return this.log.append(entries);
+  }
+  truncateFrom(index: number): Promise<void> {
+    return this.log.truncateFrom(index);
+  }
+  purgeBelow(index: number): Promise<void> {
+    return this.log.purgeBelow(index);
+  }
+  reset(nextIndex: number, prevTerm: number): Promise<void> {
+    return this.log.reset(nextIndex, prevTerm);
+  }
+
+  /** fdatasync calls made on segments so far. */
+  syncCount(): number {
+    return this.log.syncCount();
+  }
+  /** Current segment file paths, oldest first. */
+  segmentFiles(): string[] {
+    return this.log.segmentFiles();
+  }
+
+  // --- raft-meta and raft-meta.conf ---
+  readMeta(): RaftMeta {
+    return this.metaStore.readMeta();
+  }
+  saveMeta(term: number, votedFor: string): Promise<void> {
+    return this.metaStore.saveMeta(term, votedFor);
+  }
+  readConf(): LogEntry | undefined {
+    return this.metaStore.readConf();
+  }
+  saveConf(entry: LogEntry): Promise<void> {
+    return this.metaStore.saveConf(entry);
+  }
+
+  /** Finishes in-flight writes, closes files and releases in_use.lock. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.log.close();
+      } finally {
+        this.lock.release();
+      }
+    })();
+    return this.closing;
+  }
+}

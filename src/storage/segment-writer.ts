@@ -1,0 +1,219 @@
+// Applies the log's physical changes to disk strictly in the order the log issued them, on one
+// asynchronous lane. Everything queued while a batch is being written and synced becomes the next
+// batch, and each batch ends with one fdatasync per touched file (normally just the open segment)
+// plus one directory fsync if names changed: group commit. Barriers (the promises of append,
+// truncate, purge and reset) complete only after their batch is durable, in order.
+//
+// Metadata changes (rename, unlink) use synchronous calls so that a segment's recorded path is
+// never out of step with the file system as seen by the log's synchronous readers.
+
+import { open } from 'node:fs/promises';
+import { renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { fsyncDirectory } from './fs-durable.js';
+import { SEGMENT_HEADER } from './segment-format.js';
+import type { SegmentFile } from './segment.js';
+
+export type WriteOp =
+  /** Create a new (open) segment file with the header. */
+  | { readonly kind: 'create'; readonly file: SegmentFile }
+  /** Write frames at a byte offset of an open segment. */
+  | { readonly kind: 'write'; readonly file: SegmentFile; readonly offset: number; readonly bytes: Buffer }
+  /** Close the open segment at `size` bytes and rename it to its closed name. */
+  | { readonly kind: 'seal'; readonly file: SegmentFile; readonly size: number; readonly newName: string }
+  /** Cut a segment to `size` bytes, renaming it when given a new name (a closed segment's end changed). */
+  | { readonly kind: 'truncate'; readonly file: SegmentFile; readonly size: number; readonly newName: string | undefined }
+  | { readonly kind: 'delete'; readonly file: SegmentFile }
+  /** Completes when everything queued before it is durable. */
+  | { readonly kind: 'barrier'; readonly done: (error: Error | undefined) => void };
+
+export class SegmentWriter {
+  private queue: WriteOp[] = [];
+  private running = false;
+  private failure: Error | undefined;
+  private idleWaiters: (() => void)[] = [];
+  /** Counts fdatasync calls on segment files, for tests and metrics. */
+  syncCount = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly preallocateBytes: number,
+    private readonly onFailure: (error: Error) => void,
+  ) {}
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  enqueue(op: WriteOp): void {
+    if (this.failure) {
+      if (op.kind === 'barrier') op.done(this.failure);
+      return;
+    }
+    this.queue.push(op);
+    if (!this.running) {
+      this.running = true;
+      void this.run();
+    }
+  }
+
+  /** Resolves once the queue is empty and nothing is in flight. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Closes any write handles still open (after idle()). */
+  async closeHandles(files: Iterable<SegmentFile>): Promise<void> {
+    for (const file of files) {
+      if (file.handle) {
+        const h = file.handle;
+        file.handle = undefined;
+        await h.close();
+      }
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (this.queue.length > 0 && !this.failure) {
+      const batch = this.queue;
+      this.queue = [];
+      const barriers: ((error: Error | undefined) => void)[] = [];
+      try {
+        await this.applyBatch(batch, barriers);
+      } catch (err) {
+        // After a failed write or fsync the on-disk state is unknown (and on Linux a failed fsync
+        // may have dropped dirty pages), so the log refuses all further writes.
+        this.failure = err instanceof Error ? err : new Error(String(err));
+        for (const done of barriers) done(this.failure);
+        for (const op of this.queue) if (op.kind === 'barrier') op.done(this.failure);
+        this.queue = [];
+        this.onFailure(this.failure);
+        break;
+      }
+      for (const done of barriers) done(undefined);
+    }
+    this.running = false;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async applyBatch(batch: WriteOp[], barriers: ((error: Error | undefined) => void)[]): Promise<void> {
+    const dirty = new Set<SegmentFile>();
+    let dirChanged = false;
+    for (const op of batch) {
+      switch (op.kind) {
+        case 'create': {
+          op.file.handle = await open(op.file.path, 'wx');
+          await op.file.handle.write(SEGMENT_HEADER, 0, SEGMENT_HEADER.length, 0);
+          op.file.allocatedSize = SEGMENT_HEADER.length;
+          dirty.add(op.file);
+          dirChanged = true;
+          break;
+        }
+        case 'write': {
+          const handle = await this.handleOf(op.file);
+          const end = op.offset + op.bytes.length;
+          if (this.preallocateBytes > 0 && end > op.file.allocatedSize) {
+            // Extend with real zeros ahead of the data, so later appends overwrite allocated
+            // blocks and fdatasync need not update the file size each time.
+            const padTo = end + this.preallocateBytes;
+            await writeZeros(handle, end, padTo - end);
+            op.file.allocatedSize = padTo;
+          }
+          await writeFully(handle, op.bytes, op.offset);
+          if (end > op.file.allocatedSize) op.file.allocatedSize = end;
+          dirty.add(op.file);
+          break;
+        }
+        case 'seal': {
+          const handle = await this.handleOf(op.file);
+          if (op.file.allocatedSize !== op.size) await handle.truncate(op.size);
+          // The data must be durable before the closed name is: recovery trusts closed segments.
+          await handle.datasync();
+          this.syncCount++;
+          await handle.close();
+          op.file.handle = undefined;
+          dirty.delete(op.file);
+          this.rename(op.file, op.newName);
+          op.file.allocatedSize = op.size;
+          dirChanged = true;
+          break;
+        }
+        case 'truncate': {
+          const handle = await this.handleOf(op.file);
+          await handle.truncate(op.size);
+          await handle.sync();
+          this.syncCount++;
+          op.file.allocatedSize = op.size;
+          if (op.newName !== undefined) {
+            // A closed segment: cut first, then rename, so a crash in between leaves a segment
+            // shorter than its name, which recovery repairs.
+            await handle.close();
+            op.file.handle = undefined;
+            dirty.delete(op.file);
+            this.rename(op.file, op.newName);
+            dirChanged = true;
+          }
+          break;
+        }
+        case 'delete': {
+          if (op.file.handle) {
+            await op.file.handle.close();
+            op.file.handle = undefined;
+          }
+          dirty.delete(op.file);
+          unlinkSync(op.file.path);
+          dirChanged = true;
+          break;
+        }
+        case 'barrier':
+          barriers.push(op.done);
+          break;
+      }
+    }
+    for (const file of dirty) {
+      if (file.handle) {
+        await file.handle.datasync();
+        this.syncCount++;
+      }
+    }
+    if (dirChanged) await fsyncDirectory(this.dir);
+  }
+
+  private async handleOf(file: SegmentFile) {
+    if (!file.handle) {
+      file.handle = await open(file.path, 'r+');
+      file.allocatedSize = (await file.handle.stat()).size;
+    }
+    return file.handle;
+  }
+
+  private rename(file: SegmentFile, newName: string): void {
+    const target = join(this.dir, newName);
+    if (target === file.path) return;
+    renameSync(file.path, target);
+    file.path = target;
+  }
+}
+
+async function writeFully(handle: import('node:fs/promises').FileHandle, bytes: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+    done += bytesWritten;
+  }
+}
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
+
+async function writeZeros(handle: import('node:fs/promises').FileHandle, position: number, length: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const n = Math.min(ZERO_CHUNK.length, length - done);
+    await writeFully(handle, ZERO_CHUNK.subarray(0, n), position + done);
+    done += n;
+  }
+}
