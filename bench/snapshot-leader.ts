@@ -1,0 +1,49 @@
+// Leader process for bench/snapshot.bench.ts: opens the prepared scm.db, serves InterSCM download on
+// 127.0.0.1:0, and reports its port, the checkpoint time and its peak RSS over IPC, so the leader's
+// memory is measured apart from the follower's.
+import * as grpc from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { CheckpointProvider } from '../src/snapshot/checkpoint-provider.js';
+import { registerInterScmService } from '../src/snapshot/download-service.js';
+
+const [dbParent, clusterId] = process.argv.slice(2);
+if (dbParent === undefined || clusterId === undefined || process.send === undefined) {
+  console.error('usage (forked with IPC): snapshot-leader.ts <dbParentDir> <clusterId>');
+  process.exit(2);
+}
+const send = process.send.bind(process);
+const db = new Level<string, string>(join(dbParent, 'scm.db'));
+await db.open();
+const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dbParent, 'db.checkpoints') });
+let checkpointMs = 0;
+const acquire = provider.acquire.bind(provider);
+provider.acquire = async (id?: string) => {
+  const started = performance.now();
+  const lease = await acquire(id);
+  checkpointMs = performance.now() - started;
+  return lease;
+};
+const server = new grpc.Server();
+registerInterScmService(server, { clusterId, provider });
+const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+
+let baselineRss = process.memoryUsage.rss();
+let peakRss = baselineRss;
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+}, 20);
+process.on('message', (msg: { cmd: string }) => {
+  if (msg.cmd === 'resetPeak') {
+    baselineRss = process.memoryUsage.rss();
+    peakRss = baselineRss;
+    send({ event: 'reset' });
+  } else if (msg.cmd === 'stats') {
+    send({ event: 'stats', baselineRss, peakRss, checkpointMs });
+  } else if (msg.cmd === 'stop') {
+    clearInterval(sampler);
+    server.forceShutdown();
+    void provider.removeUnused().then(() => db.close()).then(() => process.exit(0));
+  }
+});
+send({ event: 'ready', port });

@@ -1,0 +1,216 @@
+// The follower side of InterSCMProtocolService.download: streams the leader's checkpoint tar.gz
+// into a file under `snapshot/`, verifying every message before a byte of it touches the file:
+// the cluster id, contiguous readOffsets, len == data length, the chunk checksum, a stable
+// checkpoint id, and an explicit eof (a stream that ends without one is truncated).
+import * as grpc from '@grpc/grpc-js';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TermIndex } from '../statemachine/transaction-info.js';
+import { chunkChecksum } from './chunk-checksum.js';
+import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
+
+export interface DownloadProgress {
+  readonly bytes: number;
+  /** Upper-bound estimate of the stream length from the leader, when it sends one. */
+  readonly estimatedTotalBytes: number | undefined;
+}
+
+export interface ResumePoint {
+  readonly checkpointId: string;
+  /** Bytes of `partialFile` already verified. */
+  readonly offset: number;
+  readonly partialFile: string;
+}
+
+export interface DownloadRequest {
+  /** host:port of the leader's InterSCM gRPC service. */
+  readonly address: string;
+  readonly expectedClusterId: string;
+  /** The `snapshot/` directory. */
+  readonly destDir: string;
+  /** Whole-call deadline (ozone.scm.ha.grpc.deadline.interval). */
+  readonly deadlineMs: number;
+  readonly resume?: ResumePoint;
+  /** On failure keep the verified prefix for a later resume (default false: remove it). */
+  readonly keepPartialOnFailure?: boolean;
+  readonly requesterId?: string;
+  readonly onProgress?: (p: DownloadProgress) => void;
+  /** Largest message accepted (default 8 MiB; Ozone sends 1 MiB chunks). */
+  readonly maxMessageBytes?: number;
+}
+
+export interface DownloadedCheckpoint {
+  /** The complete, verified tar.gz. */
+  readonly file: string;
+  /** The leader's checkpoint id, when it sent one (an Ozone leader does not). */
+  readonly checkpointId: string | undefined;
+  readonly termIndex: TermIndex | undefined;
+  readonly bytes: number;
+  readonly resumedFrom: number;
+}
+
+/** Why a download failed, plus what can be resumed. */
+export class DownloadError extends Error {
+  override readonly name = 'DownloadError';
+  constructor(
+    message: string,
+    /** Verified prefix kept on disk for a resume, when asked to keep one. */
+    readonly resumePoint: ResumePoint | undefined,
+    /** gRPC status code when the failure came from the transport or the server. */
+    readonly grpcCode: grpc.status | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const PARTIAL_SUFFIX = '.tar.gz.partial';
+
+export async function downloadCheckpoint(req: DownloadRequest): Promise<DownloadedCheckpoint> {
+  if (req.expectedClusterId === '') throw new Error('downloadCheckpoint needs a non-empty expectedClusterId');
+  if (!(req.deadlineMs > 0)) throw new Error(`downloadCheckpoint deadlineMs must be positive, got ${req.deadlineMs}`);
+  await mkdir(req.destDir, { recursive: true });
+
+  const Client = interScmClientConstructor();
+  const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
+  const client = new Client(req.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': maxMessageBytes });
+  const state = await openTarget(req);
+  const resumedFrom = state.offset;
+  let call: grpc.ClientReadableStream<Record<string, unknown>> | undefined;
+  try {
+    const request: Record<string, unknown> = { flush: true };
+    if (req.resume !== undefined) {
+      request['checkpointId'] = req.resume.checkpointId;
+      request['resumeOffset'] = req.resume.offset;
+    }
+    if (req.requesterId !== undefined) request['requesterId'] = req.requesterId;
+    call = (client as unknown as { download(r: unknown, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, {
+      deadline: Date.now() + req.deadlineMs,
+    });
+    let eof = false;
+    let first = true;
+    let termIndex: TermIndex | undefined;
+    for await (const message of call as AsyncIterable<Record<string, unknown>>) {
+      if (eof) throw new Error('message received after eof');
+      const checked = verifyMessage(message, req.expectedClusterId, state.offset);
+      if (first && state.offset > 0 && checked.checkpointId !== state.checkpointId && checked.readOffset === 0) {
+        // The leader no longer has the checkpoint we were resuming and started a new one at 0.
+        await state.handle.truncate(0);
+        state.offset = 0;
+        state.checkpointId = checked.checkpointId;
+      } else if (first && state.offset === 0) {
+        state.checkpointId = checked.checkpointId;
+      } else if (checked.checkpointId !== state.checkpointId) {
+        throw new Error(`checkpoint id changed mid-stream from ${JSON.stringify(state.checkpointId)} to ${JSON.stringify(checked.checkpointId)}`);
+      }
+      first = false;
+      if (checked.readOffset !== state.offset) {
+        throw new Error(`offset gap: expected readOffset ${state.offset}, got ${checked.readOffset}`);
+      }
+      if (checked.termIndex !== undefined) termIndex = checked.termIndex;
+      await writeFully(state.handle, checked.data, state.offset);
+      state.offset += checked.data.length;
+      eof = checked.eof;
+      req.onProgress?.({ bytes: state.offset, estimatedTotalBytes: checked.estimatedTotalBytes });
+    }
+    if (!eof) throw new Error(`stream truncated: it ended after ${state.offset} bytes without an eof message`);
+    await state.handle.sync();
+    await state.handle.close();
+    const finalFile = join(req.destDir, `${safeFileStem(state.checkpointId ?? `checkpoint_${Date.now()}`)}.tar.gz`);
+    await rm(finalFile, { force: true });
+    await rename(state.path, finalFile);
+    return { file: finalFile, checkpointId: state.checkpointId, termIndex, bytes: state.offset, resumedFrom };
+  } catch (err) {
+    call?.cancel();
+    await state.handle.close().catch(() => undefined);
+    const grpcCode = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as grpc.status) : undefined;
+    let resumePoint: ResumePoint | undefined;
+    if (req.keepPartialOnFailure === true && state.checkpointId !== undefined && state.offset > 0) {
+      await truncateTo(state.path, state.offset);
+      resumePoint = { checkpointId: state.checkpointId, offset: state.offset, partialFile: state.path };
+    } else {
+      await rm(state.path, { force: true });
+    }
+    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(err as Error).message}`, resumePoint, grpcCode, { cause: err });
+  } finally {
+    client.close();
+  }
+}
+
+interface TargetState {
+  path: string;
+  handle: FileHandle;
+  offset: number;
+  checkpointId: string | undefined;
+}
+
+async function openTarget(req: DownloadRequest): Promise<TargetState> {
+  if (req.resume !== undefined) {
+    const { partialFile, offset, checkpointId } = req.resume;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`resume offset must be a non-negative integer, got ${offset}`);
+    const size = (await stat(partialFile)).size;
+    if (size < offset) throw new Error(`resume file ${partialFile} has ${size} bytes, fewer than the resume offset ${offset}`);
+    const handle = await open(partialFile, 'r+');
+    await handle.truncate(offset);
+    return { path: partialFile, handle, offset, checkpointId };
+  }
+  const path = join(req.destDir, `download_${process.pid}_${Date.now()}_${Math.random().toString(36).slice(2, 8)}${PARTIAL_SUFFIX}`);
+  return { path, handle: await open(path, 'wx'), offset: 0, checkpointId: undefined };
+}
+
+interface CheckedMessage {
+  readonly data: Buffer;
+  readonly readOffset: number;
+  readonly eof: boolean;
+  readonly checkpointId: string | undefined;
+  readonly termIndex: TermIndex | undefined;
+  readonly estimatedTotalBytes: number | undefined;
+}
+
+function verifyMessage(m: Record<string, unknown>, expectedClusterId: string, expectedOffset: number): CheckedMessage {
+  const clusterId = m['clusterId'];
+  if (clusterId !== expectedClusterId) throw new Error(`cluster id mismatch: expected ${JSON.stringify(expectedClusterId)}, leader sent ${JSON.stringify(clusterId)}`);
+  const data = m['data'];
+  if (!Buffer.isBuffer(data)) throw new Error(`message at offset ${expectedOffset} has no data field`);
+  const len = toSafeInteger(m['len'], 'len');
+  if (len !== data.length) throw new Error(`message at offset ${expectedOffset} says len ${String(len)} but carries ${data.length} bytes`);
+  const readOffset = toSafeInteger(m['readOffset'], 'readOffset');
+  if (readOffset === undefined) throw new Error(`message at offset ${expectedOffset} has no readOffset`);
+  const checksum = toSafeInteger(m['checksum'], 'checksum');
+  if (checksum === undefined) throw new Error(`message at readOffset ${readOffset} has no checksum`);
+  const actual = chunkChecksum(data);
+  if (checksum !== actual) throw new Error(`checksum mismatch in chunk at readOffset ${readOffset}: leader sent ${checksum}, data has ${actual}`);
+  const checkpointId = typeof m['checkpointId'] === 'string' && m['checkpointId'] !== '' ? m['checkpointId'] : undefined;
+  const term = toSafeInteger(m['checkpointTerm'], 'checkpointTerm');
+  const index = toSafeInteger(m['checkpointIndex'], 'checkpointIndex');
+  return {
+    data,
+    readOffset,
+    eof: m['eof'] === true,
+    checkpointId,
+    termIndex: term !== undefined && index !== undefined ? { term, index } : undefined,
+    estimatedTotalBytes: toSafeInteger(m['estimatedTotalBytes'], 'estimatedTotalBytes'),
+  };
+}
+
+async function writeFully(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function truncateTo(path: string, size: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.truncate(size);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function safeFileStem(id: string): string {
+  return id.replace(/[^A-Za-z0-9_.-]/g, '_');
+}

@@ -1,0 +1,14 @@
+// Public surface of src/snapshot: checkpoints of scm.db, tar.gz packing, the InterSCM download
+// service and client, safe extraction, the crash-safe installer and the follower's downloader.
+export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHECKPOINT_DIR_PREFIX, type Checkpoint, type CheckpointOptions, type RootDb } from './checkpoint.js';
+export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
+export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
+export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
+export { downloadCheckpoint, DownloadError, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
+export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractedCheckpoint } from './safe-extract.js';
+export { installCheckpoint, recoverInterruptedInstall, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
+export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
+export { chunkChecksum } from './chunk-checksum.js';
+export { FAILPOINTS_ENV, failpoint } from './failpoints.js';
+export { INTER_SCM_PROTO_PATH, interScmServiceDefinition, interScmClientConstructor } from './inter-scm-proto.js';

@@ -1,0 +1,172 @@
+// Follower-side orchestration of one snapshot catch-up: download the leader's checkpoint (asking
+// whoever is leader at each attempt), retry with exponential backoff, resume from the last verified
+// byte when the same checkpoint is still served, log progress, then extract safely and verify the
+// result (manifest, cluster id, #TRANSACTIONINFO >= the leader's first available index). Returns a
+// directory ready for `installCheckpoint`; the live scm.db is never touched here.
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatTransactionInfo, readTransactionInfoAt, compareTermIndex, type TermIndex } from '../statemachine/transaction-info.js';
+import { downloadCheckpoint, DownloadError, type DownloadProgress, type ResumePoint } from './download-client.js';
+import type { SnapshotLogger } from './download-service.js';
+import type { Manifest } from './manifest.js';
+import { extractCheckpointTarball, type ExtractLimits } from './safe-extract.js';
+
+export class StaleCheckpointError extends Error {
+  override readonly name = 'StaleCheckpointError';
+}
+
+export interface SnapshotDownloaderOptions {
+  /** host:port of the current leader's InterSCM service, or undefined while there is none. */
+  readonly leaderAddress: () => string | undefined | Promise<string | undefined>;
+  readonly expectedClusterId: string;
+  /** `<dbParent>/snapshot`. */
+  readonly snapshotDir: string;
+  /** Per-attempt deadline (ozone.scm.ha.grpc.deadline.interval). */
+  readonly deadlineMs: number;
+  /** Default 8. */
+  readonly maxAttempts?: number;
+  /** Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly extractLimits?: ExtractLimits;
+  /** Minimum time between progress log lines (default 5 s). */
+  readonly progressIntervalMs?: number;
+  readonly requesterId?: string;
+  readonly log?: SnapshotLogger;
+  readonly now?: () => number;
+}
+
+export interface ReadyCheckpoint {
+  /** Extracted, verified LevelDB directory under `snapshot/`, to pass to installCheckpoint. */
+  readonly dir: string;
+  readonly termIndex: TermIndex;
+  readonly manifest: Manifest;
+  readonly downloadedBytes: number;
+  readonly attempts: number;
+}
+
+export class SnapshotDownloader {
+  private readonly maxAttempts: number;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly log: SnapshotLogger;
+  private readonly now: () => number;
+
+  constructor(private readonly options: SnapshotDownloaderOptions) {
+    this.maxAttempts = options.maxAttempts ?? 8;
+    this.initialBackoffMs = options.initialBackoffMs ?? 200;
+    this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
+    this.log = options.log ?? (() => undefined);
+    this.now = options.now ?? Date.now;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    if (options.expectedClusterId === '') throw new Error('SnapshotDownloader needs a non-empty expectedClusterId');
+  }
+
+  /**
+   * Downloads and verifies a checkpoint whose index is at least `minIndex` (the leader's first
+   * available log index from the install notification).
+   */
+  async fetch(minIndex: number, signal?: AbortSignal): Promise<ReadyCheckpoint> {
+    if (!Number.isSafeInteger(minIndex) || minIndex < 0) throw new Error(`minIndex must be a non-negative integer, got ${minIndex}`);
+    await this.clearSnapshotDir();
+    let resume: ResumePoint | undefined;
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      signal?.throwIfAborted();
+      if (attempt > 1) await sleep(this.backoff(attempt - 1), undefined, signal !== undefined ? { signal } : {});
+      const address = await this.options.leaderAddress();
+      if (address === undefined) {
+        lastError = new Error('no leader known');
+        this.log('warn', 'snapshot download waiting for a leader', { attempt });
+        continue;
+      }
+      try {
+        const ready = await this.attempt(address, minIndex, resume, attempt);
+        return ready;
+      } catch (err) {
+        lastError = err as Error;
+        resume = err instanceof DownloadError ? err.resumePoint : undefined;
+        this.log('warn', 'snapshot download attempt failed', { attempt, maxAttempts: this.maxAttempts, address, error: lastError.message, resumeOffset: resume?.offset ?? 0 });
+      }
+    }
+    if (resume !== undefined) await rm(resume.partialFile, { force: true });
+    throw new Error(`snapshot download failed after ${this.maxAttempts} attempts: ${lastError?.message ?? 'unknown error'}`, { cause: lastError });
+  }
+
+  private async attempt(address: string, minIndex: number, resume: ResumePoint | undefined, attempt: number): Promise<ReadyCheckpoint> {
+    const started = this.now();
+    const progress = this.progressLogger(address, started);
+    const downloaded = await downloadCheckpoint({
+      address,
+      expectedClusterId: this.options.expectedClusterId,
+      destDir: this.options.snapshotDir,
+      deadlineMs: this.options.deadlineMs,
+      keepPartialOnFailure: true,
+      onProgress: progress,
+      ...(resume !== undefined ? { resume } : {}),
+      ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
+    });
+    const seconds = Math.max(1e-3, (this.now() - started) / 1000);
+    this.log('info', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
+
+    const extractDir = join(this.options.snapshotDir, `${downloaded.file.slice(this.options.snapshotDir.length + 1).replace(/\.tar\.gz$/, '')}.extracted`);
+    await rm(extractDir, { recursive: true, force: true });
+    try {
+      const { manifest } = await extractCheckpointTarball(downloaded.file, extractDir, this.options.extractLimits ?? {});
+      if (manifest.clusterId !== this.options.expectedClusterId) {
+        throw new Error(`checkpoint manifest is for cluster ${JSON.stringify(manifest.clusterId)}, expected ${JSON.stringify(this.options.expectedClusterId)}`);
+      }
+      const termIndex = await readTransactionInfoAt(extractDir);
+      if (compareTermIndex(termIndex, manifest.termIndex) !== 0) {
+        throw new Error(`checkpoint #TRANSACTIONINFO is ${formatTransactionInfo(termIndex)} but its manifest says ${formatTransactionInfo(manifest.termIndex)}`);
+      }
+      if (termIndex.index < minIndex) {
+        throw new StaleCheckpointError(`checkpoint at ${formatTransactionInfo(termIndex)} is older than needed: the leader's first available index is ${minIndex}`);
+      }
+      return { dir: extractDir, termIndex, manifest, downloadedBytes: downloaded.bytes, attempts: attempt };
+    } catch (err) {
+      await rm(extractDir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      await rm(downloaded.file, { force: true });
+    }
+  }
+
+  private progressLogger(address: string, started: number): (p: DownloadProgress) => void {
+    const interval = this.options.progressIntervalMs ?? 5000;
+    let lastLog = started;
+    return (p) => {
+      const t = this.now();
+      if (t - lastLog < interval) return;
+      lastLog = t;
+      const seconds = Math.max(1e-3, (t - started) / 1000);
+      const rate = p.bytes / seconds;
+      const remaining = p.estimatedTotalBytes !== undefined ? Math.max(0, p.estimatedTotalBytes - p.bytes) : undefined;
+      this.log('info', 'snapshot download progress', {
+        address,
+        bytes: p.bytes,
+        mbPerSecond: round(rate / 1048576),
+        // The leader's estimate is the uncompressed size, so this ETA is an upper bound.
+        etaSeconds: remaining !== undefined && rate > 0 ? round(remaining / rate) : undefined,
+      });
+    };
+  }
+
+  private backoff(failures: number): number {
+    const base = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (failures - 1));
+    return base / 2 + Math.random() * (base / 2);
+  }
+
+  /** Leftovers of an earlier, interrupted catch-up (partial downloads, extractions) are useless now. */
+  private async clearSnapshotDir(): Promise<void> {
+    await mkdir(this.options.snapshotDir, { recursive: true });
+    for (const name of await readdir(this.options.snapshotDir)) {
+      await rm(join(this.options.snapshotDir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

@@ -1,0 +1,89 @@
+// Shared fixtures for the snapshot tests: temp dirs, a populated scm.db, raw DB dumps for
+// equality checks, and an InterSCM server on 127.0.0.1:0.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Level } from 'level';
+import { formatTransactionInfo, transactionInfoTable, TRANSACTION_INFO_KEY, type TermIndex } from '../../src/statemachine/transaction-info.js';
+
+export const CLUSTER_ID = 'CID-5f1f4a2e-0c0b-4d0e-9d7e-1234567890ab';
+
+export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function containerKey(id: number): Buffer {
+  const key = Buffer.alloc(8);
+  key.writeBigUInt64BE(BigInt(id));
+  return key;
+}
+
+/** Writes `count` container-like records from `firstId` and #TRANSACTIONINFO in one atomic batch. */
+export async function applyContainers(db: Level<string, string>, firstId: number, count: number, ti: TermIndex, valueBytes = 200): Promise<void> {
+  const containers = db.sublevel<Buffer, Buffer>('containers', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  const ops = [];
+  for (let id = firstId; id < firstId + count; id++) {
+    // Half text, half hash bytes: compresses about as well as real container records do.
+    const digest = createHash('sha256').update(String(id)).digest();
+    const value = Buffer.alloc(valueBytes, `container-${id}-state-OPEN-pipeline-${id % 7};`);
+    for (let i = 0; i + 32 <= valueBytes; i += 64) digest.copy(value, i);
+    ops.push({ type: 'put' as const, key: containerKey(id), value, sublevel: containers });
+  }
+  // One atomic batch, as the state machine applies: data and #TRANSACTIONINFO together.
+  await db.batch([
+    ...ops,
+    { type: 'put', key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(ti), sublevel: transactionInfoTable(db) },
+  ] as never);
+}
+
+/** Creates and fills an scm.db at `dir`, returning it open. */
+export async function createScmDb(dir: string, containers: number, ti: TermIndex): Promise<Level<string, string>> {
+  const db = new Level<string, string>(dir);
+  await db.open();
+  await db.sublevel('pipelines').put('pipeline-1', 'RATIS/THREE');
+  await db.sublevel('sequenceId').put('containerId', String(containers));
+  await applyContainers(db, 1, containers, ti);
+  return db;
+}
+
+/** Every raw key/value of a DB (all sublevels), hex-encoded, in key order. */
+export async function dumpDb(db: Level<string, string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const [k, v] of db.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' })) {
+    out.push(`${(k as unknown as Buffer).toString('hex')}=${(v as unknown as Buffer).toString('hex')}`);
+  }
+  return out;
+}
+
+export async function dumpDbAt(dir: string): Promise<string[]> {
+  const db = new Level<string, string>(dir, { createIfMissing: false });
+  await db.open();
+  try {
+    return await dumpDb(db);
+  } finally {
+    await db.close();
+  }
+}
+
+export async function startServer(register: (server: grpc.Server) => void): Promise<{ server: grpc.Server; address: string; stop: () => Promise<void> }> {
+  const server = new grpc.Server();
+  register(server);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    server,
+    address: `127.0.0.1:${port}`,
+    stop: () => new Promise<void>((resolve) => {
+      server.forceShutdown();
+      resolve();
+    }),
+  };
+}

@@ -1,0 +1,224 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { crc32, gunzipSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import * as tar from 'tar-stream';
+import { downloadCheckpoint, DownloadError } from '../../src/snapshot/download-client.js';
+import { interScmClientConstructor, interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
+import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
+import { registerInterScmService } from '../../src/snapshot/download-service.js';
+import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
+import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir } from './helpers.js';
+
+test('leader to follower round trip gives an identical DB', async () => {
+  await withTempDir('snap-rt-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 3000, { term: 2, index: 1500 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
+    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: 64 * 1024 }));
+    try {
+      const logs: string[] = [];
+      const downloader = new SnapshotDownloader({
+        leaderAddress: () => address,
+        expectedClusterId: CLUSTER_ID,
+        snapshotDir: join(dir, 'follower', 'snapshot'),
+        deadlineMs: 30_000,
+        progressIntervalMs: 0,
+        log: (_level, message) => logs.push(message),
+      });
+      const ready = await downloader.fetch(1000);
+      assert.deepEqual(ready.termIndex, { term: 2, index: 1500 });
+      assert.deepEqual(await dumpDbAt(ready.dir), await dumpDb(leaderDb));
+      assert.ok(logs.includes('snapshot download progress'), 'progress is logged');
+      // Only the extracted checkpoint is left under snapshot/ (tarball removed).
+      assert.deepEqual(await readdir(join(dir, 'follower', 'snapshot')), [ready.dir.split('/').at(-1)]);
+    } finally {
+      await stop();
+      await leaderDb.close();
+    }
+  });
+});
+
+test('two followers downloading at once share one checkpoint', async () => {
+  await withTempDir('snap-two-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 2000, { term: 3, index: 700 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
+    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: 32 * 1024 }));
+    try {
+      const follower = (name: string) =>
+        new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir: join(dir, name, 'snapshot'), deadlineMs: 30_000 }).fetch(700);
+      const [one, two] = await Promise.all([follower('f1'), follower('f2')]);
+      assert.equal(provider.created, 1);
+      assert.equal(one.manifest.checkpointId, two.manifest.checkpointId);
+      const expected = await dumpDb(leaderDb);
+      assert.deepEqual(await dumpDbAt(one.dir), expected);
+      assert.deepEqual(await dumpDbAt(two.dir), expected);
+      assert.equal(provider.activeTransfers, 0, 'leases released after the transfers');
+    } finally {
+      await stop();
+      await leaderDb.close();
+    }
+  });
+});
+
+test('a client built only from Ozone\'s InterSCM definition downloads a valid tar.gz', async () => {
+  await withTempDir('snap-ozone-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'scm.db'), 500, { term: 1, index: 42 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'db.checkpoints') });
+    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: 16 * 1024 }));
+    try {
+      const fixture = fileURLToPath(new URL('./fixtures/OzoneInterSCMProtocol.proto', import.meta.url));
+      const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(fixture, { keepCase: true, longs: String }));
+      const Client = pkg['InterSCMProtocolService'] as grpc.ServiceClientConstructor;
+      const client = new Client(address, grpc.credentials.createInsecure());
+      const chunks: Buffer[] = [];
+      let expectedOffset = 0;
+      let sawEof = false;
+      try {
+        const call = (client as unknown as { download(r: unknown): grpc.ClientReadableStream<Record<string, unknown>> }).download({ flush: true });
+        for await (const m of call as AsyncIterable<Record<string, unknown>>) {
+          const data = m['data'] as Buffer;
+          assert.equal(m['clusterId'], CLUSTER_ID);
+          assert.equal(m['readOffset'], String(expectedOffset));
+          assert.equal(m['len'], String(data.length));
+          assert.equal(m['checksum'], String(crc32(data) >>> 0));
+          assert.equal(m['checkpointId'], undefined, 'our extension fields are unknown to an Ozone client');
+          assert.equal(sawEof, false);
+          sawEof = m['eof'] === true;
+          expectedOffset += data.length;
+          chunks.push(data);
+        }
+      } finally {
+        client.close();
+      }
+      assert.ok(sawEof, 'last message has eof');
+      assert.ok(chunks.length > 1);
+      assert.ok(chunks.at(-1)!.length > 0, 'the eof message carries the final bytes');
+      const names: string[] = [];
+      const extract = tar.extract();
+      const listing = (async () => {
+        for await (const entry of extract) {
+          names.push(entry.header.name);
+          entry.resume();
+        }
+      })();
+      await pipeline(Readable.from([gunzipSync(Buffer.concat(chunks))]), extract);
+      await listing;
+      assert.ok(names.includes('CURRENT'), `LevelDB files in the tarball: ${names.join(', ')}`);
+      assert.equal(names.at(-1), 'MANIFEST.json');
+    } finally {
+      await stop();
+      await leaderDb.close();
+    }
+  });
+});
+
+test('a failed download is retried against whichever node is leader by then', async () => {
+  await withTempDir('snap-retry-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 300, { term: 4, index: 90 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
+    const good = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider }));
+    // The "old leader" is gone: nothing listens on its port any more.
+    const dead = await startServer(() => undefined);
+    await dead.stop();
+    const leaders = [dead.address, undefined, good.address];
+    let asked = 0;
+    const warnings: string[] = [];
+    try {
+      const downloader = new SnapshotDownloader({
+        leaderAddress: () => leaders[Math.min(asked++, leaders.length - 1)],
+        expectedClusterId: CLUSTER_ID,
+        snapshotDir: join(dir, 'follower', 'snapshot'),
+        deadlineMs: 10_000,
+        initialBackoffMs: 10,
+        log: (level, message) => level === 'warn' && warnings.push(message),
+      });
+      const ready = await downloader.fetch(90);
+      assert.equal(ready.attempts, 3);
+      assert.deepEqual(warnings, ['snapshot download attempt failed', 'snapshot download waiting for a leader']);
+      assert.deepEqual(await dumpDbAt(ready.dir), await dumpDb(leaderDb));
+    } finally {
+      await good.stop();
+      await leaderDb.close();
+    }
+  });
+});
+
+test('too many concurrent transfers get RESOURCE_EXHAUSTED with a message', async () => {
+  await withTempDir('snap-busy-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'scm.db'), 10, { term: 1, index: 5 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 1 });
+    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider }));
+    const busy = await provider.acquire();
+    try {
+      await assert.rejects(
+        downloadCheckpoint({ address, expectedClusterId: CLUSTER_ID, destDir: join(dir, 'snapshot'), deadlineMs: 10_000 }),
+        (err: DownloadError) => err.grpcCode === grpc.status.RESOURCE_EXHAUSTED && /too many checkpoint transfers/.test(err.message),
+      );
+      assert.deepEqual(await readdir(join(dir, 'snapshot')), [], 'no partial file left');
+    } finally {
+      await busy.release();
+      await stop();
+      await leaderDb.close();
+    }
+  });
+});
+
+test('an interrupted download resumes from the last verified offset of the same checkpoint', async () => {
+  await withTempDir('snap-resume-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 3000, { term: 2, index: 400 });
+    const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
+    const CHUNK = 16 * 1024;
+    const leader = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: CHUNK }));
+    // A relay that drops the connection after 3 messages on its first call: a leader that died mid-transfer.
+    const Client = interScmClientConstructor();
+    const upstream = new Client(leader.address, grpc.credentials.createInsecure()) as unknown as { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
+    const requests: CopyDBCheckpointRequest[] = [];
+    const relay = await startServer((s) =>
+      s.addService(interScmServiceDefinition(), {
+        download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
+          requests.push(call.request);
+          const cut = requests.length === 1 ? 3 : Infinity;
+          void (async () => {
+            let n = 0;
+            const up = upstream.download(call.request);
+            for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
+              if (n++ === cut) {
+                up.cancel();
+                call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
+                return;
+              }
+              call.write(m);
+            }
+            call.end();
+          })();
+        },
+      }),
+    );
+    try {
+      const ready = await new SnapshotDownloader({
+        leaderAddress: () => relay.address,
+        expectedClusterId: CLUSTER_ID,
+        snapshotDir: join(dir, 'follower', 'snapshot'),
+        deadlineMs: 30_000,
+        initialBackoffMs: 10,
+      }).fetch(400);
+      assert.equal(ready.attempts, 2);
+      assert.equal(requests.length, 2);
+      assert.equal(requests[1]!.checkpointId, ready.manifest.checkpointId);
+      assert.equal(requests[1]!.resumeOffset, String(3 * CHUNK));
+      assert.equal(provider.created, 1);
+      assert.deepEqual(await dumpDbAt(ready.dir), await dumpDb(leaderDb));
+    } finally {
+      (upstream as unknown as grpc.Client).close();
+      await relay.stop();
+      await leader.stop();
+      await leaderDb.close();
+    }
+  });
+});
