@@ -1,0 +1,132 @@
+// The node's HTTP endpoint (Ozone's default port 9876): Prometheus metrics at `/prom` (Ozone's
+// path) and `/metrics` (Prometheus' default), liveness at `/healthz`, readiness at `/readyz`, and a
+// JSON view of the Raft state at `/status`. Only GET is served; it reads state, never changes it.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NodeMetrics, RaftRole } from './node-metrics.js';
+
+export interface PeerStatus {
+  readonly id: string;
+  /** host:port of the peer's Ratis endpoint. */
+  readonly address: string;
+  readonly voter: boolean;
+  /** Highest index known replicated on the peer; null unless this node leads. */
+  readonly matchIndex: number | null;
+}
+
+export interface NodeStatus {
+  readonly nodeId: string;
+  readonly clusterId: string | null;
+  readonly role: RaftRole;
+  readonly term: number;
+  /** The leader this node currently follows (itself when leading); null when unknown. */
+  readonly leaderId: string | null;
+  readonly indexes: {
+    readonly lastLog: number;
+    readonly commit: number;
+    readonly applied: number;
+    readonly snapshot: number;
+  };
+  /** All members of the current configuration, this node included. */
+  readonly peers: readonly PeerStatus[];
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string;
+}
+
+export interface MetricsHttpServerOptions {
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+  readonly metrics: NodeMetrics;
+  readonly status: () => NodeStatus;
+  readonly readiness: () => Readiness;
+}
+
+export interface MetricsHttpServer {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+
+export async function startMetricsHttpServer(options: MetricsHttpServerOptions): Promise<MetricsHttpServer> {
+  const { host, port } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`invalid HTTP port ${String(port)}: expected an integer 0-65535`);
+  }
+  const server = createServer((request, response) => {
+    handle(options, request, response).catch((error: unknown) => {
+      // A failing status/metrics callback must not take the node down: report it to the scraper.
+      if (!response.headersSent) send(response, 500, TEXT_TYPE, `internal error: ${errorMessage(error)}\n`);
+      else response.destroy();
+    });
+  });
+  // Scrapes and probes are short; do not let idle keep-alive sockets hold close() open.
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    host,
+    port: bound.port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(options: MetricsHttpServerOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  if (!KNOWN_PATHS.has(path)) {
+    send(response, 404, TEXT_TYPE, `no such endpoint ${path}; try ${[...KNOWN_PATHS].join(', ')}\n`);
+    return;
+  }
+  if (request.method !== 'GET') {
+    response.setHeader('Allow', 'GET');
+    send(response, 405, TEXT_TYPE, `method ${request.method ?? '?'} not allowed on ${path}; use GET\n`);
+    return;
+  }
+  switch (path) {
+    case '/prom':
+    case '/metrics': {
+      const body = await options.metrics.render();
+      send(response, 200, options.metrics.contentType, body);
+      return;
+    }
+    case '/healthz':
+      // The process answers, so it is alive; readiness is a separate question.
+      send(response, 200, TEXT_TYPE, 'ok\n');
+      return;
+    case '/readyz': {
+      const { ready, reason } = options.readiness();
+      send(response, ready ? 200 : 503, TEXT_TYPE, `${ready ? 'ready' : 'not ready'}: ${reason}\n`);
+      return;
+    }
+    case '/status':
+      send(response, 200, JSON_TYPE, `${JSON.stringify(options.status(), null, 2)}\n`);
+      return;
+  }
+}
+
+const KNOWN_PATHS = new Set(['/prom', '/metrics', '/healthz', '/readyz', '/status']);
+
+function send(response: ServerResponse, code: number, contentType: string, body: string): void {
+  response.writeHead(code, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,47 @@
+// Structured JSON logs (pino), one child logger per node carrying `nodeId`, so the logs of three
+// nodes interleaved in one terminal, one test process or one log store can be told apart.
+// The level comes from the caller, else the SCM_LOG_LEVEL environment variable, else `info`.
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+export const LOG_LEVEL_ENV = 'SCM_LOG_LEVEL';
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LoggerOptions {
+  readonly nodeId: string;
+  /** Overrides SCM_LOG_LEVEL. */
+  readonly level?: string;
+  /** Where JSON lines go; stdout when absent. Tests pass a stream to capture them. */
+  readonly destination?: DestinationStream;
+  /** Environment to read SCM_LOG_LEVEL from; process.env when absent. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Resolves the log level: explicit option, then SCM_LOG_LEVEL, then info. Rejects unknown names. */
+export function resolveLogLevel(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const fromEnv = env[LOG_LEVEL_ENV];
+  const [source, raw] =
+    explicit !== undefined ? ['log level option', explicit] : fromEnv !== undefined && fromEnv !== '' ? [LOG_LEVEL_ENV, fromEnv] : ['default', 'info'];
+  const level = raw.trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new Error(`invalid ${source} ${JSON.stringify(raw)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return level as LogLevel;
+}
+
+/** A pino logger writing JSON lines, bound to one node: every line carries `nodeId`. */
+export function createLogger(options: LoggerOptions): Logger {
+  if (options.nodeId.length === 0) throw new Error('createLogger needs a non-empty nodeId');
+  const level = resolveLogLevel(options.level, options.env);
+  const rootOptions = {
+    level,
+    // ISO timestamps and level names read better than epoch millis and numbers for operators,
+    // and log stores parse both.
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  const root = options.destination === undefined ? pino(rootOptions) : pino(rootOptions, options.destination);
+  return root.child({ nodeId: options.nodeId });
+}

@@ -1,0 +1,162 @@
+// One place where the node reports the Raft events operators care about, so each lands both in
+// the metrics and in the structured log with the same fields: elections, role and leader changes,
+// membership changes and snapshot transfers (start, progress, done or failed, with bytes and rate).
+// Every line carries `event` so log queries do not depend on message wording.
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { NodeMetrics, RaftRole, SnapshotFailureReason } from './node-metrics.js';
+
+export type SnapshotTransferKind = 'download' | 'install' | 'serve';
+
+export interface SnapshotTransferContext {
+  /** The other end: the leader for a download, the follower for a serve; omitted for install. */
+  readonly peer?: string;
+  readonly term: number;
+  readonly index: number;
+}
+
+export interface RaftEventsOptions {
+  /** Progress is logged each time the transfer crosses another multiple of this many bytes. */
+  readonly progressEveryBytes?: number;
+  /** Milliseconds clock for durations and rates; tests inject one. */
+  readonly now?: () => number;
+}
+
+const DEFAULT_PROGRESS_EVERY_BYTES = 16 * 1024 * 1024;
+
+export class RaftEvents {
+  private readonly progressEveryBytes: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+    options: RaftEventsOptions = {},
+  ) {
+    this.progressEveryBytes = options.progressEveryBytes ?? DEFAULT_PROGRESS_EVERY_BYTES;
+    if (!Number.isSafeInteger(this.progressEveryBytes) || this.progressEveryBytes <= 0) {
+      throw new Error(`progressEveryBytes must be a positive integer, got ${String(options.progressEveryBytes)}`);
+    }
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  electionStarted(term: number): void {
+    this.metrics.electionStarted();
+    this.metrics.setTerm(term);
+    this.metrics.setRole('candidate');
+    this.log.info({ event: 'election_started', term }, `starting election for term ${term}`);
+  }
+
+  roleChanged(role: RaftRole, term: number): void {
+    this.metrics.setRole(role);
+    this.metrics.setTerm(term);
+    if (role !== 'leader') this.metrics.clearFollowerLag();
+    this.log.info({ event: 'role_changed', role, term }, `became ${role} in term ${term}`);
+  }
+
+  leaderChanged(change: { term: number; leaderId: string | null; previousLeaderId: string | null }): void {
+    if (change.leaderId === change.previousLeaderId) {
+      throw new Error(`leaderChanged called without a change: leader is still ${String(change.leaderId)}`);
+    }
+    this.metrics.leaderChanged();
+    this.log.info(
+      { event: 'leader_changed', term: change.term, leaderId: change.leaderId, previousLeaderId: change.previousLeaderId },
+      change.leaderId === null ? `leader ${String(change.previousLeaderId)} lost in term ${change.term}` : `leader is ${change.leaderId} in term ${change.term}`,
+    );
+  }
+
+  /** `members` is the whole new configuration, this node included when it is a member. */
+  membershipChanged(change: { index: number; members: readonly string[]; previousMembers: readonly string[] }): void {
+    const added = change.members.filter((m) => !change.previousMembers.includes(m));
+    const removed = change.previousMembers.filter((m) => !change.members.includes(m));
+    this.metrics.setKnownPeers(change.members.filter((m) => m !== this.metrics.nodeId));
+    this.log.info(
+      { event: 'membership_changed', index: change.index, members: change.members, added, removed },
+      `configuration at index ${change.index}: [${change.members.join(', ')}]`,
+    );
+  }
+
+  snapshotNotification(direction: 'sent' | 'received', context: SnapshotTransferContext): void {
+    this.metrics.snapshotNotification(direction);
+    this.log.info(
+      { event: 'snapshot_notification', direction, ...context },
+      `install-snapshot notification ${direction} (${direction === 'sent' ? 'to' : 'from'} ${context.peer ?? '?'}, first available ${context.term}#${context.index})`,
+    );
+  }
+
+  /** Starts timing a transfer and logs its start; report bytes as they move, then done or failed. */
+  snapshotTransfer(kind: SnapshotTransferKind, context: SnapshotTransferContext): SnapshotTransfer {
+    return new SnapshotTransfer(kind, context, this.metrics, this.log, this.now, this.progressEveryBytes);
+  }
+}
+
+export class SnapshotTransfer {
+  private readonly started: number;
+  private bytes = 0;
+  private nextProgressAt: number;
+  private finished = false;
+
+  constructor(
+    readonly kind: SnapshotTransferKind,
+    private readonly context: SnapshotTransferContext,
+    private readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly progressEveryBytes: number,
+  ) {
+    this.started = now();
+    this.nextProgressAt = progressEveryBytes;
+    this.log.info({ event: `snapshot_${kind}_started`, ...context }, `snapshot ${kind} started`);
+  }
+
+  /** Reports the total bytes moved so far (monotonic). */
+  progress(totalBytes: number): void {
+    this.requireOpen();
+    if (!Number.isSafeInteger(totalBytes) || totalBytes < this.bytes) {
+      throw new Error(`snapshot ${this.kind} progress must be a byte total not below ${this.bytes}, got ${String(totalBytes)}`);
+    }
+    this.bytes = totalBytes;
+    if (totalBytes >= this.nextProgressAt) {
+      this.nextProgressAt = (Math.floor(totalBytes / this.progressEveryBytes) + 1) * this.progressEveryBytes;
+      this.log.info({ event: `snapshot_${this.kind}_progress`, ...this.context, ...this.rate() }, `snapshot ${this.kind} progress`);
+    }
+  }
+
+  done(totalBytes: number = this.bytes): void {
+    this.progressSilently(totalBytes);
+    this.finished = true;
+    const rate = this.rate();
+    if (this.kind === 'download') this.metrics.downloadCompleted({ bytes: rate.bytes, seconds: rate.seconds });
+    else if (this.kind === 'install') this.metrics.installCompleted({ bytes: rate.bytes, seconds: rate.seconds });
+    else this.metrics.checkpointServed(rate.bytes);
+    this.log.info({ event: `snapshot_${this.kind}_done`, ...this.context, ...rate }, `snapshot ${this.kind} done`);
+  }
+
+  failed(reason: SnapshotFailureReason, error: unknown): void {
+    this.requireOpen();
+    this.finished = true;
+    if (this.kind === 'download') this.metrics.downloadFailed(reason);
+    else if (this.kind === 'install') this.metrics.installFailed(reason);
+    this.log.warn(
+      { event: `snapshot_${this.kind}_failed`, ...this.context, ...this.rate(), reason, err: error },
+      `snapshot ${this.kind} failed: ${reason}`,
+    );
+  }
+
+  private progressSilently(totalBytes: number): void {
+    this.requireOpen();
+    if (!Number.isSafeInteger(totalBytes) || totalBytes < this.bytes) {
+      throw new Error(`snapshot ${this.kind} byte total must not go below ${this.bytes}, got ${String(totalBytes)}`);
+    }
+    this.bytes = totalBytes;
+  }
+
+  private requireOpen(): void {
+    if (this.finished) throw new Error(`snapshot ${this.kind} already finished`);
+  }
+
+  private rate(): { bytes: number; seconds: number; bytesPerSecond: number } {
+    const seconds = Math.max(0, (this.now() - this.started) / 1000);
+    return { bytes: this.bytes, seconds, bytesPerSecond: seconds > 0 ? Math.round(this.bytes / seconds) : 0 };
+  }
+}

@@ -1,0 +1,141 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { NodeMetrics } from '../../src/metrics/node-metrics.js';
+import { startMetricsHttpServer, type NodeStatus, type Readiness } from '../../src/metrics/http-server.js';
+import { assessReadiness } from '../../src/metrics/readiness.js';
+import { promtoolCheck } from './fixtures.js';
+
+function sampleStatus(overrides: Partial<NodeStatus> = {}): NodeStatus {
+  return {
+    nodeId: 'scm1',
+    clusterId: 'CID-7b0c2a9e-0000-4000-8000-000000000001',
+    role: 'follower',
+    term: 4,
+    leaderId: 'scm2',
+    indexes: { lastLog: 120, commit: 118, applied: 117, snapshot: 100 },
+    peers: [
+      { id: 'scm1', address: 'scm1:9894', voter: true, matchIndex: null },
+      { id: 'scm2', address: 'scm2:9894', voter: true, matchIndex: null },
+      { id: 'scm3', address: 'scm3:9894', voter: true, matchIndex: null },
+    ],
+    ...overrides,
+  };
+}
+
+async function withServer(
+  readiness: () => Readiness,
+  body: (get: (path: string, method?: string) => Promise<{ status: number; type: string; text: string; allow?: string }>) => Promise<void>,
+  status: () => NodeStatus = () => sampleStatus(),
+): Promise<void> {
+  const metrics = new NodeMetrics({ nodeId: 'scm1', peers: ['scm2', 'scm3'] });
+  metrics.setTerm(4);
+  const server = await startMetricsHttpServer({ host: '127.0.0.1', port: 0, metrics, status, readiness });
+  assert.ok(server.port > 0);
+  const get = (path: string, method = 'GET') =>
+    new Promise<{ status: number; type: string; text: string; allow?: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path, method }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const result = { status: res.statusCode ?? 0, type: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') };
+          resolve(res.headers.allow === undefined ? result : { ...result, allow: res.headers.allow });
+        });
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    await body(get);
+  } finally {
+    await server.close();
+  }
+}
+
+test('/prom and /metrics serve the Prometheus text format that promtool accepts', async () => {
+  await withServer(() => ({ ready: true, reason: 'ok' }), async (get) => {
+    for (const path of ['/prom', '/metrics']) {
+      const res = await get(path);
+      assert.equal(res.status, 200);
+      assert.equal(res.type, 'text/plain; version=0.0.4; charset=utf-8');
+      assert.ok(res.text.includes('scm_raft_term{scm_node_id="scm1"} 4'), `${path} lacks the term`);
+      assert.deepEqual(promtoolCheck(res.text), { status: 0, output: '' });
+    }
+  });
+});
+
+test('/healthz is 200, /readyz follows the readiness callback with its reason', async () => {
+  let readiness: Readiness = { ready: true, reason: 'follower of scm2' };
+  await withServer(() => readiness, async (get) => {
+    assert.equal((await get('/healthz')).status, 200);
+    const ready = await get('/readyz');
+    assert.equal(ready.status, 200);
+    assert.match(ready.text, /ready: follower of scm2/);
+    readiness = { ready: false, reason: 'no known leader in term 5' };
+    const notReady = await get('/readyz');
+    assert.equal(notReady.status, 503);
+    assert.match(notReady.text, /not ready: no known leader in term 5/);
+  });
+});
+
+test('/status returns the node status as JSON', async () => {
+  await withServer(() => ({ ready: true, reason: '' }), async (get) => {
+    const res = await get('/status?pretty');
+    assert.equal(res.status, 200);
+    assert.equal(res.type, 'application/json; charset=utf-8');
+    assert.deepEqual(JSON.parse(res.text), sampleStatus());
+  });
+});
+
+test('unknown paths are 404, non-GET methods are 405 with Allow: GET', async () => {
+  await withServer(() => ({ ready: true, reason: '' }), async (get) => {
+    const missing = await get('/nope');
+    assert.equal(missing.status, 404);
+    assert.match(missing.text, /no such endpoint \/nope/);
+    const post = await get('/prom', 'POST');
+    assert.equal(post.status, 405);
+    assert.equal(post.allow, 'GET');
+    assert.equal((await get('/status', 'DELETE')).status, 405);
+  });
+});
+
+test('a failing status callback gives 500 with the error, and the server keeps serving', async () => {
+  await withServer(
+    () => ({ ready: true, reason: '' }),
+    async (get) => {
+      const res = await get('/status');
+      assert.equal(res.status, 500);
+      assert.match(res.text, /raft core not started/);
+      assert.equal((await get('/healthz')).status, 200);
+    },
+    () => {
+      throw new Error('raft core not started');
+    },
+  );
+});
+
+test('startMetricsHttpServer rejects a bad port and reports a port in use', async () => {
+  const metrics = new NodeMetrics({ nodeId: 'p1' });
+  const base = { host: '127.0.0.1', metrics, status: () => sampleStatus(), readiness: () => ({ ready: true, reason: '' }) };
+  await assert.rejects(startMetricsHttpServer({ ...base, port: 70000 }), /invalid HTTP port 70000/);
+  const first = await startMetricsHttpServer({ ...base, port: 0 });
+  try {
+    await assert.rejects(startMetricsHttpServer({ ...base, port: first.port }), /EADDRINUSE/);
+  } finally {
+    await first.close();
+  }
+});
+
+test('assessReadiness: ready only as a voter with a known leader and applied close to commit', () => {
+  assert.equal(assessReadiness(sampleStatus()).ready, true);
+  assert.deepEqual(assessReadiness(sampleStatus({ leaderId: null })), { ready: false, reason: 'no known leader in term 4' });
+  assert.match(assessReadiness(sampleStatus({ role: 'candidate', leaderId: null })).reason, /role is candidate/);
+  assert.match(assessReadiness(sampleStatus({ role: 'non-voter' })).reason, /role is non-voter/);
+  const behind = sampleStatus({ indexes: { lastLog: 5000, commit: 5000, applied: 100, snapshot: 0 } });
+  assert.match(assessReadiness(behind, { maxAppliedLag: 10 }).reason, /applied index 100 is 4900 behind commit index 5000 \(limit 10\)/);
+  assert.equal(assessReadiness(behind, { maxAppliedLag: 4900 }).ready, true);
+  assert.equal(assessReadiness(sampleStatus({ role: 'leader', leaderId: 'scm1' })).ready, true);
+  assert.match(assessReadiness(sampleStatus({ role: 'leader', leaderId: 'scm3' })).reason, /leader id is scm3/);
+  assert.throws(() => assessReadiness(sampleStatus(), { maxAppliedLag: -1 }), /maxAppliedLag must be a non-negative integer/);
+});

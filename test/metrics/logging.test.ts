@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger, resolveLogLevel } from '../../src/metrics/logger.js';
+import { NodeMetrics } from '../../src/metrics/node-metrics.js';
+import { RaftEvents } from '../../src/metrics/raft-events.js';
+import { samplesOf } from './fixtures.js';
+
+function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+test('createLogger writes JSON lines carrying the node id, level name and time', () => {
+  const out = capture();
+  const log = createLogger({ nodeId: 'scm2', destination: out.stream, env: {} });
+  log.info({ term: 3 }, 'hello');
+  log.debug('hidden at the default info level');
+  const lines = out.lines();
+  assert.equal(lines.length, 1);
+  const [line] = lines;
+  assert.equal(line?.nodeId, 'scm2');
+  assert.equal(line?.level, 'info');
+  assert.equal(line?.msg, 'hello');
+  assert.equal(line?.term, 3);
+  assert.match(String(line?.time), /^\d{4}-\d\d-\d\dT/);
+});
+
+test('log level: option over SCM_LOG_LEVEL over info, unknown names rejected', () => {
+  assert.equal(resolveLogLevel(undefined, {}), 'info');
+  assert.equal(resolveLogLevel(undefined, { SCM_LOG_LEVEL: 'DEBUG' }), 'debug');
+  assert.equal(resolveLogLevel('warn', { SCM_LOG_LEVEL: 'debug' }), 'warn');
+  assert.throws(() => resolveLogLevel(undefined, { SCM_LOG_LEVEL: 'loud' }), /invalid SCM_LOG_LEVEL "loud": expected one of fatal, error/);
+  assert.throws(() => createLogger({ nodeId: '', env: {} }), /non-empty nodeId/);
+  const out = capture();
+  const log = createLogger({ nodeId: 'n', destination: out.stream, env: { SCM_LOG_LEVEL: 'debug' } });
+  log.debug('visible');
+  assert.equal(out.lines().length, 1);
+});
+
+test('Raft events land in metrics and in info logs with an event field', async () => {
+  const out = capture();
+  const metrics = new NodeMetrics({ nodeId: 'scm1', peers: ['scm2'] });
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm1', destination: out.stream, env: {} }));
+  events.electionStarted(5);
+  events.roleChanged('leader', 5);
+  events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: null });
+  events.membershipChanged({ index: 40, members: ['scm1', 'scm2', 'scm3'], previousMembers: ['scm1', 'scm2'] });
+  metrics.setFollowerLag('scm3', 12); // accepted now that scm3 is a member
+  assert.throws(() => events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' }), /without a change/);
+
+  const lines = out.lines();
+  assert.deepEqual(
+    lines.map((l) => l.event),
+    ['election_started', 'role_changed', 'leader_changed', 'membership_changed'],
+  );
+  assert.ok(lines.every((l) => l.level === 'info' && l.nodeId === 'scm1'));
+  assert.deepEqual(lines[3]?.added, ['scm3']);
+  const text = await metrics.render();
+  assert.ok(text.includes('scm_raft_elections_total{scm_node_id="scm1"} 1'));
+  assert.ok(text.includes('scm_raft_leader_changes_total{scm_node_id="scm1"} 1'));
+  assert.ok(text.includes('scm_raft_role{role="leader",scm_node_id="scm1"} 1'));
+  assert.ok(text.includes('scm_raft_term{scm_node_id="scm1"} 5'));
+});
+
+test('snapshot transfers log start, throttled progress and done with bytes and rate, and count in metrics', async () => {
+  const out = capture();
+  const metrics = new NodeMetrics({ nodeId: 'scm3' });
+  let clock = 1000;
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm3', destination: out.stream, env: {} }), {
+    progressEveryBytes: 1000,
+    now: () => clock,
+  });
+  events.snapshotNotification('received', { peer: 'scm1', term: 2, index: 500 });
+  const download = events.snapshotTransfer('download', { peer: 'scm1', term: 2, index: 500 });
+  for (const total of [400, 900, 1200, 1500, 2100, 4000]) {
+    clock += 500;
+    download.progress(total);
+  }
+  download.done(4000);
+  assert.throws(() => download.progress(5000), /already finished/);
+
+  const failing = events.snapshotTransfer('install', { term: 2, index: 500 });
+  assert.throws(() => failing.progress(-5), /progress must be a byte total/);
+  failing.failed('checksum_mismatch', new Error('crc differs'));
+
+  const lines = out.lines();
+  assert.deepEqual(
+    lines.map((l) => l.event),
+    [
+      'snapshot_notification',
+      'snapshot_download_started',
+      'snapshot_download_progress', // crossed 1000 at 1200
+      'snapshot_download_progress', // crossed 2000 at 2100
+      'snapshot_download_progress', // crossed 3000 (and 4000) at 4000
+      'snapshot_download_done',
+      'snapshot_install_started',
+      'snapshot_install_failed',
+    ],
+  );
+  const done = lines[5];
+  assert.equal(done?.bytes, 4000);
+  assert.equal(done?.seconds, 3);
+  assert.equal(done?.bytesPerSecond, 1333);
+  assert.equal(done?.peer, 'scm1');
+  assert.equal(lines[7]?.level, 'warn');
+  assert.equal(lines[7]?.reason, 'checksum_mismatch');
+
+  const text = await metrics.render();
+  assert.deepEqual(samplesOf(text, 'scm_snapshot_download_bytes_total'), ['scm_snapshot_download_bytes_total{scm_node_id="scm3"} 4000']);
+  assert.deepEqual(samplesOf(text, 'scm_snapshot_downloads_total'), ['scm_snapshot_downloads_total{scm_node_id="scm3"} 1']);
+  assert.ok(text.includes('scm_snapshot_download_seconds_sum{scm_node_id="scm3"} 3'));
+  assert.ok(text.includes('scm_snapshot_install_failures_total{reason="checksum_mismatch",scm_node_id="scm3"} 1'));
+  assert.ok(text.includes('scm_snapshot_notifications_total{direction="received",scm_node_id="scm3"} 1'));
+});
