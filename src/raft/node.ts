@@ -1,0 +1,1220 @@
+// RaftNode: the Raft protocol as a pure, deterministic state machine (in the style of etcd-io/raft).
+// It never does I/O, never reads a clock, never draws global randomness. The caller drives it.
+//
+// DRIVING CONTRACT
+// Inputs (any order, all synchronous):
+//   tick()                      once per tick interval (election and heartbeat timeouts count ticks)
+//   step(message)               every message received from a peer
+//   propose(data)               leader only; returns the index/term assigned, or why not
+//   readIndex(requestId)        leader only; the answer comes back as a ReadState in a later Ready
+//   transferLeadership(id), addNonVoter(peer), promote(id), removeServer(id)
+//   snapshotInstalled(term, index) / snapshotInstallFailed()   after a Ready.snapshotNotice
+//   compacted(index)            after the caller purged its log below `index` (index ≤ applied)
+//
+// Output loop. Whenever hasReady() is true:
+//   const rd = node.ready();        // at most one Ready outstanding; ready() throws before advance()
+//   1. Persist: if rd.hardState, write it (term, votedFor). If rd.entries is non-empty, delete every
+//      entry at index ≥ rd.entries[0].index (rd.truncateFrom names the conflict point when one was
+//      replaced) and append rd.entries. Writes may happen asynchronously.
+//   2. rd.messages may be sent at once, even before step 1 is durable (leader → follower traffic:
+//      the leader replicates while its own fsync runs; it counts itself only after advance()).
+//   3. rd.messagesAfterPersist must be sent only once step 1 is durable (fsynced): they are votes and
+//      acknowledgements that promise the hard state / entries are on disk.
+//   4. Apply rd.committedEntries in order (they are always durable locally already).
+//   5. rd.readStates: each read may be served now (once step 4 is done) at the state it names.
+//      rd.droppedReads failed (leadership lost): answer them with an error so the client retries.
+//   6. rd.snapshotNotice (follower): the leader has purged what we need; download and install its
+//      snapshot, reset the log to start after the installed (term, index), then call
+//      snapshotInstalled(term, index) (or snapshotInstallFailed()), between Readies.
+//   7. Call advance() once steps 1 and 4 are complete: it marks the entries durable and applied.
+// After advance(), the LogReader must return every entry handed out so far (until truncated).
+import type {
+  AppendMessage,
+  AppendResponseMessage,
+  HardState,
+  HeartbeatMessage,
+  HeartbeatResponseMessage,
+  IndexedMembership,
+  LogEntry,
+  LogReader,
+  Membership,
+  Message,
+  RaftPeer,
+  RandomSource,
+  Role,
+  SnapshotNotifyMessage,
+  SnapshotStatusKind,
+  SnapshotStatusMessage,
+  VoteMessage,
+} from './types.js';
+import { assertIndex, invariant } from './assert.js';
+import { RaftLog, entrySize } from './raft-log.js';
+import { Progress, type ProgressState } from './progress.js';
+import {
+  MembershipTracker,
+  isMember,
+  isVoter,
+  memberIds,
+  membershipFromPayload,
+  payloadFromMembership,
+  validateMembership,
+} from './membership.js';
+
+export interface RaftConfig {
+  readonly id: string;
+  /** Base election timeout in ticks; each election waits a random value in [electionTicks, 2·electionTicks). */
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Serve reads from a leader lease without a heartbeat round. Requires checkQuorum. */
+  readonly leaseRead: boolean;
+  readonly maxInflightMsgs: number;
+  readonly maxInflightBytes: number;
+  readonly maxBytesPerMsg: number;
+  /** Bound on the committed entries handed out in one Ready (default 64 MiB). */
+  readonly maxCommittedBytesPerReady?: number;
+  readonly random: RandomSource;
+}
+
+export interface InitialState {
+  readonly hardState: HardState;
+  /** The configuration in force as of `membershipIndex` (0 for a bootstrap configuration). */
+  readonly membership: Membership;
+  readonly membershipIndex: number;
+  /** Index of the last entry applied to the state machine. */
+  readonly applied: number;
+  /** Known commit index (≥ applied); defaults to applied. */
+  readonly commit?: number;
+}
+
+export interface SoftState {
+  readonly role: Role;
+  readonly leader: string;
+  readonly term: number;
+}
+
+export interface ReadState {
+  readonly requestId: string;
+  readonly index: number;
+}
+
+export interface SnapshotNotice {
+  readonly leaderId: string;
+  readonly firstIndex: number;
+  readonly firstTerm: number;
+}
+
+export interface Ready {
+  readonly softState?: SoftState;
+  readonly hardState?: HardState;
+  readonly entries: readonly LogEntry[];
+  readonly truncateFrom?: number;
+  readonly messages: readonly Message[];
+  readonly messagesAfterPersist: readonly Message[];
+  readonly committedEntries: readonly LogEntry[];
+  readonly readStates: readonly ReadState[];
+  readonly droppedReads: readonly string[];
+  readonly snapshotNotice?: SnapshotNotice;
+}
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | { readonly ok: false; readonly error: 'not-leader'; readonly leaderHint: string }
+  | { readonly ok: false; readonly error: 'transferring'; readonly leaderHint: string };
+
+export type ChangeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | { readonly ok: false; readonly error: string; readonly leaderHint: string };
+
+export interface ProgressStatus {
+  readonly id: string;
+  readonly match: number;
+  readonly next: number;
+  readonly state: ProgressState;
+  readonly inflight: number;
+  readonly recentActive: boolean;
+}
+
+export interface RaftStatus {
+  readonly id: string;
+  readonly role: Role;
+  readonly term: number;
+  readonly votedFor: string;
+  readonly leader: string;
+  readonly commit: number;
+  readonly applied: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly membership: Membership;
+  readonly membershipIndex: number;
+  readonly progress: readonly ProgressStatus[];
+  readonly leadTransferee: string;
+  readonly installingSnapshot: boolean;
+}
+
+interface PendingRead {
+  readonly requestId: string;
+  readonly index: number;
+  readonly round: number;
+}
+
+interface OutstandingReady {
+  readonly lastEntry: { index: number; term: number } | undefined;
+  readonly hardState: HardState | undefined;
+  readonly appliedTo: number;
+}
+
+const DEFAULT_MAX_COMMITTED_BYTES = 64 * 1024 * 1024;
+
+export class RaftNode {
+  readonly id: string;
+  private readonly cfg: RaftConfig;
+  private readonly log: RaftLog;
+  private readonly members: MembershipTracker;
+
+  private term: number;
+  private votedFor: string;
+  private lead = '';
+  private role: Role = 'follower';
+
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Monotonic tick counter, the time base of lease reads. */
+  private tickCount = 0;
+
+  private readonly progress = new Map<string, Progress>();
+  private readonly votes = new Map<string, boolean>();
+  private leadTransferee = '';
+  private transferElapsed = 0;
+  private readonly autoPromote = new Set<string>();
+
+  private readRound = 0;
+  private readBroadcastNeeded = false;
+  private pendingReads: PendingRead[] = [];
+  /** Reads received before the leader committed an entry of its own term. */
+  private readsAwaitingCommit: string[] = [];
+  /** Confirmed reads waiting for the state machine to reach their index. */
+  private confirmedReads: ReadState[] = [];
+  private droppedReads: string[] = [];
+
+  private installingSnapshot = false;
+  private snapshotNotice: SnapshotNotice | undefined;
+  private snapshotConfig: IndexedMembership | undefined;
+
+  private msgs: Message[] = [];
+  private msgsAfterPersist: Message[] = [];
+  private lastHardState: HardState;
+  private lastSoftState: SoftState;
+  private outstanding: OutstandingReady | undefined;
+
+  constructor(config: RaftConfig, reader: LogReader, initial: InitialState) {
+    validateConfig(config);
+    this.cfg = config;
+    this.id = config.id;
+    assertIndex(initial.hardState.term, 'initial term');
+    assertIndex(initial.applied, 'initial applied index');
+    assertIndex(initial.membershipIndex, 'initial membership index');
+    validateMembership(initial.membership, 'initial membership');
+    this.term = initial.hardState.term;
+    this.votedFor = initial.hardState.votedFor;
+    const first = reader.firstIndex();
+    const snapshotPoint = { index: first - 1, term: reader.term(first - 1) };
+    const commit = Math.max(initial.commit ?? initial.applied, initial.applied);
+    this.log = new RaftLog(reader, initial.applied, commit, snapshotPoint);
+    this.members = new MembershipTracker({ index: Math.min(initial.membershipIndex, commit), membership: initial.membership });
+    // Configuration entries after the given one (possibly uncommitted) are in force too.
+    const scanFrom = Math.max(initial.membershipIndex + 1, this.log.firstIndex());
+    const last = this.log.lastIndex();
+    for (let i = scanFrom; i <= last; ) {
+      const batch = this.log.slice(i, last + 1, 4 * 1024 * 1024);
+      for (const e of batch) {
+        if (e.payload.kind === 'config') {
+          this.members.appended(e.index, membershipFromPayload(e.payload));
+        }
+      }
+      i += batch.length;
+    }
+    this.members.committedTo(commit);
+    this.lastHardState = { term: this.term, votedFor: this.votedFor };
+    this.becomeFollower(this.term, '');
+    this.lastSoftState = this.softState();
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  tick(): void {
+    this.tickCount++;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  step(m: Message): void {
+    validateMessage(m, this.id);
+    if (m.term > this.term) {
+      if (m.type === 'vote' || m.type === 'pre-vote') {
+        // A node that heard from a live leader within the election timeout ignores candidates
+        // (the check-quorum lease, and the pre-vote rule of the Raft thesis §9.6): a partitioned or
+        // removed node cannot disrupt a healthy leader.
+        // With lease reads, a freshly (re)started node also waits one election timeout before voting:
+        // it may have acknowledged a leader's lease just before it crashed.
+        const inLease =
+          (this.cfg.checkQuorum || m.type === 'pre-vote') &&
+          ((this.lead !== '' && this.electionElapsed < this.cfg.electionTicks) ||
+            (this.cfg.leaseRead && this.tickCount < this.cfg.electionTicks));
+        if (inLease && !m.transfer) return;
+      }
+      if (m.type === 'pre-vote' || (m.type === 'pre-vote-response' && !m.reject)) {
+        // Pre-votes never change terms: the candidate asks about term+1 without entering it.
+      } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot-notify') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, '');
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'append' || m.type === 'heartbeat')) {
+        // A stale leader (e.g. one that was partitioned) learns our term from this and steps down.
+        this.send({ type: 'append-response', to: m.from, reject: true, index: 0, hintIndex: 0, hintTerm: 0 });
+      } else if (m.type === 'pre-vote') {
+        this.send({ type: 'pre-vote-response', to: m.from, reject: true });
+      }
+      return;
+    }
+
+    if (m.type === 'vote' || m.type === 'pre-vote') {
+      this.handleVoteRequest(m);
+      return;
+    }
+
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        break;
+      case 'candidate':
+      case 'pre-candidate':
+        this.stepCandidate(m);
+        break;
+      case 'follower':
+      case 'non-voter':
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  propose(data: Uint8Array): ProposeResult {
+    if (!(data instanceof Uint8Array)) throw new Error('propose: data must be a Uint8Array');
+    if (this.role !== 'leader') return { ok: false, error: 'not-leader', leaderHint: this.lead };
+    if (this.leadTransferee !== '') return { ok: false, error: 'transferring', leaderHint: this.lead };
+    const entry = this.appendAsLeader({ kind: 'data', data });
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /** Asks for a linearizable read point; the answer arrives as a ReadState once safe. */
+  readIndex(requestId: string): { ok: true } | { ok: false; error: 'not-leader'; leaderHint: string } {
+    if (typeof requestId !== 'string') throw new Error('readIndex: requestId must be a string');
+    if (this.role !== 'leader') return { ok: false, error: 'not-leader', leaderHint: this.lead };
+    if (!this.committedInCurrentTerm()) {
+      this.readsAwaitingCommit.push(requestId);
+      return { ok: true };
+    }
+    this.registerRead(requestId);
+    return { ok: true };
+  }
+
+  transferLeadership(targetId: string): ChangeResult {
+    if (this.role !== 'leader') return { ok: false, error: 'not-leader', leaderHint: this.lead };
+    if (targetId === this.id) return { ok: true, index: this.log.lastIndex(), term: this.term };
+    if (!isVoter(this.members.current(), targetId)) {
+      return { ok: false, error: `transfer target ${JSON.stringify(targetId)} is not a voter`, leaderHint: this.lead };
+    }
+    const pr = this.progress.get(targetId);
+    invariant(pr !== undefined, `no progress for voter ${targetId}`);
+    this.leadTransferee = targetId;
+    this.transferElapsed = 0;
+    // Catch the target up first; TimeoutNow goes out once its log matches ours.
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(targetId);
+    return { ok: true, index: this.log.lastIndex(), term: this.term };
+  }
+
+  /** Adds a server as a non-voter; with promoteWhenCaughtUp it becomes a voter once it has caught up. */
+  addNonVoter(peer: RaftPeer, promoteWhenCaughtUp = false): ChangeResult {
+    validateMembership({ voters: [peer], nonVoters: [] }, 'addNonVoter');
+    const current = this.members.current();
+    if (isMember(current, peer.id)) {
+      return { ok: false, error: `server ${JSON.stringify(peer.id)} is already a member`, leaderHint: this.lead };
+    }
+    const result = this.proposeMembership({ voters: current.voters, nonVoters: [...current.nonVoters, peer] });
+    if (result.ok && promoteWhenCaughtUp) this.autoPromote.add(peer.id);
+    return result;
+  }
+
+  promote(id: string): ChangeResult {
+    const current = this.members.current();
+    const peer = current.nonVoters.find((p) => p.id === id);
+    if (peer === undefined) {
+      return { ok: false, error: `server ${JSON.stringify(id)} is not a non-voter`, leaderHint: this.lead };
+    }
+    const result = this.proposeMembership({
+      voters: [...current.voters, peer],
+      nonVoters: current.nonVoters.filter((p) => p.id !== id),
+    });
+    if (result.ok) this.autoPromote.delete(id);
+    return result;
+  }
+
+  removeServer(id: string): ChangeResult {
+    const current = this.members.current();
+    if (!isMember(current, id)) {
+      return { ok: false, error: `server ${JSON.stringify(id)} is not a member`, leaderHint: this.lead };
+    }
+    const next = { voters: current.voters.filter((p) => p.id !== id), nonVoters: current.nonVoters.filter((p) => p.id !== id) };
+    if (next.voters.length === 0) {
+      return { ok: false, error: `removing ${JSON.stringify(id)} would leave no voters`, leaderHint: this.lead };
+    }
+    const result = this.proposeMembership(next);
+    if (result.ok) this.autoPromote.delete(id);
+    return result;
+  }
+
+  /**
+   * Follower: the snapshot named by the last notice (or a newer one) is installed at (term, index),
+   * and the caller's log now starts right after it. `membership`, when the caller knows the
+   * configuration in force at the snapshot, overrides the one the leader's notification carried.
+   */
+  snapshotInstalled(term: number, index: number, membership?: IndexedMembership): void {
+    assertIndex(term, 'snapshot term');
+    assertIndex(index, 'snapshot index');
+    if (this.outstanding !== undefined) throw new Error('snapshotInstalled must be called between Readies (after advance())');
+    if (index < this.log.applied) {
+      throw new Error(`installed snapshot index ${index} is below the applied index ${this.log.applied}`);
+    }
+    if (index < this.log.committed) {
+      throw new Error(`installed snapshot index ${index} is below the commit index ${this.log.committed}`);
+    }
+    this.log.restoreSnapshot(index, term);
+    this.members.restore(membership ?? this.snapshotConfig, index);
+    this.updateRoleForMembership();
+    this.installingSnapshot = false;
+    this.snapshotNotice = undefined;
+    this.snapshotConfig = undefined;
+    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'installed');
+  }
+
+  snapshotInstallFailed(): void {
+    this.installingSnapshot = false;
+    this.snapshotNotice = undefined;
+    this.snapshotConfig = undefined;
+    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'unavailable');
+  }
+
+  /** The caller purged its log below `index` (which must be applied); remembers the term there. */
+  compacted(index: number, term: number): void {
+    assertIndex(index, 'compaction index');
+    this.log.compacted(index, term);
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  hasReady(): boolean {
+    if (this.outstanding !== undefined) return false;
+    this.flushAppends();
+    return (
+      this.msgs.length > 0 ||
+      this.msgsAfterPersist.length > 0 ||
+      this.log.hasUnhanded() ||
+      this.log.hasCommittedToApply() ||
+      this.hardStateChanged() ||
+      this.softStateChanged() ||
+      this.droppedReads.length > 0 ||
+      this.snapshotNotice !== undefined ||
+      this.confirmedReads.some((r) => r.index <= this.log.applied)
+    );
+  }
+
+  ready(): Ready | null {
+    if (this.outstanding !== undefined) throw new Error('ready() called again before advance() of the previous Ready');
+    if (!this.hasReady()) return null;
+    const { entries, truncateFrom } = this.log.takeUnhanded();
+    const committedEntries = this.log.committedToApply(this.cfg.maxCommittedBytesPerReady ?? DEFAULT_MAX_COMMITTED_BYTES);
+    const appliedTo = committedEntries.length > 0 ? (committedEntries[committedEntries.length - 1] as LogEntry).index : this.log.applied;
+    const readStates = this.confirmedReads.filter((r) => r.index <= appliedTo);
+    this.confirmedReads = this.confirmedReads.filter((r) => r.index > appliedTo);
+    const hs = this.hardStateChanged() ? { term: this.term, votedFor: this.votedFor } : undefined;
+    const ss = this.softStateChanged() ? this.softState() : undefined;
+    const lastEntry = entries.length > 0 ? (entries[entries.length - 1] as LogEntry) : undefined;
+    const rd: Ready = {
+      ...(ss !== undefined ? { softState: ss } : {}),
+      ...(hs !== undefined ? { hardState: hs } : {}),
+      entries,
+      ...(truncateFrom !== undefined ? { truncateFrom } : {}),
+      messages: this.msgs,
+      messagesAfterPersist: this.msgsAfterPersist,
+      committedEntries,
+      readStates,
+      droppedReads: this.droppedReads,
+      ...(this.snapshotNotice !== undefined ? { snapshotNotice: this.snapshotNotice } : {}),
+    };
+    this.msgs = [];
+    this.msgsAfterPersist = [];
+    this.droppedReads = [];
+    this.snapshotNotice = undefined;
+    if (ss !== undefined) this.lastSoftState = ss;
+    if (hs !== undefined) this.lastHardState = hs;
+    this.outstanding = {
+      lastEntry: lastEntry === undefined ? undefined : { index: lastEntry.index, term: lastEntry.term },
+      hardState: hs,
+      appliedTo,
+    };
+    return rd;
+  }
+
+  /** Acknowledges the last Ready: its entries and hard state are durable, its committed entries applied. */
+  advance(): void {
+    const out = this.outstanding;
+    if (out === undefined) throw new Error('advance() called without an outstanding Ready');
+    this.outstanding = undefined;
+    if (out.lastEntry !== undefined) this.log.stableTo(out.lastEntry.index, out.lastEntry.term);
+    if (out.appliedTo > this.log.applied) this.log.appliedTo(out.appliedTo);
+    if (this.role === 'leader') {
+      // The leader's own vote for its entries counts only now that they are durable.
+      const self = this.progress.get(this.id);
+      if (self !== undefined) self.maybeUpdate(this.log.stableLastIndex());
+      this.maybeCommit();
+    }
+  }
+
+  status(): RaftStatus {
+    const progress: ProgressStatus[] = [];
+    if (this.role === 'leader') {
+      for (const [id, pr] of this.progress) {
+        progress.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight: pr.inflights.count, recentActive: pr.recentActive });
+      }
+    }
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      votedFor: this.votedFor,
+      leader: this.lead,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      firstIndex: this.log.firstIndex(),
+      lastIndex: this.log.lastIndex(),
+      membership: this.members.current(),
+      membershipIndex: this.members.currentIndex(),
+      progress,
+      leadTransferee: this.leadTransferee,
+      installingSnapshot: this.installingSnapshot,
+    };
+  }
+
+  // Cheap accessors for hot paths (metrics, simulators) that do not need a full status().
+  get currentRole(): Role {
+    return this.role;
+  }
+
+  get currentTerm(): number {
+    return this.term;
+  }
+
+  get leaderId(): string {
+    return this.lead;
+  }
+
+  get commitIndex(): number {
+    return this.log.committed;
+  }
+
+  get appliedIndex(): number {
+    return this.log.applied;
+  }
+
+  get lastIndex(): number {
+    return this.log.lastIndex();
+  }
+
+  /** Term of the entry at `index` in the core's view of the log (undefined if unknown). */
+  logTerm(index: number): number | undefined {
+    return this.log.term(index);
+  }
+
+    /** The configuration committed so far (what raft-meta.conf should hold once applied). */
+  committedMembership(): IndexedMembership {
+    return this.members.committed();
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private softState(): SoftState {
+    return { role: this.role, leader: this.lead, term: this.term };
+  }
+
+  private softStateChanged(): boolean {
+    const s = this.lastSoftState;
+    return s.role !== this.role || s.leader !== this.lead || s.term !== this.term;
+  }
+
+  private hardStateChanged(): boolean {
+    return this.lastHardState.term !== this.term || this.lastHardState.votedFor !== this.votedFor;
+  }
+
+  private promotable(): boolean {
+    return isVoter(this.members.current(), this.id);
+  }
+
+  private reset(term: number): void {
+    invariant(term >= this.term, `term goes backwards from ${this.term} to ${term}`);
+    if (term !== this.term) {
+      this.term = term;
+      this.votedFor = '';
+    }
+    this.lead = '';
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.votes.clear();
+    this.leadTransferee = '';
+    this.transferElapsed = 0;
+    this.progress.clear();
+    this.autoPromote.clear();
+    // Reads not yet answered can no longer be confirmed by this node as leader.
+    for (const r of this.pendingReads) this.droppedReads.push(r.requestId);
+    for (const r of this.readsAwaitingCommit) this.droppedReads.push(r);
+    this.pendingReads = [];
+    this.readsAwaitingCommit = [];
+    this.readBroadcastNeeded = false;
+  }
+
+  private becomeFollower(term: number, lead: string): void {
+    // Reads already confirmed stay valid: their index was confirmed while we led.
+    this.reset(term);
+    this.lead = lead;
+    this.role = this.promotable() ? 'follower' : 'non-voter';
+  }
+
+  private becomePreCandidate(): void {
+    invariant(this.role !== 'leader', 'a leader cannot become a pre-candidate');
+    // Pre-vote keeps term and vote: only the role and the tally change.
+    this.votes.clear();
+    this.lead = '';
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.role = 'pre-candidate';
+  }
+
+  private becomeCandidate(): void {
+    invariant(this.role !== 'leader', 'a leader cannot become a candidate');
+    this.reset(this.term + 1);
+    this.votedFor = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    invariant(this.role === 'candidate', `only a candidate becomes leader (was ${this.role})`);
+    this.reset(this.term);
+    this.role = 'leader';
+    this.lead = this.id;
+    const last = this.log.lastIndex();
+    for (const id of memberIds(this.members.current())) this.addProgress(id, last + 1);
+    if (!this.progress.has(this.id)) this.addProgress(this.id, last + 1);
+    const self = this.progress.get(this.id) as Progress;
+    self.maybeUpdate(this.log.stableLastIndex());
+    self.becomeReplicate();
+    self.recentActive = true;
+    // The first entry of every term is a configuration entry with the current configuration (as
+    // Ratis does); it is also the no-op that lets the leader commit entries of earlier terms.
+    this.appendAsLeader(payloadFromMembership(this.members.current()));
+  }
+
+  private addProgress(id: string, next: number): void {
+    const pr = new Progress(next, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+    pr.recentActive = true;
+    this.progress.set(id, pr);
+  }
+
+  private campaign(transfer: boolean): void {
+    if (!this.promotable()) return;
+    if (this.cfg.preVote && !transfer) {
+      this.becomePreCandidate();
+      this.requestVotes('pre-vote', this.term + 1, false);
+    } else {
+      this.becomeCandidate();
+      this.requestVotes('vote', this.term, transfer);
+    }
+  }
+
+  private requestVotes(type: 'vote' | 'pre-vote', term: number, transfer: boolean): void {
+    this.votes.set(this.id, true);
+    if (this.tallyAndAct()) return;
+    for (const p of this.members.current().voters) {
+      if (p.id === this.id) continue;
+      this.send({ type, to: p.id, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer });
+    }
+  }
+
+  /** Counts votes; wins or loses the (pre-)election when decided. Returns true when decided. */
+  private tallyAndAct(): boolean {
+    const voters = this.members.current().voters;
+    let granted = 0;
+    let rejected = 0;
+    for (const p of voters) {
+      const v = this.votes.get(p.id);
+      if (v === true) granted++;
+      else if (v === false) rejected++;
+    }
+    const quorum = Math.floor(voters.length / 2) + 1;
+    if (granted >= quorum) {
+      if (this.role === 'pre-candidate') {
+        this.becomeCandidate();
+        this.requestVotes('vote', this.term, false);
+      } else {
+        this.becomeLeader();
+      }
+      return true;
+    }
+    if (rejected >= quorum || voters.length - rejected < quorum) {
+      this.becomeFollower(this.term, '');
+      return true;
+    }
+    return false;
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.installingSnapshot) return;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.campaign(false);
+    }
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.leadTransferee !== '') {
+      this.transferElapsed++;
+      if (this.transferElapsed >= this.cfg.electionTicks) {
+        this.leadTransferee = '';
+        this.transferElapsed = 0;
+      }
+    }
+    if (this.electionElapsed >= this.cfg.electionTicks) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, '');
+        return;
+      }
+      for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat(true);
+    }
+  }
+
+  private quorumActive(): boolean {
+    const voters = this.members.current().voters;
+    let active = 0;
+    for (const p of voters) {
+      if (p.id === this.id || this.progress.get(p.id)?.recentActive === true) active++;
+    }
+    return active >= Math.floor(voters.length / 2) + 1;
+  }
+
+  // ---------------------------------------------------------------- message handling
+
+  private handleVoteRequest(m: VoteMessage): void {
+    const isPre = m.type === 'pre-vote';
+    const canVote =
+      this.votedFor === m.from ||
+      (this.votedFor === '' && this.lead === '') ||
+      (isPre && m.term > this.term);
+    if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
+      // Granted pre-votes answer in the asked term; a granted vote is persisted before it is sent.
+      this.send({ type: isPre ? 'pre-vote-response' : 'vote-response', to: m.from, term: m.term, reject: false });
+      if (!isPre) {
+        this.electionElapsed = 0;
+        this.votedFor = m.from;
+      }
+    } else {
+      this.send({ type: isPre ? 'pre-vote-response' : 'vote-response', to: m.from, reject: true });
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    const pr = this.progress.get(m.from);
+    switch (m.type) {
+      case 'append-response':
+        if (pr !== undefined) this.handleAppendResponse(m, pr);
+        break;
+      case 'heartbeat-response':
+        if (pr !== undefined) this.handleHeartbeatResponse(m, pr);
+        break;
+      case 'snapshot-status':
+        if (pr !== undefined) this.handleSnapshotStatus(m, pr);
+        break;
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot-notify':
+        // Same term, another leader: impossible unless two leaders were elected in one term.
+        throw new Error(`raft invariant violated: leader ${this.id} got ${m.type} from ${m.from} in its own term ${m.term}`);
+      default:
+        break; // stale votes and TimeoutNow are irrelevant to a leader
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot-notify':
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        return;
+      case 'vote-response':
+        if (this.role === 'candidate' && m.term === this.term) {
+          this.votes.set(m.from, !m.reject);
+          this.tallyAndAct();
+        }
+        return;
+      case 'pre-vote-response':
+        if (this.role === 'pre-candidate' && (m.term === this.term + 1 || m.reject)) {
+          this.votes.set(m.from, !m.reject);
+          this.tallyAndAct();
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'append':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot-notify':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshotNotify(m);
+        return;
+      case 'timeout-now':
+        // Leadership transfer: campaign at once, skipping pre-vote and the lease check.
+        if (this.promotable() && !this.installingSnapshot) this.campaign(true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private handleAppend(m: AppendMessage): void {
+    if (this.installingSnapshot) {
+      this.sendSnapshotStatus(m.from, 'in-progress');
+      return;
+    }
+    const committed = this.log.committed;
+    if (m.prevIndex < committed) {
+      // Everything up to our commit index matches any current leader's log.
+      this.send({ type: 'append-response', to: m.from, reject: false, index: committed, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const lastNew = m.prevIndex + m.entries.length;
+      const conflict = this.log.findConflict(m.entries);
+      if (conflict !== 0) {
+        invariant(conflict > committed, `entry ${conflict} conflicts with the committed log (commit ${committed})`);
+        const fresh = m.entries.slice(conflict - (m.prevIndex + 1));
+        if (conflict <= this.log.lastIndex()) this.members.truncatedFrom(conflict);
+        this.log.append(fresh);
+        for (const e of fresh) {
+          if (e.payload.kind === 'config') this.members.appended(e.index, membershipFromPayload(e.payload));
+        }
+        this.updateRoleForMembership();
+      }
+      this.commitTo(Math.min(m.commit, lastNew));
+      this.send({ type: 'append-response', to: m.from, reject: false, index: lastNew, hintIndex: 0, hintTerm: 0 });
+      return;
+    }
+    // Reject, telling the leader where our log may match so it can skip a whole term at once.
+    const hint = this.log.findConflictByTerm(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+    this.send({ type: 'append-response', to: m.from, reject: true, index: m.prevIndex, hintIndex: hint.index, hintTerm: hint.term });
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    if (!this.installingSnapshot) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send({ type: 'heartbeat-response', to: m.from, readRound: m.readRound, sentTick: m.sentTick });
+  }
+
+  private handleSnapshotNotify(m: SnapshotNotifyMessage): void {
+    if (this.installingSnapshot) {
+      this.sendSnapshotStatus(m.from, 'in-progress');
+      return;
+    }
+    if (this.log.committed >= m.firstIndex - 1) {
+      // We already hold everything the leader purged; adopt its committed configuration if newer.
+      this.members.adoptCommitted(m.config, this.log.committed);
+      this.updateRoleForMembership();
+      this.sendSnapshotStatus(m.from, 'already-installed');
+      return;
+    }
+    this.installingSnapshot = true;
+    this.snapshotNotice = { leaderId: m.from, firstIndex: m.firstIndex, firstTerm: m.firstTerm };
+    this.snapshotConfig = m.config;
+    this.sendSnapshotStatus(m.from, 'in-progress');
+  }
+
+  private sendSnapshotStatus(to: string, status: SnapshotStatusKind): void {
+    const index = status === 'installed' || status === 'already-installed' ? this.log.committed : 0;
+    const snapshotTerm = index > 0 ? (this.log.term(index) ?? 0) : 0;
+    this.send({ type: 'snapshot-status', to, status, index, snapshotTerm });
+  }
+
+  private handleAppendResponse(m: AppendResponseMessage, pr: Progress): void {
+    pr.recentActive = true;
+    if (m.reject) {
+      if (pr.state === 'snapshot') return;
+      let matchHint = m.hintIndex;
+      if (m.hintTerm > 0) matchHint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
+      if (pr.maybeDecrTo(m.index, matchHint) && pr.state === 'replicate') pr.becomeProbe();
+      return;
+    }
+    const updated = pr.maybeUpdate(m.index);
+    // A probe answered at exactly the known match (e.g. right after a snapshot install set the
+    // match) also proves where the logs agree: start streaming.
+    if (pr.state === 'probe' && m.index >= pr.match) {
+      pr.becomeReplicate();
+    } else if (pr.state === 'replicate') {
+      pr.inflights.freeUpTo(m.index);
+    }
+    if (!updated) return;
+    this.maybeCommit();
+    this.maybeFinishTransfer(m.from, pr);
+    this.maybeAutoPromote();
+  }
+
+  private handleHeartbeatResponse(m: HeartbeatResponseMessage, pr: Progress): void {
+    pr.recentActive = true;
+    if (pr.state === 'probe') pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.match < this.log.lastIndex()) {
+      if (pr.inflights.full()) pr.inflights.freeFirstOne();
+      pr.resendWanted = true;
+    }
+    if (m.readRound > pr.readRoundAcked) pr.readRoundAcked = m.readRound;
+    if (m.sentTick > pr.leaseTickAcked) pr.leaseTickAcked = m.sentTick;
+    this.confirmReads();
+  }
+
+  private handleSnapshotStatus(m: SnapshotStatusMessage, pr: Progress): void {
+    pr.recentActive = true;
+    switch (m.status) {
+      case 'in-progress':
+        if (pr.state !== 'snapshot') pr.becomeSnapshot();
+        return;
+      case 'unavailable':
+        // Stay paused; the notification is repeated on the next heartbeat.
+        if (pr.state !== 'snapshot') pr.becomeSnapshot();
+        return;
+      case 'installed':
+      case 'already-installed': {
+        if (m.index > pr.match) pr.match = m.index;
+        pr.becomeProbe();
+        // A configuration committed since the notification must reach the follower too.
+        if (this.members.committed().index > pr.notifiedConfigIndex && this.members.committed().index <= m.index) {
+          this.sendSnapshotNotify(m.from, pr);
+        }
+        this.maybeCommit();
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- leader: replication
+
+  private appendAsLeader(payload: LogEntry['payload']): LogEntry {
+    invariant(this.role === 'leader', 'only a leader appends new entries');
+    const entry: LogEntry = { term: this.term, index: this.log.lastIndex() + 1, payload };
+    this.log.append([entry]);
+    if (payload.kind === 'config') {
+      this.members.appended(entry.index, membershipFromPayload(payload));
+      this.syncProgressWithMembership();
+    }
+    return entry;
+  }
+
+  private proposeMembership(next: Membership): ChangeResult {
+    if (this.role !== 'leader') return { ok: false, error: 'not-leader', leaderHint: this.lead };
+    if (this.leadTransferee !== '') return { ok: false, error: 'leadership transfer in progress', leaderHint: this.lead };
+    if (this.members.hasUncommitted()) {
+      return { ok: false, error: 'a configuration change is already in progress', leaderHint: this.lead };
+    }
+    validateMembership(next, 'new membership');
+    const entry = this.appendAsLeader(payloadFromMembership(next));
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /** Progress exists for exactly the members of the current configuration (plus the leader). */
+  private syncProgressWithMembership(): void {
+    const current = this.members.current();
+    const last = this.log.lastIndex();
+    for (const id of memberIds(current)) if (!this.progress.has(id)) this.addProgress(id, last);
+    for (const id of [...this.progress.keys()]) {
+      if (id !== this.id && !isMember(current, id)) this.progress.delete(id);
+    }
+  }
+
+  private committedInCurrentTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  private maybeCommit(): void {
+    const voters = this.members.current().voters;
+    if (voters.length === 0) return;
+    const matches: number[] = [];
+    for (const p of voters) {
+      const pr = this.progress.get(p.id);
+      matches.push(pr === undefined ? 0 : pr.match);
+    }
+    matches.sort((a, b) => b - a);
+    const quorumMatch = matches[Math.floor(voters.length / 2)] as number;
+    // Raft §5.4.2: only entries of the current term are committed by counting replicas.
+    if (quorumMatch > this.log.committed && this.log.term(quorumMatch) === this.term) {
+      this.commitTo(quorumMatch);
+    }
+  }
+
+  private commitTo(index: number): void {
+    const wasCommittedInTerm = this.role === 'leader' && this.committedInCurrentTerm();
+    if (!this.log.commitTo(index)) return;
+    this.members.committedTo(index);
+    if (this.role !== 'leader') return;
+    if (!wasCommittedInTerm && this.committedInCurrentTerm()) {
+      const waiting = this.readsAwaitingCommit;
+      this.readsAwaitingCommit = [];
+      for (const id of waiting) this.registerRead(id);
+    }
+    if (!isVoter(this.members.committed().membership, this.id) && !isVoter(this.members.current(), this.id)) {
+      // The configuration that removed us is committed: hand over to the most caught-up voter.
+      let best: string | undefined;
+      let bestMatch = -1;
+      for (const p of this.members.current().voters) {
+        const pr = this.progress.get(p.id);
+        if (pr !== undefined && pr.match > bestMatch) {
+          best = p.id;
+          bestMatch = pr.match;
+        }
+      }
+      if (best !== undefined && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+      this.becomeFollower(this.term, '');
+      return;
+    }
+    this.maybeAutoPromote();
+  }
+
+  private maybeAutoPromote(): void {
+    if (this.role !== 'leader' || this.autoPromote.size === 0 || this.members.hasUncommitted()) return;
+    for (const id of this.autoPromote) {
+      const pr = this.progress.get(id);
+      if (pr !== undefined && pr.match >= this.log.committed) {
+        this.promote(id);
+        return;
+      }
+    }
+  }
+
+  private maybeFinishTransfer(from: string, pr: Progress): void {
+    if (from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(from);
+  }
+
+  private sendTimeoutNow(to: string): void {
+    this.send({ type: 'timeout-now', to });
+  }
+
+  /** Sends every follower what it is missing, as far as its inflight window allows (batched). */
+  private flushAppends(): void {
+    if (this.role !== 'leader') return;
+    if (this.readBroadcastNeeded) {
+      this.readBroadcastNeeded = false;
+      this.broadcastHeartbeat(false);
+    }
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      this.sendAppends(id, pr);
+    }
+  }
+
+  private sendAppends(to: string, pr: Progress): void {
+    const last = this.log.lastIndex();
+    for (;;) {
+      if (pr.isPaused()) return;
+      const prevIndex = pr.next - 1;
+      const prevTerm = this.log.term(prevIndex);
+      if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
+        this.sendSnapshotNotify(to, pr);
+        pr.becomeSnapshot();
+        return;
+      }
+      const hasEntries = pr.next <= last;
+      // An empty append is still useful to probe, or to forward a commit index advance.
+      if (!hasEntries && pr.state === 'replicate' && pr.sentCommit >= this.log.committed && !pr.resendWanted) return;
+      const entries = hasEntries ? this.log.slice(pr.next, last + 1, this.cfg.maxBytesPerMsg) : [];
+      this.send({ type: 'append', to, prevIndex, prevTerm, entries, commit: this.log.committed });
+      pr.sentCommit = this.log.committed;
+      pr.resendWanted = false;
+      if (pr.state === 'probe') {
+        pr.probeSent = true;
+        return;
+      }
+      if (entries.length === 0) return;
+      let bytes = 0;
+      for (const e of entries) bytes += entrySize(e);
+      const lastSent = (entries[entries.length - 1] as LogEntry).index;
+      pr.inflights.add(lastSent, bytes);
+      pr.next = lastSent + 1;
+    }
+  }
+
+  private sendSnapshotNotify(to: string, pr: Progress): void {
+    const first = this.log.firstIndex();
+    const committedConfig = this.members.committed();
+    pr.notifiedConfigIndex = committedConfig.index;
+    this.send({
+      type: 'snapshot-notify',
+      to,
+      firstIndex: first,
+      firstTerm: this.log.term(first) ?? 0,
+      config: committedConfig,
+    });
+  }
+
+  private broadcastHeartbeat(renotifySnapshots: boolean): void {
+    for (const [id, pr] of this.progress) {
+      if (id === this.id) continue;
+      if (renotifySnapshots && pr.state === 'snapshot') this.sendSnapshotNotify(id, pr);
+      this.send({
+        type: 'heartbeat',
+        to: id,
+        commit: Math.min(pr.match, this.log.committed),
+        readRound: this.readRound,
+        sentTick: this.tickCount,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- leader: reads
+
+  private registerRead(requestId: string): void {
+    const index = this.log.committed;
+    if (this.cfg.leaseRead && this.leaseValid()) {
+      this.confirmedReads.push({ requestId, index });
+      return;
+    }
+    this.readRound++;
+    this.pendingReads.push({ requestId, index, round: this.readRound });
+    this.confirmReads();
+    // One heartbeat round confirms every read registered before it: send it with the next Ready.
+    if (this.pendingReads.length > 0) this.readBroadcastNeeded = true;
+  }
+
+  /** Releases reads whose heartbeat round a quorum of voters has acknowledged. */
+  private confirmReads(): void {
+    if (this.pendingReads.length === 0) return;
+    const voters = this.members.current().voters;
+    const acked: number[] = voters.map((p) =>
+      p.id === this.id ? Number.MAX_SAFE_INTEGER : (this.progress.get(p.id)?.readRoundAcked ?? 0),
+    );
+    acked.sort((a, b) => b - a);
+    const confirmed = acked[Math.floor(voters.length / 2)] ?? 0;
+    while (this.pendingReads.length > 0 && (this.pendingReads[0] as PendingRead).round <= confirmed) {
+      const r = this.pendingReads.shift() as PendingRead;
+      this.confirmedReads.push({ requestId: r.requestId, index: r.index });
+    }
+  }
+
+  /**
+   * A lease holds while a quorum acknowledged heartbeats sent less than electionTicks-1 ticks ago:
+   * those voters ignore candidates until electionTicks pass (check-quorum), so no other leader can
+   * exist yet. One tick of margin absorbs tick skew. Never during a transfer (TimeoutNow bypasses it).
+   */
+  private leaseValid(): boolean {
+    if (this.leadTransferee !== '') return false;
+    const voters = this.members.current().voters;
+    const acked: number[] = voters.map((p) =>
+      p.id === this.id ? this.tickCount : (this.progress.get(p.id)?.leaseTickAcked ?? Number.NEGATIVE_INFINITY),
+    );
+    acked.sort((a, b) => b - a);
+    const quorumTick = acked[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
+    return this.tickCount - quorumTick < this.cfg.electionTicks - 1;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private updateRoleForMembership(): void {
+    if (this.role === 'follower' || this.role === 'non-voter') {
+      this.role = this.promotable() ? 'follower' : 'non-voter';
+    }
+  }
+
+  /**
+   * Queues an outgoing message stamped with our id and term (unless it names its own term, as a
+   * granted pre-vote does). Leader traffic may leave before the local fsync; anything else
+   * (votes, acknowledgements) only after the hard state and entries it vouches for are durable.
+   */
+  private send(m: DistributiveOmit<Message, 'from' | 'term'> & { term?: number }): void {
+    const full = { ...m, from: this.id, term: m.term ?? this.term } as Message;
+    const early =
+      this.role === 'leader' &&
+      (full.type === 'append' || full.type === 'heartbeat' || full.type === 'snapshot-notify' || full.type === 'timeout-now');
+    if (early) this.msgs.push(full);
+    else this.msgsAfterPersist.push(full);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function validateConfig(c: RaftConfig): void {
+  if (typeof c.id !== 'string' || c.id.length === 0) throw new Error('raft config: id must be a non-empty string');
+  const positive = (v: number, name: string): void => {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`raft config: ${name} must be a positive integer, got ${v}`);
+  };
+  positive(c.electionTicks, 'electionTicks');
+  positive(c.heartbeatTicks, 'heartbeatTicks');
+  positive(c.maxInflightMsgs, 'maxInflightMsgs');
+  positive(c.maxInflightBytes, 'maxInflightBytes');
+  positive(c.maxBytesPerMsg, 'maxBytesPerMsg');
+  if (c.maxCommittedBytesPerReady !== undefined) positive(c.maxCommittedBytesPerReady, 'maxCommittedBytesPerReady');
+  if (c.heartbeatTicks >= c.electionTicks) {
+    throw new Error(`raft config: heartbeatTicks (${c.heartbeatTicks}) must be less than electionTicks (${c.electionTicks})`);
+  }
+  if (c.leaseRead && !c.checkQuorum) throw new Error('raft config: leaseRead requires checkQuorum');
+  if (typeof c.random?.nextInt !== 'function') throw new Error('raft config: random must provide nextInt(bound)');
+}
+
+const MESSAGE_TYPES = new Set<string>([
+  'append', 'append-response', 'heartbeat', 'heartbeat-response', 'vote', 'pre-vote', 'vote-response',
+  'pre-vote-response', 'timeout-now', 'snapshot-notify', 'snapshot-status',
+]);
+
+function validateMessage(m: Message, self: string): void {
+  if (!MESSAGE_TYPES.has(m.type)) throw new Error(`raft step: unknown message type ${JSON.stringify(m.type)}`);
+  if (m.to !== self) throw new Error(`raft step: message addressed to ${JSON.stringify(m.to)} delivered to ${JSON.stringify(self)}`);
+  if (typeof m.from !== 'string' || m.from.length === 0) throw new Error('raft step: message has no sender');
+  assertIndex(m.term, `term of ${m.type} from ${m.from}`);
+  if (m.type === 'append') {
+    assertIndex(m.prevIndex, 'append prevIndex');
+    assertIndex(m.commit, 'append commit');
+    for (let k = 0; k < m.entries.length; k++) {
+      const e = m.entries[k] as LogEntry;
+      if (e.index !== m.prevIndex + 1 + k) throw new Error(`raft step: append from ${m.from} has non-contiguous entry ${e.index}`);
+      if (e.term > m.term) throw new Error(`raft step: append from ${m.from} carries entry of future term ${e.term}`);
+    }
+  }
+}
+

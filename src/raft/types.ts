@@ -1,0 +1,159 @@
+// Plain data shapes shared by the Raft core and its callers. Everything here is structural data
+// (no classes, no functions) so the server can encode it to protobuf and the simulator can pass it
+// between in-process nodes unchanged.
+
+/** A member of the Raft group, as Ratis' RaftPeerProto { id, address, priority }. */
+export interface RaftPeer {
+  readonly id: string;
+  readonly address: string;
+  readonly priority: number;
+}
+
+/**
+ * What a log entry carries. The shape mirrors Ratis' LogEntryProto oneof: stateMachineLogEntry (data),
+ * configurationEntry (config: peers = voters, listeners = non-voters) and metadataEntry (metadata).
+ */
+export type EntryPayload =
+  | { readonly kind: 'data'; readonly data: Uint8Array }
+  | { readonly kind: 'config'; readonly peers: readonly RaftPeer[]; readonly listeners: readonly RaftPeer[] }
+  | { readonly kind: 'metadata'; readonly commitIndex: number };
+
+export interface LogEntry {
+  readonly term: number;
+  readonly index: number;
+  readonly payload: EntryPayload;
+}
+
+/** The durable part of the node's state besides the log (Ratis' raft-meta: term and votedFor). */
+export interface HardState {
+  readonly term: number;
+  /** Empty string when the node has not voted in `term`. */
+  readonly votedFor: string;
+}
+
+/** A group configuration: voters take part in elections and quorums, non-voters only replicate. */
+export interface Membership {
+  readonly voters: readonly RaftPeer[];
+  readonly nonVoters: readonly RaftPeer[];
+}
+
+/**
+ * Synchronous read access to the caller's durable log. `term(firstIndex() - 1)` may return the term
+ * of the snapshot/compaction point or undefined. An empty log has lastIndex() === firstIndex() - 1.
+ */
+export interface LogReader {
+  firstIndex(): number;
+  lastIndex(): number;
+  term(index: number): number | undefined;
+  /** Entries in [lo, hi), at least one (if lo < hi) even when it alone exceeds maxBytes. */
+  entries(lo: number, hi: number, maxBytes: number): LogEntry[];
+}
+
+/** A source of randomness: returns an integer uniformly in [0, bound). */
+export interface RandomSource {
+  nextInt(bound: number): number;
+}
+
+export type Role = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'non-voter';
+
+export type SnapshotStatusKind = 'in-progress' | 'installed' | 'already-installed' | 'unavailable';
+
+/** The configuration entry a snapshot notification carries, so an installed follower knows its group. */
+export interface IndexedMembership {
+  readonly index: number;
+  readonly membership: Membership;
+}
+
+interface MessageBase {
+  readonly from: string;
+  readonly to: string;
+  readonly term: number;
+}
+
+/** Leader → follower: entries after (prevIndex, prevTerm), and the leader's commit index. */
+export interface AppendMessage extends MessageBase {
+  readonly type: 'append';
+  readonly prevIndex: number;
+  readonly prevTerm: number;
+  readonly entries: readonly LogEntry[];
+  readonly commit: number;
+}
+
+/**
+ * Follower → leader. On success `index` is the last index now known to match the leader. On reject
+ * `index` echoes the rejected prevIndex and (hintIndex, hintTerm) let the leader skip whole terms.
+ */
+export interface AppendResponseMessage extends MessageBase {
+  readonly type: 'append-response';
+  readonly reject: boolean;
+  readonly index: number;
+  readonly hintIndex: number;
+  readonly hintTerm: number;
+}
+
+/** Leader → follower liveness and ReadIndex confirmation round. */
+export interface HeartbeatMessage extends MessageBase {
+  readonly type: 'heartbeat';
+  readonly commit: number;
+  /** ReadIndex round the leader wants confirmed (0 when none). */
+  readonly readRound: number;
+  /** The leader's tick counter when sent; echoed back for lease reads. */
+  readonly sentTick: number;
+}
+
+export interface HeartbeatResponseMessage extends MessageBase {
+  readonly type: 'heartbeat-response';
+  readonly readRound: number;
+  readonly sentTick: number;
+}
+
+/** (Pre-)vote request. For pre-vote, `term` is the term the candidate would campaign in. */
+export interface VoteMessage extends MessageBase {
+  readonly type: 'vote' | 'pre-vote';
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  /** Set when campaigning because of a leadership transfer: bypasses the leader-lease check. */
+  readonly transfer: boolean;
+}
+
+export interface VoteResponseMessage extends MessageBase {
+  readonly type: 'vote-response' | 'pre-vote-response';
+  readonly reject: boolean;
+}
+
+/** Leader → transfer target: start an election now. */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: 'timeout-now';
+}
+
+/**
+ * Leader → follower: the entries you need are purged; install a snapshot from me. Carries the
+ * leader's first available log position and its latest committed configuration.
+ */
+export interface SnapshotNotifyMessage extends MessageBase {
+  readonly type: 'snapshot-notify';
+  readonly firstIndex: number;
+  readonly firstTerm: number;
+  readonly config: IndexedMembership;
+}
+
+/** Follower → leader: progress of a snapshot installation; index/term are the installed point. */
+export interface SnapshotStatusMessage extends MessageBase {
+  readonly type: 'snapshot-status';
+  readonly status: SnapshotStatusKind;
+  readonly index: number;
+  readonly snapshotTerm: number;
+}
+
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | TimeoutNowMessage
+  | SnapshotNotifyMessage
+  | SnapshotStatusMessage;
+
+export type MessageType = Message['type'];

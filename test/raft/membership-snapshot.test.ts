@@ -1,0 +1,147 @@
+// One-server-at-a-time membership changes and snapshot-notification install/resume.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestCluster, dataTexts, membership, peer } from './cluster.js';
+import { only, outbox, solo } from './helpers.js';
+
+test('a new server joins as a non-voter and is promoted automatically once caught up', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.propose('a', 'before-d');
+  const d = c.addNode('d', membership([]));
+  const r = c.node('a').raft.addNonVoter(peer('d'), true);
+  assert.ok(r.ok);
+  c.stabilize();
+  c.tickAll(3);
+  const m = c.node('a').raft.status().membership;
+  assert.deepEqual(m.voters.map((p) => p.id).sort(), ['a', 'b', 'c', 'd']);
+  assert.deepEqual(m.nonVoters, []);
+  assert.deepEqual(dataTexts(d.applied), ['before-d']);
+  assert.equal(d.raft.currentRole, 'follower');
+});
+
+test('at most one uncommitted configuration change', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.type !== 'append-response';
+  const first = c.node('a').raft.addNonVoter(peer('d'));
+  assert.ok(first.ok);
+  const second = c.node('a').raft.removeServer('b');
+  assert.equal(second.ok, false);
+  assert.match(second.ok ? '' : second.error, /already in progress/);
+  c.filter = () => true;
+  c.tickAll(2);
+  assert.ok(c.node('a').raft.removeServer('b').ok);
+});
+
+test('configuration rules: bad changes are refused with a reason', () => {
+  const c = new TestCluster(['a']);
+  c.elect('a');
+  const a = c.node('a').raft;
+  assert.match(String(a.removeServer('a').ok === false && (a.removeServer('a') as { error: string }).error), /no voters/);
+  assert.equal(a.promote('a').ok, false);
+  assert.equal(a.removeServer('zz').ok, false);
+  assert.throws(() => a.addNonVoter({ id: '', address: 'x', priority: 0 }), /empty id/);
+  const follower = new TestCluster(['a', 'b', 'c']).node('b').raft;
+  assert.equal(follower.addNonVoter(peer('d')).ok, false);
+});
+
+test('a non-voter replicates but does not count toward commit', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.addNode('d', membership([]));
+  assert.ok(c.node('a').raft.addNonVoter(peer('d')).ok);
+  c.stabilize();
+  c.filter = (m) => !(m.type === 'append' && (m.to === 'b' || m.to === 'c'));
+  const r = c.node('a').raft.propose(new TextEncoder().encode('needs-voters'));
+  assert.ok(r.ok);
+  c.stabilize();
+  assert.equal(c.node('d').log.lastIndex(), r.index, 'the non-voter has the entry');
+  assert.ok(c.node('a').raft.commitIndex < r.index, 'leader + non-voter is not a quorum');
+});
+
+test('removing the leader: it steps down once the change commits and hands over', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  assert.ok(c.node('a').raft.removeServer('a').ok);
+  c.stabilize();
+  c.tickAll(3);
+  assert.notEqual(c.node('a').raft.currentRole, 'leader');
+  const leader = c.leader();
+  assert.ok(leader !== undefined && leader.id !== 'a');
+  assert.deepEqual(leader.raft.status().membership.voters.map((p) => p.id).sort(), ['b', 'c']);
+  // The removed node never campaigns again.
+  for (let i = 0; i < 50; i++) c.tick('a');
+  assert.equal(c.node('a').raft.currentRole, 'non-voter');
+  c.propose(leader.id, 'after-removal');
+  assert.deepEqual(dataTexts(c.node('b').applied), ['after-removal']);
+});
+
+test('a follower rolls back to the previous configuration when a config entry is truncated', () => {
+  const { raft, log } = solo('b', { term: 2 });
+  const cfg = { kind: 'config' as const, peers: [peer('a'), peer('b'), peer('c'), peer('d')], listeners: [] };
+  raft.step({ type: 'append', from: 'a', to: 'b', term: 2, prevIndex: 0, prevTerm: 0, entries: [{ index: 1, term: 2, payload: cfg }], commit: 0 });
+  outbox(raft, log);
+  assert.equal(raft.status().membership.voters.length, 4);
+  raft.step({ type: 'append', from: 'c', to: 'b', term: 3, prevIndex: 0, prevTerm: 0, entries: [{ index: 1, term: 3, payload: { kind: 'data', data: new Uint8Array([1]) } }], commit: 0 });
+  outbox(raft, log);
+  assert.equal(raft.status().membership.voters.length, 3);
+});
+
+test('snapshot notification: leader pauses appends, follower installs, leader resumes after it', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  // a and b compact their logs below 8 (everything up to 11 is applied).
+  for (const id of ['a', 'b']) {
+    const n = c.node(id);
+    n.log.compact(8);
+    n.raft.compacted(8, n.log.term(8) as number);
+  }
+  c.filter = () => true;
+  c.tickAll(2);
+  const cNode = c.node('c');
+  assert.equal(cNode.snapshotNotices.length, 1);
+  assert.equal(cNode.snapshotNotices[0]?.leaderId, 'a');
+  assert.equal(cNode.snapshotNotices[0]?.firstIndex, 9);
+  const pr = c.node('a').raft.status().progress.find((p) => p.id === 'c');
+  assert.equal(pr?.state, 'snapshot');
+  // While installing, c answers in-progress and gets no appends.
+  c.propose('a', 'during-install');
+  assert.equal(cNode.log.lastIndex(), 1);
+  // c "downloads" a's state machine at a's applied index and resets its log there.
+  const a = c.node('a');
+  const at = a.raft.appliedIndex;
+  cNode.log.resetToSnapshot(at, a.log.term(at) as number);
+  cNode.raft.snapshotInstalled(a.log.term(at) as number, at);
+  c.stabilize();
+  c.tickAll(2);
+  assert.equal(c.node('a').raft.status().progress.find((p) => p.id === 'c')?.state, 'replicate');
+  assert.equal(cNode.log.lastIndex(), a.log.lastIndex());
+  assert.equal(cNode.raft.commitIndex, a.raft.commitIndex);
+});
+
+test('snapshot notification: already-installed and failed installs', () => {
+  // Already installed: the follower's commit index covers everything the leader purged.
+  const { raft, log } = solo('b', { logTerms: [1, 1, 1, 1], term: 1, commit: 4 });
+  const config = { index: 0, membership: membership(['a', 'b', 'c']) };
+  raft.step({ type: 'snapshot-notify', from: 'a', to: 'b', term: 1, firstIndex: 4, firstTerm: 1, config });
+  const st = only(outbox(raft, log), 'snapshot-status');
+  assert.deepEqual([st[0]?.status, st[0]?.index], ['already-installed', 4]);
+  // Failed: the follower reports unavailable and takes the next notification again.
+  const f = solo('c', { logTerms: [1], term: 1 });
+  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, firstTerm: 1, config });
+  const rd = f.raft.ready();
+  assert.equal(rd?.snapshotNotice?.firstIndex, 10);
+  f.raft.advance();
+  f.raft.snapshotInstallFailed();
+  assert.equal(only(outbox(f.raft, f.log), 'snapshot-status')[0]?.status, 'unavailable');
+  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, firstTerm: 1, config });
+  assert.equal(f.raft.ready()?.snapshotNotice?.firstIndex, 10);
+});
+
+test('installing a snapshot older than what is applied is refused', () => {
+  const { raft } = solo('b', { logTerms: [1, 1, 1], term: 1, commit: 3, applied: 3 });
+  assert.throws(() => raft.snapshotInstalled(1, 2), /below the applied index/);
+});
