@@ -3,5 +3,6 @@
 // them; run.ts needs nothing else to dispatch, print help and report usage errors.
 import { ADMIN_COMMANDS } from './admin-commands.js';
 import type { CommandSpec } from './command.js';
+import { NODE_COMMANDS } from './node-commands.js';
 
-export const COMMANDS: readonly CommandSpec[] = [...ADMIN_COMMANDS];
+export const COMMANDS: readonly CommandSpec[] = [...NODE_COMMANDS, ...ADMIN_COMMANDS];

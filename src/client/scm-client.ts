@@ -300,8 +300,8 @@ export class ScmClient {
     return wireList(await this.invoke('ListDatanodes', this.read(options)), 'datanodes').map(parseDatanode);
   }
 
-  async getScmRoles(): Promise<ScmNodeRole[]> {
-    return wireList(await this.invoke('GetScmRoles', {}), 'nodes').map(parseRole);
+  async getScmRoles(options: { selfOnly?: boolean } = {}): Promise<ScmNodeRole[]> {
+    return wireList(await this.invoke('GetScmRoles', { selfOnly: options.selfOnly === true }), 'nodes').map(parseRole);
   }
 
   async transferLeadership(newLeaderId: string): Promise<{ leaderId: string }> {

@@ -131,7 +131,7 @@ export function registerClientService(server: grpc.Server, api: ScmApi, options:
     ClosePipeline: unary('ClosePipeline', decodeClosePipeline, (r) => api.closePipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options),
     RegisterDatanode: unary('RegisterDatanode', decodeRegisterDatanode, (r) => api.registerDatanode(r), (d) => ({ datanode: encodeDatanode(d) }), options),
     ListDatanodes: unary('ListDatanodes', decodeListDatanodes, (r) => api.listDatanodes(r), (ds) => ({ datanodes: ds.map(encodeDatanode) }), options),
-    GetScmRoles: unary('GetScmRoles', noRequest, () => api.getScmRoles(), (roles) => ({ nodes: roles.map(encodeRole) }), options),
+    GetScmRoles: unary('GetScmRoles', (req) => ({ selfOnly: req['selfOnly'] === true }), (request) => api.getScmRoles(request), (roles) => ({ nodes: roles.map(encodeRole) }), options),
     TransferLeadership: unary('TransferLeadership', decodeTransferLeadership, (r) => api.transferLeadership(r), (r) => ({ leaderId: r.leaderId }), options),
     AddScm: unary('AddScm', decodeAddScm, (r) => api.addScm(r), (ms) => ({ members: ms.map(encodeMember) }), options),
     RemoveScm: unary('RemoveScm', decodeRemoveScm, (r) => api.removeScm(r), (ms) => ({ members: ms.map(encodeMember) }), options),

@@ -23,7 +23,7 @@ export const FACTOR_MEMBERS: Readonly<Record<ReplicationFactor, number>> = { ONE
 export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
 export type PipelineState = (typeof PIPELINE_STATES)[number];
 
-export const SCM_ROLES = ['LEADER', 'FOLLOWER', 'CANDIDATE', 'UNREACHABLE'] as const;
+export const SCM_ROLES = ['LEADER', 'FOLLOWER', 'CANDIDATE', 'UNREACHABLE', 'LISTENER'] as const;
 export type ScmRole = (typeof SCM_ROLES)[number];
 
 export type ReadConsistency = 'LINEARIZABLE' | 'STALE';
@@ -189,7 +189,8 @@ export interface ScmApi {
   closePipeline(request: ClosePipelineRequest): Promise<Pipeline>;
   registerDatanode(request: RegisterDatanodeRequest): Promise<DatanodeDetails>;
   listDatanodes(request: ReadHeader): Promise<readonly DatanodeDetails[]>;
-  getScmRoles(): Promise<readonly ScmNodeRole[]>;
+  /** Every member's role and indexes, or with selfOnly just the answering node's own. */
+  getScmRoles(request: { readonly selfOnly: boolean }): Promise<readonly ScmNodeRole[]>;
   transferLeadership(request: TransferLeadershipRequest): Promise<{ readonly leaderId: string }>;
   addScm(request: AddScmRequest): Promise<readonly ScmMember[]>;
   removeScm(request: RemoveScmRequest): Promise<readonly ScmMember[]>;

@@ -27,6 +27,7 @@ import {
   containerIdFromKey,
   openTables,
   SNAPSHOT_POINT_KEY,
+  META_TABLE,
   type ScmDb,
   type ScmTables,
 } from './tables.js';
@@ -310,11 +311,17 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   /** sha256 (hex) over every key and value in scm.db, in key order, each length-prefixed. */
+  /**
+   * sha256 over every replicated key/value pair in key order. The snapshot point is left out: each
+   * replica records its own when it reaches the threshold, so it differs between identical replicas.
+   */
   async digest(): Promise<string> {
     this.assertOpen();
     const hash = createHash('sha256');
     const length = Buffer.alloc(4);
+    const localOnly = Buffer.from(`!${META_TABLE}!${SNAPSHOT_POINT_KEY}`);
     for await (const [key, value] of this.dbValue.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' })) {
+      if (key.equals(localOnly)) continue;
       for (const part of [key, value]) {
         length.writeUInt32BE(part.length);
         hash.update(length);

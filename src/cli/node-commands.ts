@@ -1,0 +1,152 @@
+// The node's own commands: `scm init`, `scm bootstrap`, `scm start` (as Ozone's `ozone scm --init`,
+// `--bootstrap` and the daemon), and `scm cluster`, a local quorum of separate processes.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { RaftStorage } from '../storage/index.js';
+import { ScmClient } from '../client/scm-client.js';
+import { loadConfig, requireSelf, type ScmConfig } from '../server/config.js';
+import { createVersionInfo, readVersionFileIfExists, versionFilePath, writeVersionFile } from '../server/version-file.js';
+import { bootstrapConfigEntry, raftGroupDir } from '../server/scm-node.js';
+import { runNodeUntilSignalled } from '../server/daemon.js';
+import { runLocalCluster } from './local-cluster.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
+
+const CONFIG_OPTIONS: readonly OptionSpec[] = [
+  { name: 'config', kind: 'string', valueName: 'FILE', description: 'ozone-site.xml to read (default: $OZONE_CONF_DIR/ozone-site.xml when it exists)' },
+  { name: 'node-id', kind: 'string', valueName: 'ID', description: 'this node (overrides ozone.scm.node.id)' },
+];
+
+/** ozone-site.xml from --config or $OZONE_CONF_DIR, then OZONE-SITE.XML_ environment variables. */
+export function configFromCli(ctx: CommandContext): ScmConfig {
+  let siteXmlPath = ctx.string('config');
+  const confDir = ctx.io.env['OZONE_CONF_DIR'];
+  if (siteXmlPath === undefined && confDir !== undefined && existsSync(join(confDir, 'ozone-site.xml'))) {
+    siteXmlPath = join(confDir, 'ozone-site.xml');
+  }
+  const nodeId = ctx.string('node-id');
+  return loadConfig({
+    ...(siteXmlPath !== undefined ? { siteXmlPath } : {}),
+    env: ctx.io.env,
+    ...(nodeId !== undefined ? { overrides: { 'ozone.scm.node.id': nodeId } } : {}),
+  });
+}
+
+/** Creates VERSION (new clusterID unless given) and the Raft group holding only this node. */
+export async function initNode(config: ScmConfig, clusterId?: string): Promise<{ clusterId: string; created: boolean }> {
+  const self = requireSelf(config);
+  const existing = readVersionFileIfExists(config.dbDir);
+  if (existing !== null) return { clusterId: existing.clusterId, created: false };
+  const info = createVersionInfo(clusterId !== undefined ? { clusterId } : {});
+  // The group (raft-meta.conf) first: a VERSION without it would look initialised but could not lead.
+  const groupDir = raftGroupDir(config, info.clusterId);
+  mkdirSync(groupDir, { recursive: true });
+  const storage = RaftStorage.open(groupDir);
+  try {
+    if (storage.readConf() === undefined && storage.lastIndex() === 0) await storage.saveConf(bootstrapConfigEntry(self));
+  } finally {
+    await storage.close();
+  }
+  writeVersionFile(config.dbDir, info);
+  return { clusterId: info.clusterId, created: true };
+}
+
+/** Asks the running quorum for its clusterID and writes VERSION with it; `scm start` then joins. */
+export async function bootstrapNode(config: ScmConfig, timeoutMs: number): Promise<{ clusterId: string; created: boolean }> {
+  const self = requireSelf(config);
+  const existing = readVersionFileIfExists(config.dbDir);
+  if (existing !== null) return { clusterId: existing.clusterId, created: false };
+  if (config.primordialNodeId === self.nodeId) {
+    throw new Error(`${self.nodeId} is the primordial SCM (ozone.scm.primordial.node.id): run \`scm init\` on it, not bootstrap`);
+  }
+  const others = config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
+  if (others.length === 0) throw new Error(`bootstrap needs other SCMs in ozone.scm.nodes.${config.serviceId}; only ${self.nodeId} is configured`);
+  const client = new ScmClient({ addresses: others, deadlineMs: timeoutMs });
+  try {
+    const info = await client.getClusterInfo();
+    if (info.clusterId === '') throw new Error(`the SCM at ${client.currentAddress} reported no clusterID`);
+    writeVersionFile(config.dbDir, createVersionInfo({ clusterId: info.clusterId }));
+    return { clusterId: info.clusterId, created: true };
+  } catch (err) {
+    throw new Error(`cannot bootstrap ${self.nodeId}: no running SCM answered at ${others.join(', ')} (${(err as Error).message})`, { cause: err });
+  } finally {
+    client.close();
+  }
+}
+
+const initCommand: CommandSpec = {
+  path: ['init'],
+  summary: 'initialise this SCM as the first node of a new cluster (creates scm/current/VERSION)',
+  options: [...CONFIG_OPTIONS, { name: 'clusterid', kind: 'string', valueName: 'CID-…', description: 'use this clusterID instead of a new one' }],
+  async run(ctx) {
+    const config = configFromCli(ctx);
+    const result = await initNode(config, ctx.string('clusterid'));
+    ctx.io.stdout(
+      result.created
+        ? `SCM initialized: clusterID=${result.clusterId} (${versionFilePath(config.dbDir)})\n`
+        : `SCM already initialized: clusterID=${result.clusterId} (${versionFilePath(config.dbDir)})\n`,
+    );
+    return EXIT_OK;
+  },
+};
+
+const bootstrapCommand: CommandSpec = {
+  path: ['bootstrap'],
+  summary: 'join an existing cluster: take its clusterID from the running SCMs (start then joins the Raft group)',
+  options: [...CONFIG_OPTIONS, { name: 'timeout', kind: 'integer', valueName: 'SECONDS', default: 60, description: 'how long to wait for a running SCM' }],
+  async run(ctx) {
+    const config = configFromCli(ctx);
+    const result = await bootstrapNode(config, (ctx.integer('timeout') ?? 60) * 1000);
+    ctx.io.stdout(
+      result.created ? `SCM bootstrapped: clusterID=${result.clusterId}\n` : `SCM already bootstrapped: clusterID=${result.clusterId}\n`,
+    );
+    return EXIT_OK;
+  },
+};
+
+const startCommand: CommandSpec = {
+  path: ['start'],
+  summary: 'run this SCM until SIGTERM/SIGINT (ENSURE_SCM_INITIALIZED / ENSURE_SCM_BOOTSTRAPPED as Ozone images)',
+  options: CONFIG_OPTIONS,
+  async run(ctx) {
+    const config = configFromCli(ctx);
+    // Ozone's container images: run init / bootstrap first when the named VERSION file is missing.
+    const ensureInit = ctx.io.env['ENSURE_SCM_INITIALIZED'];
+    const ensureBootstrap = ctx.io.env['ENSURE_SCM_BOOTSTRAPPED'];
+    if (ensureInit !== undefined && ensureInit !== '' && !existsSync(ensureInit)) {
+      const r = await initNode(config);
+      ctx.io.stderr(`ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}\n`);
+    } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
+      const r = await bootstrapNode(config, 300_000);
+      ctx.io.stderr(`ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}\n`);
+    }
+    if (readVersionFileIfExists(config.dbDir) === null) {
+      throw new Error(`${versionFilePath(config.dbDir)} does not exist: run \`scm init\` (first node) or \`scm bootstrap\` (the others) before \`scm start\``);
+    }
+    return runNodeUntilSignalled(config, ctx.io);
+  },
+};
+
+const clusterCommand: CommandSpec = {
+  path: ['cluster'],
+  summary: 'run a local quorum of separate SCM processes (init, bootstrap, start) until Ctrl-C',
+  options: [
+    { name: 'nodes', kind: 'integer', valueName: 'N', default: 3, description: 'number of SCM processes' },
+    { name: 'dir', kind: 'string', valueName: 'DIR', default: './data', description: 'data directory (one sub-directory per node)' },
+    { name: 'base-port', kind: 'integer', valueName: 'PORT', default: 9860, description: "node 1's client port; Ratis +34, gRPC +35, HTTP +16; each further node +100" },
+  ],
+  async run(ctx) {
+    const nodes = ctx.integer('nodes') ?? 3;
+    const basePort = ctx.integer('base-port') ?? 9860;
+    if (nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be between 1 and 9, got ${nodes}`);
+    if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`);
+    const dir = resolve(ctx.string('dir') ?? './data');
+    try {
+      return await runLocalCluster({ nodes, basePort, dir, io: ctx.io });
+    } catch (err) {
+      ctx.io.stderr(`scm cluster: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+  },
+};
+
+export const NODE_COMMANDS: readonly CommandSpec[] = [initCommand, bootstrapCommand, startCommand, clusterCommand];

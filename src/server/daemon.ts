@@ -1,0 +1,22 @@
+// `scm start`: one node in the foreground until SIGTERM or SIGINT, then an orderly stop (stop
+// serving, finish the fsync in flight, close scm.db, release in_use.lock).
+import { createLogger } from '../metrics/logger.js';
+import type { CliIo } from '../cli/command.js';
+import { requireSelf, type ScmConfig } from './config.js';
+import { ScmNode } from './scm-node.js';
+
+export async function runNodeUntilSignalled(config: ScmConfig, io: CliIo): Promise<number> {
+  const self = requireSelf(config);
+  const logger = createLogger({ nodeId: self.nodeId, env: io.env });
+  const node = await ScmNode.start({ config, logger });
+  io.stderr(
+    `SCM ${self.nodeId} running: client ${node.ports.client}, ratis ${node.ports.ratis}, grpc ${node.ports.grpc}, http ${node.ports.http}\n`,
+  );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'stopping on signal');
+  await node.stop();
+  return 0;
+}

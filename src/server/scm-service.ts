@@ -1,0 +1,334 @@
+// The SCM's client operations (ScmApi) on top of the replicated state machine.
+//
+// Reads are answered from the state machine's memory after a consistency barrier; mutations are
+// turned into commands here, on the leader, where every non-deterministic decision is made (the
+// timestamp, the pipeline a container goes on, a new pipeline's id and members) and carried in the
+// entry, so that apply is identical on every replica. The retry cache is consulted twice: here,
+// to answer a retry without proposing anything, and again at apply time, which is what makes a
+// retry that races a leader change exactly-once.
+import { randomUUID } from 'node:crypto';
+import {
+  choosePipeline,
+  encodeCommand,
+  ScmError as StateMachineError,
+  type ApplyResult,
+  type CommandOutcome,
+  type ContainerInfo as StoredContainer,
+  type DatanodeInfo,
+  type PipelineInfo,
+  type ScmCommand,
+  type ScmStateMachine,
+} from '../statemachine/index.js';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+} from './errors.js';
+import {
+  FACTOR_MEMBERS,
+  type AddScmRequest,
+  type AllocateContainerRequest,
+  type ClosePipelineRequest,
+  type ClusterInfo,
+  type ContainerInfo,
+  type ContainerWithPipeline,
+  type CreatePipelineRequest,
+  type DatanodeDetails,
+  type GetContainerRequest,
+  type ListContainerRequest,
+  type ListPipelinesRequest,
+  type MutationHeader,
+  type Pipeline,
+  type ReadConsistency,
+  type ReadHeader,
+  type RegisterDatanodeRequest,
+  type RemoveScmRequest,
+  type ScmApi,
+  type ScmMember,
+  type ScmNodeRole,
+  type TransferLeadershipRequest,
+  type UpdateContainerStateRequest,
+} from './scm-api.js';
+
+/** What the service needs from the replication layer (the node's Raft driver). */
+export interface ReplicationGateway {
+  /** Throws NotLeaderError (with the leader hint) unless this node leads and may propose. */
+  ensureLeader(): void;
+  /**
+   * Proposes one command entry; resolves with its apply result once it is committed and applied
+   * here, rejects with NotLeaderError if leadership is lost before that.
+   */
+  submit(data: Uint8Array): Promise<ApplyResult>;
+  /** Linearizable: confirms leadership (ReadIndex) and waits until applied ≥ that index. */
+  readBarrier(consistency: ReadConsistency): Promise<void>;
+  /** The leader's clock for command timestamps. */
+  now(): number;
+  roles(): Promise<readonly ScmNodeRole[]>;
+  ownRole(): ScmNodeRole;
+  clusterInfo(): ClusterInfo;
+  transferLeadership(newLeaderId: string): Promise<string>;
+  addScm(member: ScmMember): Promise<readonly ScmMember[]>;
+  removeScm(nodeId: string): Promise<readonly ScmMember[]>;
+}
+
+export function toApiContainer(c: StoredContainer): ContainerInfo {
+  return {
+    containerId: c.containerID,
+    state: c.state,
+    pipelineId: c.pipelineID,
+    usedBytes: c.usedBytes,
+    numberOfKeys: c.numberOfKeys,
+    stateEnterTime: c.stateEnterTime,
+    owner: c.owner,
+    deleteTransactionId: c.deleteTransactionId,
+    sequenceId: c.sequenceId,
+    replicationType: c.replicationType,
+    replicationFactor: c.replicationFactor,
+  };
+}
+
+export function toApiPipeline(p: PipelineInfo): Pipeline {
+  return {
+    id: p.id,
+    memberIds: p.members,
+    state: p.state,
+    replicationType: p.type,
+    replicationFactor: p.factor,
+    leaderId: p.leaderId,
+    creationTime: p.creationTimestamp,
+  };
+}
+
+function toApiDatanode(d: DatanodeInfo): DatanodeDetails {
+  return { uuid: d.uuid, hostname: d.hostname, ipAddress: d.ipAddress, ports: d.ports };
+}
+
+/** Maps a state machine failure to the error the client service turns into a gRPC status. */
+function toApiError(error: { readonly code: string; readonly message: string }): Error {
+  switch (error.code) {
+    case 'NOT_FOUND':
+      return new NotFoundError(error.message);
+    case 'ALREADY_EXISTS':
+      return new AlreadyExistsError(error.message);
+    case 'INVALID_ARGUMENT':
+      return new InvalidArgumentError('request', error.message);
+    case 'INVALID_STATE_TRANSITION':
+    case 'NO_PIPELINE':
+      return new FailedPreconditionError(error.message);
+    default:
+      return new Error(`${error.code}: ${error.message}`);
+  }
+}
+
+function valueOf(outcome: CommandOutcome): Extract<CommandOutcome, { ok: true }>['value'] {
+  if (!outcome.ok) throw toApiError(outcome.error);
+  return outcome.value;
+}
+
+export class ScmService implements ScmApi {
+  constructor(
+    private readonly sm: () => ScmStateMachine,
+    private readonly gateway: ReplicationGateway,
+  ) {}
+
+  /** Proposes a command unless the retry cache already holds this call's result. */
+  private async mutate(header: MutationHeader, build: (timestamp: number) => ScmCommand): Promise<CommandOutcome> {
+    const cached = this.sm().cachedResult(header.clientId, header.callId);
+    if (cached !== undefined) return cached;
+    this.gateway.ensureLeader();
+    let data: Uint8Array;
+    try {
+      data = encodeCommand(build(this.gateway.now()));
+    } catch (err) {
+      if (err instanceof StateMachineError) throw toApiError({ code: err.code, message: err.message });
+      throw err;
+    }
+    const result = await this.gateway.submit(data);
+    return result.outcome;
+  }
+
+  private pipelineOf(id: string): Pipeline {
+    const pipeline = this.sm().getPipeline(id);
+    if (pipeline === undefined) throw new NotFoundError(`pipeline ${id} not found`);
+    return toApiPipeline(pipeline);
+  }
+
+  private withPipeline(container: StoredContainer): ContainerWithPipeline {
+    const pipeline = this.pipelineOf(container.pipelineID);
+    const datanodes = pipeline.memberIds
+      .map((uuid) => this.sm().getDatanode(uuid))
+      .filter((d): d is DatanodeInfo => d !== undefined)
+      .map(toApiDatanode);
+    return { container: toApiContainer(container), pipeline, datanodes };
+  }
+
+  private containerOf(id: number): StoredContainer {
+    const container = this.sm().getContainer(id);
+    if (container === undefined) throw new NotFoundError(`container #${id} not found`);
+    return container;
+  }
+
+  async allocateContainer(request: AllocateContainerRequest): Promise<ContainerWithPipeline> {
+    const value = valueOf(
+      await this.mutate(request, (timestamp) => {
+        let pipelineId: string;
+        try {
+          pipelineId = choosePipeline(this.sm(), request.replicationType, request.replicationFactor).id;
+        } catch (err) {
+          if (err instanceof StateMachineError) throw new FailedPreconditionError(err.message);
+          throw err;
+        }
+        return {
+          type: 'allocateContainer',
+          clientId: request.clientId,
+          callId: request.callId,
+          timestamp,
+          replicationType: request.replicationType,
+          replicationFactor: request.replicationFactor,
+          owner: request.owner,
+          pipelineId,
+        };
+      }),
+    );
+    if (value.kind !== 'container') throw new Error(`allocateContainer returned a ${value.kind}`);
+    return this.withPipeline(value.container);
+  }
+
+  async getContainer(request: GetContainerRequest): Promise<ContainerInfo> {
+    await this.gateway.readBarrier(request.consistency);
+    return toApiContainer(this.containerOf(request.containerId));
+  }
+
+  async getContainerWithPipeline(request: GetContainerRequest): Promise<ContainerWithPipeline> {
+    await this.gateway.readBarrier(request.consistency);
+    return this.withPipeline(this.containerOf(request.containerId));
+  }
+
+  async listContainers(request: ListContainerRequest): Promise<readonly ContainerInfo[]> {
+    await this.gateway.readBarrier(request.consistency);
+    return this.sm().listContainers(request.startId, request.count, request.state).map(toApiContainer);
+  }
+
+  async updateContainerState(request: UpdateContainerStateRequest): Promise<ContainerInfo> {
+    const value = valueOf(
+      await this.mutate(request, (timestamp) => {
+        this.containerOf(request.containerId);
+        return {
+          type: 'updateContainerState',
+          clientId: request.clientId,
+          callId: request.callId,
+          timestamp,
+          containerId: request.containerId,
+          event: request.event,
+        };
+      }),
+    );
+    if (value.kind !== 'container') throw new Error(`updateContainerState returned a ${value.kind}`);
+    return toApiContainer(value.container);
+  }
+
+  /** Leader-side member choice: registered datanodes in the fewest non-closed pipelines, ties by uuid. */
+  private pickMembers(count: number): string[] {
+    const sm = this.sm();
+    const load = new Map(sm.listDatanodes().map((d) => [d.uuid, 0]));
+    for (const p of sm.listPipelines()) {
+      if (p.state === 'CLOSED') continue;
+      for (const m of p.members) load.set(m, (load.get(m) ?? 0) + 1);
+    }
+    const ranked = [...load].filter(([uuid]) => sm.getDatanode(uuid) !== undefined);
+    ranked.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    if (ranked.length < count) {
+      throw new FailedPreconditionError(`a pipeline needs ${count} registered datanodes, only ${ranked.length} are registered`);
+    }
+    return ranked.slice(0, count).map(([uuid]) => uuid);
+  }
+
+  async createPipeline(request: CreatePipelineRequest): Promise<Pipeline> {
+    const value = valueOf(
+      await this.mutate(request, (timestamp) => {
+        const members = request.memberIds.length > 0 ? [...request.memberIds] : this.pickMembers(FACTOR_MEMBERS[request.replicationFactor]);
+        return {
+          type: 'createPipeline',
+          clientId: request.clientId,
+          callId: request.callId,
+          timestamp,
+          pipelineId: randomUUID(),
+          members,
+          replicationType: request.replicationType,
+          replicationFactor: request.replicationFactor,
+          leaderId: members[0] ?? '',
+          initialState: 'OPEN',
+        };
+      }),
+    );
+    if (value.kind !== 'pipeline') throw new Error(`createPipeline returned a ${value.kind}`);
+    return toApiPipeline(value.pipeline);
+  }
+
+  async listPipelines(request: ListPipelinesRequest): Promise<readonly Pipeline[]> {
+    await this.gateway.readBarrier(request.consistency);
+    return this.sm()
+      .listPipelines()
+      .filter(
+        (p) =>
+          (request.replicationType === undefined || p.type === request.replicationType) &&
+          (request.replicationFactor === undefined || p.factor === request.replicationFactor) &&
+          (request.state === undefined || p.state === request.state),
+      )
+      .map(toApiPipeline);
+  }
+
+  async closePipeline(request: ClosePipelineRequest): Promise<Pipeline> {
+    const value = valueOf(
+      await this.mutate(request, (timestamp) => {
+        this.pipelineOf(request.pipelineId);
+        return { type: 'closePipeline', clientId: request.clientId, callId: request.callId, timestamp, pipelineId: request.pipelineId };
+      }),
+    );
+    if (value.kind !== 'pipeline') throw new Error(`closePipeline returned a ${value.kind}`);
+    return toApiPipeline(value.pipeline);
+  }
+
+  async registerDatanode(request: RegisterDatanodeRequest): Promise<DatanodeDetails> {
+    const value = valueOf(
+      await this.mutate(request, (timestamp) => ({
+        type: 'registerDatanode',
+        clientId: request.clientId,
+        callId: request.callId,
+        timestamp,
+        uuid: request.datanode.uuid,
+        hostname: request.datanode.hostname,
+        ipAddress: request.datanode.ipAddress,
+        ports: request.datanode.ports,
+      })),
+    );
+    if (value.kind !== 'datanode') throw new Error(`registerDatanode returned a ${value.kind}`);
+    return toApiDatanode(value.datanode);
+  }
+
+  async listDatanodes(request: ReadHeader): Promise<readonly DatanodeDetails[]> {
+    await this.gateway.readBarrier(request.consistency);
+    return this.sm().listDatanodes().map(toApiDatanode);
+  }
+
+  getScmRoles(request: { readonly selfOnly: boolean }): Promise<readonly ScmNodeRole[]> {
+    return request.selfOnly ? Promise.resolve([this.gateway.ownRole()]) : this.gateway.roles();
+  }
+
+  async transferLeadership(request: TransferLeadershipRequest): Promise<{ readonly leaderId: string }> {
+    return { leaderId: await this.gateway.transferLeadership(request.newLeaderId) };
+  }
+
+  addScm(request: AddScmRequest): Promise<readonly ScmMember[]> {
+    return this.gateway.addScm({ nodeId: request.nodeId, address: request.address, clientAddress: request.clientAddress });
+  }
+
+  removeScm(request: RemoveScmRequest): Promise<readonly ScmMember[]> {
+    return this.gateway.removeScm(request.nodeId);
+  }
+
+  getClusterInfo(): Promise<ClusterInfo> {
+    return Promise.resolve(this.gateway.clusterInfo());
+  }
+}

@@ -1,0 +1,198 @@
+// Real SCM processes on 127.0.0.1 for integration tests: one shared ozone-site.xml (as
+// `scm cluster` writes it), `scm start` per node in a child process through tsx, logs captured
+// per node so a failing test can show them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { localClusterSiteXml, localNodePorts, type LocalNodePorts } from '../../src/cli/local-cluster.js';
+import { bootstrapNode, initNode } from '../../src/cli/node-commands.js';
+import { loadConfig, type ScmConfig } from '../../src/server/config.js';
+import { ScmClient } from '../../src/client/scm-client.js';
+import { ScmStateMachine } from '../../src/statemachine/index.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'src/cli/main.ts');
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base port whose whole block of node ports is free right now. */
+async function freeBasePort(nodes: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    // Below Linux's ephemeral range (32768+): a port there can be taken by any outbound
+    // connection while a killed node is down, and then the node cannot restart on it.
+    const base = 20_000 + Math.floor(Math.random() * 120) * 100;
+    const ports = Array.from({ length: nodes }, (_, i) => localNodePorts(i + 1, base)).flatMap((p) => [p.client, p.ratis, p.grpc, p.http]);
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+  throw new Error('no free block of ports found');
+}
+
+export interface TestNode {
+  readonly ports: LocalNodePorts;
+  process: ChildProcess | undefined;
+  exited: Promise<number | null> | undefined;
+  readonly logFile: string;
+}
+
+export class TestCluster {
+  readonly nodes: TestNode[];
+  private constructor(
+    readonly dir: string,
+    readonly siteXml: string,
+    readonly basePort: number,
+    count: number,
+  ) {
+    this.nodes = Array.from({ length: count }, (_, i) => {
+      const ports = localNodePorts(i + 1, basePort);
+      return { ports, process: undefined, exited: undefined, logFile: join(dir, `${ports.nodeId}.log`) };
+    });
+  }
+
+  /** Writes the config; nothing is initialised or started. */
+  static async create(count: number, extra: Record<string, string> = {}): Promise<TestCluster> {
+    const dir = await mkdtemp(join(tmpdir(), 'scm-it-'));
+    const basePort = await freeBasePort(count);
+    const siteXml = join(dir, 'ozone-site.xml');
+    await writeFile(siteXml, localClusterSiteXml(count, basePort, dir, extra));
+    return new TestCluster(dir, siteXml, basePort, count);
+  }
+
+  config(k: number): ScmConfig {
+    return loadConfig({ siteXmlPath: this.siteXml, env: {}, overrides: { 'ozone.scm.node.id': this.node(k).ports.nodeId } });
+  }
+
+  node(k: number): TestNode {
+    const node = this.nodes[k - 1];
+    if (node === undefined) throw new Error(`no node ${k}`);
+    return node;
+  }
+
+  clientAddress(k: number): string {
+    return `127.0.0.1:${this.node(k).ports.client}`;
+  }
+
+  allClientAddresses(): string[] {
+    return this.nodes.map((n) => `127.0.0.1:${n.ports.client}`);
+  }
+
+  /** Spawns `scm start` for node k (1-based); output goes to its log file. */
+  start(k: number, env: Record<string, string> = {}): TestNode {
+    const node = this.node(k);
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
+      cwd: ROOT,
+      env: { ...process.env, SCM_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const chunks: Buffer[] = [];
+    const append = (b: Buffer): void => {
+      chunks.push(b);
+    };
+    child.stdout.on('data', append);
+    child.stderr.on('data', append);
+    node.process = child;
+    node.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        void writeFile(node.logFile, Buffer.concat(chunks), { flag: 'a' }).finally(() => resolve(code));
+      }),
+    );
+    (node as { output?: () => string }).output = () => Buffer.concat(chunks).toString('utf8');
+    return node;
+  }
+
+  output(k: number): string {
+    const node = this.node(k) as TestNode & { output?: () => string };
+    const live = node.output?.() ?? '';
+    return live !== '' ? live : existsSync(node.logFile) ? readFileSync(node.logFile, 'utf8') : '';
+  }
+
+  /** init node 1, start it, wait for it to lead; bootstrap + start the others; wait for all voters. */
+  async bootstrapAll(): Promise<void> {
+    await initNode(this.config(1));
+    this.start(1);
+    await this.waitFor('node 1 to lead', 60_000, async () => (await this.client([this.clientAddress(1)]).getClusterInfo()).leaderId !== '');
+    for (let k = 2; k <= this.nodes.length; k++) {
+      await bootstrapNode(this.config(k), 30_000);
+      this.start(k);
+    }
+    await this.waitForVoters(this.nodes.length);
+  }
+
+  async waitForVoters(count: number, timeoutMs = 90_000): Promise<void> {
+    await this.waitFor(`${count} voting members`, timeoutMs, async () => {
+      const roles = await this.client(this.allClientAddresses()).getScmRoles();
+      return roles.filter((r) => r.role === 'LEADER' || r.role === 'FOLLOWER').length === count && roles.some((r) => r.role === 'LEADER');
+    });
+  }
+
+  private clients: ScmClient[] = [];
+
+  client(addresses: string[], deadlineMs = 5_000): ScmClient {
+    const c = new ScmClient({ addresses, deadlineMs });
+    this.clients.push(c);
+    return c;
+  }
+
+  async waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      await sleep(200);
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== '' ? ` (last error: ${lastError})` : ''}\n${this.tails()}`);
+  }
+
+  /** Last lines of every node's output, for failure messages. */
+  tails(lines = 15): string {
+    return this.nodes
+      .map((_, i) => `--- scm${i + 1} ---\n${this.output(i + 1).split('\n').slice(-lines).join('\n')}`)
+      .join('\n');
+  }
+
+  async kill(k: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    const node = this.node(k);
+    if (node.process === undefined || node.exited === undefined) return null;
+    node.process.kill(signal);
+    const code = await node.exited;
+    node.process = undefined;
+    return code;
+  }
+
+  async leaderIndex(): Promise<number> {
+    const info = await this.client(this.allClientAddresses()).getClusterInfo();
+    const k = this.nodes.findIndex((n) => n.ports.nodeId === info.leaderId);
+    if (k < 0) throw new Error(`no leader known (${JSON.stringify(info)})`);
+    return k + 1;
+  }
+
+  /** Digest of node k's scm.db (the node must be stopped). */
+  async digest(k: number): Promise<string> {
+    const sm = await ScmStateMachine.open(join(this.config(k).dbDir, 'scm.db'));
+    try {
+      return await sm.digest();
+    } finally {
+      await sm.close();
+    }
+  }
+
+  async destroy(): Promise<void> {
+    for (const c of this.clients) c.close();
+    await Promise.all(this.nodes.map((_, i) => this.kill(i + 1, 'SIGKILL')));
+    if (process.env['KEEP_TEST_DIRS'] === undefined) await rm(this.dir, { recursive: true, force: true });
+  }
+}
