@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
+import { failpoint } from './failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
@@ -92,6 +93,8 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
         checkpointIndex: checkpoint.termIndex.index,
         estimatedTotalBytes: checkpoint.totalFileBytes,
       };
+      // Tests kill the leader here: the follower has a checkpoint stream under way, never finished.
+      if (chunk.eof) failpoint('serve.beforeEof');
       // The write callback fires once gRPC has handed the message to HTTP/2 (itself flow
       // controlled); errors surface as cancellation, so the callback only paces us.
       let needDrain = false;

@@ -1,0 +1,134 @@
+// Snapshot catch-up on real processes: a follower that missed more than the leader keeps in its
+// log is notified, downloads the leader's checkpoint over InterSCM, installs it and catches up;
+// a leader that dies mid-transfer is replaced and the download completes from the new leader,
+// for two followers at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ScmClient } from '../../src/client/scm-client.js';
+import { bootstrapNode, initNode } from '../../src/cli/node-commands.js';
+import { raftGroupDir } from '../../src/server/scm-node.js';
+import { readVersionFile } from '../../src/server/version-file.js';
+import { TestCluster } from './harness.js';
+
+// Small segments and a low threshold so a few hundred allocations roll, snapshot and purge.
+const PURGING = {
+  'ozone.scm.ha.ratis.segment.size': '16KB',
+  'ozone.scm.ha.ratis.snapshot.threshold': '100',
+  'ozone.scm.ha.ratis.log.purge.enabled': 'true',
+  'ozone.scm.ha.ratis.log.purge.gap': '20',
+};
+
+async function openPipeline(client: ScmClient): Promise<void> {
+  const uuids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    uuids.push(
+      (await client.registerDatanode({ uuid: `00000000-0000-4000-8000-00000000001${i}`, hostname: `dn${i}`, ipAddress: `10.0.1.${i}`, ports: [] })).uuid,
+    );
+  }
+  await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: uuids });
+}
+
+async function allocate(client: ScmClient, count: number): Promise<void> {
+  const inFlight = 8;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count) {
+        next++;
+        await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'snap' });
+      }
+    }),
+  );
+}
+
+function firstSegmentStart(cluster: TestCluster, k: number): number {
+  const config = cluster.config(k);
+  const dir = join(raftGroupDir(config, readVersionFile(config.dbDir).clusterId), 'current');
+  const starts = readdirSync(dir)
+    .map((name) => /^log_(?:inprogress_)?(\d+)/.exec(name)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .map(Number);
+  return Math.min(...starts);
+}
+
+async function converged(client: ScmClient, members: number): Promise<boolean> {
+  const roles = await client.getScmRoles();
+  const live = roles.filter((r) => r.role === 'LEADER' || r.role === 'FOLLOWER');
+  return live.length === members && new Set(live.map((r) => r.appliedIndex)).size === 1;
+}
+
+async function withCluster(count: number, extra: Record<string, string>, body: (cluster: TestCluster) => Promise<void>): Promise<void> {
+  const cluster = await TestCluster.create(count, extra);
+  try {
+    await body(cluster);
+  } catch (err) {
+    (err as Error).message += `\n${cluster.tails(30)}`;
+    throw err;
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+test('a follower behind the purged log installs the leader checkpoint and catches up; all DBs identical', { timeout: 240_000 }, async () => {
+  await withCluster(3, PURGING, async (cluster) => {
+    await cluster.bootstrapAll();
+    const client = cluster.client(cluster.allClientAddresses(), 30_000);
+    await openPipeline(client);
+    const leader = await cluster.leaderIndex();
+    const lagging = [1, 2, 3].find((k) => k !== leader)!;
+    assert.equal(await cluster.kill(lagging, 'SIGTERM'), 0);
+
+    await allocate(client, 600);
+    await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, leader) > 100));
+
+    cluster.start(lagging);
+    await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(client, 3));
+    assert.match(cluster.output(lagging), /"event":"snapshot_transfer_done".*"kind":"install"|snapshot installed/);
+    assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
+
+    for (let k = 1; k <= 3; k++) assert.equal(await cluster.kill(k, 'SIGTERM'), 0);
+    const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
+    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+  });
+});
+
+test('the leader dies mid-transfer; two followers complete their installs from the new leader', { timeout: 300_000 }, async () => {
+  await withCluster(5, PURGING, async (cluster) => {
+    // scm1 (the primordial leader) kills itself just before the last message of any checkpoint
+    // stream it serves: a transfer that has started and never finishes.
+    await initNode(cluster.config(1));
+    cluster.start(1, { SCM_FAILPOINTS: 'serve.beforeEof' });
+    await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
+    for (let k = 2; k <= 5; k++) {
+      await bootstrapNode(cluster.config(k), 30_000);
+      cluster.start(k);
+    }
+    await cluster.waitForVoters(5);
+    const client = cluster.client(cluster.allClientAddresses(), 60_000);
+    await openPipeline(client);
+    assert.equal(await cluster.leaderIndex(), 1);
+
+    assert.equal(await cluster.kill(4, 'SIGTERM'), 0);
+    assert.equal(await cluster.kill(5, 'SIGTERM'), 0);
+    await allocate(client, 600);
+    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, 1) > 100));
+
+    cluster.start(4);
+    cluster.start(5);
+    const scm1Exit = await cluster.node(1).exited;
+    assert.equal(scm1Exit, null, 'scm1 was SIGKILLed at the failpoint');
+    cluster.node(1).process = undefined;
+
+    await cluster.waitFor('scm2..scm5 to converge under a new leader', 180_000, () => converged(client, 4));
+    const newLeader = await cluster.leaderIndex();
+    assert.notEqual(newLeader, 1);
+    for (const k of [4, 5]) assert.match(cluster.output(k), /snapshot installed/, `scm${k} installed a snapshot`);
+    assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
+
+    for (let k = 2; k <= 5; k++) assert.equal(await cluster.kill(k, 'SIGTERM'), 0);
+    const digests = await Promise.all([2, 3, 4, 5].map((k) => cluster.digest(k)));
+    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+  });
+});
