@@ -1,25 +1,13 @@
-// Locates the .proto files both from sources (src/server → ../../proto) and from the build
-// output (dist/src/server → ../../../proto), and loads them with the options every service uses.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+// Loads .proto files (found by src/proto-path.ts from sources or build output) with the options
+// every gRPC service here uses.
+import { protoPath } from '../proto-path.js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as grpc from '@grpc/grpc-js';
 
-function findProtoDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'proto');
-    if (existsSync(join(candidate, 'RaftPeerProtocol.proto'))) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error(`cannot find the proto/ directory above ${fileURLToPath(import.meta.url)}`);
-}
-
-export const PROTO_DIR = findProtoDir();
+export { PROTO_DIR } from '../proto-path.js';
 
 export function protoFile(name: string): string {
-  return join(PROTO_DIR, name);
+  return protoPath(name);
 }
 
 /** Loads a .proto as a grpc-js package definition: keepCase, longs as strings, defaults filled. */

@@ -1,11 +1,11 @@
 // Loads proto/InterSCMProtocol.proto (Ozone's InterSCM definition plus our optional extension
 // fields) and gives typed shapes for its messages. Loaded at runtime with @grpc/proto-loader so the
 // .proto file stays the single source of truth for the wire format.
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { protoPath } from '../proto-path.js';
 
-export const INTER_SCM_PROTO_PATH = fileURLToPath(new URL('../../proto/InterSCMProtocol.proto', import.meta.url));
+export const INTER_SCM_PROTO_PATH = protoPath('InterSCMProtocol.proto');
 
 /**
  * Loader options shared by server and client. uint64/int64 arrive as decimal strings (`longs:

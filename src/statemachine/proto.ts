@@ -1,25 +1,18 @@
 // Loads proto/scm_commands.proto once and offers small helpers around protobufjs: enum name/number
 // mapping (our TS names are Ozone's Java names; PipelineState's proto names carry a PIPELINE_ prefix)
 // and 64-bit integers read as JS safe integers (anything larger is rejected, never rounded).
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { InvalidArgumentError } from './errors.js';
 import type { LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from './model.js';
+import { protoPath } from '../proto-path.js';
 
 export type ProtoObject = Record<string, unknown>;
 
 const PROTO_FILE = 'scm_commands.proto';
 const PACKAGE = 'scmha.statemachine';
 
-/** The .proto sits in <project>/proto; this module runs from src/statemachine or dist/src/statemachine. */
 function findProtoFile(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '..', '..', 'proto', PROTO_FILE), join(here, '..', '..', '..', 'proto', PROTO_FILE)];
-  const found = candidates.find((path) => existsSync(path));
-  if (found === undefined) throw new Error(`cannot find ${PROTO_FILE}; looked at ${candidates.join(', ')}`);
-  return found;
+  return protoPath(PROTO_FILE);
 }
 
 let root: protobuf.Root | undefined;
