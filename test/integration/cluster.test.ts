@@ -101,7 +101,7 @@ test('1,000 allocations survive a leader kill -9; retries are exactly-once; the 
       const applied = roles.map((r) => r.appliedIndex);
       return roles.length === 3 && roles.every((r) => r.role === 'LEADER' || r.role === 'FOLLOWER') && new Set(applied).size === 1;
     });
-    for (let k = 1; k <= 3; k++) assert.equal(await cluster.kill(k, 'SIGTERM'), 0, `scm${k} stops cleanly on SIGTERM`);
+    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly on SIGTERM`);
     const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
     assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
   });

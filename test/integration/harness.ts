@@ -173,6 +173,21 @@ export class TestCluster {
     return code;
   }
 
+  /**
+   * SIGTERMs every running node, followers first and the leader last, and returns the exit codes by
+   * node number. Stopping the leader first would let the others elect a new leader whose first
+   * entry only they apply, and their scm.db would then rightly differ from the stopped one's.
+   */
+  async stopAllLeaderLast(): Promise<Map<number, number | null>> {
+    const leader = await this.leaderIndex();
+    const running = this.nodes.map((_, i) => i + 1).filter((k) => this.node(k).process !== undefined);
+    const codes = new Map<number, number | null>();
+    for (const k of [...running.filter((k) => k !== leader), leader]) {
+      if (running.includes(k)) codes.set(k, await this.kill(k, 'SIGTERM'));
+    }
+    return codes;
+  }
+
   async leaderIndex(): Promise<number> {
     const info = await this.client(this.allClientAddresses()).getClusterInfo();
     const k = this.nodes.findIndex((n) => n.ports.nodeId === info.leaderId);

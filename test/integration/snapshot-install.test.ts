@@ -88,7 +88,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     assert.match(cluster.output(lagging), /"event":"snapshot_transfer_done".*"kind":"install"|snapshot installed/);
     assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
 
-    for (let k = 1; k <= 3; k++) assert.equal(await cluster.kill(k, 'SIGTERM'), 0);
+    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
     const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
     assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
   });
@@ -127,7 +127,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     for (const k of [4, 5]) assert.match(cluster.output(k), /snapshot installed/, `scm${k} installed a snapshot`);
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
 
-    for (let k = 2; k <= 5; k++) assert.equal(await cluster.kill(k, 'SIGTERM'), 0);
+    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
     const digests = await Promise.all([2, 3, 4, 5].map((k) => cluster.digest(k)));
     assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
   });
