@@ -5,23 +5,24 @@
 // → NotFoundError, lifecycle transitions → FailedPreconditionError, not leader → NotLeaderError).
 // All times are ms since the epoch; all ids are JavaScript safe integers or strings.
 
-export const LIFE_CYCLE_STATES = ['OPEN', 'CLOSING', 'QUASI_CLOSED', 'CLOSED', 'DELETING', 'DELETED', 'RECOVERING'] as const;
-export type LifeCycleState = (typeof LIFE_CYCLE_STATES)[number];
-
-export const LIFE_CYCLE_EVENTS = ['FINALIZE', 'QUASI_CLOSE', 'CLOSE', 'FORCE_CLOSE', 'DELETE', 'CLEANUP'] as const;
-export type LifeCycleEvent = (typeof LIFE_CYCLE_EVENTS)[number];
-
-export const REPLICATION_TYPES = ['RATIS', 'STAND_ALONE', 'EC'] as const;
-export type ReplicationType = (typeof REPLICATION_TYPES)[number];
-
-export const REPLICATION_FACTORS = ['ONE', 'THREE'] as const;
-export type ReplicationFactor = (typeof REPLICATION_FACTORS)[number];
+// The domain enums are the state machine's own (one definition, so the API and what is stored
+// cannot drift apart).
+export {
+  LIFE_CYCLE_EVENTS,
+  LIFE_CYCLE_STATES,
+  PIPELINE_STATES,
+  REPLICATION_FACTORS,
+  REPLICATION_TYPES,
+  type LifeCycleEvent,
+  type LifeCycleState,
+  type PipelineState,
+  type ReplicationFactor,
+  type ReplicationType,
+} from '../statemachine/model.js';
+import type { LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from '../statemachine/model.js';
 
 /** Members a pipeline of each factor has. */
 export const FACTOR_MEMBERS: Readonly<Record<ReplicationFactor, number>> = { ONE: 1, THREE: 3 };
-
-export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
-export type PipelineState = (typeof PIPELINE_STATES)[number];
 
 export const SCM_ROLES = ['LEADER', 'FOLLOWER', 'CANDIDATE', 'UNREACHABLE', 'LISTENER'] as const;
 export type ScmRole = (typeof SCM_ROLES)[number];
