@@ -103,6 +103,11 @@ export interface SnapshotNotice {
   readonly leaderId: string;
   readonly firstIndex: number;
   readonly firstTerm: number;
+  /**
+   * The leader's committed configuration the notice carried: what snapshotInstalled() adopts, and
+   * what the caller must persist before it discards its log (the log held the older ones).
+   */
+  readonly config: IndexedMembership;
 }
 
 export interface Ready {
@@ -866,7 +871,7 @@ export class RaftNode {
       return;
     }
     this.installingSnapshot = true;
-    this.snapshotNotice = { leaderId: m.from, firstIndex: m.firstIndex, firstTerm: m.firstTerm };
+    this.snapshotNotice = { leaderId: m.from, firstIndex: m.firstIndex, firstTerm: m.firstTerm, config: m.config };
     this.snapshotConfig = m.config;
     this.sendSnapshotStatus(m.from, 'in-progress');
   }

@@ -8,15 +8,22 @@ import { ScmNode } from './scm-node.js';
 export async function runNodeUntilSignalled(config: ScmConfig, io: CliIo): Promise<number> {
   const self = requireSelf(config);
   const logger = createLogger({ nodeId: self.nodeId, env: io.env });
-  const node = await ScmNode.start({ config, logger });
+  let failed: (err: Error) => void = () => {};
+  const fatal = new Promise<Error>((resolve) => (failed = resolve));
+  const node = await ScmNode.start({ config, logger, onFatal: (err) => failed(err) });
   io.stderr(
     `SCM ${self.nodeId} running: client ${node.ports.client}, ratis ${node.ports.ratis}, grpc ${node.ports.grpc}, http ${node.ports.http}\n`,
   );
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  logger.info({ signal }, 'stopping on signal');
+  const outcome = await Promise.race([signalled, fatal]);
+  if (outcome instanceof Error) {
+    io.stderr(`scm: ${self.nodeId} stopped: ${outcome.message}\n`);
+    return 1;
+  }
+  logger.info({ signal: outcome }, 'stopping on signal');
   await node.stop();
   return 0;
 }

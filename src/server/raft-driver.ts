@@ -27,7 +27,14 @@ export interface DriverHooks {
   /** Round observations for metrics. */
   onPersisted?(entries: number, seconds: number): void;
   onApplied?(results: readonly ApplyResult[]): void;
+  /** A recoverable problem worth logging (a malformed message, a failed download that will be retried). */
   onError(error: Error): void;
+  /**
+   * The loop cannot go on: persisting, applying or installing failed, so the core has a Ready it can
+   * never advance past. The node must stop (and the process exit non-zero) rather than linger alive
+   * and silent.
+   */
+  onFatal(error: Error): void;
   onInfo?(message: string, fields?: Record<string, unknown>): void;
 }
 
@@ -42,6 +49,11 @@ export interface DriverOptions {
   readonly requestTimeoutMs: number;
   /** Leader id → client address (host:port), for NotLeader hints. */
   readonly clientAddressOf: (nodeId: string) => string | undefined;
+}
+
+/** Thrown by a snapshot swap once scm.db was replaced: nothing can be retried from there. */
+export class FatalInstallError extends Error {
+  override readonly name = 'FatalInstallError';
 }
 
 interface PendingProposal {
@@ -79,6 +91,8 @@ export class RaftDriver {
   private nextReadId = 0;
   private lastSnapshotIndex: number;
   private installing = false;
+  private committedConfigIndex: number;
+  private failed = false;
 
   constructor(
     readonly core: RaftNode,
@@ -88,6 +102,7 @@ export class RaftDriver {
     private readonly hooks: DriverHooks,
   ) {
     this.lastSnapshotIndex = sm.snapshotPoint().index;
+    this.committedConfigIndex = core.committedMembership().index;
   }
 
   start(): void {
@@ -201,12 +216,23 @@ export class RaftDriver {
     }
     this.schedule();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.proposals.delete(result.index);
-        reject(new UnavailableError(`entry ${result.index} was not committed within ${this.options.requestTimeoutMs} ms; retry with the same call id`));
-      }, this.options.requestTimeoutMs);
-      timer.unref();
-      this.proposals.set(result.index, { term: result.term, resolve, reject, timer });
+      // An older proposal at this index was truncated away (we lost and regained leadership).
+      const displaced = this.proposals.get(result.index);
+      if (displaced !== undefined) {
+        clearTimeout(displaced.timer);
+        displaced.reject(this.notLeaderError());
+      }
+      const pending: PendingProposal = {
+        term: result.term,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          if (this.proposals.get(result.index) === pending) this.proposals.delete(result.index);
+          reject(new UnavailableError(`entry ${result.index} was not committed within ${this.options.requestTimeoutMs} ms; retry with the same call id`));
+        }, this.options.requestTimeoutMs),
+      };
+      pending.timer.unref();
+      this.proposals.set(result.index, pending);
     });
   }
 
@@ -245,12 +271,20 @@ export class RaftDriver {
       if (this.running || this.stopped) return;
       this.running = true;
       this.idle = this.loop()
-        .catch((err: unknown) => this.hooks.onError(err as Error))
+        .catch((err: unknown) => this.fail(err as Error))
         .finally(() => {
           this.running = false;
           this.schedule();
         });
     });
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.hooks.onFatal(err);
   }
 
   private async loop(): Promise<void> {
@@ -266,6 +300,13 @@ export class RaftDriver {
       this.core.advance();
       this.releaseAppliedWaiters();
       for (const check of [...this.conditionWaiters]) check();
+      // A configuration can also become committed without an applied entry (adopted from a
+      // leader's snapshot notice): persist and connect it all the same.
+      const committedConfig = this.core.committedMembership().index;
+      if (committedConfig !== this.committedConfigIndex) {
+        this.committedConfigIndex = committedConfig;
+        this.hooks.onMembershipChange?.();
+      }
       await this.afterAdvance();
     }
   }
@@ -390,10 +431,15 @@ export class RaftDriver {
         }),
       )
       .catch((err: unknown) => {
-        this.hooks.onError(new Error(`snapshot install from ${notice.leaderId} failed: ${(err as Error).message}`, { cause: err }));
+        const error = new Error(`snapshot install from ${notice.leaderId} failed: ${(err as Error).message}`, { cause: err });
+        if (err instanceof FatalInstallError) {
+          this.fail(error);
+          return;
+        }
+        this.hooks.onError(error);
         return this.runBetweenReadies(() => Promise.resolve(this.core.snapshotInstallFailed()));
       })
-      .catch((err: unknown) => this.hooks.onError(err as Error))
+      .catch((err: unknown) => this.fail(err as Error))
       .finally(() => {
         this.installing = false;
       });

@@ -33,7 +33,8 @@ import { registerClientService } from './client-service.js';
 import { FailedPreconditionError, NotFoundError, UnavailableError } from './errors.js';
 import { PeerTransport } from './peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
-import { RaftDriver } from './raft-driver.js';
+import { FatalInstallError, RaftDriver } from './raft-driver.js';
+import { reconcileLogWithStateMachine } from './log-reconcile.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmMember, ScmNodeRole } from './scm-api.js';
 import { NodeMetrics, type RaftRole } from '../metrics/node-metrics.js';
@@ -91,6 +92,8 @@ function shutdown(server: grpc.Server): Promise<void> {
 export interface ScmNodeOptions {
   readonly config: ScmConfig;
   readonly logger: Logger;
+  /** Called after the node stopped itself because it cannot go on (the daemon exits non-zero). */
+  readonly onFatal?: (error: Error) => void;
   /** Bind host for the client, Ratis and gRPC servers (default 0.0.0.0). */
   readonly bindHost?: string;
 }
@@ -130,6 +133,9 @@ export class ScmNode {
   private transport!: PeerTransport;
   private readonly servers: grpc.Server[] = [];
   private savedConfIndex = -1;
+  /** raft-meta.conf writes, one after another (they share a temp file). */
+  private confWrites: Promise<void> = Promise.resolve();
+  private readonly downloads = new AbortController();
   private joinTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0 };
@@ -147,6 +153,7 @@ export class ScmNode {
     readonly storage: RaftStorage,
     readonly sm: ScmStateMachine,
     readonly log: Logger,
+    private readonly onFatal?: (error: Error) => void,
   ) {
     this.metrics = new NodeMetrics({ nodeId: self.nodeId, peers: config.peers.map((p) => p.nodeId).filter((id) => id !== self.nodeId) });
     this.events = new RaftEvents(this.metrics, log);
@@ -186,7 +193,7 @@ export class ScmNode {
       await storage.close();
       throw err;
     }
-    const node = new ScmNode(config, self, version, storage, sm, log);
+    const node = new ScmNode(config, self, version, storage, sm, log, options.onFatal);
     try {
       await node.boot(options.bindHost ?? '0.0.0.0');
     } catch (err) {
@@ -199,16 +206,9 @@ export class ScmNode {
   private async boot(bindHost: string): Promise<void> {
     const { storage, sm, config } = this;
     const applied = sm.lastApplied();
-    if (storage.lastIndex() < applied.index) {
-      // Only a snapshot install that crashed before the first append leaves scm.db ahead of the
-      // log; the log then starts right after the installed point.
-      this.log.info({ applied, lastLogIndex: storage.lastIndex() }, 'log is behind scm.db after a snapshot install; restarting it after the applied index');
-      await storage.reset(applied.index + 1, applied.term);
-    }
-    if (storage.firstIndex() > applied.index + 1) {
-      throw new Error(
-        `Raft log in ${raftGroupDir(config, this.clusterId)} starts at index ${storage.firstIndex()} but scm.db has applied only ${applied.index}: entries in between are missing`,
-      );
+    const logBefore = { firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex() };
+    if ((await reconcileLogWithStateMachine(storage, applied, raftGroupDir(config, this.clusterId))) === 'log-reset') {
+      this.log.info({ applied, logBefore }, 'Raft log did not match scm.db after a snapshot install; restarted it after the applied index');
     }
     const conf = membershipOfEntry(storage.readConf());
     this.savedConfIndex = conf.index;
@@ -284,6 +284,7 @@ export class ScmNode {
         },
         installSnapshot: (notice) => this.installSnapshot(notice),
         onError: (err) => this.log.error({ err }, 'raft loop error'),
+        onFatal: (err) => this.fatal(err),
         onInfo: (msg, fields) => this.log.info(fields ?? {}, msg),
       },
     );
@@ -391,13 +392,18 @@ export class ScmNode {
     for (const p of [...m.voters, ...m.nonVoters]) peers.set(p.id, p.address);
     peers.delete(this.nodeId);
     this.transport.setPeers(peers);
-    const committed = this.core.committedMembership();
-    if (committed.index > this.savedConfIndex) {
-      this.savedConfIndex = committed.index;
-      void this.storage
-        .saveConf(this.confEntry(committed))
-        .catch((err: unknown) => this.log.error({ err }, 'could not write raft-meta.conf'));
-    }
+    void this.saveConf(this.core.committedMembership());
+  }
+
+  /** Queues a raft-meta.conf write of `m` unless a newer one was already queued. */
+  private saveConf(m: IndexedMembership): Promise<void> {
+    if (m.index <= this.savedConfIndex) return this.confWrites;
+    this.savedConfIndex = m.index;
+    const entry = this.confEntry(m);
+    this.confWrites = this.confWrites
+      .then(() => this.storage.saveConf(entry))
+      .catch((err: unknown) => this.log.error({ err }, 'could not write raft-meta.conf'));
+    return this.confWrites;
   }
 
   private confEntry(m: IndexedMembership): LogEntry {
@@ -427,7 +433,7 @@ export class ScmNode {
     const download = this.events.snapshotTransfer('download', { peer: notice.leaderId, term: notice.firstTerm, index: notice.firstIndex });
     let ready: ReadyCheckpoint;
     try {
-      ready = await downloader.fetch(notice.firstIndex);
+      ready = await downloader.fetch(notice.firstIndex, this.downloads.signal);
     } catch (err) {
       download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : 'transport', err);
       throw err;
@@ -441,6 +447,7 @@ export class ScmNode {
         if (ready.termIndex.index <= applied.index) {
           throw new Error(`downloaded checkpoint at ${ready.termIndex.term}#${ready.termIndex.index} is not ahead of scm.db (applied ${applied.term}#${applied.index})`);
         }
+        // installCheckpoint restores the old scm.db itself when it fails.
         await installCheckpoint({
           dbParentDir: this.config.dbDir,
           checkpointDir: ready.dir,
@@ -448,13 +455,20 @@ export class ScmNode {
           closeDb: () => this.sm.close(),
           openDb: () => this.sm.reload(),
         });
-        await this.storage.reset(ready.termIndex.index + 1, ready.termIndex.term);
-        install.done(ready.downloadedBytes);
-        return ready.termIndex;
       } catch (err) {
         install.failed('io', err);
         throw err;
       }
+      try {
+        // The configuration first: once the log is reset, it no longer holds the older ones.
+        await this.saveConf(notice.config);
+        await this.storage.reset(ready.termIndex.index + 1, ready.termIndex.term);
+      } catch (err) {
+        install.failed('io', err);
+        throw new FatalInstallError(`scm.db now holds ${ready.termIndex.term}#${ready.termIndex.index} but the Raft log could not be reset: ${(err as Error).message}`, { cause: err });
+      }
+      install.done(ready.downloadedBytes);
+      return ready.termIndex;
     };
   }
 
@@ -613,15 +627,31 @@ export class ScmNode {
     }
   }
 
-  /** Stops serving, finishes the fsync in flight, closes the DB and releases the storage lock. */
+  /** The Raft loop cannot continue: stop everything and tell the owner (the daemon exits 1). */
+  private fatal(err: Error): void {
+    this.log.fatal({ err }, 'stopping: the Raft loop cannot continue');
+    void this.stop()
+      .catch((stopErr: unknown) => this.log.error({ err: stopErr }, 'error while stopping after a fatal error'))
+      .finally(() => this.onFatal?.(err));
+  }
+
+  /**
+   * Stops serving clients, lets in-flight proposals finish (the Raft peers stay up meanwhile, so
+   * followers can still acknowledge), finishes the fsync in flight, closes the DB and releases the
+   * storage lock.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.joinTimer !== undefined) clearTimeout(this.joinTimer);
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
+      this.downloads.abort();
       await this.http?.close();
-      await Promise.all(this.servers.map((s) => shutdown(s)));
+      const [ratis, ...others] = this.servers;
+      await Promise.all(others.map((s) => shutdown(s)));
       if (this.driver !== undefined) await this.driver.stop();
+      if (ratis !== undefined) await shutdown(ratis);
       this.transport?.close();
+      await this.confWrites;
       await this.sm.close();
       await this.storage.close();
       this.log.info('SCM stopped');

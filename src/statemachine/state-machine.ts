@@ -270,7 +270,11 @@ export class ScmStateMachine implements PipelinePlacementView {
     return this.exclusive(async () => {
       this.assertOpen();
       const point = this.applied;
-      await this.tables.meta.put(SNAPSHOT_POINT_KEY, formatTransactionInfo(point));
+      // sync: the log may be purged below this point next, so it (and every earlier apply batch,
+      // which LevelDB writes without sync) must be on disk first.
+      // (`sync` is classic-level's own option; sublevels pass it through to the LevelDB write.)
+      const syncWrite = { sync: true } as unknown as Parameters<typeof this.tables.meta.put>[2];
+      await this.tables.meta.put(SNAPSHOT_POINT_KEY, formatTransactionInfo(point), syncWrite);
       this.snapshot = point;
       return point;
     });
