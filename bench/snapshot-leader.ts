@@ -1,6 +1,7 @@
 // Leader process for bench/snapshot.bench.ts: opens the prepared scm.db, serves InterSCM download on
 // 127.0.0.1:0, and reports its port, the checkpoint time and its peak RSS over IPC, so the leader's
 // memory is measured apart from the follower's.
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { Level } from 'level';
@@ -28,18 +29,36 @@ const server = new grpc.Server();
 registerInterScmService(server, { clusterId, provider });
 const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
 
+/**
+ * Anonymous resident memory (RssAnon in /proc/self/status, Linux): what the process allocated,
+ * without the file-backed pages of LevelDB's memory-mapped table files, which RSS also counts.
+ */
+function rssAnon(): number {
+  try {
+    const match = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match === null ? 0 : Number(match[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 let baselineRss = process.memoryUsage.rss();
 let peakRss = baselineRss;
+let baselineAnon = rssAnon();
+let peakAnon = baselineAnon;
 const sampler = setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  peakAnon = Math.max(peakAnon, rssAnon());
 }, 20);
 process.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'resetPeak') {
     baselineRss = process.memoryUsage.rss();
     peakRss = baselineRss;
+    baselineAnon = rssAnon();
+    peakAnon = baselineAnon;
     send({ event: 'reset' });
   } else if (msg.cmd === 'stats') {
-    send({ event: 'stats', baselineRss, peakRss, checkpointMs });
+    send({ event: 'stats', baselineRss, peakRss, baselineAnon, peakAnon, checkpointMs });
   } else if (msg.cmd === 'stop') {
     clearInterval(sampler);
     server.forceShutdown();

@@ -138,6 +138,7 @@ async function main(): Promise<void> {
       ['install', `${sec(installed - fetched)} s`],
       ['total catch-up', `${sec(totalMs)} s`],
       ['leader peak RSS growth', `${mb((leaderStats['peakRss'] ?? 0) - (leaderStats['baselineRss'] ?? 0))} MiB`],
+      ['  of which anonymous (RssAnon)', `${mb((leaderStats['peakAnon'] ?? 0) - (leaderStats['baselineAnon'] ?? 0))} MiB`],
       ['follower peak RSS growth', `${mb(followerPeak - followerBaseline)} MiB`],
       ['reference tar czf', `${sec(t1 - t0)} s (${mb(refTarBytes)} MiB)`],
       ['reference tar xzf', `${sec(t2 - t1)} s`],
