@@ -168,3 +168,30 @@ test('a second process on the same directories refuses to start; a node of a for
     assert.notEqual((await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId, '');
   });
 });
+
+test('leadership transfer and removal of a member on a live cluster; the rest keeps serving', { timeout: 180_000 }, async () => {
+  await withCluster(3, async (cluster) => {
+    await cluster.bootstrapAll();
+    const client = cluster.client(cluster.allClientAddresses(), 30_000);
+    await openPipeline(client);
+    const leader = await cluster.leaderIndex();
+    const target = [1, 2, 3].find((k) => k !== leader)!;
+    const targetId = `scm${target}`;
+
+    assert.deepEqual(await client.transferLeadership(targetId), { leaderId: targetId });
+    assert.equal((await client.getClusterInfo()).leaderId, targetId);
+    await assert.rejects(() => client.transferLeadership('scm9'), (err: unknown) => err instanceof ScmClientError && err.codeName === 'NOT_FOUND');
+
+    // Remove the old leader (now a follower) from the group.
+    const removedId = `scm${leader}`;
+    const members = await client.removeScm(removedId);
+    assert.deepEqual(members.map((m) => m.nodeId).sort(), [1, 2, 3].filter((k) => k !== leader).map((k) => `scm${k}`).sort());
+    const roles = await client.getScmRoles();
+    assert.equal(roles.length, 2);
+    assert.ok(!roles.some((r) => r.nodeId === removedId));
+
+    // The two remaining members still commit (a 2-node group needs both).
+    const created = await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'after-removal' });
+    assert.ok(created.container.containerId > 0);
+  });
+});
