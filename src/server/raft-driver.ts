@@ -24,8 +24,6 @@ export interface DriverHooks {
    * Readies with nothing else touching storage or the DB; the swap returns the installed point.
    */
   installSnapshot?(notice: SnapshotNotice): Promise<() => Promise<{ term: number; index: number }>>;
-  /** Round observations for metrics. */
-  onPersisted?(entries: number, seconds: number): void;
   onApplied?(results: readonly ApplyResult[]): void;
   /** A recoverable problem worth logging (a malformed message, a failed download that will be retried). */
   onError(error: Error): void;
@@ -317,7 +315,6 @@ export class RaftDriver {
       if (rd.softState.role !== 'leader') this.failReadsWaitingForIndex();
     }
     // 1. Persist (asynchronously), 2. meanwhile let the leader's appends go out.
-    const started = process.hrtime.bigint();
     const persisted: Array<Promise<void>> = [];
     if (rd.hardState !== undefined) persisted.push(this.storage.saveMeta(rd.hardState.term, rd.hardState.votedFor));
     let configAppended = false;
@@ -329,7 +326,6 @@ export class RaftDriver {
     }
     for (const m of rd.messages) this.hooks.send(m);
     await Promise.all(persisted);
-    if (rd.entries.length > 0) this.hooks.onPersisted?.(rd.entries.length, Number(process.hrtime.bigint() - started) / 1e9);
     // 3. Durable now: votes and acknowledgements may leave.
     for (const m of rd.messagesAfterPersist) this.hooks.send(m);
     if (configAppended) this.hooks.onMembershipChange?.();

@@ -14,7 +14,7 @@ import {
   type Role,
   type SnapshotNotice,
 } from '../raft/index.js';
-import { RaftStorage } from '../storage/index.js';
+import { RaftStorage, type DiskTimings } from '../storage/index.js';
 import { ScmStateMachine, type LogEntry } from '../statemachine/index.js';
 import {
   CheckpointProvider,
@@ -133,6 +133,7 @@ export class ScmNode {
   private transport!: PeerTransport;
   private readonly servers: grpc.Server[] = [];
   private savedConfIndex = -1;
+  private committedMembers: string[] = [];
   /** raft-meta.conf writes, one after another (they share a temp file). */
   private confWrites: Promise<void> = Promise.resolve();
   private readonly downloads = new AbortController();
@@ -178,7 +179,10 @@ export class ScmNode {
     const log = options.logger;
     const groupDir = raftGroupDir(config, version.clusterId);
     mkdirSync(groupDir, { recursive: true });
+    // Storage opens before the node (and its metrics) exist; its timings reach them once they do.
+    const diskTimings: { sink?: (t: DiskTimings) => void } = {};
     const storage = RaftStorage.open(groupDir, {
+      onDiskTimings: (t) => diskTimings.sink?.(t),
       segmentSizeBytes: config.raft.segmentSizeBytes,
       preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
       corruptionPolicy: config.raft.logCorruptionPolicy,
@@ -194,6 +198,10 @@ export class ScmNode {
       throw err;
     }
     const node = new ScmNode(config, self, version, storage, sm, log, options.onFatal);
+    diskTimings.sink = (t) => {
+      node.metrics.observeAppend(t.writeSeconds);
+      node.metrics.observeFsync(t.syncSeconds, t.entries);
+    };
     try {
       await node.boot(options.bindHost ?? '0.0.0.0');
     } catch (err) {
@@ -212,6 +220,7 @@ export class ScmNode {
     }
     const conf = membershipOfEntry(storage.readConf());
     this.savedConfIndex = conf.index;
+    this.committedMembers = [...conf.membership.voters, ...conf.membership.nonVoters].map((p) => p.id);
     const hardState = storage.readMeta();
     const timing = raftTiming(config);
     const core = new RaftNode(
@@ -263,7 +272,10 @@ export class ScmNode {
         clientAddressOf: (id) => this.peerConfig(id)?.clientAddress,
       },
       {
-        send: (m) => this.transport.send(m.to, encodeRaftMessage(m)),
+        send: (m) => {
+          if (m.type === 'snapshot-notify') this.events.snapshotNotification('sent', { peer: m.to, term: m.firstTerm, index: m.firstIndex });
+          this.transport.send(m.to, encodeRaftMessage(m));
+        },
         onMembershipChange: () => this.onMembershipChange(),
         onSoftState: (role, leader, term) => {
           if (role !== this.role) {
@@ -276,7 +288,6 @@ export class ScmNode {
           this.role = role;
           this.leader = leader;
         },
-        onPersisted: (entries, seconds) => this.metrics.observeFsync(seconds, entries),
         onApplied: (results) => {
           let allocations = 0;
           for (const r of results) if (!r.replayed && r.outcome.ok && r.command?.type === 'allocateContainer') allocations++;
@@ -392,7 +403,14 @@ export class ScmNode {
     for (const p of [...m.voters, ...m.nonVoters]) peers.set(p.id, p.address);
     peers.delete(this.nodeId);
     this.transport.setPeers(peers);
-    void this.saveConf(this.core.committedMembership());
+    const committed = this.core.committedMembership();
+    const members = [...committed.membership.voters, ...committed.membership.nonVoters].map((p) => p.id);
+    if (committed.index > this.savedConfIndex && this.savedConfIndex >= 0) {
+      this.events.membershipChanged({ index: committed.index, members, previousMembers: this.committedMembers });
+    }
+    this.committedMembers = members;
+    this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
+    void this.saveConf(committed);
   }
 
   /** Queues a raft-meta.conf write of `m` unless a newer one was already queued. */

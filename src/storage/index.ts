@@ -13,3 +13,4 @@ export {
   DEFAULT_SEGMENT_SIZE_BYTES,
   type RaftStorageOptions,
 } from './raft-storage.js';
+export type { DiskTimings } from './segment-writer.js';

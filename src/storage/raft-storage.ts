@@ -8,6 +8,7 @@ import type { LogEntry } from './log-entry.js';
 import { recoverSegments, type CorruptionPolicy } from './log-recovery.js';
 import { RaftMetaStore, type RaftMeta } from './raft-meta.js';
 import { SegmentedLog } from './segmented-log.js';
+import type { DiskTimings } from './segment-writer.js';
 
 export interface RaftStorageOptions {
   /** ozone.scm.ha.ratis.segment.size; default 64 MiB. */
@@ -28,6 +29,8 @@ export interface RaftStorageOptions {
   readonly emptyLogStart?: { readonly firstIndex: number; readonly prevTerm: number | undefined };
   /** Segment files kept open for reads; default 8. */
   readonly maxOpenReadFiles?: number;
+  /** Per write batch: seconds spent writing, then in fdatasync (storage does no metrics itself). */
+  readonly onDiskTimings?: (timings: DiskTimings) => void;
 }
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
@@ -68,6 +71,7 @@ export class RaftStorage {
         cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
         emptyLogStart: options.emptyLogStart ?? { firstIndex: 1, prevTerm: 0 },
         maxOpenReadFiles: options.maxOpenReadFiles ?? 8,
+        ...(options.onDiskTimings !== undefined ? { onDiskTimings: options.onDiskTimings } : {}),
       });
       return new RaftStorage(groupDir, lock, log, metaStore);
     } catch (err) {

@@ -18,7 +18,7 @@ export type WriteOp =
   /** Create a new (open) segment file with the header. */
   | { readonly kind: 'create'; readonly file: SegmentFile }
   /** Write frames at a byte offset of an open segment. */
-  | { readonly kind: 'write'; readonly file: SegmentFile; readonly offset: number; readonly bytes: Buffer }
+  | { readonly kind: 'write'; readonly file: SegmentFile; readonly offset: number; readonly bytes: Buffer; readonly entries: number }
   /** Close the open segment at `size` bytes and rename it to its closed name. */
   | { readonly kind: 'seal'; readonly file: SegmentFile; readonly size: number; readonly newName: string }
   /** Cut a segment to `size` bytes, renaming it when given a new name (a closed segment's end changed). */
@@ -26,6 +26,16 @@ export type WriteOp =
   | { readonly kind: 'delete'; readonly file: SegmentFile }
   /** Completes when everything queued before it is durable. */
   | { readonly kind: 'barrier'; readonly done: (error: Error | undefined) => void };
+
+/** How long one write batch spent writing and then making itself durable (fdatasync + dir fsync). */
+export interface DiskTimings {
+  readonly writeSeconds: number;
+  readonly syncSeconds: number;
+  /** Log entries this fsync made durable. */
+  readonly entries: number;
+}
+
+const secondsSince = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
 export class SegmentWriter {
   private queue: WriteOp[] = [];
@@ -39,6 +49,7 @@ export class SegmentWriter {
     private readonly dir: string,
     private readonly preallocateBytes: number,
     private readonly onFailure: (error: Error) => void,
+    private readonly onTimings?: (timings: DiskTimings) => void,
   ) {}
 
   get failed(): Error | undefined {
@@ -102,6 +113,8 @@ export class SegmentWriter {
   private async applyBatch(batch: WriteOp[], barriers: ((error: Error | undefined) => void)[]): Promise<void> {
     const dirty = new Set<SegmentFile>();
     let dirChanged = false;
+    const started = process.hrtime.bigint();
+    let entries = 0;
     for (const op of batch) {
       switch (op.kind) {
         case 'create': {
@@ -123,6 +136,7 @@ export class SegmentWriter {
             op.file.allocatedSize = padTo;
           }
           await writeFully(handle, op.bytes, op.offset);
+          entries += op.entries;
           if (end > op.file.allocatedSize) op.file.allocatedSize = end;
           dirty.add(op.file);
           break;
@@ -173,13 +187,18 @@ export class SegmentWriter {
           break;
       }
     }
+    const writeSeconds = secondsSince(started);
+    const syncStarted = process.hrtime.bigint();
+    let synced = false;
     for (const file of dirty) {
       if (file.handle) {
         await file.handle.datasync();
         this.syncCount++;
+        synced = true;
       }
     }
     if (dirChanged) await fsyncDirectory(this.dir);
+    if (synced) this.onTimings?.({ writeSeconds, syncSeconds: secondsSince(syncStarted), entries });
   }
 
   private async handleOf(file: SegmentFile) {

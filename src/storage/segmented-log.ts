@@ -11,7 +11,7 @@ import type { RecoveredSegment } from './log-recovery.js';
 import { decodeFrame, encodeFrame, SEGMENT_HEADER_SIZE } from './segment-format.js';
 import { closedSegmentName, openSegmentName } from './segment-names.js';
 import { Segment, SegmentFile } from './segment.js';
-import { SegmentWriter } from './segment-writer.js';
+import { SegmentWriter, type DiskTimings } from './segment-writer.js';
 
 export interface SegmentedLogOptions {
   /** Roll to a new segment once the open one would exceed this many bytes (Ratis: 64 MiB). */
@@ -24,6 +24,8 @@ export interface SegmentedLogOptions {
   readonly emptyLogStart: { readonly firstIndex: number; readonly prevTerm: number | undefined };
   /** How many segment files may stay open for reading at once. */
   readonly maxOpenReadFiles: number;
+  /** Per write batch: time spent writing, then syncing (for metrics). */
+  readonly onDiskTimings?: (timings: DiskTimings) => void;
 }
 
 /** A write whose completion advances durableIndex to `upTo` (lowered if the log is cut below it). */
@@ -78,7 +80,7 @@ export class SegmentedLog {
     }
     this.durable = this.last;
     this.cache = new EntryCache(options.cacheBytes, this.last + 1);
-    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending());
+    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending(), options.onDiskTimings);
   }
 
   firstIndex(): number {
@@ -148,7 +150,7 @@ export class SegmentedLog {
     const flush = (): void => {
       if (batch && batch.parts.length > 0) {
         const bytes = batch.parts.length === 1 ? batch.parts[0]! : Buffer.concat(batch.parts);
-        this.writer.enqueue({ kind: 'write', file: batch.segment.file, offset: batch.offset, bytes });
+        this.writer.enqueue({ kind: 'write', file: batch.segment.file, offset: batch.offset, bytes, entries: batch.parts.length });
       }
       batch = undefined;
     };

@@ -77,6 +77,10 @@ test('Prometheus sees one leader and a rising applied index on a live 3-node clu
       allocating = false;
       await load;
     }
+    for (const histogram of ['scm_raft_log_fsync_seconds_count', 'scm_raft_log_append_seconds_count', 'scm_raft_log_entries_per_fsync_count']) {
+      const value = (await query(port, `min(${histogram})`))?.result[0]?.value[1];
+      assert.ok(Number(value ?? '0') > 0, `${histogram} is observed on every node (min ${value})`);
+    }
     await cluster.waitFor('Prometheus to count the allocations on the leader', 30_000, async () => {
       const value = (await query(port, `scm_container_allocations_total{scm_node_id="${leaderId}"}`))?.result[0]?.value[1];
       return Number(value ?? '0') >= 100;

@@ -85,7 +85,15 @@ test('a follower behind the purged log installs the leader checkpoint and catche
 
     cluster.start(lagging);
     await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(client, 3));
-    assert.match(cluster.output(lagging), /"event":"snapshot_transfer_done".*"kind":"install"|snapshot installed/);
+    assert.match(cluster.output(lagging), /snapshot installed/);
+    const sample = async (k: number, series: string): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${cluster.node(k).ports.http}/prom`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(series));
+      return line === undefined ? 0 : Number(line.split(' ').pop());
+    };
+    assert.ok((await sample(leader, 'scm_snapshot_notifications_total{direction="sent"')) >= 1, 'the leader counted the notification it sent');
+    assert.equal(await sample(lagging, 'scm_snapshot_installs_total'), 1, 'the follower counted one install');
+    assert.ok((await sample(lagging, 'scm_snapshot_download_bytes_total')) > 0);
     assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
 
     for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
