@@ -317,6 +317,7 @@ export class ScmNode {
         minUsefulIndex: () => this.storage.firstIndex(),
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+      onServed: (bytes) => this.metrics.checkpointServed(bytes),
     });
     this.servers.push(ratisServer, clientServer, grpcServer);
     this.ports = {

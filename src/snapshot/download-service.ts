@@ -23,6 +23,8 @@ export interface InterScmServiceOptions {
   /** Messages handed to gRPC but not yet flushed, per transfer (default 2): bounds memory. */
   readonly maxUnflushedMessages?: number;
   readonly log?: SnapshotLogger;
+  /** A checkpoint stream reached its end (for metrics): the bytes sent in this call. */
+  readonly onServed?: (bytes: number) => void;
 }
 
 type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
@@ -114,6 +116,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     if (cancelled) return;
     call.end();
     log('info', 'checkpoint streamed', { checkpointId: checkpoint.id, bytes: sent });
+    options.onServed?.(sent);
   } catch (err) {
     const code = err instanceof RangeError ? grpc.status.OUT_OF_RANGE : grpc.status.INTERNAL;
     fail(call, code, `streaming checkpoint ${checkpoint.id} failed: ${(err as Error).message}`);

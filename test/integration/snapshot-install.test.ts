@@ -92,6 +92,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
       return line === undefined ? 0 : Number(line.split(' ').pop());
     };
     assert.ok((await sample(leader, 'scm_snapshot_notifications_total{direction="sent"')) >= 1, 'the leader counted the notification it sent');
+    assert.ok((await sample(leader, 'scm_snapshot_checkpoints_served_total')) >= 1, 'the leader counted the checkpoint it served');
     assert.equal(await sample(lagging, 'scm_snapshot_installs_total'), 1, 'the follower counted one install');
     assert.ok((await sample(lagging, 'scm_snapshot_download_bytes_total')) > 0);
     assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
