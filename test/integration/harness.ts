@@ -2,7 +2,6 @@
 // `scm cluster` writes it), `scm start` per node in a child process through tsx, logs captured
 // per node so a failing test can show them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,29 +13,10 @@ import { bootstrapNode, initNode } from '../../src/cli/node-commands.js';
 import { loadConfig, type ScmConfig } from '../../src/server/config.js';
 import { ScmClient } from '../../src/client/scm-client.js';
 import { ScmStateMachine } from '../../src/statemachine/index.js';
+import { reservePortBlock, type PortBlock } from './port-block.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A base port whose whole block of node ports is free right now. */
-async function freeBasePort(nodes: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    // Below Linux's ephemeral range (32768+): a port there can be taken by any outbound
-    // connection while a killed node is down, and then the node cannot restart on it.
-    const base = 20_000 + Math.floor(Math.random() * 120) * 100;
-    const ports = Array.from({ length: nodes }, (_, i) => localNodePorts(i + 1, base)).flatMap((p) => [p.client, p.ratis, p.grpc, p.http]);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
-  }
-  throw new Error('no free block of ports found');
-}
 
 export interface TestNode {
   readonly ports: LocalNodePorts;
@@ -50,9 +30,10 @@ export class TestCluster {
   private constructor(
     readonly dir: string,
     readonly siteXml: string,
-    readonly basePort: number,
+    private readonly portBlock: PortBlock,
     count: number,
   ) {
+    const basePort = portBlock.base;
     this.nodes = Array.from({ length: count }, (_, i) => {
       const ports = localNodePorts(i + 1, basePort);
       return { ports, process: undefined, exited: undefined, logFile: join(dir, `${ports.nodeId}.log`) };
@@ -62,10 +43,14 @@ export class TestCluster {
   /** Writes the config; nothing is initialised or started. */
   static async create(count: number, extra: Record<string, string> = {}): Promise<TestCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'scm-it-'));
-    const basePort = await freeBasePort(count);
+    const block = await reservePortBlock(count);
     const siteXml = join(dir, 'ozone-site.xml');
-    await writeFile(siteXml, localClusterSiteXml(count, basePort, dir, extra));
-    return new TestCluster(dir, siteXml, basePort, count);
+    await writeFile(siteXml, localClusterSiteXml(count, block.base, dir, extra));
+    return new TestCluster(dir, siteXml, block, count);
+  }
+
+  get basePort(): number {
+    return this.portBlock.base;
   }
 
   config(k: number): ScmConfig {
@@ -208,6 +193,7 @@ export class TestCluster {
   async destroy(): Promise<void> {
     for (const c of this.clients) c.close();
     await Promise.all(this.nodes.map((_, i) => this.kill(i + 1, 'SIGKILL')));
+    this.portBlock.release();
     if (process.env['KEEP_TEST_DIRS'] === undefined) await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScmClient } from '../../src/client/scm-client.js';
 import { localNodePorts } from '../../src/cli/local-cluster.js';
+import { reservePortBlock } from './port-block.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -24,7 +25,8 @@ function alive(pid: number): boolean {
 
 test('scm cluster starts a 3-node quorum, prints its ports and stops all of it on SIGTERM', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'scm-cluster-'));
-  const basePort = 21_000 + Math.floor(Math.random() * 100) * 100;
+  const block = await reservePortBlock(3);
+  const basePort = block.base;
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'cluster', '--dir', dir, '--base-port', String(basePort)], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,6 +63,7 @@ test('scm cluster starts a 3-node quorum, prints its ports and stops all of it o
     }
   } finally {
     if (child.exitCode === null && child.pid !== undefined && alive(child.pid)) child.kill('SIGKILL');
+    block.release();
     await rm(dir, { recursive: true, force: true });
   }
 });
