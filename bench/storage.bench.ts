@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RaftStorage } from '../src/storage/raft-storage.js';
 import { encodeFrame } from '../src/storage/segment-format.js';
-import { crc32c } from '../src/storage/crc32c.js';
+import { crc32c } from '../src/crc32c.js';
 import type { LogEntry } from '../src/storage/log-entry.js';
 
 const ENTRY_BYTES = 128;

@@ -2,7 +2,7 @@
 //   varint32 length n | n bytes of LogEntryProto | CRC32C(varint + proto), 4 bytes big-endian.
 // A zero byte where a frame would start ends the data (the rest is preallocation padding).
 
-import { crc32c } from './crc32c.js';
+import { crc32c } from '../crc32c.js';
 import { encodedEntrySize, encodeLogEntryInto, decodeLogEntry } from './log-entry-codec.js';
 import type { LogEntry } from './log-entry.js';
 import { ProtoReader, ProtoWriter, varintSize, WIRE_VARINT } from './protobuf-wire.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crc32c } from '../../src/storage/crc32c.js';
+import { crc32c } from '../../src/crc32c.js';
 
 /** Bit-at-a-time reference, independent of the slicing-by-8 tables. */
 function referenceCrc32c(bytes: Uint8Array): number {

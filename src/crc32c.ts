@@ -1,4 +1,6 @@
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as Ratis' PureJavaCrc32C computes it.
+// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as Ratis' PureJavaCrc32C and LevelDB compute
+// it: the Raft log segments (src/storage) and LevelDB's MANIFEST (src/snapshot) both use it. Imports
+// nothing of ours, so every folder may use it.
 // Slicing-by-8: eight 256-entry tables let the inner loop consume 8 bytes per iteration, which
 // keeps the checksum well below the cost of encoding an entry on the append path.
 
