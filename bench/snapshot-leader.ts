@@ -8,21 +8,24 @@ import { Level } from 'level';
 import { CheckpointProvider } from '../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService } from '../src/snapshot/download-service.js';
 
-const [dbParent, clusterId] = process.argv.slice(2);
+const [dbParent, clusterId, method = 'auto'] = process.argv.slice(2);
+if (method !== 'auto' && method !== 'files' && method !== 'copy') throw new Error(`checkpoint method must be auto, files or copy, got ${method}`);
 if (dbParent === undefined || clusterId === undefined || process.send === undefined) {
-  console.error('usage (forked with IPC): snapshot-leader.ts <dbParentDir> <clusterId>');
+  console.error('usage (forked with IPC): snapshot-leader.ts <dbParentDir> <clusterId> [auto|files|copy]');
   process.exit(2);
 }
 const send = process.send.bind(process);
 const db = new Level<string, string>(join(dbParent, 'scm.db'));
 await db.open();
-const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dbParent, 'db.checkpoints') });
+const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dbParent, 'db.checkpoints'), checkpointOptions: { method } });
 let checkpointMs = 0;
+let checkpointMethod = '';
 const acquire = provider.acquire.bind(provider);
 provider.acquire = async (id?: string) => {
   const started = performance.now();
   const lease = await acquire(id);
   checkpointMs = performance.now() - started;
+  checkpointMethod = lease.checkpoint.method;
   return lease;
 };
 const server = new grpc.Server();
@@ -58,7 +61,7 @@ process.on('message', (msg: { cmd: string }) => {
     peakAnon = baselineAnon;
     send({ event: 'reset' });
   } else if (msg.cmd === 'stats') {
-    send({ event: 'stats', baselineRss, peakRss, baselineAnon, peakAnon, checkpointMs });
+    send({ event: 'stats', baselineRss, peakRss, baselineAnon, peakAnon, checkpointMs, checkpointMethod });
   } else if (msg.cmd === 'stop') {
     clearInterval(sampler);
     server.forceShutdown();

@@ -2,7 +2,7 @@
 // serves a checkpoint; this process (the follower) downloads, extracts, verifies and installs it.
 // Reports checkpoint time, tarball size, transfer MB/s, install time, total catch-up time, peak
 // RSS growth of leader and follower, next to `tar czf` + `tar xzf` of the same DB directory.
-// Usage: npm run bench:snapshot -- [--records N]
+// Usage: npm run bench:snapshot -- [--records N] [--checkpoint-method auto|files|copy]
 import { fork, execFileSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,13 @@ function parseRecords(): number {
   const n = Number(process.argv[i + 1]);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--records needs a positive integer, got ${JSON.stringify(process.argv[i + 1])}`);
   return n;
+}
+
+function parseMethod(): string {
+  const i = process.argv.indexOf('--checkpoint-method');
+  const method = i < 0 ? 'auto' : process.argv[i + 1];
+  if (method !== 'auto' && method !== 'files' && method !== 'copy') throw new Error(`--checkpoint-method needs auto, files or copy, got ${JSON.stringify(method)}`);
+  return method;
 }
 
 async function populate(dir: string, records: number): Promise<void> {
@@ -54,6 +61,7 @@ const sec = (ms: number) => (ms / 1000).toFixed(2);
 
 async function main(): Promise<void> {
   const records = parseRecords();
+  const method = parseMethod();
   const root = await mkdtemp(join(tmpdir(), 'bench-snapshot-'));
   try {
     const leaderParent = join(root, 'leader');
@@ -64,7 +72,7 @@ async function main(): Promise<void> {
     await populate(join(followerParent, 'scm.db'), 10);
     const dbBytes = await dirBytes(join(leaderParent, 'scm.db'));
 
-    const leader = fork(fileURLToPath(new URL('./snapshot-leader.ts', import.meta.url)), [leaderParent, CLUSTER_ID], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const leader = fork(fileURLToPath(new URL('./snapshot-leader.ts', import.meta.url)), [leaderParent, CLUSTER_ID, method], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const next = (event: string) => new Promise<Record<string, number>>((resolve) => {
       const on = (m: Record<string, number> & { event: string }) => {
         if (m.event === event) {
@@ -110,7 +118,7 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     await db.close();
     leader.send({ cmd: 'stats' });
-    const leaderStats = await next('stats');
+    const leaderStats = (await next('stats')) as Record<string, number> & { checkpointMethod?: string };
     leader.send({ cmd: 'stop' });
     await new Promise((r) => leader.once('exit', r));
 
@@ -131,7 +139,7 @@ async function main(): Promise<void> {
     const rows: Array<[string, string]> = [
       ['records', String(records)],
       ['scm.db size', `${mb(dbBytes)} MiB`],
-      ['checkpoint (leader)', `${sec(checkpointMs)} s`],
+      ['checkpoint (leader)', `${sec(checkpointMs)} s (method: ${leaderStats.checkpointMethod ?? '?'})`],
       ['tarball size', `${mb(ready.downloadedBytes)} MiB`],
       ['download incl. checkpoint+pack (stream)', `${sec(transferMs)} s, ${(ready.downloadedBytes / 1048576 / Math.max(1e-3, (transferMs - checkpointMs) / 1000)).toFixed(1)} MB/s after the checkpoint`],
       ['extract + verify', `${sec(fetched - started - transferMs)} s`],
@@ -145,7 +153,7 @@ async function main(): Promise<void> {
       ['catch-up / reference', `${(totalMs / refMs).toFixed(2)}x (target <= 1.5x)`],
     ];
     for (const [k, v] of rows) console.log(`${k.padEnd(42)} ${v}`);
-    console.log(JSON.stringify({ bench: 'snapshot', records, dbBytes, checkpointMs, tarballBytes: ready.downloadedBytes, transferMs, totalMs, refCzfMs: t1 - t0, refXzfMs: t2 - t1, leaderRssGrowth: (leaderStats['peakRss'] ?? 0) - (leaderStats['baselineRss'] ?? 0), followerRssGrowth: followerPeak - followerBaseline }));
+    console.log(JSON.stringify({ bench: 'snapshot', records, dbBytes, checkpointMethod: leaderStats.checkpointMethod, checkpointMs, tarballBytes: ready.downloadedBytes, transferMs, totalMs, refCzfMs: t1 - t0, refXzfMs: t2 - t1, leaderRssGrowth: (leaderStats['peakRss'] ?? 0) - (leaderStats['baselineRss'] ?? 0), followerRssGrowth: followerPeak - followerBaseline }));
   } finally {
     await rm(root, { recursive: true, force: true });
   }

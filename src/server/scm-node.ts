@@ -315,6 +315,7 @@ export class ScmNode {
         db: () => this.sm.db,
         checkpointsDir: join(config.dbDir, CHECKPOINTS_DIR),
         minUsefulIndex: () => this.storage.firstIndex(),
+        checkpointOptions: { onRetry: (reason) => this.log.info({ event: 'checkpoint_retry', reason }, 'checkpoint capture retried') },
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onServed: (bytes) => this.metrics.checkpointServed(bytes),

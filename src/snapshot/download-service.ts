@@ -77,7 +77,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
   // A resume only makes sense on the very same bytes; otherwise start the new checkpoint at 0.
   const startOffset = resumeId === checkpoint.id ? resumeOffset : 0;
   const body = packCheckpoint(checkpoint, options.clusterId, options.gzipLevel !== undefined ? { gzipLevel: options.gzipLevel } : {});
-  log('info', 'streaming checkpoint', { requester: request.requesterId ?? call.getPeer(), checkpointId: checkpoint.id, termIndex: checkpoint.termIndex, startOffset });
+  log('info', 'streaming checkpoint', { requester: request.requesterId ?? call.getPeer(), checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
   try {

@@ -1,52 +1,138 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { Level } from 'level';
-import { createCheckpoint } from '../../src/snapshot/checkpoint.js';
+import type { ClassicLevel } from 'classic-level';
+import { createCheckpoint, type Checkpoint } from '../../src/snapshot/checkpoint.js';
+import { captureLevelDbFiles } from '../../src/snapshot/leveldb-files.js';
 import { CheckpointProvider, ResourceExhaustedError } from '../../src/snapshot/checkpoint-provider.js';
 import { readTransactionInfo } from '../../src/statemachine/transaction-info.js';
 import { applyContainers, createScmDb, dumpDb, dumpDbAt, withTempDir } from './helpers.js';
 
 const PER_BATCH = 50;
 
-test('a checkpoint is exactly the DB at one moment while writes keep landing', async () => {
-  await withTempDir('snap-cp-', async (dir) => {
-    const db = await createScmDb(join(dir, 'scm.db'), 20_000, { term: 1, index: 1 });
-    let index = 1;
-    let batchesDuringCheckpoint = 0;
-    let checkpointDone = false;
-    // The "apply loop": every batch adds PER_BATCH containers and bumps #TRANSACTIONINFO atomically.
-    const writer = (async () => {
-      while (!checkpointDone) {
-        index++;
-        await applyContainers(db, 20_000 + (index - 2) * PER_BATCH + 1, PER_BATCH, { term: 1, index });
-        batchesDuringCheckpoint++;
-      }
-    })();
-    const checkpoint = await createCheckpoint(db, join(dir, 'db.checkpoints'), { batchBytes: 64 * 1024 });
-    const batchesAtEnd = batchesDuringCheckpoint;
-    checkpointDone = true;
-    await writer;
+/** Asserts that the checkpoint holds exactly the containers of the batches up to its own index. */
+async function assertConsistent(checkpoint: Checkpoint, initial: number): Promise<void> {
+  const cpIndex = checkpoint.termIndex.index;
+  const cp = new Level<string, string>(checkpoint.dir, { createIfMissing: false });
+  await cp.open();
+  try {
+    const containers = cp.sublevel<Buffer, Buffer>('containers', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const keys = await containers.keys().all();
+    assert.equal(keys.length, initial + (cpIndex - 1) * PER_BATCH, `checkpoint at index ${cpIndex} (${checkpoint.method})`);
+    const last = keys.at(-1);
+    assert.equal(last === undefined ? 0 : Number(last.readBigUInt64BE()), initial + (cpIndex - 1) * PER_BATCH);
+    assert.deepEqual(await readTransactionInfo(cp), checkpoint.termIndex);
+    assert.equal(await cp.sublevel('pipelines').get('pipeline-1'), 'RATIS/THREE');
+  } finally {
+    await cp.close();
+  }
+}
 
-    assert.ok(batchesAtEnd > 0, 'applies were not blocked while the checkpoint was copied');
-    const cpIndex = checkpoint.termIndex.index;
-    assert.ok(cpIndex < index, 'writes continued after the snapshot moment');
-    // Consistency: the copy holds exactly the containers of the batches up to its own index.
-    const cp = new Level<string, string>(checkpoint.dir, { createIfMissing: false });
-    await cp.open();
-    try {
-      const containers = cp.sublevel<Buffer, Buffer>('containers', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-      const keys = await containers.keys().all();
-      assert.equal(keys.length, 20_000 + (cpIndex - 1) * PER_BATCH);
-      assert.deepEqual(await readTransactionInfo(cp), checkpoint.termIndex);
-      assert.equal(await cp.sublevel('pipelines').get('pipeline-1'), 'RATIS/THREE');
-    } finally {
-      await cp.close();
-    }
-    assert.equal(checkpoint.entryCount, 20_000 + (cpIndex - 1) * PER_BATCH + 3);
-    assert.match(checkpoint.id, /^scm\.db_checkpoint_\d+$/);
+for (const method of ['files', 'copy'] as const) {
+  test(`${method}: every checkpoint is exactly the DB at one moment while writes, flushes and compactions keep landing`, async () => {
+    await withTempDir('snap-cp-', async (dir) => {
+      const initial = 20_000;
+      await (await createScmDb(join(dir, 'scm.db'), initial, { term: 1, index: 1 })).close();
+      // A small write buffer makes the live DB flush and compact all the time, so the files change
+      // under the capture.
+      const db = new Level<string, string>(join(dir, 'scm.db'), { writeBufferSize: 64 * 1024 });
+      await db.open();
+      let index = 1;
+      let stop = false;
+      const writesAt: number[] = [];
+      // The "apply loop": every batch adds PER_BATCH containers and bumps #TRANSACTIONINFO atomically.
+      const writer = (async () => {
+        while (!stop) {
+          index++;
+          await applyContainers(db, initial + (index - 2) * PER_BATCH + 1, PER_BATCH, { term: 1, index });
+          writesAt.push(index);
+        }
+      })();
+      const retries: string[] = [];
+      const checkpoints: Checkpoint[] = [];
+      let landedDuring = 0;
+      try {
+        for (let i = 0; i < 8; i++) {
+          const before = writesAt.length;
+          // Many attempts: this DB flushes every few batches, far more than a real scm.db does.
+          const checkpoint = await createCheckpoint(db, join(dir, 'db.checkpoints'), { method, fileAttempts: 20, onRetry: (r) => retries.push(r) });
+          assert.equal(checkpoint.method, method);
+          checkpoints.push(checkpoint);
+          landedDuring += writesAt.length - before;
+        }
+      } finally {
+        stop = true;
+        await writer;
+      }
+      // Not a barrier: the apply loop went on while checkpoints were taken.
+      assert.ok(landedDuring > 0, 'applies kept landing during the checkpoints');
+      for (const checkpoint of checkpoints) await assertConsistent(checkpoint, initial);
+      // The checkpoints share table files with the live DB: removing them leaves it whole.
+      await rm(join(dir, 'db.checkpoints'), { recursive: true });
+      assert.equal((await db.sublevel('containers', { keyEncoding: 'buffer' }).keys().all()).length, initial + (index - 1) * PER_BATCH);
+      assert.ok(checkpoints.at(-1)!.termIndex.index > checkpoints[0]!.termIndex.index, 'later checkpoints see later writes');
+      for (const r of retries) assert.match(r, /abandoned: .*(grew|compacted away|flushed|changed|do not open)/);
+      assert.match(checkpoints[0]!.id, /^scm\.db_checkpoint_\d+$/);
+      await db.close();
+    });
+  });
+}
+
+test('files: a flush between copying the MANIFEST and listing abandons the capture; files deleted while linking are told apart; out of attempts, auto copies and files fails', async () => {
+  await withTempDir('snap-cp-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 2_000, { term: 1, index: 1 });
+    let next = 2;
+    // Writes a batch and compacts everything: the memtable is flushed (its log deleted), tables are
+    // rewritten (the old ones deleted), and the MANIFEST gets new version edits.
+    const flushAndCompact = async (): Promise<void> => {
+      await applyContainers(db, 2_000 + (next - 2) * PER_BATCH + 1, PER_BATCH, { term: 1, index: next });
+      next++;
+      await (db as unknown as ClassicLevel<string, string>).compactRange('\x00', '\xff');
+    };
+    const checkpointsDir = join(dir, 'db.checkpoints');
+    const retries: string[] = [];
+    const onRetry = (r: string): number => retries.push(r);
+    const firstOnly = (): (() => Promise<void>) => {
+      let calls = 0;
+      return async () => (calls++ === 0 ? flushAndCompact() : undefined);
+    };
+
+    const early = await createCheckpoint(db, checkpointsDir, { method: 'files', onRetry, captureHooks: { beforeListingChecked: firstOnly() } });
+    assert.equal(early.method, 'files');
+    assert.equal(retries.length, 1);
+    assert.match(retries[0]!, /capture 1 of 5 .* abandoned: MANIFEST-\d+ grew from \d+ to \d+ bytes .* between copying it and listing the directory/);
+    await assertConsistent(early, 2_000);
+
+    // Listed files deleted before they are linked: the MANIFEST moved, so the capture is redone.
+    const late = await createCheckpoint(db, checkpointsDir, { method: 'files', onRetry, captureHooks: { beforeCopying: firstOnly() } });
+    assert.equal(late.method, 'files');
+    assert.equal(retries.length, 2);
+    assert.match(retries[1]!, /capture 1 of 5 .* abandoned: tables? [\d, ]+ of MANIFEST-\d+ compacted away before being linked/);
+    await assertConsistent(late, 2_000);
+    assert.ok(late.termIndex.index > early.termIndex.index);
+
+    const fallback = await createCheckpoint(db, checkpointsDir, { method: 'auto', fileAttempts: 1, onRetry, captureHooks: { beforeListingChecked: flushAndCompact } });
+    assert.equal(fallback.method, 'copy');
+    assert.match(retries.at(-1)!, /falling back to copying/);
+    await assertConsistent(fallback, 2_000);
+
+    await assert.rejects(
+      createCheckpoint(db, checkpointsDir, { method: 'files', fileAttempts: 2, captureHooks: { beforeListingChecked: flushAndCompact } }),
+      /checkpoint of scm\.db into .* failed: the files of .*scm\.db kept changing during 2 captures/,
+    );
+    assert.equal((await readdir(checkpointsDir)).filter((n) => n.endsWith('.tmp')).length, 0, 'no half checkpoint left behind');
     await db.close();
+  });
+});
+
+test('files: a directory that is not a LevelDB is refused by name', async () => {
+  await withTempDir('snap-cp-', async (dir) => {
+    await mkdir(join(dir, 'fake'));
+    await writeFile(join(dir, 'fake', 'CURRENT'), 'garbage');
+    await mkdir(join(dir, 'target'));
+    await assert.rejects(captureLevelDbFiles(join(dir, 'fake'), join(dir, 'target')), /fake\/CURRENT does not name a MANIFEST \(it holds "garbage"\)/);
   });
 });
 
