@@ -95,6 +95,8 @@ type UnaryMethod = (
 ) => grpc.ClientUnaryCall;
 
 const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+/** No attempt is started with less time than this left before the overall deadline. */
+const MIN_ATTEMPT_MS = 10;
 
 /** Parses `host:port[,host:port…]`, as `--scm` takes it. */
 export function parseAddressList(text: string): string[] {
@@ -200,15 +202,20 @@ export class ScmClient {
     let target = this.current;
     let attempts = 0;
     let hintsFollowed = 0;
+    // What to report when giving up: the last answer worth reading. An attempt cut short by the
+    // overall deadline only says that time ran out, which the error already says.
+    let reported: { address: string; error: grpc.ServiceError } | undefined;
     for (;;) {
       attempts++;
-      const remaining = deadline - Date.now();
+      const timeoutMs = Math.max(1, Math.min(this.attemptTimeoutMs, deadline - Date.now()));
       try {
-        const response = await this.attempt(target, method, request, Math.max(1, Math.min(this.attemptTimeoutMs, remaining)));
+        const response = await this.attempt(target, method, request, timeoutMs);
         this.current = target;
         return response;
       } catch (error) {
         if (!isServiceError(error)) throw error;
+        const cutShort = timeoutMs < this.attemptTimeoutMs && error.code === grpc.status.DEADLINE_EXCEEDED;
+        if (!cutShort || reported === undefined) reported = { address: target, error };
         const decision = this.decide(error);
         const leaderId = metadataValue(error.metadata, LEADER_ID_METADATA);
         const leaderAddress = metadataValue(error.metadata, LEADER_ADDRESS_METADATA);
@@ -220,15 +227,15 @@ export class ScmClient {
           hintsFollowed++;
           if (!this.addresses.includes(decision.address)) this.addresses.push(decision.address);
           target = decision.address;
-          if (Date.now() < deadline) continue;
+          if (Date.now() + MIN_ATTEMPT_MS < deadline) continue;
         } else {
           target = this.nextAddress(target);
         }
         const wait = backoff.next(this.random);
-        if (Date.now() + wait >= deadline) {
+        if (Date.now() + wait + MIN_ATTEMPT_MS >= deadline) {
           throw new ScmClientError(
             grpc.status.DEADLINE_EXCEEDED,
-            `gave up after ${attempts} attempt(s) in ${Date.now() - started} ms (deadline ${this.deadlineMs} ms); last error from ${target}: ${grpc.status[error.code]}: ${error.details}`,
+            `gave up after ${attempts} attempt(s) in ${Date.now() - started} ms (deadline ${this.deadlineMs} ms); last error from ${reported.address}: ${grpc.status[reported.error.code]}: ${reported.error.details}`,
             method,
             attempts,
             leaderId,

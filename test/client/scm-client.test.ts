@@ -103,6 +103,30 @@ test('gives up at the overall deadline with a clear DEADLINE_EXCEEDED error', as
   assert.ok(fake.calls.length > 1);
 });
 
+test('an attempt cut short by the overall deadline does not hide the last real answer', async () => {
+  // Answers UNAVAILABLE once, then takes longer than the whole call may: the second attempt can only
+  // time out at the overall deadline, and the error still reports what the server said.
+  class SlowAfterFirst extends FakeScm {
+    override async listDatanodes(request: Parameters<FakeScm['listDatanodes']>[0]): ReturnType<FakeScm['listDatanodes']> {
+      if (this.calls.length === 0) {
+        this.calls.push({ method: 'listDatanodes', request });
+        throw new UnavailableError('no quorum');
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      return super.listDatanodes(request);
+    }
+  }
+  const served = await start(new SlowAfterFirst());
+  const c = client([served.address], { deadlineMs: 400, attemptTimeoutMs: 5_000 });
+  await assert.rejects(c.listDatanodes(), (err: unknown) => {
+    assert.ok(err instanceof ScmClientError);
+    assert.equal(err.codeName, 'DEADLINE_EXCEEDED');
+    assert.equal(err.attempts, 2);
+    assert.match(err.message, /gave up after 2 attempt\(s\) in \d+ ms \(deadline 400 ms\); last error from 127\.0\.0\.1:\d+: UNAVAILABLE: no quorum/);
+    return true;
+  });
+});
+
 test('an error retrying cannot fix fails at once', async () => {
   const fake = new FakeScm();
   const served = await start(fake);
