@@ -18,7 +18,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Level } from 'level';
-import { readTransactionInfoAt, type TermIndex } from '../statemachine/transaction-info.js';
+import { readTransactionInfo, ZERO_TERM_INDEX, type TermIndex } from '../statemachine/transaction-info.js';
 import { fsyncDirTree } from './fs-durable.js';
 import { captureLevelDbFiles, type CaptureHooks } from './leveldb-files.js';
 
@@ -75,21 +75,28 @@ export async function createCheckpoint(db: RootDb, checkpointsDir: string, optio
   const workDir = finalDir + IN_PROGRESS_SUFFIX;
 
   let method: CheckpointMethod | undefined;
+  let termIndex: TermIndex = ZERO_TERM_INDEX;
+  let lastReason = '';
   try {
     if (wanted !== 'copy') {
       for (let attempt = 1; attempt <= fileAttempts && method === undefined; attempt++) {
         await rm(workDir, { recursive: true, force: true });
         await mkdir(workDir);
-        const why = await checkpointFromFiles(db.location, workDir, options.captureHooks).catch((err: unknown) => (err as Error).message);
-        if (why === undefined) method = 'files';
-        else options.onRetry?.(`capture ${attempt} of ${fileAttempts} of the files of ${db.location} abandoned: ${why}`);
+        const made = await checkpointFromFiles(db.location, workDir, options.captureHooks).catch((err: unknown) => ({ abandoned: (err as Error).message }));
+        if ('termIndex' in made) {
+          method = 'files';
+          termIndex = made.termIndex;
+        } else {
+          lastReason = made.abandoned;
+          options.onRetry?.(`capture ${attempt} of ${fileAttempts} of the files of ${db.location} abandoned: ${made.abandoned}`);
+        }
       }
-      if (method === undefined && wanted === 'files') throw new Error(`the files of ${db.location} kept changing during ${fileAttempts} captures`);
+      if (method === undefined && wanted === 'files') throw new Error(`the files of ${db.location} could not be captured in ${fileAttempts} attempts (the last: ${lastReason})`);
       if (method === undefined) options.onRetry?.('falling back to copying every entry of a snapshot');
     }
     if (method === undefined) {
       await rm(workDir, { recursive: true, force: true });
-      await copyFromSnapshot(db, workDir, batchBytes);
+      termIndex = await copyFromSnapshot(db, workDir, batchBytes);
       method = 'copy';
     }
   } catch (err) {
@@ -100,32 +107,39 @@ export async function createCheckpoint(db: RootDb, checkpointsDir: string, optio
   // Only a complete, closed copy gets the final name, so a crash never leaves a half checkpoint
   // that looks servable.
   await rename(workDir, finalDir);
-
-  const termIndex = await readTransactionInfoAt(finalDir);
   const totalFileBytes = await directoryBytes(finalDir);
   return Object.freeze({ id, dir: finalDir, termIndex, createdAtMs, totalFileBytes, method });
 }
 
 /**
  * Captures the live DB's files into `workDir` and opens the result once, so LevelDB replays the
- * copied logs and leaves a clean DB. Returns why the attempt was abandoned, or undefined on success.
+ * copied logs and leaves a clean DB, whose #TRANSACTIONINFO is read before it is closed: the
+ * checkpoint is never opened again after it has been fsynced.
  */
-async function checkpointFromFiles(liveDir: string, workDir: string, hooks: CaptureHooks | undefined): Promise<string | undefined> {
+async function checkpointFromFiles(liveDir: string, workDir: string, hooks: CaptureHooks | undefined): Promise<{ termIndex: TermIndex } | { abandoned: string }> {
   const outcome = await captureLevelDbFiles(liveDir, workDir, hooks);
-  if (!outcome.ok) return outcome.reason;
-  const copy = new Level<Buffer, Buffer>(workDir, { createIfMissing: false, errorIfExists: false, writeBufferSize: 1024 * 1024, cacheSize: 1024 * 1024 });
+  if (!outcome.ok) return { abandoned: outcome.reason };
+  // A write buffer above the live DB's (classic-level's default, 4 MiB) lets the replay of its logs
+  // end in one table rather than several that might set off a compaction the close waits for.
+  const copy = new Level<string, string>(workDir, { createIfMissing: false, errorIfExists: false, writeBufferSize: 16 * 1024 * 1024, cacheSize: 1024 * 1024 });
   try {
     await copy.open();
   } catch (err) {
     // E.g. "missing files": the DB changed in a way the MANIFEST check could not see. Retry.
-    return `the captured files do not open as a LevelDB: ${(err as Error).message}`;
+    return { abandoned: `the captured files do not open as a LevelDB: ${(err as Error).message}` };
   }
-  await copy.close();
-  return undefined;
+  try {
+    return { termIndex: await readTransactionInfo(copy) };
+  } finally {
+    await copy.close();
+  }
 }
 
-/** Copies every entry of an explicit snapshot of `db` into a new LevelDB at `workDir`. */
-async function copyFromSnapshot(db: RootDb, workDir: string, batchBytes: number): Promise<void> {
+/**
+ * Copies every entry of an explicit snapshot of `db` into a new LevelDB at `workDir`; returns the
+ * copy's #TRANSACTIONINFO, read before it is closed.
+ */
+async function copyFromSnapshot(db: RootDb, workDir: string, batchBytes: number): Promise<TermIndex> {
   // Taken synchronously, before any await: this is the checkpoint's moment in time.
   const snapshot = db.supports.explicitSnapshots ? db.snapshot() : undefined;
   const iterator = db.iterator({
@@ -168,7 +182,9 @@ async function copyFromSnapshot(db: RootDb, workDir: string, batchBytes: number)
       }
     }
     await batch.write();
+    const termIndex = await readTransactionInfo(target);
     await target.close();
+    return termIndex;
   } catch (err) {
     // Closing the DB also closes a batch still open on it.
     await closeQuietly(target);

@@ -7,12 +7,16 @@
 // - CURRENT names the MANIFEST. A running DB appends edits to that one MANIFEST; it only starts a
 //   new one when it is opened.
 // - The write-ahead log (`<n>.log`) is append-only, and a log is deleted only after an edit raised
-//   the log number past it. Each write batch is one log record, and a log that ends inside a record
-//   recovers to the state after the last whole record (a truncated tail reads as the end).
+//   the log number past it. Each write is one log record holding one or more whole batches, and a
+//   log that ends inside a record recovers to the state after the last whole record (a truncated
+//   tail reads as the end). A new log is started only once the previous one is frozen.
 // - Opening a DB replays the MANIFEST, fails with "missing files" if a live table is absent,
-//   replays the logs from the log number on into a new table, writes a fresh MANIFEST and deletes
-//   every file nobody references. Files it creates get numbers from the MANIFEST's next file number
-//   (and above every log it replayed), and are opened with truncation.
+//   replays the logs from the log number on into new tables, writes a fresh MANIFEST and deletes
+//   every file nobody references. Every file it creates is opened with truncation and numbered from
+//   the MANIFEST's next file number on: tables from the replay may take the number of a replayed log
+//   (a different name, `<n>.ldb` beside `<n>.log`), its new log is above every replayed log, and
+//   none can be the number of a table the MANIFEST lists. It never appends to an old log or
+//   MANIFEST (classic-level leaves `reuse_logs` off).
 //
 // So: copy the MANIFEST, list the directory and hard-link every log at once, then check that the
 // MANIFEST has not moved meanwhile: then every log the copy still needs was in the listing and is
@@ -20,12 +24,13 @@
 // link anything else: an in-progress table of the live DB, linked under a number the copy's LevelDB
 // later hands out, would be truncated and overwritten through the link, corrupting the live DB.
 // A linked live log keeps growing until the copy is opened; whatever prefix recovery then reads is
-// still the DB at one moment. A needed table that vanishes before it is linked was compacted away
-// after our copy of the MANIFEST: the capture is abandoned and the caller tries again.
+// still the DB at one moment. Its records are checked first, because recovery (without paranoid
+// checks) would skip a damaged one and go on. A needed table that vanishes before it is linked was
+// compacted away after our copy of the MANIFEST: the capture is abandoned and the caller tries again.
 import { closeSync, fstatSync, linkSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { copyFile, link, writeFile } from 'node:fs/promises';
+import { copyFile, link, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readManifest } from './leveldb-manifest.js';
+import { countLogRecords, LevelDbFormatError, readManifest } from './leveldb-manifest.js';
 
 const TABLE_FILE = /^\d+\.(ldb|sst)$/;
 const LOG_FILE = /^\d+\.log$/;
@@ -45,14 +50,15 @@ export type CaptureOutcome = { readonly ok: true; readonly files: CapturedFiles 
 export interface CaptureHooks {
   /** Called between listing the directory and checking the MANIFEST (tests flush the DB here). */
   readonly beforeListingChecked?: () => Promise<void>;
-  /** Called before the first log is copied (tests flush and compact the DB here). */
-  readonly beforeCopying?: () => Promise<void>;
+  /** Called after the MANIFEST check, before the tables are linked (tests compact the DB here). */
+  readonly beforeLinkingTables?: () => Promise<void>;
 }
 
 /**
  * Fills the empty directory `targetDir` with the files of the LevelDB at `liveDir` as of one moment.
- * The result is a DB that LevelDB can open (it still has to replay its logs). `ok: false` means the
- * DB changed shape during the capture; the target then holds junk and must be emptied before a retry.
+ * The result is a DB that LevelDB can open (it still has to replay its logs). `ok: false` means this
+ * capture cannot be used (the DB changed shape meanwhile, or a log is damaged); the target then holds
+ * junk and must be emptied before a retry.
  */
 export async function captureLevelDbFiles(liveDir: string, targetDir: string, hooks: CaptureHooks = {}): Promise<CaptureOutcome> {
   // The window in which the MANIFEST must hold still is these synchronous calls: a read of a small
@@ -74,9 +80,9 @@ export async function captureLevelDbFiles(liveDir: string, targetDir: string, ho
   const moved = manifestMoved(liveDir, current, manifest, manifestBytes.length);
   if (moved !== undefined) return { ok: false, reason: `${moved} between copying it and listing the directory` };
 
-  const state = readManifest(manifestBytes, join(liveDir, manifest));
+  const state = await readManifest(manifestBytes, join(liveDir, manifest));
   await writeFile(join(targetDir, manifest), manifestBytes, { flag: 'wx' });
-  await hooks.beforeCopying?.();
+  await hooks.beforeLinkingTables?.();
   // Only where the file system refuses links (the target on another device): copies, which race
   // the flushes that delete logs. Oldest first, so only the newest can end mid-batch.
   for (const name of logsToCopy.sort((x, y) => Number.parseInt(x, 10) - Number.parseInt(y, 10))) {
@@ -106,6 +112,16 @@ export async function captureLevelDbFiles(liveDir: string, targetDir: string, ho
     const gone = batch.filter((_, k) => outcomes[k] === 'vanished');
     if (gone.length > 0) return { ok: false, reason: `table${gone.length > 1 ? 's' : ''} ${gone.join(', ')} of ${manifest} compacted away before being linked` };
     tablesCopied += outcomes.filter((o) => o === 'copied').length;
+  }
+  for (const name of (await readdir(targetDir)).filter((n) => LOG_FILE.test(n))) {
+    const number = Number.parseInt(name, 10);
+    if (number < state.logNumber && number !== state.prevLogNumber) continue; // not replayed
+    try {
+      await countLogRecords(await readFile(join(targetDir, name)), join(liveDir, name));
+    } catch (err) {
+      if (err instanceof LevelDbFormatError) return { ok: false, reason: err.message };
+      throw err;
+    }
   }
   await writeFile(join(targetDir, 'CURRENT'), current);
   return { ok: true, files: { manifest, tables: live.length, tablesCopied, logs } };

@@ -2,6 +2,7 @@
 // needs, and the next file number it will hand out. A checkpoint made of links (leveldb-files.ts)
 // must link exactly those tables: a linked file the copy's LevelDB would later create under the
 // same number is opened with O_TRUNC, which would overwrite the live DB's file through the link.
+// Also checks the framing of write-ahead logs, which share the MANIFEST's block format.
 //
 // Format (LevelDB doc/log_format.md and db/version_edit.cc):
 // - The file is 32 KiB blocks of records: masked CRC32C of type + data (4 bytes LE), data length
@@ -9,6 +10,7 @@
 //   padding. A logical record is a FULL, or a FIRST, MIDDLEs and a LAST.
 // - Each logical record is a VersionEdit: tagged fields, varint32 tags. Edits apply in order, and
 //   within an edit the deletions apply before the additions (a file moved a level is both).
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { crc32c } from '../crc32c.js';
 
 const BLOCK_SIZE = 32 * 1024;
@@ -45,34 +47,58 @@ export interface ManifestState {
   readonly edits: number;
 }
 
-export class ManifestFormatError extends Error {
-  override readonly name = 'ManifestFormatError';
+export class LevelDbFormatError extends Error {
+  override readonly name = 'LevelDbFormatError';
 }
+
+/**
+ * Checks the framing and checksums of a write-ahead log (`<n>.log`, the same block format as the
+ * MANIFEST) and returns how many whole records it holds. The log may still be growing: a record
+ * cut short at the end is not an error. LevelDB's own recovery, with the paranoid checks that
+ * classic-level leaves off, would skip a damaged record and go on, and a copy would then silently
+ * miss a write in the middle of its history; this finds it first.
+ */
+export async function countLogRecords(bytes: Uint8Array, name: string): Promise<number> {
+  let records = 0;
+  const reader = logicalRecords(bytes, name);
+  while (reader.next().done !== true) {
+    records++;
+    if (records % 4096 === 0) await yieldToEventLoop();
+  }
+  return records;
+}
+
+/** Edits replayed between yields to the event loop: a MANIFEST that has grown for months can hold
+ *  hundreds of thousands, and the Raft loop of the same process must keep its heartbeats. */
+const EDITS_PER_TURN = 2_000;
 
 /**
  * Replays the edits in `bytes` (a MANIFEST, possibly cut short by a concurrent append: a record
  * that runs past the end is ignored, as LevelDB's own reader does).
  */
-export function readManifest(bytes: Uint8Array, name = 'MANIFEST'): ManifestState {
-  const levels = new Map<string, number>(); // "level:number" -> number
+export async function readManifest(bytes: Uint8Array, name = 'MANIFEST'): Promise<ManifestState> {
+  // Keyed by number * 8 + level (LevelDB has 7 levels): a file moved a level is deleted at one
+  // and added at the other.
+  const files = new Map<number, number>();
   let logNumber: number | undefined;
   let prevLogNumber = 0;
   let nextFileNumber: number | undefined;
   let edits = 0;
   for (const record of logicalRecords(bytes, name)) {
     const edit = decodeEdit(record.data, `${name} record at byte ${record.offset}`);
-    for (const key of edit.deleted) levels.delete(key);
-    for (const [key, number] of edit.added) levels.set(key, number);
+    for (const key of edit.deleted) files.delete(key);
+    for (const [key, number] of edit.added) files.set(key, number);
     if (edit.logNumber !== undefined) logNumber = edit.logNumber;
     if (edit.prevLogNumber !== undefined) prevLogNumber = edit.prevLogNumber;
     if (edit.nextFileNumber !== undefined) nextFileNumber = edit.nextFileNumber;
     edits++;
+    if (edits % EDITS_PER_TURN === 0) await yieldToEventLoop();
   }
-  if (edits === 0) throw new ManifestFormatError(`${name} holds no complete version edit`);
-  if (logNumber === undefined || nextFileNumber === undefined) throw new ManifestFormatError(`${name} never sets ${logNumber === undefined ? 'the log number' : 'the next file number'}`);
-  const liveTables = new Set(levels.values());
+  if (edits === 0) throw new LevelDbFormatError(`${name} holds no complete version edit`);
+  if (logNumber === undefined || nextFileNumber === undefined) throw new LevelDbFormatError(`${name} never sets ${logNumber === undefined ? 'the log number' : 'the next file number'}`);
+  const liveTables = new Set(files.values());
   for (const n of liveTables) {
-    if (n >= nextFileNumber) throw new ManifestFormatError(`${name} lists table ${n}, not below its next file number ${nextFileNumber}`);
+    if (n >= nextFileNumber) throw new LevelDbFormatError(`${name} lists table ${n}, not below its next file number ${nextFileNumber}`);
   }
   return { liveTables, logNumber, prevLogNumber, nextFileNumber, edits };
 }
@@ -102,26 +128,26 @@ function* logicalRecords(bytes: Uint8Array, name: string): Generator<LogicalReco
       pos += leftInBlock;
       continue;
     }
-    if (HEADER_SIZE + length > leftInBlock) throw new ManifestFormatError(`${name}: record at byte ${pos} is ${length} bytes, longer than its block`);
+    if (HEADER_SIZE + length > leftInBlock) throw new LevelDbFormatError(`${name}: record at byte ${pos} is ${length} bytes, longer than its block`);
     if (pos + HEADER_SIZE + length > bytes.length) return; // data cut short by a concurrent append
     const data = bytes.subarray(pos + HEADER_SIZE, pos + HEADER_SIZE + length);
     const actual = crc32c(data, crc32c(bytes, 0, pos + 6, pos + 7));
-    if (unmask(storedCrc) !== actual) throw new ManifestFormatError(`${name}: checksum mismatch in the record at byte ${pos}`);
+    if (unmask(storedCrc) !== actual) throw new LevelDbFormatError(`${name}: checksum mismatch in the record at byte ${pos}`);
     const offset = pos;
     pos += HEADER_SIZE + length;
     switch (type) {
       case RecordType.Full:
-        if (fragments !== undefined) throw new ManifestFormatError(`${name}: record at byte ${offset} starts inside a fragmented record`);
+        if (fragments !== undefined) throw new LevelDbFormatError(`${name}: record at byte ${offset} starts inside a fragmented record`);
         yield { offset, data };
         break;
       case RecordType.First:
-        if (fragments !== undefined) throw new ManifestFormatError(`${name}: record at byte ${offset} starts inside a fragmented record`);
+        if (fragments !== undefined) throw new LevelDbFormatError(`${name}: record at byte ${offset} starts inside a fragmented record`);
         fragments = [data];
         fragmentStart = offset;
         break;
       case RecordType.Middle:
       case RecordType.Last:
-        if (fragments === undefined) throw new ManifestFormatError(`${name}: fragment at byte ${offset} has no first part`);
+        if (fragments === undefined) throw new LevelDbFormatError(`${name}: fragment at byte ${offset} has no first part`);
         fragments.push(data);
         if (type === RecordType.Last) {
           yield { offset: fragmentStart, data: Buffer.concat(fragments) };
@@ -129,7 +155,7 @@ function* logicalRecords(bytes: Uint8Array, name: string): Generator<LogicalReco
         }
         break;
       default:
-        throw new ManifestFormatError(`${name}: unknown record type ${type} at byte ${offset}`);
+        throw new LevelDbFormatError(`${name}: unknown record type ${type} at byte ${offset}`);
     }
   }
 }
@@ -140,8 +166,8 @@ function unmask(masked: number): number {
 }
 
 interface Edit {
-  readonly deleted: string[];
-  readonly added: Array<[string, number]>;
+  readonly deleted: number[];
+  readonly added: Array<[number, number]>;
   logNumber?: number;
   prevLogNumber?: number;
   nextFileNumber?: number;
@@ -173,21 +199,21 @@ function decodeEdit(data: Uint8Array, where: string): Edit {
         reader.lengthPrefixed();
         break;
       case Tag.DeletedFile: {
-        const level = reader.varint();
-        edit.deleted.push(`${level}:${reader.varint()}`);
+        const level = reader.level();
+        edit.deleted.push(reader.varint() * 8 + level);
         break;
       }
       case Tag.NewFile: {
-        const level = reader.varint();
+        const level = reader.level();
         const number = reader.varint();
         reader.varint(); // file size
         reader.lengthPrefixed(); // smallest key
         reader.lengthPrefixed(); // largest key
-        edit.added.push([`${level}:${number}`, number]);
+        edit.added.push([number * 8 + level, number]);
         break;
       }
       default:
-        throw new ManifestFormatError(`${where}: unknown version edit tag ${tag}`);
+        throw new LevelDbFormatError(`${where}: unknown version edit tag ${tag}`);
     }
   }
   return edit;
@@ -204,26 +230,33 @@ class FieldReader {
     return this.pos >= this.data.length;
   }
 
-  /** A varint of up to 64 bits; file numbers and sizes stay far below 2^53. */
+  /** A varint of up to 64 bits; file numbers and sizes stay far below 2^50. */
   varint(): number {
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.data.length) throw new ManifestFormatError(`${this.where}: varint runs past the end of the edit`);
+      if (this.pos >= this.data.length) throw new LevelDbFormatError(`${this.where}: varint runs past the end of the edit`);
       const byte = this.data[this.pos++] as number;
       result += (byte & 0x7f) * scale;
       if ((byte & 0x80) === 0) {
-        if (!Number.isSafeInteger(result)) throw new ManifestFormatError(`${this.where}: varint ${result} is beyond 2^53`);
+        if (result >= 2 ** 50) throw new LevelDbFormatError(`${this.where}: varint ${result} is beyond 2^50`);
         return result;
       }
       scale *= 128;
     }
-    throw new ManifestFormatError(`${this.where}: varint longer than 10 bytes`);
+    throw new LevelDbFormatError(`${this.where}: varint longer than 10 bytes`);
+  }
+
+  /** A level number: LevelDB has 7 (0-6). */
+  level(): number {
+    const level = this.varint();
+    if (level > 6) throw new LevelDbFormatError(`${this.where}: level ${level} is beyond LevelDB's 7 levels`);
+    return level;
   }
 
   lengthPrefixed(): Uint8Array {
     const length = this.varint();
-    if (this.pos + length > this.data.length) throw new ManifestFormatError(`${this.where}: a ${length}-byte field runs past the end of the edit`);
+    if (this.pos + length > this.data.length) throw new LevelDbFormatError(`${this.where}: a ${length}-byte field runs past the end of the edit`);
     const out = this.data.subarray(this.pos, this.pos + length);
     this.pos += length;
     return out;

@@ -37,13 +37,13 @@ export function compareTermIndex(a: TermIndex, b: TermIndex): number {
   return a.index !== b.index ? a.index - b.index : a.term - b.term;
 }
 
-/** The sublevel that holds `#TRANSACTIONINFO` in an open scm.db. */
-export function transactionInfoTable(db: Level<string, string>) {
+/** The sublevel that holds `#TRANSACTIONINFO` in an open scm.db (whatever the root's encodings). */
+export function transactionInfoTable<K, V>(db: Level<K, V>) {
   return db.sublevel<string, string>(TRANSACTION_INFO_TABLE, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
 }
 
 /** Reads `#TRANSACTIONINFO` from an open scm.db; a DB that never applied anything reads as 0#0. */
-export async function readTransactionInfo(db: Level<string, string>): Promise<TermIndex> {
+export async function readTransactionInfo<K, V>(db: Level<K, V>): Promise<TermIndex> {
   const value = await transactionInfoTable(db).get(TRANSACTION_INFO_KEY);
   return value === undefined ? ZERO_TERM_INDEX : parseTransactionInfo(value);
 }

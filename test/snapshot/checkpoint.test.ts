@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { Level } from 'level';
 import type { ClassicLevel } from 'classic-level';
 import { createCheckpoint, type Checkpoint } from '../../src/snapshot/checkpoint.js';
@@ -106,7 +106,7 @@ test('files: a flush between copying the MANIFEST and listing abandons the captu
     await assertConsistent(early, 2_000);
 
     // Listed files deleted before they are linked: the MANIFEST moved, so the capture is redone.
-    const late = await createCheckpoint(db, checkpointsDir, { method: 'files', onRetry, captureHooks: { beforeCopying: firstOnly() } });
+    const late = await createCheckpoint(db, checkpointsDir, { method: 'files', onRetry, captureHooks: { beforeLinkingTables: firstOnly() } });
     assert.equal(late.method, 'files');
     assert.equal(retries.length, 2);
     assert.match(retries[1]!, /capture 1 of 5 .* abandoned: tables? [\d, ]+ of MANIFEST-\d+ compacted away before being linked/);
@@ -120,9 +120,35 @@ test('files: a flush between copying the MANIFEST and listing abandons the captu
 
     await assert.rejects(
       createCheckpoint(db, checkpointsDir, { method: 'files', fileAttempts: 2, captureHooks: { beforeListingChecked: flushAndCompact } }),
-      /checkpoint of scm\.db into .* failed: the files of .*scm\.db kept changing during 2 captures/,
+      /checkpoint of scm\.db into .* failed: the files of .*scm\.db could not be captured in 2 attempts \(the last: MANIFEST-\d+ grew/,
     );
     assert.equal((await readdir(checkpointsDir)).filter((n) => n.endsWith('.tmp')).length, 0, 'no half checkpoint left behind');
+    await db.close();
+  });
+});
+
+test('files: a damaged record in the middle of the live log is found, not skipped; auto then copies', async () => {
+  await withTempDir('snap-cp-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 200, { term: 1, index: 1 });
+    for (let i = 2; i <= 5; i++) await applyContainers(db, 200 + (i - 2) * PER_BATCH + 1, PER_BATCH, { term: 1, index: i });
+    // The writes sit in the memtable and the log; damage the log's first record on disk. The live
+    // DB still serves them from memory, but LevelDB's recovery would drop that record silently.
+    const log = (await readdir(join(dir, 'scm.db'))).find((n) => /^\d+\.log$/.test(n));
+    assert.ok(log !== undefined);
+    const handle = await open(join(dir, 'scm.db', log), 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, 20);
+    await handle.write(Buffer.of(byte[0]! ^ 0xff), 0, 1, 20);
+    await handle.close();
+
+    await assert.rejects(
+      createCheckpoint(db, join(dir, 'db.checkpoints'), { method: 'files', fileAttempts: 1 }),
+      new RegExp(`could not be captured in 1 attempts \\(the last: .*${log}: checksum mismatch in the record at byte 0\\)`),
+    );
+    const copied = await createCheckpoint(db, join(dir, 'db.checkpoints'), { fileAttempts: 1 });
+    assert.equal(copied.method, 'copy');
+    assert.deepEqual(copied.termIndex, { term: 1, index: 5 });
+    await assertConsistent(copied, 200);
     await db.close();
   });
 });

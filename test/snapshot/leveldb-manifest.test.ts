@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import type { ClassicLevel } from 'classic-level';
 import { crc32c } from '../../src/crc32c.js';
-import { readManifest, ManifestFormatError } from '../../src/snapshot/leveldb-manifest.js';
+import { readManifest, LevelDbFormatError } from '../../src/snapshot/leveldb-manifest.js';
 import { applyContainers, createScmDb, withTempDir } from './helpers.js';
 
 const BLOCK = 32 * 1024;
@@ -99,7 +99,7 @@ test('manifest of a real LevelDB: the live tables are exactly the table files it
     await again.close();
     const names = await readdir(path);
     const current = (await readFile(join(path, 'CURRENT'), 'utf8')).trim();
-    const state = readManifest(await readFile(join(path, current)), current);
+    const state = await readManifest(await readFile(join(path, current)), current);
     const tables = names.filter((n) => /^\d+\.ldb$/.test(n)).map((n) => Number.parseInt(n, 10));
     assert.ok(tables.length > 0);
     assert.deepEqual([...state.liveTables].sort((a, b) => a - b), tables.sort((a, b) => a - b));
@@ -117,7 +117,7 @@ function editOfSize(size: number, rest: Field[]): Uint8Array {
   throw new Error(`no edit of ${size} bytes`);
 }
 
-test('manifest framing: trailer padding, fragments across blocks, deletions before additions, torn tails', () => {
+test('manifest framing: trailer padding, fragments across blocks, deletions before additions, torn tails', async () => {
   const edits = [
     // 7 + (BLOCK - 10) bytes: 3 bytes are left in the first block, which the writer zero-fills.
     editOfSize(BLOCK - 10, [{ logNumber: 3 }, { nextFileNumber: 5 }, { lastSequence: 0 }]),
@@ -130,7 +130,7 @@ test('manifest framing: trailer padding, fragments across blocks, deletions befo
   const { bytes, starts } = encodeLog(edits);
   assert.equal(starts[1], BLOCK, 'the second record starts after the trailer padding');
   assert.ok(starts[3]! - starts[2]! > 2 * BLOCK, 'the third record spans three blocks');
-  const state = readManifest(bytes);
+  const state = await readManifest(bytes);
   assert.deepEqual([...state.liveTables].sort((a, b) => a - b), [5, 8]);
   assert.equal(state.logNumber, 9);
   assert.equal(state.nextFileNumber, 10);
@@ -140,22 +140,23 @@ test('manifest framing: trailer padding, fragments across blocks, deletions befo
   // LevelDB's reader does, and the state is the one before it.
   const expectedAfter = [[5, 6], [5, 6, 8]];
   for (let cut = starts[2]! + 1; cut < bytes.length; cut += 97) {
-    const torn = readManifest(bytes.subarray(0, cut));
+    const torn = await readManifest(bytes.subarray(0, cut));
     assert.ok(torn.edits === 2 || torn.edits === 3, `cut at ${cut}`);
     assert.deepEqual([...torn.liveTables].sort((a, b) => a - b), expectedAfter[torn.edits - 2], `cut at ${cut}`);
   }
 });
 
-test('manifest errors name what is wrong', () => {
+test('manifest errors name what is wrong', async () => {
   const good = encodeLog([encodeEdit([{ logNumber: 3 }, { nextFileNumber: 5 }, { added: [0, 4] }])]).bytes;
-  assert.equal(readManifest(good).liveTables.size, 1);
+  assert.equal((await readManifest(good)).liveTables.size, 1);
   for (let i = 0; i < good.length; i++) {
     const bad = Buffer.from(good);
     bad[i] = bad[i]! ^ 0x10;
-    assert.throws(() => readManifest(bad, 'MANIFEST-000002'), (err: Error) => err instanceof ManifestFormatError && /MANIFEST-000002/.test(err.message), `flipped byte ${i}`);
+    await assert.rejects(readManifest(bad, 'MANIFEST-000002'), (err: Error) => err instanceof LevelDbFormatError && /MANIFEST-000002/.test(err.message), `flipped byte ${i}`);
   }
-  assert.throws(() => readManifest(encodeLog([encodeEdit([{ logNumber: 3 }, { nextFileNumber: 5 }, { added: [0, 5] }])]).bytes, 'M'), /M lists table 5, not below its next file number 5/);
-  assert.throws(() => readManifest(encodeLog([encodeEdit([{ logNumber: 3 }])]).bytes, 'M'), /M never sets the next file number/);
-  assert.throws(() => readManifest(Buffer.alloc(0), 'M'), /M holds no complete version edit/);
-  assert.throws(() => readManifest(encodeLog([Uint8Array.of(8, 1)]).bytes, 'M'), /M record at byte 0: unknown version edit tag 8/);
+  await assert.rejects(readManifest(encodeLog([encodeEdit([{ logNumber: 3 }, { nextFileNumber: 5 }, { added: [0, 5] }])]).bytes, 'M'), /M lists table 5, not below its next file number 5/);
+  await assert.rejects(readManifest(encodeLog([encodeEdit([{ logNumber: 3 }])]).bytes, 'M'), /M never sets the next file number/);
+  await assert.rejects(readManifest(Buffer.alloc(0), 'M'), /M holds no complete version edit/);
+  await assert.rejects(readManifest(encodeLog([encodeEdit([{ logNumber: 3 }, { nextFileNumber: 9 }, { added: [7, 4] }])]).bytes, 'M'), /M record at byte 0: level 7 is beyond LevelDB's 7 levels/);
+  await assert.rejects(readManifest(encodeLog([Uint8Array.of(8, 1)]).bytes, 'M'), /M record at byte 0: unknown version edit tag 8/);
 });
