@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { Level } from 'level';
 import type { ClassicLevel } from 'classic-level';
 import { createCheckpoint, type Checkpoint } from '../../src/snapshot/checkpoint.js';
@@ -149,6 +151,38 @@ test('files: a damaged record in the middle of the live log is found, not skippe
     assert.equal(copied.method, 'copy');
     assert.deepEqual(copied.termIndex, { term: 1, index: 5 });
     await assertConsistent(copied, 200);
+    await db.close();
+  });
+});
+
+test('files: where the file system refuses hard links (another device), tables and logs are copied', async (t) => {
+  const otherDevice = '/dev/shm';
+  if (!existsSync(otherDevice) || statSync(otherDevice).dev === statSync(tmpdir()).dev) {
+    t.skip(`needs ${otherDevice} on a different device from ${tmpdir()}`);
+    return;
+  }
+  await withTempDir('snap-cp-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 3_000, { term: 1, index: 1 });
+    await (db as unknown as ClassicLevel<string, string>).compactRange('\x00', '\xff');
+    await applyContainers(db, 3_001, PER_BATCH, { term: 1, index: 2 }); // in the log only
+    const target = await mkdtemp(join(otherDevice, 'snap-cp-'));
+    try {
+      const outcome = await captureLevelDbFiles(join(dir, 'scm.db'), target);
+      assert.ok(outcome.ok, outcome.ok ? '' : outcome.reason);
+      assert.ok(outcome.files.tables > 0);
+      assert.equal(outcome.files.tablesCopied, outcome.files.tables, 'EXDEV: every table copied');
+      assert.ok(outcome.files.logs > 0);
+      const copy = new Level<string, string>(target, { createIfMissing: false });
+      await copy.open();
+      try {
+        assert.deepEqual(await readTransactionInfo(copy), { term: 1, index: 2 });
+        assert.equal((await copy.sublevel('containers', { keyEncoding: 'buffer' }).keys().all()).length, 3_000 + PER_BATCH);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await rm(target, { recursive: true, force: true });
+    }
     await db.close();
   });
 });
