@@ -2,16 +2,16 @@
 // loops.
 //
 // LevelDB has no checkpoint call. Two ways to make one, tried in this order:
-// 1. Files (the default): capture the DB's own files as of one moment (leveldb-files.ts: hard-link
-//    the immutable tables, copy the MANIFEST and the logs, retry if a flush or compaction moved the
-//    MANIFEST meanwhile), then open the copy once so LevelDB replays its logs into a clean DB. This
-//    costs a few milliseconds whatever the DB size; it is how RocksDB checkpoints, which is what
-//    Ozone's SCM uses.
+// 1. Files (the default): capture the DB's own files as of one moment (leveldb-files.ts: copy the
+//    MANIFEST, hard-link the logs and exactly the tables of the MANIFEST's version, check the logs'
+//    records, start again if a flush or compaction overtook the capture), then open the copy once so
+//    LevelDB replays its logs into a clean DB. This costs milliseconds whatever the DB size; it is
+//    how RocksDB checkpoints, which is what Ozone's SCM uses.
 // 2. Copy: take an explicit snapshot of the root DB, iterate every raw key/value of it (all sublevels,
 //    whose keys carry their `!name!` prefix) with buffer encodings, and write them into a fresh
-//    LevelDB in bounded batches. It needs nothing of LevelDB's file layout, but it costs about 2 s of
-//    CPU per million records (measured with `npm run bench:snapshot`), so it is the fallback when
-//    the files keep moving (a DB under heavy compaction) or when asked for.
+//    LevelDB in bounded batches. It needs nothing of LevelDB's file layout, but it costs about 3 s
+//    per million records (measured with `npm run bench:snapshot -- --checkpoint-method copy`), so it
+//    is the fallback when captures keep being overtaken or a live log is damaged, or when asked for.
 // Both are exactly the DB at one moment, including its #TRANSACTIONINFO, which is written atomically
 // with the entries it describes.
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -46,7 +46,7 @@ export type CheckpointMethod = 'files' | 'copy';
 export type RootDb = Level<any, any>;
 
 export interface CheckpointOptions {
-  /** 'files' first, falling back to 'copy' (default), or only one of them. */
+  /** 'auto' (default): 'files', falling back to 'copy'; or only the one named. */
   readonly method?: CheckpointMethod | 'auto';
   /** Captures of the files tried before falling back to a copy (default 5). */
   readonly fileAttempts?: number;
