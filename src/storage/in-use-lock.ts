@@ -45,12 +45,12 @@ function parseHolder(text: string): LockHolder | undefined {
   return undefined;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, but belongs to someone else). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
@@ -100,7 +100,7 @@ export class InUseLock {
           existing === undefined ||
           existing.pid === process.pid ||
           existing.host !== holder.host ||
-          !isAlive(existing.pid);
+          !isProcessAlive(existing.pid);
         if (!stale) throw new StorageLockedError(directory, existing);
         onWarning(
           `taking over stale lock ${lockPath}` +

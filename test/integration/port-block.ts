@@ -10,6 +10,7 @@ import { mkdirSync, openSync, closeSync, writeSync, readFileSync, unlinkSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { localNodePorts } from '../../src/cli/local-cluster.js';
+import { isProcessAlive } from '../../src/storage/in-use-lock.js';
 
 /** Wide enough for 9 nodes at 100 ports apart (localNodePorts). */
 const BLOCK_WIDTH = 1_000;
@@ -37,15 +38,6 @@ function unlinkQuietly(path: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Claims the lock file for a block; false if a live process holds it. */
 function claim(path: string): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -63,7 +55,7 @@ function claim(path: string): boolean {
     } catch {
       // removed between our open and read: try the next block rather than guess
     }
-    if (!Number.isInteger(holder) || processAlive(holder)) return false;
+    if (!Number.isInteger(holder) || isProcessAlive(holder)) return false;
     // Left by a killed test process. Two processes taking the same stale lock over at the same
     // instant could both win; that needs a crashed run and a 1-in-12 pick, and costs one red run.
     unlinkQuietly(path);
@@ -77,6 +69,16 @@ async function portFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+/** A port the kernel picks from its ephemeral range (32768+), free when returned: for servers
+ *  outside a cluster's block, such as Prometheus or a fake scrape target. */
+export async function ephemeralPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 /** A block whose node ports are free and which no other live test process has claimed. */

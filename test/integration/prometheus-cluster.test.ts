@@ -4,23 +4,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promtoolCheck } from '../metrics/fixtures.js';
 import { TestCluster } from './harness.js';
+import { ephemeralPort } from './port-block.js';
 
 interface QueryResult {
   status: string;
   data?: { result: { metric: Record<string, string>; value: [number, string] }[] };
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function query(port: number, promql: string): Promise<QueryResult['data']> {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(promql)}`);
@@ -49,7 +42,7 @@ test('Prometheus sees one leader and a rising applied index on a live 3-node clu
     const targets = cluster.nodes.map((n) => `'127.0.0.1:${n.ports.http}'`).join(', ');
     const config = join(cluster.dir, 'prometheus.yml');
     await writeFile(config, `global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: scm\n    metrics_path: /prom\n    static_configs:\n      - targets: [${targets}]\n`);
-    const port = await freePort();
+    const port = await ephemeralPort();
     prometheus = spawn('/usr/bin/prometheus', [`--config.file=${config}`, `--storage.tsdb.path=${join(cluster.dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -5,22 +5,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeMetrics } from '../../src/metrics/node-metrics.js';
 import { startMetricsHttpServer, type MetricsHttpServer } from '../../src/metrics/http-server.js';
+import { ephemeralPort } from '../integration/port-block.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const DEADLINE_MS = 30_000;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface QueryResult {
   status: string;
@@ -85,7 +78,7 @@ test('a real Prometheus scrapes three nodes: one leader, rising applied index, d
       config,
       `global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: scm\n    metrics_path: /prom\n    static_configs:\n      - targets: [${targets}]\n`,
     );
-    const port = await freePort();
+    const port = await ephemeralPort();
     prometheus = spawn(
       PROMETHEUS,
       [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
