@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { RaftStorage } from '../src/storage/raft-storage.js';
 import { encodeFrame } from '../src/storage/segment-format.js';
 import { crc32c } from '../src/crc32c.js';
-import type { LogEntry } from '../src/storage/log-entry.js';
+import type { LogEntry } from '../src/log-entry.js';
 
 const ENTRY_BYTES = 128;
 const SECONDS = Number(process.env.STORAGE_BENCH_SECONDS ?? 2);

@@ -3,11 +3,8 @@
 // Indices below `unstableOffset` are read from the caller; the rest from the unstable buffer.
 import type { LogEntry, LogReader } from './types.js';
 import { assertIndex, invariant } from './assert.js';
-
-export interface TermIndex {
-  readonly term: number;
-  readonly index: number;
-}
+import type { TermIndex } from '../log-entry.js';
+export type { TermIndex } from '../log-entry.js';
 
 export class RaftLog {
   private unstable: LogEntry[] = [];

@@ -2,27 +2,10 @@
 // (no classes, no functions) so the server can encode it to protobuf and the simulator can pass it
 // between in-process nodes unchanged.
 
-/** A member of the Raft group, as Ratis' RaftPeerProto { id, address, priority }. */
-export interface RaftPeer {
-  readonly id: string;
-  readonly address: string;
-  readonly priority: number;
-}
+import type { LogEntry, RaftPeer } from '../log-entry.js';
 
-/**
- * What a log entry carries. The shape mirrors Ratis' LogEntryProto oneof: stateMachineLogEntry (data),
- * configurationEntry (config: peers = voters, listeners = non-voters) and metadataEntry (metadata).
- */
-export type EntryPayload =
-  | { readonly kind: 'data'; readonly data: Uint8Array }
-  | { readonly kind: 'config'; readonly peers: readonly RaftPeer[]; readonly listeners: readonly RaftPeer[] }
-  | { readonly kind: 'metadata'; readonly commitIndex: number };
-
-export interface LogEntry {
-  readonly term: number;
-  readonly index: number;
-  readonly payload: EntryPayload;
-}
+// The log entry is defined once, in src/log-entry.ts, for every folder.
+export type { EntryPayload, LogEntry, RaftPeer } from '../log-entry.js';
 
 /** The durable part of the node's state besides the log (Ratis' raft-meta: term and votedFor). */
 export interface HardState {

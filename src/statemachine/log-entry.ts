@@ -1,26 +1,8 @@
-// The committed Raft log entry as the state machine receives it. Storage and raft define the same
-// structure in their own folders (the layers do not import each other); TypeScript's structural
-// typing makes them interchangeable.
+// The committed Raft log entry as the state machine receives it (defined once, in src/log-entry.ts),
+// and the check the state machine makes of its position before applying it.
+import type { LogEntry } from '../log-entry.js';
 
-export interface RaftPeer {
-  readonly id: string;
-  readonly address: string;
-  readonly priority: number;
-}
-
-export type EntryPayload =
-  /** Ratis stateMachineLogEntry { logData }: an encoded SCM command. */
-  | { readonly kind: 'data'; readonly data: Uint8Array }
-  /** Ratis configurationEntry: voters and listeners. The state machine ignores it. */
-  | { readonly kind: 'config'; readonly peers: readonly RaftPeer[]; readonly listeners: readonly RaftPeer[] }
-  /** Ratis metadataEntry { commitIndex }. The state machine ignores it. */
-  | { readonly kind: 'metadata'; readonly commitIndex: number };
-
-export interface LogEntry {
-  readonly term: number;
-  readonly index: number;
-  readonly payload: EntryPayload;
-}
+export type { EntryPayload, LogEntry, RaftPeer } from '../log-entry.js';
 
 /** Throws unless term and index are non-negative safe integers (index ≥ 1 for a real entry). */
 export function assertValidEntryPosition(entry: LogEntry): void {

@@ -3,14 +3,12 @@
 // written in the same atomic batch as the entries it describes, so scm.db always knows exactly
 // where to resume. Checkpoints carry it too, which is how an installer knows what it is installing.
 import { Level } from 'level';
+import type { TermIndex } from '../log-entry.js';
+
+export type { TermIndex } from '../log-entry.js';
 
 export const TRANSACTION_INFO_TABLE = 'scmTransactionInfos';
 export const TRANSACTION_INFO_KEY = '#TRANSACTIONINFO';
-
-export interface TermIndex {
-  readonly term: number;
-  readonly index: number;
-}
 
 export const ZERO_TERM_INDEX: TermIndex = Object.freeze({ term: 0, index: 0 });
 

@@ -2,7 +2,7 @@
 // [startIndex, lastIndex] contiguously; an entry is evicted only once it is durable on disk,
 // so entries that are still queued for writing are always served from here.
 
-import type { LogEntry } from './log-entry.js';
+import type { LogEntry } from '../log-entry.js';
 
 export class EntryCache {
   private entries: (LogEntry | undefined)[] = [];

@@ -1,5 +1,5 @@
 // Public surface of src/storage.
-export type { EntryPayload, LogEntry, RaftPeer } from './log-entry.js';
+export type { EntryPayload, LogEntry, RaftPeer } from '../log-entry.js';
 export { crc32c } from '../crc32c.js';
 export { encodeLogEntry, decodeLogEntry, encodedEntrySize } from './log-entry-codec.js';
 export { encodeFrame, decodeFrame, scanSegment, SEGMENT_HEADER, type SegmentScan, type FrameInfo } from './segment-format.js';

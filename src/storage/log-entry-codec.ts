@@ -8,7 +8,8 @@
 // omitted, while the chosen oneof member is always written, even when empty. This keeps our bytes
 // identical to what Ratis would write for the same entry.
 
-import { assertIndexLike, type EntryPayload, type LogEntry, type RaftPeer } from './log-entry.js';
+import type { EntryPayload, LogEntry, RaftPeer } from '../log-entry.js';
+import { assertIndexLike } from './assert-index.js';
 import { ProtoReader, ProtoWriter, varintSize, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf-wire.js';
 
 const F_TERM = 1;

@@ -5,7 +5,8 @@ import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomically } from './atomic-file.js';
 import { decodeLogEntry, encodeLogEntry } from './log-entry-codec.js';
-import { assertIndexLike, type LogEntry } from './log-entry.js';
+import type { LogEntry } from '../log-entry.js';
+import { assertIndexLike } from './assert-index.js';
 import { formatProperties, parseProperties } from './java-properties.js';
 
 export const META_FILE_NAME = 'raft-meta';

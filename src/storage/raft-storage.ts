@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InUseLock } from './in-use-lock.js';
-import type { LogEntry } from './log-entry.js';
+import type { LogEntry } from '../log-entry.js';
 import { recoverSegments, type CorruptionPolicy } from './log-recovery.js';
 import { RaftMetaStore, type RaftMeta } from './raft-meta.js';
 import { SegmentedLog } from './segmented-log.js';

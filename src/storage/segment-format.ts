@@ -4,7 +4,7 @@
 
 import { crc32c } from '../crc32c.js';
 import { encodedEntrySize, encodeLogEntryInto, decodeLogEntry } from './log-entry-codec.js';
-import type { LogEntry } from './log-entry.js';
+import type { LogEntry } from '../log-entry.js';
 import { ProtoReader, ProtoWriter, varintSize, WIRE_VARINT } from './protobuf-wire.js';
 
 export const SEGMENT_HEADER = Buffer.from('RaftLog1', 'ascii');

@@ -6,7 +6,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { EntryCache } from './entry-cache.js';
-import { assertIndexLike, type LogEntry } from './log-entry.js';
+import type { LogEntry } from '../log-entry.js';
+import { assertIndexLike } from './assert-index.js';
 import type { RecoveredSegment } from './log-recovery.js';
 import { decodeFrame, encodeFrame, SEGMENT_HEADER_SIZE } from './segment-format.js';
 import { closedSegmentName, openSegmentName } from './segment-names.js';

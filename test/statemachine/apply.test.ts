@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import { readTransactionInfoAt } from '../../src/statemachine/transaction-info.js';
-import type { LogEntry } from '../../src/statemachine/log-entry.js';
+import type { LogEntry } from '../../src/log-entry.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
 
 test('applied term/index is persisted with the batch and a reopened DB resumes from it', async () => {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeCommand, type ScmCommand } from '../../src/statemachine/commands.js';
-import type { LogEntry } from '../../src/statemachine/log-entry.js';
+import type { LogEntry } from '../../src/log-entry.js';
 import type { ReplicationFactor, ReplicationType } from '../../src/statemachine/model.js';
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

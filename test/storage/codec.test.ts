@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeLogEntry, encodeLogEntry } from '../../src/storage/log-entry-codec.js';
 import { decodeFrame, encodeFrame, scanSegment, SEGMENT_HEADER } from '../../src/storage/segment-format.js';
-import type { LogEntry } from '../../src/storage/log-entry.js';
+import type { LogEntry } from '../../src/log-entry.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -1,4 +1,4 @@
-import type { LogEntry } from '../../src/storage/log-entry.js';
+import type { LogEntry } from '../../src/log-entry.js';
 import { dataEntry } from './helpers.js';
 
 /** The entry the crash child writes at `index`: contents and size are a function of the index. */

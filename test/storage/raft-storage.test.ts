@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
-import type { LogEntry } from '../../src/storage/log-entry.js';
+import type { LogEntry } from '../../src/log-entry.js';
 import { dataEntry, range, tempDir } from './helpers.js';
 
 function segmentNames(groupDir: string): string[] {
