@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatProperties, parseProperties, PropertiesFormatError } from './java-properties.js';
+import { formatProperties, parseProperties, PropertiesFormatError } from '../java-properties.js';
 
 export const VERSION_FILE_NAME = 'VERSION';
 export const CLUSTER_ID_PREFIX = 'CID-';

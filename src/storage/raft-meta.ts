@@ -7,7 +7,7 @@ import { writeFileAtomically } from './atomic-file.js';
 import { decodeLogEntry, encodeLogEntry } from './log-entry-codec.js';
 import type { LogEntry } from '../log-entry.js';
 import { assertIndexLike } from './assert-index.js';
-import { formatProperties, parseProperties } from './java-properties.js';
+import { formatProperties, parseProperties } from '../java-properties.js';
 
 export const META_FILE_NAME = 'raft-meta';
 export const CONF_FILE_NAME = 'raft-meta.conf';

@@ -14,7 +14,7 @@ import {
   VersionFileMissingError,
   writeVersionFile,
 } from '../../src/server/version-file.js';
-import { formatProperties, parseProperties } from '../../src/server/java-properties.js';
+import { formatProperties, parseProperties } from '../../src/java-properties.js';
 
 const root = mkdtempSync(join(tmpdir(), 'scm-version-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -1,4 +1,5 @@
-// java.util.Properties text format, as Ozone's VERSION file and Ratis's raft-meta use it.
+// java.util.Properties text format, as Ozone's VERSION file (src/server) and Ratis's raft-meta
+// (src/storage) use it. Imports nothing of ours, so every folder may use it.
 // Reading follows Properties.load: `#`/`!` comments, `=`, `:` or whitespace as separator, backslash
 // line continuation, escapes \t \n \r \f \uXXXX (any other escaped char stands for itself).
 // Writing follows Properties.store: a `#<date>` comment, then `key=value` lines with the characters
@@ -115,9 +116,12 @@ export function javaDateString(date: Date): string {
   return `${DAYS[date.getUTCDay()]} ${MONTHS[date.getUTCMonth()]} ${pad(date.getUTCDate())} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} UTC ${date.getUTCFullYear()}`;
 }
 
-/** Serializes in Properties.store form, entries in the given order. */
-export function formatProperties(entries: Iterable<readonly [string, string]>, date: Date = new Date()): string {
-  let out = `#${javaDateString(date)}\n`;
+/**
+ * Serializes in Properties.store form, entries in the given order. The first line is a comment:
+ * `comment` as given, or a date as Properties.store writes it.
+ */
+export function formatProperties(entries: Iterable<readonly [string, string]>, comment: Date | string = new Date()): string {
+  let out = `#${typeof comment === 'string' ? comment : javaDateString(comment)}\n`;
   for (const [key, value] of entries) {
     if (key.length === 0) throw new Error('a properties key may not be empty');
     out += `${escape(key, true)}=${escape(value, false)}\n`;
