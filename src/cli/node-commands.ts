@@ -46,7 +46,7 @@ export async function initNode(config: ScmConfig, clusterId?: string): Promise<{
   } finally {
     await storage.close();
   }
-  writeVersionFile(config.dbDir, info);
+  await writeVersionFile(config.dbDir, info);
   return { clusterId: info.clusterId, created: true };
 }
 
@@ -64,7 +64,7 @@ export async function bootstrapNode(config: ScmConfig, timeoutMs: number): Promi
   try {
     const info = await client.getClusterInfo();
     if (info.clusterId === '') throw new Error(`the SCM at ${client.currentAddress} reported no clusterID`);
-    writeVersionFile(config.dbDir, createVersionInfo({ clusterId: info.clusterId }));
+    await writeVersionFile(config.dbDir, createVersionInfo({ clusterId: info.clusterId }));
     return { clusterId: info.clusterId, created: true };
   } catch (err) {
     throw new Error(`cannot bootstrap ${self.nodeId}: no running SCM answered at ${others.join(', ')} (${(err as Error).message})`, { cause: err });

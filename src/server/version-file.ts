@@ -4,8 +4,9 @@
 // Written as VERSION.tmp, fsynced, renamed, and the directory fsynced: a crash leaves the old file or
 // the new one, never a torn one.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../durable-fs.js';
 import { formatProperties, parseProperties, PropertiesFormatError } from '../java-properties.js';
 
 export const VERSION_FILE_NAME = 'VERSION';
@@ -170,35 +171,11 @@ export function readVersionFileIfExists(dbDir: string): ScmVersionInfo | null {
   }
 }
 
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Writes VERSION atomically and durably (tmp + fsync + rename + directory fsync). */
-export function writeVersionFile(dbDir: string, info: ScmVersionInfo): string {
-  const dir = versionDir(dbDir);
-  mkdirSync(dir, { recursive: true });
+export async function writeVersionFile(dbDir: string, info: ScmVersionInfo): Promise<string> {
+  mkdirSync(versionDir(dbDir), { recursive: true });
   const path = versionFilePath(dbDir);
-  const tmp = `${path}.tmp`;
-  const bytes = Buffer.from(formatVersionFile(info), 'utf8');
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  fsyncDirectory(dir);
+  await writeFileAtomic(path, formatVersionFile(info), { mode: 0o644 });
   return path;
 }
 

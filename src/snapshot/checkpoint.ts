@@ -19,7 +19,7 @@ import { basename, join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Level } from 'level';
 import { readTransactionInfo, ZERO_TERM_INDEX, type TermIndex } from '../statemachine/transaction-info.js';
-import { fsyncDirTree } from './fs-durable.js';
+import { fsyncDirTree } from '../durable-fs.js';
 import { captureLevelDbFiles, type CaptureHooks } from './leveldb-files.js';
 
 export const CHECKPOINT_DIR_PREFIX = 'scm.db_checkpoint_';

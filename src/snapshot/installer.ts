@@ -8,11 +8,11 @@
 // start-up by `recoverInterruptedInstall`, which never ignores a leftover marker: if scm.db is the
 // complete new checkpoint it finishes the install, otherwise it puts the backup back.
 // `failpoint()` calls let tests SIGKILL the process at each step.
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { compareTermIndex, formatTransactionInfo, readTransactionInfoAt, type TermIndex } from '../statemachine/transaction-info.js';
 import { failpoint } from './failpoints.js';
-import { fsyncPath } from './fs-durable.js';
+import { fsyncPath, writeFileAtomic } from '../durable-fs.js';
 
 export const SCM_DB_NAME = 'scm.db';
 export const DB_BACKUP_PREFIX = 'scm.db.backup.';
@@ -76,7 +76,7 @@ export async function installCheckpoint(req: InstallRequest): Promise<void> {
     }
     failpoint('install.afterBackup');
     const marker: MarkerContent = { installing: basename(req.checkpointDir), termIndex: req.termIndex, backup: backupName, startedAtMs: now() };
-    await writeFileDurably(markerPath, JSON.stringify(marker) + '\n');
+    await writeFileAtomic(markerPath, JSON.stringify(marker) + '\n');
     failpoint('install.afterMarker');
     await rename(req.checkpointDir, dbDir);
     swapped = true;
@@ -182,19 +182,6 @@ async function transactionInfoOrUndefined(dbDir: string): Promise<TermIndex | un
   } catch {
     return undefined;
   }
-}
-
-async function writeFileDurably(path: string, content: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-  await fsyncPath(dirname(path));
 }
 
 async function removeAll(dir: string, names: readonly string[]): Promise<void> {

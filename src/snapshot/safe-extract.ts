@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { fsyncDirTree } from './fs-durable.js';
+import { fsyncDirTree } from '../durable-fs.js';
 import { MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 
 export interface ExtractLimits {

@@ -6,7 +6,7 @@
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { fsyncDirectorySync } from './fs-durable.js';
+import { fsyncPathSync } from '../durable-fs.js';
 
 export const LOCK_FILE_NAME = 'in_use.lock';
 
@@ -115,7 +115,7 @@ export class InUseLock {
         // Already renamed into place.
       }
     }
-    fsyncDirectorySync(directory);
+    fsyncPathSync(directory);
     heldByThisProcess.add(directory);
     return new InUseLock(directory, holder);
   }

@@ -5,7 +5,7 @@
 
 import { copyFileSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDirectorySync } from './fs-durable.js';
+import { fsyncPathSync } from '../durable-fs.js';
 import { SEGMENT_HEADER, SEGMENT_HEADER_SIZE, scanSegment, type FrameInfo } from './segment-format.js';
 import { closedSegmentName, parseSegmentName } from './segment-names.js';
 
@@ -171,6 +171,6 @@ export function recoverSegments(
     }
     result.push({ fileName, startIndex: seg.startIndex, closed: !isOpen, frames, size: validEnd });
   }
-  if (changed) fsyncDirectorySync(currentDir);
+  if (changed) fsyncPathSync(currentDir);
   return result;
 }

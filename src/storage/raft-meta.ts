@@ -3,7 +3,7 @@
 
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomically } from './atomic-file.js';
+import { writeFileAtomic } from '../durable-fs.js';
 import { decodeLogEntry, encodeLogEntry } from './log-entry-codec.js';
 import type { LogEntry } from '../log-entry.js';
 import { assertIndexLike } from './assert-index.js';
@@ -52,7 +52,7 @@ export class RaftMetaStore {
       ]),
       new Date().toString(),
     );
-    await writeFileAtomically(join(this.currentDir, META_FILE_NAME), Buffer.from(text, 'utf8'));
+    await writeFileAtomic(join(this.currentDir, META_FILE_NAME), Buffer.from(text, 'utf8'));
     this.meta = { term, votedFor };
   }
 
@@ -64,7 +64,7 @@ export class RaftMetaStore {
     if (entry.payload.kind !== 'config') {
       throw new TypeError(`raft-meta.conf holds a configuration entry, got a ${entry.payload.kind} entry at index ${entry.index}`);
     }
-    await writeFileAtomically(join(this.currentDir, CONF_FILE_NAME), encodeLogEntry(entry));
+    await writeFileAtomic(join(this.currentDir, CONF_FILE_NAME), encodeLogEntry(entry));
     this.conf = entry;
   }
 }

@@ -10,7 +10,7 @@
 import { open } from 'node:fs/promises';
 import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsyncDirectory } from './fs-durable.js';
+import { fsyncPath } from '../durable-fs.js';
 import { SEGMENT_HEADER } from './segment-format.js';
 import type { SegmentFile } from './segment.js';
 
@@ -197,7 +197,7 @@ export class SegmentWriter {
         synced = true;
       }
     }
-    if (dirChanged) await fsyncDirectory(this.dir);
+    if (dirChanged) await fsyncPath(this.dir);
     if (synced) this.onTimings?.({ writeSeconds, syncSeconds: secondsSince(syncStarted), entries });
   }
 

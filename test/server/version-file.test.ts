@@ -29,10 +29,10 @@ cTime=1771013425196
 layoutVersion=0
 `;
 
-test('write then read round-trips, under scm/current/VERSION, with no tmp file left', () => {
+test('write then read round-trips, under scm/current/VERSION, with no tmp file left', async () => {
   const dbDir = freshDir();
   const info = createVersionInfo({ cTime: 1771013425196 });
-  const path = writeVersionFile(dbDir, info);
+  const path = await writeVersionFile(dbDir, info);
   assert.equal(path, join(dbDir, 'scm', 'current', 'VERSION'));
   assert.ok(!existsSync(`${path}.tmp`));
   const text = readFileSync(path, 'utf8');
@@ -41,7 +41,7 @@ test('write then read round-trips, under scm/current/VERSION, with no tmp file l
   assert.deepEqual({ ...read, extra: [...read.extra] }, { ...info, extra: [] });
 });
 
-test("reads Ozone's own VERSION file and keeps unknown properties on rewrite", () => {
+test("reads Ozone's own VERSION file and keeps unknown properties on rewrite", async () => {
   const dbDir = freshDir();
   mkdirSync(join(dbDir, 'scm', 'current'), { recursive: true });
   writeFileSync(versionFilePath(dbDir), `${SAMPLE}primaryScmNodeId=fa1376f0-23ad-4cda-93d6-0c9fd79c7ae3\n`);
@@ -49,7 +49,7 @@ test("reads Ozone's own VERSION file and keeps unknown properties on rewrite", (
   assert.equal(info.clusterId, 'CID-2a3f36e8-506f-40eb-986e-bb79d188fd55');
   assert.equal(info.scmUuid, 'fa1376f0-23ad-4cda-93d6-0c9fd79c7ae3');
   assert.equal(info.cTime, 1771013425196);
-  writeVersionFile(dbDir, info);
+  await writeVersionFile(dbDir, info);
   assert.equal(readVersionFile(dbDir).extra.get('primaryScmNodeId'), 'fa1376f0-23ad-4cda-93d6-0c9fd79c7ae3');
   assert.equal(raftGroupIdOf(info.clusterId), '2a3f36e8-506f-40eb-986e-bb79d188fd55');
 });
