@@ -3,7 +3,7 @@
 // scm-api.ts. Request decoding is also the validation: anything missing, malformed, out of range or
 // too long throws InvalidArgumentError naming the field, before the ScmApi ever sees the call.
 import { isIP } from 'node:net';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import {
   LIFE_CYCLE_EVENTS,
   LIFE_CYCLE_STATES,

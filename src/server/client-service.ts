@@ -5,7 +5,7 @@
 // FAILED_PRECONDITION with the leader hint in the trailing metadata.
 import * as grpc from '@grpc/grpc-js';
 import { loadGrpcPackage } from './proto-files.js';
-import { NotLeaderError, ScmError } from './errors.js';
+import { NotLeaderError, ScmError, type ScmStatusName } from '../errors.js';
 import type { ScmApi } from './scm-api.js';
 import {
   DEFAULT_MAX_LIST_COUNT,
@@ -47,11 +47,11 @@ export const ScmClientServiceClient = clientPackage['StorageContainerLocationPro
 export interface ClientServiceOptions {
   /** Upper bound for ListContainer's count (ozone.scm.container.list.max.count). */
   readonly maxListCount?: number;
-  /** Called with every error that is not one of errors.ts (answered INTERNAL), for logging. */
+  /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
   readonly onInternalError?: (method: string, error: unknown) => void;
 }
 
-const STATUS_OF: Readonly<Record<ScmError['statusName'], grpc.status>> = {
+const STATUS_OF: Readonly<Record<Exclude<ScmStatusName, 'INTERNAL'>, grpc.status>> = {
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
   NOT_FOUND: grpc.status.NOT_FOUND,
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
@@ -62,7 +62,7 @@ const STATUS_OF: Readonly<Record<ScmError['statusName'], grpc.status>> = {
 
 /** Maps an error thrown by decoding or by the ScmApi to the status sent to the client. */
 export function toGrpcStatus(error: unknown, method: string, onInternalError?: (method: string, error: unknown) => void): Partial<grpc.StatusObject> {
-  if (error instanceof ScmError) {
+  if (error instanceof ScmError && error.statusName !== 'INTERNAL') {
     const metadata = new grpc.Metadata();
     if (error instanceof NotLeaderError) {
       metadata.set(NOT_LEADER_METADATA, 'true');

@@ -10,7 +10,7 @@
 import type { Message, RaftNode, Ready, Role, SnapshotNotice } from '../raft/index.js';
 import type { RaftStorage } from '../storage/index.js';
 import type { ApplyResult, LogEntry, ScmStateMachine } from '../statemachine/index.js';
-import { NotLeaderError, UnavailableError } from './errors.js';
+import { NotLeaderError, UnavailableError } from '../errors.js';
 
 export interface DriverHooks {
   /** Encoded and handed to the transport. */

@@ -177,7 +177,7 @@ export interface RemoveScmRequest extends MutationHeader {
 
 /**
  * One async method per RPC of StorageContainerLocationProtocolService. Throw the errors of
- * ./errors.ts; anything else becomes INTERNAL.
+ * src/errors.ts; anything else becomes INTERNAL.
  */
 export interface ScmApi {
   allocateContainer(request: AllocateContainerRequest): Promise<ContainerWithPipeline>;

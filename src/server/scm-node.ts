@@ -30,7 +30,7 @@ import { ScmClient } from '../client/scm-client.js';
 import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupIdOf, readVersionFile, type ScmVersionInfo } from './version-file.js';
 import { registerClientService } from './client-service.js';
-import { FailedPreconditionError, NotFoundError } from './errors.js';
+import { FailedPreconditionError, NotFoundError } from '../errors.js';
 import { PeerTransport } from './peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
 import { FatalInstallError, RaftDriver } from './raft-driver.js';

@@ -10,7 +10,6 @@ import { randomUUID } from 'node:crypto';
 import {
   choosePipeline,
   encodeCommand,
-  ScmError as StateMachineError,
   type ApplyResult,
   type CommandOutcome,
   type ContainerInfo as StoredContainer,
@@ -21,10 +20,11 @@ import {
 } from '../statemachine/index.js';
 import {
   AlreadyExistsError,
+  CommandError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-} from './errors.js';
+} from '../errors.js';
 import {
   FACTOR_MEMBERS,
   type AddScmRequest,
@@ -141,7 +141,7 @@ export class ScmService implements ScmApi {
     try {
       data = encodeCommand(build(this.gateway.now()));
     } catch (err) {
-      if (err instanceof StateMachineError) throw toApiError({ code: err.code, message: err.message });
+      if (err instanceof CommandError) throw toApiError({ code: err.code, message: err.message });
       throw err;
     }
     const result = await this.gateway.submit(data);
@@ -176,7 +176,7 @@ export class ScmService implements ScmApi {
         try {
           pipelineId = choosePipeline(this.sm(), request.replicationType, request.replicationFactor).id;
         } catch (err) {
-          if (err instanceof StateMachineError) throw new FailedPreconditionError(err.message);
+          if (err instanceof CommandError) throw new FailedPreconditionError(err.message);
           throw err;
         }
         return {

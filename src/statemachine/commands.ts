@@ -6,7 +6,7 @@
 // and proposes the bytes. Followers decode; bytes that are not a valid command decode to a
 // MalformedCommandError, which apply records as the entry's result.
 import { isIP } from 'node:net';
-import { InvalidArgumentError, MalformedCommandError } from './errors.js';
+import { InvalidArgumentError, MalformedCommandError } from '../errors.js';
 import {
   LIFE_CYCLE_EVENTS,
   REPLICATION_FACTORS,

@@ -2,7 +2,7 @@
 // the command and the replicated state; the time is the command's timestamp. Failures are thrown as
 // typed ScmErrors before anything is changed, so a failed command leaves the state untouched.
 import type { CreatePipelineCommand, PipelineStateCommand, RegisterDatanodeCommand, ScmCommand } from './commands.js';
-import { AlreadyExistsError, InvalidStateTransitionError, NoPipelineError, NotFoundError } from './errors.js';
+import { AlreadyExistsError, InvalidStateTransitionError, NoPipelineError, NotFoundError } from '../errors.js';
 import { nextLifeCycleState } from './lifecycle.js';
 import type { ContainerInfo, DatanodeInfo, LifeCycleEvent, PipelineInfo, PipelineState } from './model.js';
 import type { CommandValue } from './records.js';

@@ -1,6 +1,5 @@
 // The public surface of the SCM state machine.
 export * from './commands.js';
-export * from './errors.js';
 export * from './lifecycle.js';
 export * from './log-entry.js';
 export * from './model.js';

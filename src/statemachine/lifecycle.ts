@@ -6,7 +6,7 @@
 // it (datanodes use it while reconstructing EC replicas), so every event on a RECOVERING container
 // is rejected. Beyond Ozone, CLOSE is also accepted on QUASI_CLOSED (→ CLOSED), as this project's
 // issue specifies.
-import { InvalidStateTransitionError } from './errors.js';
+import { InvalidStateTransitionError } from '../errors.js';
 import type { LifeCycleEvent, LifeCycleState } from './model.js';
 
 type TransitionTable = Readonly<Record<LifeCycleEvent, Readonly<Partial<Record<LifeCycleState, LifeCycleState>>>>>;

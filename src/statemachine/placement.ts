@@ -1,7 +1,7 @@
 // Pipeline choice for a new container, made by the LEADER when it proposes an allocation (apply only
 // checks that the chosen pipeline still fits). Pure and deterministic: among OPEN pipelines of the
 // requested replication, the one with the fewest open containers, ties broken by pipeline id.
-import { NoPipelineError } from './errors.js';
+import { NoPipelineError } from '../errors.js';
 import type { PipelineInfo, ReplicationFactor, ReplicationType } from './model.js';
 
 export interface PipelinePlacementView {

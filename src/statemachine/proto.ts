@@ -2,7 +2,7 @@
 // mapping (our TS names are Ozone's Java names; PipelineState's proto names carry a PIPELINE_ prefix)
 // and 64-bit integers read as JS safe integers (anything larger is rejected, never rounded).
 import protobuf from 'protobufjs';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from './model.js';
 import { protoPath } from '../proto-path.js';
 

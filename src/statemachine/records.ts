@@ -2,8 +2,8 @@
 // in the retry cache). Values are protobuf (proto/scm_commands.proto); containers use the field
 // numbers of Ozone's ContainerInfoProto. A record that does not decode is corruption: the error says
 // which table and key, and the DB is not opened.
-import type { ScmErrorCode } from './errors.js';
-import { SCM_ERROR_CODES } from './errors.js';
+import type { ScmErrorCode } from '../errors.js';
+import { SCM_ERROR_CODES } from '../errors.js';
 import { isOneOf, type ContainerInfo, type DatanodeInfo, type PipelineInfo } from './model.js';
 import { enumNumber, enumValueName, protoType, readSafeInteger, type ProtoObject } from './proto.js';
 

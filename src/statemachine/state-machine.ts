@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import type { BatchOperation } from 'level';
 import { Level } from 'level';
 import { decodeCommand, type ScmCommandType } from './commands.js';
-import { ScmError, InvalidArgumentError } from './errors.js';
+import { CommandError, InvalidArgumentError } from '../errors.js';
 import { executeCommand } from './execute-command.js';
 import { assertValidEntryPosition, type LogEntry } from './log-entry.js';
 import { isOneOf, LIFE_CYCLE_STATES, type ContainerInfo, type DatanodeInfo, type LifeCycleState, type PipelineInfo } from './model.js';
@@ -234,7 +234,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     try {
       command = decodeCommand(data);
     } catch (err) {
-      if (!(err instanceof ScmError)) throw err;
+      if (!(err instanceof CommandError)) throw err;
       return { ...position, outcome: { ok: false, error: { code: err.code, message: err.message } }, replayed: false };
     }
     const about = { type: command.type, clientId: command.clientId, callId: command.callId };
@@ -245,7 +245,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     try {
       outcome = { ok: true, value: executeCommand(this.state, command) };
     } catch (err) {
-      if (!(err instanceof ScmError)) throw err;
+      if (!(err instanceof CommandError)) throw err;
       outcome = { ok: false, error: { code: err.code, message: err.message } };
     }
     this.state.recordRetryResult({

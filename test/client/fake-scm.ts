@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { registerClientService } from '../../src/server/client-service.js';
-import { FailedPreconditionError, NotFoundError, NotLeaderError } from '../../src/server/errors.js';
+import { FailedPreconditionError, NotFoundError, NotLeaderError } from '../../src/errors.js';
 import type {
   AddScmRequest,
   AllocateContainerRequest,

@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ScmClient, ScmClientError, parseAddressList } from '../../src/client/scm-client.js';
 import { Backoff } from '../../src/client/retry-policy.js';
-import { UnavailableError } from '../../src/server/errors.js';
+import { UnavailableError } from '../../src/errors.js';
 import { FakeScm, notLeader, serve, type ServedFake } from './fake-scm.js';
 
 const servers: ServedFake[] = [];

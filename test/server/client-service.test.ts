@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { ScmClientServiceClient, LEADER_ADDRESS_METADATA, LEADER_ID_METADATA, NOT_LEADER_METADATA } from '../../src/server/client-service.js';
 import { FakeScm, notLeader, serve, type ServedFake } from '../client/fake-scm.js';
-import { UnavailableError, ResourceExhaustedError } from '../../src/server/errors.js';
+import { UnavailableError, ResourceExhaustedError, NoPipelineError, MalformedCommandError } from '../../src/errors.js';
 
 let fake: FakeScm;
 let served: ServedFake;
@@ -159,6 +159,16 @@ test('UnavailableError, ResourceExhaustedError and unknown errors map to their s
   const { error } = await call('ListDatanodes', {});
   assert.equal(error?.code, grpc.status.INTERNAL);
   assert.match(error?.details ?? '', /internal error in ListDatanodes: boom/);
+});
+
+test("the state machine's command errors map to the statuses of their concept", async () => {
+  fake.failWith = new NoPipelineError('no OPEN pipeline');
+  assert.equal((await call('ListDatanodes', {})).error?.code, grpc.status.FAILED_PRECONDITION);
+  // A malformed command entry is a bug or corruption: INTERNAL, reported like any unexpected error.
+  fake.failWith = new MalformedCommandError('malformed SCM command: empty data');
+  const { error } = await call('ListDatanodes', {});
+  assert.equal(error?.code, grpc.status.INTERNAL);
+  assert.match(error?.details ?? '', /internal error in ListDatanodes: malformed SCM command: empty data/);
 });
 
 test('GetScmRoles and GetClusterInfo answer with every field', async () => {

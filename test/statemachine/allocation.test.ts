@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { choosePipeline } from '../../src/statemachine/placement.js';
-import { NoPipelineError } from '../../src/statemachine/errors.js';
+import { NoPipelineError } from '../../src/errors.js';
 import type { PipelineInfo } from '../../src/statemachine/model.js';
 import { ScmStateMachine, type ApplyResult } from '../../src/statemachine/state-machine.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import protobuf from 'protobufjs';
 import { decodeCommand, encodeCommand, type ScmCommand } from '../../src/statemachine/commands.js';
-import { InvalidArgumentError, MalformedCommandError } from '../../src/statemachine/errors.js';
+import { InvalidArgumentError, MalformedCommandError } from '../../src/errors.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
 

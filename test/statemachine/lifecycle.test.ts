@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextLifeCycleState } from '../../src/statemachine/lifecycle.js';
-import { InvalidStateTransitionError } from '../../src/statemachine/errors.js';
+import { InvalidStateTransitionError } from '../../src/errors.js';
 import { LIFE_CYCLE_EVENTS, LIFE_CYCLE_STATES, type LifeCycleEvent, type LifeCycleState } from '../../src/statemachine/model.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
