@@ -14,7 +14,7 @@ import {
   type PipelineState,
   type ReplicationFactor,
   type ReplicationType,
-} from '../server/scm-api.js';
+} from '../api/scm-api.js';
 import { EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
 import { containerDetails, containersTable, datanodesTable, keyValues, pipelinesTable, replication, rolesTable } from './format.js';
 

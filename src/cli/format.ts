@@ -1,5 +1,5 @@
 // Human-readable output: aligned tables and key/value blocks. (`--json` bypasses all of this.)
-import type { ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../server/scm-api.js';
+import type { ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../api/scm-api.js';
 
 export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = [headers, ...rows.map((row) => row.map((cell) => String(cell)))];

@@ -13,7 +13,7 @@ import {
   LEADER_ID_METADATA,
   NOT_LEADER_METADATA,
   ScmClientServiceClient,
-} from '../server/client-service.js';
+} from '../api/client-protocol.js';
 import {
   encodeDatanode,
   parseClusterInfo,
@@ -26,7 +26,7 @@ import {
   wireList,
   wireSub,
   type Wire,
-} from '../server/client-codec.js';
+} from '../api/client-codec.js';
 import type {
   ClusterInfo,
   ContainerInfo,
@@ -41,7 +41,7 @@ import type {
   ReplicationType,
   ScmMember,
   ScmNodeRole,
-} from '../server/scm-api.js';
+} from '../api/scm-api.js';
 import { Backoff, type RetryDecision } from './retry-policy.js';
 
 export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';

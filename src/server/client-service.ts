@@ -4,9 +4,15 @@
 // changing; then the ScmApi's typed errors are mapped to gRPC statuses. A NotLeaderError becomes
 // FAILED_PRECONDITION with the leader hint in the trailing metadata.
 import * as grpc from '@grpc/grpc-js';
-import { loadGrpcPackage } from './proto-files.js';
 import { NotLeaderError, ScmError, type ScmStatusName } from '../errors.js';
-import type { ScmApi } from './scm-api.js';
+import type { ScmApi } from '../api/scm-api.js';
+import {
+  CLIENT_SERVICE_NAME,
+  LEADER_ADDRESS_METADATA,
+  LEADER_ID_METADATA,
+  NOT_LEADER_METADATA,
+  ScmClientServiceClient,
+} from '../api/client-protocol.js';
 import {
   DEFAULT_MAX_LIST_COUNT,
   decodeAddScm,
@@ -29,20 +35,7 @@ import {
   encodePipeline,
   encodeRole,
   type Wire,
-} from './client-codec.js';
-
-export const CLIENT_PROTO_FILE = 'ScmClientProtocol.proto';
-export const CLIENT_SERVICE_NAME = 'scm.client.StorageContainerLocationProtocolService';
-
-/** Trailing metadata of a not-leader answer. */
-export const NOT_LEADER_METADATA = 'scm-not-leader';
-export const LEADER_ID_METADATA = 'scm-leader-id';
-export const LEADER_ADDRESS_METADATA = 'scm-leader-address';
-
-const clientPackage = (loadGrpcPackage(CLIENT_PROTO_FILE)['scm'] as grpc.GrpcObject)['client'] as grpc.GrpcObject;
-
-/** The generated client constructor (used by src/client). */
-export const ScmClientServiceClient = clientPackage['StorageContainerLocationProtocolService'] as grpc.ServiceClientConstructor;
+} from '../api/client-codec.js';
 
 export interface ClientServiceOptions {
   /** Upper bound for ListContainer's count (ozone.scm.container.list.max.count). */

@@ -5,7 +5,7 @@
 // reordering, so when a peer is unreachable we drop the oldest queued messages instead of growing
 // without bound: the leader's next heartbeat or append re-derives whatever the follower needs.
 import * as grpc from '@grpc/grpc-js';
-import { loadGrpcPackage } from './proto-files.js';
+import { loadGrpcPackage } from '../api/proto-files.js';
 
 export const CLUSTER_ID_METADATA = 'scm-cluster-id';
 export const FROM_ID_METADATA = 'scm-from-id';

@@ -36,7 +36,7 @@ import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
 import { FatalInstallError, RaftDriver } from './raft-driver.js';
 import { reconcileLogWithStateMachine } from './log-reconcile.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
-import type { ClusterInfo, ScmMember, ScmNodeRole } from './scm-api.js';
+import type { ClusterInfo, ScmMember, ScmNodeRole } from '../api/scm-api.js';
 import { NodeMetrics, type RaftRole } from '../metrics/node-metrics.js';
 import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';

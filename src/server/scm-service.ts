@@ -49,7 +49,7 @@ import {
   type ScmNodeRole,
   type TransferLeadershipRequest,
   type UpdateContainerStateRequest,
-} from './scm-api.js';
+} from '../api/scm-api.js';
 
 /** What the service needs from the replication layer (the node's Raft driver). */
 export interface ReplicationGateway {

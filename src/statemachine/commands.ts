@@ -11,8 +11,8 @@ import {
   LIFE_CYCLE_EVENTS,
   REPLICATION_FACTORS,
   REPLICATION_TYPES,
+  FACTOR_MEMBERS,
   isOneOf,
-  replicationFactorCount,
   type DatanodePort,
   type LifeCycleEvent,
   type ReplicationFactor,
@@ -123,7 +123,7 @@ function validateMembers(cmd: CreatePipelineCommand): void {
   if (new Set(cmd.members).size !== cmd.members.length) {
     throw new InvalidArgumentError(`members has a repeated datanode: ${cmd.members.join(', ')}`);
   }
-  const expected = replicationFactorCount(cmd.replicationFactor);
+  const expected = FACTOR_MEMBERS[cmd.replicationFactor];
   if (cmd.members.length !== expected) {
     throw new InvalidArgumentError(
       `members has ${cmd.members.length} datanodes but replication factor ${cmd.replicationFactor} needs ${expected}`,

@@ -1,25 +1,22 @@
 // The SCM objects the state machine keeps: containers, pipelines and datanodes, with the enums of
-// Ozone's HddsProtos. Objects handed out are frozen: the state machine replaces, never mutates, them.
+// Ozone's HddsProtos (defined in src/scm-types.ts, shared with the client API). Objects handed out
+// are frozen: the state machine replaces, never mutates, them.
+import type { DatanodePort, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from '../scm-types.js';
 
-export const LIFE_CYCLE_STATES = ['OPEN', 'CLOSING', 'QUASI_CLOSED', 'CLOSED', 'DELETING', 'DELETED', 'RECOVERING'] as const;
-export type LifeCycleState = (typeof LIFE_CYCLE_STATES)[number];
-
-export const LIFE_CYCLE_EVENTS = ['FINALIZE', 'QUASI_CLOSE', 'CLOSE', 'FORCE_CLOSE', 'DELETE', 'CLEANUP'] as const;
-export type LifeCycleEvent = (typeof LIFE_CYCLE_EVENTS)[number];
-
-export const REPLICATION_TYPES = ['RATIS', 'STAND_ALONE', 'EC'] as const;
-export type ReplicationType = (typeof REPLICATION_TYPES)[number];
-
-export const REPLICATION_FACTORS = ['ONE', 'THREE'] as const;
-export type ReplicationFactor = (typeof REPLICATION_FACTORS)[number];
-
-export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
-export type PipelineState = (typeof PIPELINE_STATES)[number];
-
-/** How many datanodes a pipeline of this factor has. */
-export function replicationFactorCount(factor: ReplicationFactor): number {
-  return factor === 'ONE' ? 1 : 3;
-}
+export {
+  FACTOR_MEMBERS,
+  LIFE_CYCLE_EVENTS,
+  LIFE_CYCLE_STATES,
+  PIPELINE_STATES,
+  REPLICATION_FACTORS,
+  REPLICATION_TYPES,
+  type DatanodePort,
+  type LifeCycleEvent,
+  type LifeCycleState,
+  type PipelineState,
+  type ReplicationFactor,
+  type ReplicationType,
+} from '../scm-types.js';
 
 export interface ContainerInfo {
   readonly containerID: number;
@@ -46,11 +43,6 @@ export interface PipelineInfo {
   /** A member's uuid, or '' when the pipeline has no known leader. */
   readonly leaderId: string;
   readonly creationTimestamp: number;
-}
-
-export interface DatanodePort {
-  readonly name: string;
-  readonly value: number;
 }
 
 export interface DatanodeInfo {

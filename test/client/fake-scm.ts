@@ -29,7 +29,7 @@ import type {
   ScmNodeRole,
   TransferLeadershipRequest,
   UpdateContainerStateRequest,
-} from '../../src/server/scm-api.js';
+} from '../../src/api/scm-api.js';
 
 const TRANSITIONS: Partial<Record<LifeCycleState, Partial<Record<LifeCycleEvent, LifeCycleState>>>> = {
   OPEN: { FINALIZE: 'CLOSING' },

@@ -3,7 +3,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { ScmClientServiceClient, LEADER_ADDRESS_METADATA, LEADER_ID_METADATA, NOT_LEADER_METADATA } from '../../src/server/client-service.js';
+import { ScmClientServiceClient, LEADER_ADDRESS_METADATA, LEADER_ID_METADATA, NOT_LEADER_METADATA } from '../../src/api/client-protocol.js';
 import { FakeScm, notLeader, serve, type ServedFake } from '../client/fake-scm.js';
 import { UnavailableError, ResourceExhaustedError, NoPipelineError, MalformedCommandError } from '../../src/errors.js';
 

@@ -1,13 +1,15 @@
 // The SCM's client-facing operations as plain TypeScript: what the node implements and what the
-// gRPC client service (client-service.ts) calls after decoding and validating a request. No gRPC
-// types here. Requests reaching an ScmApi are already validated (ids are safe integers, enums are
-// known, strings are within limits); the implementation checks only what needs state (unknown ids
-// → NotFoundError, lifecycle transitions → FailedPreconditionError, not leader → NotLeaderError).
+// gRPC client service (src/server/client-service.ts) calls after decoding and validating a request.
+// No gRPC types here. Requests reaching an ScmApi are already validated (ids are safe integers,
+// enums are known, strings are within limits); the implementation checks only what needs state
+// (unknown ids → NotFoundError, lifecycle transitions → FailedPreconditionError, not leader →
+// NotLeaderError).
 // All times are ms since the epoch; all ids are JavaScript safe integers or strings.
 
-// The domain enums are the state machine's own (one definition, so the API and what is stored
-// cannot drift apart).
+// The domain enums are src/scm-types.ts's (one definition, so the API and what is stored cannot
+// drift apart).
 export {
+  FACTOR_MEMBERS,
   LIFE_CYCLE_EVENTS,
   LIFE_CYCLE_STATES,
   PIPELINE_STATES,
@@ -18,11 +20,9 @@ export {
   type PipelineState,
   type ReplicationFactor,
   type ReplicationType,
-} from '../statemachine/model.js';
-import type { LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from '../statemachine/model.js';
-
-/** Members a pipeline of each factor has. */
-export const FACTOR_MEMBERS: Readonly<Record<ReplicationFactor, number>> = { ONE: 1, THREE: 3 };
+  type DatanodePort,
+} from '../scm-types.js';
+import type { DatanodePort, LifeCycleEvent, LifeCycleState, PipelineState, ReplicationFactor, ReplicationType } from '../scm-types.js';
 
 export const SCM_ROLES = ['LEADER', 'FOLLOWER', 'CANDIDATE', 'UNREACHABLE', 'LISTENER'] as const;
 export type ScmRole = (typeof SCM_ROLES)[number];
@@ -41,11 +41,6 @@ export interface ContainerInfo {
   readonly sequenceId: number;
   readonly replicationType: ReplicationType;
   readonly replicationFactor: ReplicationFactor;
-}
-
-export interface DatanodePort {
-  readonly name: string;
-  readonly value: number;
 }
 
 export interface DatanodeDetails {
