@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScmClient } from '../client/scm-client.js';
 import { loadConfig, type ScmConfig } from '../server/config.js';
-import { bootstrapNode, initNode } from './node-commands.js';
+import { initNode } from '../server/node-setup.js';
+import { bootstrapFromRunningScms } from './bootstrap.js';
 import type { CliIo } from './command.js';
 
 export interface LocalClusterOptions {
@@ -142,7 +143,7 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<num
     }
     for (let k = 2; k <= nodes; k++) {
       const p = localNodePorts(k, basePort);
-      await bootstrapNode(configOf(p.nodeId), 60_000);
+      await bootstrapFromRunningScms(configOf(p.nodeId), 60_000);
       startNode(p.nodeId);
     }
     const all = Array.from({ length: nodes }, (_, i) => `127.0.0.1:${localNodePorts(i + 1, basePort).client}`);

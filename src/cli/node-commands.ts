@@ -1,13 +1,12 @@
 // The node's own commands: `scm init`, `scm bootstrap`, `scm start` (as Ozone's `ozone scm --init`,
 // `--bootstrap` and the daemon), and `scm cluster`, a local quorum of separate processes.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { RaftStorage } from '../storage/index.js';
-import { ScmClient } from '../client/scm-client.js';
-import { loadConfig, requireSelf, type ScmConfig } from '../server/config.js';
-import { createVersionInfo, readVersionFileIfExists, versionFilePath, writeVersionFile } from '../server/version-file.js';
-import { bootstrapConfigEntry, raftGroupDir } from '../server/scm-node.js';
+import { loadConfig, type ScmConfig } from '../server/config.js';
+import { readVersionFileIfExists, versionFilePath } from '../server/version-file.js';
+import { initNode } from '../server/node-setup.js';
 import { runNodeUntilSignalled } from '../server/daemon.js';
+import { bootstrapFromRunningScms } from './bootstrap.js';
 import { runLocalCluster } from './local-cluster.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
 
@@ -29,48 +28,6 @@ export function configFromCli(ctx: CommandContext): ScmConfig {
     env: ctx.io.env,
     ...(nodeId !== undefined ? { overrides: { 'ozone.scm.node.id': nodeId } } : {}),
   });
-}
-
-/** Creates VERSION (new clusterID unless given) and the Raft group holding only this node. */
-export async function initNode(config: ScmConfig, clusterId?: string): Promise<{ clusterId: string; created: boolean }> {
-  const self = requireSelf(config);
-  const existing = readVersionFileIfExists(config.dbDir);
-  if (existing !== null) return { clusterId: existing.clusterId, created: false };
-  const info = createVersionInfo(clusterId !== undefined ? { clusterId } : {});
-  // The group (raft-meta.conf) first: a VERSION without it would look initialised but could not lead.
-  const groupDir = raftGroupDir(config, info.clusterId);
-  mkdirSync(groupDir, { recursive: true });
-  const storage = RaftStorage.open(groupDir);
-  try {
-    if (storage.readConf() === undefined && storage.lastIndex() === 0) await storage.saveConf(bootstrapConfigEntry(self));
-  } finally {
-    await storage.close();
-  }
-  await writeVersionFile(config.dbDir, info);
-  return { clusterId: info.clusterId, created: true };
-}
-
-/** Asks the running quorum for its clusterID and writes VERSION with it; `scm start` then joins. */
-export async function bootstrapNode(config: ScmConfig, timeoutMs: number): Promise<{ clusterId: string; created: boolean }> {
-  const self = requireSelf(config);
-  const existing = readVersionFileIfExists(config.dbDir);
-  if (existing !== null) return { clusterId: existing.clusterId, created: false };
-  if (config.primordialNodeId === self.nodeId) {
-    throw new Error(`${self.nodeId} is the primordial SCM (ozone.scm.primordial.node.id): run \`scm init\` on it, not bootstrap`);
-  }
-  const others = config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
-  if (others.length === 0) throw new Error(`bootstrap needs other SCMs in ozone.scm.nodes.${config.serviceId}; only ${self.nodeId} is configured`);
-  const client = new ScmClient({ addresses: others, deadlineMs: timeoutMs });
-  try {
-    const info = await client.getClusterInfo();
-    if (info.clusterId === '') throw new Error(`the SCM at ${client.currentAddress} reported no clusterID`);
-    await writeVersionFile(config.dbDir, createVersionInfo({ clusterId: info.clusterId }));
-    return { clusterId: info.clusterId, created: true };
-  } catch (err) {
-    throw new Error(`cannot bootstrap ${self.nodeId}: no running SCM answered at ${others.join(', ')} (${(err as Error).message})`, { cause: err });
-  } finally {
-    client.close();
-  }
 }
 
 const initCommand: CommandSpec = {
@@ -95,7 +52,7 @@ const bootstrapCommand: CommandSpec = {
   options: [...CONFIG_OPTIONS, { name: 'timeout', kind: 'integer', valueName: 'SECONDS', default: 60, description: 'how long to wait for a running SCM' }],
   async run(ctx) {
     const config = configFromCli(ctx);
-    const result = await bootstrapNode(config, (ctx.integer('timeout') ?? 60) * 1000);
+    const result = await bootstrapFromRunningScms(config, (ctx.integer('timeout') ?? 60) * 1000);
     ctx.io.stdout(
       result.created ? `SCM bootstrapped: clusterID=${result.clusterId}\n` : `SCM already bootstrapped: clusterID=${result.clusterId}\n`,
     );
@@ -116,7 +73,7 @@ const startCommand: CommandSpec = {
       const r = await initNode(config);
       ctx.io.stderr(`ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}\n`);
     } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
-      const r = await bootstrapNode(config, 300_000);
+      const r = await bootstrapFromRunningScms(config, 300_000);
       ctx.io.stderr(`ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}\n`);
     }
     if (readVersionFileIfExists(config.dbDir) === null) {

@@ -1,11 +1,17 @@
 // `scm start`: one node in the foreground until SIGTERM or SIGINT, then an orderly stop (stop
 // serving, finish the fsync in flight, close scm.db, release in_use.lock).
 import { createLogger } from '../metrics/logger.js';
-import type { CliIo } from '../cli/command.js';
 import { requireSelf, type ScmConfig } from './config.js';
 import { ScmNode } from './scm-node.js';
 
-export async function runNodeUntilSignalled(config: ScmConfig, io: CliIo): Promise<number> {
+/** What the daemon needs from its caller: where to report start and failure, and the environment (log settings). */
+export interface DaemonIo {
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** Runs the node until SIGTERM/SIGINT (exit code 0) or a fatal error (exit code 1). */
+export async function runNodeUntilSignalled(config: ScmConfig, io: DaemonIo): Promise<number> {
   const self = requireSelf(config);
   const logger = createLogger({ nodeId: self.nodeId, env: io.env });
   let failed: (err: Error) => void = () => {};

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ScmClient, ScmClientError } from '../../src/client/scm-client.js';
-import { initNode } from '../../src/cli/node-commands.js';
+import { initNode } from '../../src/server/node-setup.js';
 import { newClusterId } from '../../src/server/version-file.js';
 import { TestCluster } from './harness.js';
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { localClusterSiteXml, localNodePorts, type LocalNodePorts } from '../../src/cli/local-cluster.js';
-import { bootstrapNode, initNode } from '../../src/cli/node-commands.js';
+import { initNode } from '../../src/server/node-setup.js';
+import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
 import { loadConfig, type ScmConfig } from '../../src/server/config.js';
 import { ScmClient } from '../../src/client/scm-client.js';
 import { ScmStateMachine } from '../../src/statemachine/index.js';
@@ -107,7 +108,7 @@ export class TestCluster {
     this.start(1);
     await this.waitFor('node 1 to lead', 60_000, async () => (await this.client([this.clientAddress(1)]).getClusterInfo()).leaderId !== '');
     for (let k = 2; k <= this.nodes.length; k++) {
-      await bootstrapNode(this.config(k), 30_000);
+      await bootstrapFromRunningScms(this.config(k), 30_000);
       this.start(k);
     }
     await this.waitForVoters(this.nodes.length);

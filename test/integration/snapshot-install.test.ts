@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScmClient } from '../../src/client/scm-client.js';
-import { bootstrapNode, initNode } from '../../src/cli/node-commands.js';
+import { initNode } from '../../src/server/node-setup.js';
+import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
 import { raftGroupDir } from '../../src/server/scm-node.js';
 import { readVersionFile } from '../../src/server/version-file.js';
 import { TestCluster } from './harness.js';
@@ -111,7 +112,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     cluster.start(1, { SCM_FAILPOINTS: 'serve.beforeEof' });
     await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
     for (let k = 2; k <= 5; k++) {
-      await bootstrapNode(cluster.config(k), 30_000);
+      await bootstrapFromRunningScms(cluster.config(k), 30_000);
       cluster.start(k);
     }
     await cluster.waitForVoters(5);
