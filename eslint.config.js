@@ -21,30 +21,16 @@ const ALLOWED_FOLDER_IMPORTS = {
   api: [],
 };
 
-/**
- * KNOWN EXCEPTION, kept visible here rather than loosening the server's rule: src/server/scm-node.ts
- * uses the TypeScript client (ScmClient) to ask peers for their clusterID, roles and to join the
- * group. The server must not depend on src/client; that file is being rewritten, and this entry goes
- * when it no longer imports ../client/scm-client.js.
- */
-const KNOWN_EXCEPTIONS = [{ file: 'src/server/scm-node.ts', folder: 'server', specifier: '../client/scm-client.js' }];
-
-const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/**
- * no-restricted-imports for the files of src/<folder>/: `../<other>/…` only for the allowed folders
- * (and the exact `../…` specifiers given).
- */
-function folderImportRule(folder, exactSpecifiers = []) {
+/** no-restricted-imports for the files of src/<folder>/: `../<other>/…` only for the allowed folders. */
+function folderImportRule(folder) {
   const allowed = [folder, ...ALLOWED_FOLDER_IMPORTS[folder]];
-  const exceptions = exactSpecifiers.map((s) => `|${escapeRegex(s.replace(/^\.\.\//, ''))}$`).join('');
   const targets = ALLOWED_FOLDER_IMPORTS[folder].length > 0 ? ALLOWED_FOLDER_IMPORTS[folder].map((f) => `src/${f}`).join(', ') + ' and ' : '';
   return [
     'error',
     {
       patterns: [
         {
-          regex: `^\\.\\./(?!(?:${allowed.join('|')})/${exceptions})[^/]+/`,
+          regex: `^\\.\\./(?!(?:${allowed.join('|')})/)[^/]+/`,
           message: `src/${folder} may import only ${targets}the leaf modules src/*.ts (DESIGN.md: layout and dependency direction).`,
         },
       ],
@@ -56,10 +42,6 @@ const importDirection = [
   ...Object.keys(ALLOWED_FOLDER_IMPORTS).map((folder) => ({
     files: [`src/${folder}/**/*.ts`],
     rules: { 'no-restricted-imports': folderImportRule(folder) },
-  })),
-  ...KNOWN_EXCEPTIONS.map(({ file, folder, specifier }) => ({
-    files: [file],
-    rules: { 'no-restricted-imports': folderImportRule(folder, [specifier]) },
   })),
   {
     files: ['src/*.ts'],

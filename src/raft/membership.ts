@@ -96,14 +96,13 @@ export class MembershipTracker {
     }
   }
 
-  /** A snapshot replaced the log up to `index`; `config` is the latest configuration known for it. */
-  restore(config: IndexedMembership | undefined, index: number): void {
+  /**
+   * A snapshot replaced the log up to its index: `base` is the configuration the snapshot itself
+   * holds (the one in force at its index), never one a message claimed. Configurations in log
+   * entries kept after the snapshot are added again by the caller through appended().
+   */
+  restore(base: IndexedMembership): void {
     this.pending.length = 0;
-    if (config !== undefined && config.index <= index && config.index >= this.base.index) this.base = config;
-  }
-
-  /** Adopt a newer committed configuration learned from the leader (snapshot notification). */
-  adoptCommitted(config: IndexedMembership, commit: number): void {
-    if (config.index > this.base.index && config.index <= commit && this.pending.length === 0) this.base = config;
+    this.base = base;
   }
 }

@@ -8,7 +8,7 @@
 //   propose(data)               leader only; returns the index/term assigned, or why not
 //   readIndex(requestId)        leader only; the answer comes back as a ReadState in a later Ready
 //   transferLeadership(id), addNonVoter(peer), promote(id), removeServer(id)
-//   snapshotInstalled(term, index) / snapshotInstallFailed()   after a Ready.snapshotNotice
+//   snapshotInstalled(term, index, config) / snapshotInstallFailed()   after a Ready.snapshotNotice
 //   compacted(index)            after the caller purged its log below `index` (index ≤ applied)
 //
 // Output loop. Whenever hasReady() is true:
@@ -23,9 +23,11 @@
 //   4. Apply rd.committedEntries in order (they are always durable locally already).
 //   5. rd.readStates: each read may be served now (once step 4 is done) at the state it names.
 //      rd.droppedReads failed (leadership lost): answer them with an error so the client retries.
-//   6. rd.snapshotNotice (follower): the leader has purged what we need; download and install its
-//      snapshot, reset the log to start after the installed (term, index), then call
-//      snapshotInstalled(term, index) (or snapshotInstallFailed()), between Readies.
+//   6. rd.snapshotNotice (follower): the leader has purged what we need; download and install a
+//      checkpoint of its state machine, then, between Readies: keep the log if it holds the
+//      checkpoint's own entry (logTerm(index) === term), else reset it to start right after the
+//      checkpoint; then call snapshotInstalled(term, index, config) with the configuration the
+//      checkpoint holds (or snapshotInstallFailed()).
 //   7. Call advance() once steps 1 and 4 are complete: it marks the entries durable and applied.
 // After advance(), the LogReader must return every entry handed out so far (until truncated).
 import type {
@@ -48,6 +50,8 @@ import type {
   VoteMessage,
 } from './types.js';
 import { assertIndex, invariant } from './assert.js';
+import { majority, quorumValue } from './quorum.js';
+import { mutant } from './mutants.js';
 import { RaftLog, entrySize } from './raft-log.js';
 import { Progress, type ProgressState } from './progress.js';
 import {
@@ -75,6 +79,11 @@ export interface RaftConfig {
   /** Bound on the committed entries handed out in one Ready (default 64 MiB). */
   readonly maxCommittedBytesPerReady?: number;
   readonly random: RandomSource;
+  /**
+   * Conditions an operator should hear about that the protocol survives (a follower that lost
+   * entries it had acknowledged). The core does no I/O; the caller logs.
+   */
+  readonly onWarning?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 export interface InitialState {
@@ -99,15 +108,14 @@ export interface ReadState {
   readonly index: number;
 }
 
+/** A leader's request to install a checkpoint of its state machine (it purged what we need). */
 export interface SnapshotNotice {
   readonly leaderId: string;
+  /** The leader's term when it asked. */
+  readonly term: number;
+  readonly noticeId: number;
+  /** The leader's first available log index: a checkpoint at or above it lets us resume from it. */
   readonly firstIndex: number;
-  readonly firstTerm: number;
-  /**
-   * The leader's committed configuration the notice carried: what snapshotInstalled() adopts, and
-   * what the caller must persist before it discards its log (the log held the older ones).
-   */
-  readonly config: IndexedMembership;
 }
 
 export interface Ready {
@@ -204,9 +212,28 @@ export class RaftNode {
   private confirmedReads: ReadState[] = [];
   private droppedReads: string[] = [];
 
-  private installingSnapshot = false;
+  /**
+   * Follower: a snapshot install is under way (the caller downloads and swaps); its statuses go to
+   * the leader that last sent a notice, naming that notice.
+   */
+  private install: { answerTo: string; noticeId: number } | undefined;
+  /** A new install request to hand to the caller in the next Ready. */
   private snapshotNotice: SnapshotNotice | undefined;
-  private snapshotConfig: IndexedMembership | undefined;
+  /** Leader: numbers the rounds of install notices, so late statuses are recognised. */
+  private lastNoticeId = 0;
+  /**
+   * Candidate: our own vote counts only once the new term and the vote for ourselves are durable;
+   * until then nothing of the new term may leave (a crash could otherwise let us win it twice).
+   */
+  private selfVotePending = false;
+  /** The hard state the caller has made durable (as of the last advance()). */
+  private durableHardState: HardState;
+  /**
+   * Leader: lease reads count only heartbeats sent at or after this tick. Raised after an abandoned
+   * leadership transfer, whose TimeoutNow may still be in flight and would let voters bypass the
+   * lease.
+   */
+  private leaseFloorTick = Number.NEGATIVE_INFINITY;
 
   private msgs: Message[] = [];
   private msgsAfterPersist: Message[] = [];
@@ -230,19 +257,10 @@ export class RaftNode {
     this.log = new RaftLog(reader, initial.applied, commit, snapshotPoint);
     this.members = new MembershipTracker({ index: Math.min(initial.membershipIndex, commit), membership: initial.membership });
     // Configuration entries after the given one (possibly uncommitted) are in force too.
-    const scanFrom = Math.max(initial.membershipIndex + 1, this.log.firstIndex());
-    const last = this.log.lastIndex();
-    for (let i = scanFrom; i <= last; ) {
-      const batch = this.log.slice(i, last + 1, 4 * 1024 * 1024);
-      for (const e of batch) {
-        if (e.payload.kind === 'config') {
-          this.members.appended(e.index, membershipFromPayload(e.payload));
-        }
-      }
-      i += batch.length;
-    }
+    this.scanConfigurations(initial.membershipIndex + 1);
     this.members.committedTo(commit);
     this.lastHardState = { term: this.term, votedFor: this.votedFor };
+    this.durableHardState = this.lastHardState;
     this.becomeFollower(this.term, '');
     this.lastSoftState = this.softState();
   }
@@ -383,34 +401,51 @@ export class RaftNode {
   }
 
   /**
-   * Follower: the snapshot named by the last notice (or a newer one) is installed at (term, index),
-   * and the caller's log now starts right after it. `membership`, when the caller knows the
-   * configuration in force at the snapshot, overrides the one the leader's notification carried.
+   * Follower: a checkpoint at (term, index) is installed, holding the configuration `config` (the
+   * one in force at its index). Call between Readies, after making the log consistent with it: if
+   * logTerm(index) === term the log holds the checkpoint's own entry and is kept (the entries after
+   * it may already be acknowledged, as etcd keeps them); otherwise the caller has reset the log to
+   * start right after the checkpoint. The configuration comes only from the checkpoint and the log
+   * kept after it, never from a notice.
    */
-  snapshotInstalled(term: number, index: number, membership?: IndexedMembership): void {
+  snapshotInstalled(term: number, index: number, config: IndexedMembership): void {
     assertIndex(term, 'snapshot term');
     assertIndex(index, 'snapshot index');
+    assertIndex(config.index, 'snapshot configuration index');
+    validateMembership(config.membership, 'snapshot configuration');
     if (this.outstanding !== undefined) throw new Error('snapshotInstalled must be called between Readies (after advance())');
+    if (config.index > index) throw new Error(`snapshot at ${index} claims a configuration from index ${config.index}, after it`);
     if (index < this.log.applied) {
       throw new Error(`installed snapshot index ${index} is below the applied index ${this.log.applied}`);
     }
     if (index < this.log.committed) {
       throw new Error(`installed snapshot index ${index} is below the commit index ${this.log.committed}`);
     }
-    this.log.restoreSnapshot(index, term);
-    this.members.restore(membership ?? this.snapshotConfig, index);
+    const keepSuffix = this.keepsLogOnInstall(term, index);
+    this.log.restoreSnapshot(index, term, keepSuffix);
+    this.members.restore(mutant('install-keeps-old-config') ? this.members.committed() : config);
+    if (keepSuffix) this.scanConfigurations(index + 1);
     this.updateRoleForMembership();
-    this.installingSnapshot = false;
+    const answered = this.install;
+    this.install = undefined;
     this.snapshotNotice = undefined;
-    this.snapshotConfig = undefined;
-    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'installed');
+    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'installed', answered?.answerTo === this.lead ? answered.noticeId : 0, index);
   }
 
+  /**
+   * Whether installing a checkpoint at (term, index) keeps the log: it does when the log holds that
+   * very entry. The caller resets its log otherwise, before snapshotInstalled().
+   */
+  keepsLogOnInstall(term: number, index: number): boolean {
+    return !mutant('stale-snapshot-status') && this.log.matchTerm(index, term);
+  }
+
+  /** Follower: the install asked for failed (the leader will ask again). */
   snapshotInstallFailed(): void {
-    this.installingSnapshot = false;
+    const answered = this.install;
+    this.install = undefined;
     this.snapshotNotice = undefined;
-    this.snapshotConfig = undefined;
-    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'unavailable');
+    if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'unavailable', answered?.answerTo === this.lead ? answered.noticeId : 0, 0);
   }
 
   /** The caller purged its log below `index` (which must be applied); remembers the term there. */
@@ -479,8 +514,10 @@ export class RaftNode {
     const out = this.outstanding;
     if (out === undefined) throw new Error('advance() called without an outstanding Ready');
     this.outstanding = undefined;
+    if (out.hardState !== undefined) this.durableHardState = out.hardState;
     if (out.lastEntry !== undefined) this.log.stableTo(out.lastEntry.index, out.lastEntry.term);
     if (out.appliedTo > this.log.applied) this.log.appliedTo(out.appliedTo);
+    this.maybeCountSelfVote();
     if (this.role === 'leader') {
       // The leader's own vote for its entries counts only now that they are durable.
       const self = this.progress.get(this.id);
@@ -510,7 +547,7 @@ export class RaftNode {
       membershipIndex: this.members.currentIndex(),
       progress,
       leadTransferee: this.leadTransferee,
-      installingSnapshot: this.installingSnapshot,
+      installingSnapshot: this.install !== undefined,
     };
   }
 
@@ -564,8 +601,36 @@ export class RaftNode {
     return this.lastHardState.term !== this.term || this.lastHardState.votedFor !== this.votedFor;
   }
 
+  /**
+   * Whether this node campaigns and stands as a voter: a voter in its latest configuration, or in
+   * the committed one (Raft thesis §4.2.2). A leader removed by a change that has not committed yet
+   * must still campaign after losing leadership, or a group of two voters, the other of which needs
+   * its vote, would have no leader forever.
+   */
   private promotable(): boolean {
-    return isVoter(this.members.current(), this.id);
+    if (isVoter(this.members.current(), this.id)) return true;
+    return !mutant('removed-voter-stops-campaigning') && isVoter(this.members.committed().membership, this.id);
+  }
+
+  /** Adds the configurations held by log entries from `from` on (after a restart or an install). */
+  private scanConfigurations(from: number): void {
+    const last = this.log.lastIndex();
+    for (let i = Math.max(from, this.log.firstIndex()); i <= last; ) {
+      const batch = this.log.slice(i, last + 1, 4 * 1024 * 1024);
+      for (const e of batch) {
+        if (e.payload.kind === 'config') this.members.appended(e.index, membershipFromPayload(e.payload));
+      }
+      i += batch.length;
+    }
+  }
+
+  /** Candidate: our vote for ourselves counts once the Ready holding it is durable. */
+  private maybeCountSelfVote(): void {
+    if (!this.selfVotePending || this.role !== 'candidate') return;
+    if (this.durableHardState.term !== this.term || this.durableHardState.votedFor !== this.id) return;
+    this.selfVotePending = false;
+    this.votes.set(this.id, true);
+    this.tallyAndAct();
   }
 
   private reset(term: number): void {
@@ -579,8 +644,10 @@ export class RaftNode {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
     this.votes.clear();
+    this.selfVotePending = false;
     this.leadTransferee = '';
     this.transferElapsed = 0;
+    this.leaseFloorTick = Number.NEGATIVE_INFINITY;
     this.progress.clear();
     this.autoPromote.clear();
     // Reads not yet answered can no longer be confirmed by this node as leader.
@@ -650,8 +717,15 @@ export class RaftNode {
   }
 
   private requestVotes(type: 'vote' | 'pre-vote', term: number, transfer: boolean): void {
-    this.votes.set(this.id, true);
-    if (this.tallyAndAct()) return;
+    if (type === 'pre-vote' || mutant('self-vote-before-durable')) {
+      // A pre-vote changes nothing durable: our own counts at once.
+      this.votes.set(this.id, true);
+      if (this.tallyAndAct()) return;
+    } else {
+      // The requests leave after the new term and vote are durable (they are not leader traffic);
+      // our own vote is counted then too, by advance().
+      this.selfVotePending = true;
+    }
     for (const p of this.members.current().voters) {
       if (p.id === this.id) continue;
       this.send({ type, to: p.id, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer });
@@ -668,7 +742,7 @@ export class RaftNode {
       if (v === true) granted++;
       else if (v === false) rejected++;
     }
-    const quorum = Math.floor(voters.length / 2) + 1;
+    const quorum = majority(voters.length);
     if (granted >= quorum) {
       if (this.role === 'pre-candidate') {
         this.becomeCandidate();
@@ -687,7 +761,7 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.installingSnapshot) return;
+    if (this.install !== undefined) return;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.campaign(false);
@@ -700,8 +774,12 @@ export class RaftNode {
     if (this.leadTransferee !== '') {
       this.transferElapsed++;
       if (this.transferElapsed >= this.cfg.electionTicks) {
+        // Abandoned. The TimeoutNow may still be in flight and let the target win an election that
+        // voters inside our lease accept: count for leases only heartbeats sent an election
+        // timeout from now on (a TimeoutNow delayed longer than that is not defended against).
         this.leadTransferee = '';
         this.transferElapsed = 0;
+        if (!mutant('lease-after-abandoned-transfer')) this.leaseFloorTick = this.tickCount + this.cfg.electionTicks;
       }
     }
     if (this.electionElapsed >= this.cfg.electionTicks) {
@@ -724,7 +802,7 @@ export class RaftNode {
     for (const p of voters) {
       if (p.id === this.id || this.progress.get(p.id)?.recentActive === true) active++;
     }
-    return active >= Math.floor(voters.length / 2) + 1;
+    return active >= majority(voters.length);
   }
 
   // ---------------------------------------------------------------- message handling
@@ -813,7 +891,7 @@ export class RaftNode {
         return;
       case 'timeout-now':
         // Leadership transfer: campaign at once, skipping pre-vote and the lease check.
-        if (this.promotable() && !this.installingSnapshot) this.campaign(true);
+        if (this.promotable() && this.install === undefined) this.campaign(true);
         return;
       default:
         return;
@@ -821,8 +899,10 @@ export class RaftNode {
   }
 
   private handleAppend(m: AppendMessage): void {
-    if (this.installingSnapshot) {
-      this.sendSnapshotStatus(m.from, 'in-progress');
+    if (this.install !== undefined) {
+      // Only a leader that has not asked us (a new one) sends appends now; it ignores this status
+      // (no notice of its own is answered) and probes again once we are done.
+      this.sendSnapshotStatus(m.from, 'in-progress', this.install.answerTo === m.from ? this.install.noticeId : 0, 0);
       return;
     }
     const committed = this.log.committed;
@@ -844,7 +924,7 @@ export class RaftNode {
         }
         this.updateRoleForMembership();
       }
-      this.commitTo(Math.min(m.commit, lastNew));
+      this.commitTo(Math.min(m.commit, mutant('follower-commit-bound') ? this.log.lastIndex() : lastNew));
       this.send({ type: 'append-response', to: m.from, reject: false, index: lastNew, hintIndex: 0, hintTerm: 0 });
       return;
     }
@@ -854,32 +934,37 @@ export class RaftNode {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    if (!this.installingSnapshot) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    if (this.install === undefined) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
     this.send({ type: 'heartbeat-response', to: m.from, readRound: m.readRound, sentTick: m.sentTick });
   }
 
   private handleSnapshotNotify(m: SnapshotNotifyMessage): void {
-    if (this.installingSnapshot) {
-      this.sendSnapshotStatus(m.from, 'in-progress');
+    if (this.install !== undefined) {
+      // Still installing (perhaps what an earlier leader asked for: any leader's checkpoint is
+      // committed state). Answer this leader's notice; the result goes to it.
+      this.install = { answerTo: m.from, noticeId: m.noticeId };
+      this.sendSnapshotStatus(m.from, 'in-progress', m.noticeId, 0);
       return;
     }
-    if (this.log.committed >= m.firstIndex - 1) {
-      // We already hold everything the leader purged; adopt its committed configuration if newer.
-      this.members.adoptCommitted(m.config, this.log.committed);
-      this.updateRoleForMembership();
-      this.sendSnapshotStatus(m.from, 'already-installed');
+    // Our log already reaches the leader's compaction point if we committed past it, or hold the
+    // very entry there: the leader can go on with appends, and we keep our log. Deciding by the
+    // commit index alone would wipe an up-to-date log whose commit index lags.
+    const holdsPoint = !mutant('stale-snapshot-status') && this.log.matchTerm(m.firstIndex - 1, m.prevTerm);
+    if (this.log.committed >= m.firstIndex - 1 || holdsPoint) {
+      const index = Math.max(this.log.committed, holdsPoint ? m.firstIndex - 1 : 0);
+      this.sendSnapshotStatus(m.from, 'already-installed', m.noticeId, index);
       return;
     }
-    this.installingSnapshot = true;
-    this.snapshotNotice = { leaderId: m.from, firstIndex: m.firstIndex, firstTerm: m.firstTerm, config: m.config };
-    this.snapshotConfig = m.config;
-    this.sendSnapshotStatus(m.from, 'in-progress');
+    this.install = { answerTo: m.from, noticeId: m.noticeId };
+    this.snapshotNotice = { leaderId: m.from, term: m.term, noticeId: m.noticeId, firstIndex: m.firstIndex };
+    this.sendSnapshotStatus(m.from, 'in-progress', m.noticeId, 0);
   }
 
-  private sendSnapshotStatus(to: string, status: SnapshotStatusKind): void {
-    const index = status === 'installed' || status === 'already-installed' ? this.log.committed : 0;
+  /** `index`: for installed / already-installed, the point our log now holds (matching the leader's). */
+  private sendSnapshotStatus(to: string, status: SnapshotStatusKind, noticeId: number, index: number): void {
     const snapshotTerm = index > 0 ? (this.log.term(index) ?? 0) : 0;
-    this.send({ type: 'snapshot-status', to, status, index, snapshotTerm });
+    const configIndex = index > 0 ? this.members.committed().index : 0;
+    this.send({ type: 'snapshot-status', to, status, noticeId, index, snapshotTerm, configIndex });
   }
 
   private handleAppendResponse(m: AppendResponseMessage, pr: Progress): void {
@@ -888,6 +973,10 @@ export class RaftNode {
       if (pr.state === 'snapshot') return;
       let matchHint = m.hintIndex;
       if (m.hintTerm > 0) matchHint = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
+      if (m.index <= pr.match && m.index > 0 && !mutant('ignore-rejection-below-match')) {
+        this.followerLostEntries(m.from, pr, m.index, matchHint);
+        return;
+      }
       if (pr.maybeDecrTo(m.index, matchHint) && pr.state === 'replicate') pr.becomeProbe();
       return;
     }
@@ -917,28 +1006,61 @@ export class RaftNode {
     this.confirmReads();
   }
 
+  /**
+   * The follower rejected an append at `rejected`, at or below the match it had acknowledged: it no
+   * longer holds entries it promised (restored from an older copy of its disk, or this is a late
+   * duplicate of an old rejection). Count only what it provably holds and probe it again; ignoring
+   * the rejection would leave it stuck until leadership moved.
+   */
+  private followerLostEntries(id: string, pr: Progress, rejected: number, matchHint: number): void {
+    const acknowledged = pr.match;
+    pr.match = Math.max(0, Math.min(acknowledged, matchHint, rejected - 1));
+    pr.becomeProbe();
+    this.cfg.onWarning?.(`follower ${id} rejected entry ${rejected} after acknowledging up to ${acknowledged}: it lost entries ${pr.match + 1}..${acknowledged}; probing it again from ${pr.next}`, {
+      follower: id,
+      acknowledged,
+      rejected,
+      lostFrom: pr.match + 1,
+      lostTo: acknowledged,
+    });
+  }
+
   private handleSnapshotStatus(m: SnapshotStatusMessage, pr: Progress): void {
     pr.recentActive = true;
+    if (mutant('stale-snapshot-status')) {
+      this.believeAnySnapshotStatus(m, pr);
+      return;
+    }
+    // Only an answer to the current round of notices counts: a late or duplicated status must not
+    // move a follower that has since caught up (or been asked again) anywhere.
+    if (pr.state !== 'snapshot' || m.noticeId !== pr.noticeId) return;
     switch (m.status) {
       case 'in-progress':
-        if (pr.state !== 'snapshot') pr.becomeSnapshot();
-        return;
       case 'unavailable':
-        // Stay paused; the notification is repeated on the next heartbeat.
-        if (pr.state !== 'snapshot') pr.becomeSnapshot();
+        // Stay paused; the notice is repeated with every heartbeat round.
         return;
       case 'installed':
       case 'already-installed': {
-        if (m.index > pr.match) pr.match = m.index;
+        if (m.index > this.log.lastIndex()) return; // cannot hold what we never had: malformed
+        // Exactly what the follower holds now, never more: a match it no longer holds must not count.
+        pr.match = m.index;
         pr.becomeProbe();
-        // A configuration committed since the notification must reach the follower too.
-        if (this.members.committed().index > pr.notifiedConfigIndex && this.members.committed().index <= m.index) {
-          this.sendSnapshotNotify(m.from, pr);
-        }
-        this.maybeCommit();
+        // From here appends carry everything newer, configurations included; if we purged past its
+        // point meanwhile, sendAppends starts a new round of notices.
         return;
       }
     }
+  }
+
+  /** The 'stale-snapshot-status' mutant: how statuses were handled before notice rounds existed. */
+  private believeAnySnapshotStatus(m: SnapshotStatusMessage, pr: Progress): void {
+    if (m.status === 'in-progress' || m.status === 'unavailable') {
+      if (pr.state !== 'snapshot') pr.becomeSnapshot(pr.noticeId);
+      return;
+    }
+    if (m.index > pr.match) pr.match = m.index;
+    pr.becomeProbe();
+    this.maybeCommit();
   }
 
   // ---------------------------------------------------------------- leader: replication
@@ -982,15 +1104,9 @@ export class RaftNode {
   private maybeCommit(): void {
     const voters = this.members.current().voters;
     if (voters.length === 0) return;
-    const matches: number[] = [];
-    for (const p of voters) {
-      const pr = this.progress.get(p.id);
-      matches.push(pr === undefined ? 0 : pr.match);
-    }
-    matches.sort((a, b) => b - a);
-    const quorumMatch = matches[Math.floor(voters.length / 2)] as number;
+    const quorumMatch = quorumValue(voters.map((p) => this.progress.get(p.id)?.match ?? 0), 0);
     // Raft §5.4.2: only entries of the current term are committed by counting replicas.
-    if (quorumMatch > this.log.committed && this.log.term(quorumMatch) === this.term) {
+    if (quorumMatch > this.log.committed && (this.log.term(quorumMatch) === this.term || mutant('figure8-commit'))) {
       this.commitTo(quorumMatch);
     }
   }
@@ -1062,8 +1178,8 @@ export class RaftNode {
       const prevIndex = pr.next - 1;
       const prevTerm = this.log.term(prevIndex);
       if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
+        pr.becomeSnapshot(++this.lastNoticeId);
         this.sendSnapshotNotify(to, pr);
-        pr.becomeSnapshot();
         return;
       }
       const hasEntries = pr.next <= last;
@@ -1088,15 +1204,7 @@ export class RaftNode {
 
   private sendSnapshotNotify(to: string, pr: Progress): void {
     const first = this.log.firstIndex();
-    const committedConfig = this.members.committed();
-    pr.notifiedConfigIndex = committedConfig.index;
-    this.send({
-      type: 'snapshot-notify',
-      to,
-      firstIndex: first,
-      firstTerm: this.log.term(first) ?? 0,
-      config: committedConfig,
-    });
+    this.send({ type: 'snapshot-notify', to, firstIndex: first, prevTerm: this.log.term(first - 1) ?? 0, noticeId: pr.noticeId });
   }
 
   private broadcastHeartbeat(renotifySnapshots: boolean): void {
@@ -1132,11 +1240,10 @@ export class RaftNode {
   private confirmReads(): void {
     if (this.pendingReads.length === 0) return;
     const voters = this.members.current().voters;
-    const acked: number[] = voters.map((p) =>
-      p.id === this.id ? Number.MAX_SAFE_INTEGER : (this.progress.get(p.id)?.readRoundAcked ?? 0),
+    const confirmed = quorumValue(
+      voters.map((p) => (p.id === this.id ? Number.MAX_SAFE_INTEGER : (this.progress.get(p.id)?.readRoundAcked ?? 0))),
+      0,
     );
-    acked.sort((a, b) => b - a);
-    const confirmed = acked[Math.floor(voters.length / 2)] ?? 0;
     while (this.pendingReads.length > 0 && (this.pendingReads[0] as PendingRead).round <= confirmed) {
       const r = this.pendingReads.shift() as PendingRead;
       this.confirmedReads.push({ requestId: r.requestId, index: r.index });
@@ -1151,12 +1258,11 @@ export class RaftNode {
   private leaseValid(): boolean {
     if (this.leadTransferee !== '') return false;
     const voters = this.members.current().voters;
-    const acked: number[] = voters.map((p) =>
-      p.id === this.id ? this.tickCount : (this.progress.get(p.id)?.leaseTickAcked ?? Number.NEGATIVE_INFINITY),
+    const quorumTick = quorumValue(
+      voters.map((p) => (p.id === this.id ? this.tickCount : (this.progress.get(p.id)?.leaseTickAcked ?? Number.NEGATIVE_INFINITY))),
+      Number.NEGATIVE_INFINITY,
     );
-    acked.sort((a, b) => b - a);
-    const quorumTick = acked[Math.floor(voters.length / 2)] ?? Number.NEGATIVE_INFINITY;
-    return this.tickCount - quorumTick < this.cfg.electionTicks - 1;
+    return quorumTick >= this.leaseFloorTick && this.tickCount - quorumTick < this.cfg.electionTicks - 1;
   }
 
   // ---------------------------------------------------------------- helpers
@@ -1211,15 +1317,31 @@ function validateMessage(m: Message, self: string): void {
   if (!MESSAGE_TYPES.has(m.type)) throw new Error(`raft step: unknown message type ${JSON.stringify(m.type)}`);
   if (m.to !== self) throw new Error(`raft step: message addressed to ${JSON.stringify(m.to)} delivered to ${JSON.stringify(self)}`);
   if (typeof m.from !== 'string' || m.from.length === 0) throw new Error('raft step: message has no sender');
-  assertIndex(m.term, `term of ${m.type} from ${m.from}`);
-  if (m.type === 'append') {
-    assertIndex(m.prevIndex, 'append prevIndex');
-    assertIndex(m.commit, 'append commit');
-    for (let k = 0; k < m.entries.length; k++) {
-      const e = m.entries[k] as LogEntry;
-      if (e.index !== m.prevIndex + 1 + k) throw new Error(`raft step: append from ${m.from} has non-contiguous entry ${e.index}`);
-      if (e.term > m.term) throw new Error(`raft step: append from ${m.from} carries entry of future term ${e.term}`);
-    }
+  if (m.from === self) throw new Error(`raft step: ${m.type} claims to come from this node (${JSON.stringify(self)})`);
+  // Every number a message carries is a term, an index, a tick or a round: a non-negative safe integer.
+  for (const [field, value] of Object.entries(m)) {
+    if (typeof value === 'number') assertIndex(value, `${field} of ${m.type} from ${m.from}`);
+  }
+  switch (m.type) {
+    case 'append':
+      for (let k = 0; k < m.entries.length; k++) {
+        const e = m.entries[k] as LogEntry;
+        if (e.index !== m.prevIndex + 1 + k) throw new Error(`raft step: append from ${m.from} has non-contiguous entry ${e.index}`);
+        if (e.term > m.term) throw new Error(`raft step: append from ${m.from} carries entry of future term ${e.term}`);
+        const before = k === 0 ? m.prevTerm : (m.entries[k - 1] as LogEntry).term;
+        if (e.term < before) throw new Error(`raft step: append from ${m.from} carries entry ${e.index} of term ${e.term} after one of term ${before}`);
+        if (e.payload.kind === 'config') validateMembership(membershipFromPayload(e.payload), `configuration entry ${e.index} from ${m.from}`);
+      }
+      if (m.prevTerm > m.term) throw new Error(`raft step: append from ${m.from} has prevTerm ${m.prevTerm} above its term ${m.term}`);
+      break;
+    case 'snapshot-notify':
+      if (m.firstIndex < 1) throw new Error(`raft step: snapshot notice from ${m.from} has firstIndex ${m.firstIndex}`);
+      if (m.prevTerm > m.term) throw new Error(`raft step: snapshot notice from ${m.from} has prevTerm ${m.prevTerm} above its term ${m.term}`);
+      break;
+    case 'snapshot-status':
+      if (m.configIndex > m.index) throw new Error(`raft step: snapshot status from ${m.from} has configuration index ${m.configIndex} above its index ${m.index}`);
+      break;
+    default:
+      break;
   }
 }
-

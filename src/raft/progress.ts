@@ -87,8 +87,12 @@ export class Progress {
    * no entries, so a lost append is detected (the follower rejects the gap and we probe).
    */
   resendWanted = false;
-  /** Snapshot state: the configuration index we told the follower about. */
-  notifiedConfigIndex = 0;
+  /**
+   * Snapshot state: the round of install notices this follower is in. Statuses name the round they
+   * answer; one from another round (late, duplicated, or from before a restart of the round) is
+   * ignored, so it can never move an up-to-date follower back to snapshot state.
+   */
+  noticeId = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number) {
@@ -112,8 +116,9 @@ export class Progress {
     this.inflights.reset();
   }
 
-  becomeSnapshot(): void {
+  becomeSnapshot(noticeId: number): void {
     this.state = 'snapshot';
+    this.noticeId = noticeId;
     this.probeSent = false;
     this.inflights.reset();
   }

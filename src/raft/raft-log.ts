@@ -208,13 +208,29 @@ export class RaftLog {
     if (index > this.snapshotPoint.index) this.snapshotPoint = { index, term };
   }
 
-  /** The caller replaced state and log with a snapshot at (index, term). */
-  restoreSnapshot(index: number, term: number): void {
+  /**
+   * The caller replaced its state with a snapshot at (index, term). With `keepSuffix` the log holds
+   * that very entry, so the entries after it are kept (they may be acknowledged already); without,
+   * the caller's log was reset to start right after the snapshot.
+   */
+  restoreSnapshot(index: number, term: number, keepSuffix: boolean): void {
     invariant(index >= this.committed, `snapshot ${index} is below the commit index ${this.committed}`);
-    this.unstable = [];
-    this.unstableOffset = index + 1;
-    this.handedUpTo = index;
-    this.truncatedFrom = undefined;
+    if (keepSuffix) {
+      invariant(this.term(index) === term, `snapshot ${term}#${index} does not match the log kept after it (term ${this.term(index)})`);
+      if (this.unstable.length > 0 && index >= this.unstableOffset) {
+        this.unstable = this.unstable.slice(index - this.unstableOffset + 1);
+        this.unstableOffset = index + 1;
+      }
+      // Nothing at or below the snapshot is ever handed out again (the caller may have reset its
+      // log to start right after it, which also "keeps" an empty suffix).
+      this.handedUpTo = Math.max(this.handedUpTo, index);
+    } else {
+      invariant(this.reader.lastIndex() <= index, `snapshot at ${index} installed without resetting the log, which ends at ${this.reader.lastIndex()}`);
+      this.unstable = [];
+      this.unstableOffset = index + 1;
+      this.handedUpTo = index;
+      this.truncatedFrom = undefined;
+    }
     this.snapshotPoint = { index, term };
     this.committed = index;
     this.applied = index;

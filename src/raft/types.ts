@@ -41,7 +41,7 @@ export type Role = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'non-
 
 export type SnapshotStatusKind = 'in-progress' | 'installed' | 'already-installed' | 'unavailable';
 
-/** The configuration entry a snapshot notification carries, so an installed follower knows its group. */
+/** A configuration together with the index of the log entry that holds it (0: the bootstrap one). */
 export interface IndexedMembership {
   readonly index: number;
   readonly membership: Membership;
@@ -111,21 +111,31 @@ export interface TimeoutNowMessage extends MessageBase {
 
 /**
  * Leader → follower: the entries you need are purged; install a snapshot from me. Carries the
- * leader's first available log position and its latest committed configuration.
+ * leader's first available index and the term of the entry just below it (the leader's compaction
+ * point), so a follower whose log already holds that point keeps its log instead of installing.
+ * It carries no configuration: a follower adopts one only from its log or from the checkpoint it
+ * installs. `noticeId` names this round of notices; the follower's statuses echo it.
  */
 export interface SnapshotNotifyMessage extends MessageBase {
   readonly type: 'snapshot-notify';
   readonly firstIndex: number;
-  readonly firstTerm: number;
-  readonly config: IndexedMembership;
+  readonly prevTerm: number;
+  readonly noticeId: number;
 }
 
-/** Follower → leader: progress of a snapshot installation; index/term are the installed point. */
+/**
+ * Follower → leader: progress of a snapshot installation, answering the notice `noticeId`. For
+ * `installed` and `already-installed`, (snapshotTerm, index) is the point the follower now holds
+ * (everything at or below it matches the leader's log) and `configIndex` the index of the
+ * configuration it adopted with it.
+ */
 export interface SnapshotStatusMessage extends MessageBase {
   readonly type: 'snapshot-status';
   readonly status: SnapshotStatusKind;
+  readonly noticeId: number;
   readonly index: number;
   readonly snapshotTerm: number;
+  readonly configIndex: number;
 }
 
 export type Message =

@@ -3,12 +3,12 @@
 // scm.db is then ahead of the log, or the log holds another term at the applied index (entries of
 // a deposed leader that the snapshot superseded). The log then restarts right after the applied
 // point; keeping divergent entries below the commit index would let them be acknowledged.
-import type { RaftStorage } from '../storage/index.js';
+import type { RaftLogStore } from './raft-ports.js';
 import type { TermIndex } from '../statemachine/index.js';
 
 export type Reconciliation = 'in-agreement' | 'log-reset';
 
-export async function reconcileLogWithStateMachine(storage: RaftStorage, applied: TermIndex, where: string): Promise<Reconciliation> {
+export async function reconcileLogWithStateMachine(storage: RaftLogStore, applied: TermIndex, where: string): Promise<Reconciliation> {
   const termAtApplied = applied.index === 0 ? 0 : storage.term(applied.index);
   let outcome: Reconciliation = 'in-agreement';
   if (storage.lastIndex() < applied.index || (termAtApplied !== undefined && termAtApplied !== applied.term)) {

@@ -10,29 +10,51 @@
 //   bool reject = 9; uint64 index = 10; uint64 hintIndex = 11; uint64 hintTerm = 12;
 //   uint64 readRound = 13; uint64 sentTick = 14;
 //   uint64 lastIndex = 15; uint64 lastTerm = 16; bool transfer = 17;
-//   uint64 firstIndex = 18; uint64 firstTerm = 19; uint64 configIndex = 20;
-//   repeated RaftPeerProto voters = 21; repeated RaftPeerProto nonVoters = 22;
-//   SnapshotStatus status = 23; uint64 snapshotTerm = 24;
+//   uint64 firstIndex = 18; uint64 configIndex = 20;
+//   SnapshotStatus status = 23; uint64 snapshotTerm = 24; uint64 noticeId = 25;
+//   reserved 19, 21, 22;  // firstTerm and the configuration a notice used to carry
 // }
-// RaftPeerProto is Ratis' { bytes id = 1; string address = 2; uint32 priority = 3; }.
-import type { LogEntry, Message, MessageType, RaftPeer, SnapshotStatusKind } from '../raft/index.js';
+// enum Type { APPEND = 1; APPEND_RESPONSE = 2; HEARTBEAT = 3; HEARTBEAT_RESPONSE = 4; VOTE = 5;
+//   PRE_VOTE = 6; VOTE_RESPONSE = 7; PRE_VOTE_RESPONSE = 8; TIMEOUT_NOW = 9; SNAPSHOT_NOTIFY = 10;
+//   SNAPSHOT_STATUS = 11; }
+// enum SnapshotStatus { IN_PROGRESS = 1; INSTALLED = 2; ALREADY_INSTALLED = 3; UNAVAILABLE = 4; }
+// A snapshot notice's prevTerm (the term at firstIndex - 1) travels in field 6, as an append's does.
+import type { LogEntry, Message, MessageType, SnapshotStatusKind } from '../raft/index.js';
 import { decodeLogEntry, encodeLogEntry } from '../storage/index.js';
 import { ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from '../storage/protobuf-wire.js';
 
-const MESSAGE_TYPES: readonly MessageType[] = [
-  'append',
-  'append-response',
-  'heartbeat',
-  'heartbeat-response',
-  'vote',
-  'pre-vote',
-  'vote-response',
-  'pre-vote-response',
-  'timeout-now',
-  'snapshot-notify',
-  'snapshot-status',
-];
-const SNAPSHOT_STATUSES: readonly SnapshotStatusKind[] = ['in-progress', 'installed', 'already-installed', 'unavailable'];
+// Wire numbers are written out, never derived from a position in a list: reordering the source
+// must not change the wire format.
+const MESSAGE_TYPE_NUMBERS: Readonly<Record<MessageType, number>> = {
+  append: 1,
+  'append-response': 2,
+  heartbeat: 3,
+  'heartbeat-response': 4,
+  vote: 5,
+  'pre-vote': 6,
+  'vote-response': 7,
+  'pre-vote-response': 8,
+  'timeout-now': 9,
+  'snapshot-notify': 10,
+  'snapshot-status': 11,
+};
+const SNAPSHOT_STATUS_NUMBERS: Readonly<Record<SnapshotStatusKind, number>> = {
+  'in-progress': 1,
+  installed: 2,
+  'already-installed': 3,
+  unavailable: 4,
+};
+const MESSAGE_TYPE_BY_NUMBER = invert(MESSAGE_TYPE_NUMBERS);
+const SNAPSHOT_STATUS_BY_NUMBER = invert(SNAPSHOT_STATUS_NUMBERS);
+
+function invert<K extends string>(numbers: Readonly<Record<K, number>>): ReadonlyMap<number, K> {
+  const out = new Map<number, K>();
+  for (const [name, n] of Object.entries(numbers) as [K, number][]) {
+    if (out.has(n)) throw new Error(`wire number ${n} is used twice (${out.get(n)} and ${name})`);
+    out.set(n, name);
+  }
+  return out;
+}
 
 const enum Field {
   Type = 1,
@@ -53,12 +75,10 @@ const enum Field {
   LastTerm = 16,
   Transfer = 17,
   FirstIndex = 18,
-  FirstTerm = 19,
   ConfigIndex = 20,
-  Voters = 21,
-  NonVoters = 22,
   Status = 23,
   SnapshotTerm = 24,
+  NoticeId = 25,
 }
 
 /** Appends protobuf fields to a buffer that grows as needed. */
@@ -115,37 +135,9 @@ class GrowableWriter {
   }
 }
 
-function encodePeer(peer: RaftPeer): Uint8Array {
-  const w = new GrowableWriter();
-  w.string(1, peer.id);
-  w.string(2, peer.address);
-  w.uint(3, peer.priority);
-  return w.finish();
-}
-
-function decodePeer(buf: Uint8Array, start: number, end: number): RaftPeer {
-  const r = new ProtoReader(buf, start, end, 'RaftPeerProto');
-  let id = '';
-  let address = '';
-  let priority = 0;
-  while (!r.done) {
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    if (field === 1 || field === 2) {
-      const [s, e] = r.delimited();
-      const text = Buffer.from(buf.buffer, buf.byteOffset + s, e - s).toString('utf8');
-      if (field === 1) id = text;
-      else address = text;
-    } else if (field === 3) priority = r.varint();
-    else r.skip(tag & 7);
-  }
-  if (id === '') r.fail('peer without an id');
-  return { id, address, priority };
-}
-
 export function encodeRaftMessage(message: Message): Uint8Array {
   const w = new GrowableWriter();
-  w.uint(Field.Type, MESSAGE_TYPES.indexOf(message.type) + 1);
+  w.uint(Field.Type, MESSAGE_TYPE_NUMBERS[message.type]);
   w.string(Field.From, message.from);
   w.string(Field.To, message.to);
   w.uint(Field.Term, message.term);
@@ -185,15 +177,15 @@ export function encodeRaftMessage(message: Message): Uint8Array {
       break;
     case 'snapshot-notify':
       w.uint(Field.FirstIndex, message.firstIndex);
-      w.uint(Field.FirstTerm, message.firstTerm);
-      w.uint(Field.ConfigIndex, message.config.index);
-      for (const p of message.config.membership.voters) w.bytes(Field.Voters, encodePeer(p));
-      for (const p of message.config.membership.nonVoters) w.bytes(Field.NonVoters, encodePeer(p));
+      w.uint(Field.PrevTerm, message.prevTerm);
+      w.uint(Field.NoticeId, message.noticeId);
       break;
     case 'snapshot-status':
-      w.uint(Field.Status, SNAPSHOT_STATUSES.indexOf(message.status) + 1);
+      w.uint(Field.Status, SNAPSHOT_STATUS_NUMBERS[message.status]);
+      w.uint(Field.NoticeId, message.noticeId);
       w.uint(Field.Index, message.index);
       w.uint(Field.SnapshotTerm, message.snapshotTerm);
+      w.uint(Field.ConfigIndex, message.configIndex);
       break;
   }
   return w.finish();
@@ -205,8 +197,6 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
   const num = new Map<number, number>();
   const strings = new Map<number, string>();
   const entries: LogEntry[] = [];
-  const voters: RaftPeer[] = [];
-  const nonVoters: RaftPeer[] = [];
   while (!r.done) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
@@ -217,16 +207,13 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
     } else if (field === Field.Entries) {
       const [s, e] = r.delimited();
       entries.push(decodeLogEntry(buf, s, e));
-    } else if (field === Field.Voters || field === Field.NonVoters) {
-      const [s, e] = r.delimited();
-      (field === Field.Voters ? voters : nonVoters).push(decodePeer(buf, s, e));
-    } else if (wire === WIRE_VARINT && field >= Field.Type && field <= Field.SnapshotTerm) {
+    } else if (wire === WIRE_VARINT && field >= Field.Type && field <= Field.NoticeId) {
       num.set(field, r.varint());
     } else {
       r.skip(wire);
     }
   }
-  const type = MESSAGE_TYPES[(num.get(Field.Type) ?? 0) - 1];
+  const type = MESSAGE_TYPE_BY_NUMBER.get(num.get(Field.Type) ?? 0);
   if (type === undefined) r.fail(`unknown message type ${num.get(Field.Type) ?? 0}`);
   const n = (field: Field): number => num.get(field) ?? 0;
   const base = { from: strings.get(Field.From) ?? '', to: strings.get(Field.To) ?? '', term: n(Field.Term) };
@@ -249,17 +236,19 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
     case 'timeout-now':
       return { ...base, type };
     case 'snapshot-notify':
+      return { ...base, type, firstIndex: n(Field.FirstIndex), prevTerm: n(Field.PrevTerm), noticeId: n(Field.NoticeId) };
+    case 'snapshot-status': {
+      const status = SNAPSHOT_STATUS_BY_NUMBER.get(n(Field.Status));
+      if (status === undefined) r.fail(`unknown snapshot status ${n(Field.Status)}`);
       return {
         ...base,
         type,
-        firstIndex: n(Field.FirstIndex),
-        firstTerm: n(Field.FirstTerm),
-        config: { index: n(Field.ConfigIndex), membership: { voters, nonVoters } },
+        status,
+        noticeId: n(Field.NoticeId),
+        index: n(Field.Index),
+        snapshotTerm: n(Field.SnapshotTerm),
+        configIndex: n(Field.ConfigIndex),
       };
-    case 'snapshot-status': {
-      const status = SNAPSHOT_STATUSES[n(Field.Status) - 1];
-      if (status === undefined) r.fail(`unknown snapshot status ${n(Field.Status)}`);
-      return { ...base, type, status, index: n(Field.Index), snapshotTerm: n(Field.SnapshotTerm) };
     }
   }
 }

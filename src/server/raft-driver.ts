@@ -1,29 +1,24 @@
-// Drives the pure Raft core with real storage, a real network and the state machine.
+// Drives the pure Raft core with a log store, a state machine, a transport and a scheduler, all
+// passed in as small interfaces (raft-ports.ts). The node passes the real ones; the simulator passes
+// in-memory ones with seeded faults and runs this very class.
 //
 // One loop, one Ready at a time, exactly in the order of the core's driving contract: persist hard
 // state and entries (the leader's appends go out to followers while its own fsync runs); send
-// votes and acknowledgements only once durable; apply committed entries as one LevelDB batch;
-// serve reads; then advance. Proposals and inputs arriving meanwhile pile up in the core and leave
-// together in the next Ready, which is where group commit comes from: one fsync per round, not
-// per entry. Everything that changes the storage or the state machine outside a Ready (snapshot
+// votes and acknowledgements only once durable; apply committed entries as one state machine
+// batch; serve reads; then advance. Proposals and inputs arriving meanwhile pile up in the core and
+// leave together in the next Ready, which is where group commit comes from: one fsync per round,
+// not per entry. Everything that changes the log or the state machine outside a Ready (snapshot
 // install, log purge) runs between Readies, from the same loop.
-import type { Message, RaftNode, Ready, Role, SnapshotNotice } from '../raft/index.js';
-import type { RaftStorage } from '../storage/index.js';
-import type { ApplyResult, LogEntry, ScmStateMachine } from '../statemachine/index.js';
+import type { IndexedMembership, LogEntry, Message, RaftNode, Ready, Role, SnapshotNotice } from '../raft/index.js';
+import type { ApplyResult } from '../statemachine/index.js';
 import { NotLeaderError, UnavailableError } from '../errors.js';
+import type { RaftLogStore, RaftMessageSink, ReplicatedStateMachine, Scheduler, TimerHandle } from './raft-ports.js';
+import { FatalInstallError, SnapshotCatchUp, type CatchUpFailpoint, type CheckpointSource } from './snapshot-catch-up.js';
 
 export interface DriverHooks {
-  /** Encoded and handed to the transport. */
-  send(message: Message): void;
-  /** The configuration changed (applied or appended): update transport peers, persist raft-meta.conf. */
+  /** The configuration changed (appended, applied or installed): update transport peers. */
   onMembershipChange?(): void;
   onSoftState?(role: Role, leader: string, term: number): void;
-  /**
-   * Follower told to install a snapshot. Downloads and verifies while the loop keeps running (so
-   * heartbeats are still answered), then resolves to the swap step, which the driver runs between
-   * Readies with nothing else touching storage or the DB; the swap returns the installed point.
-   */
-  installSnapshot?(notice: SnapshotNotice): Promise<() => Promise<{ term: number; index: number }>>;
   onApplied?(results: readonly ApplyResult[]): void;
   /** A recoverable problem worth logging (a malformed message, a failed download that will be retried). */
   onError(error: Error): void;
@@ -49,16 +44,25 @@ export interface DriverOptions {
   readonly clientAddressOf: (nodeId: string) => string | undefined;
 }
 
-/** Thrown by a snapshot swap once scm.db was replaced: nothing can be retried from there. */
-export class FatalInstallError extends Error {
-  override readonly name = 'FatalInstallError';
+export interface RaftDriverParts {
+  readonly core: RaftNode;
+  readonly log: RaftLogStore;
+  readonly sm: ReplicatedStateMachine;
+  readonly transport: RaftMessageSink;
+  readonly scheduler: Scheduler;
+  /** Where a follower downloads checkpoints from; without one, install requests fail. */
+  readonly checkpoints?: CheckpointSource;
+  /** Test and simulator hook between the steps of an install. */
+  readonly catchUpFailpoint?: (name: CatchUpFailpoint) => void;
+  /** The configuration index raft-meta.conf holds at start (-1: none); newer committed ones are written. */
+  readonly savedConfIndex: number;
 }
 
 interface PendingProposal {
   readonly term: number;
   readonly resolve: (result: ApplyResult) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
 }
 
 interface AppliedWaiter {
@@ -75,13 +79,19 @@ interface PendingRead {
 }
 
 export class RaftDriver {
+  readonly core: RaftNode;
+  private readonly log: RaftLogStore;
+  private readonly sm: ReplicatedStateMachine;
+  private readonly scheduler: Scheduler;
+  private readonly transport: RaftMessageSink;
+  private readonly catchUp: SnapshotCatchUp | undefined;
   private readonly proposals = new Map<number, PendingProposal>();
   private readonly readsWaitingForIndex = new Map<string, PendingRead>();
   private readonly readsWaitingForApply: PendingRead[] = [];
   private readonly betweenReadies: Array<() => Promise<void>> = [];
   private appliedWaiters: AppliedWaiter[] = [];
   private readonly conditionWaiters = new Set<() => void>();
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
   private running = false;
   private scheduled = false;
   private stopped = false;
@@ -89,36 +99,58 @@ export class RaftDriver {
   private nextReadId = 0;
   private lastSnapshotIndex: number;
   private installing = false;
+  private readonly installAbort = new AbortController();
   private committedConfigIndex: number;
+  private savedConfIndex: number;
+  /** raft-meta.conf writes, one after another. */
+  private confWrites: Promise<void> = Promise.resolve();
   private failed = false;
 
   constructor(
-    readonly core: RaftNode,
-    private readonly storage: RaftStorage,
-    private readonly sm: ScmStateMachine,
+    parts: RaftDriverParts,
     private readonly options: DriverOptions,
     private readonly hooks: DriverHooks,
   ) {
-    this.lastSnapshotIndex = sm.snapshotPoint().index;
-    this.committedConfigIndex = core.committedMembership().index;
+    this.core = parts.core;
+    this.log = parts.log;
+    this.sm = parts.sm;
+    this.scheduler = parts.scheduler;
+    this.transport = parts.transport;
+    this.catchUp =
+      parts.checkpoints === undefined
+        ? undefined
+        : new SnapshotCatchUp({
+            core: parts.core,
+            log: parts.log,
+            sm: parts.sm,
+            source: parts.checkpoints,
+            ...(parts.catchUpFailpoint !== undefined ? { failpoint: parts.catchUpFailpoint } : {}),
+          });
+    this.lastSnapshotIndex = parts.sm.snapshotPoint().index;
+    this.committedConfigIndex = parts.core.committedMembership().index;
+    this.savedConfIndex = parts.savedConfIndex;
   }
 
   start(): void {
-    this.ticker = setInterval(() => {
+    this.ticker = this.scheduler.every(this.options.tickMs, () => {
+      if (this.stopped) return;
       this.core.tick();
       this.schedule();
-    }, this.options.tickMs);
+    });
+    this.persistCommittedConfiguration();
     this.schedule();
   }
 
   /** Stops ticking and waits for the Ready in progress (and its fsync) to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker?.cancel();
+    this.installAbort.abort();
     await this.idle;
+    await this.confWrites;
     const err = new UnavailableError('this SCM is shutting down');
     for (const p of this.proposals.values()) {
-      clearTimeout(p.timer);
+      p.timer.cancel();
       p.reject(err);
     }
     this.proposals.clear();
@@ -152,15 +184,14 @@ export class RaftDriver {
     return new Promise((resolve, reject) => {
       const check = (): void => {
         if (!predicate()) return;
-        clearTimeout(timer);
+        timer.cancel();
         this.conditionWaiters.delete(check);
         resolve();
       };
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.after(timeoutMs, () => {
         this.conditionWaiters.delete(check);
         reject(new UnavailableError(`${what} did not happen within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
+      });
       this.conditionWaiters.add(check);
     });
   }
@@ -193,13 +224,13 @@ export class RaftDriver {
   }
 
   notLeaderError(): NotLeaderError {
-    const leader = this.core.status().leader;
+    const leader = this.core.leaderId;
     if (leader === '') return new NotLeaderError();
     return new NotLeaderError(leader, this.options.clientAddressOf(leader));
   }
 
   isLeader(): boolean {
-    return this.core.status().role === 'leader';
+    return this.core.currentRole === 'leader';
   }
 
   /** Proposes a command; resolves with its apply result on this node. */
@@ -217,19 +248,18 @@ export class RaftDriver {
       // An older proposal at this index was truncated away (we lost and regained leadership).
       const displaced = this.proposals.get(result.index);
       if (displaced !== undefined) {
-        clearTimeout(displaced.timer);
+        displaced.timer.cancel();
         displaced.reject(this.notLeaderError());
       }
       const pending: PendingProposal = {
         term: result.term,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.after(this.options.requestTimeoutMs, () => {
           if (this.proposals.get(result.index) === pending) this.proposals.delete(result.index);
           reject(new UnavailableError(`entry ${result.index} was not committed within ${this.options.requestTimeoutMs} ms; retry with the same call id`));
-        }, this.options.requestTimeoutMs),
+        }),
       };
-      pending.timer.unref();
       this.proposals.set(result.index, pending);
     });
   }
@@ -264,7 +294,7 @@ export class RaftDriver {
     if (this.scheduled || this.running || this.stopped) return;
     if (this.betweenReadies.length === 0 && !this.core.hasReady()) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduler.soon(() => {
       this.scheduled = false;
       if (this.running || this.stopped) return;
       this.running = true;
@@ -281,7 +311,8 @@ export class RaftDriver {
     if (this.failed) return;
     this.failed = true;
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker?.cancel();
+    this.installAbort.abort();
     this.hooks.onFatal(err);
   }
 
@@ -298,11 +329,10 @@ export class RaftDriver {
       this.core.advance();
       this.releaseAppliedWaiters();
       for (const check of [...this.conditionWaiters]) check();
-      // A configuration can also become committed without an applied entry (adopted from a
-      // leader's snapshot notice): persist and connect it all the same.
       const committedConfig = this.core.committedMembership().index;
       if (committedConfig !== this.committedConfigIndex) {
         this.committedConfigIndex = committedConfig;
+        this.persistCommittedConfiguration();
         this.hooks.onMembershipChange?.();
       }
       await this.afterAdvance();
@@ -316,18 +346,18 @@ export class RaftDriver {
     }
     // 1. Persist (asynchronously), 2. meanwhile let the leader's appends go out.
     const persisted: Array<Promise<void>> = [];
-    if (rd.hardState !== undefined) persisted.push(this.storage.saveMeta(rd.hardState.term, rd.hardState.votedFor));
+    if (rd.hardState !== undefined) persisted.push(this.log.saveMeta(rd.hardState.term, rd.hardState.votedFor));
     let configAppended = false;
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
-      if (first <= this.storage.lastIndex()) persisted.push(this.storage.truncateFrom(first));
-      persisted.push(this.storage.append(rd.entries as LogEntry[]));
+      if (first <= this.log.lastIndex()) persisted.push(this.log.truncateFrom(first));
+      persisted.push(this.log.append(rd.entries));
       configAppended = rd.entries.some((e) => e.payload.kind === 'config') || rd.truncateFrom !== undefined;
     }
-    for (const m of rd.messages) this.hooks.send(m);
+    for (const m of rd.messages) this.transport.send(m);
     await Promise.all(persisted);
     // 3. Durable now: votes and acknowledgements may leave.
-    for (const m of rd.messagesAfterPersist) this.hooks.send(m);
+    for (const m of rd.messagesAfterPersist) this.transport.send(m);
     if (configAppended) this.hooks.onMembershipChange?.();
 
     // 4. Apply.
@@ -348,7 +378,7 @@ export class RaftDriver {
     }
     this.releaseReads();
 
-    // 6. Snapshot notice: install between Readies, pausing the loop meanwhile.
+    // 6. Snapshot notice: download now, install between Readies.
     if (rd.snapshotNotice !== undefined) this.beginInstall(rd.snapshotNotice);
   }
 
@@ -358,21 +388,32 @@ export class RaftDriver {
       const pending = this.proposals.get(result.index);
       if (pending === undefined) continue;
       this.proposals.delete(result.index);
-      clearTimeout(pending.timer);
+      pending.timer.cancel();
       if (result.term === pending.term) pending.resolve(result);
       else pending.reject(this.notLeaderError());
     }
-    // Proposals whose index was applied without a result (overwritten by a config/no-op entry of a
-    // newer leader) were lost: the client must retry, on the new leader.
+    this.settleProposalsAppliedWithoutResult();
+    if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
+    this.hooks.onApplied?.(results);
+  }
+
+  /**
+   * Proposals at or below the applied index that got no result here. If another entry holds their
+   * index (a newer leader's configuration entry, say) they were lost: NotLeader, the client retries
+   * on the leader. If their own entry may be there (it was applied inside an installed checkpoint,
+   * or its term is no longer known) the outcome is unknown, never "failed": the client retries with
+   * the same call id and the retry cache answers with the original result.
+   */
+  private settleProposalsAppliedWithoutResult(): void {
     const applied = this.sm.lastApplied().index;
     for (const [index, pending] of this.proposals) {
       if (index > applied) continue;
       this.proposals.delete(index);
-      clearTimeout(pending.timer);
-      pending.reject(this.notLeaderError());
+      pending.timer.cancel();
+      const term = this.core.logTerm(index);
+      if (term !== undefined && term !== pending.term) pending.reject(this.notLeaderError());
+      else pending.reject(new UnavailableError(`entry ${index} was applied here by a snapshot install; its outcome is unknown here: retry with the same call id`));
     }
-    if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
-    this.hooks.onApplied?.(results);
   }
 
   private releaseReads(): void {
@@ -392,6 +433,22 @@ export class RaftDriver {
     this.readsWaitingForIndex.clear();
   }
 
+  /**
+   * raft-meta.conf follows the committed configuration. It is a cache of what the log and scm.db
+   * hold (start-up takes the newest of them), so a failed write is logged, not fatal.
+   */
+  private persistCommittedConfiguration(): void {
+    const committed: IndexedMembership = this.core.committedMembership();
+    if (committed.index <= this.savedConfIndex) return;
+    this.savedConfIndex = committed.index;
+    const fromDb = this.sm.configuration();
+    const term = this.core.logTerm(committed.index) ?? (fromDb?.index === committed.index ? fromDb.term : 0);
+    const entry: LogEntry = { term, index: committed.index, payload: { kind: 'config', peers: committed.membership.voters, listeners: committed.membership.nonVoters } };
+    this.confWrites = this.confWrites
+      .then(() => this.log.saveConf(entry))
+      .catch((err: unknown) => this.hooks.onError(new Error(`could not write raft-meta.conf: ${(err as Error).message}`, { cause: err })));
+  }
+
   /** After advance(): take snapshot points and purge the log they make unnecessary. */
   private async afterAdvance(): Promise<void> {
     const applied = this.sm.lastApplied();
@@ -401,27 +458,37 @@ export class RaftDriver {
     this.hooks.onInfo?.('snapshot point recorded', { term: point.term, index: point.index });
     if (!this.options.purgeEnabled) return;
     const purgeBelow = point.index - this.options.purgeGap;
-    if (purgeBelow <= this.storage.firstIndex()) return;
-    const before = this.storage.firstIndex();
-    await this.storage.purgeBelow(purgeBelow);
-    const first = this.storage.firstIndex();
+    if (purgeBelow <= this.log.firstIndex()) return;
+    const before = this.log.firstIndex();
+    await this.log.purgeBelow(purgeBelow);
+    const first = this.log.firstIndex();
     if (first > before) {
-      const term = this.storage.term(first - 1);
+      const term = this.log.term(first - 1);
       if (term !== undefined) this.core.compacted(first - 1, term);
       this.hooks.onInfo?.('purged log segments', { firstIndex: first, snapshotIndex: point.index });
     }
   }
 
   private beginInstall(notice: SnapshotNotice): void {
-    const install = this.hooks.installSnapshot;
-    if (install === undefined || this.installing) return;
+    if (this.installing) return; // the install under way answers this notice too (the core tracks whom)
+    const catchUp = this.catchUp;
+    if (catchUp === undefined) {
+      void this.runBetweenReadies(() => Promise.resolve(this.core.snapshotInstallFailed()));
+      return;
+    }
     this.installing = true;
-    install(notice)
-      .then((swap) =>
+    catchUp
+      .fetch(notice, this.installAbort.signal)
+      .then((checkpoint) =>
         this.runBetweenReadies(async () => {
-          const installed = await swap();
+          const installed = await catchUp.install(checkpoint, notice).finally(() => {
+            this.installing = false;
+          });
           this.lastSnapshotIndex = installed.index;
-          this.core.snapshotInstalled(installed.term, installed.index);
+          this.committedConfigIndex = this.core.committedMembership().index;
+          this.settleProposalsAppliedWithoutResult();
+          this.releaseAppliedWaiters();
+          this.releaseReads();
           this.hooks.onMembershipChange?.();
           this.hooks.onInfo?.('snapshot installed', { term: installed.term, index: installed.index, leader: notice.leaderId });
         }),
@@ -433,12 +500,13 @@ export class RaftDriver {
           return;
         }
         this.hooks.onError(error);
-        return this.runBetweenReadies(() => Promise.resolve(this.core.snapshotInstallFailed()));
+        return this.runBetweenReadies(() => {
+          this.installing = false;
+          this.core.snapshotInstallFailed();
+          return Promise.resolve();
+        });
       })
-      .catch((err: unknown) => this.fail(err as Error))
-      .finally(() => {
-        this.installing = false;
-      });
+      .catch((err: unknown) => this.fail(err as Error));
   }
 
   /** Whether a snapshot download/install is under way. */

@@ -4,47 +4,34 @@ import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { Level } from 'level';
 import type { Logger } from 'pino';
-import {
-  RaftNode,
-  SeededRandom,
-  type IndexedMembership,
-  type Membership,
-  type RaftPeer,
-  type Role,
-  type SnapshotNotice,
-} from '../raft/index.js';
+import { RaftNode, SeededRandom, type Role } from '../raft/index.js';
 import { RaftStorage, type DiskTimings } from '../storage/index.js';
 import { ScmStateMachine, type LogEntry } from '../statemachine/index.js';
-import {
-  CheckpointProvider,
-  installCheckpoint,
-  recoverInterruptedInstall,
-  registerInterScmService,
-  SnapshotDownloader,
-  StaleCheckpointError,
-  SCM_DB_NAME,
-  type ReadyCheckpoint,
-} from '../snapshot/index.js';
-import { ScmClient } from '../client/scm-client.js';
+import { CheckpointProvider, recoverInterruptedInstall, registerInterScmService, SCM_DB_NAME, type RootDb } from '../snapshot/index.js';
 import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupIdOf, readVersionFile, type ScmVersionInfo } from './version-file.js';
 import { registerClientService } from './client-service.js';
-import { FailedPreconditionError, NotFoundError } from '../errors.js';
+import { PeerCalls } from './peer-calls.js';
 import { PeerTransport } from './peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
-import { FatalInstallError, RaftDriver } from './raft-driver.js';
-import { reconcileLogWithStateMachine } from './log-reconcile.js';
+import { RaftDriver } from './raft-driver.js';
+import { realScheduler } from './raft-ports.js';
+import { recoverRaftState } from './raft-boot.js';
+import { InterScmCheckpoints } from './interscm-checkpoints.js';
+import { AdminOperations } from './admin-operations.js';
+import { metricsRole, NodeStatusView } from './node-status.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
-import type { ClusterInfo, ScmMember, ScmNodeRole } from '../api/scm-api.js';
-import { NodeMetrics, type RaftRole } from '../metrics/node-metrics.js';
+import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
+import { NodeMetrics } from '../metrics/node-metrics.js';
 import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
-export const SNAPSHOT_DIR = 'snapshot';
+export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
 
 /** Tick period and tick counts for the core, derived from Ozone's millisecond timeouts. */
 export function raftTiming(config: ScmConfig): { tickMs: number; electionTicks: number; heartbeatTicks: number } {
@@ -63,11 +50,6 @@ export function raftGroupDir(config: ScmConfig, clusterId: string): string {
 /** The configuration entry `scm init` writes: this node alone, as Ozone's primordial SCM. */
 export function bootstrapConfigEntry(self: ScmPeerConfig): LogEntry {
   return { term: 0, index: 0, payload: { kind: 'config', peers: [{ id: self.nodeId, address: self.ratisAddress, priority: 0 }], listeners: [] } };
-}
-
-function membershipOfEntry(entry: LogEntry | undefined): { membership: Membership; index: number } {
-  if (entry === undefined || entry.payload.kind !== 'config') return { membership: { voters: [], nonVoters: [] }, index: 0 };
-  return { membership: { voters: entry.payload.peers, nonVoters: entry.payload.listeners }, index: entry.index };
 }
 
 function listen(server: grpc.Server, host: string, port: number, what: string): Promise<number> {
@@ -105,11 +87,6 @@ export interface BoundPorts {
   readonly http: number;
 }
 
-/** The core's role as the metrics name it. */
-function metricsRole(role: Role): RaftRole {
-  return role === 'pre-candidate' ? 'candidate' : role;
-}
-
 /**
  * Adds a service to a gRPC server with every handler instrumented for the node's metrics. The
  * registrars call server.addService themselves, so they are handed a server whose addService
@@ -128,22 +105,27 @@ function instrumented(server: grpc.Server, metrics: NodeMetrics): grpc.Server {
   });
 }
 
+/**
+ * Wires one node together; the pieces with their own rules live in their own modules: the Raft loop
+ * (raft-driver.ts), start-up recovery (raft-boot.ts), snapshot catch-up (snapshot-catch-up.ts with
+ * interscm-checkpoints.ts), membership and leadership operations (admin-operations.ts) and what the
+ * node reports (node-status.ts).
+ */
 export class ScmNode {
   private driver!: RaftDriver;
   private transport!: PeerTransport;
   private readonly servers: grpc.Server[] = [];
-  private savedConfIndex = -1;
   private committedMembers: string[] = [];
-  /** raft-meta.conf writes, one after another (they share a temp file). */
-  private confWrites: Promise<void> = Promise.resolve();
-  private readonly downloads = new AbortController();
-  private joinTimer: NodeJS.Timeout | undefined;
+  private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
   ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0 };
   role: Role = 'follower';
   private leader = '';
   readonly metrics: NodeMetrics;
   private readonly events: RaftEvents;
+  private readonly admin: AdminOperations;
+  private readonly view: NodeStatusView;
+  private readonly peerCalls: PeerCalls;
   private http: MetricsHttpServer | undefined;
   private gaugeTimer: NodeJS.Timeout | undefined;
 
@@ -158,6 +140,17 @@ export class ScmNode {
   ) {
     this.metrics = new NodeMetrics({ nodeId: self.nodeId, peers: config.peers.map((p) => p.nodeId).filter((id) => id !== self.nodeId) });
     this.events = new RaftEvents(this.metrics, log);
+    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000);
+    this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
+    this.view = new NodeStatusView({
+      core: () => this.driver.core,
+      sm,
+      self,
+      clusterId: version.clusterId,
+      metrics: this.metrics,
+      members: () => this.admin.members(),
+      peers: this.peerCalls,
+    });
   }
 
   get clusterId(): string {
@@ -213,15 +206,12 @@ export class ScmNode {
 
   private async boot(bindHost: string): Promise<void> {
     const { storage, sm, config } = this;
-    const applied = sm.lastApplied();
+    const groupDir = raftGroupDir(config, this.clusterId);
     const logBefore = { firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex() };
-    if ((await reconcileLogWithStateMachine(storage, applied, raftGroupDir(config, this.clusterId))) === 'log-reset') {
-      this.log.info({ applied, logBefore }, 'Raft log did not match scm.db after a snapshot install; restarted it after the applied index');
+    const boot = await recoverRaftState(storage, sm, { where: groupDir, warn: (msg, fields) => this.log.warn(fields, msg) });
+    if (boot.reconciliation === 'log-reset') {
+      this.log.info({ applied: sm.lastApplied(), logBefore }, 'Raft log did not match scm.db after a snapshot install; restarted it after the applied index');
     }
-    const conf = membershipOfEntry(storage.readConf());
-    this.savedConfIndex = conf.index;
-    this.committedMembers = [...conf.membership.voters, ...conf.membership.nonVoters].map((p) => p.id);
-    const hardState = storage.readMeta();
     const timing = raftTiming(config);
     const core = new RaftNode(
       {
@@ -235,9 +225,10 @@ export class ScmNode {
         maxInflightBytes: config.raft.appenderQueueByteLimitBytes,
         maxBytesPerMsg: 1024 * 1024,
         random: new SeededRandom(randomInt(2 ** 31)),
+        onWarning: (msg, fields) => this.log.warn(fields, msg),
       },
       storage,
-      { hardState, membership: conf.membership, membershipIndex: conf.index, applied: applied.index },
+      boot.initial,
     );
 
     this.transport = new PeerTransport({
@@ -260,40 +251,48 @@ export class ScmNode {
     });
 
     this.driver = new RaftDriver(
-      core,
-      storage,
-      sm,
+      {
+        core,
+        log: storage,
+        sm,
+        scheduler: realScheduler,
+        savedConfIndex: boot.savedConfIndex,
+        transport: {
+          send: (m) => {
+            if (m.type === 'snapshot-notify') this.events.snapshotNotification('sent', { peer: m.to, term: m.term, index: m.firstIndex });
+            this.transport.send(m.to, encodeRaftMessage(m));
+          },
+        },
+        checkpoints: new InterScmCheckpoints({
+          dbParentDir: config.dbDir,
+          clusterId: this.clusterId,
+          requesterId: this.nodeId,
+          deadlineMs: config.grpcDeadlineIntervalMs,
+          leaderGrpcAddress: (noticeFrom) => {
+            const leader = this.driver.core.leaderId;
+            return this.admin.peerConfig(leader === '' ? noticeFrom : leader)?.grpcAddress;
+          },
+          sm,
+          events: this.events,
+          log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+        }),
+      },
       {
         tickMs: timing.tickMs,
         snapshotThreshold: config.raft.snapshotThreshold,
         purgeEnabled: config.raft.logPurgeEnabled,
         purgeGap: config.raft.logPurgeGap,
         requestTimeoutMs: config.raft.requestTimeoutMs,
-        clientAddressOf: (id) => this.peerConfig(id)?.clientAddress,
+        clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
       },
       {
-        send: (m) => {
-          if (m.type === 'snapshot-notify') this.events.snapshotNotification('sent', { peer: m.to, term: m.firstTerm, index: m.firstIndex });
-          this.transport.send(m.to, encodeRaftMessage(m));
-        },
         onMembershipChange: () => this.onMembershipChange(),
-        onSoftState: (role, leader, term) => {
-          if (role !== this.role) {
-            if (role === 'candidate') this.events.electionStarted(term);
-            else this.events.roleChanged(metricsRole(role), term);
-          }
-          if (leader !== this.leader) {
-            this.events.leaderChanged({ term, leaderId: leader === '' ? null : leader, previousLeaderId: this.leader === '' ? null : this.leader });
-          }
-          this.role = role;
-          this.leader = leader;
-        },
+        onSoftState: (role, leader, term) => this.onSoftState(role, leader, term),
         onApplied: (results) => {
           let allocations = 0;
           for (const r of results) if (!r.replayed && r.outcome.ok && r.command?.type === 'allocateContainer') allocations++;
           if (allocations > 0) this.metrics.allocation(allocations);
         },
-        installSnapshot: (notice) => this.installSnapshot(notice),
         onError: (err) => this.log.error({ err }, 'raft loop error'),
         onFatal: (err) => this.fatal(err),
         onInfo: (msg, fields) => this.log.info(fields ?? {}, msg),
@@ -312,7 +311,7 @@ export class ScmNode {
     registerInterScmService(instrumented(grpcServer, this.metrics), {
       clusterId: this.clusterId,
       provider: new CheckpointProvider({
-        db: () => this.sm.db,
+        db: () => levelDbOf(this.sm),
         checkpointsDir: join(config.dbDir, CHECKPOINTS_DIR),
         minUsefulIndex: () => this.storage.firstIndex(),
         checkpointOptions: { onRetry: (reason) => this.log.info({ event: 'checkpoint_retry', reason }, 'checkpoint capture retried') },
@@ -335,22 +334,28 @@ export class ScmNode {
       readiness: () => assessReadiness(this.status()),
     });
     this.ports = { ...this.ports, http: this.http.port };
-    this.refreshGauges();
-    this.gaugeTimer = setInterval(() => this.refreshGauges(), 1_000);
+    this.view.refreshGauges();
+    this.gaugeTimer = setInterval(() => this.view.refreshGauges(), 1_000);
     this.gaugeTimer.unref();
     await this.checkPeersCluster();
     this.driver.start();
-    this.log.info({ clusterId: this.clusterId, ports: this.ports, applied, membership: conf.membership }, 'SCM started');
-    if (!this.isMember()) this.startJoining();
+    this.log.info(
+      { clusterId: this.clusterId, ports: this.ports, applied: sm.lastApplied(), membership: boot.initial.membership, configurationFrom: boot.configurationSource },
+      'SCM started',
+    );
+    if (!this.admin.isMemberId(this.nodeId)) this.admin.startJoining();
   }
 
-  private peerConfig(id: string): ScmPeerConfig | undefined {
-    return this.config.peers.find((p) => p.nodeId === id);
-  }
-
-  private isMember(): boolean {
-    const m = this.core.status().membership;
-    return [...m.voters, ...m.nonVoters].some((p) => p.id === this.nodeId);
+  private onSoftState(role: Role, leader: string, term: number): void {
+    if (role !== this.role) {
+      if (role === 'candidate') this.events.electionStarted(term);
+      else this.events.roleChanged(metricsRole(role), term);
+    }
+    if (leader !== this.leader) {
+      this.events.leaderChanged({ term, leaderId: leader === '' ? null : leader, previousLeaderId: this.leader === '' ? null : this.leader });
+    }
+    this.role = role;
+    this.leader = leader;
   }
 
   /** Refuses to run next to peers of another cluster (a reachable peer with another clusterID). */
@@ -358,14 +363,11 @@ export class ScmNode {
     const others = this.config.peers.filter((p) => p.nodeId !== this.nodeId);
     await Promise.all(
       others.map(async (peer) => {
-        const client = new ScmClient({ addresses: [peer.clientAddress], deadlineMs: 1_500, attemptTimeoutMs: 1_000 });
         let info: ClusterInfo;
         try {
-          info = await client.getClusterInfo();
+          info = await this.peerCalls.clusterInfo(peer.clientAddress);
         } catch {
           return; // unreachable peers are normal at start-up
-        } finally {
-          client.close();
         }
         if (info.clusterId !== this.clusterId) {
           throw new Error(
@@ -376,26 +378,7 @@ export class ScmNode {
     );
   }
 
-  /** A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up). */
-  private startJoining(): void {
-    const others = this.config.peers.filter((p) => p.nodeId !== this.nodeId).map((p) => p.clientAddress);
-    if (others.length === 0) return;
-    const attempt = async (): Promise<void> => {
-      if (this.stopping !== undefined || this.isMember()) return;
-      const client = new ScmClient({ addresses: others, deadlineMs: 5_000 });
-      try {
-        await client.addScm({ nodeId: this.nodeId, address: this.self.ratisAddress, clientAddress: this.self.clientAddress });
-        this.log.info('joined the SCM Raft group');
-      } catch (err) {
-        this.log.info({ err: (err as Error).message }, 'could not join the SCM Raft group yet; retrying');
-      } finally {
-        client.close();
-      }
-      if (this.stopping === undefined && !this.isMember()) this.joinTimer = setTimeout(() => void attempt(), 1_000);
-    };
-    this.joinTimer = setTimeout(() => void attempt(), 100);
-  }
-
+  /** The configuration changed: connect to its members and report the committed change. */
   private onMembershipChange(): void {
     const status = this.core.status();
     const m = status.membership;
@@ -406,101 +389,17 @@ export class ScmNode {
     peers.delete(this.nodeId);
     this.transport.setPeers(peers);
     const committed = this.core.committedMembership();
-    const members = [...committed.membership.voters, ...committed.membership.nonVoters].map((p) => p.id);
-    if (committed.index > this.savedConfIndex && this.savedConfIndex >= 0) {
-      this.events.membershipChanged({ index: committed.index, members, previousMembers: this.committedMembers });
+    if (committed.index !== this.committedMembersIndex) {
+      const members = [...committed.membership.voters, ...committed.membership.nonVoters].map((p) => p.id);
+      if (this.committedMembersIndex >= 0) this.events.membershipChanged({ index: committed.index, members, previousMembers: this.committedMembers });
+      this.committedMembers = members;
+      this.committedMembersIndex = committed.index;
     }
-    this.committedMembers = members;
     this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
-    void this.saveConf(committed);
-  }
-
-  /** Queues a raft-meta.conf write of `m` unless a newer one was already queued. */
-  private saveConf(m: IndexedMembership): Promise<void> {
-    if (m.index <= this.savedConfIndex) return this.confWrites;
-    this.savedConfIndex = m.index;
-    const entry = this.confEntry(m);
-    this.confWrites = this.confWrites
-      .then(() => this.storage.saveConf(entry))
-      .catch((err: unknown) => this.log.error({ err }, 'could not write raft-meta.conf'));
-    return this.confWrites;
-  }
-
-  private confEntry(m: IndexedMembership): LogEntry {
-    return {
-      term: this.core.logTerm(m.index) ?? 0,
-      index: m.index,
-      payload: { kind: 'config', peers: m.membership.voters, listeners: m.membership.nonVoters },
-    };
-  }
-
-  private leaderGrpcAddress(): string | undefined {
-    const leader = this.core.status().leader;
-    return leader === '' ? undefined : this.peerConfig(leader)?.grpcAddress;
-  }
-
-  private async installSnapshot(notice: SnapshotNotice): Promise<() => Promise<{ term: number; index: number }>> {
-    this.log.info({ leader: notice.leaderId, firstIndex: notice.firstIndex }, 'leader asked us to install a snapshot');
-    this.events.snapshotNotification('received', { peer: notice.leaderId, term: notice.firstTerm, index: notice.firstIndex });
-    const downloader = new SnapshotDownloader({
-      leaderAddress: () => this.leaderGrpcAddress() ?? this.peerConfig(notice.leaderId)?.grpcAddress,
-      expectedClusterId: this.clusterId,
-      snapshotDir: join(this.config.dbDir, SNAPSHOT_DIR),
-      deadlineMs: this.config.grpcDeadlineIntervalMs,
-      requesterId: this.nodeId,
-      log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
-    });
-    const download = this.events.snapshotTransfer('download', { peer: notice.leaderId, term: notice.firstTerm, index: notice.firstIndex });
-    let ready: ReadyCheckpoint;
-    try {
-      ready = await downloader.fetch(notice.firstIndex, this.downloads.signal);
-    } catch (err) {
-      download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : 'transport', err);
-      throw err;
-    }
-    download.done(ready.downloadedBytes);
-    // The swap runs between Readies: nothing else touches scm.db or the log meanwhile.
-    return async () => {
-      const install = this.events.snapshotTransfer('install', { term: ready.termIndex.term, index: ready.termIndex.index });
-      try {
-        const applied = this.sm.lastApplied();
-        if (ready.termIndex.index <= applied.index) {
-          throw new Error(`downloaded checkpoint at ${ready.termIndex.term}#${ready.termIndex.index} is not ahead of scm.db (applied ${applied.term}#${applied.index})`);
-        }
-        // installCheckpoint restores the old scm.db itself when it fails.
-        await installCheckpoint({
-          dbParentDir: this.config.dbDir,
-          checkpointDir: ready.dir,
-          termIndex: ready.termIndex,
-          closeDb: () => this.sm.close(),
-          openDb: () => this.sm.reload(),
-        });
-      } catch (err) {
-        install.failed('io', err);
-        throw err;
-      }
-      try {
-        // The configuration first: once the log is reset, it no longer holds the older ones.
-        await this.saveConf(notice.config);
-        await this.storage.reset(ready.termIndex.index + 1, ready.termIndex.term);
-      } catch (err) {
-        install.failed('io', err);
-        throw new FatalInstallError(`scm.db now holds ${ready.termIndex.term}#${ready.termIndex.index} but the Raft log could not be reset: ${(err as Error).message}`, { cause: err });
-      }
-      install.done(ready.downloadedBytes);
-      return ready.termIndex;
-    };
   }
 
   /** How the client service reaches Raft. */
   private gateway(): ReplicationGateway {
-    const waitForEntry = async (result: { ok: true; index: number; term: number } | { ok: false; error: string; leaderHint: string }, what: string) => {
-      if (!result.ok) {
-        if (result.error === 'not-leader') throw this.driver.notLeaderError();
-        throw new FailedPreconditionError(`${what}: ${result.error}`);
-      }
-      await this.driver.waitApplied(result.index, result.term);
-    };
     return {
       ensureLeader: () => {
         if (!this.driver.isLeader()) throw this.driver.notLeaderError();
@@ -511,140 +410,35 @@ export class ScmNode {
         await this.driver.readBarrier();
       },
       now: () => Date.now(),
-      roles: () => this.roles(),
+      roles: () => this.view.roles(),
       ownRole: () => this.ownRole(),
       clusterInfo: () => this.clusterInfo(),
-      transferLeadership: async (newLeaderId) => {
-        if (!this.driver.isLeader()) throw this.driver.notLeaderError();
-        if (newLeaderId === this.nodeId) return this.nodeId;
-        if (!this.core.status().membership.voters.some((p) => p.id === newLeaderId)) {
-          throw new NotFoundError(`SCM ${newLeaderId} is not a voting member of the group`);
-        }
-        const result = this.core.transferLeadership(newLeaderId);
-        if (!result.ok) throw new FailedPreconditionError(`cannot transfer leadership to ${newLeaderId}: ${result.error}`);
-        this.driver.kick();
-        await this.driver.waitFor(() => this.core.status().leader === newLeaderId, this.config.raft.requestTimeoutMs, `leadership transfer to ${newLeaderId}`);
-        return newLeaderId;
-      },
-      addScm: async (member) => {
-        if (!this.driver.isLeader()) throw this.driver.notLeaderError();
-        if (!this.isMemberId(member.nodeId)) {
-          const peer: RaftPeer = { id: member.nodeId, address: member.address, priority: 0 };
-          await waitForEntry(this.core.addNonVoter(peer, true), `cannot add SCM ${member.nodeId}`);
-          this.log.info({ member }, 'added SCM to the group as a non-voter; it is promoted once caught up');
-        }
-        return this.members();
-      },
-      removeScm: async (nodeId) => {
-        if (!this.driver.isLeader()) throw this.driver.notLeaderError();
-        if (!this.isMemberId(nodeId)) throw new NotFoundError(`SCM ${nodeId} is not a member of the group`);
-        await waitForEntry(this.core.removeServer(nodeId), `cannot remove SCM ${nodeId}`);
-        this.log.info({ nodeId }, 'removed SCM from the group');
-        return this.members();
-      },
+      transferLeadership: (newLeaderId) => this.admin.transferLeadership(newLeaderId),
+      addScm: (member) => this.admin.addScm(member),
+      removeScm: (nodeId) => this.admin.removeScm(nodeId),
     };
   }
 
-  private isMemberId(id: string): boolean {
-    const m = this.core.status().membership;
-    return [...m.voters, ...m.nonVoters].some((p) => p.id === id);
-  }
-
-  private members(): ScmMember[] {
-    const m = this.core.status().membership;
-    return [...m.voters, ...m.nonVoters].map((p) => ({
-      nodeId: p.id,
-      address: p.address,
-      clientAddress: this.peerConfig(p.id)?.clientAddress ?? '',
-    }));
-  }
-
   clusterInfo(): ClusterInfo {
-    const leader = this.core.status().leader;
+    const leader = this.core.leaderId;
     return {
       clusterId: this.clusterId,
       nodeId: this.nodeId,
       scmUuid: this.version.scmUuid,
       leaderId: leader,
-      leaderAddress: leader === '' ? '' : (this.peerConfig(leader)?.clientAddress ?? ''),
-      members: this.members(),
+      leaderAddress: leader === '' ? '' : (this.admin.peerConfig(leader)?.clientAddress ?? ''),
+      members: this.admin.members(),
     };
   }
 
   /** This node's own view, as every peer reports it in GetScmRoles. */
   ownRole(): ScmNodeRole {
-    const s = this.core.status();
-    const role =
-      s.role === 'leader' ? 'LEADER' : s.role === 'candidate' || s.role === 'pre-candidate' ? 'CANDIDATE' : s.role === 'non-voter' ? 'LISTENER' : 'FOLLOWER';
-    return {
-      nodeId: this.nodeId,
-      address: this.self.ratisAddress,
-      clientAddress: this.self.clientAddress,
-      role,
-      term: s.term,
-      commitIndex: s.commit,
-      appliedIndex: this.sm.isClosed ? s.applied : this.sm.lastApplied().index,
-    };
-  }
-
-  /** Every member's role, term and indexes, asked of each member itself (UNREACHABLE if it cannot answer). */
-  private async roles(): Promise<ScmNodeRole[]> {
-    const members = this.members();
-    return Promise.all(
-      members.map(async (member): Promise<ScmNodeRole> => {
-        if (member.nodeId === this.nodeId) return this.ownRole();
-        const unreachable: ScmNodeRole = { nodeId: member.nodeId, address: member.address, clientAddress: member.clientAddress, role: 'UNREACHABLE', term: 0, commitIndex: 0, appliedIndex: 0 };
-        if (member.clientAddress === '') return unreachable;
-        const client = new ScmClient({ addresses: [member.clientAddress], deadlineMs: 1_500, attemptTimeoutMs: 1_000 });
-        try {
-          const theirs = await client.getScmRoles({ selfOnly: true });
-          return theirs.find((r) => r.nodeId === member.nodeId) ?? unreachable;
-        } catch {
-          return unreachable;
-        } finally {
-          client.close();
-        }
-      }),
-    );
+    return this.view.ownRole();
   }
 
   /** /status and /readyz: role, term, indexes and members as this node sees them. */
   status(): NodeStatus {
-    const s = this.core.status();
-    const match = new Map(s.progress.map((p) => [p.id, p.match]));
-    const voters = new Set(s.membership.voters.map((p) => p.id));
-    return {
-      nodeId: this.nodeId,
-      clusterId: this.clusterId,
-      role: metricsRole(s.role),
-      term: s.term,
-      leaderId: s.leader === '' ? null : s.leader,
-      indexes: {
-        lastLog: s.lastIndex,
-        commit: s.commit,
-        applied: this.sm.isClosed ? s.applied : this.sm.lastApplied().index,
-        snapshot: this.sm.isClosed ? 0 : this.sm.snapshotPoint().index,
-      },
-      peers: [...s.membership.voters, ...s.membership.nonVoters].map((p) => ({
-        id: p.id,
-        address: p.address,
-        voter: voters.has(p.id),
-        matchIndex: s.role === 'leader' ? (p.id === this.nodeId ? s.lastIndex : (match.get(p.id) ?? 0)) : null,
-      })),
-    };
-  }
-
-  /** Gauges that are cheaper to sample than to update on every entry. */
-  private refreshGauges(): void {
-    if (this.sm.isClosed) return;
-    const s = this.core.status();
-    this.metrics.setTerm(s.term);
-    this.metrics.setIndexes({ lastLog: s.lastIndex, commit: s.commit, applied: this.sm.lastApplied().index });
-    this.metrics.setSnapshotIndex(this.sm.snapshotPoint().index);
-    this.metrics.setContainersByState(this.sm.containerCountsByState());
-    if (s.role === 'leader') {
-      for (const p of s.progress) if (p.id !== this.nodeId) this.metrics.setFollowerLag(p.id, Math.max(0, s.lastIndex - p.match));
-    }
+    return this.view.status();
   }
 
   /** The Raft loop cannot continue: stop everything and tell the owner (the daemon exits 1). */
@@ -662,16 +456,15 @@ export class ScmNode {
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      if (this.joinTimer !== undefined) clearTimeout(this.joinTimer);
+      this.admin.stop();
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
-      this.downloads.abort();
       await this.http?.close();
       const [ratis, ...others] = this.servers;
       await Promise.all(others.map((s) => shutdown(s)));
       if (this.driver !== undefined) await this.driver.stop();
       if (ratis !== undefined) await shutdown(ratis);
       this.transport?.close();
-      await this.confWrites;
+      this.peerCalls.close();
       await this.sm.close();
       await this.storage.close();
       this.log.info('SCM stopped');
@@ -680,3 +473,9 @@ export class ScmNode {
   }
 }
 
+/** Checkpoints read LevelDB's own files: the production state machine runs on classic-level. */
+function levelDbOf(sm: ScmStateMachine): RootDb {
+  const db = sm.db;
+  if (!(db instanceof Level)) throw new Error('scm.db is not a LevelDB database: checkpoints need LevelDB files');
+  return db as RootDb;
+}

@@ -7,6 +7,8 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatTransactionInfo, readTransactionInfoAt, compareTermIndex, type TermIndex } from '../statemachine/transaction-info.js';
+import { readConfigurationAt } from '../statemachine/state-machine.js';
+import type { AppliedConfiguration } from '../statemachine/raft-configuration.js';
 import { downloadCheckpoint, DownloadError, type DownloadProgress, type ResumePoint } from './download-client.js';
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
@@ -41,6 +43,8 @@ export interface ReadyCheckpoint {
   /** Extracted, verified LevelDB directory under `snapshot/`, to pass to installCheckpoint. */
   readonly dir: string;
   readonly termIndex: TermIndex;
+  /** The Raft configuration the checkpoint holds (in force at its index). */
+  readonly configuration: AppliedConfiguration;
   readonly manifest: Manifest;
   readonly downloadedBytes: number;
   readonly attempts: number;
@@ -124,7 +128,12 @@ export class SnapshotDownloader {
       if (termIndex.index < minIndex) {
         throw new StaleCheckpointError(`checkpoint at ${formatTransactionInfo(termIndex)} is older than needed: the leader's first available index is ${minIndex}`);
       }
-      return { dir: extractDir, termIndex, manifest, downloadedBytes: downloaded.bytes, attempts: attempt };
+      const configuration = await readConfigurationAt(extractDir);
+      if (configuration === undefined) throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds no Raft configuration`);
+      if (configuration.index > termIndex.index) {
+        throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds a configuration from index ${configuration.index}, after it`);
+      }
+      return { dir: extractDir, termIndex, configuration, manifest, downloadedBytes: downloaded.bytes, attempts: attempt };
     } catch (err) {
       await rm(extractDir, { recursive: true, force: true });
       throw err;

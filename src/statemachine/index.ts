@@ -5,6 +5,7 @@ export * from './log-entry.js';
 export * from './model.js';
 export * from './placement.js';
 export type { CommandFailure, CommandOutcome, CommandValue } from './records.js';
+export * from './raft-configuration.js';
 export * from './retry-cache.js';
 export * from './state-machine.js';
 export * from './tables.js';

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { BatchOperation } from 'level';
 import { Level } from 'level';
+import { encodeAppliedConfiguration, parseAppliedConfiguration, RAFT_CONFIGURATION_KEY, type AppliedConfiguration } from './raft-configuration.js';
 import { decodeCommand, type ScmCommandType } from './commands.js';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import { executeCommand } from './execute-command.js';
@@ -45,6 +46,11 @@ export interface ScmStateMachineOptions {
   readonly retryCacheTimeoutMs?: number;
   /** Most retry-cache entries kept; the oldest are evicted beyond it. Same on every replica. */
   readonly retryCacheMaxEntries?: number;
+  /**
+   * Opens the database at a location (default: LevelDB through `level`). The simulator passes
+   * memory-level databases, which have the same API.
+   */
+  readonly openDb?: (location: string) => ScmDb;
 }
 
 /** The result of one applied data entry. */
@@ -65,6 +71,11 @@ interface Loaded {
   readonly state: ScmState;
   readonly applied: TermIndex;
   readonly snapshot: TermIndex;
+  readonly configuration: AppliedConfiguration | undefined;
+}
+
+function openLevelDb(location: string): ScmDb {
+  return new Level<string, string>(location);
 }
 
 function parseCounter(text: string | undefined, what: string): number {
@@ -81,6 +92,7 @@ export class ScmStateMachine implements PipelinePlacementView {
   private state: ScmState;
   private applied: TermIndex;
   private snapshot: TermIndex;
+  private config: AppliedConfiguration | undefined;
   private closed = false;
   /** Serializes applyBatch, recordSnapshotPoint, reload and close: one DB writer at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -96,6 +108,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     this.state = loaded.state;
     this.applied = loaded.applied;
     this.snapshot = loaded.snapshot;
+    this.config = loaded.configuration;
   }
 
   /** Opens (creating if needed) scm.db at `dbDir` and loads its state into memory. */
@@ -103,9 +116,10 @@ export class ScmStateMachine implements PipelinePlacementView {
     const resolved: Required<ScmStateMachineOptions> = {
       retryCacheTimeoutMs: options.retryCacheTimeoutMs ?? DEFAULT_RETRY_CACHE_TIMEOUT_MS,
       retryCacheMaxEntries: options.retryCacheMaxEntries ?? DEFAULT_RETRY_CACHE_MAX_ENTRIES,
+      openDb: options.openDb ?? openLevelDb,
     };
     new RetryCache(resolved.retryCacheTimeoutMs, resolved.retryCacheMaxEntries); // validates the settings before touching the disk
-    const db = new Level<string, string>(dbDir);
+    const db = resolved.openDb(dbDir);
     await db.open();
     try {
       const loaded = await ScmStateMachine.load(db, resolved);
@@ -147,6 +161,7 @@ export class ScmStateMachine implements PipelinePlacementView {
       state,
       applied: await readTransactionInfo(db),
       snapshot: snapshotText === undefined ? ZERO_TERM_INDEX : parseTransactionInfo(snapshotText),
+      configuration: await readConfiguration(db),
     };
   }
 
@@ -169,6 +184,14 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   /**
+   * The Raft configuration in force as of lastApplied: the last configuration entry applied (or
+   * the one an installed checkpoint holds). Undefined before any was applied.
+   */
+  configuration(): AppliedConfiguration | undefined {
+    return this.config;
+  }
+
+  /**
    * Applies committed entries (in index order) as one atomic scm.db batch. Entries at or below
    * lastApplied are skipped; the first new one must be lastApplied+1. Returns one result per newly
    * applied, non-empty data entry. Throws (applying nothing) on a gap, an out-of-order or
@@ -181,11 +204,15 @@ export class ScmStateMachine implements PipelinePlacementView {
       const last = fresh[fresh.length - 1];
       if (last === undefined) return [];
       const results: ApplyResult[] = [];
+      let config: AppliedConfiguration | undefined;
       try {
         for (const entry of fresh) {
-          if (entry.payload.kind === 'data' && entry.payload.data.length > 0) results.push(this.applyData(entry, entry.payload.data));
+          const p = entry.payload;
+          if (p.kind === 'data' && p.data.length > 0) results.push(this.applyData(entry, p.data));
+          else if (p.kind === 'config') config = { term: entry.term, index: entry.index, voters: p.peers, nonVoters: p.listeners };
         }
         const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
+        if (config !== undefined) ops.push({ type: 'put', sublevel: this.tables.meta, key: RAFT_CONFIGURATION_KEY, value: encodeAppliedConfiguration(config) });
         ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
         await this.dbValue.batch<unknown, unknown>(ops, {});
       } catch (err) {
@@ -197,6 +224,7 @@ export class ScmStateMachine implements PipelinePlacementView {
         throw err;
       }
       this.applied = { term: last.term, index: last.index };
+      if (config !== undefined) this.config = config;
       return results;
     });
   }
@@ -288,7 +316,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     return this.exclusive(async () => {
       if (!this.closed) await this.dbValue.close();
       this.closed = true;
-      const db = new Level<string, string>(this.dbDir);
+      const db = this.options.openDb(this.dbDir);
       await db.open();
       try {
         const loaded = await ScmStateMachine.load(db, this.options);
@@ -297,6 +325,7 @@ export class ScmStateMachine implements PipelinePlacementView {
         this.state = loaded.state;
         this.applied = loaded.applied;
         this.snapshot = loaded.snapshot;
+        this.config = loaded.configuration;
         this.closed = false;
       } catch (err) {
         await db.close();
@@ -401,5 +430,22 @@ export class ScmStateMachine implements PipelinePlacementView {
     const run = this.queue.then(task, task);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** The configuration recorded in an open scm.db (or checkpoint), if any was applied. */
+export async function readConfiguration(db: ScmDb): Promise<AppliedConfiguration | undefined> {
+  const text = (await openTables(db).meta.get(RAFT_CONFIGURATION_KEY)) as string | undefined;
+  return text === undefined ? undefined : parseAppliedConfiguration(text);
+}
+
+/** Opens a closed scm.db or checkpoint directory just to read the configuration it holds. */
+export async function readConfigurationAt(dbDir: string): Promise<AppliedConfiguration | undefined> {
+  const db = new Level<string, string>(dbDir, { createIfMissing: false });
+  await db.open();
+  try {
+    return await readConfiguration(db);
+  } finally {
+    await db.close();
   }
 }

@@ -1,7 +1,7 @@
 // The tables of scm.db, as LevelDB sublevels named like Ozone's column families, with their key and
 // value encodings. Keeping the names and encodings in one place lets the snapshot code and tests
 // read scm.db exactly as the state machine writes it.
-import type { Level } from 'level';
+import type { AbstractLevel } from 'abstract-level';
 import { transactionInfoTable } from './transaction-info.js';
 
 export const CONTAINERS_TABLE = 'containers';
@@ -18,7 +18,13 @@ export const SNAPSHOT_POINT_KEY = 'snapshotPoint';
 /** meta key: the apply clock, the largest command timestamp applied so far (ms). */
 export const APPLY_CLOCK_KEY = 'applyClock';
 
-export type ScmDb = Level<string, string>;
+/**
+ * Any database with LevelDB's API: classic-level (`level`) on disk in production, memory-level in
+ * the simulator, which runs this very state machine.
+ */
+export type AnyLevel<K = string, V = string> = AbstractLevel<string | Buffer | Uint8Array, K, V>;
+
+export type ScmDb = AnyLevel;
 
 export function openTables(db: ScmDb) {
   return {

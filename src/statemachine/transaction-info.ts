@@ -2,6 +2,7 @@
 // It lives in the `scmTransactionInfos` table (a LevelDB sublevel, as Ozone's column family) and is
 // written in the same atomic batch as the entries it describes, so scm.db always knows exactly
 // where to resume. Checkpoints carry it too, which is how an installer knows what it is installing.
+import type { AbstractLevel } from 'abstract-level';
 import { Level } from 'level';
 import type { TermIndex } from '../log-entry.js';
 
@@ -36,12 +37,12 @@ export function compareTermIndex(a: TermIndex, b: TermIndex): number {
 }
 
 /** The sublevel that holds `#TRANSACTIONINFO` in an open scm.db (whatever the root's encodings). */
-export function transactionInfoTable<K, V>(db: Level<K, V>) {
+export function transactionInfoTable<K, V>(db: AbstractLevel<string | Buffer | Uint8Array, K, V>) {
   return db.sublevel<string, string>(TRANSACTION_INFO_TABLE, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
 }
 
 /** Reads `#TRANSACTIONINFO` from an open scm.db; a DB that never applied anything reads as 0#0. */
-export async function readTransactionInfo<K, V>(db: Level<K, V>): Promise<TermIndex> {
+export async function readTransactionInfo<K, V>(db: AbstractLevel<string | Buffer | Uint8Array, K, V>): Promise<TermIndex> {
   const value = await transactionInfoTable(db).get(TRANSACTION_INFO_KEY);
   return value === undefined ? ZERO_TERM_INDEX : parseTransactionInfo(value);
 }

@@ -21,6 +21,9 @@ export interface RaftMeta {
 export class RaftMetaStore {
   private meta: RaftMeta;
   private conf: LogEntry | undefined;
+  /** Writes of one file go one after another: they share its temporary file. */
+  private metaWrites: Promise<void> = Promise.resolve();
+  private confWrites: Promise<void> = Promise.resolve();
 
   /** Reads both files from `currentDir` (removing leftover temp files from an interrupted save). */
   constructor(
@@ -42,7 +45,13 @@ export class RaftMetaStore {
     return this.meta;
   }
 
-  async saveMeta(term: number, votedFor: string): Promise<void> {
+  saveMeta(term: number, votedFor: string): Promise<void> {
+    const write = this.metaWrites.then(() => this.writeMeta(term, votedFor));
+    this.metaWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  private async writeMeta(term: number, votedFor: string): Promise<void> {
     assertIndexLike(term, 'raft-meta term');
     if (typeof votedFor !== 'string') throw new TypeError(`raft-meta votedFor must be a string, got ${typeof votedFor}`);
     const text = formatProperties(
@@ -60,7 +69,13 @@ export class RaftMetaStore {
     return this.conf;
   }
 
-  async saveConf(entry: LogEntry): Promise<void> {
+  saveConf(entry: LogEntry): Promise<void> {
+    const write = this.confWrites.then(() => this.writeConf(entry));
+    this.confWrites = write.catch(() => undefined);
+    return write;
+  }
+
+  private async writeConf(entry: LogEntry): Promise<void> {
     if (entry.payload.kind !== 'config') {
       throw new TypeError(`raft-meta.conf holds a configuration entry, got a ${entry.payload.kind} entry at index ${entry.index}`);
     }

@@ -114,7 +114,7 @@ test('snapshot notification: leader pauses appends, follower installs, leader re
   const a = c.node('a');
   const at = a.raft.appliedIndex;
   cNode.log.resetToSnapshot(at, a.log.term(at) as number);
-  cNode.raft.snapshotInstalled(a.log.term(at) as number, at);
+  cNode.raft.snapshotInstalled(a.log.term(at) as number, at, a.raft.committedMembership());
   c.stabilize();
   c.tickAll(2);
   assert.equal(c.node('a').raft.status().progress.find((p) => p.id === 'c')?.state, 'replicate');
@@ -125,23 +125,42 @@ test('snapshot notification: leader pauses appends, follower installs, leader re
 test('snapshot notification: already-installed and failed installs', () => {
   // Already installed: the follower's commit index covers everything the leader purged.
   const { raft, log } = solo('b', { logTerms: [1, 1, 1, 1], term: 1, commit: 4 });
-  const config = { index: 0, membership: membership(['a', 'b', 'c']) };
-  raft.step({ type: 'snapshot-notify', from: 'a', to: 'b', term: 1, firstIndex: 4, firstTerm: 1, config });
+  raft.step({ type: 'snapshot-notify', from: 'a', to: 'b', term: 1, firstIndex: 4, prevTerm: 1, noticeId: 3 });
   const st = only(outbox(raft, log), 'snapshot-status');
-  assert.deepEqual([st[0]?.status, st[0]?.index], ['already-installed', 4]);
+  assert.deepEqual([st[0]?.status, st[0]?.index, st[0]?.noticeId], ['already-installed', 4, 3]);
   // Failed: the follower reports unavailable and takes the next notification again.
   const f = solo('c', { logTerms: [1], term: 1 });
-  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, firstTerm: 1, config });
+  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, prevTerm: 1, noticeId: 5 });
   const rd = f.raft.ready();
   assert.equal(rd?.snapshotNotice?.firstIndex, 10);
   f.raft.advance();
   f.raft.snapshotInstallFailed();
-  assert.equal(only(outbox(f.raft, f.log), 'snapshot-status')[0]?.status, 'unavailable');
-  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, firstTerm: 1, config });
+  const failed = only(outbox(f.raft, f.log), 'snapshot-status')[0];
+  assert.deepEqual([failed?.status, failed?.noticeId], ['unavailable', 5]);
+  f.raft.step({ type: 'snapshot-notify', from: 'a', to: 'c', term: 1, firstIndex: 10, prevTerm: 1, noticeId: 5 });
   assert.equal(f.raft.ready()?.snapshotNotice?.firstIndex, 10);
 });
 
 test('installing a snapshot older than what is applied is refused', () => {
   const { raft } = solo('b', { logTerms: [1, 1, 1], term: 1, commit: 3, applied: 3 });
-  assert.throws(() => raft.snapshotInstalled(1, 2), /below the applied index/);
+  assert.throws(() => raft.snapshotInstalled(1, 2, { index: 0, membership: membership(['a', 'b', 'c']) }), /below the applied index/);
+});
+
+test('after an install the follower hands out the entries that follow, whether it kept or reset its log', () => {
+  for (const keep of [true, false]) {
+    // b applied 3 of 20 entries; it installs a checkpoint at 17 (the simulator found a follower that
+    // then never handed its next entries to the caller: the install left a stale hand-out mark).
+    const { raft, log } = solo('b', { logTerms: Array.from({ length: keep ? 20 : 3 }, () => 1), term: 1, commit: 3, applied: 3 });
+    raft.step({ type: 'snapshot-notify', from: 'a', to: 'b', term: 1, firstIndex: 12, prevTerm: 0, noticeId: 1 });
+    outbox(raft, log);
+    assert.equal(raft.keepsLogOnInstall(1, 17), keep);
+    if (!keep) log.resetToSnapshot(17, 1);
+    raft.snapshotInstalled(1, 17, { index: 0, membership: membership(['a', 'b', 'c']) });
+    outbox(raft, log);
+    const next = keep ? 21 : 18;
+    const entries = [{ index: next, term: 1, payload: { kind: 'data' as const, data: new Uint8Array([7]) } }];
+    raft.step({ type: 'append', from: 'a', to: 'b', term: 1, prevIndex: next - 1, prevTerm: 1, entries, commit: next });
+    const rd = raft.ready();
+    assert.deepEqual(rd?.entries.map((e) => e.index), [next], keep ? 'kept log' : 'reset log');
+  }
 });

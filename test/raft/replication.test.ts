@@ -65,6 +65,8 @@ function electWithLog(ids: string[], logTerms: number[], term: number): { raft: 
   const [self, ...others] = ids as [string, ...string[]];
   const node = solo(self, { voters: ids, logTerms, term, overrides: { preVote: false } });
   for (let i = 0; i < 30 && node.raft.currentRole !== 'candidate'; i++) node.raft.tick();
+  // The vote requests (and our own vote) count once the new term is durable.
+  drain(node.raft, node.log);
   const t = node.raft.currentTerm;
   for (const o of others.slice(0, Math.floor(ids.length / 2))) {
     node.raft.step({ type: 'vote-response', from: o, to: self, term: t, reject: false });
@@ -133,7 +135,10 @@ test('the leader replicates before its own fsync but counts itself only after it
 
 test('a single-node cluster commits only after the Ready is persisted', () => {
   const { raft, log } = solo('a', { voters: ['a'] });
-  for (let i = 0; i < 30 && raft.currentRole !== 'leader'; i++) raft.tick();
+  for (let i = 0; i < 30 && raft.currentRole !== 'leader'; i++) {
+    raft.tick();
+    drain(raft, log);
+  }
   assert.equal(raft.currentRole, 'leader');
   outbox(raft, log);
   const r = raft.propose(new TextEncoder().encode('solo'));

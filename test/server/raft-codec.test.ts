@@ -30,15 +30,11 @@ const examples: Message[] = [
   { ...base, type: 'vote-response', reject: false },
   { ...base, type: 'pre-vote-response', reject: true },
   { ...base, type: 'timeout-now' },
-  {
-    ...base,
-    type: 'snapshot-notify',
-    firstIndex: 5001,
-    firstTerm: 3,
-    config: { index: 17, membership: { voters: [peer('scm1'), peer('scm2'), peer('scm3')], nonVoters: [peer('scm4')] } },
-  },
-  { ...base, type: 'snapshot-status', status: 'installed', index: 5000, snapshotTerm: 3 },
-  { ...base, type: 'snapshot-status', status: 'unavailable', index: 0, snapshotTerm: 0 },
+  { ...base, type: 'snapshot-notify', firstIndex: 5001, prevTerm: 3, noticeId: 12 },
+  { ...base, type: 'snapshot-status', status: 'installed', noticeId: 12, index: 5000, snapshotTerm: 3, configIndex: 17 },
+  { ...base, type: 'snapshot-status', status: 'already-installed', noticeId: 13, index: 5000, snapshotTerm: 3, configIndex: 17 },
+  { ...base, type: 'snapshot-status', status: 'in-progress', noticeId: 14, index: 0, snapshotTerm: 0, configIndex: 0 },
+  { ...base, type: 'snapshot-status', status: 'unavailable', noticeId: 12, index: 0, snapshotTerm: 0, configIndex: 0 },
 ];
 
 test('every Raft message type survives encode → decode unchanged', () => {
@@ -46,6 +42,16 @@ test('every Raft message type survives encode → decode unchanged', () => {
     const decoded = decodeRaftMessage(encodeRaftMessage(message));
     assert.deepEqual(normalize(decoded), normalize(message), message.type);
   }
+});
+
+test('wire numbers are fixed: golden bytes of a heartbeat and a snapshot status', () => {
+  // type=3 (HEARTBEAT), from "a", to "b", term 2, commit 5, readRound 1, sentTick 9.
+  const heartbeat = encodeRaftMessage({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 5, readRound: 1, sentTick: 9 });
+  assert.equal(Buffer.from(heartbeat).toString('hex'), '0803' + '120161' + '1a0162' + '2002' + '4005' + '6801' + '7009');
+  // type=11 (SNAPSHOT_STATUS), status=3 (ALREADY_INSTALLED) in field 23, noticeId in field 25,
+  // configIndex in field 20.
+  const status = encodeRaftMessage({ type: 'snapshot-status', from: 'a', to: 'b', term: 2, status: 'already-installed', noticeId: 4, index: 7, snapshotTerm: 2, configIndex: 1 });
+  assert.equal(Buffer.from(status).toString('hex'), '080b' + '120161' + '1a0162' + '2002' + 'b80103' + 'c80104' + '5007' + 'c00102' + 'a00101');
 });
 
 test('malformed bytes are rejected with a message naming the problem', () => {

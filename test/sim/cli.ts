@@ -1,47 +1,45 @@
-// Runs the deterministic Raft simulation outside the test suite.
+// Runs the deterministic simulation outside the test suite.
 //   npm run sim -- --seeds N [--from S] [--nodes 3|5]   run N seeds (both sizes unless --nodes)
 //   npm run sim -- --seed S [--nodes 3|5]               replay one seed, printing its trace
+//   --mutant NAME                                       with one known bug switched back on
+import { parseArgs } from 'node:util';
+import { setMutant, MUTANT_NAMES, type MutantName } from '../../src/raft/mutants.js';
 import { Simulation, SimulationFailure } from './simulator.js';
 
-function parseArgs(argv: string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value`);
-    out.set(a.slice(2), v);
-    i++;
-  }
-  for (const k of out.keys()) {
-    if (!['seed', 'seeds', 'from', 'nodes', 'fault-ms'].includes(k)) throw new Error(`unknown option --${k}`);
-  }
-  return out;
-}
+const USAGE = 'usage: npm run sim -- --seeds N [--from S] [--nodes 3|5] | --seed S [--nodes 3|5] [--fault-ms MS] [--mutant NAME]';
 
-function int(args: Map<string, string>, name: string, fallback: number): number {
-  const v = args.get(name);
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+function int(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${JSON.stringify(value)}`);
   return n;
 }
 
-function main(): number {
-  let args: Map<string, string>;
+async function main(): Promise<number> {
+  let values;
   try {
-    args = parseArgs(process.argv.slice(2));
+    ({ values } = parseArgs({
+      options: { seed: { type: 'string' }, seeds: { type: 'string' }, from: { type: 'string' }, nodes: { type: 'string' }, 'fault-ms': { type: 'string' }, mutant: { type: 'string' } },
+      strict: true,
+    }));
   } catch (err) {
-    console.error(`sim: ${(err as Error).message}\nusage: npm run sim -- --seeds N [--from S] [--nodes 3|5] | --seed S [--nodes 3|5]`);
+    console.error(`sim: ${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  const sizes = args.has('nodes') ? [int(args, 'nodes', 3)] : [3, 5];
-  const faultMs = int(args, 'fault-ms', 2000);
-  if (args.has('seed')) {
-    const seed = int(args, 'seed', 0);
+  const sizes = values.nodes !== undefined ? [int(values.nodes, 'nodes', 3)] : [3, 5];
+  const faultMs = int(values['fault-ms'], 'fault-ms', 2000);
+  if (values.mutant !== undefined) {
+    if (!(MUTANT_NAMES as readonly string[]).includes(values.mutant)) {
+      console.error(`sim: unknown mutant ${JSON.stringify(values.mutant)}; one of ${MUTANT_NAMES.join(', ')}`);
+      return 2;
+    }
+    setMutant(values.mutant as MutantName);
+  }
+  if (values.seed !== undefined) {
+    const seed = int(values.seed, 'seed', 0);
     for (const nodes of sizes) {
       try {
-        const r = new Simulation({ seed, nodes, faultMs, leaseRead: seed % 4 === 3, traceSize: 400 }).run();
+        const r = await new Simulation({ seed, nodes, faultMs, leaseRead: seed % 4 === 3, traceSize: 600 }).run();
         console.log(`seed ${seed} (${nodes} nodes): ok ${JSON.stringify(r)}`);
       } catch (err) {
         console.error(err instanceof SimulationFailure ? err.message : err);
@@ -50,14 +48,14 @@ function main(): number {
     }
     return 0;
   }
-  const count = int(args, 'seeds', 100);
-  const from = int(args, 'from', 1);
+  const count = int(values.seeds, 'seeds', 100);
+  const from = int(values.from, 'from', 1);
   let failures = 0;
   const started = Date.now();
   for (let seed = from; seed < from + count; seed++) {
     for (const nodes of sizes) {
       try {
-        new Simulation({ seed, nodes, faultMs, leaseRead: seed % 4 === 3 }).run();
+        await new Simulation({ seed, nodes, faultMs, leaseRead: seed % 4 === 3 }).run();
       } catch (err) {
         failures++;
         console.error(err instanceof SimulationFailure ? err.message : err);
@@ -70,4 +68,4 @@ function main(): number {
   return failures === 0 ? 0 : 1;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

@@ -1,31 +1,47 @@
-// Deterministic simulation of a Raft cluster (TigerBeetle/FoundationDB style): 3 or 5 RaftNode cores
-// in one process on a simulated clock and network, all randomness from one seed. Faults: message
-// drop, delay, reorder, duplication; symmetric, asymmetric and flapping partitions; crashes that lose
-// (or tear) whatever was not fsynced; slow disks; leadership transfers and membership changes.
-// Safety invariants are checked after every event; after the faults heal the cluster must elect a
-// leader, commit a new proposal and converge within a bounded simulated time. A register workload
-// (writes through the log, ReadIndex reads) is checked for linearizability at the end.
+// Deterministic simulation of an SCM Raft group (TigerBeetle/FoundationDB style) that runs the
+// production code: each node is the real RaftDriver over the real RaftNode, the real
+// ScmStateMachine (over memory-level, which has LevelDB's API), the real start-up recovery
+// (raft-boot.ts) and the real snapshot catch-up (snapshot-catch-up.ts); messages travel through the
+// real Raft codec. What is simulated is only what the node gets from the outside: time
+// (sim-scheduler.ts), the disk (sim-log-store.ts: a crash loses what was not fsynced), the network
+// and where checkpoints are downloaded from. All randomness comes from one seed.
+//
+// Faults: message drop, delay, reordering and duplication (late and duplicated snapshot statuses
+// included); symmetric, asymmetric and flapping partitions; crashes, most of them with writes in
+// flight (at the fsync point), some in the middle of a snapshot install; restarts from raft-meta
+// and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older copy of the
+// node's directories; pauses longer than the election timeout; tick-rate skew; slow disks;
+// leadership transfers; membership changes from one voter up. Invariants are checked after every
+// event; after the faults heal the group must elect a leader, commit and converge (same applied
+// index and scm.db digest everywhere) within a bound; a register workload (datanode registrations
+// written through the log, read with ReadIndex) is checked for linearizability.
+import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
   SeededRandom,
-  type HardState,
   type IndexedMembership,
   type LogEntry,
-  type Membership,
   type Message,
   type RaftPeer,
-  type Ready,
   type SnapshotNotice,
 } from '../../src/raft/index.js';
-import { SimLog } from './sim-log.js';
+import { ScmStateMachine, encodeCommand, readConfiguration, type ScmDb } from '../../src/statemachine/index.js';
+import { RaftDriver } from '../../src/server/raft-driver.js';
+import { recoverRaftState } from '../../src/server/raft-boot.js';
+import { decodeRaftMessage, encodeRaftMessage } from '../../src/server/raft-codec.js';
+import type { CatchUpFailpoint, CheckpointSource, FetchedCheckpoint } from '../../src/server/snapshot-catch-up.js';
+import { readTransactionInfo } from '../../src/statemachine/transaction-info.js';
+import { EventQueue, NodeScheduler } from './sim-scheduler.js';
+import { cloneDisk, emptyDisk, SimLogStore, type DiskImage } from './sim-log-store.js';
 import { checkRegister, type RegisterOp } from './linearizability.js';
 
 export interface SimOptions {
   readonly seed: number;
+  /** Servers that exist (some may start outside the group). */
   readonly nodes: number;
   /** Simulated milliseconds of faults and workload. */
   readonly faultMs?: number;
-  /** After healing, the cluster must commit and converge within this many simulated ms. */
+  /** After healing, the group must commit and converge within this many simulated ms. */
   readonly livenessBoundMs?: number;
   readonly traceSize?: number;
   readonly leaseRead?: boolean;
@@ -37,10 +53,17 @@ export interface SimResult {
   readonly committed: number;
   readonly leaders: number;
   readonly crashes: number;
-  readonly snapshotsInstalled: number;
+  readonly crashesWithWritesInFlight: number;
+  readonly installs: number;
   readonly membershipChanges: number;
   readonly transfers: number;
-  readonly historyOps: number;
+  readonly writes: number;
+  readonly reads: number;
+  readonly initialVoters: number;
+  readonly pauses: number;
+  readonly restoredFromCopy: number;
+  readonly confLost: number;
+  readonly installCrashes: number;
 }
 
 export class SimulationFailure extends Error {
@@ -57,118 +80,87 @@ export class SimulationFailure extends Error {
 const TICK_MS = 10;
 const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
-const SNAPSHOT_EVERY = 25;
-const PURGE_GAP = 5;
 const CLIENT_TIMEOUT_MS = 400;
-const KEYS = ['x', 'y'];
+const KEYS = ['dn-x', 'dn-y'];
+const CHECKPOINT_REUSE_MS = 300;
 
-interface StateMachine {
-  applied: number;
-  appliedTerm: number;
-  kv: Map<string, number>;
-  config: IndexedMembership;
+/** Thrown into a node's code at a failpoint where the simulator crashed it: that incarnation stops. */
+class SimCrash extends Error {}
+
+interface Checkpoint {
+  readonly db: ScmDb;
+  readonly index: number;
+  readonly createdAt: number;
+}
+
+interface Backup {
+  readonly disk: DiskImage;
+  readonly db: ScmDb;
+  readonly at: number;
 }
 
 interface SimNode {
   readonly id: string;
   readonly ordinal: number;
+  readonly rate: number;
   alive: boolean;
   incarnation: number;
-  // Durable state: survives crashes.
-  dLog: SimLog;
-  dHard: HardState;
-  sm: StateMachine;
-  // Volatile state.
-  cLog: SimLog;
-  raft: RaftNode;
-  outstanding: Ready | null;
-  lastCommit: number;
-  /** Highest commit index verified against the global committed log. */
-  checkedCommit: number;
+  pausedUntil: number;
   slowDiskUntil: number;
-  installing: boolean;
+  /** Set: crash when the next write is issued (with it in flight), staying down this long. */
+  crashAtNextWrite: number | undefined;
+  // The node's disk: survives crashes.
+  disk: DiskImage;
+  db: ScmDb;
+  backup: Backup | undefined;
+  checkpoint: Checkpoint | undefined;
+  // The running process.
+  store: SimLogStore | undefined;
+  sm: ScmStateMachine | undefined;
+  driver: RaftDriver | undefined;
+  scheduler: NodeScheduler | undefined;
+  booting: boolean;
+  lastCommit: number;
+  lastApplied: number;
 }
 
-interface Event {
-  readonly time: number;
-  readonly seq: number;
-  readonly run: () => void;
-}
-
-interface PendingWrite {
-  readonly client: number;
-  readonly opId: string;
-  readonly key: string;
-  readonly value: number;
-  readonly invoke: number;
-  readonly node: string;
-  readonly incarnation: number;
-  readonly index: number;
-}
-
-interface PendingRead {
-  readonly client: number;
-  readonly reqId: string;
+interface PendingOp {
   readonly key: string;
   readonly invoke: number;
-  readonly node: string;
-  readonly incarnation: number;
+  readonly label: string;
+  readonly write?: number;
 }
 
-/** A min-heap of events ordered by (time, insertion sequence): ties replay deterministically. */
-class EventQueue {
-  private readonly heap: Event[] = [];
-  private seq = 0;
-
-  push(time: number, run: () => void): void {
-    const ev: Event = { time, seq: this.seq++, run };
-    const h = this.heap;
-    h.push(ev);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(ev, h[parent] as Event)) break;
-      h[i] = h[parent] as Event;
-      i = parent;
-    }
-    h[i] = ev;
-  }
-
-  pop(): Event | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (top === undefined || last === undefined || h.length === 0) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= h.length) break;
-      const r = l + 1;
-      const c = r < h.length && before(h[r] as Event, h[l] as Event) ? r : l;
-      if (!before(h[c] as Event, last)) break;
-      h[i] = h[c] as Event;
-      i = c;
-    }
-    h[i] = last;
-    return top;
-  }
-
-  get size(): number {
-    return this.heap.length;
-  }
+function newDb(): ScmDb {
+  return new MemoryLevel<string, string>() as unknown as ScmDb;
 }
 
-function before(a: Event, b: Event): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+/** A consistent copy of a database (memory-level iterators read a snapshot). */
+async function copyDb(src: ScmDb): Promise<ScmDb> {
+  const dst = newDb();
+  await dst.open();
+  const ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
+  for await (const [key, value] of src.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' })) ops.push({ type: 'put', key, value });
+  await dst.batch<Buffer, Buffer>(ops, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  return dst;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/** FNV-1a over an entry's position and content: two committed entries must hash alike. */
+function entryHash(e: LogEntry): string {
+  let h = 0x811c9dc5;
+  const mix = (b: number): void => {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  };
+  const text = e.payload.kind === 'data' ? '' : JSON.stringify(e.payload);
+  for (let i = 0; i < text.length; i++) mix(text.charCodeAt(i) & 0xff);
+  if (e.payload.kind === 'data') for (const b of e.payload.data) mix(b);
+  return `${e.term}:${e.payload.kind}:${h.toString(16)}`;
+}
 
 export class Simulation {
   private readonly rng: SeededRandom;
   private readonly queue = new EventQueue();
-  private now = 0;
   private events = 0;
   private readonly nodes: SimNode[] = [];
   private readonly byId = new Map<string, SimNode>();
@@ -176,146 +168,181 @@ export class Simulation {
   private readonly faultMs: number;
   private readonly livenessBoundMs: number;
   private readonly leaseRead: boolean;
-  // Small, seed-chosen batch limits split replication into many messages (more interleavings).
-  private readonly maxBytesPerMsg: number;
-  private readonly maxInflightMsgs: number;
-  // Some seeds run without pre-vote or check-quorum: more disruptive elections, deposed leaders
-  // that linger (which ReadIndex must cope with).
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
+  private readonly maxBytesPerMsg: number;
+  private readonly maxInflightMsgs: number;
+  private readonly snapshotThreshold: number;
+  private readonly purgeGap: number;
+  private readonly initialVoters: number;
 
-  // Network state.
+  // Network.
   private readonly blocked = new Set<string>();
   private dropRate = 0;
   private dupRate = 0;
   private reorderRate = 0;
 
-  // Checker state.
+  // What is known committed: index → entry hash (and the configuration entries among them).
   private readonly leaderOfTerm = new Map<number, string>();
-  private readonly globalTerm: number[] = [0];
-  private readonly globalHash: number[] = [0];
+  private readonly committedHash: string[] = [''];
+  private readonly committedConfigs: IndexedMembership[] = [];
   private globalCommit = 0;
 
   // Workload.
-  /** Each client keeps using the node it believes leads until that node says otherwise. */
-  private readonly clientLeader = new Map<number, string>();
-  private readonly pendingWrites = new Map<string, PendingWrite>();
-  private readonly pendingReads = new Map<string, PendingRead>();
+  private readonly clientTarget = new Map<number, string>();
   private readonly history = new Map<string, RegisterOp[]>();
+  private readonly pending = new Set<PendingOp>();
   private nextValue = 1;
-  private nextOp = 1;
+  private nextCall = 1;
   private workloadOpen = true;
+  private writes = 0;
+  private reads = 0;
 
   // Liveness.
-  private marker: { opId: string; node: string; term: number; index: number } | undefined;
-  private markerCommitted: { index: number } | undefined;
+  private marker: { readonly node: string; readonly incarnation: number; readonly term: number } | undefined;
+  private markerIndex: number | undefined;
   private converged = false;
+  private finalRead = false;
+  private finalDone = false;
 
   // Trace and counters.
   private readonly trace: string[] = [];
   private traceHead = 0;
   private readonly traceSize: number;
   private crashes = 0;
-  private snapshotsInstalled = 0;
+  private crashesWithWrites = 0;
+  private installs = 0;
   private membershipChanges = 0;
   private transfers = 0;
+  private pauses = 0;
+  private restoredFromCopy = 0;
+  private confLost = 0;
+  private installCrashes = 0;
+  private failure: string | undefined;
 
   constructor(private readonly opts: SimOptions) {
     if (!Number.isSafeInteger(opts.seed)) throw new Error(`seed must be an integer, got ${opts.seed}`);
     if (opts.nodes < 1 || opts.nodes > 9) throw new Error(`nodes must be 1..9, got ${opts.nodes}`);
     this.rng = new SeededRandom(opts.seed);
     this.faultMs = opts.faultMs ?? 2000;
-    this.livenessBoundMs = opts.livenessBoundMs ?? 5000;
-    this.traceSize = opts.traceSize ?? 150;
+    this.livenessBoundMs = opts.livenessBoundMs ?? 6000;
+    this.traceSize = opts.traceSize ?? 200;
     this.leaseRead = opts.leaseRead ?? false;
-    this.maxBytesPerMsg = [60, 200, 1000, 4096][this.rng.nextInt(4)] as number;
+    this.maxBytesPerMsg = [200, 1000, 4096, 64 * 1024][this.rng.nextInt(4)] as number;
     this.maxInflightMsgs = 1 + this.rng.nextInt(8);
     this.preVote = this.rng.chance(0.75);
     this.checkQuorum = this.leaseRead || this.rng.chance(0.6);
+    this.snapshotThreshold = 10 + this.rng.nextInt(30);
+    this.purgeGap = this.rng.nextInt(6);
+    // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
+    // or with every server a voter.
+    const r = this.rng.nextInt(10);
+    this.initialVoters = opts.nodes === 1 ? 1 : r < 2 ? 1 : r < 4 ? Math.min(2, opts.nodes) : opts.nodes;
     this.allPeers = [];
     for (let k = 0; k < opts.nodes; k++) {
       const id = String.fromCharCode(97 + k);
       this.allPeers.push({ id, address: `${id}:9894`, priority: 0 });
     }
-    const initial: IndexedMembership = { index: 0, membership: { voters: this.allPeers, nonVoters: [] } };
+    const bootstrap: LogEntry = { term: 0, index: 0, payload: { kind: 'config', peers: this.allPeers.slice(0, this.initialVoters), listeners: [] } };
+    this.committedConfigs.push({ index: 0, membership: { voters: this.allPeers.slice(0, this.initialVoters), nonVoters: [] } });
     for (let k = 0; k < opts.nodes; k++) {
       const id = (this.allPeers[k] as RaftPeer).id;
-      const dLog = new SimLog();
+      // Tick-rate skew: each node's clock runs up to 10% fast or slow.
+      const rate = 0.9 + this.rng.nextInt(21) / 100;
       const node: SimNode = {
         id,
         ordinal: k,
-        alive: true,
+        rate,
+        alive: false,
         incarnation: 0,
-        dLog,
-        dHard: { term: 0, votedFor: '' },
-        sm: { applied: 0, appliedTerm: 0, kv: new Map(), config: initial },
-        cLog: dLog.clone(),
-        raft: undefined as unknown as RaftNode,
-        outstanding: null,
-        lastCommit: 0,
-        checkedCommit: 0,
+        pausedUntil: 0,
         slowDiskUntil: 0,
-        installing: false,
+        crashAtNextWrite: undefined,
+        // `scm init` writes the bootstrap configuration on the initial voters; the others have run
+        // `scm bootstrap` (no configuration: they wait to be added).
+        disk: emptyDisk(k < this.initialVoters ? bootstrap : undefined),
+        db: newDb(),
+        backup: undefined,
+        checkpoint: undefined,
+        store: undefined,
+        sm: undefined,
+        driver: undefined,
+        scheduler: undefined,
+        booting: false,
+        lastCommit: 0,
+        lastApplied: 0,
       };
-      node.raft = this.makeRaft(node);
       this.nodes.push(node);
       this.byId.set(id, node);
     }
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     try {
-      return this.runUnchecked();
+      return await this.runUnchecked();
     } catch (err) {
       if (err instanceof SimulationFailure) throw err;
       const reason = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      throw new SimulationFailure(this.opts.seed, `exception at t=${this.now}ms: ${reason}`, this.formatTrace());
+      throw new SimulationFailure(this.opts.seed, `exception at t=${this.queue.now}ms: ${reason}`, this.formatTrace());
     }
   }
 
-  private runUnchecked(): SimResult {
-    for (const n of this.nodes) {
-      const phase = this.rng.nextInt(TICK_MS);
-      this.at(phase, () => this.tickLoop(n));
-    }
-    for (let c = 0; c < 3; c++) this.at(50 + this.rng.nextInt(50), () => this.clientStep(c));
+  private async runUnchecked(): Promise<SimResult> {
+    for (const n of this.nodes) this.at(this.rng.nextInt(TICK_MS), () => this.boot(n));
+    for (let c = 0; c < 3; c++) this.at(80 + this.rng.nextInt(50), () => this.clientStep(c));
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
     this.at(this.faultMs, () => this.heal());
     const deadline = this.faultMs + this.livenessBoundMs;
-    this.at(this.faultMs, () => this.livenessStep());
     while (this.queue.size > 0 && !this.converged) {
-      const ev = this.queue.pop() as Event;
+      const ev = this.queue.pop()!;
       if (ev.time > deadline) break;
-      this.now = ev.time;
       this.events++;
       ev.run();
+      // Let every promise continuation of that event run (the production code is async) before
+      // simulated time moves on. memory-level and the driver only use microtasks.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.failure !== undefined) this.fail(this.failure);
+      this.checkAll();
     }
     if (!this.converged) {
       const state = this.nodes
-        .map((n) => `${n.id}:${n.alive ? n.raft.currentRole : 'dead'} t${n.raft.currentTerm} commit=${n.raft.commitIndex} last=${n.raft.lastIndex}`)
+        .map((n) => {
+          const c = n.driver?.core;
+          return `${n.id}:${!n.alive ? 'dead' : c === undefined ? 'booting' : `${c.currentRole} t${c.currentTerm} commit=${c.commitIndex} last=${c.lastIndex} applied=${n.sm?.lastApplied().index}`}`;
+        })
         .join('  ');
-      this.fail(`liveness: no leader committed and converged within ${this.livenessBoundMs}ms after healing (${state}; marker ${JSON.stringify(this.markerCommitted)})`);
+      this.fail(`liveness: no leader committed and converged within ${this.livenessBoundMs}ms after healing (${state}; marker at ${this.markerIndex ?? 'none'})`);
     }
+    await this.checkConvergence();
     this.checkHistory();
-    let historyOps = 0;
-    for (const h of this.history.values()) historyOps += h.length;
     return {
       seed: this.opts.seed,
       events: this.events,
       committed: this.globalCommit,
       leaders: this.leaderOfTerm.size,
       crashes: this.crashes,
-      snapshotsInstalled: this.snapshotsInstalled,
+      crashesWithWritesInFlight: this.crashesWithWrites,
+      installs: this.installs,
       membershipChanges: this.membershipChanges,
       transfers: this.transfers,
-      historyOps,
+      writes: this.writes,
+      reads: this.reads,
+      initialVoters: this.initialVoters,
+      pauses: this.pauses,
+      restoredFromCopy: this.restoredFromCopy,
+      confLost: this.confLost,
+      installCrashes: this.installCrashes,
     };
   }
 
   // ------------------------------------------------------------ plumbing
 
+  private get now(): number {
+    return this.queue.now;
+  }
+
   private at(time: number, run: () => void): void {
-    this.queue.push(time, run);
+    this.queue.at(time, run);
   }
 
   private note(text: string): void {
@@ -335,173 +362,265 @@ export class Simulation {
     throw new SimulationFailure(this.opts.seed, `t=${this.now}ms: ${reason}`, this.formatTrace());
   }
 
-  private makeRaft(n: SimNode): RaftNode {
-    return new RaftNode(
-      {
-        id: n.id,
-        electionTicks: ELECTION_TICKS,
-        heartbeatTicks: HEARTBEAT_TICKS,
-        preVote: this.preVote,
-        checkQuorum: this.checkQuorum,
-        leaseRead: this.leaseRead,
-        maxInflightMsgs: this.maxInflightMsgs,
-        maxInflightBytes: 64 * 1024,
-        maxBytesPerMsg: this.maxBytesPerMsg,
-        maxCommittedBytesPerReady: 4 * 1024,
-        random: new SeededRandom(this.opts.seed * 131 + n.ordinal * 7919 + n.incarnation * 104729),
+  /** Records a violation found inside a callback of the node's own code; thrown after the event. */
+  private violation(reason: string): void {
+    this.failure ??= reason;
+  }
+
+  private running(n: SimNode): RaftDriver | undefined {
+    return n.alive && !n.booting ? n.driver : undefined;
+  }
+
+  // ------------------------------------------------------------ a node's life
+
+  private boot(n: SimNode): void {
+    n.alive = true;
+    n.booting = true;
+    const incarnation = n.incarnation;
+    const scheduler = new NodeScheduler(this.queue, { alive: (inc) => n.alive && n.incarnation === inc, pausedUntil: () => n.pausedUntil }, incarnation, n.rate);
+    n.scheduler = scheduler;
+    const store = new SimLogStore(n.disk, {
+      onWritePending: () => {
+        const downFor = n.crashAtNextWrite;
+        if (downFor !== undefined && n.incarnation === incarnation) {
+          // Crash with this write in flight, at the fsync point.
+          n.crashAtNextWrite = undefined;
+          this.at(this.now, () => {
+            if (!(n.alive && n.incarnation === incarnation)) return;
+            this.crash(n, 'at the fsync point');
+            this.at(Math.min(this.now + downFor, this.faultMs), () => this.restart(n));
+          });
+          return;
+        }
+        const slow = this.now < n.slowDiskUntil;
+        scheduler.after(slow ? 20 + this.rng.nextInt(60) : 1 + this.rng.nextInt(3), () => store.flush());
       },
-      n.cLog,
-      {
-        hardState: n.dHard,
-        membership: n.sm.config.membership,
-        membershipIndex: n.sm.config.index,
-        applied: n.sm.applied,
-      },
-    );
-  }
-
-  // ------------------------------------------------------------ node driving
-
-  private tickLoop(n: SimNode): void {
-    if (n.alive) {
-      n.raft.tick();
-      this.afterActivity(n);
-    }
-    this.at(this.now + TICK_MS, () => this.tickLoop(n));
-  }
-
-  /** After any input to a node: check invariants, then hand out its next Ready. */
-  private afterActivity(n: SimNode): void {
-    this.checkNode(n);
-    this.processReady(n);
-  }
-
-  private processReady(n: SimNode): void {
-    if (!n.alive || n.outstanding !== null) return;
-    const rd = n.raft.ready();
-    if (rd === null) return;
-    n.outstanding = rd;
-    if (rd.softState !== undefined) {
-      this.note(`${n.id} becomes ${rd.softState.role} t${rd.softState.term} leader=${rd.softState.leader || '-'}`);
-      if (rd.softState.role === 'leader') this.checkLeaderCompleteness(n);
-    }
-    if (rd.entries.length > 0) {
-      n.cLog.append(rd.entries);
-      this.checkLogMatching(n, rd.entries);
-    }
-    for (const m of rd.messages) this.send(m);
-    if (rd.snapshotNotice !== undefined) this.scheduleInstall(n, rd.snapshotNotice);
-    const needsSync = rd.entries.length > 0 || rd.hardState !== undefined;
-    if (!needsSync) {
-      this.completeReady(n, rd);
-      return;
-    }
-    const slow = this.now < n.slowDiskUntil;
-    const delay = slow ? 20 + this.rng.nextInt(60) : 1 + this.rng.nextInt(3);
-    const inc = n.incarnation;
-    this.at(this.now + delay, () => {
-      if (n.alive && n.incarnation === inc && n.outstanding === rd) this.completeReady(n, rd);
+    });
+    n.store = store;
+    const live = (): boolean => n.alive && n.incarnation === incarnation;
+    void (async () => {
+      const sm = await ScmStateMachine.open(`sim/${n.id}/scm.db`, { openDb: () => n.db });
+      const boot = await recoverRaftState(store, sm, {
+        where: `sim/${n.id}`,
+        warn: (message) => this.note(`${n.id} warns: ${message}`),
+      });
+      if (!live()) return;
+      const core = new RaftNode(
+        {
+          id: n.id,
+          electionTicks: ELECTION_TICKS,
+          heartbeatTicks: HEARTBEAT_TICKS,
+          preVote: this.preVote,
+          checkQuorum: this.checkQuorum,
+          leaseRead: this.leaseRead,
+          maxInflightMsgs: this.maxInflightMsgs,
+          maxInflightBytes: 64 * 1024,
+          maxBytesPerMsg: this.maxBytesPerMsg,
+          maxCommittedBytesPerReady: 4 * 1024,
+          random: new SeededRandom(this.opts.seed * 131 + n.ordinal * 7919 + n.incarnation * 104729),
+          onWarning: (message) => this.note(`${n.id} warns: ${message}`),
+        },
+        store,
+        boot.initial,
+      );
+      const driver = new RaftDriver(
+        {
+          core,
+          log: store,
+          // The real state machine; the simulator watches what it is given to apply.
+          sm: {
+            applyBatch: (entries) => {
+              this.recordApplied(n, entries);
+              return sm.applyBatch(entries);
+            },
+            lastApplied: () => sm.lastApplied(),
+            snapshotPoint: () => sm.snapshotPoint(),
+            recordSnapshotPoint: () => sm.recordSnapshotPoint(),
+            configuration: () => sm.configuration(),
+          },
+          scheduler,
+          savedConfIndex: boot.savedConfIndex,
+          transport: { send: (m) => (live() ? this.send(m) : undefined) },
+          checkpoints: this.checkpointSource(n, incarnation),
+          catchUpFailpoint: (name) => this.installFailpoint(n, incarnation, name),
+        },
+        {
+          tickMs: TICK_MS,
+          snapshotThreshold: this.snapshotThreshold,
+          purgeEnabled: true,
+          purgeGap: this.purgeGap,
+          requestTimeoutMs: CLIENT_TIMEOUT_MS,
+          clientAddressOf: (id) => id,
+        },
+        {
+          onSoftState: (role, leader, term) => {
+            if (!live()) return;
+            this.note(`${n.id} becomes ${role} t${term} leader=${leader || '-'}`);
+            if (role === 'leader') this.checkLeaderCompleteness(n);
+          },
+          onError: (err) => {
+            if (live() && !(err.cause instanceof SimCrash) && !(err instanceof SimCrash)) this.note(`${n.id} error: ${err.message}`);
+          },
+          onFatal: (err) => {
+            if (!live() || err.cause instanceof SimCrash || (err.cause as Error | undefined)?.cause instanceof SimCrash) return;
+            this.violation(`${n.id} stopped on a fatal error: ${err.stack ?? err.message}`);
+          },
+          onInfo: (message, fields) => {
+            if (live() && message === 'snapshot installed') {
+              this.installs++;
+              this.note(`${n.id} installed a checkpoint at ${String(fields?.['index'])}`);
+            }
+          },
+        },
+      );
+      n.sm = sm;
+      n.driver = driver;
+      n.booting = false;
+      n.lastCommit = core.commitIndex;
+      n.lastApplied = sm.lastApplied().index;
+      this.note(`${n.id} started (incarnation ${incarnation}): term=${boot.initial.hardState.term} applied=${boot.initial.applied} config from ${boot.configurationSource} voters=${boot.initial.membership.voters.map((p) => p.id).join(',')}`);
+      driver.start();
+    })().catch((err: unknown) => {
+      if (live()) this.violation(`${n.id} failed to start: ${(err as Error).stack ?? String(err)}`);
     });
   }
 
-  /** The Ready's writes are durable: send what waited for them, apply, advance. */
-  private completeReady(n: SimNode, rd: Ready): void {
-    if (rd.entries.length > 0) n.dLog.append(rd.entries);
-    if (rd.hardState !== undefined) n.dHard = rd.hardState;
-    for (const m of rd.messagesAfterPersist) this.send(m);
-    for (const e of rd.committedEntries) this.apply(n, e);
-    for (const r of rd.readStates) this.completeRead(n, r.requestId, r.index);
-    for (const id of rd.droppedReads) this.pendingReads.delete(id);
-    n.outstanding = null;
-    n.raft.advance();
-    this.maybeCompact(n);
-    this.afterActivity(n);
+  /** A crash keeps what was fsynced; writes in flight may be torn (any prefix of them survives). */
+  private crash(n: SimNode, why: string): void {
+    const store = n.store;
+    let torn = '';
+    if (store !== undefined && store.pendingWrites > 0) {
+      const keep = this.rng.nextInt(store.pendingWrites + 1);
+      const tornEntries = this.rng.chance(0.5) ? this.rng.nextInt(4) : undefined;
+      store.crash(keep, tornEntries);
+      torn = ` with writes in flight (kept ${keep}${tornEntries !== undefined ? `, the last torn to ${tornEntries} entries` : ''})`;
+      this.crashesWithWrites++;
+    }
+    // The process is gone: its timers, its pending writes and its loop. stop() only marks the
+    // driver stopped here (its awaits never complete); scm.db is left as the process left it.
+    void n.driver?.stop();
+    n.alive = false;
+    n.booting = false;
+    n.incarnation++;
+    n.driver = undefined;
+    n.sm = undefined;
+    n.store = undefined;
+    n.pausedUntil = 0;
+    n.crashAtNextWrite = undefined;
+    this.crashes++;
+    this.note(`fault: crash ${n.id} ${why}${torn}`);
   }
 
-  private apply(n: SimNode, e: LogEntry): void {
-    if (e.index !== n.sm.applied + 1) this.fail(`${n.id} applies ${e.index} after ${n.sm.applied}`);
-    const h = n.cLog.hash(e.index);
-    const g = this.globalHash[e.index];
-    if (g !== undefined && h !== undefined && g !== h) {
-      this.fail(`state machine safety: ${n.id} applies entry ${e.index} (term ${e.term}) that differs from the committed one (term ${this.globalTerm[e.index]})`);
+  private restart(n: SimNode): void {
+    if (n.alive) return;
+    if (this.rng.chance(0.1) && n.disk.conf !== undefined) {
+      n.disk.conf = undefined;
+      this.confLost++;
+      this.note(`fault: ${n.id} loses raft-meta.conf`);
     }
-    n.sm.applied = e.index;
-    n.sm.appliedTerm = e.term;
-    const p = e.payload;
-    if (p.kind === 'config') {
-      n.sm.config = { index: e.index, membership: { voters: p.peers, nonVoters: p.listeners } };
-      return;
+    if (n.backup !== undefined && this.rng.chance(0.6) && this.oldCopyIsSafe(n, n.backup)) {
+      // Restored from an older copy of its directories: its log and scm.db go back in time. Its
+      // term and vote do not (raft-meta from the old copy could let it vote twice in a term).
+      const meta = n.disk.meta;
+      n.disk = cloneDisk(n.backup.disk);
+      n.disk.meta = meta;
+      n.db = n.backup.db;
+      this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
+      n.backup = undefined;
+      this.restoredFromCopy++;
     }
-    if (p.kind !== 'data') return;
-    const text = decoder.decode(p.data);
-    const [kind, opId, key, value] = text.split('|');
-    if (kind === 'w' && key !== undefined && value !== undefined) n.sm.kv.set(key, Number(value));
-    if (opId === undefined) return;
-    const w = this.pendingWrites.get(opId);
-    if (w !== undefined && w.node === n.id && w.incarnation === n.incarnation) {
-      this.pendingWrites.delete(opId);
-      this.record(w.key, { kind: 'write', value: w.value, invoke: w.invoke, complete: this.now, label: `c${w.client} ${opId}` });
-      this.scheduleClient(w.client);
-    }
-    if (this.marker !== undefined && this.marker.opId === opId && this.markerCommitted === undefined) {
-      this.markerCommitted = { index: e.index };
-      this.note(`liveness marker ${opId} committed at ${e.index}`);
-    }
-    // A pending write of this node at this index that is not this entry can never commit.
-    for (const [id, pw] of this.pendingWrites) {
-      if (pw.node === n.id && pw.index === e.index && id !== opId) {
-        this.pendingWrites.delete(id);
-        this.scheduleClient(pw.client);
-      }
-    }
+    this.boot(n);
   }
 
-  private maybeCompact(n: SimNode): void {
-    const applied = n.sm.applied;
-    const first = n.cLog.firstIndex();
-    if (applied - first + 1 < SNAPSHOT_EVERY + PURGE_GAP) return;
-    const to = applied - PURGE_GAP;
-    const term = n.cLog.term(to);
-    if (term === undefined) return;
-    // Compact both the page cache and the disk: the state machine (durable) covers up to applied.
-    n.cLog.compact(to);
-    if (n.dLog.lastIndex() >= to && n.dLog.firstIndex() <= to) n.dLog.compact(to);
-    n.raft.compacted(to, term);
+  /**
+   * Rolling a node back loses entries it acknowledged. That is survivable only while a majority of
+   * the other voters hold everything it may have acknowledged (its whole durable log).
+   */
+  private oldCopyIsSafe(n: SimNode, _backup: Backup): boolean {
+    const last = n.disk.first + n.disk.entries.length - 1;
+    if (last < n.disk.first) return true;
+    const term = n.disk.entries[last - n.disk.first]?.term;
+    const voters = this.latestVoters().filter((id) => id !== n.id);
+    let holders = 0;
+    for (const id of voters) {
+      const other = this.byId.get(id) as SimNode;
+      const d = other.disk;
+      const t = last === d.first - 1 ? d.prevTerm : d.entries[last - d.first]?.term;
+      const applied = other.sm?.lastApplied().index ?? 0;
+      if (t === term || (last <= this.globalCommit && applied >= last)) holders++;
+    }
+    return holders >= Math.floor(this.latestVoters().length / 2) + 1;
   }
 
-  // ------------------------------------------------------------ snapshots
+  private latestVoters(): string[] {
+    let best: SimNode | undefined;
+    for (const n of this.nodes) {
+      const c = this.running(n)?.core;
+      if (c === undefined) continue;
+      if (best === undefined || c.status().membershipIndex > best.driver!.core.status().membershipIndex) best = n;
+    }
+    const m = best?.driver?.core.status().membership ?? this.committedConfigs[this.committedConfigs.length - 1]!.membership;
+    return m.voters.map((p) => p.id);
+  }
 
-  private scheduleInstall(n: SimNode, notice: SnapshotNotice): void {
-    n.installing = true;
-    const inc = n.incarnation;
-    this.note(`${n.id} told by ${notice.leaderId} to install a snapshot (leader log starts at ${notice.firstIndex})`);
-    const attempt = (): void => {
-      if (!n.alive || n.incarnation !== inc) return;
-      if (n.outstanding !== null) {
-        this.at(this.now + 1, attempt);
-        return;
-      }
-      const source = this.byId.get(notice.leaderId) as SimNode;
-      n.installing = false;
-      if (!source.alive || this.isBlocked(source.id, n.id) || this.isBlocked(n.id, source.id)) {
-        this.note(`${n.id} snapshot download from ${source.id} failed`);
-        n.raft.snapshotInstallFailed();
-        this.afterActivity(n);
-        return;
-      }
-      const sm = source.sm;
-      if (sm.applied < notice.firstIndex - 1) this.fail(`leader ${source.id} snapshot ${sm.applied} is older than its log start ${notice.firstIndex}`);
-      const hash = this.globalHash[sm.applied];
-      if (hash === undefined) this.fail(`snapshot at ${sm.applied} is not known to be committed`);
-      n.sm = { applied: sm.applied, appliedTerm: sm.appliedTerm, kv: new Map(sm.kv), config: sm.config };
-      n.dLog.resetToSnapshot(sm.applied, sm.appliedTerm, hash);
-      n.cLog.resetToSnapshot(sm.applied, sm.appliedTerm, hash);
-      this.snapshotsInstalled++;
-      this.note(`${n.id} installed snapshot ${sm.appliedTerm}:${sm.applied} from ${source.id}`);
-      n.raft.snapshotInstalled(sm.appliedTerm, sm.applied, sm.config);
-      this.afterActivity(n);
+  private installFailpoint(n: SimNode, incarnation: number, name: CatchUpFailpoint): void {
+    if (!(n.alive && n.incarnation === incarnation) || this.now >= this.faultMs || !this.rng.chance(0.15)) return;
+    this.crash(n, `during a snapshot install (${name})`);
+    this.installCrashes++;
+    this.at(this.now + 20 + this.rng.nextInt(200), () => this.restart(n));
+    throw new SimCrash(`crashed at ${name}`);
+  }
+
+  /** Checkpoints come from the node's current leader, as the InterSCM download asks it. */
+  private checkpointSource(n: SimNode, incarnation: number): CheckpointSource {
+    return {
+      fetch: (notice: SnapshotNotice, signal: AbortSignal): Promise<FetchedCheckpoint> =>
+        new Promise((resolve, reject) => {
+          const sourceId = n.driver?.core.leaderId || notice.leaderId;
+          n.scheduler!.after(10 + this.rng.nextInt(60), () => {
+            if (signal.aborted) return reject(new Error('aborted'));
+            const source = this.byId.get(sourceId);
+            const sourceDriver = source === undefined ? undefined : this.running(source);
+            if (source === undefined || sourceDriver === undefined || source.pausedUntil > this.now || this.isBlocked(source.id, n.id) || this.isBlocked(n.id, source.id)) {
+              this.note(`${n.id} checkpoint download from ${sourceId} failed`);
+              return reject(new Error(`download from ${sourceId} failed: unreachable`));
+            }
+            void this.serveCheckpoint(source)
+              .then(async (cp) => {
+                if (!(n.alive && n.incarnation === incarnation)) return;
+                const termIndex = await readTransactionInfo(cp.db);
+                if (termIndex.index < notice.firstIndex) throw new Error(`checkpoint at ${termIndex.index} is older than needed (${notice.firstIndex})`);
+                const configuration = await readConfiguration(cp.db);
+                if (configuration === undefined) throw new Error(`checkpoint at ${termIndex.index} holds no configuration`);
+                const copy = await copyDb(cp.db); // what the follower extracted under snapshot/
+                this.note(`${n.id} downloaded ${source.id}'s checkpoint at ${termIndex.term}#${termIndex.index} (asked for ≥ ${notice.firstIndex})`);
+                resolve({
+                  termIndex,
+                  configuration,
+                  bytes: 0,
+                  swap: async () => {
+                    const sm = n.sm!;
+                    await sm.close();
+                    n.db = copy;
+                    await sm.reload();
+                  },
+                  discard: () => Promise.resolve(),
+                });
+              })
+              .catch(reject);
+          });
+        }),
     };
-    this.at(this.now + 5 + this.rng.nextInt(40), attempt);
+  }
+
+  /** The leader reuses a recent checkpoint while it is still above its first log index. */
+  private async serveCheckpoint(source: SimNode): Promise<Checkpoint> {
+    const cp = source.checkpoint;
+    if (cp !== undefined && this.now - cp.createdAt <= CHECKPOINT_REUSE_MS && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
+    const db = await copyDb(source.db);
+    const fresh = { db, index: (await readTransactionInfo(db)).index, createdAt: this.now };
+    source.checkpoint = fresh;
+    return fresh;
   }
 
   // ------------------------------------------------------------ network
@@ -512,83 +631,105 @@ export class Simulation {
 
   private send(m: Message): void {
     if (this.isBlocked(m.from, m.to) || this.rng.chance(this.dropRate)) return;
-    const copies = this.rng.chance(this.dupRate) ? 2 : 1;
+    const bytes = encodeRaftMessage(m);
+    let copies = this.rng.chance(this.dupRate) ? 2 : 1;
+    // Snapshot statuses are what a late or duplicated copy can do the most harm with.
+    if (m.type === 'snapshot-status' && this.now < this.faultMs && this.rng.chance(0.3)) copies++;
     for (let c = 0; c < copies; c++) {
       let delay = 1 + this.rng.nextInt(5);
-      if (this.rng.chance(this.reorderRate)) delay += this.rng.nextInt(40);
-      this.at(this.now + delay, () => this.deliver(m));
+      if (c > 0 || this.rng.chance(this.reorderRate)) delay += this.rng.nextInt(c > 0 ? 200 : 40);
+      this.at(this.now + delay, () => this.deliver(m.to, bytes));
     }
   }
 
-  private deliver(m: Message): void {
-    const target = this.byId.get(m.to);
-    if (target === undefined || !target.alive || this.isBlocked(m.from, m.to)) return;
+  private deliver(to: string, bytes: Uint8Array): void {
+    const target = this.byId.get(to);
+    if (target === undefined) return;
+    const m = decodeRaftMessage(bytes);
+    if (this.isBlocked(m.from, m.to)) return;
+    const driver = this.running(target);
+    if (driver === undefined) return;
+    if (target.pausedUntil > this.now) {
+      this.at(target.pausedUntil, () => this.deliver(to, bytes));
+      return;
+    }
     this.note(`${m.from}→${m.to} ${describe(m)}`);
-    target.raft.step(m);
-    this.afterActivity(target);
+    driver.step(m);
   }
 
   // ------------------------------------------------------------ invariants
 
-  private checkNode(n: SimNode): void {
-    const raft = n.raft;
-    if (raft.currentRole === 'leader') {
-      const term = raft.currentTerm;
-      const known = this.leaderOfTerm.get(term);
-      if (known === undefined) this.leaderOfTerm.set(term, n.id);
-      else if (known !== n.id) this.fail(`election safety: ${known} and ${n.id} are both leaders of term ${term}`);
-    }
-    const commit = raft.commitIndex;
-    if (commit < n.lastCommit) this.fail(`${n.id} commit index decreased from ${n.lastCommit} to ${commit}`);
-    n.lastCommit = commit;
-    // The page cache lags the core until the Ready holding new entries is processed: verify the
-    // commit point once the cache holds the same entry as the core.
-    if (commit > n.checkedCommit && n.cLog.term(commit) === raft.logTerm(commit)) {
-      n.checkedCommit = commit;
-      this.recordCommit(n, commit);
-    }
-  }
-
-  /** Every commit index a node reaches must name the same log prefix everywhere. */
-  private recordCommit(n: SimNode, commit: number): void {
-    const h = n.cLog.hash(commit);
-    if (h === undefined) return; // committed entries still unstable in the core: checked when they land
-    const g = this.globalHash[commit];
-    if (g !== undefined) {
-      if (g !== h) this.fail(`${n.id} commits a different entry at ${commit} than was committed before (term ${n.cLog.term(commit)} vs ${this.globalTerm[commit]})`);
-      return;
-    }
-    for (let i = this.globalCommit + 1; i <= commit; i++) {
-      const hi = n.cLog.hash(i);
-      if (hi !== undefined) {
-        this.globalHash[i] = hi;
-        this.globalTerm[i] = n.cLog.term(i) ?? -1;
+  private checkAll(): void {
+    for (const n of this.nodes) {
+      const driver = this.running(n);
+      if (driver === undefined) continue;
+      const core = driver.core;
+      if (core.currentRole === 'leader') {
+        const known = this.leaderOfTerm.get(core.currentTerm);
+        if (known === undefined) this.leaderOfTerm.set(core.currentTerm, n.id);
+        else if (known !== n.id) this.fail(`election safety: ${known} and ${n.id} are both leaders of term ${core.currentTerm}`);
       }
+      const commit = core.commitIndex;
+      if (commit < n.lastCommit) this.fail(`${n.id} commit index decreased from ${n.lastCommit} to ${commit}`);
+      n.lastCommit = commit;
+      const applied = n.sm!.lastApplied().index;
+      if (applied < n.lastApplied) this.fail(`${n.id} applied index went back from ${n.lastApplied} to ${applied}`);
+      n.lastApplied = applied;
+      this.checkCommittedConfiguration(n);
     }
-    if (commit > this.globalCommit) this.globalCommit = commit;
   }
 
-  /** Log Matching: an entry with the same index and term means identical prefixes on every node. */
-  private checkLogMatching(n: SimNode, entries: readonly LogEntry[]): void {
+  /**
+   * State machine safety: every entry any node applies at an index is the same entry. Applies (and
+   * checkpoints, which are copies of applied state) come in index order, so the entries recorded
+   * here are always a contiguous prefix of the log.
+   */
+  private recordApplied(n: SimNode, entries: readonly LogEntry[]): void {
     for (const e of entries) {
-      const h = n.cLog.hash(e.index);
-      for (const other of this.nodes) {
-        if (other === n) continue;
-        const log = other.alive ? other.cLog : other.dLog;
-        if (log.term(e.index) === e.term && log.hash(e.index) !== undefined && log.hash(e.index) !== h) {
-          this.fail(`log matching: ${n.id} and ${other.id} both have term ${e.term} at ${e.index} but different prefixes`);
+      const h = entryHash(e);
+      const known = this.committedHash[e.index];
+      if (known === undefined) {
+        if (e.index !== this.globalCommit + 1) {
+          this.violation(`${n.id} applies entry ${e.index} but only entries up to ${this.globalCommit} were ever applied`);
+          return;
         }
+        this.committedHash[e.index] = h;
+        this.globalCommit = e.index;
+        if (e.payload.kind === 'config') this.committedConfigs.push({ index: e.index, membership: { voters: e.payload.peers, nonVoters: e.payload.listeners } });
+      } else if (known !== h) {
+        this.violation(`state machine safety: ${n.id} applies ${h} at ${e.index}, where ${known} was applied before`);
+        return;
       }
+    }
+  }
+
+  /** A node's committed configuration is the last configuration entry at or below its commit index. */
+  private checkCommittedConfiguration(n: SimNode): void {
+    const core = n.driver!.core;
+    const commit = core.commitIndex;
+    if (commit > this.globalCommit) return;
+    let expected: IndexedMembership | undefined;
+    for (const c of this.committedConfigs) if (c.index <= commit && (expected === undefined || c.index > expected.index)) expected = c;
+    if (expected === undefined) return;
+    const mine = core.committedMembership();
+    if (mine.index !== expected.index) {
+      this.fail(`configuration agreement: ${n.id} (commit ${commit}) holds the configuration of index ${mine.index}, but the one committed at ${expected.index} is in force`);
     }
   }
 
   /** Leader Completeness: a new leader's log holds every entry committed so far. */
   private checkLeaderCompleteness(n: SimNode): void {
-    const c = this.globalCommit;
-    if (c === 0) return;
-    if (n.cLog.lastIndex() < c) this.fail(`leader completeness: ${n.id} leads with last index ${n.cLog.lastIndex()} < committed ${c}`);
-    const h = n.cLog.hash(c);
-    if (h !== undefined && h !== this.globalHash[c]) this.fail(`leader completeness: ${n.id} leads without the committed entry at ${c}`);
+    const core = n.driver?.core;
+    if (core === undefined || this.globalCommit === 0) return;
+    if (core.lastIndex < this.globalCommit) {
+      this.violation(`leader completeness: ${n.id} leads with last index ${core.lastIndex} < committed ${this.globalCommit}`);
+      return;
+    }
+    const t = core.logTerm(this.globalCommit);
+    const known = this.committedHash[this.globalCommit];
+    if (t !== undefined && known !== undefined && !known.startsWith(`${t}:`)) {
+      this.violation(`leader completeness: ${n.id} leads without the entry committed at ${this.globalCommit}`);
+    }
   }
 
   // ------------------------------------------------------------ faults
@@ -596,16 +737,18 @@ export class Simulation {
   private faultStep(): void {
     if (this.now >= this.faultMs) return;
     const r = this.rng.nextInt(100);
-    if (r < 14) this.partitionSymmetric();
-    else if (r < 24) this.partitionAsymmetric();
-    else if (r < 30) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
-    else if (r < 44) this.healNetwork();
-    else if (r < 58) this.crashRandom();
-    else if (r < 66) this.slowDisk();
-    else if (r < 74) this.transfer();
-    else if (r < 86) this.changeMembership();
+    if (r < 12) this.partitionSymmetric();
+    else if (r < 20) this.partitionAsymmetric();
+    else if (r < 25) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
+    else if (r < 36) this.healNetwork();
+    else if (r < 52) this.crashRandom();
+    else if (r < 58) this.pauseRandom();
+    else if (r < 63) this.slowDisk();
+    else if (r < 70) this.transfer();
+    else if (r < 84) this.changeMembership();
+    else if (r < 90) this.takeBackup();
     else this.networkQuality();
-    this.at(this.now + 40 + this.rng.nextInt(260), () => this.faultStep());
+    this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
 
   private partitionSymmetric(): void {
@@ -656,45 +799,31 @@ export class Simulation {
 
   private crashRandom(): void {
     const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
-    if (!n.alive) return;
-    this.crash(n);
+    if (!n.alive || n.booting) return;
     const downFor = 20 + this.rng.nextInt(400);
+    if (this.rng.chance(0.85)) {
+      // Most crashes land with a write in flight: crash when the next one is issued (or in 600 ms).
+      n.crashAtNextWrite = downFor;
+      const inc = n.incarnation;
+      this.note(`fault: ${n.id} will crash at its next fsync`);
+      this.at(this.now + 600, () => {
+        if (n.incarnation !== inc || !n.alive || n.crashAtNextWrite === undefined) return;
+        this.crash(n, 'while idle');
+        this.at(Math.min(this.now + downFor, this.faultMs), () => this.restart(n));
+      });
+      return;
+    }
+    this.crash(n, 'while idle');
     this.at(Math.min(this.now + downFor, this.faultMs), () => this.restart(n));
   }
 
-  /** A crash keeps what was fsynced; an in-flight write may be torn (any prefix of it survives). */
-  private crash(n: SimNode): void {
-    const rd = n.outstanding;
-    let torn = '';
-    if (rd !== null) {
-      if (rd.hardState !== undefined && this.rng.chance(0.5)) {
-        n.dHard = rd.hardState;
-        torn += ' hardstate';
-      }
-      if (rd.entries.length > 0) {
-        const keep = this.rng.nextInt(rd.entries.length + 1);
-        if (keep > 0) n.dLog.append(rd.entries.slice(0, keep));
-        else if (this.rng.chance(0.5)) n.dLog.truncateAfter((rd.entries[0] as LogEntry).index - 1);
-        torn += ` ${keep}/${rd.entries.length} entries`;
-      }
-    }
-    n.alive = false;
-    n.incarnation++;
-    n.outstanding = null;
-    n.installing = false;
-    this.crashes++;
-    this.note(`fault: crash ${n.id}${torn ? ` (torn write kept:${torn})` : ''}`);
-  }
-
-  private restart(n: SimNode): void {
-    if (n.alive) return;
-    n.alive = true;
-    n.cLog = n.dLog.clone();
-    n.raft = this.makeRaft(n);
-    n.lastCommit = n.raft.commitIndex;
-    n.checkedCommit = n.lastCommit;
-    this.note(`restart ${n.id} term=${n.dHard.term} vote=${n.dHard.votedFor || '-'} last=${n.cLog.lastIndex()} applied=${n.sm.applied}`);
-    this.afterActivity(n);
+  private pauseRandom(): void {
+    const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
+    if (!n.alive) return;
+    const ms = ELECTION_TICKS * TICK_MS + this.rng.nextInt(3 * ELECTION_TICKS * TICK_MS);
+    n.pausedUntil = Math.min(this.now + ms, this.faultMs);
+    this.pauses++;
+    this.note(`fault: pause ${n.id} for ${n.pausedUntil - this.now}ms`);
   }
 
   private slowDisk(): void {
@@ -703,10 +832,22 @@ export class Simulation {
     this.note(`fault: slow disk on ${n.id}`);
   }
 
+  /** A copy of a node's directories, for a later "restored from an old copy" restart. */
+  private takeBackup(): void {
+    const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
+    if (!n.alive || n.booting) return;
+    const disk = cloneDisk(n.disk);
+    void copyDb(n.db).then((db) => {
+      n.backup = { disk, db, at: this.now };
+    });
+    this.note(`fault: copy of ${n.id}'s directories taken`);
+  }
+
   private currentLeader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const n of this.nodes) {
-      if (n.alive && n.raft.currentRole === 'leader' && (best === undefined || n.raft.currentTerm > best.raft.currentTerm)) best = n;
+      const c = this.running(n)?.core;
+      if (c?.currentRole === 'leader' && (best === undefined || c.currentTerm > best.driver!.core.currentTerm)) best = n;
     }
     return best;
   }
@@ -714,37 +855,40 @@ export class Simulation {
   private transfer(): void {
     const leader = this.currentLeader();
     if (leader === undefined) return;
-    const voters = leader.raft.status().membership.voters.filter((p) => p.id !== leader.id);
+    const core = leader.driver!.core;
+    const voters = core.status().membership.voters.filter((p) => p.id !== leader.id);
     if (voters.length === 0) return;
     const target = (voters[this.rng.nextInt(voters.length)] as RaftPeer).id;
-    const r = leader.raft.transferLeadership(target);
+    const r = core.transferLeadership(target);
     this.note(`fault: transfer leadership ${leader.id} → ${target}: ${r.ok ? 'started' : r.error}`);
     if (r.ok) this.transfers++;
-    this.afterActivity(leader);
+    leader.driver!.kick();
   }
 
   private changeMembership(): void {
     const leader = this.currentLeader();
     if (leader === undefined) return;
-    const m: Membership = leader.raft.status().membership;
+    const core = leader.driver!.core;
+    const m = core.status().membership;
     const inConfig = new Set([...m.voters, ...m.nonVoters].map((p) => p.id));
     const outside = this.allPeers.filter((p) => !inConfig.has(p.id));
-    const minVoters = this.nodes.length >= 5 ? 3 : 2;
+    // Down to one voter: removing the leader of two voters is a case of its own.
+    const minVoters = 1;
     let result: string;
     let ok: boolean;
     if (m.nonVoters.length > 0 && this.rng.chance(0.5)) {
       const p = m.nonVoters[0] as RaftPeer;
-      const r = leader.raft.promote(p.id);
+      const r = core.promote(p.id);
       ok = r.ok;
       result = `promote ${p.id}: ${r.ok ? 'proposed' : r.error}`;
-    } else if (outside.length > 0 && this.rng.chance(0.7)) {
+    } else if (outside.length > 0 && this.rng.chance(0.8)) {
       const p = outside[this.rng.nextInt(outside.length)] as RaftPeer;
-      const r = leader.raft.addNonVoter(p, this.rng.chance(0.5));
+      const r = core.addNonVoter(p, this.rng.chance(0.7));
       ok = r.ok;
       result = `add non-voter ${p.id}: ${r.ok ? 'proposed' : r.error}`;
     } else if (m.voters.length > minVoters) {
       const p = m.voters[this.rng.nextInt(m.voters.length)] as RaftPeer;
-      const r = leader.raft.removeServer(p.id);
+      const r = core.removeServer(p.id);
       ok = r.ok;
       result = `remove ${p.id}: ${r.ok ? 'proposed' : r.error}`;
     } else {
@@ -752,7 +896,7 @@ export class Simulation {
     }
     if (ok) this.membershipChanges++;
     this.note(`fault: membership via ${leader.id}: ${result}`);
-    this.afterActivity(leader);
+    leader.driver!.kick();
   }
 
   private networkQuality(): void {
@@ -769,12 +913,33 @@ export class Simulation {
     this.reorderRate = 0;
     for (const n of this.nodes) {
       n.slowDiskUntil = 0;
+      n.pausedUntil = 0;
+      n.crashAtNextWrite = undefined;
       if (!n.alive) this.restart(n);
     }
     this.note('heal: all faults cleared, every node running');
+    // Every server that exists ends up in the group, so all of them must converge.
+    this.at(this.now + 50, () => this.joinEveryone());
     this.at(this.now + 300, () => {
       this.workloadOpen = false;
     });
+    this.at(this.now, () => this.livenessStep());
+  }
+
+  private joinEveryone(): void {
+    if (this.converged) return;
+    const leader = this.currentLeader();
+    if (leader !== undefined) {
+      const core = leader.driver!.core;
+      const m = core.status().membership;
+      const inConfig = new Set([...m.voters, ...m.nonVoters].map((p) => p.id));
+      const outside = this.allPeers.find((p) => !inConfig.has(p.id));
+      if (outside !== undefined && core.addNonVoter(outside, true).ok) {
+        this.note(`heal: adding ${outside.id} to the group`);
+        leader.driver!.kick();
+      }
+    }
+    this.at(this.now + 50, () => this.joinEveryone());
   }
 
   // ------------------------------------------------------------ liveness
@@ -782,22 +947,36 @@ export class Simulation {
   private livenessStep(): void {
     if (this.converged) return;
     const leader = this.currentLeader();
-    if (this.markerCommitted === undefined && leader !== undefined) {
-      if (this.marker === undefined || this.marker.term !== leader.raft.currentTerm || this.marker.node !== leader.id) {
-        const opId = `L${this.nextOp++}`;
-        const r = leader.raft.propose(encoder.encode(`m|${opId}`));
-        if (r.ok) {
-          this.marker = { opId, node: leader.id, term: r.term, index: r.index };
-          this.note(`liveness marker ${opId} proposed on ${leader.id} at ${r.index}`);
-          this.afterActivity(leader);
-        }
+    if (leader !== undefined && this.markerIndex === undefined) {
+      const core = leader.driver!.core;
+      if (this.marker === undefined || this.marker.term !== core.currentTerm || this.marker.node !== leader.id || this.marker.incarnation !== leader.incarnation) {
+        const term = core.currentTerm;
+        this.marker = { node: leader.id, incarnation: leader.incarnation, term };
+        this.note(`liveness marker proposed on ${leader.id}`);
+        leader.driver!
+          .propose(this.command('marker', 'marker'))
+          .then((r) => {
+            this.markerIndex ??= r.index;
+            this.note(`liveness marker committed at ${r.index}`);
+          })
+          .catch((err: unknown) => {
+            // Refused (a transfer under way) or lost: propose again on the next step.
+            this.note(`liveness marker not committed: ${(err as Error).message}`);
+            this.marker = undefined;
+          });
       }
     }
-    if (this.markerCommitted !== undefined && leader !== undefined) {
-      // Converged: every member of the leader's configuration applied the marker.
-      const m = leader.raft.status().membership;
-      const members = [...m.voters, ...m.nonVoters].map((p) => this.byId.get(p.id) as SimNode);
-      if (members.every((x) => x.alive && x.sm.applied >= (this.markerCommitted as { index: number }).index)) {
+    if (this.markerIndex !== undefined && leader !== undefined) {
+      // Converged: every server is a member of the leader's configuration and applied the marker,
+      // and a final write and read went through the client path.
+      const m = leader.driver!.core.status().membership;
+      const members = [...m.voters, ...m.nonVoters].map((p) => p.id);
+      const all = this.nodes.every((x) => members.includes(x.id) && x.alive && (x.sm?.lastApplied().index ?? 0) >= (this.markerIndex as number));
+      if (all && !this.finalRead) {
+        this.finalRead = true;
+        this.finalOps(leader);
+      }
+      if (all && this.pending.size === 0 && this.finalDone) {
         this.converged = true;
         this.note('converged');
         return;
@@ -806,73 +985,110 @@ export class Simulation {
     this.at(this.now + 20, () => this.livenessStep());
   }
 
+  /** One write and one linearizable read after healing: a seed without them proves nothing. */
+  private finalOps(leader: SimNode): void {
+    const key = KEYS[0] as string;
+    const driver = leader.driver!;
+    const value = this.nextValue++;
+    const write: PendingOp = { key, invoke: this.now, label: `final write ${value}`, write: value };
+    this.pending.add(write);
+    driver
+      .propose(this.command(key, `v${value}`))
+      .then(() => {
+        this.complete(write, value);
+        const read: PendingOp = { key, invoke: this.now, label: 'final read' };
+        this.pending.add(read);
+        return driver.readBarrier().then(() => this.complete(read, this.readValue(leader, key)));
+      })
+      .then(() => {
+        this.finalDone = true;
+      })
+      .catch((err: unknown) => {
+        // Leadership moved meanwhile (a transfer, an election): try again on the next step.
+        this.note(`final write/read on ${leader.id} failed: ${(err as Error).message}`);
+        for (const op of [...this.pending]) if (op.label.startsWith('final')) this.unknown(op);
+        this.finalRead = false;
+      });
+  }
+
   // ------------------------------------------------------------ workload
 
+  /** A registerDatanode command: datanode `key` gets hostname `value` (a register write). */
+  private command(key: string, value: string): Uint8Array {
+    const call = this.nextCall++;
+    return encodeCommand({ type: 'registerDatanode', clientId: 'sim', callId: call, timestamp: this.now, uuid: key, hostname: value, ipAddress: '10.0.0.1', ports: [] });
+  }
+
+  private readValue(n: SimNode, key: string): number | null {
+    const host = n.sm?.getDatanode(key)?.hostname;
+    return host === undefined ? null : Number(host.slice(1));
+  }
+
+  private complete(op: PendingOp, value: number | null): void {
+    if (!this.pending.delete(op)) return;
+    if (op.write !== undefined) this.writes++;
+    else this.reads++;
+    this.record(op.key, { kind: op.write !== undefined ? 'write' : 'read', value: op.write ?? value, invoke: op.invoke, complete: this.now, label: op.label });
+  }
+
+  /** The outcome is unknown (timed out, the node crashed): it may take effect later, or never. */
+  private unknown(op: PendingOp): void {
+    if (!this.pending.delete(op)) return;
+    if (op.write !== undefined) this.record(op.key, { kind: 'write', value: op.write, invoke: op.invoke, complete: Infinity, label: `${op.label}?` });
+  }
+
   private scheduleClient(client: number): void {
-    if (!this.workloadOpen) return;
-    this.at(this.now + this.rng.nextInt(20), () => this.clientStep(client));
+    if (this.workloadOpen) this.at(this.now + this.rng.nextInt(20), () => this.clientStep(client));
   }
 
   private clientStep(client: number): void {
     if (!this.workloadOpen) return;
-    const leader = this.clientTarget(client);
-    if (leader === undefined) {
+    const target = this.pickTarget(client);
+    const driver = target === undefined ? undefined : this.running(target);
+    if (target === undefined || driver === undefined) {
       this.at(this.now + 20, () => this.clientStep(client));
       return;
     }
     const key = KEYS[this.rng.nextInt(KEYS.length)] as string;
-    const opId = `o${this.nextOp++}`;
+    const incarnation = target.incarnation;
+    const gone = (): boolean => !(target.alive && target.incarnation === incarnation);
     if (this.rng.chance(0.5)) {
       const value = this.nextValue++;
-      const r = leader.raft.propose(encoder.encode(`w|${opId}|${key}|${value}`));
-      if (!r.ok) {
-        this.at(this.now + 10, () => this.clientStep(client));
-        return;
-      }
-      const w: PendingWrite = { client, opId, key, value, invoke: this.now, node: leader.id, incarnation: leader.incarnation, index: r.index };
-      this.pendingWrites.set(opId, w);
-      this.at(this.now + CLIENT_TIMEOUT_MS, () => {
-        if (this.pendingWrites.get(opId) !== w) return;
-        // Outcome unknown: it may take effect at any later point, or never.
-        this.pendingWrites.delete(opId);
-        this.record(key, { kind: 'write', value, invoke: w.invoke, complete: Infinity, label: `c${client} ${opId}?` });
-        this.scheduleClient(client);
-      });
+      const op: PendingOp = { key, invoke: this.now, label: `c${client} w${value}@${target.id}`, write: value };
+      this.pending.add(op);
+      driver
+        .propose(this.command(key, `v${value}`))
+        .then(() => (gone() ? this.unknown(op) : this.complete(op, value)))
+        .catch((err: unknown) => {
+          // NotLeader means it was never appended, or another entry took its index: it failed.
+          if ((err as Error).name === 'NotLeaderError' && !gone()) this.pending.delete(op);
+          else this.unknown(op);
+        })
+        .finally(() => this.scheduleClient(client));
+      this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.unknown(op));
     } else {
-      const r = leader.raft.readIndex(opId);
-      if (!r.ok) {
-        this.at(this.now + 10, () => this.clientStep(client));
-        return;
-      }
-      const pr: PendingRead = { client, reqId: opId, key, invoke: this.now, node: leader.id, incarnation: leader.incarnation };
-      this.pendingReads.set(opId, pr);
-      this.at(this.now + CLIENT_TIMEOUT_MS, () => {
-        if (this.pendingReads.get(opId) !== pr) return;
-        this.pendingReads.delete(opId);
-        this.scheduleClient(client);
-      });
+      const op: PendingOp = { key, invoke: this.now, label: `c${client} read@${target.id}` };
+      this.pending.add(op);
+      driver
+        .readBarrier()
+        .then(() => {
+          if (gone()) this.pending.delete(op);
+          else this.complete(op, this.readValue(target, key));
+        })
+        .catch(() => this.pending.delete(op))
+        .finally(() => this.scheduleClient(client));
+      this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.pending.delete(op));
     }
-    this.afterActivity(leader);
   }
 
-  /** The client's cached leader if it still claims to lead (it may be deposed), else any claimant. */
-  private clientTarget(client: number): SimNode | undefined {
-    const cached = this.byId.get(this.clientLeader.get(client) ?? '');
-    if (cached !== undefined && cached.alive && cached.raft.currentRole === 'leader' && this.rng.chance(0.8)) return cached;
-    const claimants = this.nodes.filter((n) => n.alive && n.raft.currentRole === 'leader');
+  /** The client's cached leader while it still claims to lead (it may be deposed), else any claimant. */
+  private pickTarget(client: number): SimNode | undefined {
+    const cached = this.byId.get(this.clientTarget.get(client) ?? '');
+    if (cached !== undefined && this.running(cached)?.core.currentRole === 'leader' && this.rng.chance(0.8)) return cached;
+    const claimants = this.nodes.filter((n) => this.running(n)?.core.currentRole === 'leader');
     const pick = claimants[this.rng.nextInt(Math.max(1, claimants.length))];
-    if (pick !== undefined) this.clientLeader.set(client, pick.id);
+    if (pick !== undefined) this.clientTarget.set(client, pick.id);
     return pick;
-  }
-
-  private completeRead(n: SimNode, reqId: string, index: number): void {
-    const pr = this.pendingReads.get(reqId);
-    if (pr === undefined || pr.node !== n.id || pr.incarnation !== n.incarnation) return;
-    if (n.sm.applied < index) this.fail(`read ${reqId} released at applied ${n.sm.applied} < read index ${index}`);
-    this.pendingReads.delete(reqId);
-    const value = n.sm.kv.get(pr.key) ?? null;
-    this.record(pr.key, { kind: 'read', value, invoke: pr.invoke, complete: this.now, label: `c${pr.client} ${reqId}@${n.id}` });
-    this.scheduleClient(pr.client);
   }
 
   private record(key: string, op: RegisterOp): void {
@@ -884,11 +1100,45 @@ export class Simulation {
     h.push(op);
   }
 
-  private checkHistory(): void {
-    // Writes still pending at the end have unknown outcomes.
-    for (const w of this.pendingWrites.values()) {
-      this.record(w.key, { kind: 'write', value: w.value, invoke: w.invoke, complete: Infinity, label: `c${w.client} ${w.opId}?` });
+  // ------------------------------------------------------------ the end
+
+  /** Every member reached the same applied index and holds byte-identical scm.db contents. */
+  private async checkConvergence(): Promise<void> {
+    const applied = new Map<string, number>();
+    const digests = new Map<string, string>();
+    // Let everyone apply what is committed.
+    for (let round = 0; round < 50; round++) {
+      const ev = this.queue.pop();
+      if (ev === undefined) break;
+      ev.run();
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    const leader = this.currentLeader();
+    if (leader === undefined) this.fail('convergence: no leader at the end');
+    const target = leader.sm!.lastApplied().index;
+    for (let spin = 0; spin < 2000 && this.nodes.some((n) => (n.sm?.lastApplied().index ?? -1) < target); spin++) {
+      const ev = this.queue.pop();
+      if (ev === undefined) break;
+      ev.run();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    for (const n of this.nodes) {
+      const sm = n.sm;
+      if (sm === undefined || sm.isClosed) this.fail(`convergence: ${n.id} is not running at the end`);
+      if (sm.lastApplied().index < target) this.fail(`convergence: ${n.id} applied ${sm.lastApplied().index}, the leader ${target}`);
+      applied.set(n.id, sm.lastApplied().index);
+    }
+    // Compare at the same point: every node's DB as of the leader's applied index.
+    for (const n of this.nodes) {
+      if (n.sm!.lastApplied().index === target) digests.set(n.id, await n.sm!.digest());
+    }
+    const distinct = new Set(digests.values());
+    if (distinct.size > 1) this.fail(`convergence: scm.db differs between nodes at index ${target}: ${[...digests].map(([id, d]) => `${id}=${d.slice(0, 12)}`).join(' ')}`);
+  }
+
+  private checkHistory(): void {
+    for (const op of this.pending) this.unknown(op);
+    if (this.writes === 0 || this.reads === 0) this.fail(`vacuous: the history has ${this.writes} completed writes and ${this.reads} reads`);
     for (const [key, ops] of this.history) {
       const result = checkRegister(ops);
       if (!result.ok) this.fail(`linearizability of register ${key}: ${result.explanation}`);
@@ -915,13 +1165,13 @@ function describe(m: Message): string {
     case 'timeout-now':
       return `timeout-now t${m.term}`;
     case 'snapshot-notify':
-      return `snapshot-notify t${m.term} first=${m.firstTerm}:${m.firstIndex}`;
+      return `snapshot-notify t${m.term} #${m.noticeId} first=${m.firstIndex} prevTerm=${m.prevTerm}`;
     case 'snapshot-status':
-      return `snapshot-status t${m.term} ${m.status} ${m.snapshotTerm}:${m.index}`;
+      return `snapshot-status t${m.term} #${m.noticeId} ${m.status} ${m.snapshotTerm}:${m.index} conf=${m.configIndex}`;
   }
 }
 
-/** Runs one seed; throws SimulationFailure (with seed and trace) on any violation. */
-export function runSeed(seed: number, nodes: number, options: Partial<SimOptions> = {}): SimResult {
+/** Runs one seed; rejects with SimulationFailure (with seed and trace) on any violation. */
+export function runSeed(seed: number, nodes: number, options: Partial<SimOptions> = {}): Promise<SimResult> {
   return new Simulation({ seed, nodes, leaseRead: seed % 4 === 3, ...options }).run();
 }

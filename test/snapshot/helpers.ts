@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
 import { formatTransactionInfo, transactionInfoTable, TRANSACTION_INFO_KEY, type TermIndex } from '../../src/statemachine/transaction-info.js';
+import { encodeAppliedConfiguration, RAFT_CONFIGURATION_KEY } from '../../src/statemachine/raft-configuration.js';
+import { META_TABLE } from '../../src/statemachine/tables.js';
 
 export const CLUSTER_ID = 'CID-5f1f4a2e-0c0b-4d0e-9d7e-1234567890ab';
 
@@ -49,6 +51,9 @@ export async function createScmDb(dir: string, containers: number, ti: TermIndex
   await db.open();
   await db.sublevel('pipelines').put('pipeline-1', 'RATIS/THREE');
   await db.sublevel('sequenceId').put('containerId', String(containers));
+  // The Raft configuration the state machine records with every applied configuration entry.
+  const configuration = { term: 1, index: 1, voters: [1, 2, 3].map((k) => ({ id: `scm${k}`, address: `127.0.0.1:${9894 + 100 * (k - 1)}`, priority: 0 })), nonVoters: [] };
+  await db.sublevel(META_TABLE).put(RAFT_CONFIGURATION_KEY, encodeAppliedConfiguration(configuration));
   await applyContainers(db, 1, containers, ti);
   return db;
 }

@@ -1,0 +1,83 @@
+// The few calls a node makes to its peers' client ports: their cluster id (at start-up), their
+// own role (GetScmRoles), and, for a node that ran `scm bootstrap`, asking the group to add it.
+// Single short attempts over the client API's wire format (src/api), so the server does not depend
+// on the TypeScript client: retries belong to whoever calls (the join is re-tried every second).
+import * as grpc from '@grpc/grpc-js';
+import { LEADER_ADDRESS_METADATA, NOT_LEADER_METADATA, ScmClientServiceClient } from '../api/client-protocol.js';
+import { encodeMember, parseClusterInfo, parseRole, wireList, type Wire } from '../api/client-codec.js';
+import type { ClusterInfo, ScmMember, ScmNodeRole } from '../api/scm-api.js';
+
+type UnaryMethod = (request: Wire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Wire) => void) => void;
+
+function metadataValue(metadata: grpc.Metadata | undefined, key: string): string | undefined {
+  const value = metadata?.get(key)[0];
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+export class PeerCalls {
+  private readonly stubs = new Map<string, grpc.Client>();
+  private nextCallId = 1;
+  private closed = false;
+
+  constructor(
+    /** Names this node's own calls in the peers' retry caches. */
+    private readonly clientId: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private call(address: string, method: string, request: Wire): Promise<Wire> {
+    if (this.closed) return Promise.reject(new Error('peer calls are closed'));
+    let stub = this.stubs.get(address);
+    if (stub === undefined) {
+      stub = new ScmClientServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
+      this.stubs.set(address, stub);
+    }
+    const fn = (stub as unknown as Record<string, UnaryMethod>)[method];
+    if (fn === undefined) return Promise.reject(new Error(`internal: no RPC ${method}`));
+    return new Promise((resolve, reject) => {
+      fn.call(stub, request, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (error, response) => {
+        if (error !== null) reject(error);
+        else resolve(response ?? {});
+      });
+    });
+  }
+
+  async clusterInfo(address: string): Promise<ClusterInfo> {
+    return parseClusterInfo(await this.call(address, 'GetClusterInfo', {}));
+  }
+
+  /** The peer's report of itself, or undefined if it does not know itself by `nodeId`. */
+  async ownRole(address: string, nodeId: string): Promise<ScmNodeRole | undefined> {
+    const roles = wireList(await this.call(address, 'GetScmRoles', { selfOnly: true }), 'nodes').map(parseRole);
+    return roles.find((r) => r.nodeId === nodeId);
+  }
+
+  /** Asks each address in turn to add `member`, going to the leader a follower names. */
+  async addMember(addresses: readonly string[], member: ScmMember): Promise<void> {
+    const request: Wire = { clientId: this.clientId, callId: String(this.nextCallId++), ...encodeMember(member) };
+    let lastError: Error = new Error('no SCM address to ask');
+    const tried = new Set<string>();
+    const queue = [...addresses];
+    for (let address = queue.shift(); address !== undefined; address = queue.shift()) {
+      if (tried.has(address)) continue;
+      tried.add(address);
+      try {
+        await this.call(address, 'AddScm', request);
+        return;
+      } catch (err) {
+        lastError = err as Error;
+        const e = err as grpc.ServiceError;
+        const hint = metadataValue(e.metadata, NOT_LEADER_METADATA) !== undefined ? metadataValue(e.metadata, LEADER_ADDRESS_METADATA) : undefined;
+        if (hint !== undefined && hint !== '') queue.unshift(hint);
+      }
+    }
+    throw lastError;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const stub of this.stubs.values()) stub.close();
+    this.stubs.clear();
+  }
+}

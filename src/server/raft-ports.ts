@@ -1,0 +1,74 @@
+// The small interfaces the Raft driver runs on. The node passes the real ones (RaftStorage,
+// ScmStateMachine, the gRPC peer transport, Node's timers); the simulator passes in-memory ones
+// with seeded faults, and so runs the very driver the node runs (hashicorp/raft's approach:
+// the driver only sees what it needs).
+import type { LogEntry, LogReader, Message } from '../raft/index.js';
+import type { AppliedConfiguration, ApplyResult, TermIndex } from '../statemachine/index.js';
+
+/**
+ * The durable Raft log, raft-meta and raft-meta.conf. Writes take effect in the in-memory view at
+ * once and resolve, in order, once durable (fsynced).
+ */
+export interface RaftLogStore extends LogReader {
+  append(entries: readonly LogEntry[]): Promise<void>;
+  /** Deletes every entry at or above `index`. */
+  truncateFrom(index: number): Promise<void>;
+  /** Deletes whole stretches of entries below `index` (a purge may keep some of them). */
+  purgeBelow(index: number): Promise<void>;
+  /** Empties the log so that it starts at `nextIndex`, with term(nextIndex - 1) = prevTerm. */
+  reset(nextIndex: number, prevTerm: number): Promise<void>;
+  saveMeta(term: number, votedFor: string): Promise<void>;
+  /** raft-meta.conf: the configuration entry last committed. */
+  saveConf(entry: LogEntry): Promise<void>;
+}
+
+/** The replicated state machine as the driver uses it. */
+export interface ReplicatedStateMachine {
+  /** One atomic batch; returns a result per applied data entry. */
+  applyBatch(entries: readonly LogEntry[]): Promise<ApplyResult[]>;
+  lastApplied(): TermIndex;
+  snapshotPoint(): TermIndex;
+  /** Records lastApplied as the snapshot point, durably (the log may be purged below it next). */
+  recordSnapshotPoint(): Promise<TermIndex>;
+  /** The configuration in force as of lastApplied, if any configuration entry was applied. */
+  configuration(): AppliedConfiguration | undefined;
+}
+
+/** A timer the scheduler handed out, to cancel it. */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** Time and deferral. The driver never touches Node's timers or clock directly. */
+export interface Scheduler {
+  now(): number;
+  /** Runs `fn` once after `ms`. Real timers do not keep the process alive. */
+  after(ms: number, fn: () => void): TimerHandle;
+  /** Runs `fn` every `ms`. */
+  every(ms: number, fn: () => void): TimerHandle;
+  /** Runs `fn` soon, after the current event (a macrotask: I/O callbacks that are due run first). */
+  soon(fn: () => void): void;
+}
+
+/** Node's timers and wall clock. */
+export const realScheduler: Scheduler = {
+  now: () => Date.now(),
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return { cancel: () => clearInterval(t) };
+  },
+  soon(fn) {
+    setImmediate(fn);
+  },
+};
+
+/** Where Raft messages go (the node encodes them for the peer transport). */
+export interface RaftMessageSink {
+  send(message: Message): void;
+}

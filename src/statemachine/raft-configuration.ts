@@ -1,0 +1,52 @@
+// The Raft configuration as of the last applied entry, kept in scm.db (`meta` table, key
+// `raftConfiguration`) and written in the same atomic batch as the configuration entry it comes
+// from. A checkpoint of scm.db therefore carries the configuration in force at its own index, and a
+// follower that installs it adopts exactly that one: never the configuration a leader's message
+// claims (Ratis keeps the configuration in its snapshot metadata for the same reason).
+import type { RaftPeer } from './log-entry.js';
+
+export const RAFT_CONFIGURATION_KEY = 'raftConfiguration';
+
+/** A configuration entry's content and position, as applied. */
+export interface AppliedConfiguration {
+  readonly term: number;
+  readonly index: number;
+  readonly voters: readonly RaftPeer[];
+  readonly nonVoters: readonly RaftPeer[];
+}
+
+export function encodeAppliedConfiguration(c: AppliedConfiguration): string {
+  return JSON.stringify({ term: c.term, index: c.index, voters: c.voters, nonVoters: c.nonVoters });
+}
+
+/** Strict: anything but what encodeAppliedConfiguration wrote is an error naming the record. */
+export function parseAppliedConfiguration(text: string): AppliedConfiguration {
+  const where = `meta/${RAFT_CONFIGURATION_KEY}`;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${where} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (typeof value !== 'object' || value === null) throw new Error(`${where} is not an object`);
+  const v = value as Record<string, unknown>;
+  const position = (name: 'term' | 'index'): number => {
+    const n = v[name];
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: ${name} must be a non-negative integer, got ${JSON.stringify(n)}`);
+    return n;
+  };
+  const peers = (name: 'voters' | 'nonVoters'): RaftPeer[] => {
+    const list = v[name];
+    if (!Array.isArray(list)) throw new Error(`${where}: ${name} must be a list`);
+    return list.map((p: unknown, k) => {
+      const peer = p as Partial<Record<keyof RaftPeer, unknown>> | null;
+      if (peer === null || typeof peer !== 'object' || typeof peer.id !== 'string' || peer.id === '' || typeof peer.address !== 'string') {
+        throw new Error(`${where}: ${name}[${k}] must have a non-empty id and an address`);
+      }
+      const priority = peer.priority ?? 0;
+      if (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0) throw new Error(`${where}: ${name}[${k}] has an invalid priority`);
+      return { id: peer.id, address: peer.address, priority };
+    });
+  };
+  return { term: position('term'), index: position('index'), voters: peers('voters'), nonVoters: peers('nonVoters') };
+}
