@@ -58,6 +58,16 @@ test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfigurat
   assert.equal(config.grpcDeadlineIntervalMs, 30 * 60_000);
 });
 
+test('the Raft log falls back to <ozone.metadata.dirs>/scm-ha (as Ozone SCM HA), never under ozone.scm.db.dirs', () => {
+  const config = loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.db.dirs': '/db' } });
+  assert.equal(config.dbDir, '/db');
+  assert.equal(config.ratisDir, '/meta/scm-ha');
+  // Either name of the key wins over the fallback.
+  assert.equal(loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.ratis.storage.dir': '/r' } }).ratisDir, '/r');
+  assert.equal(loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.ha.ratis.storage.dir': '/r2' } }).ratisDir, '/r2');
+  assert.throws(() => loadConfig({ overrides: { 'ozone.scm.db.dirs': '/db' } }), /neither ozone\.scm\.ha\.ratis\.storage\.dir \(or ozone\.scm\.ratis\.storage\.dir\) nor ozone\.metadata\.dirs is set/);
+});
+
 test('site file is read; environment beats file; overrides beat environment', () => {
   const path = siteXml(
     [
