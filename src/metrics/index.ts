@@ -9,6 +9,8 @@ export {
   GRPC_CALL_TYPES,
   type RaftRole,
   type ContainerState,
+  type GrpcMethod,
+  type MetricsWarningHandler,
   type SnapshotFailureReason,
   type SnapshotNotificationDirection,
   type GrpcCodeName,

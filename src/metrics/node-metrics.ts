@@ -4,10 +4,16 @@
 // appended when the node's endpoint is scraped (see `render()`).
 //
 // Naming follows Prometheus conventions: `scm_` prefix, base units (`_seconds`, `_bytes`),
-// `_total` on counters. Every label has a bounded value set: roles, container states, failure
+// `_total` on counters. Every label has a bounded value set: roles, object states, failure
 // reasons and gRPC codes are fixed lists, peers are the configured members, gRPC methods come from
-// the service definitions. Values outside those sets are rejected rather than silently creating
-// new series.
+// the service definitions. Values outside those sets are not recorded, so they cannot create new
+// series.
+//
+// Metrics never throw once the node runs: they are updated from timers and from the Raft loop, and
+// a bad sample must not take a node down. An update that breaks an invariant is clamped, one that
+// cannot be recorded is dropped, and either way the `onWarning` callback hears about it (at most
+// once a minute per kind of problem). Only the constructor throws, for a node id that cannot be a
+// label value.
 import { Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
 import { getProcessRegistry } from './process-metrics.js';
 
@@ -82,19 +88,34 @@ export interface SnapshotTransferResult {
   readonly seconds: number;
 }
 
-export interface GrpcRequestObservation {
+export interface GrpcMethod {
   readonly service: string;
   readonly method: string;
   readonly type: GrpcCallType;
+}
+
+export interface GrpcRequestObservation extends GrpcMethod {
   readonly code: GrpcCodeName;
   readonly seconds: number;
 }
 
+/** Receives what NodeMetrics could not record as given (see the header comment). */
+export type MetricsWarningHandler = (message: string) => void;
+
 export interface NodeMetricsOptions {
   /** This node's id; becomes the `scm_node_id` label on every series. */
   readonly nodeId: string;
-  /** The other configured members; follower lag is only accepted for these. */
+  /** The other configured members; peer series are only accepted for these. */
   readonly peers?: readonly string[];
+  /**
+   * Told about every update that was clamped or dropped; `process.emitWarning` when absent. Pass
+   * e.g. `(msg) => log.warn({ event: 'metrics_warning' }, msg)`.
+   */
+  readonly onWarning?: MetricsWarningHandler;
+  /** Least milliseconds between two warnings of the same kind (default 60 000); 0 reports all. */
+  readonly warningIntervalMs?: number;
+  /** Milliseconds clock for the warning interval; tests inject one. */
+  readonly now?: () => number;
 }
 
 // Latency buckets: fsync and append from 100 µs to ~3.3 s; RPCs from 500 µs to ~16 s;
@@ -106,6 +127,7 @@ const TRANSFER_DURATION_BUCKETS = exponentialBuckets(0.01, 2, 18);
 const ENTRIES_PER_FSYNC_BUCKETS = exponentialBuckets(1, 2, 13);
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const DEFAULT_WARNING_INTERVAL_MS = 60_000;
 
 export class NodeMetrics {
   readonly nodeId: string;
@@ -113,6 +135,10 @@ export class NodeMetrics {
 
   private readonly knownPeers = new Set<string>();
   private lastIndexes: RaftIndexes = { lastLog: 0, commit: 0, applied: 0 };
+  private readonly warnSink: MetricsWarningHandler;
+  private readonly warningIntervalMs: number;
+  private readonly now: () => number;
+  private readonly lastWarning = new Map<string, { at: number; suppressed: number }>();
 
   private readonly term: Gauge;
   private readonly role: Gauge<'role'>;
@@ -149,10 +175,14 @@ export class NodeMetrics {
       );
     }
     this.nodeId = options.nodeId;
+    this.warnSink = options.onWarning ?? ((message) => process.emitWarning(message, 'ScmMetricsWarning'));
+    this.warningIntervalMs = options.warningIntervalMs ?? DEFAULT_WARNING_INTERVAL_MS;
+    this.now = options.now ?? (() => Date.now());
     this.registry = new Registry();
     this.registry.setDefaultLabels({ [NODE_ID_LABEL]: options.nodeId });
     const registers = [this.registry];
 
+    // Raft state.
     this.term = new Gauge({ name: 'scm_raft_term', help: 'Current Raft term.', registers });
     this.role = new Gauge({
       name: 'scm_raft_role',
@@ -190,6 +220,7 @@ export class NodeMetrics {
       help: 'Elections this node started as a candidate.',
       registers,
     });
+    // Log durability.
     this.appendSeconds = new Histogram({
       name: 'scm_raft_log_append_seconds',
       help: 'Time to append a batch of entries to the Raft log segment (write, before fsync).',
@@ -208,12 +239,14 @@ export class NodeMetrics {
       buckets: ENTRIES_PER_FSYNC_BUCKETS,
       registers,
     });
+    // Peers.
     this.followerLag = new Gauge({
       name: 'scm_raft_follower_lag_entries',
       help: "Entries a follower is behind the leader's last log index (leader only).",
       labelNames: ['peer'],
       registers,
     });
+    // Snapshots.
     this.snapshotNotifications = new Counter({
       name: 'scm_snapshot_notifications_total',
       help: 'Install-snapshot notifications sent (leader) or received (follower).',
@@ -274,6 +307,7 @@ export class NodeMetrics {
       help: 'Bytes of checkpoint archives streamed to followers.',
       registers,
     });
+    // SCM state.
     this.containers = new Gauge({
       name: 'scm_containers',
       help: 'Containers known to scm.db, by lifecycle state.',
@@ -285,6 +319,7 @@ export class NodeMetrics {
       help: 'Containers allocated (applied on this node).',
       registers,
     });
+    // gRPC.
     this.grpcHandled = new Counter({
       name: 'scm_grpc_server_handled_total',
       help: 'gRPC requests completed by the server, by method and status code.',
@@ -310,35 +345,46 @@ export class NodeMetrics {
     this.setKnownPeers(options.peers ?? []);
   }
 
+  // ---- Raft state ----
+
   setRole(role: RaftRole): void {
-    if (!(RAFT_ROLES as readonly string[]).includes(role)) {
-      throw new Error(`unknown Raft role ${JSON.stringify(role)}: expected one of ${RAFT_ROLES.join(', ')}`);
+    if (!isOneOf(RAFT_ROLES, role)) {
+      this.warn('role', `unknown Raft role ${JSON.stringify(role)} not recorded: expected one of ${RAFT_ROLES.join(', ')}`);
+      return;
     }
     for (const r of RAFT_ROLES) this.role.set({ role: r }, r === role ? 1 : 0);
   }
 
   setTerm(term: number): void {
-    requireCount('term', term);
-    this.term.set(term);
+    if (this.count('term', term)) this.term.set(term);
   }
 
+  /**
+   * The local log's last index, the commit index and the applied index. Raft never applies an
+   * uncommitted entry, but a sample can catch the two mid-update (a snapshot install moves the
+   * applied index before the commit index catches up): then the commit index is reported as the
+   * applied index, which is committed by definition, and a warning says so.
+   */
   setIndexes(indexes: RaftIndexes): void {
-    requireCount('last log index', indexes.lastLog);
-    requireCount('commit index', indexes.commit);
-    requireCount('applied index', indexes.applied);
-    // Raft invariant: nothing is applied before it is committed.
-    if (indexes.applied > indexes.commit) {
-      throw new Error(`applied index ${indexes.applied} is above commit index ${indexes.commit}`);
+    if (!this.count('last log index', indexes.lastLog) || !this.count('commit index', indexes.commit) || !this.count('applied index', indexes.applied)) {
+      return;
     }
-    this.lastIndexes = { ...indexes };
+    let commit = indexes.commit;
+    if (indexes.applied > commit) {
+      this.warn(
+        'applied_above_commit',
+        `applied index ${indexes.applied} is above commit index ${commit}: reporting commit index ${indexes.applied}`,
+      );
+      commit = indexes.applied;
+    }
+    this.lastIndexes = { lastLog: indexes.lastLog, commit, applied: indexes.applied };
     this.lastLogIndex.set(indexes.lastLog);
-    this.commitIndex.set(indexes.commit);
+    this.commitIndex.set(commit);
     this.appliedIndex.set(indexes.applied);
   }
 
   setSnapshotIndex(index: number): void {
-    requireCount('snapshot index', index);
-    this.snapshotIndex.set(index);
+    if (this.count('snapshot index', index)) this.snapshotIndex.set(index);
   }
 
   leaderChanged(): void {
@@ -349,43 +395,42 @@ export class NodeMetrics {
     this.elections.inc();
   }
 
+  // ---- Log durability ----
+
   observeAppend(seconds: number): void {
-    requireDuration('append duration', seconds);
-    this.appendSeconds.observe(seconds);
+    if (this.duration('append duration', seconds)) this.appendSeconds.observe(seconds);
   }
 
   observeFsync(seconds: number, entries: number): void {
-    requireDuration('fsync duration', seconds);
-    requireCount('entries per fsync', entries);
+    if (!this.duration('fsync duration', seconds) || !this.count('entries per fsync', entries)) return;
     this.fsyncSeconds.observe(seconds);
     this.entriesPerFsync.observe(entries);
   }
 
+  // ---- Peers ----
+
   /**
-   * Replace the set of peers lag may be reported for (after a membership change). Series of
-   * peers no longer configured are removed so a removed member does not linger on dashboards.
+   * Replace the set of peers the per-peer series may name (after a membership change). Every
+   * series of a peer no longer configured is removed, so a removed member does not linger on
+   * dashboards. Invalid ids and this node itself are skipped.
    */
   setKnownPeers(peers: readonly string[]): void {
+    const next = new Set<string>();
     for (const peer of peers) {
-      if (!NODE_ID_PATTERN.test(peer)) throw new Error(`invalid peer id ${JSON.stringify(peer)}`);
-      if (peer === this.nodeId) throw new Error(`peer list of ${this.nodeId} must not contain the node itself`);
+      if (!NODE_ID_PATTERN.test(peer)) this.warn('peer_id', `invalid peer id ${JSON.stringify(peer)} skipped`);
+      else if (peer === this.nodeId) this.warn('peer_self', `peer list of ${this.nodeId} contains the node itself; skipped`);
+      else next.add(peer);
     }
-    const next = new Set(peers);
     for (const old of this.knownPeers) {
-      if (!next.has(old)) this.followerLag.remove({ peer: old });
+      if (next.has(old)) continue;
+      this.followerLag.remove({ peer: old });
     }
     this.knownPeers.clear();
     for (const peer of next) this.knownPeers.add(peer);
   }
 
   setFollowerLag(peerId: string, entries: number): void {
-    if (!this.knownPeers.has(peerId)) {
-      throw new Error(
-        `follower lag for unknown peer ${JSON.stringify(peerId)}: configured peers are [${[...this.knownPeers].join(', ')}]`,
-      );
-    }
-    requireCount('follower lag', entries);
-    this.followerLag.set({ peer: peerId }, entries);
+    if (this.knownPeer('follower lag', peerId) && this.count('follower lag', entries)) this.followerLag.set({ peer: peerId }, entries);
   }
 
   /** Drop all follower lag series: a node that stops leading no longer knows them. */
@@ -393,74 +438,64 @@ export class NodeMetrics {
     this.followerLag.reset();
   }
 
+  // ---- Snapshots ----
+
   snapshotNotification(direction: SnapshotNotificationDirection): void {
     if (direction !== 'sent' && direction !== 'received') {
-      throw new Error(`unknown snapshot notification direction ${JSON.stringify(direction)}: expected sent or received`);
+      this.warn('notification_direction', `unknown snapshot notification direction ${JSON.stringify(direction)} not recorded: expected sent or received`);
+      return;
     }
     this.snapshotNotifications.inc({ direction });
   }
 
   downloadCompleted(result: SnapshotTransferResult): void {
-    requireTransfer('download', result);
+    if (!this.transfer('download', result)) return;
     this.downloads.inc();
     this.downloadBytes.inc(result.bytes);
     this.downloadSeconds.observe(result.seconds);
   }
 
   downloadFailed(reason: SnapshotFailureReason): void {
-    requireFailureReason(reason);
-    this.downloadFailures.inc({ reason });
+    this.downloadFailures.inc({ reason: this.failureReason(reason) });
   }
 
   installCompleted(result: SnapshotTransferResult): void {
-    requireTransfer('install', result);
+    if (!this.transfer('install', result)) return;
     this.installs.inc();
     this.installBytes.inc(result.bytes);
     this.installSeconds.observe(result.seconds);
   }
 
   installFailed(reason: SnapshotFailureReason): void {
-    requireFailureReason(reason);
-    this.installFailures.inc({ reason });
+    this.installFailures.inc({ reason: this.failureReason(reason) });
   }
 
   checkpointServed(bytes: number): void {
-    requireCount('served checkpoint bytes', bytes);
+    if (!this.count('served checkpoint bytes', bytes)) return;
     this.checkpointsServed.inc();
     this.checkpointServedBytes.inc(bytes);
   }
 
+  // ---- SCM state ----
+
   /** Set the container count of every state; states missing from `counts` are set to 0. */
   setContainersByState(counts: Partial<Record<ContainerState, number>> | ReadonlyMap<string, number>): void {
-    const entries: [string, number][] = counts instanceof Map ? [...counts.entries()] : Object.entries(counts);
-    const next = new Map<ContainerState, number>(CONTAINER_STATES.map((s) => [s, 0]));
-    for (const [state, count] of entries) {
-      if (!(CONTAINER_STATES as readonly string[]).includes(state)) {
-        throw new Error(`unknown container state ${JSON.stringify(state)}: expected one of ${CONTAINER_STATES.join(', ')}`);
-      }
-      requireCount(`container count for ${state}`, count);
-      next.set(state as ContainerState, count);
-    }
-    for (const [state, count] of next) this.containers.set({ state }, count);
+    this.setByState(this.containers, 'container', CONTAINER_STATES, counts);
   }
 
   allocation(count = 1): void {
-    requireCount('allocation count', count);
-    this.allocations.inc(count);
+    if (this.count('allocation count', count)) this.allocations.inc(count);
   }
+
+  // ---- gRPC ----
 
   observeGrpcRequest(observation: GrpcRequestObservation): void {
     const { service, method, type, code, seconds } = observation;
-    if (service.length === 0 || method.length === 0) {
-      throw new Error(`gRPC observation needs a service and a method, got ${JSON.stringify({ service, method })}`);
+    if (!this.grpcMethod(observation) || !this.duration('gRPC handling time', seconds)) return;
+    if (!isOneOf(GRPC_CODE_NAMES, code)) {
+      this.warn('grpc_code', `unknown gRPC status code ${JSON.stringify(code)} not recorded`);
+      return;
     }
-    if (!(GRPC_CALL_TYPES as readonly string[]).includes(type)) {
-      throw new Error(`unknown gRPC call type ${JSON.stringify(type)}`);
-    }
-    if (!(GRPC_CODE_NAMES as readonly string[]).includes(code)) {
-      throw new Error(`unknown gRPC status code ${JSON.stringify(code)}`);
-    }
-    requireDuration('gRPC handling time', seconds);
     this.grpcHandled.inc({ grpc_service: service, grpc_method: method, grpc_type: type, grpc_code: code });
     this.grpcHandlingSeconds.observe({ grpc_service: service, grpc_method: method, grpc_type: type }, seconds);
   }
@@ -481,29 +516,90 @@ export class NodeMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
-}
 
-function requireCount(what: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new Error(`${what} must be a non-negative integer, got ${String(value)}`);
+  // ---- Validation: report and drop, never throw ----
+
+  /** Reports a problem, at most once per interval for each `kind`, with a count of those held back. */
+  private warn(kind: string, message: string): void {
+    const now = this.now();
+    const last = this.lastWarning.get(kind);
+    if (last !== undefined && now - last.at < this.warningIntervalMs) {
+      last.suppressed++;
+      return;
+    }
+    const held = last !== undefined && last.suppressed > 0 ? ` (${last.suppressed} similar warnings since the last one)` : '';
+    this.lastWarning.set(kind, { at: now, suppressed: 0 });
+    try {
+      this.warnSink(`metrics of ${this.nodeId}: ${message}${held}`);
+    } catch {
+      // A failing warning handler must not turn a metrics update into a crash either.
+    }
   }
-}
 
-function requireDuration(what: string, seconds: number): void {
-  if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new Error(`${what} must be a finite non-negative number of seconds, got ${String(seconds)}`);
+  private count(what: string, value: number): boolean {
+    if (Number.isSafeInteger(value) && value >= 0) return true;
+    this.warn(`count:${what}`, `${what} must be a non-negative integer, got ${String(value)}; not recorded`);
+    return false;
   }
-}
 
-function requireTransfer(what: string, result: SnapshotTransferResult): void {
-  requireCount(`${what} bytes`, result.bytes);
-  requireDuration(`${what} duration`, result.seconds);
-}
+  private duration(what: string, seconds: number): boolean {
+    if (Number.isFinite(seconds) && seconds >= 0) return true;
+    this.warn(`duration:${what}`, `${what} must be a finite non-negative number of seconds, got ${String(seconds)}; not recorded`);
+    return false;
+  }
 
-function requireFailureReason(reason: string): void {
-  if (!(SNAPSHOT_FAILURE_REASONS as readonly string[]).includes(reason)) {
-    throw new Error(
-      `unknown snapshot failure reason ${JSON.stringify(reason)}: expected one of ${SNAPSHOT_FAILURE_REASONS.join(', ')}`,
+  private transfer(what: string, result: SnapshotTransferResult): boolean {
+    return this.count(`${what} bytes`, result.bytes) && this.duration(`${what} duration`, result.seconds);
+  }
+
+  private knownPeer(what: string, peerId: string): boolean {
+    if (this.knownPeers.has(peerId)) return true;
+    this.warn(
+      `peer:${what}`,
+      `${what} for unknown peer ${JSON.stringify(peerId)} not recorded: configured peers are [${[...this.knownPeers].join(', ')}]`,
     );
+    return false;
   }
+
+  /** An unknown reason is counted as `other`, so the failure itself is not lost. */
+  private failureReason(reason: string): SnapshotFailureReason {
+    if (isOneOf(SNAPSHOT_FAILURE_REASONS, reason)) return reason;
+    this.warn('failure_reason', `unknown snapshot failure reason ${JSON.stringify(reason)} counted as "other"`);
+    return 'other';
+  }
+
+  private grpcMethod(method: GrpcMethod): boolean {
+    if (method.service.length === 0 || method.method.length === 0) {
+      this.warn('grpc_method', `gRPC observation needs a service and a method, got ${JSON.stringify({ service: method.service, method: method.method })}`);
+      return false;
+    }
+    if (!isOneOf(GRPC_CALL_TYPES, method.type)) {
+      this.warn('grpc_type', `unknown gRPC call type ${JSON.stringify(method.type)} not recorded`);
+      return false;
+    }
+    return true;
+  }
+
+  private setByState<S extends string>(
+    gauge: Gauge<'state'>,
+    what: string,
+    states: readonly S[],
+    counts: Partial<Record<S, number>> | ReadonlyMap<string, number>,
+  ): void {
+    const entries: [string, number | undefined][] = counts instanceof Map ? [...counts.entries()] : Object.entries(counts);
+    const next = new Map<string, number>(states.map((s) => [s, 0]));
+    for (const [state, count] of entries) {
+      if (!isOneOf(states, state)) {
+        this.warn(`${what}_state`, `unknown ${what} state ${JSON.stringify(state)} not recorded: expected one of ${states.join(', ')}`);
+        continue;
+      }
+      if (count === undefined || !this.count(`${what} count for ${state}`, count)) continue;
+      next.set(state, count);
+    }
+    for (const [state, count] of next) gauge.set({ state }, count);
+  }
+}
+
+function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
+  return typeof value === 'string' && (values as readonly string[]).includes(value);
 }

@@ -1,5 +1,6 @@
 // Shared test helpers: a NodeMetrics filled with representative values of every kind, and
 // promtool, the Prometheus project's own linter for the exposition format.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { NodeMetrics } from '../../src/metrics/node-metrics.js';
 
@@ -33,8 +34,19 @@ export const REQUIRED_METRIC_NAMES = [
   'scm_grpc_server_handling_seconds',
 ] as const;
 
+/** A NodeMetrics whose warnings are collected instead of printed. */
+export function metricsWithWarnings(
+  nodeId: string,
+  peers: readonly string[] = [],
+  options: { warningIntervalMs?: number; now?: () => number } = {},
+): { metrics: NodeMetrics; warnings: string[] } {
+  const warnings: string[] = [];
+  const metrics = new NodeMetrics({ nodeId, peers, onWarning: (message) => warnings.push(message), ...options });
+  return { metrics, warnings };
+}
+
 export function representativeMetrics(nodeId: string, peers: readonly string[]): NodeMetrics {
-  const metrics = new NodeMetrics({ nodeId, peers });
+  const metrics = new NodeMetrics({ nodeId, peers, onWarning: (message) => assert.fail(`unexpected metrics warning: ${message}`) });
   metrics.setRole('leader');
   metrics.setTerm(7);
   metrics.setIndexes({ lastLog: 1200, commit: 1190, applied: 1185 });

@@ -61,7 +61,8 @@ test('Raft events land in metrics and in info logs with an event field', async (
   events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: null });
   events.membershipChanged({ index: 40, members: ['scm1', 'scm2', 'scm3'], previousMembers: ['scm1', 'scm2'] });
   metrics.setFollowerLag('scm3', 12); // accepted now that scm3 is a member
-  assert.throws(() => events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' }), /without a change/);
+  // Not a change: no count, no log line, no throw.
+  events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' });
 
   const lines = out.lines();
   assert.deepEqual(
@@ -92,13 +93,26 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
     download.progress(total);
   }
   download.done(4000);
-  assert.throws(() => download.progress(5000), /already finished/);
+  // Misuse is a warning, never a throw: the node calling this must not fail because of it.
+  download.progress(5000);
+  download.done(5000);
 
   const failing = events.snapshotTransfer('install', { term: 2, index: 500 });
-  assert.throws(() => failing.progress(-5), /progress must be a byte total/);
+  failing.progress(-5);
   failing.failed('checksum_mismatch', new Error('crc differs'));
 
-  const lines = out.lines();
+  const all = out.lines();
+  const warnings = all.filter((l) => l.event === 'metrics_warning');
+  assert.deepEqual(
+    warnings.map((l) => l.msg),
+    [
+      'snapshot download already finished: progress ignored',
+      'snapshot download already finished: done ignored',
+      'snapshot install progress: byte total -5 is not an integer at or above 0; ignored',
+    ],
+  );
+  assert.ok(warnings.every((l) => l.level === 'warn'));
+  const lines = all.filter((l) => l.event !== 'metrics_warning');
   assert.deepEqual(
     lines.map((l) => l.event),
     [
@@ -127,3 +141,4 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
   assert.ok(text.includes('scm_snapshot_install_failures_total{reason="checksum_mismatch",scm_node_id="scm3"} 1'));
   assert.ok(text.includes('scm_snapshot_notifications_total{direction="received",scm_node_id="scm3"} 1'));
 });
+

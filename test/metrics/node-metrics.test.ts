@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NodeMetrics } from '../../src/metrics/node-metrics.js';
-import { promtoolCheck, representativeMetrics, REQUIRED_METRIC_NAMES, samplesOf } from './fixtures.js';
+import { CONTAINER_STATES, NodeMetrics } from '../../src/metrics/node-metrics.js';
+import { LIFE_CYCLE_STATES } from '../../src/statemachine/model.js';
+import { metricsWithWarnings, promtoolCheck, representativeMetrics, REQUIRED_METRIC_NAMES, samplesOf } from './fixtures.js';
 
 test('a populated node passes promtool check metrics without any complaint', async () => {
   const exposition = await representativeMetrics('scm1', ['scm2', 'scm3']).render();
@@ -52,6 +53,57 @@ test('values set through the typed methods appear with the node id label', async
   );
 });
 
+test('applied above commit (a snapshot install mid-sample) does not throw: commit is clamped and a warning says so', async () => {
+  const { metrics, warnings } = metricsWithWarnings('s1');
+  // The numbers of the incident: a 1 s gauge timer sampled the indexes during an install.
+  assert.doesNotThrow(() => metrics.setIndexes({ lastLog: 5967, commit: 5967, applied: 6176 }));
+  assert.deepEqual(warnings, ['metrics of s1: applied index 6176 is above commit index 5967: reporting commit index 6176']);
+  const exposition = await metrics.render();
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_applied_index'), ['scm_raft_applied_index{scm_node_id="s1"} 6176']);
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_commit_index'), ['scm_raft_commit_index{scm_node_id="s1"} 6176']);
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_last_log_index'), ['scm_raft_last_log_index{scm_node_id="s1"} 5967']);
+  assert.deepEqual(metrics.indexes, { lastLog: 5967, commit: 6176, applied: 6176 });
+  // Once the commit index catches up, the values are taken as they are again.
+  metrics.setIndexes({ lastLog: 6200, commit: 6190, applied: 6180 });
+  assert.deepEqual(metrics.indexes, { lastLog: 6200, commit: 6190, applied: 6180 });
+  assert.equal(warnings.length, 1);
+});
+
+test('without a warning handler, a clamped sample goes to process warnings, still without a throw', async () => {
+  const emitted: string[] = [];
+  const listener = (warning: Error): void => {
+    if (warning.name === 'ScmMetricsWarning') emitted.push(warning.message);
+  };
+  process.on('warning', listener);
+  try {
+    const metrics = new NodeMetrics({ nodeId: 'p1' });
+    metrics.setIndexes({ lastLog: 3, commit: 2, applied: 3 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(emitted, ['metrics of p1: applied index 3 is above commit index 2: reporting commit index 3']);
+  } finally {
+    process.off('warning', listener);
+  }
+});
+
+test('warnings are limited to one per kind and interval, then report how many were held back', () => {
+  let now = 0;
+  const { metrics, warnings } = metricsWithWarnings('w1', [], { warningIntervalMs: 1000, now: () => now });
+  for (let i = 0; i < 5; i++) metrics.setIndexes({ lastLog: 10, commit: 4, applied: 5 + i });
+  metrics.setTerm(-1); // another kind: reported at once
+  now = 999;
+  metrics.setIndexes({ lastLog: 10, commit: 4, applied: 20 });
+  now = 1000;
+  metrics.setIndexes({ lastLog: 10, commit: 4, applied: 30 });
+  assert.deepEqual(warnings, [
+    'metrics of w1: applied index 5 is above commit index 4: reporting commit index 5',
+    'metrics of w1: term must be a non-negative integer, got -1; not recorded',
+    'metrics of w1: applied index 30 is above commit index 4: reporting commit index 30 (5 similar warnings since the last one)',
+  ]);
+  // A throwing handler does not make the update throw.
+  const angry = new NodeMetrics({ nodeId: 'w2', onWarning: () => { throw new Error('handler bug'); } });
+  assert.doesNotThrow(() => angry.setTerm(-5));
+});
+
 test('changing role leaves exactly one role at 1', async () => {
   const metrics = new NodeMetrics({ nodeId: 'n1' });
   metrics.setRole('candidate');
@@ -77,44 +129,65 @@ test('several nodes in one process: no registration conflict, each output carrie
   }
 });
 
-test('follower lag is only accepted for configured peers, and removed peers disappear', async () => {
-  const metrics = new NodeMetrics({ nodeId: 'n1', peers: ['n2', 'n3'] });
+test('follower lag is only recorded for configured peers, and removed peers disappear', async () => {
+  const { metrics, warnings } = metricsWithWarnings('n1', ['n2', 'n3']);
   metrics.setFollowerLag('n2', 5);
   metrics.setFollowerLag('n3', 9);
-  assert.throws(() => metrics.setFollowerLag('n4', 1), /unknown peer "n4".*n2, n3/);
+  metrics.setFollowerLag('n4', 1);
+  assert.deepEqual(warnings, ['metrics of n1: follower lag for unknown peer "n4" not recorded: configured peers are [n2, n3]']);
   metrics.setKnownPeers(['n2', 'n4']);
   metrics.setFollowerLag('n4', 1);
-  const lines = samplesOf(await metrics.render(), 'scm_raft_follower_lag_entries');
-  assert.deepEqual(lines.sort(), [
+  const text = await metrics.render();
+  assert.deepEqual(samplesOf(text, 'scm_raft_follower_lag_entries').sort(), [
     'scm_raft_follower_lag_entries{peer="n2",scm_node_id="n1"} 5',
     'scm_raft_follower_lag_entries{peer="n4",scm_node_id="n1"} 1',
   ]);
+  assert.ok(!text.includes('peer="n3"'), 'a removed peer keeps series');
   metrics.clearFollowerLag();
   assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_follower_lag_entries'), []);
-  assert.throws(() => metrics.setKnownPeers(['n1']), /must not contain the node itself/);
+  metrics.setKnownPeers(['n1', 'n2', 'bad id']);
+  assert.deepEqual(warnings.slice(1), [
+    'metrics of n1: peer list of n1 contains the node itself; skipped',
+    'metrics of n1: invalid peer id "bad id" skipped',
+  ]);
 });
 
-test('bad input is rejected with an error naming what was wrong', () => {
+test('bad input is dropped with a warning naming what was wrong, never thrown', async () => {
   assert.throws(() => new NodeMetrics({ nodeId: '' }), /invalid node id ""/);
   assert.throws(() => new NodeMetrics({ nodeId: 'a b' }), /invalid node id "a b"/);
-  const m = new NodeMetrics({ nodeId: 'v1' });
-  assert.throws(() => m.setRole('boss' as never), /unknown Raft role "boss"/);
-  assert.throws(() => m.setTerm(-1), /term must be a non-negative integer, got -1/);
-  assert.throws(() => m.setTerm(1.5), /term must be a non-negative integer/);
-  assert.throws(() => m.setIndexes({ lastLog: 10, commit: 4, applied: 5 }), /applied index 5 is above commit index 4/);
-  assert.throws(() => m.observeFsync(Number.NaN, 1), /fsync duration/);
-  assert.throws(() => m.observeAppend(-0.1), /append duration/);
-  assert.throws(() => m.setContainersByState({ OPENED: 1 } as never), /unknown container state "OPENED"/);
-  assert.throws(() => m.setContainersByState(new Map([['OPEN', -2]])), /container count for OPEN/);
-  assert.throws(() => m.downloadFailed('cosmic_rays' as never), /unknown snapshot failure reason "cosmic_rays"/);
-  assert.throws(() => m.installCompleted({ bytes: -1, seconds: 1 }), /install bytes/);
-  assert.throws(() => m.snapshotNotification('sideways' as never), /direction "sideways"/);
-  assert.throws(
-    () => m.observeGrpcRequest({ service: 's', method: 'm', type: 'unary', code: 'FINE' as never, seconds: 0 }),
-    /unknown gRPC status code "FINE"/,
-  );
-  // A rejected update leaves the previous value in place.
+  const { metrics: m, warnings } = metricsWithWarnings('v1', [], { warningIntervalMs: 0 });
+  m.setTerm(3);
+  const calls: [() => void, RegExp][] = [
+    [() => m.setRole('boss' as never), /unknown Raft role "boss"/],
+    [() => m.setTerm(-1), /term must be a non-negative integer, got -1/],
+    [() => m.setTerm(1.5), /term must be a non-negative integer, got 1\.5/],
+    [() => m.setIndexes({ lastLog: -1, commit: 0, applied: 0 }), /last log index must be a non-negative integer/],
+    [() => m.observeFsync(Number.NaN, 1), /fsync duration/],
+    [() => m.observeAppend(-0.1), /append duration/],
+    [() => m.setContainersByState({ OPENED: 1 } as never), /unknown container state "OPENED"/],
+    [() => m.setContainersByState(new Map([['OPEN', -2]])), /container count for OPEN/],
+    [() => m.downloadFailed('cosmic_rays' as never), /unknown snapshot failure reason "cosmic_rays" counted as "other"/],
+    [() => m.installCompleted({ bytes: -1, seconds: 1 }), /install bytes/],
+    [() => m.snapshotNotification('sideways' as never), /direction "sideways"/],
+    [() => m.observeGrpcRequest({ service: 's', method: 'm', type: 'unary', code: 'FINE' as never, seconds: 0 }), /unknown gRPC status code "FINE"/],
+    [() => m.observeGrpcRequest({ service: '', method: 'm', type: 'unary', code: 'OK', seconds: 0 }), /needs a service and a method/],
+  ];
+  for (const [call, message] of calls) {
+    const before = warnings.length;
+    assert.doesNotThrow(call);
+    assert.equal(warnings.length, before + 1, `no warning for ${String(message)}`);
+    assert.match(warnings.at(-1) ?? '', message);
+  }
+  // Rejected updates leave the previous values in place, and the unknown reason still counts.
   assert.deepEqual(m.indexes, { lastLog: 0, commit: 0, applied: 0 });
+  const text = await m.render();
+  assert.deepEqual(samplesOf(text, 'scm_raft_term'), ['scm_raft_term{scm_node_id="v1"} 3']);
+  assert.ok(text.includes('scm_snapshot_download_failures_total{reason="other",scm_node_id="v1"} 1'));
+  assert.equal(promtoolCheck(text).status, 0);
+});
+
+test('the container state label values match the state machine\'s enum', () => {
+  assert.deepEqual([...CONTAINER_STATES], [...LIFE_CYCLE_STATES]);
 });
 
 test('setContainersByState accepts a Map and resets states that are no longer present', async () => {
