@@ -6,6 +6,7 @@ export {
   CONTAINER_STATES,
   SNAPSHOT_FAILURE_REASONS,
   GRPC_CODE_NAMES,
+  SERVED_GRPC_CODES,
   GRPC_CALL_TYPES,
   type RaftRole,
   type ContainerState,

@@ -14,6 +14,9 @@
 // cannot be recorded is dropped, and either way the `onWarning` callback hears about it (at most
 // once a minute per kind of problem). Only the constructor throws, for a node id that cannot be a
 // label value.
+//
+// Failure counters exist at 0 from the start (for every reason, every known peer, every gRPC code
+// a method can answer with), so `increase()` and `rate()` see the first failure.
 import { Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
 import { getProcessRegistry } from './process-metrics.js';
 
@@ -73,6 +76,27 @@ export const GRPC_CODE_NAMES = [
   'UNAUTHENTICATED',
 ] as const;
 export type GrpcCodeName = (typeof GRPC_CODE_NAMES)[number];
+
+/**
+ * The codes our gRPC services answer with: OK, what the handlers and the typed errors of
+ * src/server/errors.ts map to, what the instrumentation records for a client cancel or a thrown
+ * handler, and DEADLINE_EXCEEDED. `scm_grpc_server_handled_total` starts at 0 for each of them on
+ * every instrumented method. (A test checks the server code uses no other code.)
+ */
+export const SERVED_GRPC_CODES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'OUT_OF_RANGE',
+  'INTERNAL',
+  'UNAVAILABLE',
+] as const satisfies readonly GrpcCodeName[];
 
 export const GRPC_CALL_TYPES = ['unary', 'client_stream', 'server_stream', 'bidi_stream'] as const;
 export type GrpcCallType = (typeof GRPC_CALL_TYPES)[number];
@@ -335,12 +359,16 @@ export class NodeMetrics {
     });
 
     // Start from explicit values so every series exists from the first scrape: Prometheus
-    // queries like `scm_raft_role{role="leader"} == 1` and rate() need the zero samples.
+    // queries like `scm_raft_role{role="leader"} == 1`, increase() and rate() need the zero samples.
     this.setRole('follower');
     this.term.set(0);
     this.setIndexes(this.lastIndexes);
     this.snapshotIndex.set(0);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
+    for (const reason of SNAPSHOT_FAILURE_REASONS) {
+      this.downloadFailures.inc({ reason }, 0);
+      this.installFailures.inc({ reason }, 0);
+    }
     this.setContainersByState({});
     this.setKnownPeers(options.peers ?? []);
   }
@@ -488,6 +516,13 @@ export class NodeMetrics {
   }
 
   // ---- gRPC ----
+
+  /** Creates the method's series at 0 for every served code (instrumentGrpcService calls it). */
+  initGrpcMethod(method: GrpcMethod): void {
+    if (!this.grpcMethod(method)) return;
+    const labels = { grpc_service: method.service, grpc_method: method.method, grpc_type: method.type };
+    for (const code of SERVED_GRPC_CODES) this.grpcHandled.inc({ ...labels, grpc_code: code }, 0);
+  }
 
   observeGrpcRequest(observation: GrpcRequestObservation): void {
     const { service, method, type, code, seconds } = observation;

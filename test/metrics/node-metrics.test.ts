@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONTAINER_STATES, NodeMetrics } from '../../src/metrics/node-metrics.js';
+import { CONTAINER_STATES, NodeMetrics, SNAPSHOT_FAILURE_REASONS } from '../../src/metrics/node-metrics.js';
 import { LIFE_CYCLE_STATES } from '../../src/statemachine/model.js';
 import { metricsWithWarnings, promtoolCheck, representativeMetrics, REQUIRED_METRIC_NAMES, samplesOf } from './fixtures.js';
 
@@ -51,6 +51,18 @@ test('values set through the typed methods appear with the node id label', async
       'scm_grpc_server_handled_total{grpc_service="InterSCMProtocolService",grpc_method="download",grpc_type="server_stream",grpc_code="UNAVAILABLE",scm_node_id="scm1"} 1',
     ),
   );
+});
+
+test('failure counters exist at 0 from the first scrape, for every reason', async () => {
+  const metrics = new NodeMetrics({ nodeId: 'z1', peers: ['z2', 'z3'] });
+  const exposition = await metrics.render();
+  for (const family of ['scm_snapshot_download_failures_total', 'scm_snapshot_install_failures_total']) {
+    assert.deepEqual(
+      samplesOf(exposition, family),
+      SNAPSHOT_FAILURE_REASONS.map((reason) => `${family}{reason="${reason}",scm_node_id="z1"} 0`),
+    );
+  }
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
 });
 
 test('applied above commit (a snapshot install mid-sample) does not throw: commit is clamped and a warning says so', async () => {
@@ -171,6 +183,7 @@ test('bad input is dropped with a warning naming what was wrong, never thrown', 
     [() => m.snapshotNotification('sideways' as never), /direction "sideways"/],
     [() => m.observeGrpcRequest({ service: 's', method: 'm', type: 'unary', code: 'FINE' as never, seconds: 0 }), /unknown gRPC status code "FINE"/],
     [() => m.observeGrpcRequest({ service: '', method: 'm', type: 'unary', code: 'OK', seconds: 0 }), /needs a service and a method/],
+    [() => m.initGrpcMethod({ service: 's', method: 'm', type: 'sideways' as never }), /unknown gRPC call type "sideways"/],
   ];
   for (const [call, message] of calls) {
     const before = warnings.length;
