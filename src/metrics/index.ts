@@ -21,7 +21,7 @@ export {
   type GrpcRequestObservation,
   type NodeMetricsOptions,
 } from './node-metrics.js';
-export { getProcessRegistry } from './process-metrics.js';
+export { getProcessRegistry, withProcessLabel } from './process-metrics.js';
 export { instrumentGrpcService, parseGrpcPath, grpcCodeOf } from './grpc-instrumentation.js';
 export {
   startMetricsHttpServer,

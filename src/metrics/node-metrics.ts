@@ -18,7 +18,7 @@
 // Failure counters exist at 0 from the start (for every reason, every known peer, every gRPC code
 // a method can answer with), so `increase()` and `rate()` see the first failure.
 import { Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
-import { getProcessRegistry } from './process-metrics.js';
+import { getProcessRegistry, withProcessLabel } from './process-metrics.js';
 
 export const NODE_ID_LABEL = 'scm_node_id';
 
@@ -540,11 +540,14 @@ export class NodeMetrics {
     return this.lastIndexes;
   }
 
-  /** Prometheus text exposition of this node's series followed by the process-wide ones. */
+  /**
+   * Prometheus text exposition of this node's series followed by the process-wide ones, which get
+   * this node's `scm_node_id` too (they describe the process this node runs in).
+   */
   async render(): Promise<string> {
     const own = await this.registry.metrics();
     const processWide = await getProcessRegistry().metrics();
-    return `${own}${processWide}`;
+    return `${own}${withProcessLabel(processWide, NODE_ID_LABEL, this.nodeId)}`;
   }
 
   /** Content-Type of `render()`'s output. */

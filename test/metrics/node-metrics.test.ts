@@ -25,9 +25,18 @@ test('every required metric family is exposed with HELP and TYPE', async () => {
     assert.match(exposition, new RegExp(`^# HELP ${name} `, 'm'), `missing HELP for ${name}`);
     assert.match(exposition, new RegExp(`^# TYPE ${name} `, 'm'), `missing TYPE for ${name}`);
   }
-  // Process metrics from the process-wide registry come along.
-  assert.match(exposition, /^process_cpu_seconds_total /m);
-  assert.match(exposition, /^nodejs_heap_size_used_bytes /m);
+  // Process metrics from the process-wide registry come along, labelled with the node like the rest.
+  assert.match(exposition, /^process_cpu_seconds_total\{scm_node_id="scm1"\} /m);
+  assert.match(exposition, /^nodejs_heap_size_used_bytes\{scm_node_id="scm1"\} /m);
+  assert.match(exposition, /^nodejs_heap_space_size_used_bytes\{scm_node_id="scm1",space="[a-z_]+"\} /m);
+});
+
+test('every sample of a node, process metrics included, carries its scm_node_id', async () => {
+  const exposition = await representativeMetrics('scm1', ['scm2', 'scm3']).render();
+  const samples = exposition.split('\n').filter((line) => line.length > 0 && !line.startsWith('#'));
+  assert.ok(samples.length > 100);
+  const unlabelled = samples.filter((line) => !/^[a-zA-Z_:][a-zA-Z0-9_:]*\{(?:[^}]*,)?scm_node_id="scm1"/.test(line));
+  assert.deepEqual(unlabelled, []);
 });
 
 test('values set through the typed methods appear with the node id label', async () => {
