@@ -18,6 +18,7 @@
 // Failure counters exist at 0 from the start (for every reason, every known peer, every gRPC code
 // a method can answer with), so `increase()` and `rate()` see the first failure.
 import { Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
+import { packageVersion } from './build-info.js';
 import { getProcessRegistry, withProcessLabel } from './process-metrics.js';
 
 export const NODE_ID_LABEL = 'scm_node_id';
@@ -36,6 +37,14 @@ export const CONTAINER_STATES = [
   'RECOVERING',
 ] as const;
 export type ContainerState = (typeof CONTAINER_STATES)[number];
+
+/** Ozone's Pipeline.PipelineState values. */
+export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
+export type PipelineState = (typeof PIPELINE_STATES)[number];
+
+/** Ozone's datanode health (HddsProtos.NodeState without the old decommission values). */
+export const DATANODE_STATES = ['HEALTHY', 'HEALTHY_READONLY', 'STALE', 'DEAD'] as const;
+export type DatanodeState = (typeof DATANODE_STATES)[number];
 
 /** Why a snapshot download or install failed; a closed set so the label stays bounded. */
 export const SNAPSHOT_FAILURE_REASONS = [
@@ -131,6 +140,8 @@ export interface NodeMetricsOptions {
   readonly nodeId: string;
   /** The other configured members; peer series are only accepted for these. */
   readonly peers?: readonly string[];
+  /** `version` label of `scm_build_info`; package.json's version when absent. */
+  readonly version?: string;
   /**
    * Told about every update that was clamped or dropped; `process.emitWarning` when absent. Pass
    * e.g. `(msg) => log.warn({ event: 'metrics_warning' }, msg)`.
@@ -147,6 +158,8 @@ export interface NodeMetricsOptions {
 const DISK_LATENCY_BUCKETS = exponentialBuckets(0.0001, 2, 16);
 const RPC_LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
 const TRANSFER_DURATION_BUCKETS = exponentialBuckets(0.01, 2, 18);
+// Peer round trips from 100 µs (loopback) to ~6.5 s.
+const PEER_RTT_BUCKETS = exponentialBuckets(0.0001, 2, 17);
 // Batch sizes: 1 … 4096 entries per fsync.
 const ENTRIES_PER_FSYNC_BUCKETS = exponentialBuckets(1, 2, 13);
 
@@ -166,17 +179,26 @@ export class NodeMetrics {
 
   private readonly term: Gauge;
   private readonly role: Gauge<'role'>;
+  private readonly hasLeader: Gauge;
   private readonly lastLogIndex: Gauge;
   private readonly commitIndex: Gauge;
   private readonly appliedIndex: Gauge;
   private readonly snapshotIndex: Gauge;
   private readonly leaderChanges: Counter;
   private readonly elections: Counter;
+  private readonly proposalsPending: Gauge;
+  private readonly proposalsFailed: Counter;
+  private readonly applySeconds: Histogram;
   private readonly appendSeconds: Histogram;
   private readonly fsyncSeconds: Histogram;
   private readonly entriesPerFsync: Histogram;
+  private readonly raftLogSize: Gauge;
   private readonly followerLag: Gauge<'peer'>;
+  private readonly peerLastContact: Gauge<'peer'>;
+  private readonly peerSendFailures: Counter<'peer'>;
+  private readonly peerRoundTrip: Histogram<'peer'>;
   private readonly snapshotNotifications: Counter<'direction'>;
+  private readonly checkpointCreationSeconds: Histogram;
   private readonly downloads: Counter;
   private readonly downloadBytes: Counter;
   private readonly downloadSeconds: Histogram;
@@ -187,8 +209,13 @@ export class NodeMetrics {
   private readonly installFailures: Counter<'reason'>;
   private readonly checkpointsServed: Counter;
   private readonly checkpointServedBytes: Counter;
+  private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
+  private readonly pipelines: Gauge<'state'>;
+  private readonly datanodes: Gauge<'state'>;
   private readonly allocations: Counter;
+  private readonly consistencyMismatch: Gauge;
+  private readonly buildInfo: Gauge<'version'>;
   private readonly grpcHandled: Counter<'grpc_service' | 'grpc_method' | 'grpc_type' | 'grpc_code'>;
   private readonly grpcHandlingSeconds: Histogram<'grpc_service' | 'grpc_method' | 'grpc_type'>;
 
@@ -212,6 +239,11 @@ export class NodeMetrics {
       name: 'scm_raft_role',
       help: 'Raft role of this node: 1 for the current role, 0 for the others.',
       labelNames: ['role'],
+      registers,
+    });
+    this.hasLeader = new Gauge({
+      name: 'scm_raft_has_leader',
+      help: 'Whether this node knows a leader in its current term (1) or not (0).',
       registers,
     });
     this.lastLogIndex = new Gauge({
@@ -244,6 +276,22 @@ export class NodeMetrics {
       help: 'Elections this node started as a candidate.',
       registers,
     });
+    this.proposalsPending = new Gauge({
+      name: 'scm_raft_proposals_pending',
+      help: 'Proposals this node has accepted (as leader) that are not yet committed and applied.',
+      registers,
+    });
+    this.proposalsFailed = new Counter({
+      name: 'scm_raft_proposals_failed_total',
+      help: 'Proposals that failed to commit (timed out, leadership lost, not leader).',
+      registers,
+    });
+    this.applySeconds = new Histogram({
+      name: 'scm_raft_apply_seconds',
+      help: 'Time to apply one batch of committed entries to scm.db (one atomic write).',
+      buckets: DISK_LATENCY_BUCKETS,
+      registers,
+    });
     // Log durability.
     this.appendSeconds = new Histogram({
       name: 'scm_raft_log_append_seconds',
@@ -263,6 +311,11 @@ export class NodeMetrics {
       buckets: ENTRIES_PER_FSYNC_BUCKETS,
       registers,
     });
+    this.raftLogSize = new Gauge({
+      name: 'scm_raft_log_size_bytes',
+      help: 'Bytes of the Raft log segments on disk (closed and open).',
+      registers,
+    });
     // Peers.
     this.followerLag = new Gauge({
       name: 'scm_raft_follower_lag_entries',
@@ -270,11 +323,36 @@ export class NodeMetrics {
       labelNames: ['peer'],
       registers,
     });
+    this.peerLastContact = new Gauge({
+      name: 'scm_raft_peer_last_contact_seconds',
+      help: 'Seconds since this node last heard from the peer: the leader for each follower, a follower for its leader.',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerSendFailures = new Counter({
+      name: 'scm_raft_peer_send_failures_total',
+      help: 'Raft messages to the peer that could not be sent or were not answered.',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerRoundTrip = new Histogram({
+      name: 'scm_raft_peer_round_trip_seconds',
+      help: 'Round trip of a Raft request to the peer and its response.',
+      labelNames: ['peer'],
+      buckets: PEER_RTT_BUCKETS,
+      registers,
+    });
     // Snapshots.
     this.snapshotNotifications = new Counter({
       name: 'scm_snapshot_notifications_total',
       help: 'Install-snapshot notifications sent (leader) or received (follower).',
       labelNames: ['direction'],
+      registers,
+    });
+    this.checkpointCreationSeconds = new Histogram({
+      name: 'scm_snapshot_checkpoint_creation_seconds',
+      help: 'Time to take a point-in-time checkpoint of scm.db (before packing and sending).',
+      buckets: TRANSFER_DURATION_BUCKETS,
       registers,
     });
     this.downloads = new Counter({
@@ -332,15 +410,43 @@ export class NodeMetrics {
       registers,
     });
     // SCM state.
+    this.dbSize = new Gauge({
+      name: 'scm_db_size_bytes',
+      help: 'Bytes of scm.db on disk.',
+      registers,
+    });
     this.containers = new Gauge({
       name: 'scm_containers',
       help: 'Containers known to scm.db, by lifecycle state.',
       labelNames: ['state'],
       registers,
     });
+    this.pipelines = new Gauge({
+      name: 'scm_pipelines',
+      help: 'Pipelines known to scm.db, by state.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.datanodes = new Gauge({
+      name: 'scm_datanodes',
+      help: 'Datanodes known to this SCM, by health state.',
+      labelNames: ['state'],
+      registers,
+    });
     this.allocations = new Counter({
       name: 'scm_container_allocations_total',
       help: 'Containers allocated (applied on this node).',
+      registers,
+    });
+    this.consistencyMismatch = new Gauge({
+      name: 'scm_consistency_mismatch',
+      help: "1 when the last consistency check found this node's scm.db different from the quorum's at the same index, else 0.",
+      registers,
+    });
+    this.buildInfo = new Gauge({
+      name: 'scm_build_info',
+      help: 'Always 1; the labels say which scm-ha version this node runs.',
+      labelNames: ['version'],
       registers,
     });
     // gRPC.
@@ -362,14 +468,22 @@ export class NodeMetrics {
     // queries like `scm_raft_role{role="leader"} == 1`, increase() and rate() need the zero samples.
     this.setRole('follower');
     this.term.set(0);
+    this.hasLeader.set(0);
     this.setIndexes(this.lastIndexes);
     this.snapshotIndex.set(0);
+    this.proposalsPending.set(0);
+    this.raftLogSize.set(0);
+    this.dbSize.set(0);
+    this.consistencyMismatch.set(0);
+    this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
     }
     this.setContainersByState({});
+    this.setPipelinesByState({});
+    this.setDatanodesByState({});
     this.setKnownPeers(options.peers ?? []);
   }
 
@@ -385,6 +499,11 @@ export class NodeMetrics {
 
   setTerm(term: number): void {
     if (this.count('term', term)) this.term.set(term);
+  }
+
+  /** Whether this node knows a leader (itself included). */
+  setHasLeader(hasLeader: boolean): void {
+    this.hasLeader.set(hasLeader ? 1 : 0);
   }
 
   /**
@@ -423,6 +542,21 @@ export class NodeMetrics {
     this.elections.inc();
   }
 
+  /** Proposals accepted by this leader and not yet applied (0 on followers). */
+  setProposalsPending(count: number): void {
+    if (this.count('pending proposals', count)) this.proposalsPending.set(count);
+  }
+
+  /** Proposals that failed: timed out, or leadership was lost before they committed. */
+  proposalFailed(count = 1): void {
+    if (this.count('failed proposals', count)) this.proposalsFailed.inc(count);
+  }
+
+  /** Time to apply one batch of committed entries to scm.db. */
+  observeApply(seconds: number): void {
+    if (this.duration('apply duration', seconds)) this.applySeconds.observe(seconds);
+  }
+
   // ---- Log durability ----
 
   observeAppend(seconds: number): void {
@@ -435,12 +569,17 @@ export class NodeMetrics {
     this.entriesPerFsync.observe(entries);
   }
 
+  /** Bytes of the Raft log's segment files on disk. */
+  setRaftLogSize(bytes: number): void {
+    if (this.count('Raft log size', bytes)) this.raftLogSize.set(bytes);
+  }
+
   // ---- Peers ----
 
   /**
-   * Replace the set of peers the per-peer series may name (after a membership change). Every
-   * series of a peer no longer configured is removed, so a removed member does not linger on
-   * dashboards. Invalid ids and this node itself are skipped.
+   * Replace the set of peers the per-peer series may name (after a membership change). A new peer
+   * starts with 0 send failures; every series of a peer no longer configured is removed, so a
+   * removed member does not linger on dashboards. Invalid ids and this node itself are skipped.
    */
   setKnownPeers(peers: readonly string[]): void {
     const next = new Set<string>();
@@ -452,7 +591,11 @@ export class NodeMetrics {
     for (const old of this.knownPeers) {
       if (next.has(old)) continue;
       this.followerLag.remove({ peer: old });
+      this.peerLastContact.remove({ peer: old });
+      this.peerSendFailures.remove({ peer: old });
+      this.peerRoundTrip.remove({ peer: old });
     }
+    for (const peer of next) if (!this.knownPeers.has(peer)) this.peerSendFailures.inc({ peer }, 0);
     this.knownPeers.clear();
     for (const peer of next) this.knownPeers.add(peer);
   }
@@ -466,6 +609,29 @@ export class NodeMetrics {
     this.followerLag.reset();
   }
 
+  /**
+   * Seconds since this node last heard from `peerId`. Report it for the peers this node exchanges
+   * messages with in its current role: the leader for every follower, a follower for its leader.
+   */
+  setPeerLastContact(peerId: string, seconds: number): void {
+    if (this.knownPeer('last contact', peerId) && this.duration('last contact', seconds)) this.peerLastContact.set({ peer: peerId }, seconds);
+  }
+
+  /** Drop all last-contact series (RaftEvents does on every role change). */
+  clearPeerLastContact(): void {
+    this.peerLastContact.reset();
+  }
+
+  /** A Raft message to `peerId` could not be sent, or its request got no response. */
+  peerSendFailed(peerId: string, count = 1): void {
+    if (this.knownPeer('send failure', peerId) && this.count('send failures', count)) this.peerSendFailures.inc({ peer: peerId }, count);
+  }
+
+  /** Round trip of one Raft request to `peerId` and its response. */
+  observePeerRoundTrip(peerId: string, seconds: number): void {
+    if (this.knownPeer('round trip', peerId) && this.duration('round trip', seconds)) this.peerRoundTrip.observe({ peer: peerId }, seconds);
+  }
+
   // ---- Snapshots ----
 
   snapshotNotification(direction: SnapshotNotificationDirection): void {
@@ -474,6 +640,11 @@ export class NodeMetrics {
       return;
     }
     this.snapshotNotifications.inc({ direction });
+  }
+
+  /** Time to take one point-in-time checkpoint of scm.db (leader, before it is packed and sent). */
+  observeCheckpointCreation(seconds: number): void {
+    if (this.duration('checkpoint creation', seconds)) this.checkpointCreationSeconds.observe(seconds);
   }
 
   downloadCompleted(result: SnapshotTransferResult): void {
@@ -506,13 +677,33 @@ export class NodeMetrics {
 
   // ---- SCM state ----
 
+  /** Bytes of scm.db on disk. */
+  setDbSize(bytes: number): void {
+    if (this.count('scm.db size', bytes)) this.dbSize.set(bytes);
+  }
+
   /** Set the container count of every state; states missing from `counts` are set to 0. */
   setContainersByState(counts: Partial<Record<ContainerState, number>> | ReadonlyMap<string, number>): void {
     this.setByState(this.containers, 'container', CONTAINER_STATES, counts);
   }
 
+  /** Set the pipeline count of every state; states missing from `counts` are set to 0. */
+  setPipelinesByState(counts: Partial<Record<PipelineState, number>> | ReadonlyMap<string, number>): void {
+    this.setByState(this.pipelines, 'pipeline', PIPELINE_STATES, counts);
+  }
+
+  /** Set the datanode count of every health state; states missing from `counts` are set to 0. */
+  setDatanodesByState(counts: Partial<Record<DatanodeState, number>> | ReadonlyMap<string, number>): void {
+    this.setByState(this.datanodes, 'datanode', DATANODE_STATES, counts);
+  }
+
   allocation(count = 1): void {
     if (this.count('allocation count', count)) this.allocations.inc(count);
+  }
+
+  /** The outcome of the latest consistency check of scm.db against the quorum. */
+  setConsistencyMismatch(mismatch: boolean): void {
+    this.consistencyMismatch.set(mismatch ? 1 : 0);
   }
 
   // ---- gRPC ----

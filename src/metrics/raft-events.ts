@@ -54,6 +54,8 @@ export class RaftEvents {
     this.metrics.setRole(role);
     this.metrics.setTerm(term);
     if (role !== 'leader') this.metrics.clearFollowerLag();
+    // Whom this node hears from depends on its role; the next gauge refresh reports the new set.
+    this.metrics.clearPeerLastContact();
     this.log.info({ event: 'role_changed', role, term }, `became ${role} in term ${term}`);
   }
 

@@ -142,3 +142,13 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
   assert.ok(text.includes('scm_snapshot_notifications_total{direction="received",scm_node_id="scm3"} 1'));
 });
 
+test('a role change drops the per-peer last-contact series: whom a node hears from depends on its role', async () => {
+  const metrics = new NodeMetrics({ nodeId: 'scm1', peers: ['scm2', 'scm3'] });
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm1', destination: capture().stream, env: {} }));
+  events.roleChanged('leader', 3);
+  metrics.setPeerLastContact('scm2', 0.2);
+  metrics.setPeerLastContact('scm3', 0.4);
+  assert.equal(samplesOf(await metrics.render(), 'scm_raft_peer_last_contact_seconds').length, 2);
+  events.roleChanged('follower', 4);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_peer_last_contact_seconds'), []);
+});

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CONTAINER_STATES, NodeMetrics, SNAPSHOT_FAILURE_REASONS } from '../../src/metrics/node-metrics.js';
-import { LIFE_CYCLE_STATES } from '../../src/statemachine/model.js';
+import {
+  CONTAINER_STATES,
+  DATANODE_STATES,
+  NodeMetrics,
+  PIPELINE_STATES,
+  SNAPSHOT_FAILURE_REASONS,
+} from '../../src/metrics/node-metrics.js';
+import { LIFE_CYCLE_STATES, PIPELINE_STATES as MODEL_PIPELINE_STATES } from '../../src/statemachine/model.js';
 import { metricsWithWarnings, promtoolCheck, representativeMetrics, REQUIRED_METRIC_NAMES, samplesOf } from './fixtures.js';
 
 test('a populated node passes promtool check metrics without any complaint', async () => {
@@ -62,7 +68,50 @@ test('values set through the typed methods appear with the node id label', async
   );
 });
 
-test('failure counters exist at 0 from the first scrape, for every reason', async () => {
+test('the health metrics set through their methods appear in the registry output', async () => {
+  const exposition = await representativeMetrics('scm1', ['scm2', 'scm3']).render();
+  const expected = [
+    'scm_raft_has_leader{scm_node_id="scm1"} 1',
+    'scm_raft_proposals_pending{scm_node_id="scm1"} 4',
+    'scm_raft_proposals_failed_total{scm_node_id="scm1"} 1',
+    'scm_raft_apply_seconds_count{scm_node_id="scm1"} 1',
+    'scm_raft_apply_seconds_bucket{le="0.0008",scm_node_id="scm1"} 1',
+    'scm_raft_apply_seconds_bucket{le="0.0004",scm_node_id="scm1"} 0',
+    'scm_raft_peer_last_contact_seconds{peer="scm2",scm_node_id="scm1"} 0.25',
+    'scm_raft_peer_last_contact_seconds{peer="scm3",scm_node_id="scm1"} 1.25',
+    'scm_raft_peer_send_failures_total{peer="scm2",scm_node_id="scm1"} 2',
+    'scm_raft_peer_send_failures_total{peer="scm3",scm_node_id="scm1"} 0',
+    'scm_raft_peer_round_trip_seconds_count{scm_node_id="scm1",peer="scm3"} 1',
+    'scm_raft_peer_round_trip_seconds_sum{scm_node_id="scm1",peer="scm3"} 0.0008',
+    'scm_snapshot_checkpoint_creation_seconds_count{scm_node_id="scm1"} 1',
+    'scm_db_size_bytes{scm_node_id="scm1"} 50331648',
+    'scm_raft_log_size_bytes{scm_node_id="scm1"} 100663296',
+    'scm_build_info{version="0.1.0-test",scm_node_id="scm1"} 1',
+    'scm_pipelines{state="OPEN",scm_node_id="scm1"} 2',
+    'scm_pipelines{state="DORMANT",scm_node_id="scm1"} 0',
+    'scm_datanodes{state="HEALTHY",scm_node_id="scm1"} 3',
+    'scm_datanodes{state="STALE",scm_node_id="scm1"} 1',
+    'scm_datanodes{state="DEAD",scm_node_id="scm1"} 0',
+    'scm_consistency_mismatch{scm_node_id="scm1"} 0',
+  ];
+  const lines = new Set(exposition.split('\n'));
+  for (const line of expected) assert.ok(lines.has(line), `missing ${line}`);
+
+  const m = new NodeMetrics({ nodeId: 'h1', peers: ['h2'] });
+  m.setConsistencyMismatch(true);
+  m.setHasLeader(false);
+  const after = await m.render();
+  assert.deepEqual(samplesOf(after, 'scm_consistency_mismatch'), ['scm_consistency_mismatch{scm_node_id="h1"} 1']);
+  assert.deepEqual(samplesOf(after, 'scm_raft_has_leader'), ['scm_raft_has_leader{scm_node_id="h1"} 0']);
+});
+
+test('scm_build_info carries package.json\'s version unless told otherwise', async () => {
+  const { version } = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))) as { version: string };
+  const exposition = await new NodeMetrics({ nodeId: 'b1' }).render();
+  assert.deepEqual(samplesOf(exposition, 'scm_build_info'), [`scm_build_info{version="${version}",scm_node_id="b1"} 1`]);
+});
+
+test('failure counters exist at 0 from the first scrape, for every reason and every known peer', async () => {
   const metrics = new NodeMetrics({ nodeId: 'z1', peers: ['z2', 'z3'] });
   const exposition = await metrics.render();
   for (const family of ['scm_snapshot_download_failures_total', 'scm_snapshot_install_failures_total']) {
@@ -71,7 +120,20 @@ test('failure counters exist at 0 from the first scrape, for every reason', asyn
       SNAPSHOT_FAILURE_REASONS.map((reason) => `${family}{reason="${reason}",scm_node_id="z1"} 0`),
     );
   }
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_peer_send_failures_total'), [
+    'scm_raft_peer_send_failures_total{peer="z2",scm_node_id="z1"} 0',
+    'scm_raft_peer_send_failures_total{peer="z3",scm_node_id="z1"} 0',
+  ]);
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_proposals_failed_total'), ['scm_raft_proposals_failed_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
+  // A peer added later starts at 0 too, and a count survives a membership change that keeps the peer.
+  metrics.peerSendFailed('z2');
+  metrics.setKnownPeers(['z2', 'z3', 'z4']);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_peer_send_failures_total'), [
+    'scm_raft_peer_send_failures_total{peer="z2",scm_node_id="z1"} 1',
+    'scm_raft_peer_send_failures_total{peer="z3",scm_node_id="z1"} 0',
+    'scm_raft_peer_send_failures_total{peer="z4",scm_node_id="z1"} 0',
+  ]);
 });
 
 test('applied above commit (a snapshot install mid-sample) does not throw: commit is clamped and a warning says so', async () => {
@@ -150,12 +212,18 @@ test('several nodes in one process: no registration conflict, each output carrie
   }
 });
 
-test('follower lag is only recorded for configured peers, and removed peers disappear', async () => {
+test('peer series are only recorded for configured peers, and removed peers disappear', async () => {
   const { metrics, warnings } = metricsWithWarnings('n1', ['n2', 'n3']);
   metrics.setFollowerLag('n2', 5);
   metrics.setFollowerLag('n3', 9);
+  metrics.setPeerLastContact('n3', 1.5);
+  metrics.observePeerRoundTrip('n3', 0.001);
   metrics.setFollowerLag('n4', 1);
-  assert.deepEqual(warnings, ['metrics of n1: follower lag for unknown peer "n4" not recorded: configured peers are [n2, n3]']);
+  metrics.peerSendFailed('n4');
+  assert.deepEqual(warnings, [
+    'metrics of n1: follower lag for unknown peer "n4" not recorded: configured peers are [n2, n3]',
+    'metrics of n1: send failure for unknown peer "n4" not recorded: configured peers are [n2, n3]',
+  ]);
   metrics.setKnownPeers(['n2', 'n4']);
   metrics.setFollowerLag('n4', 1);
   const text = await metrics.render();
@@ -163,14 +231,16 @@ test('follower lag is only recorded for configured peers, and removed peers disa
     'scm_raft_follower_lag_entries{peer="n2",scm_node_id="n1"} 5',
     'scm_raft_follower_lag_entries{peer="n4",scm_node_id="n1"} 1',
   ]);
+  // Everything about n3 is gone.
   assert.ok(!text.includes('peer="n3"'), 'a removed peer keeps series');
   metrics.clearFollowerLag();
   assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_follower_lag_entries'), []);
   metrics.setKnownPeers(['n1', 'n2', 'bad id']);
-  assert.deepEqual(warnings.slice(1), [
+  assert.deepEqual(warnings.slice(2), [
     'metrics of n1: peer list of n1 contains the node itself; skipped',
     'metrics of n1: invalid peer id "bad id" skipped',
   ]);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_peer_send_failures_total'), ['scm_raft_peer_send_failures_total{peer="n2",scm_node_id="n1"} 0']);
 });
 
 test('bad input is dropped with a warning naming what was wrong, never thrown', async () => {
@@ -185,11 +255,19 @@ test('bad input is dropped with a warning naming what was wrong, never thrown', 
     [() => m.setIndexes({ lastLog: -1, commit: 0, applied: 0 }), /last log index must be a non-negative integer/],
     [() => m.observeFsync(Number.NaN, 1), /fsync duration/],
     [() => m.observeAppend(-0.1), /append duration/],
+    [() => m.observeApply(Number.POSITIVE_INFINITY), /apply duration/],
     [() => m.setContainersByState({ OPENED: 1 } as never), /unknown container state "OPENED"/],
     [() => m.setContainersByState(new Map([['OPEN', -2]])), /container count for OPEN/],
+    [() => m.setPipelinesByState({ BROKEN: 1 } as never), /unknown pipeline state "BROKEN"/],
+    [() => m.setDatanodesByState({ ZOMBIE: 1 } as never), /unknown datanode state "ZOMBIE"/],
     [() => m.downloadFailed('cosmic_rays' as never), /unknown snapshot failure reason "cosmic_rays" counted as "other"/],
     [() => m.installCompleted({ bytes: -1, seconds: 1 }), /install bytes/],
     [() => m.snapshotNotification('sideways' as never), /direction "sideways"/],
+    [() => m.setDbSize(-3), /scm\.db size/],
+    [() => m.setRaftLogSize(0.5), /Raft log size/],
+    [() => m.setProposalsPending(-1), /pending proposals/],
+    [() => m.proposalFailed(-1), /failed proposals/],
+    [() => m.observeCheckpointCreation(-1), /checkpoint creation/],
     [() => m.observeGrpcRequest({ service: 's', method: 'm', type: 'unary', code: 'FINE' as never, seconds: 0 }), /unknown gRPC status code "FINE"/],
     [() => m.observeGrpcRequest({ service: '', method: 'm', type: 'unary', code: 'OK', seconds: 0 }), /needs a service and a method/],
     [() => m.initGrpcMethod({ service: 's', method: 'm', type: 'sideways' as never }), /unknown gRPC call type "sideways"/],
@@ -205,11 +283,14 @@ test('bad input is dropped with a warning naming what was wrong, never thrown', 
   const text = await m.render();
   assert.deepEqual(samplesOf(text, 'scm_raft_term'), ['scm_raft_term{scm_node_id="v1"} 3']);
   assert.ok(text.includes('scm_snapshot_download_failures_total{reason="other",scm_node_id="v1"} 1'));
+  assert.deepEqual(samplesOf(text, 'scm_db_size_bytes'), ['scm_db_size_bytes{scm_node_id="v1"} 0']);
   assert.equal(promtoolCheck(text).status, 0);
 });
 
-test('the container state label values match the state machine\'s enum', () => {
+test('the state label values match the state machine\'s enums', () => {
   assert.deepEqual([...CONTAINER_STATES], [...LIFE_CYCLE_STATES]);
+  assert.deepEqual([...PIPELINE_STATES], [...MODEL_PIPELINE_STATES]);
+  assert.deepEqual([...DATANODE_STATES], ['HEALTHY', 'HEALTHY_READONLY', 'STALE', 'DEAD']);
 });
 
 test('setContainersByState accepts a Map and resets states that are no longer present', async () => {
