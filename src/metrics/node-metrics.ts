@@ -268,7 +268,7 @@ export class NodeMetrics {
     });
     this.leaderChanges = new Counter({
       name: 'scm_raft_leader_changes_total',
-      help: 'Times this node observed a different leader (including none).',
+      help: 'Times this node saw a leader other than the last one it knew (a term without a leader does not count).',
       registers,
     });
     this.elections = new Counter({
@@ -501,7 +501,7 @@ export class NodeMetrics {
     if (this.count('term', term)) this.term.set(term);
   }
 
-  /** Whether this node knows a leader (itself included). */
+  /** Whether this node knows a leader (itself included). RaftEvents.leaderChanged sets it. */
   setHasLeader(hasLeader: boolean): void {
     this.hasLeader.set(hasLeader ? 1 : 0);
   }
@@ -534,6 +534,7 @@ export class NodeMetrics {
     if (this.count('snapshot index', index)) this.snapshotIndex.set(index);
   }
 
+  /** Counts one leader change; RaftEvents.leaderChanged decides what is a real change. */
   leaderChanged(): void {
     this.leaderChanges.inc();
   }

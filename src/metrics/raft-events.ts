@@ -30,6 +30,8 @@ const DEFAULT_PROGRESS_EVERY_BYTES = 16 * 1024 * 1024;
 export class RaftEvents {
   private readonly progressEveryBytes: number;
   private readonly now: () => number;
+  /** The last leader this node knew, kept through terms without one. */
+  private lastKnownLeader: string | null = null;
 
   constructor(
     private readonly metrics: NodeMetrics,
@@ -59,10 +61,20 @@ export class RaftEvents {
     this.log.info({ event: 'role_changed', role, term }, `became ${role} in term ${term}`);
   }
 
-  /** Reports a change of the leader this node knows; a call without a change is ignored. */
+  /**
+   * Reports what the node now knows about the leader. `scm_raft_has_leader` follows `leaderId`;
+   * `scm_raft_leader_changes_total` counts only a leader other than the last one this node knew, the
+   * way etcd counts: a transfer from scm1 to scm2 through a term without a leader counts once, and a
+   * node losing its leader and finding the same one again counts nothing. The first leader a node
+   * sees after starting counts. Every call with a change is logged.
+   */
   leaderChanged(change: { term: number; leaderId: string | null; previousLeaderId: string | null }): void {
+    this.metrics.setHasLeader(change.leaderId !== null);
     if (change.leaderId === change.previousLeaderId) return;
-    this.metrics.leaderChanged();
+    if (change.leaderId !== null && change.leaderId !== this.lastKnownLeader) {
+      this.metrics.leaderChanged();
+      this.lastKnownLeader = change.leaderId;
+    }
     this.log.info(
       { event: 'leader_changed', term: change.term, leaderId: change.leaderId, previousLeaderId: change.previousLeaderId },
       change.leaderId === null ? `leader ${String(change.previousLeaderId)} lost in term ${change.term}` : `leader is ${change.leaderId} in term ${change.term}`,

@@ -142,6 +142,47 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
   assert.ok(text.includes('scm_snapshot_notifications_total{direction="received",scm_node_id="scm3"} 1'));
 });
 
+test('leader changes count a different leader only; has_leader follows what the node knows', async () => {
+  const out = capture();
+  const metrics = new NodeMetrics({ nodeId: 'scm2', peers: ['scm1', 'scm3'] });
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm2', destination: out.stream, env: {} }));
+  const changes = async (): Promise<string[]> => {
+    const text = await metrics.render();
+    return [...samplesOf(text, 'scm_raft_leader_changes_total'), ...samplesOf(text, 'scm_raft_has_leader')];
+  };
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 0', 'scm_raft_has_leader{scm_node_id="scm2"} 0']);
+
+  // The first leader seen counts.
+  events.leaderChanged({ term: 1, leaderId: 'scm1', previousLeaderId: null });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 1', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // A transfer scm1 -> (no leader) -> scm3 is one change, not two.
+  events.leaderChanged({ term: 2, leaderId: null, previousLeaderId: 'scm1' });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 1', 'scm_raft_has_leader{scm_node_id="scm2"} 0']);
+  events.leaderChanged({ term: 2, leaderId: 'scm3', previousLeaderId: null });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 2', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // Losing the leader and finding the same one again is no change.
+  events.leaderChanged({ term: 3, leaderId: null, previousLeaderId: 'scm3' });
+  events.leaderChanged({ term: 3, leaderId: 'scm3', previousLeaderId: null });
+  // A direct change (no term without a leader in between) counts once.
+  events.leaderChanged({ term: 4, leaderId: 'scm2', previousLeaderId: 'scm3' });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 3', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // Every call with a change is still logged, the lost leader included.
+  assert.deepEqual(
+    out.lines().map((l) => l.msg),
+    [
+      'leader is scm1 in term 1',
+      'leader scm1 lost in term 2',
+      'leader is scm3 in term 2',
+      'leader scm3 lost in term 3',
+      'leader is scm3 in term 3',
+      'leader is scm2 in term 4',
+    ],
+  );
+});
+
 test('a role change drops the per-peer last-contact series: whom a node hears from depends on its role', async () => {
   const metrics = new NodeMetrics({ nodeId: 'scm1', peers: ['scm2', 'scm3'] });
   const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm1', destination: capture().stream, env: {} }));
