@@ -89,19 +89,25 @@ test('the healthcheck command works: node -e exits 0 on 200 and 1 otherwise', as
   }
 });
 
-test('prometheus.yml is valid and scrapes every SCM service on /prom', () => {
-  const check = spawnSync('/usr/bin/promtool', ['check', 'config', `${ROOT}deploy/prometheus.yml`], { encoding: 'utf8' });
+test('prometheus.yml is valid, scrapes every SCM service on /prom and loads the alert rules', () => {
+  const check = spawnSync('/usr/bin/promtool', ['check', 'config', `${ROOT}deploy/prometheus/prometheus.yml`], { encoding: 'utf8' });
   assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
-  const config = readYaml('deploy/prometheus.yml') as {
+  // promtool checks the rule files the config names, so the rules are loaded from where it says.
+  assert.match(check.stdout, /SUCCESS: \d+ rules found/);
+  const config = readYaml('deploy/prometheus/prometheus.yml') as {
+    rule_files: string[];
     scrape_configs: { job_name: string; metrics_path: string; static_configs: { targets: string[] }[] }[];
   };
+  assert.deepEqual(config.rule_files, ['alerts.yml']);
   const job = config.scrape_configs.find((j) => j.job_name === 'scm');
   assert.ok(job);
   assert.equal(job.metrics_path, '/prom');
   assert.deepEqual(job.static_configs.flatMap((s) => s.targets).sort(), SCM_SERVICES.map((s) => `${s}:9876`));
   const prometheus = resolvedCompose().services.prometheus;
   assert.ok(prometheus?.image?.startsWith('prom/prometheus') === true);
-  assert.ok(prometheus.volumes?.some((v) => v.endsWith('deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro')));
+  // The whole directory is mounted, so prometheus.yml finds alerts.yml next to it.
+  assert.ok(prometheus.volumes?.some((v) => v.endsWith('deploy/prometheus:/etc/prometheus:ro')), JSON.stringify(prometheus.volumes));
+  assert.ok(prometheus.command?.includes('--config.file=/etc/prometheus/prometheus.yml'));
 });
 
 test('grafana: provisioned data source and dashboard use existing metric names and the data source uid', async () => {
