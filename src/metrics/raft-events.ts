@@ -63,10 +63,10 @@ export class RaftEvents {
 
   /**
    * Reports what the node now knows about the leader. `scm_raft_has_leader` follows `leaderId`;
-   * `scm_raft_leader_changes_total` counts only a leader other than the last one this node knew, the
-   * way etcd counts: a transfer from scm1 to scm2 through a term without a leader counts once, and a
-   * node losing its leader and finding the same one again counts nothing. The first leader a node
-   * sees after starting counts. Every call with a change is logged.
+   * `scm_raft_leader_changes_total` counts only a leader other than the last one this node knew: as
+   * in etcd, a term without a leader is no change of its own, so a transfer from scm1 to scm2
+   * through one counts once; unlike etcd, losing the leader and finding the same one again counts
+   * nothing. The first leader a node sees after starting counts. Every call with a change is logged.
    */
   leaderChanged(change: { term: number; leaderId: string | null; previousLeaderId: string | null }): void {
     this.metrics.setHasLeader(change.leaderId !== null);
