@@ -8,6 +8,9 @@
 //   ('finish'), and an emitted 'error' becomes the status (its `code`, or UNKNOWN); a client
 //   cancel emits 'cancelled'.
 // Each call is recorded exactly once, whichever of these happens first.
+//
+// Instrumenting a service creates its methods' `scm_grpc_server_handled_total` series at 0 for every
+// code in SERVED_GRPC_CODES, so an error-ratio alert sees the first failure.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type {
   MethodDefinition,
@@ -37,6 +40,7 @@ export function instrumentGrpcService<I extends UntypedServiceImplementation>(
     }
     if (typeof handler !== 'function') throw new Error(`handler ${JSON.stringify(name)} is not a function`);
     instrumented[name] = instrumentHandler(metrics, method, handler);
+    metrics.initGrpcMethod({ ...parseGrpcPath(method.path), type: callTypeOf(method) });
   }
   return instrumented as I;
 }

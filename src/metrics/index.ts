@@ -4,11 +4,18 @@ export {
   NODE_ID_LABEL,
   RAFT_ROLES,
   CONTAINER_STATES,
+  PIPELINE_STATES,
+  DATANODE_STATES,
   SNAPSHOT_FAILURE_REASONS,
   GRPC_CODE_NAMES,
+  SERVED_GRPC_CODES,
   GRPC_CALL_TYPES,
   type RaftRole,
   type ContainerState,
+  type PipelineState,
+  type DatanodeState,
+  type GrpcMethod,
+  type MetricsWarningHandler,
   type SnapshotFailureReason,
   type SnapshotNotificationDirection,
   type GrpcCodeName,
@@ -18,7 +25,8 @@ export {
   type GrpcRequestObservation,
   type NodeMetricsOptions,
 } from './node-metrics.js';
-export { getProcessRegistry } from './process-metrics.js';
+export { getProcessRegistry, withProcessLabel } from './process-metrics.js';
+export { packageVersion } from './build-info.js';
 export { instrumentGrpcService, parseGrpcPath, grpcCodeOf } from './grpc-instrumentation.js';
 export {
   startMetricsHttpServer,

@@ -4,12 +4,22 @@
 // appended when the node's endpoint is scraped (see `render()`).
 //
 // Naming follows Prometheus conventions: `scm_` prefix, base units (`_seconds`, `_bytes`),
-// `_total` on counters. Every label has a bounded value set: roles, container states, failure
+// `_total` on counters. Every label has a bounded value set: roles, object states, failure
 // reasons and gRPC codes are fixed lists, peers are the configured members, gRPC methods come from
-// the service definitions. Values outside those sets are rejected rather than silently creating
-// new series.
+// the service definitions. Values outside those sets are not recorded, so they cannot create new
+// series.
+//
+// Metrics never throw once the node runs: they are updated from timers and from the Raft loop, and
+// a bad sample must not take a node down. An update that breaks an invariant is clamped, one that
+// cannot be recorded is dropped, and either way the `onWarning` callback hears about it (at most
+// once a minute per kind of problem). Only the constructor throws, for a node id that cannot be a
+// label value.
+//
+// Failure counters exist at 0 from the start (for every reason, every known peer, every gRPC code
+// a method can answer with), so `increase()` and `rate()` see the first failure.
 import { Counter, exponentialBuckets, Gauge, Histogram, Registry } from 'prom-client';
-import { getProcessRegistry } from './process-metrics.js';
+import { packageVersion } from './build-info.js';
+import { getProcessRegistry, withProcessLabel } from './process-metrics.js';
 
 export const NODE_ID_LABEL = 'scm_node_id';
 
@@ -27,6 +37,14 @@ export const CONTAINER_STATES = [
   'RECOVERING',
 ] as const;
 export type ContainerState = (typeof CONTAINER_STATES)[number];
+
+/** Ozone's Pipeline.PipelineState values. */
+export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
+export type PipelineState = (typeof PIPELINE_STATES)[number];
+
+/** Ozone's datanode health (HddsProtos.NodeState without the old decommission values). */
+export const DATANODE_STATES = ['HEALTHY', 'HEALTHY_READONLY', 'STALE', 'DEAD'] as const;
+export type DatanodeState = (typeof DATANODE_STATES)[number];
 
 /** Why a snapshot download or install failed; a closed set so the label stays bounded. */
 export const SNAPSHOT_FAILURE_REASONS = [
@@ -68,6 +86,27 @@ export const GRPC_CODE_NAMES = [
 ] as const;
 export type GrpcCodeName = (typeof GRPC_CODE_NAMES)[number];
 
+/**
+ * The codes our gRPC services answer with: OK, what the handlers and the typed errors of
+ * src/server/errors.ts map to, what the instrumentation records for a client cancel or a thrown
+ * handler, and DEADLINE_EXCEEDED. `scm_grpc_server_handled_total` starts at 0 for each of them on
+ * every instrumented method. (A test checks the server code uses no other code.)
+ */
+export const SERVED_GRPC_CODES = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'OUT_OF_RANGE',
+  'INTERNAL',
+  'UNAVAILABLE',
+] as const satisfies readonly GrpcCodeName[];
+
 export const GRPC_CALL_TYPES = ['unary', 'client_stream', 'server_stream', 'bidi_stream'] as const;
 export type GrpcCallType = (typeof GRPC_CALL_TYPES)[number];
 
@@ -82,19 +121,36 @@ export interface SnapshotTransferResult {
   readonly seconds: number;
 }
 
-export interface GrpcRequestObservation {
+export interface GrpcMethod {
   readonly service: string;
   readonly method: string;
   readonly type: GrpcCallType;
+}
+
+export interface GrpcRequestObservation extends GrpcMethod {
   readonly code: GrpcCodeName;
   readonly seconds: number;
 }
 
+/** Receives what NodeMetrics could not record as given (see the header comment). */
+export type MetricsWarningHandler = (message: string) => void;
+
 export interface NodeMetricsOptions {
   /** This node's id; becomes the `scm_node_id` label on every series. */
   readonly nodeId: string;
-  /** The other configured members; follower lag is only accepted for these. */
+  /** The other configured members; peer series are only accepted for these. */
   readonly peers?: readonly string[];
+  /** `version` label of `scm_build_info`; package.json's version when absent. */
+  readonly version?: string;
+  /**
+   * Told about every update that was clamped or dropped; `process.emitWarning` when absent. Pass
+   * e.g. `(msg) => log.warn({ event: 'metrics_warning' }, msg)`.
+   */
+  readonly onWarning?: MetricsWarningHandler;
+  /** Least milliseconds between two warnings of the same kind (default 60 000); 0 reports all. */
+  readonly warningIntervalMs?: number;
+  /** Milliseconds clock for the warning interval; tests inject one. */
+  readonly now?: () => number;
 }
 
 // Latency buckets: fsync and append from 100 µs to ~3.3 s; RPCs from 500 µs to ~16 s;
@@ -102,10 +158,13 @@ export interface NodeMetricsOptions {
 const DISK_LATENCY_BUCKETS = exponentialBuckets(0.0001, 2, 16);
 const RPC_LATENCY_BUCKETS = exponentialBuckets(0.0005, 2, 16);
 const TRANSFER_DURATION_BUCKETS = exponentialBuckets(0.01, 2, 18);
+// Peer round trips from 100 µs (loopback) to ~6.5 s.
+const PEER_RTT_BUCKETS = exponentialBuckets(0.0001, 2, 17);
 // Batch sizes: 1 … 4096 entries per fsync.
 const ENTRIES_PER_FSYNC_BUCKETS = exponentialBuckets(1, 2, 13);
 
 const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const DEFAULT_WARNING_INTERVAL_MS = 60_000;
 
 export class NodeMetrics {
   readonly nodeId: string;
@@ -113,20 +172,33 @@ export class NodeMetrics {
 
   private readonly knownPeers = new Set<string>();
   private lastIndexes: RaftIndexes = { lastLog: 0, commit: 0, applied: 0 };
+  private readonly warnSink: MetricsWarningHandler;
+  private readonly warningIntervalMs: number;
+  private readonly now: () => number;
+  private readonly lastWarning = new Map<string, { at: number; suppressed: number }>();
 
   private readonly term: Gauge;
   private readonly role: Gauge<'role'>;
+  private readonly hasLeader: Gauge;
   private readonly lastLogIndex: Gauge;
   private readonly commitIndex: Gauge;
   private readonly appliedIndex: Gauge;
   private readonly snapshotIndex: Gauge;
   private readonly leaderChanges: Counter;
   private readonly elections: Counter;
+  private readonly proposalsPending: Gauge;
+  private readonly proposalsFailed: Counter;
+  private readonly applySeconds: Histogram;
   private readonly appendSeconds: Histogram;
   private readonly fsyncSeconds: Histogram;
   private readonly entriesPerFsync: Histogram;
+  private readonly raftLogSize: Gauge;
   private readonly followerLag: Gauge<'peer'>;
+  private readonly peerLastContact: Gauge<'peer'>;
+  private readonly peerSendFailures: Counter<'peer'>;
+  private readonly peerRoundTrip: Histogram<'peer'>;
   private readonly snapshotNotifications: Counter<'direction'>;
+  private readonly checkpointCreationSeconds: Histogram;
   private readonly downloads: Counter;
   private readonly downloadBytes: Counter;
   private readonly downloadSeconds: Histogram;
@@ -137,8 +209,13 @@ export class NodeMetrics {
   private readonly installFailures: Counter<'reason'>;
   private readonly checkpointsServed: Counter;
   private readonly checkpointServedBytes: Counter;
+  private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
+  private readonly pipelines: Gauge<'state'>;
+  private readonly datanodes: Gauge<'state'>;
   private readonly allocations: Counter;
+  private readonly consistencyMismatch: Gauge;
+  private readonly buildInfo: Gauge<'version'>;
   private readonly grpcHandled: Counter<'grpc_service' | 'grpc_method' | 'grpc_type' | 'grpc_code'>;
   private readonly grpcHandlingSeconds: Histogram<'grpc_service' | 'grpc_method' | 'grpc_type'>;
 
@@ -149,15 +226,24 @@ export class NodeMetrics {
       );
     }
     this.nodeId = options.nodeId;
+    this.warnSink = options.onWarning ?? ((message) => process.emitWarning(message, 'ScmMetricsWarning'));
+    this.warningIntervalMs = options.warningIntervalMs ?? DEFAULT_WARNING_INTERVAL_MS;
+    this.now = options.now ?? (() => Date.now());
     this.registry = new Registry();
     this.registry.setDefaultLabels({ [NODE_ID_LABEL]: options.nodeId });
     const registers = [this.registry];
 
+    // Raft state.
     this.term = new Gauge({ name: 'scm_raft_term', help: 'Current Raft term.', registers });
     this.role = new Gauge({
       name: 'scm_raft_role',
       help: 'Raft role of this node: 1 for the current role, 0 for the others.',
       labelNames: ['role'],
+      registers,
+    });
+    this.hasLeader = new Gauge({
+      name: 'scm_raft_has_leader',
+      help: 'Whether this node knows a leader in its current term (1) or not (0).',
       registers,
     });
     this.lastLogIndex = new Gauge({
@@ -182,7 +268,7 @@ export class NodeMetrics {
     });
     this.leaderChanges = new Counter({
       name: 'scm_raft_leader_changes_total',
-      help: 'Times this node observed a different leader (including none).',
+      help: 'Times this node saw a leader other than the last one it knew (a term without a leader does not count).',
       registers,
     });
     this.elections = new Counter({
@@ -190,6 +276,23 @@ export class NodeMetrics {
       help: 'Elections this node started as a candidate.',
       registers,
     });
+    this.proposalsPending = new Gauge({
+      name: 'scm_raft_proposals_pending',
+      help: 'Proposals this node has accepted (as leader) that are not yet committed and applied.',
+      registers,
+    });
+    this.proposalsFailed = new Counter({
+      name: 'scm_raft_proposals_failed_total',
+      help: 'Proposals that failed to commit (timed out, leadership lost, not leader).',
+      registers,
+    });
+    this.applySeconds = new Histogram({
+      name: 'scm_raft_apply_seconds',
+      help: 'Time to apply one batch of committed entries to scm.db (one atomic write).',
+      buckets: DISK_LATENCY_BUCKETS,
+      registers,
+    });
+    // Log durability.
     this.appendSeconds = new Histogram({
       name: 'scm_raft_log_append_seconds',
       help: 'Time to append a batch of entries to the Raft log segment (write, before fsync).',
@@ -208,16 +311,48 @@ export class NodeMetrics {
       buckets: ENTRIES_PER_FSYNC_BUCKETS,
       registers,
     });
+    this.raftLogSize = new Gauge({
+      name: 'scm_raft_log_size_bytes',
+      help: 'Bytes of the Raft log segments on disk (closed and open).',
+      registers,
+    });
+    // Peers.
     this.followerLag = new Gauge({
       name: 'scm_raft_follower_lag_entries',
       help: "Entries a follower is behind the leader's last log index (leader only).",
       labelNames: ['peer'],
       registers,
     });
+    this.peerLastContact = new Gauge({
+      name: 'scm_raft_peer_last_contact_seconds',
+      help: 'Seconds since this node last heard from the peer: the leader for each follower, a follower for its leader.',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerSendFailures = new Counter({
+      name: 'scm_raft_peer_send_failures_total',
+      help: 'Raft messages to the peer that could not be sent or were not answered.',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerRoundTrip = new Histogram({
+      name: 'scm_raft_peer_round_trip_seconds',
+      help: 'Round trip of a Raft request to the peer and its response.',
+      labelNames: ['peer'],
+      buckets: PEER_RTT_BUCKETS,
+      registers,
+    });
+    // Snapshots.
     this.snapshotNotifications = new Counter({
       name: 'scm_snapshot_notifications_total',
       help: 'Install-snapshot notifications sent (leader) or received (follower).',
       labelNames: ['direction'],
+      registers,
+    });
+    this.checkpointCreationSeconds = new Histogram({
+      name: 'scm_snapshot_checkpoint_creation_seconds',
+      help: 'Time to take a point-in-time checkpoint of scm.db (before packing and sending).',
+      buckets: TRANSFER_DURATION_BUCKETS,
       registers,
     });
     this.downloads = new Counter({
@@ -274,9 +409,27 @@ export class NodeMetrics {
       help: 'Bytes of checkpoint archives streamed to followers.',
       registers,
     });
+    // SCM state.
+    this.dbSize = new Gauge({
+      name: 'scm_db_size_bytes',
+      help: 'Bytes of scm.db on disk.',
+      registers,
+    });
     this.containers = new Gauge({
       name: 'scm_containers',
       help: 'Containers known to scm.db, by lifecycle state.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.pipelines = new Gauge({
+      name: 'scm_pipelines',
+      help: 'Pipelines known to scm.db, by state.',
+      labelNames: ['state'],
+      registers,
+    });
+    this.datanodes = new Gauge({
+      name: 'scm_datanodes',
+      help: 'Datanodes known to this SCM, by health state.',
       labelNames: ['state'],
       registers,
     });
@@ -285,6 +438,18 @@ export class NodeMetrics {
       help: 'Containers allocated (applied on this node).',
       registers,
     });
+    this.consistencyMismatch = new Gauge({
+      name: 'scm_consistency_mismatch',
+      help: "1 when the last consistency check found this node's scm.db different from the quorum's at the same index, else 0.",
+      registers,
+    });
+    this.buildInfo = new Gauge({
+      name: 'scm_build_info',
+      help: 'Always 1; the labels say which scm-ha version this node runs.',
+      labelNames: ['version'],
+      registers,
+    });
+    // gRPC.
     this.grpcHandled = new Counter({
       name: 'scm_grpc_server_handled_total',
       help: 'gRPC requests completed by the server, by method and status code.',
@@ -300,47 +465,76 @@ export class NodeMetrics {
     });
 
     // Start from explicit values so every series exists from the first scrape: Prometheus
-    // queries like `scm_raft_role{role="leader"} == 1` and rate() need the zero samples.
+    // queries like `scm_raft_role{role="leader"} == 1`, increase() and rate() need the zero samples.
     this.setRole('follower');
     this.term.set(0);
+    this.hasLeader.set(0);
     this.setIndexes(this.lastIndexes);
     this.snapshotIndex.set(0);
+    this.proposalsPending.set(0);
+    this.raftLogSize.set(0);
+    this.dbSize.set(0);
+    this.consistencyMismatch.set(0);
+    this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
+    for (const reason of SNAPSHOT_FAILURE_REASONS) {
+      this.downloadFailures.inc({ reason }, 0);
+      this.installFailures.inc({ reason }, 0);
+    }
     this.setContainersByState({});
+    this.setPipelinesByState({});
+    this.setDatanodesByState({});
     this.setKnownPeers(options.peers ?? []);
   }
 
+  // ---- Raft state ----
+
   setRole(role: RaftRole): void {
-    if (!(RAFT_ROLES as readonly string[]).includes(role)) {
-      throw new Error(`unknown Raft role ${JSON.stringify(role)}: expected one of ${RAFT_ROLES.join(', ')}`);
+    if (!isOneOf(RAFT_ROLES, role)) {
+      this.warn('role', `unknown Raft role ${JSON.stringify(role)} not recorded: expected one of ${RAFT_ROLES.join(', ')}`);
+      return;
     }
     for (const r of RAFT_ROLES) this.role.set({ role: r }, r === role ? 1 : 0);
   }
 
   setTerm(term: number): void {
-    requireCount('term', term);
-    this.term.set(term);
+    if (this.count('term', term)) this.term.set(term);
   }
 
+  /** Whether this node knows a leader (itself included). RaftEvents.leaderChanged sets it. */
+  setHasLeader(hasLeader: boolean): void {
+    this.hasLeader.set(hasLeader ? 1 : 0);
+  }
+
+  /**
+   * The local log's last index, the commit index and the applied index. Raft never applies an
+   * uncommitted entry, but a sample can catch the two mid-update (a snapshot install moves the
+   * applied index before the commit index catches up): then the commit index is reported as the
+   * applied index, which is committed by definition, and a warning says so.
+   */
   setIndexes(indexes: RaftIndexes): void {
-    requireCount('last log index', indexes.lastLog);
-    requireCount('commit index', indexes.commit);
-    requireCount('applied index', indexes.applied);
-    // Raft invariant: nothing is applied before it is committed.
-    if (indexes.applied > indexes.commit) {
-      throw new Error(`applied index ${indexes.applied} is above commit index ${indexes.commit}`);
+    if (!this.count('last log index', indexes.lastLog) || !this.count('commit index', indexes.commit) || !this.count('applied index', indexes.applied)) {
+      return;
     }
-    this.lastIndexes = { ...indexes };
+    let commit = indexes.commit;
+    if (indexes.applied > commit) {
+      this.warn(
+        'applied_above_commit',
+        `applied index ${indexes.applied} is above commit index ${commit}: reporting commit index ${indexes.applied}`,
+      );
+      commit = indexes.applied;
+    }
+    this.lastIndexes = { lastLog: indexes.lastLog, commit, applied: indexes.applied };
     this.lastLogIndex.set(indexes.lastLog);
-    this.commitIndex.set(indexes.commit);
+    this.commitIndex.set(commit);
     this.appliedIndex.set(indexes.applied);
   }
 
   setSnapshotIndex(index: number): void {
-    requireCount('snapshot index', index);
-    this.snapshotIndex.set(index);
+    if (this.count('snapshot index', index)) this.snapshotIndex.set(index);
   }
 
+  /** Counts one leader change; RaftEvents.leaderChanged decides what is a real change. */
   leaderChanged(): void {
     this.leaderChanges.inc();
   }
@@ -349,43 +543,66 @@ export class NodeMetrics {
     this.elections.inc();
   }
 
+  /** Proposals accepted by this leader and not yet applied (0 on followers). */
+  setProposalsPending(count: number): void {
+    if (this.count('pending proposals', count)) this.proposalsPending.set(count);
+  }
+
+  /** Proposals that failed: timed out, or leadership was lost before they committed. */
+  proposalFailed(count = 1): void {
+    if (this.count('failed proposals', count)) this.proposalsFailed.inc(count);
+  }
+
+  /** Time to apply one batch of committed entries to scm.db. */
+  observeApply(seconds: number): void {
+    if (this.duration('apply duration', seconds)) this.applySeconds.observe(seconds);
+  }
+
+  // ---- Log durability ----
+
   observeAppend(seconds: number): void {
-    requireDuration('append duration', seconds);
-    this.appendSeconds.observe(seconds);
+    if (this.duration('append duration', seconds)) this.appendSeconds.observe(seconds);
   }
 
   observeFsync(seconds: number, entries: number): void {
-    requireDuration('fsync duration', seconds);
-    requireCount('entries per fsync', entries);
+    if (!this.duration('fsync duration', seconds) || !this.count('entries per fsync', entries)) return;
     this.fsyncSeconds.observe(seconds);
     this.entriesPerFsync.observe(entries);
   }
 
+  /** Bytes of the Raft log's segment files on disk. */
+  setRaftLogSize(bytes: number): void {
+    if (this.count('Raft log size', bytes)) this.raftLogSize.set(bytes);
+  }
+
+  // ---- Peers ----
+
   /**
-   * Replace the set of peers lag may be reported for (after a membership change). Series of
-   * peers no longer configured are removed so a removed member does not linger on dashboards.
+   * Replace the set of peers the per-peer series may name (after a membership change). A new peer
+   * starts with 0 send failures; every series of a peer no longer configured is removed, so a
+   * removed member does not linger on dashboards. Invalid ids and this node itself are skipped.
    */
   setKnownPeers(peers: readonly string[]): void {
+    const next = new Set<string>();
     for (const peer of peers) {
-      if (!NODE_ID_PATTERN.test(peer)) throw new Error(`invalid peer id ${JSON.stringify(peer)}`);
-      if (peer === this.nodeId) throw new Error(`peer list of ${this.nodeId} must not contain the node itself`);
+      if (!NODE_ID_PATTERN.test(peer)) this.warn('peer_id', `invalid peer id ${JSON.stringify(peer)} skipped`);
+      else if (peer === this.nodeId) this.warn('peer_self', `peer list of ${this.nodeId} contains the node itself; skipped`);
+      else next.add(peer);
     }
-    const next = new Set(peers);
     for (const old of this.knownPeers) {
-      if (!next.has(old)) this.followerLag.remove({ peer: old });
+      if (next.has(old)) continue;
+      this.followerLag.remove({ peer: old });
+      this.peerLastContact.remove({ peer: old });
+      this.peerSendFailures.remove({ peer: old });
+      this.peerRoundTrip.remove({ peer: old });
     }
+    for (const peer of next) if (!this.knownPeers.has(peer)) this.peerSendFailures.inc({ peer }, 0);
     this.knownPeers.clear();
     for (const peer of next) this.knownPeers.add(peer);
   }
 
   setFollowerLag(peerId: string, entries: number): void {
-    if (!this.knownPeers.has(peerId)) {
-      throw new Error(
-        `follower lag for unknown peer ${JSON.stringify(peerId)}: configured peers are [${[...this.knownPeers].join(', ')}]`,
-      );
-    }
-    requireCount('follower lag', entries);
-    this.followerLag.set({ peer: peerId }, entries);
+    if (this.knownPeer('follower lag', peerId) && this.count('follower lag', entries)) this.followerLag.set({ peer: peerId }, entries);
   }
 
   /** Drop all follower lag series: a node that stops leading no longer knows them. */
@@ -393,74 +610,119 @@ export class NodeMetrics {
     this.followerLag.reset();
   }
 
+  /**
+   * Seconds since this node last heard from `peerId`. Report it for the peers this node exchanges
+   * messages with in its current role: the leader for every follower, a follower for its leader.
+   */
+  setPeerLastContact(peerId: string, seconds: number): void {
+    if (this.knownPeer('last contact', peerId) && this.duration('last contact', seconds)) this.peerLastContact.set({ peer: peerId }, seconds);
+  }
+
+  /** Drop all last-contact series (RaftEvents does on every role change). */
+  clearPeerLastContact(): void {
+    this.peerLastContact.reset();
+  }
+
+  /** A Raft message to `peerId` could not be sent, or its request got no response. */
+  peerSendFailed(peerId: string, count = 1): void {
+    if (this.knownPeer('send failure', peerId) && this.count('send failures', count)) this.peerSendFailures.inc({ peer: peerId }, count);
+  }
+
+  /** Round trip of one Raft request to `peerId` and its response. */
+  observePeerRoundTrip(peerId: string, seconds: number): void {
+    if (this.knownPeer('round trip', peerId) && this.duration('round trip', seconds)) this.peerRoundTrip.observe({ peer: peerId }, seconds);
+  }
+
+  // ---- Snapshots ----
+
   snapshotNotification(direction: SnapshotNotificationDirection): void {
     if (direction !== 'sent' && direction !== 'received') {
-      throw new Error(`unknown snapshot notification direction ${JSON.stringify(direction)}: expected sent or received`);
+      this.warn('notification_direction', `unknown snapshot notification direction ${JSON.stringify(direction)} not recorded: expected sent or received`);
+      return;
     }
     this.snapshotNotifications.inc({ direction });
   }
 
+  /** Time to take one point-in-time checkpoint of scm.db (leader, before it is packed and sent). */
+  observeCheckpointCreation(seconds: number): void {
+    if (this.duration('checkpoint creation', seconds)) this.checkpointCreationSeconds.observe(seconds);
+  }
+
   downloadCompleted(result: SnapshotTransferResult): void {
-    requireTransfer('download', result);
+    if (!this.transfer('download', result)) return;
     this.downloads.inc();
     this.downloadBytes.inc(result.bytes);
     this.downloadSeconds.observe(result.seconds);
   }
 
   downloadFailed(reason: SnapshotFailureReason): void {
-    requireFailureReason(reason);
-    this.downloadFailures.inc({ reason });
+    this.downloadFailures.inc({ reason: this.failureReason(reason) });
   }
 
   installCompleted(result: SnapshotTransferResult): void {
-    requireTransfer('install', result);
+    if (!this.transfer('install', result)) return;
     this.installs.inc();
     this.installBytes.inc(result.bytes);
     this.installSeconds.observe(result.seconds);
   }
 
   installFailed(reason: SnapshotFailureReason): void {
-    requireFailureReason(reason);
-    this.installFailures.inc({ reason });
+    this.installFailures.inc({ reason: this.failureReason(reason) });
   }
 
   checkpointServed(bytes: number): void {
-    requireCount('served checkpoint bytes', bytes);
+    if (!this.count('served checkpoint bytes', bytes)) return;
     this.checkpointsServed.inc();
     this.checkpointServedBytes.inc(bytes);
   }
 
+  // ---- SCM state ----
+
+  /** Bytes of scm.db on disk. */
+  setDbSize(bytes: number): void {
+    if (this.count('scm.db size', bytes)) this.dbSize.set(bytes);
+  }
+
   /** Set the container count of every state; states missing from `counts` are set to 0. */
   setContainersByState(counts: Partial<Record<ContainerState, number>> | ReadonlyMap<string, number>): void {
-    const entries: [string, number][] = counts instanceof Map ? [...counts.entries()] : Object.entries(counts);
-    const next = new Map<ContainerState, number>(CONTAINER_STATES.map((s) => [s, 0]));
-    for (const [state, count] of entries) {
-      if (!(CONTAINER_STATES as readonly string[]).includes(state)) {
-        throw new Error(`unknown container state ${JSON.stringify(state)}: expected one of ${CONTAINER_STATES.join(', ')}`);
-      }
-      requireCount(`container count for ${state}`, count);
-      next.set(state as ContainerState, count);
-    }
-    for (const [state, count] of next) this.containers.set({ state }, count);
+    this.setByState(this.containers, 'container', CONTAINER_STATES, counts);
+  }
+
+  /** Set the pipeline count of every state; states missing from `counts` are set to 0. */
+  setPipelinesByState(counts: Partial<Record<PipelineState, number>> | ReadonlyMap<string, number>): void {
+    this.setByState(this.pipelines, 'pipeline', PIPELINE_STATES, counts);
+  }
+
+  /** Set the datanode count of every health state; states missing from `counts` are set to 0. */
+  setDatanodesByState(counts: Partial<Record<DatanodeState, number>> | ReadonlyMap<string, number>): void {
+    this.setByState(this.datanodes, 'datanode', DATANODE_STATES, counts);
   }
 
   allocation(count = 1): void {
-    requireCount('allocation count', count);
-    this.allocations.inc(count);
+    if (this.count('allocation count', count)) this.allocations.inc(count);
+  }
+
+  /** The outcome of the latest consistency check of scm.db against the quorum. */
+  setConsistencyMismatch(mismatch: boolean): void {
+    this.consistencyMismatch.set(mismatch ? 1 : 0);
+  }
+
+  // ---- gRPC ----
+
+  /** Creates the method's series at 0 for every served code (instrumentGrpcService calls it). */
+  initGrpcMethod(method: GrpcMethod): void {
+    if (!this.grpcMethod(method)) return;
+    const labels = { grpc_service: method.service, grpc_method: method.method, grpc_type: method.type };
+    for (const code of SERVED_GRPC_CODES) this.grpcHandled.inc({ ...labels, grpc_code: code }, 0);
   }
 
   observeGrpcRequest(observation: GrpcRequestObservation): void {
     const { service, method, type, code, seconds } = observation;
-    if (service.length === 0 || method.length === 0) {
-      throw new Error(`gRPC observation needs a service and a method, got ${JSON.stringify({ service, method })}`);
+    if (!this.grpcMethod(observation) || !this.duration('gRPC handling time', seconds)) return;
+    if (!isOneOf(GRPC_CODE_NAMES, code)) {
+      this.warn('grpc_code', `unknown gRPC status code ${JSON.stringify(code)} not recorded`);
+      return;
     }
-    if (!(GRPC_CALL_TYPES as readonly string[]).includes(type)) {
-      throw new Error(`unknown gRPC call type ${JSON.stringify(type)}`);
-    }
-    if (!(GRPC_CODE_NAMES as readonly string[]).includes(code)) {
-      throw new Error(`unknown gRPC status code ${JSON.stringify(code)}`);
-    }
-    requireDuration('gRPC handling time', seconds);
     this.grpcHandled.inc({ grpc_service: service, grpc_method: method, grpc_type: type, grpc_code: code });
     this.grpcHandlingSeconds.observe({ grpc_service: service, grpc_method: method, grpc_type: type }, seconds);
   }
@@ -470,40 +732,104 @@ export class NodeMetrics {
     return this.lastIndexes;
   }
 
-  /** Prometheus text exposition of this node's series followed by the process-wide ones. */
+  /**
+   * Prometheus text exposition of this node's series followed by the process-wide ones, which get
+   * this node's `scm_node_id` too (they describe the process this node runs in).
+   */
   async render(): Promise<string> {
     const own = await this.registry.metrics();
     const processWide = await getProcessRegistry().metrics();
-    return `${own}${processWide}`;
+    return `${own}${withProcessLabel(processWide, NODE_ID_LABEL, this.nodeId)}`;
   }
 
   /** Content-Type of `render()`'s output. */
   get contentType(): string {
     return this.registry.contentType;
   }
-}
 
-function requireCount(what: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new Error(`${what} must be a non-negative integer, got ${String(value)}`);
+  // ---- Validation: report and drop, never throw ----
+
+  /** Reports a problem, at most once per interval for each `kind`, with a count of those held back. */
+  private warn(kind: string, message: string): void {
+    const now = this.now();
+    const last = this.lastWarning.get(kind);
+    if (last !== undefined && now - last.at < this.warningIntervalMs) {
+      last.suppressed++;
+      return;
+    }
+    const held = last !== undefined && last.suppressed > 0 ? ` (${last.suppressed} similar warnings since the last one)` : '';
+    this.lastWarning.set(kind, { at: now, suppressed: 0 });
+    try {
+      this.warnSink(`metrics of ${this.nodeId}: ${message}${held}`);
+    } catch {
+      // A failing warning handler must not turn a metrics update into a crash either.
+    }
   }
-}
 
-function requireDuration(what: string, seconds: number): void {
-  if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new Error(`${what} must be a finite non-negative number of seconds, got ${String(seconds)}`);
+  private count(what: string, value: number): boolean {
+    if (Number.isSafeInteger(value) && value >= 0) return true;
+    this.warn(`count:${what}`, `${what} must be a non-negative integer, got ${String(value)}; not recorded`);
+    return false;
   }
-}
 
-function requireTransfer(what: string, result: SnapshotTransferResult): void {
-  requireCount(`${what} bytes`, result.bytes);
-  requireDuration(`${what} duration`, result.seconds);
-}
+  private duration(what: string, seconds: number): boolean {
+    if (Number.isFinite(seconds) && seconds >= 0) return true;
+    this.warn(`duration:${what}`, `${what} must be a finite non-negative number of seconds, got ${String(seconds)}; not recorded`);
+    return false;
+  }
 
-function requireFailureReason(reason: string): void {
-  if (!(SNAPSHOT_FAILURE_REASONS as readonly string[]).includes(reason)) {
-    throw new Error(
-      `unknown snapshot failure reason ${JSON.stringify(reason)}: expected one of ${SNAPSHOT_FAILURE_REASONS.join(', ')}`,
+  private transfer(what: string, result: SnapshotTransferResult): boolean {
+    return this.count(`${what} bytes`, result.bytes) && this.duration(`${what} duration`, result.seconds);
+  }
+
+  private knownPeer(what: string, peerId: string): boolean {
+    if (this.knownPeers.has(peerId)) return true;
+    this.warn(
+      `peer:${what}`,
+      `${what} for unknown peer ${JSON.stringify(peerId)} not recorded: configured peers are [${[...this.knownPeers].join(', ')}]`,
     );
+    return false;
   }
+
+  /** An unknown reason is counted as `other`, so the failure itself is not lost. */
+  private failureReason(reason: string): SnapshotFailureReason {
+    if (isOneOf(SNAPSHOT_FAILURE_REASONS, reason)) return reason;
+    this.warn('failure_reason', `unknown snapshot failure reason ${JSON.stringify(reason)} counted as "other"`);
+    return 'other';
+  }
+
+  private grpcMethod(method: GrpcMethod): boolean {
+    if (method.service.length === 0 || method.method.length === 0) {
+      this.warn('grpc_method', `gRPC observation needs a service and a method, got ${JSON.stringify({ service: method.service, method: method.method })}`);
+      return false;
+    }
+    if (!isOneOf(GRPC_CALL_TYPES, method.type)) {
+      this.warn('grpc_type', `unknown gRPC call type ${JSON.stringify(method.type)} not recorded`);
+      return false;
+    }
+    return true;
+  }
+
+  private setByState<S extends string>(
+    gauge: Gauge<'state'>,
+    what: string,
+    states: readonly S[],
+    counts: Partial<Record<S, number>> | ReadonlyMap<string, number>,
+  ): void {
+    const entries: [string, number | undefined][] = counts instanceof Map ? [...counts.entries()] : Object.entries(counts);
+    const next = new Map<string, number>(states.map((s) => [s, 0]));
+    for (const [state, count] of entries) {
+      if (!isOneOf(states, state)) {
+        this.warn(`${what}_state`, `unknown ${what} state ${JSON.stringify(state)} not recorded: expected one of ${states.join(', ')}`);
+        continue;
+      }
+      if (count === undefined || !this.count(`${what} count for ${state}`, count)) continue;
+      next.set(state, count);
+    }
+    for (const [state, count] of next) gauge.set({ state }, count);
+  }
+}
+
+function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
+  return typeof value === 'string' && (values as readonly string[]).includes(value);
 }

@@ -2,6 +2,9 @@
 // the metrics and in the structured log with the same fields: elections, role and leader changes,
 // membership changes and snapshot transfers (start, progress, done or failed, with bytes and rate).
 // Every line carries `event` so log queries do not depend on message wording.
+//
+// Like NodeMetrics, nothing here throws at run time: a call that makes no sense (a transfer
+// reported done twice, a byte total going backwards) is logged as a warning and ignored.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { NodeMetrics, RaftRole, SnapshotFailureReason } from './node-metrics.js';
@@ -27,6 +30,8 @@ const DEFAULT_PROGRESS_EVERY_BYTES = 16 * 1024 * 1024;
 export class RaftEvents {
   private readonly progressEveryBytes: number;
   private readonly now: () => number;
+  /** The last leader this node knew, kept through terms without one. */
+  private lastKnownLeader: string | null = null;
 
   constructor(
     private readonly metrics: NodeMetrics,
@@ -51,14 +56,25 @@ export class RaftEvents {
     this.metrics.setRole(role);
     this.metrics.setTerm(term);
     if (role !== 'leader') this.metrics.clearFollowerLag();
+    // Whom this node hears from depends on its role; the next gauge refresh reports the new set.
+    this.metrics.clearPeerLastContact();
     this.log.info({ event: 'role_changed', role, term }, `became ${role} in term ${term}`);
   }
 
+  /**
+   * Reports what the node now knows about the leader. `scm_raft_has_leader` follows `leaderId`;
+   * `scm_raft_leader_changes_total` counts only a leader other than the last one this node knew: as
+   * in etcd, a term without a leader is no change of its own, so a transfer from scm1 to scm2
+   * through one counts once; unlike etcd, losing the leader and finding the same one again counts
+   * nothing. The first leader a node sees after starting counts. Every call with a change is logged.
+   */
   leaderChanged(change: { term: number; leaderId: string | null; previousLeaderId: string | null }): void {
-    if (change.leaderId === change.previousLeaderId) {
-      throw new Error(`leaderChanged called without a change: leader is still ${String(change.leaderId)}`);
+    this.metrics.setHasLeader(change.leaderId !== null);
+    if (change.leaderId === change.previousLeaderId) return;
+    if (change.leaderId !== null && change.leaderId !== this.lastKnownLeader) {
+      this.metrics.leaderChanged();
+      this.lastKnownLeader = change.leaderId;
     }
-    this.metrics.leaderChanged();
     this.log.info(
       { event: 'leader_changed', term: change.term, leaderId: change.leaderId, previousLeaderId: change.previousLeaderId },
       change.leaderId === null ? `leader ${String(change.previousLeaderId)} lost in term ${change.term}` : `leader is ${change.leaderId} in term ${change.term}`,
@@ -111,10 +127,7 @@ export class SnapshotTransfer {
 
   /** Reports the total bytes moved so far (monotonic). */
   progress(totalBytes: number): void {
-    this.requireOpen();
-    if (!Number.isSafeInteger(totalBytes) || totalBytes < this.bytes) {
-      throw new Error(`snapshot ${this.kind} progress must be a byte total not below ${this.bytes}, got ${String(totalBytes)}`);
-    }
+    if (!this.acceptTotal('progress', totalBytes)) return;
     this.bytes = totalBytes;
     if (totalBytes >= this.nextProgressAt) {
       this.nextProgressAt = (Math.floor(totalBytes / this.progressEveryBytes) + 1) * this.progressEveryBytes;
@@ -123,7 +136,8 @@ export class SnapshotTransfer {
   }
 
   done(totalBytes: number = this.bytes): void {
-    this.progressSilently(totalBytes);
+    if (!this.acceptTotal('done', totalBytes)) return;
+    this.bytes = totalBytes;
     this.finished = true;
     const rate = this.rate();
     if (this.kind === 'download') this.metrics.downloadCompleted({ bytes: rate.bytes, seconds: rate.seconds });
@@ -133,7 +147,7 @@ export class SnapshotTransfer {
   }
 
   failed(reason: SnapshotFailureReason, error: unknown): void {
-    this.requireOpen();
+    if (!this.acceptCall('failed')) return;
     this.finished = true;
     if (this.kind === 'download') this.metrics.downloadFailed(reason);
     else if (this.kind === 'install') this.metrics.installFailed(reason);
@@ -143,16 +157,22 @@ export class SnapshotTransfer {
     );
   }
 
-  private progressSilently(totalBytes: number): void {
-    this.requireOpen();
-    if (!Number.isSafeInteger(totalBytes) || totalBytes < this.bytes) {
-      throw new Error(`snapshot ${this.kind} byte total must not go below ${this.bytes}, got ${String(totalBytes)}`);
-    }
-    this.bytes = totalBytes;
+  /** False (with a warning) once the transfer has finished. */
+  private acceptCall(call: string): boolean {
+    if (!this.finished) return true;
+    this.log.warn({ event: 'metrics_warning', kind: this.kind, call }, `snapshot ${this.kind} already finished: ${call} ignored`);
+    return false;
   }
 
-  private requireOpen(): void {
-    if (this.finished) throw new Error(`snapshot ${this.kind} already finished`);
+  /** False (with a warning) for a byte total that is not an integer at or above the last one. */
+  private acceptTotal(call: string, totalBytes: number): boolean {
+    if (!this.acceptCall(call)) return false;
+    if (Number.isSafeInteger(totalBytes) && totalBytes >= this.bytes) return true;
+    this.log.warn(
+      { event: 'metrics_warning', kind: this.kind, call, totalBytes, previousBytes: this.bytes },
+      `snapshot ${this.kind} ${call}: byte total ${String(totalBytes)} is not an integer at or above ${this.bytes}; ignored`,
+    );
+    return false;
   }
 
   private rate(): { bytes: number; seconds: number; bytesPerSecond: number } {

@@ -148,3 +148,61 @@ export function parseList(value: string): string[] {
     .map((part) => part.trim())
     .filter((part) => part.length > 0);
 }
+
+/** A `${name}` reference inside a configuration value: `text.slice(start, end)` is `${name}`. */
+export interface VariableReference {
+  readonly start: number;
+  readonly end: number;
+  readonly name: string;
+}
+
+/**
+ * The first variable reference in `text`, found the way Hadoop's Configuration.findSubVariable does:
+ * `${` followed by one or more characters other than `}`, `$` and space, then `}`. A `$` or a space
+ * inside ends that candidate and the search goes on after it, so in `${a.${b}}` the inner `${b}` is
+ * found first (once it is replaced, the outer reference is found on the next call). Anything else
+ * (`${}`, `${a b}`, a lone `$`) is literal text.
+ */
+export function findVariableReference(text: string): VariableReference | undefined {
+  let from = 0;
+  for (;;) {
+    const open = text.indexOf('${', from);
+    if (open < 0) return undefined;
+    const nameStart = open + 2;
+    let i = nameStart;
+    while (i < text.length) {
+      const c = text[i];
+      if (c === '}' || c === '$' || c === ' ') break;
+      i++;
+    }
+    if (i >= text.length) return undefined;
+    if (text[i] === '}' && i > nameStart) return { start: open, end: i + 1, name: text.slice(nameStart, i) };
+    // `${}`, or a `$` / space inside: not a reference; look again from the character that stopped us
+    // (a `$` there may itself start one).
+    from = text[i] === '$' ? i : i + 1;
+  }
+}
+
+/** `${env.NAME}`, `${env.NAME:-fallback}` or `${env.NAME-fallback}`, split as Hadoop does. */
+export interface EnvironmentReference {
+  readonly variable: string;
+  /** Used when the variable is unset (`-`), or unset or empty (`:-`). */
+  readonly fallback?: { readonly text: string; readonly whenEmpty: boolean };
+}
+
+/**
+ * Splits the name of an `env.` reference. As in Hadoop, the first `:-` or `-` ends the variable name
+ * and starts the fallback, so a variable whose name contains `-` cannot be referenced. Returns
+ * undefined when `name` is not an environment reference.
+ */
+export function parseEnvironmentReference(name: string): EnvironmentReference | undefined {
+  if (!name.startsWith('env.') || name.length <= 4) return undefined;
+  const rest = name.slice(4);
+  for (let i = 0; i < rest.length; i++) {
+    if (rest[i] === ':' && rest[i + 1] === '-') {
+      return { variable: rest.slice(0, i), fallback: { text: rest.slice(i + 2), whenEmpty: true } };
+    }
+    if (rest[i] === '-') return { variable: rest.slice(0, i), fallback: { text: rest.slice(i + 1), whenEmpty: false } };
+  }
+  return { variable: rest };
+}

@@ -3,12 +3,26 @@
 // Precedence: overrides > environment > file > defaults. For per-node keys, the suffixed form
 // `<key>.<serviceId>.<nodeId>` beats the plain key, at the same level or below (Ozone copies the
 // suffixed value over the generic one after loading every source).
+//
+// Values may refer to other keys and to the environment as Hadoop's Configuration allows:
+// `${ozone.metadata.dirs}/db`, `${env.HOME}`, `${env.DATA:-/data}`, `${env.DATA-/data}`. A reference
+// reads the effective value of the other key (from whichever source wins, else its default) and is
+// expanded recursively, wherever the referring value came from (file, environment or override).
+// Where we differ from Hadoop, on purpose: Hadoop leaves an undefined reference in the value as
+// literal text (so `${ozone.metadata.dirs}/db` with the key unset would create a directory named
+// `${ozone.metadata.dirs}`), returns a self-referencing value unexpanded, and gives up with
+// "Variable substitution depth too large" on a longer cycle. Here each of these is an error naming
+// the key, where it was set and the reference. Java system properties (`${user.name}`) do not exist
+// in this process: use `${env.USER}`. Only the values of keys this node knows are expanded, and the
+// keys they refer to; other services' keys in a shared ozone-site.xml are left alone.
 import { readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseHadoopXml } from './hadoop-xml.js';
 import {
   ConfigValueError,
+  findVariableReference,
+  parseEnvironmentReference,
   parseBoolean,
   parseDurationMs,
   parseEnum,
@@ -87,7 +101,10 @@ export interface ScmConfig {
   readonly grpcDeadlineIntervalMs: number;
   readonly containerListMaxCount: number;
   readonly sequenceIdBatchSize: number;
-  /** The effective raw value of every key that was set anywhere (not defaults). */
+  /**
+   * The effective value of every key that was set anywhere (not defaults), with `${…}` references
+   * expanded for the keys this node knows.
+   */
   readonly values: ReadonlyMap<string, string>;
 }
 
@@ -127,6 +144,96 @@ function collectValues(options: LoadConfigOptions): Map<string, SetValue> {
     values.set(name, { value: value.trim(), source: 'override' });
   }
   return values;
+}
+
+/** Most substitutions in one value, and its longest expansion: a guard against runaway expansion. */
+const MAX_SUBSTITUTIONS = 100;
+const MAX_EXPANDED_LENGTH = 64 * 1024;
+
+/** Expands `${key}` and `${env.NAME}` references (see the header comment for the rules). */
+class VariableExpander {
+  private readonly expanded = new Map<string, string>();
+
+  constructor(
+    private readonly values: ReadonlyMap<string, SetValue>,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** The expanded value of a set key. `chain` is the keys being expanded that led here. */
+  expandKey(name: string, set: SetValue, chain: readonly string[] = []): string {
+    const done = this.expanded.get(name);
+    if (done !== undefined) return done;
+    const value = this.expandText(set.value, [...chain, name], { key: name, set });
+    this.expanded.set(name, value);
+    return value;
+  }
+
+  private expandText(text: string, chain: readonly string[], owner: { key: string; set: SetValue }): string {
+    let result = text;
+    for (let substitutions = 0; ; substitutions++) {
+      const ref = findVariableReference(result);
+      if (ref === undefined) return result;
+      if (substitutions >= MAX_SUBSTITUTIONS) {
+        throw this.error(owner, chain, `needs more than ${MAX_SUBSTITUTIONS} variable substitutions`);
+      }
+      const value = this.resolve(ref.name, chain, owner);
+      result = result.slice(0, ref.start) + value + result.slice(ref.end);
+      if (result.length > MAX_EXPANDED_LENGTH) {
+        throw this.error(owner, chain, `expands to more than ${MAX_EXPANDED_LENGTH} characters`);
+      }
+    }
+  }
+
+  private resolve(name: string, chain: readonly string[], owner: { key: string; set: SetValue }): string {
+    if (chain.includes(name)) {
+      const cycle = [...chain.slice(chain.indexOf(name)), name].map((k) => `\${${k}}`).join(' -> ');
+      throw this.error(owner, chain, `is part of a cycle of references: ${cycle}`);
+    }
+    const envRef = parseEnvironmentReference(name);
+    if (envRef !== undefined) {
+      const value = this.env[envRef.variable];
+      const fallback = envRef.fallback;
+      const useFallback = fallback !== undefined && (value === undefined || (fallback.whenEmpty && value === ''));
+      const text = useFallback ? fallback.text : value;
+      if (text === undefined) {
+        throw this.error(owner, chain, `refers to \${${name}}, but environment variable ${envRef.variable} is not set`);
+      }
+      // Hadoop rescans what it substituted, so an environment value may hold references too.
+      return this.expandText(text, [...chain, name], owner);
+    }
+    const set = this.values.get(name);
+    if (set !== undefined) return this.expandKey(name, set, chain);
+    const spec = findKeySpec(name);
+    if (spec !== undefined && spec.name === name && spec.default !== undefined) return spec.default;
+    const hint = /^(user|java|os|file|line|path)\./.test(name)
+      ? ' (Java system properties do not exist here: read the environment with ${env.NAME})'
+      : '';
+    throw this.error(owner, chain, `refers to \${${name}}, which is not set${hint}`);
+  }
+
+  private error(owner: { key: string; set: SetValue }, chain: readonly string[], reason: string): Error {
+    const top = chain[0];
+    const via = top !== undefined && top !== owner.key ? ` (needed to expand ${top})` : '';
+    return new Error(`configuration key ${owner.key} (set in ${owner.set.source}) ${reason}${via}`);
+  }
+}
+
+/**
+ * The values with `${…}` references expanded, for every key this node knows (the only ones it
+ * reads). A value that changed records its raw form in its source, for error messages.
+ */
+function expandVariables(values: ReadonlyMap<string, SetValue>, env: NodeJS.ProcessEnv): Map<string, SetValue> {
+  const expander = new VariableExpander(values, env);
+  const result = new Map<string, SetValue>();
+  for (const [name, set] of values) {
+    if (findKeySpec(name) === undefined) {
+      result.set(name, set);
+      continue;
+    }
+    const value = expander.expandKey(name, set);
+    result.set(name, value === set.value ? set : { value, source: `${set.source}, expanded from ${JSON.stringify(set.value)}` });
+  }
+  return result;
 }
 
 function withSource<T>(set: SetValue | undefined, parse: () => T): T {
@@ -327,7 +434,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
  * an unknown `ozone.scm.` key, a malformed value, or an inconsistent topology.
  */
 export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
-  const values = collectValues(options);
+  const values = expandVariables(collectValues(options), options.env ?? {});
   checkAllEntries(values);
   const reader = new ConfigReader(values);
 

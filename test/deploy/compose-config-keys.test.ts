@@ -31,7 +31,7 @@ test('every OZONE-SITE.XML_ key in docker-compose.yml is a known, used configura
 
 test("each SCM service's environment loads into the config of that node, matching volumes, ports and probes", () => {
   const compose = resolvedCompose();
-  const prometheus = readYaml('deploy/prometheus.yml') as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
+  const prometheus = readYaml('deploy/prometheus/prometheus.yml') as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
   const scrapeTargets = prometheus.scrape_configs.flatMap((j) => j.static_configs.flatMap((s) => s.targets)).sort();
   const exposed = dockerfileInstructions()
     .filter(([k]) => k === 'EXPOSE')

@@ -89,22 +89,28 @@ test('the healthcheck command works: node -e exits 0 on 200 and 1 otherwise', as
   }
 });
 
-test('prometheus.yml is valid and scrapes every SCM service on /prom', () => {
-  const check = spawnSync('/usr/bin/promtool', ['check', 'config', `${ROOT}deploy/prometheus.yml`], { encoding: 'utf8' });
+test('prometheus.yml is valid, scrapes every SCM service on /prom and loads the alert rules', () => {
+  const check = spawnSync('/usr/bin/promtool', ['check', 'config', `${ROOT}deploy/prometheus/prometheus.yml`], { encoding: 'utf8' });
   assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
-  const config = readYaml('deploy/prometheus.yml') as {
+  // promtool checks the rule files the config names, so the rules are loaded from where it says.
+  assert.match(check.stdout, /SUCCESS: \d+ rules found/);
+  const config = readYaml('deploy/prometheus/prometheus.yml') as {
+    rule_files: string[];
     scrape_configs: { job_name: string; metrics_path: string; static_configs: { targets: string[] }[] }[];
   };
+  assert.deepEqual(config.rule_files, ['alerts.yml']);
   const job = config.scrape_configs.find((j) => j.job_name === 'scm');
   assert.ok(job);
   assert.equal(job.metrics_path, '/prom');
   assert.deepEqual(job.static_configs.flatMap((s) => s.targets).sort(), SCM_SERVICES.map((s) => `${s}:9876`));
   const prometheus = resolvedCompose().services.prometheus;
   assert.ok(prometheus?.image?.startsWith('prom/prometheus') === true);
-  assert.ok(prometheus.volumes?.some((v) => v.endsWith('deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro')));
+  // The whole directory is mounted, so prometheus.yml finds alerts.yml next to it.
+  assert.ok(prometheus.volumes?.some((v) => v.endsWith('deploy/prometheus:/etc/prometheus:ro')), JSON.stringify(prometheus.volumes));
+  assert.ok(prometheus.command?.includes('--config.file=/etc/prometheus/prometheus.yml'));
 });
 
-test('grafana: provisioned data source and dashboard use existing metric names and the data source uid', async () => {
+test('grafana: provisioned data source and dashboard use existing metric names and the data source variable', async () => {
   const compose = resolvedCompose();
   const grafana = compose.services.grafana;
   assert.ok(grafana?.image?.startsWith('grafana/grafana') === true);
@@ -122,8 +128,13 @@ test('grafana: provisioned data source and dashboard use existing metric names a
   assert.equal(providers.providers[0]?.options.path, '/var/lib/grafana/dashboards');
 
   const dashboard = JSON.parse(readFileSync(`${ROOT}deploy/grafana/dashboards/scm-ha.json`, 'utf8')) as {
+    templating: { list: { name: string; type: string; current?: { value: string } }[] };
     panels: { title: string; type: string; datasource?: { uid: string }; targets?: { expr: string; datasource?: { uid: string } }[] }[];
   };
+  // Panels use the data source variable, which defaults to the provisioned data source.
+  const variable = dashboard.templating.list.find((v) => v.type === 'datasource');
+  assert.equal(variable?.current?.value, ds.uid);
+  const uid = `\${${variable.name}}`;
   // Every metric the dashboard queries must be one NodeMetrics exposes (so a rename breaks this test).
   const exposition = await new NodeMetrics({ nodeId: 'x' }).render();
   const exposed = new Set([...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
@@ -132,9 +143,9 @@ test('grafana: provisioned data source and dashboard use existing metric names a
     assert.ok(titles.some((t) => t.includes(wanted)), `no panel about ${wanted}`);
   }
   for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
-    assert.equal(panel.datasource?.uid, ds.uid, `panel ${panel.title} uses another data source`);
+    assert.equal(panel.datasource?.uid, uid, `panel ${panel.title} uses another data source`);
     for (const target of panel.targets ?? []) {
-      assert.equal(target.datasource?.uid, ds.uid);
+      assert.equal(target.datasource?.uid, uid);
       for (const [name] of target.expr.matchAll(/\bscm_[a-z_]+/g)) {
         if (name === 'scm_node_id') continue; // the node label, not a metric
         const family = name.replace(/_(bucket|sum|count)$/, '');

@@ -1,5 +1,6 @@
 // Shared test helpers: a NodeMetrics filled with representative values of every kind, and
 // promtool, the Prometheus project's own linter for the exposition format.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { NodeMetrics } from '../../src/metrics/node-metrics.js';
 
@@ -31,10 +32,36 @@ export const REQUIRED_METRIC_NAMES = [
   'scm_container_allocations_total',
   'scm_grpc_server_handled_total',
   'scm_grpc_server_handling_seconds',
+  // Health metrics modelled on etcd's (fed by the node and the driver).
+  'scm_raft_has_leader',
+  'scm_raft_proposals_pending',
+  'scm_raft_proposals_failed_total',
+  'scm_raft_apply_seconds',
+  'scm_raft_peer_last_contact_seconds',
+  'scm_raft_peer_send_failures_total',
+  'scm_raft_peer_round_trip_seconds',
+  'scm_snapshot_checkpoint_creation_seconds',
+  'scm_db_size_bytes',
+  'scm_raft_log_size_bytes',
+  'scm_build_info',
+  'scm_pipelines',
+  'scm_datanodes',
+  'scm_consistency_mismatch',
 ] as const;
 
+/** A NodeMetrics whose warnings are collected instead of printed. */
+export function metricsWithWarnings(
+  nodeId: string,
+  peers: readonly string[] = [],
+  options: { warningIntervalMs?: number; now?: () => number } = {},
+): { metrics: NodeMetrics; warnings: string[] } {
+  const warnings: string[] = [];
+  const metrics = new NodeMetrics({ nodeId, peers, onWarning: (message) => warnings.push(message), ...options });
+  return { metrics, warnings };
+}
+
 export function representativeMetrics(nodeId: string, peers: readonly string[]): NodeMetrics {
-  const metrics = new NodeMetrics({ nodeId, peers });
+  const metrics = new NodeMetrics({ nodeId, peers, version: '0.1.0-test', onWarning: (message) => assert.fail(`unexpected metrics warning: ${message}`) });
   metrics.setRole('leader');
   metrics.setTerm(7);
   metrics.setIndexes({ lastLog: 1200, commit: 1190, applied: 1185 });
@@ -56,6 +83,21 @@ export function representativeMetrics(nodeId: string, peers: readonly string[]):
   metrics.allocation(2);
   metrics.observeGrpcRequest({ service: 'ScmClientService', method: 'AllocateContainer', type: 'unary', code: 'OK', seconds: 0.004 });
   metrics.observeGrpcRequest({ service: 'InterSCMProtocolService', method: 'download', type: 'server_stream', code: 'UNAVAILABLE', seconds: 0.2 });
+  metrics.setHasLeader(true);
+  metrics.setProposalsPending(4);
+  metrics.proposalFailed();
+  metrics.observeApply(0.0008);
+  for (const [i, peer] of peers.entries()) {
+    metrics.setPeerLastContact(peer, 0.25 + i);
+    metrics.observePeerRoundTrip(peer, 0.0004 * (i + 1));
+  }
+  if (peers[0] !== undefined) metrics.peerSendFailed(peers[0], 2);
+  metrics.observeCheckpointCreation(0.35);
+  metrics.setDbSize(48 * 1024 * 1024);
+  metrics.setRaftLogSize(96 * 1024 * 1024);
+  metrics.setPipelinesByState({ OPEN: 2, CLOSED: 1 });
+  metrics.setDatanodesByState({ HEALTHY: 3, STALE: 1 });
+  metrics.setConsistencyMismatch(false);
   return metrics;
 }
 

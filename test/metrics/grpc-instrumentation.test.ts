@@ -12,7 +12,10 @@ import {
   type sendUnaryData,
   type Client,
 } from '@grpc/grpc-js';
-import { NodeMetrics } from '../../src/metrics/node-metrics.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NodeMetrics, SERVED_GRPC_CODES } from '../../src/metrics/node-metrics.js';
 import { grpcCodeOf, instrumentGrpcService, parseGrpcPath } from '../../src/metrics/grpc-instrumentation.js';
 import { samplesOf } from './fixtures.js';
 
@@ -124,6 +127,42 @@ test('instrumented unary and server-streaming handlers record method, status cod
     client.close();
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   }
+});
+
+test('instrumenting a service creates every method x served code at 0, before any call', async () => {
+  const metrics = new NodeMetrics({ nodeId: 'g1' });
+  instrumentGrpcService(metrics, definition, implementation);
+  const lines = samplesOf(await metrics.render(), 'scm_grpc_server_handled_total');
+  const expected = [
+    ...SERVED_GRPC_CODES.map((code) => handled('Lookup', 'unary', code, 0)),
+    ...SERVED_GRPC_CODES.map((code) => handled('Stream', 'server_stream', code, 0)),
+  ];
+  assert.deepEqual(lines.sort(), expected.sort());
+  assert.ok(SERVED_GRPC_CODES.includes('UNAVAILABLE') && SERVED_GRPC_CODES.includes('FAILED_PRECONDITION'));
+  // Only the methods given a handler: a partial implementation gets series for its methods only.
+  const partial = new NodeMetrics({ nodeId: 'g1' });
+  instrumentGrpcService(partial, definition, { Lookup: implementation.Lookup });
+  assert.equal(samplesOf(await partial.render(), 'scm_grpc_server_handled_total').length, SERVED_GRPC_CODES.length);
+});
+
+test('SERVED_GRPC_CODES covers every status code the server side of our code answers with', () => {
+  // The server code (services, typed errors, checkpoint transfer, instrumentation) names codes as
+  // `status.X` / `Status.X` or `statusName = 'X'`; a new code there must join the list, or its
+  // errors would have no series until the first one.
+  const root = fileURLToPath(new URL('../../src/', import.meta.url));
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  const used = new Set<string>();
+  for (const folder of ['server', 'snapshot', 'metrics']) {
+    for (const file of files(join(root, folder))) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/\b[sS]tatus\.([A-Z_]{2,})\b/g)) used.add(m[1] ?? '');
+      for (const m of text.matchAll(/statusName\s*=\s*'([A-Z_]+)'/g)) used.add(m[1] ?? '');
+    }
+  }
+  assert.ok(used.has('NOT_FOUND') && used.has('INTERNAL'), `the scan found too little: ${[...used].join(', ')}`);
+  const missing = [...used].filter((code) => !(SERVED_GRPC_CODES as readonly string[]).includes(code));
+  assert.deepEqual(missing, []);
 });
 
 test('instrumentGrpcService rejects handlers that are not methods of the service', () => {

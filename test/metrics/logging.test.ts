@@ -61,7 +61,8 @@ test('Raft events land in metrics and in info logs with an event field', async (
   events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: null });
   events.membershipChanged({ index: 40, members: ['scm1', 'scm2', 'scm3'], previousMembers: ['scm1', 'scm2'] });
   metrics.setFollowerLag('scm3', 12); // accepted now that scm3 is a member
-  assert.throws(() => events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' }), /without a change/);
+  // Not a change: no count, no log line, no throw.
+  events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' });
 
   const lines = out.lines();
   assert.deepEqual(
@@ -92,13 +93,26 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
     download.progress(total);
   }
   download.done(4000);
-  assert.throws(() => download.progress(5000), /already finished/);
+  // Misuse is a warning, never a throw: the node calling this must not fail because of it.
+  download.progress(5000);
+  download.done(5000);
 
   const failing = events.snapshotTransfer('install', { term: 2, index: 500 });
-  assert.throws(() => failing.progress(-5), /progress must be a byte total/);
+  failing.progress(-5);
   failing.failed('checksum_mismatch', new Error('crc differs'));
 
-  const lines = out.lines();
+  const all = out.lines();
+  const warnings = all.filter((l) => l.event === 'metrics_warning');
+  assert.deepEqual(
+    warnings.map((l) => l.msg),
+    [
+      'snapshot download already finished: progress ignored',
+      'snapshot download already finished: done ignored',
+      'snapshot install progress: byte total -5 is not an integer at or above 0; ignored',
+    ],
+  );
+  assert.ok(warnings.every((l) => l.level === 'warn'));
+  const lines = all.filter((l) => l.event !== 'metrics_warning');
   assert.deepEqual(
     lines.map((l) => l.event),
     [
@@ -126,4 +140,56 @@ test('snapshot transfers log start, throttled progress and done with bytes and r
   assert.ok(text.includes('scm_snapshot_download_seconds_sum{scm_node_id="scm3"} 3'));
   assert.ok(text.includes('scm_snapshot_install_failures_total{reason="checksum_mismatch",scm_node_id="scm3"} 1'));
   assert.ok(text.includes('scm_snapshot_notifications_total{direction="received",scm_node_id="scm3"} 1'));
+});
+
+test('leader changes count a different leader only; has_leader follows what the node knows', async () => {
+  const out = capture();
+  const metrics = new NodeMetrics({ nodeId: 'scm2', peers: ['scm1', 'scm3'] });
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm2', destination: out.stream, env: {} }));
+  const changes = async (): Promise<string[]> => {
+    const text = await metrics.render();
+    return [...samplesOf(text, 'scm_raft_leader_changes_total'), ...samplesOf(text, 'scm_raft_has_leader')];
+  };
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 0', 'scm_raft_has_leader{scm_node_id="scm2"} 0']);
+
+  // The first leader seen counts.
+  events.leaderChanged({ term: 1, leaderId: 'scm1', previousLeaderId: null });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 1', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // A transfer scm1 -> (no leader) -> scm3 is one change, not two.
+  events.leaderChanged({ term: 2, leaderId: null, previousLeaderId: 'scm1' });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 1', 'scm_raft_has_leader{scm_node_id="scm2"} 0']);
+  events.leaderChanged({ term: 2, leaderId: 'scm3', previousLeaderId: null });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 2', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // Losing the leader and finding the same one again is no change.
+  events.leaderChanged({ term: 3, leaderId: null, previousLeaderId: 'scm3' });
+  events.leaderChanged({ term: 3, leaderId: 'scm3', previousLeaderId: null });
+  // A direct change (no term without a leader in between) counts once.
+  events.leaderChanged({ term: 4, leaderId: 'scm2', previousLeaderId: 'scm3' });
+  assert.deepEqual(await changes(), ['scm_raft_leader_changes_total{scm_node_id="scm2"} 3', 'scm_raft_has_leader{scm_node_id="scm2"} 1']);
+
+  // Every call with a change is still logged, the lost leader included.
+  assert.deepEqual(
+    out.lines().map((l) => l.msg),
+    [
+      'leader is scm1 in term 1',
+      'leader scm1 lost in term 2',
+      'leader is scm3 in term 2',
+      'leader scm3 lost in term 3',
+      'leader is scm3 in term 3',
+      'leader is scm2 in term 4',
+    ],
+  );
+});
+
+test('a role change drops the per-peer last-contact series: whom a node hears from depends on its role', async () => {
+  const metrics = new NodeMetrics({ nodeId: 'scm1', peers: ['scm2', 'scm3'] });
+  const events = new RaftEvents(metrics, createLogger({ nodeId: 'scm1', destination: capture().stream, env: {} }));
+  events.roleChanged('leader', 3);
+  metrics.setPeerLastContact('scm2', 0.2);
+  metrics.setPeerLastContact('scm3', 0.4);
+  assert.equal(samplesOf(await metrics.render(), 'scm_raft_peer_last_contact_seconds').length, 2);
+  events.roleChanged('follower', 4);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_peer_last_contact_seconds'), []);
 });

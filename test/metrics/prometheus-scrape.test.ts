@@ -49,7 +49,7 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-test('a real Prometheus scrapes three nodes: one leader, rising applied index, dashboard queries valid', async () => {
+test('a real Prometheus scrapes three nodes: one leader, rising applied index, dashboard queries valid, "no leader" shown', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'scm-prom-'));
   const servers: MetricsHttpServer[] = [];
   let prometheus: ChildProcess | undefined;
@@ -125,7 +125,16 @@ test('a real Prometheus scrapes three nodes: one leader, rising applied index, d
       const leaderPanel = exprs.find((e) => e.title === 'Leader');
       assert.ok(leaderPanel);
       const r = await query(port, leaderPanel.expr);
-      assert.deepEqual(r.data?.result.map((s) => s.metric.scm_node_id), ['scm1']);
+      assert.deepEqual(r.data?.result.map((s) => [s.metric.scm_node_id, s.value[1]]), [['scm1', '1']]);
+      // With no leader the panel's query still answers: one series named "no leader", valued 0,
+      // which the panel's thresholds paint red (an empty answer would leave the panel blank).
+      nodes[0]?.setRole('candidate');
+      const none = await eventually('the leader panel to say "no leader"', async () => {
+        const answer = await query(port, leaderPanel.expr);
+        const names = answer.data?.result.map((s) => s.metric.scm_node_id);
+        return names?.length === 1 && names[0] === 'no leader' ? answer.data?.result : undefined;
+      });
+      assert.equal(none[0]?.value[1], '0');
     };
     await Promise.race([run(), exitedEarly]);
   } finally {

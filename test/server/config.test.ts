@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, requireSelf, KNOWN_CONFIG_KEYS } from '../../src/server/config.js';
 import { parseHadoopXml } from '../../src/server/hadoop-xml.js';
-import { parseDurationMs, parseSizeBytes } from '../../src/server/config-values.js';
+import { findVariableReference, parseDurationMs, parseEnvironmentReference, parseSizeBytes } from '../../src/server/config-values.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'scm-config-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,6 +56,16 @@ test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfigurat
   assert.equal(config.raft.logPurgeGap, 1_000_000);
   assert.equal(config.raft.logCorruptionPolicy, 'EXCEPTION');
   assert.equal(config.grpcDeadlineIntervalMs, 30 * 60_000);
+});
+
+test('the Raft log falls back to <ozone.metadata.dirs>/scm-ha (as Ozone SCM HA), never under ozone.scm.db.dirs', () => {
+  const config = loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.db.dirs': '/db' } });
+  assert.equal(config.dbDir, '/db');
+  assert.equal(config.ratisDir, '/meta/scm-ha');
+  // Either name of the key wins over the fallback.
+  assert.equal(loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.ratis.storage.dir': '/r' } }).ratisDir, '/r');
+  assert.equal(loadConfig({ overrides: { 'ozone.metadata.dirs': '/meta', 'ozone.scm.ha.ratis.storage.dir': '/r2' } }).ratisDir, '/r2');
+  assert.throws(() => loadConfig({ overrides: { 'ozone.scm.db.dirs': '/db' } }), /neither ozone\.scm\.ha\.ratis\.storage\.dir \(or ozone\.scm\.ratis\.storage\.dir\) nor ozone\.metadata\.dirs is set/);
 });
 
 test('site file is read; environment beats file; overrides beat environment', () => {
@@ -224,4 +234,139 @@ test('Hadoop units', () => {
   assert.equal(parseSizeBytes('k', '1.5GB'), 1_610_612_736);
   assert.equal(parseSizeBytes('k', '1024'), 1024);
   assert.throws(() => parseSizeBytes('k', '-1MB'), /invalid value "-1MB" for configuration key k/);
+});
+
+test('${key} references expand in site-file values, from the effective value of the other key', () => {
+  const path = siteXml(
+    [
+      prop('ozone.metadata.dirs', '/from/file'),
+      prop('ozone.scm.db.dirs', '${ozone.metadata.dirs}/db'),
+      prop('ozone.scm.ha.ratis.storage.dir', '${ozone.scm.db.dirs}/../ratis'),
+      prop('ozone.scm.ha.ratis.snapshot.threshold', '${scm.test.threshold}'),
+      prop('scm.test.threshold', '25'),
+    ].join('\n'),
+  );
+  const config = loadConfig({ siteXmlPath: path });
+  assert.equal(config.dbDir, '/from/file/db');
+  // Recursive: the Raft dir refers to db.dirs, which refers to metadata.dirs.
+  assert.equal(config.ratisDir, '/from/file/ratis');
+  // A key outside ozone.scm. may hold a shared value.
+  assert.equal(config.raft.snapshotThreshold, 25);
+  assert.equal(config.values.get('ozone.scm.db.dirs'), '/from/file/db');
+  // The reference reads the winning value: the environment overrides the file's metadata dir, and the
+  // file's db.dirs follows it.
+  const fromEnv = loadConfig({ siteXmlPath: path, env: { 'OZONE-SITE.XML_ozone.metadata.dirs': '/from/env' } });
+  assert.equal(fromEnv.dbDir, '/from/env/db');
+});
+
+test('${key} and ${env.NAME} references expand in OZONE-SITE.XML_ environment values', () => {
+  const config = loadConfig({
+    env: {
+      'OZONE-SITE.XML_ozone.metadata.dirs': '${env.SCM_DATA}/meta',
+      'OZONE-SITE.XML_ozone.scm.db.dirs': '${ozone.metadata.dirs}/db',
+      'OZONE-SITE.XML_ozone.scm.client.port': '${env.SCM_PORT:-9999}',
+      'OZONE-SITE.XML_ozone.scm.ratis.port': '${env.SCM_RATIS_PORT-9998}',
+      'OZONE-SITE.XML_ozone.scm.grpc.port': '${env.EMPTY:-9997}',
+      'OZONE-SITE.XML_ozone.scm.http-address': '0.0.0.0:${env.EMPTY-}9996',
+      SCM_DATA: '/srv/scm',
+      EMPTY: '',
+    },
+  });
+  assert.equal(config.dbDir, '/srv/scm/meta/db');
+  assert.equal(config.ratisDir, '/srv/scm/meta/scm-ha');
+  const self = requireSelf(config);
+  assert.equal(self.clientPort, 9999); // unset: the fallback
+  assert.equal(self.ratisPort, 9998);
+  assert.equal(self.grpcPort, 9997); // ":-" also replaces an empty value
+  assert.equal(self.httpPort, 9996); // "-" keeps an empty value
+});
+
+test('a reference to an unset key with a default reads the default; nested names expand inside out', () => {
+  const config = loadConfig({
+    overrides: {
+      'ozone.metadata.dirs': '/m/${ozone.scm.client.port}',
+      'scm.test.which': 'scmservice.scm1',
+      'ozone.scm.db.dirs.scmservice.scm1': '/db/one',
+      'ozone.scm.ha.ratis.storage.dir': '${ozone.scm.db.dirs.${scm.test.which}}/ratis',
+    },
+  });
+  assert.equal(config.ratisDir, '/db/one/ratis');
+  assert.equal(config.dbDir, '/db/one');
+  assert.equal(loadConfig({ overrides: { 'ozone.metadata.dirs': '/m/${ozone.scm.client.port}' } }).dbDir, '/m/9860');
+});
+
+test('init no longer sees a literal ${...}: undefined references are errors naming key, source and name', () => {
+  // Hadoop would leave "${ozone.metadata.dirs}/db" as it is and init would create a directory with
+  // that name; here it is an error.
+  assert.throws(
+    () => loadConfig({ env: { 'OZONE-SITE.XML_ozone.scm.db.dirs': '${ozone.metadata.dirs}/db' } }),
+    (err: Error) => {
+      assert.equal(
+        err.message,
+        'configuration key ozone.scm.db.dirs (set in environment variable OZONE-SITE.XML_ozone.scm.db.dirs) refers to ${ozone.metadata.dirs}, which is not set',
+      );
+      return true;
+    },
+  );
+  const path = siteXml(prop('ozone.metadata.dirs', '${env.SCM_NOT_SET_ANYWHERE}/m'));
+  assert.throws(
+    () => loadConfig({ siteXmlPath: path, env: {} }),
+    /configuration key ozone\.metadata\.dirs \(set in .*ozone-site-\d+\.xml:4\) refers to \$\{env\.SCM_NOT_SET_ANYWHERE\}, but environment variable SCM_NOT_SET_ANYWHERE is not set/,
+  );
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '/tmp/${user.name}' } }),
+    /refers to \$\{user\.name\}, which is not set \(Java system properties do not exist here: read the environment with \$\{env\.NAME\}\)/,
+  );
+  // The key that holds the bad reference is named, even when reached through another key.
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'ozone.scm.db.dirs': '${scm.test.a}', 'scm.test.a': '${scm.test.missing}' } }),
+    /configuration key scm\.test\.a \(set in override\) refers to \$\{scm\.test\.missing\}, which is not set \(needed to expand ozone\.scm\.db\.dirs\)/,
+  );
+});
+
+test('reference cycles are errors that show the cycle', () => {
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '${ozone.metadata.dirs}/x' } }),
+    /configuration key ozone\.metadata\.dirs \(set in override\) is part of a cycle of references: \$\{ozone\.metadata\.dirs\} -> \$\{ozone\.metadata\.dirs\}/,
+  );
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '${ozone.scm.db.dirs}', 'ozone.scm.db.dirs': '${scm.test.b}', 'scm.test.b': '${ozone.metadata.dirs}' } }),
+    /is part of a cycle of references: \$\{ozone\.metadata\.dirs\} -> \$\{ozone\.scm\.db\.dirs\} -> \$\{scm\.test\.b\} -> \$\{ozone\.metadata\.dirs\}|is part of a cycle of references: \$\{ozone\.scm\.db\.dirs\} -> \$\{scm\.test\.b\} -> \$\{ozone\.metadata\.dirs\} -> \$\{ozone\.scm\.db\.dirs\}/,
+  );
+  // Through the environment: a variable whose value refers to itself.
+  assert.throws(
+    () => loadConfig({ env: { 'OZONE-SITE.XML_ozone.metadata.dirs': '${env.LOOP}', LOOP: '${env.LOOP}' } }),
+    /cycle of references: \$\{env\.LOOP\} -> \$\{env\.LOOP\}/,
+  );
+  // Runaway growth without a cycle is stopped too.
+  const doubling: Record<string, string> = { 'ozone.metadata.dirs': '${scm.test.d0}', 'scm.test.d20': 'x'.repeat(64) };
+  for (let i = 0; i < 20; i++) doubling[`scm.test.d${i}`] = `\${scm.test.d${i + 1}}\${scm.test.d${i + 1}}`;
+  assert.throws(() => loadConfig({ overrides: doubling }), /expands to more than 65536 characters/);
+});
+
+test('values without references, other services\' keys and malformed references are left alone', () => {
+  const config = loadConfig({
+    overrides: {
+      'ozone.metadata.dirs': '/m/$x/${}/${a b}/$',
+      // Not a key this node reads: its reference is never expanded, so it is no error.
+      'hadoop.tmp.dir': '/tmp/hadoop-${user.name}',
+    },
+  });
+  assert.equal(config.dbDir, '/m/$x/${}/${a b}/$');
+  assert.equal(config.values.get('hadoop.tmp.dir'), '/tmp/hadoop-${user.name}');
+});
+
+test('findVariableReference and parseEnvironmentReference follow Hadoop', () => {
+  assert.deepEqual(findVariableReference('a${b}c'), { start: 1, end: 5, name: 'b' });
+  assert.deepEqual(findVariableReference('${a.${b}}'), { start: 4, end: 8, name: 'b' });
+  assert.deepEqual(findVariableReference('${a b}${c}'), { start: 6, end: 10, name: 'c' });
+  assert.deepEqual(findVariableReference('$${c}'), { start: 1, end: 5, name: 'c' });
+  assert.equal(findVariableReference('${}'), undefined);
+  assert.equal(findVariableReference('${unterminated'), undefined);
+  assert.equal(findVariableReference('plain $ text'), undefined);
+  assert.deepEqual(parseEnvironmentReference('env.HOME'), { variable: 'HOME' });
+  assert.deepEqual(parseEnvironmentReference('env.A:-x:-y'), { variable: 'A', fallback: { text: 'x:-y', whenEmpty: true } });
+  assert.deepEqual(parseEnvironmentReference('env.A-B'), { variable: 'A', fallback: { text: 'B', whenEmpty: false } });
+  assert.equal(parseEnvironmentReference('env.'), undefined);
+  assert.equal(parseEnvironmentReference('environment.x'), undefined);
 });
