@@ -115,6 +115,11 @@ test('the cross-reference check has teeth', () => {
       /OZONE-SITE\.XML ozone\.scm\.grpc\.port is not a valid ConfigMap key/,
     ],
     [
+      'a ConfigMap key envFrom would skip',
+      (c) => (configData(c)['9-OZONE-SITE.XML_ozone.scm.grpc.port'] = '9895'),
+      /9-OZONE-SITE\.XML_ozone\.scm\.grpc\.port is not a valid environment variable name, so envFrom would skip it/,
+    ],
+    [
       'a port name longer than 15 characters',
       (c) => {
         const port = find<IService>(c, 'Service', 'scm').spec?.ports?.[0];

@@ -491,6 +491,8 @@ function nameProblems(manifests: readonly Manifest[]): string[] {
     if (m.object.kind === 'ConfigMap') {
       for (const key of Object.keys((m.object as unknown as IConfigMap).data ?? {})) {
         if (!CONFIG_MAP_KEY.test(key)) problems.push(`${label(m)}: ${key} is not a valid ConfigMap key`);
+        // The kubelet skips envFrom keys that are not valid variable names (the pods load this one with envFrom).
+        else if (!ENV_NAME.test(key)) problems.push(`${label(m)}: ${key} is not a valid environment variable name, so envFrom would skip it`);
       }
     }
     if (m.object.kind === 'StatefulSet') {
