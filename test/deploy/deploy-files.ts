@@ -34,6 +34,16 @@ export function yamlToJson(text: string): unknown {
   return JSON.parse(json) as unknown;
 }
 
+/** Every document of a multi-document YAML stream (`---` separated); empty documents are dropped. */
+export function yamlDocuments(text: string): unknown[] {
+  const json = execFileSync(
+    'python3',
+    ['-c', 'import sys, json, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout)'],
+    { input: text, encoding: 'utf8' },
+  );
+  return JSON.parse(json) as unknown[];
+}
+
 /** The compose file after docker-compose's own resolution (`docker-compose config`). */
 export function resolvedCompose(): ComposeFile {
   const text = execFileSync(DOCKER_COMPOSE, ['-f', COMPOSE_FILE, 'config'], { cwd: ROOT, encoding: 'utf8' });
