@@ -12,6 +12,13 @@ export interface PeerStatus {
   readonly voter: boolean;
   /** Highest index known replicated on the peer; null unless this node leads. */
   readonly matchIndex: number | null;
+  /**
+   * Seconds since this node last heard from the peer over the Raft port; null when it does not
+   * expect to (a follower hears only from its leader) or never did.
+   */
+  readonly lastContactSeconds: number | null;
+  /** False when this node expects to hear from the peer and has not for over an election timeout. */
+  readonly reachable: boolean | null;
 }
 
 export interface NodeStatus {

@@ -42,8 +42,12 @@ export type ContainerState = (typeof CONTAINER_STATES)[number];
 export const PIPELINE_STATES = ['ALLOCATED', 'OPEN', 'DORMANT', 'CLOSED'] as const;
 export type PipelineState = (typeof PIPELINE_STATES)[number];
 
-/** Ozone's datanode health (HddsProtos.NodeState without the old decommission values). */
-export const DATANODE_STATES = ['HEALTHY', 'HEALTHY_READONLY', 'STALE', 'DEAD'] as const;
+/**
+ * Ozone's datanode operational states (HddsProtos.NodeOperationalState). Not health (HEALTHY,
+ * STALE, DEAD): that needs datanode heartbeats, which this SCM does not receive, so it would be a
+ * guess. A registered datanode is IN_SERVICE until maintenance or decommissioning exists here.
+ */
+export const DATANODE_STATES = ['IN_SERVICE', 'ENTERING_MAINTENANCE', 'IN_MAINTENANCE', 'DECOMMISSIONING', 'DECOMMISSIONED'] as const;
 export type DatanodeState = (typeof DATANODE_STATES)[number];
 
 /** Why a snapshot download or install failed; a closed set so the label stays bounded. */
@@ -429,7 +433,7 @@ export class NodeMetrics {
     });
     this.datanodes = new Gauge({
       name: 'scm_datanodes',
-      help: 'Datanodes known to this SCM, by health state.',
+      help: 'Datanodes registered with this SCM, by operational state.',
       labelNames: ['state'],
       registers,
     });

@@ -81,15 +81,59 @@ export class RaftEvents {
     );
   }
 
-  /** `members` is the whole new configuration, this node included when it is a member. */
-  membershipChanged(change: { index: number; members: readonly string[]; previousMembers: readonly string[] }): void {
-    const added = change.members.filter((m) => !change.previousMembers.includes(m));
-    const removed = change.previousMembers.filter((m) => !change.members.includes(m));
-    this.metrics.setKnownPeers(change.members.filter((m) => m !== this.metrics.nodeId));
+  /**
+   * A configuration was committed. `voters` and `nonVoters` are the whole new configuration (this
+   * node included when it is a member); a non-voter that became a voter is reported as promoted,
+   * the reverse as demoted, so a promotion no longer reads `added:[] removed:[]`.
+   */
+  membershipChanged(change: {
+    index: number;
+    voters: readonly string[];
+    nonVoters: readonly string[];
+    previousVoters: readonly string[];
+    previousNonVoters: readonly string[];
+  }): void {
+    const members = [...change.voters, ...change.nonVoters];
+    const previous = [...change.previousVoters, ...change.previousNonVoters];
+    const added = members.filter((m) => !previous.includes(m));
+    const removed = previous.filter((m) => !members.includes(m));
+    const promoted = change.voters.filter((m) => change.previousNonVoters.includes(m));
+    const demoted = change.nonVoters.filter((m) => change.previousVoters.includes(m));
+    this.metrics.setKnownPeers(members.filter((m) => m !== this.metrics.nodeId));
+    const what = [
+      added.length > 0 ? `added ${added.join(', ')}` : '',
+      removed.length > 0 ? `removed ${removed.join(', ')}` : '',
+      promoted.length > 0 ? `promoted ${promoted.join(', ')} to voter` : '',
+      demoted.length > 0 ? `demoted ${demoted.join(', ')}` : '',
+    ].filter((w) => w !== '');
     this.log.info(
-      { event: 'membership_changed', index: change.index, members: change.members, added, removed },
-      `configuration at index ${change.index}: [${change.members.join(', ')}]`,
+      { event: 'membership_changed', index: change.index, voters: change.voters, nonVoters: change.nonVoters, added, removed, promoted, demoted },
+      `configuration at index ${change.index}: voters [${change.voters.join(', ')}]${change.nonVoters.length > 0 ? `, non-voters [${change.nonVoters.join(', ')}]` : ''}${what.length > 0 ? ` (${what.join('; ')})` : ''}`,
     );
+  }
+
+  /** A peer this node should hear from (its leader, or a leader's follower) went quiet, or came back. */
+  peerContact(change: { peer: string; reachable: boolean; silentSeconds: number }): void {
+    if (change.reachable) {
+      this.log.info({ event: 'peer_reachable', peer: change.peer }, `peer ${change.peer} is reachable again`);
+    } else {
+      this.log.warn(
+        { event: 'peer_unreachable', peer: change.peer, silentSeconds: change.silentSeconds },
+        `peer ${change.peer} unreachable: nothing heard from it for ${change.silentSeconds.toFixed(1)} s (longer than an election timeout)`,
+      );
+    }
+  }
+
+  /** The leader hears from fewer voters than a majority (or again from enough). */
+  quorumContact(change: { hasQuorum: boolean; heard: readonly string[]; voters: readonly string[] }): void {
+    if (change.hasQuorum) {
+      this.log.info({ event: 'quorum_regained', heard: change.heard, voters: change.voters }, `hearing from a majority of voters again (${change.heard.join(', ')})`);
+    } else {
+      this.log.warn(
+        { event: 'no_quorum', heard: change.heard, voters: change.voters },
+        `no quorum: hearing from only ${change.heard.length} of ${change.voters.length} voters (${change.heard.join(', ') || 'none'}) within an election timeout`,
+      );
+    }
   }
 
   snapshotNotification(direction: 'sent' | 'received', context: SnapshotTransferContext): void {

@@ -234,6 +234,8 @@ export class RaftNode {
    * lease.
    */
   private leaseFloorTick = Number.NEGATIVE_INFINITY;
+  /** Follower: the highest heartbeat tick of the current leader (this term) we acknowledged. */
+  private leaderTickAcked = Number.NEGATIVE_INFINITY;
 
   private msgs: Message[] = [];
   private msgsAfterPersist: Message[] = [];
@@ -286,7 +288,7 @@ export class RaftNode {
           (this.cfg.checkQuorum || m.type === 'pre-vote') &&
           ((this.lead !== '' && this.electionElapsed < this.cfg.electionTicks) ||
             (this.cfg.leaseRead && this.tickCount < this.cfg.electionTicks));
-        if (inLease && !m.transfer) return;
+        if (inLease && !(m.type === 'vote' && this.transferMayBypassLease(m))) return;
       }
       if (m.type === 'pre-vote' || (m.type === 'pre-vote-response' && !m.reject)) {
         // Pre-votes never change terms: the candidate asks about term+1 without entering it.
@@ -648,6 +650,7 @@ export class RaftNode {
     this.leadTransferee = '';
     this.transferElapsed = 0;
     this.leaseFloorTick = Number.NEGATIVE_INFINITY;
+    this.leaderTickAcked = Number.NEGATIVE_INFINITY;
     this.progress.clear();
     this.autoPromote.clear();
     // Reads not yet answered can no longer be confirmed by this node as leader.
@@ -705,18 +708,32 @@ export class RaftNode {
     this.progress.set(id, pr);
   }
 
-  private campaign(transfer: boolean): void {
+  /** `transferTick`: the sentTick of the TimeoutNow that started this campaign (a transfer). */
+  private campaign(transferTick: number | undefined): void {
     if (!this.promotable()) return;
-    if (this.cfg.preVote && !transfer) {
+    if (this.cfg.preVote && transferTick === undefined) {
       this.becomePreCandidate();
-      this.requestVotes('pre-vote', this.term + 1, false);
+      this.requestVotes('pre-vote', this.term + 1, undefined);
     } else {
       this.becomeCandidate();
-      this.requestVotes('vote', this.term, transfer);
+      this.requestVotes('vote', this.term, transferTick);
     }
   }
 
-  private requestVotes(type: 'vote' | 'pre-vote', term: number, transfer: boolean): void {
+  /**
+   * A vote asked for because of a leadership transfer may be granted inside our check-quorum lease,
+   * but only when it comes from a voter and the TimeoutNow behind it is not older than the
+   * transfer's timeout by the heartbeats we have acknowledged since: a TimeoutNow that lands after
+   * the leader gave the transfer up (the leader may serve lease reads again by then, counting on
+   * our acknowledgements) must not let anyone past that lease.
+   */
+  private transferMayBypassLease(m: VoteMessage): boolean {
+    if (!m.transfer || !isVoter(this.members.current(), m.from)) return false;
+    if (mutant('lease-after-abandoned-transfer')) return true;
+    return this.leaderTickAcked < m.transferTick + this.cfg.electionTicks;
+  }
+
+  private requestVotes(type: 'vote' | 'pre-vote', term: number, transferTick: number | undefined): void {
     if (type === 'pre-vote' || mutant('self-vote-before-durable')) {
       // A pre-vote changes nothing durable: our own counts at once.
       this.votes.set(this.id, true);
@@ -728,7 +745,7 @@ export class RaftNode {
     }
     for (const p of this.members.current().voters) {
       if (p.id === this.id) continue;
-      this.send({ type, to: p.id, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer });
+      this.send({ type, to: p.id, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm(), transfer: transferTick !== undefined, transferTick: transferTick ?? 0 });
     }
   }
 
@@ -746,7 +763,7 @@ export class RaftNode {
     if (granted >= quorum) {
       if (this.role === 'pre-candidate') {
         this.becomeCandidate();
-        this.requestVotes('vote', this.term, false);
+        this.requestVotes('vote', this.term, undefined);
       } else {
         this.becomeLeader();
       }
@@ -764,7 +781,7 @@ export class RaftNode {
     if (this.install !== undefined) return;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.campaign(false);
+      this.campaign(undefined);
     }
   }
 
@@ -774,12 +791,11 @@ export class RaftNode {
     if (this.leadTransferee !== '') {
       this.transferElapsed++;
       if (this.transferElapsed >= this.cfg.electionTicks) {
-        // Abandoned. The TimeoutNow may still be in flight and let the target win an election that
-        // voters inside our lease accept: count for leases only heartbeats sent an election
-        // timeout from now on (a TimeoutNow delayed longer than that is not defended against).
+        // Abandoned. A TimeoutNow still in flight cannot let the target win inside our lease: lease
+        // reads count only heartbeats sent an election timeout after it (sendTimeoutNow), which
+        // voters then hold against it (transferMayBypassLease).
         this.leadTransferee = '';
         this.transferElapsed = 0;
-        if (!mutant('lease-after-abandoned-transfer')) this.leaseFloorTick = this.tickCount + this.cfg.electionTicks;
       }
     }
     if (this.electionElapsed >= this.cfg.electionTicks) {
@@ -890,15 +906,18 @@ export class RaftNode {
         this.handleSnapshotNotify(m);
         return;
       case 'timeout-now':
-        // Leadership transfer: campaign at once, skipping pre-vote and the lease check.
-        if (this.promotable() && this.install === undefined) this.campaign(true);
+        // Leadership transfer: campaign at once, skipping pre-vote (and, at voters that allow it,
+        // the lease check). Only our current leader may ask.
+        if (m.from !== this.lead) return;
+        if (this.promotable() && this.install === undefined) this.campaign(m.sentTick);
         return;
       default:
         return;
     }
   }
 
-  private handleAppend(m: AppendMessage): void {
+  private handleAppend(append: AppendMessage): void {
+    let m = append;
     if (this.install !== undefined) {
       // Only a leader that has not asked us (a new one) sends appends now; it ignores this status
       // (no notice of its own is answered) and probes again once we are done.
@@ -906,10 +925,17 @@ export class RaftNode {
       return;
     }
     const committed = this.log.committed;
-    if (m.prevIndex < committed) {
-      // Everything up to our commit index matches any current leader's log.
-      this.send({ type: 'append-response', to: m.from, reject: false, index: committed, hintIndex: 0, hintTerm: 0 });
-      return;
+    if (m.prevIndex < committed || (m.prevIndex === committed && m.prevTerm === 0 && m.prevIndex > 0)) {
+      // Everything up to our commit index matches any current leader's log, so what lies beyond it
+      // continues our log whatever prevTerm says. (A leader that restarted after purging does not
+      // know the term just below its first entry: it sends prevTerm 0 to a follower that holds that
+      // point committed.)
+      const beyond = m.entries.filter((e) => e.index > committed);
+      if (beyond.length === 0) {
+        this.send({ type: 'append-response', to: m.from, reject: false, index: committed, hintIndex: 0, hintTerm: 0 });
+        return;
+      }
+      m = { ...m, prevIndex: committed, prevTerm: this.log.term(committed) as number, entries: beyond };
     }
     if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
       const lastNew = m.prevIndex + m.entries.length;
@@ -934,6 +960,7 @@ export class RaftNode {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
+    if (m.sentTick > this.leaderTickAcked) this.leaderTickAcked = m.sentTick;
     if (this.install === undefined) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
     this.send({ type: 'heartbeat-response', to: m.from, readRound: m.readRound, sentTick: m.sentTick });
   }
@@ -1155,7 +1182,10 @@ export class RaftNode {
   }
 
   private sendTimeoutNow(to: string): void {
-    this.send({ type: 'timeout-now', to });
+    this.send({ type: 'timeout-now', to, sentTick: this.tickCount });
+    // Voters let a TimeoutNow bypass their lease until they acknowledge heartbeats sent an election
+    // timeout after it: our own lease counts only such acknowledgements from now on.
+    if (!mutant('lease-after-abandoned-transfer')) this.leaseFloorTick = Math.max(this.leaseFloorTick, this.tickCount + this.cfg.electionTicks);
   }
 
   /** Sends every follower what it is missing, as far as its inflight window allows (batched). */
@@ -1176,7 +1206,10 @@ export class RaftNode {
     for (;;) {
       if (pr.isPaused()) return;
       const prevIndex = pr.next - 1;
-      const prevTerm = this.log.term(prevIndex);
+      // After a restart that followed a purge the term just below our first entry is unknown. A
+      // follower that told us it holds that point (as committed) can still take appends from there:
+      // it accepts them on its commit index (prevTerm 0 says "unknown").
+      const prevTerm = this.log.term(prevIndex) ?? (prevIndex === this.log.firstIndex() - 1 && pr.match >= prevIndex && prevIndex > 0 ? 0 : undefined);
       if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
         pr.becomeSnapshot(++this.lastNoticeId);
         this.sendSnapshotNotify(to, pr);

@@ -95,8 +95,10 @@ export interface VoteMessage extends MessageBase {
   readonly type: 'vote' | 'pre-vote';
   readonly lastIndex: number;
   readonly lastTerm: number;
-  /** Set when campaigning because of a leadership transfer: bypasses the leader-lease check. */
+  /** Set when campaigning because of a leadership transfer: may bypass the leader-lease check. */
   readonly transfer: boolean;
+  /** With `transfer`: the leader's tick when it sent the TimeoutNow (its sentTick). */
+  readonly transferTick: number;
 }
 
 export interface VoteResponseMessage extends MessageBase {
@@ -104,9 +106,14 @@ export interface VoteResponseMessage extends MessageBase {
   readonly reject: boolean;
 }
 
-/** Leader → transfer target: start an election now. */
+/**
+ * Leader → transfer target: start an election now. `sentTick` is the leader's tick counter when it
+ * sent it; voters compare it with the heartbeats they acknowledged, so a TimeoutNow that arrives
+ * after the leader gave the transfer up (and may hold a lease again) cannot bypass that lease.
+ */
 export interface TimeoutNowMessage extends MessageBase {
   readonly type: 'timeout-now';
+  readonly sentTick: number;
 }
 
 /**

@@ -3,9 +3,11 @@
 import type { RaftNode, Role } from '../raft/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { NodeMetrics, RaftRole } from '../metrics/node-metrics.js';
+import type { RaftEvents } from '../metrics/raft-events.js';
 import type { NodeStatus } from '../metrics/http-server.js';
 import type { ScmPeerConfig } from './config.js';
 import type { PeerCalls } from './peer-calls.js';
+import type { PeerContact } from './peer-contact.js';
 import type { ScmMember, ScmNodeRole } from '../api/scm-api.js';
 
 /** The core's role as the metrics name it. */
@@ -21,10 +23,28 @@ export interface NodeStatusParts {
   readonly metrics: NodeMetrics;
   readonly members: () => ScmMember[];
   readonly peers: PeerCalls;
+  readonly contact: PeerContact;
+  /** When this node started (ms): a peer never heard from counts as silent since then. */
+  readonly startedAt: number;
+  /** Pending proposals and transport send failures, sampled with the gauges. */
+  readonly pendingProposals: () => number;
+  readonly droppedMessages: () => ReadonlyMap<string, number>;
+  readonly events: RaftEvents;
 }
 
 export class NodeStatusView {
+  private readonly dropsSeen = new Map<string, number>();
+  private hadQuorum = true;
+
   constructor(private readonly parts: NodeStatusParts) {}
+
+  /** The peers this node expects to hear from: every member when it leads, else its leader. */
+  private expectedContacts(): string[] {
+    const s = this.parts.core().status();
+    const self = this.parts.self.nodeId;
+    if (s.role === 'leader') return [...s.membership.voters, ...s.membership.nonVoters].map((p) => p.id).filter((id) => id !== self);
+    return s.leader !== '' && s.leader !== self ? [s.leader] : [];
+  }
 
   private applied(fallback: number): number {
     return this.parts.sm.isClosed ? fallback : this.parts.sm.lastApplied().index;
@@ -48,12 +68,17 @@ export class NodeStatusView {
         applied: this.applied(s.applied),
         snapshot: this.parts.sm.isClosed ? 0 : this.parts.sm.snapshotPoint().index,
       },
-      peers: [...s.membership.voters, ...s.membership.nonVoters].map((p) => ({
-        id: p.id,
-        address: p.address,
-        voter: voters.has(p.id),
-        matchIndex: s.role === 'leader' ? (p.id === self ? s.lastIndex : (match.get(p.id) ?? 0)) : null,
-      })),
+      peers: [...s.membership.voters, ...s.membership.nonVoters].map((p) => {
+        const expected = p.id !== self && (s.role === 'leader' || p.id === s.leader);
+        return {
+          id: p.id,
+          address: p.address,
+          voter: voters.has(p.id),
+          matchIndex: s.role === 'leader' ? (p.id === self ? s.lastIndex : (match.get(p.id) ?? 0)) : null,
+          lastContactSeconds: expected ? (this.parts.contact.silentSeconds(p.id) ?? null) : null,
+          reachable: expected ? !this.parts.contact.isUnreachable(p.id, this.parts.startedAt) : null,
+        };
+      }),
     };
   }
 
@@ -73,17 +98,32 @@ export class NodeStatusView {
     };
   }
 
-  /** Every member's role, term and indexes, asked of each member itself (UNREACHABLE if it cannot answer). */
+  /**
+   * Every member's role, term and indexes, as each member reports itself. UNREACHABLE means what
+   * Raft sees: on a leader, nothing heard from the member for longer than an election timeout
+   * (a member that is heard from but slow to answer this call is reported from the leader's own
+   * view: its role in the configuration, this term, and its match index for both indexes); on a
+   * follower, which hears only from its leader, a member that does not answer.
+   */
   async roles(): Promise<ScmNodeRole[]> {
+    const s = this.parts.core().status();
+    const leading = s.role === 'leader';
+    const match = new Map(s.progress.map((p) => [p.id, p.match]));
+    const voters = new Set(s.membership.voters.map((p) => p.id));
     return Promise.all(
       this.parts.members().map(async (member): Promise<ScmNodeRole> => {
         if (member.nodeId === this.parts.self.nodeId) return this.ownRole();
         const unreachable: ScmNodeRole = { nodeId: member.nodeId, address: member.address, clientAddress: member.clientAddress, role: 'UNREACHABLE', term: 0, commitIndex: 0, appliedIndex: 0 };
-        if (member.clientAddress === '') return unreachable;
+        if (leading && this.parts.contact.isUnreachable(member.nodeId, this.parts.startedAt)) return unreachable;
+        const fromLeader = (): ScmNodeRole => {
+          const m = match.get(member.nodeId) ?? 0;
+          return { ...unreachable, role: voters.has(member.nodeId) ? 'FOLLOWER' : 'LISTENER', term: s.term, commitIndex: m, appliedIndex: m };
+        };
+        if (member.clientAddress === '') return leading ? fromLeader() : unreachable;
         try {
-          return (await this.parts.peers.ownRole(member.clientAddress, member.nodeId)) ?? unreachable;
+          return (await this.parts.peers.ownRole(member.clientAddress, member.nodeId)) ?? (leading ? fromLeader() : unreachable);
         } catch {
-          return unreachable;
+          return leading ? fromLeader() : unreachable;
         }
       }),
     );
@@ -101,5 +141,37 @@ export class NodeStatusView {
     if (s.role === 'leader') {
       for (const p of s.progress) if (p.id !== this.parts.self.nodeId) metrics.setFollowerLag(p.id, Math.max(0, s.lastIndex - p.match));
     }
+    metrics.setProposalsPending(this.parts.pendingProposals());
+    const pipelines = new Map<string, number>();
+    for (const p of sm.listPipelines()) pipelines.set(p.state, (pipelines.get(p.state) ?? 0) + 1);
+    metrics.setPipelinesByState(pipelines);
+    metrics.setDatanodesByState({ IN_SERVICE: sm.listDatanodes().length });
+    for (const [peer, dropped] of this.parts.droppedMessages()) {
+      const delta = dropped - (this.dropsSeen.get(peer) ?? 0);
+      if (delta > 0) metrics.peerSendFailed(peer, delta);
+      this.dropsSeen.set(peer, dropped);
+    }
+    this.refreshContacts(s);
+  }
+
+  /** Last-contact gauges, and a log line when a peer goes quiet or comes back, or the quorum is lost. */
+  private refreshContacts(s: ReturnType<RaftNode['status']>): void {
+    const { contact, metrics, events, startedAt } = this.parts;
+    const expected = this.expectedContacts();
+    for (const peer of expected) {
+      const silent = contact.silentSeconds(peer);
+      if (silent !== undefined) metrics.setPeerLastContact(peer, silent);
+    }
+    for (const change of contact.changes(expected, startedAt)) events.peerContact(change);
+    if (s.role !== 'leader') {
+      this.hadQuorum = true;
+      return;
+    }
+    const self = this.parts.self.nodeId;
+    const voters = s.membership.voters.map((p) => p.id);
+    const heard = voters.filter((id) => id === self || !contact.isUnreachable(id, startedAt));
+    const hasQuorum = heard.length >= Math.floor(voters.length / 2) + 1;
+    if (hasQuorum !== this.hadQuorum) events.quorumContact({ hasQuorum, heard, voters });
+    this.hadQuorum = hasQuorum;
   }
 }

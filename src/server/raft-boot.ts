@@ -34,6 +34,11 @@ export interface BootState {
 export interface BootOptions {
   /** Names the Raft group directory in messages. */
   readonly where: string;
+  /**
+   * This node is the primordial SCM (`scm init` wrote the group's first configuration into
+   * raft-meta.conf): without that file and without any data it cannot know its group.
+   */
+  readonly primordial?: boolean;
   readonly warn: (message: string, fields: Record<string, unknown>) => void;
 }
 
@@ -62,6 +67,11 @@ export async function recoverRaftState(store: DurableRaftState, sm: ReplicatedSt
         configIndex: fromDb.index,
       });
     }
+  } else if (fromConf === undefined && options.primordial === true && applied.index === 0 && store.lastIndex() < store.firstIndex()) {
+    throw new Error(
+      `${CONF_FILE} is missing in ${options.where} on the primordial SCM: it holds the group's first configuration, which nothing else records yet; ` +
+        `restore it from a backup, or remove the node's directories and run \`scm init\` again`,
+    );
   } else if (applied.index > 0 || store.lastIndex() >= store.firstIndex()) {
     // The node has run, yet nothing on disk names its group: only the log can still tell.
     if (!logHasConfiguration(store)) {

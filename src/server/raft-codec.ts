@@ -10,6 +10,7 @@
 //   bool reject = 9; uint64 index = 10; uint64 hintIndex = 11; uint64 hintTerm = 12;
 //   uint64 readRound = 13; uint64 sentTick = 14;
 //   uint64 lastIndex = 15; uint64 lastTerm = 16; bool transfer = 17;
+//   (sentTick also carries a TimeoutNow's send tick, and a transfer vote's TimeoutNow tick)
 //   uint64 firstIndex = 18; uint64 configIndex = 20;
 //   SnapshotStatus status = 23; uint64 snapshotTerm = 24; uint64 noticeId = 25;
 //   reserved 19, 21, 22;  // firstTerm and the configuration a notice used to carry
@@ -168,12 +169,14 @@ export function encodeRaftMessage(message: Message): Uint8Array {
       w.uint(Field.LastIndex, message.lastIndex);
       w.uint(Field.LastTerm, message.lastTerm);
       w.bool(Field.Transfer, message.transfer);
+      w.uint(Field.SentTick, message.transferTick);
       break;
     case 'vote-response':
     case 'pre-vote-response':
       w.bool(Field.Reject, message.reject);
       break;
     case 'timeout-now':
+      w.uint(Field.SentTick, message.sentTick);
       break;
     case 'snapshot-notify':
       w.uint(Field.FirstIndex, message.firstIndex);
@@ -229,12 +232,12 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
       return { ...base, type, readRound: n(Field.ReadRound), sentTick: n(Field.SentTick) };
     case 'vote':
     case 'pre-vote':
-      return { ...base, type, lastIndex: n(Field.LastIndex), lastTerm: n(Field.LastTerm), transfer: n(Field.Transfer) === 1 };
+      return { ...base, type, lastIndex: n(Field.LastIndex), lastTerm: n(Field.LastTerm), transfer: n(Field.Transfer) === 1, transferTick: n(Field.SentTick) };
     case 'vote-response':
     case 'pre-vote-response':
       return { ...base, type, reject: n(Field.Reject) === 1 };
     case 'timeout-now':
-      return { ...base, type };
+      return { ...base, type, sentTick: n(Field.SentTick) };
     case 'snapshot-notify':
       return { ...base, type, firstIndex: n(Field.FirstIndex), prevTerm: n(Field.PrevTerm), noticeId: n(Field.NoticeId) };
     case 'snapshot-status': {

@@ -20,6 +20,8 @@ export interface DriverHooks {
   onMembershipChange?(): void;
   onSoftState?(role: Role, leader: string, term: number): void;
   onApplied?(results: readonly ApplyResult[]): void;
+  /** A proposal did not commit: it timed out, or leadership was lost before it committed. */
+  onProposalFailed?(reason: 'timeout' | 'lost'): void;
   /** A recoverable problem worth logging (a malformed message, a failed download that will be retried). */
   onError(error: Error): void;
   /**
@@ -161,6 +163,11 @@ export class RaftDriver {
     this.appliedWaiters = [];
   }
 
+  /** Proposals accepted by the core and not yet answered. */
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
   /** Asks the loop to look at the core again (after a direct call such as transferLeadership). */
   kick(): void {
     this.schedule();
@@ -250,6 +257,7 @@ export class RaftDriver {
       if (displaced !== undefined) {
         displaced.timer.cancel();
         displaced.reject(this.notLeaderError());
+        this.hooks.onProposalFailed?.('lost');
       }
       const pending: PendingProposal = {
         term: result.term,
@@ -257,6 +265,7 @@ export class RaftDriver {
         reject,
         timer: this.scheduler.after(this.options.requestTimeoutMs, () => {
           if (this.proposals.get(result.index) === pending) this.proposals.delete(result.index);
+          this.hooks.onProposalFailed?.('timeout');
           reject(new UnavailableError(`entry ${result.index} was not committed within ${this.options.requestTimeoutMs} ms; retry with the same call id`));
         }),
       };
@@ -390,7 +399,10 @@ export class RaftDriver {
       this.proposals.delete(result.index);
       pending.timer.cancel();
       if (result.term === pending.term) pending.resolve(result);
-      else pending.reject(this.notLeaderError());
+      else {
+        pending.reject(this.notLeaderError());
+        this.hooks.onProposalFailed?.('lost');
+      }
     }
     this.settleProposalsAppliedWithoutResult();
     if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
@@ -411,6 +423,7 @@ export class RaftDriver {
       this.proposals.delete(index);
       pending.timer.cancel();
       const term = this.core.logTerm(index);
+      this.hooks.onProposalFailed?.('lost');
       if (term !== undefined && term !== pending.term) pending.reject(this.notLeaderError());
       else pending.reject(new UnavailableError(`entry ${index} was applied here by a snapshot install; its outcome is unknown here: retry with the same call id`));
     }

@@ -1,7 +1,9 @@
 // One SCM node: storage, state machine, Raft driver and its four servers (client 9860, Ratis 9894,
 // InterSCM gRPC 9895, HTTP 9876), with start-up checks and an orderly shutdown.
 import { randomInt } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, type Dirent } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
@@ -14,10 +16,11 @@ import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupIdOf, readVersionFile, type ScmVersionInfo } from './version-file.js';
 import { registerClientService } from './client-service.js';
 import { PeerCalls } from './peer-calls.js';
+import { PeerContact } from './peer-contact.js';
 import { PeerTransport } from './peer-transport.js';
 import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
 import { RaftDriver } from './raft-driver.js';
-import { realScheduler } from './raft-ports.js';
+import { realScheduler, type ReplicatedStateMachine } from './raft-ports.js';
 import { recoverRaftState } from './raft-boot.js';
 import { InterScmCheckpoints } from './interscm-checkpoints.js';
 import { AdminOperations } from './admin-operations.js';
@@ -115,7 +118,6 @@ export class ScmNode {
   private driver!: RaftDriver;
   private transport!: PeerTransport;
   private readonly servers: grpc.Server[] = [];
-  private committedMembers: string[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
   ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0 };
@@ -126,6 +128,10 @@ export class ScmNode {
   private readonly admin: AdminOperations;
   private readonly view: NodeStatusView;
   private readonly peerCalls: PeerCalls;
+  private readonly contact: PeerContact;
+  private committedVoters: string[] = [];
+  private committedNonVoters: string[] = [];
+  private sizeTimer: NodeJS.Timeout | undefined;
   private http: MetricsHttpServer | undefined;
   private gaugeTimer: NodeJS.Timeout | undefined;
 
@@ -138,8 +144,14 @@ export class ScmNode {
     readonly log: Logger,
     private readonly onFatal?: (error: Error) => void,
   ) {
-    this.metrics = new NodeMetrics({ nodeId: self.nodeId, peers: config.peers.map((p) => p.nodeId).filter((id) => id !== self.nodeId) });
+    this.metrics = new NodeMetrics({
+      nodeId: self.nodeId,
+      peers: config.peers.map((p) => p.nodeId).filter((id) => id !== self.nodeId),
+      onWarning: (message) => log.warn({ event: 'metrics_warning' }, message),
+    });
     this.events = new RaftEvents(this.metrics, log);
+    this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
+    const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000);
     this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
     this.view = new NodeStatusView({
@@ -150,6 +162,11 @@ export class ScmNode {
       metrics: this.metrics,
       members: () => this.admin.members(),
       peers: this.peerCalls,
+      contact: this.contact,
+      startedAt,
+      pendingProposals: () => this.driver.pendingProposals,
+      droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
+      events: this.events,
     });
   }
 
@@ -208,7 +225,11 @@ export class ScmNode {
     const { storage, sm, config } = this;
     const groupDir = raftGroupDir(config, this.clusterId);
     const logBefore = { firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex() };
-    const boot = await recoverRaftState(storage, sm, { where: groupDir, warn: (msg, fields) => this.log.warn(fields, msg) });
+    const boot = await recoverRaftState(storage, sm, {
+      where: groupDir,
+      primordial: config.primordialNodeId === this.nodeId,
+      warn: (msg, fields) => this.log.warn(fields, msg),
+    });
     if (boot.reconciliation === 'log-reset') {
       this.log.info({ applied: sm.lastApplied(), logBefore }, 'Raft log did not match scm.db after a snapshot install; restarted it after the applied index');
     }
@@ -245,6 +266,7 @@ export class ScmNode {
           }
           if (message.to !== this.nodeId) continue;
           this.driver.step(message);
+          this.contact.received(message);
         }
       },
       onWarning: (msg) => this.log.warn(msg),
@@ -254,12 +276,13 @@ export class ScmNode {
       {
         core,
         log: storage,
-        sm,
+        sm: timedApplies(sm, (seconds) => this.metrics.observeApply(seconds)),
         scheduler: realScheduler,
         savedConfIndex: boot.savedConfIndex,
         transport: {
           send: (m) => {
             if (m.type === 'snapshot-notify') this.events.snapshotNotification('sent', { peer: m.to, term: m.term, index: m.firstIndex });
+            this.contact.sent(m);
             this.transport.send(m.to, encodeRaftMessage(m));
           },
         },
@@ -293,6 +316,7 @@ export class ScmNode {
           for (const r of results) if (!r.replayed && r.outcome.ok && r.command?.type === 'allocateContainer') allocations++;
           if (allocations > 0) this.metrics.allocation(allocations);
         },
+        onProposalFailed: () => this.metrics.proposalFailed(),
         onError: (err) => this.log.error({ err }, 'raft loop error'),
         onFatal: (err) => this.fatal(err),
         onInfo: (msg, fields) => this.log.info(fields ?? {}, msg),
@@ -315,6 +339,10 @@ export class ScmNode {
         checkpointsDir: join(config.dbDir, CHECKPOINTS_DIR),
         minUsefulIndex: () => this.storage.firstIndex(),
         checkpointOptions: { onRetry: (reason) => this.log.info({ event: 'checkpoint_retry', reason }, 'checkpoint capture retried') },
+        onCreated: (checkpoint, seconds) => {
+          this.metrics.observeCheckpointCreation(seconds);
+          this.log.info({ event: 'checkpoint_created', index: checkpoint.termIndex.index, method: checkpoint.method, seconds }, `checkpoint of scm.db at ${checkpoint.termIndex.term}#${checkpoint.termIndex.index} taken in ${seconds.toFixed(3)} s`);
+        },
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onServed: (bytes) => this.metrics.checkpointServed(bytes),
@@ -337,6 +365,15 @@ export class ScmNode {
     this.view.refreshGauges();
     this.gaugeTimer = setInterval(() => this.view.refreshGauges(), 1_000);
     this.gaugeTimer.unref();
+    const sizes = (): void => {
+      void Promise.all([directoryBytes(join(config.dbDir, SCM_DB_NAME)), directoryBytes(join(raftGroupDir(config, this.clusterId), 'current'))]).then(([db, log]) => {
+        this.metrics.setDbSize(db);
+        this.metrics.setRaftLogSize(log);
+      });
+    };
+    sizes();
+    this.sizeTimer = setInterval(sizes, 10_000);
+    this.sizeTimer.unref();
     await this.checkPeersCluster();
     this.driver.start();
     this.log.info(
@@ -390,9 +427,13 @@ export class ScmNode {
     this.transport.setPeers(peers);
     const committed = this.core.committedMembership();
     if (committed.index !== this.committedMembersIndex) {
-      const members = [...committed.membership.voters, ...committed.membership.nonVoters].map((p) => p.id);
-      if (this.committedMembersIndex >= 0) this.events.membershipChanged({ index: committed.index, members, previousMembers: this.committedMembers });
-      this.committedMembers = members;
+      const voters = committed.membership.voters.map((p) => p.id);
+      const nonVoters = committed.membership.nonVoters.map((p) => p.id);
+      if (this.committedMembersIndex >= 0) {
+        this.events.membershipChanged({ index: committed.index, voters, nonVoters, previousVoters: this.committedVoters, previousNonVoters: this.committedNonVoters });
+      }
+      this.committedVoters = voters;
+      this.committedNonVoters = nonVoters;
       this.committedMembersIndex = committed.index;
     }
     this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
@@ -458,6 +499,7 @@ export class ScmNode {
     this.stopping ??= (async () => {
       this.admin.stop();
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
+      if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
       await this.http?.close();
       const [ratis, ...others] = this.servers;
       await Promise.all(others.map((s) => shutdown(s)));
@@ -478,4 +520,39 @@ function levelDbOf(sm: ScmStateMachine): RootDb {
   const db = sm.db;
   if (!(db instanceof Level)) throw new Error('scm.db is not a LevelDB database: checkpoints need LevelDB files');
   return db as RootDb;
+}
+
+/** The state machine, with each applied batch timed for scm_raft_apply_seconds. */
+function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): ReplicatedStateMachine {
+  return {
+    applyBatch: async (entries) => {
+      const started = performance.now();
+      try {
+        return await sm.applyBatch(entries);
+      } finally {
+        observe((performance.now() - started) / 1000);
+      }
+    },
+    lastApplied: () => sm.lastApplied(),
+    snapshotPoint: () => sm.snapshotPoint(),
+    recordSnapshotPoint: () => sm.recordSnapshotPoint(),
+    configuration: () => sm.configuration(),
+  };
+}
+
+/** Bytes in the files of a directory tree (0 if it does not exist); for the size gauges. */
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  let names: Dirent[];
+  try {
+    names = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of names) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await directoryBytes(path);
+    else if (entry.isFile()) total += await stat(path).then((st) => st.size, () => 0);
+  }
+  return total;
 }

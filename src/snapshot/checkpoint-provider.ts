@@ -29,6 +29,8 @@ export interface CheckpointProviderOptions {
   readonly minUsefulIndex?: () => number;
   readonly now?: () => number;
   readonly checkpointOptions?: CheckpointOptions;
+  /** Each checkpoint taken, and how long taking it took (for the node's metrics). */
+  readonly onCreated?: (checkpoint: Checkpoint, seconds: number) => void;
 }
 
 export interface CheckpointLease {
@@ -142,6 +144,7 @@ export class CheckpointProvider {
 
   private async createTracked(flight: InFlight): Promise<Tracked> {
     let checkpoint: Checkpoint;
+    const started = this.now();
     try {
       checkpoint = await createCheckpoint(this.options.db(), this.options.checkpointsDir, {
         ...this.options.checkpointOptions,
@@ -151,6 +154,7 @@ export class CheckpointProvider {
       this.inFlight = undefined;
     }
     this.checkpointsCreated++;
+    this.options.onCreated?.(checkpoint, Math.max(0, this.now() - started) / 1000);
     const entry: Tracked = { checkpoint, users: flight.waiters };
     this.tracked.set(checkpoint.id, entry);
     this.latest = entry;

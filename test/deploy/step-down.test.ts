@@ -27,7 +27,7 @@ function status(role: NodeStatus['role'], peers: NodeStatus['peers']): NodeStatu
   };
 }
 
-const peer = (id: string, voter: boolean, matchIndex: number | null) => ({ id, address: `${id}:9894`, voter, matchIndex });
+const peer = (id: string, voter: boolean, matchIndex: number | null) => ({ id, address: `${id}:9894`, voter, matchIndex, lastContactSeconds: matchIndex === null ? null : 0.1, reachable: matchIndex === null ? null : true });
 
 /** Serves `answer` at /status; runs the step-down script against it with a stand-in `scm`. */
 async function stepDown(

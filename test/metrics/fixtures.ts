@@ -96,7 +96,7 @@ export function representativeMetrics(nodeId: string, peers: readonly string[]):
   metrics.setDbSize(48 * 1024 * 1024);
   metrics.setRaftLogSize(96 * 1024 * 1024);
   metrics.setPipelinesByState({ OPEN: 2, CLOSED: 1 });
-  metrics.setDatanodesByState({ HEALTHY: 3, STALE: 1 });
+  metrics.setDatanodesByState({ IN_SERVICE: 3, DECOMMISSIONING: 1 });
   metrics.setConsistencyMismatch(false);
   return metrics;
 }

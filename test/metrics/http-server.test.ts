@@ -15,9 +15,9 @@ function sampleStatus(overrides: Partial<NodeStatus> = {}): NodeStatus {
     leaderId: 'scm2',
     indexes: { lastLog: 120, commit: 118, applied: 117, snapshot: 100 },
     peers: [
-      { id: 'scm1', address: 'scm1:9894', voter: true, matchIndex: null },
-      { id: 'scm2', address: 'scm2:9894', voter: true, matchIndex: null },
-      { id: 'scm3', address: 'scm3:9894', voter: true, matchIndex: null },
+      { id: 'scm1', address: 'scm1:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
+      { id: 'scm2', address: 'scm2:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
+      { id: 'scm3', address: 'scm3:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
     ],
     ...overrides,
   };

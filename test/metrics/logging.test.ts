@@ -59,7 +59,8 @@ test('Raft events land in metrics and in info logs with an event field', async (
   events.electionStarted(5);
   events.roleChanged('leader', 5);
   events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: null });
-  events.membershipChanged({ index: 40, members: ['scm1', 'scm2', 'scm3'], previousMembers: ['scm1', 'scm2'] });
+  events.membershipChanged({ index: 40, voters: ['scm1', 'scm2'], nonVoters: ['scm3'], previousVoters: ['scm1', 'scm2'], previousNonVoters: [] });
+  events.membershipChanged({ index: 41, voters: ['scm1', 'scm2', 'scm3'], nonVoters: [], previousVoters: ['scm1', 'scm2'], previousNonVoters: ['scm3'] });
   metrics.setFollowerLag('scm3', 12); // accepted now that scm3 is a member
   // Not a change: no count, no log line, no throw.
   events.leaderChanged({ term: 5, leaderId: 'scm1', previousLeaderId: 'scm1' });
@@ -67,10 +68,12 @@ test('Raft events land in metrics and in info logs with an event field', async (
   const lines = out.lines();
   assert.deepEqual(
     lines.map((l) => l.event),
-    ['election_started', 'role_changed', 'leader_changed', 'membership_changed'],
+    ['election_started', 'role_changed', 'leader_changed', 'membership_changed', 'membership_changed'],
   );
   assert.ok(lines.every((l) => l.level === 'info' && l.nodeId === 'scm1'));
   assert.deepEqual(lines[3]?.added, ['scm3']);
+  assert.deepEqual([lines[4]?.added, lines[4]?.promoted], [[], ['scm3']]);
+  assert.match(String(lines[4]?.msg), /promoted scm3 to voter/);
   const text = await metrics.render();
   assert.ok(text.includes('scm_raft_elections_total{scm_node_id="scm1"} 1'));
   assert.ok(text.includes('scm_raft_leader_changes_total{scm_node_id="scm1"} 1'));

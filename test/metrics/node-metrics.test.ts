@@ -89,9 +89,9 @@ test('the health metrics set through their methods appear in the registry output
     'scm_build_info{version="0.1.0-test",scm_node_id="scm1"} 1',
     'scm_pipelines{state="OPEN",scm_node_id="scm1"} 2',
     'scm_pipelines{state="DORMANT",scm_node_id="scm1"} 0',
-    'scm_datanodes{state="HEALTHY",scm_node_id="scm1"} 3',
-    'scm_datanodes{state="STALE",scm_node_id="scm1"} 1',
-    'scm_datanodes{state="DEAD",scm_node_id="scm1"} 0',
+    'scm_datanodes{state="IN_SERVICE",scm_node_id="scm1"} 3',
+    'scm_datanodes{state="DECOMMISSIONING",scm_node_id="scm1"} 1',
+    'scm_datanodes{state="DECOMMISSIONED",scm_node_id="scm1"} 0',
     'scm_consistency_mismatch{scm_node_id="scm1"} 0',
   ];
   const lines = new Set(exposition.split('\n'));
@@ -290,7 +290,7 @@ test('bad input is dropped with a warning naming what was wrong, never thrown', 
 test('the state label values match the state machine\'s enums', () => {
   assert.deepEqual([...CONTAINER_STATES], [...LIFE_CYCLE_STATES]);
   assert.deepEqual([...PIPELINE_STATES], [...MODEL_PIPELINE_STATES]);
-  assert.deepEqual([...DATANODE_STATES], ['HEALTHY', 'HEALTHY_READONLY', 'STALE', 'DEAD']);
+  assert.deepEqual([...DATANODE_STATES], ['IN_SERVICE', 'ENTERING_MAINTENANCE', 'IN_MAINTENANCE', 'DECOMMISSIONING', 'DECOMMISSIONED']);
 });
 
 test('setContainersByState accepts a Map and resets states that are no longer present', async () => {

@@ -15,7 +15,7 @@ test('vote granting follows the up-to-date rule', () => {
   ];
   for (const c of cases) {
     const { raft, log } = solo('b', { logTerms: [1, 1, 2], term: 2 });
-    raft.step({ type: 'vote', from: 'a', to: 'b', term: 3, lastIndex: c.lastIndex, lastTerm: c.lastTerm, transfer: false });
+    raft.step({ type: 'vote', from: 'a', to: 'b', term: 3, lastIndex: c.lastIndex, lastTerm: c.lastTerm, transfer: false, transferTick: 0 });
     const rd = drain(raft, log);
     assert.ok(rd !== null, c.why);
     const resp = only([...rd.messages, ...rd.messagesAfterPersist], 'vote-response');
@@ -31,7 +31,7 @@ test('vote granting follows the up-to-date rule', () => {
 test('a node votes at most once per term', () => {
   const { raft, log } = solo('b', { logTerms: [1], term: 1 });
   const ask = (from: string): boolean | undefined => {
-    raft.step({ type: 'vote', from, to: 'b', term: 2, lastIndex: 1, lastTerm: 1, transfer: false });
+    raft.step({ type: 'vote', from, to: 'b', term: 2, lastIndex: 1, lastTerm: 1, transfer: false, transferTick: 0 });
     return only(outbox(raft, log), 'vote-response')[0]?.reject;
   };
   assert.equal(ask('a'), false);
@@ -42,7 +42,7 @@ test('a node votes at most once per term', () => {
 
 test('a restarted node keeps its vote (hard state is the source of truth)', () => {
   const { raft, log } = solo('b', { logTerms: [1], term: 2, votedFor: 'a' });
-  raft.step({ type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: 5, lastTerm: 2, transfer: false });
+  raft.step({ type: 'vote', from: 'c', to: 'b', term: 2, lastIndex: 5, lastTerm: 2, transfer: false, transferTick: 0 });
   assert.equal(only(outbox(raft, log), 'vote-response')[0]?.reject, true);
 });
 
@@ -55,7 +55,7 @@ test('term handling: higher terms are adopted, lower ones answered or ignored', 
   assert.equal(stale[0]?.term, 3);
   assert.equal(raft.currentTerm, 3);
   // A stale vote request is ignored entirely.
-  raft.step({ type: 'vote', from: 'a', to: 'b', term: 2, lastIndex: 9, lastTerm: 2, transfer: false });
+  raft.step({ type: 'vote', from: 'a', to: 'b', term: 2, lastIndex: 9, lastTerm: 2, transfer: false, transferTick: 0 });
   assert.equal(outbox(raft, log).length, 0);
   // A higher-term append makes us a follower of its sender in that term, with no vote yet.
   raft.step({ type: 'append', from: 'c', to: 'b', term: 5, prevIndex: 2, prevTerm: 1, entries: [], commit: 0 });
@@ -122,10 +122,11 @@ test('check-quorum lease: followers ignore vote requests while they hear from a 
   const c = new TestCluster(['a', 'b', 'c'], { checkQuorum: true, preVote: false });
   c.elect('a');
   const term = c.node('a').raft.currentTerm;
-  c.node('b').raft.step({ type: 'vote', from: 'c', to: 'b', term: term + 1, lastIndex: 50, lastTerm: term, transfer: false });
+  c.node('b').raft.step({ type: 'vote', from: 'c', to: 'b', term: term + 1, lastIndex: 50, lastTerm: term, transfer: false, transferTick: 0 });
   assert.equal(c.node('b').raft.currentTerm, term, 'the request was ignored, term unchanged');
-  // A transfer-initiated campaign bypasses the lease.
-  c.node('b').raft.step({ type: 'vote', from: 'c', to: 'b', term: term + 1, lastIndex: 50, lastTerm: term, transfer: true });
+  // A transfer-initiated campaign bypasses the lease, while its TimeoutNow is recent: b has
+  // acknowledged no heartbeat sent an election timeout after it.
+  c.node('b').raft.step({ type: 'vote', from: 'c', to: 'b', term: term + 1, lastIndex: 50, lastTerm: term, transfer: true, transferTick: 1_000_000 });
   assert.equal(c.node('b').raft.currentTerm, term + 1);
 });
 

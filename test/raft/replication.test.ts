@@ -2,9 +2,9 @@
 // commit rule, leader self-counting after fsync, pipelining bounds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RaftInvariantError, type RaftNode, type MemoryLog } from '../../src/raft/index.js';
+import { MemoryLog, RaftInvariantError, RaftNode } from '../../src/raft/index.js';
 import { dataEntry, drain, only, outbox, solo } from './helpers.js';
-import { TestCluster, dataTexts } from './cluster.js';
+import { TestCluster, dataTexts, makeConfig, membership } from './cluster.js';
 
 test('append consistency check, conflict truncation and rejection hints', () => {
   // Follower log terms [1, 1, 2, 2]; term 3 leader 'a'.
@@ -186,4 +186,34 @@ test('a lost append in replicate state is recovered through heartbeats', () => {
   c.filter = () => true;
   c.tickAll(5);
   assert.deepEqual(dataTexts(c.node('c').applied), ['lost-once']);
+});
+
+test('a leader that does not know the term below its first entry still catches up a follower holding that point', () => {
+  // The leader restarted after purging entries 1..20: its storage knows entries 21..30 but not the
+  // term of 20 (RaftStorage does not record it). The follower holds 1..20, committed.
+  const leaderLog = new MemoryLog();
+  leaderLog.append(Array.from({ length: 30 }, (_, k) => dataEntry(k + 1, 1)));
+  leaderLog.compact(20);
+  const forgetful = {
+    firstIndex: () => leaderLog.firstIndex(),
+    lastIndex: () => leaderLog.lastIndex(),
+    term: (i: number) => (i === 20 ? undefined : leaderLog.term(i)),
+    entries: (lo: number, hi: number, max: number) => leaderLog.entries(lo, hi, max),
+  };
+  const leader = new RaftNode(makeConfig('a', 3, { preVote: false }), forgetful, {
+    hardState: { term: 1, votedFor: '' },
+    membership: membership(['a', 'b']),
+    membershipIndex: 0,
+    applied: 30,
+  });
+  const follower = solo('b', { voters: ['a', 'b'], logTerms: Array.from({ length: 20 }, () => 1), term: 1, commit: 20, applied: 20 });
+  for (let i = 0; i < 40 && leader.currentRole !== 'candidate'; i++) leader.tick();
+  drain(leader, leaderLog);
+  leader.step({ type: 'vote-response', from: 'b', to: 'a', term: leader.currentTerm, reject: false });
+  for (let round = 0; round < 30; round++) {
+    for (const m of outbox(leader, leaderLog)) follower.raft.step(m);
+    for (const m of outbox(follower.raft, follower.log)) leader.step(m);
+    leader.tick();
+  }
+  assert.equal(follower.log.lastIndex(), leader.lastIndex, 'the follower caught up without a snapshot install');
 });

@@ -179,6 +179,12 @@ test('a node that has run, with no configuration anywhere, refuses to start nami
   });
 });
 
+test('the primordial SCM without raft-meta.conf and without data refuses to start naming the file', async () => {
+  await withNode(async (node) => {
+    await assert.rejects(recoverRaftState(node.storage, node.sm, { where: 'g', primordial: true, warn: () => undefined }), /raft-meta\.conf is missing in g on the primordial SCM/);
+  });
+});
+
 test('a fresh node that only ran scm bootstrap starts without a configuration (it waits to be added)', async () => {
   await withNode(async (node) => {
     const boot = await recoverRaftState(node.storage, node.sm, { where: 'g', warn: () => assert.fail('no warning expected') });

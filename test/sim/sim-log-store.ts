@@ -10,8 +10,8 @@ export interface DiskImage {
   /** entries[k] has index first + k. */
   entries: LogEntry[];
   first: number;
-  /** term(first - 1). */
-  prevTerm: number;
+  /** term(first - 1), when known. */
+  prevTerm: number | undefined;
   meta: HardState;
   conf: LogEntry | undefined;
 }
@@ -88,7 +88,15 @@ export class SimLogStore implements DurableRaftState {
     readonly disk: DiskImage,
     private readonly hooks: SimLogStoreHooks,
   ) {
+    // As RaftStorage reopening its segments: the term before the first segment is not recorded
+    // anywhere, so after a purge it is unknown; a log without segments starts at index 1 (start-up
+    // then restarts it after what scm.db has applied).
     this.view = cloneDisk(disk);
+    if (disk.entries.length > 0) this.view.prevTerm = disk.first === 1 ? 0 : undefined;
+    else {
+      this.view.first = 1;
+      this.view.prevTerm = 0;
+    }
   }
 
   get pendingWrites(): number {

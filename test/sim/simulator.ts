@@ -82,7 +82,7 @@ const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 const CLIENT_TIMEOUT_MS = 400;
 const KEYS = ['dn-x', 'dn-y'];
-const CHECKPOINT_REUSE_MS = 300;
+const CHECKPOINT_REUSE_MS = 1000;
 
 /** Thrown into a node's code at a failpoint where the simulator crashed it: that incarnation stops. */
 class SimCrash extends Error {}
@@ -109,6 +109,10 @@ interface SimNode {
   slowDiskUntil: number;
   /** Set: crash when the next write is issued (with it in flight), staying down this long. */
   crashAtNextWrite: number | undefined;
+  /** This incarnation started from an older copy of the node's directories. */
+  restoredFromCopy: boolean;
+  /** The highest index this node told a leader it holds, and in which term. */
+  acked: { term: number; index: number };
   // The node's disk: survives crashes.
   disk: DiskImage;
   db: ScmDb;
@@ -129,6 +133,8 @@ interface PendingOp {
   readonly invoke: number;
   readonly label: string;
   readonly write?: number;
+  /** A read: the term of the leader asked. */
+  readonly term?: number;
 }
 
 function newDb(): ScmDb {
@@ -181,11 +187,16 @@ export class Simulation {
   private dropRate = 0;
   private dupRate = 0;
   private reorderRate = 0;
+  private noTransfersUntil = 0;
+  /** Snapshot statuses seen on the wire, for late replays. */
+  private readonly pastStatuses: Uint8Array[] = [];
 
   // What is known committed: index → entry hash (and the configuration entries among them).
   private readonly leaderOfTerm = new Map<number, string>();
   private readonly committedHash: string[] = [''];
   private readonly committedConfigs: IndexedMembership[] = [];
+  /** When the first entry of each term was applied anywhere. */
+  private readonly termFirstApplied = new Map<number, number>();
   private globalCommit = 0;
 
   // Workload.
@@ -232,8 +243,10 @@ export class Simulation {
     this.maxInflightMsgs = 1 + this.rng.nextInt(8);
     this.preVote = this.rng.chance(0.75);
     this.checkQuorum = this.leaseRead || this.rng.chance(0.6);
-    this.snapshotThreshold = 10 + this.rng.nextInt(30);
-    this.purgeGap = this.rng.nextInt(6);
+    // Often tiny: snapshot points, purges and installs all the time, the leader's first index right
+    // behind followers' commit indexes.
+    this.snapshotThreshold = [3, 5, 10, 25][this.rng.nextInt(4)] as number;
+    this.purgeGap = this.rng.nextInt(4);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
     const r = this.rng.nextInt(10);
@@ -247,8 +260,9 @@ export class Simulation {
     this.committedConfigs.push({ index: 0, membership: { voters: this.allPeers.slice(0, this.initialVoters), nonVoters: [] } });
     for (let k = 0; k < opts.nodes; k++) {
       const id = (this.allPeers[k] as RaftPeer).id;
-      // Tick-rate skew: each node's clock runs up to 10% fast or slow.
-      const rate = 0.9 + this.rng.nextInt(21) / 100;
+      // Tick-rate skew: each node's clock runs up to 4% fast or slow. (Leases assume bounded drift:
+      // the lease keeps one tick of margin in ten.)
+      const rate = 0.96 + this.rng.nextInt(9) / 100;
       const node: SimNode = {
         id,
         ordinal: k,
@@ -258,6 +272,8 @@ export class Simulation {
         pausedUntil: 0,
         slowDiskUntil: 0,
         crashAtNextWrite: undefined,
+        restoredFromCopy: false,
+        acked: { term: 0, index: 0 },
         // `scm init` writes the bootstrap configuration on the initial voters; the others have run
         // `scm bootstrap` (no configuration: they wait to be added).
         disk: emptyDisk(k < this.initialVoters ? bootstrap : undefined),
@@ -456,7 +472,10 @@ export class Simulation {
           onSoftState: (role, leader, term) => {
             if (!live()) return;
             this.note(`${n.id} becomes ${role} t${term} leader=${leader || '-'}`);
-            if (role === 'leader') this.checkLeaderCompleteness(n);
+            if (role === 'leader') {
+              this.checkLeaderCompleteness(n);
+              this.maybeCutShort(n);
+            }
           },
           onError: (err) => {
             if (live() && !(err.cause instanceof SimCrash) && !(err instanceof SimCrash)) this.note(`${n.id} error: ${err.message}`);
@@ -483,6 +502,23 @@ export class Simulation {
     })().catch((err: unknown) => {
       if (live()) this.violation(`${n.id} failed to start: ${(err as Error).stack ?? String(err)}`);
     });
+  }
+
+  /**
+   * Some leaderships end at once: the new leader is cut off, or crashes with its first writes in
+   * flight, before its first entries reach a majority. Successive short leaderships leave followers
+   * with different suffixes of different terms, which is what Raft's commit rules are about
+   * (Figure 8 of the Raft paper).
+   */
+  private maybeCutShort(n: SimNode): void {
+    if (this.now >= this.faultMs || !this.rng.chance(0.2)) return;
+    if (this.rng.chance(0.5)) {
+      this.isolate(n.id);
+      this.at(this.now + 50 + this.rng.nextInt(150), () => this.healNetwork());
+    } else if (n.crashAtNextWrite === undefined) {
+      n.crashAtNextWrite = 20 + this.rng.nextInt(200);
+      this.note(`fault: new leader ${n.id} will crash at its next fsync`);
+    }
   }
 
   /** A crash keeps what was fsynced; writes in flight may be torn (any prefix of them survives). */
@@ -513,12 +549,15 @@ export class Simulation {
 
   private restart(n: SimNode): void {
     if (n.alive) return;
-    if (this.rng.chance(0.1) && n.disk.conf !== undefined) {
+    n.restoredFromCopy = false;
+    // Lost after the node has run (a fresh primordial node without it has nothing to rebuild from:
+    // that is a wiped disk, not a lost file).
+    if (this.rng.chance(0.1) && n.disk.conf !== undefined && (n.disk.entries.length > 0 || n.disk.first > 1)) {
       n.disk.conf = undefined;
       this.confLost++;
       this.note(`fault: ${n.id} loses raft-meta.conf`);
     }
-    if (n.backup !== undefined && this.rng.chance(0.6) && this.oldCopyIsSafe(n, n.backup)) {
+    if (n.backup !== undefined && this.rng.chance(0.9) && this.oldCopyIsSafe(n, n.backup)) {
       // Restored from an older copy of its directories: its log and scm.db go back in time. Its
       // term and vote do not (raft-meta from the old copy could let it vote twice in a term).
       const meta = n.disk.meta;
@@ -527,6 +566,8 @@ export class Simulation {
       n.db = n.backup.db;
       this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
       n.backup = undefined;
+      n.restoredFromCopy = true;
+      n.acked = { term: 0, index: 0 }; // what it acknowledged is exactly what it lost
       this.restoredFromCopy++;
     }
     this.boot(n);
@@ -630,11 +671,40 @@ export class Simulation {
   }
 
   private send(m: Message): void {
+    // Nothing of a term leaves a node before that term is on its disk (a pre-vote asks about the
+    // next term without entering it, and a granted pre-vote answers in the term asked about).
+    const preVote = m.type === 'pre-vote' || (m.type === 'pre-vote-response' && !m.reject);
+    const sender = this.byId.get(m.from);
+    const durableTerm = sender?.disk.meta.term ?? 0;
+    if (!preVote && m.term > durableTerm) this.violation(`${m.from} sent ${describe(m)} while its durable term is ${durableTerm}`);
+    // What a follower acknowledges it must keep (checked after every event in checkAcknowledged).
+    const ackIndex = m.type === 'append-response' && !m.reject ? m.index : m.type === 'snapshot-status' && (m.status === 'installed' || m.status === 'already-installed') ? m.index : 0;
+    if (sender !== undefined && ackIndex > 0) {
+      if (sender.acked.term !== m.term) sender.acked = { term: m.term, index: ackIndex };
+      else if (ackIndex > sender.acked.index) sender.acked = { term: m.term, index: ackIndex };
+    }
     if (this.isBlocked(m.from, m.to) || this.rng.chance(this.dropRate)) return;
     const bytes = encodeRaftMessage(m);
+    if (m.type === 'snapshot-status') {
+      this.pastStatuses.push(bytes);
+      if (this.pastStatuses.length > 32) this.pastStatuses.shift();
+    }
     let copies = this.rng.chance(this.dupRate) ? 2 : 1;
     // Snapshot statuses are what a late or duplicated copy can do the most harm with.
     if (m.type === 'snapshot-status' && this.now < this.faultMs && this.rng.chance(0.3)) copies++;
+    if (m.type === 'timeout-now' && this.now < this.faultMs && this.rng.chance(0.5)) {
+      // Delayed past the transfer's timeout: the leader has given the transfer up when it lands
+      // (just, while it would hold a lease again, or long after), and sometimes has just been cut
+      // off too, so it goes on believing it leads while the target wins.
+      const timeoutMs = ELECTION_TICKS * TICK_MS;
+      const late = timeoutMs + 5 + (this.rng.chance(0.6) ? this.rng.nextInt(40) : this.rng.nextInt(2 * timeoutMs));
+      const cutOff = this.rng.chance(0.7);
+      this.noTransfersUntil = this.now + late + 50;
+      this.note(`fault: ${describe(m)} ${m.from}→${m.to} delayed by ${late}ms${cutOff ? `, ${m.from} cut off just before it lands` : ''}`);
+      if (cutOff) this.at(this.now + late - 1, () => this.isolate(m.from));
+      this.at(this.now + late, () => this.deliver(m.to, bytes, true)); // it left before the cut
+      return;
+    }
     for (let c = 0; c < copies; c++) {
       let delay = 1 + this.rng.nextInt(5);
       if (c > 0 || this.rng.chance(this.reorderRate)) delay += this.rng.nextInt(c > 0 ? 200 : 40);
@@ -642,11 +712,11 @@ export class Simulation {
     }
   }
 
-  private deliver(to: string, bytes: Uint8Array): void {
+  private deliver(to: string, bytes: Uint8Array, inFlightBeforeCut = false): void {
     const target = this.byId.get(to);
     if (target === undefined) return;
     const m = decodeRaftMessage(bytes);
-    if (this.isBlocked(m.from, m.to)) return;
+    if (this.isBlocked(m.from, m.to) && !inFlightBeforeCut) return;
     const driver = this.running(target);
     if (driver === undefined) return;
     if (target.pausedUntil > this.now) {
@@ -676,6 +746,51 @@ export class Simulation {
       if (applied < n.lastApplied) this.fail(`${n.id} applied index went back from ${n.lastApplied} to ${applied}`);
       n.lastApplied = applied;
       this.checkCommittedConfiguration(n);
+      this.checkAcknowledged(n);
+      if (core.currentRole === 'leader') this.checkMatches(n);
+    }
+  }
+
+  /**
+   * A follower never loses an entry it acknowledged in its current term (an install must not take it
+   * below what it told the leader it holds). Within one term only one leader sends entries and its
+   * log only grows, so nothing legitimately truncates them; nodes restored from an older copy are
+   * exempt (they really lost them).
+   */
+  private checkAcknowledged(n: SimNode): void {
+    const core = n.driver!.core;
+    const a = n.acked;
+    if (a.index === 0 || a.term !== core.currentTerm || n.restoredFromCopy) return;
+    const d = n.disk;
+    const lastOnDisk = d.first + d.entries.length - 1;
+    const applied = n.sm?.lastApplied().index ?? 0;
+    if (a.index <= lastOnDisk && a.index >= d.first - 1) return;
+    if (applied >= a.index) return;
+    this.fail(`${n.id} acknowledged entry ${a.index} in term ${a.term}, but now holds only ${lastOnDisk} on disk (applied ${applied})`);
+  }
+
+  /**
+   * A leader never counts a match a follower does not hold: every follower of its term holds, on
+   * disk, the entry the leader records as its match (or has applied past it). Nodes restored from an
+   * older copy are exempt until they restart again (they really lost entries; the leader learns it
+   * from their next rejection).
+   */
+  private checkMatches(leader: SimNode): void {
+    const core = leader.driver!.core;
+    for (const p of core.status().progress) {
+      if (p.id === leader.id || p.match === 0) continue;
+      const f = this.byId.get(p.id);
+      const fc = f === undefined ? undefined : this.running(f)?.core;
+      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || f.restoredFromCopy) continue;
+      // The leader's entry there (from its log, or from what was applied if it compacted it).
+      const known = this.committedHash[p.match];
+      const expected = core.logTerm(p.match) ?? (known === undefined ? undefined : Number(known.slice(0, known.indexOf(':'))));
+      if (expected === undefined) continue;
+      const d = f.disk;
+      const held = d.entries[p.match - d.first]?.term;
+      const applied = f.sm?.lastApplied().index ?? 0;
+      if (held === expected || (held === undefined && p.match < d.first && applied >= p.match)) continue;
+      this.fail(`${leader.id} counts ${f.id} as holding entry ${p.match}, but ${f.id}'s disk ${held === undefined ? `ends at ${d.first + d.entries.length - 1} (applied ${applied})` : `has term ${held} there`}`);
     }
   }
 
@@ -695,6 +810,7 @@ export class Simulation {
         }
         this.committedHash[e.index] = h;
         this.globalCommit = e.index;
+        if (!this.termFirstApplied.has(e.term)) this.termFirstApplied.set(e.term, this.now);
         if (e.payload.kind === 'config') this.committedConfigs.push({ index: e.index, membership: { voters: e.payload.peers, nonVoters: e.payload.listeners } });
       } else if (known !== h) {
         this.violation(`state machine safety: ${n.id} applies ${h} at ${e.index}, where ${known} was applied before`);
@@ -739,14 +855,16 @@ export class Simulation {
     const r = this.rng.nextInt(100);
     if (r < 12) this.partitionSymmetric();
     else if (r < 20) this.partitionAsymmetric();
-    else if (r < 25) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
+    else if (r < 22) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
+    else if (r < 25) this.isolateLeader();
     else if (r < 36) this.healNetwork();
     else if (r < 52) this.crashRandom();
     else if (r < 58) this.pauseRandom();
     else if (r < 63) this.slowDisk();
     else if (r < 70) this.transfer();
-    else if (r < 84) this.changeMembership();
-    else if (r < 90) this.takeBackup();
+    else if (r < 78) this.changeMembership();
+    else if (r < 85) this.takeBackup();
+    else if (r < 93) this.replayStatus();
     else this.networkQuality();
     this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
@@ -792,13 +910,31 @@ export class Simulation {
     this.at(this.now + 15 + this.rng.nextInt(60), () => this.flap(ordinal, remaining - 1));
   }
 
+  /** The leader alone on its side: it keeps taking writes it cannot commit (a divergent suffix). */
+  private isolateLeader(): void {
+    const leader = this.currentLeader();
+    if (leader !== undefined) this.isolate(leader.id);
+  }
+
+  private isolate(id: string): void {
+    if (this.now >= this.faultMs) return; // a fault scheduled earlier never lands after the heal
+    for (const other of this.nodes) {
+      if (other.id === id) continue;
+      this.blocked.add(`${id}>${other.id}`);
+      this.blocked.add(`${other.id}>${id}`);
+    }
+    this.note(`fault: ${id} isolated`);
+  }
+
   private healNetwork(): void {
     this.blocked.clear();
     this.note('fault: network healed');
   }
 
   private crashRandom(): void {
-    const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
+    // Half the crashes hit the leader: its appends go out before its own fsync, which is what
+    // leaves followers with different suffixes (Raft's Figure 8 needs that).
+    const n = (this.rng.chance(0.5) ? this.currentLeader() : undefined) ?? (this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode);
     if (!n.alive || n.booting) return;
     const downFor = 20 + this.rng.nextInt(400);
     if (this.rng.chance(0.85)) {
@@ -832,15 +968,28 @@ export class Simulation {
     this.note(`fault: slow disk on ${n.id}`);
   }
 
-  /** A copy of a node's directories, for a later "restored from an old copy" restart. */
+  /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
+  private replayStatus(): void {
+    // One of the recent ones: older terms are ignored anyway.
+    const recent = this.pastStatuses.slice(-8);
+    const bytes = recent[this.rng.nextInt(Math.max(1, recent.length))];
+    if (bytes === undefined) return;
+    const m = decodeRaftMessage(bytes);
+    this.note(`fault: late duplicate of ${m.from}→${m.to} ${describe(m)}`);
+    this.deliver(m.to, bytes);
+  }
+
+  /** A copy of every running node's directories, for a later "restored from an old copy" restart. */
   private takeBackup(): void {
-    const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
-    if (!n.alive || n.booting) return;
-    const disk = cloneDisk(n.disk);
-    void copyDb(n.db).then((db) => {
-      n.backup = { disk, db, at: this.now };
-    });
-    this.note(`fault: copy of ${n.id}'s directories taken`);
+    for (const n of this.nodes) {
+      if (!n.alive || n.booting) continue;
+      const disk = cloneDisk(n.disk);
+      const at = this.now;
+      void copyDb(n.db).then((db) => {
+        n.backup = { disk, db, at };
+      });
+    }
+    this.note('fault: copies of the nodes\' directories taken');
   }
 
   private currentLeader(): SimNode | undefined {
@@ -853,6 +1002,7 @@ export class Simulation {
   }
 
   private transfer(): void {
+    if (this.now < this.noTransfersUntil) return; // one delayed TimeoutNow at a time
     const leader = this.currentLeader();
     if (leader === undefined) return;
     const core = leader.driver!.core;
@@ -996,7 +1146,7 @@ export class Simulation {
       .propose(this.command(key, `v${value}`))
       .then(() => {
         this.complete(write, value);
-        const read: PendingOp = { key, invoke: this.now, label: 'final read' };
+        const read: PendingOp = { key, invoke: this.now, label: 'final read', term: driver.core.currentTerm };
         this.pending.add(read);
         return driver.readBarrier().then(() => this.complete(read, this.readValue(leader, key)));
       })
@@ -1026,6 +1176,14 @@ export class Simulation {
 
   private complete(op: PendingOp, value: number | null): void {
     if (!this.pending.delete(op)) return;
+    if (op.term !== undefined) {
+      // A leader of term t may answer a read only if no later term had committed anything before
+      // the read began (ReadIndex needs a quorum still in term t after it began; a lease, that no
+      // voter has moved on).
+      for (const [term, at] of this.termFirstApplied) {
+        if (term > op.term && at < op.invoke) this.violation(`${op.label} was answered in term ${op.term}, though term ${term} had committed at t=${at}ms, before the read began at t=${op.invoke}ms`);
+      }
+    }
     if (op.write !== undefined) this.writes++;
     else this.reads++;
     this.record(op.key, { kind: op.write !== undefined ? 'write' : 'read', value: op.write ?? value, invoke: op.invoke, complete: this.now, label: op.label });
@@ -1067,7 +1225,7 @@ export class Simulation {
         .finally(() => this.scheduleClient(client));
       this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.unknown(op));
     } else {
-      const op: PendingOp = { key, invoke: this.now, label: `c${client} read@${target.id}` };
+      const op: PendingOp = { key, invoke: this.now, label: `c${client} read@${target.id}`, term: driver.core.currentTerm };
       this.pending.add(op);
       driver
         .readBarrier()
@@ -1106,12 +1264,16 @@ export class Simulation {
   private async checkConvergence(): Promise<void> {
     const applied = new Map<string, number>();
     const digests = new Map<string, string>();
-    // Let everyone apply what is committed.
-    for (let round = 0; round < 50; round++) {
+    // Let everyone apply what is committed (and a late election, say from a TimeoutNow that was
+    // still in flight, finish).
+    const until = this.now + this.livenessBoundMs;
+    for (let round = 0; round < 50 || (this.currentLeader() === undefined && this.now < until); round++) {
       const ev = this.queue.pop();
       if (ev === undefined) break;
       ev.run();
       await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.failure !== undefined) this.fail(this.failure);
+      this.checkAll();
     }
     const leader = this.currentLeader();
     if (leader === undefined) this.fail('convergence: no leader at the end');
@@ -1121,6 +1283,8 @@ export class Simulation {
       if (ev === undefined) break;
       ev.run();
       await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.failure !== undefined) this.fail(this.failure);
+      this.checkAll();
     }
     for (const n of this.nodes) {
       const sm = n.sm;
