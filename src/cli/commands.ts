@@ -1,6 +1,6 @@
 // The `scm` command table: every subcommand is registered here, in one place. The node's own
-// commands (init, bootstrap, start, cluster) are added to this list by the module that implements
-// them; run.ts needs nothing else to dispatch, print help and report usage errors.
+// commands (init, bootstrap, start, cluster) and the admin verbs come from the modules
+// that implement them; run.ts needs nothing else to dispatch, print help and report usage errors.
 import { ADMIN_COMMANDS } from './admin-commands.js';
 import type { CommandSpec } from './command.js';
 import { NODE_COMMANDS } from './node-commands.js';

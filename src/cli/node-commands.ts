@@ -1,7 +1,7 @@
 // The node's own commands: `scm init`, `scm bootstrap`, `scm start` (as Ozone's `ozone scm --init`,
 // `--bootstrap` and the daemon), and `scm cluster`, a local quorum of separate processes.
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { loadConfig, type ScmConfig } from '../server/config.js';
 import { readVersionFileIfExists, versionFilePath } from '../server/version-file.js';
 import { initNode } from '../server/node-setup.js';
@@ -9,22 +9,19 @@ import { runNodeUntilSignalled } from '../server/daemon.js';
 import { bootstrapFromRunningScms } from './bootstrap.js';
 import { runLocalCluster } from './local-cluster.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
+import { siteXmlPath } from './site-config.js';
 
-const CONFIG_OPTIONS: readonly OptionSpec[] = [
+export const CONFIG_OPTIONS: readonly OptionSpec[] = [
   { name: 'config', kind: 'string', valueName: 'FILE', description: 'ozone-site.xml to read (default: $OZONE_CONF_DIR/ozone-site.xml when it exists)' },
   { name: 'node-id', kind: 'string', valueName: 'ID', description: 'this node (overrides ozone.scm.node.id)' },
 ];
 
 /** ozone-site.xml from --config or $OZONE_CONF_DIR, then OZONE-SITE.XML_ environment variables. */
 export function configFromCli(ctx: CommandContext): ScmConfig {
-  let siteXmlPath = ctx.string('config');
-  const confDir = ctx.io.env['OZONE_CONF_DIR'];
-  if (siteXmlPath === undefined && confDir !== undefined && existsSync(join(confDir, 'ozone-site.xml'))) {
-    siteXmlPath = join(confDir, 'ozone-site.xml');
-  }
+  const file = siteXmlPath(ctx);
   const nodeId = ctx.string('node-id');
   return loadConfig({
-    ...(siteXmlPath !== undefined ? { siteXmlPath } : {}),
+    ...(file !== undefined ? { siteXmlPath: file } : {}),
     env: ctx.io.env,
     ...(nodeId !== undefined ? { overrides: { 'ozone.scm.node.id': nodeId } } : {}),
   });
