@@ -21,6 +21,7 @@ import { EXIT_OK, UsageError, type CommandContext, type CommandSpec, type Option
 import { containerDetails, containersTable, datanodesTable, keyValues, pipelinesTable, replication, rolesJson, rolesTable } from './format.js';
 import { requireSomeReachable } from './reachability.js';
 import { resolveScmEndpoints, type ScmEndpoints } from './scm-endpoints.js';
+import { SNAPSHOT_COMMANDS } from './snapshot-commands.js';
 
 export const OUTPUT_FORMATS = ['table', 'json'] as const;
 
@@ -386,4 +387,5 @@ export const ADMIN_COMMANDS: readonly CommandSpec[] = [
       return { json: datanodes, human: datanodes.length === 0 ? 'No datanodes.\n' : datanodesTable(datanodes) };
     },
   }),
+  ...SNAPSHOT_COMMANDS.map(admin),
 ];

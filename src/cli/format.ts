@@ -68,3 +68,8 @@ export function datanodesTable(datanodes: readonly DatanodeDetails[]): string {
     datanodes.map((d) => [d.uuid, d.hostname, d.ipAddress, d.ports.map((p) => `${p.name}=${p.value}`).join(',') || '-']),
   );
 }
+
+/** Node ids in natural order: scm2 before scm10. */
+export function sortedIds(ids: Iterable<string>): string[] {
+  return [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+}

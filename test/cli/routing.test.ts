@@ -25,7 +25,7 @@ test('scm admin alone lists the admin verbs and exits 0', async () => {
   assert.equal(r.code, 0);
   assert.equal(r.err, '');
   assert.match(r.out, /^Usage: scm admin COMMAND \[options\]\nCommands:\n/);
-  for (const verb of ['scm roles', 'scm transfer', 'scm decommission', 'container list', 'pipeline create', 'datanode register']) {
+  for (const verb of ['scm roles', 'scm transfer', 'scm decommission', 'container list', 'pipeline create', 'datanode register', 'snapshot save']) {
     assert.match(r.out, new RegExp(`\\n  scm admin ${verb}\\s`), verb);
   }
   assert.doesNotMatch(r.out, /scm init|scm cluster/, 'only the admin verbs');
