@@ -3,7 +3,7 @@
 import type { RaftNode, Role } from '../raft/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { NodeMetrics, RaftRole } from '../metrics/node-metrics.js';
-import type { NodeStatus } from '../metrics/http-server.js';
+import { STATUS_ROLE_NAMES, type NodeStatus } from '../metrics/http-server.js';
 import type { ScmPeerConfig } from './config.js';
 import type { PeerCalls } from './peer-calls.js';
 import type { ScmMember, ScmNodeRole } from '../api/scm-api.js';
@@ -60,23 +60,27 @@ export class NodeStatusView {
   /** This node's own view, as every peer reports it in GetScmRoles. */
   ownRole(): ScmNodeRole {
     const s = this.parts.core().status();
-    const role =
-      s.role === 'leader' ? 'LEADER' : s.role === 'candidate' || s.role === 'pre-candidate' ? 'CANDIDATE' : s.role === 'non-voter' ? 'LISTENER' : 'FOLLOWER';
     return {
       nodeId: this.parts.self.nodeId,
       address: this.parts.self.ratisAddress,
       clientAddress: this.parts.self.clientAddress,
-      role,
+      // The names /status uses too: one table for both.
+      role: STATUS_ROLE_NAMES[metricsRole(s.role)],
       term: s.term,
       commitIndex: s.commit,
       appliedIndex: this.applied(s.applied),
     };
   }
 
-  /** Every member's role, term and indexes, asked of each member itself (UNREACHABLE if it cannot answer). */
+  /**
+   * Every member's role, term and indexes, asked of each member itself (UNREACHABLE if it cannot
+   * answer), in node id order (scm2 before scm10): the configuration's order changes as members are
+   * added and promoted, and a table whose rows move is hard to watch.
+   */
   async roles(): Promise<ScmNodeRole[]> {
+    const members = [...this.parts.members()].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }));
     return Promise.all(
-      this.parts.members().map(async (member): Promise<ScmNodeRole> => {
+      members.map(async (member): Promise<ScmNodeRole> => {
         if (member.nodeId === this.parts.self.nodeId) return this.ownRole();
         const unreachable: ScmNodeRole = { nodeId: member.nodeId, address: member.address, clientAddress: member.clientAddress, role: 'UNREACHABLE', term: 0, commitIndex: 0, appliedIndex: 0 };
         if (member.clientAddress === '') return unreachable;
