@@ -45,6 +45,9 @@ export function localClusterSiteXml(nodes: number, basePort: number, dir: string
     ['ozone.scm.primordial.node.id', 'scm1'],
     // Local processes on one machine: elect within about a second instead of Ozone's 5 s.
     ['ozone.scm.ha.ratis.leader.election.timeout', '1s'],
+    // A local cluster stays on loopback: the client, Ratis and InterSCM servers bind this host, the
+    // HTTP server the host of its http-address below (daemon.ts states the rule).
+    ['ozone.scm.client.bind.host', '127.0.0.1'],
   ];
   for (let k = 1; k <= nodes; k++) {
     const p = localNodePorts(k, basePort);

@@ -2,7 +2,7 @@
 // `--bootstrap` and the daemon), and `scm cluster`, a local quorum of separate processes.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadConfig, type ScmConfig } from '../server/config.js';
+import { ENV_PREFIX, KEY, loadConfig, type ScmConfig } from '../server/config.js';
 import { readVersionFileIfExists, versionFilePath } from '../server/version-file.js';
 import { initNode } from '../server/node-setup.js';
 import { runNodeUntilSignalled } from '../server/daemon.js';
@@ -57,26 +57,40 @@ const bootstrapCommand: CommandSpec = {
   },
 };
 
+/** The node id named on the command line or in the environment, before the configuration is read. */
+function nodeIdHint(ctx: CommandContext): string | undefined {
+  return ctx.string('node-id') ?? ctx.io.env[`${ENV_PREFIX}${KEY.nodeId}`];
+}
+
 const startCommand: CommandSpec = {
   path: ['start'],
-  summary: 'run this SCM until SIGTERM/SIGINT (ENSURE_SCM_INITIALIZED / ENSURE_SCM_BOOTSTRAPPED as Ozone images)',
-  options: CONFIG_OPTIONS,
-  async run(ctx) {
-    const config = configFromCli(ctx);
-    // Ozone's container images: run init / bootstrap first when the named VERSION file is missing.
-    const ensureInit = ctx.io.env['ENSURE_SCM_INITIALIZED'];
-    const ensureBootstrap = ctx.io.env['ENSURE_SCM_BOOTSTRAPPED'];
-    if (ensureInit !== undefined && ensureInit !== '' && !existsSync(ensureInit)) {
-      const r = await initNode(config);
-      ctx.io.stderr(`ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}\n`);
-    } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
-      const r = await bootstrapFromRunningScms(config, 300_000);
-      ctx.io.stderr(`ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}\n`);
-    }
-    if (readVersionFileIfExists(config.dbDir) === null) {
-      throw new Error(`${versionFilePath(config.dbDir)} does not exist: run \`scm init\` (first node) or \`scm bootstrap\` (the others) before \`scm start\``);
-    }
-    return runNodeUntilSignalled(config, ctx.io);
+  summary: 'run this SCM until SIGTERM/SIGINT (ENSURE_SCM_INITIALIZED / ENSURE_SCM_BOOTSTRAPPED as Ozone images); prints JSON lines',
+  options: [
+    ...CONFIG_OPTIONS,
+    { name: 'stop-on-stdin-eof', kind: 'boolean', description: 'also stop when standard input closes (`scm cluster` starts its nodes so)' },
+  ],
+  run(ctx) {
+    const hint = nodeIdHint(ctx);
+    return runNodeUntilSignalled(ctx.io, {
+      ...(hint !== undefined ? { nodeIdHint: hint } : {}),
+      loadConfig: () => configFromCli(ctx),
+      stopOnStdinEof: ctx.flag('stop-on-stdin-eof'),
+      prepare: async (config, log) => {
+        // Ozone's container images: run init / bootstrap first when the named VERSION file is missing.
+        const ensureInit = ctx.io.env['ENSURE_SCM_INITIALIZED'];
+        const ensureBootstrap = ctx.io.env['ENSURE_SCM_BOOTSTRAPPED'];
+        if (ensureInit !== undefined && ensureInit !== '' && !existsSync(ensureInit)) {
+          const r = await initNode(config);
+          log.info({ event: 'initialized', clusterId: r.clusterId }, `ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}`);
+        } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
+          const r = await bootstrapFromRunningScms(config, 300_000);
+          log.info({ event: 'bootstrapped', clusterId: r.clusterId }, `ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}`);
+        }
+        if (readVersionFileIfExists(config.dbDir) === null) {
+          throw new Error(`${versionFilePath(config.dbDir)} does not exist: run \`scm init\` (first node) or \`scm bootstrap\` (the others) before \`scm start\``);
+        }
+      },
+    });
   },
 };
 
