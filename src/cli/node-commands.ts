@@ -7,7 +7,7 @@ import { readVersionFileIfExists, versionFilePath } from '../server/version-file
 import { initNode } from '../server/node-setup.js';
 import { runNodeUntilSignalled } from '../server/daemon.js';
 import { bootstrapFromRunningScms } from './bootstrap.js';
-import { runLocalCluster } from './local-cluster.js';
+import { runLocalCluster } from './local-quorum.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
 import { siteXmlPath } from './site-config.js';
 
@@ -96,7 +96,7 @@ const startCommand: CommandSpec = {
 
 const clusterCommand: CommandSpec = {
   path: ['cluster'],
-  summary: 'run a local quorum of separate SCM processes (init, bootstrap, start) until Ctrl-C',
+  summary: 'run a local quorum of separate SCM processes on 127.0.0.1 until Ctrl-C (a second run restarts it on its data)',
   options: [
     { name: 'nodes', kind: 'integer', valueName: 'N', default: 3, description: 'number of SCM processes' },
     { name: 'dir', kind: 'string', valueName: 'DIR', default: './data', description: 'data directory (one sub-directory per node)' },
@@ -105,8 +105,8 @@ const clusterCommand: CommandSpec = {
   async run(ctx) {
     const nodes = ctx.integer('nodes') ?? 3;
     const basePort = ctx.integer('base-port') ?? 9860;
-    if (nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be between 1 and 9, got ${nodes}`);
-    if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`);
+    if (nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be between 1 and 9, got ${nodes}`, ctx.command);
+    if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`, ctx.command);
     const dir = resolve(ctx.string('dir') ?? './data');
     try {
       return await runLocalCluster({ nodes, basePort, dir, io: ctx.io });

@@ -13,6 +13,7 @@
 import { createLogger, type Logger } from '../metrics/logger.js';
 import { KEY, requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { ScmNode } from './scm-node.js';
+import { onStopSignals } from './stop-signals.js';
 
 export type { Logger } from '../metrics/logger.js';
 
@@ -63,24 +64,20 @@ function stopRequested(options: DaemonOptions, log: Logger): { reason: Promise<S
   let resolveReason: (reason: StopReason) => void = () => {};
   const reason = new Promise<StopReason>((resolve) => (resolveReason = resolve));
   let requested = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (requested) {
-      // A second signal while stopping: the operator will not wait for the orderly stop.
-      log.warn({ signal, event: 'stop_abandoned' }, `${signal} again while stopping: exiting without finishing the orderly stop`);
-      process.exit(1);
-    }
-    requested = true;
-    log.debug({ signal }, 'signal received');
-    resolveReason(signal);
-  };
-  const onEnd = (): void => {
+  const request = (why: StopReason): void => {
     if (requested) return;
     requested = true;
-    log.debug('stdin closed');
-    resolveReason('stdin closed');
+    log.debug({ reason: why }, 'stop requested');
+    resolveReason(why);
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const disposeSignals = onStopSignals({
+    stop: request,
+    giveUp: (signal) => {
+      log.warn({ signal, event: 'stop_abandoned' }, `${signal} again while stopping: exiting without finishing the orderly stop`);
+      process.exit(1);
+    },
+  });
+  const onEnd = (): void => request('stdin closed');
   if (options.stopOnStdinEof === true) {
     process.stdin.on('end', onEnd);
     process.stdin.on('close', onEnd);
@@ -89,8 +86,7 @@ function stopRequested(options: DaemonOptions, log: Logger): { reason: Promise<S
   return {
     reason,
     dispose: () => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      disposeSignals();
       process.stdin.off('end', onEnd);
       process.stdin.off('close', onEnd);
       if (options.stopOnStdinEof === true) process.stdin.pause();
