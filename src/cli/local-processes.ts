@@ -43,7 +43,7 @@ function readFrom(file: string, offset: number): string {
 
 /**
  * The last fatal or error message in `text` (JSON lines as a node writes them); else its last line
- * that is not JSON (a crash before the logger existed); else undefined.
+ * that is neither JSON nor a stack frame (a crash before the logger existed); else undefined.
  */
 export function lastProblem(text: string): string | undefined {
   const lines = text.split('\n').filter((line) => line.trim().length > 0);
@@ -60,7 +60,8 @@ export function lastProblem(text: string): string | undefined {
     const err = typeof line.err?.message === 'string' ? line.err.message : '';
     return err !== '' && !msg.includes(err) ? `${msg}: ${err}` : msg;
   }
-  return [...lines].reverse().find((line) => !line.trimStart().startsWith('{'));
+  // Not a stack frame: the message of the error above its frames.
+  return [...lines].reverse().find((line) => !line.trimStart().startsWith('{') && !/^\s+at /.test(line));
 }
 
 export class LocalProcesses {
