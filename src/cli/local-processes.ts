@@ -58,7 +58,9 @@ export function lastProblem(text: string): string | undefined {
     if (line.level !== 'fatal' && line.level !== 'error') continue;
     const msg = typeof line.msg === 'string' ? line.msg : '';
     const err = typeof line.err?.message === 'string' ? line.err.message : '';
-    return err !== '' && !msg.includes(err) ? `${msg}: ${err}` : msg;
+    // The serialized error repeats its causes after its own message, which msg usually holds already.
+    const head = err.split(': ')[0] ?? '';
+    return err !== '' && !msg.includes(head) ? `${msg}: ${err}` : msg;
   }
   // Not a stack frame: the message of the error above its frames.
   return [...lines].reverse().find((line) => !line.trimStart().startsWith('{') && !/^\s+at /.test(line));

@@ -15,6 +15,9 @@ test('the last fatal or error line, with its error when the message does not alr
   ].join('\n');
   assert.equal(lastProblem(log), 'cannot start: port 9860 is in use');
   assert.equal(lastProblem([line({ level: 'error', msg: 'raft loop error', err: { message: 'disk full' } })].join('\n')), 'raft loop error: disk full');
+  // pino's serializer adds the causes to the error's message; the line's msg has the message already.
+  const wrapped = line({ level: 'fatal', msg: 'cannot start: cannot listen on :9860: EADDRINUSE', err: { message: 'cannot listen on :9860: EADDRINUSE: EADDRINUSE' } });
+  assert.equal(lastProblem(wrapped), 'cannot start: cannot listen on :9860: EADDRINUSE');
 });
 
 test('a crash before the logger existed: the last line that is not JSON; nothing to say: undefined', () => {
