@@ -8,7 +8,7 @@ import { sortedIds } from './format.js';
 const MIB = 1024 * 1024;
 
 /** One progress line a second at most: bytes so far and, when the SCM estimates the size, a share. */
-function progressPrinter(write: (text: string) => void, now: () => number = Date.now): (p: { bytes: number; estimatedTotalBytes: number | undefined }) => void {
+export function progressPrinter(write: (text: string) => void, now: () => number = Date.now): (p: { bytes: number; estimatedTotalBytes: number | undefined }) => void {
   let last = now();
   return ({ bytes, estimatedTotalBytes }) => {
     if (now() - last < 1_000) return;
