@@ -4,7 +4,7 @@
 // Written synchronously to stdout: the last line before a fatal exit must not be lost.
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-export type { Logger } from 'pino';
+export type { DestinationStream, Logger } from 'pino';
 
 export const LOG_LEVEL_ENV = 'SCM_LOG_LEVEL';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

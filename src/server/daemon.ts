@@ -10,7 +10,7 @@
 // Binding: the client, Ratis and InterSCM servers listen on `ozone.scm.client.bind.host` (0.0.0.0
 // by default) and the HTTP server on the host of `ozone.scm.http-address` (0.0.0.0 by default).
 // `scm cluster` sets both to 127.0.0.1, so a local cluster stays on loopback.
-import { createLogger, type Logger } from '../metrics/logger.js';
+import { createLogger, type DestinationStream, type Logger } from '../metrics/logger.js';
 import { KEY, requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { ScmNode } from './scm-node.js';
 import { onStopSignals } from './stop-signals.js';
@@ -34,7 +34,7 @@ export interface DaemonOptions {
    */
   readonly stopOnStdinEof?: boolean;
   /** For tests: where the JSON lines go (stdout by default). */
-  readonly destination?: NodeJS.WritableStream & { write(chunk: string): boolean };
+  readonly destination?: DestinationStream;
 }
 
 type StopReason = NodeJS.Signals | 'stdin closed';

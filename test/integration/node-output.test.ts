@@ -171,7 +171,7 @@ test("Node's own warnings during start-up are JSON lines too", { timeout: 60_000
           await new Promise((resolve) => setImmediate(resolve));
           throw new Error('prepare failed on purpose');
         },
-        destination: destination as unknown as NodeJS.WritableStream & { write(chunk: string): boolean },
+        destination,
       },
     );
     assert.equal(code, 1);
