@@ -1,7 +1,8 @@
 // `scm cluster` (what `npm start` runs), as real processes: a quorum that reports its ports and
 // answers admin commands; a second one on the same data or ports refused with the reason; a stop on
-// Ctrl-C or SIGTERM (also while starting); a second start on the same data that brings every node up together with the data intact;
-// nodes that stop by themselves when `scm cluster` is killed outright.
+// Ctrl-C or SIGTERM (also while starting); a second start on the same data that brings every node
+// up together with the data intact; nodes that stop by themselves when `scm cluster` is killed
+// outright; a node that cannot start ending the start with its reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
