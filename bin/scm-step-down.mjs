@@ -6,7 +6,7 @@
 //   node bin/scm-step-down.mjs [--http HOST:PORT] [--scm HOST:PORT[,…]] [--timeout SECONDS]
 //
 // It reads GET /status on this node's HTTP port (default 127.0.0.1:9876): role, nodeId and the
-// members with their matchIndex. When the role is leader, it runs
+// members with their matchIndex. When the role is LEADER, it runs
 // `scm admin scm transfer --scm ADDRESSES --new-leader-id ID --timeout SECONDS` for the other voter
 // that has replicated the most; ADDRESSES are --scm, else $SCM_CLIENT_ADDRESSES, else 127.0.0.1:9860.
 // Exit status 0: not the leader, no other voter, the node does not answer (nothing to hand over), or
@@ -92,7 +92,7 @@ try {
   process.stdout.write(`scm-step-down: no status from ${values.http} (${err.message}): nothing to hand over\n`);
   process.exit(0);
 }
-if (status.role !== 'leader') {
+if (status.role !== 'LEADER') {
   process.stdout.write(`scm-step-down: ${status.nodeId} is ${status.role} (leader ${status.leaderId ?? 'unknown'}): nothing to hand over\n`);
   process.exit(0);
 }

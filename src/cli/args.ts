@@ -1,73 +1,79 @@
-// Finds the command an argument vector names and parses its options: `--name value`, `--name=value`,
-// boolean `--flag`, `--` ending options. Everything wrong is a UsageError naming the culprit.
-import { UsageError, type CommandContext, type CommandSpec, type CliIo, type OptionSpec, type ParsedArgs } from './command.js';
+// Parses one command's arguments with node:util's parseArgs (`--name value`, `--name=value`, `-n
+// value`, `-nvalue`, flags, `--` ending options), then checks what parseArgs leaves to the caller:
+// unknown options (with a "did you mean"), a value missing or given to a flag, an option given
+// twice, whole numbers, choices, required options and the positional count. Everything wrong is a
+// UsageError naming the culprit.
+import { parseArgs as parseTokens } from 'node:util';
+import { UsageError, type CliIo, type CommandContext, type CommandSpec, type OptionSpec, type ParsedArgs } from './command.js';
+import { didYouMean } from './suggest.js';
 
-export interface Resolved {
-  readonly command: CommandSpec;
-  readonly rest: readonly string[];
-}
+const HELP_OPTIONS = new Set(['--help', '-h']);
 
-/** The command whose path is the longest prefix of argv; null when none matches. */
-export function resolveCommand(commands: readonly CommandSpec[], argv: readonly string[]): Resolved | null {
-  let best: CommandSpec | null = null;
-  for (const command of commands) {
-    const matches = command.path.every((word, i) => argv[i] === word);
-    if (matches && (best === null || command.path.length > best.path.length)) best = command;
+/** Whether argv asks for help (before a `--`, which ends options). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--') return false;
+    if (HELP_OPTIONS.has(arg)) return true;
   }
-  return best === null ? null : { command: best, rest: argv.slice(best.path.length) };
+  return false;
 }
+
+const optionLabel = (spec: OptionSpec): string => `--${spec.name}`;
 
 function parseValue(command: CommandSpec, spec: OptionSpec, raw: string): string | number {
   if (spec.kind === 'integer') {
     if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-      throw new UsageError(`--${spec.name} expects a non-negative whole number, got ${JSON.stringify(raw)}`, command);
+      throw new UsageError(`${optionLabel(spec)} expects a non-negative whole number, got ${JSON.stringify(raw)}`, command);
     }
     return Number(raw);
   }
   if (spec.choices !== undefined) {
-    const upper = raw.toUpperCase();
-    if (!spec.choices.includes(upper)) {
-      throw new UsageError(`--${spec.name} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`, command);
-    }
-    return upper;
+    const match = spec.choices.find((choice) => choice.toLowerCase() === raw.toLowerCase());
+    if (match === undefined) throw new UsageError(`${optionLabel(spec)} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(raw)}`, command);
+    return match;
   }
-  if (raw.length === 0) throw new UsageError(`--${spec.name} needs a non-empty value`, command);
+  if (raw.length === 0) throw new UsageError(`${optionLabel(spec)} needs a non-empty value`, command);
   return raw;
 }
 
 export function parseArgs(command: CommandSpec, args: readonly string[]): ParsedArgs {
+  const config: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const spec of command.options) {
+    config[spec.name] = { type: spec.kind === 'boolean' ? 'boolean' : 'string', ...(spec.short !== undefined ? { short: spec.short } : {}) };
+  }
+  // Not strict: parseArgs' own messages name neither the command nor a likely intended option.
+  const { tokens } = parseTokens({ args: [...args], options: config, strict: false, allowPositionals: true, tokens: true });
   const options = new Map<string, string | number | boolean>();
+  const given = new Set<string>();
   const positionals: string[] = [];
-  let optionsEnded = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (optionsEnded || !arg.startsWith('--') || arg === '--') {
-      if (arg === '--' && !optionsEnded) optionsEnded = true;
-      else positionals.push(arg);
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      positionals.push(token.value);
       continue;
     }
-    const eq = arg.indexOf('=');
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    const spec = command.options.find((option) => option.name === name);
-    if (spec === undefined) throw new UsageError(`unknown option --${name}`, command);
-    if (options.has(name)) throw new UsageError(`--${name} given more than once`, command);
+    if (token.kind !== 'option') continue;
+    const spec = command.options.find((option) => option.name === token.name);
+    if (spec === undefined) {
+      const known = command.options.flatMap((o) => [`--${o.name}`, ...(o.short !== undefined ? [`-${o.short}`] : [])]);
+      throw new UsageError(`unknown option ${token.rawName}${didYouMean(token.rawName.startsWith('--') ? token.rawName : `--${token.name}`, known)}`, command);
+    }
+    const label = token.rawName === optionLabel(spec) ? token.rawName : `${token.rawName} (${optionLabel(spec)})`;
+    if (given.has(spec.name)) throw new UsageError(`${label} given more than once`, command);
+    given.add(spec.name);
     if (spec.kind === 'boolean') {
-      if (eq >= 0) throw new UsageError(`--${name} is a flag and takes no value`, command);
-      options.set(name, true);
+      if (token.value !== undefined) throw new UsageError(`${label} is a flag and takes no value`, command);
+      options.set(spec.name, true);
       continue;
     }
-    let raw: string | undefined;
-    if (eq >= 0) raw = arg.slice(eq + 1);
-    else {
-      raw = args[i + 1];
-      if (raw === undefined || raw.startsWith('--')) throw new UsageError(`--${name} needs a value (${spec.valueName ?? spec.kind})`, command);
-      i++;
+    // parseArgs takes the next word as the value even when it is another option: `--count --all`.
+    if (token.value === undefined || (!token.inlineValue && token.value.startsWith('-') && token.value !== '-')) {
+      throw new UsageError(`${label} needs a value (${spec.valueName ?? spec.kind})`, command);
     }
-    options.set(name, parseValue(command, spec, raw));
+    options.set(spec.name, parseValue(command, spec, token.value));
   }
   for (const spec of command.options) {
     if (options.has(spec.name)) continue;
-    if (spec.required === true) throw new UsageError(`--${spec.name} is required`, command);
+    if (spec.required === true) throw new UsageError(`${optionLabel(spec)} is required`, command);
     if (spec.default !== undefined) options.set(spec.name, spec.default);
   }
   const expected = command.positionals ?? [];
@@ -77,7 +83,7 @@ export function parseArgs(command: CommandSpec, args: readonly string[]): Parsed
   if (positionals.length > expected.length) {
     throw new UsageError(`unexpected argument ${JSON.stringify(positionals[expected.length])}`, command);
   }
-  return { options, positionals };
+  return { options, given, positionals };
 }
 
 export function makeContext(command: CommandSpec, args: ParsedArgs, io: CliIo): CommandContext {
@@ -86,6 +92,7 @@ export function makeContext(command: CommandSpec, args: ParsedArgs, io: CliIo): 
     return args.options.get(name);
   };
   return {
+    command,
     args,
     io,
     string: (name) => {
@@ -102,6 +109,10 @@ export function makeContext(command: CommandSpec, args: ParsedArgs, io: CliIo): 
       return typeof v === 'number' ? v : undefined;
     },
     flag: (name) => value(name) === true,
+    given: (name) => {
+      value(name);
+      return args.given.has(name);
+    },
     positional: (index) => {
       const v = args.positionals[index];
       if (v === undefined) throw new Error(`internal: no positional ${index}`);
@@ -114,9 +125,10 @@ export function makeContext(command: CommandSpec, args: ParsedArgs, io: CliIo): 
 export function usage(command: CommandSpec): string {
   const positionals = (command.positionals ?? []).map((p) => ` ${p.name.toUpperCase()}`).join('');
   const lines = [`Usage: scm ${command.path.join(' ')}${positionals}${command.options.length > 0 ? ' [options]' : ''}`, `  ${command.summary}`];
-  for (const p of command.positionals ?? []) lines.push(`  ${p.name.toUpperCase().padEnd(28)} ${p.description}`);
+  for (const p of command.positionals ?? []) lines.push(`  ${p.name.toUpperCase().padEnd(32)} ${p.description}`);
   for (const option of command.options) {
-    const left = option.kind === 'boolean' ? `--${option.name}` : `--${option.name} ${option.valueName ?? option.kind.toUpperCase()}`;
+    const names = `${option.short !== undefined ? `-${option.short}, ` : '    '}--${option.name}`;
+    const left = option.kind === 'boolean' ? names : `${names} ${option.valueName ?? option.kind.toUpperCase()}`;
     const extra = [
       option.choices !== undefined ? `one of ${option.choices.join(', ')}` : '',
       option.default !== undefined ? `default ${String(option.default)}` : '',
@@ -124,7 +136,12 @@ export function usage(command: CommandSpec): string {
     ]
       .filter((s) => s.length > 0)
       .join('; ');
-    lines.push(`  ${left.padEnd(28)} ${option.description}${extra.length > 0 ? ` (${extra})` : ''}`);
+    lines.push(`  ${left.padEnd(32)} ${option.description}${extra.length > 0 ? ` (${extra})` : ''}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The one-line pointer printed under a usage error instead of the whole usage. */
+export function helpHint(path: readonly string[], what: 'commands' | 'options'): string {
+  return `Run 'scm ${[...path, '--help'].join(' ')}' for ${what === 'commands' ? 'the commands' : 'its options'}.\n`;
 }

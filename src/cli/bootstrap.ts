@@ -4,14 +4,21 @@ import { ScmClient } from '../client/scm-client.js';
 import type { ScmConfig } from '../server/config.js';
 import { bootstrapNode, type NodeSetupResult } from '../server/node-setup.js';
 
-/** bootstrapNode, asking the other configured SCMs' client ports for at most `timeoutMs`. */
-export function bootstrapFromRunningScms(config: ScmConfig, timeoutMs: number): Promise<NodeSetupResult> {
+/**
+ * bootstrapNode, asking the other configured SCMs' client ports for at most `timeoutMs`; an abort
+ * ends the wait at once (`scm cluster` stopped while starting).
+ */
+export function bootstrapFromRunningScms(config: ScmConfig, timeoutMs: number, signal?: AbortSignal): Promise<NodeSetupResult> {
   return bootstrapNode(config, async (addresses) => {
+    signal?.throwIfAborted();
     const client = new ScmClient({ addresses, deadlineMs: timeoutMs });
+    const abort = (): void => client.close();
+    signal?.addEventListener('abort', abort, { once: true });
     try {
       const info = await client.getClusterInfo();
       return { clusterId: info.clusterId, address: client.currentAddress };
     } finally {
+      signal?.removeEventListener('abort', abort);
       client.close();
     }
   });

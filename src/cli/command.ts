@@ -12,12 +12,14 @@ export type OptionKind = 'string' | 'boolean' | 'integer';
 export interface OptionSpec {
   /** Long name without dashes: `new-leader-id` for `--new-leader-id`. */
   readonly name: string;
+  /** One letter for `-n`, where Ozone (or etcdctl) has one. */
+  readonly short?: string;
   readonly kind: OptionKind;
   readonly description: string;
   readonly valueName?: string;
   readonly default?: string | number | boolean;
   readonly required?: boolean;
-  /** Accepted values (upper-cased before checking) for string options. */
+  /** Accepted values, matched ignoring case and stored as spelled here. */
   readonly choices?: readonly string[];
 }
 
@@ -28,16 +30,21 @@ export interface PositionalSpec {
 
 export interface ParsedArgs {
   readonly options: ReadonlyMap<string, string | number | boolean>;
+  /** Options given on the command line (not defaults), for "give only one of" checks. */
+  readonly given: ReadonlySet<string>;
   readonly positionals: readonly string[];
 }
 
 export interface CommandContext {
+  readonly command: CommandSpec;
   readonly args: ParsedArgs;
   readonly io: CliIo;
   string(name: string): string | undefined;
   requiredString(name: string): string;
   integer(name: string): number | undefined;
   flag(name: string): boolean;
+  /** Whether the option was on the command line (a default does not count). */
+  given(name: string): boolean;
   positional(index: number): string;
 }
 
@@ -52,7 +59,7 @@ export interface CommandSpec {
   run(context: CommandContext): Promise<number>;
 }
 
-/** Bad usage: the message is printed with the command's usage and the exit code is 2. */
+/** Bad usage: the message is printed with a pointer to the command's --help, and the exit code is 2. */
 export class UsageError extends Error {
   constructor(
     message: string,

@@ -1,4 +1,4 @@
-// Human-readable output: aligned tables and key/value blocks. (`--json` bypasses all of this.)
+// Human-readable output: aligned tables and key/value blocks (`-o json` prints the data instead).
 import type { ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../api/scm-api.js';
 
 export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
@@ -14,11 +14,23 @@ export function keyValues(pairs: readonly (readonly [string, string | number])[]
 
 export const replication = (item: { replicationType: string; replicationFactor: string }): string => `${item.replicationType}/${item.replicationFactor}`;
 
+/**
+ * A node that did not answer has no term or index to show: its row says "-" (and JSON says null)
+ * rather than 0, which would read as a node that lost its log.
+ */
+function answered(role: ScmNodeRole): boolean {
+  return role.role !== 'UNREACHABLE';
+}
+
 export function rolesTable(roles: readonly ScmNodeRole[]): string {
   return table(
     ['NODE ID', 'ADDRESS', 'CLIENT ADDRESS', 'ROLE', 'TERM', 'COMMIT', 'APPLIED'],
-    roles.map((r) => [r.nodeId, r.address, r.clientAddress, r.role, r.term, r.commitIndex, r.appliedIndex]),
+    roles.map((r) => [r.nodeId, r.address, r.clientAddress || '-', r.role, ...(answered(r) ? [r.term, r.commitIndex, r.appliedIndex] : ['-', '-', '-'])]),
   );
+}
+
+export function rolesJson(roles: readonly ScmNodeRole[]): unknown[] {
+  return roles.map((r) => (answered(r) ? r : { ...r, term: null, commitIndex: null, appliedIndex: null }));
 }
 
 export function containersTable(containers: readonly ContainerInfo[]): string {
@@ -55,4 +67,9 @@ export function datanodesTable(datanodes: readonly DatanodeDetails[]): string {
     ['UUID', 'HOSTNAME', 'IP ADDRESS', 'PORTS'],
     datanodes.map((d) => [d.uuid, d.hostname, d.ipAddress, d.ports.map((p) => `${p.name}=${p.value}`).join(',') || '-']),
   );
+}
+
+/** Node ids in natural order: scm2 before scm10. */
+export function sortedIds(ids: Iterable<string>): string[] {
+  return [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }

@@ -1,30 +1,27 @@
 // The node's own commands: `scm init`, `scm bootstrap`, `scm start` (as Ozone's `ozone scm --init`,
 // `--bootstrap` and the daemon), and `scm cluster`, a local quorum of separate processes.
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { loadConfig, type ScmConfig } from '../server/config.js';
+import { resolve } from 'node:path';
+import { ENV_PREFIX, KEY, loadConfig, type ScmConfig } from '../server/config.js';
 import { readVersionFileIfExists, versionFilePath } from '../server/version-file.js';
 import { initNode } from '../server/node-setup.js';
 import { runNodeUntilSignalled } from '../server/daemon.js';
 import { bootstrapFromRunningScms } from './bootstrap.js';
-import { runLocalCluster } from './local-cluster.js';
+import { runLocalCluster } from './local-quorum.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
+import { siteXmlPath } from './site-config.js';
 
-const CONFIG_OPTIONS: readonly OptionSpec[] = [
+export const CONFIG_OPTIONS: readonly OptionSpec[] = [
   { name: 'config', kind: 'string', valueName: 'FILE', description: 'ozone-site.xml to read (default: $OZONE_CONF_DIR/ozone-site.xml when it exists)' },
   { name: 'node-id', kind: 'string', valueName: 'ID', description: 'this node (overrides ozone.scm.node.id)' },
 ];
 
 /** ozone-site.xml from --config or $OZONE_CONF_DIR, then OZONE-SITE.XML_ environment variables. */
 export function configFromCli(ctx: CommandContext): ScmConfig {
-  let siteXmlPath = ctx.string('config');
-  const confDir = ctx.io.env['OZONE_CONF_DIR'];
-  if (siteXmlPath === undefined && confDir !== undefined && existsSync(join(confDir, 'ozone-site.xml'))) {
-    siteXmlPath = join(confDir, 'ozone-site.xml');
-  }
+  const file = siteXmlPath(ctx);
   const nodeId = ctx.string('node-id');
   return loadConfig({
-    ...(siteXmlPath !== undefined ? { siteXmlPath } : {}),
+    ...(file !== undefined ? { siteXmlPath: file } : {}),
     env: ctx.io.env,
     ...(nodeId !== undefined ? { overrides: { 'ozone.scm.node.id': nodeId } } : {}),
   });
@@ -60,32 +57,46 @@ const bootstrapCommand: CommandSpec = {
   },
 };
 
+/** The node id named on the command line or in the environment, before the configuration is read. */
+function nodeIdHint(ctx: CommandContext): string | undefined {
+  return ctx.string('node-id') ?? ctx.io.env[`${ENV_PREFIX}${KEY.nodeId}`];
+}
+
 const startCommand: CommandSpec = {
   path: ['start'],
-  summary: 'run this SCM until SIGTERM/SIGINT (ENSURE_SCM_INITIALIZED / ENSURE_SCM_BOOTSTRAPPED as Ozone images)',
-  options: CONFIG_OPTIONS,
-  async run(ctx) {
-    const config = configFromCli(ctx);
-    // Ozone's container images: run init / bootstrap first when the named VERSION file is missing.
-    const ensureInit = ctx.io.env['ENSURE_SCM_INITIALIZED'];
-    const ensureBootstrap = ctx.io.env['ENSURE_SCM_BOOTSTRAPPED'];
-    if (ensureInit !== undefined && ensureInit !== '' && !existsSync(ensureInit)) {
-      const r = await initNode(config);
-      ctx.io.stderr(`ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}\n`);
-    } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
-      const r = await bootstrapFromRunningScms(config, 300_000);
-      ctx.io.stderr(`ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}\n`);
-    }
-    if (readVersionFileIfExists(config.dbDir) === null) {
-      throw new Error(`${versionFilePath(config.dbDir)} does not exist: run \`scm init\` (first node) or \`scm bootstrap\` (the others) before \`scm start\``);
-    }
-    return runNodeUntilSignalled(config, ctx.io);
+  summary: 'run this SCM until SIGTERM/SIGINT (ENSURE_SCM_INITIALIZED / ENSURE_SCM_BOOTSTRAPPED as Ozone images); prints JSON lines',
+  options: [
+    ...CONFIG_OPTIONS,
+    { name: 'stop-on-stdin-eof', kind: 'boolean', description: 'also stop when standard input closes (`scm cluster` starts its nodes so)' },
+  ],
+  run(ctx) {
+    const hint = nodeIdHint(ctx);
+    return runNodeUntilSignalled(ctx.io, {
+      ...(hint !== undefined ? { nodeIdHint: hint } : {}),
+      loadConfig: () => configFromCli(ctx),
+      stopOnStdinEof: ctx.flag('stop-on-stdin-eof'),
+      prepare: async (config, log) => {
+        // Ozone's container images: run init / bootstrap first when the named VERSION file is missing.
+        const ensureInit = ctx.io.env['ENSURE_SCM_INITIALIZED'];
+        const ensureBootstrap = ctx.io.env['ENSURE_SCM_BOOTSTRAPPED'];
+        if (ensureInit !== undefined && ensureInit !== '' && !existsSync(ensureInit)) {
+          const r = await initNode(config);
+          log.info({ event: 'initialized', clusterId: r.clusterId }, `ENSURE_SCM_INITIALIZED: initialized clusterID=${r.clusterId}`);
+        } else if (ensureBootstrap !== undefined && ensureBootstrap !== '' && !existsSync(ensureBootstrap)) {
+          const r = await bootstrapFromRunningScms(config, 300_000);
+          log.info({ event: 'bootstrapped', clusterId: r.clusterId }, `ENSURE_SCM_BOOTSTRAPPED: bootstrapped clusterID=${r.clusterId}`);
+        }
+        if (readVersionFileIfExists(config.dbDir) === null) {
+          throw new Error(`${versionFilePath(config.dbDir)} does not exist: run \`scm init\` (first node) or \`scm bootstrap\` (the others) before \`scm start\``);
+        }
+      },
+    });
   },
 };
 
 const clusterCommand: CommandSpec = {
   path: ['cluster'],
-  summary: 'run a local quorum of separate SCM processes (init, bootstrap, start) until Ctrl-C',
+  summary: 'run a local quorum of separate SCM processes on 127.0.0.1 until Ctrl-C (a second run restarts it on its data)',
   options: [
     { name: 'nodes', kind: 'integer', valueName: 'N', default: 3, description: 'number of SCM processes' },
     { name: 'dir', kind: 'string', valueName: 'DIR', default: './data', description: 'data directory (one sub-directory per node)' },
@@ -94,8 +105,8 @@ const clusterCommand: CommandSpec = {
   async run(ctx) {
     const nodes = ctx.integer('nodes') ?? 3;
     const basePort = ctx.integer('base-port') ?? 9860;
-    if (nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be between 1 and 9, got ${nodes}`);
-    if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`);
+    if (nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be between 1 and 9, got ${nodes}`, ctx.command);
+    if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`, ctx.command);
     const dir = resolve(ctx.string('dir') ?? './data');
     try {
       return await runLocalCluster({ nodes, basePort, dir, io: ctx.io });

@@ -38,6 +38,26 @@ export interface NodeStatus {
   readonly peers: readonly PeerStatus[];
 }
 
+/**
+ * The role names an operator reads, the same in /status as in `scm admin scm roles` (GetScmRoles):
+ * Apache Ratis' names, which Ozone prints. The metrics keep their lower-case label values.
+ */
+export const STATUS_ROLE_NAMES = {
+  leader: 'LEADER',
+  follower: 'FOLLOWER',
+  candidate: 'CANDIDATE',
+  'non-voter': 'LISTENER',
+} as const satisfies Record<RaftRole, string>;
+
+export type StatusRoleName = (typeof STATUS_ROLE_NAMES)[RaftRole];
+
+/** /status as served: the node status with the role named as the CLI names it. */
+export type StatusDocument = Omit<NodeStatus, 'role'> & { readonly role: StatusRoleName };
+
+export function statusDocument(status: NodeStatus): StatusDocument {
+  return { ...status, role: STATUS_ROLE_NAMES[status.role] };
+}
+
 export interface Readiness {
   readonly ready: boolean;
   readonly reason: string;
@@ -122,7 +142,7 @@ async function handle(options: MetricsHttpServerOptions, request: IncomingMessag
       return;
     }
     case '/status':
-      send(response, 200, JSON_TYPE, `${JSON.stringify(options.status(), null, 2)}\n`);
+      send(response, 200, JSON_TYPE, `${JSON.stringify(statusDocument(options.status()), null, 2)}\n`);
       return;
   }
 }

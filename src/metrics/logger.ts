@@ -1,16 +1,18 @@
 // Structured JSON logs (pino), one child logger per node carrying `nodeId`, so the logs of three
 // nodes interleaved in one terminal, one test process or one log store can be told apart.
 // The level comes from the caller, else the SCM_LOG_LEVEL environment variable, else `info`.
+// Written synchronously to stdout: the last line before a fatal exit must not be lost.
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-export type { Logger } from 'pino';
+export type { DestinationStream, Logger } from 'pino';
 
 export const LOG_LEVEL_ENV = 'SCM_LOG_LEVEL';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface LoggerOptions {
-  readonly nodeId: string;
+  /** null until the configuration naming the node has been read (a start that fails reading it). */
+  readonly nodeId: string | null;
   /** Overrides SCM_LOG_LEVEL. */
   readonly level?: string;
   /** Where JSON lines go; stdout when absent. Tests pass a stream to capture them. */
@@ -33,7 +35,7 @@ export function resolveLogLevel(explicit: string | undefined, env: NodeJS.Proces
 
 /** A pino logger writing JSON lines, bound to one node: every line carries `nodeId`. */
 export function createLogger(options: LoggerOptions): Logger {
-  if (options.nodeId.length === 0) throw new Error('createLogger needs a non-empty nodeId');
+  if (options.nodeId !== null && options.nodeId.length === 0) throw new Error('createLogger needs a non-empty nodeId');
   const level = resolveLogLevel(options.level, options.env);
   const rootOptions = {
     level,
@@ -42,6 +44,6 @@ export function createLogger(options: LoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  const root = options.destination === undefined ? pino(rootOptions) : pino(rootOptions, options.destination);
+  const root = pino(rootOptions, options.destination ?? pino.destination({ dest: 1, sync: true }));
   return root.child({ nodeId: options.nodeId });
 }

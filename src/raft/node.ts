@@ -809,6 +809,9 @@ export class RaftNode {
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.broadcastHeartbeat(true);
+      // Promotion is also re-evaluated on the clock: a member that caught up while nothing was
+      // written (so no append answer moved its match) must not wait for the next write.
+      this.maybeAutoPromote();
     }
   }
 
@@ -1072,6 +1075,8 @@ export class RaftNode {
         // Exactly what the follower holds now, never more: a match it no longer holds must not count.
         pr.match = m.index;
         pr.becomeProbe();
+        // A joining member that caught up through the install is promoted now, not at the next write.
+        this.maybeAutoPromote();
         // From here appends carry everything newer, configurations included; if we purged past its
         // point meanwhile, sendAppends starts a new round of notices.
         return;

@@ -4,7 +4,7 @@ import type { RaftNode, Role } from '../raft/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { NodeMetrics, RaftRole } from '../metrics/node-metrics.js';
 import type { RaftEvents } from '../metrics/raft-events.js';
-import type { NodeStatus } from '../metrics/http-server.js';
+import { STATUS_ROLE_NAMES, type NodeStatus } from '../metrics/http-server.js';
 import type { ScmPeerConfig } from './config.js';
 import type { PeerCalls } from './peer-calls.js';
 import type { PeerContact } from './peer-contact.js';
@@ -85,13 +85,12 @@ export class NodeStatusView {
   /** This node's own view, as every peer reports it in GetScmRoles. */
   ownRole(): ScmNodeRole {
     const s = this.parts.core().status();
-    const role =
-      s.role === 'leader' ? 'LEADER' : s.role === 'candidate' || s.role === 'pre-candidate' ? 'CANDIDATE' : s.role === 'non-voter' ? 'LISTENER' : 'FOLLOWER';
     return {
       nodeId: this.parts.self.nodeId,
       address: this.parts.self.ratisAddress,
       clientAddress: this.parts.self.clientAddress,
-      role,
+      // The names /status uses too: one table for both.
+      role: STATUS_ROLE_NAMES[metricsRole(s.role)],
       term: s.term,
       commitIndex: s.commit,
       appliedIndex: this.applied(s.applied),
@@ -99,19 +98,22 @@ export class NodeStatusView {
   }
 
   /**
-   * Every member's role, term and indexes, as each member reports itself. UNREACHABLE means what
-   * Raft sees: on a leader, nothing heard from the member for longer than an election timeout
-   * (a member that is heard from but slow to answer this call is reported from the leader's own
-   * view: its role in the configuration, this term, and its match index for both indexes); on a
-   * follower, which hears only from its leader, a member that does not answer.
+   * Every member's role, term and indexes, as each member reports itself, in node id order (scm2
+   * before scm10: the configuration's order changes as members are added and promoted, and a table
+   * whose rows move is hard to watch). UNREACHABLE means what Raft sees: on a leader, nothing heard
+   * from the member for longer than an election timeout (a member that is heard from but slow to
+   * answer this call is reported from the leader's own view: its role in the configuration, this
+   * term, and its match index for both indexes); on a follower, which hears only from its leader, a
+   * member that does not answer.
    */
   async roles(): Promise<ScmNodeRole[]> {
     const s = this.parts.core().status();
     const leading = s.role === 'leader';
     const match = new Map(s.progress.map((p) => [p.id, p.match]));
     const voters = new Set(s.membership.voters.map((p) => p.id));
+    const members = [...this.parts.members()].sort((a, b) => a.nodeId.localeCompare(b.nodeId, 'en', { numeric: true }));
     return Promise.all(
-      this.parts.members().map(async (member): Promise<ScmNodeRole> => {
+      members.map(async (member): Promise<ScmNodeRole> => {
         if (member.nodeId === this.parts.self.nodeId) return this.ownRole();
         const unreachable: ScmNodeRole = { nodeId: member.nodeId, address: member.address, clientAddress: member.clientAddress, role: 'UNREACHABLE', term: 0, commitIndex: 0, appliedIndex: 0 };
         if (leading && this.parts.contact.isUnreachable(member.nodeId, this.parts.startedAt)) return unreachable;

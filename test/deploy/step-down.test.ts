@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeStatus } from '../../src/metrics/http-server.js';
+import { statusDocument, type NodeStatus } from '../../src/metrics/http-server.js';
 import { ROOT } from './deploy-files.js';
 import { calls, stubScm } from './stub-scm.js';
 
@@ -36,13 +36,13 @@ async function stepDown(
 ): Promise<{ code: number | null; stdout: string; stderr: string; calls: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'scm-step-down-'));
   const server = createServer((req, res) => {
-    if (typeof answer === 'number' || req.url !== '/status') {
+    if (typeof answer !== 'object' || req.url !== '/status') {
       res.writeHead(typeof answer === 'number' ? answer : 404);
       res.end();
       return;
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(answer));
+    res.end(JSON.stringify(statusDocument(answer)));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

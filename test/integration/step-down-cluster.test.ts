@@ -42,12 +42,12 @@ test('scm-step-down on a live quorum: the leader hands over to a follower, a fol
     assert.equal(handOver.code, 0, handOver.output);
     const named = /transferring the leadership to (scm\d)/.exec(handOver.output)?.[1];
     assert.ok(named !== undefined && named !== `scm${leader}`, handOver.output);
-    assert.match(handOver.output, new RegExp(`Leadership transferred to ${named}`));
+    assert.match(handOver.output, new RegExp(`Leadership transferred from scm${leader} to ${named}\\.`));
     assert.equal((await client.getClusterInfo()).leaderId, named);
 
     const again = await stepDown(cluster, leader, bin);
     assert.equal(again.code, 0, again.output);
-    assert.match(again.output, new RegExp(`scm${leader} is follower \\(leader ${named}\\): nothing to hand over`));
+    assert.match(again.output, new RegExp(`scm${leader} is FOLLOWER \\(leader ${named}\\): nothing to hand over`));
 
     // What the kubelet does next: SIGTERM. The quorum keeps its leader and keeps committing.
     assert.equal(await cluster.kill(leader, 'SIGTERM'), 0);

@@ -84,7 +84,8 @@ test('/status returns the node status as JSON', async () => {
     const res = await get('/status?pretty');
     assert.equal(res.status, 200);
     assert.equal(res.type, 'application/json; charset=utf-8');
-    assert.deepEqual(JSON.parse(res.text), sampleStatus());
+    // The role as the CLI names it (GetScmRoles), not as the metrics label it.
+    assert.deepEqual(JSON.parse(res.text), { ...sampleStatus(), role: 'FOLLOWER' });
   });
 });
 

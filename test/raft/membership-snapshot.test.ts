@@ -164,3 +164,24 @@ test('after an install the follower hands out the entries that follow, whether i
     assert.deepEqual(rd?.entries.map((e) => e.index), [next], keep ? 'kept log' : 'reset log');
   }
 });
+
+test('a joining member that catches up by an install is promoted without waiting for a write', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const a = c.node('a');
+  a.log.compact(8);
+  a.raft.compacted(8, a.log.term(8) as number);
+  const d = c.addNode('d', membership([]));
+  assert.ok(a.raft.addNonVoter(peer('d'), true).ok);
+  c.stabilize();
+  const notice = d.snapshotNotices.at(-1);
+  assert.ok(notice !== undefined, 'd was asked to install');
+  // d installs a's state; nothing is written afterwards.
+  const at = a.raft.appliedIndex;
+  d.log.resetToSnapshot(at, a.log.term(at) as number);
+  d.raft.snapshotInstalled(a.log.term(at) as number, at, a.raft.committedMembership());
+  c.stabilize();
+  c.tickAll(3);
+  assert.deepEqual(a.raft.status().membership.voters.map((p) => p.id).sort(), ['a', 'b', 'c', 'd']);
+});
