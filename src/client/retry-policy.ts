@@ -32,4 +32,6 @@ export class Backoff {
 export type RetryDecision =
   | { readonly kind: 'follow'; readonly address: string }
   | { readonly kind: 'retry-elsewhere' }
+  /** The SCM is busy (RESOURCE_EXHAUSTED with a hint): try it again, not before `afterMs`. */
+  | { readonly kind: 'retry-later'; readonly afterMs: number }
   | { readonly kind: 'fail' };

@@ -12,6 +12,7 @@ import {
   LEADER_ADDRESS_METADATA,
   LEADER_ID_METADATA,
   NOT_LEADER_METADATA,
+  RETRY_AFTER_METADATA,
   ScmClientServiceClient,
 } from '../api/client-protocol.js';
 import {
@@ -187,6 +188,10 @@ export class ScmClient {
       if (hint !== undefined && hint.length > 0 && ADDRESS_RE.test(hint)) return { kind: 'follow', address: hint };
       return { kind: 'retry-elsewhere' };
     }
+    if (error.code === grpc.status.RESOURCE_EXHAUSTED) {
+      const hint = Number(metadataValue(error.metadata, RETRY_AFTER_METADATA));
+      if (Number.isFinite(hint) && hint >= 0) return { kind: 'retry-later', afterMs: Math.min(hint, 10_000) };
+    }
     if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.RESOURCE_EXHAUSTED) {
       return { kind: 'retry-elsewhere' };
     }
@@ -228,10 +233,11 @@ export class ScmClient {
           if (!this.addresses.includes(decision.address)) this.addresses.push(decision.address);
           target = decision.address;
           if (Date.now() + MIN_ATTEMPT_MS < deadline) continue;
-        } else {
+        } else if (decision.kind !== 'retry-later') {
           target = this.nextAddress(target);
         }
-        const wait = backoff.next(this.random);
+        // A busy SCM says how long to stay away; the backoff still grows if it stays busy.
+        const wait = Math.max(backoff.next(this.random), decision.kind === 'retry-later' ? decision.afterMs : 0);
         if (Date.now() + wait + MIN_ATTEMPT_MS >= deadline) {
           throw new ScmClientError(
             grpc.status.DEADLINE_EXCEEDED,

@@ -50,6 +50,14 @@ export type PipelineState = (typeof PIPELINE_STATES)[number];
 export const DATANODE_STATES = ['IN_SERVICE', 'ENTERING_MAINTENANCE', 'IN_MAINTENANCE', 'DECOMMISSIONING', 'DECOMMISSIONED'] as const;
 export type DatanodeState = (typeof DATANODE_STATES)[number];
 
+/**
+ * Why a Raft message from a peer was dropped before it changed anything: undecodable or out of
+ * range, addressed to another node, naming another sender than the connection's, from outside the
+ * configuration, an answer to a request never sent, or breaking the protocol's own rules.
+ */
+export const RAFT_DROP_REASONS = ['malformed', 'misaddressed', 'sender_mismatch', 'non_member', 'unsolicited', 'invalid'] as const;
+export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
+
 /** Why a snapshot download or install failed; a closed set so the label stays bounded. */
 export const SNAPSHOT_FAILURE_REASONS = [
   'leader_unavailable',
@@ -192,6 +200,7 @@ export class NodeMetrics {
   private readonly elections: Counter;
   private readonly proposalsPending: Gauge;
   private readonly proposalsFailed: Counter;
+  private readonly raftMessagesDropped: Counter<'reason'>;
   private readonly applySeconds: Histogram;
   private readonly appendSeconds: Histogram;
   private readonly fsyncSeconds: Histogram;
@@ -288,6 +297,12 @@ export class NodeMetrics {
     this.proposalsFailed = new Counter({
       name: 'scm_raft_proposals_failed_total',
       help: 'Proposals that failed to commit (timed out, leadership lost, not leader).',
+      registers,
+    });
+    this.raftMessagesDropped = new Counter({
+      name: 'scm_raft_messages_dropped_total',
+      help: 'Raft messages from peers dropped before they changed anything, by reason.',
+      labelNames: ['reason'],
       registers,
     });
     this.applySeconds = new Histogram({
@@ -481,6 +496,7 @@ export class NodeMetrics {
     this.consistencyMismatch.set(0);
     this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
+    for (const reason of RAFT_DROP_REASONS) this.raftMessagesDropped.inc({ reason }, 0);
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
@@ -555,6 +571,15 @@ export class NodeMetrics {
   /** Proposals that failed: timed out, or leadership was lost before they committed. */
   proposalFailed(count = 1): void {
     if (this.count('failed proposals', count)) this.proposalsFailed.inc(count);
+  }
+
+  /** A Raft message from a peer was dropped (see RAFT_DROP_REASONS). */
+  raftMessageDropped(reason: RaftDropReason): void {
+    if (!isOneOf(RAFT_DROP_REASONS, reason)) {
+      this.warn('raft_drop_reason', `unknown Raft drop reason ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.raftMessagesDropped.inc({ reason });
   }
 
   /** Time to apply one batch of committed entries to scm.db. */

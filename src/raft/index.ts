@@ -14,8 +14,8 @@ export type {
   ProgressStatus,
 } from './node.js';
 export { SeededRandom } from './random.js';
-export { RaftInvariantError } from './assert.js';
+export { RaftInvariantError, MAX_RAFT_NUMBER } from './assert.js';
 export { entrySize } from './raft-log.js';
 export type { ProgressState } from './progress.js';
 export { MemoryLog } from './memory-log.js';
-export { isVoter, isMember, sameMembership, validateMembership } from './membership.js';
+export { isVoter, isMember, memberIds, sameMembership, validateMembership } from './membership.js';

@@ -84,6 +84,8 @@ export interface RaftConfig {
    * entries it had acknowledged). The core does no I/O; the caller logs.
    */
   readonly onWarning?: (message: string, fields: Record<string, unknown>) => void;
+  /** A message that was well formed but not acted on, and why (for a metric; not an error). */
+  readonly onDropped?: (reason: 'unsolicited', message: Message) => void;
 }
 
 export interface InitialState {
@@ -257,7 +259,10 @@ export class RaftNode {
     const snapshotPoint = { index: first - 1, term: reader.term(first - 1) };
     const commit = Math.max(initial.commit ?? initial.applied, initial.applied);
     this.log = new RaftLog(reader, initial.applied, commit, snapshotPoint);
-    this.members = new MembershipTracker({ index: Math.min(initial.membershipIndex, commit), membership: initial.membership });
+    if (initial.membershipIndex > commit) {
+      throw new Error(`initial configuration index ${initial.membershipIndex} is above the commit index ${commit}: a configuration is in force as committed only once committed`);
+    }
+    this.members = new MembershipTracker({ index: initial.membershipIndex, membership: initial.membership });
     // Configuration entries after the given one (possibly uncommitted) are in force too.
     this.scanConfigurations(initial.membershipIndex + 1);
     this.members.committedTo(commit);
@@ -277,6 +282,11 @@ export class RaftNode {
 
   step(m: Message): void {
     validateMessage(m, this.id);
+    if (this.isUnsolicited(m)) {
+      // An answer to a request we never made (we do not hold that role): it must not move our term.
+      this.cfg.onDropped?.('unsolicited', m);
+      return;
+    }
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
         // A node that heard from a live leader within the election timeout ignores candidates
@@ -324,6 +334,22 @@ export class RaftNode {
       case 'non-voter':
         this.stepFollower(m);
         break;
+    }
+  }
+
+  /** Responses only a leader, a candidate or a pre-candidate asked for. */
+  private isUnsolicited(m: Message): boolean {
+    switch (m.type) {
+      case 'append-response':
+      case 'heartbeat-response':
+      case 'snapshot-status':
+        return this.role !== 'leader';
+      case 'vote-response':
+        return this.role !== 'candidate';
+      case 'pre-vote-response':
+        return this.role !== 'pre-candidate';
+      default:
+        return false;
     }
   }
 
@@ -448,6 +474,22 @@ export class RaftNode {
     this.install = undefined;
     this.snapshotNotice = undefined;
     if (this.lead !== '') this.sendSnapshotStatus(this.lead, 'unavailable', answered?.answerTo === this.lead ? answered.noticeId : 0, 0);
+  }
+
+  /**
+   * Leader: do not purge the log below this index (undefined: no limit). A follower asked to install
+   * a checkpoint resumes right after it, at or above the first index the leader had when it asked;
+   * purging past that would send it back to install again, and a member catching up under load
+   * could install forever. Only followers that still answer hold purging back.
+   */
+  purgeFloor(): number | undefined {
+    if (this.role !== 'leader') return undefined;
+    let floor: number | undefined;
+    for (const [id, pr] of this.progress) {
+      if (id === this.id || pr.state !== 'snapshot' || !pr.recentActive) continue;
+      floor = Math.min(floor ?? Number.MAX_SAFE_INTEGER, pr.noticeFirstIndex);
+    }
+    return floor;
   }
 
   /** The caller purged its log below `index` (which must be applied); remembers the term there. */
@@ -1087,7 +1129,7 @@ export class RaftNode {
   /** The 'stale-snapshot-status' mutant: how statuses were handled before notice rounds existed. */
   private believeAnySnapshotStatus(m: SnapshotStatusMessage, pr: Progress): void {
     if (m.status === 'in-progress' || m.status === 'unavailable') {
-      if (pr.state !== 'snapshot') pr.becomeSnapshot(pr.noticeId);
+      if (pr.state !== 'snapshot') pr.becomeSnapshot(pr.noticeId, this.log.firstIndex());
       return;
     }
     if (m.index > pr.match) pr.match = m.index;
@@ -1216,7 +1258,7 @@ export class RaftNode {
       // it accepts them on its commit index (prevTerm 0 says "unknown").
       const prevTerm = this.log.term(prevIndex) ?? (prevIndex === this.log.firstIndex() - 1 && pr.match >= prevIndex && prevIndex > 0 ? 0 : undefined);
       if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
-        pr.becomeSnapshot(++this.lastNoticeId);
+        pr.becomeSnapshot(++this.lastNoticeId, this.log.firstIndex());
         this.sendSnapshotNotify(to, pr);
         return;
       }

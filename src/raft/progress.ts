@@ -93,6 +93,8 @@ export class Progress {
    * ignored, so it can never move an up-to-date follower back to snapshot state.
    */
   noticeId = 0;
+  /** Snapshot state: the leader's first index when this round of notices began. */
+  noticeFirstIndex = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number) {
@@ -116,9 +118,10 @@ export class Progress {
     this.inflights.reset();
   }
 
-  becomeSnapshot(noticeId: number): void {
+  becomeSnapshot(noticeId: number, firstIndex: number): void {
     this.state = 'snapshot';
     this.noticeId = noticeId;
+    this.noticeFirstIndex = firstIndex;
     this.probeSent = false;
     this.inflights.reset();
   }

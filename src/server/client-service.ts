@@ -11,6 +11,7 @@ import {
   LEADER_ADDRESS_METADATA,
   LEADER_ID_METADATA,
   NOT_LEADER_METADATA,
+  RETRY_AFTER_METADATA,
   ScmClientServiceClient,
 } from '../api/client-protocol.js';
 import {
@@ -40,6 +41,13 @@ import {
 export interface ClientServiceOptions {
   /** Upper bound for ListContainer's count (ozone.scm.container.list.max.count). */
   readonly maxListCount?: number;
+  /**
+   * Calls worked on at once (ozone.scm.handler.count.key); one more is answered RESOURCE_EXHAUSTED
+   * at once with a retry hint. Default: no bound.
+   */
+  readonly maxInFlight?: number;
+  /** The hint sent with RESOURCE_EXHAUSTED (default 50 ms). */
+  readonly retryAfterMs?: number;
   /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
   readonly onInternalError?: (method: string, error: unknown) => void;
 }
@@ -71,14 +79,73 @@ export function toGrpcStatus(error: unknown, method: string, onInternalError?: (
 
 type Handler = grpc.handleUnaryCall<Wire, Wire>;
 
+/** Marks a request whose bytes did not deserialize (grpc-js would answer INTERNAL for it). */
+const UNDECODABLE = Symbol('undecodable request');
+
+/**
+ * The service definition with request deserializers that do not throw: bytes that are not a
+ * request of the method become a marked value the handler answers INVALID_ARGUMENT, naming the
+ * method, instead of grpc-js' INTERNAL "Error deserializing request".
+ */
+function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    out[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return { [UNDECODABLE]: (err as Error).message };
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+/** Counts the calls in progress against ozone.scm.handler.count.key. */
+class Admission {
+  private inFlight = 0;
+
+  constructor(private readonly options: ClientServiceOptions) {}
+
+  /** Admits a call (then `done` must be called once), or returns the status refusing it. */
+  admit(method: string): Partial<grpc.StatusObject> | undefined {
+    const max = this.options.maxInFlight;
+    if (max === undefined || this.inFlight < max) {
+      this.inFlight++;
+      return undefined;
+    }
+    const retryAfterMs = this.options.retryAfterMs ?? 50;
+    const metadata = new grpc.Metadata();
+    metadata.set(RETRY_AFTER_METADATA, String(retryAfterMs));
+    return {
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: `this SCM is already working on ${max} client calls (ozone.scm.handler.count.key); ${method} was not started: retry in ${retryAfterMs} ms`,
+      metadata,
+    };
+  }
+
+  done(): void {
+    this.inFlight--;
+  }
+}
+
 function unary<Request, Result>(
   method: string,
   decode: (wire: Wire) => Request,
   invoke: (request: Request) => Promise<Result>,
   encode: (result: Result) => Wire,
   options: ClientServiceOptions,
+  admission: Admission,
 ): Handler {
   return (call, callback) => {
+    const undecodable = (call.request as Record<symbol, unknown>)[UNDECODABLE];
+    if (undecodable !== undefined) {
+      callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request body is not a ${method} request: ${String(undecodable)}`, metadata: new grpc.Metadata() });
+      return;
+    }
     let request: Request;
     try {
       request = decode(call.request);
@@ -86,19 +153,26 @@ function unary<Request, Result>(
       callback(toGrpcStatus(error, method, options.onInternalError));
       return;
     }
-    invoke(request).then(
-      (result) => {
-        let response: Wire;
-        try {
-          response = encode(result);
-        } catch (error) {
-          callback(toGrpcStatus(error, method, options.onInternalError));
-          return;
-        }
-        callback(null, response);
-      },
-      (error: unknown) => callback(toGrpcStatus(error, method, options.onInternalError)),
-    );
+    const refused = admission.admit(method);
+    if (refused !== undefined) {
+      callback(refused);
+      return;
+    }
+    invoke(request)
+      .finally(() => admission.done())
+      .then(
+        (result) => {
+          let response: Wire;
+          try {
+            response = encode(result);
+          } catch (error) {
+            callback(toGrpcStatus(error, method, options.onInternalError));
+            return;
+          }
+          callback(null, response);
+        },
+        (error: unknown) => callback(toGrpcStatus(error, method, options.onInternalError)),
+      );
   };
 }
 
@@ -107,32 +181,34 @@ const noRequest = (): undefined => undefined;
 /** Adds the client service, backed by `api`, to `server` (before it is bound). */
 export function registerClientService(server: grpc.Server, api: ScmApi, options: ClientServiceOptions = {}): void {
   const maxListCount = options.maxListCount ?? DEFAULT_MAX_LIST_COUNT;
+  const admission = new Admission(options);
   const handlers: Record<string, Handler> = {
-    AllocateContainer: unary('AllocateContainer', decodeAllocateContainer, (r) => api.allocateContainer(r), encodeContainerWithPipeline, options),
-    GetContainer: unary('GetContainer', decodeGetContainer, (r) => api.getContainer(r), (c) => ({ container: encodeContainer(c) }), options),
-    GetContainerWithPipeline: unary('GetContainerWithPipeline', decodeGetContainer, (r) => api.getContainerWithPipeline(r), encodeContainerWithPipeline, options),
+    AllocateContainer: unary('AllocateContainer', decodeAllocateContainer, (r) => api.allocateContainer(r), encodeContainerWithPipeline, options, admission),
+    GetContainer: unary('GetContainer', decodeGetContainer, (r) => api.getContainer(r), (c) => ({ container: encodeContainer(c) }), options, admission),
+    GetContainerWithPipeline: unary('GetContainerWithPipeline', decodeGetContainer, (r) => api.getContainerWithPipeline(r), encodeContainerWithPipeline, options, admission),
     ListContainer: unary(
       'ListContainer',
       (wire) => decodeListContainer(wire, maxListCount),
       (r) => api.listContainers(r),
       (containers) => ({ containers: containers.map(encodeContainer) }),
       options,
+      admission,
     ),
-    UpdateContainerState: unary('UpdateContainerState', decodeUpdateContainerState, (r) => api.updateContainerState(r), (c) => ({ container: encodeContainer(c) }), options),
-    CreatePipeline: unary('CreatePipeline', decodeCreatePipeline, (r) => api.createPipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options),
-    ListPipelines: unary('ListPipelines', decodeListPipelines, (r) => api.listPipelines(r), (ps) => ({ pipelines: ps.map(encodePipeline) }), options),
-    ClosePipeline: unary('ClosePipeline', decodeClosePipeline, (r) => api.closePipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options),
-    RegisterDatanode: unary('RegisterDatanode', decodeRegisterDatanode, (r) => api.registerDatanode(r), (d) => ({ datanode: encodeDatanode(d) }), options),
-    ListDatanodes: unary('ListDatanodes', decodeListDatanodes, (r) => api.listDatanodes(r), (ds) => ({ datanodes: ds.map(encodeDatanode) }), options),
-    GetScmRoles: unary('GetScmRoles', (req) => ({ selfOnly: req['selfOnly'] === true }), (request) => api.getScmRoles(request), (roles) => ({ nodes: roles.map(encodeRole) }), options),
-    TransferLeadership: unary('TransferLeadership', decodeTransferLeadership, (r) => api.transferLeadership(r), (r) => ({ leaderId: r.leaderId }), options),
-    AddScm: unary('AddScm', decodeAddScm, (r) => api.addScm(r), (ms) => ({ members: ms.map(encodeMember) }), options),
-    RemoveScm: unary('RemoveScm', decodeRemoveScm, (r) => api.removeScm(r), (ms) => ({ members: ms.map(encodeMember) }), options),
-    GetClusterInfo: unary('GetClusterInfo', noRequest, () => api.getClusterInfo(), encodeClusterInfo, options),
+    UpdateContainerState: unary('UpdateContainerState', decodeUpdateContainerState, (r) => api.updateContainerState(r), (c) => ({ container: encodeContainer(c) }), options, admission),
+    CreatePipeline: unary('CreatePipeline', decodeCreatePipeline, (r) => api.createPipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options, admission),
+    ListPipelines: unary('ListPipelines', decodeListPipelines, (r) => api.listPipelines(r), (ps) => ({ pipelines: ps.map(encodePipeline) }), options, admission),
+    ClosePipeline: unary('ClosePipeline', decodeClosePipeline, (r) => api.closePipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options, admission),
+    RegisterDatanode: unary('RegisterDatanode', decodeRegisterDatanode, (r) => api.registerDatanode(r), (d) => ({ datanode: encodeDatanode(d) }), options, admission),
+    ListDatanodes: unary('ListDatanodes', decodeListDatanodes, (r) => api.listDatanodes(r), (ds) => ({ datanodes: ds.map(encodeDatanode) }), options, admission),
+    GetScmRoles: unary('GetScmRoles', (req) => ({ selfOnly: req['selfOnly'] === true }), (request) => api.getScmRoles(request), (roles) => ({ nodes: roles.map(encodeRole) }), options, admission),
+    TransferLeadership: unary('TransferLeadership', decodeTransferLeadership, (r) => api.transferLeadership(r), (r) => ({ leaderId: r.leaderId }), options, admission),
+    AddScm: unary('AddScm', decodeAddScm, (r) => api.addScm(r), (ms) => ({ members: ms.map(encodeMember) }), options, admission),
+    RemoveScm: unary('RemoveScm', decodeRemoveScm, (r) => api.removeScm(r), (ms) => ({ members: ms.map(encodeMember) }), options, admission),
+    GetClusterInfo: unary('GetClusterInfo', noRequest, () => api.getClusterInfo(), encodeClusterInfo, options, admission),
   };
   // Every RPC of the proto must have a handler: a missing one would answer UNIMPLEMENTED at run time.
   for (const name of Object.keys(ScmClientServiceClient.service)) {
     if (handlers[name] === undefined) throw new Error(`internal: no handler for ${CLIENT_SERVICE_NAME}/${name}`);
   }
-  server.addService(ScmClientServiceClient.service, handlers as grpc.UntypedServiceImplementation);
+  server.addService(tolerantDefinition(ScmClientServiceClient.service), handlers as grpc.UntypedServiceImplementation);
 }

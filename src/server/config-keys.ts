@@ -126,6 +126,7 @@ export const KEY = {
   grpcDeadlineInterval: 'ozone.scm.ha.grpc.deadline.interval',
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
+  handlerCount: 'ozone.scm.handler.count.key',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
 } as const;
 
@@ -187,6 +188,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),
+  // Ozone's count of client RPC handler threads. Calls here are asynchronous, so the same key bounds
+  // how many client calls one SCM works on at once; beyond it a call is answered RESOURCE_EXHAUSTED
+  // with a retry hint, so client load cannot starve the Raft traffic that keeps the leader in place.
+  key(KEY.handlerCount, count(1, 100_000), 'Client calls one SCM works on at once; more are answered RESOURCE_EXHAUSTED with a retry hint.', { default: '256' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),
   key('ozone.scm.container.size', size, 'Container size (accepted, unused).', { default: '5GB', used: false }),
   key('ozone.scm.pipeline.owner.container.count', count(1, 1_000_000), 'Open containers per pipeline owner (accepted, unused).', { default: '3', used: false }),

@@ -100,6 +100,8 @@ export interface ScmConfig {
   readonly raft: RaftConfig;
   readonly grpcDeadlineIntervalMs: number;
   readonly containerListMaxCount: number;
+  /** ozone.scm.handler.count.key: client calls admitted at once. */
+  readonly clientMaxInFlight: number;
   readonly sequenceIdBatchSize: number;
   /**
    * The effective value of every key that was set anywhere (not defaults), with `${…}` references
@@ -513,6 +515,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     raft: loadRaftConfig(reader),
     grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
+    clientMaxInFlight: reader.count(KEY.handlerCount),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     values: effective,
   };

@@ -26,10 +26,8 @@ const servicePackage = loadGrpcPackage('RaftPeerProtocol.proto');
 const raftPackage = servicePackage['scm'] as grpc.GrpcObject;
 const ServiceCtor = (raftPackage['raft'] as grpc.GrpcObject)['RaftPeerService'] as grpc.ServiceClientConstructor;
 
-/** Channel options shared by every peer connection: big messages, and keepalive to notice dead peers. */
-export const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.max_send_message_length': 256 * 1024 * 1024,
-  'grpc.max_receive_message_length': 256 * 1024 * 1024,
+/** Keepalive to notice dead peers; fast reconnects. */
+const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
@@ -37,11 +35,27 @@ export const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
 
+export const DEFAULT_MAX_RAFT_MESSAGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Channel options of every peer connection: messages up to the Raft port's cap (a garbage frame
+ * larger than it is refused by gRPC before it is buffered), and keepalive to notice dead peers.
+ */
+export function peerChannelOptions(maxMessageBytes: number): grpc.ChannelOptions {
+  return { ...PEER_CHANNEL_OPTIONS, 'grpc.max_send_message_length': maxMessageBytes, 'grpc.max_receive_message_length': maxMessageBytes };
+}
+
+
 export interface PeerTransportOptions {
   readonly selfId: string;
   readonly clusterId: string;
-  /** Called for every batch received from a peer of our cluster. */
-  readonly onMessages: (from: string, messages: readonly Uint8Array[]) => void;
+  /**
+   * Called for every batch received from a peer of our cluster (`from`: the id its stream's
+   * metadata names). Returning an error text ends that stream with INVALID_ARGUMENT.
+   */
+  readonly onMessages: (from: string, messages: readonly Uint8Array[]) => string | void;
+  /** Largest message accepted or sent on the Raft port (a batch of appends); default 32 MiB. */
+  readonly maxMessageBytes?: number;
   /** Connection problems worth an operator's attention (refused streams, foreign clusters). */
   readonly onWarning?: (message: string) => void;
   /** Per peer; beyond it the oldest queued messages are dropped. Default 64 MiB. */
@@ -79,7 +93,7 @@ class OutboundLink {
     readonly address: string,
     private readonly options: Required<Omit<PeerTransportOptions, 'onWarning'>> & Pick<PeerTransportOptions, 'onWarning'>,
   ) {
-    this.client = new ServiceCtor(address, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS) as unknown as StreamServiceClient;
+    this.client = new ServiceCtor(address, grpc.credentials.createInsecure(), peerChannelOptions(options.maxMessageBytes)) as unknown as StreamServiceClient;
     this.backoffMs = options.initialBackoffMs;
   }
 
@@ -200,13 +214,21 @@ export class PeerTransport {
   private closed = false;
 
   constructor(options: PeerTransportOptions) {
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_RAFT_MESSAGE_BYTES;
     this.options = {
       maxQueuedBytes: 64 * 1024 * 1024,
-      maxBatchBytes: 4 * 1024 * 1024,
+      // A batch must fit in one message of the peer's cap, with room for framing.
+      maxBatchBytes: Math.min(4 * 1024 * 1024, Math.floor(maxMessageBytes / 2)),
       initialBackoffMs: 50,
       maxBackoffMs: 2_000,
       ...options,
+      maxMessageBytes,
     };
+  }
+
+  /** Options for the gRPC server of the Raft port: the same message cap. */
+  serverOptions(): grpc.ServerOptions {
+    return { 'grpc.max_receive_message_length': this.options.maxMessageBytes, 'grpc.max_send_message_length': this.options.maxMessageBytes };
   }
 
   /** Registers the inbound side of the transport on a gRPC server bound to the Ratis port. */
@@ -236,8 +258,11 @@ export class PeerTransport {
           else callback(err);
         };
         call.on('data', (batch: RaftMessageBatch) => {
+          if (finished) return;
           receivedBatches++;
-          if (!this.closed) this.options.onMessages(from, batch.messages);
+          if (this.closed) return;
+          const refused = this.options.onMessages(from, batch.messages);
+          if (refused !== undefined) finish(Object.assign(new Error(refused), { code: grpc.status.INVALID_ARGUMENT, details: refused, metadata: new grpc.Metadata() }));
         });
         call.on('end', () => finish(null));
         call.on('error', () => finish(null));

@@ -53,7 +53,19 @@ export async function recoverRaftState(store: DurableRaftState, sm: ReplicatedSt
   const fromDb = sm.configuration();
   let chosen: AppliedConfiguration | undefined;
   let source: ConfigurationSource = 'none';
-  if (fromConf !== undefined && (fromDb === undefined || fromConf.index >= fromDb.index)) {
+  // raft-meta.conf is written once its configuration is committed, which can be before scm.db has
+  // applied that far: then the file proves the commit index reached it, provided the log still holds
+  // that very entry. If the log lost it (it was reset after an install), the file says too much.
+  const confAhead = fromConf !== undefined && fromConf.index > applied.index;
+  const confInLog = fromConf !== undefined && store.term(fromConf.index) === fromConf.term && fromConf.index <= store.lastIndex();
+  if (fromConf !== undefined && confAhead && !confInLog) {
+    options.warn(`${CONF_FILE} in ${options.where} names the configuration at index ${fromConf.index}, beyond what scm.db applied (${applied.index}) and no longer in the log: using scm.db's and the log's`, {
+      file: CONF_FILE,
+      configIndex: fromConf.index,
+      applied: applied.index,
+    });
+  }
+  if (fromConf !== undefined && (!confAhead || confInLog) && (fromDb === undefined || fromConf.index >= fromDb.index)) {
     chosen = fromConf;
     source = CONF_FILE;
   } else if (fromConf === undefined && mutant('missing-conf-is-empty')) {
@@ -88,6 +100,8 @@ export async function recoverRaftState(store: DurableRaftState, sm: ReplicatedSt
     membership: chosen === undefined ? { voters: [], nonVoters: [] } : { voters: chosen.voters, nonVoters: chosen.nonVoters },
     membershipIndex: chosen?.index ?? 0,
     applied: applied.index,
+    // A configuration known committed beyond what was applied: the commit index reached it.
+    commit: Math.max(applied.index, chosen?.index ?? 0),
   };
   return { initial, reconciliation, configurationSource: source, savedConfIndex: fromConf?.index ?? -1 };
 }

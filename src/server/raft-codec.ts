@@ -20,7 +20,7 @@
 //   SNAPSHOT_STATUS = 11; }
 // enum SnapshotStatus { IN_PROGRESS = 1; INSTALLED = 2; ALREADY_INSTALLED = 3; UNAVAILABLE = 4; }
 // A snapshot notice's prevTerm (the term at firstIndex - 1) travels in field 6, as an append's does.
-import type { LogEntry, Message, MessageType, SnapshotStatusKind } from '../raft/index.js';
+import { MAX_RAFT_NUMBER, type LogEntry, type Message, type MessageType, type SnapshotStatusKind } from '../raft/index.js';
 import { decodeLogEntry, encodeLogEntry } from '../storage/index.js';
 import { ProtoReader, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from '../storage/protobuf-wire.js';
 
@@ -211,7 +211,10 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
       const [s, e] = r.delimited();
       entries.push(decodeLogEntry(buf, s, e));
     } else if (wire === WIRE_VARINT && field >= Field.Type && field <= Field.NoticeId) {
-      num.set(field, r.varint());
+      const value = r.varint();
+      // Terms, indexes, ticks and rounds: refuse what no real peer sends, before anyone adopts it.
+      if (value > MAX_RAFT_NUMBER) r.fail(`field ${field} is ${value}, above the largest term or index a node accepts (2^52)`);
+      num.set(field, value);
     } else {
       r.skip(wire);
     }

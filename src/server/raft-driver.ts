@@ -101,7 +101,8 @@ export class RaftDriver {
   private nextReadId = 0;
   private lastSnapshotIndex: number;
   private installing = false;
-  private readonly installAbort = new AbortController();
+  /** The download under way: aborted at stop, or as soon as a newer term begins. */
+  private download: { readonly term: number; readonly abort: AbortController } | undefined;
   private committedConfigIndex: number;
   private savedConfIndex: number;
   /** raft-meta.conf writes, one after another. */
@@ -147,7 +148,7 @@ export class RaftDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
-    this.installAbort.abort();
+    this.download?.abort.abort(new Error('this SCM is stopping'));
     await this.idle;
     await this.confWrites;
     const err = new UnavailableError('this SCM is shutting down');
@@ -219,15 +220,16 @@ export class RaftDriver {
     this.appliedWaiters = still;
   }
 
-  step(message: Message): void {
-    if (this.stopped) return;
+  /** Feeds a peer's message to the core; returns why the core refused it (a broken rule), if it did. */
+  step(message: Message): Error | undefined {
+    if (this.stopped) return undefined;
     try {
       this.core.step(message);
     } catch (err) {
-      this.hooks.onError(err as Error);
-      return;
+      return err as Error;
     }
     this.schedule();
+    return undefined;
   }
 
   notLeaderError(): NotLeaderError {
@@ -321,7 +323,7 @@ export class RaftDriver {
     this.failed = true;
     this.stopped = true;
     this.ticker?.cancel();
-    this.installAbort.abort();
+    this.download?.abort.abort(err);
     this.hooks.onFatal(err);
   }
 
@@ -349,6 +351,10 @@ export class RaftDriver {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    if (this.download !== undefined && rd.softState !== undefined && rd.softState.term > this.download.term) {
+      // The leader we download from may be hung or cut off; a new term's leader asks again.
+      this.download.abort.abort(new Error(`term ${rd.softState.term} began while downloading from the leader of term ${this.download.term}`));
+    }
     if (rd.softState !== undefined) {
       this.hooks.onSoftState?.(rd.softState.role, rd.softState.leader, rd.softState.term);
       if (rd.softState.role !== 'leader') this.failReadsWaitingForIndex();
@@ -470,7 +476,8 @@ export class RaftDriver {
     this.lastSnapshotIndex = point.index;
     this.hooks.onInfo?.('snapshot point recorded', { term: point.term, index: point.index });
     if (!this.options.purgeEnabled) return;
-    const purgeBelow = point.index - this.options.purgeGap;
+    // Not past what a follower that is installing a checkpoint will resume from.
+    const purgeBelow = Math.min(point.index - this.options.purgeGap, this.core.purgeFloor() ?? Number.MAX_SAFE_INTEGER);
     if (purgeBelow <= this.log.firstIndex()) return;
     const before = this.log.firstIndex();
     await this.log.purgeBelow(purgeBelow);
@@ -490,8 +497,13 @@ export class RaftDriver {
       return;
     }
     this.installing = true;
+    const download = { term: notice.term, abort: new AbortController() };
+    this.download = download;
     catchUp
-      .fetch(notice, this.installAbort.signal)
+      .fetch(notice, download.abort.signal)
+      .finally(() => {
+        if (this.download === download) this.download = undefined;
+      })
       .then((checkpoint) =>
         this.runBetweenReadies(async () => {
           const installed = await catchUp.install(checkpoint, notice).finally(() => {

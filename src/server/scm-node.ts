@@ -18,7 +18,8 @@ import { registerClientService } from './client-service.js';
 import { PeerCalls } from './peer-calls.js';
 import { PeerContact } from './peer-contact.js';
 import { PeerTransport } from './peer-transport.js';
-import { decodeRaftMessage, encodeRaftMessage } from './raft-codec.js';
+import { encodeRaftMessage } from './raft-codec.js';
+import { RaftInbound } from './raft-inbound.js';
 import { RaftDriver } from './raft-driver.js';
 import { realScheduler, type ReplicatedStateMachine } from './raft-ports.js';
 import { recoverRaftState } from './raft-boot.js';
@@ -247,28 +248,27 @@ export class ScmNode {
         maxBytesPerMsg: 1024 * 1024,
         random: new SeededRandom(randomInt(2 ** 31)),
         onWarning: (msg, fields) => this.log.warn(fields, msg),
+        onDropped: (reason) => this.metrics.raftMessageDropped(reason),
       },
       storage,
       boot.initial,
     );
 
+    const inbound = new RaftInbound({
+      selfId: this.nodeId,
+      core: () => this.driver.core,
+      configuredPeers: config.peers.map((p) => p.nodeId).filter((id) => id !== this.nodeId),
+      step: (m) => this.driver.step(m),
+      accepted: (m) => this.contact.received(m),
+      dropped: (reason) => this.metrics.raftMessageDropped(reason),
+      warn: (fields, msg) => this.log.warn(fields, msg),
+    });
     this.transport = new PeerTransport({
       selfId: this.nodeId,
       clusterId: this.clusterId,
-      onMessages: (_from, messages) => {
-        for (const bytes of messages) {
-          let message;
-          try {
-            message = decodeRaftMessage(bytes);
-          } catch (err) {
-            this.log.warn({ err }, 'dropped a malformed Raft message');
-            continue;
-          }
-          if (message.to !== this.nodeId) continue;
-          this.driver.step(message);
-          this.contact.received(message);
-        }
-      },
+      // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
+      maxMessageBytes: config.raft.appenderQueueByteLimitBytes,
+      onMessages: (from, messages) => inbound.receive(from, messages),
       onWarning: (msg) => this.log.warn(msg),
     });
 
@@ -324,11 +324,15 @@ export class ScmNode {
     );
     this.onMembershipChange();
 
-    const ratisServer = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+    const ratisServer = new grpc.Server(this.transport.serverOptions());
     this.transport.registerOn(ratisServer);
-    const clientServer = new grpc.Server();
+    // Per connection, at most as many calls in progress as the node admits (HTTP/2 streams): a
+    // flood from one client queues at the client instead of in this node's event loop, so the
+    // Raft ticks and heartbeats keep their turn.
+    const clientServer = new grpc.Server({ 'grpc.max_concurrent_streams': config.clientMaxInFlight });
     registerClientService(instrumented(clientServer, this.metrics), new ScmService(() => this.sm, this.gateway()), {
       maxListCount: config.containerListMaxCount,
+      maxInFlight: config.clientMaxInFlight,
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
     });
     const grpcServer = new grpc.Server();

@@ -54,6 +54,8 @@ export class FakeScm implements ScmApi {
   ];
   /** When set, every call throws it (after being recorded). */
   failWith: Error | undefined;
+  /** While set, allocateContainer waits for it (to hold calls in flight). */
+  gate: Promise<void> | undefined;
   /** Throw this many errors from the next calls, then behave. */
   failNext: { count: number; error: () => Error } | undefined;
   private nextContainerId = 1;
@@ -109,6 +111,7 @@ export class FakeScm implements ScmApi {
 
   async allocateContainer(request: AllocateContainerRequest): Promise<ContainerWithPipeline> {
     this.record('allocateContainer', request);
+    if (this.gate !== undefined) await this.gate;
     return this.once(request, () => {
       const pipeline = [...this.pipelines.values()].find(
         (p) => p.state === 'OPEN' && p.replicationType === request.replicationType && p.replicationFactor === request.replicationFactor,
@@ -273,7 +276,7 @@ export interface ServedFake {
 }
 
 /** Serves `api` over real gRPC on 127.0.0.1 with an ephemeral port. */
-export async function serve(api: ScmApi, options: { maxListCount?: number } = {}): Promise<ServedFake> {
+export async function serve(api: ScmApi, options: { maxListCount?: number; maxInFlight?: number; retryAfterMs?: number } = {}): Promise<ServedFake> {
   const server = new grpc.Server();
   registerClientService(server, api, options);
   const port = await new Promise<number>((resolve, reject) => {

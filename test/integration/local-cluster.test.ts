@@ -120,6 +120,9 @@ test('scm cluster: a quorum; a second one refused with the reason; Ctrl-C stops 
     const first = startCluster(dir, basePort);
     runs.push(first);
     await first.waitFor(/SCM quorum of 3 running/, 120_000);
+    // The port table follows that line; it may not have been read yet.
+    const last = localNodePorts(3, basePort);
+    await first.waitFor(new RegExp(`${last.nodeId}\\s+${last.client}\\s+${last.ratis}`), 10_000);
     for (let k = 1; k <= 3; k++) {
       const p = localNodePorts(k, basePort);
       assert.match(first.output(), new RegExp(`${p.nodeId}\\s+${p.client}\\s+${p.ratis}\\s+${p.grpc}\\s+${p.http}`));

@@ -185,3 +185,22 @@ test('a joining member that catches up by an install is promoted without waiting
   c.tickAll(3);
   assert.deepEqual(a.raft.status().membership.voters.map((p) => p.id).sort(), ['a', 'b', 'c', 'd']);
 });
+
+test('the leader holds purging back while a follower installs, and stops holding when it goes quiet', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const a = c.node('a');
+  a.log.compact(8);
+  a.raft.compacted(8, a.log.term(8) as number);
+  assert.equal(a.raft.purgeFloor(), undefined, 'nobody is installing');
+  c.filter = () => true;
+  c.tickAll(2);
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'snapshot');
+  assert.equal(a.raft.purgeFloor(), 9, 'c will resume at or after the first index it was told about');
+  // c goes quiet (crashed while installing): after check-quorum rounds without it, no hold.
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  c.tickAll(25);
+  assert.equal(a.raft.purgeFloor(), undefined);
+});

@@ -306,3 +306,19 @@ test('messages that break the protocol\'s own rules are refused before they chan
     assert.equal(raft.currentTerm, 2);
   }
 });
+
+test('an answer to a request never sent does not move the term', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  const b = c.node('b').raft;
+  const term = b.currentTerm;
+  const unsolicited: Message[] = [
+    { type: 'heartbeat-response', from: 'c', to: 'b', term: term + 50, readRound: 0, sentTick: 0 },
+    { type: 'append-response', from: 'c', to: 'b', term: term + 50, reject: true, index: 0, hintIndex: 0, hintTerm: 0 },
+    { type: 'vote-response', from: 'c', to: 'b', term: term + 50, reject: false },
+    { type: 'snapshot-status', from: 'c', to: 'b', term: term + 50, status: 'installed', noticeId: 1, index: 1, snapshotTerm: 1, configIndex: 0 },
+  ];
+  for (const m of unsolicited) b.step(m);
+  assert.equal(b.currentTerm, term);
+  assert.equal(b.leaderId, 'a');
+});

@@ -51,7 +51,9 @@ test('messages flow both ways between two peers, in order, batched per turn', as
 test('a stream from another cluster is refused and nothing is delivered', async () => {
   const warnings: string[] = [];
   let delivered = 0;
-  const b = new PeerTransport({ selfId: 'b', clusterId: 'CID-ours', onMessages: () => delivered++, onWarning: (w) => warnings.push(w) });
+  const b = new PeerTransport({ selfId: 'b', clusterId: 'CID-ours', onMessages: () => {
+    delivered++;
+  }, onWarning: (w) => warnings.push(w) });
   const aWarnings: string[] = [];
   const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-theirs', onMessages: () => {}, onWarning: (w) => aWarnings.push(w) });
   const serverB = new grpc.Server();

@@ -192,3 +192,32 @@ test('a fresh node that only ran scm bootstrap starts without a configuration (i
     assert.equal(boot.configurationSource, 'none');
   });
 });
+
+test('raft-meta.conf written before scm.db applied its entry: the configuration is in force, committed at its own index', async () => {
+  // The simulator found a node that restarted with raft-meta.conf at 49 and scm.db at 48: it used to
+  // invent a configuration "at index 48" holding 49's voters.
+  await withNode(async (node) => {
+    const log = [config(1, 1, ['a', 'b']), data(2, 1), config(3, 1, ['a', 'b', 'c'])];
+    await node.storage.append(log);
+    await node.sm.applyBatch(log.slice(0, 2));
+    await node.storage.saveConf(config(3, 1, ['a', 'b', 'c']));
+    const boot = await recoverRaftState(node.storage, node.sm, { where: 'g', warn: () => undefined });
+    assert.equal(boot.initial.commit, 3);
+    const raft = core('c', node.storage, boot.initial);
+    assert.deepEqual(raft.committedMembership().index, 3);
+    assert.deepEqual(raft.status().membership.voters.map((p) => p.id), ['a', 'b', 'c']);
+  });
+});
+
+test('raft-meta.conf beyond scm.db and no longer in the log is not believed', async () => {
+  await withNode(async (node) => {
+    await node.storage.append([config(1, 1, ['a', 'b']), data(2, 1)]);
+    await node.sm.applyBatch([config(1, 1, ['a', 'b']), data(2, 1)]);
+    await node.storage.saveConf(config(7, 2, ['a', 'b', 'c']));
+    const warnings: string[] = [];
+    const boot = await recoverRaftState(node.storage, node.sm, { where: 'g', warn: (m) => warnings.push(m) });
+    assert.equal(boot.initial.membershipIndex, 1);
+    assert.equal(boot.configurationSource, 'scm.db');
+    assert.match(warnings.join('\n'), /names the configuration at index 7, beyond what scm\.db applied \(2\) and no longer in the log/);
+  });
+});

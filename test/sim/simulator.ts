@@ -27,6 +27,7 @@ import {
 } from '../../src/raft/index.js';
 import { ScmStateMachine, encodeCommand, readConfiguration, type ScmDb } from '../../src/statemachine/index.js';
 import { RaftDriver } from '../../src/server/raft-driver.js';
+import { RaftInbound } from '../../src/server/raft-inbound.js';
 import { recoverRaftState } from '../../src/server/raft-boot.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../../src/server/raft-codec.js';
 import type { CatchUpFailpoint, CheckpointSource, FetchedCheckpoint } from '../../src/server/snapshot-catch-up.js';
@@ -97,6 +98,8 @@ interface Backup {
   readonly disk: DiskImage;
   readonly db: ScmDb;
   readonly at: number;
+  /** How many configurations had been committed when the copy was taken. */
+  readonly configurations: number;
 }
 
 interface SimNode {
@@ -122,6 +125,8 @@ interface SimNode {
   store: SimLogStore | undefined;
   sm: ScmStateMachine | undefined;
   driver: RaftDriver | undefined;
+  /** The production inbound checks of the Raft port, in front of the driver. */
+  inbound: RaftInbound | undefined;
   scheduler: NodeScheduler | undefined;
   booting: boolean;
   lastCommit: number;
@@ -283,6 +288,7 @@ export class Simulation {
         store: undefined,
         sm: undefined,
         driver: undefined,
+        inbound: undefined,
         scheduler: undefined,
         booting: false,
         lastCommit: 0,
@@ -494,6 +500,19 @@ export class Simulation {
       );
       n.sm = sm;
       n.driver = driver;
+      n.inbound = new RaftInbound({
+        selfId: n.id,
+        core: () => driver.core,
+        // As a node's ozone-site.xml: every server of the service.
+        configuredPeers: this.allPeers.map((p) => p.id).filter((id) => id !== n.id),
+        step: (m) => driver.step(m),
+        accepted: () => undefined,
+        dropped: (reason) => {
+          // Honest nodes never send what does not decode or breaks the protocol's rules.
+          if (reason === 'malformed' || reason === 'invalid') this.violation(`${n.id} dropped a message from an honest peer as ${reason}`);
+        },
+        warn: (_fields, message) => this.note(`${n.id} warns: ${message}`),
+      });
       n.booting = false;
       n.lastCommit = core.commitIndex;
       n.lastApplied = sm.lastApplied().index;
@@ -539,6 +558,7 @@ export class Simulation {
     n.booting = false;
     n.incarnation++;
     n.driver = undefined;
+    n.inbound = undefined;
     n.sm = undefined;
     n.store = undefined;
     n.pausedUntil = 0;
@@ -577,7 +597,10 @@ export class Simulation {
    * Rolling a node back loses entries it acknowledged. That is survivable only while a majority of
    * the other voters hold everything it may have acknowledged (its whole durable log).
    */
-  private oldCopyIsSafe(n: SimNode, _backup: Backup): boolean {
+  private oldCopyIsSafe(n: SimNode, backup: Backup): boolean {
+    // An old copy from before a configuration change can hold a group in which this node has more
+    // say (a lone voter, say): restoring it would be an operator's mistake Raft cannot undo.
+    if (backup.configurations !== this.committedConfigs.length) return false;
     const last = n.disk.first + n.disk.entries.length - 1;
     if (last < n.disk.first) return true;
     const term = n.disk.entries[last - n.disk.first]?.term;
@@ -724,7 +747,7 @@ export class Simulation {
       return;
     }
     this.note(`${m.from}→${m.to} ${describe(m)}`);
-    driver.step(m);
+    target.inbound?.receive(m.from, [bytes]);
   }
 
   // ------------------------------------------------------------ invariants
@@ -985,8 +1008,9 @@ export class Simulation {
       if (!n.alive || n.booting) continue;
       const disk = cloneDisk(n.disk);
       const at = this.now;
+      const configurations = this.committedConfigs.length;
       void copyDb(n.db).then((db) => {
-        n.backup = { disk, db, at };
+        n.backup = { disk, db, at, configurations };
       });
     }
     this.note('fault: copies of the nodes\' directories taken');

@@ -1,0 +1,86 @@
+// The Raft port's checks before the Raft loop (src/server/raft-inbound.ts), on a real RaftNode: each
+// kind of bad message is dropped, counted by reason and logged once per peer and reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Message } from '../../src/raft/index.js';
+import type { RaftDropReason } from '../../src/metrics/node-metrics.js';
+import { encodeRaftMessage } from '../../src/server/raft-codec.js';
+import { RaftInbound } from '../../src/server/raft-inbound.js';
+import { TestCluster, membership } from '../raft/cluster.js';
+
+function setup(configuredPeers: string[] = ['a', 'c']) {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  const b = c.node('b');
+  const dropped: RaftDropReason[] = [];
+  const warnings: string[] = [];
+  const accepted: Message[] = [];
+  const inbound = new RaftInbound({
+    selfId: 'b',
+    core: () => b.raft,
+    configuredPeers,
+    step: (m) => {
+      try {
+        b.raft.step(m);
+        return undefined;
+      } catch (err) {
+        return err as Error;
+      }
+    },
+    accepted: (m) => accepted.push(m),
+    dropped: (reason) => dropped.push(reason),
+    warn: (_fields, message) => warnings.push(message),
+  });
+  return { c, b, inbound, dropped, warnings, accepted };
+}
+
+const heartbeat = (from: string, to: string, term: number): Message => ({ type: 'heartbeat', from, to, term, commit: 0, readRound: 0, sentTick: 0 });
+
+test('bytes that do not decode, or carry a term beyond 2^52, end the stream and change nothing', () => {
+  const { b, inbound, dropped } = setup();
+  const term = b.raft.currentTerm;
+  assert.match(inbound.receive('a', [new Uint8Array([0xff, 0xff, 0xff])]) ?? '', /malformed Raft message from a/);
+  // The packet that once crashed every node: a heartbeat response of term 2^53 - 1.
+  const huge = encodeRaftMessage({ type: 'heartbeat-response', from: 'a', to: 'b', term: 2 ** 53 - 1, readRound: 0, sentTick: 0 });
+  assert.match(inbound.receive('a', [huge]) ?? '', /above the largest term or index a node accepts/);
+  assert.deepEqual(dropped, ['malformed', 'malformed']);
+  assert.equal(b.raft.currentTerm, term);
+});
+
+test('misaddressed, spoofed, stranger and rule-breaking messages are dropped by reason; members get through', () => {
+  const { b, inbound, dropped, accepted } = setup();
+  const term = b.raft.currentTerm;
+  inbound.receive('a', [encodeRaftMessage(heartbeat('a', 'c', term))]);
+  // c's connection carrying a message that claims to be from a (the leader).
+  inbound.receive('c', [encodeRaftMessage(heartbeat('a', 'b', term + 1000))]);
+  // A stranger inflating the term.
+  inbound.receive('zz', [encodeRaftMessage(heartbeat('zz', 'b', term + 1000))]);
+  // An append whose entries go back in term (the core refuses it).
+  const bad: Message = {
+    type: 'append', from: 'a', to: 'b', term, prevIndex: b.raft.lastIndex, prevTerm: term, commit: 0,
+    entries: [{ term: term - 1, index: b.raft.lastIndex + 1, payload: { kind: 'data', data: new Uint8Array([1]) } }],
+  };
+  inbound.receive('a', [encodeRaftMessage(bad)]);
+  assert.deepEqual(dropped, ['misaddressed', 'sender_mismatch', 'non_member', 'invalid']);
+  assert.equal(b.raft.currentTerm, term, 'no term moved');
+  inbound.receive('a', [encodeRaftMessage(heartbeat('a', 'b', term))]);
+  assert.equal(accepted.length, 1);
+});
+
+test('a leader the follower\'s configuration does not know yet is heard if the configuration file names it', () => {
+  // b's group is {a, b, c}; d, added since (b missed it), now leads. ozone-site.xml lists d.
+  const { b, inbound, dropped } = setup(['a', 'c', 'd']);
+  assert.deepEqual(b.raft.status().membership, membership(['a', 'b', 'c']));
+  inbound.receive('d', [encodeRaftMessage(heartbeat('d', 'b', b.raft.currentTerm + 1))]);
+  assert.deepEqual(dropped, []);
+  assert.equal(b.raft.leaderId, 'd');
+});
+
+test('each peer and reason is logged once, and counted every time', () => {
+  const { inbound, dropped, warnings } = setup();
+  for (let i = 0; i < 5; i++) inbound.receive('zz', [encodeRaftMessage(heartbeat('zz', 'b', 99))]);
+  inbound.receive('yy', [encodeRaftMessage(heartbeat('yy', 'b', 99))]);
+  assert.equal(dropped.length, 6);
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0] ?? '', /dropped a Raft message from zz \(non_member\)/);
+});
