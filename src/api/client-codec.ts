@@ -12,10 +12,13 @@ import {
   REPLICATION_TYPES,
   SCM_ROLES,
   FACTOR_MEMBERS,
+  CONSISTENCY_STATES,
   type AddScmRequest,
   type AllocateContainerRequest,
   type ClosePipelineRequest,
   type ClusterInfo,
+  type ConsistencyHash,
+  type ConsistencyReport,
   type ContainerInfo,
   type ContainerWithPipeline,
   type CreatePipelineRequest,
@@ -260,6 +263,14 @@ function decodeAddress(wire: Wire, name: string): string {
   return value;
 }
 
+export function decodeCheckConsistency(wire: Wire): MutationHeader {
+  return decodeMutation(wire);
+}
+
+export function decodeGetConsistencyHash(wire: Wire): { index: number } {
+  return { index: decodeUint(wire, 'index', 'index', 1) };
+}
+
 export function decodeAddScm(wire: Wire): AddScmRequest {
   const header = decodeMutation(wire);
   return {
@@ -337,6 +348,14 @@ export function encodeClusterInfo(c: ClusterInfo): Wire {
     leaderAddress: c.leaderAddress,
     members: c.members.map(encodeMember),
   };
+}
+
+export function encodeConsistencyReport(r: ConsistencyReport): Wire {
+  return { index: String(r.index), consistent: r.consistent, nodes: r.nodes.map((n) => ({ nodeId: n.nodeId, state: n.state, hash: n.hash, detail: n.detail })) };
+}
+
+export function encodeConsistencyHash(h: ConsistencyHash): Wire {
+  return { index: String(h.index), known: h.known, hash: h.hash, detail: h.detail };
 }
 
 export function encodeConsistency(consistency: ReadConsistency): string {
@@ -444,6 +463,18 @@ export function parseClusterInfo(w: Wire): ClusterInfo {
     leaderAddress: str(w, 'leaderAddress'),
     members: list(w, 'members').map(parseMember),
   };
+}
+
+export function parseConsistencyReport(w: Wire): ConsistencyReport {
+  return {
+    index: num(w, 'index'),
+    consistent: w['consistent'] === true,
+    nodes: list(w, 'nodes').map((n) => ({ nodeId: str(n, 'nodeId'), state: oneOf(n, 'state', CONSISTENCY_STATES), hash: str(n, 'hash'), detail: str(n, 'detail') })),
+  };
+}
+
+export function parseConsistencyHash(w: Wire): ConsistencyHash {
+  return { index: num(w, 'index'), known: w['known'] === true, hash: str(w, 'hash'), detail: str(w, 'detail') };
 }
 
 export { list as wireList, sub as wireSub };

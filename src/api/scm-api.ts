@@ -170,6 +170,33 @@ export interface RemoveScmRequest extends MutationHeader {
   readonly nodeId: string;
 }
 
+/** One replica's hash right after a consistency marker, or why it has none. */
+export interface ConsistencyHash {
+  readonly index: number;
+  readonly known: boolean;
+  /** hex sha256; '' when not known. */
+  readonly hash: string;
+  readonly detail: string;
+}
+
+export const CONSISTENCY_STATES = ['MATCH', 'MISMATCH', 'UNKNOWN', 'UNREACHABLE'] as const;
+export type ConsistencyState = (typeof CONSISTENCY_STATES)[number];
+
+export interface ConsistencyNodeResult {
+  readonly nodeId: string;
+  readonly state: ConsistencyState;
+  readonly hash: string;
+  readonly detail: string;
+}
+
+/** The outcome of one consistency check: each member's hash at the marker, against the leader's. */
+export interface ConsistencyReport {
+  readonly index: number;
+  /** False when any member's hash differs from the leader's. */
+  readonly consistent: boolean;
+  readonly nodes: readonly ConsistencyNodeResult[];
+}
+
 /**
  * One async method per RPC of StorageContainerLocationProtocolService. Throw the errors of
  * src/errors.ts; anything else becomes INTERNAL.
@@ -191,4 +218,8 @@ export interface ScmApi {
   addScm(request: AddScmRequest): Promise<readonly ScmMember[]>;
   removeScm(request: RemoveScmRequest): Promise<readonly ScmMember[]>;
   getClusterInfo(): Promise<ClusterInfo>;
+  /** Leader only: writes a consistency marker and compares every member's hash at it. */
+  checkConsistency(request: MutationHeader): Promise<ConsistencyReport>;
+  /** This node's hash right after the marker at `index`. */
+  getConsistencyHash(request: { readonly index: number }): Promise<ConsistencyHash>;
 }

@@ -17,8 +17,8 @@ import {
   type ReplicationFactor,
   type ReplicationType,
 } from '../api/scm-api.js';
-import { EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
-import { containerDetails, containersTable, datanodesTable, keyValues, pipelinesTable, replication, rolesJson, rolesTable } from './format.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
+import { consistencyTable, containerDetails, containersTable, datanodesTable, keyValues, pipelinesTable, replication, rolesJson, rolesTable } from './format.js';
 import { requireSomeReachable } from './reachability.js';
 import { resolveScmEndpoints, type ScmEndpoints } from './scm-endpoints.js';
 import { SNAPSHOT_COMMANDS } from './snapshot-commands.js';
@@ -47,6 +47,8 @@ export interface AdminResult {
   readonly json: unknown;
   readonly human: string;
   readonly notice?: string;
+  /** EXIT_OK unless the answer itself is a failure (a consistency mismatch). */
+  readonly exitCode?: number;
 }
 
 export interface AdminCall {
@@ -94,7 +96,7 @@ export function admin(spec: AdminSpec): CommandSpec {
         const result = await call({ client, endpoints, context });
         context.io.stdout(format === 'json' ? `${JSON.stringify(result.json, null, 2)}\n` : result.human);
         if (result.notice !== undefined) context.io.stderr(result.notice);
-        return EXIT_OK;
+        return result.exitCode ?? EXIT_OK;
       } finally {
         client.close();
       }
@@ -166,6 +168,14 @@ export const ADMIN_COMMANDS: readonly CommandSpec[] = [
     plan: () => async ({ client }) => {
       const roles = await client.getScmRoles();
       return { json: rolesJson(roles), human: rolesTable(roles) };
+    },
+  }),
+  admin({
+    path: ['scm', 'check'],
+    summary: 'Check that every SCM node\'s scm.db is the same: the leader writes a marker, each node hashes its state at it (exit 1 on a mismatch).',
+    plan: () => async ({ client }) => {
+      const report = await client.checkConsistency();
+      return { json: report, human: consistencyTable(report), exitCode: report.consistent ? EXIT_OK : EXIT_FAILURE };
     },
   }),
   admin({

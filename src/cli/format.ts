@@ -1,5 +1,5 @@
 // Human-readable output: aligned tables and key/value blocks (`-o json` prints the data instead).
-import type { ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../api/scm-api.js';
+import type { ConsistencyReport, ContainerInfo, DatanodeDetails, Pipeline, ScmNodeRole } from '../api/scm-api.js';
 
 export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = [headers, ...rows.map((row) => row.map((cell) => String(cell)))];
@@ -31,6 +31,14 @@ export function rolesTable(roles: readonly ScmNodeRole[]): string {
 
 export function rolesJson(roles: readonly ScmNodeRole[]): unknown[] {
   return roles.map((r) => (answered(r) ? r : { ...r, term: null, commitIndex: null, appliedIndex: null }));
+}
+
+export function consistencyTable(report: ConsistencyReport): string {
+  const verdict = report.consistent ? 'no member differs from the majority' : 'MISMATCH: some member differs from the majority';
+  return `Consistency check at log index ${report.index}: ${verdict}.\n${table(
+    ['NODE ID', 'STATE', 'HASH', 'DETAIL'],
+    report.nodes.map((n) => [n.nodeId, n.state, n.hash || '-', n.detail || '-']),
+  )}`;
 }
 
 export function containersTable(containers: readonly ContainerInfo[]): string {

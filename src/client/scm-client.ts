@@ -18,6 +18,7 @@ import {
 import {
   encodeDatanode,
   parseClusterInfo,
+  parseConsistencyReport,
   parseContainer,
   parseContainerWithPipeline,
   parseDatanode,
@@ -30,6 +31,7 @@ import {
 } from '../api/client-codec.js';
 import type {
   ClusterInfo,
+  ConsistencyReport,
   ContainerInfo,
   ContainerWithPipeline,
   DatanodeDetails,
@@ -332,6 +334,14 @@ export class ScmClient {
 
   async getClusterInfo(): Promise<ClusterInfo> {
     return parseClusterInfo(await this.invoke('GetClusterInfo', {}));
+  }
+
+  /**
+   * Has the leader write a consistency marker and compare every member's scm.db hash right after
+   * it (a retry writes a new marker).
+   */
+  async checkConsistency(): Promise<ConsistencyReport> {
+    return parseConsistencyReport(await this.invoke('CheckConsistency', this.mutation({})));
   }
 
   /** Closes every channel; calls in progress fail, later calls throw. */

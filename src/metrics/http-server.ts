@@ -36,6 +36,21 @@ export interface NodeStatus {
   };
   /** All members of the current configuration, this node included. */
   readonly peers: readonly PeerStatus[];
+  /** The latest consistency check of scm.db against the other members; null before the first. */
+  readonly consistency: ConsistencyStatus | null;
+}
+
+export interface ConsistencyStatus {
+  /** The log index of the consistency marker the hashes were taken at. */
+  readonly index: number;
+  /** This node's own state: MATCH, MISMATCH, UNKNOWN (it has no hash at the marker) or UNREACHABLE. */
+  readonly state: string;
+  /** False when any member's hash differs from the majority's. */
+  readonly consistent: boolean;
+  /** The members whose scm.db differed. */
+  readonly mismatched: readonly string[];
+  /** ISO-8601, when the check finished. */
+  readonly checkedAt: string;
 }
 
 /**

@@ -17,6 +17,8 @@ import {
 import {
   DEFAULT_MAX_LIST_COUNT,
   decodeAddScm,
+  decodeCheckConsistency,
+  decodeGetConsistencyHash,
   decodeAllocateContainer,
   decodeClosePipeline,
   decodeCreatePipeline,
@@ -29,6 +31,8 @@ import {
   decodeTransferLeadership,
   decodeUpdateContainerState,
   encodeClusterInfo,
+  encodeConsistencyHash,
+  encodeConsistencyReport,
   encodeContainer,
   encodeContainerWithPipeline,
   encodeDatanode,
@@ -205,6 +209,8 @@ export function registerClientService(server: grpc.Server, api: ScmApi, options:
     AddScm: unary('AddScm', decodeAddScm, (r) => api.addScm(r), (ms) => ({ members: ms.map(encodeMember) }), options, admission),
     RemoveScm: unary('RemoveScm', decodeRemoveScm, (r) => api.removeScm(r), (ms) => ({ members: ms.map(encodeMember) }), options, admission),
     GetClusterInfo: unary('GetClusterInfo', noRequest, () => api.getClusterInfo(), encodeClusterInfo, options, admission),
+    CheckConsistency: unary('CheckConsistency', decodeCheckConsistency, (r) => api.checkConsistency(r), encodeConsistencyReport, options, admission),
+    GetConsistencyHash: unary('GetConsistencyHash', decodeGetConsistencyHash, (r) => api.getConsistencyHash(r), encodeConsistencyHash, options, admission),
   };
   // Every RPC of the proto must have a handler: a missing one would answer UNIMPLEMENTED at run time.
   for (const name of Object.keys(ScmClientServiceClient.service)) {

@@ -127,6 +127,7 @@ export const KEY = {
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
+  consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
 } as const;
 
@@ -192,6 +193,8 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // how many client calls one SCM works on at once; beyond it a call is answered RESOURCE_EXHAUSTED
   // with a retry hint, so client load cannot starve the Raft traffic that keeps the leader in place.
   key(KEY.handlerCount, count(1, 100_000), 'Client calls one SCM works on at once; more are answered RESOURCE_EXHAUSTED with a retry hint.', { default: '256' }),
+  // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
+  key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),
   key('ozone.scm.container.size', size, 'Container size (accepted, unused).', { default: '5GB', used: false }),
   key('ozone.scm.pipeline.owner.container.count', count(1, 1_000_000), 'Open containers per pipeline owner (accepted, unused).', { default: '3', used: false }),

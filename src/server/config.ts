@@ -102,6 +102,8 @@ export interface ScmConfig {
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
+  /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
+  readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
   /**
    * The effective value of every key that was set anywhere (not defaults), with `${…}` references
@@ -516,6 +518,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
+    consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     values: effective,
   };

@@ -4,7 +4,7 @@ import type { RaftNode, Role } from '../raft/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { NodeMetrics, RaftRole } from '../metrics/node-metrics.js';
 import type { RaftEvents } from '../metrics/raft-events.js';
-import { STATUS_ROLE_NAMES, type NodeStatus } from '../metrics/http-server.js';
+import { STATUS_ROLE_NAMES, type ConsistencyStatus, type NodeStatus } from '../metrics/http-server.js';
 import type { ScmPeerConfig } from './config.js';
 import type { PeerCalls } from './peer-calls.js';
 import type { PeerContact } from './peer-contact.js';
@@ -30,6 +30,8 @@ export interface NodeStatusParts {
   readonly pendingProposals: () => number;
   readonly droppedMessages: () => ReadonlyMap<string, number>;
   readonly events: RaftEvents;
+  /** The latest consistency check, as this node judged itself. */
+  readonly consistency: () => ConsistencyStatus | null;
 }
 
 export class NodeStatusView {
@@ -79,6 +81,7 @@ export class NodeStatusView {
           reachable: expected ? !this.parts.contact.isUnreachable(p.id, this.parts.startedAt) : null,
         };
       }),
+      consistency: this.parts.consistency(),
     };
   }
 

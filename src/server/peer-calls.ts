@@ -1,11 +1,12 @@
 // The few calls a node makes to its peers' client ports: their cluster id (at start-up), their
-// own role (GetScmRoles), and, for a node that ran `scm bootstrap`, asking the group to add it.
+// own role (GetScmRoles), their hash at a consistency marker, and, for a node that ran
+// `scm bootstrap`, asking the group to add it.
 // Single short attempts over the client API's wire format (src/api), so the server does not depend
 // on the TypeScript client: retries belong to whoever calls (the join is re-tried every second).
 import * as grpc from '@grpc/grpc-js';
 import { LEADER_ADDRESS_METADATA, NOT_LEADER_METADATA, ScmClientServiceClient } from '../api/client-protocol.js';
-import { encodeMember, parseClusterInfo, parseRole, wireList, type Wire } from '../api/client-codec.js';
-import type { ClusterInfo, ScmMember, ScmNodeRole } from '../api/scm-api.js';
+import { encodeMember, parseClusterInfo, parseConsistencyHash, parseRole, wireList, type Wire } from '../api/client-codec.js';
+import type { ClusterInfo, ConsistencyHash, ScmMember, ScmNodeRole } from '../api/scm-api.js';
 
 type UnaryMethod = (request: Wire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Wire) => void) => void;
 
@@ -26,7 +27,7 @@ export class PeerCalls {
     private readonly timeoutMs: number,
   ) {}
 
-  private call(address: string, method: string, request: Wire): Promise<Wire> {
+  private call(address: string, method: string, request: Wire, timeoutMs = this.timeoutMs, waitForReady = false): Promise<Wire> {
     if (this.closed) return Promise.reject(new Error('peer calls are closed'));
     let stub = this.stubs.get(address);
     if (stub === undefined) {
@@ -36,7 +37,7 @@ export class PeerCalls {
     const fn = (stub as unknown as Record<string, UnaryMethod>)[method];
     if (fn === undefined) return Promise.reject(new Error(`internal: no RPC ${method}`));
     return new Promise((resolve, reject) => {
-      fn.call(stub, request, new grpc.Metadata(), { deadline: Date.now() + this.timeoutMs }, (error, response) => {
+      fn.call(stub, request, new grpc.Metadata({ waitForReady }), { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error !== null) reject(error);
         else resolve(response ?? {});
       });
@@ -51,6 +52,13 @@ export class PeerCalls {
   async ownRole(address: string, nodeId: string): Promise<ScmNodeRole | undefined> {
     const roles = wireList(await this.call(address, 'GetScmRoles', { selfOnly: true }), 'nodes').map(parseRole);
     return roles.find((r) => r.nodeId === nodeId);
+  }
+
+  /** The peer's scm.db hash right after the consistency marker at `index` (it may wait to apply it). */
+  async consistencyHash(address: string, index: number, timeoutMs: number): Promise<ConsistencyHash> {
+    // Waits for a connection within the deadline: a channel that failed to connect earlier (the
+    // peer was starting) would otherwise fail the call at once, and the peer count as unreachable.
+    return parseConsistencyHash(await this.call(address, 'GetConsistencyHash', { index: String(index) }, timeoutMs, true));
   }
 
   /** Asks each address in turn to add `member`, going to the leader a follower names. */

@@ -1,6 +1,6 @@
 // One SCM node: storage, state machine, Raft driver and its four servers (client 9860, Ratis 9894,
 // InterSCM gRPC 9895, HTTP 9876), with start-up checks and an orderly shutdown.
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { mkdirSync, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupIdOf, readVersionFile, type ScmVersionInfo } from './version-file.js';
 import { registerClientService } from './client-service.js';
 import { PeerCalls } from './peer-calls.js';
+import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { PeerContact } from './peer-contact.js';
 import { PeerTransport } from './peer-transport.js';
 import { encodeRaftMessage } from './raft-codec.js';
@@ -36,6 +37,10 @@ import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
 export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
+/** How long a member waits to apply a consistency marker before answering that it has not. */
+const CONSISTENCY_APPLY_WAIT_MS = 5_000;
+/** A peer's answer may wait for apply and for hashing all of scm.db. */
+const CONSISTENCY_PEER_TIMEOUT_MS = 30_000;
 
 /** Tick period and tick counts for the core, derived from Ozone's millisecond timeouts. */
 export function raftTiming(config: ScmConfig): { tickMs: number; electionTicks: number; heartbeatTicks: number } {
@@ -135,6 +140,11 @@ export class ScmNode {
   private sizeTimer: NodeJS.Timeout | undefined;
   private http: MetricsHttpServer | undefined;
   private gaugeTimer: NodeJS.Timeout | undefined;
+  private consistencyTimer: NodeJS.Timeout | undefined;
+  private readonly consistency: ConsistencyChecker;
+  /** Names the periodic check's markers in the retry cache: unique per node start. */
+  private readonly consistencyClientId = `scm-consistency-check-${randomUUID()}`;
+  private consistencyCallId = 0;
 
   private constructor(
     readonly config: ScmConfig,
@@ -155,6 +165,17 @@ export class ScmNode {
     const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000);
     this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
+    this.consistency = new ConsistencyChecker({
+      nodeId: self.nodeId,
+      appliedIndex: () => (sm.isClosed ? 0 : sm.lastApplied().index),
+      hashAt: (index) => sm.consistencyHash(index),
+      members: () => this.admin.members(),
+      peerHash: (address, index) => this.peerCalls.consistencyHash(address, index, CONSISTENCY_PEER_TIMEOUT_MS),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      now: Date.now,
+      onChecked: (check) => this.onConsistencyChecked(check),
+      applyWaitMs: CONSISTENCY_APPLY_WAIT_MS,
+    });
     this.view = new NodeStatusView({
       core: () => this.driver.core,
       sm,
@@ -168,6 +189,18 @@ export class ScmNode {
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
       events: this.events,
+      consistency: () => {
+        const latest = this.consistency.latest();
+        if (latest === undefined) return null;
+        const { report } = latest;
+        return {
+          index: report.index,
+          state: latest.own,
+          consistent: report.consistent,
+          mismatched: report.nodes.filter((n) => n.state === 'MISMATCH').map((n) => n.nodeId),
+          checkedAt: new Date(latest.at).toISOString(),
+        };
+      },
     });
   }
 
@@ -315,6 +348,9 @@ export class ScmNode {
           let allocations = 0;
           for (const r of results) if (!r.replayed && r.outcome.ok && r.command?.type === 'allocateContainer') allocations++;
           if (allocations > 0) this.metrics.allocation(allocations);
+          // Every member checks itself at every marker it applies, leader or not: a replica that
+          // diverged learns it from its own gauge.
+          for (const r of results) if (r.command?.type === 'markConsistency') void this.consistency.check(r.index);
         },
         onProposalFailed: () => this.metrics.proposalFailed(),
         onError: (err) => this.log.error({ err }, 'raft loop error'),
@@ -330,7 +366,8 @@ export class ScmNode {
     // flood from one client queues at the client instead of in this node's event loop, so the
     // Raft ticks and heartbeats keep their turn.
     const clientServer = new grpc.Server({ 'grpc.max_concurrent_streams': config.clientMaxInFlight });
-    registerClientService(instrumented(clientServer, this.metrics), new ScmService(() => this.sm, this.gateway()), {
+    const service = new ScmService(() => this.sm, this.gateway());
+    registerClientService(instrumented(clientServer, this.metrics), service, {
       maxListCount: config.containerListMaxCount,
       maxInFlight: config.clientMaxInFlight,
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
@@ -378,6 +415,15 @@ export class ScmNode {
     sizes();
     this.sizeTimer = setInterval(sizes, 10_000);
     this.sizeTimer.unref();
+    if (config.consistencyCheckIntervalMs > 0) {
+      this.consistencyTimer = setInterval(() => {
+        if (!this.driver.isLeader()) return;
+        service.checkConsistency({ clientId: this.consistencyClientId, callId: ++this.consistencyCallId }).catch((err: unknown) => {
+          this.log.warn({ event: 'consistency_check_failed', err }, `consistency check could not run: ${(err as Error).message}`);
+        });
+      }, config.consistencyCheckIntervalMs);
+      this.consistencyTimer.unref();
+    }
     await this.checkPeersCluster();
     this.driver.start();
     this.log.info(
@@ -443,6 +489,21 @@ export class ScmNode {
     this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
   }
 
+  /** This node's verdict on itself: the gauge, and an error line naming who differs where. */
+  private onConsistencyChecked({ report, own }: ConsistencyCheckResult): void {
+    if (own === 'MATCH' || own === 'MISMATCH') this.metrics.setConsistencyMismatch(own === 'MISMATCH');
+    const nodes = Object.fromEntries(report.nodes.map((n) => [n.nodeId, n.state === 'MATCH' || n.state === 'MISMATCH' ? `${n.state} ${n.hash}` : `${n.state}: ${n.detail}`]));
+    if (report.consistent) {
+      this.log.info({ event: 'consistency_check', index: report.index, own, nodes }, `consistency check at index ${report.index}: no member differs`);
+      return;
+    }
+    const mismatched = report.nodes.filter((n) => n.state === 'MISMATCH').map((n) => n.nodeId);
+    this.log.error(
+      { event: 'consistency_mismatch', index: report.index, own, mismatched, nodes },
+      `consistency check at index ${report.index}: scm.db of ${mismatched.join(', ')} differs from the majority's${own === 'MISMATCH' ? ' (this node is one of them)' : ''}`,
+    );
+  }
+
   /** How the client service reaches Raft. */
   private gateway(): ReplicationGateway {
     return {
@@ -461,6 +522,8 @@ export class ScmNode {
       transferLeadership: (newLeaderId) => this.admin.transferLeadership(newLeaderId),
       addScm: (member) => this.admin.addScm(member),
       removeScm: (nodeId) => this.admin.removeScm(nodeId),
+      compareConsistency: (index) => this.consistency.check(index),
+      consistencyHash: (index) => this.consistency.ownHash(index),
     };
   }
 
@@ -504,6 +567,7 @@ export class ScmNode {
       this.admin.stop();
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
       if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
+      if (this.consistencyTimer !== undefined) clearInterval(this.consistencyTimer);
       await this.http?.close();
       const [ratis, ...others] = this.servers;
       await Promise.all(others.map((s) => shutdown(s)));

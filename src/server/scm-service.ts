@@ -31,6 +31,8 @@ import {
   type AllocateContainerRequest,
   type ClosePipelineRequest,
   type ClusterInfo,
+  type ConsistencyHash,
+  type ConsistencyReport,
   type ContainerInfo,
   type ContainerWithPipeline,
   type CreatePipelineRequest,
@@ -68,6 +70,10 @@ export interface ReplicationGateway {
   ownRole(): ScmNodeRole;
   clusterInfo(): ClusterInfo;
   transferLeadership(newLeaderId: string): Promise<string>;
+  /** Compares every member's hash right after the consistency marker at `index` with this node's. */
+  compareConsistency(index: number): Promise<ConsistencyReport>;
+  /** This node's hash right after the marker at `index` (waiting briefly until it is applied). */
+  consistencyHash(index: number): Promise<ConsistencyHash>;
   addScm(member: ScmMember): Promise<readonly ScmMember[]>;
   removeScm(nodeId: string): Promise<readonly ScmMember[]>;
 }
@@ -330,5 +336,25 @@ export class ScmService implements ScmApi {
 
   getClusterInfo(): Promise<ClusterInfo> {
     return Promise.resolve(this.gateway.clusterInfo());
+  }
+
+  /**
+   * Writes a consistency marker and compares every member's hash right after it with this
+   * leader's. Never answered from the retry cache: a retried check is a new marker.
+   */
+  async checkConsistency(request: MutationHeader): Promise<ConsistencyReport> {
+    this.gateway.ensureLeader();
+    const command: ScmCommand = {
+      type: 'markConsistency',
+      clientId: request.clientId,
+      callId: request.callId,
+      timestamp: this.gateway.now(),
+    };
+    const applied = await this.gateway.submit(encodeCommand(command));
+    return this.gateway.compareConsistency(applied.index);
+  }
+
+  getConsistencyHash(request: { readonly index: number }): Promise<ConsistencyHash> {
+    return this.gateway.consistencyHash(request.index);
   }
 }

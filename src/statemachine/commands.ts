@@ -70,7 +70,13 @@ export interface RegisterDatanodeCommand extends CommandEnvelope {
   readonly ports: readonly DatanodePort[];
 }
 
+/** A consistency check point (see proto/scm_commands.proto ConsistencyMarker). */
+export interface MarkConsistencyCommand extends CommandEnvelope {
+  readonly type: 'markConsistency';
+}
+
 export type ScmCommand =
+  | MarkConsistencyCommand
   | AllocateContainerCommand
   | UpdateContainerStateCommand
   | CreatePipelineCommand
@@ -167,6 +173,8 @@ export function validateCommand(cmd: ScmCommand): void {
     case 'activatePipeline':
       requireText(cmd.pipelineId, 'pipelineId');
       return;
+    case 'markConsistency':
+      return;
     case 'registerDatanode':
       requireText(cmd.uuid, 'uuid');
       requireText(cmd.hostname, 'hostname', 1024);
@@ -207,6 +215,8 @@ function bodyToProto(cmd: ScmCommand): ProtoObject {
     case 'deactivatePipeline':
     case 'activatePipeline':
       return { pipelineId: cmd.pipelineId };
+    case 'markConsistency':
+      return {};
     case 'registerDatanode':
       return {
         uuid: cmd.uuid,
@@ -282,6 +292,8 @@ function commandFromProto(obj: ProtoObject): ScmCommand {
     case 'deactivatePipeline':
     case 'activatePipeline':
       return { ...envelope, type: which, pipelineId: str(body, 'pipelineId') };
+    case 'markConsistency':
+      return { ...envelope, type: 'markConsistency' };
     case 'registerDatanode': {
       const ports = Array.isArray(body['ports']) ? (body['ports'] as ProtoObject[]) : [];
       return {

@@ -23,6 +23,8 @@ export function executeCommand(state: ScmState, cmd: ScmCommand): CommandValue {
       return { kind: 'pipeline', pipeline: changePipelineState(state, cmd) };
     case 'registerDatanode':
       return { kind: 'datanode', datanode: registerDatanode(state, cmd) };
+    case 'markConsistency':
+      return { kind: 'marker' };
   }
 }
 

@@ -10,7 +10,9 @@ import { enumNumber, enumValueName, protoType, readSafeInteger, type ProtoObject
 export type CommandValue =
   | { readonly kind: 'container'; readonly container: ContainerInfo }
   | { readonly kind: 'pipeline'; readonly pipeline: PipelineInfo }
-  | { readonly kind: 'datanode'; readonly datanode: DatanodeInfo };
+  | { readonly kind: 'datanode'; readonly datanode: DatanodeInfo }
+  /** A consistency marker was applied (it changes nothing). */
+  | { readonly kind: 'marker' };
 
 export interface CommandFailure {
   readonly code: ScmErrorCode;
@@ -124,6 +126,8 @@ function outcomeToProto(outcome: CommandOutcome): ProtoObject {
       return { pipeline: pipelineToProto(outcome.value.pipeline) };
     case 'datanode':
       return { datanode: datanodeToProto(outcome.value.datanode) };
+    case 'marker':
+      return { marker: {} };
   }
 }
 
@@ -135,6 +139,8 @@ function outcomeFromProto(o: ProtoObject): CommandOutcome {
       return { ok: true, value: { kind: 'pipeline', pipeline: pipelineFromProto(o['pipeline'] as ProtoObject) } };
     case 'datanode':
       return { ok: true, value: { kind: 'datanode', datanode: datanodeFromProto(o['datanode'] as ProtoObject) } };
+    case 'marker':
+      return { ok: true, value: { kind: 'marker' } };
     case 'error': {
       const e = o['error'] as ProtoObject;
       const code = text(e, 'code');

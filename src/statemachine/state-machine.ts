@@ -93,6 +93,7 @@ export class ScmStateMachine implements PipelinePlacementView {
   private applied: TermIndex;
   private snapshot: TermIndex;
   private config: AppliedConfiguration | undefined;
+  private readonly consistencyHashes = new Map<number, Promise<string>>();
   private closed = false;
   /** Serializes applyBatch, recordSnapshotPoint, reload and close: one DB writer at a time. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -201,32 +202,71 @@ export class ScmStateMachine implements PipelinePlacementView {
     return this.exclusive(async () => {
       this.assertOpen();
       const fresh = this.selectNewEntries(entries);
-      const last = fresh[fresh.length - 1];
-      if (last === undefined) return [];
       const results: ApplyResult[] = [];
       let config: AppliedConfiguration | undefined;
       try {
-        for (const entry of fresh) {
+        for (let k = 0; k < fresh.length; k++) {
+          const entry = fresh[k] as LogEntry;
           const p = entry.payload;
-          if (p.kind === 'data' && p.data.length > 0) results.push(this.applyData(entry, p.data));
-          else if (p.kind === 'config') config = { term: entry.term, index: entry.index, voters: p.peers, nonVoters: p.listeners };
+          let marker = false;
+          if (p.kind === 'data' && p.data.length > 0) {
+            const result = this.applyData(entry, p.data);
+            results.push(result);
+            marker = result.command?.type === 'markConsistency';
+          } else if (p.kind === 'config') {
+            config = { term: entry.term, index: entry.index, voters: p.peers, nonVoters: p.listeners };
+          }
+          // A consistency marker ends the batch it is in: the state right after it is written on
+          // its own and hashed, whatever batches the entries arrived in on this replica.
+          if (!marker && k < fresh.length - 1) continue;
+          await this.write(entry, config);
+          config = undefined;
+          if (marker) this.startConsistencyHash(entry.index);
         }
-        const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
-        if (config !== undefined) ops.push({ type: 'put', sublevel: this.tables.meta, key: RAFT_CONFIGURATION_KEY, value: encodeAppliedConfiguration(config) });
-        ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
-        await this.dbValue.batch<unknown, unknown>(ops, {});
       } catch (err) {
         // Memory may hold effects that never reached disk; the failed batch left scm.db untouched,
-        // so rebuilding from it restores exactly the state of lastApplied.
+        // so rebuilding from it restores exactly the state of lastApplied (earlier batches of this
+        // call included).
         this.state.takeWrites();
         const loaded = await ScmStateMachine.load(this.dbValue, this.options);
         this.state = loaded.state;
+        this.applied = loaded.applied;
+        this.config = loaded.configuration;
         throw err;
       }
-      this.applied = { term: last.term, index: last.index };
-      if (config !== undefined) this.config = config;
       return results;
     });
+  }
+
+  /** One scm.db batch: every effect applied in memory since the last one, and #TRANSACTIONINFO = `last`. */
+  private async write(last: LogEntry, config: AppliedConfiguration | undefined): Promise<void> {
+    const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
+    if (config !== undefined) ops.push({ type: 'put', sublevel: this.tables.meta, key: RAFT_CONFIGURATION_KEY, value: encodeAppliedConfiguration(config) });
+    ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
+    await this.dbValue.batch<unknown, unknown>(ops, {});
+    this.applied = { term: last.term, index: last.index };
+    if (config !== undefined) this.config = config;
+  }
+
+  /**
+   * Starts hashing scm.db as it is now (a snapshot iterator: later batches do not change what it
+   * reads), the state right after the consistency marker at `index`.
+   */
+  private startConsistencyHash(index: number): void {
+    const hash = hashReplicatedState(this.dbValue);
+    hash.catch(() => undefined); // read (and its failure reported) by whoever asks
+    this.consistencyHashes.set(index, hash);
+    while (this.consistencyHashes.size > MAX_CONSISTENCY_HASHES) {
+      this.consistencyHashes.delete(this.consistencyHashes.keys().next().value as number);
+    }
+  }
+
+  /**
+   * The hash of scm.db right after the consistency marker at `index`, if this replica applied that
+   * marker itself (not if it reached past it by installing a checkpoint) and still remembers it.
+   */
+  consistencyHash(index: number): Promise<string> | undefined {
+    return this.consistencyHashes.get(index);
   }
 
   private selectNewEntries(entries: readonly LogEntry[]): LogEntry[] {
@@ -350,18 +390,7 @@ export class ScmStateMachine implements PipelinePlacementView {
    */
   async digest(): Promise<string> {
     this.assertOpen();
-    const hash = createHash('sha256');
-    const length = Buffer.alloc(4);
-    const localOnly = Buffer.from(`!${META_TABLE}!${SNAPSHOT_POINT_KEY}`);
-    for await (const [key, value] of this.dbValue.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' })) {
-      if (key.equals(localOnly)) continue;
-      for (const part of [key, value]) {
-        length.writeUInt32BE(part.length);
-        hash.update(length);
-        hash.update(part);
-      }
-    }
-    return hash.digest('hex');
+    return hashReplicatedState(this.dbValue);
   }
 
   // ---- queries, served from memory ----
@@ -448,4 +477,31 @@ export async function readConfigurationAt(dbDir: string): Promise<AppliedConfigu
   } finally {
     await db.close();
   }
+}
+
+/** Consistency hashes kept per replica (the checker asks about the latest markers only). */
+const MAX_CONSISTENCY_HASHES = 16;
+
+/**
+ * sha256 over every replicated key/value pair of scm.db in key order, each length-prefixed, read
+ * through one iterator (a snapshot of the moment it is created). The snapshot point is left out:
+ * each replica records its own when it reaches the threshold, so it differs between identical
+ * replicas.
+ */
+function hashReplicatedState(db: ScmDb): Promise<string> {
+  const iterator = db.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  return (async () => {
+    const hash = createHash('sha256');
+    const length = Buffer.alloc(4);
+    const localOnly = Buffer.from(`!${META_TABLE}!${SNAPSHOT_POINT_KEY}`);
+    for await (const [key, value] of iterator) {
+      if (key.equals(localOnly)) continue;
+      for (const part of [key, value]) {
+        length.writeUInt32BE(part.length);
+        hash.update(length);
+        hash.update(part);
+      }
+    }
+    return hash.digest('hex');
+  })();
 }

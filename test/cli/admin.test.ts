@@ -252,3 +252,33 @@ test('--help prints the usage with the short flags and exits 0', async () => {
   const top = await scm('--help');
   assert.match(top.out, /scm admin datanode register/);
 });
+
+test('scm check: a table of every node at the marker, exit 0 when alike and 1 on a mismatch', async () => {
+  const ok = await scm('admin', 'scm', 'check', ...at());
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /^Consistency check at log index 57: no member differs from the majority\.\nNODE ID\s+STATE\s+HASH\s+DETAIL\n/);
+  assert.match(ok.out, new RegExp(`\nscm2\\s+MATCH\\s+${'a'.repeat(64)}\\s+-\n$`));
+  const saved = fake.consistency;
+  fake.consistency = {
+    index: 91,
+    consistent: false,
+    nodes: [
+      { nodeId: 'scm1', state: 'MATCH', hash: 'a'.repeat(64), detail: '' },
+      { nodeId: 'scm2', state: 'MISMATCH', hash: 'b'.repeat(64), detail: `the majority holds ${'a'.repeat(64)}` },
+      { nodeId: 'scm3', state: 'UNREACHABLE', hash: '', detail: 'UNAVAILABLE' },
+    ],
+  };
+  try {
+    const bad = await scm('admin', 'scm', 'check', ...at());
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /^Consistency check at log index 91: MISMATCH/);
+    assert.match(bad.out, /\nscm2\s+MISMATCH\s+b{64}\s+the majority holds a{64}\n/);
+    assert.match(bad.out, /\nscm3\s+UNREACHABLE\s+-\s+UNAVAILABLE\n/);
+    const json = await scm('admin', 'scm', 'check', '-o', 'json', ...at());
+    assert.equal(json.code, 1);
+    assert.deepEqual(JSON.parse(json.out), fake.consistency);
+  } finally {
+    fake.consistency = saved;
+  }
+  assert.ok(callsOf('checkConsistency').length >= 3);
+});

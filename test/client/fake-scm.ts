@@ -11,6 +11,8 @@ import type {
   AllocateContainerRequest,
   ClosePipelineRequest,
   ClusterInfo,
+  ConsistencyHash,
+  ConsistencyReport,
   ContainerInfo,
   ContainerWithPipeline,
   CreatePipelineRequest,
@@ -20,6 +22,7 @@ import type {
   LifeCycleState,
   ListContainerRequest,
   ListPipelinesRequest,
+  MutationHeader,
   Pipeline,
   ReadHeader,
   RegisterDatanodeRequest,
@@ -249,6 +252,26 @@ export class FakeScm implements ScmApi {
     if (!this.members.some((m) => m.nodeId === request.nodeId)) throw new NotFoundError(`SCM node ${request.nodeId} is not a member`);
     this.members = this.members.filter((m) => m.nodeId !== request.nodeId);
     return this.members;
+  }
+
+  /** What checkConsistency answers (a test may set a mismatch). */
+  consistency: ConsistencyReport = {
+    index: 57,
+    consistent: true,
+    nodes: [
+      { nodeId: 'scm1', state: 'MATCH', hash: 'a'.repeat(64), detail: '' },
+      { nodeId: 'scm2', state: 'MATCH', hash: 'a'.repeat(64), detail: '' },
+    ],
+  };
+
+  async checkConsistency(request: MutationHeader): Promise<ConsistencyReport> {
+    this.record('checkConsistency', request);
+    return this.consistency;
+  }
+
+  async getConsistencyHash(request: { readonly index: number }): Promise<ConsistencyHash> {
+    this.record('getConsistencyHash', request);
+    return { index: request.index, known: true, hash: 'a'.repeat(64), detail: '' };
   }
 
   async getClusterInfo(): Promise<ClusterInfo> {

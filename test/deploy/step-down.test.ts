@@ -24,6 +24,7 @@ function status(role: NodeStatus['role'], peers: NodeStatus['peers']): NodeStatu
     leaderId: role === 'leader' ? 'scm-0' : 'scm-1',
     indexes: { lastLog: 100, commit: 100, applied: 100, snapshot: 0 },
     peers,
+    consistency: null,
   };
 }
 

@@ -7,32 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { loadGrpcPackage } from '../../src/api/proto-files.js';
 import { ScmClientServiceClient } from '../../src/api/client-protocol.js';
 import type { Message } from '../../src/raft/index.js';
 import { encodeRaftMessage } from '../../src/server/raft-codec.js';
-import { CLUSTER_ID_METADATA, FROM_ID_METADATA } from '../../src/server/peer-transport.js';
 import { TestCluster } from './harness.js';
-
-const raftPackage = (loadGrpcPackage('RaftPeerProtocol.proto')['scm'] as grpc.GrpcObject)['raft'] as grpc.GrpcObject;
-const RaftPeerService = raftPackage['RaftPeerService'] as grpc.ServiceClientConstructor;
-
-/** Opens a raw Raft stream as `from` and sends `messages`; resolves with how the stream ended. */
-function rawStream(address: string, clusterId: string, from: string, batches: Uint8Array[][], maxSend = 256 * 1024 * 1024): Promise<grpc.StatusObject | undefined> {
-  const client = new RaftPeerService(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': maxSend });
-  const metadata = new grpc.Metadata();
-  metadata.set(CLUSTER_ID_METADATA, clusterId);
-  metadata.set(FROM_ID_METADATA, from);
-  return new Promise((resolve) => {
-    const call = (client as unknown as { Stream: (md: grpc.Metadata, cb: (err: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<{ messages: Uint8Array[] }> }).Stream(metadata, (err) => {
-      client.close();
-      resolve(err ?? undefined);
-    });
-    call.on('error', () => undefined);
-    for (const messages of batches) call.write({ messages });
-    call.end();
-  });
-}
+import { rawStream } from './raw-raft.js';
 
 interface StatusDoc {
   term: number;

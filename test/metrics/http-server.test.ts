@@ -19,6 +19,7 @@ function sampleStatus(overrides: Partial<NodeStatus> = {}): NodeStatus {
       { id: 'scm2', address: 'scm2:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
       { id: 'scm3', address: 'scm3:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
     ],
+    consistency: { index: 110, state: 'MATCH', consistent: true, mismatched: [], checkedAt: '2026-12-02T19:00:00.000Z' },
     ...overrides,
   };
 }

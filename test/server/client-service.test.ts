@@ -79,6 +79,9 @@ const invalid: [string, string, Raw, RegExp][] = [
   ['AddScm', 'bad address', { ...M, nodeId: 'scm4', address: 'host', clientAddress: 'host:9860' }, /^address: "host" is not host:port/],
   ['AddScm', 'port out of range', { ...M, nodeId: 'scm4', address: 'host:99999', clientAddress: 'host:9860' }, /^address: "host:99999" is not host:port/],
   ['RemoveScm', 'missing id', { ...M }, /^nodeId: is required/],
+  ['CheckConsistency', 'missing clientId', { callId: '1' }, /^clientId: is required/],
+  ['GetConsistencyHash', 'missing index', {}, /^index: is required/],
+  ['GetConsistencyHash', 'index beyond 2^53', { index: '18446744073709551615' }, /^index: "18446744073709551615" is out of range/],
 ];
 
 for (const [method, label, request, message] of invalid) {
@@ -177,4 +180,19 @@ test('GetScmRoles and GetClusterInfo answer with every field', async () => {
   assert.deepEqual(node, { nodeId: 'scm1', address: '127.0.0.1:9894', clientAddress: '127.0.0.1:9860', role: 'LEADER', term: '3', commitIndex: '42', appliedIndex: '41' });
   const info = await call('GetClusterInfo', {});
   assert.equal(info.response?.['clusterId'], 'CID-2a3f36e8-506f-40eb-986e-bb79d188fd55');
+});
+
+test('CheckConsistency and GetConsistencyHash answer with every field', async () => {
+  const report = await call('CheckConsistency', { ...M });
+  assert.deepEqual(report.response, {
+    index: '57',
+    consistent: true,
+    nodes: [
+      { nodeId: 'scm1', state: 'MATCH', hash: 'a'.repeat(64), detail: '' },
+      { nodeId: 'scm2', state: 'MATCH', hash: 'a'.repeat(64), detail: '' },
+    ],
+  });
+  const hash = await call('GetConsistencyHash', { index: '57' });
+  assert.deepEqual(hash.response, { index: '57', known: true, hash: 'a'.repeat(64), detail: '' });
+  assert.deepEqual(fake.calls.at(-1), { method: 'getConsistencyHash', request: { index: 57 } });
 });
