@@ -7,7 +7,7 @@ export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from '
 export { registerInterScmService, DEFAULT_CHUNK_SIZE, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
 export { downloadCheckpoint, DownloadError, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractedCheckpoint } from './safe-extract.js';
-export { installCheckpoint, recoverInterruptedInstall, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
+export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
 export { chunkChecksum } from './chunk-checksum.js';
 export { FAILPOINTS_ENV, failpoint } from './failpoints.js';
