@@ -1,7 +1,7 @@
 // Extracts a downloaded checkpoint tar.gz into a fresh directory, trusting nothing in it.
 //
 // Only regular files and directories are accepted; names must be relative, normalised and free of
-// `..`; links, devices and FIFOs are refused; total bytes, entry count and per-entry size are
+// `..`; links, devices, FIFOs and type flags tar-stream does not know (GNU sparse) are refused; total bytes, entry count and per-entry size are
 // capped; duplicates are refused. Each file is hashed while written and fsynced. Afterwards the
 // MANIFEST.json entry must describe exactly the files extracted (same set, sizes and SHA-256).
 // On any error the partially extracted directory is removed.
@@ -76,7 +76,12 @@ async function extractInto(tarGzPath: string, destDir: string, caps: Required<Ex
       entries++;
       if (entries > caps.maxEntries) throw new UnsafeTarballError(`tarball has more than ${caps.maxEntries} entries`);
       const name = safeEntryName(header.name);
-      const type = header.type ?? 'file';
+      // tar-stream reports a type flag it does not know (GNU sparse 'S', vendor extensions) as null:
+      // never take that for a regular file.
+      const type = header.type;
+      if (type === null || type === undefined) {
+        throw new UnsafeTarballError(`tarball entry ${JSON.stringify(header.name)} has a type flag other than regular file or directory; only regular files and directories are allowed`);
+      }
       if (type !== 'file' && type !== 'directory') {
         throw new UnsafeTarballError(`tarball entry ${JSON.stringify(header.name)} is a ${type}; only regular files and directories are allowed`);
       }

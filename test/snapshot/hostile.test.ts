@@ -28,7 +28,7 @@ function toMessages(tarGz: Buffer, clusterId = CLUSTER_ID): CopyDBCheckpointResp
   return out;
 }
 
-async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
+async function craftTar(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
   const pack = tar.pack();
   const done = streamToBuffer(pack as unknown as NodeJS.ReadableStream);
   for (const e of entries) {
@@ -37,7 +37,27 @@ async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.He
     });
   }
   pack.finalize();
-  return gzipSync(await done);
+  return done;
+}
+
+async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
+  return gzipSync(await craftTar(entries));
+}
+
+/** Rewrites the type flag of the entry named `name` in a plain tar (tar-stream only writes the types it knows), fixing the header checksum. */
+function setTypeFlag(tarBytes: Buffer, name: string, flag: string): Buffer {
+  const out = Buffer.from(tarBytes);
+  for (let off = 0; off + 512 <= out.length; off += 512) {
+    const header = out.subarray(off, off + 512);
+    if (header.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '') !== name) continue;
+    header[156] = flag.charCodeAt(0);
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of header) sum += b;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    return out;
+  }
+  throw new Error(`no tar header named ${name}`);
 }
 
 interface Case {
@@ -95,6 +115,21 @@ const cases: Case[] = [
   { name: 'a symlink', messages: () => hostileTar({ name: 'LOCK', type: 'symlink', linkname: '/etc/passwd' }), expected: /"LOCK" is a symlink/ },
   { name: 'a hard link', messages: () => hostileTar({ name: 'LOG', type: 'link', linkname: 'CURRENT' }), expected: /"LOG" is a link/ },
   { name: 'a device', messages: () => hostileTar({ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }), expected: /"dev" is a character-device/ },
+  {
+    // GNU sparse ('S'): tar-stream reports no type for it, and it must not pass for a regular file,
+    // even with a manifest that lists it.
+    name: 'an entry with an unknown type flag',
+    messages: async () => {
+      const x = Buffer.from('evil');
+      const files = [{ path: 'CURRENT', content: x }, { path: 'sparse', content: x }];
+      const plain = await craftTar([
+        ...files.map((f) => ({ header: { name: f.path, size: f.content.length }, content: f.content })),
+        { header: { name: 'MANIFEST.json' }, content: manifestFor(files) },
+      ]);
+      return toMessages(gzipSync(setTypeFlag(plain, 'sparse', 'S')));
+    },
+    expected: /tarball entry "sparse" has a type flag other than regular file or directory; only regular files and directories are allowed/,
+  },
   { name: 'an oversized entry', messages: (valid) => toMessages(valid), limits: { maxEntryBytes: 64 }, expected: /over the per-entry cap of 64/ },
   { name: 'too many entries', messages: (valid) => toMessages(valid), limits: { maxEntries: 2 }, expected: /more than 2 entries/ },
   { name: 'too many bytes in total', messages: (valid) => toMessages(valid), limits: { maxTotalBytes: 1000 }, expected: /exceeds the cap of 1000 bytes total/ },
