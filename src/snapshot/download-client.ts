@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TermIndex } from '../statemachine/transaction-info.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
+import { checkRequestId } from './request-checks.js';
 
 export interface DownloadProgress {
   readonly bytes: number;
@@ -69,6 +70,7 @@ const PARTIAL_SUFFIX = '.tar.gz.partial';
 export async function downloadCheckpoint(req: DownloadRequest): Promise<DownloadedCheckpoint> {
   if (req.expectedClusterId === '') throw new Error('downloadCheckpoint needs a non-empty expectedClusterId');
   if (!(req.deadlineMs > 0)) throw new Error(`downloadCheckpoint deadlineMs must be positive, got ${req.deadlineMs}`);
+  checkRequestId(req.requesterId, 'requesterId');
   await mkdir(req.destDir, { recursive: true });
 
   const Client = interScmClientConstructor();
@@ -180,7 +182,8 @@ function verifyMessage(m: Record<string, unknown>, expectedClusterId: string, ex
   if (checksum === undefined) throw new Error(`message at readOffset ${readOffset} has no checksum`);
   const actual = chunkChecksum(data);
   if (checksum !== actual) throw new Error(`checksum mismatch in chunk at readOffset ${readOffset}: leader sent ${checksum}, data has ${actual}`);
-  const checkpointId = typeof m['checkpointId'] === 'string' && m['checkpointId'] !== '' ? m['checkpointId'] : undefined;
+  // Ours only (an Ozone leader sends none); it names the partial file and comes back in a resume.
+  const checkpointId = m['checkpointId'] === '' ? undefined : checkRequestId(m['checkpointId'], 'checkpointId');
   const term = toSafeInteger(m['checkpointTerm'], 'checkpointTerm');
   const index = toSafeInteger(m['checkpointIndex'], 'checkpointIndex');
   return {

@@ -8,6 +8,7 @@ import { failpoint } from './failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
+import { checkRequestId } from './request-checks.js';
 import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -25,7 +26,16 @@ export interface InterScmServiceOptions {
   readonly log?: SnapshotLogger;
   /** A checkpoint stream reached its end (for metrics): the bytes sent in this call. */
   readonly onServed?: (bytes: number) => void;
+  /** A download was refused or cut off without being served to its end (for metrics), and why. */
+  readonly onRefused?: (reason: ServeRefusal) => void;
 }
+
+/**
+ * Why a download was not served to its end, a closed set (a metric label):
+ * - `invalid_request`: a malformed field (INVALID_ARGUMENT).
+ */
+export const SERVE_REFUSALS = ['invalid_request'] as const;
+export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
 
@@ -55,15 +65,20 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     call.once('close', () => resolve());
   });
   const request = call.request;
+  const peer = call.getPeer();
   let resumeOffset: number;
+  let resumeId: string | undefined;
+  let requesterId: string | undefined;
   try {
+    // Checked before anything is logged or spent: these are the peer's words.
+    requesterId = checkRequestId(request.requesterId, 'requesterId');
+    resumeId = checkRequestId(request.checkpointId, 'checkpointId');
     resumeOffset = toSafeInteger(request.resumeOffset, 'resumeOffset') ?? 0;
     if (resumeOffset < 0) throw new Error(`resumeOffset must be >= 0, got ${resumeOffset}`);
   } catch (err) {
-    fail(call, grpc.status.INVALID_ARGUMENT, (err as Error).message);
+    refuse(call, options, log, grpc.status.INVALID_ARGUMENT, 'invalid_request', `invalid checkpoint download request: ${(err as Error).message}`, { peer });
     return;
   }
-  const resumeId = request.checkpointId !== undefined && request.checkpointId !== '' ? request.checkpointId : undefined;
 
   let lease: CheckpointLease;
   try {
@@ -77,7 +92,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
   // A resume only makes sense on the very same bytes; otherwise start the new checkpoint at 0.
   const startOffset = resumeId === checkpoint.id ? resumeOffset : 0;
   const body = packCheckpoint(checkpoint, options.clusterId, options.gzipLevel !== undefined ? { gzipLevel: options.gzipLevel } : {});
-  log('info', 'streaming checkpoint', { requester: request.requesterId ?? call.getPeer(), checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
+  log('info', 'streaming checkpoint', { requester: requesterId, peer, checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
   try {
@@ -124,6 +139,13 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     body.destroy();
     await lease.release();
   }
+}
+
+/** Answers `code` without serving, logs why (warn) and counts it (onRefused). */
+function refuse(call: DownloadCall, options: InterScmServiceOptions, log: SnapshotLogger, code: grpc.status, reason: ServeRefusal, details: string, fields: Record<string, unknown>): void {
+  log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
+  options.onRefused?.(reason);
+  fail(call, code, details);
 }
 
 function fail(call: DownloadCall, code: grpc.status, details: string): void {

@@ -4,7 +4,8 @@ export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHEC
 export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
 export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
 export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
-export { registerInterScmService, DEFAULT_CHUNK_SIZE, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, SERVE_REFUSALS, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
+export { checkRequestId, InvalidRequestError, MAX_REQUEST_ID_LENGTH } from './request-checks.js';
 export { downloadCheckpoint, DownloadError, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractedCheckpoint } from './safe-extract.js';
 export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';

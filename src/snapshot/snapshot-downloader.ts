@@ -12,6 +12,7 @@ import type { AppliedConfiguration } from '../statemachine/raft-configuration.js
 import { downloadCheckpoint, DownloadError, type DownloadProgress, type ResumePoint } from './download-client.js';
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
+import { checkRequestId } from './request-checks.js';
 import { extractCheckpointTarball, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
@@ -65,6 +66,7 @@ export class SnapshotDownloader {
     this.now = options.now ?? Date.now;
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
     if (options.expectedClusterId === '') throw new Error('SnapshotDownloader needs a non-empty expectedClusterId');
+    checkRequestId(options.requesterId, 'requesterId');
   }
 
   /**

@@ -102,6 +102,11 @@ const cases: Case[] = [
     },
     expected: /checksum mismatch in chunk at readOffset 4096/,
   },
+  {
+    name: 'a checkpoint id too long to be one',
+    messages: (valid) => toMessages(valid).map((m) => ({ ...m, checkpointId: 'z'.repeat(10_000) })),
+    expected: /checkpointId is 10000 characters long, more than 128/,
+  },
   { name: 'a wrong cluster id', messages: (valid) => toMessages(valid, 'CID-someone-else'), expected: /cluster id mismatch: expected "CID-5f1f/ },
   { name: 'a truncated stream', messages: (valid) => toMessages(valid).slice(0, -1), expected: /stream truncated: it ended after \d+ bytes without an eof/ },
   { name: 'a gap in offsets', messages: (valid) => toMessages(valid).filter((_, i) => i !== 2), expected: /offset gap: expected readOffset 8192, got 12288/ },

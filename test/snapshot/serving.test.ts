@@ -1,0 +1,111 @@
+// The leader's InterSCM service checks what a request carries and who sends it before it spends a
+// checkpoint on it: a bad requesterId or checkpointId is INVALID_ARGUMENT (and never logged in
+// full), and nothing is taken or streamed for it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
+import { registerInterScmService, type InterScmServiceOptions, type ServeRefusal } from '../../src/snapshot/download-service.js';
+import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
+import { interScmClientConstructor } from '../../src/snapshot/inter-scm-proto.js';
+import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
+import { CLUSTER_ID, createScmDb, startServer, withTempDir } from './helpers.js';
+
+type RawClient = grpc.Client & { download(r: unknown, o?: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> };
+
+function rawClient(address: string): RawClient {
+  const Client = interScmClientConstructor();
+  return new Client(address, grpc.credentials.createInsecure()) as unknown as RawClient;
+}
+
+/** Reads a whole download; resolves with the messages' byte count, or the gRPC error. */
+async function drain(client: RawClient, request: Record<string, unknown>): Promise<{ bytes: number } | grpc.ServiceError> {
+  let bytes = 0;
+  try {
+    for await (const m of client.download(request) as AsyncIterable<Record<string, unknown>>) bytes += (m['data'] as Buffer).length;
+    return { bytes };
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+}
+
+interface Logged {
+  readonly level: string;
+  readonly message: string;
+  readonly fields: Record<string, unknown> | undefined;
+}
+
+async function withLeader(body: (ctx: { address: string; provider: CheckpointProvider; logs: Logged[]; served: number[]; refused: ServeRefusal[] }) => Promise<void>, options: Partial<InterScmServiceOptions> = {}): Promise<void> {
+  await withTempDir('snap-serve-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 50, { term: 1, index: 20 });
+    const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 8 });
+    const logs: Logged[] = [];
+    const served: number[] = [];
+    const refused: ServeRefusal[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, {
+        clusterId: CLUSTER_ID,
+        provider,
+        log: (level, message, fields) => logs.push({ level, message, fields }),
+        onServed: (bytes) => served.push(bytes),
+        onRefused: (reason) => refused.push(reason),
+        ...options,
+      }),
+    );
+    try {
+      await body({ address, provider, logs, served, refused });
+    } finally {
+      await stop();
+      await db.close();
+    }
+  });
+}
+
+test('a huge or malformed requesterId or checkpointId is refused with INVALID_ARGUMENT, never logged in full, and costs no checkpoint', async () => {
+  await withLeader(async ({ address, provider, logs, served, refused }) => {
+    const client = rawClient(address);
+    try {
+      const cases: Array<{ request: Record<string, unknown>; expected: RegExp }> = [
+        { request: { flush: true, requesterId: 'x'.repeat(3 * 1024 * 1024) }, expected: /requesterId is 3145728 characters long, more than 128/ },
+        { request: { flush: true, requesterId: 'scm2\n{"level":"fatal"}' }, expected: /requesterId has U\+000A at position 4; only printable ASCII/ },
+        { request: { flush: true, requesterId: 'scm\u00e92' }, expected: /requesterId has U\+00E9 at position 3/ },
+        { request: { flush: true, requesterId: '' }, expected: /requesterId is empty/ },
+        { request: { flush: true, checkpointId: 'y'.repeat(100_000), resumeOffset: 10 }, expected: /checkpointId is 100000 characters long, more than 128/ },
+      ];
+      for (const c of cases) {
+        const result = await drain(client, c.request);
+        assert.ok(!('bytes' in result), `refused: ${String(c.expected)}`);
+        assert.equal(result.code, grpc.status.INVALID_ARGUMENT, String(c.expected));
+        assert.match(result.details, c.expected);
+      }
+      assert.equal(provider.created, 0, 'no checkpoint was taken for a refused request');
+      assert.deepEqual(served, []);
+      const logged = JSON.stringify(logs);
+      assert.ok(logged.length < 4096, `the log holds what was wrong, not the values (${logged.length} characters)`);
+      assert.ok(!logged.includes('"level":"fatal"'), 'a requesterId cannot forge a log line');
+      assert.equal(logs.filter((l) => l.level === 'warn' && /refused/.test(l.message)).length, cases.length, 'each refusal is logged once');
+      assert.deepEqual(refused, cases.map(() => 'invalid_request'), 'and counted');
+
+      // A well-formed requesterId (the CLI sends this one) is served.
+      const ok = await drain(client, { flush: true, requesterId: 'scm admin snapshot save' });
+      assert.ok('bytes' in ok && ok.bytes > 0, `served: ${JSON.stringify(ok)}`);
+      assert.equal(served.length, 1);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+test('our client checks its own requesterId before it asks', async () => {
+  await withTempDir('snap-serve-', async (dir) => {
+    await assert.rejects(
+      downloadCheckpoint({ address: '127.0.0.1:1', expectedClusterId: CLUSTER_ID, destDir: join(dir, 'snapshot'), deadlineMs: 1000, requesterId: 'scm2\r\n' }),
+      /requesterId has U\+000D at position 4/,
+    );
+    assert.throws(
+      () => new SnapshotDownloader({ leaderAddress: () => undefined, expectedClusterId: CLUSTER_ID, snapshotDir: join(dir, 'snapshot'), deadlineMs: 1000, requesterId: 'n'.repeat(129) }),
+      /requesterId is 129 characters long, more than 128/,
+    );
+  });
+});
