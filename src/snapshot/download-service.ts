@@ -1,6 +1,8 @@
-// The leader side of InterSCMProtocolService.download: leases a checkpoint, streams it as tar.gz in
-// fixed-size chunks with every Ozone field filled (clusterId, len, eof, data, readOffset, checksum)
-// plus our optional extension fields, and honours gRPC flow control so memory stays flat.
+// The leader side of InterSCMProtocolService.download: checks the request (its ids, offset) and
+// who sends it (per-requester and per-peer caps, serve-limiter.ts) before it spends anything,
+// leases a checkpoint, streams it as tar.gz in fixed-size chunks with every Ozone field filled
+// (clusterId, len, eof, data, readOffset, checksum) plus our optional extension fields, and honours
+// gRPC flow control so memory stays flat. Every refusal is logged (warn) and reported (onRefused).
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
@@ -9,6 +11,7 @@ import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
+import { ServeLimiter, type Admission, type RateLimit } from './serve-limiter.js';
 import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -28,13 +31,21 @@ export interface InterScmServiceOptions {
   readonly onServed?: (bytes: number) => void;
   /** A download was refused or cut off without being served to its end (for metrics), and why. */
   readonly onRefused?: (reason: ServeRefusal) => void;
+  /** Caps per requesterId (default 2 at once, 12 per minute). */
+  readonly perRequester?: RateLimit;
+  /** Caps per peer address, whatever requesterId it sends (default 3 at once, 30 per minute). */
+  readonly perPeer?: RateLimit;
+  /** Clock for the per-minute caps (tests inject one). */
+  readonly now?: () => number;
 }
 
 /**
  * Why a download was not served to its end, a closed set (a metric label):
- * - `invalid_request`: a malformed field (INVALID_ARGUMENT).
+ * - `invalid_request`: a malformed field (INVALID_ARGUMENT);
+ * - `rate_limited`: its requester or peer is over a cap (RESOURCE_EXHAUSTED);
+ * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED).
  */
-export const SERVE_REFUSALS = ['invalid_request'] as const;
+export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy'] as const;
 export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
@@ -45,25 +56,22 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
   const log = options.log ?? (() => undefined);
+  const limiter = new ServeLimiter({
+    ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
+    ...(options.perPeer !== undefined ? { perPeer: options.perPeer } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
-      serveDownload(call, options, chunkSize, maxUnflushed, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, chunkSize, maxUnflushed, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
   });
 }
 
-async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, chunkSize: number, maxUnflushed: number, log: SnapshotLogger): Promise<void> {
-  let cancelled = call.cancelled;
-  const cancellation = new Promise<void>((resolve) => {
-    if (cancelled) resolve();
-    call.once('cancelled', () => {
-      cancelled = true;
-      resolve();
-    });
-    call.once('close', () => resolve());
-  });
+async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, chunkSize: number, maxUnflushed: number, log: SnapshotLogger): Promise<void> {
+  const watch = new CallWatch(call);
   const request = call.request;
   const peer = call.getPeer();
   let resumeOffset: number;
@@ -80,12 +88,56 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     return;
   }
 
+  let admission: Admission;
+  try {
+    admission = limiter.admit(requesterId, peer);
+  } catch (err) {
+    refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
+    return;
+  }
+  try {
+    await serveAdmitted(call, watch, options, chunkSize, maxUnflushed, log, { peer, requesterId, resumeId, resumeOffset });
+  } finally {
+    admission.release();
+  }
+}
+
+/** Whether the client has gone away (cancelled, or the call closed), and a promise of it. */
+class CallWatch {
+  cancelled: boolean;
+  readonly cancellation: Promise<void>;
+
+  constructor(call: DownloadCall) {
+    this.cancelled = call.cancelled;
+    this.cancellation = new Promise<void>((resolve) => {
+      if (this.cancelled) resolve();
+      call.once('cancelled', () => {
+        this.cancelled = true;
+        resolve();
+      });
+      call.once('close', () => resolve());
+    });
+  }
+}
+
+interface AdmittedRequest {
+  readonly peer: string;
+  readonly requesterId: string | undefined;
+  readonly resumeId: string | undefined;
+  readonly resumeOffset: number;
+}
+
+async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: InterScmServiceOptions, chunkSize: number, maxUnflushed: number, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
+  const { peer, requesterId, resumeId, resumeOffset } = req;
   let lease: CheckpointLease;
   try {
     lease = await options.provider.acquire(resumeId);
   } catch (err) {
-    const code = err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INTERNAL;
-    fail(call, code, `cannot provide a checkpoint of scm.db: ${(err as Error).message}`);
+    if (err instanceof ResourceExhaustedError) {
+      refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'busy', `cannot provide a checkpoint of scm.db: ${err.message}`, { peer, requester: requesterId });
+    } else {
+      fail(call, grpc.status.INTERNAL, `cannot provide a checkpoint of scm.db: ${(err as Error).message}`);
+    }
     return;
   }
   const checkpoint = lease.checkpoint;
@@ -97,7 +149,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
   let sent = 0;
   try {
     for await (const chunk of fixedSizeChunks(body, chunkSize, startOffset)) {
-      if (cancelled) break;
+      if (watch.cancelled) break;
       const message: CopyDBCheckpointResponse = {
         clusterId: options.clusterId,
         len: chunk.data.length,
@@ -120,15 +172,15 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
       });
       unflushed.push(flushed);
       sent += chunk.data.length;
-      if (needDrain) await Promise.race([once(call, 'drain'), cancellation]);
-      while (unflushed.length >= maxUnflushed && !cancelled) await Promise.race([unflushed.shift(), cancellation]);
+      if (needDrain) await Promise.race([once(call, 'drain'), watch.cancellation]);
+      while (unflushed.length >= maxUnflushed && !watch.cancelled) await Promise.race([unflushed.shift(), watch.cancellation]);
     }
-    if (cancelled) {
+    if (watch.cancelled) {
       log('warn', 'checkpoint download cancelled by the client', { checkpointId: checkpoint.id, sentBytes: sent });
       return;
     }
-    await Promise.race([Promise.all(unflushed), cancellation]);
-    if (cancelled) return;
+    await Promise.race([Promise.all(unflushed), watch.cancellation]);
+    if (watch.cancelled) return;
     call.end();
     log('info', 'checkpoint streamed', { checkpointId: checkpoint.id, bytes: sent });
     options.onServed?.(sent);

@@ -9,6 +9,7 @@ import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService, type InterScmServiceOptions, type ServeRefusal } from '../../src/snapshot/download-service.js';
 import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmClientConstructor } from '../../src/snapshot/inter-scm-proto.js';
+import { peerHost } from '../../src/snapshot/serve-limiter.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
 import { CLUSTER_ID, createScmDb, startServer, withTempDir } from './helpers.js';
 
@@ -108,4 +109,125 @@ test('our client checks its own requesterId before it asks', async () => {
       /requesterId is 129 characters long, more than 128/,
     );
   });
+});
+
+/** A provider whose acquire waits for `gate`: the downloads it admits stay in progress until the test opens it. */
+function gated(provider: CheckpointProvider): { provider: CheckpointProvider; open: () => void; waiting: () => number } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let waiting = 0;
+  const wrapper = {
+    acquire: async (id?: string) => {
+      waiting++;
+      await gate;
+      return provider.acquire(id);
+    },
+  };
+  return { provider: wrapper as unknown as CheckpointProvider, open, waiting: () => waiting };
+}
+
+async function until(what: string, check: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(check(), `timed out waiting for ${what}`);
+}
+
+test('seven downloads sent together by one requester: two are served, the rest get RESOURCE_EXHAUSTED naming the requester', async () => {
+  await withTempDir('snap-serve-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 50, { term: 1, index: 20 });
+    // Room for all seven in the leader's global transfer slots: only the per-requester cap can refuse.
+    const real = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 8 });
+    const g = gated(real);
+    const served: number[] = [];
+    const refused: ServeRefusal[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, { clusterId: CLUSTER_ID, provider: g.provider, perRequester: { maxConcurrent: 2 }, onServed: (b) => served.push(b), onRefused: (r) => refused.push(r) }),
+    );
+    const client = rawClient(address);
+    try {
+      // Started in one tick on one connection: they leave in the same packets.
+      const results = Array.from({ length: 7 }, () => drain(client, { flush: true, requesterId: 'scm9' }));
+      await until('five refusals and two admitted', () => refused.length === 5 && g.waiting() === 2);
+      g.open();
+      const settled = await Promise.all(results);
+      const ok = settled.filter((r) => 'bytes' in r);
+      const errors = settled.filter((r): r is grpc.ServiceError => !('bytes' in r));
+      assert.equal(ok.length, 2);
+      assert.equal(served.length, 2, 'the leader streamed two checkpoints, not seven');
+      assert.equal(errors.length, 5);
+      for (const e of errors) {
+        assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.match(e.details, /requester "scm9" from 127\.0\.0\.1 has 2 checkpoint downloads in progress, at most 2 at once; retry when one ends/);
+      }
+      assert.deepEqual(refused, Array(5).fill('rate_limited'));
+      // Both ended: the requester may download again.
+      const again = await drain(client, { flush: true, requesterId: 'scm9' });
+      assert.ok('bytes' in again, JSON.stringify(again));
+    } finally {
+      client.close();
+      await stop();
+      await db.close();
+    }
+  });
+});
+
+test('a requester over its downloads per minute is refused until the window has passed; other requesters are not', async () => {
+  let clock = 1_000_000;
+  await withLeader(
+    async ({ address, logs, refused }) => {
+      const client = rawClient(address);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const r = await drain(client, { flush: true, requesterId: 'scm2' });
+          assert.ok('bytes' in r, `download ${i + 1}: ${JSON.stringify(r)}`);
+          clock += 10_000;
+        }
+        const over = await drain(client, { flush: true, requesterId: 'scm2' });
+        assert.ok(!('bytes' in over));
+        assert.equal(over.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.match(over.details, /requester "scm2" from 127\.0\.0\.1 started 3 checkpoint downloads in the last 60 s, at most 3 per minute; retry in 30 s/);
+        assert.deepEqual(refused, ['rate_limited']);
+        assert.ok(logs.some((l) => l.level === 'warn' && l.message === 'checkpoint download refused' && l.fields?.['requester'] === 'scm2'), 'the refusal is logged with the requester');
+        assert.ok('bytes' in (await drain(client, { flush: true, requesterId: 'scm3' })), 'another requester is served');
+        clock += 30_000;
+        assert.ok('bytes' in (await drain(client, { flush: true, requesterId: 'scm2' })), 'a minute after its first download scm2 is served again');
+      } finally {
+        client.close();
+      }
+    },
+    { perRequester: { maxPerMinute: 3 }, now: () => clock },
+  );
+});
+
+test('one peer address is limited whatever requesterIds it sends', async () => {
+  await withTempDir('snap-serve-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 50, { term: 1, index: 20 });
+    const real = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 8 });
+    const g = gated(real);
+    const refused: ServeRefusal[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, { clusterId: CLUSTER_ID, provider: g.provider, perPeer: { maxConcurrent: 2 }, onRefused: (r) => refused.push(r) }),
+    );
+    const client = rawClient(address);
+    try {
+      const results = ['a', 'b', 'c', 'd'].map((id) => drain(client, { flush: true, requesterId: id }));
+      await until('two refusals and two admitted', () => refused.length === 2 && g.waiting() === 2);
+      g.open();
+      const settled = await Promise.all(results);
+      const errors = settled.filter((r): r is grpc.ServiceError => !('bytes' in r));
+      assert.equal(errors.length, 2);
+      for (const e of errors) assert.match(e.details, /peer 127\.0\.0\.1 has 2 checkpoint downloads in progress, at most 2 at once/);
+    } finally {
+      client.close();
+      await stop();
+      await db.close();
+    }
+  });
+});
+
+test('the peer key is the host grpc-js reports, without the port', () => {
+  assert.equal(peerHost('127.0.0.1:50512'), '127.0.0.1');
+  assert.equal(peerHost('::1:50512'), '::1');
+  assert.equal(peerHost('[::1]:50512'), '::1');
+  assert.equal(peerHost('::ffff:10.0.0.7:9895'), '::ffff:10.0.0.7');
+  assert.equal(peerHost('unknown'), 'unknown');
 });

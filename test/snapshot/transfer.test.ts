@@ -153,7 +153,8 @@ test('too many concurrent transfers get RESOURCE_EXHAUSTED with a message', asyn
   await withTempDir('snap-busy-', async (dir) => {
     const leaderDb = await createScmDb(join(dir, 'scm.db'), 10, { term: 1, index: 5 });
     const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 1 });
-    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider }));
+    const refused: string[] = [];
+    const { address, stop } = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, onRefused: (r) => refused.push(r) }));
     const busy = await provider.acquire();
     try {
       await assert.rejects(
@@ -161,6 +162,7 @@ test('too many concurrent transfers get RESOURCE_EXHAUSTED with a message', asyn
         (err: DownloadError) => err.grpcCode === grpc.status.RESOURCE_EXHAUSTED && /too many checkpoint transfers/.test(err.message),
       );
       assert.deepEqual(await readdir(join(dir, 'snapshot')), [], 'no partial file left');
+      assert.deepEqual(refused, ['busy']);
     } finally {
       await busy.release();
       await stop();
