@@ -37,15 +37,23 @@ export interface InterScmServiceOptions {
   readonly perPeer?: RateLimit;
   /** Clock for the per-minute caps (tests inject one). */
   readonly now?: () => number;
+  /**
+   * A reader that accepts no message for this long loses its transfer slot (default 10 s). Progress
+   * is counted per message, so with 1 MiB chunks a reader slower than ~100 KiB/s counts as stalled.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
 
 /**
  * Why a download was not served to its end, a closed set (a metric label):
  * - `invalid_request`: a malformed field (INVALID_ARGUMENT);
  * - `rate_limited`: its requester or peer is over a cap (RESOURCE_EXHAUSTED);
- * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED).
+ * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED);
+ * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream.
  */
-export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy'] as const;
+export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle'] as const;
 export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
@@ -55,6 +63,8 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS;
+  if (!(idleTimeoutMs > 0)) throw new Error(`idleTimeoutMs must be positive, got ${idleTimeoutMs}`);
   const log = options.log ?? (() => undefined);
   const limiter = new ServeLimiter({
     ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
@@ -63,14 +73,20 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
-      serveDownload(call, options, limiter, chunkSize, maxUnflushed, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
   });
 }
 
-async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, chunkSize: number, maxUnflushed: number, log: SnapshotLogger): Promise<void> {
+interface Pacing {
+  readonly chunkSize: number;
+  readonly maxUnflushed: number;
+  readonly idleTimeoutMs: number;
+}
+
+async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
   const watch = new CallWatch(call);
   const request = call.request;
   const peer = call.getPeer();
@@ -96,7 +112,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     return;
   }
   try {
-    await serveAdmitted(call, watch, options, chunkSize, maxUnflushed, log, { peer, requesterId, resumeId, resumeOffset });
+    await serveAdmitted(call, watch, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
   } finally {
     admission.release();
   }
@@ -118,6 +134,20 @@ class CallWatch {
       call.once('close', () => resolve());
     });
   }
+
+  /** Whether `next` settles within `timeoutMs`, the client goes first, or neither. */
+  async progress(next: Promise<unknown>, timeoutMs: number): Promise<'progress' | 'gone' | 'idle'> {
+    if (this.cancelled) return 'gone';
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<'idle'>((resolve) => {
+      timer = setTimeout(() => resolve('idle'), timeoutMs);
+    });
+    try {
+      return await Promise.race([next.then(() => 'progress' as const), this.cancellation.then(() => 'gone' as const), idle]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 interface AdmittedRequest {
@@ -127,8 +157,9 @@ interface AdmittedRequest {
   readonly resumeOffset: number;
 }
 
-async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: InterScmServiceOptions, chunkSize: number, maxUnflushed: number, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
+async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
   const { peer, requesterId, resumeId, resumeOffset } = req;
+  const { chunkSize, maxUnflushed, idleTimeoutMs } = pacing;
   let lease: CheckpointLease;
   try {
     lease = await options.provider.acquire(resumeId);
@@ -147,9 +178,16 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: Inte
   log('info', 'streaming checkpoint', { requester: requesterId, peer, checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
+  let stalled = false;
+  // Waits for the reader to take the next message: false when it made no progress for
+  // idleTimeoutMs (or went away).
+  const readerTakes = (next: Promise<unknown>): Promise<boolean> => watch.progress(next, idleTimeoutMs).then((outcome) => {
+    if (outcome === 'idle') stalled = true;
+    return outcome === 'progress';
+  });
   try {
     for await (const chunk of fixedSizeChunks(body, chunkSize, startOffset)) {
-      if (watch.cancelled) break;
+      if (watch.cancelled || stalled) break;
       const message: CopyDBCheckpointResponse = {
         clusterId: options.clusterId,
         len: chunk.data.length,
@@ -172,15 +210,22 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: Inte
       });
       unflushed.push(flushed);
       sent += chunk.data.length;
-      if (needDrain) await Promise.race([once(call, 'drain'), watch.cancellation]);
-      while (unflushed.length >= maxUnflushed && !watch.cancelled) await Promise.race([unflushed.shift(), watch.cancellation]);
+      if (needDrain && !(await readerTakes(once(call, 'drain')))) break;
+      while (unflushed.length >= maxUnflushed && (await readerTakes(unflushed.shift() as Promise<void>)));
+    }
+    if (!watch.cancelled && !stalled) await readerTakes(Promise.all(unflushed));
+    if (stalled && !watch.cancelled) {
+      // The HTTP/2 stream stays open until the client reads or goes (grpc-js cannot reset it), but
+      // the slot, the packer and the checkpoint lease are given back now.
+      log('warn', 'checkpoint download reclaimed: the reader made no progress', { requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, idleTimeoutMs });
+      options.onRefused?.('idle');
+      fail(call, grpc.status.DEADLINE_EXCEEDED, `no progress reading checkpoint ${checkpoint.id} for ${idleTimeoutMs} ms: its transfer slot was given back; download again (resuming from the last verified offset)`);
+      return;
     }
     if (watch.cancelled) {
       log('warn', 'checkpoint download cancelled by the client', { checkpointId: checkpoint.id, sentBytes: sent });
       return;
     }
-    await Promise.race([Promise.all(unflushed), watch.cancellation]);
-    if (watch.cancelled) return;
     call.end();
     log('info', 'checkpoint streamed', { checkpointId: checkpoint.id, bytes: sent });
     options.onServed?.(sent);

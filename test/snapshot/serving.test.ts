@@ -3,6 +3,7 @@
 // full), and nothing is taken or streamed for it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
@@ -230,4 +231,54 @@ test('the peer key is the host grpc-js reports, without the port', () => {
   assert.equal(peerHost('[::1]:50512'), '::1');
   assert.equal(peerHost('::ffff:10.0.0.7:9895'), '::ffff:10.0.0.7');
   assert.equal(peerHost('unknown'), 'unknown');
+});
+
+/** A download call over raw HTTP/2 that is never read: what a stuck or hostile client leaves behind. */
+function unreadDownload(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
+  const request = Buffer.from([0x08, 0x01]); // CopyDBCheckpointRequestProto { flush: true }
+  const frame = Buffer.alloc(5 + request.length);
+  frame.writeUInt32BE(request.length, 1);
+  request.copy(frame, 5);
+  const stream = session.request({ ':method': 'POST', ':path': '/InterSCMProtocolService/download', 'content-type': 'application/grpc', te: 'trailers' });
+  stream.end(frame);
+  stream.pause(); // never read: HTTP/2 flow control stops the leader once the windows are full
+  return stream;
+}
+
+test('four downloads that never read lose their transfer slots once idle, and a real follower gets one', async () => {
+  await withTempDir('snap-serve-', async (dir) => {
+    // Big enough that a stream cannot fit in the HTTP/2 windows of a client that never reads.
+    const db = await createScmDb(join(dir, 'leader', 'scm.db'), 20_000, { term: 2, index: 300 });
+    const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
+    const refused: ServeRefusal[] = [];
+    const logs: Logged[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, {
+        clusterId: CLUSTER_ID,
+        provider,
+        chunkSize: 64 * 1024,
+        // Not the subject here: the four idle calls come from one address.
+        perPeer: { maxConcurrent: 8 },
+        idleTimeoutMs: 200,
+        onRefused: (r) => refused.push(r),
+        log: (level, message, fields) => logs.push({ level, message, fields }),
+      }),
+    );
+    const session = http2.connect(`http://${address}`);
+    try {
+      const idle = Array.from({ length: 4 }, () => unreadDownload(session));
+      await until('the four idle calls to hold every slot, then lose them', () => refused.filter((r) => r === 'idle').length === 4);
+      assert.equal(provider.activeTransfers, 0, 'every slot is free again');
+      assert.equal(logs.filter((l) => l.level === 'warn' && l.message === 'checkpoint download reclaimed: the reader made no progress').length, 4);
+      // The idle calls are still open: only their slots were taken back.
+      assert.ok(idle.every((s) => !s.closed));
+
+      const ready = await new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir: join(dir, 'follower', 'snapshot'), deadlineMs: 60_000, maxAttempts: 1 }).fetch(300);
+      assert.deepEqual(ready.termIndex, { term: 2, index: 300 });
+    } finally {
+      session.destroy();
+      await stop();
+      await db.close();
+    }
+  });
 });
