@@ -42,9 +42,16 @@ export interface InterScmServiceOptions {
    * is counted per message, so with 1 MiB chunks a reader slower than ~100 KiB/s counts as stalled.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * While the leader takes the checkpoint or packs it and has sent nothing for this long, it sends
+   * an empty message (default 1 s): the follower's no-progress timeout then only fires on a leader
+   * that hung, not on one that is busy. An Ozone client writes the empty data and goes on.
+   */
+  readonly keepaliveIntervalMs?: number;
 }
 
 export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
 
 /**
  * Why a download was not served to its end, a closed set (a metric label):
@@ -65,6 +72,8 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS;
   if (!(idleTimeoutMs > 0)) throw new Error(`idleTimeoutMs must be positive, got ${idleTimeoutMs}`);
+  const keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+  if (!(keepaliveIntervalMs > 0)) throw new Error(`keepaliveIntervalMs must be positive, got ${keepaliveIntervalMs}`);
   const log = options.log ?? (() => undefined);
   const limiter = new ServeLimiter({
     ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
@@ -73,7 +82,7 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
-      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs }, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
@@ -84,6 +93,7 @@ interface Pacing {
   readonly chunkSize: number;
   readonly maxUnflushed: number;
   readonly idleTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
 }
 
 async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
@@ -111,10 +121,47 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
     return;
   }
+  const keepalive = new Keepalive(call, options.clusterId, pacing.keepaliveIntervalMs, resumeOffset);
   try {
-    await serveAdmitted(call, watch, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
+    await serveAdmitted(call, watch, keepalive, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
   } finally {
+    keepalive.stop();
     admission.release();
+  }
+}
+
+/**
+ * Sends an empty message when nothing was sent for a whole interval, until stopped (always before
+ * the last message and before the call ends): proof of life while the leader is busy.
+ */
+class Keepalive {
+  private sentSinceTick = false;
+  private readonly timer: NodeJS.Timeout;
+  /** Where the stream stands: the offset of the next data message. */
+  offset: number;
+
+  constructor(private readonly call: DownloadCall, private readonly clusterId: string, intervalMs: number, offset: number) {
+    this.offset = offset;
+    this.timer = setInterval(() => this.tick(), intervalMs);
+  }
+
+  /** A data message went out at `nextOffset - its length`. */
+  sent(nextOffset: number): void {
+    this.sentSinceTick = true;
+    this.offset = nextOffset;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    if (this.sentSinceTick || this.call.cancelled || this.call.writableEnded) {
+      this.sentSinceTick = false;
+      return;
+    }
+    const empty = Buffer.alloc(0);
+    this.call.write({ clusterId: this.clusterId, len: 0, eof: false, data: empty, readOffset: this.offset, checksum: chunkChecksum(empty) } satisfies CopyDBCheckpointResponse);
   }
 }
 
@@ -157,7 +204,7 @@ interface AdmittedRequest {
   readonly resumeOffset: number;
 }
 
-async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
+async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Keepalive, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
   const { peer, requesterId, resumeId, resumeOffset } = req;
   const { chunkSize, maxUnflushed, idleTimeoutMs } = pacing;
   let lease: CheckpointLease;
@@ -200,6 +247,8 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: Inte
         checkpointIndex: checkpoint.termIndex.index,
         estimatedTotalBytes: checkpoint.totalFileBytes,
       };
+      // Nothing may follow the last message.
+      if (chunk.eof) keepalive.stop();
       // Tests kill the leader here: the follower has a checkpoint stream under way, never finished.
       if (chunk.eof) failpoint('serve.beforeEof');
       // The write callback fires once gRPC has handed the message to HTTP/2 (itself flow
@@ -209,6 +258,7 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: Inte
         needDrain = !call.write(message, () => resolve());
       });
       unflushed.push(flushed);
+      keepalive.sent(chunk.offset + chunk.data.length);
       sent += chunk.data.length;
       if (needDrain && !(await readerTakes(once(call, 'drain')))) break;
       while (unflushed.length >= maxUnflushed && (await readerTakes(unflushed.shift() as Promise<void>)));
@@ -233,6 +283,7 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, options: Inte
     const code = err instanceof RangeError ? grpc.status.OUT_OF_RANGE : grpc.status.INTERNAL;
     fail(call, code, `streaming checkpoint ${checkpoint.id} failed: ${(err as Error).message}`);
   } finally {
+    keepalive.stop();
     body.destroy();
     await lease.release();
   }

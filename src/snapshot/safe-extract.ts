@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { fsyncDirTree } from '../durable-fs.js';
+import { abortedError } from './aborted.js';
 import { MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 
 export interface ExtractLimits {
@@ -39,9 +40,15 @@ export interface ExtractedCheckpoint {
   readonly manifest: Manifest;
 }
 
+export interface ExtractOptions {
+  /** Aborting stops the extraction at once; the partly extracted directory is removed. */
+  readonly signal?: AbortSignal;
+}
+
 /** Extracts `tarGzPath` into `destDir` (which must not exist) and verifies it against its manifest. */
-export async function extractCheckpointTarball(tarGzPath: string, destDir: string, limits: ExtractLimits = {}): Promise<ExtractedCheckpoint> {
+export async function extractCheckpointTarball(tarGzPath: string, destDir: string, limits: ExtractLimits = {}, options: ExtractOptions = {}): Promise<ExtractedCheckpoint> {
   const caps = { ...DEFAULT_EXTRACT_LIMITS, ...limits };
+  if (options.signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, options.signal);
   await mkdir(dirname(destDir), { recursive: true });
   try {
     await mkdir(destDir);
@@ -49,7 +56,7 @@ export async function extractCheckpointTarball(tarGzPath: string, destDir: strin
     throw new Error(`cannot extract into ${destDir}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const manifest = await extractInto(tarGzPath, destDir, caps);
+    const manifest = await extractInto(tarGzPath, destDir, caps, options.signal);
     await fsyncDirTree(destDir);
     return { dir: destDir, manifest };
   } catch (err) {
@@ -58,10 +65,10 @@ export async function extractCheckpointTarball(tarGzPath: string, destDir: strin
   }
 }
 
-async function extractInto(tarGzPath: string, destDir: string, caps: Required<ExtractLimits>): Promise<Manifest> {
+async function extractInto(tarGzPath: string, destDir: string, caps: Required<ExtractLimits>, signal: AbortSignal | undefined): Promise<Manifest> {
   const extract = tar.extract();
   const gunzip = createGunzip();
-  const feeding = pipeline(createReadStream(tarGzPath), gunzip, extract);
+  const feeding = pipeline(createReadStream(tarGzPath), gunzip, extract, signal !== undefined ? { signal } : {});
   // Swallow here; the same failure surfaces (with context) from the entry loop or the await below.
   feeding.catch(() => undefined);
 
@@ -108,6 +115,7 @@ async function extractInto(tarGzPath: string, destDir: string, caps: Required<Ex
     await feeding;
   } catch (err) {
     extract.destroy();
+    if (signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, signal);
     if (err instanceof UnsafeTarballError) throw err;
     throw new Error(`checkpoint tarball ${tarGzPath} is unreadable: ${(err as Error).message}`, { cause: err });
   }
