@@ -129,10 +129,12 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     let termIndex: TermIndex | undefined;
     for await (const message of call as AsyncIterable<Record<string, unknown>>) {
       if (stopped !== undefined) throw stopped;
-      heard();
+      // Only time spent waiting for the leader counts, not our own disk writes.
+      clearTimeout(silence);
       if (eof) throw new Error('message received after eof');
       if (isKeepalive(message)) {
         checkKeepalive(message, req.expectedClusterId, state.offset);
+        heard();
         continue;
       }
       const checked = verifyMessage(message, req.expectedClusterId, state.offset);
@@ -155,7 +157,9 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       state.offset += checked.data.length;
       eof = checked.eof;
       req.onProgress?.({ bytes: state.offset, estimatedTotalBytes: checked.estimatedTotalBytes });
+      heard();
     }
+    clearTimeout(silence);
     if (stopped !== undefined) throw stopped;
     if (!eof) throw new Error(`stream truncated: it ended after ${state.offset} bytes without an eof message`);
     await state.handle.sync();
