@@ -1,13 +1,17 @@
 // The follower side of InterSCMProtocolService.download: streams the leader's checkpoint tar.gz
 // into a file under `snapshot/`, verifying every message before a byte of it touches the file:
 // the cluster id, contiguous readOffsets, len == data length, the chunk checksum, a stable
-// checkpoint id, and an explicit eof (a stream that ends without one is truncated).
+// checkpoint id, and an explicit eof (a stream that ends without one is truncated). A leader that
+// sends nothing for noProgressTimeoutMs is given up on (the verified prefix can be resumed); an
+// AbortSignal cancels the call at once and leaves no file behind.
 import * as grpc from '@grpc/grpc-js';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TermIndex } from '../statemachine/transaction-info.js';
+import { abortedError, SnapshotAbortedError } from './aborted.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
+import { checkRequestId } from './request-checks.js';
 
 export interface DownloadProgress {
   readonly bytes: number;
@@ -37,7 +41,18 @@ export interface DownloadRequest {
   readonly onProgress?: (p: DownloadProgress) => void;
   /** Largest message accepted (default 8 MiB; Ozone sends 1 MiB chunks). */
   readonly maxMessageBytes?: number;
+  /**
+   * Give up when no message arrives for this long (default 5 s), from the start of the call and
+   * between messages: the leader hung, paused or was cut off. The verified prefix is kept for a
+   * resume as on any failure. Our leader sends an empty keepalive message every second while it
+   * prepares, so a slow start is not taken for a hang.
+   */
+  readonly noProgressTimeoutMs?: number;
+  /** Aborting cancels the call at once and removes the partial file, whatever keepPartialOnFailure says. */
+  readonly signal?: AbortSignal;
 }
+
+export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 5_000;
 
 export interface DownloadedCheckpoint {
   /** The complete, verified tar.gz. */
@@ -66,17 +81,38 @@ export class DownloadError extends Error {
 
 const PARTIAL_SUFFIX = '.tar.gz.partial';
 
+
 export async function downloadCheckpoint(req: DownloadRequest): Promise<DownloadedCheckpoint> {
   if (req.expectedClusterId === '') throw new Error('downloadCheckpoint needs a non-empty expectedClusterId');
   if (!(req.deadlineMs > 0)) throw new Error(`downloadCheckpoint deadlineMs must be positive, got ${req.deadlineMs}`);
+  checkRequestId(req.requesterId, 'requesterId');
+  const noProgressMs = req.noProgressTimeoutMs ?? DEFAULT_NO_PROGRESS_TIMEOUT_MS;
+  if (!(noProgressMs > 0)) throw new Error(`downloadCheckpoint noProgressTimeoutMs must be positive, got ${noProgressMs}`);
+  const signal = req.signal;
+  const aborted = (): boolean => signal?.aborted === true;
+  if (aborted()) throw abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal);
   await mkdir(req.destDir, { recursive: true });
 
+  const state = await openTarget(req);
+  const resumedFrom = state.offset;
   const Client = interScmClientConstructor();
   const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
   const client = new Client(req.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': maxMessageBytes });
-  const state = await openTarget(req);
-  const resumedFrom = state.offset;
   let call: grpc.ClientReadableStream<Record<string, unknown>> | undefined;
+  // Why we cancelled the call ourselves (no progress, or an abort): reported instead of CANCELLED.
+  let stopped: Error | undefined;
+  const stop = (reason: Error): void => {
+    if (stopped !== undefined) return;
+    stopped = reason;
+    call?.cancel();
+  };
+  let silence: NodeJS.Timeout | undefined;
+  const heard = (): void => {
+    clearTimeout(silence);
+    silence = setTimeout(() => stop(new Error(`no progress for ${noProgressMs} ms after ${state.offset} bytes: the leader hung, paused or is unreachable`)), noProgressMs);
+  };
+  const onAbort = (): void => stop(abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal));
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const request: Record<string, unknown> = { flush: true };
     if (req.resume !== undefined) {
@@ -87,11 +123,20 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     call = (client as unknown as { download(r: unknown, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, {
       deadline: Date.now() + req.deadlineMs,
     });
+    heard();
     let eof = false;
     let first = true;
     let termIndex: TermIndex | undefined;
     for await (const message of call as AsyncIterable<Record<string, unknown>>) {
+      if (stopped !== undefined) throw stopped;
+      // Only time spent waiting for the leader counts, not our own disk writes.
+      clearTimeout(silence);
       if (eof) throw new Error('message received after eof');
+      if (isKeepalive(message)) {
+        checkKeepalive(message, req.expectedClusterId, state.offset);
+        heard();
+        continue;
+      }
       const checked = verifyMessage(message, req.expectedClusterId, state.offset);
       if (first && state.offset > 0 && checked.checkpointId !== state.checkpointId && checked.readOffset === 0) {
         // The leader no longer has the checkpoint we were resuming and started a new one at 0.
@@ -112,17 +157,26 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       state.offset += checked.data.length;
       eof = checked.eof;
       req.onProgress?.({ bytes: state.offset, estimatedTotalBytes: checked.estimatedTotalBytes });
+      heard();
     }
+    clearTimeout(silence);
+    if (stopped !== undefined) throw stopped;
     if (!eof) throw new Error(`stream truncated: it ended after ${state.offset} bytes without an eof message`);
     await state.handle.sync();
+    if (aborted()) throw abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal);
     await state.handle.close();
     const finalFile = join(req.destDir, `${safeFileStem(state.checkpointId ?? `checkpoint_${Date.now()}`)}.tar.gz`);
     await rm(finalFile, { force: true });
     await rename(state.path, finalFile);
     return { file: finalFile, checkpointId: state.checkpointId, termIndex, bytes: state.offset, resumedFrom };
-  } catch (err) {
+  } catch (caught) {
+    const err = stopped ?? caught;
     call?.cancel();
     await state.handle.close().catch(() => undefined);
+    if (err instanceof SnapshotAbortedError || aborted()) {
+      await rm(state.path, { force: true });
+      throw err instanceof SnapshotAbortedError ? err : abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal);
+    }
     const grpcCode = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as grpc.status) : undefined;
     let resumePoint: ResumePoint | undefined;
     if (req.keepPartialOnFailure === true && state.checkpointId !== undefined && state.offset > 0) {
@@ -133,8 +187,24 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     }
     throw new DownloadError(`checkpoint download from ${req.address} failed: ${(err as Error).message}`, resumePoint, grpcCode, { cause: err });
   } finally {
+    clearTimeout(silence);
+    signal?.removeEventListener('abort', onAbort);
     client.close();
   }
+}
+
+/**
+ * An empty message that is not the last: our leader's keepalive while it prepares or packs (an
+ * Ozone leader sends none). It proves the leader alive and carries nothing to write.
+ */
+function isKeepalive(m: Record<string, unknown>): boolean {
+  return m['eof'] !== true && Buffer.isBuffer(m['data']) && m['data'].length === 0;
+}
+
+function checkKeepalive(m: Record<string, unknown>, expectedClusterId: string, offset: number): void {
+  if (m['clusterId'] !== expectedClusterId) throw new Error(`cluster id mismatch: expected ${JSON.stringify(expectedClusterId)}, leader sent ${JSON.stringify(m['clusterId'])}`);
+  const len = toSafeInteger(m['len'], 'len');
+  if (len !== 0) throw new Error(`keepalive after ${offset} bytes says len ${String(len)} but carries no data`);
 }
 
 interface TargetState {
@@ -180,7 +250,8 @@ function verifyMessage(m: Record<string, unknown>, expectedClusterId: string, ex
   if (checksum === undefined) throw new Error(`message at readOffset ${readOffset} has no checksum`);
   const actual = chunkChecksum(data);
   if (checksum !== actual) throw new Error(`checksum mismatch in chunk at readOffset ${readOffset}: leader sent ${checksum}, data has ${actual}`);
-  const checkpointId = typeof m['checkpointId'] === 'string' && m['checkpointId'] !== '' ? m['checkpointId'] : undefined;
+  // Ours only (an Ozone leader sends none); it names the partial file and comes back in a resume.
+  const checkpointId = m['checkpointId'] === '' ? undefined : checkRequestId(m['checkpointId'], 'checkpointId');
   const term = toSafeInteger(m['checkpointTerm'], 'checkpointTerm');
   const index = toSafeInteger(m['checkpointIndex'], 'checkpointIndex');
   return {

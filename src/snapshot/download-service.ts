@@ -1,6 +1,8 @@
-// The leader side of InterSCMProtocolService.download: leases a checkpoint, streams it as tar.gz in
-// fixed-size chunks with every Ozone field filled (clusterId, len, eof, data, readOffset, checksum)
-// plus our optional extension fields, and honours gRPC flow control so memory stays flat.
+// The leader side of InterSCMProtocolService.download: checks the request (its ids, offset) and
+// who sends it (per-requester and per-peer caps, serve-limiter.ts) before it spends anything,
+// leases a checkpoint, streams it as tar.gz in fixed-size chunks with every Ozone field filled
+// (clusterId, len, eof, data, readOffset, checksum) plus our optional extension fields, and honours
+// gRPC flow control so memory stays flat. Every refusal is logged (warn) and reported (onRefused).
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
@@ -8,6 +10,8 @@ import { failpoint } from './failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
+import { checkRequestId } from './request-checks.js';
+import { ServeLimiter, type Admission, type RateLimit } from './serve-limiter.js';
 import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -25,7 +29,39 @@ export interface InterScmServiceOptions {
   readonly log?: SnapshotLogger;
   /** A checkpoint stream reached its end (for metrics): the bytes sent in this call. */
   readonly onServed?: (bytes: number) => void;
+  /** A download was refused or cut off without being served to its end (for metrics), and why. */
+  readonly onRefused?: (reason: ServeRefusal) => void;
+  /** Caps per requesterId (default 2 at once, 12 per minute). */
+  readonly perRequester?: RateLimit;
+  /** Caps per peer address, whatever requesterId it sends (default 3 at once, 30 per minute). */
+  readonly perPeer?: RateLimit;
+  /** Clock for the per-minute caps (tests inject one). */
+  readonly now?: () => number;
+  /**
+   * A reader that accepts no message for this long loses its transfer slot (default 10 s). Progress
+   * is counted per message, so with 1 MiB chunks a reader slower than ~100 KiB/s counts as stalled.
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * While the leader takes the checkpoint or packs it and has sent nothing for this long, it sends
+   * an empty message (default 1 s): the follower's no-progress timeout then only fires on a leader
+   * that hung, not on one that is busy. An Ozone client writes the empty data and goes on.
+   */
+  readonly keepaliveIntervalMs?: number;
 }
+
+export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
+
+/**
+ * Why a download was not served to its end, a closed set (a metric label):
+ * - `invalid_request`: a malformed field (INVALID_ARGUMENT);
+ * - `rate_limited`: its requester or peer is over a cap (RESOURCE_EXHAUSTED);
+ * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED);
+ * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream.
+ */
+export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle'] as const;
+export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
 
@@ -34,55 +70,171 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS;
+  if (!(idleTimeoutMs > 0)) throw new Error(`idleTimeoutMs must be positive, got ${idleTimeoutMs}`);
+  const keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+  if (!(keepaliveIntervalMs > 0)) throw new Error(`keepaliveIntervalMs must be positive, got ${keepaliveIntervalMs}`);
   const log = options.log ?? (() => undefined);
+  const limiter = new ServeLimiter({
+    ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
+    ...(options.perPeer !== undefined ? { perPeer: options.perPeer } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
-      serveDownload(call, options, chunkSize, maxUnflushed, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
   });
 }
 
-async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, chunkSize: number, maxUnflushed: number, log: SnapshotLogger): Promise<void> {
-  let cancelled = call.cancelled;
-  const cancellation = new Promise<void>((resolve) => {
-    if (cancelled) resolve();
-    call.once('cancelled', () => {
-      cancelled = true;
-      resolve();
-    });
-    call.once('close', () => resolve());
-  });
+interface Pacing {
+  readonly chunkSize: number;
+  readonly maxUnflushed: number;
+  readonly idleTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+}
+
+async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
+  const watch = new CallWatch(call);
   const request = call.request;
+  const peer = call.getPeer();
   let resumeOffset: number;
+  let resumeId: string | undefined;
+  let requesterId: string | undefined;
   try {
+    // Checked before anything is logged or spent: these are the peer's words.
+    requesterId = checkRequestId(request.requesterId, 'requesterId');
+    resumeId = checkRequestId(request.checkpointId, 'checkpointId');
     resumeOffset = toSafeInteger(request.resumeOffset, 'resumeOffset') ?? 0;
     if (resumeOffset < 0) throw new Error(`resumeOffset must be >= 0, got ${resumeOffset}`);
   } catch (err) {
-    fail(call, grpc.status.INVALID_ARGUMENT, (err as Error).message);
+    refuse(call, options, log, grpc.status.INVALID_ARGUMENT, 'invalid_request', `invalid checkpoint download request: ${(err as Error).message}`, { peer });
     return;
   }
-  const resumeId = request.checkpointId !== undefined && request.checkpointId !== '' ? request.checkpointId : undefined;
 
+  let admission: Admission;
+  try {
+    admission = limiter.admit(requesterId, peer);
+  } catch (err) {
+    refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
+    return;
+  }
+  const keepalive = new Keepalive(call, options.clusterId, pacing.keepaliveIntervalMs, resumeOffset);
+  try {
+    await serveAdmitted(call, watch, keepalive, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
+  } finally {
+    keepalive.stop();
+    admission.release();
+  }
+}
+
+/**
+ * Sends an empty message when nothing was sent for a whole interval, until stopped (always before
+ * the last message and before the call ends): proof of life while the leader is busy.
+ */
+class Keepalive {
+  private sentSinceTick = false;
+  private readonly timer: NodeJS.Timeout;
+  /** Where the stream stands: the offset of the next data message. */
+  offset: number;
+
+  constructor(private readonly call: DownloadCall, private readonly clusterId: string, intervalMs: number, offset: number) {
+    this.offset = offset;
+    this.timer = setInterval(() => this.tick(), intervalMs);
+  }
+
+  /** A data message went out at `nextOffset - its length`. */
+  sent(nextOffset: number): void {
+    this.sentSinceTick = true;
+    this.offset = nextOffset;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    if (this.sentSinceTick || this.call.cancelled || this.call.writableEnded) {
+      this.sentSinceTick = false;
+      return;
+    }
+    const empty = Buffer.alloc(0);
+    this.call.write({ clusterId: this.clusterId, len: 0, eof: false, data: empty, readOffset: this.offset, checksum: chunkChecksum(empty) } satisfies CopyDBCheckpointResponse);
+  }
+}
+
+/** Whether the client has gone away (cancelled, or the call closed), and a promise of it. */
+class CallWatch {
+  cancelled: boolean;
+  readonly cancellation: Promise<void>;
+
+  constructor(call: DownloadCall) {
+    this.cancelled = call.cancelled;
+    this.cancellation = new Promise<void>((resolve) => {
+      if (this.cancelled) resolve();
+      call.once('cancelled', () => {
+        this.cancelled = true;
+        resolve();
+      });
+      call.once('close', () => resolve());
+    });
+  }
+
+  /** Whether `next` settles within `timeoutMs`, the client goes first, or neither. */
+  async progress(next: Promise<unknown>, timeoutMs: number): Promise<'progress' | 'gone' | 'idle'> {
+    if (this.cancelled) return 'gone';
+    let timer: NodeJS.Timeout | undefined;
+    const idle = new Promise<'idle'>((resolve) => {
+      timer = setTimeout(() => resolve('idle'), timeoutMs);
+    });
+    try {
+      return await Promise.race([next.then(() => 'progress' as const), this.cancellation.then(() => 'gone' as const), idle]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+interface AdmittedRequest {
+  readonly peer: string;
+  readonly requesterId: string | undefined;
+  readonly resumeId: string | undefined;
+  readonly resumeOffset: number;
+}
+
+async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Keepalive, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
+  const { peer, requesterId, resumeId, resumeOffset } = req;
+  const { chunkSize, maxUnflushed, idleTimeoutMs } = pacing;
   let lease: CheckpointLease;
   try {
     lease = await options.provider.acquire(resumeId);
   } catch (err) {
-    const code = err instanceof ResourceExhaustedError ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INTERNAL;
-    fail(call, code, `cannot provide a checkpoint of scm.db: ${(err as Error).message}`);
+    if (err instanceof ResourceExhaustedError) {
+      refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'busy', `cannot provide a checkpoint of scm.db: ${err.message}`, { peer, requester: requesterId });
+    } else {
+      fail(call, grpc.status.INTERNAL, `cannot provide a checkpoint of scm.db: ${(err as Error).message}`);
+    }
     return;
   }
   const checkpoint = lease.checkpoint;
   // A resume only makes sense on the very same bytes; otherwise start the new checkpoint at 0.
   const startOffset = resumeId === checkpoint.id ? resumeOffset : 0;
   const body = packCheckpoint(checkpoint, options.clusterId, options.gzipLevel !== undefined ? { gzipLevel: options.gzipLevel } : {});
-  log('info', 'streaming checkpoint', { requester: request.requesterId ?? call.getPeer(), checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
+  log('info', 'streaming checkpoint', { requester: requesterId, peer, checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
+  let stalled = false;
+  // Waits for the reader to take the next message: false when it made no progress for
+  // idleTimeoutMs (or went away).
+  const readerTakes = (next: Promise<unknown>): Promise<boolean> => watch.progress(next, idleTimeoutMs).then((outcome) => {
+    if (outcome === 'idle') stalled = true;
+    return outcome === 'progress';
+  });
   try {
     for await (const chunk of fixedSizeChunks(body, chunkSize, startOffset)) {
-      if (cancelled) break;
+      if (watch.cancelled || stalled) break;
       const message: CopyDBCheckpointResponse = {
         clusterId: options.clusterId,
         len: chunk.data.length,
@@ -95,6 +247,8 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
         checkpointIndex: checkpoint.termIndex.index,
         estimatedTotalBytes: checkpoint.totalFileBytes,
       };
+      // Nothing may follow the last message.
+      if (chunk.eof) keepalive.stop();
       // Tests kill the leader here: the follower has a checkpoint stream under way, never finished.
       if (chunk.eof) failpoint('serve.beforeEof');
       // The write callback fires once gRPC has handed the message to HTTP/2 (itself flow
@@ -104,16 +258,24 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
         needDrain = !call.write(message, () => resolve());
       });
       unflushed.push(flushed);
+      keepalive.sent(chunk.offset + chunk.data.length);
       sent += chunk.data.length;
-      if (needDrain) await Promise.race([once(call, 'drain'), cancellation]);
-      while (unflushed.length >= maxUnflushed && !cancelled) await Promise.race([unflushed.shift(), cancellation]);
+      if (needDrain && !(await readerTakes(once(call, 'drain')))) break;
+      while (unflushed.length >= maxUnflushed && (await readerTakes(unflushed.shift() as Promise<void>)));
     }
-    if (cancelled) {
+    if (!watch.cancelled && !stalled) await readerTakes(Promise.all(unflushed));
+    if (stalled && !watch.cancelled) {
+      // The HTTP/2 stream stays open until the client reads or goes (grpc-js cannot reset it), but
+      // the slot, the packer and the checkpoint lease are given back now.
+      log('warn', 'checkpoint download reclaimed: the reader made no progress', { requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, idleTimeoutMs });
+      options.onRefused?.('idle');
+      fail(call, grpc.status.DEADLINE_EXCEEDED, `no progress reading checkpoint ${checkpoint.id} for ${idleTimeoutMs} ms: its transfer slot was given back; download again (resuming from the last verified offset)`);
+      return;
+    }
+    if (watch.cancelled) {
       log('warn', 'checkpoint download cancelled by the client', { checkpointId: checkpoint.id, sentBytes: sent });
       return;
     }
-    await Promise.race([Promise.all(unflushed), cancellation]);
-    if (cancelled) return;
     call.end();
     log('info', 'checkpoint streamed', { checkpointId: checkpoint.id, bytes: sent });
     options.onServed?.(sent);
@@ -121,9 +283,17 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     const code = err instanceof RangeError ? grpc.status.OUT_OF_RANGE : grpc.status.INTERNAL;
     fail(call, code, `streaming checkpoint ${checkpoint.id} failed: ${(err as Error).message}`);
   } finally {
+    keepalive.stop();
     body.destroy();
     await lease.release();
   }
+}
+
+/** Answers `code` without serving, logs why (warn) and counts it (onRefused). */
+function refuse(call: DownloadCall, options: InterScmServiceOptions, log: SnapshotLogger, code: grpc.status, reason: ServeRefusal, details: string, fields: Record<string, unknown>): void {
+  log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
+  options.onRefused?.(reason);
+  fail(call, code, details);
 }
 
 function fail(call: DownloadCall, code: grpc.status, details: string): void {

@@ -4,10 +4,13 @@ export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHEC
 export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
 export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
 export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
-export { registerInterScmService, DEFAULT_CHUNK_SIZE, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
-export { downloadCheckpoint, DownloadError, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
-export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractedCheckpoint } from './safe-extract.js';
-export { installCheckpoint, recoverInterruptedInstall, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, SERVE_REFUSALS, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
+export { ServeLimiter, peerHost, DEFAULT_PEER_LIMIT, DEFAULT_REQUESTER_LIMIT, type RateLimit, type ServeLimiterOptions } from './serve-limiter.js';
+export { checkRequestId, InvalidRequestError, MAX_REQUEST_ID_LENGTH } from './request-checks.js';
+export { SnapshotAbortedError } from './aborted.js';
+export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
+export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractOptions, type ExtractedCheckpoint } from './safe-extract.js';
+export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
 export { chunkChecksum } from './chunk-checksum.js';
 export { FAILPOINTS_ENV, failpoint } from './failpoints.js';

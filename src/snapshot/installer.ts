@@ -4,7 +4,9 @@
 //   rename the checkpoint to scm.db → fsync → reopen (the caller reloads in-memory state) →
 //   remove the marker → remove the backup.
 //
-// A failure restores the backup and reopens the old DB. A crash at any point is resolved on
+// A checkpoint older than the live scm.db is refused (the DB is reopened untouched): an install
+// never moves scm.db backwards, whatever the caller checked. A failure restores the backup and
+// reopens the old DB. A crash at any point is resolved on
 // start-up by `recoverInterruptedInstall`, which never ignores a leftover marker: if scm.db is the
 // complete new checkpoint it finishes the install, otherwise it puts the backup back.
 // `failpoint()` calls let tests SIGKILL the process at each step.
@@ -13,6 +15,11 @@ import { basename, dirname, join } from 'node:path';
 import { compareTermIndex, formatTransactionInfo, readTransactionInfoAt, type TermIndex } from '../statemachine/transaction-info.js';
 import { failpoint } from './failpoints.js';
 import { fsyncPath, writeFileAtomic } from '../durable-fs.js';
+
+/** The checkpoint would move scm.db backwards; nothing was changed. */
+export class OlderCheckpointError extends Error {
+  override readonly name = 'OlderCheckpointError';
+}
 
 export const SCM_DB_NAME = 'scm.db';
 export const DB_BACKUP_PREFIX = 'scm.db.backup.';
@@ -65,12 +72,24 @@ export async function installCheckpoint(req: InstallRequest): Promise<void> {
 
   await req.closeDb();
   failpoint('install.afterClose');
+  // The live scm.db can be read only once closed (LevelDB's LOCK); nothing is moved before this
+  // check, and a refusal reopens it as it was.
+  let live: TermIndex | undefined;
+  try {
+    live = (await exists(dbDir)) ? await readTransactionInfoAt(dbDir) : undefined;
+  } catch (err) {
+    await req.openDb();
+    throw new Error(`cannot read #TRANSACTIONINFO of ${dbDir} to compare it with checkpoint ${formatTransactionInfo(actual)}; not installed: ${(err as Error).message}`, { cause: err });
+  }
+  if (live !== undefined && compareTermIndex(actual, live) < 0) {
+    await req.openDb();
+    throw new OlderCheckpointError(`checkpoint at ${formatTransactionInfo(actual)} is older than scm.db at ${formatTransactionInfo(live)}, which it would replace; not installed`);
+  }
   let backupName: string | null = null;
   let swapped = false;
   try {
-    if (await exists(dbDir)) {
-      const oldIndex = (await readTransactionInfoAt(dbDir)).index;
-      backupName = `${DB_BACKUP_PREFIX}${oldIndex}_${now()}`;
+    if (live !== undefined) {
+      backupName = `${DB_BACKUP_PREFIX}${live.index}_${now()}`;
       await rename(dbDir, join(req.dbParentDir, backupName));
       await fsyncPath(req.dbParentDir);
     }

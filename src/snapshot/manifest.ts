@@ -1,5 +1,6 @@
-// The checkpoint tarball's manifest: the last tar entry, `MANIFEST.json`. It lists every file with
+// The checkpoint tarball's manifest: the first tar entry, `MANIFEST.json`. It lists every file with
 // its size and SHA-256 and says which checkpoint this is (id, term/index, cluster), so the follower
+// knows before it writes anything what it may write and how much (the caps of safe-extract.ts), and
 // can prove the extracted directory is exactly what the leader packed, independently of the
 // per-chunk transport checksums.
 import type { TermIndex } from '../statemachine/transaction-info.js';

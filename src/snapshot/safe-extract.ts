@@ -1,26 +1,33 @@
 // Extracts a downloaded checkpoint tar.gz into a fresh directory, trusting nothing in it.
 //
+// MANIFEST.json must be the first entry: it says, before anything is written, which files may be
+// extracted and exactly how big each is. Those sizes are the caps while extracting, together with
+// the fixed limits below and the free space under the destination: the manifest's total must fit
+// before the first file is written, an entry whose header claims more than the manifest declares is
+// refused at its header (a gzip bomb writes nothing), and the decompressed stream may not grow past
+// what the manifest and the tar framing account for (a bomb after the last entry is stopped too).
 // Only regular files and directories are accepted; names must be relative, normalised and free of
-// `..`; links, devices and FIFOs are refused; total bytes, entry count and per-entry size are
-// capped; duplicates are refused. Each file is hashed while written and fsynced. Afterwards the
-// MANIFEST.json entry must describe exactly the files extracted (same set, sizes and SHA-256).
-// On any error the partially extracted directory is removed.
+// `..`; links, devices, FIFOs and type flags tar-stream does not know (GNU sparse) are refused;
+// duplicates are refused. Each file is hashed while written, checked against the manifest and
+// fsynced. On any error the partially extracted directory is removed.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, rm, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { fsyncDirTree } from '../durable-fs.js';
-import { MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
+import { abortedError } from './aborted.js';
+import { MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
 export interface ExtractLimits {
-  /** Sum of all entry sizes (default 256 GiB). */
+  /** Sum of all file sizes the manifest may declare (default 256 GiB). */
   readonly maxTotalBytes?: number;
-  /** Number of tar entries (default 100,000). */
+  /** Number of files the manifest may declare, plus directory entries (default 100,000). */
   readonly maxEntries?: number;
-  /** Size of any one entry (default 64 GiB). */
+  /** Size the manifest may declare for any one file (default 64 GiB). */
   readonly maxEntryBytes?: number;
 }
 
@@ -39,9 +46,25 @@ export interface ExtractedCheckpoint {
   readonly manifest: Manifest;
 }
 
+export interface ExtractOptions {
+  /** Aborting stops the extraction at once; the partly extracted directory is removed. */
+  readonly signal?: AbortSignal;
+  /** Bytes that may still be written under `dir` (default: statfs, the space available to us). */
+  readonly freeBytes?: (dir: string) => Promise<number>;
+}
+
+/**
+ * What the tar framing may add to the files' bytes: per entry a header, padding to 512 bytes and
+ * maybe a pax or GNU long-name header; at the end two zero blocks and padding to a 10 KiB record.
+ * Generous, so any tar writer fits; a bomb is orders of magnitude more.
+ */
+const FRAMING_PER_ENTRY = 4 * 512;
+const FRAMING_SLACK = 1024 * 1024;
+
 /** Extracts `tarGzPath` into `destDir` (which must not exist) and verifies it against its manifest. */
-export async function extractCheckpointTarball(tarGzPath: string, destDir: string, limits: ExtractLimits = {}): Promise<ExtractedCheckpoint> {
+export async function extractCheckpointTarball(tarGzPath: string, destDir: string, limits: ExtractLimits = {}, options: ExtractOptions = {}): Promise<ExtractedCheckpoint> {
   const caps = { ...DEFAULT_EXTRACT_LIMITS, ...limits };
+  if (options.signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, options.signal);
   await mkdir(dirname(destDir), { recursive: true });
   try {
     await mkdir(destDir);
@@ -49,7 +72,7 @@ export async function extractCheckpointTarball(tarGzPath: string, destDir: strin
     throw new Error(`cannot extract into ${destDir}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    const manifest = await extractInto(tarGzPath, destDir, caps);
+    const manifest = await extractInto(tarGzPath, destDir, caps, options);
     await fsyncDirTree(destDir);
     return { dir: destDir, manifest };
   } catch (err) {
@@ -58,29 +81,54 @@ export async function extractCheckpointTarball(tarGzPath: string, destDir: strin
   }
 }
 
-async function extractInto(tarGzPath: string, destDir: string, caps: Required<ExtractLimits>): Promise<Manifest> {
+async function availableBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+async function extractInto(tarGzPath: string, destDir: string, caps: Required<ExtractLimits>, options: ExtractOptions): Promise<Manifest> {
+  const { signal } = options;
   const extract = tar.extract();
   const gunzip = createGunzip();
-  const feeding = pipeline(createReadStream(tarGzPath), gunzip, extract);
+  // Until the manifest is read, only the manifest (and its framing) may come out of gunzip.
+  const meter = new ExpansionMeter(MAX_MANIFEST_BYTES + FRAMING_SLACK);
+  const feeding = pipeline(createReadStream(tarGzPath), gunzip, meter, extract, signal !== undefined ? { signal } : {});
   // Swallow here; the same failure surfaces (with context) from the entry loop or the await below.
   feeding.catch(() => undefined);
 
-  const extracted = new Map<string, { size: number; sha256: string }>();
+  let manifest: Manifest | undefined;
+  let declared = new Map<string, ManifestFile>();
+  const extracted = new Set<string>();
   const directories = new Set<string>();
-  let manifestBytes: Buffer | undefined;
   let entries = 0;
-  let totalBytes = 0;
   try {
     for await (const entry of extract) {
       const header = entry.header;
       entries++;
       if (entries > caps.maxEntries) throw new UnsafeTarballError(`tarball has more than ${caps.maxEntries} entries`);
       const name = safeEntryName(header.name);
-      const type = header.type ?? 'file';
+      // tar-stream reports a type flag it does not know (GNU sparse 'S', vendor extensions) as null:
+      // never take that for a regular file.
+      const type = header.type;
+      if (type === null || type === undefined) {
+        throw new UnsafeTarballError(`tarball entry ${JSON.stringify(header.name)} has a type flag other than regular file or directory; only regular files and directories are allowed`);
+      }
       if (type !== 'file' && type !== 'directory') {
         throw new UnsafeTarballError(`tarball entry ${JSON.stringify(header.name)} is a ${type}; only regular files and directories are allowed`);
       }
-      if (extracted.has(name) || directories.has(name) || (name === MANIFEST_NAME && manifestBytes !== undefined)) {
+      const size = header.size ?? 0;
+      if (manifest === undefined) {
+        if (name !== MANIFEST_NAME || type !== 'file') {
+          throw new UnsafeTarballError(`the first tarball entry must be ${MANIFEST_NAME}, found ${JSON.stringify(name)}: nothing would bound what the tarball writes`);
+        }
+        if (size > MAX_MANIFEST_BYTES) throw new UnsafeTarballError(`${MANIFEST_NAME} is ${size} bytes, over ${MAX_MANIFEST_BYTES}`);
+        manifest = parseManifest(await readAll(entry as unknown as AsyncIterable<Buffer>));
+        declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes);
+        const total = manifest.files.reduce((sum, f) => sum + f.size + FRAMING_PER_ENTRY + 2 * f.path.length, 0);
+        meter.limitTo(meter.bytes + total + FRAMING_SLACK);
+        continue;
+      }
+      if (name === MANIFEST_NAME || extracted.has(name) || directories.has(name)) {
         throw new UnsafeTarballError(`tarball entry ${JSON.stringify(name)} appears twice`);
       }
       if (type === 'directory') {
@@ -89,27 +137,58 @@ async function extractInto(tarGzPath: string, destDir: string, caps: Required<Ex
         entry.resume();
         continue;
       }
-      const size = header.size ?? 0;
-      if (size > caps.maxEntryBytes) throw new UnsafeTarballError(`tarball entry ${JSON.stringify(name)} is ${size} bytes, over the per-entry cap of ${caps.maxEntryBytes}`);
-      totalBytes += size;
-      if (totalBytes > caps.maxTotalBytes) throw new UnsafeTarballError(`tarball content exceeds the cap of ${caps.maxTotalBytes} bytes total`);
-      if (name === MANIFEST_NAME) {
-        if (size > MAX_MANIFEST_BYTES) throw new UnsafeTarballError(`${MANIFEST_NAME} is ${size} bytes, over ${MAX_MANIFEST_BYTES}`);
-        manifestBytes = await readAll(entry as unknown as AsyncIterable<Buffer>);
-        continue;
-      }
-      extracted.set(name, await writeEntry(entry as unknown as AsyncIterable<Buffer>, join(destDir, name), size));
+      const file = declared.get(name);
+      if (file === undefined) throw new UnsafeTarballError(`tarball contains ${JSON.stringify(name)}, which the manifest does not list`);
+      if (size !== file.size) throw new UnsafeTarballError(`tarball entry ${JSON.stringify(name)} is ${size} bytes, but the manifest declares ${file.size}`);
+      const written = await writeEntry(entry as unknown as AsyncIterable<Buffer>, join(destDir, name), file.size);
+      if (written.sha256 !== file.sha256) throw new UnsafeTarballError(`${JSON.stringify(name)} has SHA-256 ${written.sha256}, manifest says ${file.sha256}`);
+      extracted.add(name);
     }
     await feeding;
   } catch (err) {
     extract.destroy();
+    if (signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, signal);
+    // The meter's refusal reaches the entry loop as a destroyed stream; report the refusal.
+    if (meter.refusal !== undefined) throw meter.refusal;
     if (err instanceof UnsafeTarballError) throw err;
     throw new Error(`checkpoint tarball ${tarGzPath} is unreadable: ${(err as Error).message}`, { cause: err });
   }
-  if (manifestBytes === undefined) throw new UnsafeTarballError(`tarball has no ${MANIFEST_NAME}`);
-  const manifest = parseManifest(manifestBytes);
-  verifyAgainstManifest(manifest, extracted);
+  if (manifest === undefined) throw new UnsafeTarballError(`tarball has no ${MANIFEST_NAME}`);
+  for (const file of manifest.files) {
+    if (!extracted.has(file.path)) throw new UnsafeTarballError(`manifest lists ${JSON.stringify(file.path)} but the tarball does not contain it`);
+  }
   return manifest;
+}
+
+/** Checks what the manifest declares against the caps and the free space; returns it by path. */
+async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, destDir: string, freeBytes: (dir: string) => Promise<number>): Promise<Map<string, ManifestFile>> {
+  if (manifest.files.length + 1 > caps.maxEntries) {
+    throw new UnsafeTarballError(`manifest declares ${manifest.files.length} files, more than the ${caps.maxEntries} entries allowed`);
+  }
+  const byPath = new Map<string, ManifestFile>();
+  let total = 0;
+  for (const file of manifest.files) {
+    let normal: string | undefined;
+    try {
+      normal = safeEntryName(file.path);
+    } catch {
+      normal = undefined;
+    }
+    if (normal !== file.path || file.path === MANIFEST_NAME) {
+      throw new UnsafeTarballError(`manifest lists ${JSON.stringify(file.path)}, which is not a safe relative path of a checkpoint file`);
+    }
+    if (file.size > caps.maxEntryBytes) {
+      throw new UnsafeTarballError(`manifest declares ${JSON.stringify(file.path)} at ${file.size} bytes, over the per-entry cap of ${caps.maxEntryBytes}`);
+    }
+    total += file.size;
+    byPath.set(file.path, file);
+  }
+  if (total > caps.maxTotalBytes) throw new UnsafeTarballError(`manifest declares ${total} bytes in all, over the cap of ${caps.maxTotalBytes} bytes total`);
+  const free = await freeBytes(destDir);
+  if (!(Number.isFinite(free) && total <= free)) {
+    throw new UnsafeTarballError(`manifest declares ${total} bytes in all, but only ${free} bytes are free under ${destDir}`);
+  }
+  return byPath;
 }
 
 /** Normalises a tar entry name and refuses anything that could land outside the target directory. */
@@ -123,7 +202,8 @@ export function safeEntryName(raw: string): string {
   return parts.join('/');
 }
 
-async function writeEntry(entry: AsyncIterable<Buffer>, path: string, expectedSize: number): Promise<{ size: number; sha256: string }> {
+/** Writes one entry, never more than `declared` bytes of it. */
+async function writeEntry(entry: AsyncIterable<Buffer>, path: string, declared: number): Promise<{ size: number; sha256: string }> {
   await mkdir(dirname(path), { recursive: true });
   // 'wx': never follow or overwrite something already there.
   const handle = await open(path, 'wx', 0o644);
@@ -131,6 +211,7 @@ async function writeEntry(entry: AsyncIterable<Buffer>, path: string, expectedSi
   let size = 0;
   try {
     for await (const chunk of entry) {
+      if (size + chunk.length > declared) throw new UnsafeTarballError(`tarball entry ${path} holds more than the ${declared} bytes its manifest declares`);
       hash.update(chunk);
       size += chunk.length;
       await handle.write(chunk);
@@ -139,7 +220,7 @@ async function writeEntry(entry: AsyncIterable<Buffer>, path: string, expectedSi
   } finally {
     await handle.close();
   }
-  if (size !== expectedSize) throw new Error(`tarball entry ${path} is truncated: ${size} of ${expectedSize} bytes`);
+  if (size !== declared) throw new Error(`tarball entry ${path} is truncated: ${size} of ${declared} bytes`);
   return { size, sha256: hash.digest('hex') };
 }
 
@@ -149,15 +230,26 @@ async function readAll(entry: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function verifyAgainstManifest(manifest: Manifest, extracted: Map<string, { size: number; sha256: string }>): void {
-  for (const file of manifest.files) {
-    const got = extracted.get(file.path);
-    if (got === undefined) throw new UnsafeTarballError(`manifest lists ${JSON.stringify(file.path)} but the tarball does not contain it`);
-    if (got.size !== file.size) throw new UnsafeTarballError(`${JSON.stringify(file.path)} is ${got.size} bytes, manifest says ${file.size}`);
-    if (got.sha256 !== file.sha256) throw new UnsafeTarballError(`${JSON.stringify(file.path)} has SHA-256 ${got.sha256}, manifest says ${file.sha256}`);
+/** Counts the decompressed bytes on their way to the tar parser and stops them past a limit. */
+class ExpansionMeter extends Transform {
+  bytes = 0;
+  refusal: UnsafeTarballError | undefined;
+
+  constructor(private limit: number) {
+    super();
   }
-  const listed = new Set(manifest.files.map((f) => f.path));
-  for (const path of extracted.keys()) {
-    if (!listed.has(path)) throw new UnsafeTarballError(`tarball contains ${JSON.stringify(path)}, which the manifest does not list`);
+
+  limitTo(limit: number): void {
+    this.limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      this.refusal = new UnsafeTarballError(`tarball expands to more than ${this.limit} bytes, beyond what its manifest declares (a gzip bomb?)`);
+      callback(this.refusal);
+      return;
+    }
+    callback(null, chunk);
   }
 }

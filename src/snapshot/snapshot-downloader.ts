@@ -1,6 +1,7 @@
 // Follower-side orchestration of one snapshot catch-up: download the leader's checkpoint (asking
-// whoever is leader at each attempt), retry with exponential backoff, resume from the last verified
-// byte when the same checkpoint is still served, log progress, then extract safely and verify the
+// whoever is leader at each attempt), abandon an attempt that makes no progress for a few seconds,
+// retry with exponential backoff, resume from the last verified byte when the same checkpoint is
+// still served, log progress, then extract safely and verify the
 // result (manifest, cluster id, #TRANSACTIONINFO >= the leader's first available index). Returns a
 // directory ready for `installCheckpoint`; the live scm.db is never touched here.
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -9,9 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatTransactionInfo, readTransactionInfoAt, compareTermIndex, type TermIndex } from '../statemachine/transaction-info.js';
 import { readConfigurationAt } from '../statemachine/state-machine.js';
 import type { AppliedConfiguration } from '../statemachine/raft-configuration.js';
+import { abortedError, SnapshotAbortedError } from './aborted.js';
 import { downloadCheckpoint, DownloadError, type DownloadProgress, type ResumePoint } from './download-client.js';
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
+import { checkRequestId } from './request-checks.js';
 import { extractCheckpointTarball, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
@@ -26,6 +29,11 @@ export interface SnapshotDownloaderOptions {
   readonly snapshotDir: string;
   /** Per-attempt deadline (ozone.scm.ha.grpc.deadline.interval). */
   readonly deadlineMs: number;
+  /**
+   * An attempt that receives nothing for this long is abandoned (default 5 s), and the next one asks
+   * `leaderAddress()` again and resumes by offset when the same checkpoint is still served.
+   */
+  readonly noProgressTimeoutMs?: number;
   /** Default 8. */
   readonly maxAttempts?: number;
   /** Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. */
@@ -64,15 +72,31 @@ export class SnapshotDownloader {
     this.log = options.log ?? (() => undefined);
     this.now = options.now ?? Date.now;
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    if (options.noProgressTimeoutMs !== undefined && !(options.noProgressTimeoutMs > 0)) throw new Error(`noProgressTimeoutMs must be positive, got ${options.noProgressTimeoutMs}`);
     if (options.expectedClusterId === '') throw new Error('SnapshotDownloader needs a non-empty expectedClusterId');
+    checkRequestId(options.requesterId, 'requesterId');
   }
 
   /**
    * Downloads and verifies a checkpoint whose index is at least `minIndex` (the leader's first
-   * available log index from the install notification).
+   * available log index from the install notification). Aborting `signal` cancels the transfer or
+   * extraction under way at once, removes everything under `snapshot/`, and rejects with a
+   * SnapshotAbortedError (name `AbortError`).
    */
   async fetch(minIndex: number, signal?: AbortSignal): Promise<ReadyCheckpoint> {
     if (!Number.isSafeInteger(minIndex) || minIndex < 0) throw new Error(`minIndex must be a non-negative integer, got ${minIndex}`);
+    try {
+      return await this.fetchAttempts(minIndex, signal);
+    } catch (err) {
+      if (signal?.aborted !== true) throw err;
+      // Whatever the attempt left (a partial download, a half extraction) is of no use now.
+      await this.clearSnapshotDir();
+      this.log('info', 'snapshot download aborted', { reason: signal.reason instanceof Error ? signal.reason.message : String(signal.reason) });
+      throw err instanceof SnapshotAbortedError ? err : abortedError('snapshot download', signal);
+    }
+  }
+
+  private async fetchAttempts(minIndex: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
     await this.clearSnapshotDir();
     let resume: ResumePoint | undefined;
     let lastError: Error | undefined;
@@ -86,9 +110,12 @@ export class SnapshotDownloader {
         continue;
       }
       try {
-        const ready = await this.attempt(address, minIndex, resume, attempt);
+        const ready = await this.attempt(address, minIndex, resume, attempt, signal);
+        // Aborted at the very end: the caller no longer wants it (fetch removes it).
+        signal?.throwIfAborted();
         return ready;
       } catch (err) {
+        if (signal?.aborted === true) throw err;
         lastError = err as Error;
         resume = err instanceof DownloadError ? err.resumePoint : undefined;
         this.log('warn', 'snapshot download attempt failed', { attempt, maxAttempts: this.maxAttempts, address, error: lastError.message, resumeOffset: resume?.offset ?? 0 });
@@ -98,7 +125,7 @@ export class SnapshotDownloader {
     throw new Error(`snapshot download failed after ${this.maxAttempts} attempts: ${lastError?.message ?? 'unknown error'}`, { cause: lastError });
   }
 
-  private async attempt(address: string, minIndex: number, resume: ResumePoint | undefined, attempt: number): Promise<ReadyCheckpoint> {
+  private async attempt(address: string, minIndex: number, resume: ResumePoint | undefined, attempt: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
     const started = this.now();
     const progress = this.progressLogger(address, started);
     const downloaded = await downloadCheckpoint({
@@ -110,6 +137,8 @@ export class SnapshotDownloader {
       onProgress: progress,
       ...(resume !== undefined ? { resume } : {}),
       ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
+      ...(this.options.noProgressTimeoutMs !== undefined ? { noProgressTimeoutMs: this.options.noProgressTimeoutMs } : {}),
+      ...(signal !== undefined ? { signal } : {}),
     });
     const seconds = Math.max(1e-3, (this.now() - started) / 1000);
     this.log('info', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
@@ -117,7 +146,7 @@ export class SnapshotDownloader {
     const extractDir = join(this.options.snapshotDir, `${downloaded.file.slice(this.options.snapshotDir.length + 1).replace(/\.tar\.gz$/, '')}.extracted`);
     await rm(extractDir, { recursive: true, force: true });
     try {
-      const { manifest } = await extractCheckpointTarball(downloaded.file, extractDir, this.options.extractLimits ?? {});
+      const { manifest } = await extractCheckpointTarball(downloaded.file, extractDir, this.options.extractLimits ?? {}, signal !== undefined ? { signal } : {});
       if (manifest.clusterId !== this.options.expectedClusterId) {
         throw new Error(`checkpoint manifest is for cluster ${JSON.stringify(manifest.clusterId)}, expected ${JSON.stringify(this.options.expectedClusterId)}`);
       }

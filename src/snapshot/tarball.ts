@@ -1,4 +1,10 @@
-// Packs a checkpoint directory as a tar + gzip stream with MANIFEST.json as the last entry.
+// Packs a checkpoint directory as a tar + gzip stream with MANIFEST.json as the first entry.
+//
+// The manifest comes first so that the follower knows, before it writes a byte, every file it may
+// extract and its exact size: that is what caps each entry and the total while extracting (a gzip
+// bomb is refused at its header). It needs the files' SHA-256 before they are streamed, so they are
+// read once to hash them (cached per checkpoint: followers sharing it, and resumes, hash once) and
+// again to stream them; a file that changes in between fails the stream.
 //
 // Streaming end to end (file → tar entry → gzip → consumer) with backpressure at every step, so
 // memory stays flat whatever the DB size. The output is deterministic for a given checkpoint
@@ -48,22 +54,55 @@ export function packCheckpoint(source: PackSource, clusterId: string, options: P
   return gzip;
 }
 
+/** The files of a checkpoint (a closed, immutable directory) with sizes and hashes, per source object. */
+const hashed = new WeakMap<PackSource, Promise<ManifestFile[]>>();
+
+function manifestFiles(source: PackSource): Promise<ManifestFile[]> {
+  let files = hashed.get(source);
+  if (files === undefined) {
+    files = hashFiles(source.dir);
+    hashed.set(source, files);
+    // A failure (a file vanished) is not remembered: the next transfer tries again.
+    files.catch(() => hashed.delete(source));
+  }
+  return files;
+}
+
+async function hashFiles(dir: string): Promise<ManifestFile[]> {
+  const files: ManifestFile[] = [];
+  for (const rel of await listFilesSorted(dir)) {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(join(dir, rel), { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    files.push({ path: rel, size, sha256: hash.digest('hex') });
+  }
+  return files;
+}
+
 async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string): Promise<void> {
   const mtime = new Date(Math.floor(source.createdAtMs / 1000) * 1000);
-  const files: ManifestFile[] = [];
-  for (const rel of await listFilesSorted(source.dir)) {
-    const path = join(source.dir, rel);
+  const files = await manifestFiles(source);
+  const manifest = serializeManifest({ format: MANIFEST_FORMAT, checkpointId: source.id, clusterId, termIndex: source.termIndex, files });
+  await new Promise<void>((resolve, reject) => {
+    pack.entry({ name: MANIFEST_NAME, size: manifest.length, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, manifest, (err) => (err ? reject(err) : resolve()));
+  });
+  for (const file of files) {
+    const path = join(source.dir, file.path);
     const { size } = await stat(path);
+    // A checkpoint is closed and immutable; a change means someone is writing into it.
+    if (size !== file.size) throw new Error(`checkpoint file ${path} is ${size} bytes, not the ${file.size} of its manifest: it changed while being served`);
     const hash = createHash('sha256');
     let written = 0;
     let entryDone!: Promise<void>;
     const entry = await new Promise<ReturnType<tar.Pack['entry']>>((resolveEntry) => {
       entryDone = new Promise<void>((resolve, reject) => {
-        resolveEntry(pack.entry({ name: rel, size, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, (err) => (err ? reject(err) : resolve())));
+        resolveEntry(pack.entry({ name: file.path, size, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, (err) => (err ? reject(err) : resolve())));
       });
     });
     for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
-      // A checkpoint is closed and immutable; growth means someone is writing into it.
       if (written + chunk.length > size) throw new Error(`checkpoint file ${path} grew while being packed`);
       hash.update(chunk);
       written += chunk.length;
@@ -72,12 +111,8 @@ async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string): 
     if (written !== size) throw new Error(`checkpoint file ${path} shrank while being packed (${written} of ${size} bytes)`);
     entry.end(undefined);
     await entryDone;
-    files.push({ path: rel, size, sha256: hash.digest('hex') });
+    if (hash.digest('hex') !== file.sha256) throw new Error(`checkpoint file ${path} changed while being served: its SHA-256 is not the manifest's`);
   }
-  const manifest = serializeManifest({ format: MANIFEST_FORMAT, checkpointId: source.id, clusterId, termIndex: source.termIndex, files });
-  await new Promise<void>((resolve, reject) => {
-    pack.entry({ name: MANIFEST_NAME, size: manifest.length, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, manifest, (err) => (err ? reject(err) : resolve()));
-  });
   pack.finalize();
 }
 

@@ -1,10 +1,11 @@
 // Snapshot catch-up on real processes: a follower that missed more than the leader keeps in its
 // log is notified, downloads the leader's checkpoint over InterSCM, installs it and catches up;
 // a leader that dies mid-transfer is replaced and the download completes from the new leader,
-// for two followers at once.
+// for two followers at once; a leader that hangs mid-transfer (SIGSTOP) is given up on after a few
+// seconds without progress, and the follower installs from the new leader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
@@ -142,6 +143,53 @@ test('the leader dies mid-transfer; two followers complete their installs from t
 
     for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
     const digests = await Promise.all([2, 3, 4, 5].map((k) => cluster.digest(k)));
+    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+  });
+});
+
+/** Whether process `pid` is stopped (SIGSTOP), from /proc. */
+function isStopped(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces, so read after the last ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+}
+
+test('the leader hangs mid-transfer; the follower gives up on it after a few seconds without progress and installs from the new leader', { timeout: 240_000 }, async () => {
+  await withCluster(3, PURGING, async (cluster) => {
+    // scm1 (the primordial leader) stops itself (SIGSTOP) just before the last message of any
+    // checkpoint stream it serves: its sockets stay open and the stream simply goes silent.
+    await initNode(cluster.config(1));
+    cluster.start(1, { SCM_FAILPOINTS: 'serve.beforeEof:stop' });
+    await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
+    for (let k = 2; k <= 3; k++) {
+      await bootstrapFromRunningScms(cluster.config(k), 30_000);
+      cluster.start(k);
+    }
+    await cluster.waitForVoters(3);
+    const client = cluster.client(cluster.allClientAddresses(), 60_000);
+    await openPipeline(client);
+    assert.equal(await cluster.leaderIndex(), 1);
+
+    assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
+    await allocate(client, 600);
+    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, 1) > 100));
+
+    cluster.start(3);
+    await cluster.waitFor('scm1 to hang while serving scm3', 60_000, () => Promise.resolve(isStopped(cluster.node(1).process?.pid)));
+    // Only scm2 and scm3 answer now; a client that tried scm1 would wait for its deadline.
+    const survivors = cluster.client([cluster.clientAddress(2), cluster.clientAddress(3)], 10_000);
+    // Either may lead (an install pauses scm3's Raft loop, which can cost scm2 its quorum for a term).
+    await cluster.waitFor('scm2 and scm3 to converge under a new leader', 150_000, async () =>
+      (await converged(survivors, 2)) && ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
+    await cluster.waitFor('scm3 to log its install', 10_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(3))));
+    assert.match(cluster.output(3), /no progress for 5000 ms/, 'scm3 gave up on the silent stream by itself');
+    assert.equal((await survivors.listContainers({ startId: 0, count: 1000 })).length, 600);
+
+    assert.equal(await cluster.kill(1, 'SIGKILL'), null, 'scm1 was still hung');
+    await cluster.waitFor('a leader to stop last', 30_000, async () => ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
+    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
+    const digests = await Promise.all([2, 3].map((k) => cluster.digest(k)));
     assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
   });
 });

@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { buffer as streamToBuffer } from 'node:stream/consumers';
-import { gzipSync } from 'node:zlib';
+import { once } from 'node:events';
+import { createGzip, gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import * as tar from 'tar-stream';
 import { chunkChecksum } from '../../src/snapshot/chunk-checksum.js';
@@ -14,7 +15,7 @@ import { createCheckpoint } from '../../src/snapshot/checkpoint.js';
 import { interScmServiceDefinition, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
 import { packCheckpoint } from '../../src/snapshot/tarball.js';
-import type { ExtractLimits } from '../../src/snapshot/safe-extract.js';
+import { extractCheckpointTarball, type ExtractLimits } from '../../src/snapshot/safe-extract.js';
 import { CLUSTER_ID, createScmDb, dumpDb, startServer, withTempDir } from './helpers.js';
 
 const CHUNK = 4096;
@@ -28,7 +29,7 @@ function toMessages(tarGz: Buffer, clusterId = CLUSTER_ID): CopyDBCheckpointResp
   return out;
 }
 
-async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
+async function craftTar(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
   const pack = tar.pack();
   const done = streamToBuffer(pack as unknown as NodeJS.ReadableStream);
   for (const e of entries) {
@@ -37,7 +38,27 @@ async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.He
     });
   }
   pack.finalize();
-  return gzipSync(await done);
+  return done;
+}
+
+async function craftTarball(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; content?: Buffer }>): Promise<Buffer> {
+  return gzipSync(await craftTar(entries));
+}
+
+/** Rewrites the type flag of the entry named `name` in a plain tar (tar-stream only writes the types it knows), fixing the header checksum. */
+function setTypeFlag(tarBytes: Buffer, name: string, flag: string): Buffer {
+  const out = Buffer.from(tarBytes);
+  for (let off = 0; off + 512 <= out.length; off += 512) {
+    const header = out.subarray(off, off + 512);
+    if (header.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '') !== name) continue;
+    header[156] = flag.charCodeAt(0);
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of header) sum += b;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    return out;
+  }
+  throw new Error(`no tar header named ${name}`);
 }
 
 interface Case {
@@ -64,11 +85,51 @@ function createHashHex(b: Buffer): string {
 const hostileTar = async (header: Partial<tar.Header> & { name: string }, content?: Buffer) => {
   const x = Buffer.from('evil');
   return toMessages(await craftTarball([
+    { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: x }]) },
     { header: { name: 'CURRENT', size: x.length }, content: x },
     { header, ...(content !== undefined ? { content } : {}) },
-    { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: x }]) },
   ]));
 };
+
+/** A plain tar entry header for `name` claiming `size` bytes (the content is streamed after it). */
+function tarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 'latin1');
+  header.write('0000644\0', 100, 'latin1');
+  header.write('0000000\0', 108, 'latin1');
+  header.write('0000000\0', 116, 'latin1');
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+  header.write('00000000000\0', 136, 'latin1');
+  header[156] = '0'.charCodeAt(0);
+  header.write('ustar\0' + '00', 257, 'latin1');
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  return header;
+}
+
+/** gzip of `prefix` followed by `zeros` zero bytes, compressed as a stream (never held expanded). */
+async function gzipWithZeros(prefix: Buffer, zeros: number): Promise<Buffer> {
+  const gzip = createGzip({ level: 9 });
+  const out = streamToBuffer(gzip);
+  gzip.write(prefix);
+  const block = Buffer.alloc(1024 * 1024);
+  for (let left = zeros; left > 0; left -= block.length) {
+    if (!gzip.write(left >= block.length ? block : block.subarray(0, left))) await once(gzip, 'drain');
+  }
+  gzip.end();
+  return out;
+}
+
+/** A tarball whose entries (after a manifest that lists only the 16-byte CURRENT) are followed by `zeros` bytes. */
+async function bomb(options: { entrySize: number; zeros: number }): Promise<Buffer> {
+  const current = Buffer.from('MANIFEST-000001\n');
+  const head = await craftTar([{ header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: current }]) }]);
+  // Drop tar-stream's end-of-archive blocks, then a CURRENT entry that claims entrySize bytes.
+  const withoutEnd = head.subarray(0, head.length - 1024);
+  return gzipWithZeros(Buffer.concat([withoutEnd, tarHeader('CURRENT', options.entrySize)]), options.zeros);
+}
 
 const cases: Case[] = [
   {
@@ -81,6 +142,11 @@ const cases: Case[] = [
       return ms;
     },
     expected: /checksum mismatch in chunk at readOffset 4096/,
+  },
+  {
+    name: 'a checkpoint id too long to be one',
+    messages: (valid) => toMessages(valid).map((m) => ({ ...m, checkpointId: 'z'.repeat(10_000) })),
+    expected: /checkpointId is 10000 characters long, more than 128/,
   },
   { name: 'a wrong cluster id', messages: (valid) => toMessages(valid, 'CID-someone-else'), expected: /cluster id mismatch: expected "CID-5f1f/ },
   { name: 'a truncated stream', messages: (valid) => toMessages(valid).slice(0, -1), expected: /stream truncated: it ended after \d+ bytes without an eof/ },
@@ -95,16 +161,71 @@ const cases: Case[] = [
   { name: 'a symlink', messages: () => hostileTar({ name: 'LOCK', type: 'symlink', linkname: '/etc/passwd' }), expected: /"LOCK" is a symlink/ },
   { name: 'a hard link', messages: () => hostileTar({ name: 'LOG', type: 'link', linkname: 'CURRENT' }), expected: /"LOG" is a link/ },
   { name: 'a device', messages: () => hostileTar({ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }), expected: /"dev" is a character-device/ },
-  { name: 'an oversized entry', messages: (valid) => toMessages(valid), limits: { maxEntryBytes: 64 }, expected: /over the per-entry cap of 64/ },
-  { name: 'too many entries', messages: (valid) => toMessages(valid), limits: { maxEntries: 2 }, expected: /more than 2 entries/ },
-  { name: 'too many bytes in total', messages: (valid) => toMessages(valid), limits: { maxTotalBytes: 1000 }, expected: /exceeds the cap of 1000 bytes total/ },
+  {
+    // GNU sparse ('S'): tar-stream reports no type for it, and it must not pass for a regular file,
+    // even with a manifest that lists it.
+    name: 'an entry with an unknown type flag',
+    messages: async () => {
+      const x = Buffer.from('evil');
+      const files = [{ path: 'CURRENT', content: x }, { path: 'sparse', content: x }];
+      const plain = await craftTar([
+        { header: { name: 'MANIFEST.json' }, content: manifestFor(files) },
+        ...files.map((f) => ({ header: { name: f.path, size: f.content.length }, content: f.content })),
+      ]);
+      return toMessages(gzipSync(setTypeFlag(plain, 'sparse', 'S')));
+    },
+    expected: /tarball entry "sparse" has a type flag other than regular file or directory; only regular files and directories are allowed/,
+  },
+  { name: 'an oversized entry', messages: (valid) => toMessages(valid), limits: { maxEntryBytes: 64 }, expected: /manifest declares "[^"]+" at \d+ bytes, over the per-entry cap of 64/ },
+  { name: 'too many entries', messages: (valid) => toMessages(valid), limits: { maxEntries: 2 }, expected: /manifest declares \d+ files, more than the 2 entries allowed/ },
+  { name: 'too many bytes in total', messages: (valid) => toMessages(valid), limits: { maxTotalBytes: 1000 }, expected: /manifest declares \d+ bytes in all, over the cap of 1000 bytes total/ },
+  {
+    // The layout before the manifest moved first: nothing bounded what the files could expand to.
+    name: 'a manifest that is not the first entry',
+    messages: async () => {
+      const x = Buffer.from('MANIFEST-000001\n');
+      return toMessages(await craftTarball([
+        { header: { name: 'CURRENT', size: x.length }, content: x },
+        { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: x }]) },
+      ]));
+    },
+    expected: /the first tarball entry must be MANIFEST\.json, found "CURRENT"/,
+  },
+  {
+    // A 256 MiB entry in about 256 KB of gzip, where the manifest declares 16 bytes: refused at its
+    // header, before a byte of it is written.
+    name: 'a gzip bomb: an entry far bigger than the manifest declares',
+    messages: async () => toMessages(await bomb({ entrySize: 256 * 1024 * 1024, zeros: 256 * 1024 * 1024 })),
+    expected: /tarball entry "CURRENT" is 268435456 bytes, but the manifest declares 16/,
+  },
+  {
+    name: 'a gzip bomb after the last entry',
+    messages: async () => {
+      // A well-formed CURRENT of 16 bytes, then 256 MiB of zeros: empty tar blocks, nothing to write.
+      const current = Buffer.from('MANIFEST-000001\n');
+      const tarBytes = await craftTar([
+        { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: current }]) },
+        { header: { name: 'CURRENT', size: current.length }, content: current },
+      ]);
+      return toMessages(await gzipWithZeros(tarBytes, 256 * 1024 * 1024));
+    },
+    expected: /tarball expands to more than \d+ bytes, beyond what its manifest declares/,
+  },
+  {
+    name: 'a manifest listing a path outside the checkpoint',
+    messages: async () => {
+      const x = Buffer.from('x');
+      return toMessages(await craftTarball([{ header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: '../x', content: x }]) }]));
+    },
+    expected: /manifest lists "\.\.\/x", which is not a safe relative path/,
+  },
   {
     name: 'a file that does not match the manifest',
     messages: async () => {
       const real = Buffer.from('MANIFEST-000001\n');
       return toMessages(await craftTarball([
-        { header: { name: 'CURRENT', size: 16 }, content: Buffer.from('MANIFEST-000002\n') },
         { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: real }]) },
+        { header: { name: 'CURRENT', size: 16 }, content: Buffer.from('MANIFEST-000002\n') },
       ]));
     },
     expected: /"CURRENT" has SHA-256 [0-9a-f]+, manifest says/,
@@ -114,9 +235,9 @@ const cases: Case[] = [
     messages: async () => {
       const x = Buffer.from('x');
       return toMessages(await craftTarball([
+        { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: x }]) },
         { header: { name: 'CURRENT', size: 1 }, content: x },
         { header: { name: 'extra', size: 1 }, content: x },
-        { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: x }]) },
       ]));
     },
     expected: /contains "extra", which the manifest does not list/,
@@ -172,5 +293,25 @@ test('hostile or broken streams and tarballs are rejected without touching the f
       await stop();
       await followerDb.close();
     }
+  });
+});
+
+test('a checkpoint bigger than the free disk space is refused before a file is written', async () => {
+  await withTempDir('snap-hostile-', async (dir) => {
+    const db = await createScmDb(join(dir, 'leader', 'scm.db'), 400, { term: 1, index: 500 });
+    const checkpoint = await createCheckpoint(db, join(dir, 'leader', 'db.checkpoints'));
+    await db.close();
+    const file = join(dir, 'checkpoint.tar.gz');
+    await writeFile(file, await streamToBuffer(packCheckpoint(checkpoint, CLUSTER_ID)));
+    const asked: string[] = [];
+    await assert.rejects(
+      extractCheckpointTarball(file, join(dir, 'out'), {}, { freeBytes: async (d) => (asked.push(d), 1000) }),
+      /manifest declares \d+ bytes in all, but only 1000 bytes are free under .*out/,
+    );
+    assert.deepEqual(asked, [join(dir, 'out')]);
+    assert.deepEqual((await readdir(dir)).sort(), ['checkpoint.tar.gz', 'leader']);
+    // With the real free space (statfs) the same tarball extracts.
+    const { manifest } = await extractCheckpointTarball(file, join(dir, 'out'));
+    assert.equal(manifest.termIndex.index, 500);
   });
 });

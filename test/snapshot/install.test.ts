@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { createCheckpoint } from '../../src/snapshot/checkpoint.js';
 import { FAILPOINTS_ENV } from '../../src/snapshot/failpoints.js';
-import { DB_INCONSISTENT_MARKER, INSTALL_FAILPOINTS, installCheckpoint, recoverInterruptedInstall } from '../../src/snapshot/installer.js';
+import { DB_INCONSISTENT_MARKER, INSTALL_FAILPOINTS, installCheckpoint, OlderCheckpointError, recoverInterruptedInstall } from '../../src/snapshot/installer.js';
 import { readTransactionInfoAt } from '../../src/statemachine/transaction-info.js';
 import { createScmDb, dumpDb, dumpDbAt, withTempDir } from './helpers.js';
 
@@ -65,6 +65,36 @@ test('a checkpoint whose #TRANSACTIONINFO is not the expected one is refused bef
     );
     assert.equal(closed, false);
     assert.deepEqual(await dumpDbAt(join(dbParent, 'scm.db')), oldDump);
+  });
+});
+
+test('a checkpoint older than the scm.db it would replace is refused, and nothing is changed', async () => {
+  await withTempDir('snap-inst-', async (dir) => {
+    // The live scm.db is at NEW; the checkpoint (at OLD) would move it backwards.
+    const dbParent = join(dir, 'follower');
+    const live = await createScmDb(join(dbParent, 'scm.db'), 700, NEW);
+    const liveDump = await dumpDb(live);
+    await live.close();
+    const older = await createScmDb(join(dir, 'leader', 'scm.db'), 100, OLD);
+    const checkpoint = await createCheckpoint(older, join(dbParent, 'snapshot'));
+    await older.close();
+    const checkpointDump = await dumpDbAt(checkpoint.dir);
+    const before = (await readdir(dbParent)).sort();
+    const calls: string[] = [];
+    await assert.rejects(
+      installCheckpoint({
+        dbParentDir: dbParent,
+        checkpointDir: checkpoint.dir,
+        termIndex: OLD,
+        closeDb: async () => { calls.push('close'); },
+        openDb: async () => { calls.push('open'); },
+      }),
+      (err: Error) => err instanceof OlderCheckpointError && /checkpoint at 1#100 is older than scm\.db at 3#5000, which it would replace; not installed/.test(err.message),
+    );
+    assert.deepEqual(calls, ['close', 'open'], 'the live DB is reopened as it was');
+    assert.deepEqual(await dumpDbAt(join(dbParent, 'scm.db')), liveDump);
+    assert.deepEqual((await readdir(dbParent)).sort(), before, 'no marker, no backup');
+    assert.deepEqual(await dumpDbAt(checkpoint.dir), checkpointDump, 'the checkpoint is left for the caller to discard');
   });
 });
 
