@@ -6,7 +6,7 @@ export { encodeFrame, decodeFrame, scanSegment, SEGMENT_HEADER, type SegmentScan
 export { closedSegmentName, openSegmentName, parseSegmentName } from './segment-names.js';
 export { LogCorruptionError, type CorruptionPolicy } from './log-recovery.js';
 export { StorageLockedError, LOCK_FILE_NAME, type LockHolder } from './in-use-lock.js';
-export { META_FILE_NAME, CONF_FILE_NAME, type RaftMeta } from './raft-meta.js';
+export { META_FILE_NAME, CONF_FILE_NAME, RaftMetaError, RAFT_META_REPAIR_HINT, parseRaftMeta, type RaftMeta } from './raft-meta.js';
 export {
   RaftStorage,
   DEFAULT_CACHE_BYTES,

@@ -27,6 +27,8 @@ export interface SegmentedLogOptions {
   readonly maxOpenReadFiles: number;
   /** Per write batch: time spent writing, then syncing (for metrics). */
   readonly onDiskTimings?: (timings: DiskTimings) => void;
+  /** Awaited before a segment file is created (raft-meta must exist before any segment does). */
+  readonly beforeSegmentCreate?: () => Promise<void>;
 }
 
 /** A write whose completion advances durableIndex to `upTo` (lowered if the log is cut below it). */
@@ -81,7 +83,7 @@ export class SegmentedLog {
     }
     this.durable = this.last;
     this.cache = new EntryCache(options.cacheBytes, this.last + 1);
-    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending(), options.onDiskTimings);
+    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending(), options.onDiskTimings, options.beforeSegmentCreate);
   }
 
   firstIndex(): number {
