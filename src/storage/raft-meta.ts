@@ -39,7 +39,8 @@ export class RaftMetaError extends Error {
     /** The raft-meta path. */
     readonly file: string,
     readonly problem: 'missing' | 'malformed',
-    detail: string,
+    /** What is wrong, without the file name and the repair hint. */
+    readonly detail: string,
   ) {
     super(`${file}: ${detail}. ${RAFT_META_REPAIR_HINT}`);
     this.name = 'RaftMetaError';
