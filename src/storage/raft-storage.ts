@@ -5,7 +5,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InUseLock } from './in-use-lock.js';
 import type { LogEntry } from '../log-entry.js';
-import { recoverSegments, type CorruptionPolicy } from './log-recovery.js';
+import { recoverSegments, type CorruptionPolicy, type DroppedEntries } from './log-recovery.js';
+
+export type { DroppedEntries } from './log-recovery.js';
 import { RaftMetaStore, type RaftMeta, type RaftMetaError } from './raft-meta.js';
 import { SegmentedLog } from './segmented-log.js';
 import type { DiskTimings } from './segment-writer.js';
@@ -31,6 +33,11 @@ export interface RaftStorageOptions {
   readonly maxOpenReadFiles?: number;
   /** Per write batch: seconds spent writing, then in fdatasync (storage does no metrics itself). */
   readonly onDiskTimings?: (timings: DiskTimings) => void;
+  /**
+   * Entries that recovery removed from the log on open (acknowledged entries found zeroed, or cut by
+   * WARN_AND_RETURN), for a metric; each is also explained through onWarning.
+   */
+  readonly onLogEntriesDropped?: (dropped: DroppedEntries) => void;
   /**
    * For `scm repair raft-meta` only: open even when raft-meta is missing beside a log with entries,
    * or damaged. metaProblem() then says what is wrong; readMeta() and append() throw it until
@@ -70,7 +77,7 @@ export class RaftStorage {
       mkdirSync(currentDir, { recursive: true });
       mkdirSync(join(groupDir, 'sm'), { recursive: true });
       const metaStore = new RaftMetaStore(currentDir, warn, options.openWithBadRaftMeta === true ? { openWithBadRaftMeta: true } : {});
-      const recovered = recoverSegments(currentDir, policy, warn);
+      const recovered = recoverSegments(currentDir, policy, warn, options.onLogEntriesDropped);
       const log = new SegmentedLog(currentDir, recovered, {
         beforeSegmentCreate: () => metaStore.ensureMetaFile(),
         segmentSizeBytes: options.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES,
@@ -159,7 +166,11 @@ export class RaftStorage {
     return this.metaStore.saveConf(entry);
   }
 
-  /** Finishes in-flight writes, closes files and releases in_use.lock. */
+  /**
+   * Finishes in-flight writes, closes (seals) the open segment, closes files and releases
+   * in_use.lock. Sealing leaves every segment closed after a clean close, so that recovery knows
+   * zeros in any of them are lost entries, not preallocated space (log-recovery.ts).
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {

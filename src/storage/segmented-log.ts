@@ -225,10 +225,16 @@ export class SegmentedLog {
     return this.barrier(nextIndex - 1);
   }
 
-  /** Waits for queued writes, then closes every file. The log cannot be used afterwards. */
+  /**
+   * Closes the open segment (renamed to its closed name, its preallocated space cut), waits for
+   * queued writes, then closes every file. The log cannot be used afterwards. After a clean close
+   * every segment is closed; recovery relies on that to tell lost entries from padding.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const open = this.openSegment();
+    if (open && !this.writer.failed) this.seal(open);
     await this.writer.idle();
     await this.writer.closeHandles(this.segments.map((s) => s.file));
     for (const fd of this.readFds.values()) closeSync(fd);
