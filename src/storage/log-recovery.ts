@@ -19,7 +19,9 @@
 //   could in principle land a later page of the same unacknowledged write; the operator's way on is
 //   ozone.scm.ha.ratis.log.corruption.policy=WARN_AND_RETURN, which cuts before the zeros and reports
 //   what it cut.)
-
+// - An open segment that holds nothing at all (no bytes, part of its header, its header, zeros) is
+//   removed wherever it sits: a crash during its creation (or a reset) leaves it, and it must not
+//   block start-up.
 
 import { copyFileSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,6 +71,19 @@ export class LogCorruptionError extends Error {
   }
 }
 
+/** What an open segment that holds no entries looks like, or undefined when it holds something. */
+function emptySegmentShape(bytes: Uint8Array): string | undefined {
+  if (bytes.length === 0) return 'no bytes';
+  const headEnd = Math.min(bytes.length, SEGMENT_HEADER_SIZE);
+  const head = bytes.subarray(0, headEnd);
+  const zeroHead = head.every((b) => b === 0);
+  if (!zeroHead && !SEGMENT_HEADER.subarray(0, headEnd).equals(head)) return undefined;
+  for (let i = headEnd; i < bytes.length; i++) if (bytes[i] !== 0) return undefined;
+  if (zeroHead) return `${bytes.length} zero bytes`;
+  if (headEnd < SEGMENT_HEADER_SIZE) return 'part of its header';
+  return bytes.length === SEGMENT_HEADER_SIZE ? 'its header alone' : 'its header and zeros';
+}
+
 /**
  * Recovers the segments in `currentDir`, returning them in index order. Repairs are made on disk
  * (and the directory fsynced) before returning. `onDropped` hears of every entry range removed.
@@ -83,7 +98,18 @@ export function recoverSegments(
   const listed: Listed[] = [];
   for (const fileName of readdirSync(currentDir)) {
     const name = parseSegmentName(fileName);
-    if (name) listed.push({ fileName, startIndex: name.startIndex, endIndex: name.endIndex });
+    if (!name) continue;
+    if (name.endIndex === undefined) {
+      const path = join(currentDir, fileName);
+      const shape = emptySegmentShape(readFileSync(path));
+      if (shape !== undefined) {
+        unlinkSync(path);
+        warn(`removed empty open segment ${path}: it holds no entries (${shape}); a crash interrupted its creation`);
+        changed = true;
+        continue;
+      }
+    }
+    listed.push({ fileName, startIndex: name.startIndex, endIndex: name.endIndex });
   }
   listed.sort((a, b) => a.startIndex - b.startIndex || (a.endIndex === undefined ? 1 : -1));
 
@@ -134,11 +160,6 @@ export function recoverSegments(
     } else if (!isOpen && bytes.length > 0 && bytes.every((b) => b === 0)) {
       // A closed segment of zeros, header included: every entry its name promises is lost.
       scan = { frames: [], validEnd: 0, end: { kind: 'clean' } };
-    } else if (isOpen && bytes.length <= SEGMENT_HEADER_SIZE && (bytes.every((b) => b === 0) || SEGMENT_HEADER.subarray(0, bytes.length).equals(bytes))) {
-      unlinkSync(path);
-      warn(`removed empty open segment ${seg.fileName} (interrupted creation)`);
-      changed = true;
-      continue;
     } else {
       problem(seg.fileName, 0, `missing "RaftLog1" header`);
       stopAt = seg.startIndex;

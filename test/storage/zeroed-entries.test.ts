@@ -1,14 +1,14 @@
 // Zeros where acknowledged entries were: never dropped without a word. A cleanly closed log's last
 // segment is complete on disk, so zeros at its tail are lost entries: dropped with a warning naming
 // the file and the index range, and reported for a metric. Zeros followed by a complete, later
-// entry are corruption, not padding: refused.
+// entry are corruption, not padding: refused. A stray open segment that holds nothing is removed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RaftStorage, type DroppedEntries } from '../../src/storage/raft-storage.js';
 import { LogCorruptionError } from '../../src/storage/log-recovery.js';
-import { scanSegment } from '../../src/storage/segment-format.js';
+import { scanSegment, SEGMENT_HEADER } from '../../src/storage/segment-format.js';
 import { range, tempDir } from './helpers.js';
 
 function segmentFiles(groupDir: string): string[] {
@@ -168,3 +168,36 @@ test('after a crash, zeros then bytes that hold no complete entry are a torn wri
   }
 });
 
+test('a stray empty log_inprogress_N anywhere is removed with a warning instead of blocking start-up', async () => {
+  const shapes: [string, Buffer][] = [
+    ['no bytes', Buffer.alloc(0)],
+    ['part of the header', SEGMENT_HEADER.subarray(0, 3)],
+    ['the header alone', SEGMENT_HEADER],
+    ['the header and zeros', Buffer.concat([SEGMENT_HEADER, Buffer.alloc(4096)])],
+    ['zeros', Buffer.alloc(4096)],
+  ];
+  for (const [what, content] of shapes) {
+    for (const stray of [5, 30, 100]) {
+      const { dir, cleanup } = tempDir('stray');
+      try {
+        const w = RaftStorage.open(dir, { segmentSizeBytes: 420 });
+        await w.append(range(1, 30, 1));
+        await w.close();
+        asLeftByACrash(dir); // a real open segment at the end too
+        const strayPath = join(dir, 'current', `log_inprogress_${stray}`);
+        writeFileSync(strayPath, content);
+        const { s, warnings } = opened(dir);
+        assert.equal(s.lastIndex(), 30, `${what} at ${stray}`);
+        assert.deepEqual(s.entries(1, 31, Infinity), range(1, 30, 1));
+        assert.ok(
+          warnings.some((m) => m.includes(strayPath) && m.includes('holds no entries')),
+          `${what} at ${stray}: ${JSON.stringify(warnings)}`,
+        );
+        assert.ok(!segmentFiles(dir).includes(`log_inprogress_${stray}`));
+        await s.close();
+      } finally {
+        cleanup();
+      }
+    }
+  }
+});
