@@ -5,5 +5,6 @@ import { ADMIN_COMMANDS } from './admin-commands.js';
 import type { CommandSpec } from './command.js';
 import { NODE_COMMANDS } from './node-commands.js';
 import { restoreCommand } from './restore-command.js';
+import { repairRaftMetaCommand } from './repair-command.js';
 
-export const COMMANDS: readonly CommandSpec[] = [...NODE_COMMANDS, restoreCommand, ...ADMIN_COMMANDS];
+export const COMMANDS: readonly CommandSpec[] = [...NODE_COMMANDS, restoreCommand, repairRaftMetaCommand, ...ADMIN_COMMANDS];

@@ -2,11 +2,31 @@
 // strips preallocation padding, removes empty segments, repairs a closed segment left shorter than
 // its name by an interrupted truncation, and refuses (or, under WARN_AND_RETURN, cuts at) corruption
 // and index gaps.
+//
+// Zeros. A zero byte where a frame would start ends the data (Ratis pads the open segment with
+// zeros). Which zeros are padding, and which replaced entries that were written?
+// - A closed segment is fully synced before it gets its name, and the log closes (seals) its open
+//   segment on a clean close, so a closed segment never holds padding: zeros in place of entries
+//   its name promises are acknowledged entries lost. In the last segment they are dropped, with a
+//   warning naming the file and the index range, and reported (onDropped) for a metric: the node
+//   stays up and its leader sends the entries again. Before later segments they are refused: zeros
+//   followed by valid data are corruption, not padding.
+// - An open segment exists on disk only after a crash (or a version that did not seal on close).
+//   Zeros to its end are padding, or a write in flight that never landed: nothing acknowledged can
+//   be told apart from them, so they are cut as before. Zeros followed by a complete, CRC-checked,
+//   later entry are refused: an interrupted write leaves a fragment of itself after a hole, while a
+//   complete later entry means entries that were written are gone. (A power cut during an fdatasync
+//   could in principle land a later page of the same unacknowledged write; the operator's way on is
+//   ozone.scm.ha.ratis.log.corruption.policy=WARN_AND_RETURN, which cuts before the zeros and reports
+//   what it cut.)
+// - An open segment that holds nothing at all (no bytes, part of its header, its header, zeros) is
+//   removed wherever it sits: a crash during its creation (or a reset) leaves it, and it must not
+//   block start-up.
 
 import { copyFileSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncPathSync } from '../durable-fs.js';
-import { SEGMENT_HEADER, SEGMENT_HEADER_SIZE, scanSegment, type FrameInfo } from './segment-format.js';
+import { findFrameAfter, scanFrames, SEGMENT_HEADER, SEGMENT_HEADER_SIZE, scanSegment, type FrameInfo, type ScanEnd } from './segment-format.js';
 import { closedSegmentName, parseSegmentName } from './segment-names.js';
 
 /** Named after ozone.scm.ha.ratis.log.corruption.policy (Ratis raft.server.log.corruption.policy). */
@@ -27,6 +47,19 @@ interface Listed {
   endIndex: number | undefined;
 }
 
+/** Entries recovery removed from the log: for a metric (storage does no metrics itself). */
+export interface DroppedEntries {
+  /** The segment file they were in (as named before recovery renamed it). */
+  readonly file: string;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  /**
+   * zeroed: acknowledged entries at the end of the log were zeros (lost); corruption-policy:
+   * WARN_AND_RETURN ended the log before corruption.
+   */
+  readonly reason: 'zeroed' | 'corruption-policy';
+}
+
 export class LogCorruptionError extends Error {
   constructor(
     message: string,
@@ -38,28 +71,59 @@ export class LogCorruptionError extends Error {
   }
 }
 
+/** What an open segment that holds no entries looks like, or undefined when it holds something. */
+function emptySegmentShape(bytes: Uint8Array): string | undefined {
+  if (bytes.length === 0) return 'no bytes';
+  const headEnd = Math.min(bytes.length, SEGMENT_HEADER_SIZE);
+  const head = bytes.subarray(0, headEnd);
+  const zeroHead = head.every((b) => b === 0);
+  if (!zeroHead && !SEGMENT_HEADER.subarray(0, headEnd).equals(head)) return undefined;
+  for (let i = headEnd; i < bytes.length; i++) if (bytes[i] !== 0) return undefined;
+  if (zeroHead) return `${bytes.length} zero bytes`;
+  if (headEnd < SEGMENT_HEADER_SIZE) return 'part of its header';
+  return bytes.length === SEGMENT_HEADER_SIZE ? 'its header alone' : 'its header and zeros';
+}
+
 /**
  * Recovers the segments in `currentDir`, returning them in index order. Repairs are made on disk
- * (and the directory fsynced) before returning.
+ * (and the directory fsynced) before returning. `onDropped` hears of every entry range removed.
  */
 export function recoverSegments(
   currentDir: string,
   policy: CorruptionPolicy,
   warn: (message: string) => void,
+  onDropped: (dropped: DroppedEntries) => void = () => undefined,
 ): RecoveredSegment[] {
+  let changed = false;
   const listed: Listed[] = [];
   for (const fileName of readdirSync(currentDir)) {
     const name = parseSegmentName(fileName);
-    if (name) listed.push({ fileName, startIndex: name.startIndex, endIndex: name.endIndex });
+    if (!name) continue;
+    if (name.endIndex === undefined) {
+      const path = join(currentDir, fileName);
+      const shape = emptySegmentShape(readFileSync(path));
+      if (shape !== undefined) {
+        unlinkSync(path);
+        warn(`removed empty open segment ${path}: it holds no entries (${shape}); a crash interrupted its creation`);
+        changed = true;
+        continue;
+      }
+    }
+    listed.push({ fileName, startIndex: name.startIndex, endIndex: name.endIndex });
   }
   listed.sort((a, b) => a.startIndex - b.startIndex || (a.endIndex === undefined ? 1 : -1));
 
-  let changed = false;
   const result: RecoveredSegment[] = [];
-  const setAside = (fileName: string, why: string): void => {
-    const aside = `${fileName}.corrupt`;
-    renameSync(join(currentDir, fileName), join(currentDir, aside));
-    warn(`moved segment ${fileName} aside as ${aside}: ${why}`);
+  const dropped = (file: string, firstIndex: number, lastIndex: number, reason: DroppedEntries['reason']): void => {
+    if (lastIndex >= firstIndex) onDropped({ file: join(currentDir, file), firstIndex, lastIndex, reason });
+  };
+  const setAside = (seg: Listed, why: string): void => {
+    const path = join(currentDir, seg.fileName);
+    const held = seg.endIndex ?? seg.startIndex + scanSegment(readFileSync(path)).frames.length - 1;
+    const aside = `${seg.fileName}.corrupt`;
+    renameSync(path, join(currentDir, aside));
+    warn(`moved segment ${seg.fileName} aside as ${aside}: ${why}`);
+    dropped(seg.fileName, seg.startIndex, held, 'corruption-policy');
     changed = true;
   };
 
@@ -76,7 +140,7 @@ export function recoverSegments(
     const seg = listed[s]!;
     const path = join(currentDir, seg.fileName);
     if (stopAt !== undefined) {
-      setAside(seg.fileName, `it follows the corruption at index ${stopAt}`);
+      setAside(seg, `it follows the corruption at index ${stopAt}`);
       continue;
     }
     const isOpen = seg.endIndex === undefined;
@@ -90,23 +154,22 @@ export function recoverSegments(
       );
     }
     const bytes = readFileSync(path);
-    if (bytes.length < SEGMENT_HEADER_SIZE || !bytes.subarray(0, SEGMENT_HEADER_SIZE).equals(SEGMENT_HEADER)) {
-      const zeroOrShort = bytes.every((b) => b === 0) || SEGMENT_HEADER.subarray(0, bytes.length).equals(bytes);
-      if (isOpen && bytes.length <= SEGMENT_HEADER_SIZE && zeroOrShort) {
-        unlinkSync(path);
-        warn(`removed empty open segment ${seg.fileName} (interrupted creation)`);
-        changed = true;
-        continue;
-      }
+    let scan: { frames: readonly FrameInfo[]; validEnd: number; end: ScanEnd };
+    if (bytes.length >= SEGMENT_HEADER_SIZE && bytes.subarray(0, SEGMENT_HEADER_SIZE).equals(SEGMENT_HEADER)) {
+      scan = scanSegment(bytes);
+    } else if (!isOpen && bytes.length > 0 && bytes.every((b) => b === 0)) {
+      // A closed segment of zeros, header included: every entry its name promises is lost.
+      scan = { frames: [], validEnd: 0, end: { kind: 'clean' } };
+    } else {
       problem(seg.fileName, 0, `missing "RaftLog1" header`);
       stopAt = seg.startIndex;
-      setAside(seg.fileName, 'bad header');
+      setAside(seg, 'bad header');
       continue;
     }
-
-    const scan = scanSegment(bytes);
     let frames = scan.frames;
     let validEnd = scan.validEnd;
+    let reported = false;
+    const end = scan.end;
     // Frames must carry consecutive indexes starting at the name's first index.
     const gapAt = frames.findIndex((f, i) => f.index !== seg.startIndex + i);
     if (gapAt >= 0) {
@@ -115,13 +178,48 @@ export function recoverSegments(
       frames = frames.slice(0, gapAt);
       validEnd = f.offset;
       stopAt = seg.startIndex + gapAt;
-    } else if (scan.end.kind === 'torn' && isOpen) {
-      warn(`log segment ${path}: cut a torn tail at byte offset ${scan.end.offset} (${scan.end.reason})`);
-    } else if (scan.end.kind !== 'clean') {
+    } else if (isOpen && end.kind === 'torn' && end.dataAt !== undefined) {
+      const lastKept = seg.startIndex + frames.length - 1;
+      const later = findFrameAfter(bytes, end.dataAt, lastKept, frames[frames.length - 1]?.term ?? 0);
+      if (later !== undefined) {
+        // See the top of this file: zeros followed by valid data are corruption, not padding.
+        problem(
+          seg.fileName,
+          end.offset,
+          `zeros where entry ${lastKept + 1} should start, then entry ${later.index} complete at byte offset ${later.offset}: ` +
+            'an interrupted write leaves a fragment after a hole, never a complete later entry, so these zeros replaced entries that were written',
+        );
+        const after = scanFrames(bytes, later.offset).frames;
+        copyFileSync(path, `${path}.corrupt`);
+        dropped(seg.fileName, lastKept + 1, Math.max(later.index, after[after.length - 1]?.index ?? later.index), 'corruption-policy');
+        stopAt = lastKept + 1;
+      } else {
+        warn(`log segment ${path}: cut a torn tail at byte offset ${end.offset} (${end.reason}, and no complete entry after them)`);
+      }
+    } else if (end.kind === 'torn' && isOpen) {
+      warn(`log segment ${path}: cut a torn tail at byte offset ${end.offset} (${end.reason})`);
+    } else if (end.kind !== 'clean') {
       // A closed segment was fully synced before it got its name: nothing in it may be torn.
-      problem(seg.fileName, scan.end.offset, scan.end.reason);
+      problem(seg.fileName, end.offset, end.reason);
       stopAt = seg.startIndex + frames.length;
       if (policy === 'WARN_AND_RETURN') copyFileSync(path, `${path}.corrupt`);
+    } else if (seg.endIndex !== undefined && validEnd < bytes.length && seg.startIndex + frames.length <= seg.endIndex) {
+      // Zeros in a closed segment where its name promises entries (see the top of this file).
+      const first = seg.startIndex + frames.length;
+      const range = `${first}..${seg.endIndex}`;
+      if (isLast) {
+        warn(
+          `log segment ${path}: entries ${range} are zeros (from byte offset ${validEnd}); a closed segment is complete on disk, ` +
+            `so these acknowledged entries are lost on this node: dropped them, the log now ends at ${first - 1} and the leader sends them again`,
+        );
+        dropped(seg.fileName, first, seg.endIndex, 'zeroed');
+      } else {
+        problem(seg.fileName, validEnd, `entries ${range} are zeros, and later segments hold entries: zeros followed by valid data are corruption, not padding`);
+        stopAt = first;
+        copyFileSync(path, `${path}.corrupt`);
+        dropped(seg.fileName, first, seg.endIndex, 'corruption-policy');
+      }
+      reported = true;
     }
 
     if (validEnd !== bytes.length) {
@@ -129,6 +227,7 @@ export function recoverSegments(
       changed = true;
     }
     if (frames.length === 0) {
+      if (!reported && stopAt !== undefined && seg.endIndex !== undefined) dropped(seg.fileName, seg.startIndex, seg.endIndex, 'corruption-policy');
       unlinkSync(path);
       warn(`removed empty segment ${seg.fileName}`);
       changed = true;
@@ -146,7 +245,8 @@ export function recoverSegments(
         frames = frames.slice(0, keep);
         stopAt = seg.endIndex + 1;
       } else if (isLast || stopAt !== undefined) {
-        // Interrupted truncation (file cut, rename not done) or a WARN_AND_RETURN cut.
+        // Interrupted truncation (file cut, rename not done), zeroed entries, or a WARN_AND_RETURN cut.
+        if (!reported && stopAt !== undefined) dropped(seg.fileName, lastIndex + 1, seg.endIndex, 'corruption-policy');
         fileName = closedSegmentName(seg.startIndex, lastIndex);
         renameSync(path, join(currentDir, fileName));
         warn(`renamed segment ${seg.fileName} to ${fileName} to match its entries`);
@@ -154,6 +254,7 @@ export function recoverSegments(
       } else {
         problem(seg.fileName, validEnd, `ends at index ${lastIndex} but its name says ${seg.endIndex}`);
         stopAt = lastIndex + 1;
+        dropped(seg.fileName, lastIndex + 1, seg.endIndex, 'corruption-policy');
         fileName = closedSegmentName(seg.startIndex, lastIndex);
         renameSync(path, join(currentDir, fileName));
         changed = true;
@@ -165,7 +266,7 @@ export function recoverSegments(
       if (seg.startIndex !== prevEnd + 1) {
         problem(fileName, SEGMENT_HEADER_SIZE, `index gap: previous segment ${prev.fileName} ends at ${prevEnd}, this one starts at ${seg.startIndex}`);
         stopAt = prevEnd + 1;
-        setAside(fileName, 'index gap');
+        setAside({ fileName, startIndex: seg.startIndex, endIndex: fileName === seg.fileName ? seg.endIndex : lastIndex }, 'index gap');
         continue;
       }
     }

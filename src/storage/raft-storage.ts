@@ -5,8 +5,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InUseLock } from './in-use-lock.js';
 import type { LogEntry } from '../log-entry.js';
-import { recoverSegments, type CorruptionPolicy } from './log-recovery.js';
-import { RaftMetaStore, type RaftMeta } from './raft-meta.js';
+import { recoverSegments, type CorruptionPolicy, type DroppedEntries } from './log-recovery.js';
+
+export type { DroppedEntries } from './log-recovery.js';
+import { RaftMetaStore, type RaftMeta, type RaftMetaError } from './raft-meta.js';
 import { SegmentedLog } from './segmented-log.js';
 import type { DiskTimings } from './segment-writer.js';
 
@@ -31,6 +33,17 @@ export interface RaftStorageOptions {
   readonly maxOpenReadFiles?: number;
   /** Per write batch: seconds spent writing, then in fdatasync (storage does no metrics itself). */
   readonly onDiskTimings?: (timings: DiskTimings) => void;
+  /**
+   * Entries that recovery removed from the log on open (acknowledged entries found zeroed, or cut by
+   * WARN_AND_RETURN), for a metric; each is also explained through onWarning.
+   */
+  readonly onLogEntriesDropped?: (dropped: DroppedEntries) => void;
+  /**
+   * For `scm repair raft-meta` only: open even when raft-meta is missing beside a log with entries,
+   * or damaged. metaProblem() then says what is wrong; readMeta() and append() throw it until
+   * saveMeta() has written a new raft-meta. Otherwise either is a RaftMetaError from open().
+   */
+  readonly openWithBadRaftMeta?: boolean;
 }
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
@@ -63,9 +76,10 @@ export class RaftStorage {
       const currentDir = join(groupDir, 'current');
       mkdirSync(currentDir, { recursive: true });
       mkdirSync(join(groupDir, 'sm'), { recursive: true });
-      const metaStore = new RaftMetaStore(currentDir, warn);
-      const recovered = recoverSegments(currentDir, policy, warn);
+      const metaStore = new RaftMetaStore(currentDir, warn, options.openWithBadRaftMeta === true ? { openWithBadRaftMeta: true } : {});
+      const recovered = recoverSegments(currentDir, policy, warn, options.onLogEntriesDropped);
       const log = new SegmentedLog(currentDir, recovered, {
+        beforeSegmentCreate: () => metaStore.ensureMetaFile(),
         segmentSizeBytes: options.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES,
         preallocateBytes: options.preallocateBytes ?? 0,
         cacheBytes: options.cacheBytes ?? DEFAULT_CACHE_BYTES,
@@ -73,6 +87,7 @@ export class RaftStorage {
         maxOpenReadFiles: options.maxOpenReadFiles ?? 8,
         ...(options.onDiskTimings !== undefined ? { onDiskTimings: options.onDiskTimings } : {}),
       });
+      metaStore.checkAgainstLog(log.firstIndex(), log.lastIndex());
       return new RaftStorage(groupDir, lock, log, metaStore);
     } catch (err) {
       lock.release();
@@ -102,6 +117,8 @@ export class RaftStorage {
 
   // --- log: durable writes, applied to the in-memory view at once, resolved in order ---
   append(entries: readonly LogEntry[]): Promise<void> {
+    const problem = this.metaStore.metaProblem();
+    if (problem !== undefined) throw problem;
     return this.log.append(entries);
   }
   truncateFrom(index: number): Promise<void> {
@@ -124,6 +141,18 @@ export class RaftStorage {
   }
 
   // --- raft-meta and raft-meta.conf ---
+  /**
+   * Whether raft-meta exists. False only on a server that has stored no entry yet (the log writes
+   * raft-meta before its first segment). The node must refuse to start when it is false and scm.db
+   * has applied entries (an empty log after a snapshot install): see raft-meta.ts.
+   */
+  hasMetaFile(): boolean {
+    return this.metaStore.hasMetaFile();
+  }
+  /** Opened with openWithBadRaftMeta: what is wrong with raft-meta, until saveMeta() replaces it. */
+  metaProblem(): RaftMetaError | undefined {
+    return this.metaStore.metaProblem();
+  }
   readMeta(): RaftMeta {
     return this.metaStore.readMeta();
   }
@@ -137,7 +166,11 @@ export class RaftStorage {
     return this.metaStore.saveConf(entry);
   }
 
-  /** Finishes in-flight writes, closes files and releases in_use.lock. */
+  /**
+   * Finishes in-flight writes, closes (seals) the open segment, closes files and releases
+   * in_use.lock. Sealing leaves every segment closed after a clean close, so that recovery knows
+   * zeros in any of them are lost entries, not preallocated space (log-recovery.ts).
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {

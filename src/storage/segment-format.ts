@@ -62,8 +62,11 @@ function hex(n: number): string {
 export type ScanEnd =
   /** At EOF, or at zero padding that runs to EOF. */
   | { readonly kind: 'clean' }
-  /** An incomplete frame, as an interrupted (never acknowledged) append leaves it. */
-  | { readonly kind: 'torn'; readonly offset: number; readonly reason: string }
+  /**
+   * An incomplete frame, as an interrupted (never acknowledged) append leaves it. `dataAt`: the
+   * frame position holds a zero but non-zero bytes follow at that offset (a hole, then data).
+   */
+  | { readonly kind: 'torn'; readonly offset: number; readonly reason: string; readonly dataAt?: number }
   /** Bytes that cannot be the result of an interrupted append: a CRC or structure mismatch. */
   | { readonly kind: 'corrupt'; readonly offset: number; readonly reason: string };
 
@@ -116,17 +119,24 @@ function readTermAndIndex(bytes: Uint8Array, start: number, end: number): { term
  * caller knows whether the segment is the open one, where a torn tail is expected after a crash.
  */
 export function scanSegment(bytes: Uint8Array): SegmentScan {
+  return scanFrames(bytes, SEGMENT_HEADER_SIZE);
+}
+
+/** scanSegment from byte offset `start` (a frame boundary) on. */
+export function scanFrames(bytes: Uint8Array, start: number): SegmentScan {
   const frames: FrameInfo[] = [];
   const len = bytes.length;
-  let p = SEGMENT_HEADER_SIZE;
+  let p = start;
   const stop = (end: ScanEnd): SegmentScan => ({ frames, validEnd: p, end });
   while (true) {
     if (p === len) return stop({ kind: 'clean' });
     if (bytes[p] === 0) {
       if (allZero(bytes, p, len)) return stop({ kind: 'clean' });
       // Pages of an unacknowledged write may reach the disk out of order, leaving data after a
-      // hole; only the open segment may legitimately look like this.
-      return stop({ kind: 'torn', offset: p, reason: 'non-zero bytes after zero padding' });
+      // hole; only the open segment may legitimately look like this (log-recovery.ts decides).
+      let dataAt = p;
+      while (bytes[dataAt] === 0) dataAt++;
+      return stop({ kind: 'torn', offset: p, reason: `zeros from byte offset ${p}, then non-zero bytes at ${dataAt}`, dataAt });
     }
     let length = 0;
     let shift = 1;
@@ -168,4 +178,45 @@ export function scanSegment(bytes: Uint8Array): SegmentScan {
     frames.push({ offset: p, size, term: ti.term, index: ti.index });
     p += size;
   }
+}
+
+/**
+ * The first complete frame at or after `from` (any byte offset) that holds an entry after
+ * `afterIndex` of a term at least `minTerm` and whose CRC32C matches, or undefined. Used to tell a
+ * hole left by an interrupted write (what follows is a fragment) from entries that were replaced by
+ * zeros (a complete later entry follows).
+ */
+export function findFrameAfter(bytes: Uint8Array, from: number, afterIndex: number, minTerm: number): FrameInfo | undefined {
+  const len = bytes.length;
+  // A frame is at least a 1-byte length, a 2-byte body and a 4-byte CRC: no more entries than that fit.
+  const maxIndex = afterIndex + Math.ceil((len - from) / 7) + 1;
+  for (let q = from; q < len; q++) {
+    if (bytes[q] === 0) continue;
+    let length = 0;
+    let shift = 1;
+    let r = q;
+    let done = false;
+    for (let i = 0; i < MAX_VARINT32_BYTES && r < len; i++) {
+      const b = bytes[r++]!;
+      length += (b & 0x7f) * shift;
+      shift *= 0x80;
+      if ((b & 0x80) === 0) {
+        done = true;
+        break;
+      }
+    }
+    const bodyEnd = r + length;
+    if (!done || length < 2 || bodyEnd + CRC_SIZE > len) continue;
+    let ti: { term: number; index: number };
+    try {
+      ti = readTermAndIndex(bytes, r, bodyEnd);
+    } catch {
+      continue;
+    }
+    if (ti.index <= afterIndex || ti.index > maxIndex || ti.term < minTerm) continue;
+    const stored = ((bytes[bodyEnd]! << 24) | (bytes[bodyEnd + 1]! << 16) | (bytes[bodyEnd + 2]! << 8) | bytes[bodyEnd + 3]!) >>> 0;
+    if (stored !== crc32c(bytes, 0, q, bodyEnd)) continue;
+    return { offset: q, size: bodyEnd + CRC_SIZE - q, term: ti.term, index: ti.index };
+  }
+  return undefined;
 }

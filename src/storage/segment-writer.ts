@@ -50,6 +50,7 @@ export class SegmentWriter {
     private readonly preallocateBytes: number,
     private readonly onFailure: (error: Error) => void,
     private readonly onTimings?: (timings: DiskTimings) => void,
+    private readonly beforeCreate?: () => Promise<void>,
   ) {}
 
   get failed(): Error | undefined {
@@ -118,6 +119,7 @@ export class SegmentWriter {
     for (const op of batch) {
       switch (op.kind) {
         case 'create': {
+          await this.beforeCreate?.();
           op.file.handle = await open(op.file.path, 'wx');
           await op.file.handle.write(SEGMENT_HEADER, 0, SEGMENT_HEADER.length, 0);
           op.file.allocatedSize = SEGMENT_HEADER.length;

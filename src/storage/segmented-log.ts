@@ -27,6 +27,8 @@ export interface SegmentedLogOptions {
   readonly maxOpenReadFiles: number;
   /** Per write batch: time spent writing, then syncing (for metrics). */
   readonly onDiskTimings?: (timings: DiskTimings) => void;
+  /** Awaited before a segment file is created (raft-meta must exist before any segment does). */
+  readonly beforeSegmentCreate?: () => Promise<void>;
 }
 
 /** A write whose completion advances durableIndex to `upTo` (lowered if the log is cut below it). */
@@ -81,7 +83,7 @@ export class SegmentedLog {
     }
     this.durable = this.last;
     this.cache = new EntryCache(options.cacheBytes, this.last + 1);
-    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending(), options.onDiskTimings);
+    this.writer = new SegmentWriter(currentDir, options.preallocateBytes, () => this.failPending(), options.onDiskTimings, options.beforeSegmentCreate);
   }
 
   firstIndex(): number {
@@ -223,10 +225,16 @@ export class SegmentedLog {
     return this.barrier(nextIndex - 1);
   }
 
-  /** Waits for queued writes, then closes every file. The log cannot be used afterwards. */
+  /**
+   * Closes the open segment (renamed to its closed name, its preallocated space cut), waits for
+   * queued writes, then closes every file. The log cannot be used afterwards. After a clean close
+   * every segment is closed; recovery relies on that to tell lost entries from padding.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const open = this.openSegment();
+    if (open && !this.writer.failed) this.seal(open);
     await this.writer.idle();
     await this.writer.closeHandles(this.segments.map((s) => s.file));
     for (const fd of this.readFds.values()) closeSync(fd);

@@ -219,7 +219,7 @@ test('scm cluster: SIGTERM while starting stops every node; a node that cannot s
     assert.equal(await failing.exited, 1, failing.output());
     assert.match(
       failing.output(),
-      /scm cluster: scm1 exited \(code 1\): cannot start: .*raft-meta: term "abc" is not a non-negative integer; see .*scm1\/scm\.log while the quorum was starting\n/,
+      /scm cluster: scm1 exited \(code 1\): cannot start: .*raft-meta: term "abc" is not a non-negative integer\. .*`scm repair raft-meta .*; see .*scm1\/scm\.log while the quorum was starting\n/,
     );
     await portsFree(basePort);
   });

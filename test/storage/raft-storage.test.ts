@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import type { LogEntry } from '../../src/log-entry.js';
@@ -195,7 +195,7 @@ test('group commit: concurrent appends share fdatasyncs and resolve in order', a
   }
 });
 
-test('preallocation pads the open segment with zeros; closing a segment and reopening drop the padding', async () => {
+test('preallocation pads the open segment with zeros; closing seals it without padding; recovery after a crash drops the padding', async () => {
   const { dir, cleanup } = tempDir('prealloc');
   try {
     const opts = { segmentSizeBytes: 4096, preallocateBytes: 8192, cacheBytes: 0 };
@@ -205,11 +205,18 @@ test('preallocation pads the open segment with zeros; closing a segment and reop
     const bytes = readFileSync(join(dir, 'current', open));
     assert.ok(bytes.length > 8192, 'open segment is preallocated');
     assert.equal(bytes[bytes.length - 1], 0);
-    for (const n of segmentNames(dir).filter((x) => !x.startsWith('log_inprogress_'))) {
+    await s.close();
+    // A clean close seals the open segment: every segment is closed, none keeps padding.
+    assert.equal(segmentNames(dir).filter((n) => n.startsWith('log_inprogress_')).length, 0);
+    for (const n of segmentNames(dir)) {
       const b = readFileSync(join(dir, 'current', n));
       assert.notEqual(b[b.length - 1], 0, `closed segment ${n} keeps no padding`); // ends with a CRC byte (non-zero here)
     }
-    await s.close();
+    const sealed = segmentNames(dir).find((n) => n.startsWith(`log_${open.slice('log_inprogress_'.length)}-`))!;
+    assert.ok(sealed, `${open} was sealed`);
+    // A crash leaves the open segment as it was, padding and all.
+    unlinkSync(join(dir, 'current', sealed));
+    writeFileSync(join(dir, 'current', open), bytes);
     const warnings: string[] = [];
     const r = RaftStorage.open(dir, { ...opts, onWarning: (m) => warnings.push(m) });
     assert.equal(r.lastIndex(), 150);

@@ -1,15 +1,25 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { scanSegment } from '../../src/storage/segment-format.js';
 import { range, tempDir } from './helpers.js';
 
+/**
+ * The last segment as a crash leaves it: open (log_inprogress_<first>). A clean close seals it, so
+ * a closed last segment is renamed back; a torn tail is only ever found in an open segment.
+ */
 function openSegmentPath(groupDir: string): string {
-  const name = readdirSync(join(groupDir, 'current')).find((n) => n.startsWith('log_inprogress_'));
-  assert.ok(name, 'an open segment exists');
-  return join(groupDir, 'current', name);
+  const current = join(groupDir, 'current');
+  const last = readdirSync(current)
+    .filter((n) => /^log_(inprogress_)?\d+(-\d+)?$/.test(n))
+    .sort((a, b) => Number(/\d+/.exec(a)![0]) - Number(/\d+/.exec(b)![0]))
+    .at(-1);
+  assert.ok(last, 'a segment exists');
+  const path = join(current, `log_inprogress_${/\d+/.exec(last)![0]}`);
+  renameSync(join(current, last), path);
+  return path;
 }
 
 test('torn tail at every byte offset of the last entry: reopen keeps exactly the complete entries', async () => {
@@ -38,6 +48,7 @@ test('torn tail at every byte offset of the last entry: reopen keeps exactly the
         } finally {
           await r.close();
         }
+        assert.equal(openSegmentPath(dir), path, 'the close sealed it; open again for the next cut');
       }
     }
     // After the repair the log continues normally.
