@@ -96,7 +96,7 @@ function etcdDriver(endpoint: string, channels: number, deadlineMs: number): Dri
   };
 }
 
-async function run(cmd: RunCommand, send: (m: unknown) => void, stopRequested: Promise<void>): Promise<LoadResult> {
+async function run(cmd: RunCommand, send: (m: unknown, then?: () => void) => void, stopRequested: Promise<void>): Promise<LoadResult> {
   const driver = cmd.target.kind === 'scm' ? scmDriver(cmd.target.addresses, cmd.channels, cmd.callDeadlineMs) : etcdDriver(cmd.target.endpoint, cmd.channels, cmd.callDeadlineMs);
   const latencies: number[] = [];
   const acks: number[] = [];
@@ -163,8 +163,10 @@ async function run(cmd: RunCommand, send: (m: unknown) => void, stopRequested: P
 }
 
 if (process.send !== undefined && process.argv[1] === fileURLToPath(import.meta.url)) {
-  const send = (m: unknown): void => {
-    process.send?.(m);
+  const send = (m: unknown, then?: () => void): void => {
+    // The callback runs once the message is handed to the channel: only then may it be closed (a
+    // large result, every acknowledgement time of a failover run, would otherwise be lost).
+    process.send?.(m, undefined, {}, () => then?.());
   };
   let stop: () => void = () => undefined;
   const stopRequested = new Promise<void>((resolve) => (stop = resolve));
@@ -172,14 +174,10 @@ if (process.send !== undefined && process.argv[1] === fileURLToPath(import.meta.
     if (msg.cmd === 'stop') stop();
     else
       run(msg, send, stopRequested).then(
-        (result) => {
-          send(result);
-          process.disconnect();
-        },
+        (result) => send(result, () => process.disconnect()),
         (err: unknown) => {
-          send({ event: 'error', message: (err as Error).stack ?? String(err) });
           process.exitCode = 1;
-          process.disconnect();
+          send({ event: 'error', message: (err as Error).stack ?? String(err) }, () => process.disconnect());
         },
       );
   });

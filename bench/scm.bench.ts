@@ -101,38 +101,51 @@ async function main(): Promise<number> {
   let failover: FailoverPart | undefined;
   let restart: RestartPart | undefined;
   let snapshot: SnapshotPart | undefined;
+  // A part that fails is reported and the others still run: their results are written either way.
+  const failures: Record<string, string> = {};
+  const attempt = async <T>(part: string, body: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await body();
+    } catch (err) {
+      failures[part] = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`${part} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      return undefined;
+    }
+  };
 
   if (opts.parts.includes('load') || opts.parts.includes('failover')) {
     log('\nstarting a 3-node cluster…');
-    const scm = await BenchScmCluster.start();
-    let etcd: EtcdCluster | undefined;
-    try {
-      if (opts.parts.includes('load')) {
-        if (opts.compareEtcd) {
-          log('starting a 3-member etcd cluster…');
-          etcd = await EtcdCluster.start();
+    const scm = await attempt('cluster start', () => BenchScmCluster.start());
+    if (scm !== undefined) {
+      try {
+        if (opts.parts.includes('load')) {
+          let etcd: EtcdCluster | undefined;
+          if (opts.compareEtcd) {
+            log('starting a 3-member etcd cluster…');
+            etcd = await attempt('etcd start', () => EtcdCluster.start());
+          }
+          if (!opts.compareEtcd || etcd !== undefined) {
+            log(`\n== load: ${opts.callers.join(', ')} callers, ${opts.warmupSeconds} s warm-up + ${opts.seconds} s per row`);
+            load = await attempt('load', () => runLoadPart(opts, scm, etcd, log));
+          }
+          await etcd?.destroy();
         }
-        log(`\n== load: ${opts.callers.join(', ')} callers, ${opts.warmupSeconds} s warm-up + ${opts.seconds} s per row`);
-        load = await runLoadPart(opts, scm, etcd, log);
-        await etcd?.destroy();
-        etcd = undefined;
+        if (opts.parts.includes('failover')) {
+          log(`\n== failover: ${opts.failoverRounds} leader kills under ${opts.failoverCallers} callers`);
+          failover = await attempt('failover', () => runFailoverPart(opts, scm, log));
+        }
+      } finally {
+        await scm.destroy();
       }
-      if (opts.parts.includes('failover')) {
-        log(`\n== failover: ${opts.failoverRounds} leader kills under ${opts.failoverCallers} callers`);
-        failover = await runFailoverPart(opts, scm, log);
-      }
-    } finally {
-      await etcd?.destroy();
-      await scm.destroy();
     }
   }
   if (opts.parts.includes('restart')) {
     log(`\n== restart with ${opts.restartEntries.toLocaleString('en-US')} log entries and containers`);
-    restart = await runRestartPart(opts, log);
+    restart = await attempt('restart', () => runRestartPart(opts, log));
   }
   if (opts.parts.includes('snapshot')) {
     log(`\n== snapshot: bench/snapshot.bench.ts --records ${opts.snapshotRecords}`);
-    snapshot = await runSnapshotPart(opts.snapshotRecords, log);
+    snapshot = await attempt('snapshot', () => runSnapshotPart(opts.snapshotRecords, log));
   }
 
   const results: BenchResults = {
@@ -141,6 +154,7 @@ async function main(): Promise<number> {
     ...(failover !== undefined ? { failover } : {}),
     ...(restart !== undefined ? { restart } : {}),
     ...(snapshot !== undefined ? { snapshot } : {}),
+    ...(Object.keys(failures).length > 0 ? { failures } : {}),
   };
   const markdown = renderMarkdown(results);
   log(`\n${markdown}`);
@@ -152,7 +166,7 @@ async function main(): Promise<number> {
     writeFileSync(join(dir, `${stem}.md`), markdown);
     log(`results: ${join(dir, stem)}.{json,md}`);
   }
-  return 0;
+  return Object.keys(failures).length > 0 ? 1 : 0;
 }
 
 main().then(

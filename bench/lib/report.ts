@@ -112,6 +112,8 @@ export interface BenchResults {
   readonly failover?: FailoverPart;
   readonly restart?: RestartPart;
   readonly snapshot?: SnapshotPart;
+  /** Parts that failed, with the error's message. */
+  readonly failures?: Readonly<Record<string, string>>;
 }
 
 const dash = '–';
@@ -264,6 +266,7 @@ export function renderMarkdown(results: BenchResults): string {
     ...(m.etcdVersion !== undefined ? [`- ${m.etcdVersion}`] : []),
     `- \`${m.argv.length === 0 ? 'npm run bench' : ['npm run bench --', ...m.argv].join(' ')}\``,
   ];
+  for (const [part, message] of Object.entries(results.failures ?? {})) out.push('', `**${part} failed:** ${message.split('\n')[0] ?? ''}`);
   if (results.load !== undefined) {
     const l = results.load;
     const hasEtcd = l.rows.some((r) => r.system === 'etcd');

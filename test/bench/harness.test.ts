@@ -223,4 +223,7 @@ test('the Markdown report: ours next to etcd per row with the ratio, and every p
   assert.match(md, /\| 1 \| scm1 \| scm2 \| 1,100 \| 3\.00 \| 1,500 \| 5,000 \| 3,000 \|/);
   assert.match(md, /\| scm1 \| follower alone, after kill -9 \| 1\.00 \| 2\.00 \| 3\.00 \| 4\.00 \| 300 \| 200 \| 350 \|/);
   assert.match(md, /total catch-up {2}0\.1 s/);
+  assert.doesNotMatch(md, /failed:/);
+  const failed = renderMarkdown({ meta: results.meta, failures: { restart: 'timed out after 900000 ms waiting for all three nodes ready\n--- scm1 ---' } });
+  assert.match(failed, /\*\*restart failed:\*\* timed out after 900000 ms waiting for all three nodes ready\n/);
 });
