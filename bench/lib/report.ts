@@ -24,6 +24,13 @@ export interface RunMeta {
   readonly argv: readonly string[];
 }
 
+/** CPU and RSS of each member over a few seconds without load. */
+export interface IdleSample {
+  readonly system: 'scm' | 'etcd';
+  readonly seconds: number;
+  readonly members: ReadonlyArray<{ readonly name: string; readonly role: string; readonly cpuCores: number | null; readonly rssMiB: number | null }>;
+}
+
 export interface LoadPart {
   readonly seconds: number;
   readonly warmupSeconds: number;
@@ -32,6 +39,8 @@ export interface LoadPart {
   readonly scmCommandBytes: number;
   /** Bytes of the value of each etcd Put. */
   readonly etcdValueBytes: number;
+  /** Absent in results written before it was measured. */
+  readonly idle?: readonly IdleSample[];
   readonly rows: readonly LoadRow[];
 }
 
@@ -201,6 +210,21 @@ export function renderLoadRows(rows: readonly LoadRow[]): string {
   );
 }
 
+export function renderIdle(idle: readonly IdleSample[]): string {
+  return table(
+    ['system', 'seconds', 'CPU cores per node', 'RSS MiB per node'],
+    idle.map((i) => {
+      const sorted = [...i.members].sort((a, b) => (a.role === 'leader' ? -1 : b.role === 'leader' ? 1 : a.name.localeCompare(b.name)));
+      return [
+        i.system === 'scm' ? 'ours' : 'etcd',
+        num(i.seconds, 1),
+        sorted.map((m) => `${roleTag(m.role)} ${num(m.cpuCores, 3)}`).join(' / '),
+        sorted.map((m) => `${roleTag(m.role)} ${num(m.rssMiB)}`).join(' / '),
+      ];
+    }),
+  );
+}
+
 function renderFailover(f: FailoverPart): string {
   const gaps = f.rounds.map((r) => r.longestGapMs).sort((a, b) => a - b);
   const median = gaps.length === 0 ? undefined : gaps[Math.floor((gaps.length - 1) / 2)];
@@ -211,13 +235,16 @@ function renderFailover(f: FailoverPart): string {
     ms(r.electionMs),
     ms(r.firstAckAfterKillMs),
     ms(r.longestGapMs),
-    ms(r.restartToReadyMs),
+    ms(r.restartPhases.toStorageOpenMs),
     ms(r.restartPhases.toStartedMs),
+    ms(r.restartToReadyMs),
   ]);
   return [
     `${f.callers} callers; ${num(f.opsPerSec)} allocations/s over the whole part (${num(f.ops)} acknowledged, ${f.errors} failed); longest gap before the first kill: ${ms(f.steadyLongestGapMs)} ms; longest gap per kill: median ${ms(median)} ms, max ${ms(gaps[gaps.length - 1])} ms.`,
     '',
-    table(['round', 'killed (leader)', 'new leader', 'kill → new leader ms', 'kill → first ack ms', 'longest gap ms', 'restart → ready ms', 'restart → started ms'], rows),
+    'The longest gap runs from the last acknowledgement before the kill to the first one the new leader gives. "kill → first ack" can be a few ms: answers the old leader had written before it died still arrive. The killed node is then spawned again: the last three columns are its start-up (small state), from spawn.',
+    '',
+    table(['round', 'killed (leader)', 'new leader', 'kill → new leader ms', 'kill → first ack ms', 'longest gap ms', 'restart → log recovered ms', 'restart → started ms', 'restart → ready ms'], rows),
     ...(f.errorSamples.length > 0 ? ['', `Errors seen: ${f.errorSamples.map((e) => `\`${e}\``).join('; ')}`] : []),
   ].join('\n');
 }
@@ -278,6 +305,7 @@ export function renderMarkdown(results: BenchResults): string {
     );
     if (hasEtcd) out.push('', renderLoadComparison(l.rows));
     out.push('', renderLoadRows(l.rows));
+    if (l.idle !== undefined && l.idle.length > 0) out.push('', 'Without load (before the rows):', '', renderIdle(l.idle));
   }
   if (results.failover !== undefined) out.push('', '## Failover: kill -9 the leader under load', '', renderFailover(results.failover));
   if (results.restart !== undefined) out.push('', '## Restart with a large log and scm.db', '', renderRestart(results.restart));

@@ -196,7 +196,24 @@ test('the Markdown report: ours next to etcd per row with the ratio, and every p
       etcdVersion: 'etcd Version: 3.4.23',
       argv: ['--compare', 'etcd'],
     },
-    load: { seconds: 1, warmupSeconds: 0, channels: 1, scmCommandBytes: 107, etcdValueBytes: 128, rows: [ours, etcd] },
+    load: {
+      seconds: 1,
+      warmupSeconds: 0,
+      channels: 1,
+      scmCommandBytes: 107,
+      etcdValueBytes: 128,
+      idle: [
+        {
+          system: 'scm',
+          seconds: 5,
+          members: [
+            { name: 'scm2', role: 'follower', cpuCores: 0.03, rssMiB: 140 },
+            { name: 'scm1', role: 'leader', cpuCores: 0.05, rssMiB: 150 },
+          ],
+        },
+      ],
+      rows: [ours, etcd],
+    },
     failover: {
       callers: 16,
       rounds: [{ round: 1, killed: 'scm1', newLeader: 'scm2', electionMs: 1100, longestGapMs: 1500, firstAckAfterKillMs: 3, restartToReadyMs: 5000, restartPhases: phases, acks: 100 }],
@@ -220,7 +237,8 @@ test('the Markdown report: ours next to etcd per row with the ratio, and every p
   const md = renderMarkdown(results);
   for (const heading of ['## Load', '## Failover', '## Restart', '## Snapshot']) assert.ok(md.includes(heading), heading);
   assert.match(md, /commit `abc123`/);
-  assert.match(md, /\| 1 \| scm1 \| scm2 \| 1,100 \| 3\.00 \| 1,500 \| 5,000 \| 3,000 \|/);
+  assert.match(md, /\| 1 \| scm1 \| scm2 \| 1,100 \| 3\.00 \| 1,500 \| 1,000 \| 3,000 \| 5,000 \|/);
+  assert.match(md, /\| ours \| 5\.0 \| L 0\.050 \/ F 0\.030 \| L 150 \/ F 140 \|/);
   assert.match(md, /\| scm1 \| follower alone, after kill -9 \| 1\.00 \| 2\.00 \| 3\.00 \| 4\.00 \| 300 \| 200 \| 350 \|/);
   assert.match(md, /total catch-up {2}0\.1 s/);
   assert.doesNotMatch(md, /failed:/);
