@@ -13,6 +13,8 @@ import { Level } from 'level';
 import { SnapshotDownloader } from '../src/snapshot/snapshot-downloader.js';
 import { installCheckpoint } from '../src/snapshot/installer.js';
 import { formatTransactionInfo, transactionInfoTable, TRANSACTION_INFO_KEY } from '../src/statemachine/transaction-info.js';
+import { encodeAppliedConfiguration, RAFT_CONFIGURATION_KEY } from '../src/statemachine/raft-configuration.js';
+import { META_TABLE } from '../src/statemachine/tables.js';
 
 const CLUSTER_ID = 'CID-00000000-0000-4000-8000-000000000bench';
 
@@ -35,6 +37,11 @@ async function populate(dir: string, records: number): Promise<void> {
   const db = new Level<string, string>(dir);
   await db.open();
   const containers = db.sublevel<Buffer, Buffer>('containers', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  // A checkpoint must hold the Raft configuration in force at its index (the follower refuses one
+  // without): three voters, as a node's scm.db records when it applies the configuration entry.
+  const meta = db.sublevel<string, string>(META_TABLE, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  const voters = [1, 2, 3].map((k) => ({ id: `scm${k}`, address: `127.0.0.1:${9794 + 100 * k}`, priority: 0 }));
+  await meta.put(RAFT_CONFIGURATION_KEY, encodeAppliedConfiguration({ term: 1, index: 1, voters, nonVoters: [] }));
   const BATCH = 10_000;
   for (let first = 1; first <= records; first += BATCH) {
     const batch = db.batch();
@@ -73,6 +80,10 @@ async function main(): Promise<void> {
     const dbBytes = await dirBytes(join(leaderParent, 'scm.db'));
 
     const leader = fork(fileURLToPath(new URL('./snapshot-leader.ts', import.meta.url)), [leaderParent, CLUSTER_ID, method], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // However this process ends (a failed download too), the leader must not outlive it.
+    process.once('exit', () => {
+      if (leader.exitCode === null && leader.signalCode === null) leader.kill('SIGKILL');
+    });
     const next = (event: string) => new Promise<Record<string, number>>((resolve) => {
       const on = (m: Record<string, number> & { event: string }) => {
         if (m.event === event) {
