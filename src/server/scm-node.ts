@@ -18,6 +18,8 @@ import { registerClientService } from './client-service.js';
 import { PeerCalls } from './peer-calls.js';
 import { PeerContact } from './peer-contact.js';
 import { PeerTransport } from './peer-transport.js';
+import { NodeSecurity } from './node-security.js';
+import { Authorizer, RefusalReporter } from './authz.js';
 import { encodeRaftMessage } from './raft-codec.js';
 import { RaftInbound } from './raft-inbound.js';
 import { RaftDriver } from './raft-driver.js';
@@ -56,9 +58,9 @@ export function bootstrapConfigEntry(self: ScmPeerConfig): LogEntry {
   return { term: 0, index: 0, payload: { kind: 'config', peers: [{ id: self.nodeId, address: self.ratisAddress, priority: 0 }], listeners: [] } };
 }
 
-function listen(server: grpc.Server, host: string, port: number, what: string): Promise<number> {
+function listen(server: grpc.Server, credentials: grpc.ServerCredentials, host: string, port: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
       if (err !== null) reject(new Error(`cannot listen on ${host}:${port} for the ${what}: ${err.message}`, { cause: err }));
       else resolve(bound);
     });
@@ -130,6 +132,8 @@ export class ScmNode {
   private readonly view: NodeStatusView;
   private readonly peerCalls: PeerCalls;
   private readonly contact: PeerContact;
+  private readonly authz: Authorizer;
+  private inbound: RaftInbound | undefined;
   private committedVoters: string[] = [];
   private committedNonVoters: string[] = [];
   private sizeTimer: NodeJS.Timeout | undefined;
@@ -143,6 +147,7 @@ export class ScmNode {
     readonly storage: RaftStorage,
     readonly sm: ScmStateMachine,
     readonly log: Logger,
+    private readonly security: NodeSecurity,
     private readonly onFatal?: (error: Error) => void,
   ) {
     this.metrics = new NodeMetrics({
@@ -153,7 +158,7 @@ export class ScmNode {
     this.events = new RaftEvents(this.metrics, log);
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
-    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000);
+    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address) => security.serviceChannel(address));
     this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
     this.view = new NodeStatusView({
       core: () => this.driver.core,
@@ -168,6 +173,20 @@ export class ScmNode {
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
       events: this.events,
+    });
+    const configured = new Set(config.peers.map((p) => p.nodeId));
+    this.authz = new Authorizer({
+      tls: security.tls,
+      serviceId: config.serviceId,
+      administrators: security.administrators,
+      raftPeer: (id) => this.inbound?.acceptsFrom(id) ?? false,
+      member: (id) => this.inbound?.isMember(id) ?? false,
+      configured: (id) => configured.has(id),
+      reporter: new RefusalReporter(
+        (port, reason) => this.metrics.authRefused(port, reason),
+        (fields, msg) => log.warn(fields, msg),
+      ),
+      audit: security.audit,
     });
   }
 
@@ -188,17 +207,25 @@ export class ScmNode {
     const self = requireSelf(config);
     const version = readVersionFile(config.dbDir);
     const log = options.logger;
+    // Before anything is opened: a certificate that cannot be used stops the start, naming the file.
+    const security = NodeSecurity.start(config, self, log);
     const groupDir = raftGroupDir(config, version.clusterId);
     mkdirSync(groupDir, { recursive: true });
     // Storage opens before the node (and its metrics) exist; its timings reach them once they do.
     const diskTimings: { sink?: (t: DiskTimings) => void } = {};
-    const storage = RaftStorage.open(groupDir, {
-      onDiskTimings: (t) => diskTimings.sink?.(t),
-      segmentSizeBytes: config.raft.segmentSizeBytes,
-      preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
-      corruptionPolicy: config.raft.logCorruptionPolicy,
-      onWarning: (msg) => log.warn({ groupDir }, msg),
-    });
+    let storage: RaftStorage;
+    try {
+      storage = RaftStorage.open(groupDir, {
+        onDiskTimings: (t) => diskTimings.sink?.(t),
+        segmentSizeBytes: config.raft.segmentSizeBytes,
+        preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
+        corruptionPolicy: config.raft.logCorruptionPolicy,
+        onWarning: (msg) => log.warn({ groupDir }, msg),
+      });
+    } catch (err) {
+      await security.close();
+      throw err;
+    }
     let sm: ScmStateMachine;
     try {
       const recovery = await recoverInterruptedInstall(config.dbDir);
@@ -206,9 +233,10 @@ export class ScmNode {
       sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs });
     } catch (err) {
       await storage.close();
+      await security.close();
       throw err;
     }
-    const node = new ScmNode(config, self, version, storage, sm, log, options.onFatal);
+    const node = new ScmNode(config, self, version, storage, sm, log, security, options.onFatal);
     diskTimings.sink = (t) => {
       node.metrics.observeAppend(t.writeSeconds);
       node.metrics.observeFsync(t.syncSeconds, t.entries);
@@ -262,13 +290,24 @@ export class ScmNode {
       accepted: (m) => this.contact.received(m),
       dropped: (reason) => this.metrics.raftMessageDropped(reason),
       warn: (fields, msg) => this.log.warn(fields, msg),
+      ...(this.security.tls ? { authenticatedSenders: (peer: string, detail: string) => this.authz.raftSender(peer, detail).message } : {}),
     });
+    this.inbound = inbound;
     this.transport = new PeerTransport({
       selfId: this.nodeId,
       clusterId: this.clusterId,
       // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
       maxMessageBytes: config.raft.appenderQueueByteLimitBytes,
-      onMessages: (from, messages) => inbound.receive(from, messages),
+      admitStream: (from, call) => {
+        const refusal = this.authz.raftStream(call, from);
+        return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
+      },
+      onMessages: (from, messages) => {
+        const refusal = inbound.receive(from, messages);
+        if (refusal === undefined) return undefined;
+        return { code: refusal.code === 'PERMISSION_DENIED' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: refusal.message };
+      },
+      channel: (peerId, address) => this.security.peerChannel(peerId, address),
       onWarning: (msg) => this.log.warn(msg),
     });
 
@@ -298,6 +337,7 @@ export class ScmNode {
           sm,
           events: this.events,
           log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+          channel: (address) => this.security.serviceChannel(address),
         }),
       },
       {
@@ -334,6 +374,7 @@ export class ScmNode {
       maxListCount: config.containerListMaxCount,
       maxInFlight: config.clientMaxInFlight,
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
+      guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });
     const grpcServer = new grpc.Server();
     registerInterScmService(instrumented(grpcServer, this.metrics), {
@@ -350,12 +391,17 @@ export class ScmNode {
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onServed: (bytes) => this.metrics.checkpointServed(bytes),
+      authorize: (call) => {
+        const refusal = this.authz.download(call);
+        return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
+      },
     });
     this.servers.push(ratisServer, clientServer, grpcServer);
+    const credentials = this.security.serverCredentials();
     this.ports = {
-      ratis: await listen(ratisServer, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
-      client: await listen(clientServer, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
-      grpc: await listen(grpcServer, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
+      ratis: await listen(ratisServer, credentials, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
+      client: await listen(clientServer, credentials, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
+      grpc: await listen(grpcServer, credentials, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
       http: 0,
     };
     this.http = await startMetricsHttpServer({
@@ -513,6 +559,7 @@ export class ScmNode {
       this.peerCalls.close();
       await this.sm.close();
       await this.storage.close();
+      await this.security.close();
       this.log.info('SCM stopped');
     })();
     return this.stopping;

@@ -7,6 +7,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { join } from 'node:path';
 import type { TermIndex } from '../statemachine/transaction-info.js';
 import { chunkChecksum } from './chunk-checksum.js';
+import { CLUSTER_ID_METADATA } from './download-service.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
 
 export interface DownloadProgress {
@@ -20,6 +21,12 @@ export interface ResumePoint {
   /** Bytes of `partialFile` already verified. */
   readonly offset: number;
   readonly partialFile: string;
+}
+
+/** How to reach the serving SCM: credentials and channel options (plaintext when not given). */
+export interface DownloadChannel {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly options?: grpc.ChannelOptions;
 }
 
 export interface DownloadRequest {
@@ -37,6 +44,8 @@ export interface DownloadRequest {
   readonly onProgress?: (p: DownloadProgress) => void;
   /** Largest message accepted (default 8 MiB; Ozone sends 1 MiB chunks). */
   readonly maxMessageBytes?: number;
+  /** The channel to `address` (with TLS: this node's or the admin's certificate); plaintext by default. */
+  readonly channel?: (address: string) => DownloadChannel;
 }
 
 export interface DownloadedCheckpoint {
@@ -73,7 +82,8 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
 
   const Client = interScmClientConstructor();
   const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
-  const client = new Client(req.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': maxMessageBytes });
+  const channel = req.channel?.(req.address) ?? { credentials: grpc.credentials.createInsecure() };
+  const client = new Client(req.address, channel.credentials, { ...channel.options, 'grpc.max_receive_message_length': maxMessageBytes });
   const state = await openTarget(req);
   const resumedFrom = state.offset;
   let call: grpc.ClientReadableStream<Record<string, unknown>> | undefined;
@@ -84,7 +94,10 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       request['resumeOffset'] = req.resume.offset;
     }
     if (req.requesterId !== undefined) request['requesterId'] = req.requesterId;
-    call = (client as unknown as { download(r: unknown, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, {
+    // Which cluster we are: a leader of another cluster refuses before it takes a checkpoint.
+    const metadata = new grpc.Metadata();
+    metadata.set(CLUSTER_ID_METADATA, req.expectedClusterId);
+    call = (client as unknown as { download(r: unknown, m: grpc.Metadata, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, metadata, {
       deadline: Date.now() + req.deadlineMs,
     });
     let eof = false;

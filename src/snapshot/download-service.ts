@@ -12,6 +12,13 @@ import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
+/**
+ * Request metadata naming the caller's cluster. Our downloader always sends it; a caller that names
+ * another cluster is refused before a checkpoint is taken. (A caller without it, such as Ozone's
+ * own client, gets the check on its side: every message carries our clusterId.)
+ */
+export const CLUSTER_ID_METADATA = 'scm-cluster-id';
+
 export type SnapshotLogger = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface InterScmServiceOptions {
@@ -25,9 +32,14 @@ export interface InterScmServiceOptions {
   readonly log?: SnapshotLogger;
   /** A checkpoint stream reached its end (for metrics): the bytes sent in this call. */
   readonly onServed?: (bytes: number) => void;
+  /**
+   * Who may download (with TLS: members and administrators, by their certificate); a refusal ends
+   * the call with its status before anything is read or taken. Everyone may without it.
+   */
+  readonly authorize?: (call: DownloadCall) => { readonly code: grpc.status; readonly details: string } | undefined;
 }
 
-type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
+export type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
 
 export function registerInterScmService(server: grpc.Server, options: InterScmServiceOptions): void {
   if (options.clusterId === '') throw new Error('InterSCM service needs a non-empty clusterId');
@@ -37,6 +49,17 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const log = options.log ?? (() => undefined);
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
+      const refusal = options.authorize?.(call);
+      if (refusal !== undefined) {
+        fail(call, refusal.code, refusal.details);
+        return;
+      }
+      const claimed = call.metadata.get(CLUSTER_ID_METADATA)[0];
+      if (claimed !== undefined && String(claimed) !== options.clusterId) {
+        log('warn', 'refused a checkpoint download for another cluster', { requester: call.getPeer(), clusterId: String(claimed) });
+        fail(call, grpc.status.FAILED_PRECONDITION, `cluster id mismatch: this SCM belongs to ${options.clusterId}, the caller to ${String(claimed)}`);
+        return;
+      }
       serveDownload(call, options, chunkSize, maxUnflushed, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });

@@ -4,8 +4,8 @@ export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHEC
 export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
 export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
 export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
-export { registerInterScmService, DEFAULT_CHUNK_SIZE, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
-export { downloadCheckpoint, DownloadError, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, CLUSTER_ID_METADATA as INTER_SCM_CLUSTER_ID_METADATA, type DownloadCall, type InterScmServiceOptions, type SnapshotLogger } from './download-service.js';
+export { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractedCheckpoint } from './safe-extract.js';
 export { installCheckpoint, recoverInterruptedInstall, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
