@@ -102,6 +102,8 @@ export type HttpPolicy = (typeof HTTP_POLICIES)[number];
  * caller is anonymous and may do anything, which the node warns about at start.
  */
 export interface SecurityConfig {
+  /** ozone.security.enabled and hdds.grpc.tls.enabled: every port runs mutual TLS. */
+  readonly enabled: boolean;
   /** The node's own identity on every port (server and client side); null in plaintext. */
   readonly tls: TlsFiles | null;
   /** The identity admin commands and other clients present; null when not configured. */
@@ -516,6 +518,7 @@ function loadSecurity(reader: ConfigReader, node: { serviceId: string; nodeId: s
   }
   const administrators = reader.get(KEY.administrators, (_key, value) => parseList(value)) ?? [];
   return {
+    enabled: security,
     tls,
     clientTls,
     administrators,

@@ -90,7 +90,10 @@ export interface BoundPorts {
   readonly client: number;
   readonly ratis: number;
   readonly grpc: number;
+  /** 0 when ozone.http.policy serves HTTPS only. */
   readonly http: number;
+  /** 0 unless ozone.http.policy serves HTTPS. */
+  readonly https: number;
 }
 
 /**
@@ -123,7 +126,7 @@ export class ScmNode {
   private readonly servers: grpc.Server[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
-  ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0 };
+  ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0, https: 0 };
   role: Role = 'follower';
   private leader = '';
   readonly metrics: NodeMetrics;
@@ -137,7 +140,7 @@ export class ScmNode {
   private committedVoters: string[] = [];
   private committedNonVoters: string[] = [];
   private sizeTimer: NodeJS.Timeout | undefined;
-  private http: MetricsHttpServer | undefined;
+  private readonly httpServers: MetricsHttpServer[] = [];
   private gaugeTimer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -403,15 +406,26 @@ export class ScmNode {
       client: await listen(clientServer, credentials, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
       grpc: await listen(grpcServer, credentials, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
       http: 0,
+      https: 0,
     };
-    this.http = await startMetricsHttpServer({
-      host: this.self.httpHost,
-      port: this.self.httpPort,
-      metrics: this.metrics,
-      status: () => this.status(),
-      readiness: () => assessReadiness(this.status()),
-    });
-    this.ports = { ...this.ports, http: this.http.port };
+    const endpoints = { metrics: this.metrics, status: () => this.status(), readiness: () => assessReadiness(this.status()) };
+    const policy = config.security.httpPolicy;
+    if (policy !== 'HTTPS_ONLY') {
+      const http = await startMetricsHttpServer({ host: this.self.httpHost, port: this.self.httpPort, ...endpoints });
+      this.httpServers.push(http);
+      this.ports = { ...this.ports, http: http.port };
+    }
+    const material = this.security.material;
+    if (policy !== 'HTTP_ONLY' && material !== undefined) {
+      const https = await startMetricsHttpServer({
+        host: this.self.httpsHost,
+        port: this.self.httpsPort,
+        ...endpoints,
+        tls: { contextOptions: () => material.secureContextOptions(), onChange: (listener) => material.onReload(listener) },
+      });
+      this.httpServers.push(https);
+      this.ports = { ...this.ports, https: https.port };
+    }
     this.view.refreshGauges();
     this.gaugeTimer = setInterval(() => this.view.refreshGauges(), 1_000);
     this.gaugeTimer.unref();
@@ -550,7 +564,7 @@ export class ScmNode {
       this.admin.stop();
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
       if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
-      await this.http?.close();
+      await Promise.all(this.httpServers.map((server) => server.close()));
       const [ratis, ...others] = this.servers;
       await Promise.all(others.map((s) => shutdown(s)));
       if (this.driver !== undefined) await this.driver.stop();

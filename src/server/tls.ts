@@ -303,12 +303,11 @@ export class TlsMaterial {
   /**
    * Server credentials that require a client certificate of the cluster CA: a plaintext caller or
    * one with a certificate of another CA never completes the handshake. One object for every
-   * server of the node (each server registers its own watcher on it).
+   * server of the node; each server registers its own watcher on it and calls setSecureContext
+   * when the material is reloaded.
    */
   serverCredentials(): grpc.ServerCredentials {
-    // This object is both providers, so grpc-js' (ca, identity) argument order does not matter
-    // (its exported function passes them to the constructor the other way round).
-    this.serverCredentialsCache ??= grpc.experimental.createCertificateProviderServerCredentials(this, this, true);
+    this.serverCredentialsCache ??= new ReloadingServerCredentials(this);
     return this.serverCredentialsCache;
   }
 
@@ -343,6 +342,24 @@ export class TlsMaterial {
   /** The current set as Node's tls options, for the HTTPS server (re-read on every reload). */
   secureContextOptions(): SecureContextOptions {
     return { ca: this.material.ca, cert: this.material.cert, key: this.material.key };
+  }
+}
+
+/**
+ * grpc-js server credentials holding the material's current set from the start and pushing every
+ * reload to the servers' watchers. Not grpc-js' createCertificateProviderServerCredentials: with it,
+ * the first server bound on the credentials registers its watcher only after the provider has
+ * delivered the material, never hears it, and drops every connection (grpc-js 1.14.7), while the
+ * servers bound later work.
+ */
+class ReloadingServerCredentials extends grpc.ServerCredentials {
+  constructor(material: TlsMaterial) {
+    super({ requestCert: true, rejectUnauthorized: true }, material.secureContextOptions());
+    material.onReload(() => this.updateSecureContextOptions(material.secureContextOptions()));
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
   }
 }
 
