@@ -93,7 +93,7 @@ export async function createCa(out: CertificateFiles, name = 'scm-ha local CA'):
  * A new key and a certificate for `subject` signed by `ca`. Written beside `out` first and renamed
  * into place, key before certificate, so a node watching the files never reads half a file.
  */
-export async function issueCertificate(ca: CertificateFiles, subject: CertificateSubject, out: CertificateFiles, options: { days?: number } = {}): Promise<void> {
+export async function issueCertificate(ca: CertificateFiles, subject: CertificateSubject, out: CertificateFiles, options: { days?: number; keyMode?: number } = {}): Promise<void> {
   const work = await mkdtemp(`${out.cert}.work-`);
   try {
     const key = join(work, 'key.pem');
@@ -117,7 +117,7 @@ export async function issueCertificate(ca: CertificateFiles, subject: Certificat
       'x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '1')}`,
       '-days', String(options.days ?? 825), '-sha256', '-extfile', ext, '-out', cert,
     ]);
-    await chmod(key, 0o600);
+    await chmod(key, options.keyMode ?? 0o600);
     await rename(key, out.key);
     await rename(cert, out.cert);
   } finally {
@@ -132,6 +132,8 @@ export interface LocalTlsOptions {
   readonly nodeIds: readonly string[];
   /** Where each node is dialed: its subjectAltName DNS / IP entries. */
   readonly hosts: (nodeId: string) => readonly string[];
+  /** Permissions of the key files other than the CA's (default 0600). */
+  readonly keyMode?: number;
 }
 
 /**
@@ -141,7 +143,10 @@ export interface LocalTlsOptions {
  */
 export async function ensureLocalCertificates(options: LocalTlsOptions): Promise<LocalTls> {
   const dir = join(options.dir, TLS_DIR);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Only the owner gets in, unless the keys are meant for other users (a container's) too.
+  const keyMode = options.keyMode ?? 0o600;
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o700 | ((keyMode & 0o044) !== 0 ? 0o055 : 0));
   const files = (name: string): CertificateFiles => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
   const ca = files('ca');
   let created = false;
@@ -153,7 +158,7 @@ export async function ensureLocalCertificates(options: LocalTlsOptions): Promise
   const ensure = async (name: string, subject: CertificateSubject): Promise<CertificateFiles> => {
     const out = files(name);
     if (!caExists || !(await exists(out.cert)) || !(await exists(out.key))) {
-      await issueCertificate(ca, subject, out);
+      await issueCertificate(ca, subject, out, options.keyMode !== undefined ? { keyMode: options.keyMode } : {});
       created = true;
     }
     return out;
