@@ -223,7 +223,7 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<num
     for (const { ports: p } of nodes) io.stdout(`${p.nodeId.padEnd(6)} ${String(p.client).padEnd(7)} ${String(p.ratis).padEnd(6)} ${String(p.grpc).padEnd(6)} ${tls !== undefined ? p.https : p.http}\n`);
     io.stdout(`try: scm admin scm roles --config ${siteXml}\n`);
     if (tls !== undefined) {
-      io.stdout(`as a non-administrator: OZONE-SITE.XML_${KEY.clientCertificateFile}=${tls.client.cert} OZONE-SITE.XML_${KEY.clientPrivateKeyFile}=${tls.client.key} scm admin … --config ${siteXml}\n`);
+      io.stdout(`as a non-administrator: env OZONE-SITE.XML_${KEY.clientCertificateFile}=${tls.client.cert} OZONE-SITE.XML_${KEY.clientPrivateKeyFile}=${tls.client.key} scm admin … --config ${siteXml}\n`);
       io.stdout(`metrics: curl --cacert ${tls.ca.cert} https://localhost:${first.ports.https}/prom\n`);
     }
     const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped'), { once: true }));
