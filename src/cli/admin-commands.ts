@@ -19,7 +19,7 @@ import {
 } from '../api/scm-api.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
 import { consistencyTable, containerDetails, containersTable, datanodesTable, keyValues, pipelinesTable, replication, rolesJson, rolesTable } from './format.js';
-import { requireSomeReachable } from './reachability.js';
+import { requirePlaintextServers, requireSomeReachable } from './reachability.js';
 import { resolveScmEndpoints, type ScmEndpoints } from './scm-endpoints.js';
 import { SNAPSHOT_COMMANDS } from './snapshot-commands.js';
 
@@ -91,7 +91,8 @@ export function admin(spec: AdminSpec): CommandSpec {
       const call = spec.plan(context);
       const endpoints = resolveScmEndpoints(context);
       await requireSomeReachable(endpoints.clientAddresses, Math.min(REACHABILITY_TIMEOUT_MS, timeoutSeconds * 1000));
-      const client = new ScmClient({ addresses: [...endpoints.clientAddresses], deadlineMs: timeoutSeconds * 1000 });
+      if (endpoints.channel === undefined) await requirePlaintextServers(endpoints.clientAddresses, Math.min(REACHABILITY_TIMEOUT_MS, timeoutSeconds * 1000));
+      const client = new ScmClient({ addresses: [...endpoints.clientAddresses], deadlineMs: timeoutSeconds * 1000, ...(endpoints.channel !== undefined ? { channel: endpoints.channel } : {}) });
       try {
         const result = await call({ client, endpoints, context });
         context.io.stdout(format === 'json' ? `${JSON.stringify(result.json, null, 2)}\n` : result.human);

@@ -3,15 +3,18 @@
 import { ScmClient } from '../client/scm-client.js';
 import type { ScmConfig } from '../server/config.js';
 import { bootstrapNode, type NodeSetupResult } from '../server/node-setup.js';
+import { nodeChannel } from '../server/client-tls.js';
 
 /**
  * bootstrapNode, asking the other configured SCMs' client ports for at most `timeoutMs`; an abort
  * ends the wait at once (`scm cluster` stopped while starting).
  */
 export function bootstrapFromRunningScms(config: ScmConfig, timeoutMs: number, signal?: AbortSignal): Promise<NodeSetupResult> {
+  // With TLS the node asks as itself: its certificate is checked before it waits for anyone.
+  const channel = nodeChannel(config);
   return bootstrapNode(config, async (addresses) => {
     signal?.throwIfAborted();
-    const client = new ScmClient({ addresses, deadlineMs: timeoutMs });
+    const client = new ScmClient({ addresses, deadlineMs: timeoutMs, ...(channel !== undefined ? { channel } : {}) });
     const abort = (): void => client.close();
     signal?.addEventListener('abort', abort, { once: true });
     try {

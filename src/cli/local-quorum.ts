@@ -9,6 +9,11 @@
 // data may be in use by another process (in_use.lock) and no port may be taken, so a second `scm
 // cluster` says why it cannot run instead of starting nodes that fail one by one.
 //
+// TLS (--tls): a throwaway CA and certificates under <dir>/tls/ (kept for the next run), and
+// ozone-site.xml switched to mutual TLS with `admin` as the one administrator, whose identity the
+// admin commands reading that file present; <dir>/tls/client.crt is a certificate of the same CA
+// that is not an administrator, for trying authorization.
+//
 // Stopping. Every way out stops the node processes: Ctrl-C or SIGTERM at any time (also while
 // starting; a second one kills them), a failure while starting, and this process being killed
 // (the nodes watch their stdin, a pipe from here). A node that exits on its own is reported on the
@@ -24,7 +29,10 @@ import { onStopSignals } from '../server/stop-signals.js';
 import { readVersionFileIfExists } from '../server/version-file.js';
 import { bootstrapFromRunningScms } from './bootstrap.js';
 import type { CliIo } from './command.js';
-import { localClusterSiteXml, localNodePorts, type LocalNodePorts } from './local-cluster.js';
+import { LOCAL_HOSTS, LOCAL_SERVICE_ID, localClusterSiteXml, localNodePorts, localTlsProperties, type LocalNodePorts } from './local-cluster.js';
+import { ensureLocalCertificates, type LocalTls } from './local-certificates.js';
+import { clientChannel, type ChannelFactory } from '../server/client-tls.js';
+import { KEY } from '../server/config.js';
 import { LocalProcesses, type NodeExit, type SelfCommand } from './local-processes.js';
 import { assertPortsFree } from './port-check.js';
 
@@ -33,6 +41,8 @@ export interface LocalClusterOptions {
   readonly basePort: number;
   readonly dir: string;
   readonly io: CliIo;
+  /** Mutual TLS with throwaway certificates under <dir>/tls/. */
+  readonly tls?: boolean;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -72,6 +82,7 @@ class Startup {
     private readonly siteXml: string,
     private readonly io: CliIo,
     private readonly signal: AbortSignal,
+    private readonly channel: ChannelFactory | undefined,
   ) {
     processes.onExit((exit) => {
       if (!exit.requested) this.failure ??= exit;
@@ -100,7 +111,7 @@ class Startup {
 
   /** A client of the running nodes, closed when the wait ends or a stop is requested. */
   private async withClient<T>(addresses: string[], use: (client: ScmClient) => Promise<T>): Promise<T> {
-    const client = new ScmClient({ addresses, deadlineMs: 2_000 });
+    const client = new ScmClient({ addresses, deadlineMs: 2_000, ...(this.channel !== undefined ? { channel: this.channel } : {}) });
     const close = (): void => client.close();
     this.signal.addEventListener('abort', close, { once: true });
     try {
@@ -140,7 +151,7 @@ class Startup {
 }
 
 /** Refuses to start next to a running cluster, naming what is taken. */
-async function checkNothingRunning(nodes: readonly Node[], dir: string): Promise<void> {
+async function checkNothingRunning(nodes: readonly Node[], dir: string, tls: boolean): Promise<void> {
   for (const node of nodes) {
     try {
       assertNodeNotRunning(node.config);
@@ -153,7 +164,7 @@ async function checkNothingRunning(nodes: readonly Node[], dir: string): Promise
       { port: p.client, what: `${p.nodeId} client` },
       { port: p.ratis, what: `${p.nodeId} Ratis` },
       { port: p.grpc, what: `${p.nodeId} InterSCM gRPC` },
-      { port: p.http, what: `${p.nodeId} HTTP` },
+      tls ? { port: p.https, what: `${p.nodeId} HTTPS` } : { port: p.http, what: `${p.nodeId} HTTP` },
     ]),
     LOOPBACK,
   );
@@ -161,9 +172,16 @@ async function checkNothingRunning(nodes: readonly Node[], dir: string): Promise
 
 export async function runLocalCluster(options: LocalClusterOptions): Promise<number> {
   const { nodes: count, basePort, dir, io } = options;
+  const tlsOn = options.tls === true;
   mkdirSync(dir, { recursive: true });
   const siteXml = join(dir, 'ozone-site.xml');
-  writeFileSync(siteXml, localClusterSiteXml(count, basePort, dir));
+  const nodeIds = Array.from({ length: count }, (_, i) => localNodePorts(i + 1, basePort).nodeId);
+  let tls: LocalTls | undefined;
+  if (tlsOn) {
+    tls = await ensureLocalCertificates({ dir, serviceId: LOCAL_SERVICE_ID, nodeIds, hosts: () => LOCAL_HOSTS });
+    io.stdout(`${tls.created ? 'made' : 'found'} TLS certificates in ${tls.dir} (CA ca.crt; one per node; admin.crt, the administrator; client.crt, not one)\n`);
+  }
+  writeFileSync(siteXml, localClusterSiteXml(count, basePort, dir, tls !== undefined ? localTlsProperties({ ca: tls.ca.cert, nodes: tls.nodes, admin: tls.admin }) : {}));
   const nodes: Node[] = Array.from({ length: count }, (_, i) => {
     const ports = localNodePorts(i + 1, basePort);
     const nodeDir = join(dir, ports.nodeId);
@@ -176,7 +194,8 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<num
   });
   const first = nodes[0];
   if (first === undefined) throw new Error('internal: a local cluster has at least one node');
-  await checkNothingRunning(nodes, dir);
+  await checkNothingRunning(nodes, dir, tlsOn);
+  const channel = clientChannel(first.config.security, first.config.serviceId);
 
   const processes = new LocalProcesses(selfCommand(), io.env);
   const stop = new AbortController();
@@ -197,12 +216,16 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<num
   try {
     const init = await initNode(first.config);
     io.stdout(`${init.created ? 'initialized' : 'found'} clusterID ${init.clusterId} in ${dir}\n`);
-    await new Startup(nodes, processes, siteXml, io, stop.signal).run(init.clusterId);
+    await new Startup(nodes, processes, siteXml, io, stop.signal, channel).run(init.clusterId);
     running = true;
-    io.stdout(`SCM quorum of ${count} running (data and logs under ${dir}); Ctrl-C stops it\n`);
-    io.stdout('node   client  ratis  grpc   http\n');
-    for (const { ports: p } of nodes) io.stdout(`${p.nodeId.padEnd(6)} ${String(p.client).padEnd(7)} ${String(p.ratis).padEnd(6)} ${String(p.grpc).padEnd(6)} ${p.http}\n`);
+    io.stdout(`SCM quorum of ${count} running${tls !== undefined ? ' with mutual TLS' : ''} (data and logs under ${dir}); Ctrl-C stops it\n`);
+    io.stdout(`node   client  ratis  grpc   ${tls !== undefined ? 'https' : 'http'}\n`);
+    for (const { ports: p } of nodes) io.stdout(`${p.nodeId.padEnd(6)} ${String(p.client).padEnd(7)} ${String(p.ratis).padEnd(6)} ${String(p.grpc).padEnd(6)} ${tls !== undefined ? p.https : p.http}\n`);
     io.stdout(`try: scm admin scm roles --config ${siteXml}\n`);
+    if (tls !== undefined) {
+      io.stdout(`as a non-administrator: env OZONE-SITE.XML_${KEY.clientCertificateFile}=${tls.client.cert} OZONE-SITE.XML_${KEY.clientPrivateKeyFile}=${tls.client.key} scm admin … --config ${siteXml}\n`);
+      io.stdout(`metrics: curl --cacert ${tls.ca.cert} https://localhost:${first.ports.https}/prom\n`);
+    }
     const stopped = new Promise<'stopped'>((resolve) => stop.signal.addEventListener('abort', () => resolve('stopped'), { once: true }));
     const outcome = await Promise.race([stopped, processes.allExited().then(() => 'all exited' as const)]);
     if (outcome === 'all exited') {

@@ -100,7 +100,8 @@ const clusterCommand: CommandSpec = {
   options: [
     { name: 'nodes', kind: 'integer', valueName: 'N', default: 3, description: 'number of SCM processes' },
     { name: 'dir', kind: 'string', valueName: 'DIR', default: './data', description: 'data directory (one sub-directory per node)' },
-    { name: 'base-port', kind: 'integer', valueName: 'PORT', default: 9860, description: "node 1's client port; Ratis +34, gRPC +35, HTTP +16; each further node +100" },
+    { name: 'base-port', kind: 'integer', valueName: 'PORT', default: 9860, description: "node 1's client port; Ratis +34, gRPC +35, HTTP +16 (HTTPS +17); each further node +100" },
+    { name: 'tls', kind: 'boolean', description: 'mutual TLS with a throwaway CA and certificates in DIR/tls (admin.crt administers, client.crt does not)' },
   ],
   async run(ctx) {
     const nodes = ctx.integer('nodes') ?? 3;
@@ -109,7 +110,7 @@ const clusterCommand: CommandSpec = {
     if (basePort < 1024 || basePort + 100 * (nodes - 1) + 35 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes`, ctx.command);
     const dir = resolve(ctx.string('dir') ?? './data');
     try {
-      return await runLocalCluster({ nodes, basePort, dir, io: ctx.io });
+      return await runLocalCluster({ nodes, basePort, dir, io: ctx.io, tls: ctx.flag('tls') });
     } catch (err) {
       ctx.io.stderr(`scm cluster: ${(err as Error).message}\n`);
       return EXIT_FAILURE;

@@ -3,6 +3,7 @@
 // for their terms, so that the new term is above every term a vote can have been cast in.
 import { ScmClient } from '../client/scm-client.js';
 import { requireSelf } from '../server/config.js';
+import { nodeChannel, type ChannelFactory } from '../server/client-tls.js';
 import { repairRaftMeta, type RaftMetaRepairResult } from '../server/raft-meta-repair.js';
 import { EXIT_OK, UsageError, type CommandContext, type CommandSpec } from './command.js';
 import { CONFIG_OPTIONS, configFromCli } from './node-commands.js';
@@ -11,12 +12,13 @@ import { acceptsConnections } from './reachability.js';
 const ASK_TIMEOUT_MS = 3_000;
 
 /** The highest term any running member reports, or undefined when none answers. */
-async function highestPeerTerm(addresses: readonly string[], timeoutMs: number): Promise<number | undefined> {
+async function highestPeerTerm(addresses: readonly string[], timeoutMs: number, channel: ChannelFactory | undefined): Promise<number | undefined> {
   const open = await Promise.all(addresses.map(async (address) => ((await acceptsConnections(address, timeoutMs)) ? address : undefined)));
   let highest: number | undefined;
   for (const address of open) {
     if (address === undefined) continue;
-    const client = new ScmClient({ addresses: [address], deadlineMs: timeoutMs });
+    // With TLS the node asks as itself, as bootstrap does.
+    const client = new ScmClient({ addresses: [address], deadlineMs: timeoutMs, ...(channel !== undefined ? { channel } : {}) });
     try {
       for (const role of await client.getScmRoles()) highest = Math.max(highest ?? 0, role.term);
     } catch {
@@ -72,7 +74,7 @@ export const repairRaftMetaCommand: CommandSpec = {
     if (ctx.flag('offline') || others.length === 0) {
       askedText = others.length === 0 ? 'no other members configured' : 'other members not asked (--offline)';
     } else {
-      asked = await highestPeerTerm(others, ASK_TIMEOUT_MS);
+      asked = await highestPeerTerm(others, ASK_TIMEOUT_MS, nodeChannel(config));
       askedText = asked === undefined ? `no other member answered at ${others.join(', ')}` : `other members ${asked}`;
       if (asked === undefined) {
         ctx.io.stderr(

@@ -57,6 +57,7 @@ export const SNAPSHOT_COMMANDS: readonly AdminSpec[] = [
           deadlineMs: downloadSeconds * 1000,
           onProgress: progressPrinter(context.io.stderr),
           requesterId: 'scm admin snapshot save',
+          ...(endpoints.channel !== undefined ? { channel: endpoints.channel } : {}),
         });
         const voters = sortedIds(saved.configuration.voters.map((v) => v.id));
         return {

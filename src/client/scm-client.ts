@@ -65,6 +65,11 @@ export interface ScmClientOptions {
   /** Jitter source, [0, 1). */
   readonly random?: () => number;
   readonly channelOptions?: grpc.ChannelOptions;
+  /**
+   * Credentials (and channel options) for one SCM address: with TLS, the CA and the identity this
+   * client presents. Plaintext when not given.
+   */
+  readonly channel?: (address: string) => { readonly credentials: grpc.ChannelCredentials; readonly options?: grpc.ChannelOptions };
 }
 
 /** A call that failed for good: the gRPC status, its name and the server's message. */
@@ -157,9 +162,11 @@ export class ScmClient {
   private stub(address: string): grpc.Client {
     let stub = this.stubs.get(address);
     if (stub === undefined) {
-      stub = new ScmClientServiceClient(address, grpc.credentials.createInsecure(), {
+      const channel = this.options.channel?.(address) ?? { credentials: grpc.credentials.createInsecure() };
+      stub = new ScmClientServiceClient(address, channel.credentials, {
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
+        ...channel.options,
         ...this.options.channelOptions,
       });
       this.stubs.set(address, stub);

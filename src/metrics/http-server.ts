@@ -1,7 +1,12 @@
 // The node's HTTP endpoint (Ozone's default port 9876): Prometheus metrics at `/prom` (Ozone's
 // path) and `/metrics` (Prometheus' default), liveness at `/healthz`, readiness at `/readyz`, and a
 // JSON view of the Raft state at `/status`. Only GET is served; it reads state, never changes it.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+// With `tls` it is served over HTTPS (Ozone's ozone.http.policy, on ozone.scm.https-address) with
+// the node's certificate; a client certificate is not asked for, since probes and scrapers read
+// only, and the certificate is replaced in place when the node's files are rotated.
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { NodeMetrics, RaftRole } from './node-metrics.js';
 
@@ -85,11 +90,17 @@ export interface MetricsHttpServerOptions {
   readonly metrics: NodeMetrics;
   readonly status: () => NodeStatus;
   readonly readiness: () => Readiness;
+  /** Serve HTTPS with this key material; `onChange` reports a new set (it returns an unsubscribe). */
+  readonly tls?: {
+    readonly contextOptions: () => SecureContextOptions;
+    readonly onChange: (listener: () => void) => () => void;
+  };
 }
 
 export interface MetricsHttpServer {
   readonly host: string;
   readonly port: number;
+  readonly protocol: 'http' | 'https';
   close(): Promise<void>;
 }
 
@@ -101,28 +112,45 @@ export async function startMetricsHttpServer(options: MetricsHttpServerOptions):
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`invalid HTTP port ${String(port)}: expected an integer 0-65535`);
   }
-  const server = createServer((request, response) => {
+  const listener: RequestListener = (request, response) => {
     handle(options, request, response).catch((error: unknown) => {
       // A failing status/metrics callback must not take the node down: report it to the scraper.
       if (!response.headersSent) send(response, 500, TEXT_TYPE, `internal error: ${errorMessage(error)}\n`);
       else response.destroy();
     });
-  });
+  };
+  const tls = options.tls;
+  let unsubscribe = (): void => {};
+  let server: Server;
+  if (tls !== undefined) {
+    const https = createHttpsServer({ ...tls.contextOptions(), requestCert: false }, listener);
+    unsubscribe = tls.onChange(() => https.setSecureContext(tls.contextOptions()));
+    server = https;
+  } else {
+    server = createServer(listener);
+  }
   // Scrapes and probes are short; do not let idle keep-alive sockets hold close() open.
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
   const bound = server.address() as AddressInfo;
   return {
     host,
     port: bound.port,
+    protocol: tls !== undefined ? 'https' : 'http',
     close: () =>
       new Promise<void>((resolve, reject) => {
+        unsubscribe();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       }),

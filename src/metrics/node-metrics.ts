@@ -58,6 +58,27 @@ export type DatanodeState = (typeof DATANODE_STATES)[number];
 export const RAFT_DROP_REASONS = ['malformed', 'misaddressed', 'sender_mismatch', 'non_member', 'unsolicited', 'invalid'] as const;
 export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
 
+/** The gRPC ports a caller can be refused on (README, "Security"). */
+export const AUTH_PORTS = ['client', 'ratis', 'grpc'] as const;
+export type AuthPort = (typeof AUTH_PORTS)[number];
+
+/**
+ * Why an authenticated caller was refused (PERMISSION_DENIED): its certificate names no SCM node,
+ * or a node of another service; the node is not a member; a stream or message names another
+ * sender than the certificate; the name is not in ozone.administrators; no certificate at all
+ * where one is needed. (Callers without a certificate of the cluster CA never complete the TLS
+ * handshake, so they never reach a count.)
+ */
+export const AUTH_REFUSAL_REASONS = ['not_a_node', 'other_service', 'non_member', 'sender_mismatch', 'not_admin', 'no_certificate'] as const;
+export type AuthRefusalReason = (typeof AUTH_REFUSAL_REASONS)[number];
+
+/**
+ * Why start-up removed entries from the Raft log: `zeroed`, acknowledged entries found as zeros at
+ * the log's end (the disk lost them); `corruption-policy`, WARN_AND_RETURN ended the log at damage.
+ */
+export const LOG_DROP_REASONS = ['zeroed', 'corruption-policy'] as const;
+export type LogDropReason = (typeof LOG_DROP_REASONS)[number];
+
 /** Why a snapshot download or install failed; a closed set so the label stays bounded. */
 export const SNAPSHOT_FAILURE_REASONS = [
   'leader_unavailable',
@@ -114,6 +135,7 @@ export const SERVED_GRPC_CODES = [
   'ALREADY_EXISTS',
   'RESOURCE_EXHAUSTED',
   'FAILED_PRECONDITION',
+  'PERMISSION_DENIED',
   'OUT_OF_RANGE',
   'INTERNAL',
   'UNAVAILABLE',
@@ -201,6 +223,8 @@ export class NodeMetrics {
   private readonly proposalsPending: Gauge;
   private readonly proposalsFailed: Counter;
   private readonly raftMessagesDropped: Counter<'reason'>;
+  private readonly authRefusals: Counter<'port' | 'reason'>;
+  private readonly logEntriesDropped: Counter<'reason'>;
   private readonly applySeconds: Histogram;
   private readonly appendSeconds: Histogram;
   private readonly fsyncSeconds: Histogram;
@@ -302,6 +326,18 @@ export class NodeMetrics {
     this.raftMessagesDropped = new Counter({
       name: 'scm_raft_messages_dropped_total',
       help: 'Raft messages from peers dropped before they changed anything, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.authRefusals = new Counter({
+      name: 'scm_auth_refusals_total',
+      help: 'Calls and streams refused with PERMISSION_DENIED, by port and reason.',
+      labelNames: ['port', 'reason'],
+      registers,
+    });
+    this.logEntriesDropped = new Counter({
+      name: 'scm_raft_log_entries_dropped_total',
+      help: 'Raft log entries that start-up removed from the log (acknowledged entries found zeroed, or cut by the WARN_AND_RETURN corruption policy), by reason.',
       labelNames: ['reason'],
       registers,
     });
@@ -497,6 +533,8 @@ export class NodeMetrics {
     this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
     for (const reason of RAFT_DROP_REASONS) this.raftMessagesDropped.inc({ reason }, 0);
+    for (const port of AUTH_PORTS) for (const reason of AUTH_REFUSAL_REASONS) this.authRefusals.inc({ port, reason }, 0);
+    for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
@@ -580,6 +618,24 @@ export class NodeMetrics {
       return;
     }
     this.raftMessagesDropped.inc({ reason });
+  }
+
+  /** A caller was refused on a port (see AUTH_REFUSAL_REASONS). */
+  authRefused(port: AuthPort, reason: AuthRefusalReason): void {
+    if (!isOneOf(AUTH_PORTS, port) || !isOneOf(AUTH_REFUSAL_REASONS, reason)) {
+      this.warn('auth_refusal', `unknown refusal ${JSON.stringify({ port, reason })} not recorded`);
+      return;
+    }
+    this.authRefusals.inc({ port, reason });
+  }
+
+  /** Start-up removed `count` entries from the Raft log (see LOG_DROP_REASONS). */
+  logEntriesDroppedAtStart(reason: LogDropReason, count: number): void {
+    if (!isOneOf(LOG_DROP_REASONS, reason) || !Number.isSafeInteger(count) || count < 0) {
+      this.warn('log_entries_dropped', `unknown log drop ${JSON.stringify({ reason, count })} not recorded`);
+      return;
+    }
+    this.logEntriesDropped.inc({ reason }, count);
   }
 
   /** Time to apply one batch of committed entries to scm.db. */

@@ -54,6 +54,17 @@ export interface ClientServiceOptions {
   readonly retryAfterMs?: number;
   /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
   readonly onInternalError?: (method: string, error: unknown) => void;
+  /**
+   * Looks at every call before it is decoded (authz.ts: who may run it): answers a refusal at once,
+   * or hears the status the call ends with (for the audit log). Without it every call runs.
+   */
+  readonly guard?: CallGuard;
+}
+
+export type CallGuardDecision = { readonly refused: Partial<grpc.StatusObject> } | { readonly finished: (code: grpc.status) => void } | undefined;
+
+export interface CallGuard {
+  admit(method: string, call: grpc.ServerUnaryCall<Wire, Wire>): CallGuardDecision;
 }
 
 const STATUS_OF: Readonly<Record<Exclude<ScmStatusName, 'INTERNAL'>, grpc.status>> = {
@@ -144,12 +155,22 @@ function unary<Request, Result>(
   options: ClientServiceOptions,
   admission: Admission,
 ): Handler {
-  return (call, callback) => {
+  return (call, answer) => {
     const undecodable = (call.request as Record<symbol, unknown>)[UNDECODABLE];
     if (undecodable !== undefined) {
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: `the request body is not a ${method} request: ${String(undecodable)}`, metadata: new grpc.Metadata() });
+      answer({ code: grpc.status.INVALID_ARGUMENT, details: `the request body is not a ${method} request: ${String(undecodable)}`, metadata: new grpc.Metadata() });
       return;
     }
+    const decision = options.guard?.admit(method, call);
+    if (decision !== undefined && 'refused' in decision) {
+      answer(decision.refused);
+      return;
+    }
+    const finished = decision?.finished;
+    const callback: grpc.sendUnaryData<Wire> = finished === undefined ? answer : (error, value) => {
+      finished(error === null ? grpc.status.OK : (error.code ?? grpc.status.UNKNOWN));
+      answer(error, value);
+    };
     let request: Request;
     try {
       request = decode(call.request);

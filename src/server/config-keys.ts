@@ -1,8 +1,9 @@
 // The configuration keys an SCM node understands, with Ozone's names and defaults
 // (ScmConfigKeys / SCMHAConfiguration). Keys marked `perNode` are also accepted in Ozone's suffixed
 // form `<key>.<serviceId>.<nodeId>` (ConfUtils.addKeySuffixes), which is how several SCMs share one
-// ozone-site.xml, or one host. A key under `ozone.scm.` that is not listed here is a configuration
-// error; other namespaces (ozone.om.*, hdds.*, …) belong to other services and are ignored.
+// ozone-site.xml, or one host. A key under `ozone.scm.` or `hdds.grpc.tls.` that is not listed here
+// is a configuration error (a mistyped TLS switch must not leave a node silently in plaintext);
+// other namespaces (ozone.om.*, other hdds.* keys, …) belong to other services and are ignored.
 import {
   ConfigValueError,
   parseBoolean,
@@ -129,12 +130,27 @@ export const KEY = {
   handlerCount: 'ozone.scm.handler.count.key',
   consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
+  // Security: Ozone's switches and administrators list, our certificate files (README, "Security").
+  securityEnabled: 'ozone.security.enabled',
+  grpcTlsEnabled: 'hdds.grpc.tls.enabled',
+  grpcTlsProvider: 'hdds.grpc.tls.provider',
+  caCertificateFile: 'hdds.x509.rootca.certificate.file',
+  certificateFile: 'ozone.scm.x509.certificate.file',
+  privateKeyFile: 'ozone.scm.x509.private.key.file',
+  clientCertificateFile: 'ozone.scm.client.x509.certificate.file',
+  clientPrivateKeyFile: 'ozone.scm.client.x509.private.key.file',
+  administrators: 'ozone.administrators',
+  httpPolicy: 'ozone.http.policy',
+  httpsAddress: 'ozone.scm.https-address',
+  auditLogFile: 'ozone.scm.audit.log.file',
 } as const;
 
 export const DEFAULT_CLIENT_PORT = 9860;
 export const DEFAULT_RATIS_PORT = 9894;
 export const DEFAULT_GRPC_PORT = 9895;
 export const DEFAULT_HTTP_PORT = 9876;
+export const DEFAULT_HTTPS_PORT = 9877;
+export const HTTP_POLICIES = ['HTTP_ONLY', 'HTTPS_ONLY', 'HTTP_AND_HTTPS'] as const;
 
 export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Topology: which quorum, which members, which one am I.
@@ -199,15 +215,32 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   key('ozone.scm.container.size', size, 'Container size (accepted, unused).', { default: '5GB', used: false }),
   key('ozone.scm.pipeline.owner.container.count', count(1, 1_000_000), 'Open containers per pipeline owner (accepted, unused).', { default: '3', used: false }),
   key('ozone.scm.heartbeat.thread.interval', ms, 'Datanode heartbeat processing interval (accepted, unused).', { default: '3s', used: false }),
+  // Security. Ozone turns TLS on only when both switches are true; here one without the other is an
+  // error, since running in plaintext when TLS was asked for is the worst outcome.
+  key(KEY.securityEnabled, bool, 'Security on; needs hdds.grpc.tls.enabled (this SCM authenticates only by TLS certificates).', { default: 'false' }),
+  key(KEY.grpcTlsEnabled, bool, 'Mutual TLS on the client, Ratis and InterSCM ports; needs ozone.security.enabled.', { default: 'false' }),
+  key(KEY.grpcTlsProvider, { kind: 'enum', choices: ['OPENSSL', 'JDK'] }, 'TLS provider of a Java SCM (accepted, unused: Node uses OpenSSL).', { default: 'OPENSSL', used: false }),
+  key(KEY.caCertificateFile, { kind: 'path' }, 'PEM file with the certificates of the cluster CA (one or more): whom this node trusts.', { perNode: true }),
+  key(KEY.certificateFile, { kind: 'path' }, "PEM file with this node's certificate (then any intermediates), naming URI:scm://<serviceId>/<nodeId> and its address.", { perNode: true }),
+  key(KEY.privateKeyFile, { kind: 'path' }, "PEM file with the private key of this node's certificate (unencrypted).", { perNode: true }),
+  key(KEY.clientCertificateFile, { kind: 'path' }, 'PEM certificate that admin commands and other clients present (its CN is the identity).'),
+  key(KEY.clientPrivateKeyFile, { kind: 'path' }, 'PEM private key of ozone.scm.client.x509.certificate.file.'),
+  key(KEY.administrators, { kind: 'text' }, 'Comma-separated certificate subject names (CN) allowed to run admin mutations; * for every certificate of the cluster CA.'),
+  key(KEY.httpPolicy, { kind: 'enum', choices: HTTP_POLICIES }, 'HTTP_ONLY, HTTPS_ONLY or HTTP_AND_HTTPS for the metrics and health endpoints.', { default: 'HTTP_ONLY' }),
+  key(KEY.httpsAddress, { kind: 'host-port' }, 'HTTPS address (metrics, health) when ozone.http.policy serves HTTPS.', { default: `0.0.0.0:${DEFAULT_HTTPS_PORT}`, perNode: true }),
+  key(KEY.auditLogFile, { kind: 'path' }, 'JSON audit log of admin mutations (default: scm-audit.log beside scm.db).', { perNode: true }),
 ];
 
 export function findKeySpec(name: string): ConfigKeySpec | undefined {
   return KNOWN_CONFIG_KEYS.find((spec) => spec.pattern.test(name));
 }
 
-/** True for keys this node must understand; keys outside `ozone.scm.` are other services' business. */
+/** Namespaces whose every key this node must understand; keys outside them are other services' business. */
+const STRICT_NAMESPACES = ['ozone.scm.', 'hdds.grpc.tls.'] as const;
+
+/** True for keys this node must understand (an unknown one is an error). */
 export function isScmKey(name: string): boolean {
-  return name.startsWith('ozone.scm.');
+  return STRICT_NAMESPACES.some((prefix) => name.startsWith(prefix));
 }
 
 /** Checks one key/value pair: unknown `ozone.scm.` keys and malformed values throw, naming the key. */

@@ -33,7 +33,7 @@ import {
   parsePort,
   parseSizeBytes,
 } from './config-values.js';
-import { KEY, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
+import { HTTP_POLICIES, KEY, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
 
 export { KNOWN_CONFIG_KEYS, KEY, type ConfigKeySpec } from './config-keys.js';
 export { ConfigValueError } from './config-values.js';
@@ -58,6 +58,9 @@ export interface ScmPeerConfig {
   readonly ratisAddress: string;
   /** `host:grpcPort`, the InterSCM checkpoint service. */
   readonly grpcAddress: string;
+  /** Bind host and port of the HTTPS server (ozone.scm.https-address), used when ozone.http.policy serves HTTPS. */
+  readonly httpsHost: string;
+  readonly httpsPort: number;
 }
 
 export interface RaftConfig {
@@ -84,6 +87,34 @@ export interface RaftConfig {
   readonly preVote: boolean;
 }
 
+/** PEM files of one TLS identity: whom it trusts, its certificate chain and its private key. */
+export interface TlsFiles {
+  /** hdds.x509.rootca.certificate.file: the cluster CA's certificates. */
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export type HttpPolicy = (typeof HTTP_POLICIES)[number];
+
+/**
+ * How the node authenticates and authorizes (README, "Security"). `tls` null means plaintext: every
+ * caller is anonymous and may do anything, which the node warns about at start.
+ */
+export interface SecurityConfig {
+  /** ozone.security.enabled and hdds.grpc.tls.enabled: every port runs mutual TLS. */
+  readonly enabled: boolean;
+  /** The node's own identity on every port (server and client side); null in plaintext. */
+  readonly tls: TlsFiles | null;
+  /** The identity admin commands and other clients present; null when not configured. */
+  readonly clientTls: TlsFiles | null;
+  /** ozone.administrators: certificate subject names (CN), `*` for any certificate of the cluster CA. */
+  readonly administrators: readonly string[];
+  readonly httpPolicy: HttpPolicy;
+  /** Absolute path of the JSON audit log of admin mutations. */
+  readonly auditLogFile: string;
+}
+
 export interface ScmConfig {
   readonly serviceId: string;
   /** This node's id, or null when it cannot be told (several nodes, none chosen by ozone.scm.node.id). */
@@ -105,6 +136,7 @@ export interface ScmConfig {
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
+  readonly security: SecurityConfig;
   /**
    * The effective value of every key that was set anywhere (not defaults), with `${…}` references
    * expanded for the keys this node knows.
@@ -364,6 +396,7 @@ function loadPeer(reader: ConfigReader, serviceId: string, nodeId: string, hostO
   const ratisPort = reader.required(KEY.ratisPort, parsePort, node);
   const grpcPort = reader.required(KEY.grpcPort, parsePort, node);
   const http = reader.required(KEY.httpAddress, (key, value) => parseHostPort(key, value), node);
+  const https = reader.required(KEY.httpsAddress, (key, value) => parseHostPort(key, value), node);
   return {
     nodeId,
     host,
@@ -375,6 +408,8 @@ function loadPeer(reader: ConfigReader, serviceId: string, nodeId: string, hostO
     clientAddress: `${host}:${clientPort}`,
     ratisAddress: `${host}:${ratisPort}`,
     grpcAddress: `${host}:${grpcPort}`,
+    httpsHost: https.host,
+    httpsPort: https.port,
   };
 }
 
@@ -430,6 +465,67 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     leaderReadyCheckIntervalMs: reader.durationMs(KEY.leaderReadyCheckInterval),
     leaderReadyWaitTimeoutMs: reader.durationMs(KEY.leaderReadyWaitTimeout),
     preVote: reader.required(KEY.preVote, parseBoolean),
+  };
+}
+
+/** A path key's value, resolved against the working directory. */
+function pathValue(reader: ConfigReader, name: string, node?: { serviceId: string; nodeId: string }): string | undefined {
+  return reader.get(name, (_key, value) => resolve(value.trim()), node);
+}
+
+/**
+ * The security settings. Ozone switches TLS on only when ozone.security.enabled and
+ * hdds.grpc.tls.enabled are both true and ignores either alone; here either alone is an error, so
+ * a node never runs in plaintext while its operator believes it secured.
+ */
+function loadSecurity(reader: ConfigReader, node: { serviceId: string; nodeId: string }, dbDir: string, httpPolicy: HttpPolicy): SecurityConfig {
+  const security = reader.required(KEY.securityEnabled, parseBoolean);
+  const grpcTls = reader.required(KEY.grpcTlsEnabled, parseBoolean);
+  if (security && !grpcTls) {
+    throw new Error(
+      `${KEY.securityEnabled}=true but ${KEY.grpcTlsEnabled} is not true: this SCM authenticates callers only by TLS certificates; set ${KEY.grpcTlsEnabled}=true (with ${KEY.caCertificateFile}, ${KEY.certificateFile} and ${KEY.privateKeyFile}), or turn security off`,
+    );
+  }
+  if (grpcTls && !security) {
+    throw new Error(`${KEY.grpcTlsEnabled}=true has no effect without ${KEY.securityEnabled}=true (as in Ozone); set both to turn on mutual TLS`);
+  }
+  const caFile = pathValue(reader, KEY.caCertificateFile, node);
+  let tls: TlsFiles | null = null;
+  if (security) {
+    const certFile = pathValue(reader, KEY.certificateFile, node);
+    const keyFile = pathValue(reader, KEY.privateKeyFile, node);
+    const missing = [
+      [KEY.caCertificateFile, caFile],
+      [KEY.certificateFile, certFile],
+      [KEY.privateKeyFile, keyFile],
+    ].filter(([, value]) => value === undefined).map(([name]) => name);
+    // A client configuration (no node id) needs only the CA and the client identity.
+    if (missing.length > 0 && node.nodeId !== '') {
+      throw new Error(`TLS is on (${KEY.securityEnabled}, ${KEY.grpcTlsEnabled}) but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set (for node ${node.nodeId}: the plain key or its .${node.serviceId}.${node.nodeId} form)`);
+    }
+    if (caFile !== undefined && certFile !== undefined && keyFile !== undefined) tls = { caFile, certFile, keyFile };
+  }
+  let clientTls: TlsFiles | null = null;
+  const clientCert = pathValue(reader, KEY.clientCertificateFile);
+  const clientKey = pathValue(reader, KEY.clientPrivateKeyFile);
+  if ((clientCert === undefined) !== (clientKey === undefined)) {
+    throw new Error(`${KEY.clientCertificateFile} and ${KEY.clientPrivateKeyFile} go together: set both or neither`);
+  }
+  if (security && clientCert !== undefined && clientKey !== undefined) {
+    if (caFile === undefined) throw new Error(`${KEY.clientCertificateFile} is set but ${KEY.caCertificateFile} is not: a client must know the cluster CA to trust the SCMs`);
+    clientTls = { caFile, certFile: clientCert, keyFile: clientKey };
+  }
+  if (httpPolicy !== 'HTTP_ONLY' && !security) {
+    throw new Error(`${KEY.httpPolicy}=${httpPolicy} needs TLS (${KEY.securityEnabled} and ${KEY.grpcTlsEnabled}): HTTPS serves the node's own certificate`);
+  }
+  const administrators = reader.get(KEY.administrators, (_key, value) => parseList(value)) ?? [];
+  return {
+    enabled: security,
+    tls,
+    clientTls,
+    administrators,
+    httpPolicy,
+    auditLogFile: pathValue(reader, KEY.auditLogFile, node) ?? join(dbDir, 'scm-audit.log'),
   };
 }
 
@@ -520,6 +616,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientMaxInFlight: reader.count(KEY.handlerCount),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
+    security: loadSecurity(reader, node, dbDir, reader.required(KEY.httpPolicy, (key, value) => parseEnum(key, value, HTTP_POLICIES))),
     values: effective,
   };
 }

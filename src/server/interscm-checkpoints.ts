@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SnapshotNotice } from '../raft/index.js';
-import { installCheckpoint, SnapshotDownloader, StaleCheckpointError, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
+import { installCheckpoint, SnapshotDownloader, StaleCheckpointError, type DownloadChannel, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { RaftEvents } from '../metrics/raft-events.js';
 import type { CheckpointSource, FetchedCheckpoint } from './snapshot-catch-up.js';
@@ -24,6 +24,8 @@ export interface InterScmCheckpointsOptions {
   readonly sm: ScmStateMachine;
   readonly events: RaftEvents;
   readonly log: SnapshotLogger;
+  /** With TLS, this node's certificate towards the leader's InterSCM port. */
+  readonly channel?: (address: string) => DownloadChannel;
 }
 
 export class InterScmCheckpoints implements CheckpointSource {
@@ -40,6 +42,7 @@ export class InterScmCheckpoints implements CheckpointSource {
       deadlineMs: o.deadlineMs,
       requesterId: o.requesterId,
       log: o.log,
+      ...(o.channel !== undefined ? { channel: o.channel } : {}),
     });
     const download = o.events.snapshotTransfer('download', context);
     let ready: ReadyCheckpoint;

@@ -25,13 +25,16 @@ export class PeerCalls {
     /** Names this node's own calls in the peers' retry caches. */
     private readonly clientId: string,
     private readonly timeoutMs: number,
+    /** With TLS, the node's own certificate and the cluster CA; plaintext when not given. */
+    private readonly channel?: (address: string) => { readonly credentials: grpc.ChannelCredentials; readonly options: grpc.ChannelOptions },
   ) {}
 
   private call(address: string, method: string, request: Wire, timeoutMs = this.timeoutMs, waitForReady = false): Promise<Wire> {
     if (this.closed) return Promise.reject(new Error('peer calls are closed'));
     let stub = this.stubs.get(address);
     if (stub === undefined) {
-      stub = new ScmClientServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
+      const channel = this.channel?.(address) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
+      stub = new ScmClientServiceClient(address, channel.credentials, { ...channel.options, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
       this.stubs.set(address, stub);
     }
     const fn = (stub as unknown as Record<string, UnaryMethod>)[method];

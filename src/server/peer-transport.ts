@@ -10,9 +10,11 @@ import { loadGrpcPackage } from '../api/proto-files.js';
 export const CLUSTER_ID_METADATA = 'scm-cluster-id';
 export const FROM_ID_METADATA = 'scm-from-id';
 
-interface RaftMessageBatch {
+export interface RaftMessageBatch {
   messages: Uint8Array[];
 }
+
+type ResolvedOptions = Required<Omit<PeerTransportOptions, 'onWarning' | 'admitStream' | 'channel'>> & Pick<PeerTransportOptions, 'onWarning' | 'admitStream' | 'channel'>;
 
 type StreamServiceClient = grpc.Client & {
   Stream(
@@ -46,14 +48,34 @@ export function peerChannelOptions(maxMessageBytes: number): grpc.ChannelOptions
 }
 
 
+/** Why a stream is ended: its gRPC status and a message naming the problem. */
+export interface StreamRefusal {
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+/** How to reach one peer: credentials and channel options (plaintext when not given). */
+export interface PeerChannel {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly options: grpc.ChannelOptions;
+}
+
 export interface PeerTransportOptions {
   readonly selfId: string;
   readonly clusterId: string;
   /**
    * Called for every batch received from a peer of our cluster (`from`: the id its stream's
-   * metadata names). Returning an error text ends that stream with INVALID_ARGUMENT.
+   * metadata names). Returning an error text ends that stream with INVALID_ARGUMENT, a refusal
+   * with its own status.
    */
-  readonly onMessages: (from: string, messages: readonly Uint8Array[]) => string | void;
+  readonly onMessages: (from: string, messages: readonly Uint8Array[]) => string | StreamRefusal | void;
+  /**
+   * Called when a stream opens, before anything else is looked at (with TLS: whether its
+   * certificate may send as `from`); a refusal ends it at once.
+   */
+  readonly admitStream?: (from: string, call: grpc.ServerReadableStream<RaftMessageBatch, unknown>) => StreamRefusal | undefined;
+  /** The credentials of the link to a peer (its id and Raft address); plaintext by default. */
+  readonly channel?: (peerId: string, address: string) => PeerChannel;
   /** Largest message accepted or sent on the Raft port (a batch of appends); default 32 MiB. */
   readonly maxMessageBytes?: number;
   /** Connection problems worth an operator's attention (refused streams, foreign clusters). */
@@ -91,9 +113,10 @@ class OutboundLink {
   constructor(
     readonly peerId: string,
     readonly address: string,
-    private readonly options: Required<Omit<PeerTransportOptions, 'onWarning'>> & Pick<PeerTransportOptions, 'onWarning'>,
+    private readonly options: ResolvedOptions,
   ) {
-    this.client = new ServiceCtor(address, grpc.credentials.createInsecure(), peerChannelOptions(options.maxMessageBytes)) as unknown as StreamServiceClient;
+    const channel = options.channel?.(peerId, address) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
+    this.client = new ServiceCtor(address, channel.credentials, { ...channel.options, ...peerChannelOptions(options.maxMessageBytes) }) as unknown as StreamServiceClient;
     this.backoffMs = options.initialBackoffMs;
   }
 
@@ -149,7 +172,7 @@ class OutboundLink {
     this.call = undefined;
     this.waitingForDrain = false;
     if (this.closed) return;
-    if (err !== null && err.code === grpc.status.FAILED_PRECONDITION) {
+    if (err !== null && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.PERMISSION_DENIED)) {
       this.options.onWarning?.(`peer ${this.peerId} at ${this.address} refused our stream: ${err.details}`);
     }
     const delay = this.backoffMs;
@@ -210,7 +233,7 @@ class OutboundLink {
 
 export class PeerTransport {
   private readonly links = new Map<string, OutboundLink>();
-  private readonly options: Required<Omit<PeerTransportOptions, 'onWarning'>> & Pick<PeerTransportOptions, 'onWarning'>;
+  private readonly options: ResolvedOptions;
   private closed = false;
 
   constructor(options: PeerTransportOptions) {
@@ -237,6 +260,12 @@ export class PeerTransport {
       Stream: (call: grpc.ServerReadableStream<RaftMessageBatch, { receivedBatches: number }>, callback: grpc.sendUnaryData<{ receivedBatches: number }>) => {
         const clusterId = String(call.metadata.get(CLUSTER_ID_METADATA)[0] ?? '');
         const from = String(call.metadata.get(FROM_ID_METADATA)[0] ?? '');
+        // Who is calling comes first: an unauthenticated caller learns nothing, not even our cluster id.
+        const refusal = this.options.admitStream?.(from, call);
+        if (refusal !== undefined) {
+          callback({ code: refusal.code, details: refusal.details });
+          return;
+        }
         if (clusterId !== this.options.clusterId) {
           this.options.onWarning?.(`refused a Raft stream from ${from || 'an unnamed peer'}: cluster id ${clusterId || '(none)'} is not ours (${this.options.clusterId})`);
           callback({
@@ -262,7 +291,10 @@ export class PeerTransport {
           receivedBatches++;
           if (this.closed) return;
           const refused = this.options.onMessages(from, batch.messages);
-          if (refused !== undefined) finish(Object.assign(new Error(refused), { code: grpc.status.INVALID_ARGUMENT, details: refused, metadata: new grpc.Metadata() }));
+          if (refused !== undefined) {
+            const { code, details } = typeof refused === 'string' ? { code: grpc.status.INVALID_ARGUMENT, details: refused } : refused;
+            finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
+          }
         });
         call.on('end', () => finish(null));
         call.on('error', () => finish(null));

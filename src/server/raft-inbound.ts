@@ -3,6 +3,10 @@
 // comes from, come from a member of this node's configuration, and keep the protocol's own rules.
 // Anything else is dropped, counted (scm_raft_messages_dropped_total{reason}) and logged once per
 // peer and reason, not once per message: a flood must not become a flood of log lines.
+//
+// With TLS the connection's id is the node its certificate names (authz.ts checks that when the
+// stream opens), so a message naming another sender is no mistake to shrug off but a member lying
+// about who it is: the stream is then ended with PERMISSION_DENIED (`authenticatedSenders`).
 import type { Message, RaftNode } from '../raft/index.js';
 import { memberIds } from '../raft/index.js';
 import type { RaftDropReason } from '../metrics/node-metrics.js';
@@ -18,6 +22,17 @@ export interface RaftInboundParts {
   readonly accepted: (message: Message) => void;
   readonly dropped: (reason: RaftDropReason) => void;
   readonly warn: (fields: Record<string, unknown>, message: string) => void;
+  /**
+   * Set when streams are authenticated (TLS): called for a message naming another sender than its
+   * stream's certificate, which then ends the stream with PERMISSION_DENIED and the text returned.
+   */
+  readonly authenticatedSenders?: (peer: string, detail: string) => string;
+}
+
+/** Why a stream is ended: bytes that are not our protocol, or a sender lying about itself. */
+export interface InboundRefusal {
+  readonly code: 'INVALID_ARGUMENT' | 'PERMISSION_DENIED';
+  readonly message: string;
 }
 
 export class RaftInbound {
@@ -26,25 +41,28 @@ export class RaftInbound {
   constructor(private readonly parts: RaftInboundParts) {}
 
   /**
-   * One batch from a connection whose metadata names `from`. Returns an error text when the batch
-   * holds bytes that do not decode: the connection is then ended (INVALID_ARGUMENT), since its
-   * sender is not speaking our protocol.
+   * One batch from a connection whose metadata names `from`. Returns a refusal when the batch
+   * holds bytes that do not decode (INVALID_ARGUMENT: its sender is not speaking our protocol), or,
+   * on an authenticated stream, a message naming another sender (PERMISSION_DENIED); the
+   * connection is then ended.
    */
-  receive(from: string, batch: readonly Uint8Array[]): string | undefined {
+  receive(from: string, batch: readonly Uint8Array[]): InboundRefusal | undefined {
     for (const bytes of batch) {
       let message: Message;
       try {
         message = decodeRaftMessage(bytes);
       } catch (err) {
         this.drop(from, 'malformed', (err as Error).message);
-        return `malformed Raft message from ${from}: ${(err as Error).message}`;
+        return { code: 'INVALID_ARGUMENT', message: `malformed Raft message from ${from}: ${(err as Error).message}` };
       }
       if (message.to !== this.parts.selfId) {
         this.drop(from, 'misaddressed', `${message.type} addressed to ${message.to}`);
         continue;
       }
       if (message.from !== from) {
-        this.drop(from, 'sender_mismatch', `a ${message.type} naming ${message.from} as its sender on ${from}'s connection`);
+        const detail = `a ${message.type} naming ${message.from} as its sender on ${from}'s connection`;
+        this.drop(from, 'sender_mismatch', detail);
+        if (this.parts.authenticatedSenders !== undefined) return { code: 'PERMISSION_DENIED', message: this.parts.authenticatedSenders(from, detail) };
         continue;
       }
       if (!this.acceptsFrom(message.from)) {
@@ -68,8 +86,12 @@ export class RaftInbound {
    * yet (Raft thesis 4.1), and a node that ran `scm bootstrap` knows no group until the leader's
    * first append reaches it. A stranger named nowhere cannot move anyone's term.
    */
-  private acceptsFrom(id: string): boolean {
-    if (this.parts.configuredPeers.includes(id)) return true;
+  acceptsFrom(id: string): boolean {
+    return this.parts.configuredPeers.includes(id) || this.isMember(id);
+  }
+
+  /** A member of the latest or the committed configuration. */
+  isMember(id: string): boolean {
     const core = this.parts.core();
     return memberIds(core.status().membership).includes(id) || memberIds(core.committedMembership().membership).includes(id);
   }

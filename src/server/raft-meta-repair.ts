@@ -14,8 +14,7 @@ import { ScmStateMachine } from '../statemachine/index.js';
 import type { TermIndex } from '../log-entry.js';
 import { recoverInterruptedInstall, SCM_DB_NAME } from '../snapshot/index.js';
 import type { ScmConfig } from './config.js';
-import { raftGroupDir } from './scm-node.js';
-import { readVersionFile } from './version-file.js';
+import { raftGroupDir, readVersionFile } from './version-file.js';
 
 /** The terms the repair takes into account (0 where a source has none). */
 export interface TermEvidence {

@@ -9,16 +9,21 @@ import * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
 import type { Logger } from 'pino';
 import { RaftNode, SeededRandom, type Role } from '../raft/index.js';
-import { RaftStorage, type DiskTimings } from '../storage/index.js';
+import { RaftStorage, type DiskTimings, type DroppedEntries } from '../storage/index.js';
 import { ScmStateMachine, type LogEntry } from '../statemachine/index.js';
 import { CheckpointProvider, recoverInterruptedInstall, registerInterScmService, SCM_DB_NAME, type RootDb } from '../snapshot/index.js';
 import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
-import { raftGroupIdOf, readVersionFile, type ScmVersionInfo } from './version-file.js';
+import { raftGroupDir, readVersionFile, type ScmVersionInfo } from './version-file.js';
+
+export { raftGroupDir };
 import { registerClientService } from './client-service.js';
 import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
+import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
 import { PeerTransport } from './peer-transport.js';
+import { NodeSecurity } from './node-security.js';
+import { Authorizer, RefusalReporter } from './authz.js';
 import { encodeRaftMessage } from './raft-codec.js';
 import { RaftInbound } from './raft-inbound.js';
 import { RaftDriver } from './raft-driver.js';
@@ -52,18 +57,14 @@ export function raftTiming(config: ScmConfig): { tickMs: number; electionTicks: 
   };
 }
 
-export function raftGroupDir(config: ScmConfig, clusterId: string): string {
-  return join(config.ratisDir, raftGroupIdOf(clusterId));
-}
-
 /** The configuration entry `scm init` writes: this node alone, as Ozone's primordial SCM. */
 export function bootstrapConfigEntry(self: ScmPeerConfig): LogEntry {
   return { term: 0, index: 0, payload: { kind: 'config', peers: [{ id: self.nodeId, address: self.ratisAddress, priority: 0 }], listeners: [] } };
 }
 
-function listen(server: grpc.Server, host: string, port: number, what: string): Promise<number> {
+function listen(server: grpc.Server, credentials: grpc.ServerCredentials, host: string, port: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
       if (err !== null) reject(new Error(`cannot listen on ${host}:${port} for the ${what}: ${err.message}`, { cause: err }));
       else resolve(bound);
     });
@@ -93,7 +94,10 @@ export interface BoundPorts {
   readonly client: number;
   readonly ratis: number;
   readonly grpc: number;
+  /** 0 when ozone.http.policy serves HTTPS only. */
   readonly http: number;
+  /** 0 unless ozone.http.policy serves HTTPS. */
+  readonly https: number;
 }
 
 /**
@@ -126,7 +130,7 @@ export class ScmNode {
   private readonly servers: grpc.Server[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
-  ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0 };
+  ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0, https: 0 };
   role: Role = 'follower';
   private leader = '';
   readonly metrics: NodeMetrics;
@@ -135,10 +139,12 @@ export class ScmNode {
   private readonly view: NodeStatusView;
   private readonly peerCalls: PeerCalls;
   private readonly contact: PeerContact;
+  private readonly authz: Authorizer;
+  private inbound: RaftInbound | undefined;
   private committedVoters: string[] = [];
   private committedNonVoters: string[] = [];
   private sizeTimer: NodeJS.Timeout | undefined;
-  private http: MetricsHttpServer | undefined;
+  private readonly httpServers: MetricsHttpServer[] = [];
   private gaugeTimer: NodeJS.Timeout | undefined;
   private consistencyTimer: NodeJS.Timeout | undefined;
   private readonly consistency: ConsistencyChecker;
@@ -153,6 +159,7 @@ export class ScmNode {
     readonly storage: RaftStorage,
     readonly sm: ScmStateMachine,
     readonly log: Logger,
+    private readonly security: NodeSecurity,
     private readonly onFatal?: (error: Error) => void,
   ) {
     this.metrics = new NodeMetrics({
@@ -163,7 +170,7 @@ export class ScmNode {
     this.events = new RaftEvents(this.metrics, log);
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
-    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000);
+    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address) => security.serviceChannel(address));
     this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
@@ -202,6 +209,20 @@ export class ScmNode {
         };
       },
     });
+    const configured = new Set(config.peers.map((p) => p.nodeId));
+    this.authz = new Authorizer({
+      tls: security.tls,
+      serviceId: config.serviceId,
+      administrators: security.administrators,
+      raftPeer: (id) => this.inbound?.acceptsFrom(id) ?? false,
+      member: (id) => this.inbound?.isMember(id) ?? false,
+      configured: (id) => configured.has(id),
+      reporter: new RefusalReporter(
+        (port, reason) => this.metrics.authRefused(port, reason),
+        (fields, msg) => log.warn(fields, msg),
+      ),
+      audit: security.audit,
+    });
   }
 
   get clusterId(): string {
@@ -221,17 +242,27 @@ export class ScmNode {
     const self = requireSelf(config);
     const version = readVersionFile(config.dbDir);
     const log = options.logger;
+    // Before anything is opened: a certificate that cannot be used stops the start, naming the file.
+    const security = NodeSecurity.start(config, self, log);
     const groupDir = raftGroupDir(config, version.clusterId);
     mkdirSync(groupDir, { recursive: true });
     // Storage opens before the node (and its metrics) exist; its timings reach them once they do.
     const diskTimings: { sink?: (t: DiskTimings) => void } = {};
-    const storage = RaftStorage.open(groupDir, {
-      onDiskTimings: (t) => diskTimings.sink?.(t),
-      segmentSizeBytes: config.raft.segmentSizeBytes,
-      preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
-      corruptionPolicy: config.raft.logCorruptionPolicy,
-      onWarning: (msg) => log.warn({ groupDir }, msg),
-    });
+    const droppedAtOpen: DroppedEntries[] = [];
+    let storage: RaftStorage;
+    try {
+      storage = RaftStorage.open(groupDir, {
+        onDiskTimings: (t) => diskTimings.sink?.(t),
+        segmentSizeBytes: config.raft.segmentSizeBytes,
+        preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
+        corruptionPolicy: config.raft.logCorruptionPolicy,
+        onWarning: (msg) => log.warn({ groupDir }, msg),
+        onLogEntriesDropped: (dropped) => droppedAtOpen.push(dropped),
+      });
+    } catch (err) {
+      await security.close();
+      throw err;
+    }
     let sm: ScmStateMachine;
     try {
       const recovery = await recoverInterruptedInstall(config.dbDir);
@@ -239,9 +270,21 @@ export class ScmNode {
       sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs });
     } catch (err) {
       await storage.close();
+      await security.close();
       throw err;
     }
-    const node = new ScmNode(config, self, version, storage, sm, log, options.onFatal);
+    try {
+      // A node whose scm.db has applied entries has voted before: without raft-meta it could vote
+      // twice in a term. Refuse, naming the file and `scm repair raft-meta`.
+      requireRaftMetaBesideScmDb(storage, sm.lastApplied());
+    } catch (err) {
+      await sm.close();
+      await storage.close();
+      await security.close();
+      throw err;
+    }
+    const node = new ScmNode(config, self, version, storage, sm, log, security, options.onFatal);
+    for (const dropped of droppedAtOpen) node.metrics.logEntriesDroppedAtStart(dropped.reason, dropped.lastIndex - dropped.firstIndex + 1);
     diskTimings.sink = (t) => {
       node.metrics.observeAppend(t.writeSeconds);
       node.metrics.observeFsync(t.syncSeconds, t.entries);
@@ -295,13 +338,24 @@ export class ScmNode {
       accepted: (m) => this.contact.received(m),
       dropped: (reason) => this.metrics.raftMessageDropped(reason),
       warn: (fields, msg) => this.log.warn(fields, msg),
+      ...(this.security.tls ? { authenticatedSenders: (peer: string, detail: string) => this.authz.raftSender(peer, detail).message } : {}),
     });
+    this.inbound = inbound;
     this.transport = new PeerTransport({
       selfId: this.nodeId,
       clusterId: this.clusterId,
       // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
       maxMessageBytes: config.raft.appenderQueueByteLimitBytes,
-      onMessages: (from, messages) => inbound.receive(from, messages),
+      admitStream: (from, call) => {
+        const refusal = this.authz.raftStream(call, from);
+        return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
+      },
+      onMessages: (from, messages) => {
+        const refusal = inbound.receive(from, messages);
+        if (refusal === undefined) return undefined;
+        return { code: refusal.code === 'PERMISSION_DENIED' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: refusal.message };
+      },
+      channel: (peerId, address) => this.security.peerChannel(peerId, address),
       onWarning: (msg) => this.log.warn(msg),
     });
 
@@ -331,6 +385,7 @@ export class ScmNode {
           sm,
           events: this.events,
           log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+          channel: (address) => this.security.serviceChannel(address),
         }),
       },
       {
@@ -371,6 +426,7 @@ export class ScmNode {
       maxListCount: config.containerListMaxCount,
       maxInFlight: config.clientMaxInFlight,
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
+      guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });
     const grpcServer = new grpc.Server();
     registerInterScmService(instrumented(grpcServer, this.metrics), {
@@ -387,22 +443,38 @@ export class ScmNode {
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onServed: (bytes) => this.metrics.checkpointServed(bytes),
+      authorize: (call) => {
+        const refusal = this.authz.download(call);
+        return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
+      },
     });
     this.servers.push(ratisServer, clientServer, grpcServer);
+    const credentials = this.security.serverCredentials();
     this.ports = {
-      ratis: await listen(ratisServer, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
-      client: await listen(clientServer, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
-      grpc: await listen(grpcServer, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
+      ratis: await listen(ratisServer, credentials, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
+      client: await listen(clientServer, credentials, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
+      grpc: await listen(grpcServer, credentials, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
       http: 0,
+      https: 0,
     };
-    this.http = await startMetricsHttpServer({
-      host: this.self.httpHost,
-      port: this.self.httpPort,
-      metrics: this.metrics,
-      status: () => this.status(),
-      readiness: () => assessReadiness(this.status()),
-    });
-    this.ports = { ...this.ports, http: this.http.port };
+    const endpoints = { metrics: this.metrics, status: () => this.status(), readiness: () => assessReadiness(this.status()) };
+    const policy = config.security.httpPolicy;
+    if (policy !== 'HTTPS_ONLY') {
+      const http = await startMetricsHttpServer({ host: this.self.httpHost, port: this.self.httpPort, ...endpoints });
+      this.httpServers.push(http);
+      this.ports = { ...this.ports, http: http.port };
+    }
+    const material = this.security.material;
+    if (policy !== 'HTTP_ONLY' && material !== undefined) {
+      const https = await startMetricsHttpServer({
+        host: this.self.httpsHost,
+        port: this.self.httpsPort,
+        ...endpoints,
+        tls: { contextOptions: () => material.secureContextOptions(), onChange: (listener) => material.onReload(listener) },
+      });
+      this.httpServers.push(https);
+      this.ports = { ...this.ports, https: https.port };
+    }
     this.view.refreshGauges();
     this.gaugeTimer = setInterval(() => this.view.refreshGauges(), 1_000);
     this.gaugeTimer.unref();
@@ -568,7 +640,7 @@ export class ScmNode {
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
       if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
       if (this.consistencyTimer !== undefined) clearInterval(this.consistencyTimer);
-      await this.http?.close();
+      await Promise.all(this.httpServers.map((server) => server.close()));
       const [ratis, ...others] = this.servers;
       await Promise.all(others.map((s) => shutdown(s)));
       if (this.driver !== undefined) await this.driver.stop();
@@ -577,6 +649,7 @@ export class ScmNode {
       this.peerCalls.close();
       await this.sm.close();
       await this.storage.close();
+      await this.security.close();
       this.log.info('SCM stopped');
     })();
     return this.stopping;

@@ -3,7 +3,7 @@
 // and each node's `ozone.scm.address` and ports. The same loader and key rules as the node's own
 // configuration, so a client and a node can never read one file differently.
 import { tmpdir } from 'node:os';
-import { KEY, loadConfig } from './config.js';
+import { KEY, loadConfig, type SecurityConfig } from './config.js';
 
 export interface ServiceNodeAddresses {
   readonly nodeId: string;
@@ -16,6 +16,8 @@ export interface ServiceNodeAddresses {
 export interface ServiceAddresses {
   readonly serviceId: string;
   readonly nodes: readonly ServiceNodeAddresses[];
+  /** Whether the service runs TLS, and the identity a client presents (client-tls.ts). */
+  readonly security: SecurityConfig;
 }
 
 export interface ServiceAddressOptions {
@@ -41,5 +43,6 @@ export function loadServiceAddresses(options: ServiceAddressOptions): ServiceAdd
   return {
     serviceId: config.serviceId,
     nodes: config.peers.map((peer) => ({ nodeId: peer.nodeId, clientAddress: peer.clientAddress, grpcAddress: peer.grpcAddress })),
+    security: config.security,
   };
 }

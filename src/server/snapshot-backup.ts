@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsyncPath } from '../durable-fs.js';
-import { downloadCheckpoint, type DownloadProgress } from '../snapshot/index.js';
+import { downloadCheckpoint, type DownloadChannel, type DownloadProgress } from '../snapshot/index.js';
 import type { AppliedConfiguration, TermIndex } from '../statemachine/index.js';
 import { extractVerifiedCheckpoint } from './checkpoint-file.js';
 
@@ -22,6 +22,8 @@ export interface SaveCheckpointRequest {
   readonly onProgress?: (progress: DownloadProgress) => void;
   /** Names this client in the serving node's log. */
   readonly requesterId?: string;
+  /** With TLS, the administrator's certificate (only members and administrators may download). */
+  readonly channel?: (address: string) => DownloadChannel;
 }
 
 export interface SavedCheckpoint {
@@ -59,6 +61,7 @@ export async function saveCheckpoint(request: SaveCheckpointRequest): Promise<Sa
       deadlineMs: request.deadlineMs,
       ...(request.onProgress !== undefined ? { onProgress: request.onProgress } : {}),
       ...(request.requesterId !== undefined ? { requesterId: request.requesterId } : {}),
+      ...(request.channel !== undefined ? { channel: request.channel } : {}),
     });
     const verified = await extractVerifiedCheckpoint(downloaded.file, join(work, 'verify'), request.clusterId);
     await rm(verified.dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../durable-fs.js';
 import { formatProperties, parseProperties, PropertiesFormatError } from '../java-properties.js';
+import type { ScmConfig } from './config.js';
 
 export const VERSION_FILE_NAME = 'VERSION';
 export const CLUSTER_ID_PREFIX = 'CID-';
@@ -66,6 +67,11 @@ export function isValidClusterId(id: string): boolean {
 export function raftGroupIdOf(clusterId: string): string {
   if (!isValidClusterId(clusterId)) throw new Error(`invalid clusterID ${JSON.stringify(clusterId)}: expected CID-<uuid>`);
   return clusterId.slice(CLUSTER_ID_PREFIX.length).toLowerCase();
+}
+
+/** `<ozone.scm.ratis.storage.dir>/<group id>`: where this cluster's Raft group keeps its files. */
+export function raftGroupDir(config: Pick<ScmConfig, 'ratisDir'>, clusterId: string): string {
+  return join(config.ratisDir, raftGroupIdOf(clusterId));
 }
 
 export function createVersionInfo(options: { clusterId?: string; scmUuid?: string; cTime?: number } = {}): ScmVersionInfo {

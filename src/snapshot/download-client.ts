@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { TermIndex } from '../statemachine/transaction-info.js';
 import { abortedError, SnapshotAbortedError } from './aborted.js';
 import { chunkChecksum } from './chunk-checksum.js';
+import { CLUSTER_ID_METADATA } from './download-service.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
 
@@ -24,6 +25,12 @@ export interface ResumePoint {
   /** Bytes of `partialFile` already verified. */
   readonly offset: number;
   readonly partialFile: string;
+}
+
+/** How to reach the serving SCM: credentials and channel options (plaintext when not given). */
+export interface DownloadChannel {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly options?: grpc.ChannelOptions;
 }
 
 export interface DownloadRequest {
@@ -50,6 +57,8 @@ export interface DownloadRequest {
   readonly noProgressTimeoutMs?: number;
   /** Aborting cancels the call at once and removes the partial file, whatever keepPartialOnFailure says. */
   readonly signal?: AbortSignal;
+  /** The channel to `address` (with TLS: this node's or the admin's certificate); plaintext by default. */
+  readonly channel?: (address: string) => DownloadChannel;
 }
 
 export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 5_000;
@@ -97,7 +106,8 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
   const resumedFrom = state.offset;
   const Client = interScmClientConstructor();
   const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
-  const client = new Client(req.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': maxMessageBytes });
+  const channel = req.channel?.(req.address) ?? { credentials: grpc.credentials.createInsecure() };
+  const client = new Client(req.address, channel.credentials, { ...channel.options, 'grpc.max_receive_message_length': maxMessageBytes });
   let call: grpc.ClientReadableStream<Record<string, unknown>> | undefined;
   // Why we cancelled the call ourselves (no progress, or an abort): reported instead of CANCELLED.
   let stopped: Error | undefined;
@@ -120,7 +130,10 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       request['resumeOffset'] = req.resume.offset;
     }
     if (req.requesterId !== undefined) request['requesterId'] = req.requesterId;
-    call = (client as unknown as { download(r: unknown, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, {
+    // Which cluster we are: a leader of another cluster refuses before it takes a checkpoint.
+    const metadata = new grpc.Metadata();
+    metadata.set(CLUSTER_ID_METADATA, req.expectedClusterId);
+    call = (client as unknown as { download(r: unknown, m: grpc.Metadata, o: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> }).download(request, metadata, {
       deadline: Date.now() + req.deadlineMs,
     });
     heard();

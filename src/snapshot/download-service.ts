@@ -16,6 +16,13 @@ import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
+/**
+ * Request metadata naming the caller's cluster. Our downloader always sends it; a caller that names
+ * another cluster is refused before a checkpoint is taken. (A caller without it, such as Ozone's
+ * own client, gets the check on its side: every message carries our clusterId.)
+ */
+export const CLUSTER_ID_METADATA = 'scm-cluster-id';
+
 export type SnapshotLogger = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface InterScmServiceOptions {
@@ -48,6 +55,11 @@ export interface InterScmServiceOptions {
    * that hung, not on one that is busy. An Ozone client writes the empty data and goes on.
    */
   readonly keepaliveIntervalMs?: number;
+  /**
+   * Who may download (with TLS: members and administrators, by their certificate); a refusal ends
+   * the call with its status before anything is read or taken. Everyone may without it.
+   */
+  readonly authorize?: (call: DownloadCall) => { readonly code: grpc.status; readonly details: string } | undefined;
 }
 
 export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
@@ -63,7 +75,7 @@ export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
 export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle'] as const;
 export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
-type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
+export type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
 
 export function registerInterScmService(server: grpc.Server, options: InterScmServiceOptions): void {
   if (options.clusterId === '') throw new Error('InterSCM service needs a non-empty clusterId');
@@ -82,6 +94,17 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
+      const refusal = options.authorize?.(call);
+      if (refusal !== undefined) {
+        fail(call, refusal.code, refusal.details);
+        return;
+      }
+      const claimed = call.metadata.get(CLUSTER_ID_METADATA)[0];
+      if (claimed !== undefined && String(claimed) !== options.clusterId) {
+        log('warn', 'refused a checkpoint download for another cluster', { requester: call.getPeer(), clusterId: String(claimed) });
+        fail(call, grpc.status.FAILED_PRECONDITION, `cluster id mismatch: this SCM belongs to ${options.clusterId}, the caller to ${String(claimed)}`);
+        return;
+      }
       serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });

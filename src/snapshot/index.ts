@@ -4,11 +4,11 @@ export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHEC
 export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
 export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
 export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
-export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, SERVE_REFUSALS, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, SERVE_REFUSALS, CLUSTER_ID_METADATA as INTER_SCM_CLUSTER_ID_METADATA, type DownloadCall, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
 export { ServeLimiter, peerHost, DEFAULT_PEER_LIMIT, DEFAULT_REQUESTER_LIMIT, type RateLimit, type ServeLimiterOptions } from './serve-limiter.js';
 export { checkRequestId, InvalidRequestError, MAX_REQUEST_ID_LENGTH } from './request-checks.js';
 export { SnapshotAbortedError } from './aborted.js';
-export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
+export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadChannel, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractOptions, type ExtractedCheckpoint } from './safe-extract.js';
 export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';

@@ -11,7 +11,7 @@ import { formatTransactionInfo, readTransactionInfoAt, compareTermIndex, type Te
 import { readConfigurationAt } from '../statemachine/state-machine.js';
 import type { AppliedConfiguration } from '../statemachine/raft-configuration.js';
 import { abortedError, SnapshotAbortedError } from './aborted.js';
-import { downloadCheckpoint, DownloadError, type DownloadProgress, type ResumePoint } from './download-client.js';
+import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadProgress, type ResumePoint } from './download-client.js';
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
 import { checkRequestId } from './request-checks.js';
@@ -43,6 +43,8 @@ export interface SnapshotDownloaderOptions {
   /** Minimum time between progress log lines (default 5 s). */
   readonly progressIntervalMs?: number;
   readonly requesterId?: string;
+  /** The channel to the leader (with TLS, this node's certificate); passed to downloadCheckpoint. */
+  readonly channel?: (address: string) => DownloadChannel;
   readonly log?: SnapshotLogger;
   readonly now?: () => number;
 }
@@ -139,6 +141,7 @@ export class SnapshotDownloader {
       ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
       ...(this.options.noProgressTimeoutMs !== undefined ? { noProgressTimeoutMs: this.options.noProgressTimeoutMs } : {}),
       ...(signal !== undefined ? { signal } : {}),
+      ...(this.options.channel !== undefined ? { channel: this.options.channel } : {}),
     });
     const seconds = Math.max(1e-3, (this.now() - started) / 1000);
     this.log('info', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });

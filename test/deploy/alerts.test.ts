@@ -91,6 +91,7 @@ test('the alerts the operators asked for exist, each with a severity, a summary 
     'ScmSlowFsync',
     'ScmSnapshotInstallFailing',
     'ScmConsistencyMismatch',
+    'ScmRaftLogEntriesDropped',
   ]) {
     assert.ok(names.includes(wanted), `no alert ${wanted}`);
   }

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DOCKER_COMPOSE = '/usr/bin/docker-compose';
 export const COMPOSE_FILE = `${ROOT}docker-compose.yml`;
+/** The secure variant, applied on top of COMPOSE_FILE. */
+export const COMPOSE_TLS_FILE = `${ROOT}docker-compose.tls.yml`;
 
 export interface ComposeService {
   image?: string;
@@ -45,8 +47,9 @@ export function yamlDocuments(text: string): unknown[] {
 }
 
 /** The compose file after docker-compose's own resolution (`docker-compose config`). */
-export function resolvedCompose(): ComposeFile {
-  const text = execFileSync(DOCKER_COMPOSE, ['-f', COMPOSE_FILE, 'config'], { cwd: ROOT, encoding: 'utf8' });
+export function resolvedCompose(...overrides: string[]): ComposeFile {
+  const files = [COMPOSE_FILE, ...overrides].flatMap((f) => ['-f', f]);
+  const text = execFileSync(DOCKER_COMPOSE, [...files, 'config'], { cwd: ROOT, encoding: 'utf8' });
   return yamlToJson(text) as ComposeFile;
 }
 

@@ -1,6 +1,7 @@
 // Real SCM processes on 127.0.0.1 for integration tests: one shared ozone-site.xml (as
 // `scm cluster` writes it), `scm start` per node in a child process through tsx, logs captured
-// per node so a failing test can show them.
+// per node so a failing test can show them. With `tls`, the certificates and keys `scm cluster
+// --tls` makes and writes: clients of the harness present the administrator's certificate.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, existsSync } from 'node:fs';
@@ -8,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { localClusterSiteXml, localNodePorts, type LocalNodePorts } from '../../src/cli/local-cluster.js';
+import { get as httpsGet } from 'node:https';
+import { LOCAL_HOSTS, LOCAL_SERVICE_ID, localClusterSiteXml, localNodePorts, localTlsProperties, type LocalNodePorts } from '../../src/cli/local-cluster.js';
+import { ensureLocalCertificates, type CertificateFiles, type LocalTls } from '../../src/cli/local-certificates.js';
+import { TlsMaterial, type ChannelSecurity } from '../../src/server/tls.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
 import { loadConfig, type ScmConfig } from '../../src/server/config.js';
@@ -33,6 +37,8 @@ export class TestCluster {
     readonly siteXml: string,
     private readonly portBlock: PortBlock,
     count: number,
+    /** The certificates, when the cluster runs mutual TLS. */
+    readonly tls: LocalTls | undefined,
   ) {
     const basePort = portBlock.base;
     this.nodes = Array.from({ length: count }, (_, i) => {
@@ -41,13 +47,59 @@ export class TestCluster {
     });
   }
 
-  /** Writes the config; nothing is initialised or started. */
-  static async create(count: number, extra: Record<string, string> = {}): Promise<TestCluster> {
+  /** Writes the config (and with `tls` the certificates); nothing is initialised or started. */
+  static async create(count: number, extra: Record<string, string> = {}, options: { tls?: boolean } = {}): Promise<TestCluster> {
     const dir = await mkdtemp(join(tmpdir(), 'scm-it-'));
     const block = await reservePortBlock(count);
     const siteXml = join(dir, 'ozone-site.xml');
-    await writeFile(siteXml, localClusterSiteXml(count, block.base, dir, extra));
-    return new TestCluster(dir, siteXml, block, count);
+    let tls: LocalTls | undefined;
+    let props = extra;
+    if (options.tls === true) {
+      const nodeIds = Array.from({ length: count }, (_, i) => localNodePorts(i + 1, block.base).nodeId);
+      tls = await ensureLocalCertificates({ dir, serviceId: LOCAL_SERVICE_ID, nodeIds, hosts: () => LOCAL_HOSTS });
+      props = { ...localTlsProperties({ ca: tls.ca.cert, nodes: tls.nodes, admin: tls.admin }), ...extra };
+    }
+    await writeFile(siteXml, localClusterSiteXml(count, block.base, dir, props));
+    return new TestCluster(dir, siteXml, block, count, tls);
+  }
+
+  private readonly materials = new Map<string, TlsMaterial>();
+
+  /**
+   * How a client presenting `files` (a certificate of the cluster CA) reaches an SCM; plaintext
+   * when the cluster runs without TLS. The administrator by default.
+   */
+  channelAs(files?: CertificateFiles): ((address: string) => ChannelSecurity) | undefined {
+    if (this.tls === undefined) return undefined;
+    const identity = files ?? this.tls.admin;
+    let material = this.materials.get(identity.cert);
+    if (material === undefined) {
+      material = TlsMaterial.load({ caFile: this.tls.ca.cert, certFile: identity.cert, keyFile: identity.key }, { kind: 'client' });
+      this.materials.set(identity.cert, material);
+    }
+    const loaded = material;
+    return (address) => loaded.channel(address, { serviceId: LOCAL_SERVICE_ID });
+  }
+
+  /** GET on node k's metrics endpoint (HTTPS with the cluster CA when the cluster runs TLS). */
+  async httpGet(k: number, path: string): Promise<string> {
+    const ports = this.node(k).ports;
+    if (this.tls === undefined) return (await fetch(`http://127.0.0.1:${ports.http}${path}`)).text();
+    const ca = readFileSync(this.tls.ca.cert);
+    return new Promise((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: ports.https, path, ca, servername: 'localhost' }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (c: Buffer) => chunks.push(c));
+        response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        response.on('error', reject);
+      }).on('error', reject);
+    });
+  }
+
+  /** A metric's value on node k (the first series whose name and labels start with `prefix`). */
+  async metric(k: number, prefix: string): Promise<number> {
+    const line = (await this.httpGet(k, '/prom')).split('\n').find((l) => l.startsWith(prefix));
+    return Number(line?.split(' ').pop() ?? Number.NaN);
   }
 
   get basePort(): number {
@@ -123,8 +175,9 @@ export class TestCluster {
 
   private clients: ScmClient[] = [];
 
-  client(addresses: string[], deadlineMs = 5_000): ScmClient {
-    const c = new ScmClient({ addresses, deadlineMs });
+  client(addresses: string[], deadlineMs = 5_000, identity?: CertificateFiles): ScmClient {
+    const channel = this.channelAs(identity);
+    const c = new ScmClient({ addresses, deadlineMs, ...(channel !== undefined ? { channel } : {}) });
     this.clients.push(c);
     return c;
   }
@@ -193,6 +246,7 @@ export class TestCluster {
 
   async destroy(): Promise<void> {
     for (const c of this.clients) c.close();
+    for (const m of this.materials.values()) m.close();
     await Promise.all(this.nodes.map((_, i) => this.kill(i + 1, 'SIGKILL')));
     this.portBlock.release();
     if (process.env['KEEP_TEST_DIRS'] === undefined) await rm(this.dir, { recursive: true, force: true });

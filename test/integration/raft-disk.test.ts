@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import type { ScmClient } from '../../src/client/scm-client.js';
@@ -70,10 +70,21 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
     assert.ok(String(fatal?.['msg']).includes(`${metaFile}: missing, but the Raft log`), String(fatal?.['msg']));
     assert.match(String(fatal?.['msg']), /scm repair raft-meta/);
 
+    // raft-meta missing beside an empty log (as a snapshot install leaves it) but an scm.db that
+    // has applied entries: the node has voted before, so it is refused as well.
+    const aside = join(config.dbDir, '..', `${nodeId}-segments-aside`);
+    mkdirSync(aside);
+    for (const name of segments(currentDir)) renameSync(join(currentDir, name), join(aside, name));
+    cluster.start(k);
+    assert.equal(await cluster.node(k).exited, 1, 'a node without raft-meta beside an scm.db with applied entries does not start');
+    fatal = jsonLines(cluster.output(k)).findLast((l) => l['level'] === 'fatal');
+    assert.ok(String(fatal?.['msg']).includes(`${metaFile}: missing, but scm.db has applied entries`), String(fatal?.['msg']));
+    for (const name of readdirSync(aside)) renameSync(join(aside, name), join(currentDir, name));
+
     writeFileSync(metaFile, randomBytes(64));
     cluster.start(k);
     assert.equal(await cluster.node(k).exited, 1, 'a node with a damaged raft-meta does not start');
-    fatal = jsonLines(cluster.output(k)).find((l) => l['level'] === 'fatal');
+    fatal = jsonLines(cluster.output(k)).findLast((l) => l['level'] === 'fatal');
     assert.ok(String(fatal?.['msg']).includes(metaFile), String(fatal?.['msg']));
 
     // The repair asks the two running members for their terms.
@@ -114,6 +125,7 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
       `a warning names ${last} and ${zeroFrom.index}..${lastIndex}: ${JSON.stringify(warnings)}`,
     );
     assert.ok(warnings.some((m) => m.includes(`removed empty open segment ${stray}`)), JSON.stringify(warnings));
+    assert.equal(await cluster.metric(k, 'scm_raft_log_entries_dropped_total{reason="zeroed"}'), lastIndex - zeroFrom.index + 1, 'the zeroed entries are counted');
     await allocate(client, 5);
     await cluster.waitFor(`${nodeId} to catch up`, 60_000, async () => {
       const roles = await client.getScmRoles();
@@ -148,6 +160,7 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
       return roles.find((r) => r.nodeId === nodeId)?.appliedIndex === leaderApplied;
     });
     assert.ok(jsonLines(cluster.output(k)).some((l) => l['level'] === 'warn' && String(l['msg']).includes('WARN_AND_RETURN')));
+    assert.equal(await cluster.metric(k, 'scm_raft_log_entries_dropped_total{reason="corruption-policy"}'), openFrames.length - 2, 'the entries cut by WARN_AND_RETURN are counted');
     const roles = await client.getScmRoles();
     assert.equal(roles.filter((r) => r.role === 'LEADER').length, 1);
   } catch (err) {

@@ -126,6 +126,12 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_proposals_failed_total'), ['scm_raft_proposals_failed_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
+  assert.deepEqual(samplesOf(exposition, 'scm_raft_log_entries_dropped_total'), [
+    'scm_raft_log_entries_dropped_total{reason="zeroed",scm_node_id="z1"} 0',
+    'scm_raft_log_entries_dropped_total{reason="corruption-policy",scm_node_id="z1"} 0',
+  ]);
+  metrics.logEntriesDroppedAtStart('zeroed', 3);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_raft_log_entries_dropped_total')[0], 'scm_raft_log_entries_dropped_total{reason="zeroed",scm_node_id="z1"} 3');
   // A peer added later starts at 0 too, and a count survives a membership change that keeps the peer.
   metrics.peerSendFailed('z2');
   metrics.setKnownPeers(['z2', 'z3', 'z4']);
@@ -268,6 +274,8 @@ test('bad input is dropped with a warning naming what was wrong, never thrown', 
     [() => m.setProposalsPending(-1), /pending proposals/],
     [() => m.proposalFailed(-1), /failed proposals/],
     [() => m.observeCheckpointCreation(-1), /checkpoint creation/],
+    [() => m.logEntriesDroppedAtStart('gremlins' as never, 1), /unknown log drop \{"reason":"gremlins","count":1\}/],
+    [() => m.logEntriesDroppedAtStart('zeroed', -1), /unknown log drop \{"reason":"zeroed","count":-1\}/],
     [() => m.observeGrpcRequest({ service: 's', method: 'm', type: 'unary', code: 'FINE' as never, seconds: 0 }), /unknown gRPC status code "FINE"/],
     [() => m.observeGrpcRequest({ service: '', method: 'm', type: 'unary', code: 'OK', seconds: 0 }), /needs a service and a method/],
     [() => m.initGrpcMethod({ service: 's', method: 'm', type: 'sideways' as never }), /unknown gRPC call type "sideways"/],

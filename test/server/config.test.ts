@@ -40,7 +40,7 @@ test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfigurat
   assert.equal(config.serviceId, 'scmservice');
   assert.equal(config.nodeId, 'scm1');
   assert.deepEqual(config.peers, [
-    { nodeId: 'scm1', host: '127.0.0.1', clientPort: 9860, ratisPort: 9894, grpcPort: 9895, httpHost: '0.0.0.0', httpPort: 9876, clientAddress: '127.0.0.1:9860', ratisAddress: '127.0.0.1:9894', grpcAddress: '127.0.0.1:9895' },
+    { nodeId: 'scm1', host: '127.0.0.1', clientPort: 9860, ratisPort: 9894, grpcPort: 9895, httpHost: '0.0.0.0', httpPort: 9876, clientAddress: '127.0.0.1:9860', ratisAddress: '127.0.0.1:9894', grpcAddress: '127.0.0.1:9895', httpsHost: '0.0.0.0', httpsPort: 9877 },
   ]);
   assert.equal(config.dbDir, '/var/lib/scm');
   assert.equal(config.ratisDir, '/var/lib/scm/scm-ha');
@@ -369,4 +369,61 @@ test('findVariableReference and parseEnvironmentReference follow Hadoop', () => 
   assert.deepEqual(parseEnvironmentReference('env.A-B'), { variable: 'A', fallback: { text: 'B', whenEmpty: false } });
   assert.equal(parseEnvironmentReference('env.'), undefined);
   assert.equal(parseEnvironmentReference('environment.x'), undefined);
+});
+
+test('security: plaintext by default; TLS needs both Ozone switches and the three files, each named when missing', () => {
+  const plain = loadConfig({ overrides: { 'ozone.metadata.dirs': '/m' } });
+  assert.equal(plain.security.tls, null);
+  assert.equal(plain.security.clientTls, null);
+  assert.deepEqual(plain.security.administrators, []);
+  assert.equal(plain.security.httpPolicy, 'HTTP_ONLY');
+  assert.equal(plain.security.auditLogFile, '/m/scm-audit.log');
+
+  const files = {
+    'hdds.x509.rootca.certificate.file': '/tls/ca.crt',
+    'ozone.scm.x509.certificate.file': '/tls/scm1.crt',
+    'ozone.scm.x509.private.key.file': '/tls/scm1.key',
+  };
+  const on = { 'ozone.security.enabled': 'true', 'hdds.grpc.tls.enabled': 'true' };
+  const secure = loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', ...on, ...files, 'ozone.administrators': 'alice, bob ,*' } });
+  assert.deepEqual(secure.security.tls, { caFile: '/tls/ca.crt', certFile: '/tls/scm1.crt', keyFile: '/tls/scm1.key' });
+  assert.deepEqual(secure.security.administrators, ['alice', 'bob', '*']);
+
+  assert.throws(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'hdds.grpc.tls.enabled': 'true', ...files } }), /hdds\.grpc\.tls\.enabled=true has no effect without ozone\.security\.enabled=true/);
+  assert.throws(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'ozone.security.enabled': 'true', ...files } }), /authenticates callers only by TLS certificates; set hdds\.grpc\.tls\.enabled=true/);
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', ...on, 'hdds.x509.rootca.certificate.file': '/tls/ca.crt' } }),
+    /TLS is on .* but ozone\.scm\.x509\.certificate\.file, ozone\.scm\.x509\.private\.key\.file are not set \(for node scm1/,
+  );
+  assert.throws(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'ozone.http.policy': 'HTTPS_ONLY' } }), /ozone\.http\.policy=HTTPS_ONLY needs TLS/);
+  assert.throws(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'ozone.http.policy': 'HTTPS' } }), /ozone\.http\.policy.*HTTP_ONLY, HTTPS_ONLY, HTTP_AND_HTTPS/);
+  assert.throws(
+    () => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', ...on, ...files, 'ozone.scm.client.x509.certificate.file': '/tls/admin.crt' } }),
+    /ozone\.scm\.client\.x509\.certificate\.file and ozone\.scm\.client\.x509\.private\.key\.file go together/,
+  );
+});
+
+test('security: a mistyped TLS switch is an error (hdds.grpc.tls.* is checked like ozone.scm.*), per-node certificate files win', () => {
+  assert.throws(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'hdds.grpc.tls.enable': 'true' } }), /unknown configuration key hdds\.grpc\.tls\.enable \(set in override\)/);
+  // Other hdds.* namespaces belong to Ozone's other services and are left alone.
+  assert.doesNotThrow(() => loadConfig({ overrides: { 'ozone.metadata.dirs': '/m', 'hdds.x509.max.duration': 'P365D' } }));
+  const config = loadConfig({
+    overrides: {
+      ...HA,
+      'ozone.scm.node.id': 'scm2',
+      'ozone.security.enabled': 'true',
+      'hdds.grpc.tls.enabled': 'true',
+      'hdds.x509.rootca.certificate.file': '/tls/ca.crt',
+      'ozone.scm.x509.certificate.file.scmservice.scm2': '/tls/scm2.crt',
+      'ozone.scm.x509.private.key.file.scmservice.scm2': '/tls/scm2.key',
+      'ozone.scm.client.x509.certificate.file': '/tls/admin.crt',
+      'ozone.scm.client.x509.private.key.file': '/tls/admin.key',
+      'ozone.http.policy': 'HTTPS_ONLY',
+      'ozone.scm.https-address.scmservice.scm2': '127.0.0.1:9977',
+    },
+  });
+  assert.deepEqual(config.security.tls, { caFile: '/tls/ca.crt', certFile: '/tls/scm2.crt', keyFile: '/tls/scm2.key' });
+  assert.deepEqual(config.security.clientTls, { caFile: '/tls/ca.crt', certFile: '/tls/admin.crt', keyFile: '/tls/admin.key' });
+  assert.equal(config.self?.httpsPort, 9977);
+  assert.equal(config.self?.httpsHost, '127.0.0.1');
 });

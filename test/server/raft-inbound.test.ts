@@ -8,7 +8,7 @@ import { encodeRaftMessage } from '../../src/server/raft-codec.js';
 import { RaftInbound } from '../../src/server/raft-inbound.js';
 import { TestCluster, membership } from '../raft/cluster.js';
 
-function setup(configuredPeers: string[] = ['a', 'c']) {
+function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false) {
   const c = new TestCluster(['a', 'b', 'c']);
   c.elect('a');
   const b = c.node('b');
@@ -30,6 +30,7 @@ function setup(configuredPeers: string[] = ['a', 'c']) {
     accepted: (m) => accepted.push(m),
     dropped: (reason) => dropped.push(reason),
     warn: (_fields, message) => warnings.push(message),
+    ...(authenticated ? { authenticatedSenders: (peer: string, detail: string) => `Raft stream of node ${peer} refused: ${detail}` } : {}),
   });
   return { c, b, inbound, dropped, warnings, accepted };
 }
@@ -39,10 +40,10 @@ const heartbeat = (from: string, to: string, term: number): Message => ({ type: 
 test('bytes that do not decode, or carry a term beyond 2^52, end the stream and change nothing', () => {
   const { b, inbound, dropped } = setup();
   const term = b.raft.currentTerm;
-  assert.match(inbound.receive('a', [new Uint8Array([0xff, 0xff, 0xff])]) ?? '', /malformed Raft message from a/);
+  assert.match(inbound.receive('a', [new Uint8Array([0xff, 0xff, 0xff])])?.message ?? '', /malformed Raft message from a/);
   // The packet that once crashed every node: a heartbeat response of term 2^53 - 1.
   const huge = encodeRaftMessage({ type: 'heartbeat-response', from: 'a', to: 'b', term: 2 ** 53 - 1, readRound: 0, sentTick: 0 });
-  assert.match(inbound.receive('a', [huge]) ?? '', /above the largest term or index a node accepts/);
+  assert.match(inbound.receive('a', [huge])?.message ?? '', /above the largest term or index a node accepts/);
   assert.deepEqual(dropped, ['malformed', 'malformed']);
   assert.equal(b.raft.currentTerm, term);
 });
@@ -83,4 +84,14 @@ test('each peer and reason is logged once, and counted every time', () => {
   assert.equal(dropped.length, 6);
   assert.equal(warnings.length, 2);
   assert.match(warnings[0] ?? '', /dropped a Raft message from zz \(non_member\)/);
+});
+
+test('on authenticated (TLS) streams a message naming another sender ends the stream with PERMISSION_DENIED', () => {
+  const { b, inbound, dropped, accepted } = setup(['a', 'c'], true);
+  const term = b.raft.currentTerm;
+  const refusal = inbound.receive('c', [encodeRaftMessage(heartbeat('a', 'b', term + 1000)), encodeRaftMessage(heartbeat('c', 'b', term))]);
+  assert.deepEqual(refusal, { code: 'PERMISSION_DENIED', message: "Raft stream of node c refused: a heartbeat naming a as its sender on c's connection" });
+  assert.deepEqual(dropped, ['sender_mismatch']);
+  assert.equal(accepted.length, 0, 'nothing after the lie is taken either');
+  assert.equal(b.raft.currentTerm, term);
 });
