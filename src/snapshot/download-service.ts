@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
-import { failpoint } from './failpoints.js';
+import { failpointAsync } from './failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
@@ -23,7 +23,7 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
  */
 export const CLUSTER_ID_METADATA = 'scm-cluster-id';
 
-export type SnapshotLogger = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+export type SnapshotLogger = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
 export interface InterScmServiceOptions {
   readonly clusterId: string;
@@ -272,8 +272,9 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
       };
       // Nothing may follow the last message.
       if (chunk.eof) keepalive.stop();
-      // Tests kill the leader here: the follower has a checkpoint stream under way, never finished.
-      if (chunk.eof) failpoint('serve.beforeEof');
+      // Tests kill, stop or hang the leader here: the follower has a checkpoint stream under way,
+      // never finished.
+      if (chunk.eof) await failpointAsync('serve.beforeEof');
       // The write callback fires once gRPC has handed the message to HTTP/2 (itself flow
       // controlled); errors surface as cancellation, so the callback only paces us.
       let needDrain = false;
