@@ -58,7 +58,7 @@ export function lastProblem(text: string): string | undefined {
     if (line.level !== 'fatal' && line.level !== 'error') continue;
     const msg = typeof line.msg === 'string' ? line.msg : '';
     const err = typeof line.err?.message === 'string' ? line.err.message : '';
-    // The serialized error repeats its causes after its own message, which msg usually holds already.
+    // msg usually holds the error's message already (a fatal start logs it as msg and err).
     const head = err.split(': ')[0] ?? '';
     return err !== '' && !msg.includes(head) ? `${msg}: ${err}` : msg;
   }

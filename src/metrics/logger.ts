@@ -33,6 +33,12 @@ export function resolveLogLevel(explicit: string | undefined, env: NodeJS.Proces
   return level as LogLevel;
 }
 
+function errorOwnMessage(err: unknown): unknown {
+  const serialized = pino.stdSerializers.err(err as Error) as unknown;
+  if (err instanceof Error && typeof serialized === 'object' && serialized !== null) return { ...serialized, message: err.message };
+  return serialized;
+}
+
 /** A pino logger writing JSON lines, bound to one node: every line carries `nodeId`. */
 export function createLogger(options: LoggerOptions): Logger {
   if (options.nodeId !== null && options.nodeId.length === 0) throw new Error('createLogger needs a non-empty nodeId');
@@ -43,6 +49,10 @@ export function createLogger(options: LoggerOptions): Logger {
     // and log stores parse both.
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
+    // pino's err serializer appends every cause's message to the error's; ours already say what
+    // their cause was (`… failed: <cause's message>`), so that printed each cause twice. The
+    // message is the error's own; the stack still shows the causes.
+    serializers: { err: errorOwnMessage },
   };
   const root = pino(rootOptions, options.destination ?? pino.destination({ dest: 1, sync: true }));
   return root.child({ nodeId: options.nodeId });

@@ -40,6 +40,18 @@ test('createLogger writes JSON lines carrying the node id, level name and time',
   assert.match(String(line?.time), /^\d{4}-\d\d-\d\dT/);
 });
 
+test('an error is logged with its own message once, not followed by its causes\' again; the stack keeps them', () => {
+  const out = capture();
+  const log = createLogger({ nodeId: 'scm1', destination: out.stream, env: {} });
+  const root = new Error('term 2 began');
+  const aborted = new Error(`download aborted: ${root.message}`, { cause: root });
+  log.error({ err: new Error(`install failed: ${aborted.message}`, { cause: aborted }) }, 'snapshot install failed');
+  const err = out.lines()[0]?.['err'] as { message: string; stack: string; type: string };
+  assert.equal(err.message, 'install failed: download aborted: term 2 began');
+  assert.equal(err.type, 'Error');
+  assert.match(err.stack, /caused by: Error: download aborted: term 2 began/);
+});
+
 test('log level: option over SCM_LOG_LEVEL over info, unknown names rejected', () => {
   assert.equal(resolveLogLevel(undefined, {}), 'info');
   assert.equal(resolveLogLevel(undefined, { SCM_LOG_LEVEL: 'DEBUG' }), 'debug');
