@@ -179,7 +179,8 @@ export class SnapshotTransfer {
     }
   }
 
-  done(totalBytes: number = this.bytes): void {
+  /** `detail` adds fields to the done line (a download says where it resumed from). */
+  done(totalBytes: number = this.bytes, detail: Readonly<Record<string, number | string>> = {}): void {
     if (!this.acceptTotal('done', totalBytes)) return;
     this.bytes = totalBytes;
     this.finished = true;
@@ -187,7 +188,7 @@ export class SnapshotTransfer {
     if (this.kind === 'download') this.metrics.downloadCompleted({ bytes: rate.bytes, seconds: rate.seconds });
     else if (this.kind === 'install') this.metrics.installCompleted({ bytes: rate.bytes, seconds: rate.seconds });
     else this.metrics.checkpointServed(rate.bytes);
-    this.log.info({ event: `snapshot_${this.kind}_done`, ...this.context, ...rate }, `snapshot ${this.kind} done`);
+    this.log.info({ event: `snapshot_${this.kind}_done`, ...this.context, ...rate, ...detail }, `snapshot ${this.kind} done`);
   }
 
   failed(reason: SnapshotFailureReason, error: unknown): void {

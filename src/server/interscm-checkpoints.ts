@@ -52,7 +52,7 @@ export class InterScmCheckpoints implements CheckpointSource {
       download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : 'transport', err);
       throw err;
     }
-    download.done(ready.downloadedBytes);
+    download.done(ready.downloadedBytes, { resumedFrom: ready.resumedFrom, attempts: ready.attempts });
     return {
       termIndex: ready.termIndex,
       configuration: ready.configuration,

@@ -57,6 +57,8 @@ export interface ReadyCheckpoint {
   readonly configuration: AppliedConfiguration;
   readonly manifest: Manifest;
   readonly downloadedBytes: number;
+  /** Where the last, successful attempt resumed (0 when it downloaded from the start). */
+  readonly resumedFrom: number;
   readonly attempts: number;
 }
 
@@ -144,7 +146,8 @@ export class SnapshotDownloader {
       ...(this.options.channel !== undefined ? { channel: this.options.channel } : {}),
     });
     const seconds = Math.max(1e-3, (this.now() - started) / 1000);
-    this.log('info', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
+    // Debug: the node's snapshot_download_done line reports the transfer (with resumedFrom).
+    this.log('debug', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
 
     const extractDir = join(this.options.snapshotDir, `${downloaded.file.slice(this.options.snapshotDir.length + 1).replace(/\.tar\.gz$/, '')}.extracted`);
     await rm(extractDir, { recursive: true, force: true });
@@ -165,7 +168,7 @@ export class SnapshotDownloader {
       if (configuration.index > termIndex.index) {
         throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds a configuration from index ${configuration.index}, after it`);
       }
-      return { dir: extractDir, termIndex, configuration, manifest, downloadedBytes: downloaded.bytes, attempts: attempt };
+      return { dir: extractDir, termIndex, configuration, manifest, downloadedBytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, attempts: attempt };
     } catch (err) {
       await rm(extractDir, { recursive: true, force: true });
       throw err;
