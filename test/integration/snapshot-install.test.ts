@@ -196,7 +196,7 @@ test('the leader hangs mid-transfer; the follower gives up on it and installs fr
   });
 });
 
-test('the checkpoint stream goes silent while its leader keeps leading; the follower gives up after 5 s without progress and resumes', { timeout: 240_000 }, async () => {
+test('the checkpoint stream goes silent while its leader keeps leading; the follower gives up after 5 s without progress and downloads again', { timeout: 240_000 }, async () => {
   await withCluster(3, PURGING, async (cluster) => {
     // scm1 stops sending just before the last message of the first checkpoint stream it serves, and
     // goes on leading: only the follower's no-progress timeout can end that download.
@@ -218,8 +218,10 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
     await cluster.waitFor('scm3 to install', 90_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(3))));
     const out = cluster.output(3);
     assert.match(out, /no progress for 5000 ms/, 'scm3 gave up on the silent stream by its no-progress timeout');
-    const resumed = [...out.matchAll(/"resumedFrom":(\d+)/g)].map((m) => Number(m[1]));
-    assert.ok(resumed.some((offset) => offset > 0), `the second download resumed from the verified prefix: ${JSON.stringify(resumed)}`);
+    // This checkpoint fits in one message, so the second attempt starts from 0 (a resume from the
+    // verified prefix is tested in test/snapshot/transfer.test.ts).
+    const done = /"event":"snapshot_download_done".*"attempts":(\d+)/.exec(out);
+    assert.ok(done !== null && Number(done[1]) >= 2, `the download finished on a later attempt: ${done?.[0] ?? 'no snapshot_download_done line'}`);
     await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
     for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
