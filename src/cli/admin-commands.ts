@@ -183,7 +183,7 @@ export const ADMIN_COMMANDS: readonly CommandSpec[] = [
     path: ['scm', 'transfer'],
     summary: 'Transfer the leadership to another voting SCM node (-n ID, or -r for a random one).',
     options: [
-      { name: 'new-leader-id', short: 'n', kind: 'string', valueName: 'ID', description: 'node id of the new leader' },
+      { name: 'new-leader-id', short: 'n', aliases: ['newLeaderId'], kind: 'string', valueName: 'ID', description: 'node id of the new leader' },
       { name: 'random', short: 'r', kind: 'boolean', description: 'transfer to a voting follower chosen at random' },
     ],
     plan: (context) => {

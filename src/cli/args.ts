@@ -40,6 +40,7 @@ export function parseArgs(command: CommandSpec, args: readonly string[]): Parsed
   const config: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const spec of command.options) {
     config[spec.name] = { type: spec.kind === 'boolean' ? 'boolean' : 'string', ...(spec.short !== undefined ? { short: spec.short } : {}) };
+    for (const alias of spec.aliases ?? []) config[alias] = { type: config[spec.name]!.type };
   }
   // Not strict: parseArgs' own messages name neither the command nor a likely intended option.
   const { tokens } = parseTokens({ args: [...args], options: config, strict: false, allowPositionals: true, tokens: true });
@@ -52,7 +53,7 @@ export function parseArgs(command: CommandSpec, args: readonly string[]): Parsed
       continue;
     }
     if (token.kind !== 'option') continue;
-    const spec = command.options.find((option) => option.name === token.name);
+    const spec = command.options.find((option) => option.name === token.name || (option.aliases ?? []).includes(token.name));
     if (spec === undefined) {
       const known = command.options.flatMap((o) => [`--${o.name}`, ...(o.short !== undefined ? [`-${o.short}`] : [])]);
       throw new UsageError(`unknown option ${token.rawName}${didYouMean(token.rawName.startsWith('--') ? token.rawName : `--${token.name}`, known)}`, command);
@@ -127,7 +128,7 @@ export function usage(command: CommandSpec): string {
   const lines = [`Usage: scm ${command.path.join(' ')}${positionals}${command.options.length > 0 ? ' [options]' : ''}`, `  ${command.summary}`];
   for (const p of command.positionals ?? []) lines.push(`  ${p.name.toUpperCase().padEnd(32)} ${p.description}`);
   for (const option of command.options) {
-    const names = `${option.short !== undefined ? `-${option.short}, ` : '    '}--${option.name}`;
+    const names = `${option.short !== undefined ? `-${option.short}, ` : '    '}--${[option.name, ...(option.aliases ?? [])].join(', --')}`;
     const left = option.kind === 'boolean' ? names : `${names} ${option.valueName ?? option.kind.toUpperCase()}`;
     const extra = [
       option.choices !== undefined ? `one of ${option.choices.join(', ')}` : '',

@@ -14,6 +14,8 @@ export interface OptionSpec {
   readonly name: string;
   /** One letter for `-n`, where Ozone (or etcdctl) has one. */
   readonly short?: string;
+  /** Other long names accepted for it, without dashes: Ozone's own spellings (`newLeaderId`). */
+  readonly aliases?: readonly string[];
   readonly kind: OptionKind;
   readonly description: string;
   readonly valueName?: string;

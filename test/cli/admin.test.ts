@@ -160,7 +160,7 @@ test('scm roles shows "-" for the term and indexes of a node that did not answer
   }
 });
 
-test('scm transfer: -n/--new-leader-id, -r for a random follower, and a transfer to the current leader says so', async () => {
+test('scm transfer: -n/--new-leader-id (or Ozone\'s --newLeaderId), -r for a random follower, and a transfer to the current leader says so', async () => {
   fake.members = [
     { nodeId: 'scm1', address: '127.0.0.1:9894', clientAddress: '127.0.0.1:9860' },
     { nodeId: 'scm2', address: '127.0.0.1:9994', clientAddress: '127.0.0.1:9960' },
@@ -176,6 +176,13 @@ test('scm transfer: -n/--new-leader-id, -r for a random follower, and a transfer
   assert.deepEqual(callsOf('transferLeadership').at(-1), { clientId: (callsOf('transferLeadership').at(-1) as { clientId: string }).clientId, callId: 1, newLeaderId: 'scm2' });
   const json = JSON.parse((await scm('admin', 'scm', 'transfer', '-n', 'scm3', '-o', 'json', ...at())).out) as Record<string, unknown>;
   assert.deepEqual(json, { leaderId: 'scm3', previousLeaderId: 'scm1', transferred: true });
+  // Ozone's own spelling of the option.
+  const ozoneSpelling = await scm('admin', 'scm', 'transfer', '--newLeaderId', 'scm2', ...at());
+  assert.equal(ozoneSpelling.code, 0, ozoneSpelling.err);
+  assert.equal((callsOf('transferLeadership').at(-1) as { newLeaderId: string }).newLeaderId, 'scm2');
+  const twice = await scm('admin', 'scm', 'transfer', '--newLeaderId', 'scm2', '-n', 'scm3', ...at());
+  assert.equal(twice.code, 2);
+  assert.match(twice.err, /given more than once/);
   const random = await scm('admin', 'scm', 'transfer', '-r', ...at());
   assert.equal(random.code, 0, random.err);
   assert.match(random.out, /^Leadership transferred from scm1 to scm[23]\.\n$/, 'only a follower is picked, never the leader');
