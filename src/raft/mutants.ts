@@ -23,6 +23,8 @@ export const MUTANT_NAMES = [
   'figure8-commit',
   /** A follower commits up to the leader's commit index even past what this append proved matching. */
   'follower-commit-bound',
+  /** A follower commits a heartbeat's commit index without checking its entry there is the leader's. */
+  'heartbeat-commit-unchecked',
 ] as const;
 
 export type MutantName = (typeof MUTANT_NAMES)[number];

@@ -1006,8 +1006,29 @@ export class RaftNode {
 
   private handleHeartbeat(m: HeartbeatMessage): void {
     if (m.sentTick > this.leaderTickAcked) this.leaderTickAcked = m.sentTick;
-    if (this.install === undefined) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    if (this.install === undefined) this.commitFromHeartbeat(m);
     this.send({ type: 'heartbeat-response', to: m.from, readRound: m.readRound, sentTick: m.sentTick });
+  }
+
+  /**
+   * A heartbeat's commit index is min(our match, the leader's commit), but the leader's idea of our
+   * match is stale if we were restored from an older copy of our directories: the copy may hold an
+   * uncommitted entry of an earlier term at that index. So commit it only where our entry has the
+   * leader's term (by Log Matching, our log up to there is then the leader's); otherwise we lost
+   * entries the leader counts on, and a rejection makes it probe us (and say so).
+   */
+  private commitFromHeartbeat(m: HeartbeatMessage): void {
+    if (mutant('heartbeat-commit-unchecked')) {
+      this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+      return;
+    }
+    if (m.commit <= this.log.committed || m.commitTerm === 0) return;
+    if (m.commit <= this.log.lastIndex() && this.log.matchTerm(m.commit, m.commitTerm)) {
+      this.commitTo(m.commit);
+      return;
+    }
+    const hint = this.log.findConflictByTerm(Math.min(m.commit, this.log.lastIndex()), m.commitTerm);
+    this.send({ type: 'append-response', to: m.from, reject: true, index: m.commit, hintIndex: hint.index, hintTerm: hint.term });
   }
 
   private handleSnapshotNotify(m: SnapshotNotifyMessage): void {
@@ -1291,10 +1312,12 @@ export class RaftNode {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       if (renotifySnapshots && pr.state === 'snapshot') this.sendSnapshotNotify(id, pr);
+      const commit = Math.min(pr.match, this.log.committed);
       this.send({
         type: 'heartbeat',
         to: id,
-        commit: Math.min(pr.match, this.log.committed),
+        commit,
+        commitTerm: this.log.term(commit) ?? 0,
         readRound: this.readRound,
         sentTick: this.tickCount,
       });
@@ -1417,6 +1440,9 @@ function validateMessage(m: Message, self: string): void {
     case 'snapshot-notify':
       if (m.firstIndex < 1) throw new Error(`raft step: snapshot notice from ${m.from} has firstIndex ${m.firstIndex}`);
       if (m.prevTerm > m.term) throw new Error(`raft step: snapshot notice from ${m.from} has prevTerm ${m.prevTerm} above its term ${m.term}`);
+      break;
+    case 'heartbeat':
+      if (m.commitTerm > m.term) throw new Error(`raft step: heartbeat from ${m.from} has commitTerm ${m.commitTerm} above its term ${m.term}`);
       break;
     case 'snapshot-status':
       if (m.configIndex > m.index) throw new Error(`raft step: snapshot status from ${m.from} has configuration index ${m.configIndex} above its index ${m.index}`);

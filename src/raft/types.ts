@@ -77,7 +77,14 @@ export interface AppendResponseMessage extends MessageBase {
 /** Leader → follower liveness and ReadIndex confirmation round. */
 export interface HeartbeatMessage extends MessageBase {
   readonly type: 'heartbeat';
+  /** min(the follower's match, the leader's commit index). */
   readonly commit: number;
+  /**
+   * The leader's term of the entry at `commit` (0 when it no longer knows it). The follower commits
+   * `commit` only if its own entry there has this term: the leader's match can be stale (a follower
+   * restored from an older copy of its disk), and then the follower's entry there may be another.
+   */
+  readonly commitTerm: number;
   /** ReadIndex round the leader wants confirmed (0 when none). */
   readonly readRound: number;
   /** The leader's tick counter when sent; echoed back for lease reads. */

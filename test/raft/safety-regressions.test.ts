@@ -294,12 +294,13 @@ test('Figure 8 and the follower commit bound (mutants the simulation must catch 
 test('messages that break the protocol\'s own rules are refused before they change anything', () => {
   const { raft } = solo('b', { logTerms: [1, 1], term: 2 });
   const bad: Message[] = [
-    { type: 'heartbeat', from: 'b', to: 'b', term: 3, commit: 0, readRound: 0, sentTick: 0 },
+    { type: 'heartbeat', from: 'b', to: 'b', term: 3, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 },
     { type: 'snapshot-notify', from: 'a', to: 'b', term: 2, firstIndex: 0, prevTerm: 0, noticeId: 1 },
     { type: 'snapshot-status', from: 'a', to: 'b', term: 2, status: 'installed', noticeId: 1, index: 3, snapshotTerm: 1, configIndex: 9 },
     { type: 'append', from: 'a', to: 'b', term: 2, prevIndex: 2, prevTerm: 3, entries: [], commit: 0 },
     { type: 'append', from: 'a', to: 'b', term: 2, prevIndex: 2, prevTerm: 1, entries: [dataEntry(3, 2), dataEntry(4, 1)], commit: 0 },
-    { type: 'heartbeat', from: 'a', to: 'b', term: 2 ** 53, commit: 0, readRound: 0, sentTick: 0 },
+    { type: 'heartbeat', from: 'a', to: 'b', term: 2 ** 53, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 },
+    { type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 2, commitTerm: 3, readRound: 0, sentTick: 0 },
   ];
   for (const m of bad) {
     assert.throws(() => raft.step(m), /raft/, JSON.stringify(m));
