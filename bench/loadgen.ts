@@ -12,9 +12,20 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ScmClient } from '../src/client/scm-client.js';
+import { TlsMaterial } from '../src/server/tls.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 
-export type LoadTarget = { readonly kind: 'scm'; readonly addresses: readonly string[] } | { readonly kind: 'etcd'; readonly endpoint: string };
+/** The files a TLS client presents (the cluster CA, its certificate and key) and the service it expects. */
+export interface ClientTlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly serviceId: string;
+}
+
+export type LoadTarget =
+  | { readonly kind: 'scm'; readonly addresses: readonly string[]; readonly tls?: ClientTlsFiles }
+  | { readonly kind: 'etcd'; readonly endpoint: string };
 
 export interface RunCommand {
   readonly cmd: 'run';
@@ -60,8 +71,10 @@ interface Driver {
   close(): void;
 }
 
-function scmDriver(addresses: readonly string[], channels: number, deadlineMs: number): Driver {
-  const clients = Array.from({ length: channels }, () => new ScmClient({ addresses, deadlineMs, attemptTimeoutMs: Math.min(10_000, deadlineMs) }));
+function scmDriver(addresses: readonly string[], channels: number, deadlineMs: number, tls: ClientTlsFiles | undefined): Driver {
+  const material = tls !== undefined ? TlsMaterial.load({ caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile }, { kind: 'client' }) : undefined;
+  const channel = material !== undefined && tls !== undefined ? { channel: (address: string) => material.channel(address, { serviceId: tls.serviceId }) } : {};
+  const clients = Array.from({ length: channels }, () => new ScmClient({ addresses, deadlineMs, attemptTimeoutMs: Math.min(10_000, deadlineMs), ...channel }));
   return {
     call: async (caller) => {
       await (clients[caller % clients.length] as ScmClient).allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'bench' });
@@ -97,7 +110,7 @@ function etcdDriver(endpoint: string, channels: number, deadlineMs: number): Dri
 }
 
 async function run(cmd: RunCommand, send: (m: unknown, then?: () => void) => void, stopRequested: Promise<void>): Promise<LoadResult> {
-  const driver = cmd.target.kind === 'scm' ? scmDriver(cmd.target.addresses, cmd.channels, cmd.callDeadlineMs) : etcdDriver(cmd.target.endpoint, cmd.channels, cmd.callDeadlineMs);
+  const driver = cmd.target.kind === 'scm' ? scmDriver(cmd.target.addresses, cmd.channels, cmd.callDeadlineMs, cmd.target.tls) : etcdDriver(cmd.target.endpoint, cmd.channels, cmd.callDeadlineMs);
   const latencies: number[] = [];
   const acks: number[] = [];
   const errorTimes: number[] = [];

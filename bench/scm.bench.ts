@@ -68,6 +68,7 @@ function meta(argv: readonly string[], opts: BenchOptions): RunMeta {
     dataDir: tmpdir(),
     filesystem: filesystemOf(tmpdir()),
     etcdVersion: opts.compareEtcd ? etcdVersion() : undefined,
+    tls: opts.tls,
     argv,
   };
 }
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
     process.stderr.write('--compare etcd: no etcd binary at /usr/bin/etcd (Debian package etcd-server: apt-get install etcd-server), or set ETCD_BIN\n');
     return 2;
   }
-  log(`scm-ha benchmark: ${opts.parts.join(', ')}${opts.compareEtcd ? ' (compared with etcd)' : ''}; commit ${runMeta.gitCommit}${runMeta.gitDirty ? '+dirty' : ''}, Node ${runMeta.node}, ${runMeta.cpus} CPUs, load average ${runMeta.loadAverageStart.map((v) => v.toFixed(2)).join(' ')}`);
+  log(`scm-ha benchmark: ${opts.parts.join(', ')}${opts.tls ? ' with mutual TLS' : ''}${opts.compareEtcd ? ' (compared with etcd)' : ''}; commit ${runMeta.gitCommit}${runMeta.gitDirty ? '+dirty' : ''}, Node ${runMeta.node}, ${runMeta.cpus} CPUs, load average ${runMeta.loadAverageStart.map((v) => v.toFixed(2)).join(' ')}`);
 
   let load: LoadPart | undefined;
   let failover: FailoverPart | undefined;
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
 
   if (opts.parts.includes('load') || opts.parts.includes('failover')) {
     log('\nstarting a 3-node cluster…');
-    const scm = await attempt('cluster start', () => BenchScmCluster.start());
+    const scm = await attempt('cluster start', () => BenchScmCluster.start({ tls: opts.tls }));
     if (scm !== undefined) {
       try {
         if (opts.parts.includes('load')) {

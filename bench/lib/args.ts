@@ -30,6 +30,8 @@ export interface BenchOptions {
   readonly outDir: string | undefined;
   /** Print the results only, write no files. */
   readonly noWrite: boolean;
+  /** Our cluster with mutual TLS on every port (the certificates `scm cluster --tls` makes). */
+  readonly tls: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -46,6 +48,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --snapshot-records N     scm.db records for the snapshot part (default 1000000)
   --out DIR                results directory (default bench/results)
   --no-write               print the tables, write no result files
+  --tls                    our cluster with mutual TLS on every port (the load generator presents
+                           the administrator's certificate); etcd stays plaintext
   -h, --help               this text`;
 
 export class UsageError extends Error {
@@ -100,6 +104,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
         'snapshot-records': { type: 'string' },
         out: { type: 'string' },
         'no-write': { type: 'boolean' },
+        tls: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -137,5 +142,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     snapshotRecords: positiveInt(v['snapshot-records'], '--snapshot-records', 1_000_000),
     outDir: v.out,
     noWrite: v['no-write'] === true,
+    tls: v.tls === true,
   };
 }

@@ -21,6 +21,8 @@ export interface RunMeta {
   readonly dataDir: string;
   readonly filesystem: string;
   readonly etcdVersion: string | undefined;
+  /** Our cluster ran with mutual TLS on every port. */
+  readonly tls: boolean;
   readonly argv: readonly string[];
 }
 
@@ -291,6 +293,7 @@ export function renderMarkdown(results: BenchResults): string {
     `- ${m.cpus} × ${m.cpuModel}, ${num(m.memoryGiB, 1)} GiB RAM; data in ${m.dataDir} (${m.filesystem})`,
     `- load average (1/5/15 min) at start ${m.loadAverageStart.map((v) => num(v, 2)).join(' / ')}, at end ${m.loadAverageEnd.map((v) => num(v, 2)).join(' / ')}: the machine is shared, so "machine busy cores (other)" says how much CPU other processes took during each row`,
     ...(m.etcdVersion !== undefined ? [`- ${m.etcdVersion}`] : []),
+    `- our cluster: ${m.tls ? 'mutual TLS on the client, Ratis and InterSCM ports (the load generator presents the administrator\'s certificate)' : 'plaintext'}`,
     `- \`${m.argv.length === 0 ? 'npm run bench' : ['npm run bench --', ...m.argv].join(' ')}\``,
   ];
   for (const [part, message] of Object.entries(results.failures ?? {})) out.push('', `**${part} failed:** ${message.split('\n')[0] ?? ''}`);

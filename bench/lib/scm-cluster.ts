@@ -3,6 +3,7 @@
 // the default durable configuration), bootstrapped as an operator would, with three datanodes
 // registered and one RATIS/THREE pipeline open so AllocateContainer can succeed.
 import { TestCluster } from '../../test/integration/harness.js';
+import { LOCAL_SERVICE_ID } from '../../src/cli/local-cluster.js';
 import { httpGet } from './prom.js';
 import { killOnExit, removeOnExit } from './cleanup.js';
 import type { MemberRef } from './members.js';
@@ -11,17 +12,21 @@ import type { LoadTarget } from '../loadgen.js';
 export class BenchScmCluster {
   private constructor(readonly harness: TestCluster) {}
 
-  /** A configured cluster whose nodes are neither initialised nor started. */
-  static async create(): Promise<BenchScmCluster> {
-    const harness = await TestCluster.create(3);
+  /**
+   * A configured cluster whose nodes are neither initialised nor started. With `tls`, mutual TLS on
+   * every port; the metrics stay on plain HTTP too (HTTP_AND_HTTPS) for the benchmark's scrapes.
+   */
+  static async create(options: { tls?: boolean } = {}): Promise<BenchScmCluster> {
+    const tls = options.tls === true;
+    const harness = await TestCluster.create(3, tls ? { 'ozone.http.policy': 'HTTP_AND_HTTPS' } : {}, { tls });
     killOnExit(() => harness.nodes.map((n) => n.process?.pid));
     removeOnExit(harness.dir);
     return new BenchScmCluster(harness);
   }
 
   /** init, bootstrap and start all three, register three datanodes, open a pipeline. */
-  static async start(): Promise<BenchScmCluster> {
-    const cluster = await BenchScmCluster.create();
+  static async start(options: { tls?: boolean } = {}): Promise<BenchScmCluster> {
+    const cluster = await BenchScmCluster.create(options);
     await cluster.harness.bootstrapAll();
     const admin = cluster.harness.client(cluster.harness.allClientAddresses(), 30_000);
     const uuids: string[] = [];
@@ -46,7 +51,12 @@ export class BenchScmCluster {
   async target(): Promise<LoadTarget> {
     const all = this.harness.allClientAddresses();
     const leader = this.harness.clientAddress(await this.leader());
-    return { kind: 'scm', addresses: [leader, ...all.filter((a) => a !== leader)] };
+    const tls = this.harness.tls;
+    return {
+      kind: 'scm',
+      addresses: [leader, ...all.filter((a) => a !== leader)],
+      ...(tls !== undefined ? { tls: { caFile: tls.ca.cert, certFile: tls.admin.cert, keyFile: tls.admin.key, serviceId: LOCAL_SERVICE_ID } } : {}),
+    };
   }
 
   /** True when node k answers /readyz with 200 (a voter that knows the leader and has applied nearly all). */

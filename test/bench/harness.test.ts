@@ -23,6 +23,8 @@ test('flags: defaults, lists, and clear errors', () => {
   assert.equal(d.compareEtcd, false);
   assert.equal(d.failoverRounds, 10);
   assert.equal(d.restartEntries, 1_000_000);
+  assert.equal(d.tls, false);
+  assert.equal((parseBenchArgs(['--tls']) as BenchOptions).tls, true);
 
   const o = parseBenchArgs(['--only', 'snapshot,load', '--compare', 'etcd', '--seconds', '2.5', '--callers', '1, 16', '--no-write']);
   assert.notEqual(o, 'help');
@@ -194,6 +196,7 @@ test('the Markdown report: ours next to etcd per row with the ratio, and every p
       dataDir: '/tmp',
       filesystem: '/dev/x, ext4',
       etcdVersion: 'etcd Version: 3.4.23',
+      tls: false,
       argv: ['--compare', 'etcd'],
     },
     load: {
