@@ -308,7 +308,14 @@ export class ScmNode {
       warn: (msg, fields) => this.log.warn(fields, msg),
     });
     if (boot.reconciliation === 'log-reset') {
-      this.log.info({ applied: sm.lastApplied(), logBefore }, 'Raft log did not match scm.db after a snapshot install; restarted it after the applied index');
+      // Expected after a snapshot install interrupted between replacing scm.db and resetting the log;
+      // otherwise the disk lost log entries scm.db had applied. Either way nothing committed is lost
+      // (scm.db holds it), but the second is a disk to look at: warn with both indexes.
+      this.log.warn(
+        { applied: sm.lastApplied(), logBefore },
+        `Raft log ${logBefore.firstIndex}..${logBefore.lastIndex} did not reach or match scm.db's applied entry ${sm.lastApplied().term}#${sm.lastApplied().index} ` +
+          '(a snapshot install interrupted before the log was reset, or log entries lost on disk); restarted the log after the applied index',
+      );
     }
     const timing = raftTiming(config);
     const core = new RaftNode(
