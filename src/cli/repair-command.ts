@@ -1,33 +1,38 @@
 // `scm repair raft-meta`: a new raft-meta for a stopped node whose raft-meta is missing or damaged
 // (src/server/raft-meta-repair.ts says how the term is chosen). This file asks the other members
-// for their terms, so that the new term is above every term a vote can have been cast in.
+// for their terms, so that the new term is above every term a vote can have been cast in: a vote
+// leaves no trace on this node beyond raft-meta, and the candidate it went to holds a term at least
+// that high. It writes nothing unless every other member answered or --peer-term says more.
 import { ScmClient } from '../client/scm-client.js';
-import { requireSelf } from '../server/config.js';
+import { requireSelf, type ScmPeerConfig } from '../server/config.js';
 import { nodeChannel, type ChannelFactory } from '../server/client-tls.js';
 import { repairRaftMeta, type RaftMetaRepairResult } from '../server/raft-meta-repair.js';
-import { EXIT_OK, UsageError, type CommandContext, type CommandSpec } from './command.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type CommandContext, type CommandSpec } from './command.js';
 import { CONFIG_OPTIONS, configFromCli } from './node-commands.js';
 import { acceptsConnections } from './reachability.js';
 
 const ASK_TIMEOUT_MS = 3_000;
 
-/** The highest term any running member reports, or undefined when none answers. */
-async function highestPeerTerm(addresses: readonly string[], timeoutMs: number, channel: ChannelFactory | undefined): Promise<number | undefined> {
-  const open = await Promise.all(addresses.map(async (address) => ((await acceptsConnections(address, timeoutMs)) ? address : undefined)));
-  let highest: number | undefined;
-  for (const address of open) {
-    if (address === undefined) continue;
-    // With TLS the node asks as itself, as bootstrap does.
-    const client = new ScmClient({ addresses: [address], deadlineMs: timeoutMs, ...(channel !== undefined ? { channel } : {}) });
-    try {
-      for (const role of await client.getScmRoles()) highest = Math.max(highest ?? 0, role.term);
-    } catch {
-      // Not answering: another member may.
-    } finally {
-      client.close();
-    }
-  }
-  return highest;
+/** Each other member's own term (what it reports of itself), or undefined where it does not answer. */
+async function memberTerms(members: readonly ScmPeerConfig[], timeoutMs: number, channel: ChannelFactory | undefined): Promise<Map<string, number | undefined>> {
+  const terms = new Map<string, number | undefined>();
+  await Promise.all(
+    members.map(async (member) => {
+      terms.set(member.nodeId, undefined);
+      if (!(await acceptsConnections(member.clientAddress, timeoutMs))) return;
+      // With TLS the node asks as itself, as bootstrap does.
+      const client = new ScmClient({ addresses: [member.clientAddress], deadlineMs: timeoutMs, ...(channel !== undefined ? { channel } : {}) });
+      try {
+        const own = (await client.getScmRoles({ selfOnly: true })).find((r) => r.nodeId === member.nodeId);
+        if (own !== undefined) terms.set(member.nodeId, own.term);
+      } catch {
+        // Not answering: it stays undefined.
+      } finally {
+        client.close();
+      }
+    }),
+  );
+  return terms;
 }
 
 function describe(result: RaftMetaRepairResult, asked: string): string {
@@ -59,28 +64,43 @@ export const repairRaftMetaCommand: CommandSpec = {
       name: 'peer-term',
       kind: 'integer',
       valueName: 'TERM',
-      description: 'the highest term the other members report (scm_raft_term), when they cannot be asked; the new term is above it',
+      description: 'the highest term any member has reported (scm_raft_term), needed when one cannot be asked; the new term is above it',
     },
-    { name: 'offline', kind: 'boolean', description: 'do not ask the other members for their terms (the whole cluster is down)' },
+    { name: 'offline', kind: 'boolean', description: 'do not ask the other members (the whole cluster is down); needs --peer-term' },
   ],
   async run(ctx: CommandContext) {
     const config = configFromCli(ctx);
     const given = ctx.integer('peer-term');
     if (given !== undefined && given < 0) throw new UsageError('--peer-term must be 0 or more', ctx.command);
     const self = requireSelf(config);
-    const others = config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
+    const others = config.peers.filter((p) => p.nodeId !== self.nodeId);
+    // A vote leaves no trace in this node's log or scm.db: only the other members' terms bound the
+    // term it may have voted in (the candidate it voted for has a term at least that high). So every
+    // other member must report its term, or the operator must say what the highest one is.
     let asked: number | undefined;
     let askedText: string;
-    if (ctx.flag('offline') || others.length === 0) {
-      askedText = others.length === 0 ? 'no other members configured' : 'other members not asked (--offline)';
-    } else {
-      asked = await highestPeerTerm(others, ASK_TIMEOUT_MS, nodeChannel(config));
-      askedText = asked === undefined ? `no other member answered at ${others.join(', ')}` : `other members ${asked}`;
-      if (asked === undefined) {
-        ctx.io.stderr(
-          `scm: no other member answered at ${others.join(', ')}; the new term comes from this node's own files` +
-            `${given !== undefined ? ' and --peer-term' : ''}. If they are running, stop here and check the addresses.\n`,
+    if (others.length === 0) {
+      askedText = 'no other members configured';
+    } else if (ctx.flag('offline')) {
+      if (given === undefined) {
+        throw new UsageError(
+          '--offline needs --peer-term TERM, the highest term any member has reported (scm_raft_term), the one this node may have voted for included: without it the new term could be one this node already voted in',
+          ctx.command,
         );
+      }
+      askedText = 'other members not asked (--offline)';
+    } else {
+      const terms = await memberTerms(others, ASK_TIMEOUT_MS, nodeChannel(config));
+      const silent = others.filter((m) => terms.get(m.nodeId) === undefined);
+      const answered = [...terms.values()].filter((t): t is number => t !== undefined);
+      asked = answered.length > 0 ? Math.max(...answered) : undefined;
+      askedText = others.map((m) => `${m.nodeId} ${terms.get(m.nodeId) ?? 'no answer'}`).join(', ');
+      if (silent.length > 0 && given === undefined) {
+        ctx.io.stderr(
+          `scm: raft-meta not repaired: ${silent.map((m) => `${m.nodeId} (${m.clientAddress})`).join(', ')} did not answer, and the term this node voted in ` +
+            'may be known only there. Start them and run this again, or give --peer-term TERM with the highest scm_raft_term any member has shown.\n',
+        );
+        return EXIT_FAILURE;
       }
     }
     if (given !== undefined) askedText += `, --peer-term ${given}`;
