@@ -34,6 +34,12 @@ export const ADMIN_MUTATIONS: ReadonlySet<string> = new Set([
   'CheckConsistency',
 ]);
 
+/**
+ * Client calls only the members' own nodes (and administrators) make: GetConsistencyHash may wait
+ * for a marker to be applied, so any certificate could otherwise tie up the client call slots.
+ */
+export const MEMBER_CALLS: ReadonlySet<string> = new Set(['GetConsistencyHash']);
+
 /** How the audit log names a checkpoint download. */
 export const DOWNLOAD_METHOD = 'DownloadCheckpoint';
 
@@ -190,8 +196,9 @@ export class Authorizer {
     return refusal;
   }
 
-  /** A client call: reads pass untouched; admin mutations are checked and audited. */
+  /** A client call: reads pass untouched; member calls and admin mutations are checked, the latter audited. */
   clientCall(method: string, call: GuardedCall): ClientCallDecision {
+    if (MEMBER_CALLS.has(method)) return this.memberCall(method, call);
     if (!ADMIN_MUTATIONS.has(method)) return undefined;
     const params = auditParams(call.request);
     const peer = call.getPeer();
@@ -212,6 +219,17 @@ export class Authorizer {
       return { refused: denied(refusal.message) };
     }
     return { finished: (code) => this.options.audit.record({ method, ...this.auditIdentity(identity), peer, allowed: true, reason: allowedAs, outcome: grpc.status[code] ?? String(code), params }) };
+  }
+
+  /** A member node (or an administrator) may make `method`; in plaintext anyone may. */
+  private memberCall(method: string, call: GuardedCall): ClientCallDecision {
+    if (!this.options.tls) return undefined;
+    const identity = callIdentity(call);
+    if (identity !== undefined && this.options.administrators.includes(identity.name)) return undefined;
+    const refusal = checkPeerNode(identity, this.options.serviceId, this.options.member, method);
+    if (refusal === undefined) return undefined;
+    this.options.reporter.report('client', this.callerKey(identity), call.getPeer(), refusal);
+    return { refused: denied(refusal.message) };
   }
 
   /** Why `identity` may run `method`, or undefined when it may not. */

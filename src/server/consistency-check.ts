@@ -16,6 +16,8 @@ export interface ConsistencyCheckDeps {
   readonly nodeId: string;
   /** The index this replica has applied up to. */
   appliedIndex(): number;
+  /** The index this replica knows committed: a marker beyond it is not waited for. */
+  committedIndex(): number;
   /** This replica's hash right after the marker at `index`, if it applied it and remembers it. */
   hashAt(index: number): Promise<string> | undefined;
   /** Every member of the current configuration (voters and non-voters), this node included. */
@@ -46,19 +48,21 @@ const REMEMBERED_CHECKS = 16;
 
 /**
  * Judges every member against the hash a strict majority of the members hold. Without such a
- * majority, every member whose hash differs from another's is a MISMATCH: there is no telling
- * which of them is right.
+ * majority, members whose known hashes differ are all MISMATCH (there is no telling which is
+ * right, but they differ), and members whose hash no other contradicts are UNKNOWN.
  */
 export function judge(index: number, hashes: ReadonlyMap<string, ConsistencyNodeResult>): ConsistencyReport {
   const counts = new Map<string, number>();
   for (const r of hashes.values()) if (r.state === 'MATCH') counts.set(r.hash, (counts.get(r.hash) ?? 0) + 1);
   let majority: string | undefined;
   for (const [hash, count] of counts) if (count * 2 > hashes.size) majority = hash;
+  const known = [...counts.values()].reduce((a, b) => a + b, 0);
   const nodes = [...hashes.values()].map((r): ConsistencyNodeResult => {
     if (r.state !== 'MATCH') return r;
-    if (counts.size <= 1 || r.hash === majority) return r;
-    const detail = majority === undefined ? 'the known hashes differ and no majority holds any one of them' : `the majority holds ${majority}`;
-    return { ...r, state: 'MISMATCH', detail };
+    if (majority !== undefined) return r.hash === majority ? r : { ...r, state: 'MISMATCH', detail: `the majority holds ${majority}` };
+    if (counts.size > 1) return { ...r, state: 'MISMATCH', detail: 'the known hashes differ and no majority holds any one of them' };
+    // Agreeing with a minority proves nothing: a diverged node whose peers cannot answer is not MATCH.
+    return { ...r, state: 'UNKNOWN', detail: `only ${known} of ${hashes.size} members' hashes are known; a majority must hold one to judge` };
   });
   return { index, consistent: nodes.every((n) => n.state !== 'MISMATCH'), nodes };
 }
@@ -71,9 +75,15 @@ export class ConsistencyChecker {
 
   /**
    * This replica's hash right after the marker at `index`, waiting up to applyWaitMs for it to be
-   * applied here. `known` is false, with the reason, when this replica cannot tell.
+   * applied here if it is committed here already (an index beyond that is answered at once: a
+   * caller naming a far index must not hold a call slot). `known` is false, with the reason, when
+   * this replica cannot tell.
    */
   async ownHash(index: number): Promise<ConsistencyHash> {
+    const committed = this.deps.committedIndex();
+    if (index > committed && index > this.deps.appliedIndex()) {
+      return { index, known: false, hash: '', detail: `index ${index} is not committed here (commit index ${committed})` };
+    }
     for (let waited = 0; this.deps.appliedIndex() < index && waited < this.deps.applyWaitMs; waited += 20) await this.deps.sleep(20);
     const applied = this.deps.appliedIndex();
     if (applied < index) return { index, known: false, hash: '', detail: `applied only up to index ${applied} after ${this.deps.applyWaitMs} ms` };

@@ -175,6 +175,8 @@ export class ScmNode {
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
       appliedIndex: () => (sm.isClosed ? 0 : sm.lastApplied().index),
+      // The driver exists once the node has booted, before any check can run.
+      committedIndex: () => (this.driver === undefined ? 0 : this.driver.core.commitIndex),
       hashAt: (index) => sm.consistencyHash(index),
       members: () => this.admin.members(),
       peerHash: (address, index) => this.peerCalls.consistencyHash(address, index, CONSISTENCY_PEER_TIMEOUT_MS),

@@ -138,6 +138,22 @@ test('downloads: members and administrators; a non-member node or a plain certif
   ]);
 });
 
+test('GetConsistencyHash: member nodes and administrators only (it may wait, holding a client call slot); not audited', async () => {
+  const { authz, refusals, lines } = setup(['admin']);
+  assert.equal(authz.clientCall('GetConsistencyHash', await callAs(tls.nodes.get('scm2'), { index: '7' })), undefined);
+  assert.equal(authz.clientCall('GetConsistencyHash', await callAs(tls.admin, { index: '7' })), undefined);
+  const asClient = authz.clientCall('GetConsistencyHash', await callAs(tls.client, { index: '7' }));
+  assert.ok(asClient !== undefined && 'refused' in asClient);
+  assert.equal(asClient.refused.code, grpc.status.PERMISSION_DENIED);
+  assert.match(String(asClient.refused.details), /^GetConsistencyHash refused for "client": not an SCM node's certificate/);
+  const asNonMember = authz.clientCall('GetConsistencyHash', await callAs(tls.nodes.get('scm9'), { index: '7' }));
+  assert.ok(asNonMember !== undefined && 'refused' in asNonMember);
+  assert.match(String(asNonMember.refused.details), /scm9 is not a member/);
+  assert.deepEqual(refusals, [['client', 'not_a_node'], ['client', 'non_member']]);
+  assert.deepEqual(await lines(), [], 'reads are not audited');
+  assert.equal(setup([], false).authz.clientCall('GetConsistencyHash', await callAs(undefined, { index: '7' })), undefined, 'plaintext: anyone');
+});
+
 test('plaintext: everything is allowed, admin mutations are still audited (without an identity)', async () => {
   const { authz, lines } = setup([], false);
   assert.equal(authz.raftStream(await callAs(undefined), 'anyone'), undefined);

@@ -19,7 +19,9 @@ const JUDGEMENTS: { name: string; nodes: ConsistencyNodeResult[]; states: Record
   { name: 'the leader is the one that differs', nodes: [known('s1', B), known('s2', A), known('s3', A)], states: { s1: 'MISMATCH', s2: 'MATCH', s3: 'MATCH' }, consistent: false },
   { name: 'two known, they differ, no majority', nodes: [known('s1', A), known('s2', B), unreachable('s3')], states: { s1: 'MISMATCH', s2: 'MISMATCH', s3: 'UNREACHABLE' }, consistent: false },
   { name: 'all three differ', nodes: [known('s1', A), known('s2', B), known('s3', C)], states: { s1: 'MISMATCH', s2: 'MISMATCH', s3: 'MISMATCH' }, consistent: false },
-  { name: 'one known, the others cannot tell', nodes: [known('s1', A), unknown('s2'), unreachable('s3')], states: { s1: 'MATCH', s2: 'UNKNOWN', s3: 'UNREACHABLE' }, consistent: true },
+  // A lone hash proves nothing: a diverged node whose peers cannot answer must not clear its alert.
+  { name: 'one known, the others cannot tell', nodes: [known('s1', A), unknown('s2'), unreachable('s3')], states: { s1: 'UNKNOWN', s2: 'UNKNOWN', s3: 'UNREACHABLE' }, consistent: true },
+  { name: 'two of three known and alike: a majority', nodes: [known('s1', A), known('s2', A), unreachable('s3')], states: { s1: 'MATCH', s2: 'MATCH', s3: 'UNREACHABLE' }, consistent: true },
   { name: 'five nodes, two differ alike', nodes: [known('s1', A), known('s2', A), known('s3', A), known('s4', B), known('s5', B)], states: { s1: 'MATCH', s2: 'MATCH', s3: 'MATCH', s4: 'MISMATCH', s5: 'MISMATCH' }, consistent: false },
 ];
 
@@ -38,15 +40,18 @@ interface Harness {
   checked: ConsistencyCheckResult[];
   asked: string[];
   setApplied(index: number): void;
+  setCommitted(index: number): void;
 }
 
 function harness(peers: Record<string, (index: number) => Promise<ConsistencyHash>>, hashes: Map<number, Promise<string>> = new Map([[10, Promise.resolve(A)]])): Harness {
   let applied = 10;
+  let committed = 10;
   const checked: ConsistencyCheckResult[] = [];
   const asked: string[] = [];
   const deps: ConsistencyCheckDeps = {
     nodeId: 's1',
     appliedIndex: () => applied,
+    committedIndex: () => committed,
     hashAt: (index) => hashes.get(index),
     members: () => [{ nodeId: 's1', clientAddress: 'self:1' }, ...Object.keys(peers).map((id) => ({ nodeId: id, clientAddress: id === 'noaddr' ? '' : `${id}:1` }))],
     peerHash: (address, index) => {
@@ -60,7 +65,7 @@ function harness(peers: Record<string, (index: number) => Promise<ConsistencyHas
     onChecked: (c) => checked.push(c),
     applyWaitMs: 100,
   };
-  return { deps, checked, asked, setApplied: (i) => (applied = i) };
+  return { deps, checked, asked, setApplied: (i) => (applied = i), setCommitted: (i) => (committed = i) };
 }
 
 const answers = (hash: string) => (index: number) => Promise.resolve({ index, known: true, hash, detail: '' });
@@ -70,6 +75,7 @@ test('a peer answering about another index or with a malformed hash is not belie
     s2: (index) => Promise.resolve({ index: index + 1, known: true, hash: B, detail: '' }),
     s3: (index) => Promise.resolve({ index, known: true, hash: 'not-hex', detail: '' }),
     s4: answers(A),
+    s5: answers(A),
   });
   const report = await new ConsistencyChecker(h.deps).check(10);
   const byId = Object.fromEntries(report.nodes.map((n) => [n.nodeId, n]));
@@ -120,4 +126,11 @@ test('own hash: waits for the marker to be applied, then says what it cannot kno
   h.setApplied(20);
   assert.match((await checker.ownHash(11)).detail, /not a marker this node applied/);
   assert.match((await checker.ownHash(12)).detail, /hashing scm.db failed: iterator closed/);
+  // An index beyond what is committed here is answered at once: a caller cannot hold the call.
+  h.setApplied(20);
+  h.setCommitted(20);
+  sleeps = 0;
+  const far = await new ConsistencyChecker(deps).ownHash(2 ** 52);
+  assert.deepEqual([far.known, sleeps], [false, 0]);
+  assert.match(far.detail, /index 4503599627370496 is not committed here \(commit index 20\)/);
 });
