@@ -22,8 +22,8 @@ export interface ConsistencyCheckDeps {
   hashAt(index: number): Promise<string> | undefined;
   /** Every member of the current configuration (voters and non-voters), this node included. */
   members(): readonly ConsistencyMember[];
-  /** A peer's answer to GetConsistencyHash; rejects when it cannot be reached. */
-  peerHash(address: string, index: number): Promise<ConsistencyHash>;
+  /** Member `nodeId`'s answer to GetConsistencyHash at `address`; rejects when it cannot be reached. */
+  peerHash(nodeId: string, address: string, index: number): Promise<ConsistencyHash>;
   /** Wall-clock milliseconds, for when a check finished. */
   now(): number;
   /** Resolves after `ms` (injected so tests need not wait). */
@@ -121,7 +121,7 @@ export class ConsistencyChecker {
         if (m.nodeId === this.deps.nodeId) return asResult(m.nodeId, await this.ownHash(index));
         if (m.clientAddress === '') return { nodeId: m.nodeId, state: 'UNREACHABLE', hash: '', detail: 'its client address is not configured here' };
         try {
-          return asResult(m.nodeId, checkedAnswer(await this.deps.peerHash(m.clientAddress, index), index));
+          return asResult(m.nodeId, checkedAnswer(await this.deps.peerHash(m.nodeId, m.clientAddress, index), index));
         } catch (err) {
           return { nodeId: m.nodeId, state: 'UNREACHABLE', hash: '', detail: (err as Error).message };
         }

@@ -25,17 +25,21 @@ export class PeerCalls {
     /** Names this node's own calls in the peers' retry caches. */
     private readonly clientId: string,
     private readonly timeoutMs: number,
-    /** With TLS, the node's own certificate and the cluster CA; plaintext when not given. */
-    private readonly channel?: (address: string) => { readonly credentials: grpc.ChannelCredentials; readonly options: grpc.ChannelOptions },
+    /**
+     * With TLS, the node's own certificate and the cluster CA: `nodeId` given, the server must be
+     * that node; otherwise any SCM of the service. Plaintext when not given.
+     */
+    private readonly channel?: (address: string, nodeId?: string) => { readonly credentials: grpc.ChannelCredentials; readonly options: grpc.ChannelOptions },
   ) {}
 
-  private call(address: string, method: string, request: Wire, timeoutMs = this.timeoutMs, waitForReady = false): Promise<Wire> {
+  private call(address: string, method: string, request: Wire, timeoutMs = this.timeoutMs, waitForReady = false, nodeId?: string): Promise<Wire> {
     if (this.closed) return Promise.reject(new Error('peer calls are closed'));
-    let stub = this.stubs.get(address);
+    const key = nodeId === undefined ? address : `${nodeId}@${address}`;
+    let stub = this.stubs.get(key);
     if (stub === undefined) {
-      const channel = this.channel?.(address) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
+      const channel = this.channel?.(address, nodeId) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
       stub = new ScmClientServiceClient(address, channel.credentials, { ...channel.options, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
-      this.stubs.set(address, stub);
+      this.stubs.set(key, stub);
     }
     const fn = (stub as unknown as Record<string, UnaryMethod>)[method];
     if (fn === undefined) return Promise.reject(new Error(`internal: no RPC ${method}`));
@@ -57,11 +61,15 @@ export class PeerCalls {
     return roles.find((r) => r.nodeId === nodeId);
   }
 
-  /** The peer's scm.db hash right after the consistency marker at `index` (it may wait to apply it). */
-  async consistencyHash(address: string, index: number, timeoutMs: number): Promise<ConsistencyHash> {
+  /**
+   * Member `nodeId`'s scm.db hash right after the consistency marker at `index` (it may wait to
+   * apply it). With TLS the answer must come from that very node: another node of the service at a
+   * wrong address would otherwise vouch for it.
+   */
+  async consistencyHash(nodeId: string, address: string, index: number, timeoutMs: number): Promise<ConsistencyHash> {
     // Waits for a connection within the deadline: a channel that failed to connect earlier (the
     // peer was starting) would otherwise fail the call at once, and the peer count as unreachable.
-    return parseConsistencyHash(await this.call(address, 'GetConsistencyHash', { index: String(index) }, timeoutMs, true));
+    return parseConsistencyHash(await this.call(address, 'GetConsistencyHash', { index: String(index) }, timeoutMs, true, nodeId));
   }
 
   /** Asks each address in turn to add `member`, going to the leader a follower names. */

@@ -170,7 +170,7 @@ export class ScmNode {
     this.events = new RaftEvents(this.metrics, log);
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
-    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address) => security.serviceChannel(address));
+    this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address, nodeId) => (nodeId !== undefined ? security.peerChannel(nodeId, address) : security.serviceChannel(address)));
     this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
@@ -179,7 +179,7 @@ export class ScmNode {
       committedIndex: () => (this.driver === undefined ? 0 : this.driver.core.commitIndex),
       hashAt: (index) => sm.consistencyHash(index),
       members: () => this.admin.members(),
-      peerHash: (address, index) => this.peerCalls.consistencyHash(address, index, CONSISTENCY_PEER_TIMEOUT_MS),
+      peerHash: (nodeId, address, index) => this.peerCalls.consistencyHash(nodeId, address, index, CONSISTENCY_PEER_TIMEOUT_MS),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       now: Date.now,
       onChecked: (check) => this.onConsistencyChecked(check),

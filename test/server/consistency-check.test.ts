@@ -54,7 +54,7 @@ function harness(peers: Record<string, (index: number) => Promise<ConsistencyHas
     committedIndex: () => committed,
     hashAt: (index) => hashes.get(index),
     members: () => [{ nodeId: 's1', clientAddress: 'self:1' }, ...Object.keys(peers).map((id) => ({ nodeId: id, clientAddress: id === 'noaddr' ? '' : `${id}:1` }))],
-    peerHash: (address, index) => {
+    peerHash: (_nodeId, address, index) => {
       asked.push(`${address}@${index}`);
       const id = address.split(':')[0] as string;
       const answer = peers[id];
