@@ -154,6 +154,25 @@ test('GetConsistencyHash: member nodes and administrators only (it may wait, hol
   assert.equal(setup([], false).authz.clientCall('GetConsistencyHash', await callAs(undefined, { index: '7' })), undefined, 'plaintext: anyone');
 });
 
+test('audit log: a flood that outruns the disk is dropped and counted, then one line says how many', async () => {
+  const file = join(dir, `audit-flood-${Math.random().toString(36).slice(2)}.log`);
+  // 1 KiB of lines may wait for the disk; writes are asynchronous, so a burst in one turn overflows.
+  const audit = new AuditLog(file, 'scm1', (err) => assert.fail(err), 1024);
+  const entry = { method: 'TransferLeadership', identity: 'client', node: null, fingerprint: null, peer: 'ipv4:127.0.0.1:1', allowed: false, reason: 'not an administrator', outcome: 'PERMISSION_DENIED', params: { newLeaderId: 'scm2' } };
+  for (let i = 0; i < 200; i++) audit.record(entry);
+  const dropped = audit.droppedLines;
+  assert.ok(dropped > 0 && dropped < 200, `some lines dropped: ${dropped}`);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the disk catches up
+  audit.record(entry);
+  await audit.close();
+  const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.length, 200 - dropped + 2, 'the kept lines, one summary, the line after');
+  const summary = lines.at(-2);
+  assert.equal(summary?.['dropped'], dropped);
+  assert.match(String(summary?.['reason']), /more than 1024 bytes of audit lines were waiting for the disk/);
+  assert.equal(lines.at(-1)?.['method'], 'TransferLeadership');
+});
+
 test('plaintext: everything is allowed, admin mutations are still audited (without an identity)', async () => {
   const { authz, lines } = setup([], false);
   assert.equal(authz.raftStream(await callAs(undefined), 'anyone'), undefined);
