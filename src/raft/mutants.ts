@@ -23,6 +23,8 @@ export const MUTANT_NAMES = [
   'figure8-commit',
   /** A follower commits up to the leader's commit index even past what this append proved matching. */
   'follower-commit-bound',
+  /** A follower takes a heartbeat's commit index without checking its own entry there has the leader's term. */
+  'heartbeat-commit-unchecked',
 ] as const;
 
 export type MutantName = (typeof MUTANT_NAMES)[number];

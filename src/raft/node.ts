@@ -1006,7 +1006,10 @@ export class RaftNode {
 
   private handleHeartbeat(m: HeartbeatMessage): void {
     if (m.sentTick > this.leaderTickAcked) this.leaderTickAcked = m.sentTick;
-    if (this.install === undefined) this.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    if (this.install === undefined) {
+      const commit = Math.min(m.commit, this.log.lastIndex());
+      if (mutant('heartbeat-commit-unchecked') || (commit === m.commit && this.log.term(commit) === m.commitTerm)) this.commitTo(commit);
+    }
     this.send({ type: 'heartbeat-response', to: m.from, readRound: m.readRound, sentTick: m.sentTick });
   }
 
@@ -1291,10 +1294,12 @@ export class RaftNode {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       if (renotifySnapshots && pr.state === 'snapshot') this.sendSnapshotNotify(id, pr);
+      const commit = Math.min(pr.match, this.log.committed);
       this.send({
         type: 'heartbeat',
         to: id,
-        commit: Math.min(pr.match, this.log.committed),
+        commit,
+        commitTerm: this.log.term(commit) ?? 0,
         readRound: this.readRound,
         sentTick: this.tickCount,
       });

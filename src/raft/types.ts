@@ -78,6 +78,13 @@ export interface AppendResponseMessage extends MessageBase {
 export interface HeartbeatMessage extends MessageBase {
   readonly type: 'heartbeat';
   readonly commit: number;
+  /**
+   * The term of the leader's entry at `commit` (0: unknown). A heartbeat proves nothing about the
+   * follower's log, so the follower takes `commit` from it only when its own entry there has this
+   * term (Log Matching: then everything up to it is the leader's). A follower restored from an
+   * older copy of its disk may hold other entries at indexes the leader still counts as its match.
+   */
+  readonly commitTerm: number;
   /** ReadIndex round the leader wants confirmed (0 when none). */
   readonly readRound: number;
   /** The leader's tick counter when sent; echoed back for lease reads. */

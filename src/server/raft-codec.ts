@@ -13,6 +13,7 @@
 //   (sentTick also carries a TimeoutNow's send tick, and a transfer vote's TimeoutNow tick)
 //   uint64 firstIndex = 18; uint64 configIndex = 20;
 //   SnapshotStatus status = 23; uint64 snapshotTerm = 24; uint64 noticeId = 25;
+//   uint64 commitTerm = 26;  // a heartbeat's: the term of the leader's entry at `commit`
 //   reserved 19, 21, 22;  // firstTerm and the configuration a notice used to carry
 // }
 // enum Type { APPEND = 1; APPEND_RESPONSE = 2; HEARTBEAT = 3; HEARTBEAT_RESPONSE = 4; VOTE = 5;
@@ -80,6 +81,7 @@ const enum Field {
   Status = 23,
   SnapshotTerm = 24,
   NoticeId = 25,
+  CommitTerm = 26,
 }
 
 /** Appends protobuf fields to a buffer that grows as needed. */
@@ -157,6 +159,7 @@ export function encodeRaftMessage(message: Message): Uint8Array {
       break;
     case 'heartbeat':
       w.uint(Field.Commit, message.commit);
+      w.uint(Field.CommitTerm, message.commitTerm);
       w.uint(Field.ReadRound, message.readRound);
       w.uint(Field.SentTick, message.sentTick);
       break;
@@ -210,7 +213,7 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
     } else if (field === Field.Entries) {
       const [s, e] = r.delimited();
       entries.push(decodeLogEntry(buf, s, e));
-    } else if (wire === WIRE_VARINT && field >= Field.Type && field <= Field.NoticeId) {
+    } else if (wire === WIRE_VARINT && field >= Field.Type && field <= Field.CommitTerm) {
       const value = r.varint();
       // Terms, indexes, ticks and rounds: refuse what no real peer sends, before anyone adopts it.
       if (value > MAX_RAFT_NUMBER) r.fail(`field ${field} is ${value}, above the largest term or index a node accepts (2^52)`);
@@ -230,7 +233,7 @@ export function decodeRaftMessage(buf: Uint8Array): Message {
     case 'append-response':
       return { ...base, type, reject: n(Field.Reject) === 1, index: n(Field.Index), hintIndex: n(Field.HintIndex), hintTerm: n(Field.HintTerm) };
     case 'heartbeat':
-      return { ...base, type, commit: n(Field.Commit), readRound: n(Field.ReadRound), sentTick: n(Field.SentTick) };
+      return { ...base, type, commit: n(Field.Commit), commitTerm: n(Field.CommitTerm), readRound: n(Field.ReadRound), sentTick: n(Field.SentTick) };
     case 'heartbeat-response':
       return { ...base, type, readRound: n(Field.ReadRound), sentTick: n(Field.SentTick) };
     case 'vote':

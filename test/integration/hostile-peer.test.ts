@@ -51,11 +51,11 @@ test('hostile Raft and client packets are dropped or refused; no node crashes, n
     assert.match(refused?.details ?? '', /malformed Raft message .* above the largest term or index a node accepts/);
 
     // 2. A stranger inflating the term, 3. a non-member's TimeoutNow and transfer vote, 4. a spoofed sender.
-    await rawStream(raftAddress(follower), clusterId, 'intruder', [[msg({ type: 'heartbeat', from: 'intruder', to, term: before.term + 1000, commit: 0, readRound: 0, sentTick: 0 })]]);
+    await rawStream(raftAddress(follower), clusterId, 'intruder', [[msg({ type: 'heartbeat', from: 'intruder', to, term: before.term + 1000, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 })]]);
     await rawStream(raftAddress(follower), clusterId, 'intruder', [[msg({ type: 'timeout-now', from: 'intruder', to, term: before.term, sentTick: 0 })]]);
     await rawStream(raftAddress(follower), clusterId, 'intruder', [[msg({ type: 'vote', from: 'intruder', to, term: before.term + 1, lastIndex: 1e9, lastTerm: before.term, transfer: true, transferTick: 0 })]]);
     const other = [1, 2, 3].find((k) => k !== leader && k !== follower)!;
-    await rawStream(raftAddress(follower), clusterId, `scm${other}`, [[msg({ type: 'heartbeat', from: leaderId, to, term: before.term + 5, commit: 0, readRound: 0, sentTick: 0 })]]);
+    await rawStream(raftAddress(follower), clusterId, `scm${other}`, [[msg({ type: 'heartbeat', from: leaderId, to, term: before.term + 5, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 })]]);
     // A non-member's TimeoutNow to the leader's own followers must not depose the leader either.
     await rawStream(raftAddress(other), clusterId, 'intruder', [[msg({ type: 'timeout-now', from: 'intruder', to: `scm${other}`, term: before.term, sentTick: 0 })]]);
 

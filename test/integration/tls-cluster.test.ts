@@ -121,7 +121,7 @@ test('mutual TLS: strangers are refused on every port, peers are bound to their 
       return material.channel(ports(follower).ratis, { serviceId: LOCAL_SERVICE_ID });
     };
     const to = `scm${follower}`;
-    const heartbeat = (from: string, term: number): Uint8Array => encodeRaftMessage({ type: 'heartbeat', from, to, term, commit: 0, readRound: 0, sentTick: 0 } satisfies Message);
+    const heartbeat = (from: string, term: number): Uint8Array => encodeRaftMessage({ type: 'heartbeat', from, to, term, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 } satisfies Message);
 
     // 1. A plaintext caller and a caller of another CA: refused on all three ports, at the handshake.
     for (const [what, channel] of [['plaintext', plaintext], ['another CA', foreign]] as const) {

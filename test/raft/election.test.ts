@@ -49,7 +49,7 @@ test('a restarted node keeps its vote (hard state is the source of truth)', () =
 test('term handling: higher terms are adopted, lower ones answered or ignored', () => {
   const { raft, log } = solo('b', { logTerms: [1, 1], term: 3, votedFor: 'c' });
   // A stale leader's heartbeat is answered with our term so it steps down.
-  raft.step({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 0, readRound: 0, sentTick: 0 });
+  raft.step({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 });
   const stale = outbox(raft, log);
   assert.equal(stale.length, 1);
   assert.equal(stale[0]?.term, 3);

@@ -23,7 +23,7 @@ const examples: Message[] = [
   },
   { ...base, type: 'append', prevIndex: 0, prevTerm: 0, commit: 0, entries: [] },
   { ...base, type: 'append-response', reject: true, index: 9, hintIndex: 5, hintTerm: 2 },
-  { ...base, type: 'heartbeat', commit: 77, readRound: 3, sentTick: 1000 },
+  { ...base, type: 'heartbeat', commit: 77, commitTerm: 4, readRound: 3, sentTick: 1000 },
   { ...base, type: 'heartbeat-response', readRound: 3, sentTick: 1000 },
   { ...base, type: 'vote', lastIndex: 10, lastTerm: 2, transfer: true, transferTick: 977 },
   { ...base, type: 'pre-vote', lastIndex: 10, lastTerm: 2, transfer: false, transferTick: 0 },
@@ -45,9 +45,9 @@ test('every Raft message type survives encode → decode unchanged', () => {
 });
 
 test('wire numbers are fixed: golden bytes of a heartbeat and a snapshot status', () => {
-  // type=3 (HEARTBEAT), from "a", to "b", term 2, commit 5, readRound 1, sentTick 9.
-  const heartbeat = encodeRaftMessage({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 5, readRound: 1, sentTick: 9 });
-  assert.equal(Buffer.from(heartbeat).toString('hex'), '0803' + '120161' + '1a0162' + '2002' + '4005' + '6801' + '7009');
+  // type=3 (HEARTBEAT), from "a", to "b", term 2, commit 5, commitTerm 2 (field 26), readRound 1, sentTick 9.
+  const heartbeat = encodeRaftMessage({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 5, commitTerm: 2, readRound: 1, sentTick: 9 });
+  assert.equal(Buffer.from(heartbeat).toString('hex'), '0803' + '120161' + '1a0162' + '2002' + '4005' + 'd00102' + '6801' + '7009');
   // type=11 (SNAPSHOT_STATUS), status=3 (ALREADY_INSTALLED) in field 23, noticeId in field 25,
   // configIndex in field 20.
   const status = encodeRaftMessage({ type: 'snapshot-status', from: 'a', to: 'b', term: 2, status: 'already-installed', noticeId: 4, index: 7, snapshotTerm: 2, configIndex: 1 });

@@ -35,7 +35,7 @@ function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false) {
   return { c, b, inbound, dropped, warnings, accepted };
 }
 
-const heartbeat = (from: string, to: string, term: number): Message => ({ type: 'heartbeat', from, to, term, commit: 0, readRound: 0, sentTick: 0 });
+const heartbeat = (from: string, to: string, term: number): Message => ({ type: 'heartbeat', from, to, term, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 });
 
 test('bytes that do not decode, or carry a term beyond 2^52, end the stream and change nothing', () => {
   const { b, inbound, dropped } = setup();
