@@ -25,8 +25,9 @@ export class BenchScmCluster {
   }
 
   /** init, bootstrap and start all three, register three datanodes, open a pipeline. */
-  static async start(options: { tls?: boolean } = {}): Promise<BenchScmCluster> {
+  static async start(options: { tls?: boolean; nodeArgs?: string[] } = {}): Promise<BenchScmCluster> {
     const cluster = await BenchScmCluster.create(options);
+    cluster.harness.nodeArgs = options.nodeArgs ?? [];
     await cluster.harness.bootstrapAll();
     const admin = cluster.harness.client(cluster.harness.allClientAddresses(), 30_000);
     const uuids: string[] = [];

@@ -28,7 +28,10 @@
 //      checkpoint's own entry (logTerm(index) === term), else reset it to start right after the
 //      checkpoint; then call snapshotInstalled(term, index, config) with the configuration the
 //      checkpoint holds (or snapshotInstallFailed()).
-//   7. Call advance() once steps 1 and 4 are complete: it marks the entries durable and applied.
+//   7. Call advance() once step 1 is complete: it marks the entries durable and the committed ones
+//      handed out (they are never handed out again). Step 4 may still be running (the driver
+//      applies beside its loop, in order); the caller must then compact only below what it has
+//      really applied, and call snapshotInstalled only once every handed-out apply has finished.
 // After advance(), the LogReader must return every entry handed out so far (until truncated).
 import type {
   AppendMessage,

@@ -13,6 +13,7 @@
 //   (sentTick also carries a TimeoutNow's send tick, and a transfer vote's TimeoutNow tick)
 //   uint64 firstIndex = 18; uint64 configIndex = 20;
 //   SnapshotStatus status = 23; uint64 snapshotTerm = 24; uint64 noticeId = 25;
+//   uint64 commitTerm = 26;  // a heartbeat's: the term of the leader's entry at `commit`
 //   reserved 19, 21, 22;  // firstTerm and the configuration a notice used to carry
 // }
 // enum Type { APPEND = 1; APPEND_RESPONSE = 2; HEARTBEAT = 3; HEARTBEAT_RESPONSE = 4; VOTE = 5;

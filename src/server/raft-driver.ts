@@ -2,13 +2,17 @@
 // passed in as small interfaces (raft-ports.ts). The node passes the real ones; the simulator passes
 // in-memory ones with seeded faults and runs this very class.
 //
-// One loop, one Ready at a time, exactly in the order of the core's driving contract: persist hard
-// state and entries (the leader's appends go out to followers while its own fsync runs); send
-// votes and acknowledgements only once durable; apply committed entries as one state machine
-// batch; serve reads; then advance. Proposals and inputs arriving meanwhile pile up in the core and
-// leave together in the next Ready, which is where group commit comes from: one fsync per round,
-// not per entry. Everything that changes the log or the state machine outside a Ready (snapshot
-// install, log purge) runs between Readies, from the same loop.
+// One loop, one Ready at a time, in the order of the core's driving contract: persist hard state
+// and entries (the leader's appends go out to followers while its own fsync runs); send votes and
+// acknowledgements only once durable; hand committed entries to the state machine as one batch;
+// then advance. Applying runs beside the loop, as etcd's apply runs beside its Ready loop: the next
+// Ready's persist does not wait for the previous Ready's apply (the state machine applies batches
+// strictly in order, and a proposal is answered, a read served, only once its entry is applied).
+// At most MAX_APPLIES_IN_FLIGHT batches wait to be applied; beyond that the loop waits.
+// Proposals and inputs arriving meanwhile pile up in the core and leave together in the next
+// Ready, which is where group commit comes from: one fsync per round, not per entry. Everything
+// that changes the log or the state machine outside a Ready (snapshot install, log purge) runs
+// between Readies, from the same loop, once every apply handed out has finished.
 import type { IndexedMembership, LogEntry, Message, RaftNode, Ready, Role, SnapshotNotice } from '../raft/index.js';
 import type { ApplyResult } from '../statemachine/index.js';
 import { NotLeaderError, UnavailableError } from '../errors.js';
@@ -60,6 +64,9 @@ export interface RaftDriverParts {
   readonly savedConfIndex: number;
 }
 
+/** Apply batches handed to the state machine and not yet finished before the loop waits for them. */
+const MAX_APPLIES_IN_FLIGHT = 2;
+
 interface PendingProposal {
   readonly term: number;
   readonly resolve: (result: ApplyResult) => void;
@@ -108,6 +115,9 @@ export class RaftDriver {
   /** raft-meta.conf writes, one after another. */
   private confWrites: Promise<void> = Promise.resolve();
   private failed = false;
+  /** The applies handed to the state machine, chained in order; settles when the last one has. */
+  private applying: Promise<void> = Promise.resolve();
+  private appliesInFlight = 0;
 
   constructor(
     parts: RaftDriverParts,
@@ -150,6 +160,7 @@ export class RaftDriver {
     this.ticker?.cancel();
     this.download?.abort.abort(new Error('this SCM is stopping'));
     await this.idle;
+    await this.applying;
     await this.confWrites;
     const err = new UnavailableError('this SCM is shutting down');
     for (const p of this.proposals.values()) {
@@ -329,9 +340,16 @@ export class RaftDriver {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      const action = this.betweenReadies.shift();
-      if (action !== undefined) {
+      if (this.betweenReadies.length > 0) {
+        // Nothing touches the log or the state machine beside an action: the applies finish first.
+        await this.applying;
+        if (this.stopped) return;
+        const action = this.betweenReadies.shift() as () => Promise<void>;
         await action();
+        continue;
+      }
+      if (this.appliesInFlight >= MAX_APPLIES_IN_FLIGHT) {
+        await this.applying;
         continue;
       }
       const rd = this.core.ready();
@@ -375,10 +393,10 @@ export class RaftDriver {
     for (const m of rd.messagesAfterPersist) this.transport.send(m);
     if (configAppended) this.hooks.onMembershipChange?.();
 
-    // 4. Apply.
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    // 4. Apply, beside the loop (after the applies handed out before, in order).
+    if (rd.committedEntries.length > 0) this.startApply(rd.committedEntries);
 
-    // 5. Reads.
+    // 5. Reads: served once applied up to their index (releaseReads, also after every apply).
     for (const rs of rd.readStates) {
       const read = this.readsWaitingForIndex.get(rs.requestId);
       if (read === undefined) continue;
@@ -397,8 +415,46 @@ export class RaftDriver {
     if (rd.snapshotNotice !== undefined) this.beginInstall(rd.snapshotNotice);
   }
 
-  private async apply(entries: readonly LogEntry[]): Promise<void> {
-    const results = await this.sm.applyBatch(entries);
+  /**
+   * Hands committed entries to the state machine without waiting for it. The core counts them as
+   * applied at advance(): it never hands them out again. The driver's own view of what is applied
+   * (answers, reads, waiters, snapshot points) is the state machine's lastApplied(), which moves
+   * only once the batch is done. A failed apply stops the node.
+   */
+  private startApply(entries: readonly LogEntry[]): void {
+    this.appliesInFlight++;
+    // Proposals are answered as soon as their results are computed (the entries are committed:
+    // durable on a majority), without waiting for the state machine's own write.
+    const applied = this.sm.applyBatch(entries, (results) => {
+      if (!this.failed) this.answerProposals(results);
+    });
+    applied.catch(() => undefined); // handled in order below, once the applies before it are done
+    this.applying = this.applying
+      .then(() => applied)
+      .then((results) => {
+        this.appliesInFlight--;
+        if (this.failed) return;
+        this.answer(entries, results);
+        this.releaseReads();
+        this.releaseAppliedWaiters();
+        for (const check of [...this.conditionWaiters]) check();
+        this.schedule();
+      })
+      .catch((err: unknown) => {
+        this.appliesInFlight--;
+        this.fail(err as Error);
+      });
+  }
+
+  private answer(entries: readonly LogEntry[], results: readonly ApplyResult[]): void {
+    this.answerProposals(results);
+    this.settleProposalsAppliedWithoutResult();
+    if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
+    this.hooks.onApplied?.(results);
+  }
+
+  /** Answers the proposals these results are for (each once: answered ones leave the map). */
+  private answerProposals(results: readonly ApplyResult[]): void {
     for (const result of results) {
       const pending = this.proposals.get(result.index);
       if (pending === undefined) continue;
@@ -410,9 +466,6 @@ export class RaftDriver {
         this.hooks.onProposalFailed?.('lost');
       }
     }
-    this.settleProposalsAppliedWithoutResult();
-    if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
-    this.hooks.onApplied?.(results);
   }
 
   /**

@@ -24,8 +24,12 @@ export interface RaftLogStore extends LogReader {
 
 /** The replicated state machine as the driver uses it. */
 export interface ReplicatedStateMachine {
-  /** One atomic batch; returns a result per applied data entry. */
-  applyBatch(entries: readonly LogEntry[]): Promise<ApplyResult[]>;
+  /**
+   * One atomic batch; returns a result per applied data entry. May call `onComputed` with those
+   * results earlier, once they are computed and visible but before the batch is written (the
+   * entries are committed, so a crash only means applying them again, to the same results).
+   */
+  applyBatch(entries: readonly LogEntry[], onComputed?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]>;
   lastApplied(): TermIndex;
   snapshotPoint(): TermIndex;
   /** Records lastApplied as the snapshot point, durably (the log may be purged below it next). */

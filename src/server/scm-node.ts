@@ -675,10 +675,10 @@ function levelDbOf(sm: ScmStateMachine): RootDb {
 /** The state machine, with each applied batch timed for scm_raft_apply_seconds. */
 function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): ReplicatedStateMachine {
   return {
-    applyBatch: async (entries) => {
+    applyBatch: async (entries, onComputed) => {
       const started = performance.now();
       try {
-        return await sm.applyBatch(entries);
+        return await sm.applyBatch(entries, onComputed);
       } finally {
         observe((performance.now() - started) / 1000);
       }

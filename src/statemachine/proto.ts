@@ -22,8 +22,27 @@ function protoRoot(): protobuf.Root {
   return root;
 }
 
+// protobufjs' lookups walk the namespace tree and split the path on every call: they are
+// resolved once per name (every entry applied encodes and decodes through them).
+const types = new Map<string, protobuf.Type>();
+const enums = new Map<string, protobuf.Enum>();
+
 export function protoType(name: string): protobuf.Type {
-  return protoRoot().lookupType(`${PACKAGE}.${name}`);
+  let type = types.get(name);
+  if (type === undefined) {
+    type = protoRoot().lookupType(`${PACKAGE}.${name}`);
+    types.set(name, type);
+  }
+  return type;
+}
+
+function protoEnumOf(name: string): protobuf.Enum {
+  let e = enums.get(name);
+  if (e === undefined) {
+    e = protoRoot().lookupEnum(`${PACKAGE}.${name}`);
+    enums.set(name, e);
+  }
+  return e;
 }
 
 interface EnumNames {
@@ -37,14 +56,14 @@ interface EnumNames {
 const PREFIX: Partial<Record<keyof EnumNames, string>> = { PipelineState: 'PIPELINE_' };
 
 export function enumNumber<E extends keyof EnumNames>(enumName: E, value: EnumNames[E]): number {
-  const number = protoRoot().lookupEnum(`${PACKAGE}.${enumName}`).values[`${PREFIX[enumName] ?? ''}${value}`];
+  const number = protoEnumOf(enumName).values[`${PREFIX[enumName] ?? ''}${value}`];
   if (number === undefined) throw new InvalidArgumentError(`${enumName} has no value ${String(value)}`);
   return number;
 }
 
 /** Maps a decoded enum (protobufjs gives the proto name, or the number when it is unknown) to our name. */
 export function enumValueName<E extends keyof EnumNames>(enumName: E, decoded: unknown, field: string): EnumNames[E] {
-  const protoEnum = protoRoot().lookupEnum(`${PACKAGE}.${enumName}`);
+  const protoEnum = protoEnumOf(enumName);
   const protoName = typeof decoded === 'number' ? protoEnum.valuesById[decoded] : decoded;
   if (typeof protoName !== 'string' || protoEnum.values[protoName] === undefined) {
     throw new InvalidArgumentError(`${field} has unknown ${enumName} value ${String(decoded)}`);

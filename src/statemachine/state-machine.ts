@@ -197,8 +197,14 @@ export class ScmStateMachine implements PipelinePlacementView {
    * lastApplied are skipped; the first new one must be lastApplied+1. Returns one result per newly
    * applied, non-empty data entry. Throws (applying nothing) on a gap, an out-of-order or
    * non-safe-integer position, or a write failure.
+   *
+   * `onComputed` hears the same results once they are computed and visible to queries, just before
+   * the batch's last scm.db write: the Raft driver answers clients from it, as the entries are
+   * committed (durable on a majority) already. A write failure after it still rejects, and the
+   * caller must then stop: the entries stay committed in the Raft log and are applied again, to the
+   * same results, after a restart.
    */
-  applyBatch(entries: readonly LogEntry[]): Promise<ApplyResult[]> {
+  applyBatch(entries: readonly LogEntry[], onComputed?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]> {
     return this.exclusive(async () => {
       this.assertOpen();
       const fresh = this.selectNewEntries(entries);
@@ -219,6 +225,10 @@ export class ScmStateMachine implements PipelinePlacementView {
           // A consistency marker ends the batch it is in: the state right after it is written on
           // its own and hashed, whatever batches the entries arrived in on this replica.
           if (!marker && k < fresh.length - 1) continue;
+          // Every result is known (and visible to queries) before the last write: the caller may
+          // answer with them now. The entries are committed in the Raft log, so a crash before the
+          // write only means they are applied again, deterministically, to the same results.
+          if (k === fresh.length - 1) onComputed?.(results);
           await this.write(entry, config);
           config = undefined;
           if (marker) this.startConsistencyHash(entry.index);

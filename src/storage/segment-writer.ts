@@ -8,7 +8,7 @@
 // never out of step with the file system as seen by the log's synchronous readers.
 
 import { open } from 'node:fs/promises';
-import { renameSync, unlinkSync } from 'node:fs';
+import { renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncPath } from '../durable-fs.js';
 import { SEGMENT_HEADER } from './segment-format.js';
@@ -36,6 +36,14 @@ export interface DiskTimings {
 }
 
 const secondsSince = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
+
+/**
+ * Frames up to this size are written with a synchronous pwrite: copying a few KiB into the page
+ * cache takes microseconds, while an asynchronous write costs a thread-pool round trip (a worker
+ * wake-up, an event-loop wake-up) on every group commit, before its fdatasync can even start. The
+ * fdatasync itself stays asynchronous. Larger writes (catch-up batches) stay asynchronous too.
+ */
+export const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 
 export class SegmentWriter {
   private queue: WriteOp[] = [];
@@ -137,7 +145,8 @@ export class SegmentWriter {
             await writeZeros(handle, end, padTo - end);
             op.file.allocatedSize = padTo;
           }
-          await writeFully(handle, op.bytes, op.offset);
+          if (op.bytes.length <= SYNC_WRITE_MAX_BYTES) writeFullySync(handle.fd, op.bytes, op.offset);
+          else await writeFully(handle, op.bytes, op.offset);
           entries += op.entries;
           if (end > op.file.allocatedSize) op.file.allocatedSize = end;
           dirty.add(op.file);
@@ -223,6 +232,15 @@ async function writeFully(handle: import('node:fs/promises').FileHandle, bytes: 
   let done = 0;
   while (done < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+    done += bytesWritten;
+  }
+}
+
+function writeFullySync(fd: number, bytes: Buffer, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const bytesWritten = writeSync(fd, bytes, done, bytes.length - done, position + done);
     if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
     done += bytesWritten;
   }

@@ -32,6 +32,8 @@ export interface TestNode {
 
 export class TestCluster {
   readonly nodes: TestNode[];
+  /** Extra node options for every node started from now on (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs: string[] = [];
   private constructor(
     readonly dir: string,
     readonly siteXml: string,
@@ -127,7 +129,7 @@ export class TestCluster {
   /** Spawns `scm start` for node k (1-based); output goes to its log file. */
   start(k: number, env: Record<string, string> = {}): TestNode {
     const node = this.node(k);
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
+    const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
       cwd: ROOT,
       env: { ...process.env, SCM_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

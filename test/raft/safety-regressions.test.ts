@@ -272,6 +272,22 @@ test('bug 6: a follower that lost acknowledged entries is probed again, with a w
   });
 });
 
+test('a heartbeat commits only what matches the leader: a follower restored from an older copy holds other entries there', () => {
+  regression('heartbeat-commit-unchecked', () => {
+    // b's restored log ends with a term-1 entry at 3; the leader's entry 3 (term 2) is committed,
+    // and its record of b's match (3) predates the restore.
+    const { raft, log } = solo('b', { logTerms: [1, 1, 1], term: 2, commit: 2, applied: 2 });
+    raft.step({ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 3, commitTerm: 2, readRound: 0, sentTick: 1 });
+    outbox(raft, log);
+    assert.equal(raft.commitIndex, 2, "b committed its own entry 3, which is not the leader's");
+    // Where b's entry has the leader's term, the heartbeat's commit is taken as before.
+    const same = solo('c', { logTerms: [1, 1, 2], term: 2, commit: 2, applied: 2 });
+    same.raft.step({ type: 'heartbeat', from: 'a', to: 'c', term: 2, commit: 3, commitTerm: 2, readRound: 0, sentTick: 1 });
+    outbox(same.raft, same.log);
+    assert.equal(same.raft.commitIndex, 3);
+  });
+});
+
 test('Figure 8 and the follower commit bound (mutants the simulation must catch too)', () => {
   regression('follower-commit-bound', () => {
     const { raft, log } = solo('b', { logTerms: [1, 1, 2, 2], term: 3 });

@@ -451,9 +451,9 @@ export class Simulation {
           log: store,
           // The real state machine; the simulator watches what it is given to apply.
           sm: {
-            applyBatch: (entries) => {
+            applyBatch: (entries, onComputed) => {
               this.recordApplied(n, entries);
-              return sm.applyBatch(entries);
+              return sm.applyBatch(entries, onComputed);
             },
             lastApplied: () => sm.lastApplied(),
             snapshotPoint: () => sm.snapshotPoint(),

@@ -231,3 +231,23 @@ test('corrupt records are refused at open with the table and key named', async (
     await assert.rejects(ScmStateMachine.open(dir), /corrupt pipeline record at pipelines\/p1/);
   });
 });
+
+test('onComputed hears every result of the batch, visible to queries, before the batch is written', async () => {
+  await withTempDir(async (dir) => {
+    const f = new EntryFactory();
+    const sm = await ScmStateMachine.open(dir);
+    try {
+      await sm.applyBatch(basicSetup(f));
+      const before = sm.lastApplied();
+      const entries = [f.allocate('p1'), f.allocate('p1')];
+      let heard: { results: number[]; applied: number; containers: number } | undefined;
+      const results = await sm.applyBatch(entries, (computed) => {
+        heard = { results: computed.map((r) => r.index), applied: sm.lastApplied().index, containers: sm.containerCount() };
+      });
+      assert.deepEqual(heard, { results: results.map((r) => r.index), applied: before.index, containers: 2 });
+      assert.deepEqual(sm.lastApplied(), { term: 1, index: entries[1]!.index });
+    } finally {
+      await sm.close();
+    }
+  });
+});

@@ -339,3 +339,32 @@ test('bad options are rejected with a message naming the option', async () => {
     cleanup();
   }
 });
+
+test('a small append costs one thread-pool trip (its fdatasync): the frames are written synchronously', async () => {
+  const { dir, cleanup } = tempDir('syncwrite');
+  const { open } = await import('node:fs/promises');
+  const probe = await open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => unknown };
+  await probe.close();
+  const original = proto.write;
+  let asyncWrites = 0;
+  proto.write = function (this: unknown, ...args: unknown[]) {
+    asyncWrites++;
+    return original.apply(this, args);
+  };
+  try {
+    const s = RaftStorage.open(dir, { preallocateBytes: 0 });
+    await s.append(range(1, 3, 1));
+    const before = asyncWrites; // the new segment's header
+    await s.append(range(4, 10, 1));
+    await s.append([dataEntry(11, 1)]);
+    assert.equal(asyncWrites - before, 0, 'small appends went through asynchronous writes');
+    await s.close();
+    const reopened = RaftStorage.open(dir, { preallocateBytes: 0 });
+    assertEntries(reopened, range(1, 11, 1));
+    await reopened.close();
+  } finally {
+    proto.write = original;
+    cleanup();
+  }
+});
