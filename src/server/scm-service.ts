@@ -143,15 +143,34 @@ export class ScmService implements ScmApi {
     const cached = this.sm().cachedResult(header.clientId, header.callId);
     if (cached !== undefined) return cached;
     this.gateway.ensureLeader();
+    const command = await this.buildConfirmed(build);
     let data: Uint8Array;
     try {
-      data = encodeCommand(build(this.gateway.now()));
+      data = encodeCommand(command);
     } catch (err) {
       if (err instanceof CommandError) throw toApiError({ code: err.code, message: err.message });
       throw err;
     }
     const result = await this.gateway.submit(data);
     return result.outcome;
+  }
+
+  /**
+   * Builds the command from this leader's state. A refusal from that state (NOT_FOUND,
+   * FAILED_PRECONDITION) is final only once the state holds everything committed before the call:
+   * a new leader may not yet have applied what its predecessor committed (an allocation already
+   * acknowledged), and a deposed one may not know it is. So a refusal waits for a read barrier
+   * (ReadIndex: leadership confirmed, applied up to the commit index) and builds again. A command
+   * built on stale state that passes is harmless: apply checks it again, the same on every node.
+   */
+  private async buildConfirmed(build: (timestamp: number) => ScmCommand): Promise<ScmCommand> {
+    try {
+      return build(this.gateway.now());
+    } catch (err) {
+      if (!(err instanceof NotFoundError) && !(err instanceof FailedPreconditionError)) throw err;
+      await this.gateway.readBarrier('LINEARIZABLE');
+      return build(this.gateway.now());
+    }
   }
 
   private pipelineOf(id: string): Pipeline {

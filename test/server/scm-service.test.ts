@@ -1,0 +1,68 @@
+// The service's refusals from the leader's own state: final only once that state holds everything
+// committed before the call. A new leader that has not yet applied its predecessor's entries (an
+// allocation already acknowledged) must not answer NOT_FOUND for it; the service then waits for a
+// read barrier and looks again. Driven through the real ScmStateMachine and a gateway whose
+// barrier applies what the "predecessor" committed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { ScmService, type ReplicationGateway } from '../../src/server/scm-service.js';
+import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
+import { NotFoundError } from '../../src/errors.js';
+import type { LogEntry } from '../../src/log-entry.js';
+import { basicSetup, EntryFactory, withTempDir } from '../statemachine/helpers.js';
+
+function gatewayFor(sm: ScmStateMachine, f: EntryFactory, committedElsewhere: LogEntry[]): { gateway: ReplicationGateway; barriers: () => number } {
+  let barriers = 0;
+  const unused = (): never => {
+    throw new Error('not used by this test');
+  };
+  const gateway: ReplicationGateway = {
+    ensureLeader: () => undefined,
+    submit: async (data) => {
+      const [result] = await sm.applyBatch([f.raw(data)]);
+      return result!;
+    },
+    readBarrier: async () => {
+      barriers++;
+      // The barrier waits until this node has applied everything committed before it.
+      if (committedElsewhere.length > 0) await sm.applyBatch(committedElsewhere.splice(0));
+    },
+    now: () => 1_700_000_000_000,
+    roles: unused,
+    ownRole: unused,
+    clusterInfo: unused,
+    transferLeadership: unused,
+    compareConsistency: unused,
+    consistencyHash: unused,
+    addScm: unused,
+    removeScm: unused,
+  };
+  return { gateway, barriers: () => barriers };
+}
+
+test('a refusal from a leader that had not applied its predecessor\'s entries is confirmed after a read barrier, and turns out wrong', async () => {
+  await withTempDir(async (dir) => {
+    const sm = await ScmStateMachine.open(join(dir, 'scm.db'));
+    try {
+      const f = new EntryFactory();
+      await sm.applyBatch(basicSetup(f));
+      // The predecessor committed (and acknowledged) container 1; this leader has not applied it yet.
+      const pending = [f.allocate('p1')];
+      const { gateway, barriers } = gatewayFor(sm, f, pending);
+      const service = new ScmService(() => sm, gateway);
+      const updated = await service.updateContainerState({ clientId: 'c', callId: 1, containerId: 1, event: 'FINALIZE' });
+      assert.equal(updated.state, 'CLOSING');
+      assert.equal(barriers(), 1, 'the refusal waited for one barrier');
+
+      // A container that does not exist after the barrier either: NOT_FOUND, as before.
+      await assert.rejects(service.updateContainerState({ clientId: 'c', callId: 2, containerId: 99, event: 'FINALIZE' }), (err: Error) => err instanceof NotFoundError && /container #99 not found/.test(err.message));
+      assert.equal(barriers(), 2);
+      // A call the state allows at once takes no barrier.
+      await service.updateContainerState({ clientId: 'c', callId: 3, containerId: 1, event: 'CLOSE' });
+      assert.equal(barriers(), 2);
+    } finally {
+      await sm.close();
+    }
+  });
+});
