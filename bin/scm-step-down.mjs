@@ -8,8 +8,9 @@
 //
 // It reads GET /status on this node's HTTP port (default 127.0.0.1:9876), or on its HTTPS port when
 // ozone.http.policy is HTTPS_ONLY (--https, the cluster CA in --ca; the certificate must name
-// --servername, default the host, which for a pod is its own DNS name, not 127.0.0.1): role, nodeId
-// and the members with their matchIndex. When the role is LEADER, it runs
+// --servername, else $SCM_HTTPS_SERVERNAME, else the host; for a pod, its own DNS name, as
+// Kubernetes does not expand $(VAR) in a hook's command): role, nodeId and the members with their
+// matchIndex. When the role is LEADER, it runs
 // `scm admin scm transfer --scm ADDRESSES --new-leader-id ID --timeout SECONDS` for the other voter
 // that has replicated the most; ADDRESSES are --scm, else $SCM_CLIENT_ADDRESSES, else 127.0.0.1:9860.
 // Exit status 0: not the leader, no other voter, the node does not answer (nothing to hand over), or
@@ -115,7 +116,8 @@ if (values.https !== undefined) {
   } catch (err) {
     usage(`--ca: ${err.message}`);
   }
-  tls = { ca, ...(values.servername !== undefined ? { servername: values.servername } : {}) };
+  const servername = values.servername ?? process.env.SCM_HTTPS_SERVERNAME;
+  tls = { ca, ...(servername !== undefined && servername !== '' ? { servername } : {}) };
 }
 const statusAddress = values.https ?? values.http ?? '127.0.0.1:9876';
 const where = `${tls === undefined ? 'http' : 'https'}://${statusAddress}`;

@@ -134,6 +134,11 @@ test('step-down over HTTPS (ozone.http.policy HTTPS_ONLY): the CA and the pod DN
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(ok.calls, ['admin scm transfer --scm 127.0.0.1:9860 --new-leader-id scm-1 --timeout 20']);
 
+    // The hook's command is not expanded by Kubernetes: the server name may come from the environment.
+    const fromEnv = await stepDown(leader, { https: https(['--ca', certs.ca.cert]), env: { SCM_HTTPS_SERVERNAME: 'scm-0.scm.ns.svc' } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal(fromEnv.calls.length, 1);
+
     const follower = await stepDown(status('follower', []), { https: https(['--ca', certs.ca.cert, '--servername', 'scm-0.scm.ns.svc']) });
     assert.equal(follower.code, 0, follower.stderr);
     assert.match(follower.stdout, /scm-0 is FOLLOWER/);
