@@ -6,7 +6,8 @@
 // stable DNS name under the headless Service, <node>.<service>.NS.svc (the address the manifests
 // configure), and the same with the cluster domain, and nothing else. admin.crt is the
 // administrator (list `admin` in ozone.administrators), client.crt a certificate that is not one. An
-// existing CA is kept, and so is an existing certificate, but only if it names what was asked for.
+// existing CA is kept, and so are existing certificates; one that does not name the hosts asked for
+// (made for another namespace, say) is an error naming the file to remove, never passed off as new.
 // For anything that lasts, use your organisation's CA: README, "Security", says what a certificate
 // must name.
 import { X509Certificate } from 'node:crypto';
