@@ -1,6 +1,7 @@
 // Offline checks of the Kubernetes manifests in deploy/kubernetes/ and of its secure variant in
-// deploy/kubernetes/secure/, for the tests (there is no cluster here). Three layers, each returning a list of problems (empty when all is well), so a test
-// can show that a broken copy of the manifests is caught:
+// deploy/kubernetes/secure/, for the tests (there is no cluster here). Three layers, each returning
+// a list of problems (empty when all is well), so a test can show that a broken copy of the
+// manifests is caught:
 //  - schemaProblems: every object against the OpenAPI schema of its kind, Kubernetes v1.33.0, as
 //    compiled into the pinned kubernetes-models package (types, formats, enums, required fields);
 //  - strictFieldProblems: no field the schema does not declare. OpenAPI v2 schemas allow unknown
@@ -393,7 +394,7 @@ function tlsProblems(
     }
   }
   if (security.administrators.length === 0) add('ozone.administrators is empty: nobody may transfer leadership, the preStop hook included');
-  return problems;
+  return [...new Set(problems)];
 }
 
 /** Everything about one StatefulSet of SCMs that must agree with the other objects and the node. */
