@@ -3,30 +3,44 @@
 // stopping it costs the quorum no election timeout. Kubernetes runs it as the preStop hook of the
 // SCM container (deploy/kubernetes/statefulset.yaml); it serves as well by hand before maintenance.
 //
-//   node bin/scm-step-down.mjs [--http HOST:PORT] [--scm HOST:PORT[,…]] [--timeout SECONDS]
+//   node bin/scm-step-down.mjs [--http HOST:PORT | --https HOST:PORT --ca FILE [--servername NAME]]
+//                              [--scm HOST:PORT[,…]] [--timeout SECONDS]
 //
-// It reads GET /status on this node's HTTP port (default 127.0.0.1:9876): role, nodeId and the
-// members with their matchIndex. When the role is LEADER, it runs
+// It reads GET /status on this node's HTTP port (default 127.0.0.1:9876), or on its HTTPS port when
+// ozone.http.policy is HTTPS_ONLY (--https, the cluster CA in --ca; the certificate must name
+// --servername, else $SCM_HTTPS_SERVERNAME, else the host; for a pod, its own DNS name, as
+// Kubernetes does not expand $(VAR) in a hook's command): role, nodeId and the members with their
+// matchIndex. When the role is LEADER, it runs
 // `scm admin scm transfer --scm ADDRESSES --new-leader-id ID --timeout SECONDS` for the other voter
 // that has replicated the most; ADDRESSES are --scm, else $SCM_CLIENT_ADDRESSES, else 127.0.0.1:9860.
 // Exit status 0: not the leader, no other voter, the node does not answer (nothing to hand over), or
-// the transfer succeeded. 1: the transfer failed; Kubernetes then records a FailedPreStopHook event
-// and stops the pod anyway, and the other voters elect a leader after the election timeout.
+// the transfer succeeded. 1: the transfer failed, or the HTTPS endpoint's certificate did not pass
+// (a misconfiguration, never taken for "nothing to hand over"); Kubernetes then records a
+// FailedPreStopHook event and stops the pod anyway, and the other voters elect a leader after the
+// election timeout. The transfer itself is `scm admin`, which takes TLS and the administrator
+// identity from the OZONE-SITE.XML_ variables it inherits (ozone.scm.client.x509.*).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { get as getHttps } from 'node:https';
 import { parseArgs } from 'node:util';
 
 const STATUS_TIMEOUT_MS = 2_000;
 
 function usage(message) {
-  process.stderr.write(`scm-step-down: ${message}\nusage: scm-step-down.mjs [--http HOST:PORT] [--scm HOST:PORT[,...]] [--timeout SECONDS]\n`);
+  process.stderr.write(
+    `scm-step-down: ${message}\nusage: scm-step-down.mjs [--http HOST:PORT | --https HOST:PORT --ca FILE [--servername NAME]] [--scm HOST:PORT[,...]] [--timeout SECONDS]\n`,
+  );
   process.exit(2);
 }
 
-/** GET http://<http>/status as JSON; rejects on a connection error, a non-200 answer or a timeout. */
-function readStatus(http) {
+/**
+ * GET http(s)://<address>/status as JSON; rejects on a connection error, a certificate that does not
+ * pass, a non-200 answer or a timeout. `tls`: { ca, servername } for HTTPS.
+ */
+function readStatus(address, tls) {
   return new Promise((resolve, reject) => {
-    const request = get(`http://${http}/status`, { timeout: STATUS_TIMEOUT_MS }, (response) => {
+    const onResponse = (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
       response.on('error', reject);
@@ -38,7 +52,11 @@ function readStatus(http) {
           reject(new Error(`not JSON: ${err.message}`));
         }
       });
-    });
+    };
+    const request =
+      tls === undefined
+        ? get(`http://${address}/status`, { timeout: STATUS_TIMEOUT_MS }, onResponse)
+        : getHttps(`https://${address}/status`, { timeout: STATUS_TIMEOUT_MS, ...tls }, onResponse);
     request.on('timeout', () => request.destroy(new Error(`no answer within ${STATUS_TIMEOUT_MS} ms`)));
     request.on('error', reject);
   });
@@ -71,7 +89,10 @@ let values;
 try {
   ({ values } = parseArgs({
     options: {
-      http: { type: 'string', default: '127.0.0.1:9876' },
+      http: { type: 'string' },
+      https: { type: 'string' },
+      ca: { type: 'string' },
+      servername: { type: 'string' },
       scm: { type: 'string' },
       timeout: { type: 'string', default: '20' },
     },
@@ -84,12 +105,36 @@ try {
 const timeoutSeconds = Number(values.timeout);
 if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) usage(`--timeout must be a whole number of seconds, got ${JSON.stringify(values.timeout)}`);
 const addresses = values.scm ?? process.env.SCM_CLIENT_ADDRESSES ?? '127.0.0.1:9860';
+if (values.http !== undefined && values.https !== undefined) usage('give --http or --https, not both');
+if (values.https === undefined && (values.ca !== undefined || values.servername !== undefined)) usage('--ca and --servername go with --https');
+let tls;
+if (values.https !== undefined) {
+  if (values.ca === undefined) usage('--https needs --ca FILE, the cluster CA that signed the node\'s certificate');
+  let ca;
+  try {
+    ca = readFileSync(values.ca);
+  } catch (err) {
+    usage(`--ca: ${err.message}`);
+  }
+  const servername = values.servername ?? process.env.SCM_HTTPS_SERVERNAME;
+  tls = { ca, ...(servername !== undefined && servername !== '' ? { servername } : {}) };
+}
+const statusAddress = values.https ?? values.http ?? '127.0.0.1:9876';
+const where = `${tls === undefined ? 'http' : 'https'}://${statusAddress}`;
+
+/** Errors of the TLS handshake's checks: a wrong CA, name or date is a misconfiguration to report. */
+const isCertificateError = (err) =>
+  typeof err.code === 'string' && (/^ERR_TLS_|^ERR_SSL_/.test(err.code) || /CERT|_SIGNATURE|ISSUER|SELF_SIGNED/.test(err.code));
 
 let status;
 try {
-  status = await readStatus(values.http);
+  status = await readStatus(statusAddress, tls);
 } catch (err) {
-  process.stdout.write(`scm-step-down: no status from ${values.http} (${err.message}): nothing to hand over\n`);
+  if (tls !== undefined && isCertificateError(err)) {
+    process.stderr.write(`scm-step-down: ${where}: the node's certificate did not pass (${err.code}: ${err.message}); cannot tell whether this node leads\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`scm-step-down: no status from ${where} (${err.message}): nothing to hand over\n`);
   process.exit(0);
 }
 if (status.role !== 'LEADER') {

@@ -1,6 +1,7 @@
-// Offline checks of the Kubernetes manifests in deploy/kubernetes/, for the tests (there is no
-// cluster here). Three layers, each returning a list of problems (empty when all is well), so a test
-// can show that a broken copy of the manifests is caught:
+// Offline checks of the Kubernetes manifests in deploy/kubernetes/ and of its secure variant in
+// deploy/kubernetes/secure/, for the tests (there is no cluster here). Three layers, each returning
+// a list of problems (empty when all is well), so a test can show that a broken copy of the
+// manifests is caught:
 //  - schemaProblems: every object against the OpenAPI schema of its kind, Kubernetes v1.33.0, as
 //    compiled into the pinned kubernetes-models package (types, formats, enums, required fields);
 //  - strictFieldProblems: no field the schema does not declare. OpenAPI v2 schemas allow unknown
@@ -10,8 +11,11 @@
 //  - crossReferenceProblems: what no schema can see. Names are ones the API server accepts (env
 //    variables, ConfigMap keys, port names); selectors match the pod labels; mounts match claims;
 //    named ports and probes match what each pod's configuration makes the node listen on; every
-//    OZONE-SITE.XML_ key is one the node knows and uses (the node's own config key table); and each
-//    pod's environment, computed as the kubelet does, loads into the config of that very pod.
+//    OZONE-SITE.XML_ key is one the node knows and uses (the node's own config key table); each
+//    pod's environment, computed as the kubelet does, loads into the config of that very pod; and
+//    with TLS, every certificate and key file it names is an item of a read-only Secret volume (the
+//    pod's own certificate for each pod), and probes, the preStop hook and the Prometheus
+//    annotations use HTTPS on the HTTPS port.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import ts from 'typescript';
@@ -21,11 +25,15 @@ import { StatefulSet, type IStatefulSet } from 'kubernetes-models/apps/v1/Statef
 import { PodDisruptionBudget, type IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { loadConfig, requireSelf, type ScmConfig } from '../../src/server/config.js';
 import { findKeySpec } from '../../src/server/config-keys.js';
 import { dockerfileInstructions, ENV_PREFIX, ROOT, yamlDocuments } from './deploy-files.js';
 
 export const K8S_DIR = join(ROOT, 'deploy/kubernetes');
+/** The secure variant: a complete set of manifests, applied instead of K8S_DIR's. */
+export const K8S_SECURE_DIR = join(K8S_DIR, 'secure');
 /** The Kubernetes version whose OpenAPI schemas kubernetes-models 4.5.1 carries (its changelog). */
 export const KUBERNETES_SCHEMA_VERSION = 'v1.33.0';
 
@@ -163,6 +171,7 @@ export const OTHER_ENV = new Set([
   'SCM_CLIENT_ADDRESSES', // every SCM's client address, for `scm admin` in the start script and the preStop hook
   'NODE_OPTIONS', // the V8 heap limit
   'SCM_LOG_LEVEL', // the node's log level (as docker-compose.yml)
+  'SCM_HTTPS_SERVERNAME', // with HTTPS: the pod's DNS name, which the preStop hook checks its certificate for
 ]);
 
 /** Kubernetes' $(VAR) expansion of env values, command and args: `$$` is a literal `$`, unknown names stay as written. */
@@ -263,14 +272,34 @@ export function parseQuantity(value: string | number | undefined): number {
   return Number(match[1]) * scale;
 }
 
-function probeProblems(what: string, probe: IProbe | undefined, path: string, port: number, ports: Map<string, number>): string[] {
+/** Where the node serves /healthz, /readyz, /status and /prom: HTTP, or HTTPS with ozone.http.policy HTTPS_ONLY. */
+interface WebEndpoint {
+  readonly scheme: 'HTTP' | 'HTTPS';
+  readonly portName: 'http' | 'https';
+  readonly port: number;
+}
+
+function probeProblems(what: string, probe: IProbe | undefined, path: string, web: WebEndpoint, ports: Map<string, number>): string[] {
   const get = probe?.httpGet;
   if (get === undefined) return [`${what}: expected an httpGet probe on ${path}`];
   const problems: string[] = [];
   if (get.path !== path) problems.push(`${what}: probes ${String(get.path)}, expected ${path}`);
   const probed = typeof get.port === 'number' ? get.port : ports.get(get.port);
-  if (probed !== port) problems.push(`${what}: probes port ${String(get.port)}, but the node serves HTTP on ${port}`);
+  if (probed !== web.port) problems.push(`${what}: probes port ${String(get.port)}, but the node serves ${web.scheme} on ${web.port}`);
+  if ((get.scheme ?? 'HTTP') !== web.scheme) problems.push(`${what}: probes with scheme ${get.scheme ?? 'HTTP'}, but the node serves ${web.scheme} on ${web.port}`);
   return problems;
+}
+
+/** The Secret volume item a file path is, through a mount of the container: undefined when it is none. */
+function secretItemOf(path: string, mounts: readonly IVolumeMount[], volumes: readonly IVolume[]): { volume: IVolume; mount: IVolumeMount; key: string } | undefined {
+  for (const mount of mounts) {
+    const dir = mount.mountPath.replace(/\/$/, '');
+    if (posix.dirname(path) !== dir) continue;
+    const volume = volumes.find((v) => v.name === mount.name);
+    const item = volume?.secret?.items?.find((i) => i.path === posix.basename(path));
+    if (volume !== undefined && item !== undefined) return { volume, mount, key: item.key };
+  }
+  return undefined;
 }
 
 /** The uid and gid the Dockerfile's runtime user gets (`useradd --uid N --gid NAME`, `groupadd --gid N`). */
@@ -293,6 +322,80 @@ function imageBinDir(): string | undefined {
 }
 
 const NAMESPACE = 'scm-test';
+
+function webEndpoint(config: ScmConfig): WebEndpoint {
+  const self = requireSelf(config);
+  return config.security.httpPolicy === 'HTTPS_ONLY' ? { scheme: 'HTTPS', portName: 'https', port: self.httpsPort } : { scheme: 'HTTP', portName: 'http', port: self.httpPort };
+}
+
+/**
+ * With TLS on, for pod `pod`: every file its configuration names (the CA, its certificate and key,
+ * the client identity the pod's `scm admin` calls present) is an item of a Secret volume mounted
+ * read-only, readable by the image's group and no one else; its own certificate and key are the
+ * Secret's `<pod>.crt` and `<pod>.key`; and the preStop hook's server name is its own address.
+ * With TLS off, no Secret is mounted for nothing.
+ */
+function tlsProblems(
+  where: string,
+  pod: string,
+  config: ScmConfig,
+  env: Record<string, string>,
+  mounts: readonly IVolumeMount[],
+  volumes: readonly IVolume[],
+): string[] {
+  const problems: string[] = [];
+  const add = (text: string): void => void problems.push(`${where}: pod ${pod}: ${text}`);
+  const security = config.security;
+  const secretVolumes = volumes.filter((v) => v.secret !== undefined);
+  if (!security.enabled) {
+    for (const v of secretVolumes) add(`Secret volume ${v.name} is mounted, but the node runs in plaintext (ozone.security.enabled, hdds.grpc.tls.enabled)`);
+    if (env['SCM_HTTPS_SERVERNAME'] !== undefined) add('SCM_HTTPS_SERVERNAME is set, but the node serves no HTTPS');
+    return problems;
+  }
+  const tls = security.tls;
+  if (tls === null) return [...problems, `${where}: pod ${pod}: TLS is on but the node has no certificate files`];
+  if (security.clientTls === null) add('no client identity (ozone.scm.client.x509.*): the start script and the preStop hook call `scm admin`, which must present one');
+  else if (security.clientTls.caFile !== tls.caFile) add(`the client identity trusts ${security.clientTls.caFile}, the node ${tls.caFile}`);
+  const files: [string, string][] = [
+    ['hdds.x509.rootca.certificate.file', tls.caFile],
+    ['ozone.scm.x509.certificate.file', tls.certFile],
+    ['ozone.scm.x509.private.key.file', tls.keyFile],
+    ...(security.clientTls === null
+      ? []
+      : ([
+          ['ozone.scm.client.x509.certificate.file', security.clientTls.certFile],
+          ['ozone.scm.client.x509.private.key.file', security.clientTls.keyFile],
+        ] as [string, string][])),
+  ];
+  const keys = new Map<string, string>();
+  for (const [key, file] of files) {
+    const item = secretItemOf(file, mounts, volumes);
+    if (item === undefined) {
+      add(`${key} is ${file}, which is no item of a Secret volume mounted in the container`);
+      continue;
+    }
+    keys.set(key, item.key);
+    if (item.mount.readOnly !== true) add(`the Secret volume ${item.volume.name} must be mounted readOnly`);
+    // Owned by root, readable through the image's group (fsGroup): group read, nothing for others.
+    const items = item.volume.secret?.items ?? [];
+    const mode = items.find((i) => i.key === item.key)?.mode ?? item.volume.secret?.defaultMode ?? 0o644;
+    if ((mode & 0o040) === 0 || (mode & 0o007) !== 0) add(`${file} has mode 0${mode.toString(8)}: it must be readable by the group (fsGroup) and by no one else`);
+  }
+  const own = (suffix: string, key: string): void => {
+    const got = keys.get(key);
+    if (got !== undefined && got !== `${pod}.${suffix}`) add(`${key} is the Secret's ${got}, not this pod's own ${pod}.${suffix}`);
+  };
+  own('crt', 'ozone.scm.x509.certificate.file');
+  own('key', 'ozone.scm.x509.private.key.file');
+  if (security.httpPolicy === 'HTTPS_ONLY') {
+    const self = requireSelf(config);
+    if (env['SCM_HTTPS_SERVERNAME'] !== self.host) {
+      add(`SCM_HTTPS_SERVERNAME is ${String(env['SCM_HTTPS_SERVERNAME'])}, but the pod's certificate names its address ${self.host} (the preStop hook checks it for that name)`);
+    }
+  }
+  if (security.administrators.length === 0) add('ozone.administrators is empty: nobody may transfer leadership, the preStop hook included');
+  return [...new Set(problems)];
+}
 
 /** Everything about one StatefulSet of SCMs that must agree with the other objects and the node. */
 function statefulSetProblems(manifests: readonly Manifest[], m: Manifest): string[] {
@@ -405,29 +508,37 @@ function statefulSetProblems(manifests: readonly Manifest[], m: Manifest): strin
       if (peer.host !== dns) add(`pod ${pod}: node ${peer.nodeId} is addressed as ${peer.host}, not by its pod DNS name ${dns}`);
     }
     if (config.primordialNodeId === null) add('ozone.scm.primordial.node.id is not set: no pod would initialise the cluster');
+    const web = webEndpoint(config);
     const wanted: [string, number][] = [
       ['client', self.clientPort],
       ['ratis', self.ratisPort],
       ['grpc', self.grpcPort],
-      ['http', self.httpPort],
+      [web.portName, web.port],
     ];
     for (const [portName, port] of wanted) {
       if (containerPorts.get(portName) !== port) add(`pod ${pod}: container port ${portName} is ${String(containerPorts.get(portName))}, the node listens on ${port}`);
     }
     if (containerPorts.size !== wanted.length) add(`container declares ports ${[...containerPorts.keys()].join(', ')}; expected exactly ${wanted.map(([n]) => n).join(', ')}`);
-    if (self.httpHost !== '0.0.0.0' || config.clientBindHost !== '0.0.0.0') add(`pod ${pod}: the HTTP and client servers must bind 0.0.0.0 for probes, scrapes and peers`);
+    if ((web.scheme === 'HTTP' ? self.httpHost : self.httpsHost) !== '0.0.0.0' || config.clientBindHost !== '0.0.0.0') {
+      add(`pod ${pod}: the ${web.scheme} and client servers must bind 0.0.0.0 for probes, scrapes and peers`);
+    }
+    if (config.security.httpPolicy === 'HTTP_AND_HTTPS') add(`pod ${pod}: ozone.http.policy HTTP_AND_HTTPS serves /status and metrics in plaintext beside HTTPS; use HTTPS_ONLY`);
+    problems.push(...tlsProblems(where, pod, config, env, mounts, podSpec.volumes ?? []));
     if (!onClaim(config.dbDir)) add(`pod ${pod}: ozone.scm.db.dirs ${config.dbDir} is not on a PersistentVolumeClaim (mounted: ${claimMounts.join(', ') || 'none'})`);
     if (!onClaim(config.ratisDir)) add(`pod ${pod}: the Raft log dir ${config.ratisDir} is not on a PersistentVolumeClaim (mounted: ${claimMounts.join(', ') || 'none'})`);
     const addresses = config.peers.map((p) => p.clientAddress).join(',');
     if (env['SCM_CLIENT_ADDRESSES'] !== addresses) add(`pod ${pod}: SCM_CLIENT_ADDRESSES is ${String(env['SCM_CLIENT_ADDRESSES'])}, the configured client addresses are ${addresses}`);
   }
   if (first === undefined) return problems;
-  const self0 = requireSelf(first);
+  const web = webEndpoint(first);
+
+  // Every pod volume is mounted (a Secret volume nobody reads is a Secret the pods wait for in vain).
+  for (const volume of volumes) if (!mounts.some((v) => v.name === volume)) add(`volume ${volume} is not mounted`);
 
   // Probes, the preStop hook and the grace period for it.
-  problems.push(...probeProblems(`${where}: readinessProbe`, container.readinessProbe, '/readyz', self0.httpPort, containerPorts));
-  problems.push(...probeProblems(`${where}: livenessProbe`, container.livenessProbe, '/healthz', self0.httpPort, containerPorts));
-  problems.push(...probeProblems(`${where}: startupProbe`, container.startupProbe, '/healthz', self0.httpPort, containerPorts));
+  problems.push(...probeProblems(`${where}: readinessProbe`, container.readinessProbe, '/readyz', web, containerPorts));
+  problems.push(...probeProblems(`${where}: livenessProbe`, container.livenessProbe, '/healthz', web, containerPorts));
+  problems.push(...probeProblems(`${where}: startupProbe`, container.startupProbe, '/healthz', web, containerPorts));
   const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
   const binDir = imageBinDir();
   const script = preStop[1] ?? '';
@@ -438,7 +549,14 @@ function statefulSetProblems(manifests: readonly Manifest[], m: Manifest): strin
     const i = preStop.indexOf(flag);
     return i < 0 ? undefined : preStop[i + 1];
   };
-  if (option('--http') !== `127.0.0.1:${self0.httpPort}`) add(`preStop --http is ${String(option('--http'))}, the node serves HTTP on 127.0.0.1:${self0.httpPort}`);
+  if (web.scheme === 'HTTP') {
+    if (option('--http') !== `127.0.0.1:${web.port}` || option('--https') !== undefined) add(`preStop --http is ${String(option('--http'))}, the node serves HTTP on 127.0.0.1:${web.port}`);
+  } else {
+    if (option('--https') !== `127.0.0.1:${web.port}` || option('--http') !== undefined) add(`preStop --https is ${String(option('--https'))}, the node serves HTTPS on 127.0.0.1:${web.port}`);
+    const caFile = first.security.tls?.caFile;
+    if (option('--ca') !== caFile) add(`preStop --ca is ${String(option('--ca'))}, the cluster CA is ${String(caFile)} (${'hdds.x509.rootca.certificate.file'})`);
+    if (option('--servername') !== undefined) add('preStop --servername is the same for every pod; leave it to SCM_HTTPS_SERVERNAME, set per pod');
+  }
   const transferSeconds = Number(option('--timeout') ?? 20);
   // /status (2 s) and the transfer, then SIGTERM: at least 30 s for the node's orderly stop.
   const needed = 2 + transferSeconds + 30;
@@ -457,10 +575,16 @@ function statefulSetProblems(manifests: readonly Manifest[], m: Manifest): strin
     add('container securityContext must forbid privilege escalation, drop ALL capabilities and mount the root filesystem read-only');
   }
 
-  // Prometheus annotations point at the metrics endpoint.
+  // Prometheus annotations point at the metrics endpoint, with its scheme.
   const annotations = spec.template.metadata?.annotations ?? {};
-  if (annotations['prometheus.io/scrape'] !== 'true' || annotations['prometheus.io/path'] !== '/prom' || annotations['prometheus.io/port'] !== String(self0.httpPort)) {
-    add(`pod annotations must say prometheus.io/scrape "true", path /prom, port ${self0.httpPort}; got ${JSON.stringify(annotations)}`);
+  const scheme = annotations['prometheus.io/scheme'] ?? 'http';
+  if (
+    annotations['prometheus.io/scrape'] !== 'true' ||
+    annotations['prometheus.io/path'] !== '/prom' ||
+    annotations['prometheus.io/port'] !== String(web.port) ||
+    scheme !== web.scheme.toLowerCase()
+  ) {
+    add(`pod annotations must say prometheus.io/scrape "true", path /prom, port ${web.port}, scheme ${web.scheme.toLowerCase()}; got ${JSON.stringify(annotations)}`);
   }
 
   // Resources: requests within limits, and a V8 heap cap that fits the memory limit.

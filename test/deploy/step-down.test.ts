@@ -4,12 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { statusDocument, type NodeStatus } from '../../src/metrics/http-server.js';
+import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { ROOT } from './deploy-files.js';
 import { calls, stubScm } from './stub-scm.js';
 
@@ -30,13 +32,16 @@ function status(role: NodeStatus['role'], peers: NodeStatus['peers']): NodeStatu
 
 const peer = (id: string, voter: boolean, matchIndex: number | null) => ({ id, address: `${id}:9894`, voter, matchIndex, lastContactSeconds: matchIndex === null ? null : 0.1, reachable: matchIndex === null ? null : true });
 
-/** Serves `answer` at /status; runs the step-down script against it with a stand-in `scm`. */
+/**
+ * Serves `answer` at /status (over HTTPS with `https`'s certificate, the script then given
+ * `--https` and https.args); runs the step-down script against it with a stand-in `scm`.
+ */
 async function stepDown(
   answer: NodeStatus | number | 'nothing listening',
-  options: { args?: string[]; adminExit?: number; env?: Record<string, string> } = {},
+  options: { args?: string[]; adminExit?: number; env?: Record<string, string>; https?: { cert: Buffer; key: Buffer; args: string[] } } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string; calls: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'scm-step-down-'));
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     if (typeof answer !== 'object' || req.url !== '/status') {
       res.writeHead(typeof answer === 'number' ? answer : 404);
       res.end();
@@ -44,7 +49,8 @@ async function stepDown(
     }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(statusDocument(answer)));
-  });
+  };
+  const server = options.https === undefined ? createServer(handler) : createHttpsServer({ cert: options.https.cert, key: options.https.key }, handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   if (answer === 'nothing listening') await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -53,7 +59,8 @@ async function stepDown(
     const log = join(dir, 'calls.log');
     // Asynchronous spawn: the stand-in /status is served by this very event loop.
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [STEP_DOWN, '--http', `127.0.0.1:${port}`, ...(options.args ?? [])], {
+      const endpoint = options.https === undefined ? ['--http', `127.0.0.1:${port}`] : ['--https', `127.0.0.1:${port}`, ...options.https.args];
+      const child = spawn(process.execPath, [STEP_DOWN, ...endpoint, ...(options.args ?? [])], {
         env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, STUB_LOG: log, STUB_ADMIN_EXIT: String(options.adminExit ?? 0), ...options.env },
       });
       let stdout = '';
@@ -111,4 +118,52 @@ test('step-down: a failed transfer exits 1 (Kubernetes records the failed hook),
   assert.match(bad.stderr, /--timeout must be a whole number of seconds/);
   const unknown = await stepDown(status('leader', []), { args: ['--leader', 'x'] });
   assert.equal(unknown.code, 2);
+});
+
+test('step-down over HTTPS (ozone.http.policy HTTPS_ONLY): the CA and the pod DNS name as server name; a certificate that does not pass is an error, not "nothing to hand over"', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scm-step-down-tls-'));
+  try {
+    // As a Kubernetes pod's certificate: it names the pod's DNS name, not 127.0.0.1, where the hook dials.
+    const certs = await ensureLocalCertificates({ dir, serviceId: 'scmservice', nodeIds: ['scm-0'], hosts: () => ['scm-0.scm.ns.svc'] });
+    const node = certs.nodes.get('scm-0');
+    assert.ok(node);
+    const https = (args: string[]) => ({ cert: readFileSync(node.cert), key: readFileSync(node.key), args });
+    const leader = status('leader', [peer('scm-0', true, 9), peer('scm-1', true, 9)]);
+
+    const ok = await stepDown(leader, { https: https(['--ca', certs.ca.cert, '--servername', 'scm-0.scm.ns.svc']) });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.deepEqual(ok.calls, ['admin scm transfer --scm 127.0.0.1:9860 --new-leader-id scm-1 --timeout 20']);
+
+    // The hook's command is not expanded by Kubernetes: the server name may come from the environment.
+    const fromEnv = await stepDown(leader, { https: https(['--ca', certs.ca.cert]), env: { SCM_HTTPS_SERVERNAME: 'scm-0.scm.ns.svc' } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal(fromEnv.calls.length, 1);
+
+    const follower = await stepDown(status('follower', []), { https: https(['--ca', certs.ca.cert, '--servername', 'scm-0.scm.ns.svc']) });
+    assert.equal(follower.code, 0, follower.stderr);
+    assert.match(follower.stdout, /scm-0 is FOLLOWER/);
+
+    const wrongName = await stepDown(leader, { https: https(['--ca', certs.ca.cert, '--servername', 'scm-1.scm.ns.svc']) });
+    assert.equal(wrongName.code, 1);
+    assert.match(wrongName.stderr, /https:\/\/127\.0\.0\.1:\d+: the node's certificate did not pass \(ERR_TLS_CERT_ALTNAME_INVALID/);
+    assert.deepEqual(wrongName.calls, []);
+
+    const byAddress = await stepDown(leader, { https: https(['--ca', certs.ca.cert]) });
+    assert.equal(byAddress.code, 1, 'the certificate does not name 127.0.0.1');
+    assert.match(byAddress.stderr, /did not pass/);
+
+    const otherCa = await ensureLocalCertificates({ dir: join(dir, 'other'), serviceId: 'scmservice', nodeIds: [], hosts: () => [] });
+    const wrongCa = await stepDown(leader, { https: https(['--ca', otherCa.ca.cert, '--servername', 'scm-0.scm.ns.svc']) });
+    assert.equal(wrongCa.code, 1);
+    assert.match(wrongCa.stderr, /did not pass/);
+
+    const noCa = await stepDown(leader, { https: https([]) });
+    assert.equal(noCa.code, 2);
+    assert.match(noCa.stderr, /--https needs --ca FILE/);
+    const both = await stepDown(leader, { https: https(['--ca', certs.ca.cert, '--http', '127.0.0.1:1']) });
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /give --http or --https, not both/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
