@@ -30,6 +30,8 @@ test('chaos: every fault kind once on real processes; the history is linearizabl
   assert.match(crash?.detail ?? '', /killed at the failpoint/, `the follower died in the middle of its install\n${context}`);
   const isolated = report.faults.find((f) => f.kind === 'isolate-until-snapshot');
   assert.match(isolated?.detail ?? '', /installed a snapshot/, `the isolated follower caught up by installing a snapshot\n${context}`);
+  const full = report.faults.find((f) => f.kind === 'disk-full');
+  assert.match(full?.detail ?? '', /the node stopped \(exit code 1\), naming ENOSPC/, `a node whose disk is full stops and says why\n${context}`);
   assert.ok(report.history.some((e) => e.call.kind === 'allocate' && e.outcome.type === 'ok'), 'the workload got allocations through');
   if (report.chain !== undefined) assert.equal(chainExists(report.chain), false, `the run removed its iptables chain ${report.chain}`);
 });

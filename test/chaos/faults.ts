@@ -33,6 +33,8 @@ export interface FaultContext {
 }
 
 const INSTALLED = /snapshot installed/g;
+/** The follower's log line when it starts downloading a checkpoint from the leader. */
+const INSTALL_STARTED = /"event":"snapshot_download_started"/g;
 /** The node `scm init` creates; it cannot be bootstrapped again (remove-readd picks another). */
 const PRIMORDIAL = 1;
 
@@ -49,6 +51,10 @@ export class FaultInjector {
 
   private installsOf(k: number): number {
     return this.cluster.cluster.output(k).match(INSTALLED)?.length ?? 0;
+  }
+
+  private installStartsOf(k: number): number {
+    return this.cluster.cluster.output(k).match(INSTALL_STARTED)?.length ?? 0;
   }
 
   private async leaderNow(boundMs = 30_000): Promise<number> {
@@ -172,8 +178,12 @@ export class FaultInjector {
         break;
       }
       case 'isolate-until-snapshot': {
+        // Cut a follower off until the leader purged past it, heal, and once its download has
+        // begun, pause (even pick) or kill -9 (odd pick) the leader it downloads from: the follower
+        // must give up on it and install from the next leader.
         record.target = name(follower);
         const before = this.installsOf(follower);
+        const startedBefore = this.installStartsOf(follower);
         const { commit } = await this.appliedOf(leader);
         this.isolate(follower);
         const isolatedAt = Date.now();
@@ -182,8 +192,19 @@ export class FaultInjector {
         await sleep(Math.max(0, isolatedAt + step.holdMs - Date.now()));
         this.reconnect(follower);
         record.healedAt = this.ctx.clock();
+        const downloading = await this.waitFor(() => this.installStartsOf(follower) > startedBefore, 30_000, 25);
+        let leaderFault = 'no download seen';
+        if (downloading && this.installsOf(follower) === before) {
+          const pause = step.pick % 2 === 0;
+          if (pause) this.cluster.pause(leader);
+          else await this.cluster.kill(leader, 'SIGKILL');
+          await sleep(3_000);
+          if (pause) this.cluster.resume(leader);
+          else this.cluster.start(leader);
+          leaderFault = `leader ${pause ? 'paused 3 s' : 'killed and restarted'} during the download`;
+        } else if (downloading) leaderFault = 'the install finished before the leader fault';
         const installed = await this.waitFor(() => this.installsOf(follower) > before, this.ctx.healBoundMs);
-        record.detail = `${purged ? 'leader purged past the follower' : 'leader did not purge within 60 s'}; ${installed ? 'installed a snapshot' : 'no install seen'}`;
+        record.detail = `${purged ? 'leader purged past the follower' : 'leader did not purge within 60 s'}; ${leaderFault}; ${installed ? 'installed a snapshot' : 'no install seen'}`;
         break;
       }
       case 'crash-during-install': {
@@ -203,6 +224,34 @@ export class FaultInjector {
         else node.process = undefined;
         this.cluster.start(follower);
         record.detail = `${failpoint}: ${purged ? 'leader purged past the follower' : 'leader did not purge within 60 s'}; ${died ? 'killed at the failpoint' : 'never reached the failpoint'}`;
+        break;
+      }
+      case 'slow-disk': {
+        const k = this.cluster.members[step.pick % this.cluster.size] as number;
+        const delayMs = 50 + ((step.pick >>> 8) % 350);
+        record.target = name(k);
+        await this.cluster.kill(k, 'SIGKILL');
+        this.cluster.start(k, { [FAILPOINTS_ENV]: `storage.fsync:delay=${delayMs}` });
+        await sleep(step.holdMs);
+        await this.cluster.kill(k, 'SIGKILL');
+        this.cluster.start(k);
+        record.detail = `${k === leader ? 'the leader' : 'a follower'} ran with fsync ${delayMs} ms slower for ${(step.holdMs / 1000).toFixed(1)} s`;
+        break;
+      }
+      case 'disk-full': {
+        const writes = 20 + ((step.pick >>> 8) % 180);
+        record.target = name(follower);
+        await this.cluster.kill(follower, 'SIGKILL');
+        this.cluster.expectExit(follower);
+        const node = this.cluster.start(follower, { [FAILPOINTS_ENV]: `storage.write:enospc=${writes}` });
+        const giveUp = new AbortController();
+        const code = await Promise.race([node.exited!, sleep(60_000, 'still running', { signal: giveUp.signal }).catch(() => 'still running')]);
+        giveUp.abort();
+        const said = /ENOSPC/.test(this.cluster.cluster.output(follower));
+        if (code === 'still running') await this.cluster.kill(follower, 'SIGKILL');
+        else node.process = undefined;
+        this.cluster.start(follower);
+        record.detail = `disk full from write ${writes}: ${code === 'still running' ? 'the node kept running for 60 s' : `the node stopped (exit code ${code})`}${said ? ', naming ENOSPC' : ', without naming ENOSPC'}`;
         break;
       }
       case 'remove-readd-member': {
@@ -232,11 +281,11 @@ export class FaultInjector {
     return record;
   }
 
-  private async waitFor(check: () => boolean, boundMs: number): Promise<boolean> {
+  private async waitFor(check: () => boolean, boundMs: number, everyMs = 250): Promise<boolean> {
     const deadline = Date.now() + boundMs;
     while (Date.now() < deadline) {
       if (check()) return true;
-      await sleep(250);
+      await sleep(everyMs);
     }
     return false;
   }

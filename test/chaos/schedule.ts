@@ -17,6 +17,8 @@ export const FAULT_KINDS = [
   'isolate-until-snapshot',
   'crash-during-install',
   'remove-readd-member',
+  'slow-disk',
+  'disk-full',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -52,6 +54,10 @@ const HOLD_MS: Record<FaultKind, readonly [number, number]> = {
   'isolate-until-snapshot': [20_000, 25_000],
   'crash-during-install': [0, 0],
   'remove-readd-member': [0, 0],
+  // A node restarted with every fsync of its Raft log this much slower...
+  'slow-disk': [4_000, 8_000],
+  // ...or with its disk full after a few writes; it is restarted with space again once it stopped.
+  'disk-full': [0, 0],
 };
 
 /**
