@@ -127,7 +127,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       connect: (name) => cluster.client(6_000, 2_000, `${name}-${options.seed}`),
     });
     workload.start();
-    await sleep(2_000);
+    await sleep(1_000);
 
     const injector = new FaultInjector({ cluster, net, clock, log, healBoundMs: options.healBoundMs });
     steps = planFaults(options.seed, kinds, 10_000);
@@ -139,7 +139,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const heal = record.recoveredAt === null ? 'NOT recovered' : `recovered ${((record.recoveredAt - record.healedAt) / 1000).toFixed(1)} s after heal`;
       log(`fault ${step.index} ${step.kind} ${record.target} held ${((record.healedAt - record.startedAt) / 1000).toFixed(1)} s, ${heal}${record.detail !== '' ? `; ${record.detail}` : ''}`);
     }
-    await sleep(2_000);
+    await sleep(1_000);
     await workload.stop();
     log(`workload stopped: ${workload.history.length} operations`);
 

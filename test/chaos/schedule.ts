@@ -38,14 +38,14 @@ export interface FaultStep {
 
 const HOLD_MS: Record<FaultKind, readonly [number, number]> = {
   'kill-leader': [1_500, 4_000],
-  'kill-follower': [1_500, 5_000],
+  'kill-follower': [1_500, 4_000],
   // Longer than the election timeout (1 s to 1.2 s in the chaos configuration).
-  'pause-leader': [2_500, 5_000],
-  'pause-follower': [2_500, 5_000],
+  'pause-leader': [2_500, 4_000],
+  'pause-follower': [2_500, 4_000],
   'transfer-leader': [0, 0],
-  'partition-leader': [2_500, 6_000],
-  'partition-follower': [2_500, 6_000],
-  'partition-link': [2_500, 6_000],
+  'partition-leader': [2_500, 5_000],
+  'partition-follower': [2_500, 5_000],
+  'partition-link': [2_500, 5_000],
   'partition-flapping': [400, 1_500],
   // At least this long, and until the leader has purged past the follower. Shorter is not enough:
   // the leader's appends queued on the stalled stream are delivered when the link comes back, and
@@ -55,7 +55,7 @@ const HOLD_MS: Record<FaultKind, readonly [number, number]> = {
   'crash-during-install': [0, 0],
   'remove-readd-member': [0, 0],
   // A node restarted with every fsync of its Raft log this much slower...
-  'slow-disk': [4_000, 8_000],
+  'slow-disk': [3_000, 5_000],
   // ...or with its disk full after a few writes; it is restarted with space again once it stopped.
   'disk-full': [0, 0],
 };
@@ -75,7 +75,7 @@ export function planFaults(seed: number, kinds: readonly FaultKind[], count: num
   const steps: FaultStep[] = [];
   for (let index = 0; index < count; index++) {
     const kind = index < firstRound.length ? (firstRound[index] as FaultKind) : (kinds[random.nextInt(kinds.length)] as FaultKind);
-    steps.push({ index, kind, holdMs: between(HOLD_MS[kind]), pick: random.nextUint32(), quietMs: between([500, 2_000]) });
+    steps.push({ index, kind, holdMs: between(HOLD_MS[kind]), pick: random.nextUint32(), quietMs: between([300, 1_000]) });
   }
   return steps;
 }
