@@ -95,6 +95,15 @@ export interface ReadOptions {
   readonly consistency?: ReadConsistency;
 }
 
+/**
+ * For a caller that re-sends a call whose outcome it does not know (its deadline passed) after the
+ * client gave up on it: the callId of that first call, so the retry cache answers with its result
+ * instead of applying it again. Without it each call gets the next callId of this client.
+ */
+export interface MutationOptions {
+  readonly callId?: number;
+}
+
 type UnaryMethod = (
   request: Wire,
   metadata: grpc.Metadata,
@@ -263,16 +272,22 @@ export class ScmClient {
     }
   }
 
-  private mutation(fields: Wire): Wire {
-    return { clientId: this.clientId, callId: String(this.nextCallId++), ...fields };
+  private mutation(fields: Wire, options: MutationOptions = {}): Wire {
+    if (options.callId !== undefined && !(Number.isSafeInteger(options.callId) && options.callId > 0)) {
+      throw new Error(`callId must be a positive integer, got ${options.callId}`);
+    }
+    return { clientId: this.clientId, callId: String(options.callId ?? this.nextCallId++), ...fields };
   }
 
   private read(options: ReadOptions | undefined, fields: Wire = {}): Wire {
     return { consistency: options?.consistency ?? this.options.consistency ?? 'LINEARIZABLE', ...fields };
   }
 
-  async allocateContainer(request: { replicationType: ReplicationType; replicationFactor: ReplicationFactor; owner: string }): Promise<ContainerWithPipeline> {
-    return parseContainerWithPipeline(await this.invoke('AllocateContainer', this.mutation({ ...request })));
+  async allocateContainer(
+    request: { replicationType: ReplicationType; replicationFactor: ReplicationFactor; owner: string },
+    options?: MutationOptions,
+  ): Promise<ContainerWithPipeline> {
+    return parseContainerWithPipeline(await this.invoke('AllocateContainer', this.mutation({ ...request }, options)));
   }
 
   async getContainer(containerId: number, options?: ReadOptions): Promise<ContainerInfo> {
@@ -289,8 +304,8 @@ export class ScmClient {
     return wireList(await this.invoke('ListContainer', this.read(request, fields)), 'containers').map(parseContainer);
   }
 
-  async updateContainerState(containerId: number, event: LifeCycleEvent): Promise<ContainerInfo> {
-    const response = await this.invoke('UpdateContainerState', this.mutation({ containerId: String(containerId), event }));
+  async updateContainerState(containerId: number, event: LifeCycleEvent, options?: MutationOptions): Promise<ContainerInfo> {
+    const response = await this.invoke('UpdateContainerState', this.mutation({ containerId: String(containerId), event }, options));
     return parseContainer(wireSub(response, 'container'));
   }
 

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
-import { failpointAsync } from './failpoints.js';
+import { failpointAsync } from '../failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';

@@ -13,5 +13,5 @@ export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EX
 export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
 export { chunkChecksum } from './chunk-checksum.js';
-export { FAILPOINTS_ENV, failpoint, failpointAsync } from './failpoints.js';
+export { FAILPOINTS_ENV, failpoint, failpointAsync } from '../failpoints.js';
 export { INTER_SCM_PROTO_PATH, interScmServiceDefinition, interScmClientConstructor } from './inter-scm-proto.js';

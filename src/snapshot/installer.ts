@@ -13,7 +13,7 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { compareTermIndex, formatTransactionInfo, readTransactionInfoAt, type TermIndex } from '../statemachine/transaction-info.js';
-import { failpoint } from './failpoints.js';
+import { failpoint } from '../failpoints.js';
 import { fsyncPath, writeFileAtomic } from '../durable-fs.js';
 
 /** The checkpoint would move scm.db backwards; nothing was changed. */

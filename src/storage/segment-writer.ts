@@ -11,6 +11,7 @@ import { open } from 'node:fs/promises';
 import { renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncPath } from '../durable-fs.js';
+import { diskFailpoint } from '../failpoints.js';
 import { SEGMENT_HEADER } from './segment-format.js';
 import type { SegmentFile } from './segment.js';
 
@@ -145,6 +146,7 @@ export class SegmentWriter {
             await writeZeros(handle, end, padTo - end);
             op.file.allocatedSize = padTo;
           }
+          await diskFailpoint('storage.write');
           if (op.bytes.length <= SYNC_WRITE_MAX_BYTES) writeFullySync(handle.fd, op.bytes, op.offset);
           else await writeFully(handle, op.bytes, op.offset);
           entries += op.entries;
@@ -200,6 +202,7 @@ export class SegmentWriter {
     }
     const writeSeconds = secondsSince(started);
     const syncStarted = process.hrtime.bigint();
+    if (dirty.size > 0) await diskFailpoint('storage.fsync');
     let synced = false;
     for (const file of dirty) {
       if (file.handle) {

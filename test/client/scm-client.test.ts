@@ -76,6 +76,24 @@ test('a retried mutation that the server already applied returns the original re
   assert.equal(fake.containers.size, 1);
 });
 
+test('a caller re-sending a call after the client gave up passes its callId; the retry cache answers it', async () => {
+  const fake = new FakeScm();
+  fake.addOpenPipeline('ONE');
+  const served = await start(fake);
+  const c = client([served.address], { clientId: 'resend' });
+  const first = await c.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'o' }, { callId: 7 });
+  const again = await c.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'o' }, { callId: 7 });
+  assert.deepEqual(
+    fake.calls.map((call) => (call.request as { callId: number }).callId),
+    [7, 7],
+  );
+  assert.equal(again.container.containerId, first.container.containerId);
+  assert.equal(fake.containers.size, 1, 'the re-sent call did not allocate again');
+  await c.updateContainerState(1, 'FINALIZE', { callId: 8 });
+  assert.equal((fake.calls[2]?.request as { callId: number }).callId, 8);
+  await assert.rejects(() => c.updateContainerState(1, 'CLOSE', { callId: 0 }), /callId must be a positive integer/);
+});
+
 test('not-leader without a hint moves on to the next address', async () => {
   const lostFake = new FakeScm();
   lostFake.failWith = notLeader();

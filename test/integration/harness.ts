@@ -4,7 +4,7 @@
 // --tls` makes and writes: clients of the harness present the administrator's certificate.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,8 +16,10 @@ import { TlsMaterial, type ChannelSecurity } from '../../src/server/tls.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
 import { loadConfig, type ScmConfig } from '../../src/server/config.js';
-import { ScmClient } from '../../src/client/scm-client.js';
+import { ScmClient, type ScmClientOptions } from '../../src/client/scm-client.js';
 import { ScmStateMachine } from '../../src/statemachine/index.js';
+import { raftGroupDir } from '../../src/server/scm-node.js';
+import { readVersionFile } from '../../src/server/version-file.js';
 import { reservePortBlock, type PortBlock } from './port-block.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -126,13 +128,23 @@ export class TestCluster {
     return this.nodes.map((n) => `127.0.0.1:${n.ports.client}`);
   }
 
-  /** Spawns `scm start` for node k (1-based); output goes to its log file. */
-  start(k: number, env: Record<string, string> = {}): TestNode {
+  /** Node k's directories (metadata and Raft storage), as localClusterSiteXml lays them out. */
+  nodeDir(k: number): string {
+    return join(this.dir, this.node(k).ports.nodeId);
+  }
+
+  /**
+   * Spawns `scm start` for node k (1-based); output goes to its log file. With `identity` the node
+   * runs as that uid/gid (the chaos harness tells nodes apart that way); its directories must be
+   * its own by then.
+   */
+  start(k: number, env: Record<string, string> = {}, identity?: { readonly uid: number; readonly gid: number }): TestNode {
     const node = this.node(k);
     const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
       cwd: ROOT,
-      env: { ...process.env, SCM_LOG_LEVEL: 'info', ...env },
+      env: { ...process.env, SCM_LOG_LEVEL: 'info', ...(identity !== undefined ? { HOME: this.nodeDir(k) } : {}), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(identity !== undefined ? { uid: identity.uid, gid: identity.gid } : {}),
     });
     const chunks: Buffer[] = [];
     const append = (b: Buffer): void => {
@@ -179,7 +191,12 @@ export class TestCluster {
 
   client(addresses: string[], deadlineMs = 5_000, identity?: CertificateFiles): ScmClient {
     const channel = this.channelAs(identity);
-    const c = new ScmClient({ addresses, deadlineMs, ...(channel !== undefined ? { channel } : {}) });
+    return this.clientWith({ addresses, deadlineMs, ...(channel !== undefined ? { channel } : {}) });
+  }
+
+  /** A client with any options, closed with the cluster. */
+  clientWith(options: ScmClientOptions): ScmClient {
+    const c = new ScmClient(options);
     this.clients.push(c);
     return c;
   }
@@ -234,6 +251,17 @@ export class TestCluster {
     const k = this.nodes.findIndex((n) => n.ports.nodeId === info.leaderId);
     if (k < 0) throw new Error(`no leader known (${JSON.stringify(info)})`);
     return k + 1;
+  }
+
+  /** The first index in node k's Raft log, from its segment file names (it rises as the node purges). */
+  firstLogIndex(k: number): number {
+    const config = this.config(k);
+    const dir = join(raftGroupDir(config, readVersionFile(config.dbDir).clusterId), 'current');
+    const starts = readdirSync(dir)
+      .map((name) => /^log_(?:inprogress_)?(\d+)/.exec(name)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .map(Number);
+    return Math.min(...starts);
   }
 
   /** Digest of node k's scm.db (the node must be stopped). */

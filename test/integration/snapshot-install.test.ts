@@ -5,13 +5,10 @@
 // seconds without progress, and the follower installs from the new leader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
-import { raftGroupDir } from '../../src/server/scm-node.js';
-import { readVersionFile } from '../../src/server/version-file.js';
 import { TestCluster } from './harness.js';
 
 // Small segments and a low threshold so a few hundred allocations roll, snapshot and purge.
@@ -45,16 +42,6 @@ async function allocate(client: ScmClient, count: number): Promise<void> {
   );
 }
 
-function firstSegmentStart(cluster: TestCluster, k: number): number {
-  const config = cluster.config(k);
-  const dir = join(raftGroupDir(config, readVersionFile(config.dbDir).clusterId), 'current');
-  const starts = readdirSync(dir)
-    .map((name) => /^log_(?:inprogress_)?(\d+)/.exec(name)?.[1])
-    .filter((s): s is string => s !== undefined)
-    .map(Number);
-  return Math.min(...starts);
-}
-
 async function converged(client: ScmClient, members: number): Promise<boolean> {
   const roles = await client.getScmRoles();
   const live = roles.filter((r) => r.role === 'LEADER' || r.role === 'FOLLOWER');
@@ -83,7 +70,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     assert.equal(await cluster.kill(lagging, 'SIGTERM'), 0);
 
     await allocate(client, 600);
-    await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, leader) > 100));
+    await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(leader) > 100));
 
     cluster.start(lagging);
     await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(client, 3));
@@ -125,7 +112,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     assert.equal(await cluster.kill(4, 'SIGTERM'), 0);
     assert.equal(await cluster.kill(5, 'SIGTERM'), 0);
     await allocate(client, 600);
-    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, 1) > 100));
+    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
 
     cluster.start(4);
     cluster.start(5);
@@ -173,7 +160,7 @@ test('the leader hangs mid-transfer; the follower gives up on it and installs fr
 
     assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
     await allocate(client, 600);
-    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, 1) > 100));
+    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
 
     cluster.start(3);
     await cluster.waitFor('scm1 to hang while serving scm3', 60_000, () => Promise.resolve(isStopped(cluster.node(1).process?.pid)));
@@ -213,7 +200,7 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
 
     assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
     await allocate(client, 600);
-    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(firstSegmentStart(cluster, 1) > 100));
+    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
     cluster.start(3);
     await cluster.waitFor('scm3 to install', 90_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(3))));
     const out = cluster.output(3);

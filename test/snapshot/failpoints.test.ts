@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FAILPOINTS_ENV, failpoint, failpointAsync } from '../../src/snapshot/failpoints.js';
+import { FAILPOINTS_ENV, failpoint, failpointAsync } from '../../src/failpoints.js';
 
 test('hang-once holds the first arrival at its point only; other points and failpoint() pass', async () => {
   const before = process.env[FAILPOINTS_ENV];

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { createCheckpoint } from '../../src/snapshot/checkpoint.js';
-import { FAILPOINTS_ENV } from '../../src/snapshot/failpoints.js';
+import { FAILPOINTS_ENV } from '../../src/failpoints.js';
 import { DB_INCONSISTENT_MARKER, INSTALL_FAILPOINTS, installCheckpoint, OlderCheckpointError, recoverInterruptedInstall } from '../../src/snapshot/installer.js';
 import { readTransactionInfoAt } from '../../src/statemachine/transaction-info.js';
 import { createScmDb, dumpDb, dumpDbAt, withTempDir } from './helpers.js';
