@@ -22,6 +22,7 @@ import type { PipelinePlacementView } from './placement.js';
 import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, type CommandOutcome, type RetryCacheRecord } from './records.js';
 import { DEFAULT_RETRY_CACHE_MAX_ENTRIES, DEFAULT_RETRY_CACHE_TIMEOUT_MS, RetryCache } from './retry-cache.js';
 import { ScmState, type TableWrite } from './scm-state.js';
+import { ContainerRecordDecoder, fastContainerIdFromKey } from './container-decoder.js';
 import {
   APPLY_CLOCK_KEY,
   CONTAINER_ID_SEQUENCE_KEY,
@@ -133,13 +134,12 @@ export class ScmStateMachine implements PipelinePlacementView {
 
   private static async load(db: ScmDb, options: Required<ScmStateMachineOptions>): Promise<Loaded> {
     const tables = openTables(db);
-    const state = new ScmState(new RetryCache(options.retryCacheTimeoutMs, options.retryCacheMaxEntries));
-    for await (const [key, value] of tables.containers.iterator()) {
-      const id = containerIdFromKey(key);
-      const container = decodeContainer(value, `containers/${id}`);
-      if (container.containerID !== id) throw new Error(`containers/${id} holds container ${container.containerID}`);
-      state.loadContainer(container);
-    }
+    const sequenceText = (await tables.sequenceId.get(CONTAINER_ID_SEQUENCE_KEY)) as string | undefined;
+    // Ids are handed out 1, 2, 3, …: the last one bounds how many containers there are (a hint
+    // only; the counter is checked below, after the tables, as it always was).
+    const capacityHint = sequenceText !== undefined && /^\d{1,9}$/.test(sequenceText) ? Number(sequenceText) + 1 : 0;
+    const state = new ScmState(new RetryCache(options.retryCacheTimeoutMs, options.retryCacheMaxEntries), capacityHint);
+    await loadContainers(tables, state);
     for await (const [key, value] of tables.pipelines.iterator()) {
       const pipeline = decodePipeline(value, `pipelines/${key}`);
       if (pipeline.id !== key) throw new Error(`pipelines/${key} holds pipeline ${pipeline.id}`);
@@ -154,7 +154,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     for await (const [key, value] of tables.retryCache.iterator()) retryRecords.push(decodeRetryCacheRecord(value, `retryCache/${key}`));
     state.retryCache.load(retryRecords);
     state.loadCounters(
-      parseCounter((await tables.sequenceId.get(CONTAINER_ID_SEQUENCE_KEY)) as string | undefined, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
+      parseCounter(sequenceText, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
       parseCounter((await tables.meta.get(APPLY_CLOCK_KEY)) as string | undefined, `meta/${APPLY_CLOCK_KEY}`),
     );
     const snapshotText = (await tables.meta.get(SNAPSHOT_POINT_KEY)) as string | undefined;
@@ -476,6 +476,32 @@ export async function readConfigurationAt(dbDir: string): Promise<AppliedConfigu
     return await readConfiguration(db);
   } finally {
     await db.close();
+  }
+}
+
+/** Entries read from the native iterator per call while loading. */
+const LOAD_BATCH = 1_000;
+
+/**
+ * Reads the `containers` table into the state's columnar table, in id order: canonical records
+ * through the fast decoder, anything else through the general one (same result, same errors).
+ */
+async function loadContainers(tables: ScmTables, state: ScmState): Promise<void> {
+  const decoder = new ContainerRecordDecoder(state.containers.strings);
+  const iterator = tables.containers.iterator();
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(LOAD_BATCH);
+      if (entries.length === 0) break;
+      for (const [key, value] of entries) {
+        const id = fastContainerIdFromKey(key) ?? containerIdFromKey(key);
+        const row = decoder.decode(value) ?? state.containers.toRow(decodeContainer(value, `containers/${id}`));
+        if (row.containerID !== id) throw new Error(`containers/${id} holds container ${row.containerID}`);
+        state.loadContainerRow(row);
+      }
+    }
+  } finally {
+    await iterator.close();
   }
 }
 
