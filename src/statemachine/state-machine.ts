@@ -481,18 +481,29 @@ export async function readConfigurationAt(dbDir: string): Promise<AppliedConfigu
 
 /** Entries read from the native iterator per call while loading. */
 const LOAD_BATCH = 1_000;
+/**
+ * classic-level's own iterator options (memory-level ignores them): a nextv call also stops after
+ * highWaterMarkBytes (16 KiB by default: ~230 container entries, so 4 native calls per 1,000), and
+ * a one-off scan of the whole table need not fill LevelDB's block cache.
+ */
+const LOAD_ITERATOR_OPTIONS = { highWaterMarkBytes: 256 * 1024, fillCache: false } as Record<string, unknown>;
 
 /**
  * Reads the `containers` table into the state's columnar table, in id order: canonical records
  * through the fast decoder, anything else through the general one (same result, same errors).
+ * The next batch is read (on libuv's thread pool) while this one is decoded.
  */
 async function loadContainers(tables: ScmTables, state: ScmState): Promise<void> {
   const decoder = new ContainerRecordDecoder(state.containers.strings);
-  const iterator = tables.containers.iterator();
+  const iterator = tables.containers.iterator(LOAD_ITERATOR_OPTIONS);
+  let pending: Promise<Array<[Buffer, Buffer]>> | undefined;
   try {
+    pending = iterator.nextv(LOAD_BATCH);
     for (;;) {
-      const entries = await iterator.nextv(LOAD_BATCH);
+      const entries = await pending;
+      pending = undefined;
       if (entries.length === 0) break;
+      pending = iterator.nextv(LOAD_BATCH);
       for (const [key, value] of entries) {
         const id = fastContainerIdFromKey(key) ?? containerIdFromKey(key);
         const row = decoder.decode(value) ?? state.containers.toRow(decodeContainer(value, `containers/${id}`));
@@ -501,6 +512,7 @@ async function loadContainers(tables: ScmTables, state: ScmState): Promise<void>
       }
     }
   } finally {
+    await pending?.catch(() => undefined); // a read still in flight when a record was refused
     await iterator.close();
   }
 }

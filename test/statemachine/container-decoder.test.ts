@@ -11,6 +11,7 @@ import { decodeContainer, encodeContainer } from '../../src/statemachine/records
 import { containerIdFromKey, containerKey } from '../../src/statemachine/tables.js';
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES, type ContainerInfo } from '../../src/statemachine/model.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
+import { Level } from 'level';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
 
 function fast(bytes: Uint8Array, table = new ContainerTable()): ContainerInfo | undefined {
@@ -132,6 +133,30 @@ test('records in odd but valid forms load as before; broken ones are still refus
       await sm.close();
     }
     await assert.rejects(ScmStateMachine.open(dir), /corrupt container record at containers\/3/);
+  });
+});
+
+test('a corrupt record in the middle of a large table is refused while the next batch is being read', async () => {
+  await withTempDir(async (dir) => {
+    const sm = await ScmStateMachine.open(dir);
+    const f = new EntryFactory();
+    const entries = basicSetup(f);
+    for (let i = 0; i < 2_500; i++) entries.push(f.allocate('p1'));
+    await sm.applyBatch(entries);
+    const table = (db: ScmStateMachine['db']) => db.sublevel<Buffer, Buffer>('containers', { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const good = (await table(sm.db).get(containerKey(1_200))) as Buffer;
+    await table(sm.db).put(containerKey(1_200), Buffer.from('garbage'));
+    await sm.close();
+    await assert.rejects(ScmStateMachine.open(dir), /corrupt container record at containers\/1200/);
+    // The refused open closed the database (its lock is free): repaired, it opens with everything.
+    const raw = new Level<string, string>(dir);
+    await raw.open();
+    await table(raw).put(containerKey(1_200), good);
+    await raw.close();
+    const repaired = await ScmStateMachine.open(dir);
+    assert.equal(repaired.containerCount(), 2_500);
+    assert.equal(repaired.getContainer(1_200)?.containerID, 1_200);
+    await repaired.close();
   });
 });
 
