@@ -9,7 +9,8 @@
 // temp dir, named by N) and reused by later runs, so before/after figures read the same bytes.
 //
 // Each measurement runs in a fresh process started with --expose-gc: a gc and a baseline, then
-// ScmStateMachine.open timed, then a gc and process.memoryUsage() plus /proc/self/status (RSS,
+// ScmStateMachine.open timed (wall and CPU seconds: on a shared machine CPU time is the steadier
+// figure), then a gc and process.memoryUsage() plus /proc/self/status (RSS,
 // RssAnon, VmHWM), and the time of a few queries.
 //
 // Usage: npm run bench:load -- [--containers N] [--db DIR] [--runs K] [--rebuild]
@@ -106,8 +107,10 @@ async function measure(dir: string): Promise<void> {
   const before = process.memoryUsage();
   const beforeStatus = procStatus();
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const sm = await ScmStateMachine.open(dir);
   const loadSeconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
   const afterLoad = procStatus();
   gc();
   const after = process.memoryUsage();
@@ -128,12 +131,13 @@ async function measure(dir: string): Promise<void> {
     containers: count,
     retryCache: sm.retryCacheSize(),
     loadSeconds,
+    loadCpuSeconds: (used.user + used.system) / 1e6,
     rssMiB: status['VmRSS'],
     rssAnonMiB: status['RssAnon'],
     peakRssMiB: status['VmHWM'],
     rssAnonBeforeGcMiB: afterLoad['RssAnon'],
     heapUsedMiB: after.heapUsed / 1048576,
-    externalMiB: (after.external + after.arrayBuffers) / 1048576,
+    externalMiB: after.external / 1048576, // arrayBuffers (typed arrays) are part of it
     baselineRssAnonMiB: beforeStatus['RssAnon'],
     baselineHeapUsedMiB: before.heapUsed / 1048576,
     get100kMs,
@@ -159,15 +163,15 @@ async function main(): Promise<void> {
     console.log(`reusing ${opts.db} (--rebuild to build it again)`);
   }
   const self = fileURLToPath(import.meta.url);
-  console.log('| run | containers | retry cache | load s | RSS MiB | RssAnon MiB | peak RSS MiB | heap used MiB | external+arrayBuffers MiB | baseline RssAnon / heap MiB | 100k get ms | 100× list 1k ms | list scan ms | load avg 1m |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| run | containers | retry cache | load s | load CPU s | RSS MiB | RssAnon MiB | peak RSS MiB | heap used MiB | external MiB | baseline RssAnon / heap MiB | 100k get ms | 100× list 1k ms | list scan ms | load avg 1m |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (let run = 1; run <= opts.runs; run++) {
     const load1 = loadavg()[0] as number;
     const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, '--measure', '--db', opts.db], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     if (child.status !== 0) throw new Error(`measurement process failed (status ${child.status}): ${child.stdout}`);
     const r = JSON.parse(child.stdout.trim().split('\n').pop() as string) as Record<string, number>;
     console.log(
-      `| ${run} | ${r['containers']} | ${r['retryCache']} | ${(r['loadSeconds'] as number).toFixed(2)} | ${f1(r['rssMiB'])} | ${f1(r['rssAnonMiB'])} | ${f1(r['peakRssMiB'])} | ` +
+      `| ${run} | ${r['containers']} | ${r['retryCache']} | ${(r['loadSeconds'] as number).toFixed(2)} | ${(r['loadCpuSeconds'] as number).toFixed(2)} | ${f1(r['rssMiB'])} | ${f1(r['rssAnonMiB'])} | ${f1(r['peakRssMiB'])} | ` +
         `${f1(r['heapUsedMiB'])} | ${f1(r['externalMiB'])} | ${f1(r['baselineRssAnonMiB'])} / ${f1(r['baselineHeapUsedMiB'])} | ${f1(r['get100kMs'])} | ${f1(r['list100x1kMs'])} | ${f1(r['listScanMs'])} | ${load1.toFixed(2)} → ${(loadavg()[0] as number).toFixed(2)} |`,
     );
   }
