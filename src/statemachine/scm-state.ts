@@ -4,7 +4,8 @@
 import { ContainerTable, stateCode, type ContainerRow } from './container-table.js';
 import type { ContainerInfo, DatanodeInfo, LifeCycleState, PipelineInfo } from './model.js';
 import { LIFE_CYCLE_STATES } from './model.js';
-import { encodeContainer, encodeDatanode, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { encodeContainer, encodeDatanode, encodeOutcome, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { parseRetryRecordEnvelope } from './retry-record-decoder.js';
 import { RetryCache } from './retry-cache.js';
 import { APPLY_CLOCK_KEY, CONTAINER_ID_SEQUENCE_KEY, containerKey, retryCacheKey, type TableName } from './tables.js';
 
@@ -177,8 +178,13 @@ export class ScmState {
   }
 
   recordRetryResult(record: RetryCacheRecord): void {
-    for (const key of this.retryCache.add(record)) this.record('retryCache', key, undefined);
-    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(encodeRetryCacheRecord(record)));
+    const bytes = encodeRetryCacheRecord(record);
+    // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
+    const envelope = parseRetryRecordEnvelope(bytes);
+    const result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    const stored = { clientId: record.clientId, callId: record.callId, recordedAt: record.recordedAt, logIndex: record.logIndex, result };
+    for (const key of this.retryCache.add(stored)) this.record('retryCache', key, undefined);
+    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(bytes));
   }
 
   /** Any write made by applying, for the caller to add to the batch; clears the pending set. */

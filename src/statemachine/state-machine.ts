@@ -19,8 +19,10 @@ import { executeCommand } from './execute-command.js';
 import { assertValidEntryPosition, type LogEntry } from './log-entry.js';
 import { isOneOf, LIFE_CYCLE_STATES, type ContainerInfo, type DatanodeInfo, type LifeCycleState, type PipelineInfo } from './model.js';
 import type { PipelinePlacementView } from './placement.js';
-import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, type CommandOutcome, type RetryCacheRecord } from './records.js';
+import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, encodeOutcome, type CommandOutcome } from './records.js';
 import { DEFAULT_RETRY_CACHE_MAX_ENTRIES, DEFAULT_RETRY_CACHE_TIMEOUT_MS, RetryCache } from './retry-cache.js';
+import { containerResultBody, parseRetryRecordEnvelope } from './retry-record-decoder.js';
+import { StringTable } from './container-table.js';
 import { ScmState, type TableWrite } from './scm-state.js';
 import { ContainerRecordDecoder, fastContainerIdFromKey } from './container-decoder.js';
 import {
@@ -150,9 +152,7 @@ export class ScmStateMachine implements PipelinePlacementView {
       if (datanode.uuid !== key) throw new Error(`datanodes/${key} holds datanode ${datanode.uuid}`);
       state.loadDatanode(datanode);
     }
-    const retryRecords: RetryCacheRecord[] = [];
-    for await (const [key, value] of tables.retryCache.iterator()) retryRecords.push(decodeRetryCacheRecord(value, `retryCache/${key}`));
-    state.retryCache.load(retryRecords);
+    await loadRetryCache(tables, state.retryCache);
     state.loadCounters(
       parseCounter(sequenceText, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
       parseCounter((await tables.meta.get(APPLY_CLOCK_KEY)) as string | undefined, `meta/${APPLY_CLOCK_KEY}`),
@@ -515,6 +515,40 @@ async function loadContainers(tables: ScmTables, state: ScmState): Promise<void>
     await pending?.catch(() => undefined); // a read still in flight when a record was refused
     await iterator.close();
   }
+}
+
+/**
+ * Loads the retry cache's records, each checked as thoroughly as the general decoder checks it:
+ * canonical records with a container outcome through the fast decoders (the outcome stays encoded),
+ * anything else through decodeRetryCacheRecord (same result, or the same corruption error).
+ */
+async function loadRetryCache(tables: ScmTables, cache: RetryCache): Promise<void> {
+  const check = new ContainerRecordDecoder(new StringTable()); // validates outcomes; its strings are dropped
+  const clientIds = new Map<string, string>(); // one string per client id, not one per record
+  const iterator = tables.retryCache.iterator(LOAD_ITERATOR_OPTIONS);
+  cache.startLoad();
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(LOAD_BATCH);
+      if (entries.length === 0) break;
+      for (const [key, value] of entries) {
+        const envelope = parseRetryRecordEnvelope(value);
+        const body = envelope && containerResultBody(value, envelope.resultStart, envelope.resultEnd);
+        if (envelope !== undefined && body !== undefined && check.decode(value.subarray(body.start, body.end)) !== undefined) {
+          const text = value.toString('latin1', envelope.clientIdStart, envelope.clientIdEnd);
+          let clientId = clientIds.get(text);
+          if (clientId === undefined) clientIds.set(text, (clientId = text));
+          cache.append(clientId, envelope.callId, envelope.recordedAt, envelope.logIndex, value.subarray(envelope.resultStart, envelope.resultEnd));
+        } else {
+          const record = decodeRetryCacheRecord(value, `retryCache/${key}`);
+          cache.append(record.clientId, record.callId, record.recordedAt, record.logIndex, encodeOutcome(record.outcome));
+        }
+      }
+    }
+  } finally {
+    await iterator.close();
+  }
+  cache.finishLoad();
 }
 
 /** Consistency hashes kept per replica (the checker asks about the latest markers only). */
