@@ -6,16 +6,57 @@
 // Expiry is measured on the apply clock, which only moves with the timestamps the leader puts in the
 // commands, and eviction by count drops the oldest (lowest log index) first: both are the same on
 // every replica. Entries are kept in recording order, which is log-index order, and since the apply
-// clock never goes backwards, recordedAt is non-decreasing in that order too.
-import type { RetryCacheRecord } from './records.js';
+// clock never goes backwards, recordedAt is non-decreasing in that order too. So records only ever
+// leave from the oldest end: the cache is a queue.
+//
+// Memory: a hit is rare (a retry), a miss is every command. So each record keeps its outcome as the
+// encoded CommandResult bytes, packed one after another in one buffer, and decodes it on a hit; the
+// rest are a key, two numbers and two offsets. (As objects, 100,000 records took ~40 MiB of heap.)
+// Every hit decodes the same bytes, whether the record was applied here or loaded from scm.db.
+import { decodeOutcome, type RetryCacheRecord } from './records.js';
 import { retryCacheKey } from './tables.js';
 
 export const RETRY_CACHE_TIMEOUT_KEY = 'ozone.scm.ha.ratis.server.retry.cache.timeout';
 export const DEFAULT_RETRY_CACHE_TIMEOUT_MS = 60_000;
 export const DEFAULT_RETRY_CACHE_MAX_ENTRIES = 100_000;
 
+/** A record as the cache holds it: the outcome as its encoded CommandResult. */
+export interface StoredRetryRecord {
+  readonly clientId: string;
+  readonly callId: number;
+  readonly recordedAt: number;
+  readonly logIndex: number;
+  /** The outcome, encoded as a CommandResult (copied in; the caller may reuse the bytes). */
+  readonly result: Uint8Array;
+}
+
+const MIN_ARENA_BYTES = 4_096;
+
+/** An arena for `bytes` live bytes with room for half as many more. */
+function arenaSize(bytes: number): number {
+  return Math.max(MIN_ARENA_BYTES, Math.ceil(bytes * 1.5));
+}
+/** The queue's arrays drop their dead head once it is this long and half of them. */
+const COMPACT_AFTER = 1_024;
+
 export class RetryCache {
-  private readonly entries = new Map<string, RetryCacheRecord>();
+  /** Key → sequence number of its record (its position in the arrays is seq - base). */
+  private readonly slots = new Map<string, number>();
+  private keys: string[] = [];
+  private clientIds: string[] = [];
+  private callIds: number[] = [];
+  private recordedAts: number[] = [];
+  private logIndexes: number[] = [];
+  /** Where each record's result bytes start and end in the arena. */
+  private starts: number[] = [];
+  private ends: number[] = [];
+  /** Position in the arrays of the oldest live record; those before it are gone. */
+  private first = 0;
+  /** Sequence number of the arrays' position 0. */
+  private base = 0;
+  private arena = Buffer.alloc(MIN_ARENA_BYTES);
+  private arenaStart = 0;
+  private arenaEnd = 0;
 
   constructor(
     readonly timeoutMs: number,
@@ -26,42 +67,147 @@ export class RetryCache {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.slots.size;
   }
 
   get(clientId: string, callId: number): RetryCacheRecord | undefined {
-    return this.entries.get(retryCacheKey(clientId, callId));
+    const seq = this.slots.get(retryCacheKey(clientId, callId));
+    if (seq === undefined) return undefined;
+    const i = seq - this.base;
+    return Object.freeze({
+      clientId: this.clientIds[i] as string,
+      callId: this.callIds[i] as number,
+      recordedAt: this.recordedAts[i] as number,
+      logIndex: this.logIndexes[i] as number,
+      outcome: decodeOutcome(this.arena.subarray(this.starts[i], this.ends[i])),
+    });
   }
 
   /** Restores entries read from scm.db (in any order) into recording order. */
-  load(records: Iterable<RetryCacheRecord>): void {
-    this.entries.clear();
+  load(records: Iterable<StoredRetryRecord>): void {
+    this.clear();
     const sorted = [...records].sort((a, b) => a.logIndex - b.logIndex);
-    for (const record of sorted) this.entries.set(retryCacheKey(record.clientId, record.callId), record);
+    this.arena = Buffer.alloc(arenaSize(sorted.reduce((sum, r) => sum + r.result.length, 0)));
+    for (const record of sorted) this.push(record);
+  }
+
+  /**
+   * Loads scm.db's records without holding them as objects first: `append` each (in any order),
+   * then `finishLoad` puts them into recording order. `result` is copied in.
+   */
+  startLoad(): void {
+    this.clear();
+  }
+
+  append(clientId: string, callId: number, recordedAt: number, logIndex: number, result: Uint8Array): void {
+    this.push({ clientId, callId, recordedAt, logIndex, result });
+  }
+
+  finishLoad(): void {
+    const n = this.keys.length;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (this.logIndexes[a] as number) - (this.logIndexes[b] as number) || a - b);
+    const old = { keys: this.keys, clientIds: this.clientIds, callIds: this.callIds, recordedAts: this.recordedAts, logIndexes: this.logIndexes, starts: this.starts, ends: this.ends, arena: this.arena };
+    this.clear();
+    this.arena = Buffer.alloc(arenaSize(this.arenaEndOf(old.starts, old.ends)));
+    for (const i of order) {
+      this.push({
+        clientId: old.clientIds[i] as string,
+        callId: old.callIds[i] as number,
+        recordedAt: old.recordedAts[i] as number,
+        logIndex: old.logIndexes[i] as number,
+        result: old.arena.subarray(old.starts[i], old.ends[i]),
+      });
+    }
+  }
+
+  private arenaEndOf(starts: readonly number[], ends: readonly number[]): number {
+    let bytes = 0;
+    for (let i = 0; i < starts.length; i++) bytes += (ends[i] as number) - (starts[i] as number);
+    return bytes;
   }
 
   /** Adds a record (newer than every held one); returns the keys it evicted to stay within the bound. */
-  add(record: RetryCacheRecord): string[] {
+  add(record: StoredRetryRecord): string[] {
     const key = retryCacheKey(record.clientId, record.callId);
-    if (this.entries.has(key)) throw new Error(`retry cache already holds ${key}; a replay must not be recorded again`);
-    this.entries.set(key, record);
+    if (this.slots.has(key)) throw new Error(`retry cache already holds ${key}; a replay must not be recorded again`);
+    this.push(record);
     const evicted: string[] = [];
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
-      evicted.push(oldest);
-    }
+    while (this.slots.size > this.maxEntries) evicted.push(this.shift());
     return evicted;
   }
 
   /** Drops entries recorded at least `timeoutMs` before `clock`; returns their keys. */
   expire(clock: number): string[] {
     const expired: string[] = [];
-    for (const [key, record] of this.entries) {
-      if (record.recordedAt + this.timeoutMs > clock) break;
-      this.entries.delete(key);
-      expired.push(key);
-    }
+    while (this.slots.size > 0 && (this.recordedAts[this.first] as number) + this.timeoutMs <= clock) expired.push(this.shift());
     return expired;
+  }
+
+  private clear(): void {
+    this.slots.clear();
+    this.keys = [];
+    this.clientIds = [];
+    this.callIds = [];
+    this.recordedAts = [];
+    this.logIndexes = [];
+    this.starts = [];
+    this.ends = [];
+    this.first = 0;
+    this.base = 0;
+    this.arena = Buffer.alloc(MIN_ARENA_BYTES);
+    this.arenaStart = this.arenaEnd = 0;
+  }
+
+  private push(record: StoredRetryRecord): void {
+    const key = retryCacheKey(record.clientId, record.callId);
+    const bytes = record.result;
+    this.reserve(bytes.length);
+    this.arena.set(bytes, this.arenaEnd);
+    this.slots.set(key, this.base + this.keys.length);
+    this.keys.push(key);
+    this.clientIds.push(record.clientId);
+    this.callIds.push(record.callId);
+    this.recordedAts.push(record.recordedAt);
+    this.logIndexes.push(record.logIndex);
+    this.starts.push(this.arenaEnd);
+    this.arenaEnd += bytes.length;
+    this.ends.push(this.arenaEnd);
+  }
+
+  /** Removes the oldest record; returns its key. */
+  private shift(): string {
+    const i = this.first;
+    const key = this.keys[i] as string;
+    this.slots.delete(key);
+    this.arenaStart = this.ends[i] as number;
+    this.first = i + 1;
+    if (this.slots.size === 0) {
+      this.arenaStart = this.arenaEnd = 0;
+    }
+    if (this.first >= COMPACT_AFTER && this.first * 2 >= this.keys.length) {
+      const n = this.first;
+      for (const column of [this.keys, this.clientIds, this.callIds, this.recordedAts, this.logIndexes, this.starts, this.ends] as unknown[][]) column.splice(0, n);
+      this.base += n;
+      this.first = 0;
+    }
+    return key;
+  }
+
+  /** Room for `n` more bytes at the arena's end: live bytes move to the front, into a new buffer if need be. */
+  private reserve(n: number): void {
+    if (this.arenaEnd + n <= this.arena.length) return;
+    const live = this.arenaEnd - this.arenaStart;
+    // Live bytes and the new ones fill at most 2/3 of the buffer: compacting in place when the
+    // dead head is large enough, a new buffer (larger or smaller) otherwise.
+    const target = (live + n) * 3 <= this.arena.length * 2 && (live + n) * 3 >= this.arena.length ? this.arena : Buffer.alloc(arenaSize(live + n));
+    this.arena.copy(target, 0, this.arenaStart, this.arenaEnd);
+    this.arena = target;
+    const shift = this.arenaStart;
+    for (let i = this.first; i < this.keys.length; i++) {
+      this.starts[i] = (this.starts[i] as number) - shift;
+      this.ends[i] = (this.ends[i] as number) - shift;
+    }
+    this.arenaStart = 0;
+    this.arenaEnd = live;
   }
 }

@@ -1,9 +1,11 @@
 // The in-memory SCM state that queries are served from, with the indexes they need (ids in order,
 // counts by state, open containers per pipeline). Every mutation made while applying also records
 // the scm.db write that persists it, so the state machine can commit the whole batch atomically.
+import { ContainerTable, stateCode, type ContainerRow } from './container-table.js';
 import type { ContainerInfo, DatanodeInfo, LifeCycleState, PipelineInfo } from './model.js';
 import { LIFE_CYCLE_STATES } from './model.js';
-import { encodeContainer, encodeDatanode, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { encodeContainer, encodeDatanode, encodeOutcome, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { parseRetryRecordEnvelope } from './retry-record-decoder.js';
 import { RetryCache } from './retry-cache.js';
 import { APPLY_CLOCK_KEY, CONTAINER_ID_SEQUENCE_KEY, containerKey, retryCacheKey, type TableName } from './tables.js';
 
@@ -14,19 +16,26 @@ export interface TableWrite {
   readonly value: Buffer | string | undefined;
 }
 
+const OPEN = stateCode('OPEN');
+
 export class ScmState {
-  private readonly containers = new Map<number, ContainerInfo>();
-  /** Container ids in ascending order; ids are handed out increasing, so appends keep it sorted. */
-  private readonly containerIds: number[] = [];
-  private readonly countsByState = new Map<LifeCycleState, number>();
+  /** Every container, in ascending id order (ids are handed out increasing, so rows are appended). */
+  readonly containers: ContainerTable;
   private readonly pipelines = new Map<string, PipelineInfo>();
-  private readonly openContainersByPipeline = new Map<string, Set<number>>();
+  /** How many OPEN containers each pipeline has (pipelines with none are absent). */
+  private readonly openCounts = new Map<string, number>();
   private readonly datanodes = new Map<string, DatanodeInfo>();
   private lastContainerIdValue = 0;
   private applyClockValue = 0;
   private readonly writes = new Map<string, TableWrite>();
 
-  constructor(readonly retryCache: RetryCache) {}
+  /** `containerCapacityHint`: how many containers to make room for up front. */
+  constructor(
+    readonly retryCache: RetryCache,
+    containerCapacityHint = 0,
+  ) {
+    this.containers = new ContainerTable(containerCapacityHint);
+  }
 
   // ---- queries ----
 
@@ -37,21 +46,22 @@ export class ScmState {
   /** Up to `count` containers with id ≥ startId, ascending, optionally only those in `state`. */
   listContainers(startId: number, count: number, state?: LifeCycleState): ContainerInfo[] {
     const out: ContainerInfo[] = [];
-    for (let i = lowerBound(this.containerIds, startId); i < this.containerIds.length && out.length < count; i++) {
-      const container = this.containers.get(this.containerIds[i] as number) as ContainerInfo;
-      if (state === undefined || container.state === state) out.push(container);
+    const table = this.containers;
+    const wanted = state === undefined ? -1 : stateCode(state);
+    for (let row = table.lowerBound(startId); row < table.length && out.length < count; row++) {
+      if (wanted < 0 || table.stateCodeAt(row) === wanted) out.push(table.materialize(row));
     }
     return out;
   }
 
   containerCountsByState(): Record<LifeCycleState, number> {
     const counts = {} as Record<LifeCycleState, number>;
-    for (const state of LIFE_CYCLE_STATES) counts[state] = this.countsByState.get(state) ?? 0;
+    for (const state of LIFE_CYCLE_STATES) counts[state] = this.containers.countInState(state);
     return counts;
   }
 
   get containerCount(): number {
-    return this.containers.size;
+    return this.containers.length;
   }
 
   getPipeline(id: string): PipelineInfo | undefined {
@@ -64,12 +74,19 @@ export class ScmState {
   }
 
   openContainerCount(pipelineId: string): number {
-    return this.openContainersByPipeline.get(pipelineId)?.size ?? 0;
+    return this.openCounts.get(pipelineId) ?? 0;
   }
 
-  /** Ids of the OPEN containers on a pipeline, ascending. */
+  /** Ids of the OPEN containers on a pipeline, ascending (a scan of every container: closing a pipeline is rare). */
   openContainerIds(pipelineId: string): number[] {
-    return [...(this.openContainersByPipeline.get(pipelineId) ?? [])].sort((a, b) => a - b);
+    const ids: number[] = [];
+    const table = this.containers;
+    const pipeline = table.strings.find(pipelineId);
+    if (pipeline === undefined || !this.openCounts.has(pipelineId)) return ids;
+    for (let row = 0; row < table.length; row++) {
+      if (table.stateCodeAt(row) === OPEN && table.pipelineAt(row) === pipeline) ids.push(table.idAt(row));
+    }
+    return ids;
   }
 
   getDatanode(uuid: string): DatanodeInfo | undefined {
@@ -92,11 +109,17 @@ export class ScmState {
   // ---- loading from scm.db (records no writes) ----
 
   loadContainer(container: ContainerInfo): void {
-    const last = this.containerIds[this.containerIds.length - 1];
-    if (last !== undefined && container.containerID <= last) {
-      throw new Error(`containers must load in ascending id order: ${container.containerID} after ${last}`);
+    this.loadContainerRow(this.containers.toRow(container));
+  }
+
+  /** loadContainer for a row already in the table's codes (the loader's fast path). */
+  loadContainerRow(row: ContainerRow): void {
+    const last = this.containers.lastId;
+    if (last !== undefined && row.containerID <= last) {
+      throw new Error(`containers must load in ascending id order: ${row.containerID} after ${last}`);
     }
-    this.indexContainer(container);
+    this.containers.appendRow(row);
+    if (row.state === OPEN) this.countOpen(this.containers.strings.get(row.pipeline), 1);
   }
 
   loadPipeline(pipeline: PipelineInfo): void {
@@ -108,7 +131,7 @@ export class ScmState {
   }
 
   loadCounters(lastContainerId: number, applyClock: number): void {
-    const maxId = this.containerIds[this.containerIds.length - 1] ?? 0;
+    const maxId = this.containers.lastId ?? 0;
     if (lastContainerId < maxId) {
       throw new Error(`sequenceId ${CONTAINER_ID_SEQUENCE_KEY}=${lastContainerId} is below the largest container id ${maxId}`);
     }
@@ -127,12 +150,12 @@ export class ScmState {
       }
       this.lastContainerIdValue = container.containerID;
       this.record('sequenceId', CONTAINER_ID_SEQUENCE_KEY, String(container.containerID));
-      this.indexContainer(container);
+      this.containers.append(container);
     } else {
-      this.unindexState(old);
-      this.containers.set(container.containerID, container);
-      this.indexState(container);
+      if (old.state === 'OPEN') this.countOpen(old.pipelineID, -1);
+      this.containers.update(container);
     }
+    if (container.state === 'OPEN') this.countOpen(container.pipelineID, 1);
     this.record('containers', containerKey(container.containerID), Buffer.from(encodeContainer(container)));
   }
 
@@ -155,8 +178,13 @@ export class ScmState {
   }
 
   recordRetryResult(record: RetryCacheRecord): void {
-    for (const key of this.retryCache.add(record)) this.record('retryCache', key, undefined);
-    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(encodeRetryCacheRecord(record)));
+    const bytes = encodeRetryCacheRecord(record);
+    // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
+    const envelope = parseRetryRecordEnvelope(bytes);
+    const result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    const stored = { clientId: record.clientId, callId: record.callId, recordedAt: record.recordedAt, logIndex: record.logIndex, result };
+    for (const key of this.retryCache.add(stored)) this.record('retryCache', key, undefined);
+    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(bytes));
   }
 
   /** Any write made by applying, for the caller to add to the batch; clears the pending set. */
@@ -175,41 +203,10 @@ export class ScmState {
     this.writes.set(id, { table, key, value });
   }
 
-  private indexContainer(container: ContainerInfo): void {
-    this.containers.set(container.containerID, container);
-    this.containerIds.push(container.containerID);
-    this.indexState(container);
+  private countOpen(pipelineId: string, delta: number): void {
+    const count = (this.openCounts.get(pipelineId) ?? 0) + delta;
+    if (count < 0) throw new Error(`open container count for pipeline ${pipelineId} would go negative`);
+    if (count === 0) this.openCounts.delete(pipelineId);
+    else this.openCounts.set(pipelineId, count);
   }
-
-  private indexState(container: ContainerInfo): void {
-    this.countsByState.set(container.state, (this.countsByState.get(container.state) ?? 0) + 1);
-    if (container.state === 'OPEN') {
-      let open = this.openContainersByPipeline.get(container.pipelineID);
-      if (open === undefined) this.openContainersByPipeline.set(container.pipelineID, (open = new Set()));
-      open.add(container.containerID);
-    }
-  }
-
-  private unindexState(container: ContainerInfo): void {
-    const count = this.countsByState.get(container.state) ?? 0;
-    if (count < 1) throw new Error(`state count for ${container.state} would go negative`);
-    this.countsByState.set(container.state, count - 1);
-    if (container.state === 'OPEN') {
-      const open = this.openContainersByPipeline.get(container.pipelineID);
-      open?.delete(container.containerID);
-      if (open?.size === 0) this.openContainersByPipeline.delete(container.pipelineID);
-    }
-  }
-}
-
-/** First position in the ascending array whose value is ≥ target. */
-function lowerBound(sorted: readonly number[], target: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as number) < target) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -19,9 +19,12 @@ import { executeCommand } from './execute-command.js';
 import { assertValidEntryPosition, type LogEntry } from './log-entry.js';
 import { isOneOf, LIFE_CYCLE_STATES, type ContainerInfo, type DatanodeInfo, type LifeCycleState, type PipelineInfo } from './model.js';
 import type { PipelinePlacementView } from './placement.js';
-import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, type CommandOutcome, type RetryCacheRecord } from './records.js';
+import { decodeContainer, decodeDatanode, decodePipeline, decodeRetryCacheRecord, encodeOutcome, type CommandOutcome } from './records.js';
 import { DEFAULT_RETRY_CACHE_MAX_ENTRIES, DEFAULT_RETRY_CACHE_TIMEOUT_MS, RetryCache } from './retry-cache.js';
+import { containerResultBody, parseRetryRecordEnvelope } from './retry-record-decoder.js';
+import { StringTable } from './container-table.js';
 import { ScmState, type TableWrite } from './scm-state.js';
+import { ContainerRecordDecoder, fastContainerIdFromKey } from './container-decoder.js';
 import {
   APPLY_CLOCK_KEY,
   CONTAINER_ID_SEQUENCE_KEY,
@@ -133,13 +136,12 @@ export class ScmStateMachine implements PipelinePlacementView {
 
   private static async load(db: ScmDb, options: Required<ScmStateMachineOptions>): Promise<Loaded> {
     const tables = openTables(db);
-    const state = new ScmState(new RetryCache(options.retryCacheTimeoutMs, options.retryCacheMaxEntries));
-    for await (const [key, value] of tables.containers.iterator()) {
-      const id = containerIdFromKey(key);
-      const container = decodeContainer(value, `containers/${id}`);
-      if (container.containerID !== id) throw new Error(`containers/${id} holds container ${container.containerID}`);
-      state.loadContainer(container);
-    }
+    const sequenceText = (await tables.sequenceId.get(CONTAINER_ID_SEQUENCE_KEY)) as string | undefined;
+    // Ids are handed out 1, 2, 3, …: the last one bounds how many containers there are (a hint
+    // only; the counter is checked below, after the tables, as it always was).
+    const capacityHint = sequenceText !== undefined && /^\d{1,9}$/.test(sequenceText) ? Number(sequenceText) + 1 : 0;
+    const state = new ScmState(new RetryCache(options.retryCacheTimeoutMs, options.retryCacheMaxEntries), capacityHint);
+    await loadContainers(tables, state);
     for await (const [key, value] of tables.pipelines.iterator()) {
       const pipeline = decodePipeline(value, `pipelines/${key}`);
       if (pipeline.id !== key) throw new Error(`pipelines/${key} holds pipeline ${pipeline.id}`);
@@ -150,11 +152,9 @@ export class ScmStateMachine implements PipelinePlacementView {
       if (datanode.uuid !== key) throw new Error(`datanodes/${key} holds datanode ${datanode.uuid}`);
       state.loadDatanode(datanode);
     }
-    const retryRecords: RetryCacheRecord[] = [];
-    for await (const [key, value] of tables.retryCache.iterator()) retryRecords.push(decodeRetryCacheRecord(value, `retryCache/${key}`));
-    state.retryCache.load(retryRecords);
+    await loadRetryCache(tables, state.retryCache);
     state.loadCounters(
-      parseCounter((await tables.sequenceId.get(CONTAINER_ID_SEQUENCE_KEY)) as string | undefined, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
+      parseCounter(sequenceText, `sequenceId/${CONTAINER_ID_SEQUENCE_KEY}`),
       parseCounter((await tables.meta.get(APPLY_CLOCK_KEY)) as string | undefined, `meta/${APPLY_CLOCK_KEY}`),
     );
     const snapshotText = (await tables.meta.get(SNAPSHOT_POINT_KEY)) as string | undefined;
@@ -487,6 +487,78 @@ export async function readConfigurationAt(dbDir: string): Promise<AppliedConfigu
   } finally {
     await db.close();
   }
+}
+
+/** Entries read from the native iterator per call while loading. */
+const LOAD_BATCH = 1_000;
+/**
+ * classic-level's own iterator options (memory-level ignores them): a nextv call also stops after
+ * highWaterMarkBytes (16 KiB by default: ~230 container entries, so 4 native calls per 1,000), and
+ * a one-off scan of the whole table need not fill LevelDB's block cache.
+ */
+const LOAD_ITERATOR_OPTIONS = { highWaterMarkBytes: 256 * 1024, fillCache: false } as Record<string, unknown>;
+
+/**
+ * Reads the `containers` table into the state's columnar table, in id order: canonical records
+ * through the fast decoder, anything else through the general one (same result, same errors).
+ * The next batch is read (on libuv's thread pool) while this one is decoded.
+ */
+async function loadContainers(tables: ScmTables, state: ScmState): Promise<void> {
+  const decoder = new ContainerRecordDecoder(state.containers.strings);
+  const iterator = tables.containers.iterator(LOAD_ITERATOR_OPTIONS);
+  let pending: Promise<Array<[Buffer, Buffer]>> | undefined;
+  try {
+    pending = iterator.nextv(LOAD_BATCH);
+    for (;;) {
+      const entries = await pending;
+      pending = undefined;
+      if (entries.length === 0) break;
+      pending = iterator.nextv(LOAD_BATCH);
+      for (const [key, value] of entries) {
+        const id = fastContainerIdFromKey(key) ?? containerIdFromKey(key);
+        const row = decoder.decode(value) ?? state.containers.toRow(decodeContainer(value, `containers/${id}`));
+        if (row.containerID !== id) throw new Error(`containers/${id} holds container ${row.containerID}`);
+        state.loadContainerRow(row);
+      }
+    }
+  } finally {
+    await pending?.catch(() => undefined); // a read still in flight when a record was refused
+    await iterator.close();
+  }
+}
+
+/**
+ * Loads the retry cache's records, each checked as thoroughly as the general decoder checks it:
+ * canonical records with a container outcome through the fast decoders (the outcome stays encoded),
+ * anything else through decodeRetryCacheRecord (same result, or the same corruption error).
+ */
+async function loadRetryCache(tables: ScmTables, cache: RetryCache): Promise<void> {
+  const check = new ContainerRecordDecoder(new StringTable()); // validates outcomes; its strings are dropped
+  const clientIds = new Map<string, string>(); // one string per client id, not one per record
+  const iterator = tables.retryCache.iterator(LOAD_ITERATOR_OPTIONS);
+  cache.startLoad();
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(LOAD_BATCH);
+      if (entries.length === 0) break;
+      for (const [key, value] of entries) {
+        const envelope = parseRetryRecordEnvelope(value);
+        const body = envelope && containerResultBody(value, envelope.resultStart, envelope.resultEnd);
+        if (envelope !== undefined && body !== undefined && check.decode(value.subarray(body.start, body.end)) !== undefined) {
+          const text = value.toString('latin1', envelope.clientIdStart, envelope.clientIdEnd);
+          let clientId = clientIds.get(text);
+          if (clientId === undefined) clientIds.set(text, (clientId = text));
+          cache.append(clientId, envelope.callId, envelope.recordedAt, envelope.logIndex, value.subarray(envelope.resultStart, envelope.resultEnd));
+        } else {
+          const record = decodeRetryCacheRecord(value, `retryCache/${key}`);
+          cache.append(record.clientId, record.callId, record.recordedAt, record.logIndex, encodeOutcome(record.outcome));
+        }
+      }
+    }
+  } finally {
+    await iterator.close();
+  }
+  cache.finishLoad();
 }
 
 /** Consistency hashes kept per replica (the checker asks about the latest markers only). */
