@@ -16,8 +16,8 @@ export interface ConsistencyCheckDeps {
   readonly nodeId: string;
   /** The index this replica has applied up to. */
   appliedIndex(): number;
-  /** The index this replica knows committed: a marker beyond it is not waited for. */
-  committedIndex(): number;
+  /** This replica's last log index: a marker far beyond it is not waited for. */
+  lastLogIndex(): number;
   /** This replica's hash right after the marker at `index`, if it applied it and remembers it. */
   hashAt(index: number): Promise<string> | undefined;
   /** Every member of the current configuration (voters and non-voters), this node included. */
@@ -43,6 +43,12 @@ export interface ConsistencyCheckResult {
 }
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
+/**
+ * How far beyond its last log entry a replica still waits for a marker: a follower outside the
+ * majority that acknowledged it may be that far behind. A caller naming an index further out is
+ * answered at once (it must not hold a client call slot for applyWaitMs).
+ */
+const MARKER_LAG_ALLOWANCE = 4096;
 /** Checks remembered, so the leader's CheckConsistency and the node's own check share one run. */
 const REMEMBERED_CHECKS = 16;
 
@@ -75,14 +81,13 @@ export class ConsistencyChecker {
 
   /**
    * This replica's hash right after the marker at `index`, waiting up to applyWaitMs for it to be
-   * applied here if it is committed here already (an index beyond that is answered at once: a
-   * caller naming a far index must not hold a call slot). `known` is false, with the reason, when
-   * this replica cannot tell.
+   * applied here (not for an index far beyond this replica's log: see MARKER_LAG_ALLOWANCE).
+   * `known` is false, with the reason, when this replica cannot tell.
    */
   async ownHash(index: number): Promise<ConsistencyHash> {
-    const committed = this.deps.committedIndex();
-    if (index > committed && index > this.deps.appliedIndex()) {
-      return { index, known: false, hash: '', detail: `index ${index} is not committed here (commit index ${committed})` };
+    const last = this.deps.lastLogIndex();
+    if (index > last + MARKER_LAG_ALLOWANCE) {
+      return { index, known: false, hash: '', detail: `index ${index} is far beyond this node's log (last index ${last})` };
     }
     for (let waited = 0; this.deps.appliedIndex() < index && waited < this.deps.applyWaitMs; waited += 20) await this.deps.sleep(20);
     const applied = this.deps.appliedIndex();

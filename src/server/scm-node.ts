@@ -176,7 +176,7 @@ export class ScmNode {
       nodeId: self.nodeId,
       appliedIndex: () => (sm.isClosed ? 0 : sm.lastApplied().index),
       // The driver exists once the node has booted, before any check can run.
-      committedIndex: () => (this.driver === undefined ? 0 : this.driver.core.commitIndex),
+      lastLogIndex: () => (this.driver === undefined ? 0 : this.driver.core.lastIndex),
       hashAt: (index) => sm.consistencyHash(index),
       members: () => this.admin.members(),
       peerHash: (nodeId, address, index) => this.peerCalls.consistencyHash(nodeId, address, index, CONSISTENCY_PEER_TIMEOUT_MS),

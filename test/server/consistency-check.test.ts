@@ -40,18 +40,18 @@ interface Harness {
   checked: ConsistencyCheckResult[];
   asked: string[];
   setApplied(index: number): void;
-  setCommitted(index: number): void;
+  setLastLogIndex(index: number): void;
 }
 
 function harness(peers: Record<string, (index: number) => Promise<ConsistencyHash>>, hashes: Map<number, Promise<string>> = new Map([[10, Promise.resolve(A)]])): Harness {
   let applied = 10;
-  let committed = 10;
+  let lastLog = 10;
   const checked: ConsistencyCheckResult[] = [];
   const asked: string[] = [];
   const deps: ConsistencyCheckDeps = {
     nodeId: 's1',
     appliedIndex: () => applied,
-    committedIndex: () => committed,
+    lastLogIndex: () => lastLog,
     hashAt: (index) => hashes.get(index),
     members: () => [{ nodeId: 's1', clientAddress: 'self:1' }, ...Object.keys(peers).map((id) => ({ nodeId: id, clientAddress: id === 'noaddr' ? '' : `${id}:1` }))],
     peerHash: (_nodeId, address, index) => {
@@ -65,7 +65,7 @@ function harness(peers: Record<string, (index: number) => Promise<ConsistencyHas
     onChecked: (c) => checked.push(c),
     applyWaitMs: 100,
   };
-  return { deps, checked, asked, setApplied: (i) => (applied = i), setCommitted: (i) => (committed = i) };
+  return { deps, checked, asked, setApplied: (i) => (applied = i), setLastLogIndex: (i) => (lastLog = i) };
 }
 
 const answers = (hash: string) => (index: number) => Promise.resolve({ index, known: true, hash, detail: '' });
@@ -126,11 +126,16 @@ test('own hash: waits for the marker to be applied, then says what it cannot kno
   h.setApplied(20);
   assert.match((await checker.ownHash(11)).detail, /not a marker this node applied/);
   assert.match((await checker.ownHash(12)).detail, /hashing scm.db failed: iterator closed/);
-  // An index beyond what is committed here is answered at once: a caller cannot hold the call.
+  // An index far beyond this node's log is answered at once: a caller cannot hold the call.
   h.setApplied(20);
-  h.setCommitted(20);
+  h.setLastLogIndex(20);
   sleeps = 0;
   const far = await new ConsistencyChecker(deps).ownHash(2 ** 52);
   assert.deepEqual([far.known, sleeps], [false, 0]);
-  assert.match(far.detail, /index 4503599627370496 is not committed here \(commit index 20\)/);
+  assert.match(far.detail, /index 4503599627370496 is far beyond this node's log \(last index 20\)/);
+  // A marker just past what this node knows committed (or holds) is waited for.
+  sleeps = 0;
+  const near = await new ConsistencyChecker(deps).ownHash(21);
+  assert.equal(near.known, false);
+  assert.ok(sleeps > 0, 'it waited for the marker');
 });
