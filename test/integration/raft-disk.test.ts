@@ -95,7 +95,7 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
     assert.ok(wrote, repair.out);
     const repairedTerm = Number(wrote[1]);
     assert.ok(repairedTerm > clusterTerm, `the new term ${repairedTerm} is above the cluster's ${clusterTerm}`);
-    assert.match(repair.out, /other members \d+\./);
+    assert.match(repair.out, /, scm\d \d+, scm\d \d+\./, 'each other member reported its own term');
     assert.ok(readdirSync(currentDir).some((n) => n.startsWith('raft-meta.damaged-')), 'the damaged file is kept');
 
     // 2 and 3, for the next start: acknowledged entries zeroed at the end of the last (closed, after
