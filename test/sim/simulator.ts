@@ -725,7 +725,10 @@ export class Simulation {
       this.noTransfersUntil = this.now + late + 50;
       this.note(`fault: ${describe(m)} ${m.from}→${m.to} delayed by ${late}ms${cutOff ? `, ${m.from} cut off just before it lands` : ''}`);
       if (cutOff) this.at(this.now + late - 1, () => this.isolate(m.from));
-      this.at(this.now + late, () => this.deliver(m.to, bytes, true)); // it left before the cut
+      this.at(this.now + late, () => {
+        this.deliver(m.to, bytes, true); // it left before the cut
+        this.readsAtClaimants(this.now + 200);
+      });
       return;
     }
     for (let c = 0; c < copies; c++) {
@@ -947,6 +950,8 @@ export class Simulation {
       this.blocked.add(`${other.id}>${id}`);
     }
     this.note(`fault: ${id} isolated`);
+    const n = this.byId.get(id);
+    if (n !== undefined && this.running(n)?.core.currentRole === 'leader') this.readsAtClaimants(this.now + 200);
   }
 
   private healNetwork(): void {
@@ -1261,6 +1266,32 @@ export class Simulation {
         .finally(() => this.scheduleClient(client));
       this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.pending.delete(op));
     }
+  }
+
+  /**
+   * Reads at every node that claims to lead, every few ms for a while: started when a leader is cut
+   * off or a late TimeoutNow lands, when a deposed leader may still believe it leads. A read it
+   * answers then (by lease, or by a ReadIndex round) must not miss what a newer term committed.
+   */
+  private readsAtClaimants(until: number): void {
+    if (!this.workloadOpen || this.now >= until) return;
+    for (const n of this.nodes) {
+      const driver = this.running(n);
+      if (driver === undefined || driver.core.currentRole !== 'leader') continue;
+      const key = KEYS[this.rng.nextInt(KEYS.length)] as string;
+      const incarnation = n.incarnation;
+      const op: PendingOp = { key, invoke: this.now, label: `probe read@${n.id}`, term: driver.core.currentTerm };
+      this.pending.add(op);
+      driver
+        .readBarrier()
+        .then(() => {
+          if (n.alive && n.incarnation === incarnation) this.complete(op, this.readValue(n, key));
+          else this.pending.delete(op);
+        })
+        .catch(() => this.pending.delete(op));
+      this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.pending.delete(op));
+    }
+    this.at(this.now + 3 + this.rng.nextInt(8), () => this.readsAtClaimants(until));
   }
 
   /** The client's cached leader while it still claims to lead (it may be deposed), else any claimant. */
