@@ -249,8 +249,10 @@ export class Simulation {
     this.preVote = this.rng.chance(0.75);
     this.checkQuorum = this.leaseRead || this.rng.chance(0.6);
     // Often tiny: snapshot points, purges and installs all the time, the leader's first index right
-    // behind followers' commit indexes.
-    this.snapshotThreshold = [3, 5, 10, 25][this.rng.nextInt(4)] as number;
+    // behind followers' commit indexes. Sometimes as large as in production (no purge in the run):
+    // then only the protocol, not an install after a purge, gets a follower that lost entries going
+    // again.
+    this.snapshotThreshold = [3, 5, 10, 25, 100_000][this.rng.nextInt(5)] as number;
     this.purgeGap = this.rng.nextInt(4);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
@@ -313,6 +315,10 @@ export class Simulation {
     for (const n of this.nodes) this.at(this.rng.nextInt(TICK_MS), () => this.boot(n));
     for (let c = 0; c < 3; c++) this.at(80 + this.rng.nextInt(50), () => this.clientStep(c));
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
+    // Just before the faults end: fresh copies, then often a follower restored from its copy while
+    // the leader (which, with the faults over, goes on leading) still counts what the follower lost.
+    this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(true));
+    if (this.rng.chance(0.6)) this.at(this.faultMs - 40 - this.rng.nextInt(100), () => this.restoreFollower());
     this.at(this.faultMs, () => this.heal());
     const deadline = this.faultMs + this.livenessBoundMs;
     while (this.queue.size > 0 && !this.converged) {
@@ -567,7 +573,8 @@ export class Simulation {
     this.note(`fault: crash ${n.id} ${why}${torn}`);
   }
 
-  private restart(n: SimNode): void {
+  /** `fromCopy`: an operator restores the node from its copy (when that is safe), not a plain restart. */
+  private restart(n: SimNode, fromCopy = false): void {
     if (n.alive) return;
     n.restoredFromCopy = false;
     // Lost after the node has run (a fresh primordial node without it has nothing to rebuild from:
@@ -577,7 +584,7 @@ export class Simulation {
       this.confLost++;
       this.note(`fault: ${n.id} loses raft-meta.conf`);
     }
-    if (n.backup !== undefined && this.rng.chance(0.9) && this.oldCopyIsSafe(n, n.backup)) {
+    if (n.backup !== undefined && (fromCopy || this.rng.chance(0.9)) && this.oldCopyIsSafe(n, n.backup)) {
       // Restored from an older copy of its directories: its log and scm.db go back in time. Its
       // term and vote do not (raft-meta from the old copy could let it vote twice in a term).
       const meta = n.disk.meta;
@@ -882,9 +889,10 @@ export class Simulation {
     if (r < 12) this.partitionSymmetric();
     else if (r < 20) this.partitionAsymmetric();
     else if (r < 22) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
-    else if (r < 25) this.isolateLeader();
+    else if (r < 26) this.isolateLeader();
     else if (r < 36) this.healNetwork();
-    else if (r < 52) this.crashRandom();
+    else if (r < 51) this.crashRandom();
+    else if (r < 54) this.restoreFollower();
     else if (r < 58) this.pauseRandom();
     else if (r < 63) this.slowDisk();
     else if (r < 70) this.transfer();
@@ -936,10 +944,33 @@ export class Simulation {
     this.at(this.now + 15 + this.rng.nextInt(60), () => this.flap(ordinal, remaining - 1));
   }
 
-  /** The leader alone on its side: it keeps taking writes it cannot commit (a divergent suffix). */
+  /**
+   * The leader on the minority side, alone or (in larger groups) with followers: it keeps taking
+   * writes it cannot commit, and the followers with it hold them (a divergent suffix the other side
+   * will overwrite). A copy of their directories is taken while they hold it, so that a later
+   * restore brings uncommitted entries of an old term back at indexes the next leader counts as
+   * matched.
+   */
   private isolateLeader(): void {
     const leader = this.currentLeader();
-    if (leader !== undefined) this.isolate(leader.id);
+    if (leader === undefined) return;
+    const others = this.nodes.filter((n) => n !== leader);
+    const minority = new Set([leader.id]);
+    const extra = this.rng.nextInt(Math.floor((this.nodes.length - 1) / 2) + 1);
+    for (let i = 0; i < extra; i++) minority.add((others[this.rng.nextInt(others.length)] as SimNode).id);
+    if (minority.size === 1) {
+      this.isolate(leader.id);
+    } else {
+      for (const a of this.nodes) for (const b of this.nodes) if (minority.has(a.id) !== minority.has(b.id)) this.blocked.add(`${a.id}>${b.id}`);
+      this.note(`fault: leader ${leader.id} cut off with {${[...minority].join(',')}}`);
+      this.readsAtClaimants(this.now + 200);
+    }
+    this.at(this.now + 30 + this.rng.nextInt(80), () => {
+      if (this.now < this.faultMs) this.takeBackup();
+    });
+    this.at(this.now + 150 + this.rng.nextInt(250), () => {
+      if (this.now < this.faultMs) this.healNetwork();
+    });
   }
 
   private isolate(id: string): void {
@@ -996,6 +1027,21 @@ export class Simulation {
     this.note(`fault: slow disk on ${n.id}`);
   }
 
+  /**
+   * A follower the leader counts as holding entries is restored from an older copy of its
+   * directories (an operator's restore) and is back at once, while the leader still counts the
+   * match the follower acknowledged before.
+   */
+  private restoreFollower(): void {
+    const leader = this.currentLeader();
+    if (leader === undefined) return;
+    const candidates = this.nodes.filter((n) => n !== leader && n.alive && !n.booting && n.backup !== undefined && this.oldCopyIsSafe(n, n.backup));
+    const n = candidates[this.rng.nextInt(Math.max(1, candidates.length))];
+    if (n === undefined) return;
+    this.crash(n, 'to restore it from its copy');
+    this.at(this.now + 5 + this.rng.nextInt(30), () => this.restart(n, true));
+  }
+
   /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
   private replayStatus(): void {
     // One of the recent ones: older terms are ignored anyway.
@@ -1007,10 +1053,13 @@ export class Simulation {
     this.deliver(m.to, bytes);
   }
 
-  /** A copy of every running node's directories, for a later "restored from an old copy" restart. */
-  private takeBackup(): void {
+  /**
+   * A copy of every running node's directories (`onlyMissing`: of those without one), for a later
+   * "restored from an old copy" restart.
+   */
+  private takeBackup(onlyMissing = false): void {
     for (const n of this.nodes) {
-      if (!n.alive || n.booting) continue;
+      if (!n.alive || n.booting || (onlyMissing && n.backup !== undefined)) continue;
       const disk = cloneDisk(n.disk);
       const at = this.now;
       const configurations = this.committedConfigs.length;
