@@ -98,8 +98,13 @@ interface Backup {
   readonly disk: DiskImage;
   readonly db: ScmDb;
   readonly at: number;
-  /** How many configurations had been committed when the copy was taken. */
-  readonly configurations: number;
+  /**
+   * The membership committed when the copy was taken (every term's first entry repeats the
+   * configuration: only a change of members makes a copy unsafe to restore).
+   */
+  readonly configuration: string;
+  /** The copy holds entries nothing had applied yet when it was taken (perhaps never committed). */
+  readonly uncommitted: boolean;
 }
 
 interface SimNode {
@@ -317,7 +322,7 @@ export class Simulation {
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
     // Just before the faults end: fresh copies, then often a follower restored from its copy while
     // the leader (which, with the faults over, goes on leading) still counts what the follower lost.
-    this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(true));
+    this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(undefined, true));
     if (this.rng.chance(0.6)) this.at(this.faultMs - 40 - this.rng.nextInt(100), () => this.restoreFollower());
     this.at(this.faultMs, () => this.heal());
     const deadline = this.faultMs + this.livenessBoundMs;
@@ -536,10 +541,16 @@ export class Simulation {
    * (Figure 8 of the Raft paper).
    */
   private maybeCutShort(n: SimNode): void {
-    if (this.now >= this.faultMs || !this.rng.chance(0.2)) return;
+    if (this.now >= this.faultMs || !this.rng.chance(0.25)) return;
     if (this.rng.chance(0.5)) {
-      this.isolate(n.id);
-      this.at(this.now + 50 + this.rng.nextInt(150), () => this.healNetwork());
+      // At once, or a few ms in: after its first appends went out, so that some followers hold
+      // some of what it sent (in small messages, entries of earlier terms before its own first).
+      const after = this.rng.chance(0.5) ? 0 : 1 + this.rng.nextInt(12);
+      const incarnation = n.incarnation;
+      this.at(this.now + after, () => {
+        if (n.incarnation === incarnation && this.running(n)?.core.currentRole === 'leader') this.isolate(n.id);
+      });
+      this.at(this.now + after + 50 + this.rng.nextInt(150), () => this.healNetwork());
     } else if (n.crashAtNextWrite === undefined) {
       n.crashAtNextWrite = 20 + this.rng.nextInt(200);
       this.note(`fault: new leader ${n.id} will crash at its next fsync`);
@@ -607,7 +618,7 @@ export class Simulation {
   private oldCopyIsSafe(n: SimNode, backup: Backup): boolean {
     // An old copy from before a configuration change can hold a group in which this node has more
     // say (a lone voter, say): restoring it would be an operator's mistake Raft cannot undo.
-    if (backup.configurations !== this.committedConfigs.length) return false;
+    if (backup.configuration !== this.committedMembers()) return false;
     const last = n.disk.first + n.disk.entries.length - 1;
     if (last < n.disk.first) return true;
     const term = n.disk.entries[last - n.disk.first]?.term;
@@ -621,6 +632,12 @@ export class Simulation {
       if (t === term || (last <= this.globalCommit && applied >= last)) holders++;
     }
     return holders >= Math.floor(this.latestVoters().length / 2) + 1;
+  }
+
+  /** The members of the last committed configuration, as a comparable string. */
+  private committedMembers(): string {
+    const m = (this.committedConfigs[this.committedConfigs.length - 1] as IndexedMembership).membership;
+    return `${m.voters.map((p) => p.id).join(',')}/${m.nonVoters.map((p) => p.id).join(',')}`;
   }
 
   private latestVoters(): string[] {
@@ -684,10 +701,14 @@ export class Simulation {
     };
   }
 
-  /** The leader reuses a recent checkpoint while it is still above its first log index. */
+  /**
+   * The leader reuses a checkpoint while it is still at or above its first log index (as production
+   * serves any such checkpoint: often older than the follower's log), and mostly while recent.
+   */
   private async serveCheckpoint(source: SimNode): Promise<Checkpoint> {
     const cp = source.checkpoint;
-    if (cp !== undefined && this.now - cp.createdAt <= CHECKPOINT_REUSE_MS && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
+    const recent = cp !== undefined && (this.now - cp.createdAt <= CHECKPOINT_REUSE_MS || this.rng.chance(0.5));
+    if (cp !== undefined && recent && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
     const db = await copyDb(source.db);
     const fresh = { db, index: (await readTransactionInfo(db)).index, createdAt: this.now };
     source.checkpoint = fresh;
@@ -887,18 +908,18 @@ export class Simulation {
     if (this.now >= this.faultMs) return;
     const r = this.rng.nextInt(100);
     if (r < 12) this.partitionSymmetric();
-    else if (r < 20) this.partitionAsymmetric();
+    else if (r < 19) this.partitionAsymmetric();
     else if (r < 22) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
-    else if (r < 26) this.isolateLeader();
-    else if (r < 36) this.healNetwork();
-    else if (r < 51) this.crashRandom();
-    else if (r < 54) this.restoreFollower();
-    else if (r < 58) this.pauseRandom();
+    else if (r < 30) this.isolateLeader();
+    else if (r < 38) this.healNetwork();
+    else if (r < 52) this.crashRandom();
+    else if (r < 55) this.restoreFollower();
+    else if (r < 59) this.pauseRandom();
     else if (r < 63) this.slowDisk();
     else if (r < 70) this.transfer();
     else if (r < 78) this.changeMembership();
-    else if (r < 85) this.takeBackup();
-    else if (r < 93) this.replayStatus();
+    else if (r < 83) this.takeBackup();
+    else if (r < 92) this.replayStatus();
     else this.networkQuality();
     this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
@@ -947,16 +968,17 @@ export class Simulation {
   /**
    * The leader on the minority side, alone or (in larger groups) with followers: it keeps taking
    * writes it cannot commit, and the followers with it hold them (a divergent suffix the other side
-   * will overwrite). A copy of their directories is taken while they hold it, so that a later
-   * restore brings uncommitted entries of an old term back at indexes the next leader counts as
-   * matched.
+   * will overwrite). A copy of their directories is taken while they hold it; often, once the
+   * network is healed and the next leader has overwritten that suffix (and counts them as holding
+   * its entries there), one of them is restored from that copy: uncommitted entries of an old term
+   * come back at indexes the leader counts as matched.
    */
   private isolateLeader(): void {
     const leader = this.currentLeader();
     if (leader === undefined) return;
     const others = this.nodes.filter((n) => n !== leader);
     const minority = new Set([leader.id]);
-    const extra = this.rng.nextInt(Math.floor((this.nodes.length - 1) / 2) + 1);
+    const extra = this.rng.nextInt(Math.floor((this.nodes.length - 1) / 2));
     for (let i = 0; i < extra; i++) minority.add((others[this.rng.nextInt(others.length)] as SimNode).id);
     if (minority.size === 1) {
       this.isolate(leader.id);
@@ -965,12 +987,20 @@ export class Simulation {
       this.note(`fault: leader ${leader.id} cut off with {${[...minority].join(',')}}`);
       this.readsAtClaimants(this.now + 200);
     }
+    const side = this.nodes.filter((n) => minority.has(n.id));
     this.at(this.now + 30 + this.rng.nextInt(80), () => {
-      if (this.now < this.faultMs) this.takeBackup();
+      if (this.now < this.faultMs) this.takeBackup(side);
     });
-    this.at(this.now + 150 + this.rng.nextInt(250), () => {
+    const healAt = this.now + 200 + this.rng.nextInt(250);
+    this.at(healAt, () => {
       if (this.now < this.faultMs) this.healNetwork();
     });
+    if (this.rng.chance(0.85)) {
+      const n = side[this.rng.nextInt(side.length)] as SimNode;
+      this.at(healAt + 80 + this.rng.nextInt(220), () => {
+        if (this.now < this.faultMs && this.currentLeader() !== n) this.restoreFromCopy(n);
+      });
+    }
   }
 
   private isolate(id: string): void {
@@ -1035,39 +1065,64 @@ export class Simulation {
   private restoreFollower(): void {
     const leader = this.currentLeader();
     if (leader === undefined) return;
-    const candidates = this.nodes.filter((n) => n !== leader && n.alive && !n.booting && n.backup !== undefined && this.oldCopyIsSafe(n, n.backup));
+    const all = this.nodes.filter((n) => n !== leader && n.alive && !n.booting && n.backup !== undefined && this.oldCopyIsSafe(n, n.backup));
+    // Mostly one whose copy holds entries nothing had applied when it was taken.
+    const uncommitted = all.filter((n) => n.backup!.uncommitted);
+    const candidates = uncommitted.length > 0 && this.rng.chance(0.8) ? uncommitted : all;
     const n = candidates[this.rng.nextInt(Math.max(1, candidates.length))];
-    if (n === undefined) return;
+    if (n !== undefined) this.restoreFromCopy(n);
+  }
+
+  /** Crashes a running node and brings it back at once from its copy (when that is safe). */
+  private restoreFromCopy(n: SimNode): void {
+    if (!n.alive || n.booting || n.backup === undefined || !this.oldCopyIsSafe(n, n.backup)) return;
     this.crash(n, 'to restore it from its copy');
     this.at(this.now + 5 + this.rng.nextInt(30), () => this.restart(n, true));
   }
 
   /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
   private replayStatus(): void {
-    // One of the recent ones: older terms are ignored anyway.
-    const recent = this.pastStatuses.slice(-8);
-    const bytes = recent[this.rng.nextInt(Math.max(1, recent.length))];
+    // One of the recent ones, of the current leader's term when there are such (older terms are
+    // ignored anyway), and sometimes again a little later, when the leader's view has moved on.
+    const leader = this.currentLeader();
+    const term = leader?.driver?.core.currentTerm;
+    const recent = this.pastStatuses.slice(-16);
+    const current = recent.filter((b) => {
+      const m = decodeRaftMessage(b);
+      return m.term === term && m.to === leader?.id;
+    });
+    const pool = current.length > 0 ? current : recent.slice(-8);
+    const bytes = pool[this.rng.nextInt(Math.max(1, pool.length))];
     if (bytes === undefined) return;
     const m = decodeRaftMessage(bytes);
-    this.note(`fault: late duplicate of ${m.from}→${m.to} ${describe(m)}`);
-    this.deliver(m.to, bytes);
+    for (let k = this.rng.nextInt(3); k >= 0; k--) {
+      this.at(this.now + (k === 0 ? 0 : this.rng.nextInt(150)), () => {
+        this.note(`fault: late duplicate of ${m.from}→${m.to} ${describe(m)}`);
+        this.deliver(m.to, bytes);
+      });
+    }
   }
 
   /**
-   * A copy of every running node's directories (`onlyMissing`: of those without one), for a later
-   * "restored from an old copy" restart.
+   * A copy of every running node's directories (`only`: of those; `onlyMissing`: of those without
+   * a usable one), for a later "restored from an old copy" restart.
    */
-  private takeBackup(onlyMissing = false): void {
-    for (const n of this.nodes) {
-      if (!n.alive || n.booting || (onlyMissing && n.backup !== undefined)) continue;
+  private takeBackup(only?: readonly SimNode[], onlyMissing = false): void {
+    for (const n of only ?? this.nodes) {
+      if (!n.alive || n.booting) continue;
+      // A usable copy is kept when asked only for missing ones, and mostly when it holds entries
+      // nothing had applied (the copies whose restore is the hard case for the protocol).
+      const usable = n.backup !== undefined && n.backup.configuration === this.committedMembers();
+      if (usable && (onlyMissing || (only === undefined && n.backup!.uncommitted && this.rng.chance(0.75)))) continue;
       const disk = cloneDisk(n.disk);
       const at = this.now;
-      const configurations = this.committedConfigs.length;
+      const configuration = this.committedMembers();
+      const uncommitted = disk.first + disk.entries.length - 1 > this.globalCommit;
       void copyDb(n.db).then((db) => {
-        n.backup = { disk, db, at, configurations };
+        n.backup = { disk, db, at, configuration, uncommitted };
       });
     }
-    this.note('fault: copies of the nodes\' directories taken');
+    this.note(`fault: copies of ${only === undefined ? 'the nodes\'' : `${only.map((n) => n.id).join(',')}'s`} directories taken`);
   }
 
   private currentLeader(): SimNode | undefined {
