@@ -136,6 +136,8 @@ interface SimNode {
   booting: boolean;
   lastCommit: number;
   lastApplied: number;
+  /** The term this node led in at the previous check (0: it did not lead). */
+  lastLeaderTerm: number;
 }
 
 interface PendingOp {
@@ -300,6 +302,7 @@ export class Simulation {
         booting: false,
         lastCommit: 0,
         lastApplied: 0,
+        lastLeaderTerm: 0,
       };
       this.nodes.push(node);
       this.byId.set(id, node);
@@ -795,6 +798,14 @@ export class Simulation {
       }
       const commit = core.commitIndex;
       if (commit < n.lastCommit) this.fail(`${n.id} commit index decreased from ${n.lastCommit} to ${commit}`);
+      // Raft §5.4.2 (Figure 8): a leader moves its commit index only to an entry of its own term,
+      // counting replicas; entries of earlier terms are committed under it, never by themselves.
+      // Checked as it happens, since the loss it leads to needs three more leaderships to show.
+      if (commit > n.lastCommit && core.currentRole === 'leader' && n.lastLeaderTerm === core.currentTerm) {
+        const t = core.logTerm(commit);
+        if (t !== undefined && t !== core.currentTerm) this.fail(`${n.id}, leader of term ${core.currentTerm}, committed up to ${commit}, an entry of term ${t}, by counting replicas (Raft §5.4.2)`);
+      }
+      n.lastLeaderTerm = core.currentRole === 'leader' ? core.currentTerm : 0;
       n.lastCommit = commit;
       const applied = n.sm!.lastApplied().index;
       if (applied < n.lastApplied) this.fail(`${n.id} applied index went back from ${n.lastApplied} to ${applied}`);
