@@ -7,14 +7,20 @@
 // and where checkpoints are downloaded from. All randomness comes from one seed.
 //
 // Faults: message drop, delay, reordering and duplication (late and duplicated snapshot statuses
-// included); symmetric, asymmetric and flapping partitions; crashes, most of them with writes in
-// flight (at the fsync point), some in the middle of a snapshot install; restarts from raft-meta
-// and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older copy of the
-// node's directories; pauses longer than the election timeout; tick-rate skew; slow disks;
-// leadership transfers; membership changes from one voter up. Invariants are checked after every
-// event; after the faults heal the group must elect a leader, commit and converge (same applied
-// index and scm.db digest everywhere) within a bound; a register workload (datanode registrations
-// written through the log, read with ReadIndex) is checked for linearizability.
+// of the current term included, in bursts); symmetric, asymmetric and flapping partitions; leaders
+// cut off alone or with a minority (at once or a few ms into their term); crashes, most of them
+// with writes in flight (at the fsync point), some in the middle of a snapshot install; restarts
+// from raft-meta and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older
+// copy of the node's directories (copies taken while a cut-off side holds an uncommitted suffix,
+// restored while the leader still counts what the copy lacks); pauses longer than the election
+// timeout; tick-rate skew; slow disks; leadership transfers whose TimeoutNow lands after the
+// transfer was given up; membership changes from one voter up; checkpoints older than the follower;
+// some runs with a production-sized snapshot threshold. Invariants are checked after every event
+// (Raft's commit rule among them); after the faults heal the group must elect a leader, commit and
+// converge (same applied index and scm.db digest everywhere) within a bound; a register workload
+// (datanode registrations written through the log, read with ReadIndex or a lease, and reads at
+// every node claiming to lead while a deposed leader may still think it leads) is checked for
+// linearizability.
 import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
