@@ -18,9 +18,9 @@
 // some runs with a production-sized snapshot threshold. Invariants are checked after every event
 // (Raft's commit rule among them); after the faults heal the group must elect a leader, commit and
 // converge (same applied index and scm.db digest everywhere) within a bound; a register workload
-// (datanode registrations written through the log, read with ReadIndex or a lease, and reads at
-// every node claiming to lead while a deposed leader may still think it leads) is checked for
-// linearizability.
+// (datanode registrations written through the log, read with ReadIndex or a lease) is checked for
+// linearizability, and every read (also those sent to every node claiming to lead while a deposed
+// leader may still think it leads) for being answered in no term after a later term committed.
 import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
