@@ -7,14 +7,20 @@
 // and where checkpoints are downloaded from. All randomness comes from one seed.
 //
 // Faults: message drop, delay, reordering and duplication (late and duplicated snapshot statuses
-// included); symmetric, asymmetric and flapping partitions; crashes, most of them with writes in
-// flight (at the fsync point), some in the middle of a snapshot install; restarts from raft-meta
-// and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older copy of the
-// node's directories; pauses longer than the election timeout; tick-rate skew; slow disks;
-// leadership transfers; membership changes from one voter up. Invariants are checked after every
-// event; after the faults heal the group must elect a leader, commit and converge (same applied
-// index and scm.db digest everywhere) within a bound; a register workload (datanode registrations
-// written through the log, read with ReadIndex) is checked for linearizability.
+// of the current term included, in bursts); symmetric, asymmetric and flapping partitions; leaders
+// cut off alone or with a minority (at once or a few ms into their term); crashes, most of them
+// with writes in flight (at the fsync point), some in the middle of a snapshot install; restarts
+// from raft-meta and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older
+// copy of the node's directories (copies taken while a cut-off side holds an uncommitted suffix,
+// restored while the leader still counts what the copy lacks); pauses longer than the election
+// timeout; tick-rate skew; slow disks; leadership transfers whose TimeoutNow lands after the
+// transfer was given up; membership changes from one voter up; checkpoints older than the follower;
+// some runs with a production-sized snapshot threshold. Invariants are checked after every event
+// (Raft's commit rule among them); after the faults heal the group must elect a leader, commit and
+// converge (same applied index and scm.db digest everywhere) within a bound; a register workload
+// (datanode registrations written through the log, read with ReadIndex or a lease) is checked for
+// linearizability, and every read (also those sent to every node claiming to lead while a deposed
+// leader may still think it leads) for being answered in no term after a later term committed.
 import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
@@ -98,8 +104,13 @@ interface Backup {
   readonly disk: DiskImage;
   readonly db: ScmDb;
   readonly at: number;
-  /** How many configurations had been committed when the copy was taken. */
-  readonly configurations: number;
+  /**
+   * The membership committed when the copy was taken (every term's first entry repeats the
+   * configuration: only a change of members makes a copy unsafe to restore).
+   */
+  readonly configuration: string;
+  /** The copy holds entries nothing had applied yet when it was taken (perhaps never committed). */
+  readonly uncommitted: boolean;
 }
 
 interface SimNode {
@@ -131,6 +142,8 @@ interface SimNode {
   booting: boolean;
   lastCommit: number;
   lastApplied: number;
+  /** The term this node led in at the previous check (0: it did not lead). */
+  lastLeaderTerm: number;
 }
 
 interface PendingOp {
@@ -140,6 +153,12 @@ interface PendingOp {
   readonly write?: number;
   /** A read: the term of the leader asked. */
   readonly term?: number;
+  /**
+   * A read at a node claiming to lead (readsAtClaimants): held to the term rule in complete(), not
+   * added to the register history (dozens of them overlap every write whose outcome is unknown, and
+   * the linearizability search would explode).
+   */
+  readonly probe?: boolean;
 }
 
 function newDb(): ScmDb {
@@ -249,8 +268,10 @@ export class Simulation {
     this.preVote = this.rng.chance(0.75);
     this.checkQuorum = this.leaseRead || this.rng.chance(0.6);
     // Often tiny: snapshot points, purges and installs all the time, the leader's first index right
-    // behind followers' commit indexes.
-    this.snapshotThreshold = [3, 5, 10, 25][this.rng.nextInt(4)] as number;
+    // behind followers' commit indexes. Sometimes as large as in production (no purge in the run):
+    // then only the protocol, not an install after a purge, gets a follower that lost entries going
+    // again.
+    this.snapshotThreshold = [3, 5, 10, 25, 100_000][this.rng.nextInt(5)] as number;
     this.purgeGap = this.rng.nextInt(4);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
@@ -293,6 +314,7 @@ export class Simulation {
         booting: false,
         lastCommit: 0,
         lastApplied: 0,
+        lastLeaderTerm: 0,
       };
       this.nodes.push(node);
       this.byId.set(id, node);
@@ -313,6 +335,10 @@ export class Simulation {
     for (const n of this.nodes) this.at(this.rng.nextInt(TICK_MS), () => this.boot(n));
     for (let c = 0; c < 3; c++) this.at(80 + this.rng.nextInt(50), () => this.clientStep(c));
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
+    // Just before the faults end: fresh copies, then often a follower restored from its copy while
+    // the leader (which, with the faults over, goes on leading) still counts what the follower lost.
+    this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(undefined, true));
+    if (this.rng.chance(0.6)) this.at(this.faultMs - 40 - this.rng.nextInt(100), () => this.restoreFollower());
     this.at(this.faultMs, () => this.heal());
     const deadline = this.faultMs + this.livenessBoundMs;
     while (this.queue.size > 0 && !this.converged) {
@@ -530,10 +556,16 @@ export class Simulation {
    * (Figure 8 of the Raft paper).
    */
   private maybeCutShort(n: SimNode): void {
-    if (this.now >= this.faultMs || !this.rng.chance(0.2)) return;
+    if (this.now >= this.faultMs || !this.rng.chance(0.25)) return;
     if (this.rng.chance(0.5)) {
-      this.isolate(n.id);
-      this.at(this.now + 50 + this.rng.nextInt(150), () => this.healNetwork());
+      // At once, or a few ms in: after its first appends went out, so that some followers hold
+      // some of what it sent (in small messages, entries of earlier terms before its own first).
+      const after = this.rng.chance(0.5) ? 0 : 1 + this.rng.nextInt(12);
+      const incarnation = n.incarnation;
+      this.at(this.now + after, () => {
+        if (n.incarnation === incarnation && this.running(n)?.core.currentRole === 'leader') this.isolate(n.id);
+      });
+      this.at(this.now + after + 50 + this.rng.nextInt(150), () => this.healNetwork());
     } else if (n.crashAtNextWrite === undefined) {
       n.crashAtNextWrite = 20 + this.rng.nextInt(200);
       this.note(`fault: new leader ${n.id} will crash at its next fsync`);
@@ -567,7 +599,8 @@ export class Simulation {
     this.note(`fault: crash ${n.id} ${why}${torn}`);
   }
 
-  private restart(n: SimNode): void {
+  /** `fromCopy`: an operator restores the node from its copy (when that is safe), not a plain restart. */
+  private restart(n: SimNode, fromCopy = false): void {
     if (n.alive) return;
     n.restoredFromCopy = false;
     // Lost after the node has run (a fresh primordial node without it has nothing to rebuild from:
@@ -577,7 +610,7 @@ export class Simulation {
       this.confLost++;
       this.note(`fault: ${n.id} loses raft-meta.conf`);
     }
-    if (n.backup !== undefined && this.rng.chance(0.9) && this.oldCopyIsSafe(n, n.backup)) {
+    if (n.backup !== undefined && (fromCopy || this.rng.chance(0.9)) && this.oldCopyIsSafe(n, n.backup)) {
       // Restored from an older copy of its directories: its log and scm.db go back in time. Its
       // term and vote do not (raft-meta from the old copy could let it vote twice in a term).
       const meta = n.disk.meta;
@@ -600,7 +633,7 @@ export class Simulation {
   private oldCopyIsSafe(n: SimNode, backup: Backup): boolean {
     // An old copy from before a configuration change can hold a group in which this node has more
     // say (a lone voter, say): restoring it would be an operator's mistake Raft cannot undo.
-    if (backup.configurations !== this.committedConfigs.length) return false;
+    if (backup.configuration !== this.committedMembers()) return false;
     const last = n.disk.first + n.disk.entries.length - 1;
     if (last < n.disk.first) return true;
     const term = n.disk.entries[last - n.disk.first]?.term;
@@ -614,6 +647,12 @@ export class Simulation {
       if (t === term || (last <= this.globalCommit && applied >= last)) holders++;
     }
     return holders >= Math.floor(this.latestVoters().length / 2) + 1;
+  }
+
+  /** The members of the last committed configuration, as a comparable string. */
+  private committedMembers(): string {
+    const m = (this.committedConfigs[this.committedConfigs.length - 1] as IndexedMembership).membership;
+    return `${m.voters.map((p) => p.id).join(',')}/${m.nonVoters.map((p) => p.id).join(',')}`;
   }
 
   private latestVoters(): string[] {
@@ -677,10 +716,14 @@ export class Simulation {
     };
   }
 
-  /** The leader reuses a recent checkpoint while it is still above its first log index. */
+  /**
+   * The leader reuses a checkpoint while it is still at or above its first log index (as production
+   * serves any such checkpoint: often older than the follower's log), and mostly while recent.
+   */
   private async serveCheckpoint(source: SimNode): Promise<Checkpoint> {
     const cp = source.checkpoint;
-    if (cp !== undefined && this.now - cp.createdAt <= CHECKPOINT_REUSE_MS && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
+    const recent = cp !== undefined && (this.now - cp.createdAt <= CHECKPOINT_REUSE_MS || this.rng.chance(0.5));
+    if (cp !== undefined && recent && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
     const db = await copyDb(source.db);
     const fresh = { db, index: (await readTransactionInfo(db)).index, createdAt: this.now };
     source.checkpoint = fresh;
@@ -725,7 +768,10 @@ export class Simulation {
       this.noTransfersUntil = this.now + late + 50;
       this.note(`fault: ${describe(m)} ${m.from}→${m.to} delayed by ${late}ms${cutOff ? `, ${m.from} cut off just before it lands` : ''}`);
       if (cutOff) this.at(this.now + late - 1, () => this.isolate(m.from));
-      this.at(this.now + late, () => this.deliver(m.to, bytes, true)); // it left before the cut
+      this.at(this.now + late, () => {
+        this.deliver(m.to, bytes, true); // it left before the cut
+        this.readsAtClaimants(this.now + 200);
+      });
       return;
     }
     for (let c = 0; c < copies; c++) {
@@ -764,6 +810,14 @@ export class Simulation {
       }
       const commit = core.commitIndex;
       if (commit < n.lastCommit) this.fail(`${n.id} commit index decreased from ${n.lastCommit} to ${commit}`);
+      // Raft §5.4.2 (Figure 8): a leader moves its commit index only to an entry of its own term,
+      // counting replicas; entries of earlier terms are committed under it, never by themselves.
+      // Checked as it happens, since the loss it leads to needs three more leaderships to show.
+      if (commit > n.lastCommit && core.currentRole === 'leader' && n.lastLeaderTerm === core.currentTerm) {
+        const t = core.logTerm(commit);
+        if (t !== undefined && t !== core.currentTerm) this.fail(`${n.id}, leader of term ${core.currentTerm}, committed up to ${commit}, an entry of term ${t}, by counting replicas (Raft §5.4.2)`);
+      }
+      n.lastLeaderTerm = core.currentRole === 'leader' ? core.currentTerm : 0;
       n.lastCommit = commit;
       const applied = n.sm!.lastApplied().index;
       if (applied < n.lastApplied) this.fail(`${n.id} applied index went back from ${n.lastApplied} to ${applied}`);
@@ -877,17 +931,18 @@ export class Simulation {
     if (this.now >= this.faultMs) return;
     const r = this.rng.nextInt(100);
     if (r < 12) this.partitionSymmetric();
-    else if (r < 20) this.partitionAsymmetric();
+    else if (r < 19) this.partitionAsymmetric();
     else if (r < 22) this.flap(this.rng.nextInt(this.nodes.length), 6 + this.rng.nextInt(8));
-    else if (r < 25) this.isolateLeader();
-    else if (r < 36) this.healNetwork();
+    else if (r < 30) this.isolateLeader();
+    else if (r < 38) this.healNetwork();
     else if (r < 52) this.crashRandom();
-    else if (r < 58) this.pauseRandom();
+    else if (r < 55) this.restoreFollower();
+    else if (r < 59) this.pauseRandom();
     else if (r < 63) this.slowDisk();
     else if (r < 70) this.transfer();
     else if (r < 78) this.changeMembership();
-    else if (r < 85) this.takeBackup();
-    else if (r < 93) this.replayStatus();
+    else if (r < 83) this.takeBackup();
+    else if (r < 92) this.replayStatus();
     else this.networkQuality();
     this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
@@ -933,10 +988,42 @@ export class Simulation {
     this.at(this.now + 15 + this.rng.nextInt(60), () => this.flap(ordinal, remaining - 1));
   }
 
-  /** The leader alone on its side: it keeps taking writes it cannot commit (a divergent suffix). */
+  /**
+   * The leader on the minority side, alone or (in larger groups) with followers: it keeps taking
+   * writes it cannot commit, and the followers with it hold them (a divergent suffix the other side
+   * will overwrite). A copy of their directories is taken while they hold it; often, once the
+   * network is healed and the next leader has overwritten that suffix (and counts them as holding
+   * its entries there), one of them is restored from that copy: uncommitted entries of an old term
+   * come back at indexes the leader counts as matched.
+   */
   private isolateLeader(): void {
     const leader = this.currentLeader();
-    if (leader !== undefined) this.isolate(leader.id);
+    if (leader === undefined) return;
+    const others = this.nodes.filter((n) => n !== leader);
+    const minority = new Set([leader.id]);
+    const extra = this.rng.nextInt(Math.floor((this.nodes.length - 1) / 2));
+    for (let i = 0; i < extra; i++) minority.add((others[this.rng.nextInt(others.length)] as SimNode).id);
+    if (minority.size === 1) {
+      this.isolate(leader.id);
+    } else {
+      for (const a of this.nodes) for (const b of this.nodes) if (minority.has(a.id) !== minority.has(b.id)) this.blocked.add(`${a.id}>${b.id}`);
+      this.note(`fault: leader ${leader.id} cut off with {${[...minority].join(',')}}`);
+      this.readsAtClaimants(this.now + 200);
+    }
+    const side = this.nodes.filter((n) => minority.has(n.id));
+    this.at(this.now + 30 + this.rng.nextInt(80), () => {
+      if (this.now < this.faultMs) this.takeBackup(side);
+    });
+    const healAt = this.now + 200 + this.rng.nextInt(250);
+    this.at(healAt, () => {
+      if (this.now < this.faultMs) this.healNetwork();
+    });
+    if (this.rng.chance(0.85)) {
+      const n = side[this.rng.nextInt(side.length)] as SimNode;
+      this.at(healAt + 80 + this.rng.nextInt(220), () => {
+        if (this.now < this.faultMs && this.currentLeader() !== n) this.restoreFromCopy(n);
+      });
+    }
   }
 
   private isolate(id: string): void {
@@ -947,6 +1034,8 @@ export class Simulation {
       this.blocked.add(`${other.id}>${id}`);
     }
     this.note(`fault: ${id} isolated`);
+    const n = this.byId.get(id);
+    if (n !== undefined && this.running(n)?.core.currentRole === 'leader') this.readsAtClaimants(this.now + 200);
   }
 
   private healNetwork(): void {
@@ -991,29 +1080,72 @@ export class Simulation {
     this.note(`fault: slow disk on ${n.id}`);
   }
 
-  /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
-  private replayStatus(): void {
-    // One of the recent ones: older terms are ignored anyway.
-    const recent = this.pastStatuses.slice(-8);
-    const bytes = recent[this.rng.nextInt(Math.max(1, recent.length))];
-    if (bytes === undefined) return;
-    const m = decodeRaftMessage(bytes);
-    this.note(`fault: late duplicate of ${m.from}→${m.to} ${describe(m)}`);
-    this.deliver(m.to, bytes);
+  /**
+   * A follower the leader counts as holding entries is restored from an older copy of its
+   * directories (an operator's restore) and is back at once, while the leader still counts the
+   * match the follower acknowledged before.
+   */
+  private restoreFollower(): void {
+    const leader = this.currentLeader();
+    if (leader === undefined) return;
+    const all = this.nodes.filter((n) => n !== leader && n.alive && !n.booting && n.backup !== undefined && this.oldCopyIsSafe(n, n.backup));
+    // Mostly one whose copy holds entries nothing had applied when it was taken.
+    const uncommitted = all.filter((n) => n.backup!.uncommitted);
+    const candidates = uncommitted.length > 0 && this.rng.chance(0.8) ? uncommitted : all;
+    const n = candidates[this.rng.nextInt(Math.max(1, candidates.length))];
+    if (n !== undefined) this.restoreFromCopy(n);
   }
 
-  /** A copy of every running node's directories, for a later "restored from an old copy" restart. */
-  private takeBackup(): void {
-    for (const n of this.nodes) {
-      if (!n.alive || n.booting) continue;
-      const disk = cloneDisk(n.disk);
-      const at = this.now;
-      const configurations = this.committedConfigs.length;
-      void copyDb(n.db).then((db) => {
-        n.backup = { disk, db, at, configurations };
+  /** Crashes a running node and brings it back at once from its copy (when that is safe). */
+  private restoreFromCopy(n: SimNode): void {
+    if (!n.alive || n.booting || n.backup === undefined || !this.oldCopyIsSafe(n, n.backup)) return;
+    this.crash(n, 'to restore it from its copy');
+    this.at(this.now + 5 + this.rng.nextInt(30), () => this.restart(n, true));
+  }
+
+  /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
+  private replayStatus(): void {
+    // One of the recent ones, of the current leader's term when there are such (older terms are
+    // ignored anyway), and sometimes again a little later, when the leader's view has moved on.
+    const leader = this.currentLeader();
+    const term = leader?.driver?.core.currentTerm;
+    const recent = this.pastStatuses.slice(-16);
+    const current = recent.filter((b) => {
+      const m = decodeRaftMessage(b);
+      return m.term === term && m.to === leader?.id;
+    });
+    const pool = current.length > 0 ? current : recent.slice(-8);
+    const bytes = pool[this.rng.nextInt(Math.max(1, pool.length))];
+    if (bytes === undefined) return;
+    const m = decodeRaftMessage(bytes);
+    for (let k = this.rng.nextInt(3); k >= 0; k--) {
+      this.at(this.now + (k === 0 ? 0 : this.rng.nextInt(150)), () => {
+        this.note(`fault: late duplicate of ${m.from}→${m.to} ${describe(m)}`);
+        this.deliver(m.to, bytes);
       });
     }
-    this.note('fault: copies of the nodes\' directories taken');
+  }
+
+  /**
+   * A copy of every running node's directories (`only`: of those; `onlyMissing`: of those without
+   * a usable one), for a later "restored from an old copy" restart.
+   */
+  private takeBackup(only?: readonly SimNode[], onlyMissing = false): void {
+    for (const n of only ?? this.nodes) {
+      if (!n.alive || n.booting) continue;
+      // A usable copy is kept when asked only for missing ones, and mostly when it holds entries
+      // nothing had applied (the copies whose restore is the hard case for the protocol).
+      const usable = n.backup !== undefined && n.backup.configuration === this.committedMembers();
+      if (usable && (onlyMissing || (only === undefined && n.backup!.uncommitted && this.rng.chance(0.75)))) continue;
+      const disk = cloneDisk(n.disk);
+      const at = this.now;
+      const configuration = this.committedMembers();
+      const uncommitted = disk.first + disk.entries.length - 1 > this.globalCommit;
+      void copyDb(n.db).then((db) => {
+        n.backup = { disk, db, at, configuration, uncommitted };
+      });
+    }
+    this.note(`fault: copies of ${only === undefined ? 'the nodes\'' : `${only.map((n) => n.id).join(',')}'s`} directories taken`);
   }
 
   private currentLeader(): SimNode | undefined {
@@ -1208,6 +1340,7 @@ export class Simulation {
         if (term > op.term && at < op.invoke) this.violation(`${op.label} was answered in term ${op.term}, though term ${term} had committed at t=${at}ms, before the read began at t=${op.invoke}ms`);
       }
     }
+    if (op.probe === true) return;
     if (op.write !== undefined) this.writes++;
     else this.reads++;
     this.record(op.key, { kind: op.write !== undefined ? 'write' : 'read', value: op.write ?? value, invoke: op.invoke, complete: this.now, label: op.label });
@@ -1261,6 +1394,32 @@ export class Simulation {
         .finally(() => this.scheduleClient(client));
       this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.pending.delete(op));
     }
+  }
+
+  /**
+   * Reads at every node that claims to lead, every few ms for a while: started when a leader is cut
+   * off or a late TimeoutNow lands, when a deposed leader may still believe it leads. A read it
+   * answers then (by lease, or by a ReadIndex round) must not miss what a newer term committed.
+   */
+  private readsAtClaimants(until: number): void {
+    if (!this.workloadOpen || this.now >= until) return;
+    for (const n of this.nodes) {
+      const driver = this.running(n);
+      if (driver === undefined || driver.core.currentRole !== 'leader') continue;
+      const key = KEYS[this.rng.nextInt(KEYS.length)] as string;
+      const incarnation = n.incarnation;
+      const op: PendingOp = { key, invoke: this.now, label: `probe read@${n.id}`, term: driver.core.currentTerm, probe: true };
+      this.pending.add(op);
+      driver
+        .readBarrier()
+        .then(() => {
+          if (n.alive && n.incarnation === incarnation) this.complete(op, this.readValue(n, key));
+          else this.pending.delete(op);
+        })
+        .catch(() => this.pending.delete(op));
+      this.at(this.now + CLIENT_TIMEOUT_MS + 50, () => this.pending.delete(op));
+    }
+    this.at(this.now + 3 + this.rng.nextInt(8), () => this.readsAtClaimants(until));
   }
 
   /** The client's cached leader while it still claims to lead (it may be deposed), else any claimant. */
