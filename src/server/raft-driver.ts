@@ -87,6 +87,9 @@ interface PendingRead {
   readonly reject: (error: Error) => void;
 }
 
+/** Most ticks one catch-up runs (far more than any election timeout in ticks). */
+const MAX_CATCH_UP_TICKS = 1000;
+
 export class RaftDriver {
   readonly core: RaftNode;
   private readonly log: RaftLogStore;
@@ -101,6 +104,8 @@ export class RaftDriver {
   private appliedWaiters: AppliedWaiter[] = [];
   private readonly conditionWaiters = new Set<() => void>();
   private ticker: TimerHandle | undefined;
+  /** Clock time the last tick stands for (see tickForElapsedTime). */
+  private lastTickAt = 0;
   private running = false;
   private scheduled = false;
   private stopped = false;
@@ -145,9 +150,10 @@ export class RaftDriver {
   }
 
   start(): void {
+    this.lastTickAt = this.scheduler.now();
     this.ticker = this.scheduler.every(this.options.tickMs, () => {
       if (this.stopped) return;
-      this.core.tick();
+      this.tickForElapsedTime(1);
       this.schedule();
     });
     this.persistCommittedConfiguration();
@@ -286,9 +292,27 @@ export class RaftDriver {
     });
   }
 
+  /**
+   * Ticks the core once per tickMs of clock time since the last tick (at least `atLeast` times). A
+   * timer fires once however long the process was stopped (SIGSTOP, a long pause), so counting
+   * timer callbacks would let a paused leader's lease outlive real time: resumed, it served a
+   * lease read while another leader had committed meanwhile (simulation seeds 683 and 703). A long
+   * gap is capped (MAX_CATCH_UP_TICKS): past an election timeout, more ticks change nothing.
+   */
+  private tickForElapsedTime(atLeast: number): void {
+    const now = this.scheduler.now();
+    const elapsed = Math.floor((now - this.lastTickAt) / this.options.tickMs);
+    const due = Math.max(atLeast, elapsed);
+    // The ticks stand for whole periods of clock time; a timer tick that came early restarts them.
+    this.lastTickAt = elapsed >= due ? this.lastTickAt + due * this.options.tickMs : now;
+    for (let k = 0; k < Math.min(due, MAX_CATCH_UP_TICKS); k++) this.core.tick();
+  }
+
   /** ReadIndex: resolves once this leader confirmed its leadership and applied up to the read index. */
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new UnavailableError('this SCM is shutting down'));
+    // Time this process did not see (it was stopped) counts before a lease is believed.
+    this.tickForElapsedTime(0);
     const requestId = `r${++this.nextReadId}`;
     const started = this.core.readIndex(requestId);
     if (!started.ok) return Promise.reject(this.notLeaderError());

@@ -124,8 +124,9 @@ class FakeStateMachine implements ReplicatedStateMachine {
 
 class ManualScheduler implements Scheduler {
   ticker: (() => void) | undefined;
+  clock = 0;
   now(): number {
-    return 0;
+    return this.clock;
   }
   after(): TimerHandle {
     return { cancel: () => undefined };
@@ -182,6 +183,29 @@ async function campaign(parts: ReturnType<typeof build>): Promise<void> {
 }
 
 const data = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+describe('RaftDriver: time', () => {
+  it('ticks for the clock time that passed, however few timer callbacks came (a process that was stopped)', async () => {
+    const parts = build(['a', 'b']);
+    parts.driver.start();
+    // 30 ticks of 10 ms pass while the process is stopped; on waking its timer fires once.
+    parts.scheduler.clock = 300;
+    parts.scheduler.ticker?.();
+    await turns(2);
+    assert.equal(parts.core.currentRole, 'candidate', 'an election timeout (10 to 20 ticks) has passed');
+    await parts.driver.stop();
+  });
+
+  it('a read catches up on the clock before a lease is believed', async () => {
+    const parts = build(['a', 'b']);
+    parts.driver.start();
+    parts.scheduler.clock = 300;
+    // No timer callback at all yet: the read itself counts the time.
+    await assert.rejects(parts.driver.readBarrier());
+    assert.equal(parts.core.currentRole, 'candidate');
+    await parts.driver.stop();
+  });
+});
 
 describe('RaftDriver: pipelining', () => {
   it('persists the next entries while the committed ones before them are still being applied', async () => {
