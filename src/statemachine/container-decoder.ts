@@ -9,6 +9,7 @@
 import type { ContainerRow, StringTable } from './container-table.js';
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES } from './model.js';
 import { enumNumber } from './proto.js';
+import { CanonicalFields, LENGTH_DELIMITED, VARINT } from './canonical-fields.js';
 
 /** proto enum number → our code (index in the TS list), -1 for numbers with no value. */
 function reverse(numbers: readonly number[]): Int8Array {
@@ -27,8 +28,6 @@ function enumCodes(): { state: Int8Array; type: Int8Array; factor: Int8Array } {
   return enums;
 }
 
-const VARINT = 0;
-const LENGTH_DELIMITED = 2;
 /** Field numbers of ContainerRecord and their wire types. */
 const WIRE_TYPES = [-1, VARINT, VARINT, LENGTH_DELIMITED, VARINT, VARINT, VARINT, LENGTH_DELIMITED, VARINT, VARINT, VARINT, VARINT];
 /** containerID, state, usedBytes, numberOfKeys, owner, replicationType. */
@@ -62,6 +61,7 @@ export class ContainerRecordDecoder {
   private readonly pipelineCache = new StringFieldCache();
   private readonly ownerCache = new StringFieldCache();
   private readonly codes = enumCodes();
+  private readonly fields = new CanonicalFields(WIRE_TYPES);
   private readonly row: ContainerRow = {
     containerID: 0,
     state: 0,
@@ -84,49 +84,30 @@ export class ContainerRecordDecoder {
    */
   decode(buf: Buffer): ContainerRow | undefined {
     const row = this.row;
-    const end = buf.length;
-    let pos = 0;
-    let seen = 0;
+    const fields = this.fields;
     let pipelineStart = -1;
     let pipelineEnd = -1;
     let ownerStart = -1;
     let ownerEnd = -1;
     row.usedBytes = row.numberOfKeys = row.stateEnterTime = row.deleteTransactionId = row.sequenceId = 0;
     row.replicationFactor = this.codes.factor[1] as number; // absent: ONE
-    while (pos < end) {
-      const tag = buf[pos++] as number;
-      if (tag >= 0x80) return undefined; // field numbers above 15: none of ours
-      const field = tag >>> 3;
-      if (field === 0 || field >= WIRE_TYPES.length || WIRE_TYPES[field] !== (tag & 7)) return undefined;
-      const bit = 1 << field;
-      if ((seen & bit) !== 0) return undefined;
-      seen |= bit;
-      // A varint of at most 8 bytes (< 2^56), read without 32-bit truncation.
-      let value = 0;
-      let scale = 1;
-      for (let n = 0; ; n++) {
-        if (n === 8 || pos >= end) return undefined;
-        const b = buf[pos++] as number;
-        value += (b & 0x7f) * scale;
-        scale *= 128;
-        if (b < 0x80) break;
-      }
-      if (value > Number.MAX_SAFE_INTEGER) return undefined;
-      if (WIRE_TYPES[field] === LENGTH_DELIMITED) {
-        const stringEnd = pos + value;
-        if (stringEnd > end) return undefined;
-        for (let i = pos; i < stringEnd; i++) if ((buf[i] as number) >= 0x80) return undefined;
-        if (field === 3) {
-          pipelineStart = pos;
-          pipelineEnd = stringEnd;
-        } else {
-          ownerStart = pos;
-          ownerEnd = stringEnd;
-        }
-        pos = stringEnd;
-        continue;
-      }
-      switch (field) {
+    fields.start(buf);
+    for (let step = fields.next(); step !== 'end'; step = fields.next()) {
+      if (step === 'other') return undefined;
+      const value = fields.value;
+      switch (fields.field) {
+        case 3:
+        case 7:
+          if (!fields.contentsAreAscii()) return undefined;
+          if (fields.field === 3) {
+            pipelineStart = fields.pos;
+            pipelineEnd = fields.pos + value;
+          } else {
+            ownerStart = fields.pos;
+            ownerEnd = fields.pos + value;
+          }
+          fields.skipContents();
+          break;
         case 1:
           row.containerID = value;
           break;
@@ -156,6 +137,7 @@ export class ContainerRecordDecoder {
           break;
       }
     }
+    const seen = fields.seen;
     if ((seen & REQUIRED_MASK) !== REQUIRED_MASK) return undefined;
     // Strings last: a record that falls back interns nothing.
     row.pipeline = pipelineStart < 0 ? this.strings.intern('') : this.pipelineCache.intern(buf, pipelineStart, pipelineEnd, this.strings);

@@ -3,7 +3,8 @@
 // container decoder, it handles only the canonical form (each field once, with its own wire type,
 // varints of at most 8 bytes holding safe integers, an ASCII client id); for anything else it
 // returns undefined and the caller uses the general decoder.
-const LENGTH_DELIMITED = 2;
+import { CanonicalFields, LENGTH_DELIMITED } from './canonical-fields.js';
+
 /** Field numbers → wire type: clientId=1 (string), callId=2, recordedAtMillis=3, result=4 (message), logIndex=5. */
 const WIRE_TYPES = [-1, LENGTH_DELIMITED, 0, 0, LENGTH_DELIMITED, 0];
 const ALL_FIELDS = 0b111110;
@@ -18,10 +19,9 @@ export interface RetryRecordEnvelope {
   readonly resultEnd: number;
 }
 
+const fields = new CanonicalFields(WIRE_TYPES);
+
 export function parseRetryRecordEnvelope(buf: Uint8Array): RetryRecordEnvelope | undefined {
-  const end = buf.length;
-  let pos = 0;
-  let seen = 0;
   let clientIdStart = 0;
   let clientIdEnd = 0;
   let resultStart = 0;
@@ -29,39 +29,22 @@ export function parseRetryRecordEnvelope(buf: Uint8Array): RetryRecordEnvelope |
   let callId = 0;
   let recordedAt = 0;
   let logIndex = 0;
-  while (pos < end) {
-    const tag = buf[pos++] as number;
-    const field = tag >>> 3;
-    if (tag >= 0x80 || field === 0 || field >= WIRE_TYPES.length || WIRE_TYPES[field] !== (tag & 7)) return undefined;
-    const bit = 1 << field;
-    if ((seen & bit) !== 0) return undefined;
-    seen |= bit;
-    let value = 0;
-    let scale = 1;
-    for (let n = 0; ; n++) {
-      if (n === 8 || pos >= end) return undefined;
-      const b = buf[pos++] as number;
-      value += (b & 0x7f) * scale;
-      scale *= 128;
-      if (b < 0x80) break;
-    }
-    if (value > Number.MAX_SAFE_INTEGER) return undefined;
-    switch (field) {
+  fields.start(buf);
+  for (let step = fields.next(); step !== 'end'; step = fields.next()) {
+    if (step === 'other') return undefined;
+    const value = fields.value;
+    switch (fields.field) {
       case 1:
-      case 4: {
-        const stop = pos + value;
-        if (stop > end) return undefined;
-        if (field === 1) {
-          for (let i = pos; i < stop; i++) if ((buf[i] as number) >= 0x80) return undefined;
-          clientIdStart = pos;
-          clientIdEnd = stop;
-        } else {
-          resultStart = pos;
-          resultEnd = stop;
-        }
-        pos = stop;
+        if (!fields.contentsAreAscii()) return undefined;
+        clientIdStart = fields.pos;
+        clientIdEnd = fields.pos + value;
+        fields.skipContents();
         break;
-      }
+      case 4:
+        resultStart = fields.pos;
+        resultEnd = fields.pos + value;
+        fields.skipContents();
+        break;
       case 2:
         callId = value;
         break;
@@ -73,7 +56,7 @@ export function parseRetryRecordEnvelope(buf: Uint8Array): RetryRecordEnvelope |
         break;
     }
   }
-  if (seen !== ALL_FIELDS) return undefined;
+  if (fields.seen !== ALL_FIELDS) return undefined;
   return { clientIdStart, clientIdEnd, callId, recordedAt, logIndex, resultStart, resultEnd };
 }
 
