@@ -142,26 +142,34 @@ function isStopped(pid: number | undefined): boolean {
   return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
 }
 
+/**
+ * scm1 (the primordial leader, started with `failpoint`) and scm2 and scm3 bootstrapped; a
+ * pipeline; scm3 stopped while 600 containers are allocated and scm1 purges its log past it. scm3
+ * is left stopped, so its next start must install a checkpoint from scm1.
+ */
+async function followerBehindPurgedLeader(cluster: TestCluster, failpoint: string): Promise<ScmClient> {
+  await initNode(cluster.config(1));
+  cluster.start(1, { SCM_FAILPOINTS: failpoint });
+  await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
+  for (let k = 2; k <= 3; k++) {
+    await bootstrapFromRunningScms(cluster.config(k), 30_000);
+    cluster.start(k);
+  }
+  await cluster.waitForVoters(3);
+  const client = cluster.client(cluster.allClientAddresses(), 60_000);
+  await openPipeline(client);
+  assert.equal(await cluster.leaderIndex(), 1);
+  assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
+  await allocate(client, 600);
+  await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
+  return client;
+}
+
 test('the leader hangs mid-transfer; the follower gives up on it and installs from the new leader', { timeout: 240_000 }, async () => {
   await withCluster(3, PURGING, async (cluster) => {
     // scm1 (the primordial leader) stops itself (SIGSTOP) just before the last message of any
     // checkpoint stream it serves: its sockets stay open and the stream simply goes silent.
-    await initNode(cluster.config(1));
-    cluster.start(1, { SCM_FAILPOINTS: 'serve.beforeEof:stop' });
-    await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
-    for (let k = 2; k <= 3; k++) {
-      await bootstrapFromRunningScms(cluster.config(k), 30_000);
-      cluster.start(k);
-    }
-    await cluster.waitForVoters(3);
-    const client = cluster.client(cluster.allClientAddresses(), 60_000);
-    await openPipeline(client);
-    assert.equal(await cluster.leaderIndex(), 1);
-
-    assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
-    await allocate(client, 600);
-    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
-
+    await followerBehindPurgedLeader(cluster, 'serve.beforeEof:stop');
     cluster.start(3);
     await cluster.waitFor('scm1 to hang while serving scm3', 60_000, () => Promise.resolve(isStopped(cluster.node(1).process?.pid)));
     // Only scm2 and scm3 answer now; a client that tried scm1 would wait for its deadline.
@@ -187,20 +195,7 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
   await withCluster(3, PURGING, async (cluster) => {
     // scm1 stops sending just before the last message of the first checkpoint stream it serves, and
     // goes on leading: only the follower's no-progress timeout can end that download.
-    await initNode(cluster.config(1));
-    cluster.start(1, { SCM_FAILPOINTS: 'serve.beforeEof:hang-once' });
-    await cluster.waitFor('scm1 to lead', 60_000, async () => (await cluster.client([cluster.clientAddress(1)]).getClusterInfo()).leaderId === 'scm1');
-    for (let k = 2; k <= 3; k++) {
-      await bootstrapFromRunningScms(cluster.config(k), 30_000);
-      cluster.start(k);
-    }
-    await cluster.waitForVoters(3);
-    const client = cluster.client(cluster.allClientAddresses(), 60_000);
-    await openPipeline(client);
-
-    assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
-    await allocate(client, 600);
-    await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
+    const client = await followerBehindPurgedLeader(cluster, 'serve.beforeEof:hang-once');
     cluster.start(3);
     await cluster.waitFor('scm3 to install', 90_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(3))));
     const out = cluster.output(3);
