@@ -67,6 +67,9 @@ import {
   validateMembership,
 } from './membership.js';
 
+/** Ratis' raft.server.staging.catchup.gap default. */
+const DEFAULT_PROMOTION_CATCH_UP_GAP = 1000;
+
 export interface RaftConfig {
   readonly id: string;
   /** Base election timeout in ticks; each election waits a random value in [electionTicks, 2·electionTicks). */
@@ -81,6 +84,13 @@ export interface RaftConfig {
   readonly maxBytesPerMsg: number;
   /** Bound on the committed entries handed out in one Ready (default 64 MiB). */
   readonly maxCommittedBytesPerReady?: number;
+  /**
+   * A joining member streaming appends is promoted once it is within this many entries of the
+   * commit index (default 1000, Ratis' staging catch-up gap). Demanding the exact commit index
+   * starves a member whose disk is slower than the others': under steady writes the others have
+   * always committed more by the time its answer arrives.
+   */
+  readonly promotionCatchUpGap?: number;
   readonly random: RandomSource;
   /**
    * Conditions an operator should hear about that the protocol survives (a follower that lost
@@ -480,17 +490,27 @@ export class RaftNode {
   }
 
   /**
-   * Leader: do not purge the log below this index (undefined: no limit). A follower asked to install
-   * a checkpoint resumes right after it, at or above the first index the leader had when it asked;
-   * purging past that would send it back to install again, and a member catching up under load
-   * could install forever. Only followers that still answer hold purging back.
+   * Leader: do not purge the log below this index (undefined: no limit).
+   *
+   * A follower asked to install a checkpoint resumes right after it, at or above the first index
+   * the leader had when it asked; purging past that would send it back to install again. With
+   * `holdForLiveFollowers` (Ratis' default, purge.upto.snapshot.index=false) a follower that is
+   * replicating holds back what it still needs, from its match on: otherwise a member catching up
+   * after an install, or just slower than the other, is sent back to install whenever the leader
+   * takes its next snapshot point, and under steady writes that never ends (158 installs back to
+   * back were seen). Only followers heard from within the last election timeout hold anything: a
+   * crashed or cut-off one must not pin the leader's log; it installs when it comes back.
    */
-  purgeFloor(): number | undefined {
+  purgeFloor(holdForLiveFollowers: boolean): number | undefined {
     if (this.role !== 'leader') return undefined;
     let floor: number | undefined;
     for (const [id, pr] of this.progress) {
-      if (id === this.id || pr.state !== 'snapshot' || !pr.recentActive) continue;
-      floor = Math.min(floor ?? Number.MAX_SAFE_INTEGER, pr.noticeFirstIndex);
+      if (id === this.id || !pr.recentActive) continue;
+      let needs: number;
+      if (pr.state === 'snapshot') needs = pr.noticeFirstIndex;
+      else if (holdForLiveFollowers) needs = pr.match + 1;
+      else continue;
+      floor = Math.min(floor ?? Number.MAX_SAFE_INTEGER, needs);
     }
     return floor;
   }
@@ -1239,9 +1259,13 @@ export class RaftNode {
 
   private maybeAutoPromote(): void {
     if (this.role !== 'leader' || this.autoPromote.size === 0 || this.members.hasUncommitted()) return;
+    const gap = this.cfg.promotionCatchUpGap ?? DEFAULT_PROMOTION_CATCH_UP_GAP;
     for (const id of this.autoPromote) {
       const pr = this.progress.get(id);
-      if (pr !== undefined && pr.match >= this.log.committed) {
+      if (pr === undefined) continue;
+      // Streaming (its log provably matches ours) and close behind, or holding everything committed.
+      const caughtUp = pr.match >= this.log.committed || (pr.state === 'replicate' && pr.recentActive && pr.match + gap >= this.log.committed);
+      if (caughtUp) {
         this.promote(id);
         return;
       }
@@ -1407,6 +1431,9 @@ function validateConfig(c: RaftConfig): void {
   positive(c.maxInflightBytes, 'maxInflightBytes');
   positive(c.maxBytesPerMsg, 'maxBytesPerMsg');
   if (c.maxCommittedBytesPerReady !== undefined) positive(c.maxCommittedBytesPerReady, 'maxCommittedBytesPerReady');
+  if (c.promotionCatchUpGap !== undefined && !(Number.isSafeInteger(c.promotionCatchUpGap) && c.promotionCatchUpGap >= 0)) {
+    throw new Error(`raft config: promotionCatchUpGap must be a whole number, got ${c.promotionCatchUpGap}`);
+  }
   if (c.heartbeatTicks >= c.electionTicks) {
     throw new Error(`raft config: heartbeatTicks (${c.heartbeatTicks}) must be less than electionTicks (${c.electionTicks})`);
   }

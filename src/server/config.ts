@@ -70,6 +70,8 @@ export interface RaftConfig {
   readonly appenderQueueByteLimitBytes: number;
   readonly logPurgeEnabled: boolean;
   readonly logPurgeGap: number;
+  /** Purge past what live followers still need (ozone.scm.ha.ratis.log.purge.upto.snapshot.index). */
+  readonly logPurgeUptoSnapshotIndex: boolean;
   readonly logCorruptionPolicy: 'EXCEPTION' | 'WARN_AND_RETURN';
   readonly snapshotThreshold: number;
   readonly snapshotCreationGap: number;
@@ -452,6 +454,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     appenderQueueByteLimitBytes: reader.required(KEY.appenderQueueByteLimit, parseSizeBytes),
     logPurgeEnabled: reader.required(KEY.logPurgeEnabled, parseBoolean),
     logPurgeGap: reader.count(KEY.logPurgeGap),
+    logPurgeUptoSnapshotIndex: reader.required(KEY.logPurgeUptoSnapshotIndex, parseBoolean),
     logCorruptionPolicy: reader.required(KEY.logCorruptionPolicy, (key, value) => parseEnum(key, value, ['EXCEPTION', 'WARN_AND_RETURN'] as const)),
     snapshotThreshold: reader.count(KEY.snapshotThreshold),
     snapshotCreationGap: reader.count(KEY.snapshotCreationGap),

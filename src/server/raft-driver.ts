@@ -44,6 +44,11 @@ export interface DriverOptions {
   readonly purgeEnabled: boolean;
   /** Keep this many entries below the snapshot point (ozone.scm.ha.ratis.log.purge.gap). */
   readonly purgeGap: number;
+  /**
+   * Purge up to the snapshot point even past entries a live follower has not got yet (it is then
+   * sent to install a checkpoint); false, as Ratis by default, keeps them until it has them.
+   */
+  readonly purgeUptoSnapshotIndex: boolean;
   /** How long a proposal may wait for commit before the client is told to retry. */
   readonly requestTimeoutMs: number;
   /** Leader id → client address (host:port), for NotLeader hints. */
@@ -553,8 +558,10 @@ export class RaftDriver {
     this.lastSnapshotIndex = point.index;
     this.hooks.onInfo?.('snapshot point recorded', { term: point.term, index: point.index });
     if (!this.options.purgeEnabled) return;
-    // Not past what a follower that is installing a checkpoint will resume from.
-    const purgeBelow = Math.min(point.index - this.options.purgeGap, this.core.purgeFloor() ?? Number.MAX_SAFE_INTEGER);
+    // Not past what a follower installing a checkpoint resumes from, nor (unless purging up to the
+    // snapshot index) what a live follower still needs.
+    const floor = this.core.purgeFloor(!this.options.purgeUptoSnapshotIndex);
+    const purgeBelow = Math.min(point.index - this.options.purgeGap, floor ?? Number.MAX_SAFE_INTEGER);
     if (purgeBelow <= this.log.firstIndex()) return;
     const before = this.log.firstIndex();
     await this.log.purgeBelow(purgeBelow);

@@ -402,6 +402,7 @@ export class ScmNode {
         snapshotThreshold: config.raft.snapshotThreshold,
         purgeEnabled: config.raft.logPurgeEnabled,
         purgeGap: config.raft.logPurgeGap,
+        purgeUptoSnapshotIndex: config.raft.logPurgeUptoSnapshotIndex,
         requestTimeoutMs: config.raft.requestTimeoutMs,
         clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
       },

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
@@ -40,6 +41,17 @@ async function allocate(client: ScmClient, count: number): Promise<void> {
       }
     }),
   );
+}
+
+/** Every container, listed a page at a time (a list call returns at most 4096). */
+async function countContainers(client: ScmClient): Promise<number> {
+  let count = 0;
+  for (let startId = 0; ; ) {
+    const page = await client.listContainers({ startId, count: 4096, consistency: 'STALE' });
+    count += page.length;
+    if (page.length < 4096) return count;
+    startId = Number(page.at(-1)!.containerId) + 1;
+  }
 }
 
 async function converged(client: ScmClient, members: number): Promise<boolean> {
@@ -206,6 +218,53 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
     assert.ok(done !== null && Number(done[1]) >= 2, `the download finished on a later attempt: ${done?.[0] ?? 'no snapshot_download_done line'}`);
     await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
+    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
+    const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
+    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+  });
+});
+
+test('a member removed, wiped and re-added while clients keep writing catches up with few installs and is promoted', { timeout: 240_000 }, async () => {
+  await withCluster(3, PURGING, async (cluster) => {
+    await cluster.bootstrapAll();
+    const client = cluster.client(cluster.allClientAddresses(), 30_000);
+    await openPipeline(client);
+    const leader = await cluster.leaderIndex();
+    const member = [2, 3].find((k) => k !== leader)!;
+    await allocate(client, 300);
+
+    // Writers keep the leader taking snapshot points and purging (threshold 100, gap 20) for the
+    // whole re-add: the re-added member must catch up against a moving, purging log.
+    let writing = true;
+    let written = 300;
+    const writers = Array.from({ length: 8 }, async () => {
+      while (writing) {
+        await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'snap' });
+        written++;
+      }
+    });
+    try {
+      await client.removeScm(`scm${member}`);
+      assert.equal(await cluster.kill(member, 'SIGKILL'), null);
+      await rm(cluster.nodeDir(member), { recursive: true, force: true });
+      await bootstrapFromRunningScms(cluster.config(member), 30_000);
+      // Its disk is slower than the others' (each Raft log fsync 150 ms longer), so it catches up
+      // behind a leader that goes on purging, as a member on a loaded machine does.
+      cluster.start(member, { SCM_FAILPOINTS: 'storage.fsync:delay=150' });
+      await cluster.waitForVoters(3, 120_000);
+      // Still writing: the member stays in step once promoted (it is not sent back to install).
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+    } finally {
+      writing = false;
+      await Promise.all(writers);
+    }
+    await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
+    const installs = (cluster.output(member).match(/"msg":"snapshot installed"/g) ?? []).length;
+    // One install brings it to a checkpoint; appends do the rest. Each extra one means the leader
+    // purged the entries it was catching up with (158 back to back were seen before the hold).
+    assert.ok(installs >= 1 && installs <= 2, `scm${member} installed ${installs} checkpoints`);
+    assert.equal(await countContainers(client), written);
+
     for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
     const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
     assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);

@@ -20,6 +20,33 @@ test('a new server joins as a non-voter and is promoted automatically once caugh
   assert.equal(d.raft.currentRole, 'follower');
 });
 
+test('a joining member slower than the others is promoted once within the catch-up gap, not only at the commit index', () => {
+  // Ten entries, then d joins; it acknowledges entry 1 and its later acknowledgements lag (they
+  // never arrive in this test) while it answers heartbeats: live, streaming, LAG behind.
+  const LAG = 11;
+  for (const { gap, promoted } of [
+    { gap: undefined, promoted: true }, // the default, 1000
+    { gap: LAG, promoted: true },
+    { gap: LAG - 1, promoted: false },
+  ]) {
+    const c = new TestCluster(['a', 'b', 'c'], { maxBytesPerMsg: 1, ...(gap === undefined ? {} : { promotionCatchUpGap: gap }) });
+    c.elect('a');
+    for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+    c.addNode('d', membership([]));
+    c.filter = (m) => !(m.from === 'd' && m.type === 'append-response' && !m.reject && m.index >= 2);
+    assert.ok(c.node('a').raft.addNonVoter(peer('d'), true).ok);
+    c.stabilize();
+    c.tickAll(2);
+    const a = c.node('a').raft;
+    const progress = a.status().progress.find((p) => p.id === 'd');
+    assert.equal(progress?.state, 'replicate', `gap ${gap}: d streams appends`);
+    // (Once promoted, the promotion itself is one more entry d has not acknowledged.)
+    assert.equal(a.commitIndex - (progress?.match ?? 0), promoted ? LAG + 1 : LAG, `gap ${gap}: how far d is behind the commit index`);
+    const voters = a.status().membership.voters.map((p) => p.id);
+    assert.equal(voters.includes('d'), promoted, `gap ${gap}: voters ${voters.join()}`);
+  }
+});
+
 test('at most one uncommitted configuration change', () => {
   const c = new TestCluster(['a', 'b', 'c']);
   c.elect('a');
@@ -194,13 +221,75 @@ test('the leader holds purging back while a follower installs, and stops holding
   const a = c.node('a');
   a.log.compact(8);
   a.raft.compacted(8, a.log.term(8) as number);
-  assert.equal(a.raft.purgeFloor(), undefined, 'nobody is installing');
   c.filter = () => true;
   c.tickAll(2);
   assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'snapshot');
-  assert.equal(a.raft.purgeFloor(), 9, 'c will resume at or after the first index it was told about');
-  // c goes quiet (crashed while installing): after check-quorum rounds without it, no hold.
+  for (const holdForLiveFollowers of [true, false]) {
+    assert.equal(a.raft.purgeFloor(holdForLiveFollowers), 9, 'c will resume at or after the first index it was told about');
+  }
+  // c goes quiet (crashed while installing): after check-quorum rounds without it, no hold for it.
   c.filter = (m) => m.to !== 'c' && m.from !== 'c';
   c.tickAll(25);
-  assert.equal(a.raft.purgeFloor(), undefined);
+  assert.equal(a.raft.purgeFloor(false), undefined);
+  assert.equal(a.raft.purgeFloor(true), a.raft.lastIndex + 1, 'only b (caught up) holds anything');
+});
+
+test('the leader keeps what a live follower still needs, so catching up never turns into another install', () => {
+  // c answers heartbeats but its appends are lost for a while: live, and behind.
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.propose('a', 'v0');
+  const a = c.node('a');
+  const caughtUpTo = a.raft.lastIndex;
+  c.filter = (m) => !(m.to === 'c' && m.type === 'append');
+  for (let i = 1; i < 10; i++) c.propose('a', `v${i}`);
+  c.tickAll(3);
+  const cMatch = a.raft.status().progress.find((p) => p.id === 'c')?.match;
+  assert.equal(cMatch, caughtUpTo);
+  assert.equal(a.raft.purgeFloor(true), caughtUpTo + 1, 'c still needs everything after its match');
+  assert.equal(a.raft.purgeFloor(false), undefined, 'purging up to the snapshot index: nobody is installing');
+  // Once its appends get through it catches up, and holds only what it does not have yet.
+  c.filter = () => true;
+  c.tickAll(3);
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.match, a.raft.lastIndex);
+  assert.equal(a.raft.purgeFloor(true), a.raft.lastIndex + 1);
+  // A follower that goes quiet (crashed, cut off) holds nothing after a check-quorum round: it
+  // installs a checkpoint when it comes back rather than pinning the leader's log meanwhile.
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 10; i < 15; i++) c.propose('a', `v${i}`);
+  c.tickAll(25);
+  assert.equal(a.raft.purgeFloor(true), a.raft.lastIndex + 1, 'b is caught up; quiet c holds nothing');
+});
+
+test('an installed member catching up under writes keeps its entries until it has them', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const a = c.node('a');
+  a.log.compact(8);
+  a.raft.compacted(8, a.log.term(8) as number);
+  c.filter = () => true;
+  c.tickAll(2);
+  const cNode = c.node('c');
+  const notice = cNode.snapshotNotices.at(-1);
+  assert.ok(notice !== undefined, 'c was asked to install');
+  // c installs a's state at 11; meanwhile (and after) the leader goes on writing, and c's first
+  // appends after the install are slow to arrive.
+  const at = a.raft.appliedIndex;
+  c.filter = (m) => !(m.to === 'c' && m.type === 'append');
+  cNode.log.resetToSnapshot(at, a.log.term(at) as number);
+  cNode.raft.snapshotInstalled(a.log.term(at) as number, at, a.raft.committedMembership());
+  c.stabilize();
+  for (let i = 10; i < 20; i++) c.propose('a', `w${i}`);
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.match, at);
+  assert.equal(a.raft.purgeFloor(true), at + 1, 'what c needs next is kept');
+  // The leader takes a snapshot point at its applied index and purges as the driver does.
+  const below = Math.min(a.raft.appliedIndex, a.raft.purgeFloor(true) ?? Number.MAX_SAFE_INTEGER);
+  a.log.compact(below - 1);
+  a.raft.compacted(below - 1, a.log.term(below - 1) as number);
+  c.filter = () => true;
+  c.tickAll(3);
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'replicate', 'c caught up by appends, without another notice');
+  assert.equal(cNode.snapshotNotices.length, 1);
 });

@@ -167,7 +167,7 @@ function build(voters: string[]) {
   const fatal: Error[] = [];
   const driver = new RaftDriver(
     { core, log, sm, transport: { send: (m) => sent.push(m) }, scheduler, savedConfIndex: 0 },
-    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, requestTimeoutMs: 60_000, clientAddressOf: () => undefined },
+    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined },
     { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
   return { log, sm, scheduler, sent, core, driver, fatal };

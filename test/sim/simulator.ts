@@ -497,6 +497,7 @@ export class Simulation {
           snapshotThreshold: this.snapshotThreshold,
           purgeEnabled: true,
           purgeGap: this.purgeGap,
+          purgeUptoSnapshotIndex: true,
           requestTimeoutMs: CLIENT_TIMEOUT_MS,
           clientAddressOf: (id) => id,
         },
