@@ -91,6 +91,11 @@ export interface RaftConfig {
    * always committed more by the time its answer arrives.
    */
   readonly promotionCatchUpGap?: number;
+  /**
+   * Every non-voter is a member on its way to voting (SCM HA has no permanent listeners): a new
+   * leader takes over promoting the non-voters of the configuration once they catch up.
+   */
+  readonly promoteNonVoters?: boolean;
   readonly random: RandomSource;
   /**
    * Conditions an operator should hear about that the protocol survives (a follower that lost
@@ -216,7 +221,8 @@ export class RaftNode {
   private readonly votes = new Map<string, boolean>();
   private leadTransferee = '';
   private transferElapsed = 0;
-  private readonly autoPromote = new Set<string>();
+  /** Joining members to promote once caught up, each with an index it must hold first (the entry that added it, or this term's first). */
+  private readonly autoPromote = new Map<string, number>();
 
   private readRound = 0;
   private readBroadcastNeeded = false;
@@ -409,7 +415,7 @@ export class RaftNode {
       return { ok: false, error: `server ${JSON.stringify(peer.id)} is already a member`, leaderHint: this.lead };
     }
     const result = this.proposeMembership({ voters: current.voters, nonVoters: [...current.nonVoters, peer] });
-    if (result.ok && promoteWhenCaughtUp) this.autoPromote.add(peer.id);
+    if (result.ok && promoteWhenCaughtUp) this.autoPromote.set(peer.id, result.index);
     return result;
   }
 
@@ -508,11 +514,20 @@ export class RaftNode {
       if (id === this.id || !pr.recentActive) continue;
       let needs: number;
       if (pr.state === 'snapshot') needs = pr.noticeFirstIndex;
-      else if (holdForLiveFollowers) needs = pr.match + 1;
+      else if (holdForLiveFollowers && this.madeProgressRecently(pr)) needs = pr.match + 1;
       else continue;
       floor = Math.min(floor ?? Number.MAX_SAFE_INTEGER, needs);
     }
     return floor;
+  }
+
+  /**
+   * Seen making progress within the last two election timeouts. Bounds the hold: a follower whose
+   * appends never get through (or whose match this leader has not confirmed yet, such as one still
+   * installing what the previous leader asked for) does not pin the log; it installs instead.
+   */
+  private madeProgressRecently(pr: Progress): boolean {
+    return this.tickCount - pr.lastProgressTick <= 2 * this.cfg.electionTicks;
   }
 
   /** The caller purged its log below `index` (which must be applied); remembers the term there. */
@@ -764,7 +779,12 @@ export class RaftNode {
     self.recentActive = true;
     // The first entry of every term is a configuration entry with the current configuration (as
     // Ratis does); it is also the no-op that lets the leader commit entries of earlier terms.
-    this.appendAsLeader(payloadFromMembership(this.members.current()));
+    const first = this.appendAsLeader(payloadFromMembership(this.members.current()));
+    // A member added under an earlier leader and not promoted yet would otherwise stay a non-voter
+    // for good: the intent to promote lived only in that leader's memory.
+    if (this.cfg.promoteNonVoters === true) {
+      for (const p of this.members.current().nonVoters) this.autoPromote.set(p.id, first.index);
+    }
   }
 
   private addProgress(id: string, next: number): void {
@@ -1097,6 +1117,7 @@ export class RaftNode {
       return;
     }
     const updated = pr.maybeUpdate(m.index);
+    if (updated || pr.match >= this.log.lastIndex()) pr.lastProgressTick = this.tickCount;
     // A probe answered at exactly the known match (e.g. right after a snapshot install set the
     // match) also proves where the logs agree: start streaming.
     if (pr.state === 'probe' && m.index >= pr.match) {
@@ -1112,6 +1133,7 @@ export class RaftNode {
 
   private handleHeartbeatResponse(m: HeartbeatResponseMessage, pr: Progress): void {
     pr.recentActive = true;
+    if (pr.state !== 'snapshot' && pr.match >= this.log.lastIndex()) pr.lastProgressTick = this.tickCount;
     if (pr.state === 'probe') pr.probeSent = false;
     if (pr.state === 'replicate' && pr.match < this.log.lastIndex()) {
       if (pr.inflights.full()) pr.inflights.freeFirstOne();
@@ -1160,6 +1182,7 @@ export class RaftNode {
         if (m.index > this.log.lastIndex()) return; // cannot hold what we never had: malformed
         // Exactly what the follower holds now, never more: a match it no longer holds must not count.
         pr.match = m.index;
+        pr.lastProgressTick = this.tickCount;
         pr.becomeProbe();
         // A joining member that caught up through the install is promoted now, not at the next write.
         this.maybeAutoPromote();
@@ -1260,11 +1283,15 @@ export class RaftNode {
   private maybeAutoPromote(): void {
     if (this.role !== 'leader' || this.autoPromote.size === 0 || this.members.hasUncommitted()) return;
     const gap = this.cfg.promotionCatchUpGap ?? DEFAULT_PROMOTION_CATCH_UP_GAP;
-    for (const id of this.autoPromote) {
+    for (const [id, mustHold] of this.autoPromote) {
       const pr = this.progress.get(id);
-      if (pr === undefined) continue;
-      // Streaming (its log provably matches ours) and close behind, or holding everything committed.
-      const caughtUp = pr.match >= this.log.committed || (pr.state === 'replicate' && pr.recentActive && pr.match + gap >= this.log.committed);
+      if (pr === undefined || pr.match < mustHold) continue;
+      // Holding everything committed; or streaming from our log (nothing it needs is purged), close
+      // behind and moving: its answers must be arriving, or every commit would wait on it once it
+      // votes (with one voter before it, the group would commit nothing at all).
+      const caughtUp =
+        pr.match >= this.log.committed ||
+        (pr.state === 'replicate' && pr.match + 1 >= this.log.firstIndex() && this.madeProgressRecently(pr) && pr.match + gap >= this.log.committed);
       if (caughtUp) {
         this.promote(id);
         return;

@@ -76,6 +76,13 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /**
+   * Leader tick at which this peer was last seen making progress: an append answer that moved its
+   * match, an installed checkpoint, or a heartbeat answer while it held every entry. A peer that
+   * answers heartbeats but gets nothing through (a sick link or disk for data) stops counting as
+   * catching up, so it neither holds the leader's log back nor gets promoted.
+   */
+  lastProgressTick = Number.NEGATIVE_INFINITY;
   /** Highest ReadIndex round this peer has confirmed. */
   readRoundAcked = 0;
   /** Highest leader tick echoed back by this peer's heartbeat answers (for lease reads). */

@@ -190,6 +190,8 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   key(KEY.appenderQueueByteLimit, size, 'Most bytes in flight to one follower.', { default: '32MB' }),
   key(KEY.logPurgeEnabled, bool, 'Purge log segments below the snapshot.', { default: 'false' }),
   key(KEY.logPurgeGap, count(1, Number.MAX_SAFE_INTEGER), 'Entries kept below the snapshot when purging.', { default: '1000000' }),
+  // Not an Ozone key (Ozone's SCM purges up to the snapshot whenever purging is enabled): Ratis'
+  // raft.server.log.purge.upto.snapshot.index; false (Ratis' default) is a deliberate divergence.
   key(KEY.logPurgeUptoSnapshotIndex, bool, 'Purge up to the snapshot even past entries a live follower still needs (it then installs a checkpoint); false keeps them until it has them.', { default: 'false' }),
   key(KEY.logCorruptionPolicy, { kind: 'enum', choices: ['EXCEPTION', 'WARN_AND_RETURN'] }, 'What to do with a corrupt log entry on start.', { default: 'EXCEPTION' }),
   key(KEY.snapshotThreshold, count(1, Number.MAX_SAFE_INTEGER), 'Applied entries between snapshot points.', { default: '1000' }),

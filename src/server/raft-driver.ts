@@ -69,6 +69,9 @@ export interface RaftDriverParts {
   readonly savedConfIndex: number;
 }
 
+/** Most entries kept below the purge point for followers still catching up (Ozone's default purge gap). */
+const MAX_ENTRIES_HELD = 1_000_000;
+
 /** Apply batches handed to the state machine and not yet finished before the loop waits for them. */
 const MAX_APPLIES_IN_FLIGHT = 2;
 
@@ -559,9 +562,11 @@ export class RaftDriver {
     this.hooks.onInfo?.('snapshot point recorded', { term: point.term, index: point.index });
     if (!this.options.purgeEnabled) return;
     // Not past what a follower installing a checkpoint resumes from, nor (unless purging up to the
-    // snapshot index) what a live follower still needs.
+    // snapshot index) what a live follower still needs; but a follower slower than the writes for
+    // good must not grow the log without end: past MAX_ENTRIES_HELD it installs instead.
+    const wanted = point.index - this.options.purgeGap;
     const floor = this.core.purgeFloor(!this.options.purgeUptoSnapshotIndex);
-    const purgeBelow = Math.min(point.index - this.options.purgeGap, floor ?? Number.MAX_SAFE_INTEGER);
+    const purgeBelow = floor === undefined ? wanted : Math.min(wanted, Math.max(floor, wanted - MAX_ENTRIES_HELD));
     if (purgeBelow <= this.log.firstIndex()) return;
     const before = this.log.firstIndex();
     await this.log.purgeBelow(purgeBelow);

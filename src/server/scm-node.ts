@@ -331,6 +331,7 @@ export class ScmNode {
         maxInflightMsgs: 256,
         maxInflightBytes: config.raft.appenderQueueByteLimitBytes,
         maxBytesPerMsg: 1024 * 1024,
+        promoteNonVoters: true,
         random: new SeededRandom(randomInt(2 ** 31)),
         onWarning: (msg, fields) => this.log.warn(fields, msg),
         onDropped: (reason) => this.metrics.raftMessageDropped(reason),

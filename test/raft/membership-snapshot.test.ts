@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestCluster, dataTexts, membership, peer } from './cluster.js';
 import { only, outbox, solo } from './helpers.js';
+import type { Message } from '../../src/raft/index.js';
 
 test('a new server joins as a non-voter and is promoted automatically once caught up', () => {
   const c = new TestCluster(['a', 'b', 'c']);
@@ -21,29 +22,44 @@ test('a new server joins as a non-voter and is promoted automatically once caugh
 });
 
 test('a joining member slower than the others is promoted once within the catch-up gap, not only at the commit index', () => {
-  // Ten entries, then d joins; it acknowledges entry 1 and its later acknowledgements lag (they
-  // never arrive in this test) while it answers heartbeats: live, streaming, LAG behind.
-  const LAG = 11;
+  // d joins; its acknowledgements lag: the one for the entry that added it arrives only after a,
+  // b and c have committed LAG more entries (the later ones never arrive in this test). d is live,
+  // streaming, holds its own configuration entry, and LAG behind as far as the leader knows.
+  const LAG = 10;
   for (const { gap, promoted } of [
     { gap: undefined, promoted: true }, // the default, 1000
     { gap: LAG, promoted: true },
     { gap: LAG - 1, promoted: false },
+    { gap: 0, promoted: false }, // the exact rule
   ]) {
     const c = new TestCluster(['a', 'b', 'c'], { maxBytesPerMsg: 1, ...(gap === undefined ? {} : { promotionCatchUpGap: gap }) });
     c.elect('a');
-    for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+    c.propose('a', 'before-d');
     c.addNode('d', membership([]));
-    c.filter = (m) => !(m.from === 'd' && m.type === 'append-response' && !m.reject && m.index >= 2);
-    assert.ok(c.node('a').raft.addNonVoter(peer('d'), true).ok);
-    c.stabilize();
-    c.tickAll(2);
+    const held: Message[] = [];
+    c.filter = (m) => {
+      if (m.from === 'd' && m.type === 'append-response' && !m.reject && m.index >= 2) {
+        held.push(m);
+        return false;
+      }
+      return true;
+    };
+    const add = c.node('a').raft.addNonVoter(peer('d'), true);
+    assert.ok(add.ok);
+    for (let i = 0; i < LAG; i++) c.propose('a', `w${i}`);
     const a = c.node('a').raft;
+    const late = held.find((m) => m.type === 'append-response' && m.index === add.index);
+    assert.ok(late !== undefined, `gap ${gap}: d acknowledged the entry that added it`);
+    a.step(late);
+    c.stabilize();
     const progress = a.status().progress.find((p) => p.id === 'd');
     assert.equal(progress?.state, 'replicate', `gap ${gap}: d streams appends`);
-    // (Once promoted, the promotion itself is one more entry d has not acknowledged.)
-    assert.equal(a.commitIndex - (progress?.match ?? 0), promoted ? LAG + 1 : LAG, `gap ${gap}: how far d is behind the commit index`);
+    c.tickAll(2);
     const voters = a.status().membership.voters.map((p) => p.id);
     assert.equal(voters.includes('d'), promoted, `gap ${gap}: voters ${voters.join()}`);
+    // (Once promoted, the promotion itself is one more entry d has not acknowledged.)
+    const behind = a.commitIndex - (a.status().progress.find((p) => p.id === 'd')?.match ?? 0);
+    assert.equal(behind, promoted ? LAG + 1 : LAG, `gap ${gap}: how far d is behind the commit index`);
   }
 });
 
@@ -292,4 +308,90 @@ test('an installed member catching up under writes keeps its entries until it ha
   c.tickAll(3);
   assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'replicate', 'c caught up by appends, without another notice');
   assert.equal(cNode.snapshotNotices.length, 1);
+});
+
+test('a joining member is not promoted before it holds the entry that added it, nor while its answers do not arrive: a lone voter keeps committing', () => {
+  const c = new TestCluster(['a'], { maxBytesPerMsg: 1 });
+  c.elect('a');
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const d = c.addNode('d', membership([]));
+  // d answers heartbeats and takes the first two entries; every later append is lost on the way
+  // (a link or disk sick for data, fine for heartbeats).
+  let first = true;
+  c.filter = (m) => {
+    if (m.to !== 'd' || m.type !== 'append') return true;
+    if (first) {
+      first = false;
+      return true;
+    }
+    return m.prevIndex < 2;
+  };
+  const add = c.node('a').raft.addNonVoter(peer('d'), true);
+  assert.ok(add.ok);
+  c.stabilize();
+  c.tickAll(3);
+  assert.ok(d.raft.lastIndex < add.index, 'd never received the entry that added it');
+  const a = c.node('a').raft;
+  assert.deepEqual(a.status().membership.voters.map((p) => p.id), ['a'], 'd is not promoted');
+  const write = a.propose(new TextEncoder().encode('after'));
+  assert.ok(write.ok);
+  c.stabilize();
+  c.tickAll(30);
+  assert.ok(a.commitIndex >= write.index, `a commits alone (commit ${a.commitIndex}, write at ${write.index})`);
+});
+
+test('a follower that answers heartbeats but gets no append through holds the log back only for two election timeouts', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.propose('a', 'v0');
+  const heldAt = c.node('a').raft.status().progress.find((p) => p.id === 'c')!.match + 1;
+  c.filter = (m) => !(m.to === 'c' && m.type === 'append');
+  for (let i = 0; i < 20; i++) c.propose('a', `w${i}`);
+  const a = c.node('a').raft;
+  assert.equal(a.purgeFloor(true), heldAt, 'right after it fell behind, c holds what it needs');
+  c.tickAll(2 * 10 + 1);
+  assert.equal(a.status().progress.find((p) => p.id === 'c')?.recentActive, true, 'c still answers heartbeats');
+  assert.equal(a.purgeFloor(true), a.lastIndex + 1, 'c made no progress for two election timeouts: it holds nothing (b is caught up)');
+});
+
+test('a new leader does not hold its log for a follower still installing what the previous leader asked for', () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const a = c.node('a');
+  a.log.compact(8);
+  a.raft.compacted(8, a.log.term(8) as number);
+  c.filter = () => true;
+  c.tickAll(2);
+  assert.equal(c.node('c').snapshotNotices.length, 1, 'c is installing (it never finishes here)');
+  c.filter = (m) => m.to !== 'a' && m.from !== 'a';
+  for (let k = 0; k < 200 && c.node('b').raft.status().role !== 'leader'; k++) c.tickAll(1);
+  const b = c.node('b').raft;
+  assert.equal(b.status().role, 'leader');
+  for (let i = 0; i < 30; i++) c.propose('b', `w${i}`);
+  c.tickAll(5);
+  assert.equal(b.status().progress.find((p) => p.id === 'c')?.match, 0, "b has not confirmed c's match");
+  assert.equal(b.purgeFloor(true), undefined, 'c holds nothing for b');
+});
+
+test('a member added but not yet promoted when leadership moves is promoted by the next leader', () => {
+  for (const promoteNonVoters of [true, false]) {
+    const c = new TestCluster(['a', 'b', 'c'], { promoteNonVoters });
+    c.elect('a');
+    c.propose('a', 'x');
+    c.addNode('d', membership([]), { promoteNonVoters });
+    c.filter = (m) => m.to !== 'd' && m.from !== 'd';
+    assert.ok(c.node('a').raft.addNonVoter(peer('d'), true).ok);
+    c.stabilize();
+    c.filter = (m) => m.to !== 'a' && m.from !== 'a' && m.to !== 'd' && m.from !== 'd';
+    for (let k = 0; k < 200 && c.leader()?.id !== 'b' && c.leader()?.id !== 'c'; k++) c.tickAll(1);
+    const leader = c.leader()!.id;
+    assert.notEqual(leader, 'a');
+    c.filter = () => true;
+    for (let i = 0; i < 5; i++) c.propose(leader, `y${i}`);
+    c.tickAll(20);
+    const voters = c.node(leader).raft.status().membership.voters.map((p) => p.id);
+    assert.equal(voters.includes('d'), promoteNonVoters, `promoteNonVoters ${promoteNonVoters}: voters ${voters.join()}`);
+  }
 });

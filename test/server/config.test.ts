@@ -54,6 +54,7 @@ test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfigurat
   assert.equal(config.raft.requestTimeoutMs, 30_000);
   assert.equal(config.raft.logPurgeEnabled, false);
   assert.equal(config.raft.logPurgeGap, 1_000_000);
+  assert.equal(config.raft.logPurgeUptoSnapshotIndex, false);
   assert.equal(config.raft.logCorruptionPolicy, 'EXCEPTION');
   assert.equal(config.grpcDeadlineIntervalMs, 30 * 60_000);
 });
@@ -426,4 +427,10 @@ test('security: a mistyped TLS switch is an error (hdds.grpc.tls.* is checked li
   assert.deepEqual(config.security.clientTls, { caFile: '/tls/ca.crt', certFile: '/tls/admin.crt', keyFile: '/tls/admin.key' });
   assert.equal(config.self?.httpsPort, 9977);
   assert.equal(config.self?.httpsHost, '127.0.0.1');
+});
+
+test('ozone.scm.ha.ratis.log.purge.upto.snapshot.index: true or false, anything else named', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index': 'TRUE' } }).raft.logPurgeUptoSnapshotIndex, true);
+  assert.throws(() => loadConfig({ overrides: { ...base, 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index': 'yes' } }), /ozone\.scm\.ha\.ratis\.log\.purge\.upto\.snapshot\.index/);
 });
