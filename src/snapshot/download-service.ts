@@ -42,8 +42,13 @@ export interface InterScmServiceOptions {
   readonly perRequester?: RateLimit;
   /** Caps per peer address, whatever requesterId it sends (default 3 at once, 30 per minute). */
   readonly perPeer?: RateLimit;
-  /** Clock for the per-minute caps (tests inject one). */
+  /** Clock for the per-minute caps (tests inject one; defaults to `timers.now`). */
   readonly now?: () => number;
+  /**
+   * Time for the no-progress check and the keepalives (default: Node's timers and Date.now). Tests
+   * pass a manual clock to drive a stalled reader without waiting.
+   */
+  readonly timers?: ServeTimers;
   /**
    * A reader that accepts no message for this long loses its transfer slot (default 10 s). Progress
    * is counted per message, so with 1 MiB chunks a reader slower than ~100 KiB/s counts as stalled.
@@ -61,6 +66,20 @@ export interface InterScmServiceOptions {
    */
   readonly authorize?: (call: DownloadCall) => { readonly code: grpc.status; readonly details: string } | undefined;
 }
+
+/** A clock and one-shot timers; `setTimeout` returns the function that cancels it. */
+export interface ServeTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): () => void;
+}
+
+export const REAL_SERVE_TIMERS: ServeTimers = Object.freeze({
+  now: () => Date.now(),
+  setTimeout: (fn: () => void, ms: number) => {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+});
 
 export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
@@ -87,10 +106,11 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
   if (!(keepaliveIntervalMs > 0)) throw new Error(`keepaliveIntervalMs must be positive, got ${keepaliveIntervalMs}`);
   const log = options.log ?? (() => undefined);
+  const timers = options.timers ?? REAL_SERVE_TIMERS;
   const limiter = new ServeLimiter({
     ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
     ...(options.perPeer !== undefined ? { perPeer: options.perPeer } : {}),
-    ...(options.now !== undefined ? { now: options.now } : {}),
+    now: options.now ?? (() => timers.now()),
   });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
@@ -105,7 +125,7 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
         fail(call, grpc.status.FAILED_PRECONDITION, `cluster id mismatch: this SCM belongs to ${options.clusterId}, the caller to ${String(claimed)}`);
         return;
       }
-      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs }, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs, timers }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
@@ -117,10 +137,11 @@ interface Pacing {
   readonly maxUnflushed: number;
   readonly idleTimeoutMs: number;
   readonly keepaliveIntervalMs: number;
+  readonly timers: ServeTimers;
 }
 
 async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
-  const watch = new CallWatch(call);
+  const watch = new CallWatch(call, pacing.timers);
   const request = call.request;
   const peer = call.getPeer();
   let resumeOffset: number;
@@ -144,7 +165,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
     return;
   }
-  const keepalive = new Keepalive(call, options.clusterId, pacing.keepaliveIntervalMs, resumeOffset);
+  const keepalive = new Keepalive(call, options.clusterId, pacing.timers, pacing.keepaliveIntervalMs, resumeOffset);
   try {
     await serveAdmitted(call, watch, keepalive, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
   } finally {
@@ -159,13 +180,13 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
  */
 class Keepalive {
   private sentSinceTick = false;
-  private readonly timer: NodeJS.Timeout;
+  private cancel: (() => void) | undefined;
   /** Where the stream stands: the offset of the next data message. */
   offset: number;
 
-  constructor(private readonly call: DownloadCall, private readonly clusterId: string, intervalMs: number, offset: number) {
+  constructor(private readonly call: DownloadCall, private readonly clusterId: string, private readonly timers: ServeTimers, private readonly intervalMs: number, offset: number) {
     this.offset = offset;
-    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.schedule();
   }
 
   /** A data message went out at `nextOffset - its length`. */
@@ -175,10 +196,16 @@ class Keepalive {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.cancel?.();
+    this.cancel = undefined;
+  }
+
+  private schedule(): void {
+    this.cancel = this.timers.setTimeout(() => this.tick(), this.intervalMs);
   }
 
   private tick(): void {
+    this.schedule();
     if (this.sentSinceTick || this.call.cancelled || this.call.writableEnded) {
       this.sentSinceTick = false;
       return;
@@ -193,7 +220,7 @@ class CallWatch {
   cancelled: boolean;
   readonly cancellation: Promise<void>;
 
-  constructor(call: DownloadCall) {
+  constructor(call: DownloadCall, private readonly timers: ServeTimers) {
     this.cancelled = call.cancelled;
     this.cancellation = new Promise<void>((resolve) => {
       if (this.cancelled) resolve();
@@ -208,14 +235,14 @@ class CallWatch {
   /** Whether `next` settles within `timeoutMs`, the client goes first, or neither. */
   async progress(next: Promise<unknown>, timeoutMs: number): Promise<'progress' | 'gone' | 'idle'> {
     if (this.cancelled) return 'gone';
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     const idle = new Promise<'idle'>((resolve) => {
-      timer = setTimeout(() => resolve('idle'), timeoutMs);
+      cancel = this.timers.setTimeout(() => resolve('idle'), timeoutMs);
     });
     try {
       return await Promise.race([next.then(() => 'progress' as const), this.cancellation.then(() => 'gone' as const), idle]);
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
   }
 }

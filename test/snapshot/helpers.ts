@@ -92,3 +92,45 @@ export async function startServer(register: (server: grpc.Server) => void): Prom
     }),
   };
 }
+
+/**
+ * A manual clock for the InterSCM service (`ServeTimers`): time moves only in `advance`, which runs
+ * the timers that fall due in order. Counts cancellations, so a test can see a wait end.
+ */
+export class ManualTimers {
+  private time = 1_000_000;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; ms: number; fn: () => void }>();
+  /** Timers cancelled before they fired. */
+  cancelled = 0;
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimeout(fn: () => void, ms: number): () => void {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.time + ms, ms, fn });
+    return () => {
+      if (this.timers.delete(id)) this.cancelled++;
+    };
+  }
+
+  /** The delays of the timers waiting to fire. */
+  pending(): number[] {
+    return [...this.timers.values()].map((t) => t.ms);
+  }
+
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      let due: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry;
+      if (due === undefined) break;
+      this.timers.delete(due[0]);
+      this.time = due[1].at;
+      due[1].fn();
+    }
+    this.time = end;
+  }
+}
