@@ -11,7 +11,9 @@ import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
+import { ReaderPace, checkPaceLimits, type ReclaimReason } from './reader-pace.js';
 import { ServeLimiter, type Admission, type RateLimit } from './serve-limiter.js';
+import { REAL_SERVE_TIMERS, type ServeTimers } from './serve-timers.js';
 import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -55,6 +57,14 @@ export interface InterScmServiceOptions {
    */
   readonly idleTimeoutMs?: number;
   /**
+   * A reader that takes fewer bytes than this over each readWindowMs the leader spends waiting for
+   * it loses its transfer slot (ozone.scm.ha.grpc.checkpoint.min.read.bytes, default 8 MiB; 0 turns
+   * the rule off): one that takes a message just before each idle timeout would keep it for ever.
+   */
+  readonly minReadBytes?: number;
+  /** The window of minReadBytes (ozone.scm.ha.grpc.checkpoint.min.read.window, default 60 s). */
+  readonly readWindowMs?: number;
+  /**
    * While the leader takes the checkpoint or packs it and has sent nothing for this long, it sends
    * an empty message (default 1 s): the follower's no-progress timeout then only fires on a leader
    * that hung, not on one that is busy. An Ozone client writes the empty data and goes on.
@@ -67,21 +77,10 @@ export interface InterScmServiceOptions {
   readonly authorize?: (call: DownloadCall) => { readonly code: grpc.status; readonly details: string } | undefined;
 }
 
-/** A clock and one-shot timers; `setTimeout` returns the function that cancels it. */
-export interface ServeTimers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): () => void;
-}
-
-export const REAL_SERVE_TIMERS: ServeTimers = Object.freeze({
-  now: () => Date.now(),
-  setTimeout: (fn: () => void, ms: number) => {
-    const timer = setTimeout(fn, ms);
-    return () => clearTimeout(timer);
-  },
-});
-
 export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
+/** 8 MiB a minute, ~140 KiB/s: a follower on a 10 Mbit/s link clears it nine times over. */
+export const DEFAULT_MIN_READ_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_READ_WINDOW_MS = 60_000;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
 
 /**
@@ -89,9 +88,10 @@ export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
  * - `invalid_request`: a malformed field (INVALID_ARGUMENT);
  * - `rate_limited`: its requester or peer is over a cap (RESOURCE_EXHAUSTED);
  * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED);
- * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream.
+ * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream;
+ * - `slow`: the reader took fewer than minReadBytes in a readWindowMs of waiting; likewise.
  */
-export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle'] as const;
+export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle', 'slow'] as const;
 export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 export type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
@@ -101,8 +101,12 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS;
-  if (!(idleTimeoutMs > 0)) throw new Error(`idleTimeoutMs must be positive, got ${idleTimeoutMs}`);
+  const limits = {
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS,
+    minReadBytes: options.minReadBytes ?? DEFAULT_MIN_READ_BYTES,
+    readWindowMs: options.readWindowMs ?? DEFAULT_READ_WINDOW_MS,
+  };
+  checkPaceLimits(limits);
   const keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
   if (!(keepaliveIntervalMs > 0)) throw new Error(`keepaliveIntervalMs must be positive, got ${keepaliveIntervalMs}`);
   const log = options.log ?? (() => undefined);
@@ -125,7 +129,7 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
         fail(call, grpc.status.FAILED_PRECONDITION, `cluster id mismatch: this SCM belongs to ${options.clusterId}, the caller to ${String(claimed)}`);
         return;
       }
-      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs, timers }, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, limits, keepaliveIntervalMs, timers }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
@@ -135,13 +139,13 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
 interface Pacing {
   readonly chunkSize: number;
   readonly maxUnflushed: number;
-  readonly idleTimeoutMs: number;
+  readonly limits: { readonly idleTimeoutMs: number; readonly minReadBytes: number; readonly readWindowMs: number };
   readonly keepaliveIntervalMs: number;
   readonly timers: ServeTimers;
 }
 
 async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
-  const watch = new CallWatch(call, pacing.timers);
+  const watch = new CallWatch(call);
   const request = call.request;
   const peer = call.getPeer();
   let resumeOffset: number;
@@ -220,7 +224,7 @@ class CallWatch {
   cancelled: boolean;
   readonly cancellation: Promise<void>;
 
-  constructor(call: DownloadCall, private readonly timers: ServeTimers) {
+  constructor(call: DownloadCall) {
     this.cancelled = call.cancelled;
     this.cancellation = new Promise<void>((resolve) => {
       if (this.cancelled) resolve();
@@ -230,20 +234,6 @@ class CallWatch {
       });
       call.once('close', () => resolve());
     });
-  }
-
-  /** Whether `next` settles within `timeoutMs`, the client goes first, or neither. */
-  async progress(next: Promise<unknown>, timeoutMs: number): Promise<'progress' | 'gone' | 'idle'> {
-    if (this.cancelled) return 'gone';
-    let cancel: (() => void) | undefined;
-    const idle = new Promise<'idle'>((resolve) => {
-      cancel = this.timers.setTimeout(() => resolve('idle'), timeoutMs);
-    });
-    try {
-      return await Promise.race([next.then(() => 'progress' as const), this.cancellation.then(() => 'gone' as const), idle]);
-    } finally {
-      cancel?.();
-    }
   }
 }
 
@@ -256,7 +246,7 @@ interface AdmittedRequest {
 
 async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Keepalive, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
   const { peer, requesterId, resumeId, resumeOffset } = req;
-  const { chunkSize, maxUnflushed, idleTimeoutMs } = pacing;
+  const { chunkSize, maxUnflushed } = pacing;
   let lease: CheckpointLease;
   try {
     lease = await options.provider.acquire(resumeId);
@@ -275,16 +265,17 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
   log('info', 'streaming checkpoint', { requester: requesterId, peer, checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
-  let stalled = false;
-  // Waits for the reader to take the next message: false when it made no progress for
-  // idleTimeoutMs (or went away).
-  const readerTakes = (next: Promise<unknown>): Promise<boolean> => watch.progress(next, idleTimeoutMs).then((outcome) => {
-    if (outcome === 'idle') stalled = true;
+  const pace = new ReaderPace(pacing.timers, pacing.limits);
+  let reclaimed: ReclaimReason | undefined;
+  // Waits for the reader to take the next message: false when it is too slow to keep its slot
+  // (reader-pace.ts) or went away.
+  const readerTakes = (next: Promise<unknown>): Promise<boolean> => pace.wait(next, watch.cancellation).then((outcome) => {
+    if (outcome === 'idle' || outcome === 'slow') reclaimed = outcome;
     return outcome === 'progress';
   });
   try {
     for await (const chunk of fixedSizeChunks(body, chunkSize, startOffset)) {
-      if (watch.cancelled || stalled) break;
+      if (watch.cancelled || reclaimed !== undefined) break;
       const message: CopyDBCheckpointResponse = {
         clusterId: options.clusterId,
         len: chunk.data.length,
@@ -306,7 +297,10 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
       // controlled); errors surface as cancellation, so the callback only paces us.
       let needDrain = false;
       const flushed = new Promise<void>((resolve) => {
-        needDrain = !call.write(message, () => resolve());
+        needDrain = !call.write(message, () => {
+          pace.took(chunk.data.length);
+          resolve();
+        });
       });
       unflushed.push(flushed);
       keepalive.sent(chunk.offset + chunk.data.length);
@@ -314,13 +308,15 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
       if (needDrain && !(await readerTakes(once(call, 'drain')))) break;
       while (unflushed.length >= maxUnflushed && (await readerTakes(unflushed.shift() as Promise<void>)));
     }
-    if (!watch.cancelled && !stalled) await readerTakes(Promise.all(unflushed));
-    if (stalled && !watch.cancelled) {
+    if (!watch.cancelled && reclaimed === undefined) await readerTakes(Promise.all(unflushed));
+    if (reclaimed !== undefined && !watch.cancelled) {
       // The HTTP/2 stream stays open until the client reads or goes (grpc-js cannot reset it), but
-      // the slot, the packer and the checkpoint lease are given back now.
-      log('warn', 'checkpoint download reclaimed: the reader made no progress', { requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, idleTimeoutMs });
-      options.onRefused?.('idle');
-      fail(call, grpc.status.DEADLINE_EXCEEDED, `no progress reading checkpoint ${checkpoint.id} for ${idleTimeoutMs} ms: its transfer slot was given back; download again (resuming from the last verified offset)`);
+      // the slot, the packer and the checkpoint lease are given back now (finally, below).
+      const { idleTimeoutMs, minReadBytes, readWindowMs } = pacing.limits;
+      const why = reclaimed === 'idle' ? `no progress for ${seconds(idleTimeoutMs)}` : `read slower than ${minReadBytes} bytes per ${seconds(readWindowMs)} (${pace.lastWindowBytes} bytes in the last window)`;
+      log('warn', 'checkpoint download reclaimed', { reason: reclaimed, requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, error: why });
+      options.onRefused?.(reclaimed);
+      fail(call, grpc.status.RESOURCE_EXHAUSTED, `checkpoint ${checkpoint.id} download reclaimed: ${why}; its transfer slot was given back: download again, resuming from the last verified offset`);
       return;
     }
     if (watch.cancelled) {
@@ -345,6 +341,10 @@ function refuse(call: DownloadCall, options: InterScmServiceOptions, log: Snapsh
   log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
   options.onRefused?.(reason);
   fail(call, code, details);
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
 }
 
 function fail(call: DownloadCall, code: grpc.status, details: string): void {
