@@ -5,6 +5,7 @@
 // gRPC flow control so memory stays flat. Every refusal is logged (warn) and reported (onRefused).
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
+import * as http2 from 'node:http2';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
 import { failpointAsync } from '../failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
@@ -310,13 +311,14 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
     }
     if (!watch.cancelled && reclaimed === undefined) await readerTakes(Promise.all(unflushed));
     if (reclaimed !== undefined && !watch.cancelled) {
-      // The HTTP/2 stream stays open until the client reads or goes (grpc-js cannot reset it), but
-      // the slot, the packer and the checkpoint lease are given back now (finally, below).
+      // The slot, the packer and the checkpoint lease are given back now (finally, below); the
+      // call ends with the reason, and is reset if the reader does not take that either.
       const { idleTimeoutMs, minReadBytes, readWindowMs } = pacing.limits;
       const why = reclaimed === 'idle' ? `no progress for ${seconds(idleTimeoutMs)}` : `read slower than ${minReadBytes} bytes per ${seconds(readWindowMs)} (${pace.lastWindowBytes} bytes in the last window)`;
       log('warn', 'checkpoint download reclaimed', { reason: reclaimed, requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, error: why });
       options.onRefused?.(reclaimed);
       fail(call, grpc.status.RESOURCE_EXHAUSTED, `checkpoint ${checkpoint.id} download reclaimed: ${why}; its transfer slot was given back: download again, resuming from the last verified offset`);
+      resetUnlessEnded(call, pacing.timers, idleTimeoutMs, log);
       return;
     }
     if (watch.cancelled) {
@@ -341,6 +343,36 @@ function refuse(call: DownloadCall, options: InterScmServiceOptions, log: Snapsh
   log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
   options.onRefused?.(reason);
   fail(call, code, details);
+}
+
+/**
+ * Resets the call's HTTP/2 stream with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to a gRPC client, as
+ * the gRPC HTTP/2 mapping says) unless it ended within `graceMs`. A status can only follow the
+ * messages already handed to HTTP/2, so a reader that takes none of them would keep the stream,
+ * and those messages, for ever. grpc-js has no public way to reset a server stream: the stream is
+ * found under its call objects, and if it cannot be (grpc-js changed), that is logged.
+ */
+function resetUnlessEnded(call: DownloadCall, timers: ServeTimers, graceMs: number, log: SnapshotLogger): void {
+  const stream = http2StreamOf(call);
+  if (stream === undefined) {
+    log('warn', 'cannot reset a reclaimed checkpoint download: no HTTP/2 stream found under the grpc-js call', {});
+    return;
+  }
+  if (stream.closed || stream.destroyed) return;
+  const cancel = timers.setTimeout(() => {
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  }, graceMs);
+  stream.once('close', cancel);
+}
+
+function http2StreamOf(call: DownloadCall): http2.Http2Stream | undefined {
+  let layer: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 16 && typeof layer === 'object' && layer !== null; depth++) {
+    const stream = (layer as { stream?: unknown }).stream;
+    if (typeof stream === 'object' && stream !== null && typeof (stream as http2.Http2Stream).close === 'function' && 'rstCode' in stream) return stream as http2.Http2Stream;
+    layer = (layer as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
 }
 
 function seconds(ms: number): string {

@@ -1,7 +1,7 @@
 // Taking back a transfer slot from a reader that does not read: one that stops (no progress for
 // idleTimeoutMs), one that drips a message at a time just under that timeout (slower than the
-// minimum rate), what the follower makes of it, and that nothing of the download stays pinned on
-// the leader. Time on the leader is a manual clock (ManualTimers): the tests move it, never wait on it.
+// minimum rate), how its call then ends, and that nothing of the download stays pinned on the
+// leader. Time on the leader is a manual clock (ManualTimers): the tests move it, never wait on it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
@@ -102,6 +102,26 @@ test('a reader that takes one message every 9 s, just under the 10 s no-progress
       session.destroy();
     }
   }, 80_000);
+});
+
+test('a reclaimed call that is never read is reset with ENHANCE_YOUR_CALM (which gRPC maps to RESOURCE_EXHAUSTED) once given as long again, not left open', async () => {
+  await withLeader({}, async ({ address, timers, refused, logs }) => {
+    const session = http2.connect(`http://${address}`);
+    try {
+      const raw = unreadDownload(session);
+      await until('the call to stall', () => waitingCalls(timers) === 1);
+      timers.advance(10_000);
+      await until('a reclaim', () => refused.length > 0);
+      assert.deepEqual(refused, ['idle']);
+      // Given as long again to take what was sent and the status; then reset.
+      timers.advance(10_000);
+      await until('the stream to be reset', () => raw.closed);
+      assert.equal(raw.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      assert.equal(logs.filter((l) => l.level === 'warn' && /reclaimed/.test(l.message) && l.fields?.['reason'] === 'idle').length, 1);
+    } finally {
+      session.destroy();
+    }
+  });
 });
 
 test('a reclaimed download pins no checkpoint file on the leader: no file left open, the checkpoint removed once unused', { skip: process.platform !== 'linux' && 'reads /proc/self/fd' }, async () => {

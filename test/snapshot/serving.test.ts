@@ -225,8 +225,9 @@ test('four downloads that never read lose their transfer slots once idle, and a 
       await until('the four idle calls to hold every slot, then lose them', () => refused.filter((r) => r === 'idle').length === 4);
       assert.equal(provider.activeTransfers, 0, 'every slot is free again');
       assert.equal(logs.filter((l) => l.level === 'warn' && l.message === 'checkpoint download reclaimed' && l.fields?.['reason'] === 'idle').length, 4);
-      // The idle calls are still open: only their slots were taken back.
-      assert.ok(idle.every((s) => !s.closed));
+      // Not left open either: a call that takes neither its messages nor its status is reset.
+      await until('the idle calls to be reset', () => idle.every((s) => s.closed));
+      assert.ok(idle.every((s) => s.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM));
 
       const ready = await new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir: join(dir, 'follower', 'snapshot'), deadlineMs: 60_000, maxAttempts: 1 }).fetch(300);
       assert.deepEqual(ready.termIndex, { term: 2, index: 300 });
