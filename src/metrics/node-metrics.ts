@@ -73,6 +73,15 @@ export const AUTH_REFUSAL_REASONS = ['not_a_node', 'other_service', 'non_member'
 export type AuthRefusalReason = (typeof AUTH_REFUSAL_REASONS)[number];
 
 /**
+ * Why the leader did not serve a checkpoint download to its end (the InterSCM service's
+ * SERVE_REFUSALS): a malformed request, a requester or peer over its caps, every transfer slot
+ * taken, or a slot reclaimed mid-stream from a reader that made no progress (`idle`) or read slower
+ * than the minimum rate (`slow`).
+ */
+export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy', 'idle', 'slow'] as const;
+export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
+
+/**
  * Why start-up removed entries from the Raft log: `zeroed`, acknowledged entries found as zeros at
  * the log's end (the disk lost them); `corruption-policy`, WARN_AND_RETURN ended the log at damage.
  */
@@ -246,6 +255,7 @@ export class NodeMetrics {
   private readonly installFailures: Counter<'reason'>;
   private readonly checkpointsServed: Counter;
   private readonly checkpointServedBytes: Counter;
+  private readonly checkpointServeRefusals: Counter;
   private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
   private readonly pipelines: Gauge<'state'>;
@@ -464,6 +474,12 @@ export class NodeMetrics {
       help: 'Bytes of checkpoint archives streamed to followers.',
       registers,
     });
+    this.checkpointServeRefusals = new Counter({
+      name: 'scm_snapshot_serve_refusals_total',
+      help: 'Checkpoint downloads refused or reclaimed mid-stream by this leader, by reason (idle and slow are slots reclaimed from readers).',
+      labelNames: ['reason'],
+      registers,
+    });
     // SCM state.
     this.dbSize = new Gauge({
       name: 'scm_db_size_bytes',
@@ -535,6 +551,7 @@ export class NodeMetrics {
     for (const reason of RAFT_DROP_REASONS) this.raftMessagesDropped.inc({ reason }, 0);
     for (const port of AUTH_PORTS) for (const reason of AUTH_REFUSAL_REASONS) this.authRefusals.inc({ port, reason }, 0);
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
+    for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
@@ -759,6 +776,15 @@ export class NodeMetrics {
     if (!this.count('served checkpoint bytes', bytes)) return;
     this.checkpointsServed.inc();
     this.checkpointServedBytes.inc(bytes);
+  }
+
+  /** A checkpoint download was refused, or its slot reclaimed (see SERVE_REFUSAL_REASONS). */
+  checkpointServeRefused(reason: ServeRefusalReason): void {
+    if (!isOneOf(SERVE_REFUSAL_REASONS, reason)) {
+      this.warn('serve_refusal', `unknown checkpoint serve refusal ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.checkpointServeRefusals.inc({ reason });
   }
 
   // ---- SCM state ----

@@ -126,6 +126,8 @@ export const KEY = {
   leaderReadyWaitTimeout: 'ozone.scm.ha.ratis.leader.ready.wait.timeout',
   preVote: 'ozone.scm.ha.ratis.server.leaderelection.pre-vote',
   grpcDeadlineInterval: 'ozone.scm.ha.grpc.deadline.interval',
+  checkpointMinReadBytes: 'ozone.scm.ha.grpc.checkpoint.min.read.bytes',
+  checkpointMinReadWindow: 'ozone.scm.ha.grpc.checkpoint.min.read.window',
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
@@ -206,6 +208,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   key(KEY.leaderReadyWaitTimeout, ms, 'How long a request waits for a new leader to become ready.', { default: '60s' }),
   key(KEY.preVote, bool, 'Run a pre-vote before an election.', { default: 'true' }),
   key(KEY.grpcDeadlineInterval, ms, 'Deadline of one InterSCM gRPC call (checkpoint download).', { default: '30m' }),
+  // Not Ozone keys (Ozone has no such rule): a downloading follower must keep reading to keep its
+  // transfer slot; one that takes a message just before each 10 s no-progress timeout would not.
+  key(KEY.checkpointMinReadBytes, size, 'A follower downloading a checkpoint that takes fewer bytes than this over each ozone.scm.ha.grpc.checkpoint.min.read.window the leader spends waiting for it loses its transfer slot (RESOURCE_EXHAUSTED; it resumes by offset); 0 turns the rule off.', { default: '8MB' }),
+  key(KEY.checkpointMinReadWindow, ms, 'The window of ozone.scm.ha.grpc.checkpoint.min.read.bytes (time the leader spends waiting for the reader).', { default: '60s' }),
   key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),

@@ -132,6 +132,8 @@ export interface ScmConfig {
   readonly ratisDir: string;
   readonly raft: RaftConfig;
   readonly grpcDeadlineIntervalMs: number;
+  /** ozone.scm.ha.grpc.checkpoint.min.read.bytes / .window: the slowest download the leader serves. */
+  readonly checkpointMinRead: { readonly bytes: number; readonly windowMs: number };
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
@@ -615,6 +617,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     ratisDir,
     raft: loadRaftConfig(reader),
     grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
+    checkpointMinRead: loadCheckpointMinRead(reader),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
@@ -622,6 +625,12 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     security: loadSecurity(reader, node, dbDir, reader.required(KEY.httpPolicy, (key, value) => parseEnum(key, value, HTTP_POLICIES))),
     values: effective,
   };
+}
+
+function loadCheckpointMinRead(reader: ConfigReader): { bytes: number; windowMs: number } {
+  const windowMs = reader.durationMs(KEY.checkpointMinReadWindow);
+  if (windowMs <= 0) throw new ConfigValueError(KEY.checkpointMinReadWindow, `${windowMs}ms`, 'must be positive');
+  return { bytes: reader.required(KEY.checkpointMinReadBytes, parseSizeBytes), windowMs };
 }
 
 /** This node's own member entry; a clear error when the configuration does not say which node it is. */

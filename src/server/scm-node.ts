@@ -454,6 +454,9 @@ export class ScmNode {
       }),
       log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       onServed: (bytes) => this.metrics.checkpointServed(bytes),
+      onRefused: (reason) => this.metrics.checkpointServeRefused(reason),
+      minReadBytes: config.checkpointMinRead.bytes,
+      readWindowMs: config.checkpointMinRead.windowMs,
       authorize: (call) => {
         const refusal = this.authz.download(call);
         return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;

@@ -5,13 +5,16 @@
 // gRPC flow control so memory stays flat. Every refusal is logged (warn) and reported (onRefused).
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
+import * as http2 from 'node:http2';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
 import { failpointAsync } from '../failpoints.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
+import { ReaderPace, checkPaceLimits, type ReclaimReason } from './reader-pace.js';
 import { ServeLimiter, type Admission, type RateLimit } from './serve-limiter.js';
+import { REAL_SERVE_TIMERS, type ServeTimers } from './serve-timers.js';
 import { packCheckpoint } from './tarball.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -42,13 +45,26 @@ export interface InterScmServiceOptions {
   readonly perRequester?: RateLimit;
   /** Caps per peer address, whatever requesterId it sends (default 3 at once, 30 per minute). */
   readonly perPeer?: RateLimit;
-  /** Clock for the per-minute caps (tests inject one). */
+  /** Clock for the per-minute caps (tests inject one; defaults to `timers.now`). */
   readonly now?: () => number;
+  /**
+   * Time for the no-progress check and the keepalives (default: Node's timers and Date.now). Tests
+   * pass a manual clock to drive a stalled reader without waiting.
+   */
+  readonly timers?: ServeTimers;
   /**
    * A reader that accepts no message for this long loses its transfer slot (default 10 s). Progress
    * is counted per message, so with 1 MiB chunks a reader slower than ~100 KiB/s counts as stalled.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * A reader that takes fewer bytes than this over each readWindowMs the leader spends waiting for
+   * it loses its transfer slot (ozone.scm.ha.grpc.checkpoint.min.read.bytes, default 8 MiB; 0 turns
+   * the rule off): one that takes a message just before each idle timeout would keep it for ever.
+   */
+  readonly minReadBytes?: number;
+  /** The window of minReadBytes (ozone.scm.ha.grpc.checkpoint.min.read.window, default 60 s). */
+  readonly readWindowMs?: number;
   /**
    * While the leader takes the checkpoint or packs it and has sent nothing for this long, it sends
    * an empty message (default 1 s): the follower's no-progress timeout then only fires on a leader
@@ -63,6 +79,9 @@ export interface InterScmServiceOptions {
 }
 
 export const DEFAULT_SERVE_IDLE_TIMEOUT_MS = 10_000;
+/** 8 MiB a minute, ~140 KiB/s: a follower on a 10 Mbit/s link clears it nine times over. */
+export const DEFAULT_MIN_READ_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_READ_WINDOW_MS = 60_000;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
 
 /**
@@ -70,9 +89,10 @@ export const DEFAULT_KEEPALIVE_INTERVAL_MS = 1_000;
  * - `invalid_request`: a malformed field (INVALID_ARGUMENT);
  * - `rate_limited`: its requester or peer is over a cap (RESOURCE_EXHAUSTED);
  * - `busy`: every transfer slot of the leader is taken (RESOURCE_EXHAUSTED);
- * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream.
+ * - `idle`: the reader made no progress for idleTimeoutMs; its slot was taken back mid-stream;
+ * - `slow`: the reader took fewer than minReadBytes in a readWindowMs of waiting; likewise.
  */
-export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle'] as const;
+export const SERVE_REFUSALS = ['invalid_request', 'rate_limited', 'busy', 'idle', 'slow'] as const;
 export type ServeRefusal = (typeof SERVE_REFUSALS)[number];
 
 export type DownloadCall = grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>;
@@ -82,15 +102,20 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isInteger(chunkSize) || chunkSize <= 0) throw new Error(`chunkSize must be a positive integer, got ${chunkSize}`);
   const maxUnflushed = options.maxUnflushedMessages ?? 2;
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS;
-  if (!(idleTimeoutMs > 0)) throw new Error(`idleTimeoutMs must be positive, got ${idleTimeoutMs}`);
+  const limits = {
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_SERVE_IDLE_TIMEOUT_MS,
+    minReadBytes: options.minReadBytes ?? DEFAULT_MIN_READ_BYTES,
+    readWindowMs: options.readWindowMs ?? DEFAULT_READ_WINDOW_MS,
+  };
+  checkPaceLimits(limits);
   const keepaliveIntervalMs = options.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
   if (!(keepaliveIntervalMs > 0)) throw new Error(`keepaliveIntervalMs must be positive, got ${keepaliveIntervalMs}`);
   const log = options.log ?? (() => undefined);
+  const timers = options.timers ?? REAL_SERVE_TIMERS;
   const limiter = new ServeLimiter({
     ...(options.perRequester !== undefined ? { perRequester: options.perRequester } : {}),
     ...(options.perPeer !== undefined ? { perPeer: options.perPeer } : {}),
-    ...(options.now !== undefined ? { now: options.now } : {}),
+    now: options.now ?? (() => timers.now()),
   });
   server.addService(interScmServiceDefinition(), {
     download: (call: DownloadCall) => {
@@ -105,7 +130,7 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
         fail(call, grpc.status.FAILED_PRECONDITION, `cluster id mismatch: this SCM belongs to ${options.clusterId}, the caller to ${String(claimed)}`);
         return;
       }
-      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, idleTimeoutMs, keepaliveIntervalMs }, log).catch((err: unknown) => {
+      serveDownload(call, options, limiter, { chunkSize, maxUnflushed, limits, keepaliveIntervalMs, timers }, log).catch((err: unknown) => {
         log('error', 'checkpoint download failed', { error: String(err) });
       });
     },
@@ -115,8 +140,9 @@ export function registerInterScmService(server: grpc.Server, options: InterScmSe
 interface Pacing {
   readonly chunkSize: number;
   readonly maxUnflushed: number;
-  readonly idleTimeoutMs: number;
+  readonly limits: { readonly idleTimeoutMs: number; readonly minReadBytes: number; readonly readWindowMs: number };
   readonly keepaliveIntervalMs: number;
+  readonly timers: ServeTimers;
 }
 
 async function serveDownload(call: DownloadCall, options: InterScmServiceOptions, limiter: ServeLimiter, pacing: Pacing, log: SnapshotLogger): Promise<void> {
@@ -144,7 +170,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
     refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
     return;
   }
-  const keepalive = new Keepalive(call, options.clusterId, pacing.keepaliveIntervalMs, resumeOffset);
+  const keepalive = new Keepalive(call, options.clusterId, pacing.timers, pacing.keepaliveIntervalMs, resumeOffset);
   try {
     await serveAdmitted(call, watch, keepalive, options, pacing, log, { peer, requesterId, resumeId, resumeOffset });
   } finally {
@@ -159,13 +185,13 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
  */
 class Keepalive {
   private sentSinceTick = false;
-  private readonly timer: NodeJS.Timeout;
+  private cancel: (() => void) | undefined;
   /** Where the stream stands: the offset of the next data message. */
   offset: number;
 
-  constructor(private readonly call: DownloadCall, private readonly clusterId: string, intervalMs: number, offset: number) {
+  constructor(private readonly call: DownloadCall, private readonly clusterId: string, private readonly timers: ServeTimers, private readonly intervalMs: number, offset: number) {
     this.offset = offset;
-    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.schedule();
   }
 
   /** A data message went out at `nextOffset - its length`. */
@@ -175,10 +201,16 @@ class Keepalive {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.cancel?.();
+    this.cancel = undefined;
+  }
+
+  private schedule(): void {
+    this.cancel = this.timers.setTimeout(() => this.tick(), this.intervalMs);
   }
 
   private tick(): void {
+    this.schedule();
     if (this.sentSinceTick || this.call.cancelled || this.call.writableEnded) {
       this.sentSinceTick = false;
       return;
@@ -204,20 +236,6 @@ class CallWatch {
       call.once('close', () => resolve());
     });
   }
-
-  /** Whether `next` settles within `timeoutMs`, the client goes first, or neither. */
-  async progress(next: Promise<unknown>, timeoutMs: number): Promise<'progress' | 'gone' | 'idle'> {
-    if (this.cancelled) return 'gone';
-    let timer: NodeJS.Timeout | undefined;
-    const idle = new Promise<'idle'>((resolve) => {
-      timer = setTimeout(() => resolve('idle'), timeoutMs);
-    });
-    try {
-      return await Promise.race([next.then(() => 'progress' as const), this.cancellation.then(() => 'gone' as const), idle]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 interface AdmittedRequest {
@@ -229,7 +247,7 @@ interface AdmittedRequest {
 
 async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Keepalive, options: InterScmServiceOptions, pacing: Pacing, log: SnapshotLogger, req: AdmittedRequest): Promise<void> {
   const { peer, requesterId, resumeId, resumeOffset } = req;
-  const { chunkSize, maxUnflushed, idleTimeoutMs } = pacing;
+  const { chunkSize, maxUnflushed } = pacing;
   let lease: CheckpointLease;
   try {
     lease = await options.provider.acquire(resumeId);
@@ -248,16 +266,17 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
   log('info', 'streaming checkpoint', { requester: requesterId, peer, checkpointId: checkpoint.id, method: checkpoint.method, termIndex: checkpoint.termIndex, startOffset });
   const unflushed: Array<Promise<void>> = [];
   let sent = 0;
-  let stalled = false;
-  // Waits for the reader to take the next message: false when it made no progress for
-  // idleTimeoutMs (or went away).
-  const readerTakes = (next: Promise<unknown>): Promise<boolean> => watch.progress(next, idleTimeoutMs).then((outcome) => {
-    if (outcome === 'idle') stalled = true;
+  const pace = new ReaderPace(pacing.timers, pacing.limits);
+  let reclaimed: ReclaimReason | undefined;
+  // Waits for the reader to take the next message: false when it is too slow to keep its slot
+  // (reader-pace.ts) or went away.
+  const readerTakes = (next: Promise<unknown>): Promise<boolean> => pace.wait(next, watch.cancellation).then((outcome) => {
+    if (outcome === 'idle' || outcome === 'slow') reclaimed = outcome;
     return outcome === 'progress';
   });
   try {
     for await (const chunk of fixedSizeChunks(body, chunkSize, startOffset)) {
-      if (watch.cancelled || stalled) break;
+      if (watch.cancelled || reclaimed !== undefined) break;
       const message: CopyDBCheckpointResponse = {
         clusterId: options.clusterId,
         len: chunk.data.length,
@@ -279,7 +298,10 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
       // controlled); errors surface as cancellation, so the callback only paces us.
       let needDrain = false;
       const flushed = new Promise<void>((resolve) => {
-        needDrain = !call.write(message, () => resolve());
+        needDrain = !call.write(message, () => {
+          pace.took(chunk.data.length);
+          resolve();
+        });
       });
       unflushed.push(flushed);
       keepalive.sent(chunk.offset + chunk.data.length);
@@ -287,13 +309,16 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
       if (needDrain && !(await readerTakes(once(call, 'drain')))) break;
       while (unflushed.length >= maxUnflushed && (await readerTakes(unflushed.shift() as Promise<void>)));
     }
-    if (!watch.cancelled && !stalled) await readerTakes(Promise.all(unflushed));
-    if (stalled && !watch.cancelled) {
-      // The HTTP/2 stream stays open until the client reads or goes (grpc-js cannot reset it), but
-      // the slot, the packer and the checkpoint lease are given back now.
-      log('warn', 'checkpoint download reclaimed: the reader made no progress', { requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, idleTimeoutMs });
-      options.onRefused?.('idle');
-      fail(call, grpc.status.DEADLINE_EXCEEDED, `no progress reading checkpoint ${checkpoint.id} for ${idleTimeoutMs} ms: its transfer slot was given back; download again (resuming from the last verified offset)`);
+    if (!watch.cancelled && reclaimed === undefined) await readerTakes(Promise.all(unflushed));
+    if (reclaimed !== undefined && !watch.cancelled) {
+      // The slot, the packer and the checkpoint lease are given back now (finally, below); the
+      // call ends with the reason, and is reset if the reader does not take that either.
+      const { idleTimeoutMs, minReadBytes, readWindowMs } = pacing.limits;
+      const why = reclaimed === 'idle' ? `no progress for ${seconds(idleTimeoutMs)}` : `read slower than ${minReadBytes} bytes per ${seconds(readWindowMs)} (${pace.lastWindowBytes} bytes in the last window)`;
+      log('warn', 'checkpoint download reclaimed', { reason: reclaimed, requester: requesterId, peer, checkpointId: checkpoint.id, sentBytes: sent, error: why });
+      options.onRefused?.(reclaimed);
+      fail(call, grpc.status.RESOURCE_EXHAUSTED, `checkpoint ${checkpoint.id} download reclaimed: ${why}; its transfer slot was given back: download again, resuming from the last verified offset`);
+      resetUnlessEnded(call, pacing.timers, idleTimeoutMs, log);
       return;
     }
     if (watch.cancelled) {
@@ -318,6 +343,40 @@ function refuse(call: DownloadCall, options: InterScmServiceOptions, log: Snapsh
   log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
   options.onRefused?.(reason);
   fail(call, code, details);
+}
+
+/**
+ * Resets the call's HTTP/2 stream with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to a gRPC client, as
+ * the gRPC HTTP/2 mapping says) unless it ended within `graceMs`. A status can only follow the
+ * messages already handed to HTTP/2, so a reader that takes none of them would keep the stream,
+ * and those messages, for ever. grpc-js has no public way to reset a server stream: the stream is
+ * found under its call objects, and if it cannot be (grpc-js changed), that is logged.
+ */
+function resetUnlessEnded(call: DownloadCall, timers: ServeTimers, graceMs: number, log: SnapshotLogger): void {
+  const stream = http2StreamOf(call);
+  if (stream === undefined) {
+    log('warn', 'cannot reset a reclaimed checkpoint download: no HTTP/2 stream found under the grpc-js call', {});
+    return;
+  }
+  if (stream.closed || stream.destroyed) return;
+  const cancel = timers.setTimeout(() => {
+    if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  }, graceMs);
+  stream.once('close', cancel);
+}
+
+function http2StreamOf(call: DownloadCall): http2.Http2Stream | undefined {
+  let layer: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 16 && typeof layer === 'object' && layer !== null; depth++) {
+    const stream = (layer as { stream?: unknown }).stream;
+    if (typeof stream === 'object' && stream !== null && typeof (stream as http2.Http2Stream).close === 'function' && 'rstCode' in stream) return stream as http2.Http2Stream;
+    layer = (layer as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
 }
 
 function fail(call: DownloadCall, code: grpc.status, details: string): void {

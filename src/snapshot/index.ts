@@ -4,7 +4,7 @@ export { createCheckpoint, listCheckpointDirs, removeIncompleteCheckpoints, CHEC
 export { CheckpointProvider, ResourceExhaustedError, type CheckpointLease, type CheckpointProviderOptions } from './checkpoint-provider.js';
 export { packCheckpoint, type PackOptions, type PackSource } from './tarball.js';
 export { MANIFEST_NAME, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
-export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, SERVE_REFUSALS, CLUSTER_ID_METADATA as INTER_SCM_CLUSTER_ID_METADATA, type DownloadCall, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
+export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT_MS, DEFAULT_MIN_READ_BYTES, DEFAULT_READ_WINDOW_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, SERVE_REFUSALS, CLUSTER_ID_METADATA as INTER_SCM_CLUSTER_ID_METADATA, type DownloadCall, type InterScmServiceOptions, type ServeRefusal, type SnapshotLogger } from './download-service.js';
 export { ServeLimiter, peerHost, DEFAULT_PEER_LIMIT, DEFAULT_REQUESTER_LIMIT, type RateLimit, type ServeLimiterOptions } from './serve-limiter.js';
 export { checkRequestId, InvalidRequestError, MAX_REQUEST_ID_LENGTH } from './request-checks.js';
 export { SnapshotAbortedError } from './aborted.js';

@@ -47,7 +47,12 @@ export function packCheckpoint(source: PackSource, clusterId: string, options: P
   Readable.from(pack).pipe(gzip);
   // tar-stream's pack is a streamx stream; Readable.from drives it through its async iterator,
   // which applies backpressure from gzip back to the entry writers below.
-  fillPack(pack, source, clusterId).catch((err: unknown) => {
+  // A consumer that destroys the stream early (a cancelled or reclaimed download) stops the
+  // writers too; otherwise one would wait for a 'drain' that never comes, holding a checkpoint
+  // file open for good (and its disk space, once the checkpoint is deleted).
+  const stopped = new AbortController();
+  gzip.once('close', () => stopped.abort(new Error('checkpoint stream closed before its end')));
+  fillPack(pack, source, clusterId, stopped.signal).catch((err: unknown) => {
     gzip.destroy(err instanceof Error ? err : new Error(String(err)));
     pack.destroy();
   });
@@ -82,7 +87,7 @@ async function hashFiles(dir: string): Promise<ManifestFile[]> {
   return files;
 }
 
-async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string): Promise<void> {
+async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string, signal: AbortSignal): Promise<void> {
   const mtime = new Date(Math.floor(source.createdAtMs / 1000) * 1000);
   const files = await manifestFiles(source);
   const manifest = serializeManifest({ format: MANIFEST_FORMAT, checkpointId: source.id, clusterId, termIndex: source.termIndex, files });
@@ -90,6 +95,7 @@ async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string): 
     pack.entry({ name: MANIFEST_NAME, size: manifest.length, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, manifest, (err) => (err ? reject(err) : resolve()));
   });
   for (const file of files) {
+    signal.throwIfAborted();
     const path = join(source.dir, file.path);
     const { size } = await stat(path);
     // A checkpoint is closed and immutable; a change means someone is writing into it.
@@ -102,11 +108,13 @@ async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string): 
         resolveEntry(pack.entry({ name: file.path, size, mode: 0o644, mtime, uid: 0, gid: 0, uname: '', gname: '', type: 'file' }, (err) => (err ? reject(err) : resolve())));
       });
     });
+    // Awaited below; when the stream is stopped first, this rejects unawaited ("tar entry destroyed").
+    entryDone.catch(() => undefined);
     for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
       if (written + chunk.length > size) throw new Error(`checkpoint file ${path} grew while being packed`);
       hash.update(chunk);
       written += chunk.length;
-      if (!entry.write(chunk)) await once(entry, 'drain');
+      if (!entry.write(chunk)) await once(entry, 'drain', { signal });
     }
     if (written !== size) throw new Error(`checkpoint file ${path} shrank while being packed (${written} of ${size} bytes)`);
     entry.end(undefined);

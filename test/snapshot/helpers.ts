@@ -1,14 +1,18 @@
 // Shared fixtures for the snapshot tests: temp dirs, a populated scm.db, raw DB dumps for
 // equality checks, and an InterSCM server on 127.0.0.1:0.
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
 import { formatTransactionInfo, transactionInfoTable, TRANSACTION_INFO_KEY, type TermIndex } from '../../src/statemachine/transaction-info.js';
 import { encodeAppliedConfiguration, RAFT_CONFIGURATION_KEY } from '../../src/statemachine/raft-configuration.js';
 import { META_TABLE } from '../../src/statemachine/tables.js';
+import { CheckpointProvider, type CheckpointProviderOptions } from '../../src/snapshot/checkpoint-provider.js';
+import { registerInterScmService, type InterScmServiceOptions, type ServeRefusal } from '../../src/snapshot/download-service.js';
 
 export const CLUSTER_ID = 'CID-5f1f4a2e-0c0b-4d0e-9d7e-1234567890ab';
 
@@ -91,4 +95,121 @@ export async function startServer(register: (server: grpc.Server) => void): Prom
       resolve();
     }),
   };
+}
+
+/**
+ * A manual clock for the InterSCM service (`ServeTimers`): time moves only in `advance`, which runs
+ * the timers that fall due in order. Counts cancellations, so a test can see a wait end.
+ */
+export class ManualTimers {
+  private time = 1_000_000;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; ms: number; fn: () => void }>();
+  /** Timers cancelled before they fired. */
+  cancelled = 0;
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimeout(fn: () => void, ms: number): () => void {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.time + ms, ms, fn });
+    return () => {
+      if (this.timers.delete(id)) this.cancelled++;
+    };
+  }
+
+  /** The delays of the timers waiting to fire. */
+  pending(): number[] {
+    return [...this.timers.values()].map((t) => t.ms);
+  }
+
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      let due: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry;
+      if (due === undefined) break;
+      this.timers.delete(due[0]);
+      this.time = due[1].at;
+      due[1].fn();
+    }
+    this.time = end;
+  }
+}
+
+/**
+ * A download call over raw HTTP/2 that is never read: what a stuck or hostile client leaves behind.
+ * HTTP/2 flow control stops the leader once the windows are full. A reset by the leader, or the
+ * test's own session.destroy(), ends it with an error: tests look at `closed` and `rstCode`.
+ */
+export function unreadDownload(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
+  const request = Buffer.from([0x08, 0x01]); // CopyDBCheckpointRequestProto { flush: true }
+  const frame = Buffer.alloc(5 + request.length);
+  frame.writeUInt32BE(request.length, 1);
+  request.copy(frame, 5);
+  const stream = session.request({ ':method': 'POST', ':path': '/InterSCMProtocolService/download', 'content-type': 'application/grpc', te: 'trailers' });
+  stream.end(frame);
+  stream.pause();
+  stream.on('error', () => undefined);
+  return stream;
+}
+
+export interface Logged {
+  readonly level: string;
+  readonly message: string;
+  readonly fields: Record<string, unknown> | undefined;
+}
+
+export interface ServingLeader {
+  readonly address: string;
+  readonly provider: CheckpointProvider;
+  readonly checkpointsDir: string;
+  /** What the service logged, served (bytes per download) and refused, in order. */
+  readonly logs: Logged[];
+  readonly served: number[];
+  readonly refused: ServeRefusal[];
+}
+
+export interface ServingLeaderSetup {
+  /** Containers in the leader's scm.db (its size decides the checkpoint's). */
+  readonly containers: number;
+  readonly termIndex: TermIndex;
+  readonly provider?: Partial<CheckpointProviderOptions>;
+  readonly service?: Partial<InterScmServiceOptions>;
+}
+
+/** An InterSCM service on loopback over a fresh scm.db, recording what it logs, serves and refuses. */
+export async function withServingLeader(setup: ServingLeaderSetup, body: (leader: ServingLeader) => Promise<void>): Promise<void> {
+  await withTempDir('snap-serve-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), setup.containers, setup.termIndex);
+    const checkpointsDir = join(dir, 'db.checkpoints');
+    const provider = new CheckpointProvider({ db: () => db, checkpointsDir, ...setup.provider });
+    const logs: Logged[] = [];
+    const served: number[] = [];
+    const refused: ServeRefusal[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, {
+        clusterId: CLUSTER_ID,
+        provider,
+        log: (level, message, fields) => logs.push({ level, message, fields }),
+        onServed: (bytes) => served.push(bytes),
+        onRefused: (reason) => refused.push(reason),
+        ...setup.service,
+      }),
+    );
+    try {
+      await body({ address, provider, checkpointsDir, logs, served, refused });
+    } finally {
+      await stop();
+      await db.close();
+    }
+  });
+}
+
+/** Polls `check` (every 5 ms, for about 10 s) until it holds; fails naming `what` otherwise. */
+export async function until(what: string, check: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(check(), `timed out waiting for ${what}`);
 }

@@ -12,7 +12,7 @@ import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmClientConstructor } from '../../src/snapshot/inter-scm-proto.js';
 import { peerHost } from '../../src/snapshot/serve-limiter.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
-import { CLUSTER_ID, createScmDb, startServer, withTempDir } from './helpers.js';
+import { CLUSTER_ID, createScmDb, startServer, unreadDownload, until, withServingLeader, withTempDir, type Logged, type ServingLeader } from './helpers.js';
 
 type RawClient = grpc.Client & { download(r: unknown, o?: grpc.CallOptions): grpc.ClientReadableStream<Record<string, unknown>> };
 
@@ -32,36 +32,8 @@ async function drain(client: RawClient, request: Record<string, unknown>): Promi
   }
 }
 
-interface Logged {
-  readonly level: string;
-  readonly message: string;
-  readonly fields: Record<string, unknown> | undefined;
-}
-
-async function withLeader(body: (ctx: { address: string; provider: CheckpointProvider; logs: Logged[]; served: number[]; refused: ServeRefusal[] }) => Promise<void>, options: Partial<InterScmServiceOptions> = {}): Promise<void> {
-  await withTempDir('snap-serve-', async (dir) => {
-    const db = await createScmDb(join(dir, 'scm.db'), 50, { term: 1, index: 20 });
-    const provider = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 8 });
-    const logs: Logged[] = [];
-    const served: number[] = [];
-    const refused: ServeRefusal[] = [];
-    const { address, stop } = await startServer((s) =>
-      registerInterScmService(s, {
-        clusterId: CLUSTER_ID,
-        provider,
-        log: (level, message, fields) => logs.push({ level, message, fields }),
-        onServed: (bytes) => served.push(bytes),
-        onRefused: (reason) => refused.push(reason),
-        ...options,
-      }),
-    );
-    try {
-      await body({ address, provider, logs, served, refused });
-    } finally {
-      await stop();
-      await db.close();
-    }
-  });
+async function withLeader(body: (leader: ServingLeader) => Promise<void>, options: Partial<InterScmServiceOptions> = {}): Promise<void> {
+  await withServingLeader({ containers: 50, termIndex: { term: 1, index: 20 }, provider: { maxConcurrentTransfers: 8 }, service: options }, body);
 }
 
 test('a huge or malformed requesterId or checkpointId is refused with INVALID_ARGUMENT, never logged in full, and costs no checkpoint', async () => {
@@ -125,11 +97,6 @@ function gated(provider: CheckpointProvider): { provider: CheckpointProvider; op
     },
   };
   return { provider: wrapper as unknown as CheckpointProvider, open, waiting: () => waiting };
-}
-
-async function until(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(check(), `timed out waiting for ${what}`);
 }
 
 test('seven downloads sent together by one requester: two are served, the rest get RESOURCE_EXHAUSTED naming the requester', async () => {
@@ -233,18 +200,6 @@ test('the peer key is the host grpc-js reports, without the port', () => {
   assert.equal(peerHost('unknown'), 'unknown');
 });
 
-/** A download call over raw HTTP/2 that is never read: what a stuck or hostile client leaves behind. */
-function unreadDownload(session: http2.ClientHttp2Session): http2.ClientHttp2Stream {
-  const request = Buffer.from([0x08, 0x01]); // CopyDBCheckpointRequestProto { flush: true }
-  const frame = Buffer.alloc(5 + request.length);
-  frame.writeUInt32BE(request.length, 1);
-  request.copy(frame, 5);
-  const stream = session.request({ ':method': 'POST', ':path': '/InterSCMProtocolService/download', 'content-type': 'application/grpc', te: 'trailers' });
-  stream.end(frame);
-  stream.pause(); // never read: HTTP/2 flow control stops the leader once the windows are full
-  return stream;
-}
-
 test('four downloads that never read lose their transfer slots once idle, and a real follower gets one', async () => {
   await withTempDir('snap-serve-', async (dir) => {
     // Big enough that a stream cannot fit in the HTTP/2 windows of a client that never reads.
@@ -269,9 +224,10 @@ test('four downloads that never read lose their transfer slots once idle, and a 
       const idle = Array.from({ length: 4 }, () => unreadDownload(session));
       await until('the four idle calls to hold every slot, then lose them', () => refused.filter((r) => r === 'idle').length === 4);
       assert.equal(provider.activeTransfers, 0, 'every slot is free again');
-      assert.equal(logs.filter((l) => l.level === 'warn' && l.message === 'checkpoint download reclaimed: the reader made no progress').length, 4);
-      // The idle calls are still open: only their slots were taken back.
-      assert.ok(idle.every((s) => !s.closed));
+      assert.equal(logs.filter((l) => l.level === 'warn' && l.message === 'checkpoint download reclaimed' && l.fields?.['reason'] === 'idle').length, 4);
+      // Not left open either: a call that takes neither its messages nor its status is reset.
+      await until('the idle calls to be reset', () => idle.every((s) => s.closed));
+      assert.ok(idle.every((s) => s.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM));
 
       const ready = await new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir: join(dir, 'follower', 'snapshot'), deadlineMs: 60_000, maxAttempts: 1 }).fetch(300);
       assert.deepEqual(ready.termIndex, { term: 2, index: 300 });
