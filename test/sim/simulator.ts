@@ -125,6 +125,11 @@ interface SimNode {
   crashAtNextWrite: number | undefined;
   /** This incarnation started from an older copy of the node's directories. */
   restoredFromCopy: boolean;
+  /**
+   * The highest term any node had when this one was last restored from a copy: leaders up to that
+   * term may still count a match it lost, until it tells them (a later plain restart does not).
+   */
+  restoredBeforeTerm: number;
   /** The highest index this node told a leader it holds, and in which term. */
   acked: { term: number; index: number };
   // The node's disk: survives crashes.
@@ -299,6 +304,7 @@ export class Simulation {
         slowDiskUntil: 0,
         crashAtNextWrite: undefined,
         restoredFromCopy: false,
+        restoredBeforeTerm: 0,
         acked: { term: 0, index: 0 },
         // `scm init` writes the bootstrap configuration on the initial voters; the others have run
         // `scm bootstrap` (no configuration: they wait to be added).
@@ -620,6 +626,7 @@ export class Simulation {
       this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
       n.backup = undefined;
       n.restoredFromCopy = true;
+      n.restoredBeforeTerm = Math.max(...this.nodes.map((x) => x.disk.meta.term));
       n.acked = { term: 0, index: 0 }; // what it acknowledged is exactly what it lost
       this.restoredFromCopy++;
     }
@@ -849,8 +856,10 @@ export class Simulation {
   /**
    * A leader never counts a match a follower does not hold: every follower of its term holds, on
    * disk, the entry the leader records as its match (or has applied past it). Nodes restored from an
-   * older copy are exempt until they restart again (they really lost entries; the leader learns it
-   * from their next rejection).
+   * older copy are exempt for the terms that had begun by then (they really lost entries; the
+   * leader learns it from their next rejection, which it ignores while it waits for them to install
+   * a checkpoint, and which a crash can keep from it: restored, then crashed and restarted before
+   * it told the leader, the node is no less behind).
    */
   private checkMatches(leader: SimNode): void {
     const core = leader.driver!.core;
@@ -858,7 +867,7 @@ export class Simulation {
       if (p.id === leader.id || p.match === 0) continue;
       const f = this.byId.get(p.id);
       const fc = f === undefined ? undefined : this.running(f)?.core;
-      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || f.restoredFromCopy) continue;
+      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || core.currentTerm <= f.restoredBeforeTerm) continue;
       // The leader's entry there (from its log, or from what was applied if it compacted it).
       const known = this.committedHash[p.match];
       const expected = core.logTerm(p.match) ?? (known === undefined ? undefined : Number(known.slice(0, known.indexOf(':'))));
