@@ -16,13 +16,14 @@
 // tick-rate skew; slow disks (under the Raft log, under scm.db: applies lag commits and a crash
 // loses the writes not done, or both); leadership transfers whose TimeoutNow lands after the
 // transfer was given up; membership changes from one voter up; checkpoints older than the follower
-// (the leader's latest one reused as its provider does, or taken while its scm.db lags); some runs
-// with a production-sized snapshot threshold. Invariants are checked after every event (Raft's
-// commit rule among them); after the faults heal the group must elect a leader, commit and converge
-// (same applied index and scm.db digest everywhere) within a bound; a register workload (datanode
-// registrations written through the log, read with ReadIndex or a lease) is checked for
-// linearizability, and every read (also those sent to every node claiming to lead while a deposed
-// leader may still think it leads) for being answered in no term after a later term committed.
+// (the leader's latest one reused as its provider does, or taken while its scm.db lags); bursts of
+// writes from many clients at once; some runs with a production-sized snapshot threshold.
+// Invariants are checked after every event (Raft's commit rule among them); after the faults heal
+// the group must elect a leader, commit and converge (same applied index and scm.db digest
+// everywhere) within a bound; a register workload (datanode registrations written through the log,
+// read with ReadIndex or a lease) is checked for linearizability, and every read (also those sent
+// to every node claiming to lead while a deposed leader may still think it leads) for being
+// answered in no term after a later term committed.
 import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
@@ -1001,6 +1002,7 @@ export class Simulation {
     else if (r < 78) this.changeMembership();
     else if (r < 83) this.takeBackup();
     else if (r < 92) this.replayStatus();
+    else if (r < 96) this.burst();
     else this.networkQuality();
     this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
@@ -1265,6 +1267,23 @@ export class Simulation {
     if (ok) this.membershipChanges++;
     this.note(`fault: membership via ${leader.id}: ${result}`);
     leader.driver!.kick();
+  }
+
+  /**
+   * Many clients at once (an SCM serves every datanode and OM): the leader takes a burst of writes
+   * in one go, so followers hold a long stretch of entries before they learn it is committed, and
+   * its commits, applies and snapshot points come in jumps. Outside the register history: the
+   * scm.db digest checks them.
+   */
+  private burst(): void {
+    const leader = this.currentLeader();
+    const driver = leader === undefined ? undefined : this.running(leader);
+    if (driver === undefined) return;
+    const k = 5 + this.rng.nextInt(40);
+    for (let i = 0; i < k; i++) {
+      driver.propose(this.command(`dn-bulk-${this.rng.nextInt(16)}`, `b${this.nextCall}`)).catch(() => undefined);
+    }
+    this.note(`fault: a burst of ${k} writes at ${leader!.id}`);
   }
 
   private networkQuality(): void {
