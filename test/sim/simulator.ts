@@ -6,21 +6,24 @@
 // (sim-scheduler.ts), the disk (sim-log-store.ts: a crash loses what was not fsynced), the network
 // and where checkpoints are downloaded from. All randomness comes from one seed.
 //
-// Faults: message drop, delay, reordering and duplication (late and duplicated snapshot statuses
-// of the current term included, in bursts); symmetric, asymmetric and flapping partitions; leaders
-// cut off alone or with a minority (at once or a few ms into their term); crashes, most of them
-// with writes in flight (at the fsync point), some in the middle of a snapshot install; restarts
-// from raft-meta and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older
-// copy of the node's directories (copies taken while a cut-off side holds an uncommitted suffix,
-// restored while the leader still counts what the copy lacks); pauses longer than the election
-// timeout; tick-rate skew; slow disks; leadership transfers whose TimeoutNow lands after the
-// transfer was given up; membership changes from one voter up; checkpoints older than the follower;
-// some runs with a production-sized snapshot threshold. Invariants are checked after every event
-// (Raft's commit rule among them); after the faults heal the group must elect a leader, commit and
-// converge (same applied index and scm.db digest everywhere) within a bound; a register workload
-// (datanode registrations written through the log, read with ReadIndex or a lease) is checked for
-// linearizability, and every read (also those sent to every node claiming to lead while a deposed
-// leader may still think it leads) for being answered in no term after a later term committed.
+// Faults: message drop, delay, reordering and duplication (late and duplicated snapshot statuses of
+// the current term included, in bursts); symmetric, asymmetric and flapping partitions; leaders cut
+// off alone or with a minority (at once or a few ms into their term); crashes, most of them with
+// writes in flight (at the fsync point), some in the middle of a snapshot install; restarts from
+// raft-meta and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older copy of
+// the node's directories (copies taken while a cut-off side holds an uncommitted suffix, restored
+// while the leader still counts what the copy lacks); pauses longer than the election timeout;
+// tick-rate skew; slow disks (under the Raft log, under scm.db: applies lag commits and a crash
+// loses the writes not done, or both); leadership transfers whose TimeoutNow lands after the
+// transfer was given up; membership changes from one voter up; checkpoints older than the follower
+// (the leader's latest one reused as its provider does, or taken while its scm.db lags); bursts of
+// writes from many clients at once; some runs with a production-sized snapshot threshold.
+// Invariants are checked after every event (Raft's commit rule among them); after the faults heal
+// the group must elect a leader, commit and converge (same applied index and scm.db digest
+// everywhere) within a bound; a register workload (datanode registrations written through the log,
+// read with ReadIndex or a lease) is checked for linearizability, and every read (also those sent
+// to every node claiming to lead while a deposed leader may still think it leads) for being
+// answered in no term after a later term committed.
 import { MemoryLevel } from 'memory-level';
 import {
   RaftNode,
@@ -89,7 +92,8 @@ const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 const CLIENT_TIMEOUT_MS = 400;
 const KEYS = ['dn-x', 'dn-y'];
-const CHECKPOINT_REUSE_MS = 1000;
+/** As production's CheckpointProvider (reuseWindowMs): longer than any run, so reuse is bounded by the first index. */
+const CHECKPOINT_REUSE_MS = 30_000;
 
 /** Thrown into a node's code at a failpoint where the simulator crashed it: that incarnation stops. */
 class SimCrash extends Error {}
@@ -120,19 +124,32 @@ interface SimNode {
   alive: boolean;
   incarnation: number;
   pausedUntil: number;
+  /** Until then the disk under the Raft log is slow (fsyncs take tens of ms). */
   slowDiskUntil: number;
+  /**
+   * Until then the disk under scm.db is slow (ozone.scm.db.dirs may be another disk than the Raft
+   * log's): the state machine's writes lag, so what is applied (and what a checkpoint holds) lags
+   * what is committed, and a crash loses the writes not yet done.
+   */
+  slowDbUntil: number;
   /** Set: crash when the next write is issued (with it in flight), staying down this long. */
   crashAtNextWrite: number | undefined;
   /** This incarnation started from an older copy of the node's directories. */
   restoredFromCopy: boolean;
+  /**
+   * The highest term any node had when this one was last restored from a copy: leaders up to that
+   * term may still count a match it lost, until it tells them (a later plain restart does not).
+   */
+  restoredBeforeTerm: number;
   /** The highest index this node told a leader it holds, and in which term. */
   acked: { term: number; index: number };
   // The node's disk: survives crashes.
   disk: DiskImage;
   db: ScmDb;
   backup: Backup | undefined;
-  checkpoint: Checkpoint | undefined;
   // The running process.
+  /** The latest checkpoint its provider took (gone with the process, as production's are). */
+  checkpoint: Checkpoint | undefined;
   store: SimLogStore | undefined;
   sm: ScmStateMachine | undefined;
   driver: RaftDriver | undefined;
@@ -297,13 +314,15 @@ export class Simulation {
         incarnation: 0,
         pausedUntil: 0,
         slowDiskUntil: 0,
+        slowDbUntil: 0,
         crashAtNextWrite: undefined,
         restoredFromCopy: false,
+        restoredBeforeTerm: 0,
         acked: { term: 0, index: 0 },
         // `scm init` writes the bootstrap configuration on the initial voters; the others have run
         // `scm bootstrap` (no configuration: they wait to be added).
         disk: emptyDisk(k < this.initialVoters ? bootstrap : undefined),
-        db: newDb(),
+        db: undefined as unknown as ScmDb, // set just below, once the node exists
         backup: undefined,
         checkpoint: undefined,
         store: undefined,
@@ -316,6 +335,7 @@ export class Simulation {
         lastApplied: 0,
         lastLeaderTerm: 0,
       };
+      node.db = this.onNodeDisk(node, newDb());
       this.nodes.push(node);
       this.byId.set(id, node);
     }
@@ -596,6 +616,8 @@ export class Simulation {
     n.store = undefined;
     n.pausedUntil = 0;
     n.crashAtNextWrite = undefined;
+    // The checkpoint provider lives in the process; a new one deletes what it finds left over.
+    n.checkpoint = undefined;
     this.crashes++;
     this.note(`fault: crash ${n.id} ${why}${torn}`);
   }
@@ -617,10 +639,11 @@ export class Simulation {
       const meta = n.disk.meta;
       n.disk = cloneDisk(n.backup.disk);
       n.disk.meta = meta;
-      n.db = n.backup.db;
+      n.db = this.onNodeDisk(n, n.backup.db);
       this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
       n.backup = undefined;
       n.restoredFromCopy = true;
+      n.restoredBeforeTerm = Math.max(...this.nodes.map((x) => x.disk.meta.term));
       n.acked = { term: 0, index: 0 }; // what it acknowledged is exactly what it lost
       this.restoredFromCopy++;
     }
@@ -667,6 +690,26 @@ export class Simulation {
     return m.voters.map((p) => p.id);
   }
 
+  /**
+   * Puts a database on the node's scm.db disk: each write batch waits while that disk is slow, and
+   * one still waiting when the node crashes never lands (its timer belongs to the crashed
+   * incarnation). The state machine writes one batch at a time, so they land in order.
+   */
+  private onNodeDisk(n: SimNode, db: ScmDb): ScmDb {
+    const level = db as unknown as Record<'_batch' | '_put', (...args: unknown[]) => Promise<void>>;
+    for (const method of ['_batch', '_put'] as const) {
+      const write = level[method].bind(level);
+      level[method] = async (...args) => {
+        const scheduler = n.scheduler;
+        if (scheduler !== undefined && this.now < n.slowDbUntil) {
+          await new Promise<void>((resolve) => scheduler.after(10 + this.rng.nextInt(70), resolve));
+        }
+        return write(...args);
+      };
+    }
+    return db;
+  }
+
   private installFailpoint(n: SimNode, incarnation: number, name: CatchUpFailpoint): void {
     if (!(n.alive && n.incarnation === incarnation) || this.now >= this.faultMs || !this.rng.chance(0.15)) return;
     this.crash(n, `during a snapshot install (${name})`);
@@ -681,14 +724,22 @@ export class Simulation {
       fetch: (notice: SnapshotNotice, signal: AbortSignal): Promise<FetchedCheckpoint> =>
         new Promise((resolve, reject) => {
           const sourceId = n.driver?.core.leaderId || notice.leaderId;
-          n.scheduler!.after(10 + this.rng.nextInt(60), () => {
-            if (signal.aborted) return reject(new Error('aborted'));
+          const reachable = (): SimNode | undefined => {
             const source = this.byId.get(sourceId);
             const sourceDriver = source === undefined ? undefined : this.running(source);
-            if (source === undefined || sourceDriver === undefined || source.pausedUntil > this.now || this.isBlocked(source.id, n.id) || this.isBlocked(n.id, source.id)) {
-              this.note(`${n.id} checkpoint download from ${sourceId} failed`);
-              return reject(new Error(`download from ${sourceId} failed: unreachable`));
-            }
+            if (source === undefined || sourceDriver === undefined || source.pausedUntil > this.now || this.isBlocked(source.id, n.id) || this.isBlocked(n.id, source.id)) return undefined;
+            return source;
+          };
+          const unreachable = (): void => {
+            this.note(`${n.id} checkpoint download from ${sourceId} failed`);
+            reject(new Error(`download from ${sourceId} failed: unreachable`));
+          };
+          // The request reaches the leader within a network hop: the checkpoint is chosen (or taken)
+          // then, as the leader's checkpoint provider does; the transfer takes longer.
+          n.scheduler!.after(1 + this.rng.nextInt(5), () => {
+            if (signal.aborted) return reject(new Error('aborted'));
+            const source = reachable();
+            if (source === undefined) return unreachable();
             void this.serveCheckpoint(source)
               .then(async (cp) => {
                 if (!(n.alive && n.incarnation === incarnation)) return;
@@ -697,18 +748,22 @@ export class Simulation {
                 const configuration = await readConfiguration(cp.db);
                 if (configuration === undefined) throw new Error(`checkpoint at ${termIndex.index} holds no configuration`);
                 const copy = await copyDb(cp.db); // what the follower extracted under snapshot/
-                this.note(`${n.id} downloaded ${source.id}'s checkpoint at ${termIndex.term}#${termIndex.index} (asked for ≥ ${notice.firstIndex})`);
-                resolve({
-                  termIndex,
-                  configuration,
-                  bytes: 0,
-                  swap: async () => {
-                    const sm = n.sm!;
-                    await sm.close();
-                    n.db = copy;
-                    await sm.reload();
-                  },
-                  discard: () => Promise.resolve(),
+                n.scheduler!.after(10 + this.rng.nextInt(60), () => {
+                  if (signal.aborted) return reject(new Error('aborted'));
+                  if (reachable() === undefined) return unreachable(); // the stream broke off
+                  this.note(`${n.id} downloaded ${source.id}'s checkpoint at ${termIndex.term}#${termIndex.index} (asked for ≥ ${notice.firstIndex})`);
+                  resolve({
+                    termIndex,
+                    configuration,
+                    bytes: 0,
+                    swap: async () => {
+                      const sm = n.sm!;
+                      await sm.close();
+                      n.db = this.onNodeDisk(n, copy);
+                      await sm.reload();
+                    },
+                    discard: () => Promise.resolve(),
+                  });
                 });
               })
               .catch(reject);
@@ -718,12 +773,14 @@ export class Simulation {
   }
 
   /**
-   * The leader reuses a checkpoint while it is still at or above its first log index (as production
-   * serves any such checkpoint: often older than the follower's log), and mostly while recent.
+   * As production's CheckpointProvider: the latest checkpoint is served again while it is younger
+   * than the reuse window and still at or above the leader's first log index (so often older than
+   * the follower's log); otherwise a fresh one is taken of what scm.db holds now (which lags what
+   * is committed while scm.db's disk is slow).
    */
   private async serveCheckpoint(source: SimNode): Promise<Checkpoint> {
     const cp = source.checkpoint;
-    const recent = cp !== undefined && (this.now - cp.createdAt <= CHECKPOINT_REUSE_MS || this.rng.chance(0.5));
+    const recent = cp !== undefined && this.now - cp.createdAt <= CHECKPOINT_REUSE_MS;
     if (cp !== undefined && recent && cp.index >= (source.store?.firstIndex() ?? 0)) return cp;
     const db = await copyDb(source.db);
     const fresh = { db, index: (await readTransactionInfo(db)).index, createdAt: this.now };
@@ -850,8 +907,10 @@ export class Simulation {
   /**
    * A leader never counts a match a follower does not hold: every follower of its term holds, on
    * disk, the entry the leader records as its match (or has applied past it). Nodes restored from an
-   * older copy are exempt until they restart again (they really lost entries; the leader learns it
-   * from their next rejection).
+   * older copy are exempt for the terms that had begun by then (they really lost entries; the
+   * leader learns it from their next rejection, which it ignores while it waits for them to install
+   * a checkpoint, and which a crash can keep from it: restored, then crashed and restarted before
+   * it told the leader, the node is no less behind).
    */
   private checkMatches(leader: SimNode): void {
     const core = leader.driver!.core;
@@ -859,7 +918,7 @@ export class Simulation {
       if (p.id === leader.id || p.match === 0) continue;
       const f = this.byId.get(p.id);
       const fc = f === undefined ? undefined : this.running(f)?.core;
-      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || f.restoredFromCopy) continue;
+      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || core.currentTerm <= f.restoredBeforeTerm) continue;
       // The leader's entry there (from its log, or from what was applied if it compacted it).
       const known = this.committedHash[p.match];
       const expected = core.logTerm(p.match) ?? (known === undefined ? undefined : Number(known.slice(0, known.indexOf(':'))));
@@ -944,6 +1003,7 @@ export class Simulation {
     else if (r < 78) this.changeMembership();
     else if (r < 83) this.takeBackup();
     else if (r < 92) this.replayStatus();
+    else if (r < 96) this.burst();
     else this.networkQuality();
     this.at(this.now + 40 + this.rng.nextInt(220), () => this.faultStep());
   }
@@ -1077,8 +1137,12 @@ export class Simulation {
 
   private slowDisk(): void {
     const n = this.nodes[this.rng.nextInt(this.nodes.length)] as SimNode;
-    n.slowDiskUntil = this.now + 100 + this.rng.nextInt(400);
-    this.note(`fault: slow disk on ${n.id}`);
+    // The Raft log's disk, scm.db's, or one disk holding both.
+    const which = this.rng.nextInt(3);
+    const until = this.now + 100 + this.rng.nextInt(400);
+    if (which !== 1) n.slowDiskUntil = until;
+    if (which !== 0) n.slowDbUntil = until;
+    this.note(`fault: slow disk under ${['the Raft log', 'scm.db', 'the Raft log and scm.db'][which]} on ${n.id}`);
   }
 
   /**
@@ -1206,6 +1270,23 @@ export class Simulation {
     leader.driver!.kick();
   }
 
+  /**
+   * Many clients at once (an SCM serves every datanode and OM): the leader takes a burst of writes
+   * in one go, so followers hold a long stretch of entries before they learn it is committed, and
+   * its commits, applies and snapshot points come in jumps. Outside the register history: the
+   * scm.db digest checks them.
+   */
+  private burst(): void {
+    const leader = this.currentLeader();
+    const driver = leader === undefined ? undefined : this.running(leader);
+    if (driver === undefined) return;
+    const k = 5 + this.rng.nextInt(40);
+    for (let i = 0; i < k; i++) {
+      driver.propose(this.command(`dn-bulk-${this.rng.nextInt(16)}`, `b${this.nextCall}`)).catch(() => undefined);
+    }
+    this.note(`fault: a burst of ${k} writes at ${leader!.id}`);
+  }
+
   private networkQuality(): void {
     this.dropRate = [0, 0.02, 0.1][this.rng.nextInt(3)] as number;
     this.dupRate = [0, 0.02, 0.08][this.rng.nextInt(3)] as number;
@@ -1220,6 +1301,7 @@ export class Simulation {
     this.reorderRate = 0;
     for (const n of this.nodes) {
       n.slowDiskUntil = 0;
+      n.slowDbUntil = 0;
       n.pausedUntil = 0;
       n.crashAtNextWrite = undefined;
       if (!n.alive) this.restart(n);
