@@ -1013,11 +1013,14 @@ export class RaftNode {
       return;
     }
     const committed = this.log.committed;
-    if (m.prevIndex < committed || (m.prevIndex === committed && m.prevTerm === 0 && m.prevIndex > 0)) {
+    const atCommit = m.prevIndex === committed && m.prevIndex > 0;
+    if (m.prevIndex < committed || (atCommit && (m.prevTerm === 0 || this.log.term(committed) === undefined))) {
       // Everything up to our commit index matches any current leader's log, so what lies beyond it
       // continues our log whatever prevTerm says. (A leader that restarted after purging does not
       // know the term just below its first entry: it sends prevTerm 0 to a follower that holds that
-      // point committed.)
+      // point committed. A follower that restarted after purging may not know the term at its own
+      // commit index, just below its first entry: it cannot check prevTerm there, and rejecting
+      // sent the leader into notices answered "already installed", round after round.)
       const beyond = m.entries.filter((e) => e.index > committed);
       if (beyond.length === 0) {
         this.send({ type: 'append-response', to: m.from, reject: false, index: committed, hintIndex: 0, hintTerm: 0 });

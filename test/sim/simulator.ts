@@ -221,6 +221,8 @@ export class Simulation {
   private readonly maxInflightMsgs: number;
   private readonly snapshotThreshold: number;
   private readonly purgeGap: number;
+  /** Half the runs purge up to the snapshot point (Ozone SCM's way), half keep what live followers need (the default). */
+  private readonly purgeUptoSnapshotIndex: boolean;
   private readonly initialVoters: number;
 
   // Network.
@@ -290,6 +292,8 @@ export class Simulation {
     // again.
     this.snapshotThreshold = [3, 5, 10, 25, 100_000][this.rng.nextInt(5)] as number;
     this.purgeGap = this.rng.nextInt(4);
+    // From a source of its own, so the draws above and below (and every seed's run) stay as they were.
+    this.purgeUptoSnapshotIndex = new SeededRandom(opts.seed * 7 + 1).nextInt(2) === 0;
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
     const r = this.rng.nextInt(10);
@@ -485,6 +489,7 @@ export class Simulation {
           maxInflightBytes: 64 * 1024,
           maxBytesPerMsg: this.maxBytesPerMsg,
           maxCommittedBytesPerReady: 4 * 1024,
+          promoteNonVoters: true, // as the node runs
           random: new SeededRandom(this.opts.seed * 131 + n.ordinal * 7919 + n.incarnation * 104729),
           onWarning: (message) => this.note(`${n.id} warns: ${message}`),
         },
@@ -517,7 +522,7 @@ export class Simulation {
           snapshotThreshold: this.snapshotThreshold,
           purgeEnabled: true,
           purgeGap: this.purgeGap,
-          purgeUptoSnapshotIndex: true,
+          purgeUptoSnapshotIndex: this.purgeUptoSnapshotIndex,
           requestTimeoutMs: CLIENT_TIMEOUT_MS,
           clientAddressOf: (id) => id,
         },
