@@ -125,6 +125,11 @@ interface SimNode {
   crashAtNextWrite: number | undefined;
   /** This incarnation started from an older copy of the node's directories. */
   restoredFromCopy: boolean;
+  /**
+   * The term this node held when it was last restored from an older copy: until a later term, a
+   * late duplicate of an acknowledgement it sent before the restore can still reach the leader.
+   */
+  restoredInTerm: number;
   /** The highest index this node told a leader it holds, and in which term. */
   acked: { term: number; index: number };
   // The node's disk: survives crashes.
@@ -218,6 +223,11 @@ export class Simulation {
   // What is known committed: index → entry hash (and the configuration entries among them).
   private readonly leaderOfTerm = new Map<number, string>();
   private readonly committedHash: string[] = [''];
+  /**
+   * The term of the node that applied each entry first: the entry was committed in that term or an
+   * earlier one (a node learns a commit only from a leader of its term, or commits as one).
+   */
+  private readonly firstAppliedInTerm: number[] = [0];
   private readonly committedConfigs: IndexedMembership[] = [];
   /** When the first entry of each term was applied anywhere. */
   private readonly termFirstApplied = new Map<number, number>();
@@ -299,6 +309,7 @@ export class Simulation {
         slowDiskUntil: 0,
         crashAtNextWrite: undefined,
         restoredFromCopy: false,
+        restoredInTerm: -1,
         acked: { term: 0, index: 0 },
         // `scm init` writes the bootstrap configuration on the initial voters; the others have run
         // `scm bootstrap` (no configuration: they wait to be added).
@@ -620,6 +631,7 @@ export class Simulation {
       this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
       n.backup = undefined;
       n.restoredFromCopy = true;
+      n.restoredInTerm = meta.term;
       n.acked = { term: 0, index: 0 }; // what it acknowledged is exactly what it lost
       this.restoredFromCopy++;
     }
@@ -850,7 +862,9 @@ export class Simulation {
    * A leader never counts a match a follower does not hold: every follower of its term holds, on
    * disk, the entry the leader records as its match (or has applied past it). Nodes restored from an
    * older copy are exempt until they restart again (they really lost entries; the leader learns it
-   * from their next rejection).
+   * from their next rejection), and for the rest of the term they were restored in: a late duplicate
+   * of an acknowledgement sent before the restore can still raise the leader's match after a later
+   * plain restart (seed 968, 3 nodes), and nothing in a message tells it from a fresh one.
    */
   private checkMatches(leader: SimNode): void {
     const core = leader.driver!.core;
@@ -858,7 +872,7 @@ export class Simulation {
       if (p.id === leader.id || p.match === 0) continue;
       const f = this.byId.get(p.id);
       const fc = f === undefined ? undefined : this.running(f)?.core;
-      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || f.restoredFromCopy) continue;
+      if (f === undefined || fc === undefined || fc.currentTerm !== core.currentTerm || f.restoredFromCopy || f.restoredInTerm === core.currentTerm) continue;
       // The leader's entry there (from its log, or from what was applied if it compacted it).
       const known = this.committedHash[p.match];
       const expected = core.logTerm(p.match) ?? (known === undefined ? undefined : Number(known.slice(0, known.indexOf(':'))));
@@ -886,6 +900,7 @@ export class Simulation {
           return;
         }
         this.committedHash[e.index] = h;
+        this.firstAppliedInTerm[e.index] = n.driver?.core.currentTerm ?? Number.MAX_SAFE_INTEGER;
         this.globalCommit = e.index;
         if (!this.termFirstApplied.has(e.term)) this.termFirstApplied.set(e.term, this.now);
         if (e.payload.kind === 'config') this.committedConfigs.push({ index: e.index, membership: { voters: e.payload.peers, nonVoters: e.payload.listeners } });
@@ -910,18 +925,27 @@ export class Simulation {
     }
   }
 
-  /** Leader Completeness: a new leader's log holds every entry committed so far. */
+  /**
+   * Leader Completeness (Raft §5.4): a leader's log holds every entry committed in an earlier term.
+   * A leader of an old term is no violation: a candidate paused since an early term may still win
+   * it with votes granted back then (seed 509, 5 nodes), and it can commit nothing. So the bound is
+   * the last entry first applied by a node of an earlier term than the leader's (it was committed
+   * in that term or before).
+   */
   private checkLeaderCompleteness(n: SimNode): void {
     const core = n.driver?.core;
-    if (core === undefined || this.globalCommit === 0) return;
-    if (core.lastIndex < this.globalCommit) {
-      this.violation(`leader completeness: ${n.id} leads with last index ${core.lastIndex} < committed ${this.globalCommit}`);
+    if (core === undefined) return;
+    let bound = this.globalCommit;
+    while (bound > 0 && (this.firstAppliedInTerm[bound] ?? 0) >= core.currentTerm) bound--;
+    if (bound === 0) return;
+    if (core.lastIndex < bound) {
+      this.violation(`leader completeness: ${n.id} leads term ${core.currentTerm} with last index ${core.lastIndex} < ${bound}, committed in an earlier term`);
       return;
     }
-    const t = core.logTerm(this.globalCommit);
-    const known = this.committedHash[this.globalCommit];
+    const t = core.logTerm(bound);
+    const known = this.committedHash[bound];
     if (t !== undefined && known !== undefined && !known.startsWith(`${t}:`)) {
-      this.violation(`leader completeness: ${n.id} leads without the entry committed at ${this.globalCommit}`);
+      this.violation(`leader completeness: ${n.id} leads term ${core.currentTerm} without the entry committed at ${bound}`);
     }
   }
 
