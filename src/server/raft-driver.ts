@@ -48,6 +48,12 @@ export interface DriverOptions {
   readonly requestTimeoutMs: number;
   /** Leader id → client address (host:port), for NotLeader hints. */
   readonly clientAddressOf: (nodeId: string) => string | undefined;
+  /**
+   * How long a commit advance waits for an append to carry it before it is sent on its own (an
+   * empty append per follower). 0 (the default): at once. Followers learn a commit at most twice
+   * this much later (and at most one tick later whatever the timer does).
+   */
+  readonly commitForwardDelayMs?: number;
 }
 
 export interface RaftDriverParts {
@@ -104,6 +110,8 @@ export class RaftDriver {
   private appliedWaiters: AppliedWaiter[] = [];
   private readonly conditionWaiters = new Set<() => void>();
   private ticker: TimerHandle | undefined;
+  /** Armed while a commit advance waits for an append to carry it (see commitForwardDelayMs). */
+  private commitForwardTimer: TimerHandle | undefined;
   /** Clock time the last tick stands for (see tickForElapsedTime). */
   private lastTickAt = 0;
   private running = false;
@@ -164,6 +172,7 @@ export class RaftDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
+    this.commitForwardTimer?.cancel();
     this.download?.abort.abort(new Error('this SCM is stopping'));
     await this.idle;
     await this.applying;
@@ -358,6 +367,7 @@ export class RaftDriver {
     this.failed = true;
     this.stopped = true;
     this.ticker?.cancel();
+    this.commitForwardTimer?.cancel();
     this.download?.abort.abort(err);
     this.hooks.onFatal(err);
   }
@@ -388,8 +398,35 @@ export class RaftDriver {
         this.persistCommittedConfiguration();
         this.hooks.onMembershipChange?.();
       }
+      this.maybeForwardCommit();
       await this.afterAdvance();
     }
+  }
+
+  /**
+   * A commit advance that no append has carried to some follower yet: forward it at once, or arm
+   * a timer that does so after commitForwardDelayMs unless an append carried it meanwhile. Each
+   * advance gets the whole delay: if the one the timer was armed for was carried but a newer one
+   * waits, the timer is armed again for that one.
+   */
+  private maybeForwardCommit(): void {
+    if (this.commitForwardTimer !== undefined || !this.core.commitForwardPending()) return;
+    const delay = this.options.commitForwardDelayMs ?? 0;
+    if (delay <= 0) {
+      this.core.forwardCommit();
+      return;
+    }
+    const armedFor = this.core.commitIndex;
+    this.commitForwardTimer = this.scheduler.after(delay, () => {
+      this.commitForwardTimer = undefined;
+      if (this.stopped) return;
+      if (this.core.commitForwardPending(armedFor)) {
+        this.core.forwardCommit();
+        this.schedule();
+      } else {
+        this.maybeForwardCommit();
+      }
+    });
   }
 
   private async handleReady(rd: Ready): Promise<void> {

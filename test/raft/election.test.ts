@@ -80,6 +80,8 @@ test('a candidate wins with a majority, and a leader starts its term with a conf
   const first = a.log.entry(1);
   assert.equal(first?.payload.kind, 'config');
   assert.equal(first?.term, a.raft.currentTerm);
+  // Followers learn that it committed once the leader forwards the commit index.
+  c.forwardCommit();
   for (const n of c.nodes.values()) assert.equal(n.raft.commitIndex, 1);
 });
 

@@ -510,6 +510,9 @@ export class Simulation {
           purgeGap: this.purgeGap,
           requestTimeoutMs: CLIENT_TIMEOUT_MS,
           clientAddressOf: (id) => id,
+          // At once, or after a few ms as the node does (from the seed, not the random stream, so
+          // the rest of a seed's schedule stays as it was).
+          commitForwardDelayMs: (this.opts.seed % 3) * 3,
         },
         {
           onSoftState: (role, leader, term) => {
