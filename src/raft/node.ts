@@ -72,8 +72,13 @@ import {
 
 export interface RaftConfig {
   readonly id: string;
-  /** Base election timeout in ticks; each election waits a random value in [electionTicks, 2·electionTicks). */
+  /**
+   * Base election timeout in ticks; each election waits a random value in
+   * [electionTicks, electionTicks + electionJitterTicks).
+   */
   readonly electionTicks: number;
+  /** The random part of the election timeout, in ticks (default: electionTicks). */
+  readonly electionJitterTicks?: number;
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
@@ -725,7 +730,7 @@ export class RaftNode {
     this.lead = '';
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
     this.votes.clear();
     this.selfVotePending = false;
     this.leadTransferee = '';
@@ -755,7 +760,7 @@ export class RaftNode {
     this.votes.clear();
     this.lead = '';
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
     this.role = 'pre-candidate';
   }
 
@@ -1442,6 +1447,7 @@ function validateConfig(c: RaftConfig): void {
   };
   positive(c.electionTicks, 'electionTicks');
   positive(c.heartbeatTicks, 'heartbeatTicks');
+  if (c.electionJitterTicks !== undefined) positive(c.electionJitterTicks, 'electionJitterTicks');
   positive(c.maxInflightMsgs, 'maxInflightMsgs');
   positive(c.maxInflightBytes, 'maxInflightBytes');
   positive(c.maxBytesPerMsg, 'maxBytesPerMsg');
