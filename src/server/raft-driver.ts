@@ -484,11 +484,16 @@ export class RaftDriver {
    */
   private startApply(entries: readonly LogEntry[]): void {
     this.appliesInFlight++;
+    // Started on the next turn of the event loop, after what this Ready sent has left: a
+    // follower's acknowledgement of new entries must not wait while it computes the entries that
+    // the same append committed (applying computes in microtasks, ahead of the transport's write).
     // Proposals are answered as soon as their results are computed (the entries are committed:
     // durable on a majority), without waiting for the state machine's own write.
-    const applied = this.sm.applyBatch(entries, (results) => {
-      if (!this.failed) this.answerProposals(results);
-    });
+    const applied = new Promise<void>((resolve) => this.scheduler.soon(resolve)).then(() =>
+      this.sm.applyBatch(entries, (results) => {
+        if (!this.failed) this.answerProposals(results);
+      }),
+    );
     applied.catch(() => undefined); // handled in order below, once the applies before it are done
     this.applying = this.applying
       .then(() => applied)
@@ -509,7 +514,8 @@ export class RaftDriver {
 
   private answer(entries: readonly LogEntry[], results: readonly ApplyResult[]): void {
     this.answerProposals(results);
-    this.settleProposalsAppliedWithoutResult();
+    // Up to this batch only: a later batch may be written already, its results not yet handed over.
+    this.settleProposalsAppliedWithoutResult((entries[entries.length - 1] as LogEntry).index);
     if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
     this.hooks.onApplied?.(results);
   }
@@ -536,8 +542,8 @@ export class RaftDriver {
    * or its term is no longer known) the outcome is unknown, never "failed": the client retries with
    * the same call id and the retry cache answers with the original result.
    */
-  private settleProposalsAppliedWithoutResult(): void {
-    const applied = this.sm.lastApplied().index;
+  private settleProposalsAppliedWithoutResult(upTo = this.sm.lastApplied().index): void {
+    const applied = upTo;
     for (const [index, pending] of this.proposals) {
       if (index > applied) continue;
       this.proposals.delete(index);

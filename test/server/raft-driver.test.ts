@@ -166,7 +166,7 @@ async function until(what: string, predicate: () => boolean): Promise<void> {
   assert.fail(`never happened: ${what}`);
 }
 
-function build(voters: string[], options: { commitForwardDelayMs?: number } = {}) {
+function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void) {
   const log = new FakeLog();
   const sm = new FakeStateMachine();
   const scheduler = new ManualScheduler();
@@ -179,7 +179,7 @@ function build(voters: string[], options: { commitForwardDelayMs?: number } = {}
   });
   const fatal: Error[] = [];
   const driver = new RaftDriver(
-    { core, log, sm, transport: { send: (m) => sent.push(m) }, scheduler, savedConfIndex: 0 },
+    { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)) }, scheduler, savedConfIndex: 0 },
     { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, ...options },
     { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
@@ -328,6 +328,33 @@ describe('RaftDriver: durability before counting', () => {
     log.fsync.release();
     assert.equal((await p).index, index);
     await driver.stop();
+  });
+});
+
+describe('RaftDriver: acknowledgements before applies', () => {
+  it("a follower's acknowledgement leaves before the apply of the entries its append committed starts", async () => {
+    // The transport writes on the next turn of the event loop, as PeerTransport does (setImmediate).
+    const order: string[] = [];
+    const parts = build(['a', 'b'], {}, (m) => {
+      setImmediate(() => order.push(`sent ${m.type} ${m.type === 'append-response' ? m.index : ''}`));
+    });
+    const { driver, sm } = parts;
+    const applyBatch = sm.applyBatch.bind(sm);
+    sm.applyBatch = (entries, onComputed) => {
+      order.push(`apply ${entries.map((e) => e.index).join(',')}`);
+      return applyBatch(entries, onComputed);
+    };
+    driver.start();
+    const entry = (index: number): LogEntry => ({ term: 1, index, payload: { kind: 'data', data: data(`e${index}`) } });
+    driver.step({ type: 'append', from: 'b', to: 'a', term: 1, prevIndex: 0, prevTerm: 0, entries: [entry(1)], commit: 0 });
+    await until('entry 1 is acknowledged', () => order.includes('sent append-response 1'));
+    // The next append carries entry 2 and the commit of entry 1.
+    driver.step({ type: 'append', from: 'b', to: 'a', term: 1, prevIndex: 1, prevTerm: 1, entries: [entry(2)], commit: 1 });
+    await until('entry 1 is applied', () => sm.lastApplied().index >= 1);
+    await until('entry 2 is acknowledged', () => order.includes('sent append-response 2'));
+    assert.ok(order.indexOf('sent append-response 2') < order.indexOf('apply 1'), order.join(' | '));
+    await driver.stop();
+    assert.deepEqual(parts.fatal, []);
   });
 });
 
