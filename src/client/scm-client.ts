@@ -45,9 +45,17 @@ import type {
   ScmMember,
   ScmNodeRole,
 } from '../api/scm-api.js';
-import { Backoff, type RetryDecision } from './retry-policy.js';
+import { Backoff, type BackoffOptions, type RetryDecision } from './retry-policy.js';
 
 export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';
+
+/**
+ * Waits between attempts when no option says otherwise: from 50 ms, doubling up to 250 ms (with
+ * jitter). Most retries look for a leader during an election, which takes about one election
+ * timeout; a wait that grew to seconds would keep a caller away long after a leader is elected. A
+ * busy SCM's RESOURCE_EXHAUSTED hint still sets the least wait.
+ */
+export const DEFAULT_RETRY_BACKOFF: BackoffOptions = Object.freeze({ initialBackoffMs: 50, maxBackoffMs: 250 });
 
 export interface ScmClientOptions {
   /** `host:port` of one or more SCM nodes' client ports. */
@@ -221,7 +229,10 @@ export class ScmClient {
     if (this.closed) throw new Error('ScmClient is closed');
     const started = Date.now();
     const deadline = started + this.deadlineMs;
-    const backoff = new Backoff({ initialBackoffMs: this.options.initialBackoffMs ?? 50, maxBackoffMs: this.options.maxBackoffMs ?? 2_000 });
+    const backoff = new Backoff({
+      initialBackoffMs: this.options.initialBackoffMs ?? DEFAULT_RETRY_BACKOFF.initialBackoffMs,
+      maxBackoffMs: this.options.maxBackoffMs ?? Math.max(DEFAULT_RETRY_BACKOFF.maxBackoffMs, this.options.initialBackoffMs ?? 0),
+    });
     let target = this.current;
     let attempts = 0;
     let hintsFollowed = 0;

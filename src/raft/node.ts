@@ -10,6 +10,9 @@
 //   transferLeadership(id), addNonVoter(peer), promote(id), removeServer(id)
 //   snapshotInstalled(term, index, config) / snapshotInstallFailed()   after a Ready.snapshotNotice
 //   compacted(index)            after the caller purged its log below `index` (index ≤ applied)
+//   forwardCommit()             leader: send a commit advance no append has carried yet, now (it
+//                               otherwise rides on the next append or heartbeat, or leaves at the
+//                               next tick); commitForwardPending() says whether one waits
 //
 // Output loop. Whenever hasReady() is true:
 //   const rd = node.ready();        // at most one Ready outstanding; ready() throws before advance()
@@ -72,8 +75,13 @@ const DEFAULT_PROMOTION_CATCH_UP_GAP = 1000;
 
 export interface RaftConfig {
   readonly id: string;
-  /** Base election timeout in ticks; each election waits a random value in [electionTicks, 2·electionTicks). */
+  /**
+   * Base election timeout in ticks; each election waits a random value in
+   * [electionTicks, electionTicks + electionJitterTicks).
+   */
   readonly electionTicks: number;
+  /** The random part of the election timeout, in ticks (default: electionTicks). */
+  readonly electionJitterTicks?: number;
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
@@ -258,6 +266,13 @@ export class RaftNode {
   /** Follower: the highest heartbeat tick of the current leader (this term) we acknowledged. */
   private leaderTickAcked = Number.NEGATIVE_INFINITY;
 
+  /**
+   * Leader: an empty append that carries nothing but a commit advance may leave (set by
+   * forwardCommit() and by every tick, cleared by the next flush). Otherwise the commit index
+   * waits for the next append or heartbeat, which carry it anyway.
+   */
+  private commitForwardDue = false;
+
   private msgs: Message[] = [];
   private msgsAfterPersist: Message[] = [];
   private lastHardState: HardState;
@@ -295,6 +310,8 @@ export class RaftNode {
 
   tick(): void {
     this.tickCount++;
+    // A commit advance reaches followers within a tick even if the caller never forwards it.
+    this.commitForwardDue = true;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
@@ -378,6 +395,30 @@ export class RaftNode {
     if (this.leadTransferee !== '') return { ok: false, error: 'transferring', leaderHint: this.lead };
     const entry = this.appendAsLeader({ kind: 'data', data });
     return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /**
+   * Leader: send followers the commit index now, as empty appends to those not yet sent it (the
+   * next Ready carries them). The commit index rides on every append and heartbeat; on its own it
+   * leaves only when this is called or at the next tick, so that under a stream of proposals the
+   * next append carries it instead of a message (and a follower Ready and answer) of its own. The
+   * driver calls this shortly after a commit while commitForwardPending().
+   */
+  forwardCommit(): void {
+    if (this.role === 'leader') this.commitForwardDue = true;
+  }
+
+  /**
+   * Leader: whether a follower being replicated to has not been sent the commit index up to
+   * `index` (default: the current commit index).
+   */
+  commitForwardPending(index = this.log.committed): boolean {
+    if (this.role !== 'leader') return false;
+    const committed = Math.min(index, this.log.committed);
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && pr.state === 'replicate' && pr.sentCommit < committed) return true;
+    }
+    return false;
   }
 
   /** Asks for a linearizable read point; the answer arrives as a ReadState once safe. */
@@ -724,7 +765,7 @@ export class RaftNode {
     this.lead = '';
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
     this.votes.clear();
     this.selfVotePending = false;
     this.leadTransferee = '';
@@ -754,7 +795,7 @@ export class RaftNode {
     this.votes.clear();
     this.lead = '';
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
     this.role = 'pre-candidate';
   }
 
@@ -1324,6 +1365,7 @@ export class RaftNode {
       if (id === this.id) continue;
       this.sendAppends(id, pr);
     }
+    this.commitForwardDue = false;
   }
 
   private sendAppends(to: string, pr: Progress): void {
@@ -1341,8 +1383,9 @@ export class RaftNode {
         return;
       }
       const hasEntries = pr.next <= last;
-      // An empty append is still useful to probe, or to forward a commit index advance.
-      if (!hasEntries && pr.state === 'replicate' && pr.sentCommit >= this.log.committed && !pr.resendWanted) return;
+      // An empty append is still useful to probe, or to forward a commit index advance (when due:
+      // otherwise the next append or heartbeat carries it).
+      if (!hasEntries && pr.state === 'replicate' && (pr.sentCommit >= this.log.committed || !this.commitForwardDue) && !pr.resendWanted) return;
       const entries = hasEntries ? this.log.slice(pr.next, last + 1, this.cfg.maxBytesPerMsg) : [];
       this.send({ type: 'append', to, prevIndex, prevTerm, entries, commit: this.log.committed });
       pr.sentCommit = this.log.committed;
@@ -1370,6 +1413,7 @@ export class RaftNode {
       if (id === this.id) continue;
       if (renotifySnapshots && pr.state === 'snapshot') this.sendSnapshotNotify(id, pr);
       const commit = Math.min(pr.match, this.log.committed);
+      if (commit > pr.sentCommit) pr.sentCommit = commit;
       this.send({
         type: 'heartbeat',
         to: id,
@@ -1457,6 +1501,7 @@ function validateConfig(c: RaftConfig): void {
   };
   positive(c.electionTicks, 'electionTicks');
   positive(c.heartbeatTicks, 'heartbeatTicks');
+  if (c.electionJitterTicks !== undefined) positive(c.electionJitterTicks, 'electionJitterTicks');
   positive(c.maxInflightMsgs, 'maxInflightMsgs');
   positive(c.maxInflightBytes, 'maxInflightBytes');
   positive(c.maxBytesPerMsg, 'maxBytesPerMsg');

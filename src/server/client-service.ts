@@ -41,6 +41,7 @@ import {
   encodeRole,
   type Wire,
 } from '../api/client-codec.js';
+import { serializeContainerWithPipeline } from '../api/container-response-codec.js';
 
 export interface ClientServiceOptions {
   /** Upper bound for ListContainer's count (ozone.scm.container.list.max.count). */
@@ -98,6 +99,15 @@ type Handler = grpc.handleUnaryCall<Wire, Wire>;
 const UNDECODABLE = Symbol('undecodable request');
 
 /**
+ * Answers written by a serializer of their own (container-response-codec.ts: the same bytes, without
+ * protobufjs' fromObject), falling back to the generic one for a shape it does not know.
+ */
+const FAST_RESPONSES: Readonly<Record<string, (value: unknown) => Buffer | undefined>> = {
+  AllocateContainer: serializeContainerWithPipeline,
+  GetContainerWithPipeline: serializeContainerWithPipeline,
+};
+
+/**
  * The service definition with request deserializers that do not throw: bytes that are not a
  * request of the method become a marked value the handler answers INVALID_ARGUMENT, naming the
  * method, instead of grpc-js' INTERNAL "Error deserializing request".
@@ -105,8 +115,10 @@ const UNDECODABLE = Symbol('undecodable request');
 function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    const fast = FAST_RESPONSES[name];
     out[name] = {
       ...method,
+      ...(fast === undefined ? {} : { responseSerialize: (value: unknown): Buffer => fast(value) ?? method.responseSerialize(value) }),
       requestDeserialize: (bytes: Buffer): unknown => {
         try {
           return method.requestDeserialize(bytes);

@@ -53,6 +53,12 @@ export interface DriverOptions {
   readonly requestTimeoutMs: number;
   /** Leader id → client address (host:port), for NotLeader hints. */
   readonly clientAddressOf: (nodeId: string) => string | undefined;
+  /**
+   * How long a commit advance waits for an append to carry it before it is sent on its own (an
+   * empty append per follower). 0 (the default): at once. Followers learn a commit at most twice
+   * this much later (and at most one tick later whatever the timer does).
+   */
+  readonly commitForwardDelayMs?: number;
 }
 
 export interface RaftDriverParts {
@@ -112,6 +118,8 @@ export class RaftDriver {
   private appliedWaiters: AppliedWaiter[] = [];
   private readonly conditionWaiters = new Set<() => void>();
   private ticker: TimerHandle | undefined;
+  /** Armed while a commit advance waits for an append to carry it (see commitForwardDelayMs). */
+  private commitForwardTimer: TimerHandle | undefined;
   /** Clock time the last tick stands for (see tickForElapsedTime). */
   private lastTickAt = 0;
   private running = false;
@@ -172,6 +180,7 @@ export class RaftDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.ticker?.cancel();
+    this.commitForwardTimer?.cancel();
     this.download?.abort.abort(new Error('this SCM is stopping'));
     await this.idle;
     await this.applying;
@@ -366,6 +375,7 @@ export class RaftDriver {
     this.failed = true;
     this.stopped = true;
     this.ticker?.cancel();
+    this.commitForwardTimer?.cancel();
     this.download?.abort.abort(err);
     this.hooks.onFatal(err);
   }
@@ -396,8 +406,35 @@ export class RaftDriver {
         this.persistCommittedConfiguration();
         this.hooks.onMembershipChange?.();
       }
+      this.maybeForwardCommit();
       await this.afterAdvance();
     }
+  }
+
+  /**
+   * A commit advance that no append has carried to some follower yet: forward it at once, or arm
+   * a timer that does so after commitForwardDelayMs unless an append carried it meanwhile. Each
+   * advance gets the whole delay: if the one the timer was armed for was carried but a newer one
+   * waits, the timer is armed again for that one.
+   */
+  private maybeForwardCommit(): void {
+    if (this.commitForwardTimer !== undefined || !this.core.commitForwardPending()) return;
+    const delay = this.options.commitForwardDelayMs ?? 0;
+    if (delay <= 0) {
+      this.core.forwardCommit();
+      return;
+    }
+    const armedFor = this.core.commitIndex;
+    this.commitForwardTimer = this.scheduler.after(delay, () => {
+      this.commitForwardTimer = undefined;
+      if (this.stopped) return;
+      if (this.core.commitForwardPending(armedFor)) {
+        this.core.forwardCommit();
+        this.schedule();
+      } else {
+        this.maybeForwardCommit();
+      }
+    });
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -455,11 +492,16 @@ export class RaftDriver {
    */
   private startApply(entries: readonly LogEntry[]): void {
     this.appliesInFlight++;
+    // Started on the next turn of the event loop, after what this Ready sent has left: a
+    // follower's acknowledgement of new entries must not wait while it computes the entries that
+    // the same append committed (applying computes in microtasks, ahead of the transport's write).
     // Proposals are answered as soon as their results are computed (the entries are committed:
     // durable on a majority), without waiting for the state machine's own write.
-    const applied = this.sm.applyBatch(entries, (results) => {
-      if (!this.failed) this.answerProposals(results);
-    });
+    const applied = new Promise<void>((resolve) => this.scheduler.soon(resolve)).then(() =>
+      this.sm.applyBatch(entries, (results) => {
+        if (!this.failed) this.answerProposals(results);
+      }),
+    );
     applied.catch(() => undefined); // handled in order below, once the applies before it are done
     this.applying = this.applying
       .then(() => applied)
@@ -480,7 +522,8 @@ export class RaftDriver {
 
   private answer(entries: readonly LogEntry[], results: readonly ApplyResult[]): void {
     this.answerProposals(results);
-    this.settleProposalsAppliedWithoutResult();
+    // Up to this batch only: a later batch may be written already, its results not yet handed over.
+    this.settleProposalsAppliedWithoutResult((entries[entries.length - 1] as LogEntry).index);
     if (entries.some((e) => e.payload.kind === 'config')) this.hooks.onMembershipChange?.();
     this.hooks.onApplied?.(results);
   }
@@ -507,8 +550,8 @@ export class RaftDriver {
    * or its term is no longer known) the outcome is unknown, never "failed": the client retries with
    * the same call id and the retry cache answers with the original result.
    */
-  private settleProposalsAppliedWithoutResult(): void {
-    const applied = this.sm.lastApplied().index;
+  private settleProposalsAppliedWithoutResult(upTo = this.sm.lastApplied().index): void {
+    const applied = upTo;
     for (const [index, pending] of this.proposals) {
       if (index > applied) continue;
       this.proposals.delete(index);

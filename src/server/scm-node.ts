@@ -47,13 +47,31 @@ const CONSISTENCY_APPLY_WAIT_MS = 5_000;
 /** A peer's answer may wait for apply and for hashing all of scm.db. */
 const CONSISTENCY_PEER_TIMEOUT_MS = 30_000;
 
-/** Tick period and tick counts for the core, derived from Ozone's millisecond timeouts. */
-export function raftTiming(config: ScmConfig): { tickMs: number; electionTicks: number; heartbeatTicks: number } {
-  const tickMs = Math.min(100, Math.max(5, Math.round(config.raft.heartbeatIntervalMs / 5)));
+/**
+ * How long a commit advance waits for the next append to carry it before it is sent to followers
+ * on its own. At one caller the next allocation's append comes within a few ms and carries it,
+ * sparing each follower a message, a Ready and an answer per allocation; when writes stop,
+ * followers learn the last commit at most twice this much later.
+ */
+const COMMIT_FORWARD_DELAY_MS = 5;
+
+/**
+ * Tick period and tick counts for the core, derived from Ozone's millisecond timeouts. An election
+ * waits a random time between the minimum and the maximum election timeout, as Ratis' does (the
+ * maximum is the minimum plus 200 ms), not up to twice the minimum: after a leader dies the next
+ * one is elected about one timeout later, not up to two. The tick is a tenth of that spread (at
+ * most 100 ms, at least 5 ms) so that two followers seldom draw the same tick: both would campaign
+ * at once, split the vote and wait another whole timeout.
+ */
+export function raftTiming(config: ScmConfig): { tickMs: number; electionTicks: number; electionJitterTicks: number; heartbeatTicks: number } {
+  const spreadMs = Math.max(1, config.raft.electionTimeoutMaxMs - config.raft.electionTimeoutMinMs);
+  const tickMs = Math.min(100, Math.max(5, Math.round(Math.min(config.raft.heartbeatIntervalMs / 5, spreadMs / 10))));
+  const electionTicks = Math.max(3, Math.round(config.raft.electionTimeoutMinMs / tickMs));
   return {
     tickMs,
-    electionTicks: Math.max(3, Math.round(config.raft.electionTimeoutMinMs / tickMs)),
-    heartbeatTicks: Math.max(1, Math.round(config.raft.heartbeatIntervalMs / tickMs)),
+    electionTicks,
+    electionJitterTicks: Math.max(1, Math.round(spreadMs / tickMs)),
+    heartbeatTicks: Math.min(electionTicks - 1, Math.max(1, Math.round(config.raft.heartbeatIntervalMs / tickMs))),
   };
 }
 
@@ -324,6 +342,7 @@ export class ScmNode {
       {
         id: this.nodeId,
         electionTicks: timing.electionTicks,
+        electionJitterTicks: timing.electionJitterTicks,
         heartbeatTicks: timing.heartbeatTicks,
         preVote: config.raft.preVote,
         checkQuorum: true,
@@ -406,6 +425,7 @@ export class ScmNode {
         purgeUptoSnapshotIndex: config.raft.logPurgeUptoSnapshotIndex,
         requestTimeoutMs: config.raft.requestTimeoutMs,
         clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
+        commitForwardDelayMs: Math.min(COMMIT_FORWARD_DELAY_MS, timing.tickMs),
       },
       {
         onMembershipChange: () => this.onMembershipChange(),

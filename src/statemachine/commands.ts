@@ -19,6 +19,7 @@ import {
   type ReplicationType,
 } from './model.js';
 import { enumNumber, enumValueName, protoType, readSafeInteger, type ProtoObject } from './proto.js';
+import { decodeCanonicalAllocateContainer } from './command-decoder.js';
 
 export interface CommandEnvelope {
   /** Identifies the client for the retry cache; with callId, names one request. */
@@ -311,7 +312,24 @@ function commandFromProto(obj: ProtoObject): ScmCommand {
 }
 
 /** Decodes and validates the bytes of a data entry; throws MalformedCommandError saying what is wrong. */
+/** Whether `cmd` passes validateCommand (an invalid one is left to the general decoder, which reports it). */
+function isValidCommand(cmd: ScmCommand): boolean {
+  try {
+    validateCommand(cmd);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function decodeCommand(bytes: Uint8Array): ScmCommand {
+  const allocation = decodeCanonicalAllocateContainer(bytes);
+  if (allocation !== undefined && isValidCommand(allocation)) return allocation;
+  return decodeCommandGeneral(bytes);
+}
+
+/** decodeCommand through protobufjs, for every command and form (exported for the decoder's tests). */
+export function decodeCommandGeneral(bytes: Uint8Array): ScmCommand {
   if (bytes.length === 0) throw new MalformedCommandError('malformed SCM command: empty data');
   try {
     const type = protoType('ScmCommand');

@@ -2,7 +2,7 @@
 // giving up at the deadline, and no retry for errors that retrying cannot fix.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ScmClient, ScmClientError, parseAddressList } from '../../src/client/scm-client.js';
+import { DEFAULT_RETRY_BACKOFF, ScmClient, ScmClientError, parseAddressList } from '../../src/client/scm-client.js';
 import { Backoff } from '../../src/client/retry-policy.js';
 import { UnavailableError } from '../../src/errors.js';
 import { FakeScm, notLeader, serve, type ServedFake } from './fake-scm.js';
@@ -168,6 +168,15 @@ test('backoff doubles up to the maximum, with equal jitter', () => {
   const high = new Backoff({ initialBackoffMs: 100, maxBackoffMs: 500 });
   assert.deepEqual([1, 2, 3, 4].map(() => high.next(() => 0.999999)), [100, 200, 400, 500]);
   assert.throws(() => new Backoff({ initialBackoffMs: 0, maxBackoffMs: 1 }), /invalid backoff/);
+});
+
+test('by default a client looking for a leader tries again at least every 250 ms', () => {
+  // An election after a leader died takes about one election timeout (1-1.2 s with 1 s): waits
+  // that grew to 2 s kept callers away for up to that long after the new leader was elected.
+  assert.deepEqual(DEFAULT_RETRY_BACKOFF, { initialBackoffMs: 50, maxBackoffMs: 250 });
+  const b = new Backoff(DEFAULT_RETRY_BACKOFF);
+  const waits = Array.from({ length: 10 }, () => b.next(() => 0.999999));
+  assert.deepEqual(waits, [50, 100, 200, 250, 250, 250, 250, 250, 250, 250]);
 });
 
 test('address lists are validated', () => {

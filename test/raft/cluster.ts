@@ -111,6 +111,16 @@ export class TestCluster {
     }
   }
 
+  /**
+   * What the driver does shortly after a commit: every leader sends the commit index to followers
+   * that have not been sent it (a commit advance alone does not leave at once; see
+   * commit-forward.test.ts). Then delivers everything.
+   */
+  forwardCommit(): void {
+    for (const n of this.nodes.values()) n.raft.forwardCommit();
+    this.stabilize();
+  }
+
   tick(id: string, n = 1): void {
     for (let k = 0; k < n; k++) this.node(id).raft.tick();
     this.processReadies();

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { drain, only, outbox, solo } from './helpers.js';
-import { TestCluster } from './cluster.js';
+import { TestCluster, makeConfig, membership } from './cluster.js';
+import { MemoryLog, RaftNode } from '../../src/raft/index.js';
 
 test('vote granting follows the up-to-date rule', () => {
   // Voter b's log: terms [1, 1, 2] → last (index 3, term 2).
@@ -80,6 +81,8 @@ test('a candidate wins with a majority, and a leader starts its term with a conf
   const first = a.log.entry(1);
   assert.equal(first?.payload.kind, 'config');
   assert.equal(first?.term, a.raft.currentTerm);
+  // Followers learn that it committed once the leader forwards the commit index.
+  c.forwardCommit();
   for (const n of c.nodes.values()) assert.equal(n.raft.commitIndex, 1);
 });
 
@@ -135,4 +138,27 @@ test('non-voters never campaign', () => {
   for (let i = 0; i < 100; i++) raft.tick();
   assert.equal(raft.currentRole, 'non-voter');
   assert.equal(only(outbox(raft, log), 'pre-vote').length, 0);
+});
+
+test('a follower campaigns after electionTicks plus a random part of electionJitterTicks (default: electionTicks)', () => {
+  const firstCampaignTick = (seed: number, jitter: number | undefined): number => {
+    const raft = new RaftNode(makeConfig('a', seed, jitter !== undefined ? { electionJitterTicks: jitter } : {}), new MemoryLog(), {
+      hardState: { term: 0, votedFor: '' },
+      membership: membership(['a', 'b', 'c']),
+      membershipIndex: 0,
+      applied: 0,
+    });
+    for (let t = 1; t <= 100; t++) {
+      raft.tick();
+      if (raft.currentRole !== 'follower') return t;
+    }
+    return Number.POSITIVE_INFINITY;
+  };
+  for (const [jitter, lo, hi] of [[undefined, 10, 19], [3, 10, 12], [1, 10, 10]] as const) {
+    const seen = new Set<number>();
+    for (let seed = 1; seed <= 200; seed++) seen.add(firstCampaignTick(seed, jitter));
+    assert.equal(Math.min(...seen), lo, `jitter ${jitter}`);
+    assert.equal(Math.max(...seen), hi, `jitter ${jitter}`);
+  }
+  assert.throws(() => solo('a', { overrides: { electionJitterTicks: 0 } }), /electionJitterTicks/);
 });

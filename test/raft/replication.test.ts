@@ -172,6 +172,8 @@ test('pipelining is bounded by maxInflightMsgs and batches by maxBytesPerMsg', (
   c.queue.push(...rd.messages, ...rd.messagesAfterPersist);
   a.raft.advance();
   c.stabilize();
+  // The last commit advance reaches the followers when the leader forwards it (or at a tick).
+  c.forwardCommit();
   for (const n of c.nodes.values()) assert.equal(dataTexts(n.applied).length, 40);
 });
 
@@ -181,6 +183,7 @@ test('a lost append in replicate state is recovered through heartbeats', () => {
   // Every append to c is lost while the entry is proposed and committed by a and b.
   c.filter = (m) => !(m.type === 'append' && m.to === 'c');
   c.propose('a', 'lost-once');
+  c.forwardCommit();
   assert.deepEqual(dataTexts(c.node('b').applied), ['lost-once']);
   assert.deepEqual(dataTexts(c.node('c').applied), []);
   c.filter = () => true;

@@ -125,11 +125,24 @@ class FakeStateMachine implements ReplicatedStateMachine {
 class ManualScheduler implements Scheduler {
   ticker: (() => void) | undefined;
   clock = 0;
+  /** Timers handed out and not cancelled; they run only when the test fires them. */
+  readonly timers = new Set<{ readonly ms: number; readonly fn: () => void }>();
   now(): number {
     return this.clock;
   }
-  after(): TimerHandle {
-    return { cancel: () => undefined };
+  after(ms: number, fn: () => void): TimerHandle {
+    const timer = { ms, fn };
+    this.timers.add(timer);
+    return { cancel: () => this.timers.delete(timer) };
+  }
+  /** Runs (once) the pending timers of exactly `ms`; returns how many ran. */
+  fire(ms: number): number {
+    const due = [...this.timers].filter((t) => t.ms === ms);
+    for (const t of due) {
+      this.timers.delete(t);
+      t.fn();
+    }
+    return due.length;
   }
   every(_ms: number, fn: () => void): TimerHandle {
     this.ticker = fn;
@@ -153,7 +166,7 @@ async function until(what: string, predicate: () => boolean): Promise<void> {
   assert.fail(`never happened: ${what}`);
 }
 
-function build(voters: string[]) {
+function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void) {
   const log = new FakeLog();
   const sm = new FakeStateMachine();
   const scheduler = new ManualScheduler();
@@ -166,8 +179,8 @@ function build(voters: string[]) {
   });
   const fatal: Error[] = [];
   const driver = new RaftDriver(
-    { core, log, sm, transport: { send: (m) => sent.push(m) }, scheduler, savedConfIndex: 0 },
-    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined },
+    { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)) }, scheduler, savedConfIndex: 0 },
+    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, ...options },
     { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
   return { log, sm, scheduler, sent, core, driver, fatal };
@@ -315,5 +328,114 @@ describe('RaftDriver: durability before counting', () => {
     log.fsync.release();
     assert.equal((await p).index, index);
     await driver.stop();
+  });
+});
+
+describe('RaftDriver: acknowledgements before applies', () => {
+  it("a follower's acknowledgement leaves before the apply of the entries its append committed starts", async () => {
+    // The transport writes on the next turn of the event loop, as PeerTransport does (setImmediate).
+    const order: string[] = [];
+    const parts = build(['a', 'b'], {}, (m) => {
+      setImmediate(() => order.push(`sent ${m.type} ${m.type === 'append-response' ? m.index : ''}`));
+    });
+    const { driver, sm } = parts;
+    const applyBatch = sm.applyBatch.bind(sm);
+    sm.applyBatch = (entries, onComputed) => {
+      order.push(`apply ${entries.map((e) => e.index).join(',')}`);
+      return applyBatch(entries, onComputed);
+    };
+    driver.start();
+    const entry = (index: number): LogEntry => ({ term: 1, index, payload: { kind: 'data', data: data(`e${index}`) } });
+    driver.step({ type: 'append', from: 'b', to: 'a', term: 1, prevIndex: 0, prevTerm: 0, entries: [entry(1)], commit: 0 });
+    await until('entry 1 is acknowledged', () => order.includes('sent append-response 1'));
+    // The next append carries entry 2 and the commit of entry 1.
+    driver.step({ type: 'append', from: 'b', to: 'a', term: 1, prevIndex: 1, prevTerm: 1, entries: [entry(2)], commit: 1 });
+    await until('entry 1 is applied', () => sm.lastApplied().index >= 1);
+    await until('entry 2 is acknowledged', () => order.includes('sent append-response 2'));
+    assert.ok(order.indexOf('sent append-response 2') < order.indexOf('apply 1'), order.join(' | '));
+    await driver.stop();
+    assert.deepEqual(parts.fatal, []);
+  });
+});
+
+describe('RaftDriver: forwarding the commit index', () => {
+  /** a leads b and c (both acknowledged its first entry, so both are being replicated to). */
+  async function leading(delayMs: number) {
+    const parts = build(['a', 'b', 'c'], { commitForwardDelayMs: delayMs });
+    const { driver, core, sm, log, sent } = parts;
+    await campaign(parts);
+    await until('the vote requests left', () => sent.some((m) => m.type === 'vote'));
+    driver.step({ type: 'vote-response', from: 'b', to: 'a', term: core.currentTerm, reject: false });
+    await until('a leads', () => driver.isLeader());
+    await until('the first entry is applied', () => {
+      const last = log.mem.lastIndex();
+      if (last >= 1 && sm.lastApplied().index < 1) {
+        for (const from of ['b', 'c']) driver.step({ type: 'append-response', from, to: 'a', term: core.currentTerm, reject: false, index: last, hintIndex: 0, hintTerm: 0 });
+      }
+      return sm.lastApplied().index >= 1;
+    });
+    parts.scheduler.fire(delayMs);
+    await turns();
+    return parts;
+  }
+
+  /** Proposes, lets b acknowledge it, and waits for the answer (committed and applied at a). */
+  async function commitOne(parts: Awaited<ReturnType<typeof leading>>, text: string): Promise<number> {
+    const { driver, core, sent } = parts;
+    const p = driver.propose(data(text));
+    const index = core.lastIndex;
+    await until('the append for b left', () => sent.some((m) => m.type === 'append' && m.to === 'b' && m.entries.some((e) => e.index === index)));
+    driver.step({ type: 'append-response', from: 'b', to: 'a', term: core.currentTerm, reject: false, index, hintIndex: 0, hintTerm: 0 });
+    assert.equal((await p).index, index);
+    await turns();
+    return index;
+  }
+
+  const commitOnly = (sent: Message[], index: number): Message[] => sent.filter((m) => m.type === 'append' && m.entries.length === 0 && m.commit === index);
+
+  it('sends a commit advance on its own only once commitForwardDelayMs has passed', async () => {
+    const parts = await leading(5);
+    const index = await commitOne(parts, 'x');
+    assert.deepEqual(commitOnly(parts.sent, index), [], 'a commit-only append left before the delay');
+    assert.equal(parts.scheduler.fire(5), 1, 'one timer armed for the delay');
+    await turns();
+    assert.deepEqual(commitOnly(parts.sent, index).map((m) => m.to).sort(), ['b', 'c']);
+    await parts.driver.stop();
+    assert.deepEqual(parts.fatal, []);
+  });
+
+  it('an append that leaves before the delay carries the commit instead', async () => {
+    const parts = await leading(5);
+    const first = await commitOne(parts, 'x');
+    parts.driver.propose(data('y')).catch(() => undefined);
+    await until('the append carrying y left', () => parts.sent.some((m) => m.type === 'append' && m.to === 'c' && m.entries.some((e) => e.index === first + 1)));
+    const carrying = parts.sent.filter((m) => m.type === 'append' && m.entries.some((e) => e.index === first + 1));
+    assert.ok(carrying.every((m) => m.type === 'append' && m.commit === first));
+    parts.scheduler.fire(5);
+    await turns();
+    assert.deepEqual(commitOnly(parts.sent, first), [], 'the commit was sent again on its own');
+    await parts.driver.stop();
+  });
+
+  it('each commit advance gets the whole delay: one carried meanwhile does not let the next leave early', async () => {
+    const parts = await leading(5);
+    const first = await commitOne(parts, 'x');
+    // y's append carries x's commit; y itself commits just before the timer armed for x fires.
+    const second = await commitOne(parts, 'y');
+    assert.equal(second, first + 1);
+    assert.equal(parts.scheduler.fire(5), 1, 'the timer armed for x fires');
+    await turns();
+    assert.deepEqual(commitOnly(parts.sent, second), [], "y's commit left alone before its own delay");
+    assert.equal(parts.scheduler.fire(5), 1, 'a timer is armed for y');
+    await turns();
+    assert.deepEqual(commitOnly(parts.sent, second).map((m) => m.to).sort(), ['b', 'c']);
+    await parts.driver.stop();
+  });
+
+  it('with commitForwardDelayMs 0 the commit advance leaves at once', async () => {
+    const parts = await leading(0);
+    const index = await commitOne(parts, 'x');
+    assert.deepEqual(commitOnly(parts.sent, index).map((m) => m.to).sort(), ['b', 'c']);
+    await parts.driver.stop();
   });
 });
