@@ -76,7 +76,18 @@ export interface RaftDriverParts {
 }
 
 /** Most entries kept below the purge point for followers still catching up (Ozone's default purge gap). */
-const MAX_ENTRIES_HELD = 1_000_000;
+export const MAX_ENTRIES_HELD = 1_000_000;
+
+/**
+ * Where to purge below after a snapshot point: `gap` entries below it, but not past `floor`, what a
+ * follower installing a checkpoint resumes from or (unless purging up to the snapshot index) what a
+ * live follower still needs; and a follower slower than the writes for good must not grow the log
+ * without end: beyond MAX_ENTRIES_HELD held back, it installs instead.
+ */
+export function purgeBound(snapshotIndex: number, gap: number, floor: number | undefined): number {
+  const wanted = snapshotIndex - gap;
+  return floor === undefined ? wanted : Math.min(wanted, Math.max(floor, wanted - MAX_ENTRIES_HELD));
+}
 
 /** Apply batches handed to the state machine and not yet finished before the loop waits for them. */
 const MAX_APPLIES_IN_FLIGHT = 2;
@@ -604,12 +615,7 @@ export class RaftDriver {
     this.lastSnapshotIndex = point.index;
     this.hooks.onInfo?.('snapshot point recorded', { term: point.term, index: point.index });
     if (!this.options.purgeEnabled) return;
-    // Not past what a follower installing a checkpoint resumes from, nor (unless purging up to the
-    // snapshot index) what a live follower still needs; but a follower slower than the writes for
-    // good must not grow the log without end: past MAX_ENTRIES_HELD it installs instead.
-    const wanted = point.index - this.options.purgeGap;
-    const floor = this.core.purgeFloor(!this.options.purgeUptoSnapshotIndex);
-    const purgeBelow = floor === undefined ? wanted : Math.min(wanted, Math.max(floor, wanted - MAX_ENTRIES_HELD));
+    const purgeBelow = purgeBound(point.index, this.options.purgeGap, this.core.purgeFloor(!this.options.purgeUptoSnapshotIndex));
     if (purgeBelow <= this.log.firstIndex()) return;
     const before = this.log.firstIndex();
     await this.log.purgeBelow(purgeBelow);

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryLog, RaftNode, type LogEntry, type Message } from '../../src/raft/index.js';
-import { RaftDriver } from '../../src/server/raft-driver.js';
+import { MAX_ENTRIES_HELD, RaftDriver, purgeBound } from '../../src/server/raft-driver.js';
 import type { RaftLogStore, ReplicatedStateMachine, Scheduler, TimerHandle } from '../../src/server/raft-ports.js';
 import type { ApplyResult, AppliedConfiguration, TermIndex } from '../../src/statemachine/index.js';
 import { makeConfig, membership } from '../raft/cluster.js';
@@ -437,5 +437,20 @@ describe('RaftDriver: forwarding the commit index', () => {
     const index = await commitOne(parts, 'x');
     assert.deepEqual(commitOnly(parts.sent, index).map((m) => m.to).sort(), ['b', 'c']);
     await parts.driver.stop();
+  });
+});
+
+describe('RaftDriver: where the log is purged after a snapshot point', () => {
+  it('gap below the point, held by a follower that needs more, but never by more than MAX_ENTRIES_HELD', () => {
+    const M = MAX_ENTRIES_HELD;
+    for (const [point, gap, floor, expected] of [
+      [5_000, 1_000, undefined, 4_000], // nobody holds anything
+      [5_000, 1_000, 4_500, 4_000], // the follower needs nothing the gap does not keep
+      [5_000, 1_000, 2_000, 2_000], // held back to what it needs
+      [5_000 + M, 0, 10, 5_000], // a follower 1,000,000 + 4,990 behind: held only 1,000,000
+      [5_000 + M, 0, 5_000, 5_000], // exactly at the bound
+    ] as const) {
+      assert.equal(purgeBound(point, gap, floor), expected, `point ${point}, gap ${gap}, floor ${floor}`);
+    }
   });
 });
