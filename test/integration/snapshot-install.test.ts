@@ -60,6 +60,13 @@ async function converged(client: ScmClient, members: number): Promise<boolean> {
   return live.length === members && new Set(live.map((r) => r.appliedIndex)).size === 1;
 }
 
+/** Stops every running node (the leader last), each cleanly, and checks `nodes` hold identical scm.db files. */
+async function stopAndCompareDbs(cluster: TestCluster, nodes: number[]): Promise<void> {
+  for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
+  const digests = await Promise.all(nodes.map((k) => cluster.digest(k)));
+  assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+}
+
 async function withCluster(count: number, extra: Record<string, string>, body: (cluster: TestCluster) => Promise<void>): Promise<void> {
   const cluster = await TestCluster.create(count, extra);
   try {
@@ -99,9 +106,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     assert.ok((await sample(lagging, 'scm_snapshot_download_bytes_total')) > 0);
     assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
 
-    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
-    const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
-    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+    await stopAndCompareDbs(cluster, [1, 2, 3]);
   });
 });
 
@@ -140,9 +145,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     }
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
 
-    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
-    const digests = await Promise.all([2, 3, 4, 5].map((k) => cluster.digest(k)));
-    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+    await stopAndCompareDbs(cluster, [2, 3, 4, 5]);
   });
 });
 
@@ -197,9 +200,7 @@ test('the leader hangs mid-transfer; the follower gives up on it and installs fr
 
     assert.equal(await cluster.kill(1, 'SIGKILL'), null, 'scm1 was still hung');
     await cluster.waitFor('a leader to stop last', 30_000, async () => ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
-    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
-    const digests = await Promise.all([2, 3].map((k) => cluster.digest(k)));
-    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+    await stopAndCompareDbs(cluster, [2, 3]);
   });
 });
 
@@ -218,9 +219,7 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
     assert.ok(done !== null && Number(done[1]) >= 2, `the download finished on a later attempt: ${done?.[0] ?? 'no snapshot_download_done line'}`);
     await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
-    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
-    const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
-    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+    await stopAndCompareDbs(cluster, [1, 2, 3]);
   });
 });
 
@@ -265,8 +264,6 @@ test('a member removed, wiped and re-added while clients keep writing catches up
     assert.ok(installs >= 1 && installs <= 2, `scm${member} installed ${installs} checkpoints`);
     assert.equal(await countContainers(client), written);
 
-    for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
-    const digests = await Promise.all([1, 2, 3].map((k) => cluster.digest(k)));
-    assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
+    await stopAndCompareDbs(cluster, [1, 2, 3]);
   });
 });

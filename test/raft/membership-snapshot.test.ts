@@ -1,7 +1,7 @@
 // One-server-at-a-time membership changes and snapshot-notification install/resume.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, dataTexts, membership, peer } from './cluster.js';
+import { TestCluster, dataTexts, membership, peer, type TestNode } from './cluster.js';
 import { only, outbox, solo } from './helpers.js';
 import type { Message } from '../../src/raft/index.js';
 
@@ -229,7 +229,11 @@ test('a joining member that catches up by an install is promoted without waiting
   assert.deepEqual(a.raft.status().membership.voters.map((p) => p.id).sort(), ['a', 'b', 'c', 'd']);
 });
 
-test('the leader holds purging back while a follower installs, and stops holding when it goes quiet', () => {
+/**
+ * Leader a of {a, b, c} wrote ten entries while c was cut off, then compacted its log below 9; c is
+ * back and has been told to install a checkpoint.
+ */
+function followerBehindLeaderCompaction(): { c: TestCluster; a: TestNode } {
   const c = new TestCluster(['a', 'b', 'c']);
   c.elect('a');
   c.filter = (m) => m.to !== 'c' && m.from !== 'c';
@@ -239,6 +243,11 @@ test('the leader holds purging back while a follower installs, and stops holding
   a.raft.compacted(8, a.log.term(8) as number);
   c.filter = () => true;
   c.tickAll(2);
+  return { c, a };
+}
+
+test('the leader holds purging back while a follower installs, and stops holding when it goes quiet', () => {
+  const { c, a } = followerBehindLeaderCompaction();
   assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'snapshot');
   for (const holdForLiveFollowers of [true, false]) {
     assert.equal(a.raft.purgeFloor(holdForLiveFollowers), 9, 'c will resume at or after the first index it was told about');
@@ -278,15 +287,7 @@ test('the leader keeps what a live follower still needs, so catching up never tu
 });
 
 test('an installed member catching up under writes keeps its entries until it has them', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
-  const a = c.node('a');
-  a.log.compact(8);
-  a.raft.compacted(8, a.log.term(8) as number);
-  c.filter = () => true;
-  c.tickAll(2);
+  const { c, a } = followerBehindLeaderCompaction();
   const cNode = c.node('c');
   const notice = cNode.snapshotNotices.at(-1);
   assert.ok(notice !== undefined, 'c was asked to install');
@@ -355,15 +356,7 @@ test('a follower that answers heartbeats but gets no append through holds the lo
 });
 
 test('a new leader does not hold its log for a follower still installing what the previous leader asked for', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
-  const a = c.node('a');
-  a.log.compact(8);
-  a.raft.compacted(8, a.log.term(8) as number);
-  c.filter = () => true;
-  c.tickAll(2);
+  const { c } = followerBehindLeaderCompaction();
   assert.equal(c.node('c').snapshotNotices.length, 1, 'c is installing (it never finishes here)');
   c.filter = (m) => m.to !== 'a' && m.from !== 'a';
   for (let k = 0; k < 200 && c.node('b').raft.status().role !== 'leader'; k++) c.tickAll(1);
