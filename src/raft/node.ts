@@ -964,9 +964,35 @@ export class RaftNode {
       if (!isPre) {
         this.electionElapsed = 0;
         this.votedFor = m.from;
+      } else {
+        this.makeWayFor(m);
       }
     } else {
       this.send({ type: isPre ? 'pre-vote-response' : 'vote-response', to: m.from, reject: true });
+    }
+  }
+
+  /**
+   * We granted `m`'s pre-vote. Two voters whose election timers fire within a message delay of each
+   * other (a dead leader's last append reset both at once) would each win the other's pre-vote,
+   * both stand for the same term, vote for themselves and split it: nobody leads until another
+   * whole election timeout has passed. So one of them makes way. A pre-candidate gives up its
+   * pre-vote round for one whose log is more up to date, or as up to date and whose id sorts first
+   * (so exactly one of two equal ones does); a follower whose own timer is about to fire waits a
+   * little longer (the random part of the timeout), long enough for the round it just granted to
+   * finish. Neither touches term or vote: pre-votes change nothing durable, and a yielding node that
+   * hears of no leader campaigns again after its timeout.
+   */
+  private makeWayFor(m: VoteMessage): void {
+    if (this.role === 'pre-candidate') {
+      const theirsIsLonger = m.lastTerm > this.log.lastTerm() || (m.lastTerm === this.log.lastTerm() && m.lastIndex > this.log.lastIndex());
+      const same = m.lastTerm === this.log.lastTerm() && m.lastIndex === this.log.lastIndex();
+      if (theirsIsLonger || (same && m.from < this.id)) this.becomeFollower(this.term, '');
+      return;
+    }
+    if (this.role === 'follower') {
+      const wait = this.cfg.electionJitterTicks ?? this.cfg.electionTicks;
+      this.randomizedElectionTimeout = Math.max(this.randomizedElectionTimeout, this.electionElapsed + wait);
     }
   }
 
