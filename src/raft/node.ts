@@ -984,6 +984,8 @@ export class RaftNode {
    * hears of no leader campaigns again after its timeout.
    */
   private makeWayFor(m: VoteMessage): void {
+    // Only for a voter of our configuration: a removed server can never win, and must not hold us up.
+    if (!isVoter(this.members.current(), m.from)) return;
     if (this.role === 'pre-candidate') {
       const theirsIsLonger = m.lastTerm > this.log.lastTerm() || (m.lastTerm === this.log.lastTerm() && m.lastIndex > this.log.lastIndex());
       const same = m.lastTerm === this.log.lastTerm() && m.lastIndex === this.log.lastIndex();

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestCluster } from './cluster.js';
+import { only, outbox, solo } from './helpers.js';
 import type { Message } from '../../src/raft/index.js';
 
 /** Ticks `id` until its election timer fires (it becomes a pre-candidate), delivering nothing. */
@@ -112,4 +113,25 @@ test('a pre-candidate that yielded to another still campaigns if that one never 
   assert.equal(c.node('b').raft.status().role, 'pre-candidate', 'b campaigns again after its own timeout');
   assert.ok(ticks <= 20, `within an election timeout (${ticks} ticks)`);
   assert.equal(c.node('b').raft.currentTerm, term, 'and has not inflated its term meanwhile');
+});
+
+test('a pre-candidate makes way only for a voter of its configuration whose log is at least as good', () => {
+  const cases = [
+    { from: 'a', lastIndex: 5, lastTerm: 2, yields: true, why: 'a voter with a longer log' },
+    { from: 'a', lastIndex: 3, lastTerm: 1, yields: true, why: 'a voter with an equal log whose id sorts first' },
+    { from: 'c', lastIndex: 3, lastTerm: 1, yields: false, why: 'a voter with an equal log whose id sorts after ours' },
+    { from: 'x', lastIndex: 9, lastTerm: 2, yields: false, why: 'a server not in the configuration (removed), however long its log' },
+    { from: 'a', lastIndex: 2, lastTerm: 1, yields: false, why: 'a voter with a shorter log (its pre-vote is refused)' },
+  ];
+  for (const c of cases) {
+    const { raft, log } = solo('b', { logTerms: [1, 1, 1], term: 1 });
+    for (let k = 0; k < 1000 && raft.status().role === 'follower'; k++) raft.tick();
+    assert.equal(raft.status().role, 'pre-candidate', c.why);
+    outbox(raft, log);
+    raft.step({ type: 'pre-vote', from: c.from, to: 'b', term: 2, lastIndex: c.lastIndex, lastTerm: c.lastTerm, transfer: false, transferTick: 0 });
+    const granted = only(outbox(raft, log), 'pre-vote-response')[0]?.reject === false;
+    assert.equal(granted, c.lastIndex >= 3 || c.lastTerm > 1, c.why);
+    assert.equal(raft.status().role, c.yields ? 'follower' : 'pre-candidate', c.why);
+    assert.equal(raft.currentTerm, 1, `${c.why}: the term does not move`);
+  }
 });
