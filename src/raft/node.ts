@@ -222,6 +222,8 @@ export class RaftNode {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
+  /** Whether this timer cycle was already extended for a granted pre-vote (makeWayFor). */
+  private electionTimerExtended = false;
   /** Monotonic tick counter, the time base of lease reads. */
   private tickCount = 0;
 
@@ -765,7 +767,7 @@ export class RaftNode {
     this.lead = '';
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
+    this.drawElectionTimeout();
     this.votes.clear();
     this.selfVotePending = false;
     this.leadTransferee = '';
@@ -782,6 +784,11 @@ export class RaftNode {
     this.readBroadcastNeeded = false;
   }
 
+  private drawElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
+    this.electionTimerExtended = false;
+  }
+
   private becomeFollower(term: number, lead: string): void {
     // Reads already confirmed stay valid: their index was confirmed while we led.
     this.reset(term);
@@ -795,7 +802,7 @@ export class RaftNode {
     this.votes.clear();
     this.lead = '';
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionJitterTicks ?? this.cfg.electionTicks);
+    this.drawElectionTimeout();
     this.role = 'pre-candidate';
   }
 
@@ -979,9 +986,9 @@ export class RaftNode {
    * whole election timeout has passed. So one of them makes way. A pre-candidate gives up its
    * pre-vote round for one whose log is more up to date, or as up to date and whose id sorts first
    * (so exactly one of two equal ones does); a follower whose own timer is about to fire waits a
-   * little longer (the random part of the timeout), long enough for the round it just granted to
-   * finish. Neither touches term or vote: pre-votes change nothing durable, and a yielding node that
-   * hears of no leader campaigns again after its timeout.
+   * little longer (the random part of the timeout, once per timer cycle), long enough for the round
+   * it just granted to finish. Neither touches term or vote: pre-votes change nothing durable, and a
+   * yielding node that hears of no leader campaigns again after its timeout.
    */
   private makeWayFor(m: VoteMessage): void {
     // Only for a voter of our configuration: a removed server can never win, and must not hold us up.
@@ -992,9 +999,12 @@ export class RaftNode {
       if (theirsIsLonger || (same && m.from < this.id)) this.becomeFollower(this.term, '');
       return;
     }
-    if (this.role === 'follower') {
-      const wait = this.cfg.electionJitterTicks ?? this.cfg.electionTicks;
+    if (this.role === 'follower' && !this.electionTimerExtended) {
+      // Once per timer cycle and for less than the fixed timeout: a voter that keeps pre-voting and
+      // never wins (it cannot hear the answers) must not keep pushing our campaign away for good.
+      const wait = Math.min(this.cfg.electionJitterTicks ?? this.cfg.electionTicks, this.cfg.electionTicks - 1);
       this.randomizedElectionTimeout = Math.max(this.randomizedElectionTimeout, this.electionElapsed + wait);
+      this.electionTimerExtended = true;
     }
   }
 

@@ -3,9 +3,10 @@
 // second election timeout, the failover bench's slowest kills (2.1–2.4 s against ~1.2 s).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster } from './cluster.js';
+import { TestCluster, makeConfig, membership } from './cluster.js';
 import { only, outbox, solo } from './helpers.js';
-import type { Message } from '../../src/raft/index.js';
+import { MemoryLog, RaftNode, type Message } from '../../src/raft/index.js';
+import type { SeededRandom } from '../../src/raft/random.js';
 
 /** Ticks `id` until its election timer fires (it becomes a pre-candidate), delivering nothing. */
 function fireElectionTimer(c: TestCluster, id: string): void {
@@ -135,3 +136,46 @@ test('a pre-candidate makes way only for a voter of its configuration whose log 
     assert.equal(raft.currentTerm, 1, `${c.why}: the term does not move`);
   }
 });
+
+/**
+ * Five voters with timer draws fixed per node: `a` always draws the shortest timeout, the others
+ * distinct longer ones. Ticks everyone together and delivers every message at once.
+ */
+function fixedDrawCluster(electionTicks: number, jitter: number | undefined) {
+  const ids = ['a', 'b', 'c', 'd', 'e'];
+  const draws: Record<string, number> = { a: 0, b: 9, c: 8, d: 7, e: 5 };
+  const nodes = new Map<string, { raft: RaftNode; log: MemoryLog }>();
+  for (const id of ids) {
+    const log = new MemoryLog();
+    const random = { nextInt: (bound: number) => Math.min(bound - 1, draws[id] ?? 0) } as unknown as SeededRandom;
+    const overrides = { electionTicks, heartbeatTicks: 1, ...(jitter !== undefined ? { electionJitterTicks: jitter } : {}) };
+    const raft = new RaftNode({ ...makeConfig(id, 1, overrides), random }, log, {
+      hardState: { term: 0, votedFor: '' },
+      membership: membership(ids),
+      membershipIndex: 0,
+      applied: 0,
+    });
+    nodes.set(id, { raft, log });
+  }
+  return nodes;
+}
+
+for (const [electionTicks, jitter] of [[10, undefined], [10, 20], [4, 40]] as const) {
+  // [10, 20] and [4, 40] are what raftTiming gives for 100 ms and 20 ms election timeouts.
+  test(`a voter that keeps pre-voting and never hears an answer does not keep the others from electing (electionTicks ${electionTicks}, jitter ${jitter ?? 'default'})`, () => {
+    const nodes = fixedDrawCluster(electionTicks, jitter);
+    const c = new TestCluster([]);
+    for (const [id, n] of nodes) c.nodes.set(id, { id, raft: n.raft, log: n.log, applied: [], readStates: [], dropped: [], snapshotNotices: [] });
+    c.elect('e');
+    c.propose('e', 'x');
+    // e dies; a can still send but hears nothing, so it pre-votes every timeout and never wins.
+    c.filter = (m) => m.from !== 'e' && m.to !== 'e' && m.to !== 'a';
+    let ticks = 0;
+    const voters = ['b', 'c', 'd'];
+    for (; ticks < 500 && !voters.some((id) => c.node(id).raft.status().role === 'leader'); ticks++) {
+      for (const id of ['a', ...voters]) c.node(id).raft.tick();
+      c.stabilize();
+    }
+    assert.ok(ticks < 10 * (electionTicks + (jitter ?? electionTicks)), `a leader among b, c, d within a few timeouts (after ${ticks} ticks)`);
+  });
+}
