@@ -18,7 +18,7 @@
 // stalls); leadership transfers whose TimeoutNow lands after the transfer was given up; membership
 // changes from one voter up; checkpoints older than the follower (the leader's latest one reused as
 // its provider does, or taken while its scm.db lags); bursts of writes from many clients at once,
-// and storms of them arriving over tens of ms; some runs with a production-sized snapshot threshold.
+// and storms of them arriving over up to 300 ms; some runs with a production-sized snapshot threshold.
 // Invariants are checked after every event (Raft's commit rule among them); after the faults heal
 // the group must elect a leader, commit and converge (same applied index and scm.db digest
 // everywhere) within a bound; a register workload (datanode registrations written through the log,
@@ -1208,7 +1208,7 @@ export class Simulation {
 
   /**
    * A storm of datanode registrations: a rack of datanodes restarts (or its switch comes back) and
-   * every one of them registers within a few tens of ms, at whichever node leads when its call
+   * every one of them registers within a few hundred ms, at whichever node leads when its call
    * arrives. Unlike burst() the writes keep arriving while the first ones are replicated,
    * committed, applied and purged below, so followers hold entries the leader has not applied yet
    * while their commit indexes lag its first index. Outside the register history, as burst().
