@@ -14,10 +14,11 @@
 // the node's directories (copies taken while a cut-off side holds an uncommitted suffix, restored
 // while the leader still counts what the copy lacks); pauses longer than the election timeout;
 // tick-rate skew; slow disks (under the Raft log, under scm.db: applies lag commits and a crash
-// loses the writes not done, or both); leadership transfers whose TimeoutNow lands after the
-// transfer was given up; membership changes from one voter up; checkpoints older than the follower
-// (the leader's latest one reused as its provider does, or taken while its scm.db lags); bursts of
-// writes from many clients at once; some runs with a production-sized snapshot threshold.
+// loses the writes not done, or both), on one node or on several at once (shared storage that
+// stalls); leadership transfers whose TimeoutNow lands after the transfer was given up; membership
+// changes from one voter up; checkpoints older than the follower (the leader's latest one reused as
+// its provider does, or taken while its scm.db lags); bursts of writes from many clients at once,
+// and storms of them arriving over up to 300 ms; some runs with a production-sized snapshot threshold.
 // Invariants are checked after every event (Raft's commit rule among them); after the faults heal
 // the group must elect a leader, commit and converge (same applied index and scm.db digest
 // everywhere) within a bound; a register workload (datanode registrations written through the log,
@@ -224,6 +225,11 @@ export class Simulation {
   /** Half the runs purge up to the snapshot point (Ozone SCM's way), half keep what live followers need (the default). */
   private readonly purgeUptoSnapshotIndex: boolean;
   private readonly initialVoters: number;
+  /**
+   * Draws for the faults added after the others (sharedStorageStall, writeStorm): a source of their
+   * own, so that the other faults' draws stay as they were until the first of these lands.
+   */
+  private readonly sharedFaultRng: SeededRandom;
 
   // Network.
   private readonly blocked = new Set<string>();
@@ -299,6 +305,7 @@ export class Simulation {
     this.purgeGap = this.rng.nextInt(4);
     // From a source of its own, so the draws above and below (and every seed's run) stay as they were.
     this.purgeUptoSnapshotIndex = new SeededRandom(opts.seed * 7 + 1).nextInt(2) === 0;
+    this.sharedFaultRng = new SeededRandom(opts.seed * 7 + 3);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
     const r = this.rng.nextInt(10);
@@ -364,6 +371,8 @@ export class Simulation {
     for (const n of this.nodes) this.at(this.rng.nextInt(TICK_MS), () => this.boot(n));
     for (let c = 0; c < 3; c++) this.at(80 + this.rng.nextInt(50), () => this.clientStep(c));
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
+    this.at(100 + this.sharedFaultRng.nextInt(400), () => this.sharedStorageStall());
+    this.at(100 + this.sharedFaultRng.nextInt(400), () => this.writeStorm());
     // Just before the faults end: fresh copies, then often a follower restored from its copy while
     // the leader (which, with the faults over, goes on leading) still counts what the follower lost.
     this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(undefined, true));
@@ -1166,6 +1175,60 @@ export class Simulation {
     if (which !== 1) n.slowDiskUntil = until;
     if (which !== 0) n.slowDbUntil = until;
     this.note(`fault: slow disk under ${['the Raft log', 'scm.db', 'the Raft log and scm.db'][which]} on ${n.id}`);
+  }
+
+  /**
+   * The nodes' disks stall together: they share the storage under them (one SAN or filer, one
+   * cloud block-storage backend throttling the account, one hypervisor whose I/O queue stalls
+   * behind a noisy neighbour or a snapshot of its VMs). Each node's volumes feel it for their own
+   * while, some not at all, the Raft log's apart from scm.db's (ozone.scm.db.dirs and the Raft
+   * storage dir are often separate volumes). So in the same few milliseconds a follower is slow to
+   * acknowledge, the leader's own fsync lags or not, and the leader's applies (and what its
+   * checkpoints hold) lag what it commits: slowDisk's faults, on several nodes at once.
+   */
+  private sharedStorageStall(): void {
+    if (this.now >= this.faultMs) return;
+    const r = this.sharedFaultRng;
+    const hit: string[] = [];
+    for (const n of this.nodes) {
+      const what: string[] = [];
+      if (r.chance(0.8)) {
+        n.slowDiskUntil = Math.max(n.slowDiskUntil, this.now + 50 + r.nextInt(350));
+        what.push('log');
+      }
+      if (r.chance(0.8)) {
+        n.slowDbUntil = Math.max(n.slowDbUntil, this.now + 50 + r.nextInt(350));
+        what.push('scm.db');
+      }
+      if (what.length > 0) hit.push(`${n.id} (${what.join(', ')})`);
+    }
+    this.note(`fault: shared storage stalls under ${hit.join(' ') || 'no node'}`);
+    this.at(this.now + 300 + r.nextInt(900), () => this.sharedStorageStall());
+  }
+
+  /**
+   * A storm of datanode registrations: a rack of datanodes restarts (or its switch comes back) and
+   * every one of them registers within a few hundred ms, at whichever node leads when its call
+   * arrives. Unlike burst() the writes keep arriving while the first ones are replicated,
+   * committed, applied and purged below, so followers hold entries the leader has not applied yet
+   * while their commit indexes lag its first index. Outside the register history, as burst().
+   */
+  private writeStorm(): void {
+    if (this.now >= this.faultMs) return;
+    const r = this.sharedFaultRng;
+    const k = 5 + r.nextInt(40);
+    let at = this.now;
+    for (let i = 0; i < k; i++) {
+      at += r.nextInt(8);
+      const key = `dn-bulk-${r.nextInt(16)}`;
+      this.at(at, () => {
+        const leader = this.currentLeader();
+        const driver = leader === undefined ? undefined : this.running(leader);
+        driver?.propose(this.command(key, `s${this.nextCall}`)).catch(() => undefined);
+      });
+    }
+    this.note(`fault: a storm of ${k} registrations over ${at - this.now}ms`);
+    this.at(this.now + 100 + r.nextInt(400), () => this.writeStorm());
   }
 
   /**
