@@ -1,7 +1,8 @@
 // The Raft log over segment files. Reads are synchronous (the Raft core is synchronous): recent
 // entries come from a bounded in-memory cache, older ones from the segment at the offset kept in
-// a per-entry typed-array index. Writes update that in-memory view at once and are made durable
-// by the SegmentWriter; each returned promise resolves once its change is fdatasync'ed.
+// a per-entry index (frame-index.ts, about 4 bytes an entry). Writes update that in-memory view at
+// once and are made durable by the SegmentWriter; each returned promise resolves once its change
+// is fdatasync'ed.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,8 +65,7 @@ export class SegmentedLog {
       throw new RangeError(`cache bytes must be a non-negative integer, got ${options.cacheBytes}`);
     }
     for (const r of recovered) {
-      const seg = new Segment(r.startIndex, r.closed, new SegmentFile(join(currentDir, r.fileName)));
-      for (const f of r.frames) seg.add(f.offset, f.size, f.term);
+      const seg = new Segment(r.startIndex, r.closed, new SegmentFile(join(currentDir, r.fileName)), r.frames);
       if (seg.size !== r.size) throw new Error(`recovered segment ${r.fileName}: size ${r.size} != frames end ${seg.size}`);
       this.segments.push(seg);
     }
@@ -294,7 +294,7 @@ export class SegmentedLog {
   }
 
   private seal(seg: Segment): void {
-    seg.closed = true;
+    seg.close();
     this.writer.enqueue({ kind: 'seal', file: seg.file, size: seg.size, newName: closedSegmentName(seg.startIndex, seg.endIndex) });
   }
 
