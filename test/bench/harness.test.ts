@@ -26,6 +26,9 @@ test('flags: defaults, lists, and clear errors', () => {
   assert.equal(d.restartEntries, 1_000_000);
   assert.equal(d.tls, false);
   assert.equal((parseBenchArgs(['--tls']) as BenchOptions).tls, true);
+  assert.deepEqual(d.nodeArgs, []);
+  assert.deepEqual((parseBenchArgs(['--node-arg=--max-semi-space-size=4', '--node-arg=--expose-gc']) as BenchOptions).nodeArgs, ['--max-semi-space-size=4', '--expose-gc']);
+  assert.throws(() => parseBenchArgs(['--node-arg', 'max-semi-space-size=4']), (e: Error) => e instanceof UsageError && /is not a node option/.test(e.message));
 
   const o = parseBenchArgs(['--only', 'snapshot,load', '--compare', 'etcd', '--seconds', '2.5', '--callers', '1, 16', '--no-write']);
   assert.notEqual(o, 'help');
