@@ -20,7 +20,7 @@ export interface SegmentedLogOptions {
   readonly segmentSizeBytes: number;
   /** Zero bytes to preallocate ahead of the write position in the open segment; 0 = off. */
   readonly preallocateBytes: number;
-  /** Upper bound on bytes of recent, durable entries kept in memory. */
+  /** Upper bound on frame bytes of recent, durable entries kept in memory (entry-cache.ts). */
   readonly cacheBytes: number;
   /** Where an empty log starts: its first index and the term of the entry before it. */
   readonly emptyLogStart: { readonly firstIndex: number; readonly prevTerm: number | undefined };
@@ -172,7 +172,7 @@ export class SegmentedLog {
       }
       seg.add(seg.size, frame.length, e.term);
       batch.parts.push(frame);
-      this.cache.add(e, frame.length);
+      this.cache.add(e.index, frame);
       this.last = e.index;
     });
     flush();
