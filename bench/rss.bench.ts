@@ -15,7 +15,7 @@
 // This is the restart part (npm run bench -- --only restart) without its kill -9 and load rows:
 // it takes a few minutes less and measures more.
 //
-// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS] [--heap-snapshot]
+// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS[,SECONDS…]] [--heap-snapshot]
 //          [--variant 'label|--node-opt --other|ENV=value ENV2=value'] …
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -144,7 +144,9 @@ async function main(): Promise<void> {
   });
   const containers = Number(values.containers);
   if (!Number.isSafeInteger(containers) || containers < 1) throw new Error(`--containers needs a positive integer, got ${values.containers}`);
-  const settleMs = Number(values.settle) * 1000;
+  // Seconds after ready at which to measure: one table per point.
+  const settleAt = values.settle.split(',').map((t) => Number(t) * 1000);
+  if (settleAt.some((t) => !Number.isFinite(t) || t < 0)) throw new Error(`--settle needs seconds (or a comma-separated list), got ${values.settle}`);
   const variants = (values.variant ?? ['default||']).map(parseVariant);
   const all = [1, 2, 3];
   const cluster = await BenchScmCluster.start();
@@ -171,19 +173,23 @@ async function main(): Promise<void> {
       const spawnAt = Date.now();
       await pollUntil('all three nodes ready', 900_000, 200, async () => ((await Promise.all(all.map((k) => cluster.ready(k)))).every(Boolean) ? true : undefined));
       console.log(`\n## ${variant.label} (${[...variant.nodeArgs, ...Object.entries(variant.env).map(([n, v]) => `${n}=${v}`)].join(' ') || 'as the node runs by default'}): ready after ${((Date.now() - spawnAt) / 1000).toFixed(1)} s`);
-      await sleep(settleMs);
-      const leader = (await leaderByStatus(cluster, all)) ?? 0;
-      const rows = [];
-      for (const k of all) rows.push(await measureNode(cluster, k, k === leader ? 'leader' : 'follower'));
-      console.log('\n| node | RSS | anon | file | peak | glibc main arena ([heap]) | glibc thread arenas | other anon (V8 pages, large mmaps) | stacks | V8 heap total | V8 heap used | external |');
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-      for (const r of rows) {
-        const f = (x: number): string => x.toFixed(1);
-        console.log(`| ${r.name} (${r.role}) | ${f(r.rssMiB)} | ${f(r.anonMiB)} | ${f(r.fileMiB)} | ${f(r.peakMiB)} | ${f(r.brkHeapMiB)} | ${f(r.arenasMiB)} | ${f(r.otherAnonMiB)} | ${f(r.stacksMiB)} | ${f(r.v8HeapTotalMiB)} | ${f(r.v8HeapUsedMiB)} | ${f(r.v8ExternalMiB)} |`);
-      }
-      const first = rows[0];
-      if (first !== undefined) {
-        console.log(`\nV8 spaces of ${first.name} (used / total MiB): ${Object.entries(first.spaces).map(([s, v]) => `${s} ${v.usedMiB.toFixed(1)}/${v.totalMiB.toFixed(1)}`).join(', ')}`);
+      const readyAt = Date.now();
+      for (const at of settleAt) {
+        await sleep(Math.max(0, readyAt + at - Date.now()));
+        const leader = (await leaderByStatus(cluster, all)) ?? 0;
+        const rows = [];
+        for (const k of all) rows.push(await measureNode(cluster, k, k === leader ? 'leader' : 'follower'));
+        console.log(`\n${(at / 1000).toFixed(0)} s after ready:`);
+        console.log('\n| node | RSS | anon | file | peak | glibc main arena ([heap]) | glibc thread arenas | other anon (V8 pages, large mmaps) | stacks | V8 heap total | V8 heap used | external |');
+        console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+        for (const r of rows) {
+          const f = (x: number): string => x.toFixed(1);
+          console.log(`| ${r.name} (${r.role}) | ${f(r.rssMiB)} | ${f(r.anonMiB)} | ${f(r.fileMiB)} | ${f(r.peakMiB)} | ${f(r.brkHeapMiB)} | ${f(r.arenasMiB)} | ${f(r.otherAnonMiB)} | ${f(r.stacksMiB)} | ${f(r.v8HeapTotalMiB)} | ${f(r.v8HeapUsedMiB)} | ${f(r.v8ExternalMiB)} |`);
+        }
+        const first = rows[0];
+        if (first !== undefined) {
+          console.log(`\nV8 spaces of ${first.name} (used / total MiB): ${Object.entries(first.spaces).map(([s, v]) => `${s} ${v.usedMiB.toFixed(1)}/${v.totalMiB.toFixed(1)}`).join(', ')}`);
+        }
       }
       if (values['heap-snapshot']) {
         const pid = h.node(1).process?.pid;
