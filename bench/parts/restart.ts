@@ -32,7 +32,7 @@ function memoryOf(pid: number | undefined): Pick<RestartNode, 'rssMiB' | 'anonMi
 
 export async function runRestartPart(opts: BenchOptions, log: (line: string) => void): Promise<RestartPart> {
   const all = [1, 2, 3];
-  const cluster = await BenchScmCluster.start();
+  const cluster = await BenchScmCluster.start({ nodeArgs: [...opts.nodeArgs] });
   try {
     const h = cluster.harness;
     // Stop only once every node has applied everything (the generator continues one common log).

@@ -114,6 +114,7 @@ export const KEY = {
   logPurgeGap: 'ozone.scm.ha.ratis.log.purge.gap',
   logPurgeUptoSnapshotIndex: 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index',
   logCorruptionPolicy: 'ozone.scm.ha.ratis.log.corruption.policy',
+  logCacheSize: 'ozone.scm.ha.raft.server.log.segment.cache.size.max',
   snapshotThreshold: 'ozone.scm.ha.ratis.snapshot.threshold',
   snapshotCreationGap: 'ozone.scm.ha.ratis.server.snapshot.creation.gap',
   leaderElectionTimeout: 'ozone.scm.ha.ratis.leader.election.timeout',
@@ -196,6 +197,9 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // raft.server.log.purge.upto.snapshot.index; false (Ratis' default) is a deliberate divergence.
   key(KEY.logPurgeUptoSnapshotIndex, bool, 'Purge up to the snapshot even past entries a live follower still needs (it then installs a checkpoint); false keeps them until it has them.', { default: 'false' }),
   key(KEY.logCorruptionPolicy, { kind: 'enum', choices: ['EXCEPTION', 'WARN_AND_RETURN'] }, 'What to do with a corrupt log entry on start.', { default: 'EXCEPTION' }),
+  // Not an Ozone key: Ozone's SCM fixes Ratis' log cache at 2 segments in code. Named as Ratis'
+  // raft.server.log.segment.cache.size.max under the prefix Ozone gives SCM's Ratis server keys.
+  key(KEY.logCacheSize, size, 'Bytes of recent Raft log entries (as written to the segments) kept in memory to feed followers and the state machine; entries beyond it are read back from the segment files. 0 keeps only what is not yet written.', { default: '8MB' }),
   key(KEY.snapshotThreshold, count(1, Number.MAX_SAFE_INTEGER), 'Applied entries between snapshot points.', { default: '1000' }),
   key(KEY.snapshotCreationGap, count(1, Number.MAX_SAFE_INTEGER), 'Minimum entries between manually triggered snapshots.', { default: '1024' }),
   key(KEY.leaderElectionTimeout, ms, 'Minimum election timeout; the maximum is 200 ms more (as Ozone), heartbeats at half.', { default: '5s' }),

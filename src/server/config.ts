@@ -73,6 +73,8 @@ export interface RaftConfig {
   /** Purge past what live followers still need (ozone.scm.ha.ratis.log.purge.upto.snapshot.index). */
   readonly logPurgeUptoSnapshotIndex: boolean;
   readonly logCorruptionPolicy: 'EXCEPTION' | 'WARN_AND_RETURN';
+  /** Bytes of recent log entries kept in memory (ozone.scm.ha.raft.server.log.segment.cache.size.max). */
+  readonly logCacheBytes: number;
   readonly snapshotThreshold: number;
   readonly snapshotCreationGap: number;
   /** Election timeouts are drawn from [min, max]; Ozone sets max = min + 200 ms. */
@@ -458,6 +460,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     logPurgeGap: reader.count(KEY.logPurgeGap),
     logPurgeUptoSnapshotIndex: reader.required(KEY.logPurgeUptoSnapshotIndex, parseBoolean),
     logCorruptionPolicy: reader.required(KEY.logCorruptionPolicy, (key, value) => parseEnum(key, value, ['EXCEPTION', 'WARN_AND_RETURN'] as const)),
+    logCacheBytes: reader.required(KEY.logCacheSize, parseSizeBytes),
     snapshotThreshold: reader.count(KEY.snapshotThreshold),
     snapshotCreationGap: reader.count(KEY.snapshotCreationGap),
     electionTimeoutMinMs,

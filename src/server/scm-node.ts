@@ -276,6 +276,7 @@ export class ScmNode {
         segmentSizeBytes: config.raft.segmentSizeBytes,
         preallocateBytes: config.raft.segmentPreallocatedSizeBytes,
         corruptionPolicy: config.raft.logCorruptionPolicy,
+        cacheBytes: config.raft.logCacheBytes,
         onWarning: (msg) => log.warn({ groupDir }, msg),
         onLogEntriesDropped: (dropped) => droppedAtOpen.push(dropped),
       });

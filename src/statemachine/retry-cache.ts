@@ -11,8 +11,12 @@
 //
 // Memory: a hit is rare (a retry), a miss is every command. So each record keeps its outcome as the
 // encoded CommandResult bytes, packed one after another in one buffer, and decodes it on a hit; the
-// rest are a key, two numbers and two offsets. (As objects, 100,000 records took ~40 MiB of heap.)
-// Every hit decodes the same bytes, whether the record was applied here or loaded from scm.db.
+// rest are a client reference, three numbers and two offsets. (As objects, 100,000 records took
+// ~40 MiB of heap.) Every hit decodes the same bytes, whether the record was applied here or loaded
+// from scm.db. Records are found by client id, then by call id as a number: a "clientId#callId"
+// string per record (the scm.db key) cost ~10 MiB of heap at 100,000 records, and each command
+// brought its own copy of the client id. One string per client is kept, and scm.db keys are built
+// only for the records that leave.
 import { decodeOutcome, type RetryCacheRecord } from './records.js';
 import { retryCacheKey } from './tables.js';
 
@@ -39,11 +43,17 @@ function arenaSize(bytes: number): number {
 /** The queue's arrays drop their dead head once it is this long and half of them. */
 const COMPACT_AFTER = 1_024;
 
+/** One client's live records: call id → sequence number. */
+interface ClientCalls {
+  /** The client id, held once for all its records. */
+  readonly id: string;
+  readonly calls: Map<number, number>;
+}
+
 export class RetryCache {
-  /** Key → sequence number of its record (its position in the arrays is seq - base). */
-  private readonly slots = new Map<string, number>();
-  private keys: string[] = [];
-  private clientIds: string[] = [];
+  /** Client id → its live records: call id → sequence number (the position in the arrays is seq - base). */
+  private readonly slots = new Map<string, ClientCalls>();
+  private clients: ClientCalls[] = [];
   private callIds: number[] = [];
   private recordedAts: number[] = [];
   private logIndexes: number[] = [];
@@ -67,15 +77,15 @@ export class RetryCache {
   }
 
   get size(): number {
-    return this.slots.size;
+    return this.callIds.length - this.first;
   }
 
   get(clientId: string, callId: number): RetryCacheRecord | undefined {
-    const seq = this.slots.get(retryCacheKey(clientId, callId));
+    const seq = this.slots.get(clientId)?.calls.get(callId);
     if (seq === undefined) return undefined;
     const i = seq - this.base;
     return Object.freeze({
-      clientId: this.clientIds[i] as string,
+      clientId: (this.clients[i] as ClientCalls).id,
       callId: this.callIds[i] as number,
       recordedAt: this.recordedAts[i] as number,
       logIndex: this.logIndexes[i] as number,
@@ -104,14 +114,14 @@ export class RetryCache {
   }
 
   finishLoad(): void {
-    const n = this.keys.length;
+    const n = this.callIds.length;
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (this.logIndexes[a] as number) - (this.logIndexes[b] as number) || a - b);
-    const old = { keys: this.keys, clientIds: this.clientIds, callIds: this.callIds, recordedAts: this.recordedAts, logIndexes: this.logIndexes, starts: this.starts, ends: this.ends, arena: this.arena };
+    const old = { clients: this.clients, callIds: this.callIds, recordedAts: this.recordedAts, logIndexes: this.logIndexes, starts: this.starts, ends: this.ends, arena: this.arena };
     this.clear();
     this.arena = Buffer.alloc(arenaSize(this.arenaEndOf(old.starts, old.ends)));
     for (const i of order) {
       this.push({
-        clientId: old.clientIds[i] as string,
+        clientId: (old.clients[i] as ClientCalls).id,
         callId: old.callIds[i] as number,
         recordedAt: old.recordedAts[i] as number,
         logIndex: old.logIndexes[i] as number,
@@ -128,25 +138,25 @@ export class RetryCache {
 
   /** Adds a record (newer than every held one); returns the keys it evicted to stay within the bound. */
   add(record: StoredRetryRecord): string[] {
-    const key = retryCacheKey(record.clientId, record.callId);
-    if (this.slots.has(key)) throw new Error(`retry cache already holds ${key}; a replay must not be recorded again`);
+    if (this.slots.get(record.clientId)?.calls.has(record.callId) === true) {
+      throw new Error(`retry cache already holds ${retryCacheKey(record.clientId, record.callId)}; a replay must not be recorded again`);
+    }
     this.push(record);
     const evicted: string[] = [];
-    while (this.slots.size > this.maxEntries) evicted.push(this.shift());
+    while (this.size > this.maxEntries) evicted.push(this.shift());
     return evicted;
   }
 
   /** Drops entries recorded at least `timeoutMs` before `clock`; returns their keys. */
   expire(clock: number): string[] {
     const expired: string[] = [];
-    while (this.slots.size > 0 && (this.recordedAts[this.first] as number) + this.timeoutMs <= clock) expired.push(this.shift());
+    while (this.size > 0 && (this.recordedAts[this.first] as number) + this.timeoutMs <= clock) expired.push(this.shift());
     return expired;
   }
 
   private clear(): void {
     this.slots.clear();
-    this.keys = [];
-    this.clientIds = [];
+    this.clients = [];
     this.callIds = [];
     this.recordedAts = [];
     this.logIndexes = [];
@@ -159,13 +169,16 @@ export class RetryCache {
   }
 
   private push(record: StoredRetryRecord): void {
-    const key = retryCacheKey(record.clientId, record.callId);
     const bytes = record.result;
     this.reserve(bytes.length);
     this.arena.set(bytes, this.arenaEnd);
-    this.slots.set(key, this.base + this.keys.length);
-    this.keys.push(key);
-    this.clientIds.push(record.clientId);
+    let client = this.slots.get(record.clientId);
+    if (client === undefined) {
+      client = { id: record.clientId, calls: new Map() };
+      this.slots.set(client.id, client);
+    }
+    client.calls.set(record.callId, this.base + this.callIds.length);
+    this.clients.push(client);
     this.callIds.push(record.callId);
     this.recordedAts.push(record.recordedAt);
     this.logIndexes.push(record.logIndex);
@@ -174,23 +187,25 @@ export class RetryCache {
     this.ends.push(this.arenaEnd);
   }
 
-  /** Removes the oldest record; returns its key. */
+  /** Removes the oldest record; returns its scm.db key. */
   private shift(): string {
     const i = this.first;
-    const key = this.keys[i] as string;
-    this.slots.delete(key);
+    const client = this.clients[i] as ClientCalls;
+    const callId = this.callIds[i] as number;
+    client.calls.delete(callId);
+    if (client.calls.size === 0) this.slots.delete(client.id);
     this.arenaStart = this.ends[i] as number;
     this.first = i + 1;
-    if (this.slots.size === 0) {
+    if (this.size === 0) {
       this.arenaStart = this.arenaEnd = 0;
     }
-    if (this.first >= COMPACT_AFTER && this.first * 2 >= this.keys.length) {
+    if (this.first >= COMPACT_AFTER && this.first * 2 >= this.callIds.length) {
       const n = this.first;
-      for (const column of [this.keys, this.clientIds, this.callIds, this.recordedAts, this.logIndexes, this.starts, this.ends] as unknown[][]) column.splice(0, n);
+      for (const column of [this.clients, this.callIds, this.recordedAts, this.logIndexes, this.starts, this.ends] as unknown[][]) column.splice(0, n);
       this.base += n;
       this.first = 0;
     }
-    return key;
+    return retryCacheKey(client.id, callId);
   }
 
   /** Room for `n` more bytes at the arena's end: live bytes move to the front, into a new buffer if need be. */
@@ -203,7 +218,7 @@ export class RetryCache {
     this.arena.copy(target, 0, this.arenaStart, this.arenaEnd);
     this.arena = target;
     const shift = this.arenaStart;
-    for (let i = this.first; i < this.keys.length; i++) {
+    for (let i = this.first; i < this.callIds.length; i++) {
       this.starts[i] = (this.starts[i] as number) - shift;
       this.ends[i] = (this.ends[i] as number) - shift;
     }

@@ -26,7 +26,8 @@
 import { copyFileSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsyncPathSync } from '../durable-fs.js';
-import { findFrameAfter, scanFrames, SEGMENT_HEADER, SEGMENT_HEADER_SIZE, scanSegment, type FrameInfo, type ScanEnd } from './segment-format.js';
+import { findFrameAfter, scanFrames, SEGMENT_HEADER, SEGMENT_HEADER_SIZE, type CompactSegmentScan } from './segment-format.js';
+import type { FrameIndex } from './frame-index.js';
 import { closedSegmentName, parseSegmentName } from './segment-names.js';
 
 /** Named after ozone.scm.ha.ratis.log.corruption.policy (Ratis raft.server.log.corruption.policy). */
@@ -36,7 +37,8 @@ export interface RecoveredSegment {
   readonly fileName: string;
   readonly startIndex: number;
   readonly closed: boolean;
-  readonly frames: readonly FrameInfo[];
+  /** Offsets and terms of its entries (the log adopts this index as it is). */
+  readonly frames: FrameIndex;
   /** Header plus frames, in bytes (the file has been cut to this length). */
   readonly size: number;
 }
@@ -119,7 +121,7 @@ export function recoverSegments(
   };
   const setAside = (seg: Listed, why: string): void => {
     const path = join(currentDir, seg.fileName);
-    const held = seg.endIndex ?? seg.startIndex + scanSegment(readFileSync(path)).frames.length - 1;
+    const held = seg.endIndex ?? seg.startIndex + scanFrames(readFileSync(path), SEGMENT_HEADER_SIZE).frames.length - 1;
     const aside = `${seg.fileName}.corrupt`;
     renameSync(path, join(currentDir, aside));
     warn(`moved segment ${seg.fileName} aside as ${aside}: ${why}`);
@@ -154,33 +156,33 @@ export function recoverSegments(
       );
     }
     const bytes = readFileSync(path);
-    let scan: { frames: readonly FrameInfo[]; validEnd: number; end: ScanEnd };
+    let scan: CompactSegmentScan;
     if (bytes.length >= SEGMENT_HEADER_SIZE && bytes.subarray(0, SEGMENT_HEADER_SIZE).equals(SEGMENT_HEADER)) {
-      scan = scanSegment(bytes);
+      scan = scanFrames(bytes, SEGMENT_HEADER_SIZE);
     } else if (!isOpen && bytes.length > 0 && bytes.every((b) => b === 0)) {
       // A closed segment of zeros, header included: every entry its name promises is lost.
-      scan = { frames: [], validEnd: 0, end: { kind: 'clean' } };
+      scan = scanFrames(new Uint8Array(0), 0);
     } else {
       problem(seg.fileName, 0, `missing "RaftLog1" header`);
       stopAt = seg.startIndex;
       setAside(seg, 'bad header');
       continue;
     }
-    let frames = scan.frames;
+    const frames = scan.frames;
     let validEnd = scan.validEnd;
     let reported = false;
     const end = scan.end;
     // Frames must carry consecutive indexes starting at the name's first index.
-    const gapAt = frames.findIndex((f, i) => f.index !== seg.startIndex + i);
+    const gapAt = scan.indexes.firstMismatch(seg.startIndex);
     if (gapAt >= 0) {
-      const f = frames[gapAt]!;
-      problem(seg.fileName, f.offset, `expected index ${seg.startIndex + gapAt}, found ${f.index}`);
-      frames = frames.slice(0, gapAt);
-      validEnd = f.offset;
+      const offset = frames.offsetAt(gapAt);
+      problem(seg.fileName, offset, `expected index ${seg.startIndex + gapAt}, found ${scan.indexes.at(gapAt)}`);
+      frames.truncate(gapAt);
+      validEnd = offset;
       stopAt = seg.startIndex + gapAt;
     } else if (isOpen && end.kind === 'torn' && end.dataAt !== undefined) {
       const lastKept = seg.startIndex + frames.length - 1;
-      const later = findFrameAfter(bytes, end.dataAt, lastKept, frames[frames.length - 1]?.term ?? 0);
+      const later = findFrameAfter(bytes, end.dataAt, lastKept, frames.length > 0 ? frames.termAt(frames.length - 1) : 0);
       if (later !== undefined) {
         // See the top of this file: zeros followed by valid data are corruption, not padding.
         problem(
@@ -189,9 +191,9 @@ export function recoverSegments(
           `zeros where entry ${lastKept + 1} should start, then entry ${later.index} complete at byte offset ${later.offset}: ` +
             'an interrupted write leaves a fragment after a hole, never a complete later entry, so these zeros replaced entries that were written',
         );
-        const after = scanFrames(bytes, later.offset).frames;
+        const after = scanFrames(bytes, later.offset).indexes;
         copyFileSync(path, `${path}.corrupt`);
-        dropped(seg.fileName, lastKept + 1, Math.max(later.index, after[after.length - 1]?.index ?? later.index), 'corruption-policy');
+        dropped(seg.fileName, lastKept + 1, Math.max(later.index, after.length > 0 ? after.at(after.length - 1) : later.index), 'corruption-policy');
         stopAt = lastKept + 1;
       } else {
         warn(`log segment ${path}: cut a torn tail at byte offset ${end.offset} (${end.reason}, and no complete entry after them)`);
@@ -237,12 +239,12 @@ export function recoverSegments(
     let fileName = seg.fileName;
     if (seg.endIndex !== undefined && seg.endIndex !== lastIndex) {
       if (lastIndex > seg.endIndex) {
-        problem(seg.fileName, frames[seg.endIndex - seg.startIndex + 1]!.offset, `entries beyond the last index ${seg.endIndex} in its name`);
+        problem(seg.fileName, frames.offsetAt(seg.endIndex - seg.startIndex + 1), `entries beyond the last index ${seg.endIndex} in its name`);
         // Keep what the name promises; the rest cannot be trusted to belong to this log.
         const keep = seg.endIndex - seg.startIndex + 1;
-        truncateSync(path, frames[keep]!.offset);
-        validEnd = frames[keep]!.offset;
-        frames = frames.slice(0, keep);
+        truncateSync(path, frames.offsetAt(keep));
+        validEnd = frames.offsetAt(keep);
+        frames.truncate(keep);
         stopAt = seg.endIndex + 1;
       } else if (isLast || stopAt !== undefined) {
         // Interrupted truncation (file cut, rename not done), zeroed entries, or a WARN_AND_RETURN cut.

@@ -17,7 +17,10 @@ export interface RaftStorageOptions {
   readonly segmentSizeBytes?: number;
   /** Preallocation of the open segment in bytes (zero padding); default 0 = off. */
   readonly preallocateBytes?: number;
-  /** Bound on bytes of recent durable entries kept in memory; default 32 MiB. */
+  /**
+   * Bound on bytes of recent durable entries kept in memory, as their encoded frames (the node:
+   * ozone.scm.ha.raft.server.log.segment.cache.size.max); default 8 MiB.
+   */
   readonly cacheBytes?: number;
   /** ozone.scm.ha.ratis.log.corruption.policy; default EXCEPTION. */
   readonly corruptionPolicy?: CorruptionPolicy;
@@ -47,7 +50,9 @@ export interface RaftStorageOptions {
 }
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
+// About 80,000 AllocateContainer entries (~100 bytes a frame): over a minute of writes at the
+// rates we measure. Followers that far behind are sent entries read back from the segments.
+export const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 
 const CORRUPTION_POLICIES: readonly CorruptionPolicy[] = ['EXCEPTION', 'WARN_AND_RETURN'];
 

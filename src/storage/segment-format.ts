@@ -6,6 +6,7 @@ import { crc32c } from '../crc32c.js';
 import { encodedEntrySize, encodeLogEntryInto, decodeLogEntry } from './log-entry-codec.js';
 import type { LogEntry } from '../log-entry.js';
 import { ProtoReader, ProtoWriter, varintSize, WIRE_VARINT } from './protobuf-wire.js';
+import { FrameIndex } from './frame-index.js';
 
 export const SEGMENT_HEADER = Buffer.from('RaftLog1', 'ascii');
 export const SEGMENT_HEADER_SIZE = SEGMENT_HEADER.length;
@@ -77,6 +78,53 @@ export interface SegmentScan {
   readonly end: ScanEnd;
 }
 
+/**
+ * The index of each frame a scan found, as runs: each run starts at a frame position with some
+ * index and goes on by one per frame. A well-formed segment is one run; a second run marks the
+ * first frame whose index does not follow its predecessor's.
+ */
+export class IndexRuns {
+  private readonly starts: number[] = [];
+  private readonly firsts: number[] = [];
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  push(index: number): void {
+    const k = this.starts.length - 1;
+    if (k < 0 || this.firsts[k]! + (this.count - this.starts[k]!) !== index) {
+      this.starts.push(this.count);
+      this.firsts.push(index);
+    }
+    this.count++;
+  }
+
+  at(position: number): number {
+    if (!Number.isInteger(position) || position < 0 || position >= this.count) throw new RangeError(`frame ${position} outside [0, ${this.count})`);
+    let k = this.starts.length - 1;
+    while (this.starts[k]! > position) k--;
+    return this.firsts[k]! + (position - this.starts[k]!);
+  }
+
+  /** The first position whose index is not `firstIndex + position`, or -1. */
+  firstMismatch(firstIndex: number): number {
+    if (this.count === 0) return -1;
+    if (this.firsts[0] !== firstIndex) return 0;
+    return this.starts.length > 1 ? this.starts[1]! : -1;
+  }
+}
+
+/** A scan without an object per frame: what recovery keeps (the log adopts `frames`). */
+export interface CompactSegmentScan {
+  readonly frames: FrameIndex;
+  readonly indexes: IndexRuns;
+  /** Byte offset just past the last good frame. */
+  readonly validEnd: number;
+  readonly end: ScanEnd;
+}
+
 function allZero(bytes: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
   return true;
@@ -119,15 +167,21 @@ function readTermAndIndex(bytes: Uint8Array, start: number, end: number): { term
  * caller knows whether the segment is the open one, where a torn tail is expected after a crash.
  */
 export function scanSegment(bytes: Uint8Array): SegmentScan {
-  return scanFrames(bytes, SEGMENT_HEADER_SIZE);
+  const scan = scanFrames(bytes, SEGMENT_HEADER_SIZE);
+  const frames: FrameInfo[] = [];
+  for (let i = 0; i < scan.frames.length; i++) {
+    frames.push({ offset: scan.frames.offsetAt(i), size: scan.frames.sizeAt(i), term: scan.frames.termAt(i), index: scan.indexes.at(i) });
+  }
+  return { frames, validEnd: scan.validEnd, end: scan.end };
 }
 
-/** scanSegment from byte offset `start` (a frame boundary) on. */
-export function scanFrames(bytes: Uint8Array, start: number): SegmentScan {
-  const frames: FrameInfo[] = [];
+/** scanSegment from byte offset `start` (a frame boundary) on, without an object per frame. */
+export function scanFrames(bytes: Uint8Array, start: number): CompactSegmentScan {
+  const frames = new FrameIndex(start);
+  const indexes = new IndexRuns();
   const len = bytes.length;
   let p = start;
-  const stop = (end: ScanEnd): SegmentScan => ({ frames, validEnd: p, end });
+  const stop = (end: ScanEnd): CompactSegmentScan => ({ frames, indexes, validEnd: p, end });
   while (true) {
     if (p === len) return stop({ kind: 'clean' });
     if (bytes[p] === 0) {
@@ -175,7 +229,8 @@ export function scanFrames(bytes: Uint8Array, start: number): SegmentScan {
       return stop({ kind: 'corrupt', offset: p, reason: (err as Error).message });
     }
     const size = bodyEnd + CRC_SIZE - p;
-    frames.push({ offset: p, size, term: ti.term, index: ti.index });
+    frames.push(size, ti.term);
+    indexes.push(ti.index);
     p += size;
   }
 }

@@ -2,7 +2,7 @@
 // file behind it (physical, changed only by the SegmentWriter, in order).
 
 import type { FileHandle } from 'node:fs/promises';
-import { GrowableFloat64Array } from './growable-array.js';
+import { FrameIndex } from './frame-index.js';
 import { SEGMENT_HEADER_SIZE } from './segment-format.js';
 
 /** The on-disk file of a segment. Its path changes when the writer renames it. */
@@ -16,26 +16,32 @@ export class SegmentFile {
 }
 
 export class Segment {
-  /** Byte offset of each entry's frame within the file. */
-  readonly offsets = new GrowableFloat64Array();
-  /** Term of each entry. */
-  readonly terms = new GrowableFloat64Array();
-  /** Bytes of header plus frames: where the next frame goes. */
-  size = SEGMENT_HEADER_SIZE;
+  /** Offset and term of each entry's frame; its end is where the next frame goes. */
+  readonly frames: FrameIndex;
 
   constructor(
     readonly startIndex: number,
     public closed: boolean,
     readonly file: SegmentFile,
-  ) {}
+    /** The index recovery built for this file (adopted as it is); a new segment starts empty. */
+    frames?: FrameIndex,
+  ) {
+    this.frames = frames ?? new FrameIndex(SEGMENT_HEADER_SIZE);
+    if (closed) this.frames.trim();
+  }
 
   get count(): number {
-    return this.offsets.length;
+    return this.frames.length;
+  }
+
+  /** Bytes of header plus frames: where the next frame goes. */
+  get size(): number {
+    return this.frames.end;
   }
 
   /** Last index held; startIndex - 1 when empty. */
   get endIndex(): number {
-    return this.startIndex + this.offsets.length - 1;
+    return this.startIndex + this.frames.length - 1;
   }
 
   contains(index: number): boolean {
@@ -44,29 +50,29 @@ export class Segment {
 
   add(offset: number, size: number, term: number): void {
     if (offset !== this.size) throw new Error(`segment ${this.startIndex}: frame at ${offset}, expected ${this.size}`);
-    this.offsets.push(offset);
-    this.terms.push(term);
-    this.size = offset + size;
+    this.frames.push(size, term);
+  }
+
+  /** Marks the segment closed: it will not grow again, so its index gives back its spare room. */
+  close(): void {
+    this.closed = true;
+    this.frames.trim();
   }
 
   termAt(index: number): number {
-    return this.terms.at(index - this.startIndex);
+    return this.frames.termAt(index - this.startIndex);
   }
 
   /** [offset, size] of the frame holding `index`. */
   frameOf(index: number): [number, number] {
     const i = index - this.startIndex;
-    const offset = this.offsets.at(i);
-    const end = i + 1 < this.offsets.length ? this.offsets.at(i + 1) : this.size;
-    return [offset, end - offset];
+    return [this.frames.offsetAt(i), this.frames.sizeAt(i)];
   }
 
   /** Drops `index` and everything after it from this segment. */
   truncateFrom(index: number): void {
     const keep = index - this.startIndex;
     if (keep < 0 || keep > this.count) throw new RangeError(`segment ${this.startIndex}: cannot truncate from ${index}`);
-    this.size = keep === this.count ? this.size : this.offsets.at(keep);
-    this.offsets.truncate(keep);
-    this.terms.truncate(keep);
+    this.frames.truncate(keep);
   }
 }

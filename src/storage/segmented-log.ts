@@ -1,7 +1,8 @@
 // The Raft log over segment files. Reads are synchronous (the Raft core is synchronous): recent
 // entries come from a bounded in-memory cache, older ones from the segment at the offset kept in
-// a per-entry typed-array index. Writes update that in-memory view at once and are made durable
-// by the SegmentWriter; each returned promise resolves once its change is fdatasync'ed.
+// a per-entry index (frame-index.ts, about 4 bytes an entry). Writes update that in-memory view at
+// once and are made durable by the SegmentWriter; each returned promise resolves once its change
+// is fdatasync'ed.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ export interface SegmentedLogOptions {
   readonly segmentSizeBytes: number;
   /** Zero bytes to preallocate ahead of the write position in the open segment; 0 = off. */
   readonly preallocateBytes: number;
-  /** Upper bound on bytes of recent, durable entries kept in memory. */
+  /** Upper bound on frame bytes of recent, durable entries kept in memory (entry-cache.ts). */
   readonly cacheBytes: number;
   /** Where an empty log starts: its first index and the term of the entry before it. */
   readonly emptyLogStart: { readonly firstIndex: number; readonly prevTerm: number | undefined };
@@ -64,8 +65,7 @@ export class SegmentedLog {
       throw new RangeError(`cache bytes must be a non-negative integer, got ${options.cacheBytes}`);
     }
     for (const r of recovered) {
-      const seg = new Segment(r.startIndex, r.closed, new SegmentFile(join(currentDir, r.fileName)));
-      for (const f of r.frames) seg.add(f.offset, f.size, f.term);
+      const seg = new Segment(r.startIndex, r.closed, new SegmentFile(join(currentDir, r.fileName)), r.frames);
       if (seg.size !== r.size) throw new Error(`recovered segment ${r.fileName}: size ${r.size} != frames end ${seg.size}`);
       this.segments.push(seg);
     }
@@ -172,7 +172,7 @@ export class SegmentedLog {
       }
       seg.add(seg.size, frame.length, e.term);
       batch.parts.push(frame);
-      this.cache.add(e, frame.length);
+      this.cache.add(e.index, frame);
       this.last = e.index;
     });
     flush();
@@ -294,7 +294,7 @@ export class SegmentedLog {
   }
 
   private seal(seg: Segment): void {
-    seg.closed = true;
+    seg.close();
     this.writer.enqueue({ kind: 'seal', file: seg.file, size: seg.size, newName: closedSegmentName(seg.startIndex, seg.endIndex) });
   }
 

@@ -1,11 +1,12 @@
 // The benchmark harness's parsing and arithmetic (bench/lib/), without timing anything: flags,
 // /proc and Prometheus text, a load row from two samples, percentiles, failover gaps, start-up
-// phases from node logs, the snapshot benchmark's output, and the Markdown report.
+// phases from node logs, the snapshot benchmark's output, the Markdown report, and /proc smaps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseBenchArgs, UsageError, type BenchOptions } from '../../bench/lib/args.js';
 import { parseMachineCpu, parseProcStat, parseProcStatus } from '../../bench/lib/proc.js';
 import { parsePromText, sumOf } from '../../bench/lib/prom.js';
+import { anonByMapping } from '../../bench/lib/smaps.js';
 import { loadRow, readMetrics, type MemberSample } from '../../bench/lib/members.js';
 import { gapAround, longestGapWithin, percentile, summarize } from '../../bench/lib/stats.js';
 import { logTime, startupPhases } from '../../bench/lib/node-log.js';
@@ -25,6 +26,9 @@ test('flags: defaults, lists, and clear errors', () => {
   assert.equal(d.restartEntries, 1_000_000);
   assert.equal(d.tls, false);
   assert.equal((parseBenchArgs(['--tls']) as BenchOptions).tls, true);
+  assert.deepEqual(d.nodeArgs, []);
+  assert.deepEqual((parseBenchArgs(['--node-arg=--max-semi-space-size=4', '--node-arg=--expose-gc']) as BenchOptions).nodeArgs, ['--max-semi-space-size=4', '--expose-gc']);
+  assert.throws(() => parseBenchArgs(['--node-arg', 'max-semi-space-size=4']), (e: Error) => e instanceof UsageError && /is not a node option/.test(e.message));
 
   const o = parseBenchArgs(['--only', 'snapshot,load', '--compare', 'etcd', '--seconds', '2.5', '--callers', '1, 16', '--no-write']);
   assert.notEqual(o, 'help');
@@ -247,4 +251,20 @@ test('the Markdown report: ours next to etcd per row with the ratio, and every p
   assert.doesNotMatch(md, /failed:/);
   const failed = renderMarkdown({ meta: results.meta, failures: { restart: 'timed out after 900000 ms waiting for all three nodes ready\n--- scm1 ---' } });
   assert.match(failed, /\*\*restart failed:\*\* timed out after 900000 ms waiting for all three nodes ready\n/);
+});
+
+test('smaps: anonymous memory split into the main arena, other arenas, stacks and the rest', () => {
+  const mapping = (range: string, perms: string, inode: string, name: string, rss: number, anon: number): string =>
+    `${range} ${perms} 00000000 00:00 ${inode}${name === '' ? '' : `                          ${name}`}\nSize:               1 kB\nRss:             ${rss} kB\nPss:             ${rss} kB\nAnonymous:       ${anon} kB\nVmFlags: rd wr mr mw me ac\n`;
+  const smaps = [
+    mapping('00400000-00600000', 'r-xp', '1234', '/usr/bin/node', 900, 0), // file-backed: not anonymous
+    mapping('01000000-05000000', 'rw-p', '0', '[heap]', 1000, 1000),
+    mapping('7f0000000000-7f0000200000', 'rw-p', '0', '', 300, 300), // 64 MiB-aligned, 2 MiB: an arena
+    mapping('7f0000200000-7f0004000000', '---p', '0', '', 0, 0), // its reserved rest
+    mapping('7f0004100000-7f0004300000', 'rw-p', '0', '', 50, 50), // not aligned: other
+    mapping('7f0008000000-7f0010000000', 'rw-p', '0', '', 70, 70), // aligned but 128 MiB: other
+    mapping('7ffc00000000-7ffc00100000', 'rw-p', '0', '[stack]', 8, 8),
+  ].join('');
+  assert.deepEqual(anonByMapping(smaps), { brkHeap: 1000, arenas: 300, stacks: 8, other: 120, otherCount: 2 });
+  assert.deepEqual(anonByMapping(''), { brkHeap: 0, arenas: 0, stacks: 0, other: 0, otherCount: 0 });
 });

@@ -56,6 +56,7 @@ test('defaults: single node, Ozone ports, metadata dir fallback, SCMHAConfigurat
   assert.equal(config.raft.logPurgeGap, 1_000_000);
   assert.equal(config.raft.logPurgeUptoSnapshotIndex, false);
   assert.equal(config.raft.logCorruptionPolicy, 'EXCEPTION');
+  assert.equal(config.raft.logCacheBytes, 8 * 1024 * 1024);
   assert.equal(config.grpcDeadlineIntervalMs, 30 * 60_000);
 });
 
@@ -433,4 +434,12 @@ test('ozone.scm.ha.ratis.log.purge.upto.snapshot.index: true or false, anything 
   const base = { 'ozone.metadata.dirs': '/m' };
   assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index': 'TRUE' } }).raft.logPurgeUptoSnapshotIndex, true);
   assert.throws(() => loadConfig({ overrides: { ...base, 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index': 'yes' } }), /ozone\.scm\.ha\.ratis\.log\.purge\.upto\.snapshot\.index/);
+});
+
+test('ozone.scm.ha.raft.server.log.segment.cache.size.max: a size (0 allowed), anything else named', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.ha.raft.server.log.segment.cache.size.max';
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '2MB' } }).raft.logCacheBytes, 2 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).raft.logCacheBytes, 0);
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.ha\.raft\.server\.log\.segment\.cache\.size\.max/);
 });

@@ -146,3 +146,25 @@ test('retry-cache records of every kind and form answer the same after a reopen;
     await assert.rejects(ScmStateMachine.open(dir), /corrupt retry cache record at retryCache\/client-2#1001/);
   });
 });
+
+test('records are found by client, then call id: equal call ids of two clients, a client that empties and comes back', () => {
+  const cache = new RetryCache(100, 3);
+  const outcome = (n: number): CommandOutcome => ({ ok: false, error: { code: 'NOT_FOUND', message: `record ${n}` } });
+  const add = (clientId: string, callId: number, at: number, logIndex: number): string[] =>
+    cache.add({ clientId, callId, recordedAt: at, logIndex, result: encodeOutcome(outcome(logIndex)) });
+  assert.deepEqual(add('a', 7, 0, 1), []);
+  assert.deepEqual(add('b', 7, 10, 2), []);
+  assert.equal(cache.get('a', 7)?.logIndex, 1);
+  assert.equal(cache.get('b', 7)?.logIndex, 2);
+  assert.equal(cache.get('a#7', 7), undefined);
+  assert.throws(() => add('a', 7, 20, 3), /already holds a#7/);
+  assert.deepEqual(cache.expire(100), [retryCacheKey('a', 7)]); // a's only record: a empties
+  assert.equal(cache.get('a', 7), undefined);
+  assert.equal(cache.get('b', 7)?.clientId, 'b');
+  assert.deepEqual(add('a', 7, 30, 4), []); // and comes back with the same call id
+  assert.deepEqual(add('a', 8, 40, 5), []);
+  assert.deepEqual(add('c', 1, 50, 6), [retryCacheKey('b', 7)]); // over the bound of 3: the oldest leaves
+  assert.equal(cache.size, 3);
+  assert.deepEqual([cache.get('a', 7)?.logIndex, cache.get('a', 8)?.logIndex, cache.get('c', 1)?.clientId], [4, 5, 'c']);
+  assert.deepEqual(cache.get('a', 8)?.outcome, outcome(5));
+});
