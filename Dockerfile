@@ -16,11 +16,6 @@ RUN npm run build
 # ---- runtime: production dependencies, compiled JS, proto files and the CLI only ----
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
-# V8's young generation at 4 MiB semi-spaces instead of 16: with 1 M containers a node restarted
-# alone held 193 MiB instead of 253 five seconds after ready, and 35-55 MiB less under load
-# (bench/results/2026-12-03-rss-notes.md); its CPU cost was within the measuring machine's noise. Whoever sets NODE_OPTIONS (the Kubernetes
-# manifests do) replaces this, so keep the flag there too.
-ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /opt/scm
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force

@@ -72,13 +72,3 @@ export function dockerfileInstructions(): [string, string][] {
       return [line.slice(0, space).toUpperCase(), line.slice(space + 1).trim()] as [string, string];
     });
 }
-
-/** The options the runtime image's `ENV NODE_OPTIONS=…` sets (none when it sets none). */
-export function imageNodeOptions(): string[] {
-  const instructions = dockerfileInstructions();
-  const runtime = instructions.slice(instructions.map(([k]) => k).lastIndexOf('FROM'));
-  const env = runtime.filter(([k, v]) => k === 'ENV' && /^NODE_OPTIONS[= ]/.test(v)).at(-1)?.[1];
-  if (env === undefined) return [];
-  const value = env.replace(/^NODE_OPTIONS[= ]/, '').trim().replace(/^"(.*)"$/, '$1');
-  return value.split(/\s+/).filter((o) => o !== '');
-}

@@ -292,11 +292,6 @@ test('the cross-reference check has teeth', () => {
       /NODE_OPTIONS must cap the V8 heap .* below the memory limit \(1024 MiB\)/,
     ],
     [
-      "NODE_OPTIONS without the image's young-generation setting",
-      (c) => (envVar(c, 'NODE_OPTIONS').value = '--max-old-space-size=640'),
-      /NODE_OPTIONS replaces the image's, which sets --max-semi-space-size=4: keep it/,
-    ],
-    [
       'a request above its limit',
       (c) => {
         const requests = container(c).resources?.requests;

@@ -29,7 +29,7 @@ import type { IVolume } from 'kubernetes-models/v1/Volume';
 import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import { loadConfig, requireSelf, type ScmConfig } from '../../src/server/config.js';
 import { findKeySpec } from '../../src/server/config-keys.js';
-import { dockerfileInstructions, ENV_PREFIX, imageNodeOptions, ROOT, yamlDocuments } from './deploy-files.js';
+import { dockerfileInstructions, ENV_PREFIX, ROOT, yamlDocuments } from './deploy-files.js';
 
 export const K8S_DIR = join(ROOT, 'deploy/kubernetes');
 /** The secure variant: a complete set of manifests, applied instead of K8S_DIR's. */
@@ -597,11 +597,6 @@ function statefulSetProblems(manifests: readonly Manifest[], m: Manifest): strin
     else if (request > limit) add(`${resource}: request ${String(requests[resource])} exceeds limit ${String(limits[resource])}`);
   }
   const nodeOptions = (container.env ?? []).find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
-  // Setting NODE_OPTIONS replaces the image's: each option the image sets must be kept.
-  const given = new Set(nodeOptions.split(/\s+/).filter((o) => o !== ''));
-  for (const option of imageNodeOptions()) {
-    if (!given.has(option)) add(`NODE_OPTIONS replaces the image's, which sets ${option}: keep it (got ${JSON.stringify(nodeOptions)})`);
-  }
   const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions)?.[1]);
   const limitMiB = parseQuantity(limits['memory']) / 2 ** 20;
   // Beyond the old generation: young generation, code, LevelDB caches, gRPC buffers, checkpoint streams.
