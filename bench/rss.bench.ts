@@ -21,14 +21,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { raftGroupDir } from '../src/server/scm-node.js';
-import { readVersionFile } from '../src/server/version-file.js';
 import { BenchScmCluster } from './lib/scm-cluster.js';
-import { generateAllocations, nodeDirs } from './lib/generate-log.js';
+import { generateAllocations } from './lib/generate-log.js';
 import { memoryStatus } from './lib/proc.js';
 import { anonByMapping } from './lib/smaps.js';
 import { scrape, sumOf, type Sample } from './lib/prom.js';
 import { pollUntil, leaderByStatus } from './parts/failover.js';
+import { stopWithOneLog } from './parts/restart.js';
 
 const MiB = 1024 * 1024;
 
@@ -152,17 +151,7 @@ async function main(): Promise<void> {
   const cluster = await BenchScmCluster.start();
   const h = cluster.harness;
   try {
-    await pollUntil('all nodes to apply the same last entry', 60_000, 100, async () => {
-      const s = await Promise.all(all.map((k) => cluster.status(k)));
-      const applied = s.map((x) => x?.indexes.applied);
-      const last = s.map((x) => x?.indexes.lastLog);
-      return applied.every((a) => a !== undefined && a === applied[0] && a === last[0]) && last.every((l) => l === last[0]) ? true : undefined;
-    });
-    await h.stopAllLeaderLast();
-    const dirs = all.map((k) => {
-      const config = h.config(k);
-      return nodeDirs(`scm${k}`, raftGroupDir(config, readVersionFile(config.dbDir).clusterId), config.dbDir, config.raft);
-    });
+    const dirs = await stopWithOneLog(cluster, all);
     console.log(`generating ${containers.toLocaleString('en-US')} allocations into each node…`);
     const generated = await generateAllocations(dirs, containers);
     console.log(`generated in ${generated.seconds.toFixed(1)} s`);

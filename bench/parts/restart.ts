@@ -10,7 +10,7 @@ import { raftGroupDir } from '../../src/server/scm-node.js';
 import { readVersionFile } from '../../src/server/version-file.js';
 import { nowMs } from '../loadgen.js';
 import { BenchScmCluster } from '../lib/scm-cluster.js';
-import { generateAllocations, nodeDirs } from '../lib/generate-log.js';
+import { generateAllocations, nodeDirs, type NodeDirs } from '../lib/generate-log.js';
 import { memoryStatus } from '../lib/proc.js';
 import { startupPhases } from '../lib/node-log.js';
 import { scrape, sumOf } from '../lib/prom.js';
@@ -30,25 +30,31 @@ function memoryOf(pid: number | undefined): Pick<RestartNode, 'rssMiB' | 'anonMi
   return { rssMiB: m === undefined ? null : m.rssBytes / MiB, anonMiB: m === undefined ? null : m.anonBytes / MiB, peakRssMiB: m === undefined ? null : m.peakRssBytes / MiB };
 }
 
+/**
+ * Stops the cluster once every node has applied the same last entry (the generator continues one
+ * common log) and returns each node's directories for generateAllocations.
+ */
+export async function stopWithOneLog(cluster: BenchScmCluster, all: readonly number[]): Promise<NodeDirs[]> {
+  await pollUntil('all nodes to apply the same last entry', 60_000, 100, async () => {
+    const s = await Promise.all(all.map((k) => cluster.status(k)));
+    const applied = s.map((x) => x?.indexes.applied);
+    const last = s.map((x) => x?.indexes.lastLog);
+    return applied.every((a) => a !== undefined && a === applied[0] && a === last[0]) && last.every((l) => l === last[0]) ? true : undefined;
+  });
+  await cluster.harness.stopAllLeaderLast();
+  return all.map((k) => {
+    const config = cluster.harness.config(k);
+    return nodeDirs(`scm${k}`, raftGroupDir(config, readVersionFile(config.dbDir).clusterId), config.dbDir, config.raft);
+  });
+}
+
 export async function runRestartPart(opts: BenchOptions, log: (line: string) => void): Promise<RestartPart> {
   const all = [1, 2, 3];
   const cluster = await BenchScmCluster.start({ nodeArgs: [...opts.nodeArgs] });
   try {
     const h = cluster.harness;
-    // Stop only once every node has applied everything (the generator continues one common log).
-    await pollUntil('all nodes to apply the same last entry', 60_000, 100, async () => {
-      const s = await Promise.all(all.map((k) => cluster.status(k)));
-      const applied = s.map((x) => x?.indexes.applied);
-      const last = s.map((x) => x?.indexes.lastLog);
-      return applied.every((a) => a !== undefined && a === applied[0] && a === last[0]) && last.every((l) => l === last[0]) ? true : undefined;
-    });
-    await h.stopAllLeaderLast();
+    const dirs = await stopWithOneLog(cluster, all);
 
-    const dirs = all.map((k) => {
-      const config = h.config(k);
-      const clusterId = readVersionFile(config.dbDir).clusterId;
-      return nodeDirs(`scm${k}`, raftGroupDir(config, clusterId), config.dbDir, config.raft);
-    });
     log(`  generating ${opts.restartEntries.toLocaleString('en-US')} allocations into each node's Raft log and scm.db…`);
     let lastReport = 0;
     const generated = await generateAllocations(dirs, opts.restartEntries, (done) => {
