@@ -12,7 +12,9 @@
 // writes in flight (at the fsync point), some in the middle of a snapshot install; restarts from
 // raft-meta and raft-meta.conf, sometimes with raft-meta.conf lost, sometimes from an older copy of
 // the node's directories (copies taken while a cut-off side holds an uncommitted suffix, restored
-// while the leader still counts what the copy lacks); pauses longer than the election timeout;
+// while the leader still counts what the copy lacks; or an older copy restored first by mistake,
+// then the right one, with appends the node got in between arriving again late); pauses longer
+// than the election timeout;
 // tick-rate skew; slow disks (under the Raft log, under scm.db: applies lag commits and a crash
 // loses the writes not done, or both), on one node or on several at once (shared storage that
 // stalls); leadership transfers whose TimeoutNow lands after the transfer was given up; membership
@@ -148,6 +150,12 @@ interface SimNode {
   disk: DiskImage;
   db: ScmDb;
   backup: Backup | undefined;
+  /**
+   * Appends with entries delivered to this node since it was restored from its older copy:
+   * sent again to it after the right copy is restored (late duplicates, as a transport that resends
+   * what a broken connection left unacknowledged delivers them to the restarted process).
+   */
+  deliveredAppends: Uint8Array[] | undefined;
   // The running process.
   /** The latest checkpoint its provider took (gone with the process, as production's are). */
   checkpoint: Checkpoint | undefined;
@@ -230,6 +238,8 @@ export class Simulation {
    * own, so that the other faults' draws stay as they were until the first of these lands.
    */
   private readonly sharedFaultRng: SeededRandom;
+  /** Draws for restoring the wrong copy first (wrongCopyFirst), likewise. */
+  private readonly wrongCopyRng: SeededRandom;
 
   // Network.
   private readonly blocked = new Set<string>();
@@ -306,6 +316,7 @@ export class Simulation {
     // From a source of its own, so the draws above and below (and every seed's run) stay as they were.
     this.purgeUptoSnapshotIndex = new SeededRandom(opts.seed * 7 + 1).nextInt(2) === 0;
     this.sharedFaultRng = new SeededRandom(opts.seed * 7 + 3);
+    this.wrongCopyRng = new SeededRandom(opts.seed * 7 + 5);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
     const r = this.rng.nextInt(10);
@@ -340,6 +351,7 @@ export class Simulation {
         disk: emptyDisk(k < this.initialVoters ? bootstrap : undefined),
         db: undefined as unknown as ScmDb, // set just below, once the node exists
         backup: undefined,
+        deliveredAppends: undefined,
         checkpoint: undefined,
         store: undefined,
         sm: undefined,
@@ -373,6 +385,7 @@ export class Simulation {
     this.at(100 + this.rng.nextInt(200), () => this.faultStep());
     this.at(100 + this.sharedFaultRng.nextInt(400), () => this.sharedStorageStall());
     this.at(100 + this.sharedFaultRng.nextInt(400), () => this.writeStorm());
+    if (this.wrongCopyRng.chance(0.7)) this.at(300 + this.wrongCopyRng.nextInt(Math.max(1, this.faultMs - 1300)), () => this.wrongCopyFirst(20));
     // Just before the faults end: fresh copies, then often a follower restored from its copy while
     // the leader (which, with the faults over, goes on leading) still counts what the follower lost.
     this.at(this.faultMs - 250 - this.rng.nextInt(100), () => this.takeBackup(undefined, true));
@@ -644,8 +657,11 @@ export class Simulation {
     this.note(`fault: crash ${n.id} ${why}${torn}`);
   }
 
-  /** `fromCopy`: an operator restores the node from its copy (when that is safe), not a plain restart. */
-  private restart(n: SimNode, fromCopy = false): void {
+  /**
+   * `fromCopy`: an operator restores the node from a copy (when that is safe), not a plain restart:
+   * from `copy` if given, else from the node's `backup`.
+   */
+  private restart(n: SimNode, fromCopy = false, copy?: Backup): void {
     if (n.alive) return;
     n.restoredFromCopy = false;
     // Lost after the node has run (a fresh primordial node without it has nothing to rebuild from:
@@ -655,15 +671,16 @@ export class Simulation {
       this.confLost++;
       this.note(`fault: ${n.id} loses raft-meta.conf`);
     }
-    if (n.backup !== undefined && (fromCopy || this.rng.chance(0.9)) && this.oldCopyIsSafe(n, n.backup)) {
+    const source = copy ?? n.backup;
+    if (source !== undefined && (fromCopy || this.rng.chance(0.9)) && this.oldCopyIsSafe(n, source)) {
       // Restored from an older copy of its directories: its log and scm.db go back in time. Its
       // term and vote do not (raft-meta from the old copy could let it vote twice in a term).
       const meta = n.disk.meta;
-      n.disk = cloneDisk(n.backup.disk);
+      n.disk = cloneDisk(source.disk);
       n.disk.meta = meta;
-      n.db = this.onNodeDisk(n, n.backup.db);
-      this.note(`fault: ${n.id} restored from its copy taken at t=${n.backup.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
-      n.backup = undefined;
+      n.db = this.onNodeDisk(n, source.db);
+      this.note(`fault: ${n.id} restored from its copy taken at t=${source.at}ms (log now ends at ${n.disk.first + n.disk.entries.length - 1})`);
+      if (source === n.backup) n.backup = undefined;
       n.restoredFromCopy = true;
       n.restoredBeforeTerm = Math.max(...this.nodes.map((x) => x.disk.meta.term));
       n.acked = { term: 0, index: 0 }; // what it acknowledged is exactly what it lost
@@ -873,6 +890,7 @@ export class Simulation {
       return;
     }
     this.note(`${m.from}→${m.to} ${describe(m)}`);
+    if (m.type === 'append' && m.entries.length > 0 && target.deliveredAppends !== undefined && target.deliveredAppends.length < 64) target.deliveredAppends.push(bytes);
     target.inbound?.receive(m.from, [bytes]);
   }
 
@@ -1252,6 +1270,116 @@ export class Simulation {
     if (!n.alive || n.booting || n.backup === undefined || !this.oldCopyIsSafe(n, n.backup)) return;
     this.crash(n, 'to restore it from its copy');
     this.at(this.now + 5 + this.rng.nextInt(30), () => this.restart(n, true));
+  }
+
+  /**
+   * An operator restores a node from the wrong one of two copies first, and from the right one a
+   * little later. The leader's directories are copied (the older copy); it is cut off alone and
+   * goes on appending writes it cannot commit (first only what comes back to it is lost: the
+   * followers take its last appends but their answers do not arrive, so its commit index stops
+   * short of entries the next leader keeps); its directories are copied again (the right copy,
+   * holding that uncommitted suffix); the network heals and the next leader overwrites the suffix.
+   * Then the node is restored from the older copy and catches up from where that copy ends, in
+   * appends that may stop short of where the suffix began while carrying a commit index beyond
+   * it; then from the right copy, and those appends arrive again late (as a transport that resends
+   * what a broken connection left unacknowledged delivers them to the new process). A follower that
+   * took such an append as proof of more than the entries it carries would commit the old suffix
+   * (Raft: the commit index moves to min(leaderCommit, index of the last new entry)).
+   */
+  private wrongCopyFirst(tries: number): void {
+    if (this.now >= this.faultMs - 800) return;
+    const r = this.wrongCopyRng;
+    const n = this.currentLeader();
+    // With fewer than three voters no restore of a voter is safe (the others are no majority).
+    if (n === undefined || this.running(n)?.core.commitIndex === 0 || this.latestVoters().length < 3) {
+      if (tries > 1) this.at(this.now + 50, () => this.wrongCopyFirst(tries - 1));
+      return;
+    }
+    const incarnation = n.incarnation;
+    const copies: { older?: Backup; right?: Backup } = {};
+    const copy = (which: 'older' | 'right'): void => {
+      const disk = cloneDisk(n.disk);
+      const at = this.now;
+      const configuration = this.committedMembers();
+      const uncommitted = disk.first + disk.entries.length - 1 > this.globalCommit;
+      void copyDb(n.db).then((db) => {
+        copies[which] = { disk, db, at, configuration, uncommitted };
+      });
+      this.note(`fault: a copy of ${n.id}'s directories taken (the ${which} one)`);
+    };
+    copy('older');
+    const cutAt = this.now + 15 + r.nextInt(50);
+    this.at(cutAt, () => {
+      if (n.incarnation !== incarnation || this.running(n)?.core.currentRole !== 'leader' || this.now >= this.faultMs) return;
+      for (const other of this.nodes) if (other !== n) this.blocked.add(`${other.id}>${n.id}`);
+      this.note(`fault: nothing reaches ${n.id}`);
+    });
+    this.at(cutAt + 2 + r.nextInt(15), () => {
+      if (n.incarnation === incarnation) this.isolate(n.id);
+    });
+    // A busy cluster: registrations keep arriving at the leader from the first copy until after the
+    // cut, so the copies differ, appends are in flight when the answers stop, and the cut-off
+    // leader goes on appending what it cannot commit.
+    for (let t = this.now + 1; t < cutAt + 40; t += 1 + r.nextInt(4)) {
+      const key = `dn-bulk-${r.nextInt(16)}`;
+      this.at(t, () => {
+        if (n.incarnation === incarnation) this.running(n)?.propose(this.command(key, `w${this.nextCall}`)).catch(() => undefined);
+      });
+    }
+    this.at(cutAt + 30 + r.nextInt(80), () => {
+      if (n.incarnation === incarnation && this.now < this.faultMs) copy('right');
+    });
+    const healAt = cutAt + 200 + r.nextInt(200);
+    this.at(healAt, () => {
+      if (this.now < this.faultMs) this.healNetwork();
+    });
+    this.at(healAt + 60 + r.nextInt(150), () => this.restoreWrongThenRight(n, copies, 150));
+  }
+
+  /** Whether the node can be restored from `copy` now (not leading, running, nothing it may have acknowledged lost). */
+  private canRestore(n: SimNode, copy: Backup): boolean {
+    return this.currentLeader() !== n && n.alive && !n.booting && this.oldCopyIsSafe(n, copy);
+  }
+
+  /** The older copy as soon as restoring it is safe (the operator's timing is anyone's), then the right one. */
+  private restoreWrongThenRight(n: SimNode, copies: { older?: Backup; right?: Backup }, tries: number): void {
+    const { older, right } = copies;
+    if (this.now >= this.faultMs || older === undefined || right === undefined) return;
+    if (!this.canRestore(n, older)) {
+      if (tries > 1) this.at(this.now + 3, () => this.restoreWrongThenRight(n, copies, tries - 1));
+      return;
+    }
+    if (older.disk.first + older.disk.entries.length >= n.disk.first + n.disk.entries.length) return; // not older
+    this.crash(n, 'to restore it from its older copy (the wrong one)');
+    n.deliveredAppends = [];
+    this.at(this.now + 5 + this.wrongCopyRng.nextInt(20), () => this.restart(n, true, older));
+    this.at(this.now + 40 + this.wrongCopyRng.nextInt(120), () => this.restoreRightCopy(n, right, 100));
+  }
+
+  private restoreRightCopy(n: SimNode, right: Backup, tries: number): void {
+    if (this.now >= this.faultMs) return;
+    if (!this.canRestore(n, right)) {
+      if (tries > 1) this.at(this.now + 3, () => this.restoreRightCopy(n, right, tries - 1));
+      return;
+    }
+    const late = n.deliveredAppends ?? [];
+    n.deliveredAppends = undefined;
+    this.crash(n, 'to restore it from its right copy');
+    this.at(this.now + 5 + this.wrongCopyRng.nextInt(20), () => this.restart(n, true, right));
+    if (late.length > 0) this.whenRunning(n, n.incarnation, () => this.replayLate(n, late));
+  }
+
+  /** Runs `then` once the given incarnation of the node is up (never, if it goes down first). */
+  private whenRunning(n: SimNode, incarnation: number, then: () => void): void {
+    if (n.incarnation !== incarnation) return;
+    if (this.running(n) !== undefined) then();
+    else this.at(this.now + 2, () => this.whenRunning(n, incarnation, then));
+  }
+
+  /** Late duplicates of appends the node's previous incarnation got, in the order they came. */
+  private replayLate(n: SimNode, late: readonly Uint8Array[]): void {
+    this.note(`fault: ${late.length} appends ${n.id}'s previous incarnation got arrive again`);
+    late.forEach((bytes, k) => this.at(this.now + k, () => this.deliver(n.id, bytes)));
   }
 
   /** An old snapshot status arrives once more, long after its round ended (a late duplicate). */
