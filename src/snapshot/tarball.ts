@@ -17,7 +17,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createGzip, constants as zlibConstants } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { TermIndex } from '../statemachine/transaction-info.js';
 import { MANIFEST_FORMAT, MANIFEST_NAME, serializeManifest, type ManifestFile } from './manifest.js';
@@ -29,18 +29,25 @@ export interface PackSource {
   readonly createdAtMs: number;
 }
 
+/**
+ * The default gzip level: 0, stored blocks (gzip framing, CRC-32 and all, without deflate), so the
+ * stream is still a tar.gz that `tar xzf` reads. LevelDB's table blocks are Snappy-compressed
+ * already: level 1 shrinks a 1M-record checkpoint only from 62 to 40 MiB, at ~60 MB/s of one core
+ * on the leader, which is slower than a 1 Gbit/s link carries the difference (`npm run
+ * bench:snapshot -- --link-mbit 1000`: 1.6 s stored against 2.6 s at level 1; on loopback 1.0 s
+ * against 2.5 s). On links below ~500 Mbit/s level 1 wins (100 Mbit/s: 6.7 s against 5.0 s), so it
+ * is a setting (ozone.scm.ha.grpc.checkpoint.gzip.level).
+ */
+export const DEFAULT_GZIP_LEVEL = 0;
+
 export interface PackOptions {
-  /**
-   * gzip level 0-9. Default 1: LevelDB's table blocks are already Snappy-compressed, so level 6
-   * shrinks a 1M-record checkpoint only from 40.3 to 39.6 MiB but costs ~0.5 s more on the leader
-   * (measured with `npm run bench:snapshot`).
-   */
+  /** gzip level 0-9 (default DEFAULT_GZIP_LEVEL). Level 6 gains almost nothing over 1 (40.1 to 39.3 MiB) for ~0.7 s more. */
   readonly gzipLevel?: number;
 }
 
 /** Returns the tar.gz byte stream of `source.dir`; errors (e.g. a file vanishing) destroy the stream. */
 export function packCheckpoint(source: PackSource, clusterId: string, options: PackOptions = {}): Readable {
-  const level = options.gzipLevel ?? zlibConstants.Z_BEST_SPEED;
+  const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
   if (!Number.isInteger(level) || level < -1 || level > 9) throw new Error(`gzip level must be an integer in -1..9, got ${level}`);
   const pack = tar.pack();
   // Output in pieces of PIPE_CHUNK, not zlib's 16 KiB: each piece is a round trip to the thread
