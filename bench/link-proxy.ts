@@ -15,8 +15,11 @@ if (!Number.isInteger(targetPort) || !(bytesPerMs > 0) || process.send === undef
 const send = process.send.bind(process);
 /** A switch port buffers a few hundred KiB; more than this queued here pauses the sender. */
 const MAX_QUEUED = 512 * 1024;
-/** Tokens never accumulate beyond a few milliseconds' worth (timers fire about once per ms). */
-const BURST_MS = 4;
+/**
+ * Tokens accumulate up to this many milliseconds' worth: timers fire every millisecond at best, and
+ * on a loaded machine every few, which a smaller bucket would turn into a slower link than asked.
+ */
+const BURST_MS = 20;
 
 /** Forwards `from` to `to` at bytesPerMs, token bucket refilled by the clock. */
 function shape(from: Socket, to: Socket): void {
