@@ -315,3 +315,36 @@ test('a checkpoint bigger than the free disk space is refused before a file is w
     assert.equal(manifest.termIndex.index, 500);
   });
 });
+
+test('a stream the extraction refuses while it downloads is not resumed: the next attempt downloads afresh', async () => {
+  await withTempDir('snap-hostile-', async (dir) => {
+    const extra = Buffer.alloc(64 * 1024, 1);
+    const messages = toMessages(await craftTarball([
+      { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: Buffer.from('ok') }]) },
+      { header: { name: 'CURRENT', size: 2 }, content: Buffer.from('ok') },
+      { header: { name: 'extra', size: extra.length }, content: extra },
+    ]));
+    const requests: Array<Record<string, unknown>> = [];
+    const { address, stop } = await startServer((s) =>
+      s.addService(interScmServiceDefinition(), {
+        download: (call: grpc.ServerWritableStream<Record<string, unknown>, CopyDBCheckpointResponse>) => {
+          requests.push(call.request);
+          for (const m of messages) call.write(m);
+          call.end();
+        },
+      }),
+    );
+    const snapshotDir = join(dir, 'follower', 'snapshot');
+    try {
+      await assert.rejects(
+        new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, maxAttempts: 2, initialBackoffMs: 1 }).fetch(500),
+        /contains "extra", which the manifest does not list/,
+      );
+      assert.equal(requests.length, 2);
+      assert.ok(!requests[1]!['checkpointId'] && !Number(requests[1]!['resumeOffset'] ?? 0), `the second attempt starts over: ${JSON.stringify(requests[1])}`);
+      assert.deepEqual(await readdir(snapshotDir), [], 'no partial download or extraction left');
+    } finally {
+      await stop();
+    }
+  });
+});
