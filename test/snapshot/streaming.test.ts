@@ -168,3 +168,26 @@ test('a consumer of the download sees the stream from its first byte, a resumed 
     }
   });
 });
+
+test('the downloader asks for a flow-control window of several messages, not HTTP/2\'s 64 KiB, so a link with any latency is not held to one window per round trip', async () => {
+  // A bare HTTP/2 server: it only looks at the SETTINGS the downloader's channel sends.
+  const http2 = await import('node:http2');
+  const server = http2.createServer();
+  const settings = new Promise<{ initialWindowSize?: number }>((resolve) => server.on('session', (session) => session.once('remoteSettings', resolve)));
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    await withTempDir('snap-window-', async (dir) => {
+      const downloading = downloadCheckpoint({ address: `127.0.0.1:${port}`, expectedClusterId: CLUSTER_ID, destDir: dir, deadlineMs: 10_000, noProgressTimeoutMs: 10_000 });
+      const { initialWindowSize } = await settings;
+      await downloading.catch(() => undefined);
+      assert.ok((initialWindowSize ?? 65_535) >= 4 * 1024 * 1024, `initial window ${String(initialWindowSize)}`);
+    });
+  } finally {
+    server.close();
+  }
+});
