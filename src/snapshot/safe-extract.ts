@@ -54,6 +54,11 @@ export interface ExtractOptions {
   readonly signal?: AbortSignal;
   /** Bytes that may still be written under `dir` (default: statfs, the space available to us). */
   readonly freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * What the caller writes on the same file system beside the extraction while it runs (the
+   * download kept for resuming): the free space must hold it too, or the disk fills half way.
+   */
+  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: { readonly totalBytes: number; readonly files: number }) => number };
 }
 
 /**
@@ -180,7 +185,7 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
         }
         if (size > MAX_MANIFEST_BYTES) throw new UnsafeTarballError(`${MANIFEST_NAME} is ${size} bytes, over ${MAX_MANIFEST_BYTES}`);
         manifest = parseManifest(await readAll(entry as unknown as AsyncIterable<Buffer>));
-        declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes);
+        declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes, options.alsoWriting);
         const total = manifest.files.reduce((sum, f) => sum + f.size + FRAMING_PER_ENTRY + 2 * f.path.length, 0);
         meter.limitTo(meter.bytes + total + FRAMING_SLACK);
         continue;
@@ -222,7 +227,7 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
 }
 
 /** Checks what the manifest declares against the caps and the free space; returns it by path. */
-async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, destDir: string, freeBytes: (dir: string) => Promise<number>): Promise<Map<string, ManifestFile>> {
+async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, destDir: string, freeBytes: (dir: string) => Promise<number>, alsoWriting: ExtractOptions['alsoWriting']): Promise<Map<string, ManifestFile>> {
   if (manifest.files.length + 1 > caps.maxEntries) {
     throw new UnsafeTarballError(`manifest declares ${manifest.files.length} files, more than the ${caps.maxEntries} entries allowed`);
   }
@@ -246,8 +251,10 @@ async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, 
   }
   if (total > caps.maxTotalBytes) throw new UnsafeTarballError(`manifest declares ${total} bytes in all, over the cap of ${caps.maxTotalBytes} bytes total`);
   const free = await freeBytes(destDir);
-  if (!(Number.isFinite(free) && total <= free)) {
-    throw new UnsafeTarballError(`manifest declares ${total} bytes in all, but only ${free} bytes are free under ${destDir}`);
+  const beside = alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length }) ?? 0;
+  if (!(Number.isFinite(free) && total + beside <= free)) {
+    const besideText = alsoWriting !== undefined ? `, and ${alsoWriting.what} up to ${beside} more` : '';
+    throw new UnsafeTarballError(`manifest declares ${total} bytes in all${besideText}, but only ${free} bytes are free under ${destDir}`);
   }
   return byPath;
 }

@@ -54,6 +54,8 @@ export interface SnapshotDownloaderOptions {
   readonly channel?: (address: string) => DownloadChannel;
   readonly log?: SnapshotLogger;
   readonly now?: () => number;
+  /** Bytes free under `snapshot/` (default: statfs); tests inject a small disk. */
+  readonly freeBytes?: (dir: string) => Promise<number>;
 }
 
 export interface ReadyCheckpoint {
@@ -143,7 +145,12 @@ export class SnapshotDownloader {
     const extractDir = join(this.options.snapshotDir, `attempt_${attempt}.extracted`);
     await rm(extractDir, { recursive: true, force: true });
     const feed = new ExtractionFeed();
-    const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, signal !== undefined ? { signal } : {});
+    const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
+      // The stream is written beside the files (for a resume) until the end: both must fit.
+      alsoWriting: { what: 'the download kept for resuming', bytes: streamBytesAtMost },
+      ...(signal !== undefined ? { signal } : {}),
+      ...(this.options.freeBytes !== undefined ? { freeBytes: this.options.freeBytes } : {}),
+    });
     feed.watch(extracting);
     let downloaded: DownloadedCheckpoint | undefined;
     try {
@@ -235,6 +242,15 @@ export class SnapshotDownloader {
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+/**
+ * An upper bound of a checkpoint stream's size for files of `totalBytes`: at gzip level 0 the tar
+ * (a header and padding per file, two end blocks) plus gzip's 5 bytes per stored block of at most
+ * 64 KiB; any other level writes less for these files, at worst as much.
+ */
+function streamBytesAtMost(declared: { readonly totalBytes: number; readonly files: number }): number {
+  return declared.totalBytes + Math.ceil(declared.totalBytes / 1024) + (declared.files + 1) * 2048 + 64 * 1024;
 }
 
 /** Bytes of the stream buffered between the download and the extraction (a few messages). */

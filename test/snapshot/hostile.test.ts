@@ -348,3 +348,33 @@ test('a stream the extraction refuses while it downloads is not resumed: the nex
     }
   });
 });
+
+test('a follower with room for the checkpoint\'s files but not also for the stream it keeps for resuming refuses before writing a file', async () => {
+  await withTempDir('snap-hostile-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 400, { term: 1, index: 500 });
+    const checkpoint = await createCheckpoint(leaderDb, join(dir, 'leader', 'db.checkpoints'));
+    await leaderDb.close();
+    const messages = toMessages(await streamToBuffer(packCheckpoint(checkpoint, CLUSTER_ID)));
+    const { address, stop } = await startServer((s) =>
+      s.addService(interScmServiceDefinition(), {
+        download: (call: grpc.ServerWritableStream<unknown, CopyDBCheckpointResponse>) => {
+          for (const m of messages) call.write(m);
+          call.end();
+        },
+      }),
+    );
+    const snapshotDir = join(dir, 'follower', 'snapshot');
+    const fetch = (free: number) =>
+      new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, maxAttempts: 1, freeBytes: async () => free } as ConstructorParameters<typeof SnapshotDownloader>[0]).fetch(500);
+    try {
+      const total = checkpoint.totalFileBytes;
+      // Room for the files once: the stream written beside them for a resume would not fit.
+      await assert.rejects(fetch(Math.floor(total * 1.5)), /manifest declares \d+ bytes in all, and the download kept for resuming up to \d+ more, but only \d+ bytes are free/);
+      assert.deepEqual(await readdir(snapshotDir), []);
+      const ready = await fetch(2 * total + 1024 * 1024);
+      assert.equal(ready.termIndex.index, 500);
+    } finally {
+      await stop();
+    }
+  });
+});
