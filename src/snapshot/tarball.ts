@@ -33,10 +33,11 @@ export interface PackSource {
  * The default gzip level: 0, stored blocks (gzip framing, CRC-32 and all, without deflate), so the
  * stream is still a tar.gz that `tar xzf` reads. LevelDB's table blocks are Snappy-compressed
  * already: level 1 shrinks a 1M-record checkpoint only from 62 to 40 MiB, at ~60 MB/s of one core
- * on the leader, which is slower than a 1 Gbit/s link carries the difference (`npm run
- * bench:snapshot -- --link-mbit 1000`: 1.6 s stored against 2.6 s at level 1; on loopback 1.0 s
- * against 2.5 s). On links below ~500 Mbit/s level 1 wins (100 Mbit/s: 6.7 s against 5.0 s), so it
- * is a setting (ozone.scm.ha.grpc.checkpoint.gzip.level).
+ * on the leader, which is slower than a 1 Gbit/s link carries the difference. Whole catch-up of
+ * that checkpoint (`npm run bench:snapshot -- --gzip-level N [--link-mbit M]`, alternating runs on
+ * a busy 2-core machine): loopback 1.1-1.4 s stored against 2.3-3.1 s at level 1; a 1 Gbit/s
+ * shaped link 1.4-2.4 s against 2.0-2.9 s; but 100 Mbit/s 5.3 s against 4.1 s. Below ~500 Mbit/s
+ * level 1 wins, so it is a setting (ozone.scm.ha.grpc.checkpoint.gzip.level).
  */
 export const DEFAULT_GZIP_LEVEL = 0;
 
