@@ -129,6 +129,7 @@ export const KEY = {
   grpcDeadlineInterval: 'ozone.scm.ha.grpc.deadline.interval',
   checkpointMinReadBytes: 'ozone.scm.ha.grpc.checkpoint.min.read.bytes',
   checkpointMinReadWindow: 'ozone.scm.ha.grpc.checkpoint.min.read.window',
+  checkpointGzipLevel: 'ozone.scm.ha.grpc.checkpoint.gzip.level',
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
@@ -216,6 +217,9 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // transfer slot; one that takes a message just before each 10 s no-progress timeout would not.
   key(KEY.checkpointMinReadBytes, size, 'A follower downloading a checkpoint that takes fewer bytes than this over each ozone.scm.ha.grpc.checkpoint.min.read.window the leader spends waiting for it loses its transfer slot (RESOURCE_EXHAUSTED; it resumes by offset); 0 turns the rule off.', { default: '8MB' }),
   key(KEY.checkpointMinReadWindow, ms, 'The window of ozone.scm.ha.grpc.checkpoint.min.read.bytes (time the leader spends waiting for the reader).', { default: '60s' }),
+  // Not an Ozone key (Ozone's checkpoint servlet always deflates): its tables are Snappy-compressed
+  // already, and deflating them is slower than a LAN carries the bytes it saves (src/snapshot/tarball.ts).
+  key(KEY.checkpointGzipLevel, count(0, 9), 'gzip level of the checkpoint tarball a leader streams to a downloading follower: 0 (stored, still a tar.gz) suits links of 1 Gbit/s and more, 1 those below ~500 Mbit/s; followers read any level.', { default: '0' }),
   key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),

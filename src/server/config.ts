@@ -136,6 +136,8 @@ export interface ScmConfig {
   readonly grpcDeadlineIntervalMs: number;
   /** ozone.scm.ha.grpc.checkpoint.min.read.bytes / .window: the slowest download the leader serves. */
   readonly checkpointMinRead: { readonly bytes: number; readonly windowMs: number };
+  /** ozone.scm.ha.grpc.checkpoint.gzip.level: how hard the leader compresses a checkpoint stream. */
+  readonly checkpointGzipLevel: number;
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
@@ -621,6 +623,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     raft: loadRaftConfig(reader),
     grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
     checkpointMinRead: loadCheckpointMinRead(reader),
+    checkpointGzipLevel: reader.count(KEY.checkpointGzipLevel),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),

@@ -478,6 +478,7 @@ export class ScmNode {
       onRefused: (reason) => this.metrics.checkpointServeRefused(reason),
       minReadBytes: config.checkpointMinRead.bytes,
       readWindowMs: config.checkpointMinRead.windowMs,
+      gzipLevel: config.checkpointGzipLevel,
       authorize: (call) => {
         const refusal = this.authz.download(call);
         return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;

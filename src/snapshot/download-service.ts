@@ -33,6 +33,7 @@ export interface InterScmServiceOptions {
   readonly provider: CheckpointProvider;
   /** Bytes per message (default 1 MiB, as Ozone). */
   readonly chunkSize?: number;
+  /** gzip level of the stream (ozone.scm.ha.grpc.checkpoint.gzip.level; default tarball.ts's DEFAULT_GZIP_LEVEL, 0). */
   readonly gzipLevel?: number;
   /** Messages handed to gRPC but not yet flushed, per transfer (default 2): bounds memory. */
   readonly maxUnflushedMessages?: number;

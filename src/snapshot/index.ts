@@ -8,8 +8,8 @@ export { registerInterScmService, DEFAULT_CHUNK_SIZE, DEFAULT_SERVE_IDLE_TIMEOUT
 export { ServeLimiter, peerHost, DEFAULT_PEER_LIMIT, DEFAULT_REQUESTER_LIMIT, type RateLimit, type ServeLimiterOptions } from './serve-limiter.js';
 export { checkRequestId, InvalidRequestError, MAX_REQUEST_ID_LENGTH } from './request-checks.js';
 export { SnapshotAbortedError } from './aborted.js';
-export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadChannel, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
-export { extractCheckpointTarball, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractOptions, type ExtractedCheckpoint } from './safe-extract.js';
+export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadChannel, type DownloadConsumer, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
+export { extractCheckpointTarball, extractCheckpointStream, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractOptions, type ExtractedCheckpoint } from './safe-extract.js';
 export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
 export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
 export { chunkChecksum } from './chunk-checksum.js';

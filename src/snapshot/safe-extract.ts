@@ -10,15 +10,18 @@
 // `..`; links, devices, FIFOs and type flags tar-stream does not know (GNU sparse) are refused;
 // duplicates are refused. Each file is hashed while written, checked against the manifest and
 // fsynced. On any error the partially extracted directory is removed.
+//
+// The source is any byte stream (a file, or a download as it arrives: snapshot-downloader.ts
+// extracts while it downloads); nothing here depends on having the whole tarball first.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, statfs } from 'node:fs/promises';
+import { mkdir, open, rm, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { fsyncDirTree } from '../durable-fs.js';
+import { fsyncPath } from '../durable-fs.js';
 import { abortedError } from './aborted.js';
 import { MANIFEST_NAME, MAX_MANIFEST_BYTES, parseManifest, type Manifest, type ManifestFile } from './manifest.js';
 
@@ -51,6 +54,11 @@ export interface ExtractOptions {
   readonly signal?: AbortSignal;
   /** Bytes that may still be written under `dir` (default: statfs, the space available to us). */
   readonly freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * What the caller writes on the same file system beside the extraction while it runs (the
+   * download kept for resuming): the free space must hold it too, or the disk fills half way.
+   */
+  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: { readonly totalBytes: number; readonly files: number }) => number };
 }
 
 /**
@@ -61,23 +69,77 @@ export interface ExtractOptions {
 const FRAMING_PER_ENTRY = 4 * 512;
 const FRAMING_SLACK = 1024 * 1024;
 
+/** Bytes per gunzip output piece (zlib's default, 16 KiB, costs a thread-pool round trip and a write per 16 KiB). */
+const GUNZIP_CHUNK = 256 * 1024;
+/** Files whose fsync may be under way at once while later files are written. */
+const SYNCS_IN_FLIGHT = 4;
+
 /** Extracts `tarGzPath` into `destDir` (which must not exist) and verifies it against its manifest. */
 export async function extractCheckpointTarball(tarGzPath: string, destDir: string, limits: ExtractLimits = {}, options: ExtractOptions = {}): Promise<ExtractedCheckpoint> {
-  const caps = { ...DEFAULT_EXTRACT_LIMITS, ...limits };
   if (options.signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, options.signal);
-  await mkdir(dirname(destDir), { recursive: true });
-  try {
-    await mkdir(destDir);
-  } catch (err) {
-    throw new Error(`cannot extract into ${destDir}: ${(err as Error).message}`, { cause: err });
+  return extractCheckpointStream(createReadStream(tarGzPath, { highWaterMark: GUNZIP_CHUNK }), tarGzPath, destDir, limits, options);
+}
+
+/**
+ * Extracts the tar.gz bytes of `source` into `destDir` (which must not exist) and verifies them
+ * against their manifest; `what` names the source in errors. The source is consumed with
+ * backpressure; a source that errors or ends early fails the extraction.
+ */
+export async function extractCheckpointStream(source: Readable, what: string, destDir: string, limits: ExtractLimits = {}, options: ExtractOptions = {}): Promise<ExtractedCheckpoint> {
+  const caps = { ...DEFAULT_EXTRACT_LIMITS, ...limits };
+  if (options.signal?.aborted === true) {
+    source.destroy();
+    throw abortedError(`extraction of ${what}`, options.signal);
   }
   try {
-    const manifest = await extractInto(tarGzPath, destDir, caps, options);
-    await fsyncDirTree(destDir);
+    await mkdir(dirname(destDir), { recursive: true });
+    await mkdir(destDir);
+  } catch (err) {
+    source.destroy();
+    throw new Error(`cannot extract into ${destDir}: ${(err as Error).message}`, { cause: err });
+  }
+  const syncs = new FileSyncs();
+  try {
+    const { manifest, directories } = await extractInto(source, what, destDir, caps, options, syncs);
+    await syncs.all();
+    // Every file is durable now; their names are once the directories holding them are, deepest first.
+    for (const dir of [...directories].sort((a, b) => b.length - a.length)) await fsyncPath(join(destDir, dir));
+    await fsyncPath(destDir);
     return { dir: destDir, manifest };
   } catch (err) {
+    source.destroy();
+    await syncs.settle();
     await rm(destDir, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/**
+ * fsyncs and closes written files in the background, a few at a time, while later files are
+ * written: one file's fsync need not wait for the next file's bytes, nor they for it. `all()`
+ * rejects with the first failure; nothing counts as extracted before it resolved.
+ */
+class FileSyncs {
+  private readonly pending: Array<Promise<void>> = [];
+  private failure: unknown;
+
+  async add(handle: FileHandle): Promise<void> {
+    const done = handle.sync().finally(() => handle.close()).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    this.pending.push(done);
+    while (this.pending.length >= SYNCS_IN_FLIGHT) await this.pending.shift();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  async all(): Promise<void> {
+    await this.settle();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Waits for every file to be synced and closed (or to have failed). */
+  async settle(): Promise<void> {
+    while (this.pending.length > 0) await this.pending.shift();
   }
 }
 
@@ -86,13 +148,13 @@ async function availableBytes(dir: string): Promise<number> {
   return s.bavail * s.bsize;
 }
 
-async function extractInto(tarGzPath: string, destDir: string, caps: Required<ExtractLimits>, options: ExtractOptions): Promise<Manifest> {
+async function extractInto(source: Readable, what: string, destDir: string, caps: Required<ExtractLimits>, options: ExtractOptions, syncs: FileSyncs): Promise<{ manifest: Manifest; directories: Set<string> }> {
   const { signal } = options;
   const extract = tar.extract();
-  const gunzip = createGunzip();
+  const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
   // Until the manifest is read, only the manifest (and its framing) may come out of gunzip.
   const meter = new ExpansionMeter(MAX_MANIFEST_BYTES + FRAMING_SLACK);
-  const feeding = pipeline(createReadStream(tarGzPath), gunzip, meter, extract, signal !== undefined ? { signal } : {});
+  const feeding = pipeline(source, gunzip, meter, extract, signal !== undefined ? { signal } : {});
   // Swallow here; the same failure surfaces (with context) from the entry loop or the await below.
   feeding.catch(() => undefined);
 
@@ -123,7 +185,7 @@ async function extractInto(tarGzPath: string, destDir: string, caps: Required<Ex
         }
         if (size > MAX_MANIFEST_BYTES) throw new UnsafeTarballError(`${MANIFEST_NAME} is ${size} bytes, over ${MAX_MANIFEST_BYTES}`);
         manifest = parseManifest(await readAll(entry as unknown as AsyncIterable<Buffer>));
-        declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes);
+        declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes, options.alsoWriting);
         const total = manifest.files.reduce((sum, f) => sum + f.size + FRAMING_PER_ENTRY + 2 * f.path.length, 0);
         meter.limitTo(meter.bytes + total + FRAMING_SLACK);
         continue;
@@ -140,28 +202,32 @@ async function extractInto(tarGzPath: string, destDir: string, caps: Required<Ex
       const file = declared.get(name);
       if (file === undefined) throw new UnsafeTarballError(`tarball contains ${JSON.stringify(name)}, which the manifest does not list`);
       if (size !== file.size) throw new UnsafeTarballError(`tarball entry ${JSON.stringify(name)} is ${size} bytes, but the manifest declares ${file.size}`);
-      const written = await writeEntry(entry as unknown as AsyncIterable<Buffer>, join(destDir, name), file.size);
+      const written = await writeEntry(entry as unknown as AsyncIterable<Buffer>, join(destDir, name), file.size, syncs);
       if (written.sha256 !== file.sha256) throw new UnsafeTarballError(`${JSON.stringify(name)} has SHA-256 ${written.sha256}, manifest says ${file.sha256}`);
       extracted.add(name);
     }
     await feeding;
   } catch (err) {
     extract.destroy();
-    if (signal?.aborted === true) throw abortedError(`extraction of ${tarGzPath}`, signal);
+    if (signal?.aborted === true) throw abortedError(`extraction of ${what}`, signal);
     // The meter's refusal reaches the entry loop as a destroyed stream; report the refusal.
     if (meter.refusal !== undefined) throw meter.refusal;
     if (err instanceof UnsafeTarballError) throw err;
-    throw new Error(`checkpoint tarball ${tarGzPath} is unreadable: ${(err as Error).message}`, { cause: err });
+    throw new Error(`checkpoint tarball ${what} is unreadable: ${(err as Error).message}`, { cause: err });
   }
   if (manifest === undefined) throw new UnsafeTarballError(`tarball has no ${MANIFEST_NAME}`);
   for (const file of manifest.files) {
     if (!extracted.has(file.path)) throw new UnsafeTarballError(`manifest lists ${JSON.stringify(file.path)} but the tarball does not contain it`);
   }
-  return manifest;
+  // Parents of files (mkdir'd on the way) count as directories to make durable too.
+  for (const file of manifest.files) {
+    for (let cut = file.path.lastIndexOf('/'); cut > 0; cut = file.path.lastIndexOf('/', cut - 1)) directories.add(file.path.slice(0, cut));
+  }
+  return { manifest, directories };
 }
 
 /** Checks what the manifest declares against the caps and the free space; returns it by path. */
-async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, destDir: string, freeBytes: (dir: string) => Promise<number>): Promise<Map<string, ManifestFile>> {
+async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, destDir: string, freeBytes: (dir: string) => Promise<number>, alsoWriting: ExtractOptions['alsoWriting']): Promise<Map<string, ManifestFile>> {
   if (manifest.files.length + 1 > caps.maxEntries) {
     throw new UnsafeTarballError(`manifest declares ${manifest.files.length} files, more than the ${caps.maxEntries} entries allowed`);
   }
@@ -185,8 +251,10 @@ async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, 
   }
   if (total > caps.maxTotalBytes) throw new UnsafeTarballError(`manifest declares ${total} bytes in all, over the cap of ${caps.maxTotalBytes} bytes total`);
   const free = await freeBytes(destDir);
-  if (!(Number.isFinite(free) && total <= free)) {
-    throw new UnsafeTarballError(`manifest declares ${total} bytes in all, but only ${free} bytes are free under ${destDir}`);
+  const beside = alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length }) ?? 0;
+  if (!(Number.isFinite(free) && total + beside <= free)) {
+    const besideText = alsoWriting !== undefined ? `, and ${alsoWriting.what} up to ${beside} more` : '';
+    throw new UnsafeTarballError(`manifest declares ${total} bytes in all${besideText}, but only ${free} bytes are free under ${destDir}`);
   }
   return byPath;
 }
@@ -202,8 +270,8 @@ export function safeEntryName(raw: string): string {
   return parts.join('/');
 }
 
-/** Writes one entry, never more than `declared` bytes of it. */
-async function writeEntry(entry: AsyncIterable<Buffer>, path: string, declared: number): Promise<{ size: number; sha256: string }> {
+/** Writes one entry, never more than `declared` bytes of it; its fsync and close go to `syncs`. */
+async function writeEntry(entry: AsyncIterable<Buffer>, path: string, declared: number, syncs: FileSyncs): Promise<{ size: number; sha256: string }> {
   await mkdir(dirname(path), { recursive: true });
   // 'wx': never follow or overwrite something already there.
   const handle = await open(path, 'wx', 0o644);
@@ -214,14 +282,19 @@ async function writeEntry(entry: AsyncIterable<Buffer>, path: string, declared: 
       if (size + chunk.length > declared) throw new UnsafeTarballError(`tarball entry ${path} holds more than the ${declared} bytes its manifest declares`);
       hash.update(chunk);
       size += chunk.length;
-      await handle.write(chunk);
+      await writeAll(handle, chunk);
     }
-    await handle.sync();
-  } finally {
+  } catch (err) {
     await handle.close();
+    throw err;
   }
+  await syncs.add(handle);
   if (size !== declared) throw new Error(`tarball entry ${path} is truncated: ${size} of ${declared} bytes`);
   return { size, sha256: hash.digest('hex') };
+}
+
+async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+  for (let done = 0; done < data.length; ) done += (await handle.write(data, done, data.length - done)).bytesWritten;
 }
 
 async function readAll(entry: AsyncIterable<Buffer>): Promise<Buffer> {

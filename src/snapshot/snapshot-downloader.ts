@@ -1,21 +1,28 @@
 // Follower-side orchestration of one snapshot catch-up: download the leader's checkpoint (asking
 // whoever is leader at each attempt), abandon an attempt that makes no progress for a few seconds,
 // retry with exponential backoff, resume from the last verified byte when the same checkpoint is
-// still served, log progress, then extract safely and verify the
+// still served, log progress, extract safely while downloading and verify the
 // result (manifest, cluster id, #TRANSACTIONINFO >= the leader's first available index). Returns a
 // directory ready for `installCheckpoint`; the live scm.db is never touched here.
+//
+// Extraction runs beside the download, fed the verified bytes as they arrive (the download and the
+// extraction used to run one after the other, each about as long as the other). The tar.gz is
+// still written to a file, only so that a failed attempt can resume by offset: the next attempt
+// replays the kept prefix into a fresh extraction, then goes on with the network.
+import { once } from 'node:events';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatTransactionInfo, readTransactionInfoAt, compareTermIndex, type TermIndex } from '../statemachine/transaction-info.js';
 import { readConfigurationAt } from '../statemachine/state-machine.js';
 import type { AppliedConfiguration } from '../statemachine/raft-configuration.js';
 import { abortedError, SnapshotAbortedError } from './aborted.js';
-import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadProgress, type ResumePoint } from './download-client.js';
+import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadConsumer, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
 import { checkRequestId } from './request-checks.js';
-import { extractCheckpointTarball, type ExtractLimits } from './safe-extract.js';
+import { extractCheckpointStream, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
   override readonly name = 'StaleCheckpointError';
@@ -47,6 +54,8 @@ export interface SnapshotDownloaderOptions {
   readonly channel?: (address: string) => DownloadChannel;
   readonly log?: SnapshotLogger;
   readonly now?: () => number;
+  /** Bytes free under `snapshot/` (default: statfs); tests inject a small disk. */
+  readonly freeBytes?: (dir: string) => Promise<number>;
 }
 
 export interface ReadyCheckpoint {
@@ -132,48 +141,68 @@ export class SnapshotDownloader {
   private async attempt(address: string, minIndex: number, resume: ResumePoint | undefined, attempt: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
     const started = this.now();
     const progress = this.progressLogger(address, started);
-    const downloaded = await downloadCheckpoint({
-      address,
-      expectedClusterId: this.options.expectedClusterId,
-      destDir: this.options.snapshotDir,
-      deadlineMs: this.options.deadlineMs,
-      keepPartialOnFailure: true,
-      onProgress: progress,
-      ...(resume !== undefined ? { resume } : {}),
-      ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
-      ...(this.options.noProgressTimeoutMs !== undefined ? { noProgressTimeoutMs: this.options.noProgressTimeoutMs } : {}),
-      ...(signal !== undefined ? { signal } : {}),
-      ...(this.options.channel !== undefined ? { channel: this.options.channel } : {}),
-    });
-    const seconds = Math.max(1e-3, (this.now() - started) / 1000);
-    // Debug: the node's snapshot_download_done line reports the transfer (with resumedFrom).
-    this.log('debug', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
-
-    const extractDir = join(this.options.snapshotDir, `${downloaded.file.slice(this.options.snapshotDir.length + 1).replace(/\.tar\.gz$/, '')}.extracted`);
+    // Named per attempt: the checkpoint id is not known before the first message.
+    const extractDir = join(this.options.snapshotDir, `attempt_${attempt}.extracted`);
     await rm(extractDir, { recursive: true, force: true });
+    const feed = new ExtractionFeed();
+    const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
+      // The stream is written beside the files (for a resume) until the end: both must fit.
+      alsoWriting: { what: 'the download kept for resuming', bytes: streamBytesAtMost },
+      ...(signal !== undefined ? { signal } : {}),
+      ...(this.options.freeBytes !== undefined ? { freeBytes: this.options.freeBytes } : {}),
+    });
+    feed.watch(extracting);
+    let downloaded: DownloadedCheckpoint | undefined;
     try {
-      const { manifest } = await extractCheckpointTarball(downloaded.file, extractDir, this.options.extractLimits ?? {}, signal !== undefined ? { signal } : {});
-      if (manifest.clusterId !== this.options.expectedClusterId) {
-        throw new Error(`checkpoint manifest is for cluster ${JSON.stringify(manifest.clusterId)}, expected ${JSON.stringify(this.options.expectedClusterId)}`);
+      try {
+        downloaded = await downloadCheckpoint({
+          address,
+          expectedClusterId: this.options.expectedClusterId,
+          destDir: this.options.snapshotDir,
+          deadlineMs: this.options.deadlineMs,
+          keepPartialOnFailure: true,
+          onProgress: progress,
+          consumer: feed,
+          ...(resume !== undefined ? { resume } : {}),
+          ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
+          ...(this.options.noProgressTimeoutMs !== undefined ? { noProgressTimeoutMs: this.options.noProgressTimeoutMs } : {}),
+          ...(signal !== undefined ? { signal } : {}),
+          ...(this.options.channel !== undefined ? { channel: this.options.channel } : {}),
+        });
+      } catch (err) {
+        // The extraction of a stream that will not be finished goes (it removes what it wrote).
+        feed.stream.destroy(new Error('the download stopped'));
+        await extracting.catch(() => undefined);
+        throw err;
       }
-      const termIndex = await readTransactionInfoAt(extractDir);
-      if (compareTermIndex(termIndex, manifest.termIndex) !== 0) {
-        throw new Error(`checkpoint #TRANSACTIONINFO is ${formatTransactionInfo(termIndex)} but its manifest says ${formatTransactionInfo(manifest.termIndex)}`);
+      const seconds = Math.max(1e-3, (this.now() - started) / 1000);
+      // Debug: the node's snapshot_download_done line reports the transfer (with resumedFrom).
+      this.log('debug', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
+      feed.stream.end();
+      const { manifest } = await extracting;
+      try {
+        if (manifest.clusterId !== this.options.expectedClusterId) {
+          throw new Error(`checkpoint manifest is for cluster ${JSON.stringify(manifest.clusterId)}, expected ${JSON.stringify(this.options.expectedClusterId)}`);
+        }
+        const termIndex = await readTransactionInfoAt(extractDir);
+        if (compareTermIndex(termIndex, manifest.termIndex) !== 0) {
+          throw new Error(`checkpoint #TRANSACTIONINFO is ${formatTransactionInfo(termIndex)} but its manifest says ${formatTransactionInfo(manifest.termIndex)}`);
+        }
+        if (termIndex.index < minIndex) {
+          throw new StaleCheckpointError(`checkpoint at ${formatTransactionInfo(termIndex)} is older than needed: the leader's first available index is ${minIndex}`);
+        }
+        const configuration = await readConfigurationAt(extractDir);
+        if (configuration === undefined) throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds no Raft configuration`);
+        if (configuration.index > termIndex.index) {
+          throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds a configuration from index ${configuration.index}, after it`);
+        }
+        return { dir: extractDir, termIndex, configuration, manifest, downloadedBytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, attempts: attempt };
+      } catch (err) {
+        await rm(extractDir, { recursive: true, force: true });
+        throw err;
       }
-      if (termIndex.index < minIndex) {
-        throw new StaleCheckpointError(`checkpoint at ${formatTransactionInfo(termIndex)} is older than needed: the leader's first available index is ${minIndex}`);
-      }
-      const configuration = await readConfigurationAt(extractDir);
-      if (configuration === undefined) throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds no Raft configuration`);
-      if (configuration.index > termIndex.index) {
-        throw new Error(`checkpoint at ${formatTransactionInfo(termIndex)} holds a configuration from index ${configuration.index}, after it`);
-      }
-      return { dir: extractDir, termIndex, configuration, manifest, downloadedBytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, attempts: attempt };
-    } catch (err) {
-      await rm(extractDir, { recursive: true, force: true });
-      throw err;
     } finally {
-      await rm(downloaded.file, { force: true });
+      if (downloaded !== undefined) await rm(downloaded.file, { force: true });
     }
   }
 
@@ -213,4 +242,53 @@ export class SnapshotDownloader {
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+/**
+ * An upper bound of a checkpoint stream's size for files of `totalBytes`: at gzip level 0 the tar
+ * (a header and padding per file, two end blocks) plus gzip's 5 bytes per stored block of at most
+ * 64 KiB; any other level writes less for these files, at worst as much.
+ */
+function streamBytesAtMost(declared: { readonly totalBytes: number; readonly files: number }): number {
+  return declared.totalBytes + Math.ceil(declared.totalBytes / 1024) + (declared.files + 1) * 2048 + 64 * 1024;
+}
+
+/** Bytes of the stream buffered between the download and the extraction (a few messages). */
+const FEED_BUFFER = 4 * 1024 * 1024;
+
+/**
+ * The verified download on its way into the extraction: a write waits while the extraction is
+ * FEED_BUFFER behind (so the download waits, and with it the leader), and fails with the
+ * extraction's own error once the extraction has failed (an unsafe entry, a bomb, a full disk).
+ */
+class ExtractionFeed implements DownloadConsumer {
+  readonly stream = new PassThrough({ highWaterMark: FEED_BUFFER });
+  private failure: { error: unknown } | undefined;
+  private readonly stopped = new AbortController();
+
+  watch(extracting: Promise<ExtractedCheckpoint>): void {
+    extracting.then(
+      () => this.stopped.abort(),
+      (error: unknown) => {
+        this.failure = { error };
+        this.stopped.abort();
+      },
+    );
+  }
+
+  async write(data: Buffer): Promise<void> {
+    this.check();
+    if (this.stream.write(data)) return;
+    try {
+      await once(this.stream, 'drain', { signal: this.stopped.signal });
+    } catch {
+      // The extraction ended first: it failed (or took no more), and says why below.
+    }
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure !== undefined) throw this.failure.error;
+    if (this.stopped.signal.aborted) throw new Error('the extraction ended before the download');
+  }
 }

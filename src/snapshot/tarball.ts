@@ -17,7 +17,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createGzip, constants as zlibConstants } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { TermIndex } from '../statemachine/transaction-info.js';
 import { MANIFEST_FORMAT, MANIFEST_NAME, serializeManifest, type ManifestFile } from './manifest.js';
@@ -29,21 +29,31 @@ export interface PackSource {
   readonly createdAtMs: number;
 }
 
+/**
+ * The default gzip level: 0, stored blocks (gzip framing, CRC-32 and all, without deflate), so the
+ * stream is still a tar.gz that `tar xzf` reads. LevelDB's table blocks are Snappy-compressed
+ * already: level 1 shrinks a 1M-record checkpoint only from 62 to 40 MiB, at ~60 MB/s of one core
+ * on the leader, which is slower than a 1 Gbit/s link carries the difference. Whole catch-up of
+ * that checkpoint (`npm run bench:snapshot -- --gzip-level N [--link-mbit M]`, alternating runs on
+ * a busy 2-core machine): loopback 1.1-1.4 s stored against 2.3-3.1 s at level 1; a 1 Gbit/s
+ * shaped link 1.4-2.4 s against 2.0-2.9 s; but 100 Mbit/s 5.3 s against 4.1 s. Below ~500 Mbit/s
+ * level 1 wins, so it is a setting (ozone.scm.ha.grpc.checkpoint.gzip.level).
+ */
+export const DEFAULT_GZIP_LEVEL = 0;
+
 export interface PackOptions {
-  /**
-   * gzip level 0-9. Default 1: LevelDB's table blocks are already Snappy-compressed, so level 6
-   * shrinks a 1M-record checkpoint only from 40.3 to 39.6 MiB but costs ~0.5 s more on the leader
-   * (measured with `npm run bench:snapshot`).
-   */
+  /** gzip level 0-9 (default DEFAULT_GZIP_LEVEL). Level 6 gains almost nothing over 1 (40.1 to 39.3 MiB) for ~0.7 s more. */
   readonly gzipLevel?: number;
 }
 
 /** Returns the tar.gz byte stream of `source.dir`; errors (e.g. a file vanishing) destroy the stream. */
 export function packCheckpoint(source: PackSource, clusterId: string, options: PackOptions = {}): Readable {
-  const level = options.gzipLevel ?? zlibConstants.Z_BEST_SPEED;
+  const level = options.gzipLevel ?? DEFAULT_GZIP_LEVEL;
   if (!Number.isInteger(level) || level < -1 || level > 9) throw new Error(`gzip level must be an integer in -1..9, got ${level}`);
   const pack = tar.pack();
-  const gzip = createGzip({ level });
+  // Output in pieces of PIPE_CHUNK, not zlib's 16 KiB: each piece is a round trip to the thread
+  // pool and an await further down, and at 16 KiB those, not deflate, bounded the stream's speed.
+  const gzip = createGzip({ level, chunkSize: PIPE_CHUNK });
   Readable.from(pack).pipe(gzip);
   // tar-stream's pack is a streamx stream; Readable.from drives it through its async iterator,
   // which applies backpressure from gzip back to the entry writers below.
@@ -58,6 +68,9 @@ export function packCheckpoint(source: PackSource, clusterId: string, options: P
   });
   return gzip;
 }
+
+/** Bytes per file read and per gzip output piece. */
+const PIPE_CHUNK = 256 * 1024;
 
 /** The files of a checkpoint (a closed, immutable directory) with sizes and hashes, per source object. */
 const hashed = new WeakMap<PackSource, Promise<ManifestFile[]>>();
@@ -78,7 +91,7 @@ async function hashFiles(dir: string): Promise<ManifestFile[]> {
   for (const rel of await listFilesSorted(dir)) {
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of createReadStream(join(dir, rel), { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    for await (const chunk of createReadStream(join(dir, rel), { highWaterMark: PIPE_CHUNK }) as AsyncIterable<Buffer>) {
       hash.update(chunk);
       size += chunk.length;
     }
@@ -110,7 +123,7 @@ async function fillPack(pack: tar.Pack, source: PackSource, clusterId: string, s
     });
     // Awaited below; when the stream is stopped first, this rejects unawaited ("tar entry destroyed").
     entryDone.catch(() => undefined);
-    for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>) {
+    for await (const chunk of createReadStream(path, { highWaterMark: PIPE_CHUNK }) as AsyncIterable<Buffer>) {
       if (written + chunk.length > size) throw new Error(`checkpoint file ${path} grew while being packed`);
       hash.update(chunk);
       written += chunk.length;

@@ -315,3 +315,66 @@ test('a checkpoint bigger than the free disk space is refused before a file is w
     assert.equal(manifest.termIndex.index, 500);
   });
 });
+
+test('a stream the extraction refuses while it downloads is not resumed: the next attempt downloads afresh', async () => {
+  await withTempDir('snap-hostile-', async (dir) => {
+    const extra = Buffer.alloc(64 * 1024, 1);
+    const messages = toMessages(await craftTarball([
+      { header: { name: 'MANIFEST.json' }, content: manifestFor([{ path: 'CURRENT', content: Buffer.from('ok') }]) },
+      { header: { name: 'CURRENT', size: 2 }, content: Buffer.from('ok') },
+      { header: { name: 'extra', size: extra.length }, content: extra },
+    ]));
+    const requests: Array<Record<string, unknown>> = [];
+    const { address, stop } = await startServer((s) =>
+      s.addService(interScmServiceDefinition(), {
+        download: (call: grpc.ServerWritableStream<Record<string, unknown>, CopyDBCheckpointResponse>) => {
+          requests.push(call.request);
+          for (const m of messages) call.write(m);
+          call.end();
+        },
+      }),
+    );
+    const snapshotDir = join(dir, 'follower', 'snapshot');
+    try {
+      await assert.rejects(
+        new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, maxAttempts: 2, initialBackoffMs: 1 }).fetch(500),
+        /contains "extra", which the manifest does not list/,
+      );
+      assert.equal(requests.length, 2);
+      assert.ok(!requests[1]!['checkpointId'] && !Number(requests[1]!['resumeOffset'] ?? 0), `the second attempt starts over: ${JSON.stringify(requests[1])}`);
+      assert.deepEqual(await readdir(snapshotDir), [], 'no partial download or extraction left');
+    } finally {
+      await stop();
+    }
+  });
+});
+
+test('a follower with room for the checkpoint\'s files but not also for the stream it keeps for resuming refuses before writing a file', async () => {
+  await withTempDir('snap-hostile-', async (dir) => {
+    const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 400, { term: 1, index: 500 });
+    const checkpoint = await createCheckpoint(leaderDb, join(dir, 'leader', 'db.checkpoints'));
+    await leaderDb.close();
+    const messages = toMessages(await streamToBuffer(packCheckpoint(checkpoint, CLUSTER_ID)));
+    const { address, stop } = await startServer((s) =>
+      s.addService(interScmServiceDefinition(), {
+        download: (call: grpc.ServerWritableStream<unknown, CopyDBCheckpointResponse>) => {
+          for (const m of messages) call.write(m);
+          call.end();
+        },
+      }),
+    );
+    const snapshotDir = join(dir, 'follower', 'snapshot');
+    const fetch = (free: number) =>
+      new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, maxAttempts: 1, freeBytes: async () => free } as ConstructorParameters<typeof SnapshotDownloader>[0]).fetch(500);
+    try {
+      const total = checkpoint.totalFileBytes;
+      // Room for the files once: the stream written beside them for a resume would not fit.
+      await assert.rejects(fetch(Math.floor(total * 1.5)), /manifest declares \d+ bytes in all, and the download kept for resuming up to \d+ more, but only \d+ bytes are free/);
+      assert.deepEqual(await readdir(snapshotDir), []);
+      const ready = await fetch(2 * total + 1024 * 1024);
+      assert.equal(ready.termIndex.index, 500);
+    } finally {
+      await stop();
+    }
+  });
+});
