@@ -15,7 +15,9 @@
 // This is the restart part (npm run bench -- --only restart) without its kill -9 and load rows:
 // it takes a few minutes less and measures more.
 //
-// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS[,SECONDS…]] [--heap-snapshot]
+// With --dist the nodes run the compiled dist/ (npm run build first), as the image runs them.
+//
+// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS[,SECONDS…]] [--heap-snapshot] [--dist]
 //          [--variant 'label|--node-opt --other|ENV=value ENV2=value'] …
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
       containers: { type: 'string', default: '1000000' },
       settle: { type: 'string', default: '10' },
       'heap-snapshot': { type: 'boolean', default: false },
+      dist: { type: 'boolean', default: false },
       variant: { type: 'string', multiple: true },
     },
   });
@@ -148,7 +151,7 @@ async function main(): Promise<void> {
   if (settleAt.some((t) => !Number.isFinite(t) || t < 0)) throw new Error(`--settle needs seconds (or a comma-separated list), got ${values.settle}`);
   const variants = (values.variant ?? ['default||']).map(parseVariant);
   const all = [1, 2, 3];
-  const cluster = await BenchScmCluster.start();
+  const cluster = await BenchScmCluster.start({ compiled: values.dist });
   const h = cluster.harness;
   try {
     const dirs = await stopWithOneLog(cluster, all);

@@ -29,6 +29,15 @@ test('flags: defaults, lists, and clear errors', () => {
   assert.deepEqual(d.nodeArgs, []);
   assert.deepEqual((parseBenchArgs(['--node-arg=--max-semi-space-size=4', '--node-arg=--expose-gc']) as BenchOptions).nodeArgs, ['--max-semi-space-size=4', '--expose-gc']);
   assert.throws(() => parseBenchArgs(['--node-arg', 'max-semi-space-size=4']), (e: Error) => e instanceof UsageError && /is not a node option/.test(e.message));
+  assert.deepEqual(d.nodeEnv, {});
+  assert.equal(d.compiled, false);
+  assert.equal((parseBenchArgs(['--dist']) as BenchOptions).compiled, true);
+  assert.deepEqual((parseBenchArgs(['--node-env', 'MALLOC_ARENA_MAX=2', '--node-env=GLIBC_TUNABLES=glibc.malloc.trim_threshold=1:x=2']) as BenchOptions).nodeEnv, {
+    MALLOC_ARENA_MAX: '2',
+    GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1:x=2',
+  });
+  assert.throws(() => parseBenchArgs(['--node-env', 'MALLOC_ARENA_MAX']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
+  assert.throws(() => parseBenchArgs(['--node-env', '=2']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
 
   const o = parseBenchArgs(['--only', 'snapshot,load', '--compare', 'etcd', '--seconds', '2.5', '--callers', '1, 16', '--no-write']);
   assert.notEqual(o, 'help');
