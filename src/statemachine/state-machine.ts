@@ -81,6 +81,19 @@ function openLevelDb(location: string): ScmDb {
   return new Level<string, string>(location);
 }
 
+/**
+ * Called after loading a database from openLevelDb. LevelDB reads its table files through mmap
+ * (classic-level's LevelDB maps up to 1,000 of them), so once the load has read every table the
+ * whole of scm.db stays resident in the process's mappings for as long as the files are open: 23
+ * MiB of RSS at 1 M containers, and more as scm.db grows. Closing and reopening the database unmaps
+ * them; the pages stay in the page cache, where the kernel may reclaim them, and a table is mapped
+ * again as far as later reads touch it (applies write, and queries are served from memory).
+ */
+async function unmapTablesAfterLoad(db: ScmDb): Promise<void> {
+  await db.close();
+  await db.open();
+}
+
 function parseCounter(text: string | undefined, what: string): number {
   if (text === undefined) return 0;
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
@@ -127,6 +140,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     await db.open();
     try {
       const loaded = await ScmStateMachine.load(db, resolved);
+      if (resolved.openDb === openLevelDb) await unmapTablesAfterLoad(db);
       return new ScmStateMachine(dbDir, resolved, db, loaded);
     } catch (err) {
       await db.close();
@@ -370,6 +384,7 @@ export class ScmStateMachine implements PipelinePlacementView {
       await db.open();
       try {
         const loaded = await ScmStateMachine.load(db, this.options);
+        if (this.options.openDb === openLevelDb) await unmapTablesAfterLoad(db);
         this.dbValue = db;
         this.tables = openTables(db);
         this.state = loaded.state;
