@@ -15,8 +15,13 @@
 // This is the restart part (npm run bench -- --only restart) without its kill -9 and load rows:
 // it takes a few minutes less and measures more.
 //
-// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS[,SECONDS…]] [--heap-snapshot]
-//          [--variant 'label|--node-opt --other|ENV=value ENV2=value'] …
+// With --dist the nodes run the compiled dist/ (npm run build first), as the image runs them.
+// With --load-seconds N, after the settle points each variant runs a closed-loop AllocateContainer
+// load (--load-callers, 16 by default) for N seconds and is measured again as the load ends: what
+// a leader and its followers hold under load, split the same way.
+//
+// Usage: npm run bench:rss -- [--containers N] [--settle SECONDS[,SECONDS…]] [--heap-snapshot] [--dist]
+//          [--load-seconds N [--load-callers C]] [--variant 'label|--node-opt --other|ENV=value ENV2=value'] …
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +33,7 @@ import { anonByMapping } from './lib/smaps.js';
 import { scrape, sumOf, type Sample } from './lib/prom.js';
 import { pollUntil, leaderByStatus } from './parts/failover.js';
 import { stopWithOneLog } from './parts/restart.js';
+import { runLoad } from './lib/loadgen-process.js';
 
 const MiB = 1024 * 1024;
 
@@ -100,6 +106,24 @@ async function measureNode(cluster: BenchScmCluster, k: number, role: string): P
   };
 }
 
+/** Measures the three nodes and prints one table, then the V8 spaces of the first node and of the leader. */
+async function printMeasurements(cluster: BenchScmCluster, all: readonly number[], when: string): Promise<void> {
+  const leader = (await leaderByStatus(cluster, [...all])) ?? 0;
+  const rows = [];
+  for (const k of all) rows.push(await measureNode(cluster, k, k === leader ? 'leader' : 'follower'));
+  console.log(`\n${when}:`);
+  console.log('\n| node | RSS | anon | file | peak | glibc main arena ([heap]) | glibc thread arenas | other anon (V8 pages, large mmaps) | stacks | V8 heap total | V8 heap used | external |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    const f = (x: number): string => x.toFixed(1);
+    console.log(`| ${r.name} (${r.role}) | ${f(r.rssMiB)} | ${f(r.anonMiB)} | ${f(r.fileMiB)} | ${f(r.peakMiB)} | ${f(r.brkHeapMiB)} | ${f(r.arenasMiB)} | ${f(r.otherAnonMiB)} | ${f(r.stacksMiB)} | ${f(r.v8HeapTotalMiB)} | ${f(r.v8HeapUsedMiB)} | ${f(r.v8ExternalMiB)} |`);
+  }
+  for (const r of new Set([rows[0], rows.find((x) => x.role === 'leader')])) {
+    if (r === undefined) continue;
+    console.log(`\nV8 spaces of ${r.name} (${r.role}; used / total MiB): ${Object.entries(r.spaces).map(([s, v]) => `${s} ${v.usedMiB.toFixed(1)}/${v.totalMiB.toFixed(1)}`).join(', ')}`);
+  }
+}
+
 /** Sums self sizes by constructor name over a .heapsnapshot file: the top `top` lines. */
 function summariseHeapSnapshot(file: string, top: number): string[] {
   const snap = JSON.parse(readFileSync(file, 'utf8')) as {
@@ -138,6 +162,9 @@ async function main(): Promise<void> {
       containers: { type: 'string', default: '1000000' },
       settle: { type: 'string', default: '10' },
       'heap-snapshot': { type: 'boolean', default: false },
+      dist: { type: 'boolean', default: false },
+      'load-seconds': { type: 'string', default: '0' },
+      'load-callers': { type: 'string', default: '16' },
       variant: { type: 'string', multiple: true },
     },
   });
@@ -146,9 +173,13 @@ async function main(): Promise<void> {
   // Seconds after ready at which to measure: one table per point.
   const settleAt = values.settle.split(',').map((t) => Number(t) * 1000);
   if (settleAt.some((t) => !Number.isFinite(t) || t < 0)) throw new Error(`--settle needs seconds (or a comma-separated list), got ${values.settle}`);
+  const loadSeconds = Number(values['load-seconds']);
+  const loadCallers = Number(values['load-callers']);
+  if (!Number.isFinite(loadSeconds) || loadSeconds < 0) throw new Error(`--load-seconds needs a number of seconds, got ${values['load-seconds']}`);
+  if (!Number.isSafeInteger(loadCallers) || loadCallers < 1) throw new Error(`--load-callers needs a positive integer, got ${values['load-callers']}`);
   const variants = (values.variant ?? ['default||']).map(parseVariant);
   const all = [1, 2, 3];
-  const cluster = await BenchScmCluster.start();
+  const cluster = await BenchScmCluster.start({ compiled: values.dist });
   const h = cluster.harness;
   try {
     const dirs = await stopWithOneLog(cluster, all);
@@ -165,20 +196,14 @@ async function main(): Promise<void> {
       const readyAt = Date.now();
       for (const at of settleAt) {
         await sleep(Math.max(0, readyAt + at - Date.now()));
-        const leader = (await leaderByStatus(cluster, all)) ?? 0;
-        const rows = [];
-        for (const k of all) rows.push(await measureNode(cluster, k, k === leader ? 'leader' : 'follower'));
-        console.log(`\n${(at / 1000).toFixed(0)} s after ready:`);
-        console.log('\n| node | RSS | anon | file | peak | glibc main arena ([heap]) | glibc thread arenas | other anon (V8 pages, large mmaps) | stacks | V8 heap total | V8 heap used | external |');
-        console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-        for (const r of rows) {
-          const f = (x: number): string => x.toFixed(1);
-          console.log(`| ${r.name} (${r.role}) | ${f(r.rssMiB)} | ${f(r.anonMiB)} | ${f(r.fileMiB)} | ${f(r.peakMiB)} | ${f(r.brkHeapMiB)} | ${f(r.arenasMiB)} | ${f(r.otherAnonMiB)} | ${f(r.stacksMiB)} | ${f(r.v8HeapTotalMiB)} | ${f(r.v8HeapUsedMiB)} | ${f(r.v8ExternalMiB)} |`);
-        }
-        const first = rows[0];
-        if (first !== undefined) {
-          console.log(`\nV8 spaces of ${first.name} (used / total MiB): ${Object.entries(first.spaces).map(([s, v]) => `${s} ${v.usedMiB.toFixed(1)}/${v.totalMiB.toFixed(1)}`).join(', ')}`);
-        }
+        await printMeasurements(cluster, all, `${(at / 1000).toFixed(0)} s after ready`);
+      }
+      if (loadSeconds > 0) {
+        const result = await runLoad(
+          { target: await cluster.target(), callers: loadCallers, channels: 1, warmupMs: 0, measureMs: loadSeconds * 1000, recordAcks: false, callDeadlineMs: 60_000 },
+          { onMeasured: () => printMeasurements(cluster, all, `at the end of ${loadSeconds} s of load from ${loadCallers} callers`) },
+        );
+        console.log(`\nload: ${Math.round(result.opsPerSec)} ops/s, ${result.errors} errors`);
       }
       if (values['heap-snapshot']) {
         const pid = h.node(1).process?.pid;

@@ -116,7 +116,7 @@ async function main(): Promise<number> {
 
   if (opts.parts.includes('load') || opts.parts.includes('failover')) {
     log('\nstarting a 3-node cluster…');
-    const scm = await attempt('cluster start', () => BenchScmCluster.start({ tls: opts.tls, nodeArgs: [...opts.nodeArgs] }));
+    const scm = await attempt('cluster start', () => BenchScmCluster.start({ tls: opts.tls, nodeArgs: [...opts.nodeArgs], nodeEnv: { ...opts.nodeEnv }, compiled: opts.compiled }));
     if (scm !== undefined) {
       try {
         if (opts.parts.includes('load')) {

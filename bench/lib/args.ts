@@ -34,6 +34,10 @@ export interface BenchOptions {
   readonly tls: boolean;
   /** Node options every SCM node of the benchmark is started with (e.g. V8 heap settings). */
   readonly nodeArgs: readonly string[];
+  /** Environment every SCM node of the benchmark gets on top of the benchmark's own (e.g. glibc malloc settings). */
+  readonly nodeEnv: Readonly<Record<string, string>>;
+  /** SCM nodes run the compiled dist/ (as the image does) instead of the sources through tsx. */
+  readonly compiled: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -55,6 +59,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --node-arg ARG           start every SCM node with this node option (repeatable), e.g.
                            --node-arg=--max-semi-space-size=4 (NODE_OPTIONS would reach the load
                            generator and etcd's side too)
+  --node-env NAME=VALUE    start every SCM node with this environment variable (repeatable), e.g.
+                           --node-env MALLOC_ARENA_MAX=2 (set on npm, it would reach the load
+                           generator and etcd too)
+  --dist                   SCM nodes run the compiled dist/ (npm run build first), as the image
+                           runs them, instead of src/ through tsx
   -h, --help               this text`;
 
 export class UsageError extends Error {
@@ -95,6 +104,16 @@ function nodeArgs(values: readonly string[] | undefined): string[] {
   return out;
 }
 
+function nodeEnv(values: readonly string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of values ?? []) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    if (m === null) throw new UsageError(`--node-env: ${JSON.stringify(pair)} is not NAME=VALUE`);
+    out[m[1] as string] = m[2] as string;
+  }
+  return out;
+}
+
 export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
   let parsed;
   try {
@@ -117,6 +136,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
         'no-write': { type: 'boolean' },
         tls: { type: 'boolean' },
         'node-arg': { type: 'string', multiple: true },
+        'node-env': { type: 'string', multiple: true },
+        dist: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -156,5 +177,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions | 'help' {
     noWrite: v['no-write'] === true,
     tls: v.tls === true,
     nodeArgs: nodeArgs(v['node-arg']),
+    nodeEnv: nodeEnv(v['node-env']),
+    compiled: v.dist === true,
   };
 }

@@ -23,15 +23,22 @@ export interface MemberSample {
   readonly fsyncs: number;
   /** Entries those fsyncs made durable (ours: the histogram's sum; etcd: proposals committed). */
   readonly entries: number;
+  /**
+   * Seconds spent in V8 garbage collection pauses so far (ours: prom-client's
+   * nodejs_gc_duration_seconds, all kinds); what a heap setting changes, without the noise of the
+   * rest of the CPU. Absent for etcd.
+   */
+  readonly gcSeconds?: number;
 }
 
 /** Reads the role and log-sync counters from a member's metrics. */
-export function readMetrics(kind: SystemKind, samples: readonly Sample[]): Pick<MemberSample, 'role' | 'fsyncs' | 'entries'> {
+export function readMetrics(kind: SystemKind, samples: readonly Sample[]): Pick<MemberSample, 'role' | 'fsyncs' | 'entries' | 'gcSeconds'> {
   if (kind === 'scm') {
     return {
       role: sumOf(samples, 'scm_raft_role', { role: 'leader' }) === 1 ? 'leader' : 'follower',
       fsyncs: sumOf(samples, 'scm_raft_log_entries_per_fsync_count'),
       entries: sumOf(samples, 'scm_raft_log_entries_per_fsync_sum'),
+      gcSeconds: sumOf(samples, 'nodejs_gc_duration_seconds_sum'),
     };
   }
   return {
@@ -61,6 +68,8 @@ export interface MemberRow {
   readonly role: MemberSample['role'];
   /** CPU seconds this member used per 1,000 acknowledged operations. */
   readonly cpuSecondsPer1kOps: number | null;
+  /** Seconds of V8 garbage collection pauses per 1,000 acknowledged operations (ours only). */
+  readonly gcSecondsPer1kOps: number | null;
   /** Share of one core over the window. */
   readonly cpuCores: number | null;
   readonly entriesPerFsync: number | null;
@@ -111,12 +120,14 @@ export function loadRow(system: SystemKind, callers: number, before: readonly Me
   const members = after.map((a): MemberRow => {
     const b = before.find((x) => x.name === a.name);
     const cpu = b?.cpuSeconds !== undefined && a.cpuSeconds !== undefined ? a.cpuSeconds - b.cpuSeconds : null;
+    const gc = b?.gcSeconds !== undefined && a.gcSeconds !== undefined ? a.gcSeconds - b.gcSeconds : null;
     const fsyncs = b === undefined ? 0 : a.fsyncs - b.fsyncs;
     const entries = b === undefined ? 0 : a.entries - b.entries;
     return {
       name: a.name,
       role: a.role,
       cpuSecondsPer1kOps: cpu === null ? null : per1k(cpu),
+      gcSecondsPer1kOps: gc === null ? null : per1k(gc),
       cpuCores: cpu === null || seconds <= 0 ? null : cpu / seconds,
       entriesPerFsync: fsyncs > 0 ? entries / fsyncs : null,
       fsyncsPerSec: seconds > 0 ? fsyncs / seconds : 0,

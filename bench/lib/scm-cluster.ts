@@ -25,9 +25,11 @@ export class BenchScmCluster {
   }
 
   /** init, bootstrap and start all three, register three datanodes, open a pipeline. */
-  static async start(options: { tls?: boolean; nodeArgs?: string[] } = {}): Promise<BenchScmCluster> {
+  static async start(options: { tls?: boolean; nodeArgs?: string[]; nodeEnv?: Record<string, string>; compiled?: boolean } = {}): Promise<BenchScmCluster> {
     const cluster = await BenchScmCluster.create(options);
     cluster.harness.nodeArgs = options.nodeArgs ?? [];
+    cluster.harness.nodeEnv = options.nodeEnv ?? {};
+    cluster.harness.compiled = options.compiled === true;
     await cluster.harness.bootstrapAll();
     const admin = cluster.harness.client(cluster.harness.allClientAddresses(), 30_000);
     const uuids: string[] = [];

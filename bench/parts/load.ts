@@ -43,7 +43,11 @@ export async function measureRow(kind: SystemKind, members: () => MemberRef[], t
 
 export function describeRow(r: LoadRow): string {
   const cpu = r.clusterCpuSecondsPer1kOps === null ? '-' : r.clusterCpuSecondsPer1kOps.toFixed(2);
-  return `${r.system.padEnd(5)} ${String(r.callers).padStart(4)} callers: ${Math.round(r.opsPerSec).toString().padStart(6)} ops/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  max ${r.maxMs.toFixed(0)} ms  entries/fsync(L) ${r.leaderEntriesPerFsync?.toFixed(1) ?? '-'}  CPU s/1k ops ${cpu}  errors ${r.errors}  load ${r.loadAverage1m.toFixed(2)}`;
+  const byRole = [...r.members].sort((a, b) => (a.role === 'leader' ? -1 : b.role === 'leader' ? 1 : a.name.localeCompare(b.name)));
+  const tag = (m: (typeof byRole)[number]): string => (m.role === 'leader' ? 'L' : 'F');
+  const perNode = (pick: (m: (typeof byRole)[number]) => number | null, digits: number): string =>
+    byRole.map((m) => `${tag(m)} ${pick(m)?.toFixed(digits) ?? '-'}`).join(' / ');
+  return `${r.system.padEnd(5)} ${String(r.callers).padStart(4)} callers: ${Math.round(r.opsPerSec).toString().padStart(6)} ops/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  max ${r.maxMs.toFixed(0)} ms  entries/fsync(L) ${r.leaderEntriesPerFsync?.toFixed(1) ?? '-'}  CPU s/1k ops ${cpu} (${perNode((m) => m.cpuSecondsPer1kOps, 2)})  GC s/1k ops ${perNode((m) => m.gcSecondsPer1kOps, 3)}  errors ${r.errors}  load ${r.loadAverage1m.toFixed(2)}`;
 }
 
 const IDLE_SECONDS = 5;

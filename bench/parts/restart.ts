@@ -50,7 +50,7 @@ export async function stopWithOneLog(cluster: BenchScmCluster, all: readonly num
 
 export async function runRestartPart(opts: BenchOptions, log: (line: string) => void): Promise<RestartPart> {
   const all = [1, 2, 3];
-  const cluster = await BenchScmCluster.start({ nodeArgs: [...opts.nodeArgs] });
+  const cluster = await BenchScmCluster.start({ nodeArgs: [...opts.nodeArgs], nodeEnv: { ...opts.nodeEnv }, compiled: opts.compiled });
   try {
     const h = cluster.harness;
     const dirs = await stopWithOneLog(cluster, all);

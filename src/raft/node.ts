@@ -737,15 +737,14 @@ export class RaftNode {
     return !mutant('removed-voter-stops-campaigning') && isVoter(this.members.committed().membership, this.id);
   }
 
-  /** Adds the configurations held by log entries from `from` on (after a restart or an install). */
+  /**
+   * Adds the configurations held by log entries from `from` on (after a restart or an install).
+   * With a log store that knows which entries hold one, only those are read: at start-up the range
+   * is usually the whole log.
+   */
   private scanConfigurations(from: number): void {
-    const last = this.log.lastIndex();
-    for (let i = Math.max(from, this.log.firstIndex()); i <= last; ) {
-      const batch = this.log.slice(i, last + 1, 4 * 1024 * 1024);
-      for (const e of batch) {
-        if (e.payload.kind === 'config') this.members.appended(e.index, membershipFromPayload(e.payload));
-      }
-      i += batch.length;
+    for (const e of this.log.configurationEntries(from, this.log.lastIndex() + 1)) {
+      if (e.payload.kind === 'config') this.members.appended(e.index, membershipFromPayload(e.payload));
     }
   }
 

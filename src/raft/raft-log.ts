@@ -76,6 +76,39 @@ export class RaftLog {
     return lastTerm > ourTerm || (lastTerm === ourTerm && lastIndex >= this.lastIndex());
   }
 
+  /**
+   * The configuration entries in [lo, hi), in index order. The durable part comes from the
+   * reader's configurationIndexes when it has one (each entry named is read and must hold a
+   * configuration), else from reading every entry; the unstable part is in memory.
+   */
+  configurationEntries(lo: number, hi: number): LogEntry[] {
+    const from = Math.max(lo, this.firstIndex());
+    const to = Math.min(hi, this.lastIndex() + 1);
+    const out: LogEntry[] = [];
+    if (from >= to) return out;
+    const stableEnd = this.unstable.length > 0 ? Math.min(to, this.unstableOffset) : to;
+    if (from < stableEnd) {
+      if (this.reader.configurationIndexes !== undefined) {
+        for (const index of this.reader.configurationIndexes(from, stableEnd)) {
+          const e = this.reader.entries(index, index + 1, 0)[0];
+          invariant(e !== undefined && e.index === index && e.payload.kind === 'config', `log reader named entry ${index} as a configuration, but it is not one`);
+          out.push(e);
+        }
+      } else {
+        for (let i = from; i < stableEnd; ) {
+          const batch = this.slice(i, stableEnd, 4 * 1024 * 1024);
+          for (const e of batch) if (e.payload.kind === 'config') out.push(e);
+          i += batch.length;
+        }
+      }
+    }
+    for (let i = Math.max(from, this.unstableOffset); i < to && this.unstable.length > 0; i++) {
+      const e = this.unstable[i - this.unstableOffset] as LogEntry;
+      if (e.payload.kind === 'config') out.push(e);
+    }
+    return out;
+  }
+
   /** Entries in [lo, hi) up to maxBytes (at least one). Throws if some are no longer available. */
   slice(lo: number, hi: number, maxBytes: number): LogEntry[] {
     if (lo >= hi) return [];

@@ -30,6 +30,12 @@ export interface LogReader {
   term(index: number): number | undefined;
   /** Entries in [lo, hi), at least one (if lo < hi) even when it alone exceeds maxBytes. */
   entries(lo: number, hi: number, maxBytes: number): LogEntry[];
+  /**
+   * Optional: the indexes in [lo, hi) of the entries that hold a configuration, ascending, known
+   * without reading the others. Without it, finding the configurations in the log at start-up (and
+   * after an install that keeps the log) reads every entry of the range.
+   */
+  configurationIndexes?(lo: number, hi: number): number[];
 }
 
 /** A source of randomness: returns an integer uniformly in [0, bound). */

@@ -7,7 +7,10 @@
 //   integer exactly);
 // - terms as runs (position where a run starts, its term): a term changes once per election, so a
 //   segment holds a handful of runs however many entries it has;
-// - trim() drops the doubling slack once a segment is closed and will not grow again.
+// - trim() drops the doubling slack once a segment is closed and will not grow again;
+// - which frames hold a configuration entry, as a list of positions: there is one per membership
+//   change, and knowing them lets the Raft core find the configurations in the log at start-up
+//   without reading and decoding every entry (a million reads, and their garbage, at 1 M entries).
 // Recovery fills one of these per segment while it scans, and the log adopts it as it is: no
 // object per frame (a million of them took ~60 MiB of V8 heap at start-up).
 
@@ -19,6 +22,8 @@ export class FrameIndex {
   /** Position of the first frame of each term run, ascending; runTerms[k] is that run's term. */
   private runStarts: number[] = [];
   private runTerms: number[] = [];
+  /** Positions of the frames holding a configuration entry, ascending. */
+  private configurations: number[] = [];
   /** Byte offset just past the last frame (where the first frame goes while there is none). */
   private endOffset: number;
 
@@ -36,8 +41,8 @@ export class FrameIndex {
     return this.endOffset;
   }
 
-  /** Adds the frame that starts at `end` and is `size` bytes long. */
-  push(size: number, term: number): void {
+  /** Adds the frame that starts at `end` and is `size` bytes long; `configuration`: it holds a configuration entry. */
+  push(size: number, term: number, configuration = false): void {
     const offset = this.endOffset;
     if (offset > MAX_UINT32 && this.offsets instanceof Uint32Array) this.offsets = Float64Array.from(this.offsets);
     if (this.count === this.offsets.length) this.resize(this.offsets.length * 2);
@@ -46,6 +51,7 @@ export class FrameIndex {
       this.runStarts.push(this.count);
       this.runTerms.push(term);
     }
+    if (configuration) this.configurations.push(this.count);
     this.count++;
     this.endOffset = offset + size;
   }
@@ -76,6 +82,11 @@ export class FrameIndex {
     return this.runTerms[lo]!;
   }
 
+  /** Positions in [from, to) of the frames that hold a configuration entry, ascending. */
+  configurationsIn(from: number, to: number): number[] {
+    return this.configurations.filter((i) => i >= from && i < to);
+  }
+
   /** Keeps the first `length` frames; the end moves to where frame `length` started. */
   truncate(length: number): void {
     if (!Number.isSafeInteger(length) || length < 0 || length > this.count) throw new RangeError(`cannot truncate ${this.count} frames to ${length}`);
@@ -86,6 +97,7 @@ export class FrameIndex {
       this.runStarts.pop();
       this.runTerms.pop();
     }
+    while (this.configurations.length > 0 && this.configurations[this.configurations.length - 1]! >= length) this.configurations.pop();
   }
 
   /** Gives back the room beyond the frames held (for a segment that no longer grows). */

@@ -119,6 +119,9 @@ export class RaftStorage {
   entries(lo: number, hiExclusive: number, maxBytes: number): LogEntry[] {
     return this.log.entries(lo, hiExclusive, maxBytes);
   }
+  configurationIndexes(lo: number, hiExclusive: number): number[] {
+    return this.log.configurationIndexes(lo, hiExclusive);
+  }
 
   // --- log: durable writes, applied to the in-memory view at once, resolved in order ---
   append(entries: readonly LogEntry[]): Promise<void> {

@@ -5,7 +5,7 @@
 import { crc32c } from '../crc32c.js';
 import { encodedEntrySize, encodeLogEntryInto, decodeLogEntry } from './log-entry-codec.js';
 import type { LogEntry } from '../log-entry.js';
-import { ProtoReader, ProtoWriter, varintSize, WIRE_VARINT } from './protobuf-wire.js';
+import { ProtoReader, ProtoWriter, varintSize, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf-wire.js';
 import { FrameIndex } from './frame-index.js';
 
 export const SEGMENT_HEADER = Buffer.from('RaftLog1', 'ascii');
@@ -147,19 +147,28 @@ function isTornIntoPadding(bytes: Uint8Array, bodyEnd: number, stored: number, a
   return stored >>> (32 - keptBits) === actual >>> (32 - keptBits);
 }
 
-function readTermAndIndex(bytes: Uint8Array, start: number, end: number): { term: number; index: number } {
+/**
+ * Term and index of a LogEntryProto, and whether it holds a configuration: as decodeLogEntry
+ * decides it, the last of stateMachineLogEntry (3), configurationEntry (4) and metadataEntry (5)
+ * written as a length-delimited field is the payload.
+ */
+function readTermAndIndex(bytes: Uint8Array, start: number, end: number): { term: number; index: number; configuration: boolean } {
   const r = new ProtoReader(bytes, start, end, 'LogEntryProto');
   let term = 0;
   let index = 0;
+  let payloadField = 0;
   while (!r.done) {
     const tag = r.varint();
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (field === 1 && wire === WIRE_VARINT) term = r.varint();
     else if (field === 2 && wire === WIRE_VARINT) index = r.varint();
-    else r.skip(wire);
+    else {
+      if (field >= 3 && field <= 5 && wire === WIRE_LENGTH_DELIMITED) payloadField = field;
+      r.skip(wire);
+    }
   }
-  return { term, index };
+  return { term, index, configuration: payloadField === 4 };
 }
 
 /**
@@ -222,14 +231,14 @@ export function scanFrames(bytes: Uint8Array, start: number): CompactSegmentScan
       }
       return stop({ kind: 'corrupt', offset: p, reason: `CRC32C mismatch (stored ${hex(stored)}, computed ${hex(actual)})` });
     }
-    let ti: { term: number; index: number };
+    let ti: { term: number; index: number; configuration: boolean };
     try {
       ti = readTermAndIndex(bytes, q, bodyEnd);
     } catch (err) {
       return stop({ kind: 'corrupt', offset: p, reason: (err as Error).message });
     }
     const size = bodyEnd + CRC_SIZE - p;
-    frames.push(size, ti.term);
+    frames.push(size, ti.term, ti.configuration);
     indexes.push(ti.index);
     p += size;
   }

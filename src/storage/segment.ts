@@ -48,9 +48,14 @@ export class Segment {
     return index >= this.startIndex && index <= this.endIndex;
   }
 
-  add(offset: number, size: number, term: number): void {
+  add(offset: number, size: number, term: number, configuration: boolean): void {
     if (offset !== this.size) throw new Error(`segment ${this.startIndex}: frame at ${offset}, expected ${this.size}`);
-    this.frames.push(size, term);
+    this.frames.push(size, term, configuration);
+  }
+
+  /** Indexes in [lo, hiExclusive) of the entries holding a configuration, ascending. */
+  configurationIndexes(lo: number, hiExclusive: number): number[] {
+    return this.frames.configurationsIn(lo - this.startIndex, hiExclusive - this.startIndex).map((i) => this.startIndex + i);
   }
 
   /** Marks the segment closed: it will not grow again, so its index gives back its spare room. */

@@ -133,6 +133,22 @@ export class SegmentedLog {
     return out;
   }
 
+  /**
+   * Indexes in [lo, hiExclusive) of the entries that hold a configuration, ascending, from the
+   * frame index: nothing is read.
+   */
+  configurationIndexes(lo: number, hiExclusive: number): number[] {
+    const from = Math.max(lo, this.first);
+    const to = Math.min(hiExclusive, this.last + 1);
+    const out: number[] = [];
+    if (from >= to) return out;
+    for (const seg of this.segments) {
+      if (seg.endIndex < from || seg.startIndex >= to) continue;
+      out.push(...seg.configurationIndexes(from, to));
+    }
+    return out;
+  }
+
   append(entries: readonly LogEntry[]): Promise<void> {
     this.checkWritable();
     let expected = this.last + 1;
@@ -170,7 +186,7 @@ export class SegmentedLog {
         flush();
         batch = { segment: seg, offset: seg.size, parts: [] };
       }
-      seg.add(seg.size, frame.length, e.term);
+      seg.add(seg.size, frame.length, e.term, e.payload.kind === 'config');
       batch.parts.push(frame);
       this.cache.add(e.index, frame);
       this.last = e.index;

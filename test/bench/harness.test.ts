@@ -29,6 +29,15 @@ test('flags: defaults, lists, and clear errors', () => {
   assert.deepEqual(d.nodeArgs, []);
   assert.deepEqual((parseBenchArgs(['--node-arg=--max-semi-space-size=4', '--node-arg=--expose-gc']) as BenchOptions).nodeArgs, ['--max-semi-space-size=4', '--expose-gc']);
   assert.throws(() => parseBenchArgs(['--node-arg', 'max-semi-space-size=4']), (e: Error) => e instanceof UsageError && /is not a node option/.test(e.message));
+  assert.deepEqual(d.nodeEnv, {});
+  assert.equal(d.compiled, false);
+  assert.equal((parseBenchArgs(['--dist']) as BenchOptions).compiled, true);
+  assert.deepEqual((parseBenchArgs(['--node-env', 'MALLOC_ARENA_MAX=2', '--node-env=GLIBC_TUNABLES=glibc.malloc.trim_threshold=1:x=2']) as BenchOptions).nodeEnv, {
+    MALLOC_ARENA_MAX: '2',
+    GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1:x=2',
+  });
+  assert.throws(() => parseBenchArgs(['--node-env', 'MALLOC_ARENA_MAX']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
+  assert.throws(() => parseBenchArgs(['--node-env', '=2']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
 
   const o = parseBenchArgs(['--only', 'snapshot,load', '--compare', 'etcd', '--seconds', '2.5', '--callers', '1, 16', '--no-write']);
   assert.notEqual(o, 'help');
@@ -72,6 +81,8 @@ test('Prometheus text: labels with escapes, histograms summed over matching seri
     'scm_raft_log_entries_per_fsync_count{scm_node_id="scm1"} 10',
     'scm_raft_role{role="leader",scm_node_id="scm1"} 1',
     'scm_raft_role{role="follower",scm_node_id="scm1"} 0',
+    'nodejs_gc_duration_seconds_sum{kind="minor"} 0.5',
+    'nodejs_gc_duration_seconds_sum{kind="major"} 0.25',
     'odd{msg="a \\"quoted\\", comma",x="y"} 2.5 1700000000000',
     'etcd_server_is_leader 1',
     'inf_metric +Inf',
@@ -85,7 +96,7 @@ test('Prometheus text: labels with escapes, histograms summed over matching seri
   assert.equal(sumOf(samples, 'etcd_server_is_leader'), 1);
   assert.equal(sumOf(samples, 'inf_metric'), Number.POSITIVE_INFINITY);
   assert.equal(sumOf(samples, 'missing'), 0);
-  assert.deepEqual(readMetrics('scm', samples), { role: 'leader', fsyncs: 10, entries: 120 });
+  assert.deepEqual(readMetrics('scm', samples), { role: 'leader', fsyncs: 10, entries: 120, gcSeconds: 0.75 });
   const etcd = parsePromText('etcd_server_is_leader 0\netcd_disk_wal_fsync_duration_seconds_count 40\netcd_server_proposals_committed_total 200\n');
   assert.deepEqual(readMetrics('etcd', etcd), { role: 'follower', fsyncs: 40, entries: 200 });
 });
@@ -110,11 +121,11 @@ function fakeResult(ops: number, measuredMs: number, loadgenCpuSeconds = 1): Loa
 test('a load row: CPU per 1,000 ops and cores per member, entries per fsync, RSS, other processes on the machine', () => {
   const mem = (mib: number) => ({ rssBytes: mib * 1048576, peakRssBytes: mib * 1048576, anonBytes: (mib / 2) * 1048576, fileBytes: 0 });
   const before: MemberSample[] = [
-    { name: 'scm1', role: 'leader', cpuSeconds: 10, memory: mem(100), fsyncs: 100, entries: 1000 },
+    { name: 'scm1', role: 'leader', cpuSeconds: 10, memory: mem(100), fsyncs: 100, entries: 1000, gcSeconds: 1 },
     { name: 'scm2', role: 'follower', cpuSeconds: 5, memory: mem(90), fsyncs: 50, entries: 500 },
   ];
   const after: MemberSample[] = [
-    { name: 'scm1', role: 'leader', cpuSeconds: 14, memory: mem(120), fsyncs: 300, entries: 3000 },
+    { name: 'scm1', role: 'leader', cpuSeconds: 14, memory: mem(120), fsyncs: 300, entries: 3000, gcSeconds: 1.5 },
     { name: 'scm2', role: 'follower', cpuSeconds: 7, memory: mem(95), fsyncs: 150, entries: 2500 },
   ];
   const row = loadRow('scm', 16, before, after, fakeResult(2000, 10_000), { loadAverage1m: 3.5, busySeconds: 15 });
@@ -122,6 +133,8 @@ test('a load row: CPU per 1,000 ops and cores per member, entries per fsync, RSS
   const [l, f] = row.members;
   assert.equal(l?.cpuSecondsPer1kOps, 2);
   assert.equal(l?.cpuCores, 0.4);
+  assert.equal(l?.gcSecondsPer1kOps, 0.25);
+  assert.equal(f?.gcSecondsPer1kOps, null, 'no GC figure without the metric in both samples');
   assert.equal(l?.entriesPerFsync, 10);
   assert.equal(l?.fsyncsPerSec, 20);
   assert.equal(l?.rssMiB, 120);

@@ -24,6 +24,8 @@ import { reservePortBlock, type PortBlock } from './port-block.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src/cli/main.ts');
+/** The compiled entry point `npm run build` writes: what the image runs. */
+const COMPILED_MAIN = join(ROOT, 'dist/src/cli/main.js');
 
 export interface TestNode {
   readonly ports: LocalNodePorts;
@@ -36,6 +38,16 @@ export class TestCluster {
   readonly nodes: TestNode[];
   /** Extra node options for every node started from now on (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   nodeArgs: string[] = [];
+  /**
+   * Extra environment for every node started from now on (e.g. glibc's MALLOC_ARENA_MAX), which
+   * setting it on the test process would also give to everything else the test starts.
+   */
+  nodeEnv: Record<string, string> = {};
+  /**
+   * Start nodes from the compiled dist/ (`npm run build` first), as the image runs them, instead
+   * of the sources through tsx.
+   */
+  compiled = false;
   private constructor(
     readonly dir: string,
     readonly siteXml: string,
@@ -140,9 +152,11 @@ export class TestCluster {
    */
   start(k: number, env: Record<string, string> = {}, identity?: { readonly uid: number; readonly gid: number }): TestNode {
     const node = this.node(k);
-    const child = spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', MAIN, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
+    if (this.compiled && !existsSync(COMPILED_MAIN)) throw new Error(`${COMPILED_MAIN} is missing: run \`npm run build\` first`);
+    const entry = this.compiled ? [COMPILED_MAIN] : ['--import', 'tsx', MAIN];
+    const child = spawn(process.execPath, [...this.nodeArgs, ...entry, 'start', '--config', this.siteXml, '--node-id', node.ports.nodeId], {
       cwd: ROOT,
-      env: { ...process.env, SCM_LOG_LEVEL: 'info', ...(identity !== undefined ? { HOME: this.nodeDir(k) } : {}), ...env },
+      env: { ...process.env, SCM_LOG_LEVEL: 'info', ...(identity !== undefined ? { HOME: this.nodeDir(k) } : {}), ...this.nodeEnv, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(identity !== undefined ? { uid: identity.uid, gid: identity.gid } : {}),
     });

@@ -251,3 +251,28 @@ test('onComputed hears every result of the batch, visible to queries, before the
     }
   });
 });
+
+test('on disk, open and reload close and reopen scm.db after the load (to unmap its tables): it is open, and applies and reads as before', async () => {
+  await withTempDir(async (dir) => {
+    const f = new EntryFactory();
+    let sm = await ScmStateMachine.open(join(dir, 'scm.db'));
+    await sm.applyBatch(basicSetup(f));
+    await sm.close();
+    sm = await ScmStateMachine.open(join(dir, 'scm.db'));
+    try {
+      assert.equal(sm.db.status, 'open');
+      await sm.applyBatch([{ ...f.allocate('p1'), index: 7 }]);
+      assert.equal(sm.containerCount(), 1);
+      await sm.reload();
+      assert.equal(sm.db.status, 'open');
+      assert.equal(sm.containerCount(), 1);
+      await sm.applyBatch([{ ...f.allocate('p1'), index: 8 }]);
+      assert.deepEqual(sm.lastApplied(), { term: 1, index: 8 });
+    } finally {
+      await sm.close();
+    }
+    const again = await ScmStateMachine.open(join(dir, 'scm.db'));
+    assert.equal(again.containerCount(), 2);
+    await again.close();
+  });
+});

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeOutcome, type CommandOutcome, type RetryCacheRecord } from '../../src/statemachine/records.js';
-import { RetryCache } from '../../src/statemachine/retry-cache.js';
+import { loadOrder, RetryCache } from '../../src/statemachine/retry-cache.js';
 import { retryCacheKey } from '../../src/statemachine/tables.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
@@ -104,8 +104,13 @@ for (const seed of [1, 2, 3]) {
         if (r() < 0.5) {
           cache.load(stored.map((rec) => ({ ...rec, result: encodeOutcome(rec.outcome) })));
         } else {
-          cache.startLoad();
-          for (const rec of stored) cache.append(rec.clientId, rec.callId, rec.recordedAt, rec.logIndex, encodeOutcome(rec.outcome));
+          // As the state machine loads scm.db: ranks and sizes first, then each record at its rank.
+          const results = stored.map((rec) => encodeOutcome(rec.outcome));
+          const rank = loadOrder(stored.map((rec) => rec.logIndex));
+          const sizes = new Array<number>(stored.length);
+          results.forEach((bytes, i) => (sizes[rank[i] as number] = bytes.length));
+          cache.startLoad(sizes);
+          stored.forEach((rec, i) => cache.place(rank[i] as number, rec.clientId, rec.callId, rec.recordedAt, rec.logIndex, results[i] as Uint8Array));
           cache.finishLoad();
         }
         model.load(stored);
@@ -167,4 +172,24 @@ test('records are found by client, then call id: equal call ids of two clients, 
   assert.equal(cache.size, 3);
   assert.deepEqual([cache.get('a', 7)?.logIndex, cache.get('a', 8)?.logIndex, cache.get('c', 1)?.clientId], [4, 5, 'c']);
   assert.deepEqual(cache.get('a', 8)?.outcome, outcome(5));
+});
+
+test('loading at final size: ranks by log index (ties in scm.db order), sizes announced per rank, every rank placed once', () => {
+  assert.deepEqual([...loadOrder([30, 10, 20, 10])], [3, 0, 2, 1]);
+  assert.deepEqual([...loadOrder([])], []);
+  const outcome = encodeOutcome({ ok: true, value: { kind: 'marker' } });
+  const cache = new RetryCache(60_000, 10);
+  cache.startLoad([outcome.length, outcome.length]);
+  assert.throws(() => cache.place(2, 'c', 1, 0, 5, outcome), /rank 2 is outside \[0, 2\)/);
+  assert.throws(() => cache.place(0, 'c', 1, 0, 5, outcome.subarray(1)), /has \d+ result bytes, \d+ were announced/);
+  cache.place(1, 'c', 2, 0, 9, outcome);
+  assert.throws(() => cache.place(1, 'c', 3, 0, 9, outcome), /already placed/);
+  assert.throws(() => cache.finishLoad(), /1 of 2 records placed/);
+  cache.place(0, 'c', 1, 0, 5, outcome);
+  cache.finishLoad();
+  assert.equal(cache.size, 2);
+  assert.equal(cache.get('c', 1)?.logIndex, 5);
+  // The oldest (rank 0) leaves first.
+  assert.deepEqual(cache.add({ clientId: 'd', callId: 1, recordedAt: 0, logIndex: 10, result: outcome }), []);
+  assert.deepEqual(cache.expire(60_000), [retryCacheKey('c', 1), retryCacheKey('c', 2), retryCacheKey('d', 1)]);
 });

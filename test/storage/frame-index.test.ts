@@ -1,9 +1,13 @@
 // The log's per-entry index (offsets in a Uint32Array, terms as runs) and a scan's index runs:
-// every lookup against a plain per-frame model, across truncation, trimming and offsets past 4 GiB.
+// every lookup against a plain per-frame model, across truncation, trimming and offsets past 4 GiB;
+// which frames hold a configuration entry.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameIndex } from '../../src/storage/frame-index.js';
-import { encodeFrame, IndexRuns, scanFrames, scanSegment, SEGMENT_HEADER } from '../../src/storage/segment-format.js';
+import { decodeFrame, encodeFrame, IndexRuns, scanFrames, scanSegment, SEGMENT_HEADER } from '../../src/storage/segment-format.js';
+import { encodeLogEntry } from '../../src/storage/log-entry-codec.js';
+import { crc32c } from '../../src/crc32c.js';
+import type { LogEntry } from '../../src/log-entry.js';
 
 interface Model {
   offset: number;
@@ -118,4 +122,47 @@ test('a segment scan indexes every frame as the per-frame scan sees it', () => {
       { offset: f.offset, size: f.size, term: entries[i]!.term, index: entries[i]!.index },
     );
   });
+});
+
+test('frame index: configuration frames are remembered by position, and a truncation forgets those it cuts', () => {
+  const index = new FrameIndex(8, 2);
+  for (let i = 0; i < 100; i++) index.push(10, 1, i === 0 || i === 40 || i === 41 || i === 90);
+  assert.deepEqual(index.configurationsIn(0, 100), [0, 40, 41, 90]);
+  assert.deepEqual(index.configurationsIn(1, 41), [40]);
+  assert.deepEqual(index.configurationsIn(91, 100), []);
+  index.truncate(41); // 41 and 90 go, 40 stays
+  assert.deepEqual(index.configurationsIn(0, 100), [0, 40]);
+  index.push(10, 2, true);
+  index.trim();
+  assert.deepEqual(index.configurationsIn(0, 100), [0, 40, 41]);
+  index.truncate(0);
+  assert.deepEqual(index.configurationsIn(0, 100), []);
+});
+
+test('a segment scan marks the frames holding a configuration as decodeLogEntry reads them: the last payload field decides', () => {
+  const config: LogEntry = { term: 2, index: 11, payload: { kind: 'config', peers: [{ id: 'scm1', address: 'a:1', priority: 0 }], listeners: [] } };
+  const data: LogEntry = { term: 2, index: 11, payload: { kind: 'data', data: Buffer.from('x') } };
+  const meta: LogEntry = { term: 2, index: 11, payload: { kind: 'metadata', commitIndex: 7 } };
+  // A protobuf message concatenated with another is the two merged: fields seen later win.
+  const frameOf = (...parts: LogEntry[]): Buffer => {
+    const body = Buffer.concat(parts.map((e) => encodeLogEntry(e)));
+    const prefix = Buffer.from([body.length]); // < 128 bytes: a one-byte varint
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32c(Buffer.concat([prefix, body])));
+    return Buffer.concat([prefix, body, crc]);
+  };
+  const cases: Array<[LogEntry[], 'config' | 'data' | 'metadata']> = [
+    [[config], 'config'],
+    [[data], 'data'],
+    [[meta], 'metadata'],
+    [[config, data], 'data'],
+    [[data, config], 'config'],
+    [[config, meta], 'metadata'],
+  ];
+  const frames = cases.map(([parts], k) => frameOf(...parts.map((e) => ({ ...e, index: 10 + k }))));
+  const scan = scanFrames(Buffer.concat([SEGMENT_HEADER, ...frames]), SEGMENT_HEADER.length);
+  assert.equal(scan.frames.length, cases.length);
+  const expected = cases.flatMap(([, kind], k) => (kind === 'config' ? [k] : []));
+  assert.deepEqual(scan.frames.configurationsIn(0, cases.length), expected);
+  cases.forEach(([, kind], k) => assert.equal(decodeFrame(frames[k]!, `case ${k}`).payload.kind, kind, `case ${k} decodes as ${kind}`));
 });

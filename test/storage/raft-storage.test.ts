@@ -368,3 +368,33 @@ test('a small append costs one thread-pool trip (its fdatasync): the frames are 
     cleanup();
   }
 });
+
+test('configurationIndexes names the configuration entries without reading the log, across segments, truncation, purge and a reopen', async () => {
+  const { dir, cleanup } = tempDir('config-indexes');
+  const config = (index: number, term: number): LogEntry => ({ index, term, payload: { kind: 'config', peers: [{ id: `scm${index}`, address: `h:${index}`, priority: 0 }], listeners: [] } });
+  try {
+    const opts = { segmentSizeBytes: 420, cacheBytes: 0 };
+    const s = RaftStorage.open(dir, opts);
+    await s.append([config(1, 1), ...range(2, 12, 1), config(13, 1), ...range(14, 30, 2), config(31, 2), ...range(32, 40, 2)]);
+    assert.ok(segmentNames(dir).length >= 3, 'spans several segments');
+    assert.deepEqual(s.configurationIndexes(1, 41), [1, 13, 31]);
+    assert.deepEqual(s.configurationIndexes(2, 31), [13]);
+    assert.deepEqual(s.configurationIndexes(0, 1_000), [1, 13, 31], 'clamped to the log');
+    await s.truncateFrom(31);
+    assert.deepEqual(s.configurationIndexes(1, 41), [1, 13]);
+    await s.append([...range(31, 35, 3), config(36, 3)]);
+    assert.deepEqual(s.configurationIndexes(1, 41), [1, 13, 36]);
+    await s.close();
+
+    // Recovery finds them in the files.
+    const r = RaftStorage.open(dir, opts);
+    assert.deepEqual(r.configurationIndexes(1, 41), [1, 13, 36]);
+    for (const i of r.configurationIndexes(1, 41)) assert.equal(r.entry(i).payload.kind, 'config');
+    await r.purgeBelow(20);
+    assert.ok(r.firstIndex() > 1);
+    assert.deepEqual(r.configurationIndexes(1, 41), [13, 36].filter((i) => i >= r.firstIndex()));
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
