@@ -22,7 +22,7 @@ import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadC
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
 import { checkRequestId } from './request-checks.js';
-import { extractCheckpointStream, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
+import { extractCheckpointStream, type DeclaredSize, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
   override readonly name = 'StaleCheckpointError';
@@ -148,6 +148,8 @@ export class SnapshotDownloader {
     const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
       // The stream is written beside the files (for a resume) until the end: both must fit.
       alsoWriting: { what: 'the download kept for resuming', bytes: streamBytesAtMost },
+      // ... and it is held to that bound: a longer stream (gzip padding) is refused, not kept.
+      sourceBytesAtMost: streamBytesAtMost,
       ...(signal !== undefined ? { signal } : {}),
       ...(this.options.freeBytes !== undefined ? { freeBytes: this.options.freeBytes } : {}),
     });
@@ -249,7 +251,7 @@ function round(x: number): number {
  * (a header and padding per file, two end blocks) plus gzip's 5 bytes per stored block of at most
  * 64 KiB; any other level writes less for these files, at worst as much.
  */
-function streamBytesAtMost(declared: { readonly totalBytes: number; readonly files: number }): number {
+function streamBytesAtMost(declared: DeclaredSize): number {
   return declared.totalBytes + Math.ceil(declared.totalBytes / 1024) + (declared.files + 1) * 2048 + 64 * 1024;
 }
 
