@@ -77,7 +77,10 @@ export interface DownloadConsumer {
    * prefix it kept, so the consumer always sees the whole stream. Each call is awaited before the
    * next message is taken, so a slow consumer slows the leader down (flow control), never piles up
    * memory. A rejection ends the download with that very error (not a DownloadError) and keeps no
-   * partial file: the stream's content was refused, resuming it would only repeat that.
+   * partial file: the stream's content was refused, resuming it would only repeat that. A
+   * rejection for a local I/O error (an error with a `syscall`, maybe as a cause: ENOSPC, EIO, a
+   * failed fsync) refused nothing: it ends the download with a DownloadError that keeps the
+   * verified prefix for a resume (with keepPartialOnFailure).
    */
   write(data: Buffer): Promise<void>;
 }
@@ -236,11 +239,14 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       await rm(state.path, { force: true });
       throw err instanceof SnapshotAbortedError ? err : abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal);
     }
-    if (err instanceof ConsumerRefusal) {
+    if (err instanceof ConsumerRefusal && !isLocalIoError(err.error)) {
       await rm(state.path, { force: true });
       throw err.error;
     }
     const grpcCode = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as grpc.status) : undefined;
+    // A consumer that failed on its own disk (ENOSPC, EIO, a failed fsync) refused nothing: the
+    // verified prefix stays for a resume like after any other local failure.
+    const reason = err instanceof ConsumerRefusal ? err.error : err;
     let resumePoint: ResumePoint | undefined;
     if (req.keepPartialOnFailure === true && state.checkpointId !== undefined && state.offset > 0) {
       await truncateTo(state.path, state.offset);
@@ -248,12 +254,26 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     } else {
       await rm(state.path, { force: true });
     }
-    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(err as Error).message}`, resumePoint, grpcCode, { cause: err });
+    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(reason as Error).message}`, resumePoint, grpcCode, { cause: reason });
   } finally {
     clearTimeout(silence);
     signal?.removeEventListener('abort', onAbort);
     client.close();
   }
+}
+
+/**
+ * Whether `err` (or an error in its cause chain) is a failed system call, i.e. a local I/O error
+ * (ENOSPC, EIO, EDQUOT, a failed fsync), not a refusal of the stream's content.
+ */
+export function isLocalIoError(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
+    if (typeof code === 'string' && typeof syscall === 'string') return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 /**

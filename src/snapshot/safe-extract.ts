@@ -58,7 +58,7 @@ export interface ExtractOptions {
    * What the caller writes on the same file system beside the extraction while it runs (the
    * download kept for resuming): the free space must hold it too, or the disk fills half way.
    */
-  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: DeclaredSize) => number };
+  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: DeclaredSize) => number | Promise<number> };
   /**
    * The most compressed bytes the source may hold for what its manifest declares. Past it the
    * stream is refused: gzip can carry any number of empty blocks, which the expansion limit (output
@@ -239,6 +239,8 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
     if (meter.refusal !== undefined) throw meter.refusal;
     if (sourceMeter?.refusal !== undefined) throw sourceMeter.refusal;
     if (err instanceof UnsafeTarballError) throw err;
+    // A local write or fsync that failed (ENOSPC, EIO) is no fault of the tarball's.
+    if (typeof (err as { syscall?: unknown }).syscall === 'string') throw new Error(`extracting ${what} into ${destDir} failed: ${(err as Error).message}`, { cause: err });
     throw new Error(`checkpoint tarball ${what} is unreadable: ${(err as Error).message}`, { cause: err });
   }
   if (manifest === undefined) throw new UnsafeTarballError(`tarball has no ${MANIFEST_NAME}`);
@@ -277,7 +279,7 @@ async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, 
   }
   if (total > caps.maxTotalBytes) throw new UnsafeTarballError(`manifest declares ${total} bytes in all, over the cap of ${caps.maxTotalBytes} bytes total`);
   const free = await freeBytes(destDir);
-  const beside = alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length }) ?? 0;
+  const beside = (await alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length })) ?? 0;
   if (!(Number.isFinite(free) && total + beside <= free)) {
     const besideText = alsoWriting !== undefined ? `, and ${alsoWriting.what} up to ${beside} more` : '';
     throw new UnsafeTarballError(`manifest declares ${total} bytes in all${besideText}, but only ${free} bytes are free under ${destDir}`);

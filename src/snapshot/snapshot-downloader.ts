@@ -10,7 +10,7 @@
 // still written to a file, only so that a failed attempt can resume by offset: the next attempt
 // replays the kept prefix into a fresh extraction, then goes on with the network.
 import { once } from 'node:events';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -147,7 +147,8 @@ export class SnapshotDownloader {
     const feed = new ExtractionFeed();
     const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
       // The stream is written beside the files (for a resume) until the end: both must fit.
-      alsoWriting: { what: 'the download kept for resuming', bytes: streamBytesAtMost },
+      // A resumed attempt's kept prefix is on disk already (and so already out of the free space).
+      alsoWriting: { what: 'the download kept for resuming', bytes: async (declared) => Math.max(0, streamBytesAtMost(declared) - (await keptBytes(resume))) },
       // ... and it is held to that bound: a longer stream (gzip padding) is refused, not kept.
       sourceBytesAtMost: streamBytesAtMost,
       ...(signal !== undefined ? { signal } : {}),
@@ -240,6 +241,18 @@ export class SnapshotDownloader {
       await rm(join(this.options.snapshotDir, name), { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Bytes of the stream on disk now in the file a resumed attempt continues (0 for a fresh one, and
+ * after a leader that restarted at 0 truncated it), taken when the free space is measured.
+ */
+async function keptBytes(resume: ResumePoint | undefined): Promise<number> {
+  if (resume === undefined) return 0;
+  return stat(resume.partialFile).then(
+    (s) => s.size,
+    () => 0,
+  );
 }
 
 function round(x: number): number {
