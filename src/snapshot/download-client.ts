@@ -80,9 +80,16 @@ export interface DownloadConsumer {
    * partial file: the stream's content was refused, resuming it would only repeat that. A
    * rejection for a local I/O error (an error with a `syscall`, maybe as a cause: ENOSPC, EIO, a
    * failed fsync) refused nothing: it ends the download with a DownloadError that keeps the
-   * verified prefix for a resume (with keepPartialOnFailure).
+   * verified prefix for a resume (with keepPartialOnFailure). The prefix is replayed before the
+   * call to the leader is opened, so that the leader never waits on the replay.
    */
   write(data: Buffer): Promise<void>;
+  /**
+   * The leader no longer had the checkpoint being resumed and restarted at offset 0 with a new one:
+   * forget the replayed prefix, the next write is offset 0 of another stream. Without it such a
+   * restart fails the attempt (keeping nothing; the next attempt downloads afresh).
+   */
+  restart?(): Promise<void>;
 }
 
 export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 5_000;
@@ -167,6 +174,12 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
   const onAbort = (): void => stop(abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal));
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (consumer !== undefined && state.offset > 0) {
+      // The kept prefix goes to the consumer before the call is open: once it is, the leader fills
+      // the flow-control window and waits for us, and a replay that outlasts its idle or slow-reader
+      // rule would lose the slot (each attempt gaining about one window, the replay growing).
+      await consume(consumer, replayPrefix(state.path, state.offset), signal);
+    }
     const request: Record<string, unknown> = { flush: true };
     if (req.resume !== undefined) {
       request['checkpointId'] = req.resume.checkpointId;
@@ -182,7 +195,6 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     heard();
     let eof = false;
     let first = true;
-    let replayed = false;
     let termIndex: TermIndex | undefined;
     for await (const message of call as AsyncIterable<Record<string, unknown>>) {
       if (stopped !== undefined) throw stopped;
@@ -198,8 +210,18 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       if (first && state.offset > 0 && checked.checkpointId !== state.checkpointId && checked.readOffset === 0) {
         // The leader no longer has the checkpoint we were resuming and started a new one at 0.
         await state.handle.truncate(0);
+        const replayed = state.offset;
         state.offset = 0;
         state.checkpointId = checked.checkpointId;
+        // The consumer had the old checkpoint's prefix replayed: it starts over too.
+        if (consumer !== undefined) {
+          if (consumer.restart === undefined) throw new Error(`the leader restarted at offset 0 with checkpoint ${JSON.stringify(checked.checkpointId)}, and the consumer, given ${replayed} bytes of the previous one, cannot start over`);
+          try {
+            await consumer.restart();
+          } catch (err) {
+            throw new ConsumerRefusal(err);
+          }
+        }
       } else if (first && state.offset === 0) {
         state.checkpointId = checked.checkpointId;
       } else if (checked.checkpointId !== state.checkpointId) {
@@ -210,11 +232,6 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
         throw new Error(`offset gap: expected readOffset ${state.offset}, got ${checked.readOffset}`);
       }
       if (checked.termIndex !== undefined) termIndex = checked.termIndex;
-      if (consumer !== undefined && !replayed) {
-        // What this call continues (nothing, after a restart at 0) goes to the consumer first.
-        replayed = true;
-        await consume(consumer, replayPrefix(state.path, state.offset));
-      }
       await writeAndConsume(state.handle, checked.data, state.offset, consumer);
       state.offset += checked.data.length;
       eof = checked.eof;
@@ -353,8 +370,9 @@ async function* replayPrefix(path: string, length: number): AsyncGenerator<Buffe
   yield* createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
 }
 
-async function consume(consumer: DownloadConsumer, pieces: AsyncIterable<Buffer>): Promise<void> {
+async function consume(consumer: DownloadConsumer, pieces: AsyncIterable<Buffer>, signal: AbortSignal | undefined): Promise<void> {
   for await (const piece of pieces) {
+    signal?.throwIfAborted();
     try {
       await consumer.write(piece);
     } catch (err) {
