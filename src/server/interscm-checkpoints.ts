@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SnapshotNotice } from '../raft/index.js';
-import { installCheckpoint, SnapshotDownloader, StaleCheckpointError, type DownloadChannel, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
+import { installCheckpoint, SnapshotDownloader, StaleCheckpointError, UnsafeTarballError, type DownloadChannel, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { RaftEvents } from '../metrics/raft-events.js';
 import type { CheckpointSource, FetchedCheckpoint } from './snapshot-catch-up.js';
@@ -49,7 +49,7 @@ export class InterScmCheckpoints implements CheckpointSource {
     try {
       ready = await downloader.fetch(notice.firstIndex, signal);
     } catch (err) {
-      download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : 'transport', err);
+      download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : refusedAsUnsafe(err) ? 'extract' : 'transport', err);
       throw err;
     }
     download.done(ready.downloadedBytes, { resumedFrom: ready.resumedFrom, attempts: ready.attempts });
@@ -77,4 +77,14 @@ export class InterScmCheckpoints implements CheckpointSource {
       discard: () => rm(ready.dir, { recursive: true, force: true }),
     };
   }
+}
+
+/** Whether `err` or an error in its cause chain is an UnsafeTarballError (the downloader wraps the last attempt's error). */
+function refusedAsUnsafe(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
+    if (e instanceof UnsafeTarballError) return true;
+    e = e.cause;
+  }
+  return false;
 }

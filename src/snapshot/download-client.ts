@@ -77,9 +77,19 @@ export interface DownloadConsumer {
    * prefix it kept, so the consumer always sees the whole stream. Each call is awaited before the
    * next message is taken, so a slow consumer slows the leader down (flow control), never piles up
    * memory. A rejection ends the download with that very error (not a DownloadError) and keeps no
-   * partial file: the stream's content was refused, resuming it would only repeat that.
+   * partial file: the stream's content was refused, resuming it would only repeat that. A
+   * rejection for a local I/O error (an error with a `syscall`, maybe as a cause: ENOSPC, EIO, a
+   * failed fsync) refused nothing: it ends the download with a DownloadError that keeps the
+   * verified prefix for a resume (with keepPartialOnFailure). The prefix is replayed before the
+   * call to the leader is opened, so that the leader never waits on the replay.
    */
   write(data: Buffer): Promise<void>;
+  /**
+   * The leader no longer had the checkpoint being resumed and restarted at offset 0 with a new one:
+   * forget the replayed prefix, the next write is offset 0 of another stream. Without it such a
+   * restart fails the attempt (keeping nothing; the next attempt downloads afresh).
+   */
+  restart?(): Promise<void>;
 }
 
 export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 5_000;
@@ -164,6 +174,12 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
   const onAbort = (): void => stop(abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal));
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (consumer !== undefined && state.offset > 0) {
+      // The kept prefix goes to the consumer before the call is open: once it is, the leader fills
+      // the flow-control window and waits for us, and a replay that outlasts its idle or slow-reader
+      // rule would lose the slot (each attempt gaining about one window, the replay growing).
+      await consume(consumer, replayPrefix(state.path, state.offset), signal);
+    }
     const request: Record<string, unknown> = { flush: true };
     if (req.resume !== undefined) {
       request['checkpointId'] = req.resume.checkpointId;
@@ -179,7 +195,6 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     heard();
     let eof = false;
     let first = true;
-    let replayed = false;
     let termIndex: TermIndex | undefined;
     for await (const message of call as AsyncIterable<Record<string, unknown>>) {
       if (stopped !== undefined) throw stopped;
@@ -195,8 +210,18 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       if (first && state.offset > 0 && checked.checkpointId !== state.checkpointId && checked.readOffset === 0) {
         // The leader no longer has the checkpoint we were resuming and started a new one at 0.
         await state.handle.truncate(0);
+        const replayed = state.offset;
         state.offset = 0;
         state.checkpointId = checked.checkpointId;
+        // The consumer had the old checkpoint's prefix replayed: it starts over too.
+        if (consumer !== undefined) {
+          if (consumer.restart === undefined) throw new Error(`the leader restarted at offset 0 with checkpoint ${JSON.stringify(checked.checkpointId)}, and the consumer, given ${replayed} bytes of the previous one, cannot start over`);
+          try {
+            await consumer.restart();
+          } catch (err) {
+            throw new ConsumerRefusal(err);
+          }
+        }
       } else if (first && state.offset === 0) {
         state.checkpointId = checked.checkpointId;
       } else if (checked.checkpointId !== state.checkpointId) {
@@ -207,11 +232,6 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
         throw new Error(`offset gap: expected readOffset ${state.offset}, got ${checked.readOffset}`);
       }
       if (checked.termIndex !== undefined) termIndex = checked.termIndex;
-      if (consumer !== undefined && !replayed) {
-        // What this call continues (nothing, after a restart at 0) goes to the consumer first.
-        replayed = true;
-        await consume(consumer, replayPrefix(state.path, state.offset));
-      }
       await writeAndConsume(state.handle, checked.data, state.offset, consumer);
       state.offset += checked.data.length;
       eof = checked.eof;
@@ -236,11 +256,14 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
       await rm(state.path, { force: true });
       throw err instanceof SnapshotAbortedError ? err : abortedError(`checkpoint download from ${req.address}`, signal as AbortSignal);
     }
-    if (err instanceof ConsumerRefusal) {
+    if (err instanceof ConsumerRefusal && !isLocalIoError(err.error)) {
       await rm(state.path, { force: true });
       throw err.error;
     }
     const grpcCode = typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code as grpc.status) : undefined;
+    // A consumer that failed on its own disk (ENOSPC, EIO, a failed fsync) refused nothing: the
+    // verified prefix stays for a resume like after any other local failure.
+    const reason = err instanceof ConsumerRefusal ? err.error : err;
     let resumePoint: ResumePoint | undefined;
     if (req.keepPartialOnFailure === true && state.checkpointId !== undefined && state.offset > 0) {
       await truncateTo(state.path, state.offset);
@@ -248,12 +271,26 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     } else {
       await rm(state.path, { force: true });
     }
-    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(err as Error).message}`, resumePoint, grpcCode, { cause: err });
+    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(reason as Error).message}`, resumePoint, grpcCode, { cause: reason });
   } finally {
     clearTimeout(silence);
     signal?.removeEventListener('abort', onAbort);
     client.close();
   }
+}
+
+/**
+ * Whether `err` (or an error in its cause chain) is a failed system call, i.e. a local I/O error
+ * (ENOSPC, EIO, EDQUOT, a failed fsync), not a refusal of the stream's content.
+ */
+export function isLocalIoError(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
+    const { code, syscall } = e as { code?: unknown; syscall?: unknown };
+    if (typeof code === 'string' && typeof syscall === 'string') return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 /**
@@ -333,8 +370,9 @@ async function* replayPrefix(path: string, length: number): AsyncGenerator<Buffe
   yield* createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>;
 }
 
-async function consume(consumer: DownloadConsumer, pieces: AsyncIterable<Buffer>): Promise<void> {
+async function consume(consumer: DownloadConsumer, pieces: AsyncIterable<Buffer>, signal: AbortSignal | undefined): Promise<void> {
   for await (const piece of pieces) {
+    signal?.throwIfAborted();
     try {
       await consumer.write(piece);
     } catch (err) {

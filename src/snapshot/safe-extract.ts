@@ -58,7 +58,19 @@ export interface ExtractOptions {
    * What the caller writes on the same file system beside the extraction while it runs (the
    * download kept for resuming): the free space must hold it too, or the disk fills half way.
    */
-  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: { readonly totalBytes: number; readonly files: number }) => number };
+  readonly alsoWriting?: { readonly what: string; readonly bytes: (declared: DeclaredSize) => number | Promise<number> };
+  /**
+   * The most compressed bytes the source may hold for what its manifest declares. Past it the
+   * stream is refused: gzip can carry any number of empty blocks, which the expansion limit (output
+   * only) never sees, and the caller keeps the stream on disk (the free space was checked for this
+   * bound). Before the manifest is read, the source may hold PRE_MANIFEST_SOURCE_BYTES.
+   */
+  readonly sourceBytesAtMost?: (declared: DeclaredSize) => number;
+}
+
+export interface DeclaredSize {
+  readonly totalBytes: number;
+  readonly files: number;
 }
 
 /**
@@ -68,6 +80,12 @@ export interface ExtractOptions {
  */
 const FRAMING_PER_ENTRY = 4 * 512;
 const FRAMING_SLACK = 1024 * 1024;
+
+/**
+ * Compressed bytes the source may hold before the manifest is read (with sourceBytesAtMost): the
+ * largest manifest and its framing, plus what the pipeline reads ahead while it is parsed.
+ */
+export const PRE_MANIFEST_SOURCE_BYTES = MAX_MANIFEST_BYTES + FRAMING_SLACK + 16 * 1024 * 1024;
 
 /** Bytes per gunzip output piece (zlib's default, 16 KiB, costs a thread-pool round trip and a write per 16 KiB). */
 const GUNZIP_CHUNK = 256 * 1024;
@@ -154,7 +172,9 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
   const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
   // Until the manifest is read, only the manifest (and its framing) may come out of gunzip.
   const meter = new ExpansionMeter(MAX_MANIFEST_BYTES + FRAMING_SLACK);
-  const feeding = pipeline(source, gunzip, meter, extract, signal !== undefined ? { signal } : {});
+  const sourceMeter = options.sourceBytesAtMost !== undefined ? new SourceMeter(PRE_MANIFEST_SOURCE_BYTES) : undefined;
+  const streamOptions = signal !== undefined ? { signal } : {};
+  const feeding = sourceMeter !== undefined ? pipeline(source, sourceMeter, gunzip, meter, extract, streamOptions) : pipeline(source, gunzip, meter, extract, streamOptions);
   // Swallow here; the same failure surfaces (with context) from the entry loop or the await below.
   feeding.catch(() => undefined);
 
@@ -188,6 +208,11 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
         declared = await checkDeclared(manifest, caps, destDir, options.freeBytes ?? availableBytes, options.alsoWriting);
         const total = manifest.files.reduce((sum, f) => sum + f.size + FRAMING_PER_ENTRY + 2 * f.path.length, 0);
         meter.limitTo(meter.bytes + total + FRAMING_SLACK);
+        if (sourceMeter !== undefined && options.sourceBytesAtMost !== undefined) {
+          const files = manifest.files.length;
+          const totalBytes = manifest.files.reduce((sum, f) => sum + f.size, 0);
+          sourceMeter.limitTo(options.sourceBytesAtMost({ totalBytes, files }), `the most a stream of the ${files} files (${totalBytes} bytes) its manifest declares may take`);
+        }
         continue;
       }
       if (name === MANIFEST_NAME || extracted.has(name) || directories.has(name)) {
@@ -212,7 +237,10 @@ async function extractInto(source: Readable, what: string, destDir: string, caps
     if (signal?.aborted === true) throw abortedError(`extraction of ${what}`, signal);
     // The meter's refusal reaches the entry loop as a destroyed stream; report the refusal.
     if (meter.refusal !== undefined) throw meter.refusal;
+    if (sourceMeter?.refusal !== undefined) throw sourceMeter.refusal;
     if (err instanceof UnsafeTarballError) throw err;
+    // A local write or fsync that failed (ENOSPC, EIO) is no fault of the tarball's.
+    if (typeof (err as { syscall?: unknown }).syscall === 'string') throw new Error(`extracting ${what} into ${destDir} failed: ${(err as Error).message}`, { cause: err });
     throw new Error(`checkpoint tarball ${what} is unreadable: ${(err as Error).message}`, { cause: err });
   }
   if (manifest === undefined) throw new UnsafeTarballError(`tarball has no ${MANIFEST_NAME}`);
@@ -251,7 +279,7 @@ async function checkDeclared(manifest: Manifest, caps: Required<ExtractLimits>, 
   }
   if (total > caps.maxTotalBytes) throw new UnsafeTarballError(`manifest declares ${total} bytes in all, over the cap of ${caps.maxTotalBytes} bytes total`);
   const free = await freeBytes(destDir);
-  const beside = alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length }) ?? 0;
+  const beside = (await alsoWriting?.bytes({ totalBytes: total, files: manifest.files.length })) ?? 0;
   if (!(Number.isFinite(free) && total + beside <= free)) {
     const besideText = alsoWriting !== undefined ? `, and ${alsoWriting.what} up to ${beside} more` : '';
     throw new UnsafeTarballError(`manifest declares ${total} bytes in all${besideText}, but only ${free} bytes are free under ${destDir}`);
@@ -324,5 +352,39 @@ class ExpansionMeter extends Transform {
       return;
     }
     callback(null, chunk);
+  }
+}
+
+/** Counts the compressed bytes on their way to gunzip and stops them past a limit. */
+class SourceMeter extends Transform {
+  bytes = 0;
+  refusal: UnsafeTarballError | undefined;
+  private why = `the most a stream may take before its ${MANIFEST_NAME} is read`;
+
+  constructor(private limit: number) {
+    super();
+  }
+
+  limitTo(limit: number, why: string): void {
+    this.limit = limit;
+    this.why = why;
+    // Read ahead of the parser already past it: refuse now.
+    if (this.over()) this.destroy(this.refusal);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.over()) {
+      callback(this.refusal);
+      return;
+    }
+    callback(null, chunk);
+  }
+
+  private over(): boolean {
+    if (this.refusal === undefined && this.bytes > this.limit) {
+      this.refusal = new UnsafeTarballError(`checkpoint stream is over ${this.limit} bytes, ${this.why} (padding between gzip blocks?): refused`);
+    }
+    return this.refusal !== undefined;
   }
 }

@@ -8,9 +8,10 @@
 // Extraction runs beside the download, fed the verified bytes as they arrive (the download and the
 // extraction used to run one after the other, each about as long as the other). The tar.gz is
 // still written to a file, only so that a failed attempt can resume by offset: the next attempt
-// replays the kept prefix into a fresh extraction, then goes on with the network.
+// replays the kept prefix into a fresh extraction before it calls the leader, then goes on with
+// the network (and starts the extraction over if the leader restarts at 0 with a new checkpoint).
 import { once } from 'node:events';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +23,7 @@ import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadC
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
 import { checkRequestId } from './request-checks.js';
-import { extractCheckpointStream, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
+import { extractCheckpointStream, type DeclaredSize, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
   override readonly name = 'StaleCheckpointError';
@@ -144,14 +145,30 @@ export class SnapshotDownloader {
     // Named per attempt: the checkpoint id is not known before the first message.
     const extractDir = join(this.options.snapshotDir, `attempt_${attempt}.extracted`);
     await rm(extractDir, { recursive: true, force: true });
-    const feed = new ExtractionFeed();
-    const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
-      // The stream is written beside the files (for a resume) until the end: both must fit.
-      alsoWriting: { what: 'the download kept for resuming', bytes: streamBytesAtMost },
-      ...(signal !== undefined ? { signal } : {}),
-      ...(this.options.freeBytes !== undefined ? { freeBytes: this.options.freeBytes } : {}),
-    });
-    feed.watch(extracting);
+    const startExtraction = (): { feed: ExtractionFeed; extracting: Promise<ExtractedCheckpoint> } => {
+      const feed = new ExtractionFeed();
+      const extracting = extractCheckpointStream(feed.stream, `checkpoint stream from ${address}`, extractDir, this.options.extractLimits ?? {}, {
+        // The stream is written beside the files (for a resume) until the end: both must fit.
+        // A resumed attempt's kept prefix is on disk already (and so already out of the free space).
+        alsoWriting: { what: 'the download kept for resuming', bytes: async (declared) => Math.max(0, streamBytesAtMost(declared) - (await keptBytes(resume))) },
+        // ... and it is held to that bound: a longer stream (gzip padding) is refused, not kept.
+        sourceBytesAtMost: streamBytesAtMost,
+        ...(signal !== undefined ? { signal } : {}),
+        ...(this.options.freeBytes !== undefined ? { freeBytes: this.options.freeBytes } : {}),
+      });
+      feed.watch(extracting);
+      return { feed, extracting };
+    };
+    let extraction = startExtraction();
+    const consumer: DownloadConsumer = {
+      write: (data) => extraction.feed.write(data),
+      // The leader restarted at 0 with another checkpoint: the replayed prefix's extraction goes.
+      restart: async () => {
+        extraction.feed.stream.destroy(new Error('the leader restarted the stream'));
+        await extraction.extracting.catch(() => undefined);
+        extraction = startExtraction();
+      },
+    };
     let downloaded: DownloadedCheckpoint | undefined;
     try {
       try {
@@ -162,7 +179,7 @@ export class SnapshotDownloader {
           deadlineMs: this.options.deadlineMs,
           keepPartialOnFailure: true,
           onProgress: progress,
-          consumer: feed,
+          consumer,
           ...(resume !== undefined ? { resume } : {}),
           ...(this.options.requesterId !== undefined ? { requesterId: this.options.requesterId } : {}),
           ...(this.options.noProgressTimeoutMs !== undefined ? { noProgressTimeoutMs: this.options.noProgressTimeoutMs } : {}),
@@ -171,15 +188,15 @@ export class SnapshotDownloader {
         });
       } catch (err) {
         // The extraction of a stream that will not be finished goes (it removes what it wrote).
-        feed.stream.destroy(new Error('the download stopped'));
-        await extracting.catch(() => undefined);
+        extraction.feed.stream.destroy(new Error('the download stopped'));
+        await extraction.extracting.catch(() => undefined);
         throw err;
       }
       const seconds = Math.max(1e-3, (this.now() - started) / 1000);
       // Debug: the node's snapshot_download_done line reports the transfer (with resumedFrom).
       this.log('debug', 'snapshot downloaded', { address, bytes: downloaded.bytes, resumedFrom: downloaded.resumedFrom, seconds, mbPerSecond: round((downloaded.bytes - downloaded.resumedFrom) / 1048576 / seconds) });
-      feed.stream.end();
-      const { manifest } = await extracting;
+      extraction.feed.stream.end();
+      const { manifest } = await extraction.extracting;
       try {
         if (manifest.clusterId !== this.options.expectedClusterId) {
           throw new Error(`checkpoint manifest is for cluster ${JSON.stringify(manifest.clusterId)}, expected ${JSON.stringify(this.options.expectedClusterId)}`);
@@ -240,6 +257,18 @@ export class SnapshotDownloader {
   }
 }
 
+/**
+ * Bytes of the stream on disk now in the file a resumed attempt continues (0 for a fresh one, and
+ * after a leader that restarted at 0 truncated it), taken when the free space is measured.
+ */
+async function keptBytes(resume: ResumePoint | undefined): Promise<number> {
+  if (resume === undefined) return 0;
+  return stat(resume.partialFile).then(
+    (s) => s.size,
+    () => 0,
+  );
+}
+
 function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
@@ -249,7 +278,7 @@ function round(x: number): number {
  * (a header and padding per file, two end blocks) plus gzip's 5 bytes per stored block of at most
  * 64 KiB; any other level writes less for these files, at worst as much.
  */
-function streamBytesAtMost(declared: { readonly totalBytes: number; readonly files: number }): number {
+function streamBytesAtMost(declared: DeclaredSize): number {
   return declared.totalBytes + Math.ceil(declared.totalBytes / 1024) + (declared.files + 1) * 2048 + 64 * 1024;
 }
 
