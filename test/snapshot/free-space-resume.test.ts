@@ -6,14 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
-import { interScmClientConstructor, interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
 import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService } from '../../src/snapshot/download-service.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
 import { downloadCheckpoint, DownloadError } from '../../src/snapshot/download-client.js';
 import { UnsafeTarballError } from '../../src/snapshot/safe-extract.js';
-import { CLUSTER_ID, createScmDb, startServer, withTempDir } from './helpers.js';
+import { CLUSTER_ID, createScmDb, startServer, withTempDir, startCuttingRelay } from './helpers.js';
 
 const CHUNK = 16 * 1024;
 
@@ -36,30 +34,9 @@ test('a resumed attempt is not refused for want of space a fresh one had', async
     const leaderDb = await createScmDb(join(dir, 'leader', 'scm.db'), 120000, { term: 2, index: 400 });
     const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
     const leader = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: CHUNK }));
-    const Client = interScmClientConstructor();
-    const upstream = new Client(leader.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
     let calls = 0;
     let cutting = false;
-    const relay = await startServer((s) =>
-      s.addService(interScmServiceDefinition(), {
-        download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
-          const cut = cutting && ++calls === 1 ? 500 : Infinity;
-          void (async () => {
-            let n = 0;
-            const up = upstream.download(call.request);
-            for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
-              if (n++ === cut) {
-                up.cancel();
-                call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
-                return;
-              }
-              call.write(m);
-            }
-            call.end();
-          })();
-        },
-      }),
-    );
+    const relay = await startCuttingRelay(leader.address, () => (cutting && ++calls === 1 ? 500 : Infinity));
     const snapshotDir = join(dir, 'follower', 'snapshot');
     const logs: string[] = [];
     try {
@@ -83,7 +60,6 @@ test('a resumed attempt is not refused for want of space a fresh one had', async
       assert.ok(ready.resumedFrom > 6 * 1024 * 1024, `resumed from ${ready.resumedFrom}; attempts ${ready.attempts}; log:\n${logs.join('\n')}`);
       assert.equal(ready.attempts, 2, logs.join('\n'));
     } finally {
-      upstream.close();
       await relay.stop();
       await leader.stop();
       await leaderDb.close();

@@ -13,6 +13,7 @@ import { encodeAppliedConfiguration, RAFT_CONFIGURATION_KEY } from '../../src/st
 import { META_TABLE } from '../../src/statemachine/tables.js';
 import { CheckpointProvider, type CheckpointProviderOptions } from '../../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService, type InterScmServiceOptions, type ServeRefusal } from '../../src/snapshot/download-service.js';
+import { interScmClientConstructor, interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
 
 export const CLUSTER_ID = 'CID-5f1f4a2e-0c0b-4d0e-9d7e-1234567890ab';
 
@@ -94,6 +95,58 @@ export async function startServer(register: (server: grpc.Server) => void): Prom
       server.forceShutdown();
       resolve();
     }),
+  };
+}
+
+/**
+ * A relay in front of a leader's InterSCM service that stands for a leader going away mid-transfer:
+ * the k-th call (from 1) is passed through until `cutAfter(k)` messages have gone, then broken off
+ * with UNAVAILABLE (Infinity: passed through whole). Every request is recorded.
+ */
+export async function startCuttingRelay(
+  leaderAddress: string,
+  cutAfter: (call: number) => number,
+): Promise<{ address: string; requests: CopyDBCheckpointRequest[]; stop: () => Promise<void> }> {
+  const Client = interScmClientConstructor();
+  const upstream = new Client(leaderAddress, grpc.credentials.createInsecure()) as unknown as grpc.Client & { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
+  const requests: CopyDBCheckpointRequest[] = [];
+  const open = new Set<grpc.ClientReadableStream<CopyDBCheckpointResponse>>();
+  const relay = await startServer((s) =>
+    s.addService(interScmServiceDefinition(), {
+      download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
+        requests.push(call.request);
+        const cut = cutAfter(requests.length);
+        const up = upstream.download(call.request);
+        open.add(up);
+        // The follower hanging up (or the relay stopping) ends the leader's side too: nothing is
+        // written to a stream already gone after the test has ended.
+        call.on('cancelled', () => up.cancel());
+        void (async () => {
+          let n = 0;
+          for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
+            if (call.cancelled) return;
+            if (n++ === cut) {
+              up.cancel();
+              call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
+              return;
+            }
+            call.write(m);
+          }
+          call.end();
+        })()
+          .catch(() => undefined) // the leader's side cancelled: the follower's side is already gone
+          .finally(() => open.delete(up));
+      },
+    }),
+  );
+  return {
+    address: relay.address,
+    requests,
+    stop: async () => {
+      for (const up of open) up.cancel();
+      upstream.close();
+      await relay.stop();
+    },
   };
 }
 

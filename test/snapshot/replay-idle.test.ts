@@ -12,7 +12,7 @@ import { interScmClientConstructor, interScmServiceDefinition, type CopyDBCheckp
 import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService } from '../../src/snapshot/download-service.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
-import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir } from './helpers.js';
+import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir, startCuttingRelay } from './helpers.js';
 
 const CHUNK = 16 * 1024;
 const IDLE_MS = 1000;
@@ -29,27 +29,7 @@ test('a resumed download with a slow-ish consumer replays its prefix before it c
     const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
     const leader = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: CHUNK, idleTimeoutMs: IDLE_MS }));
     // First call goes through a relay that cuts it after 850 messages (~13 MB of stream): a leader change.
-    const Client = interScmClientConstructor();
-    const upstream = new Client(leader.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
-    const relay = await startServer((s) =>
-      s.addService(interScmServiceDefinition(), {
-        download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
-          void (async () => {
-            let n = 0;
-            const up = upstream.download(call.request);
-            for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
-              if (n++ === 850) {
-                up.cancel();
-                call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
-                return;
-              }
-              call.write(m);
-            }
-            call.end();
-          })();
-        },
-      }),
-    );
+    const relay = await startCuttingRelay(leader.address, () => 850);
     const destDir = join(dir, 'follower', 'snapshot');
     try {
       // Control: a fresh download with this consumer keeps its slot all the way.
@@ -73,7 +53,6 @@ test('a resumed download with a slow-ish consumer replays its prefix before it c
       assert.equal(resumed.resumedFrom, cut.resumePoint.offset);
       assert.equal(resumed.bytes, fresh.bytes);
     } finally {
-      upstream.close();
       await relay.stop();
       await leader.stop();
       await leaderDb.close();

@@ -14,7 +14,7 @@ import { interScmClientConstructor, interScmServiceDefinition, type CopyDBCheckp
 import { CheckpointProvider } from '../../src/snapshot/checkpoint-provider.js';
 import { registerInterScmService } from '../../src/snapshot/download-service.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
-import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir } from './helpers.js';
+import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir, startCuttingRelay } from './helpers.js';
 
 const CHUNK = 16 * 1024;
 
@@ -99,29 +99,7 @@ test('a consumer of the download sees the stream from its first byte, a resumed 
     const provider = new CheckpointProvider({ db: () => leaderDb, checkpointsDir: join(dir, 'leader', 'db.checkpoints') });
     const leader = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: CHUNK }));
     // The first call is cut after 5 messages: a leader that went away mid-transfer.
-    const Client = interScmClientConstructor();
-    const upstream = new Client(leader.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
-    let calls = 0;
-    const relay = await startServer((s) =>
-      s.addService(interScmServiceDefinition(), {
-        download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
-          const cut = ++calls === 1 ? 5 : Infinity;
-          void (async () => {
-            let n = 0;
-            const up = upstream.download(call.request);
-            for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
-              if (n++ === cut) {
-                up.cancel();
-                call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
-                return;
-              }
-              call.write(m);
-            }
-            call.end();
-          })();
-        },
-      }),
-    );
+    const relay = await startCuttingRelay(leader.address, (call) => (call === 1 ? 5 : Infinity));
     const destDir = join(dir, 'follower', 'snapshot');
     try {
       const first: Buffer[] = [];
@@ -161,7 +139,6 @@ test('a consumer of the download sees the stream from its first byte, a resumed 
       assert.equal(names[0], 'MANIFEST.json');
       assert.ok(names.some((n) => n.endsWith('.ldb')));
     } finally {
-      upstream.close();
       await relay.stop();
       await leader.stop();
       await leaderDb.close();

@@ -18,7 +18,7 @@ import { registerInterScmService } from '../../src/snapshot/download-service.js'
 import { extractCheckpointTarball } from '../../src/snapshot/safe-extract.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
 import { packCheckpoint } from '../../src/snapshot/tarball.js';
-import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir } from './helpers.js';
+import { CLUSTER_ID, createScmDb, dumpDb, dumpDbAt, startServer, withTempDir, startCuttingRelay } from './helpers.js';
 
 test('leader to follower round trip gives an identical DB', async () => {
   await withTempDir('snap-rt-', async (dir) => {
@@ -182,30 +182,8 @@ test('an interrupted download resumes from the last verified offset of the same 
     const CHUNK = 16 * 1024;
     const leader = await startServer((s) => registerInterScmService(s, { clusterId: CLUSTER_ID, provider, chunkSize: CHUNK }));
     // A relay that drops the connection after 3 messages on its first call: a leader that died mid-transfer.
-    const Client = interScmClientConstructor();
-    const upstream = new Client(leader.address, grpc.credentials.createInsecure()) as unknown as { download(r: unknown): grpc.ClientReadableStream<CopyDBCheckpointResponse> };
-    const requests: CopyDBCheckpointRequest[] = [];
-    const relay = await startServer((s) =>
-      s.addService(interScmServiceDefinition(), {
-        download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
-          requests.push(call.request);
-          const cut = requests.length === 1 ? 3 : Infinity;
-          void (async () => {
-            let n = 0;
-            const up = upstream.download(call.request);
-            for await (const m of up as AsyncIterable<CopyDBCheckpointResponse>) {
-              if (n++ === cut) {
-                up.cancel();
-                call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'leader went away' });
-                return;
-              }
-              call.write(m);
-            }
-            call.end();
-          })();
-        },
-      }),
-    );
+    const relay = await startCuttingRelay(leader.address, (call) => (call === 1 ? 3 : Infinity));
+    const requests = relay.requests;
     try {
       const ready = await new SnapshotDownloader({
         leaderAddress: () => relay.address,
@@ -221,7 +199,6 @@ test('an interrupted download resumes from the last verified offset of the same 
       assert.equal(provider.created, 1);
       assert.deepEqual(await dumpDbAt(ready.dir), await dumpDb(leaderDb));
     } finally {
-      (upstream as unknown as grpc.Client).close();
       await relay.stop();
       await leader.stop();
       await leaderDb.close();
