@@ -5,6 +5,7 @@ import { ContainerTable, stateCode, type ContainerRow } from './container-table.
 import type { ContainerInfo, DatanodeInfo, LifeCycleState, PipelineInfo } from './model.js';
 import { LIFE_CYCLE_STATES } from './model.js';
 import { encodeContainer, encodeDatanode, encodeOutcome, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { writeContainerRecord, writeRetryRecord } from './record-writer.js';
 import { parseRetryRecordEnvelope } from './retry-record-decoder.js';
 import { RetryCache } from './retry-cache.js';
 import { APPLY_CLOCK_KEY, CONTAINER_ID_SEQUENCE_KEY, containerKey, retryCacheKey, type TableName } from './tables.js';
@@ -28,6 +29,9 @@ export class ScmState {
   private lastContainerIdValue = 0;
   private applyClockValue = 0;
   private readonly writes = new Map<string, TableWrite>();
+  /** The container putContainer wrote last and its record's bytes (a retry record embeds them). */
+  private lastContainer: ContainerInfo | undefined;
+  private lastContainerBytes: Buffer | undefined;
 
   /** `containerCapacityHint`: how many containers to make room for up front. */
   constructor(
@@ -156,7 +160,10 @@ export class ScmState {
       this.containers.update(container);
     }
     if (container.state === 'OPEN') this.countOpen(container.pipelineID, 1);
-    this.record('containers', containerKey(container.containerID), Buffer.from(encodeContainer(container)));
+    const bytes = writeContainerRecord(container) ?? Buffer.from(encodeContainer(container));
+    this.lastContainer = container;
+    this.lastContainerBytes = bytes;
+    this.record('containers', containerKey(container.containerID), bytes);
   }
 
   putPipeline(pipeline: PipelineInfo): void {
@@ -178,19 +185,31 @@ export class ScmState {
   }
 
   recordRetryResult(record: RetryCacheRecord): void {
-    const bytes = encodeRetryCacheRecord(record);
-    // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
-    const envelope = parseRetryRecordEnvelope(bytes);
-    const result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    // A container outcome is usually the container just put: its record's bytes are written already.
+    const outcome = record.outcome;
+    const containerBytes = outcome.ok && outcome.value.kind === 'container' && outcome.value.container === this.lastContainer ? this.lastContainerBytes : undefined;
+    const written = writeRetryRecord(record, containerBytes);
+    let bytes: Buffer;
+    let result: Uint8Array;
+    if (written !== undefined) {
+      bytes = written.bytes;
+      result = bytes.subarray(written.resultStart, written.resultEnd);
+    } else {
+      bytes = Buffer.from(encodeRetryCacheRecord(record));
+      // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
+      const envelope = parseRetryRecordEnvelope(bytes);
+      result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    }
     const stored = { clientId: record.clientId, callId: record.callId, recordedAt: record.recordedAt, logIndex: record.logIndex, result };
     for (const key of this.retryCache.add(stored)) this.record('retryCache', key, undefined);
-    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(bytes));
+    this.record('retryCache', retryCacheKey(record.clientId, record.callId), bytes);
   }
 
   /** Any write made by applying, for the caller to add to the batch; clears the pending set. */
   takeWrites(): TableWrite[] {
     const writes = [...this.writes.values()];
     this.writes.clear();
+    this.lastContainer = this.lastContainerBytes = undefined;
     return writes;
   }
 
