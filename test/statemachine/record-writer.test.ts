@@ -7,6 +7,7 @@ import { encodeContainer, encodeRetryCacheRecord, type CommandOutcome } from '..
 import { parseRetryRecordEnvelope } from '../../src/statemachine/retry-record-decoder.js';
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES, type ContainerInfo } from '../../src/statemachine/model.js';
 import { SCM_ERROR_CODES } from '../../src/errors.js';
+import { containerIdFromKey, containerKey } from '../../src/statemachine/tables.js';
 
 function random(seed: number): () => number {
   let a = seed >>> 0;
@@ -84,7 +85,7 @@ test('RetryCacheRecord with a container or error outcome: the same bytes as prot
       assert.deepEqual([written.resultStart, written.resultEnd], [envelope.resultStart, envelope.resultEnd]);
     } else {
       // A non-ASCII client id: the envelope parser leaves it to the general decoder.
-      assert.match(record.clientId, /[^\x20-\x7e]/u); // eslint-disable-line no-control-regex
+      assert.match(record.clientId, /[^\x20-\x7e]/u);
     }
   }
 });
@@ -122,4 +123,16 @@ test('values the writer does not handle give undefined (the caller encodes throu
   // After a refusal the writer starts clean: the next record is whole.
   const ok = { ...record, outcome: { ok: true, value: { kind: 'container', container: base } } } as const;
   assert.deepEqual(writeRetryRecord(ok)?.bytes, Buffer.from(encodeRetryCacheRecord(ok)));
+});
+
+test('container keys: 8 bytes big-endian, as writeBigUInt64BE gives them, for ids of every width', () => {
+  for (let i = 0; i < 3_000; i++) {
+    const id = integer();
+    const expected = Buffer.alloc(8);
+    expected.writeBigUInt64BE(BigInt(id));
+    assert.deepEqual(containerKey(id), expected, String(id));
+    assert.equal(containerIdFromKey(containerKey(id)), id);
+  }
+  assert.throws(() => containerKey(-1), /not a non-negative safe integer/);
+  assert.throws(() => containerKey(2 ** 53), /not a non-negative safe integer/);
 });
