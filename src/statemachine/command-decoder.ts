@@ -28,6 +28,54 @@ function asciiContents(fields: CanonicalFields, buf: Uint8Array): string | undef
   return s;
 }
 
+/**
+ * asciiContents for a field whose value rarely changes from one command to the next (the owner, the
+ * pipeline): the string read last time when the bytes are the same, so that every command that
+ * names the same pipeline holds one string (already hashed for the maps it is looked up in).
+ */
+class RepeatedAscii {
+  private last = '';
+
+  read(fields: CanonicalFields, buf: Uint8Array): string | undefined {
+    const last = this.last;
+    const n = fields.value;
+    if (n === last.length && n > 0) {
+      let i = 0;
+      for (const start = fields.pos; i < n && buf[start + i] === last.charCodeAt(i); i++);
+      if (i === n) {
+        fields.skipContents();
+        return last;
+      }
+    }
+    const s = asciiContents(fields, buf);
+    if (s !== undefined) this.last = s;
+    return s;
+  }
+}
+
+const owners = new RepeatedAscii();
+const pipelineIds = new RepeatedAscii();
+
+/** Enum names by number, as enumValueName gives them (undefined: not a value of the enum). */
+function enumNames<E extends 'ReplicationType' | 'ReplicationFactor'>(name: E): (n: number) => ReturnType<typeof enumValueName<E>> | undefined {
+  const known = new Map<number, ReturnType<typeof enumValueName<E>>>();
+  return (n) => {
+    let value = known.get(n);
+    if (value === undefined) {
+      try {
+        value = enumValueName(name, n, name);
+      } catch {
+        return undefined; // an unknown value: the general decoder says which
+      }
+      known.set(n, value);
+    }
+    return value;
+  };
+}
+
+const replicationTypes = enumNames('ReplicationType');
+const replicationFactors = enumNames('ReplicationFactor');
+
 /** An AllocateContainer command in canonical form, as the general decoder would return it (not yet validated). */
 export function decodeCanonicalAllocateContainer(buf: Uint8Array): AllocateContainerCommand | undefined {
   let clientId: string | undefined;
@@ -73,24 +121,19 @@ export function decodeCanonicalAllocateContainer(buf: Uint8Array): AllocateConta
         replicationFactor = body.value;
         break;
       case 3:
-        owner = asciiContents(body, buf);
+        owner = owners.read(body, buf);
         if (owner === undefined) return undefined;
         break;
       case 4:
-        pipelineId = asciiContents(body, buf);
+        pipelineId = pipelineIds.read(body, buf);
         if (pipelineId === undefined) return undefined;
         break;
     }
   }
   if (body.seen !== BODY_FIELDS || owner === undefined || pipelineId === undefined) return undefined;
-  let type: AllocateContainerCommand['replicationType'];
-  let factor: AllocateContainerCommand['replicationFactor'];
-  try {
-    type = enumValueName('ReplicationType', replicationType, 'replicationType');
-    factor = enumValueName('ReplicationFactor', replicationFactor, 'replicationFactor');
-  } catch {
-    return undefined; // an unknown value: the general decoder says which
-  }
+  const type = replicationTypes(replicationType);
+  const factor = replicationFactors(replicationFactor);
+  if (type === undefined || factor === undefined) return undefined;
   // The same properties in the same order as commandFromProto builds them.
   return { clientId, callId, timestamp, type: 'allocateContainer', replicationType: type, replicationFactor: factor, owner, pipelineId };
 }

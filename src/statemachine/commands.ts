@@ -88,6 +88,14 @@ export type ScmCommandType = ScmCommand['type'];
 
 const MAX_ID_LENGTH = 256;
 
+function isText(value: unknown, maxLength: number): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= maxLength;
+}
+
+function isInteger(value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
 function requireText(value: unknown, field: string, maxLength = MAX_ID_LENGTH): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidArgumentError(`${field} is required (a non-empty string)`);
@@ -99,7 +107,7 @@ function requireText(value: unknown, field: string, maxLength = MAX_ID_LENGTH): 
 }
 
 function requireInteger(value: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+  if (!isInteger(value, min, max)) {
     throw new InvalidArgumentError(`${field} must be an integer in [${min}, ${max}], got ${String(value)}`);
   }
   return value;
@@ -311,20 +319,26 @@ function commandFromProto(obj: ProtoObject): ScmCommand {
   }
 }
 
-/** Decodes and validates the bytes of a data entry; throws MalformedCommandError saying what is wrong. */
-/** Whether `cmd` passes validateCommand (an invalid one is left to the general decoder, which reports it). */
-function isValidCommand(cmd: ScmCommand): boolean {
-  try {
-    validateCommand(cmd);
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * validateCommand's checks of an AllocateContainer, as a yes or no: the fast decoder's command is
+ * used only if it passes (an invalid one is left to the general decoder, which reports it).
+ */
+function isValidAllocation(cmd: AllocateContainerCommand): boolean {
+  return (
+    isText(cmd.clientId, MAX_ID_LENGTH) &&
+    isInteger(cmd.callId, 0) &&
+    isInteger(cmd.timestamp, 0) &&
+    isOneOf(REPLICATION_TYPES, cmd.replicationType) &&
+    isOneOf(REPLICATION_FACTORS, cmd.replicationFactor) &&
+    isText(cmd.owner, MAX_ID_LENGTH) &&
+    isText(cmd.pipelineId, MAX_ID_LENGTH)
+  );
 }
 
+/** Decodes and validates the bytes of a data entry; throws MalformedCommandError saying what is wrong. */
 export function decodeCommand(bytes: Uint8Array): ScmCommand {
   const allocation = decodeCanonicalAllocateContainer(bytes);
-  if (allocation !== undefined && isValidCommand(allocation)) return allocation;
+  if (allocation !== undefined && isValidAllocation(allocation)) return allocation;
   return decodeCommandGeneral(bytes);
 }
 

@@ -54,6 +54,9 @@ export function loadOrder(logIndexes: ArrayLike<number>): Uint32Array {
   return rank;
 }
 
+/** What add and expire return when no record leaves (most calls): one shared empty list. */
+const NONE: readonly string[] = Object.freeze([]);
+
 /** The queue's arrays drop their dead head once it is this long and half of them. */
 const COMPACT_AFTER = 1_024;
 
@@ -172,21 +175,28 @@ export class RetryCache {
   }
 
   /** Adds a record (newer than every held one); returns the keys it evicted to stay within the bound. */
-  add(record: StoredRetryRecord): string[] {
+  add(record: StoredRetryRecord): readonly string[] {
     if (this.slots.get(record.clientId)?.calls.has(record.callId) === true) {
       throw new Error(`retry cache already holds ${retryCacheKey(record.clientId, record.callId)}; a replay must not be recorded again`);
     }
     this.push(record);
+    if (this.size <= this.maxEntries) return NONE;
     const evicted: string[] = [];
     while (this.size > this.maxEntries) evicted.push(this.shift());
     return evicted;
   }
 
   /** Drops entries recorded at least `timeoutMs` before `clock`; returns their keys. */
-  expire(clock: number): string[] {
+  expire(clock: number): readonly string[] {
+    if (!this.expiresBy(clock)) return NONE;
     const expired: string[] = [];
-    while (this.size > 0 && (this.recordedAts[this.first] as number) + this.timeoutMs <= clock) expired.push(this.shift());
+    while (this.expiresBy(clock)) expired.push(this.shift());
     return expired;
+  }
+
+  /** Whether the oldest record has expired at `clock`. */
+  private expiresBy(clock: number): boolean {
+    return this.size > 0 && (this.recordedAts[this.first] as number) + this.timeoutMs <= clock;
   }
 
   private clear(): void {

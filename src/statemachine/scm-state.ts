@@ -5,6 +5,7 @@ import { ContainerTable, stateCode, type ContainerRow } from './container-table.
 import type { ContainerInfo, DatanodeInfo, LifeCycleState, PipelineInfo } from './model.js';
 import { LIFE_CYCLE_STATES } from './model.js';
 import { encodeContainer, encodeDatanode, encodeOutcome, encodePipeline, encodeRetryCacheRecord, type RetryCacheRecord } from './records.js';
+import { writeContainerRecord, writeRetryRecord } from './record-writer.js';
 import { parseRetryRecordEnvelope } from './retry-record-decoder.js';
 import { RetryCache } from './retry-cache.js';
 import { APPLY_CLOCK_KEY, CONTAINER_ID_SEQUENCE_KEY, containerKey, retryCacheKey, type TableName } from './tables.js';
@@ -16,7 +17,17 @@ export interface TableWrite {
   readonly value: Buffer | string | undefined;
 }
 
+/** A write while the batch is open: a counter's value stays a number until the batch is taken. */
+interface PendingWrite {
+  readonly table: TableName;
+  readonly key: Buffer | string;
+  readonly value: Buffer | string | number | undefined;
+}
+
 const OPEN = stateCode('OPEN');
+/** The ids of the two counters every allocation writes (see place). */
+const SEQUENCE_WRITE = `sequenceId\u0000${CONTAINER_ID_SEQUENCE_KEY}`;
+const APPLY_CLOCK_WRITE = `meta\u0000${APPLY_CLOCK_KEY}`;
 
 export class ScmState {
   /** Every container, in ascending id order (ids are handed out increasing, so rows are appended). */
@@ -27,7 +38,18 @@ export class ScmState {
   private readonly datanodes = new Map<string, DatanodeInfo>();
   private lastContainerIdValue = 0;
   private applyClockValue = 0;
-  private readonly writes = new Map<string, TableWrite>();
+  /**
+   * The batch's writes in order; a key written again leaves a hole where it was and goes to the end
+   * (the batch carries only its final value, in the place of its last write). Each key's position is
+   * found by table: containers by id, retry records by their key, the rest by "table\0key".
+   */
+  private writes: Array<PendingWrite | undefined> = [];
+  private readonly containerWrites = new Map<number, number>();
+  private readonly retryWrites = new Map<string, number>();
+  private readonly otherWrites = new Map<string, number>();
+  /** The container putContainer wrote last and its record's bytes (a retry record embeds them). */
+  private lastContainer: ContainerInfo | undefined;
+  private lastContainerBytes: Buffer | undefined;
 
   /** `containerCapacityHint`: how many containers to make room for up front. */
   constructor(
@@ -149,58 +171,90 @@ export class ScmState {
         throw new Error(`new container ${container.containerID} is not the next id after ${this.lastContainerIdValue}`);
       }
       this.lastContainerIdValue = container.containerID;
-      this.record('sequenceId', CONTAINER_ID_SEQUENCE_KEY, String(container.containerID));
+      this.recordOther(SEQUENCE_WRITE, 'sequenceId', CONTAINER_ID_SEQUENCE_KEY, container.containerID);
       this.containers.append(container);
     } else {
       if (old.state === 'OPEN') this.countOpen(old.pipelineID, -1);
       this.containers.update(container);
     }
     if (container.state === 'OPEN') this.countOpen(container.pipelineID, 1);
-    this.record('containers', containerKey(container.containerID), Buffer.from(encodeContainer(container)));
+    const bytes = writeContainerRecord(container) ?? Buffer.from(encodeContainer(container));
+    this.lastContainer = container;
+    this.lastContainerBytes = bytes;
+    this.place(this.containerWrites, container.containerID, { table: 'containers', key: containerKey(container.containerID), value: bytes });
   }
 
   putPipeline(pipeline: PipelineInfo): void {
     this.pipelines.set(pipeline.id, pipeline);
-    this.record('pipelines', pipeline.id, Buffer.from(encodePipeline(pipeline)));
+    this.recordOther(`pipelines\u0000${pipeline.id}`, 'pipelines', pipeline.id, Buffer.from(encodePipeline(pipeline)));
   }
 
   putDatanode(datanode: DatanodeInfo): void {
     this.datanodes.set(datanode.uuid, datanode);
-    this.record('datanodes', datanode.uuid, Buffer.from(encodeDatanode(datanode)));
+    this.recordOther(`datanodes\u0000${datanode.uuid}`, 'datanodes', datanode.uuid, Buffer.from(encodeDatanode(datanode)));
   }
 
   /** Moves the apply clock forward to `timestamp` (never back) and expires retry-cache entries. */
   advanceApplyClock(timestamp: number): void {
     if (timestamp <= this.applyClockValue) return;
     this.applyClockValue = timestamp;
-    this.record('meta', APPLY_CLOCK_KEY, String(timestamp));
-    for (const key of this.retryCache.expire(timestamp)) this.record('retryCache', key, undefined);
+    this.recordOther(APPLY_CLOCK_WRITE, 'meta', APPLY_CLOCK_KEY, timestamp);
+    for (const key of this.retryCache.expire(timestamp)) this.recordRetry(key, undefined);
   }
 
   recordRetryResult(record: RetryCacheRecord): void {
-    const bytes = encodeRetryCacheRecord(record);
-    // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
-    const envelope = parseRetryRecordEnvelope(bytes);
-    const result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    // A container outcome is usually the container just put: its record's bytes are written already.
+    const outcome = record.outcome;
+    const containerBytes = outcome.ok && outcome.value.kind === 'container' && outcome.value.container === this.lastContainer ? this.lastContainerBytes : undefined;
+    const written = writeRetryRecord(record, containerBytes);
+    let bytes: Buffer;
+    let result: Uint8Array;
+    if (written !== undefined) {
+      bytes = written.bytes;
+      result = bytes.subarray(written.resultStart, written.resultEnd);
+    } else {
+      bytes = Buffer.from(encodeRetryCacheRecord(record));
+      // The cache keeps the outcome encoded: the CommandResult inside the record's own bytes.
+      const envelope = parseRetryRecordEnvelope(bytes);
+      result = envelope === undefined ? encodeOutcome(record.outcome) : bytes.subarray(envelope.resultStart, envelope.resultEnd);
+    }
     const stored = { clientId: record.clientId, callId: record.callId, recordedAt: record.recordedAt, logIndex: record.logIndex, result };
-    for (const key of this.retryCache.add(stored)) this.record('retryCache', key, undefined);
-    this.record('retryCache', retryCacheKey(record.clientId, record.callId), Buffer.from(bytes));
+    for (const key of this.retryCache.add(stored)) this.recordRetry(key, undefined);
+    this.recordRetry(retryCacheKey(record.clientId, record.callId), bytes);
   }
 
   /** Any write made by applying, for the caller to add to the batch; clears the pending set. */
   takeWrites(): TableWrite[] {
-    const writes = [...this.writes.values()];
-    this.writes.clear();
+    const writes: TableWrite[] = [];
+    for (const w of this.writes) {
+      if (w === undefined) continue;
+      writes.push(typeof w.value === 'number' ? { table: w.table, key: w.key, value: String(w.value) } : (w as TableWrite));
+    }
+    this.writes = [];
+    this.containerWrites.clear();
+    this.retryWrites.clear();
+    this.otherWrites.clear();
+    this.lastContainer = this.lastContainerBytes = undefined;
     return writes;
   }
 
   // ---- internals ----
 
-  private record(table: TableName, key: Buffer | string, value: Buffer | string | undefined): void {
-    // Later writes of the same key replace earlier ones: the batch carries only the final value.
-    const id = `${table}\u0000${typeof key === 'string' ? key : key.toString('hex')}`;
-    this.writes.delete(id);
-    this.writes.set(id, { table, key, value });
+  private recordRetry(key: string, value: Buffer | undefined): void {
+    this.place(this.retryWrites, key, { table: 'retryCache', key, value });
+  }
+
+  /** A write to any table but containers and retryCache; `id` is "table\0key". */
+  private recordOther(id: string, table: TableName, key: string, value: Buffer | string | number): void {
+    this.place(this.otherWrites, id, { table, key, value });
+  }
+
+  /** Appends a write; an earlier write of the same key (`positions` by `id`) is dropped from the batch. */
+  private place<K>(positions: Map<K, number>, id: K, write: PendingWrite): void {
+    const earlier = positions.get(id);
+    if (earlier !== undefined) this.writes[earlier] = undefined;
+    positions.set(id, this.writes.length);
+    this.writes.push(write);
   }
 
   private countOpen(pipelineId: string, delta: number): void {

@@ -321,33 +321,36 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   private applyData(entry: LogEntry, data: Uint8Array): ApplyResult {
-    const position = { term: entry.term, index: entry.index };
+    // Results are built whole, properties always in the same order (term, index, outcome,
+    // replayed, command): one object per entry, no spreads.
+    const { term, index } = entry;
     let command;
     try {
       command = decodeCommand(data);
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
-      return { ...position, outcome: { ok: false, error: { code: err.code, message: err.message } }, replayed: false };
+      return { term, index, outcome: { ok: false, error: { code: err.code, message: err.message } }, replayed: false };
     }
     const about = { type: command.type, clientId: command.clientId, callId: command.callId };
-    this.state.advanceApplyClock(command.timestamp);
-    const cached = this.state.retryCache.get(command.clientId, command.callId);
-    if (cached !== undefined) return { ...position, outcome: cached.outcome, replayed: true, command: about };
+    const state = this.state;
+    state.advanceApplyClock(command.timestamp);
+    const cached = state.retryCache.get(command.clientId, command.callId);
+    if (cached !== undefined) return { term, index, outcome: cached.outcome, replayed: true, command: about };
     let outcome: CommandOutcome;
     try {
-      outcome = { ok: true, value: executeCommand(this.state, command) };
+      outcome = { ok: true, value: executeCommand(state, command) };
     } catch (err) {
       if (!(err instanceof CommandError)) throw err;
       outcome = { ok: false, error: { code: err.code, message: err.message } };
     }
-    this.state.recordRetryResult({
+    state.recordRetryResult({
       clientId: command.clientId,
       callId: command.callId,
-      recordedAt: this.state.applyClock,
-      logIndex: entry.index,
+      recordedAt: state.applyClock,
+      logIndex: index,
       outcome,
     });
-    return { ...position, outcome, replayed: false, command: about };
+    return { term, index, outcome, replayed: false, command: about };
   }
 
   private toBatchOp(write: TableWrite): BatchOperation<ScmDb, unknown, unknown> {

@@ -44,8 +44,10 @@ export type TableName = keyof ScmTables;
 /** A container id as its `containers` key: 8 bytes, big-endian, so keys sort by id. */
 export function containerKey(id: number): Buffer {
   if (!Number.isSafeInteger(id) || id < 0) throw new Error(`container id ${id} is not a non-negative safe integer`);
-  const key = Buffer.alloc(8);
-  key.writeBigUInt64BE(BigInt(id));
+  // Two 32-bit halves (a safe integer's high half is below 2^21): no BigInt per key.
+  const key = Buffer.allocUnsafe(8);
+  key.writeUInt32BE(Math.floor(id / 0x1_0000_0000), 0);
+  key.writeUInt32BE(id >>> 0, 4);
   return key;
 }
 

@@ -96,3 +96,35 @@ test('other commands take the general path', () => {
   assert.equal(decodeCanonicalAllocateContainer(bytes), undefined);
   assert.deepEqual(decodeCommand(bytes), cmd);
 });
+
+test('an owner or pipeline id like the last one decoded is read afresh unless every byte is the same', () => {
+  const alloc = (owner: string, pipelineId: string): ScmCommand => ({
+    type: 'allocateContainer',
+    clientId: 'c',
+    callId: 1,
+    timestamp: 5,
+    replicationType: 'RATIS',
+    replicationFactor: 'THREE',
+    owner,
+    pipelineId,
+  });
+  // Same length, one byte apart (first, middle, last); shorter and longer; back to the first.
+  const sequence: Array<[string, string]> = [
+    ['om1', 'pipeline-1'],
+    ['om1', 'pipeline-1'],
+    ['om2', 'pipeline-2'],
+    ['xm2', 'pipelinX-2'],
+    ['om', 'pipeline-'],
+    ['om22', 'pipeline-22'],
+    ['om1', 'pipeline-1'],
+  ];
+  let previous: ScmCommand | undefined;
+  for (const [owner, pipelineId] of sequence) {
+    const cmd = decodeCommand(encodeCommand(alloc(owner, pipelineId)));
+    assert.deepEqual(cmd, alloc(owner, pipelineId));
+    if (previous?.type === 'allocateContainer' && cmd.type === 'allocateContainer' && previous.owner === owner) {
+      assert.ok(Object.is(previous.owner, cmd.owner));
+    }
+    previous = cmd;
+  }
+});

@@ -155,7 +155,7 @@ test('retry-cache records of every kind and form answer the same after a reopen;
 test('records are found by client, then call id: equal call ids of two clients, a client that empties and comes back', () => {
   const cache = new RetryCache(100, 3);
   const outcome = (n: number): CommandOutcome => ({ ok: false, error: { code: 'NOT_FOUND', message: `record ${n}` } });
-  const add = (clientId: string, callId: number, at: number, logIndex: number): string[] =>
+  const add = (clientId: string, callId: number, at: number, logIndex: number): readonly string[] =>
     cache.add({ clientId, callId, recordedAt: at, logIndex, result: encodeOutcome(outcome(logIndex)) });
   assert.deepEqual(add('a', 7, 0, 1), []);
   assert.deepEqual(add('b', 7, 10, 2), []);
