@@ -45,6 +45,7 @@ import type {
   ScmMember,
   ScmNodeRole,
 } from '../api/scm-api.js';
+import { grpcChannelOptions } from '../grpc-options.js';
 import { Backoff, type BackoffOptions, type RetryDecision } from './retry-policy.js';
 
 export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';
@@ -180,12 +181,16 @@ export class ScmClient {
     let stub = this.stubs.get(address);
     if (stub === undefined) {
       const channel = this.options.channel?.(address) ?? { credentials: grpc.credentials.createInsecure() };
-      stub = new ScmClientServiceClient(address, channel.credentials, {
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-        ...channel.options,
-        ...this.options.channelOptions,
-      });
+      stub = new ScmClientServiceClient(
+        address,
+        channel.credentials,
+        grpcChannelOptions({
+          'grpc.initial_reconnect_backoff_ms': 100,
+          'grpc.max_reconnect_backoff_ms': 1000,
+          ...channel.options,
+          ...this.options.channelOptions,
+        }),
+      );
       this.stubs.set(address, stub);
     }
     return stub;

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { LEADER_ADDRESS_METADATA, NOT_LEADER_METADATA, ScmClientServiceClient } from '../api/client-protocol.js';
 import { encodeMember, parseClusterInfo, parseConsistencyHash, parseRole, wireList, type Wire } from '../api/client-codec.js';
 import type { ClusterInfo, ConsistencyHash, ScmMember, ScmNodeRole } from '../api/scm-api.js';
+import { grpcChannelOptions } from '../grpc-options.js';
 
 type UnaryMethod = (request: Wire, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Wire) => void) => void;
 
@@ -38,7 +39,7 @@ export class PeerCalls {
     let stub = this.stubs.get(key);
     if (stub === undefined) {
       const channel = this.channel?.(address, nodeId) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
-      stub = new ScmClientServiceClient(address, channel.credentials, { ...channel.options, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
+      stub = new ScmClientServiceClient(address, channel.credentials, grpcChannelOptions({ ...channel.options, 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 }));
       this.stubs.set(key, stub);
     }
     const fn = (stub as unknown as Record<string, UnaryMethod>)[method];

@@ -6,6 +6,7 @@
 // without bound: the leader's next heartbeat or append re-derives whatever the follower needs.
 import * as grpc from '@grpc/grpc-js';
 import { loadGrpcPackage } from '../api/proto-files.js';
+import { grpcChannelOptions } from '../grpc-options.js';
 
 export const CLUSTER_ID_METADATA = 'scm-cluster-id';
 export const FROM_ID_METADATA = 'scm-from-id';
@@ -116,7 +117,7 @@ class OutboundLink {
     private readonly options: ResolvedOptions,
   ) {
     const channel = options.channel?.(peerId, address) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
-    this.client = new ServiceCtor(address, channel.credentials, { ...channel.options, ...peerChannelOptions(options.maxMessageBytes) }) as unknown as StreamServiceClient;
+    this.client = new ServiceCtor(address, channel.credentials, grpcChannelOptions({ ...channel.options, ...peerChannelOptions(options.maxMessageBytes) })) as unknown as StreamServiceClient;
     this.backoffMs = options.initialBackoffMs;
   }
 

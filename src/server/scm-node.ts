@@ -39,6 +39,7 @@ import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
+import { grpcServerOptions } from '../grpc-options.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
 export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
@@ -447,12 +448,12 @@ export class ScmNode {
     );
     this.onMembershipChange();
 
-    const ratisServer = new grpc.Server(this.transport.serverOptions());
+    const ratisServer = new grpc.Server(grpcServerOptions(this.transport.serverOptions()));
     this.transport.registerOn(ratisServer);
     // Per connection, at most as many calls in progress as the node admits (HTTP/2 streams): a
     // flood from one client queues at the client instead of in this node's event loop, so the
     // Raft ticks and heartbeats keep their turn.
-    const clientServer = new grpc.Server({ 'grpc.max_concurrent_streams': config.clientMaxInFlight });
+    const clientServer = new grpc.Server(grpcServerOptions({ 'grpc.max_concurrent_streams': config.clientMaxInFlight }));
     const service = new ScmService(() => this.sm, this.gateway());
     registerClientService(instrumented(clientServer, this.metrics), service, {
       maxListCount: config.containerListMaxCount,
@@ -460,7 +461,7 @@ export class ScmNode {
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
       guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });
-    const grpcServer = new grpc.Server();
+    const grpcServer = new grpc.Server(grpcServerOptions());
     registerInterScmService(instrumented(grpcServer, this.metrics), {
       clusterId: this.clusterId,
       provider: new CheckpointProvider({

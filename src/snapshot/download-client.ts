@@ -15,6 +15,7 @@ import { chunkChecksum } from './chunk-checksum.js';
 import { CLUSTER_ID_METADATA } from './download-service.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
+import { grpcChannelOptions } from '../grpc-options.js';
 
 export interface DownloadProgress {
   readonly bytes: number;
@@ -153,11 +154,15 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
   const Client = interScmClientConstructor();
   const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
   const channel = req.channel?.(req.address) ?? { credentials: grpc.credentials.createInsecure() };
-  const client = new Client(req.address, channel.credentials, {
-    ...channel.options,
-    'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc-node.flow_control_window': DOWNLOAD_FLOW_CONTROL_WINDOW,
-  });
+  const client = new Client(
+    req.address,
+    channel.credentials,
+    grpcChannelOptions({
+      ...channel.options,
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc-node.flow_control_window': DOWNLOAD_FLOW_CONTROL_WINDOW,
+    }),
+  );
   let call: grpc.ClientReadableStream<Record<string, unknown>> | undefined;
   // Why we cancelled the call ourselves (no progress, or an abort): reported instead of CANCELLED.
   let stopped: Error | undefined;

@@ -1,0 +1,113 @@
+// What a bare gRPC unary call costs on this machine, apart from anything we do: `npm run bench:grpc-floor`.
+//
+// An echo method (200-byte message, no protobuf: the bytes are the message) served by a server in a
+// process of its own, called by a grpc-js client (the library the benchmark's load generator uses
+// for etcd and for us) with 64 calls in flight, as the load rows' 64 callers do. Prints CPU µs per
+// call for each side, from process.cpuUsage() around the measured calls, for three servers:
+//   grpc-js          the library's defaults (channelz on);
+//   grpc-js, no cz   `grpcServerOptions()` (src/grpc-options.ts), as the node's servers run;
+//   node:http2       the same exchange written on node:http2 directly (headers, one framed
+//                    message, trailers): what grpc-js adds on the server.
+// The client side is the floor of the load generator's CPU per operation whatever the server;
+// both sides together bound how many calls two cores can carry.
+import { fork } from 'node:child_process';
+import http2 from 'node:http2';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { grpcChannelOptions, grpcServerOptions } from '../src/grpc-options.js';
+
+type ServerKind = 'grpc-js' | 'grpc-js-no-channelz' | 'http2';
+const SERVER_KINDS: readonly ServerKind[] = ['grpc-js', 'grpc-js-no-channelz', 'http2'];
+const PATH = '/bench.Echo/Echo';
+const identity = (b: Buffer): Buffer => b;
+const ECHO: grpc.ServiceDefinition = {
+  Echo: { path: PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+
+async function serve(kind: ServerKind): Promise<number> {
+  if (kind !== 'http2') {
+    const server = new grpc.Server(kind === 'grpc-js' ? {} : grpcServerOptions());
+    server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request) });
+    return new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e === null ? resolve(port) : reject(e))));
+  }
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const body = Buffer.concat(chunks);
+      // The request's 5-byte gRPC prefix (flag, length) is the answer's too: the message is echoed.
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as { port: number }).port;
+}
+
+function serverProcess(): void {
+  const kind = process.argv[3] as ServerKind;
+  let from = process.cpuUsage();
+  process.on('message', (m: string) => {
+    if (m === 'start') from = process.cpuUsage();
+    else {
+      const used = process.cpuUsage(from);
+      process.send?.({ cpuUs: used.user + used.system }, undefined, {}, () => process.exit(0));
+    }
+  });
+  serve(kind).then(
+    (port) => process.send?.({ port }),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
+
+async function measure(kind: ServerKind, calls: number, inFlight: number): Promise<{ serverUs: number; clientUs: number; perSecond: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--server', kind], { execArgv: ['--import', 'tsx'] });
+  const next = (): Promise<Record<string, number>> => new Promise((resolve) => child.once('message', resolve));
+  const { port } = await next();
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), grpcChannelOptions());
+  const payload = Buffer.alloc(200, 0x61);
+  const call = (): Promise<void> =>
+    new Promise((resolve, reject) =>
+      client.makeUnaryRequest(PATH, identity, identity, payload, (e) => (e === null ? resolve() : reject(e))),
+    );
+  const run = async (n: number): Promise<void> => {
+    let left = n;
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      while (left-- > 0) await call();
+    }));
+  };
+  await run(Math.max(1000, calls / 3)); // warm-up: JIT and connection
+  child.send('start');
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await run(calls);
+  const elapsed = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  child.send('stop');
+  const { cpuUs } = await next();
+  client.close();
+  return { serverUs: (cpuUs as number) / calls, clientUs: (cpu.user + cpu.system) / calls, perSecond: (calls * 1000) / elapsed };
+}
+
+if (process.argv[2] === '--server') serverProcess();
+else {
+  const { values } = parseArgs({ options: { calls: { type: 'string', default: '60000' }, rounds: { type: 'string', default: '3' }, 'in-flight': { type: 'string', default: '64' } } });
+  const calls = Number(values.calls);
+  const rounds = Number(values.rounds);
+  const inFlight = Number(values['in-flight']);
+  console.log(`gRPC unary echo, ${calls} calls per run, ${inFlight} in flight, grpc-js ${(await import('@grpc/grpc-js/package.json', { with: { type: 'json' } })).default.version}, Node ${process.version}`);
+  console.log('| round | server | server CPU µs/call | client CPU µs/call | calls/s |');
+  console.log('| --- | --- | ---: | ---: | ---: |');
+  for (let r = 1; r <= rounds; r++) {
+    for (const kind of SERVER_KINDS) {
+      const m = await measure(kind, calls, inFlight);
+      console.log(`| ${r} | ${kind} | ${m.serverUs.toFixed(1)} | ${m.clientUs.toFixed(1)} | ${m.perSecond.toFixed(0)} |`);
+    }
+  }
+}
