@@ -1,11 +1,16 @@
-// A serializer for the client service's most frequent answer, ContainerWithPipeline (AllocateContainer,
-// GetContainerWithPipeline), that writes the protobuf bytes straight from the wire object the
-// handlers build (client-codec.ts: uint64 fields as decimal strings, enums by name). The generic
-// serializer of @grpc/proto-loader goes through protobufjs' fromObject, which parses every uint64
-// string into a Long and builds a message object tree first: about 40 µs per answer against a few
-// here. It writes the same bytes, field for field (test/api/container-response-codec.test.ts holds
-// it to that); anything it does not expect (a missing field, an unknown enum name, a number beyond
-// 2^53) makes it return undefined and the caller uses the generic serializer.
+// The client service's most frequent answer, ContainerWithPipeline (AllocateContainer,
+// GetContainerWithPipeline), without protobufjs on either end.
+// - The server's serializer writes the protobuf bytes straight from the wire object the handlers
+//   build (client-codec.ts: uint64 fields as decimal strings, enums by name). The generic serializer
+//   of @grpc/proto-loader goes through protobufjs' fromObject, which parses every uint64 string into
+//   a Long and builds a message object tree first: about 40 µs per answer against a few here. It
+//   writes the same bytes, field for field (test/server/container-response-codec.test.ts holds it to
+//   that); anything it does not expect (a missing field, an unknown enum name, a number beyond 2^53)
+//   makes it return undefined and the caller uses the generic serializer.
+// - The client's decoder reads the bytes straight into the API's ContainerWithPipeline, the value
+//   parseContainerWithPipeline gives for protobufjs' decode + toObject (longs as strings) of them;
+//   bytes it is not sure of make it return undefined and the client takes that generic path
+//   (test/api/container-response-decoder.test.ts).
 import type { Wire } from './client-codec.js';
 import {
   LIFE_CYCLE_STATES,
