@@ -62,6 +62,9 @@ export function domainByNumber<T extends string>(e: ProtoEnum, domain: readonly 
   return out;
 }
 
+/** A UTF-16 surrogate not part of a pair (in a `u` regex a pair is one code point). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Writes protobuf fields forward into one growing scratch buffer (serialization is synchronous). */
 export class Writer {
   buf = Buffer.allocUnsafe(4096);
@@ -110,6 +113,9 @@ export class Writer {
         return;
       }
     }
+    // A lone surrogate: protobufjs writes it as three bytes of its own in a string under 40
+    // characters, Buffer as U+FFFD; let the generic serializer write it.
+    if (n < 40 && LONE_SURROGATE.test(value)) throw DECLINE;
     const length = Buffer.byteLength(value, 'utf8');
     this.varint(length);
     this.ensure(length);
