@@ -7,13 +7,18 @@ export interface BackoffOptions {
   readonly maxBackoffMs: number;
 }
 
+/** Throws for options no Backoff can be made of. */
+export function checkBackoff(options: BackoffOptions): void {
+  if (!(options.initialBackoffMs > 0) || !(options.maxBackoffMs >= options.initialBackoffMs)) {
+    throw new Error(`invalid backoff: initialBackoffMs ${options.initialBackoffMs} must be > 0 and <= maxBackoffMs ${options.maxBackoffMs}`);
+  }
+}
+
 export class Backoff {
   private nextMs: number;
 
   constructor(private readonly options: BackoffOptions) {
-    if (!(options.initialBackoffMs > 0) || !(options.maxBackoffMs >= options.initialBackoffMs)) {
-      throw new Error(`invalid backoff: initialBackoffMs ${options.initialBackoffMs} must be > 0 and <= maxBackoffMs ${options.maxBackoffMs}`);
-    }
+    checkBackoff(options);
     this.nextMs = options.initialBackoffMs;
   }
 

@@ -29,6 +29,8 @@ import {
   wireSub,
   type Wire,
 } from '../api/client-codec.js';
+import { serializeAllocateContainerRequest } from '../api/allocate-request-codec.js';
+import { decodeContainerWithPipeline } from '../api/container-response-codec.js';
 import type {
   ClusterInfo,
   ConsistencyReport,
@@ -46,7 +48,7 @@ import type {
   ScmNodeRole,
 } from '../api/scm-api.js';
 import { grpcChannelOptions } from '../grpc-options.js';
-import { Backoff, type BackoffOptions, type RetryDecision } from './retry-policy.js';
+import { Backoff, checkBackoff, type BackoffOptions, type RetryDecision } from './retry-policy.js';
 
 export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';
 
@@ -113,12 +115,63 @@ export interface MutationOptions {
   readonly callId?: number;
 }
 
-type UnaryMethod = (
-  request: Wire,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (error: grpc.ServiceError | null, response?: Wire) => void,
-) => grpc.ClientUnaryCall;
+/** How one RPC's request is written and its answer read. */
+interface Rpc<Answer> {
+  readonly name: string;
+  readonly path: string;
+  readonly serialize: (request: Wire) => Buffer;
+  readonly deserialize: (bytes: Buffer) => Answer;
+}
+
+const SERVICE = ScmClientServiceClient.service;
+
+function definition(name: string): grpc.MethodDefinition<Wire, Wire> {
+  const method = SERVICE[name] as grpc.MethodDefinition<Wire, Wire> | undefined;
+  if (method === undefined) throw new Error(`internal: no RPC ${name}`);
+  return method;
+}
+
+const genericRpcs = new Map<string, Rpc<Wire>>();
+
+/** An RPC through the generated (protobufjs) serializers, as the generated stub makes it. */
+function genericRpc(name: string): Rpc<Wire> {
+  let rpc = genericRpcs.get(name);
+  if (rpc === undefined) {
+    const method = definition(name);
+    rpc = { name, path: method.path, serialize: (request) => method.requestSerialize(request), deserialize: (bytes) => method.responseDeserialize(bytes) };
+    genericRpcs.set(name, rpc);
+  }
+  return rpc;
+}
+
+/** An answer the direct decoder left to the generic one: protobufjs' wire object, parsed when the call returns. */
+class GenericAnswer {
+  constructor(readonly wire: Wire) {}
+}
+
+/**
+ * An RPC answered with a ContainerWithPipeline, read straight into the API's type
+ * (container-response-codec.ts); bytes it declines go through the generic reader and are parsed
+ * once the call returns, as before, so their value or error is the same. AllocateContainer's
+ * request is written directly too (allocate-request-codec.ts), or by the generic serializer for a
+ * value it does not write.
+ */
+function containerWithPipelineRpc(name: string, serialize: ((request: Wire) => Buffer | undefined) | undefined): Rpc<ContainerWithPipeline | GenericAnswer> {
+  const method = definition(name);
+  return {
+    name,
+    path: method.path,
+    serialize: (request) => serialize?.(request) ?? method.requestSerialize(request),
+    deserialize: (bytes) => decodeContainerWithPipeline(bytes) ?? new GenericAnswer(method.responseDeserialize(bytes)),
+  };
+}
+
+const ALLOCATE_CONTAINER = containerWithPipelineRpc('AllocateContainer', serializeAllocateContainerRequest);
+const GET_CONTAINER_WITH_PIPELINE = containerWithPipelineRpc('GetContainerWithPipeline', undefined);
+
+function containerWithPipeline(answer: ContainerWithPipeline | GenericAnswer): ContainerWithPipeline {
+  return answer instanceof GenericAnswer ? parseContainerWithPipeline(answer.wire) : answer;
+}
 
 const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 /** No attempt is started with less time than this left before the overall deadline. */
@@ -159,6 +212,7 @@ export class ScmClient {
   private readonly deadlineMs: number;
   private readonly attemptTimeoutMs: number;
   private readonly random: () => number;
+  private readonly backoffOptions: BackoffOptions;
 
   constructor(private readonly options: ScmClientOptions) {
     if (options.addresses.length === 0) throw new Error('ScmClient needs at least one SCM address');
@@ -169,6 +223,10 @@ export class ScmClient {
     this.deadlineMs = options.deadlineMs ?? 30_000;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 10_000;
     this.random = options.random ?? Math.random;
+    this.backoffOptions = {
+      initialBackoffMs: options.initialBackoffMs ?? DEFAULT_RETRY_BACKOFF.initialBackoffMs,
+      maxBackoffMs: options.maxBackoffMs ?? Math.max(DEFAULT_RETRY_BACKOFF.maxBackoffMs, options.initialBackoffMs ?? 0),
+    };
     if (!(this.deadlineMs > 0) || !(this.attemptTimeoutMs > 0)) throw new Error('ScmClient deadlineMs and attemptTimeoutMs must be positive');
   }
 
@@ -196,14 +254,13 @@ export class ScmClient {
     return stub;
   }
 
-  private attempt(address: string, method: string, request: Wire, timeoutMs: number): Promise<Wire> {
-    const stub = this.stub(address) as unknown as Record<string, UnaryMethod>;
-    const fn = stub[method];
-    if (fn === undefined) throw new Error(`internal: no RPC ${method}`);
+  private attempt<Answer>(address: string, rpc: Rpc<Answer>, request: Wire, deadline: number): Promise<Answer> {
+    const stub = this.stub(address);
     return new Promise((resolve, reject) => {
-      fn.call(stub, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+      // What the generated stub's method does, with this RPC's serializers.
+      stub.makeUnaryRequest<Wire, Answer>(rpc.path, rpc.serialize, rpc.deserialize, request, new grpc.Metadata(), { deadline }, (error, response) => {
         if (error !== null) reject(error);
-        else resolve(response ?? {});
+        else resolve(response as Answer);
       });
     });
   }
@@ -229,15 +286,20 @@ export class ScmClient {
     return { kind: 'fail' };
   }
 
-  /** One logical call: the same request object (and so the same clientId/callId) on every attempt. */
+  /** One logical call through the generic serializers; the answer's wire object. */
   private async invoke(method: string, request: Wire): Promise<Wire> {
+    return (await this.call(genericRpc(method), request)) ?? {};
+  }
+
+  /** One logical call: the same request object (and so the same clientId/callId) on every attempt. */
+  private async call<Answer>(rpc: Rpc<Answer>, request: Wire): Promise<Answer> {
     if (this.closed) throw new Error('ScmClient is closed');
+    const method = rpc.name;
     const started = Date.now();
     const deadline = started + this.deadlineMs;
-    const backoff = new Backoff({
-      initialBackoffMs: this.options.initialBackoffMs ?? DEFAULT_RETRY_BACKOFF.initialBackoffMs,
-      maxBackoffMs: this.options.maxBackoffMs ?? Math.max(DEFAULT_RETRY_BACKOFF.maxBackoffMs, this.options.initialBackoffMs ?? 0),
-    });
+    checkBackoff(this.backoffOptions);
+    // Made at the first failure: most calls succeed at once.
+    let backoff: Backoff | undefined;
     let target = this.current;
     let attempts = 0;
     let hintsFollowed = 0;
@@ -246,9 +308,10 @@ export class ScmClient {
     let reported: { address: string; error: grpc.ServiceError } | undefined;
     for (;;) {
       attempts++;
-      const timeoutMs = Math.max(1, Math.min(this.attemptTimeoutMs, deadline - Date.now()));
+      const now = Date.now();
+      const timeoutMs = Math.max(1, Math.min(this.attemptTimeoutMs, deadline - now));
       try {
-        const response = await this.attempt(target, method, request, timeoutMs);
+        const response = await this.attempt(target, rpc, request, now + timeoutMs);
         this.current = target;
         return response;
       } catch (error) {
@@ -271,6 +334,7 @@ export class ScmClient {
           target = this.nextAddress(target);
         }
         // A busy SCM says how long to stay away; the backoff still grows if it stays busy.
+        backoff ??= new Backoff(this.backoffOptions);
         const wait = Math.max(backoff.next(this.random), decision.kind === 'retry-later' ? decision.afterMs : 0);
         if (Date.now() + wait + MIN_ATTEMPT_MS >= deadline) {
           throw new ScmClientError(
@@ -303,7 +367,7 @@ export class ScmClient {
     request: { replicationType: ReplicationType; replicationFactor: ReplicationFactor; owner: string },
     options?: MutationOptions,
   ): Promise<ContainerWithPipeline> {
-    return parseContainerWithPipeline(await this.invoke('AllocateContainer', this.mutation({ ...request }, options)));
+    return containerWithPipeline(await this.call(ALLOCATE_CONTAINER, this.mutation({ ...request }, options)));
   }
 
   async getContainer(containerId: number, options?: ReadOptions): Promise<ContainerInfo> {
@@ -311,7 +375,7 @@ export class ScmClient {
   }
 
   async getContainerWithPipeline(containerId: number, options?: ReadOptions): Promise<ContainerWithPipeline> {
-    return parseContainerWithPipeline(await this.invoke('GetContainerWithPipeline', this.read(options, { containerId: String(containerId) })));
+    return containerWithPipeline(await this.call(GET_CONTAINER_WITH_PIPELINE, this.read(options, { containerId: String(containerId) })));
   }
 
   async listContainers(request: { startId?: number; count: number; state?: LifeCycleState } & ReadOptions): Promise<ContainerInfo[]> {
