@@ -9,7 +9,7 @@
 // in glibc's main arena, freed only when the full collection finally runs; so do the container
 // table's columns after they grow (the old ones stay resident until then). Measured with 1 M
 // containers at the end of 20 s of 16-caller load (bench/results/2026-12-03-rss-notes.md,
-// "Round 3"): the leader at 257-280 MiB with V8's own factor, 226 with 100 (a factor of 2),
+// "Round 3"): the leader at 257-280 MiB with V8's own factor, 219-226 with 100 (a factor of 2),
 // 209 with 50, 189-196 with 20; 20 and 50 cost the leader GC time per operation, 100 did not
 // measurably, hence the default.
 //
