@@ -60,8 +60,9 @@ export const USAGE = `usage: npm run bench -- [options]
                            --node-arg=--max-semi-space-size=4 (NODE_OPTIONS would reach the load
                            generator and etcd's side too)
   --node-env NAME=VALUE    start every SCM node with this environment variable (repeatable), e.g.
-                           --node-env MALLOC_ARENA_MAX=2 (set on npm, it would reach the load
-                           generator and etcd too)
+                           --node-env MALLOC_ARENA_MAX=2, or a configuration key as the Ozone images
+                           take it, --node-env OZONE-SITE.XML_ozone.scm.handler.count.key=64 (set on
+                           npm, it would reach the load generator and etcd too)
   --dist                   SCM nodes run the compiled dist/ (npm run build first), as the image
                            runs them, instead of src/ through tsx
   -h, --help               this text`;
@@ -107,7 +108,8 @@ function nodeArgs(values: readonly string[] | undefined): string[] {
 function nodeEnv(values: readonly string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const pair of values ?? []) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(pair);
+    // Names as the Ozone images' configuration variables too (OZONE-SITE.XML_<key>): dots and dashes.
+    const m = /^([A-Za-z_][A-Za-z0-9_.-]*)=(.*)$/s.exec(pair);
     if (m === null) throw new UsageError(`--node-env: ${JSON.stringify(pair)} is not NAME=VALUE`);
     out[m[1] as string] = m[2] as string;
   }

@@ -135,6 +135,7 @@ export const KEY = {
   handlerCount: 'ozone.scm.handler.count.key',
   consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
+  v8HeapGrowingPercent: 'ozone.scm.v8.heap.growing.percent',
   // Security: Ozone's switches and administrators list, our certificate files (README, "Security").
   securityEnabled: 'ozone.security.enabled',
   grpcTlsEnabled: 'hdds.grpc.tls.enabled',
@@ -230,6 +231,12 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
   key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),
+  // Not an Ozone key (a Java SCM sizes its heap with JVM options): V8's old-generation growing
+  // factor for this process (src/server/v8-heap.ts). 100 (a factor of 2, V8 picks up to 4 on a
+  // server) releases a leader's load garbage, and the native memory it holds, sooner at no CPU
+  // the load rows could measure; 20 holds a loaded leader near 200 MiB at 1 M containers but costs
+  // GC time (bench/results/2026-12-03-rss-notes.md, "Round 3").
+  key(KEY.v8HeapGrowingPercent, count(0, 300), "How far V8's old generation may grow past what survived the last full collection before the next one, in percent (V8's --heap-growing-percent): lower holds less garbage and costs more collections; 0 lets V8 choose (up to 300 on a server). Changes only when the node collects garbage, not how much memory it may use.", { default: '100' }),
   key('ozone.scm.container.size', size, 'Container size (accepted, unused).', { default: '5GB', used: false }),
   key('ozone.scm.pipeline.owner.container.count', count(1, 1_000_000), 'Open containers per pipeline owner (accepted, unused).', { default: '3', used: false }),
   key('ozone.scm.heartbeat.thread.interval', ms, 'Datanode heartbeat processing interval (accepted, unused).', { default: '3s', used: false }),

@@ -144,6 +144,8 @@ export interface ScmConfig {
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
+  /** ozone.scm.v8.heap.growing.percent: V8's old-generation growing factor minus 1, in percent; 0 = V8's own. */
+  readonly v8HeapGrowingPercent: number;
   readonly security: SecurityConfig;
   /**
    * The effective value of every key that was set anywhere (not defaults), with `${…}` references
@@ -628,6 +630,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientMaxInFlight: reader.count(KEY.handlerCount),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
+    v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),
     security: loadSecurity(reader, node, dbDir, reader.required(KEY.httpPolicy, (key, value) => parseEnum(key, value, HTTP_POLICIES))),
     values: effective,
   };

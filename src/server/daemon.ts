@@ -14,6 +14,7 @@ import { createLogger, type DestinationStream, type Logger } from '../metrics/lo
 import { KEY, requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { ScmNode } from './scm-node.js';
 import { onStopSignals } from './stop-signals.js';
+import { applyHeapGrowingPercent } from './v8-heap.js';
 
 export type { Logger } from '../metrics/logger.js';
 
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   readonly stopOnStdinEof?: boolean;
   /** For tests: where the JSON lines go (stdout by default). */
   readonly destination?: DestinationStream;
+  /** For tests: how V8 flags are set (v8.setFlagsFromString by default). */
+  readonly setV8Flags?: (flags: string) => void;
 }
 
 type StopReason = NodeJS.Signals | 'stdin closed';
@@ -123,6 +126,9 @@ export async function runNodeUntilSignalled(io: DaemonIo, options: DaemonOptions
     }
     const nodeLog = self.nodeId === options.nodeIdHint ? log : loggerFor(self.nodeId, io, options);
     nodeLog.debug({ event: 'configuration', values: Object.fromEntries(config.values) }, 'configuration in effect (keys set in ozone-site.xml or OZONE-SITE.XML_ variables)');
+    // Before the node loads its state: the load's collections run under the same factor.
+    const heapFlag = applyHeapGrowingPercent(config.v8HeapGrowingPercent, options.setV8Flags);
+    nodeLog.debug({ key: KEY.v8HeapGrowingPercent, flag: heapFlag ?? null }, heapFlag === undefined ? "V8 picks its own heap growing factor" : `V8 heap growing factor set: ${heapFlag}`);
     let node: ScmNode;
     let failed: (err: Error) => void = () => {};
     const fatal = new Promise<Error>((resolve) => (failed = resolve));

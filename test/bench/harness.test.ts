@@ -36,6 +36,10 @@ test('flags: defaults, lists, and clear errors', () => {
     MALLOC_ARENA_MAX: '2',
     GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=1:x=2',
   });
+  // A configuration key as the Ozone images take it from the environment.
+  assert.deepEqual((parseBenchArgs(['--node-env', 'OZONE-SITE.XML_ozone.scm.handler.count.key=64']) as BenchOptions).nodeEnv, {
+    'OZONE-SITE.XML_ozone.scm.handler.count.key': '64',
+  });
   assert.throws(() => parseBenchArgs(['--node-env', 'MALLOC_ARENA_MAX']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
   assert.throws(() => parseBenchArgs(['--node-env', '=2']), (e: Error) => e instanceof UsageError && /is not NAME=VALUE/.test(e.message));
 
