@@ -60,6 +60,7 @@ export const DEFAULT_SCM_ADDRESS = '127.0.0.1:9860';
  */
 export const DEFAULT_RETRY_BACKOFF: BackoffOptions = Object.freeze({ initialBackoffMs: 50, maxBackoffMs: 250 });
 
+/** The timing options (deadline, attempt timeout, backoff) are read when the client is made. */
 export interface ScmClientOptions {
   /** `host:port` of one or more SCM nodes' client ports. */
   readonly addresses: readonly string[];

@@ -118,7 +118,11 @@ export class RefusalReporter {
 /** What the client service does with a call: refuse it, or report its outcome when it ends. */
 export type ClientCallDecision = { readonly refused: Partial<grpc.StatusObject> } | { readonly finished: (code: grpc.status) => void } | undefined;
 
-/** A client call as the guard sees it: its TLS state, its caller's address, the request as sent. */
+/**
+ * A client call as the guard sees it: its TLS state, its caller's address, the request as sent (for
+ * an AllocateContainer whose bytes were read straight into the validated request, that request,
+ * frozen: callId a number). A guard reads the request; it may not change it.
+ */
 export interface GuardedCall extends AuthenticatedCall {
   getPeer(): string;
   readonly request: unknown;

@@ -141,7 +141,8 @@ function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDef
       requestDeserialize: (bytes: Buffer): unknown => {
         const request = direct?.(bytes);
         if (request !== undefined) {
-          validated.add(request);
+          // Frozen: the guard sees this very object, and nothing may change it after validation.
+          validated.add(Object.freeze(request));
           return request;
         }
         try {
@@ -197,7 +198,14 @@ function unary<Request, Result>(
       answer({ code: grpc.status.INVALID_ARGUMENT, details: `the request body is not a ${method} request: ${String(undecodable)}`, metadata: new grpc.Metadata() });
       return;
     }
-    const decision = options.guard?.admit(method, call);
+    let decision: CallGuardDecision;
+    try {
+      decision = options.guard?.admit(method, call);
+    } catch (error) {
+      // A guard that throws (one that tried to change a frozen request, say) refuses the call.
+      answer(toGrpcStatus(error, method, options.onInternalError));
+      return;
+    }
     if (decision !== undefined && 'refused' in decision) {
       answer(decision.refused);
       return;

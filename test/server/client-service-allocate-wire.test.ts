@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { decodeAllocateContainer, encodeContainerWithPipeline, type Wire } from '../../src/api/client-codec.js';
-import { registerClientService, toGrpcStatus } from '../../src/server/client-service.js';
+import { registerClientService, toGrpcStatus, type CallGuard } from '../../src/server/client-service.js';
 import type { AllocateContainerRequest, ContainerWithPipeline } from '../../src/api/scm-api.js';
 import { SeededRandom } from '../../src/raft/index.js';
 import { allocateMethod, randomAllocateBytes } from '../api/allocate-samples.js';
@@ -18,7 +18,7 @@ const CWP: ContainerWithPipeline = {
 };
 
 /** The service as registered: AllocateContainer's method definition and handler, over an api that records requests. */
-function registered(): { deserialize: (bytes: Buffer) => unknown; handler: grpc.handleUnaryCall<unknown, unknown>; received: AllocateContainerRequest[] } {
+function registered(guard?: CallGuard): { deserialize: (bytes: Buffer) => unknown; handler: grpc.handleUnaryCall<unknown, unknown>; received: AllocateContainerRequest[] } {
   const received: AllocateContainerRequest[] = [];
   const api = {
     allocateContainer: async (request: AllocateContainerRequest) => {
@@ -29,7 +29,7 @@ function registered(): { deserialize: (bytes: Buffer) => unknown; handler: grpc.
   let definition: grpc.ServiceDefinition | undefined;
   let handlers: grpc.UntypedServiceImplementation | undefined;
   const server = { addService: (d: grpc.ServiceDefinition, h: grpc.UntypedServiceImplementation) => ((definition = d), (handlers = h)) };
-  registerClientService(server as unknown as grpc.Server, api as never);
+  registerClientService(server as unknown as grpc.Server, api as never, guard === undefined ? {} : { guard });
   const method = definition?.['AllocateContainer'];
   const handler = handlers?.['AllocateContainer'] as grpc.handleUnaryCall<unknown, unknown> | undefined;
   assert.ok(method !== undefined && handler !== undefined);
@@ -103,4 +103,23 @@ test('a request as clients send it is read without the generic deserializer', as
   const refused = allocateMethod.requestSerialize({ clientId: 'client 1', callId: '12', replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'bench' });
   assert.deepEqual(await serve(service, refused), { code: grpc.status.INVALID_ARGUMENT, details: 'clientId: must be printable ASCII without spaces' });
   assert.equal(genericCalls, 1);
+});
+
+test('the guard sees the validated request, frozen: a guard that changes it refuses the call and nothing reaches the api', async () => {
+  const bytes = allocateMethod.requestSerialize({ clientId: 'client-1', callId: '300', replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'ownerX' });
+  const seen: unknown[] = [];
+  const reader = registered({ admit: (_method, call) => void seen.push(call.request) });
+  assert.deepEqual(await serve(reader, bytes), { request: { clientId: 'client-1', callId: 300, replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'ownerX' }, answer: encodeContainerWithPipeline(CWP) });
+  assert.equal(Object.isFrozen(seen[0]), true);
+
+  // Before the direct decoder the guard's change was validated (INVALID_ARGUMENT); it must never reach the api unchecked.
+  const writer = registered({
+    admit: (_method, call) => {
+      (call.request as Record<string, unknown>)['owner'] = 'has space';
+      return undefined;
+    },
+  });
+  const got = await serve(writer, bytes);
+  assert.ok('code' in got && got.code === grpc.status.INTERNAL, JSON.stringify(got));
+  assert.equal(writer.received.length, 0);
 });
