@@ -54,7 +54,13 @@ export function packCheckpoint(source: PackSource, clusterId: string, options: P
   // Output in pieces of PIPE_CHUNK, not zlib's 16 KiB: each piece is a round trip to the thread
   // pool and an await further down, and at 16 KiB those, not deflate, bounded the stream's speed.
   const gzip = createGzip({ level, chunkSize: PIPE_CHUNK });
-  Readable.from(pack).pipe(gzip);
+  const packed = Readable.from(pack);
+  // Destroying the pack (below, once the stream is stopped or failed) rejects the iterator's pending
+  // read with "Stream was destroyed", which Readable.from emits as 'error': pipe() does not listen
+  // for it, and unheard it is an uncaught error that stops the node. It goes to gzip, which is
+  // destroyed by then (a no-op) or is failed by it (a pack that broke mid-way).
+  packed.on('error', (err) => gzip.destroy(err));
+  packed.pipe(gzip);
   // tar-stream's pack is a streamx stream; Readable.from drives it through its async iterator,
   // which applies backpressure from gzip back to the entry writers below.
   // A consumer that destroys the stream early (a cancelled or reclaimed download) stops the
