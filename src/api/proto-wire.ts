@@ -5,6 +5,7 @@
 // generic (protobufjs) path for that message, so that path keeps deciding every unusual case.
 import protobuf from 'protobufjs';
 import { protoFile } from './proto-files.js';
+import { ScratchWriter } from '../scratch-writer.js';
 
 /** Thrown for a value or encoding the fast path does not handle; the caller falls back. */
 export class Decline extends Error {}
@@ -65,61 +66,22 @@ export function domainByNumber<T extends string>(e: ProtoEnum, domain: readonly 
 /** A UTF-16 surrogate not part of a pair (in a `u` regex a pair is one code point). */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-/** Writes protobuf fields forward into one growing scratch buffer (serialization is synchronous). */
-export class Writer {
-  buf = Buffer.allocUnsafe(4096);
-  pos = 0;
+/** A lone surrogate in a string under 40 characters: protobufjs writes it as three bytes of its own, Buffer as U+FFFD. */
+const protobufjsWritesOwnWay = (value: string): boolean => value.length < 40 && LONE_SURROGATE.test(value);
 
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
+/**
+ * The client API's fields into the shared scratch writer (src/scratch-writer.ts), from wire-object
+ * values: anything the generic serializer would write differently, or that is not the expected
+ * type, throws DECLINE.
+ */
+export class Writer extends ScratchWriter {
+  constructor() {
+    super(4096);
   }
 
-  /** A non-negative integer up to 2^53 as a varint. */
-  varint(v: number): void {
-    this.ensure(10);
-    const buf = this.buf;
-    while (v > 127) {
-      buf[this.pos++] = (v & 127) | 128;
-      v = Math.floor(v / 128);
-    }
-    buf[this.pos++] = v;
-  }
-
-  tag(field: number, wireType: number): void {
-    this.varint((field << 3) | wireType);
-  }
-
-  string(field: number, value: unknown): void {
-    if (typeof value !== 'string') throw DECLINE;
-    this.tag(field, WIRE_BYTES);
-    const n = value.length;
-    if (n < 128) {
-      // Short ASCII (ids, names, addresses) is copied here; a call into Buffer costs more.
-      this.ensure(n + 1);
-      const buf = this.buf;
-      const start = this.pos;
-      buf[start] = n;
-      let i = 0;
-      for (; i < n; i++) {
-        const c = value.charCodeAt(i);
-        if (c > 127) break;
-        buf[start + 1 + i] = c;
-      }
-      if (i === n) {
-        this.pos = start + 1 + n;
-        return;
-      }
-    }
-    // A lone surrogate: protobufjs writes it as three bytes of its own in a string under 40
-    // characters, Buffer as U+FFFD; let the generic serializer write it.
-    if (n < 40 && LONE_SURROGATE.test(value)) throw DECLINE;
-    const length = Buffer.byteLength(value, 'utf8');
-    this.varint(length);
-    this.ensure(length);
-    this.pos += this.buf.write(value, this.pos, length, 'utf8');
+  override string(field: number, value: unknown): boolean {
+    if (typeof value !== 'string' || !super.string(field, value, protobufjsWritesOwnWay)) throw DECLINE;
+    return true;
   }
 
   /**
@@ -146,53 +108,18 @@ export class Writer {
   uint64(field: number, value: unknown): void {
     const n = typeof value === 'string' ? decimal(value) : typeof value === 'number' ? value : Number.NaN;
     if (!Number.isSafeInteger(n) || n < 0) throw DECLINE;
-    this.tag(field, WIRE_VARINT);
-    this.varint(n);
+    this.varintField(field, n);
   }
 
   uint32(field: number, value: unknown): void {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) throw DECLINE;
-    this.tag(field, WIRE_VARINT);
-    this.varint(value);
+    this.varintField(field, value);
   }
 
   enumValue(field: number, value: unknown, e: ProtoEnum): void {
     const n = typeof value === 'string' ? e.byName.get(value) : undefined;
     if (n === undefined || n < 0) throw DECLINE;
-    this.tag(field, WIRE_VARINT);
-    this.varint(n);
-  }
-
-  /** Starts a length-delimited sub-message; returns where its length goes (see end()). */
-  begin(field: number): number {
-    this.tag(field, WIRE_BYTES);
-    this.ensure(1);
-    return this.pos++;
-  }
-
-  /** Ends the sub-message begun at `at`: writes its length there, moving the body if it needs more than one byte. */
-  end(at: number): void {
-    const length = this.pos - at - 1;
-    let lengthBytes = 1;
-    for (let v = length; v > 127; v = Math.floor(v / 128)) lengthBytes++;
-    if (lengthBytes > 1) {
-      this.ensure(lengthBytes - 1);
-      this.buf.copyWithin(at + lengthBytes, at + 1, this.pos);
-      this.pos += lengthBytes - 1;
-    }
-    const end = this.pos;
-    this.pos = at;
-    this.varint(length);
-    this.pos = end;
-  }
-
-  take(): Buffer {
-    const n = this.pos;
-    const out = Buffer.allocUnsafe(n);
-    // TypedArray.set costs less than a call into Buffer.copy for messages this size.
-    out.set(this.buf.subarray(0, n));
-    this.pos = 0;
-    return out;
+    this.varintField(field, n);
   }
 }
 

@@ -10,9 +10,7 @@
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES, type ContainerInfo } from './model.js';
 import { enumNumber } from './proto.js';
 import type { CommandOutcome, RetryCacheRecord } from './records.js';
-
-const VARINT = 0;
-const LENGTH_DELIMITED = 2;
+import { ScratchWriter } from '../scratch-writer.js';
 
 /** Thrown inside the writer for a value it does not handle; the caller falls back to protobufjs. */
 class Unsupported extends Error {}
@@ -35,36 +33,25 @@ function numbers(): EnumNumbers {
   return enumNumbers;
 }
 
-/** Protobuf fields written forward into one reused scratch buffer (apply is synchronous). */
-class Writer {
-  buf = Buffer.allocUnsafe(1024);
-  pos = 0;
-
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(bigger, 0, 0, this.pos);
-    this.buf = bigger;
+/** Any UTF-16 surrogate: for a lone one protobufjs' writer and Buffer differ, so none is written here. */
+function hasSurrogate(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) return true;
   }
+  return false;
+}
 
-  /** A non-negative safe integer as a varint. */
-  varint(v: number): void {
-    this.ensure(8);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (v > 127) {
-      buf[pos++] = (v & 127) | 128;
-      v = Math.floor(v / 128);
-    }
-    buf[pos++] = v;
-    this.pos = pos;
+/** The records' fields into the shared scratch writer (src/scratch-writer.ts; apply is synchronous). */
+class Writer extends ScratchWriter {
+  constructor() {
+    super(1024);
   }
 
   /** A uint64/int64/enum field holding a non-negative safe integer. */
   uint(field: number, v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw UNSUPPORTED;
-    this.varint((field << 3) | VARINT);
-    this.varint(v);
+    this.varintField(field, v);
   }
 
   enumValue(field: number, name: string, values: ReadonlyMap<string, number>): void {
@@ -73,74 +60,9 @@ class Writer {
     this.uint(field, n);
   }
 
-  string(field: number, value: string): void {
-    this.varint((field << 3) | LENGTH_DELIMITED);
-    const n = value.length;
-    if (n < 128) {
-      // Short ASCII (ids, owners) is copied here; a call into Buffer costs more.
-      this.ensure(n + 1);
-      const buf = this.buf;
-      const start = this.pos;
-      buf[start] = n;
-      let i = 0;
-      for (; i < n; i++) {
-        const c = value.charCodeAt(i);
-        if (c > 127) break;
-        buf[start + 1 + i] = c;
-      }
-      if (i === n) {
-        this.pos = start + 1 + n;
-        return;
-      }
-    }
-    for (let i = 0; i < n; i++) {
-      const c = value.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdfff) throw UNSUPPORTED;
-    }
-    const length = Buffer.byteLength(value, 'utf8');
-    this.varint(length);
-    this.ensure(length);
-    this.pos += this.buf.write(value, this.pos, length, 'utf8');
-  }
-
-  bytes(field: number, src: Uint8Array): void {
-    this.varint((field << 3) | LENGTH_DELIMITED);
-    this.varint(src.length);
-    this.ensure(src.length);
-    this.buf.set(src, this.pos);
-    this.pos += src.length;
-  }
-
-  /** Starts a length-delimited sub-message; returns where its length goes (see end()). */
-  begin(field: number): number {
-    this.varint((field << 3) | LENGTH_DELIMITED);
-    this.ensure(1);
-    return this.pos++;
-  }
-
-  /** Ends the sub-message begun at `at`, writing its length there; returns where its contents start. */
-  end(at: number): number {
-    const length = this.pos - at - 1;
-    let lengthBytes = 1;
-    for (let v = length; v > 127; v = Math.floor(v / 128)) lengthBytes++;
-    if (lengthBytes > 1) {
-      this.ensure(lengthBytes - 1);
-      this.buf.copyWithin(at + lengthBytes, at + 1, this.pos);
-      this.pos += lengthBytes - 1;
-    }
-    const end = this.pos;
-    this.pos = at;
-    this.varint(length);
-    this.pos = end;
-    return at + lengthBytes;
-  }
-
-  /** The bytes written since `start`, copied out; the scratch is reset. */
-  take(start = 0): Buffer {
-    const out = Buffer.allocUnsafe(this.pos - start);
-    this.buf.copy(out, 0, start, this.pos);
-    this.pos = 0;
-    return out;
+  override string(field: number, value: string): boolean {
+    if (!super.string(field, value, hasSurrogate)) throw UNSUPPORTED;
+    return true;
   }
 }
 

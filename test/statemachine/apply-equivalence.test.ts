@@ -18,19 +18,7 @@ import { encodeCommand, type ScmCommand } from '../../src/statemachine/commands.
 import { ScmStateMachine, type ApplyResult } from '../../src/statemachine/state-machine.js';
 import type { ScmDb } from '../../src/statemachine/tables.js';
 import type { LogEntry } from '../../src/log-entry.js';
-import { withTempDir } from './helpers.js';
-
-/** mulberry32: a small seeded generator, so the workload is the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { withTempDir, mulberry32 as random } from './helpers.js';
 
 const CLIENTS = ['client-1', 'client-2', 'client-3', 'om-7f3a9c', 'клиент-ü', `c-${'x'.repeat(200)}`];
 const OWNERS = ['om1', 'ömer', 'o'.repeat(130), 'om2'];

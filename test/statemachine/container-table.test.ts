@@ -7,18 +7,7 @@ import { ContainerTable } from '../../src/statemachine/container-table.js';
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES, type ContainerInfo, type LifeCycleState } from '../../src/statemachine/model.js';
 import { RetryCache } from '../../src/statemachine/retry-cache.js';
 import { ScmState } from '../../src/statemachine/scm-state.js';
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from './helpers.js';
 
 function pick<T>(r: () => number, values: readonly T[]): T {
   return values[Math.floor(r() * values.length)] as T;

@@ -8,17 +8,7 @@ import { parseRetryRecordEnvelope } from '../../src/statemachine/retry-record-de
 import { LIFE_CYCLE_STATES, REPLICATION_FACTORS, REPLICATION_TYPES, type ContainerInfo } from '../../src/statemachine/model.js';
 import { SCM_ERROR_CODES } from '../../src/errors.js';
 import { containerIdFromKey, containerKey } from '../../src/statemachine/tables.js';
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as random } from './helpers.js';
 
 const rnd = random(2026);
 const pick = <T>(values: readonly T[]): T => values[Math.floor(rnd() * values.length)] as T;

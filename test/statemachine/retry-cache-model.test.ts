@@ -7,7 +7,7 @@ import { encodeOutcome, type CommandOutcome, type RetryCacheRecord } from '../..
 import { loadOrder, RetryCache } from '../../src/statemachine/retry-cache.js';
 import { retryCacheKey } from '../../src/statemachine/tables.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
-import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
+import { basicSetup, EntryFactory, withTempDir, mulberry32 as rng } from './helpers.js';
 
 /** The retry cache as it was: a Map in recording order holding the record objects. */
 class MapModel {
@@ -42,17 +42,6 @@ class MapModel {
     }
     return expired;
   }
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomOutcome(r: () => number, n: number): CommandOutcome {
