@@ -159,6 +159,23 @@ test('an error reaches the client with its code, details and metadata, -bin valu
   assert.equal(percentEncode('100% \u00e9\n'), '100%25 %C3%A9%0A');
 });
 
+test('a message over the receive limit is RESOURCE_EXHAUSTED for a grpc-js client; one of many frames is read whole', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const big = await call(client, 'Echo', Buffer.alloc(64 * 1024, 7));
+  assert.equal(big.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(big.error?.details, `Received message larger than max (${64 * 1024} vs 1024)`);
+  assert.equal(plain.calls['Echo'], before, 'no handler ran');
+  // The default limit (4 MiB): a 1 MiB message crosses many HTTP/2 frames.
+  const f = await new Fixture().start();
+  const c = new grpc.Client(`127.0.0.1:${f.port}`, grpc.credentials.createInsecure());
+  const payload = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => i % 253));
+  const out = await call(c, 'Echo', payload);
+  assert.equal(out.error, null);
+  assert.ok(out.value?.equals(payload));
+  c.close();
+  await f.stop();
+});
+
 test('an unknown method is UNIMPLEMENTED; a streaming method cannot be added', { timeout: 10_000 }, async () => {
   const out = await call(client, 'Nope', Buffer.from('x'));
   assert.equal(out.error?.code, grpc.status.UNIMPLEMENTED);
