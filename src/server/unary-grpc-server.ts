@@ -9,7 +9,10 @@
 // call object), which at 256 closed-loop callers was most of the leader's JavaScript besides our
 // own, plus 16 % in GC. `npm run bench:grpc-floor` (a 200-byte echo, 64 in flight, this machine):
 // a grpc-js 1.14 server spent 78-83 µs of CPU per call, the same exchange written on node:http2
-// directly 52-56 µs; this server's numbers are in that bench's output and bench/results.
+// directly 52-56 µs. In one later run of all four on a busier machine: grpc-js 105-110, grpc-js
+// without channelz 92-106, this server 61-65, the bare exchange 60-74; under load the leader's
+// CPU per allocation went from 0.20-0.21 ms to 0.14-0.18 at 256 callers
+// (bench/results/2026-12-03-unary-server-notes.md).
 // The peer (Ratis) and InterSCM ports keep grpc-js servers: they carry streams, and few calls.
 //
 // What it does, per https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md, and where it
