@@ -3,11 +3,14 @@
 // An echo method (200-byte message, no protobuf: the bytes are the message) served by a server in a
 // process of its own, called by a grpc-js client (the library the benchmark's load generator uses
 // for etcd and for us) with 64 calls in flight, as the load rows' 64 callers do. Prints CPU µs per
-// call for each side, from process.cpuUsage() around the measured calls, for three servers:
+// call for each side, from process.cpuUsage() around the measured calls, for four servers:
 //   grpc-js          the library's defaults (channelz on);
-//   grpc-js, no cz   `grpcServerOptions()` (src/grpc-options.ts), as the node's servers run;
+//   grpc-js, no cz   `grpcServerOptions()` (src/grpc-options.ts), as the node's peer and InterSCM
+//                    servers run;
+//   unary            UnaryGrpcServer (src/server/unary-grpc-server.ts), the client port's server,
+//                    serving the echo through addService like the grpc-js kinds;
 //   node:http2       the same exchange written on node:http2 directly (headers, one framed
-//                    message, trailers): what grpc-js adds on the server.
+//                    message, trailers, no checks): what any server adds on top.
 // The client side is the floor of the load generator's CPU per operation whatever the server;
 // both sides together bound how many calls two cores can carry.
 import { fork } from 'node:child_process';
@@ -16,9 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { grpcChannelOptions, grpcServerOptions } from '../src/grpc-options.js';
+import { UnaryGrpcServer, type UnaryCall } from '../src/server/unary-grpc-server.js';
 
-type ServerKind = 'grpc-js' | 'grpc-js-no-channelz' | 'http2';
-const SERVER_KINDS: readonly ServerKind[] = ['grpc-js', 'grpc-js-no-channelz', 'http2'];
+type ServerKind = 'grpc-js' | 'grpc-js-no-channelz' | 'unary' | 'http2';
+const SERVER_KINDS: readonly ServerKind[] = ['grpc-js', 'grpc-js-no-channelz', 'unary', 'http2'];
 const PATH = '/bench.Echo/Echo';
 const identity = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
@@ -26,6 +30,11 @@ const ECHO: grpc.ServiceDefinition = {
 };
 
 async function serve(kind: ServerKind): Promise<number> {
+  if (kind === 'unary') {
+    const server = new UnaryGrpcServer();
+    server.addService(ECHO, { Echo: (call: UnaryCall<Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request) });
+    return server.listen('127.0.0.1', 0);
+  }
   if (kind !== 'http2') {
     const server = new grpc.Server(kind === 'grpc-js' ? {} : grpcServerOptions());
     server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request) });

@@ -1,4 +1,5 @@
-// Options every gRPC server and channel of ours is created with.
+// Options every grpc-js server and channel of ours is created with (the servers of the Ratis and
+// InterSCM ports; the client port runs src/server/unary-grpc-server.ts).
 //
 // Channelz off: grpc-js keeps channelz bookkeeping for every server, channel and call by default
 // (call counters, a `new Date()` per call start, a registry entry per socket), for an admin service

@@ -1,4 +1,5 @@
-// Serves StorageContainerLocationProtocolService (proto/ScmClientProtocol.proto) on a grpc.Server by
+// Serves StorageContainerLocationProtocolService (proto/ScmClientProtocol.proto) on a gRPC server
+// (the node's UnaryGrpcServer, or a grpc.Server: both take the same definitions and handlers) by
 // delegating to an ScmApi. Each handler decodes and validates the request first, so a bad request is
 // answered INVALID_ARGUMENT (naming the field) without the ScmApi being called and without any state
 // changing; then the ScmApi's typed errors are mapped to gRPC statuses. A NotLeaderError becomes
@@ -43,6 +44,7 @@ import {
 } from '../api/client-codec.js';
 import { serializeContainerWithPipeline } from '../api/container-response-codec.js';
 import { decodeAllocateContainerRequest } from '../api/allocate-request-codec.js';
+import type { UnaryCall, UnaryHandler, UnaryServiceHost, UnaryServiceImplementation } from './unary-grpc-server.js';
 
 export interface ClientServiceOptions {
   /** Upper bound for ListContainer's count (ozone.scm.container.list.max.count). */
@@ -66,7 +68,7 @@ export interface ClientServiceOptions {
 export type CallGuardDecision = { readonly refused: Partial<grpc.StatusObject> } | { readonly finished: (code: grpc.status) => void } | undefined;
 
 export interface CallGuard {
-  admit(method: string, call: grpc.ServerUnaryCall<Wire, Wire>): CallGuardDecision;
+  admit(method: string, call: UnaryCall<Wire>): CallGuardDecision;
 }
 
 const STATUS_OF: Readonly<Record<Exclude<ScmStatusName, 'INTERNAL'>, grpc.status>> = {
@@ -94,7 +96,7 @@ export function toGrpcStatus(error: unknown, method: string, onInternalError?: (
   return { code: grpc.status.INTERNAL, details: `internal error in ${method}: ${message}`, metadata: new grpc.Metadata() };
 }
 
-type Handler = grpc.handleUnaryCall<Wire, Wire>;
+type Handler = UnaryHandler<Wire, Wire>;
 
 /** Marks a request whose bytes did not deserialize (grpc-js would answer INTERNAL for it). */
 const UNDECODABLE = Symbol('undecodable request');
@@ -251,7 +253,7 @@ function unary<Request, Result>(
 const noRequest = (): undefined => undefined;
 
 /** Adds the client service, backed by `api`, to `server` (before it is bound). */
-export function registerClientService(server: grpc.Server, api: ScmApi, options: ClientServiceOptions = {}): void {
+export function registerClientService(server: UnaryServiceHost, api: ScmApi, options: ClientServiceOptions = {}): void {
   const maxListCount = options.maxListCount ?? DEFAULT_MAX_LIST_COUNT;
   const admission = new Admission(options);
   const handlers: Record<string, Handler> = {
@@ -284,5 +286,5 @@ export function registerClientService(server: grpc.Server, api: ScmApi, options:
   for (const name of Object.keys(ScmClientServiceClient.service)) {
     if (handlers[name] === undefined) throw new Error(`internal: no handler for ${CLIENT_SERVICE_NAME}/${name}`);
   }
-  server.addService(tolerantDefinition(ScmClientServiceClient.service), handlers as grpc.UntypedServiceImplementation);
+  server.addService(tolerantDefinition(ScmClientServiceClient.service), handlers as UnaryServiceImplementation);
 }

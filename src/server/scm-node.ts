@@ -17,6 +17,7 @@ import { raftGroupDir, readVersionFile, type ScmVersionInfo } from './version-fi
 
 export { raftGroupDir };
 import { registerClientService } from './client-service.js';
+import { UnaryGrpcServer, type UnaryServiceHost } from './unary-grpc-server.js';
 import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
@@ -90,7 +91,13 @@ function listen(server: grpc.Server, credentials: grpc.ServerCredentials, host: 
   });
 }
 
-function shutdown(server: grpc.Server): Promise<void> {
+/** What shutdown needs of a server: grpc.Server and UnaryGrpcServer both have it. */
+interface ShutdownServer {
+  tryShutdown(callback: (error?: Error) => void): void;
+  forceShutdown(): void;
+}
+
+function shutdown(server: ShutdownServer): Promise<void> {
   return new Promise((resolve) => {
     const force = setTimeout(() => server.forceShutdown(), 2_000);
     server.tryShutdown(() => {
@@ -124,12 +131,12 @@ export interface BoundPorts {
  * registrars call server.addService themselves, so they are handed a server whose addService
  * wraps the implementation first.
  */
-function instrumented(server: grpc.Server, metrics: NodeMetrics): grpc.Server {
+function instrumented<S extends grpc.Server | UnaryServiceHost>(server: S, metrics: NodeMetrics): S {
   return new Proxy(server, {
     get(target, prop, receiver) {
       if (prop === 'addService') {
         return (definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation) =>
-          target.addService(definition, instrumentGrpcService(metrics, definition, implementation));
+          (target as grpc.Server).addService(definition, instrumentGrpcService(metrics, definition, implementation));
       }
       const value: unknown = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
@@ -146,7 +153,7 @@ function instrumented(server: grpc.Server, metrics: NodeMetrics): grpc.Server {
 export class ScmNode {
   private driver!: RaftDriver;
   private transport!: PeerTransport;
-  private readonly servers: grpc.Server[] = [];
+  private readonly servers: ShutdownServer[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
   ports: BoundPorts = { client: 0, ratis: 0, grpc: 0, http: 0, https: 0 };
@@ -450,10 +457,15 @@ export class ScmNode {
 
     const ratisServer = new grpc.Server(grpcServerOptions(this.transport.serverOptions()));
     this.transport.registerOn(ratisServer);
-    // Per connection, at most as many calls in progress as the node admits (HTTP/2 streams): a
-    // flood from one client queues at the client instead of in this node's event loop, so the
+    // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
+    // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
+    // a flood from one client queues at the client instead of in this node's event loop, so the
     // Raft ticks and heartbeats keep their turn.
-    const clientServer = new grpc.Server(grpcServerOptions({ 'grpc.max_concurrent_streams': config.clientMaxInFlight }));
+    const material = this.security.material;
+    const clientServer = new UnaryGrpcServer({
+      maxConcurrentStreams: config.clientMaxInFlight,
+      ...(material === undefined ? {} : { tls: { contextOptions: () => material.secureContextOptions(), onChange: (listener: () => void) => material.onReload(listener) } }),
+    });
     const service = new ScmService(() => this.sm, this.gateway());
     registerClientService(instrumented(clientServer, this.metrics), service, {
       maxListCount: config.containerListMaxCount,
@@ -489,7 +501,9 @@ export class ScmNode {
     const credentials = this.security.serverCredentials();
     this.ports = {
       ratis: await listen(ratisServer, credentials, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
-      client: await listen(clientServer, credentials, bindHost, this.self.clientPort, 'client service (ozone.scm.client.port)'),
+      client: await clientServer.listen(bindHost, this.self.clientPort).catch((err: Error) => {
+        throw new Error(`cannot listen on ${bindHost}:${this.self.clientPort} for the client service (ozone.scm.client.port): ${err.message}`, { cause: err });
+      }),
       grpc: await listen(grpcServer, credentials, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
       http: 0,
       https: 0,
@@ -501,7 +515,6 @@ export class ScmNode {
       this.httpServers.push(http);
       this.ports = { ...this.ports, http: http.port };
     }
-    const material = this.security.material;
     if (policy !== 'HTTP_ONLY' && material !== undefined) {
       const https = await startMetricsHttpServer({
         host: this.self.httpsHost,

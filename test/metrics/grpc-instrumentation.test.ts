@@ -148,13 +148,18 @@ test('instrumenting a service creates every method x served code at 0, before an
 test('SERVED_GRPC_CODES covers every status code the server side of our code answers with', () => {
   // The server code (services, typed errors, checkpoint transfer, instrumentation) names codes as
   // `status.X` / `Status.X` or `statusName = 'X'`; a new code there must join the list, or its
-  // errors would have no series until the first one.
+  // errors would have no series until the first one. The client port's transport
+  // (unary-grpc-server.ts) is not scanned: its own statuses (unknown method, malformed framing,
+  // compression) are answered before any handler runs, so no method records them, as with the
+  // statuses grpc-js' server answers itself.
+  const transport = join('server', 'unary-grpc-server.ts');
   const root = fileURLToPath(new URL('../../src/', import.meta.url));
   const files = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
   const used = new Set<string>();
   for (const folder of ['server', 'snapshot', 'metrics']) {
     for (const file of files(join(root, folder))) {
+      if (file.endsWith(transport)) continue;
       const text = readFileSync(file, 'utf8');
       for (const m of text.matchAll(/\b[sS]tatus\.([A-Z_]{2,})\b/g)) used.add(m[1] ?? '');
       for (const m of text.matchAll(/statusName\s*=\s*'([A-Z_]+)'/g)) used.add(m[1] ?? '');

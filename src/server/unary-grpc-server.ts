@@ -1,0 +1,546 @@
+// A gRPC server for unary methods only, written on node:http2: the client port's server
+// (ozone.scm.client.port). It takes grpc-js service definitions and handler shapes (addService,
+// `(call, callback)`), so the client service, its tolerant definition and the metrics
+// instrumentation are the same code as on a grpc.Server; clients keep using grpc-js.
+//
+// Why not grpc-js' own server here: a unary call through it goes through Http2ServerCallStream's
+// successor, the server-interceptor chain (a ServerInterceptingCall, a listener, a per-call
+// Metadata parsed from the headers, a StreamDecoder, a read queue of promises, a Readable/Writable
+// call object), which at 256 closed-loop callers was most of the leader's JavaScript besides our
+// own, plus 16 % in GC. `npm run bench:grpc-floor` (a 200-byte echo, 64 in flight, this machine):
+// a grpc-js 1.14 server spent 78-83 µs of CPU per call, the same exchange written on node:http2
+// directly 52-56 µs. In one later run of all four on a busier machine: grpc-js 105-110, grpc-js
+// without channelz 92-106, this server 61-65, the bare exchange 60-74; under load the leader's
+// CPU per allocation went from 0.20-0.21 ms to 0.14-0.18 at 256 callers
+// (bench/results/2026-12-03-unary-server-notes.md).
+// The peer (Ratis) and InterSCM ports keep grpc-js servers: they carry streams, and few calls.
+//
+// What it does, per https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md, and where it
+// matches grpc-js 1.14's server (server.js, server-interceptors.js):
+// - POST only (anything else: HTTP 405); content-type application/grpc… (else HTTP 415, as grpc-js);
+//   an unknown path is UNIMPLEMENTED (grpc-js' words).
+// - grpc-encoding: identity only; any other is UNIMPLEMENTED with `grpc-accept-encoding: identity`
+//   (grpc-js would gunzip/inflate; our clients never compress, and a grpc-js client that was told to
+//   learns from that header to stop). A message with its compressed flag set is INTERNAL.
+// - exactly one request message, as grpc-js: none (or an incomplete one) is UNIMPLEMENTED, a second
+//   is UNIMPLEMENTED; bytes after the message (a partial second prefix) are refused the same way
+//   (grpc-js ignored them). The handler runs once the request is half-closed, as in grpc-js.
+// - the length prefix is checked against the receive limit (grpc.max_receive_message_length,
+//   4 MiB by default) before anything more is buffered: RESOURCE_EXHAUSTED in grpc-js' words, and
+//   the rest of the request is not read (RST_STREAM NO_ERROR after the status).
+// - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
+//   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
+//   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
+//   spec's form only).
+// - a client RST_STREAM or a closed connection: 'cancelled', nothing written after.
+// - answers: `:status 200`, `content-type: application/grpc+proto`, the message, then trailers
+//   grpc-status, grpc-message (percent-encoded as the spec says) and the trailer metadata (`-bin`
+//   values base64, by grpc.Metadata); an error is a trailers-only response. The callback's error
+//   is read as grpc-js reads it (serverErrorToStatus: `code`, `details`, `metadata`, or UNKNOWN
+//   with `message`). A handler that throws is UNKNOWN "Unknown error", as in grpc-js (the node's
+//   handlers are wrapped by grpc-instrumentation.ts, which answers INTERNAL naming the error).
+// - HTTP/2 settings as grpc-js sets them for its server: maxConcurrentStreams from
+//   grpc.max_concurrent_streams, no session memory bound, no header block bound when sending, no
+//   idle timeout; grpc-js' defaults leave keepalive pings, connection age and idle limits off.
+// - TLS: client certificate required and verified against the CA (mutual TLS, ALPN h2, no HTTP/1),
+//   the context replaced in place on every reload of the node's material.
+// The call handed to a handler carries what the node reads (client-service.ts, authz.ts,
+// identity.ts, grpc-instrumentation.ts): `request`, `cancelled`, `getPeer()`, `getAuthContext()`
+// and the 'cancelled' event. No request Metadata is built: nothing on this port reads it.
+import http2 from 'node:http2';
+import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+
+const {
+  HTTP2_HEADER_METHOD,
+  HTTP2_HEADER_PATH,
+  HTTP2_HEADER_CONTENT_TYPE,
+  HTTP2_HEADER_STATUS,
+  HTTP_STATUS_OK,
+  HTTP_STATUS_METHOD_NOT_ALLOWED,
+  HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+  NGHTTP2_CANCEL,
+  NGHTTP2_NO_ERROR,
+} = http2.constants;
+
+/** grpc-js' default receive limit (DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH). */
+const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+/** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
+const TIMEOUT_FORM = /^(\d{1,8})([HMSmun])$/;
+
+const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
+  [HTTP2_HEADER_STATUS]: HTTP_STATUS_OK,
+  [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity',
+};
+const RESPOND_WITH_TRAILERS = { waitForTrailers: true } as const;
+const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
+
+/** What the node's consumers read of a connection's TLS state (identity.ts), as grpc-js reports it. */
+export interface UnaryAuthContext {
+  readonly transportSecurityType?: string;
+  readonly sslPeerCertificate?: PeerCertificate;
+}
+
+/** The call a unary handler gets: the parts of grpc-js' ServerUnaryCall the node uses. */
+export interface UnaryCall<Request = unknown> {
+  readonly request: Request;
+  /** True once the client cancelled, the connection closed or the deadline passed. */
+  readonly cancelled: boolean;
+  /** `address:port` of the caller, as grpc-js writes it. */
+  getPeer(): string;
+  /** `{}` in plaintext; under TLS the verified client certificate. */
+  getAuthContext(): UnaryAuthContext;
+  /** 'cancelled' is the only event: emitted (once, on a later tick) when the call is cancelled. */
+  on(event: 'cancelled', listener: () => void): this;
+  once(event: 'cancelled', listener: () => void): this;
+}
+
+export type UnaryHandler<Request = unknown, Response = unknown> = (call: UnaryCall<Request>, callback: grpc.sendUnaryData<Response>) => void;
+
+/** Handlers by method name; each method's types are its definition's (as grpc-js' UntypedServiceImplementation). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a handler of any request and response type
+export type UnaryServiceImplementation = Record<string, UnaryHandler<any, any>>;
+
+/** What registerClientService needs of a server: a grpc.Server has it too. */
+export interface UnaryServiceHost {
+  addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
+}
+
+export interface UnaryGrpcServerOptions {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams); default: nghttp2's (unbounded). */
+  readonly maxConcurrentStreams?: number;
+  /** Largest request message in bytes (grpc.max_receive_message_length); default 4 MiB, -1 for none. */
+  readonly maxReceiveMessageBytes?: number;
+  /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
+  readonly tls?: {
+    readonly contextOptions: () => SecureContextOptions;
+    readonly onChange: (listener: () => void) => () => void;
+  };
+}
+
+interface Method {
+  readonly path: string;
+  readonly handler: UnaryHandler;
+  readonly deserialize: (bytes: Buffer) => unknown;
+  readonly serialize: (value: unknown) => Buffer;
+}
+
+interface CallStatus {
+  readonly code: grpc.status;
+  readonly details: string;
+  readonly metadata: grpc.Metadata | null;
+}
+
+export class UnaryGrpcServer implements UnaryServiceHost {
+  private readonly methods = new Map<string, Method>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly maxReceive: number;
+  private server: http2.Http2Server | http2.Http2SecureServer | undefined;
+  private unsubscribeTls: (() => void) | undefined;
+  private closing = false;
+
+  constructor(private readonly options: UnaryGrpcServerOptions = {}) {
+    this.maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+  }
+
+  /** Adds the unary methods of `definition`; a streaming method, or one without a handler, is refused. */
+  addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void {
+    const added: Method[] = [];
+    for (const [name, method] of Object.entries(definition)) {
+      if (method.requestStream || method.responseStream) {
+        throw new Error(`${method.path} is a streaming method: this server serves unary methods only`);
+      }
+      const handler = implementation[name] as UnaryHandler | undefined;
+      if (typeof handler !== 'function') throw new Error(`no handler for ${method.path}`);
+      if (this.methods.has(method.path) || added.some((m) => m.path === method.path)) throw new Error(`${method.path} is served already`);
+      added.push({ path: method.path, handler, deserialize: method.requestDeserialize, serialize: method.responseSerialize as (value: unknown) => Buffer });
+    }
+    for (const m of added) this.methods.set(m.path, m);
+  }
+
+  /** Listens on host:port (0 picks one); resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    if (this.server !== undefined) return Promise.reject(new Error('the server is listening already'));
+    const common: http2.ServerOptions = {
+      // As grpc-js: Node's session memory bound degrades badly when reached, so it is off.
+      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
+      ...(this.options.maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams: this.options.maxConcurrentStreams } }),
+    };
+    const tls = this.options.tls;
+    let server: http2.Http2Server | http2.Http2SecureServer;
+    if (tls !== undefined) {
+      const secure = http2.createSecureServer({ ...common, ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true, allowHTTP1: false });
+      this.unsubscribeTls = tls.onChange(() => secure.setSecureContext(tls.contextOptions()));
+      // A TLS socket's errors after the handshake are ours to handle (nodejs/node#35824).
+      secure.on('secureConnection', (socket: TLSSocket) => socket.on('error', ignore));
+      secure.on('tlsClientError', ignore);
+      server = secure;
+    } else {
+      server = http2.createServer(common);
+    }
+    server.setTimeout(0);
+    server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
+    server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      const failed = (err: Error): void => {
+        this.unsubscribeTls?.();
+        this.server = undefined;
+        reject(err);
+      };
+      server.once('error', failed);
+      server.listen(port, host, () => {
+        server.off('error', failed);
+        server.on('error', ignore);
+        resolve((server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections, lets the calls in progress finish (new streams are refused with
+   * GOAWAY), then closes the connections; `callback` runs once all are closed.
+   */
+  tryShutdown(callback: (error?: Error) => void): void {
+    this.closing = true;
+    let pending = 1;
+    const done = (): void => {
+      if (--pending === 0) callback();
+    };
+    const server = this.server;
+    if (server !== undefined && server.listening) {
+      pending++;
+      server.close(() => done());
+    }
+    for (const session of this.sessions) {
+      pending++;
+      if (session.closed || session.destroyed) queueMicrotask(done);
+      else session.close(done);
+    }
+    this.unsubscribeTls?.();
+    done();
+  }
+
+  /** Closes everything at once: calls in progress are cancelled. */
+  forceShutdown(): void {
+    this.closing = true;
+    const server = this.server;
+    if (server !== undefined && server.listening) server.close();
+    for (const session of this.sessions) session.destroy(undefined, NGHTTP2_CANCEL);
+    this.sessions.clear();
+    this.unsubscribeTls?.();
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    if (this.closing) {
+      session.destroy();
+      return;
+    }
+    this.sessions.add(session);
+    session.on('error', ignore);
+    session.once('close', () => this.sessions.delete(session));
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    // Without a listener a stream error (a reset while writing, say) would be thrown; a closed
+    // stream reports itself by 'close', which cancels the call.
+    stream.on('error', ignore);
+    if (headers[HTTP2_HEADER_METHOD] !== 'POST') {
+      stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_METHOD_NOT_ALLOWED, allow: 'POST' }, { endStream: true });
+      return;
+    }
+    const contentType = headers[HTTP2_HEADER_CONTENT_TYPE];
+    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE }, { endStream: true });
+      return;
+    }
+    const path = String(headers[HTTP2_HEADER_PATH]);
+    const method = this.methods.get(path);
+    if (method === undefined) {
+      respondStatus(stream, { code: grpc.status.UNIMPLEMENTED, details: `The server does not implement the method ${path}`, metadata: null });
+      return;
+    }
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') {
+      respondStatus(stream, { code: grpc.status.UNIMPLEMENTED, details: `Received message compressed with unsupported encoding "${String(encoding)}"`, metadata: null });
+      return;
+    }
+    const timeout = headers['grpc-timeout'];
+    let timeoutMs: number | undefined;
+    if (timeout !== undefined) {
+      const match = typeof timeout === 'string' ? TIMEOUT_FORM.exec(timeout) : null;
+      if (match === null) {
+        respondStatus(stream, { code: grpc.status.INTERNAL, details: `Invalid grpc-timeout value "${String(timeout)}"`, metadata: null });
+        return;
+      }
+      timeoutMs = Number(match[1]) * (TIMEOUT_UNITS_MS[match[2] as string] as number);
+    }
+    new ServerUnaryCall(stream, method, this.maxReceive, timeoutMs);
+  }
+}
+
+function ignore(): void {}
+
+/**
+ * One call: reads the single request message, runs the handler at half-close, answers once.
+ * Everything after the answer, a cancel or the deadline is ignored.
+ */
+class ServerUnaryCall implements UnaryCall {
+  request: unknown = undefined;
+  cancelled = false;
+  /** The answer is written (or the call cancelled): nothing more goes out. */
+  private finished = false;
+  private listeners: (() => void)[] | undefined;
+  /** Fewer than the 5 bytes of the length prefix so far. */
+  private head: Buffer | undefined;
+  /** The message's length once its prefix is read, else -1. */
+  private expected = -1;
+  /** The message's bytes so far, when it came in more than one chunk. */
+  private parts: Buffer[] | undefined;
+  private received = 0;
+  /** The request message, once complete (without its prefix). */
+  private message: Buffer | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly method: Method,
+    private readonly maxReceive: number,
+    timeoutMs: number | undefined,
+  ) {
+    if (timeoutMs !== undefined && timeoutMs < MAX_TIMER_MS) {
+      this.deadline = setTimeout(() => this.expire(), timeoutMs);
+    }
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.once('end', () => this.onEnd());
+    stream.once('close', () => this.cancel());
+  }
+
+  getPeer(): string {
+    const socket = this.stream.session?.socket;
+    const address = socket?.remoteAddress;
+    if (address === undefined) return 'unknown';
+    return socket?.remotePort !== undefined ? `${address}:${socket.remotePort}` : address;
+  }
+
+  getAuthContext(): UnaryAuthContext {
+    const socket = this.stream.session?.socket;
+    if (!(socket instanceof TLSSocket) || !socket.authorized) return {};
+    const certificate = socket.getPeerCertificate();
+    return { transportSecurityType: 'ssl', ...(certificate.raw !== undefined ? { sslPeerCertificate: certificate } : {}) };
+  }
+
+  on(_event: 'cancelled', listener: () => void): this {
+    (this.listeners ??= []).push(listener);
+    return this;
+  }
+
+  once(event: 'cancelled', listener: () => void): this {
+    // 'cancelled' is emitted at most once.
+    return this.on(event, listener);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.finished) return;
+    if (this.message !== undefined) {
+      this.fail(grpc.status.UNIMPLEMENTED, `Received a second request message for unary method ${this.method.path}`);
+      return;
+    }
+    let bytes = chunk;
+    if (this.expected < 0) {
+      if (this.head !== undefined) {
+        bytes = Buffer.concat([this.head, chunk]);
+        this.head = undefined;
+      }
+      if (bytes.length < 5) {
+        this.head = bytes;
+        return;
+      }
+      const flag = bytes[0];
+      if (flag !== 0) {
+        this.fail(
+          grpc.status.INTERNAL,
+          flag === 1 ? 'Received a compressed message without a grpc-encoding' : `Received a message with an invalid compressed flag ${String(flag)}`,
+        );
+        return;
+      }
+      const length = bytes.readUInt32BE(1);
+      if (this.maxReceive !== -1 && length > this.maxReceive) {
+        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceive})`);
+        return;
+      }
+      this.expected = length;
+      bytes = bytes.subarray(5);
+    }
+    const missing = this.expected - this.received;
+    if (bytes.length > missing) {
+      this.fail(grpc.status.UNIMPLEMENTED, `Received a second request message for unary method ${this.method.path}`);
+      return;
+    }
+    if (bytes.length === missing && this.parts === undefined) {
+      // The whole message in one chunk: the usual case, no copy.
+      this.message = bytes;
+      return;
+    }
+    // Parts kept and joined once: a message in many frames is copied once, not once per frame.
+    (this.parts ??= []).push(bytes);
+    this.received += bytes.length;
+    if (this.received === this.expected) {
+      this.message = Buffer.concat(this.parts, this.expected);
+      this.parts = undefined;
+    }
+  }
+
+  private onEnd(): void {
+    if (this.finished) return;
+    const message = this.message;
+    if (message === undefined) {
+      const bytes = this.expected < 0 ? (this.head?.length ?? 0) : 5 + this.received;
+      const partial = bytes > 0 ? ` (${bytes} bytes of an incomplete one)` : '';
+      this.fail(grpc.status.UNIMPLEMENTED, `Received no request message for unary method ${this.method.path}${partial}`);
+      return;
+    }
+    this.message = undefined;
+    try {
+      this.request = this.method.deserialize(message);
+    } catch {
+      this.fail(grpc.status.INTERNAL, 'Error deserializing request');
+      return;
+    }
+    try {
+      this.method.handler(this, (error, value, trailer) => this.answer(error, value, trailer));
+    } catch {
+      this.fail(grpc.status.UNKNOWN, 'Unknown error');
+    }
+  }
+
+  private answer(error: grpc.ServerErrorResponse | Partial<grpc.StatusObject> | null, value: unknown, trailer?: grpc.Metadata): void {
+    if (this.finished || this.stream.closed || this.stream.destroyed) return;
+    if (error !== null && error !== undefined) {
+      this.finish(statusOfError(error, trailer));
+      return;
+    }
+    let message: Buffer;
+    try {
+      message = this.method.serialize(value);
+    } catch {
+      this.finish({ code: grpc.status.INTERNAL, details: 'Error serializing response', metadata: null });
+      return;
+    }
+    this.finished = true;
+    this.clearDeadline();
+    const framed = Buffer.allocUnsafe(5 + message.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(message.length, 1);
+    message.copy(framed, 5);
+    const stream = this.stream;
+    const trailers = trailer === undefined || trailer === null ? OK_TRAILERS : { ...trailer.toHttp2Headers(), ...OK_TRAILERS };
+    stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
+    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+    stream.end(framed);
+  }
+
+  /** Answers `code` unless answered already, and reads no more of the request. */
+  private fail(code: grpc.status, details: string): void {
+    this.finish({ code, details, metadata: null });
+  }
+
+  private finish(status: CallStatus): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearDeadline();
+    this.head = undefined;
+    this.parts = undefined;
+    this.message = undefined;
+    const stream = this.stream;
+    if (stream.closed || stream.destroyed) return;
+    respondStatus(stream, status);
+    // The client may still be sending (a message over the limit, a second one): say that the rest
+    // is not wanted (RFC 9113 §8.1) once the status is out, instead of reading it.
+    if (!stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
+  }
+
+  private expire(): void {
+    this.deadline = undefined;
+    if (this.finished) return;
+    this.finish({ code: grpc.status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: null });
+    this.notifyCancelled();
+  }
+
+  /** The stream closed: a call not answered by then was cancelled. */
+  private cancel(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearDeadline();
+    this.notifyCancelled();
+  }
+
+  private notifyCancelled(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    const listeners = this.listeners;
+    if (listeners === undefined) return;
+    this.listeners = undefined;
+    process.nextTick(() => {
+      for (const listener of listeners) listener();
+    });
+  }
+
+  private clearDeadline(): void {
+    if (this.deadline !== undefined) {
+      clearTimeout(this.deadline);
+      this.deadline = undefined;
+    }
+  }
+}
+
+/** A trailers-only response: the status, its message and metadata in the response's headers. */
+function respondStatus(stream: http2.ServerHttp2Stream, status: CallStatus): void {
+  if (stream.headersSent || stream.closed || stream.destroyed) return;
+  stream.respond(
+    {
+      ...status.metadata?.toHttp2Headers(),
+      ...RESPONSE_HEADERS,
+      'grpc-status': String(status.code),
+      'grpc-message': percentEncode(status.details),
+    },
+    { endStream: true },
+  );
+}
+
+/** What grpc-js' server makes of a handler's error (server-call.js serverErrorToStatus). */
+function statusOfError(error: grpc.ServerErrorResponse | Partial<grpc.StatusObject>, trailer: grpc.Metadata | undefined): CallStatus {
+  const e = error as { code?: unknown; details?: unknown; message?: unknown; metadata?: grpc.Metadata | null };
+  let code = grpc.status.UNKNOWN;
+  let details = 'message' in e ? String(e.message) : 'Unknown Error';
+  if (typeof e.code === 'number' && Number.isInteger(e.code)) {
+    code = e.code as grpc.status;
+    if (typeof e.details === 'string') details = e.details;
+  }
+  return { code, details, metadata: trailer ?? e.metadata ?? null };
+}
+
+/**
+ * grpc-message as the spec writes it: printable ASCII other than '%' as is, every other byte of
+ * the UTF-8 form as %XX. grpc-js' client reads it with decodeURI, other clients percent-decode.
+ */
+export function percentEncode(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}

@@ -1,0 +1,487 @@
+// The client port's gRPC server on node:http2 (src/server/unary-grpc-server.ts): a grpc-js client
+// (what our users' clients run) gets what a grpc-js server would give it: answers, statuses with
+// their details and trailer metadata, UNIMPLEMENTED, DEADLINE_EXCEEDED, cancels; and a raw
+// node:http2 client sends what grpc-js never would and gets a clear status, with no handler run.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ensureLocalCertificates, type LocalTls } from '../../src/cli/local-certificates.js';
+import { callIdentity } from '../../src/server/identity.js';
+import { TlsMaterial } from '../../src/server/tls.js';
+import { percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions } from '../../src/server/unary-grpc-server.js';
+
+const identity = (b: Buffer): Buffer => b;
+const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path: `/test.Svc/${name}`,
+  requestStream: stream,
+  responseStream: false,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+const SERVICE: grpc.ServiceDefinition = { Echo: method('Echo'), Fail: method('Fail'), Slow: method('Slow'), Throw: method('Throw'), Peer: method('Peer') };
+
+const FAIL_DETAILS = 'nicht gefunden: 100% sure, "quoted" \u00e9\u6f22\n';
+
+/** A test server and what its handlers saw. */
+class Fixture {
+  readonly server: UnaryGrpcServer;
+  /** Handler runs, by method name. */
+  readonly calls: Record<string, number> = {};
+  /** Calls of Slow waiting to be answered. */
+  readonly held: Array<{ call: UnaryCall; answer: grpc.sendUnaryData<Buffer> }> = [];
+  readonly cancelled: UnaryCall[] = [];
+  private waiters: Array<() => void> = [];
+  port = 0;
+
+  constructor(options: UnaryGrpcServerOptions = {}) {
+    this.server = new UnaryGrpcServer(options);
+    const count = (name: string): void => {
+      this.calls[name] = (this.calls[name] ?? 0) + 1;
+    };
+    this.server.addService(SERVICE, {
+      Echo: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        count('Echo');
+        const trailer = new grpc.Metadata();
+        trailer.set('x-echo-length', String(call.request.length));
+        answer(null, call.request, trailer);
+      },
+      Fail: (_call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        count('Fail');
+        const metadata = new grpc.Metadata();
+        metadata.set('x-leader', 'scm2');
+        metadata.set('x-blob-bin', Buffer.from([0, 1, 2, 255]));
+        answer({ code: grpc.status.FAILED_PRECONDITION, details: FAIL_DETAILS, metadata });
+      },
+      Slow: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        count('Slow');
+        call.once('cancelled', () => this.cancelled.push(call));
+        this.held.push({ call, answer });
+        for (const w of this.waiters.splice(0)) w();
+      },
+      Throw: () => {
+        count('Throw');
+        throw new Error('boom');
+      },
+      Peer: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        count('Peer');
+        const identity = callIdentity(call);
+        answer(null, Buffer.from(JSON.stringify({ peer: call.getPeer(), auth: call.getAuthContext().transportSecurityType ?? null, name: identity?.name ?? null })));
+      },
+    });
+  }
+
+  async start(): Promise<this> {
+    this.port = await this.server.listen('127.0.0.1', 0);
+    return this;
+  }
+
+  /** Resolves once `n` Slow calls are held. */
+  async holding(n: number): Promise<void> {
+    while (this.held.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+}
+
+interface Outcome {
+  readonly error: grpc.ServiceError | null;
+  readonly value: Buffer | undefined;
+  readonly status: grpc.StatusObject;
+}
+
+function call(client: grpc.Client, name: string, payload: Buffer, options: grpc.CallOptions = {}, onCall?: (c: grpc.ClientUnaryCall) => void): Promise<Outcome> {
+  return new Promise((resolve) => {
+    let result: { error: grpc.ServiceError | null; value: Buffer | undefined } | undefined;
+    let status: grpc.StatusObject | undefined;
+    const done = (): void => {
+      if (result !== undefined && status !== undefined) resolve({ ...result, status });
+    };
+    const c = client.makeUnaryRequest(`/test.Svc/${name}`, identity, identity, payload, new grpc.Metadata(), options, (error, value) => {
+      result = { error, value };
+      done();
+    });
+    c.on('status', (s: grpc.StatusObject) => {
+      status = s;
+      done();
+    });
+    onCall?.(c);
+  });
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+let plain: Fixture;
+let client: grpc.Client;
+
+before(async () => {
+  plain = await new Fixture({ maxReceiveMessageBytes: 1024, maxConcurrentStreams: 4 }).start();
+  client = new grpc.Client(`127.0.0.1:${plain.port}`, grpc.credentials.createInsecure());
+});
+after(async () => {
+  client.close();
+  await plain.stop();
+});
+
+test('a unary call is answered with its message and trailer metadata; the call knows its peer', { timeout: 10_000 }, async () => {
+  const payload = Buffer.from('hello, server');
+  const out = await call(client, 'Echo', payload);
+  assert.equal(out.error, null);
+  assert.deepEqual(out.value, payload);
+  assert.equal(out.status.code, grpc.status.OK);
+  assert.deepEqual(out.status.metadata.get('x-echo-length'), [String(payload.length)]);
+  // An empty message is a message too.
+  const empty = await call(client, 'Echo', Buffer.alloc(0));
+  assert.equal(empty.error, null);
+  assert.equal(empty.value?.length, 0);
+  const peer = await call(client, 'Peer', Buffer.alloc(0));
+  const seen = JSON.parse(String(peer.value)) as { peer: string; auth: string | null };
+  assert.match(seen.peer, /^127\.0\.0\.1:\d+$/);
+  assert.equal(seen.auth, null, 'no TLS state in plaintext');
+});
+
+test('an error reaches the client with its code, details and metadata, -bin values included', { timeout: 10_000 }, async () => {
+  const out = await call(client, 'Fail', Buffer.from('x'));
+  assert.equal(out.error?.code, grpc.status.FAILED_PRECONDITION);
+  assert.equal(out.error?.details, FAIL_DETAILS);
+  assert.deepEqual(out.error?.metadata.get('x-leader'), ['scm2']);
+  assert.deepEqual(out.error?.metadata.get('x-blob-bin'), [Buffer.from([0, 1, 2, 255])]);
+  assert.equal(percentEncode('plain text: ok'), 'plain text: ok');
+  assert.equal(percentEncode('100% \u00e9\n'), '100%25 %C3%A9%0A');
+});
+
+test('a message over the receive limit is RESOURCE_EXHAUSTED for a grpc-js client; one of many frames is read whole', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const big = await call(client, 'Echo', Buffer.alloc(64 * 1024, 7));
+  assert.equal(big.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(big.error?.details, `Received message larger than max (${64 * 1024} vs 1024)`);
+  assert.equal(plain.calls['Echo'], before, 'no handler ran');
+  // The default limit (4 MiB): a 1 MiB message crosses many HTTP/2 frames.
+  const f = await new Fixture().start();
+  const c = new grpc.Client(`127.0.0.1:${f.port}`, grpc.credentials.createInsecure());
+  const payload = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => i % 253));
+  const out = await call(c, 'Echo', payload);
+  assert.equal(out.error, null);
+  assert.ok(out.value?.equals(payload));
+  c.close();
+  await f.stop();
+});
+
+test('an unknown method is UNIMPLEMENTED; a streaming method cannot be added', { timeout: 10_000 }, async () => {
+  const out = await call(client, 'Nope', Buffer.from('x'));
+  assert.equal(out.error?.code, grpc.status.UNIMPLEMENTED);
+  assert.equal(out.error?.details, 'The server does not implement the method /test.Svc/Nope');
+  const server = new UnaryGrpcServer();
+  assert.throws(() => server.addService({ Up: method('Up', true) }, { Up: () => {} }), /\/test\.Svc\/Up is a streaming method/);
+  assert.throws(() => server.addService({ Echo: method('Echo') }, {}), /no handler for \/test\.Svc\/Echo/);
+});
+
+test('a deadline that passes: DEADLINE_EXCEEDED for the client, cancelled on the server, the late answer dropped', { timeout: 10_000 }, async () => {
+  const before = plain.held.length;
+  const out = await call(client, 'Slow', Buffer.from('late'), { deadline: Date.now() + 150 });
+  assert.equal(out.error?.code, grpc.status.DEADLINE_EXCEEDED);
+  const held = plain.held[before];
+  assert.ok(held !== undefined);
+  // The client gave up at its deadline; the server's own timer (or the client's reset) follows.
+  await until(() => plain.cancelled.includes(held.call));
+  assert.ok(held.call.cancelled);
+  assert.ok(plain.cancelled.includes(held.call), "the call emitted 'cancelled'");
+  held.answer(null, Buffer.from('too late'));
+  held.answer({ code: grpc.status.INTERNAL, details: 'also too late' });
+  // The server goes on.
+  const after = await call(client, 'Echo', Buffer.from('after'));
+  assert.equal(after.error, null);
+});
+
+test('a client cancel: cancelled on the server, the late answer dropped', { timeout: 10_000 }, async () => {
+  const before = plain.held.length;
+  let clientCall: grpc.ClientUnaryCall | undefined;
+  const pending = call(client, 'Slow', Buffer.from('cancel me'), {}, (c) => (clientCall = c));
+  await plain.holding(before + 1);
+  clientCall?.cancel();
+  const out = await pending;
+  assert.equal(out.error?.code, grpc.status.CANCELLED);
+  const held = plain.held[before]!;
+  await until(() => plain.cancelled.includes(held.call));
+  assert.ok(plain.cancelled.includes(held.call), "the call emitted 'cancelled'");
+  held.answer(null, Buffer.from('nobody listens'));
+  assert.equal((await call(client, 'Echo', Buffer.from('after'))).error, null);
+});
+
+test('a handler that throws is UNKNOWN, as grpc-js answers it, and the server goes on', { timeout: 10_000 }, async () => {
+  const out = await call(client, 'Throw', Buffer.from('x'));
+  assert.equal(out.error?.code, grpc.status.UNKNOWN);
+  assert.equal(out.error?.details, 'Unknown error');
+  assert.equal((await call(client, 'Echo', Buffer.from('after'))).error, null);
+});
+
+// ---- a raw HTTP/2 client: what grpc-js would never send ----
+
+interface RawAnswer {
+  readonly headers: http2.IncomingHttpHeaders;
+  readonly trailers: http2.IncomingHttpHeaders;
+  readonly body: Buffer;
+  readonly rstCode: number;
+  /** Whether the request's side was still open when the answer came (the server did not wait for it). */
+  readonly requestOpen: boolean;
+}
+
+function grpcHeaders(path = '/test.Svc/Echo', extra: http2.OutgoingHttpHeaders = {}): http2.OutgoingHttpHeaders {
+  return { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...extra };
+}
+
+function frame(message: Buffer, flag = 0): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = flag;
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+/** Sends `headers` and `body` (ending the request unless `end` is false) and collects the answer. */
+function raw(port: number, headers: http2.OutgoingHttpHeaders, body: Buffer | undefined, end = true): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const stream = session.request(headers, { endStream: body === undefined && end });
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    let requestOpen = false;
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => {
+      responseHeaders = h;
+      requestOpen = !stream.writableEnded;
+    });
+    stream.on('trailers', (t) => (trailers = t));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      session.close();
+      resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks), rstCode: stream.rstCode ?? 0, requestOpen });
+    });
+    if (body !== undefined) {
+      if (end) stream.end(body);
+      else stream.write(body);
+    }
+  });
+}
+
+const statusOf = (a: RawAnswer): number => Number(a.trailers['grpc-status'] ?? a.headers['grpc-status']);
+const messageOf = (a: RawAnswer): string => decodeURIComponent(String(a.trailers['grpc-message'] ?? a.headers['grpc-message']));
+
+test('raw: a well-formed request is answered as the spec says', { timeout: 10_000 }, async () => {
+  const a = await raw(plain.port, grpcHeaders(), frame(Buffer.from('abc')));
+  assert.equal(a.headers[':status'], 200);
+  assert.equal(a.headers['content-type'], 'application/grpc+proto');
+  assert.deepEqual(a.body, frame(Buffer.from('abc')));
+  assert.equal(a.trailers['grpc-status'], '0');
+  assert.equal(a.trailers['grpc-message'], 'OK');
+  assert.equal(a.trailers['x-echo-length'], '3');
+});
+
+test('raw: a message in pieces (the prefix split, the body over several frames) is read whole', { timeout: 10_000 }, async () => {
+  const message = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
+  const framed = frame(message);
+  const session = http2.connect(`http://127.0.0.1:${plain.port}`);
+  session.on('error', () => {});
+  const stream = session.request(grpcHeaders());
+  const chunks: Buffer[] = [];
+  let trailers: http2.IncomingHttpHeaders = {};
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  stream.on('trailers', (t) => (trailers = t));
+  const closed = new Promise((resolve) => stream.on('close', resolve));
+  for (const [from, to] of [[0, 2], [2, 5], [5, 6], [6, 400], [400, 1005]] as const) {
+    stream.write(framed.subarray(from, to));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  stream.end();
+  await closed;
+  session.close();
+  assert.equal(trailers['grpc-status'], '0');
+  assert.deepEqual(Buffer.concat(chunks), framed);
+});
+
+test('raw: not POST is 405, another content-type 415, and no handler runs', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const get = await raw(plain.port, { ':method': 'GET', ':path': '/test.Svc/Echo', 'content-type': 'application/grpc' }, undefined);
+  assert.equal(get.headers[':status'], 405);
+  assert.equal(get.headers['allow'], 'POST');
+  const json = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'content-type': 'application/json' }), frame(Buffer.from('x')));
+  assert.equal(json.headers[':status'], 415);
+  const none = await raw(plain.port, { ':method': 'POST', ':path': '/test.Svc/Echo' }, frame(Buffer.from('x')));
+  assert.equal(none.headers[':status'], 415);
+  // Content types of the application/grpc family are all gRPC.
+  const proto = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'content-type': 'application/grpc+proto' }), frame(Buffer.from('x')));
+  assert.equal(statusOf(proto), grpc.status.OK);
+  assert.equal(plain.calls['Echo'], (before ?? 0) + 1);
+});
+
+test('raw: a compressed request is refused: grpc-encoding gzip UNIMPLEMENTED, the compressed flag without one INTERNAL', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const gzip = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(Buffer.from('x'), 1));
+  assert.equal(gzip.headers[':status'], 200);
+  assert.equal(statusOf(gzip), grpc.status.UNIMPLEMENTED);
+  assert.equal(messageOf(gzip), 'Received message compressed with unsupported encoding "gzip"');
+  assert.equal(gzip.headers['grpc-accept-encoding'], 'identity');
+  const flagged = await raw(plain.port, grpcHeaders(), frame(Buffer.from('x'), 1));
+  assert.equal(statusOf(flagged), grpc.status.INTERNAL);
+  assert.match(messageOf(flagged), /compressed message without a grpc-encoding/);
+  const strange = await raw(plain.port, grpcHeaders(), frame(Buffer.from('x'), 7));
+  assert.equal(statusOf(strange), grpc.status.INTERNAL);
+  // identity is fine.
+  const id = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'identity' }), frame(Buffer.from('x')));
+  assert.equal(statusOf(id), grpc.status.OK);
+  assert.equal(plain.calls['Echo'], (before ?? 0) + 1);
+});
+
+test('raw: a length prefix over the limit is RESOURCE_EXHAUSTED at once, without reading the rest', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(100 * 1024 * 1024, 1);
+  // The request never ends: the answer must not wait for it.
+  const a = await raw(plain.port, grpcHeaders(), Buffer.concat([prefix, Buffer.alloc(100)]), false);
+  assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(messageOf(a), 'Received message larger than max (104857600 vs 1024)');
+  assert.ok(a.requestOpen, 'answered while the request was still open');
+  // At the limit is fine.
+  const atLimit = await raw(plain.port, grpcHeaders(), frame(Buffer.alloc(1024, 1)));
+  assert.equal(statusOf(atLimit), grpc.status.OK);
+  assert.equal(plain.calls['Echo'], (before ?? 0) + 1);
+});
+
+test('raw: not exactly one message is UNIMPLEMENTED (two, none, a truncated prefix, bytes after the message)', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  const two = await raw(plain.port, grpcHeaders(), Buffer.concat([frame(Buffer.from('one')), frame(Buffer.from('two'))]));
+  assert.equal(statusOf(two), grpc.status.UNIMPLEMENTED);
+  assert.match(messageOf(two), /second request message/);
+  const none = await raw(plain.port, grpcHeaders(), undefined);
+  assert.equal(statusOf(none), grpc.status.UNIMPLEMENTED);
+  assert.match(messageOf(none), /no request message/);
+  const truncated = await raw(plain.port, grpcHeaders(), Buffer.from([0, 0, 0]));
+  assert.equal(statusOf(truncated), grpc.status.UNIMPLEMENTED);
+  assert.match(messageOf(truncated), /no request message .*3 bytes of an incomplete one/);
+  const short = await raw(plain.port, grpcHeaders(), frame(Buffer.from('abcdef')).subarray(0, 8));
+  assert.equal(statusOf(short), grpc.status.UNIMPLEMENTED);
+  const trailing = await raw(plain.port, grpcHeaders(), Buffer.concat([frame(Buffer.from('one')), Buffer.from([0, 0])]));
+  assert.equal(statusOf(trailing), grpc.status.UNIMPLEMENTED);
+  assert.equal(plain.calls['Echo'], before);
+});
+
+test('raw: a malformed grpc-timeout is INTERNAL; a valid one in every unit is taken', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'];
+  for (const bad of ['1x', '123456789S', '-1S', 'S', '1 S', '1.5S']) {
+    const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-timeout': bad }), frame(Buffer.from('x')));
+    assert.equal(statusOf(a), grpc.status.INTERNAL, bad);
+    assert.equal(messageOf(a), `Invalid grpc-timeout value "${bad}"`);
+  }
+  assert.equal(plain.calls['Echo'], before);
+  for (const good of ['1H', '1M', '10S', '5000m', '99999999u', '99999999n']) {
+    const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-timeout': good }), frame(Buffer.from('x')));
+    assert.equal(statusOf(a), grpc.status.OK, good);
+  }
+  // 1 ns has passed by the time the request is read.
+  const expired = await raw(plain.port, grpcHeaders('/test.Svc/Slow', { 'grpc-timeout': '1n' }), frame(Buffer.from('x')));
+  assert.equal(statusOf(expired), grpc.status.DEADLINE_EXCEEDED);
+});
+
+test('raw: streams beyond maxConcurrentStreams wait for a slot; at most that many calls run at once', { timeout: 10_000 }, async () => {
+  const session = http2.connect(`http://127.0.0.1:${plain.port}`);
+  session.on('error', () => {});
+  await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()));
+  assert.equal(session.remoteSettings.maxConcurrentStreams, 4);
+  const base = plain.held.length;
+  const answers = Array.from({ length: 12 }, () =>
+    new Promise<string>((resolve) => {
+      const s = session.request(grpcHeaders('/test.Svc/Slow'));
+      let trailers: http2.IncomingHttpHeaders = {};
+      s.on('trailers', (t) => (trailers = t));
+      s.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) trailers = h;
+      });
+      s.on('data', () => {});
+      s.on('error', () => {});
+      s.on('close', () => resolve(String(trailers['grpc-status'])));
+      s.end(frame(Buffer.from('x')));
+    }),
+  );
+  await plain.holding(base + 4);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(plain.held.length, base + 4, 'no more than 4 calls run at once');
+  // Release calls as they come: every stream gets its turn.
+  let released = base;
+  while (released < base + 12) {
+    await plain.holding(released + 1);
+    const h = plain.held[released++]!;
+    h.answer(null, Buffer.from('ok'));
+  }
+  assert.deepEqual(await Promise.all(answers), Array(12).fill('0'));
+  session.close();
+});
+
+test('shutdown lets a call in progress finish, then closes; force cancels', { timeout: 10_000 }, async () => {
+  const f = await new Fixture().start();
+  const c = new grpc.Client(`127.0.0.1:${f.port}`, grpc.credentials.createInsecure());
+  const pending = call(c, 'Slow', Buffer.from('x'));
+  await f.holding(1);
+  let closed = false;
+  const shut = new Promise<void>((resolve) => f.server.tryShutdown(() => ((closed = true), resolve())));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(closed, false, 'waits for the call in progress');
+  f.held[0]!.answer(null, Buffer.from('finished'));
+  assert.deepEqual((await pending).value, Buffer.from('finished'));
+  await shut;
+  c.close();
+
+  const g = await new Fixture().start();
+  const d = new grpc.Client(`127.0.0.1:${g.port}`, grpc.credentials.createInsecure());
+  const cut = call(d, 'Slow', Buffer.from('x'));
+  await g.holding(1);
+  g.server.forceShutdown();
+  assert.equal((await cut).error?.code, grpc.status.UNAVAILABLE);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(g.held[0]!.call.cancelled);
+  d.close();
+});
+
+// ---- mutual TLS ----
+
+let dir: string;
+let tls: LocalTls;
+
+test('mutual TLS: a client of the CA is served and seen by its certificate; one without a certificate is refused', { timeout: 10_000 }, async (t) => {
+  dir = await mkdtemp(join(tmpdir(), 'scm-unary-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  tls = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1', 'localhost'] });
+  const material = TlsMaterial.load({ caFile: tls.ca.cert, certFile: tls.nodes.get('scm1')!.cert, keyFile: tls.nodes.get('scm1')!.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
+  const f = await new Fixture({ tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => f.stop());
+  const clientMaterial = TlsMaterial.load({ caFile: tls.ca.cert, certFile: tls.client.cert, keyFile: tls.client.key }, { kind: 'client' });
+  const channel = clientMaterial.channel(`127.0.0.1:${f.port}`, { serviceId: 'svc', nodeId: 'scm1' });
+  const good = new grpc.Client(`127.0.0.1:${f.port}`, channel.credentials, channel.options);
+  const out = await call(good, 'Peer', Buffer.alloc(0));
+  assert.equal(out.error, null);
+  const seen = JSON.parse(String(out.value)) as { auth: string; name: string };
+  assert.equal(seen.auth, 'ssl');
+  assert.equal(seen.name, 'client');
+  good.close();
+
+  const { readFile } = await import('node:fs/promises');
+  const anonymous = new grpc.Client(`127.0.0.1:${f.port}`, grpc.credentials.createSsl(await readFile(tls.ca.cert), null, null, { checkServerIdentity: () => undefined }), {
+    'grpc.ssl_target_name_override': 'localhost',
+  });
+  const refused = await call(anonymous, 'Peer', Buffer.alloc(0), { deadline: Date.now() + 5_000 });
+  assert.equal(refused.error?.code, grpc.status.UNAVAILABLE);
+  anonymous.close();
+  const plaintext = new grpc.Client(`127.0.0.1:${f.port}`, grpc.credentials.createInsecure());
+  assert.equal((await call(plaintext, 'Peer', Buffer.alloc(0), { deadline: Date.now() + 5_000 })).error?.code, grpc.status.UNAVAILABLE);
+  plaintext.close();
+  assert.equal(f.calls['Peer'], 1);
+});
