@@ -97,11 +97,21 @@ interface ShutdownServer {
   forceShutdown(): void;
 }
 
+/**
+ * Lets calls in progress finish for 2 s, then forces. A stop must end even if the server never
+ * calls back after the force (grpc-js' server keeps a connection that never sent the HTTP/2
+ * preface open, and its close callback with it): 1 s after the force it is taken as done.
+ */
 function shutdown(server: ShutdownServer): Promise<void> {
   return new Promise((resolve) => {
-    const force = setTimeout(() => server.forceShutdown(), 2_000);
+    let giveUp: NodeJS.Timeout | undefined;
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      giveUp = setTimeout(resolve, 1_000);
+    }, 2_000);
     server.tryShutdown(() => {
       clearTimeout(force);
+      if (giveUp !== undefined) clearTimeout(giveUp);
       resolve();
     });
   });

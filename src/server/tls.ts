@@ -276,7 +276,16 @@ export class TlsMaterial {
     // Synchronously, in one turn: no handshake can see the CA of one set with the key of another.
     for (const listener of this.identityListeners) listener({ certificate: next.cert, privateKey: next.key });
     for (const listener of this.caListeners) listener({ caCertificate: next.ca });
-    for (const listener of this.reloadListeners) listener(next);
+    // A server that refuses the new set (Node's setSecureContext throws) keeps its old context;
+    // the others still get the new one, and the refusal is reported rather than thrown out of
+    // the poll timer (where it would stop the process).
+    for (const listener of this.reloadListeners) {
+      try {
+        listener(next);
+      } catch (err) {
+        this.options.onReloadFailed?.(new Error(`a server kept its previous TLS material, refusing the reloaded set: ${(err as Error).message}`, { cause: err }));
+      }
+    }
     this.options.onReloaded?.(previous, next);
   }
 

@@ -19,9 +19,12 @@
 // matches grpc-js 1.14's server (server.js, server-interceptors.js):
 // - POST only (anything else: HTTP 405); content-type application/grpc… (else HTTP 415, as grpc-js);
 //   an unknown path is UNIMPLEMENTED (grpc-js' words).
-// - grpc-encoding: identity only; any other is UNIMPLEMENTED with `grpc-accept-encoding: identity`
-//   (grpc-js would gunzip/inflate; our clients never compress, and a grpc-js client that was told to
-//   learns from that header to stop). A message with its compressed flag set is INTERNAL.
+// - compression as grpc-js: a message whose compressed flag is set is inflated per grpc-encoding
+//   (gzip, deflate), never past the receive limit (RESOURCE_EXHAUSTED in grpc-js' words, the
+//   inflating stopped there); a compressed message under another encoding, or none, is refused
+//   (UNIMPLEMENTED naming the encoding, INTERNAL without one), as is a flag other than 0 or 1. An
+//   uncompressed message is read whatever grpc-encoding says. Answers are not compressed (the
+//   spec lets a server answer identity).
 // - exactly one request message, as grpc-js: none (or an incomplete one) is UNIMPLEMENTED, a second
 //   is UNIMPLEMENTED; bytes after the message (a partial second prefix) are refused the same way
 //   (grpc-js ignored them). The handler runs once the request is half-closed, as in grpc-js.
@@ -42,12 +45,17 @@
 // - HTTP/2 settings as grpc-js sets them for its server: maxConcurrentStreams from
 //   grpc.max_concurrent_streams, no session memory bound, no header block bound when sending, no
 //   idle timeout; grpc-js' defaults leave keepalive pings, connection age and idle limits off.
+// - shutdown: tryShutdown refuses new streams and closes each connection once its calls are done;
+//   forceShutdown also destroys every accepted socket, with a session or not (one that never sent
+//   the preface, or never finished its handshake, would otherwise hold server.close() open).
 // - TLS: client certificate required and verified against the CA (mutual TLS, ALPN h2, no HTTP/1),
 //   the context replaced in place on every reload of the node's material.
 // The call handed to a handler carries what the node reads (client-service.ts, authz.ts,
 // identity.ts, grpc-instrumentation.ts): `request`, `cancelled`, `getPeer()`, `getAuthContext()`
 // and the 'cancelled' event. No request Metadata is built: nothing on this port reads it.
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { inflate, unzip, type InputType, type ZlibOptions } from 'node:zlib';
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 
@@ -60,6 +68,7 @@ const {
   HTTP_STATUS_METHOD_NOT_ALLOWED,
   HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE,
   NGHTTP2_CANCEL,
+  NGHTTP2_INTERNAL_ERROR,
   NGHTTP2_NO_ERROR,
 } = http2.constants;
 
@@ -73,7 +82,12 @@ const TIMEOUT_FORM = /^(\d{1,8})([HMSmun])$/;
 const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
   [HTTP2_HEADER_STATUS]: HTTP_STATUS_OK,
   [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
-  'grpc-accept-encoding': 'identity',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+};
+/** How a compressed request message is inflated, by grpc-encoding (grpc-js: zlib's unzip and inflate). */
+const INFLATERS: Readonly<Record<string, (buffer: InputType, options: ZlibOptions, callback: (error: Error | null, result: Buffer) => void) => void>> = {
+  gzip: unzip,
+  deflate: inflate,
 };
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true } as const;
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
@@ -137,6 +151,11 @@ interface CallStatus {
 export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly methods = new Map<string, Method>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /**
+   * Every accepted connection, HTTP/2 session or not: one that never sends the preface (or never
+   * finishes its TLS handshake) has no session, and would hold server.close() open for good.
+   */
+  private readonly sockets = new Set<Socket>();
   private readonly maxReceive: number;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
@@ -183,6 +202,10 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       server = http2.createServer(common);
     }
     server.setTimeout(0);
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
     this.server = server;
@@ -225,13 +248,18 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     done();
   }
 
-  /** Closes everything at once: calls in progress are cancelled. */
+  /**
+   * Closes everything at once: calls in progress are cancelled, and every connection is gone
+   * (sockets without a session too), so a pending tryShutdown calls back.
+   */
   forceShutdown(): void {
     this.closing = true;
     const server = this.server;
     if (server !== undefined && server.listening) server.close();
     for (const session of this.sessions) session.destroy(undefined, NGHTTP2_CANCEL);
     this.sessions.clear();
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
     this.unsubscribeTls?.();
   }
 
@@ -265,10 +293,6 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       return;
     }
     const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      respondStatus(stream, { code: grpc.status.UNIMPLEMENTED, details: `Received message compressed with unsupported encoding "${String(encoding)}"`, metadata: null });
-      return;
-    }
     const timeout = headers['grpc-timeout'];
     let timeoutMs: number | undefined;
     if (timeout !== undefined) {
@@ -279,7 +303,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       }
       timeoutMs = Number(match[1]) * (TIMEOUT_UNITS_MS[match[2] as string] as number);
     }
-    new ServerUnaryCall(stream, method, this.maxReceive, timeoutMs);
+    new ServerUnaryCall(stream, method, this.maxReceive, timeoutMs, typeof encoding === 'string' ? encoding : undefined);
   }
 }
 
@@ -304,6 +328,8 @@ class ServerUnaryCall implements UnaryCall {
   private received = 0;
   /** The request message, once complete (without its prefix). */
   private message: Buffer | undefined;
+  /** The message's compressed flag was set: it is inflated before it is deserialized. */
+  private compressed = false;
   private deadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -311,6 +337,8 @@ class ServerUnaryCall implements UnaryCall {
     private readonly method: Method,
     private readonly maxReceive: number,
     timeoutMs: number | undefined,
+    /** The request's grpc-encoding header, if any. */
+    private readonly encoding: string | undefined,
   ) {
     if (timeoutMs !== undefined && timeoutMs < MAX_TIMER_MS) {
       this.deadline = setTimeout(() => this.expire(), timeoutMs);
@@ -361,11 +389,18 @@ class ServerUnaryCall implements UnaryCall {
         return;
       }
       const flag = bytes[0];
-      if (flag !== 0) {
-        this.fail(
-          grpc.status.INTERNAL,
-          flag === 1 ? 'Received a compressed message without a grpc-encoding' : `Received a message with an invalid compressed flag ${String(flag)}`,
-        );
+      if (flag === 1) {
+        if (this.encoding === undefined || this.encoding === 'identity') {
+          this.fail(grpc.status.INTERNAL, `Received a compressed message but "grpc-encoding" is ${this.encoding === undefined ? 'absent' : 'identity'}`);
+          return;
+        }
+        if (INFLATERS[this.encoding] === undefined) {
+          this.fail(grpc.status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${this.encoding}"`);
+          return;
+        }
+        this.compressed = true;
+      } else if (flag !== 0) {
+        this.fail(grpc.status.INTERNAL, `Received a message with an invalid compressed flag ${String(flag)}`);
         return;
       }
       const length = bytes.readUInt32BE(1);
@@ -405,6 +440,28 @@ class ServerUnaryCall implements UnaryCall {
       return;
     }
     this.message = undefined;
+    if (!this.compressed) {
+      this.run(message);
+      return;
+    }
+    const inflater = INFLATERS[this.encoding as string] as (typeof INFLATERS)[string];
+    // Inflated off the loop, and never past the receive limit: a small message may expand a lot.
+    inflater(message, this.maxReceive === -1 ? {} : { maxOutputLength: Math.max(1, this.maxReceive) }, (error, inflated) => {
+      if (this.finished) return;
+      if (error !== null) {
+        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${this.maxReceive}`);
+        } else {
+          this.fail(grpc.status.INTERNAL, `Received a message that does not inflate (${this.encoding as string}): ${error.message}`);
+        }
+        return;
+      }
+      this.run(inflated);
+    });
+  }
+
+  /** Deserializes the request and hands it to the handler. */
+  private run(message: Buffer): void {
     try {
       this.request = this.method.deserialize(message);
     } catch {
@@ -424,24 +481,39 @@ class ServerUnaryCall implements UnaryCall {
       this.finish(statusOfError(error, trailer));
       return;
     }
-    let message: Buffer;
+    // Everything that can fail is done before the call counts as answered: a failure here is
+    // still answered (INTERNAL), never left hanging until the client's deadline.
+    let framed: Buffer;
+    let trailers: http2.OutgoingHttpHeaders;
     try {
-      message = this.method.serialize(value);
+      const message = this.method.serialize(value) as Uint8Array;
+      if (!(message instanceof Uint8Array)) throw new TypeError('the serializer did not return bytes');
+      framed = Buffer.allocUnsafe(5 + message.byteLength);
+      framed[0] = 0;
+      framed.writeUInt32BE(message.byteLength, 1);
+      framed.set(message, 5);
+      trailers = trailer === undefined || trailer === null ? OK_TRAILERS : { ...trailer.toHttp2Headers(), ...OK_TRAILERS };
     } catch {
       this.finish({ code: grpc.status.INTERNAL, details: 'Error serializing response', metadata: null });
       return;
     }
     this.finished = true;
     this.clearDeadline();
-    const framed = Buffer.allocUnsafe(5 + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, 5);
     const stream = this.stream;
-    const trailers = trailer === undefined || trailer === null ? OK_TRAILERS : { ...trailer.toHttp2Headers(), ...OK_TRAILERS };
-    stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
-    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
-    stream.end(framed);
+    try {
+      stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
+      stream.once('wantTrailers', () => {
+        try {
+          stream.sendTrailers(trailers);
+        } catch {
+          stream.close(NGHTTP2_INTERNAL_ERROR);
+        }
+      });
+      stream.end(framed);
+    } catch {
+      // Node refused the headers (a trailer it will not send, say): the client sees the stream reset.
+      stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
   }
 
   /** Answers `code` unless answered already, and reads no more of the request. */
@@ -458,7 +530,17 @@ class ServerUnaryCall implements UnaryCall {
     this.message = undefined;
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
-    respondStatus(stream, status);
+    try {
+      respondStatus(stream, status);
+    } catch {
+      // Metadata that is not a grpc.Metadata, or headers Node will not send: a status without it.
+      try {
+        respondStatus(stream, { code: status.code, details: status.details, metadata: null });
+      } catch {
+        stream.close(NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+    }
     // The client may still be sending (a message over the limit, a second one): say that the rest
     // is not wanted (RFC 9113 §8.1) once the status is out, instead of reading it.
     if (!stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);

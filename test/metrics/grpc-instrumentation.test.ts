@@ -150,8 +150,9 @@ test('SERVED_GRPC_CODES covers every status code the server side of our code ans
   // `status.X` / `Status.X` or `statusName = 'X'`; a new code there must join the list, or its
   // errors would have no series until the first one. The client port's transport
   // (unary-grpc-server.ts) is not scanned: its own statuses (unknown method, malformed framing,
-  // compression) are answered before any handler runs, so no method records them, as with the
-  // statuses grpc-js' server answers itself.
+  // compression) are answered before any handler runs, so no method records them, and the one it
+  // answers during a handler, DEADLINE_EXCEEDED, reaches the handler as 'cancelled' and is
+  // recorded as CANCELLED; both as with the statuses grpc-js' server answers itself.
   const transport = join('server', 'unary-grpc-server.ts');
   const root = fileURLToPath(new URL('../../src/', import.meta.url));
   const files = (dir: string): string[] =>

@@ -112,3 +112,28 @@ test('rotation: a complete new set is used at the next poll; a half-written one 
   assert.equal(heard.length, 2, 'identity listeners (grpc-js servers and channels) hear the new set');
   material.close();
 });
+
+test('a server that refuses a reloaded set keeps its old one; the others get the new set, and the refusal is reported, not thrown out of the poll', async () => {
+  const work = await mkdtemp(join(dir, 'refuse-'));
+  const files = { caFile: tls.ca.cert, certFile: join(work, 'scm1.crt'), keyFile: join(work, 'scm1.key') };
+  await copyFile(tls.nodes.get('scm1')!.cert, files.certFile);
+  await copyFile(tls.nodes.get('scm1')!.key, files.keyFile);
+  const failures: string[] = [];
+  const reloads: string[] = [];
+  const material = TlsMaterial.load(files, scm1, { onReloadFailed: (err) => failures.push(err.message), onReloaded: (_prev, next) => reloads.push(next.identity.fingerprint) });
+  const heard: string[] = [];
+  material.onReload(() => {
+    throw new Error('setSecureContext refused it');
+  });
+  material.onReload((current) => heard.push(current.identity.fingerprint));
+  const next = { cert: join(work, 'next.crt'), key: join(work, 'next.key') };
+  await issueCertificate(tls.ca, { name: 'scm1', node: { serviceId: 'svc', nodeId: 'scm1' }, hosts: ['127.0.0.1'] }, next);
+  await copyFile(next.key, files.keyFile);
+  await copyFile(next.cert, files.certFile);
+  assert.doesNotThrow(() => material.poll());
+  assert.equal(heard.length, 1, 'the listener after the refusing one heard the new set');
+  assert.equal(reloads.length, 1);
+  assert.equal(failures.length, 1);
+  assert.match(failures[0] ?? '', /kept its previous TLS material.*setSecureContext refused it/);
+  material.close();
+});

@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,22 +325,59 @@ test('raw: not POST is 405, another content-type 415, and no handler runs', { ti
   assert.equal(plain.calls['Echo'], (before ?? 0) + 1);
 });
 
-test('raw: a compressed request is refused: grpc-encoding gzip UNIMPLEMENTED, the compressed flag without one INTERNAL', { timeout: 10_000 }, async () => {
-  const before = plain.calls['Echo'];
-  const gzip = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(Buffer.from('x'), 1));
-  assert.equal(gzip.headers[':status'], 200);
-  assert.equal(statusOf(gzip), grpc.status.UNIMPLEMENTED);
-  assert.equal(messageOf(gzip), 'Received message compressed with unsupported encoding "gzip"');
-  assert.equal(gzip.headers['grpc-accept-encoding'], 'identity');
+test('raw: compression as grpc-js: gzip and deflate inflated, never past the limit; other encodings and flags refused', { timeout: 10_000 }, async () => {
+  const before = plain.calls['Echo'] ?? 0;
+  const text = Buffer.from('compressed request '.repeat(20));
+  for (const [encoding, squeeze] of [['gzip', gzipSync], ['deflate', deflateSync]] as const) {
+    const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': encoding }), frame(squeeze(text), 1));
+    assert.equal(statusOf(a), grpc.status.OK, `${encoding}: ${messageOf(a)}`);
+    assert.deepEqual(a.body, frame(text), `${encoding}: the handler got the inflated bytes (the answer is not compressed)`);
+    assert.equal(a.headers['grpc-accept-encoding'], 'identity,deflate,gzip');
+    // An uncompressed message is read whatever grpc-encoding says.
+    const plainFlag = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': encoding }), frame(Buffer.from('x')));
+    assert.equal(statusOf(plainFlag), grpc.status.OK);
+  }
+  const unknownButUncompressed = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'br' }), frame(Buffer.from('x')));
+  assert.equal(statusOf(unknownButUncompressed), grpc.status.OK);
+  const served = before + 5;
+  assert.equal(plain.calls['Echo'], served);
+
+  // A small message that inflates past the receive limit (1024 here): refused, the handler not run.
+  const bomb = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1_000_000)), 1));
+  assert.equal(statusOf(bomb), grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(messageOf(bomb), 'Received message that decompresses to a size larger than 1024');
+  const atLimit = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1024, 7)), 1));
+  assert.equal(statusOf(atLimit), grpc.status.OK);
+  const garbage = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(Buffer.from('not gzip at all'), 1));
+  assert.equal(statusOf(garbage), grpc.status.INTERNAL);
+  assert.match(messageOf(garbage), /does not inflate \(gzip\)/);
+  const brotli = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'br' }), frame(Buffer.from('x'), 1));
+  assert.equal(statusOf(brotli), grpc.status.UNIMPLEMENTED);
+  assert.equal(messageOf(brotli), 'Received message compressed with unsupported encoding "br"');
   const flagged = await raw(plain.port, grpcHeaders(), frame(Buffer.from('x'), 1));
   assert.equal(statusOf(flagged), grpc.status.INTERNAL);
-  assert.match(messageOf(flagged), /compressed message without a grpc-encoding/);
+  assert.match(messageOf(flagged), /compressed message but "grpc-encoding" is absent/);
+  const flaggedIdentity = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'identity' }), frame(Buffer.from('x'), 1));
+  assert.equal(statusOf(flaggedIdentity), grpc.status.INTERNAL);
   const strange = await raw(plain.port, grpcHeaders(), frame(Buffer.from('x'), 7));
   assert.equal(statusOf(strange), grpc.status.INTERNAL);
-  // identity is fine.
-  const id = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'identity' }), frame(Buffer.from('x')));
-  assert.equal(statusOf(id), grpc.status.OK);
-  assert.equal(plain.calls['Echo'], (before ?? 0) + 1);
+  assert.equal(plain.calls['Echo'], served + 1, 'only the message at the limit reached the handler');
+});
+
+test('a grpc-js client that compresses (gzip, deflate) is served on every call', { timeout: 10_000 }, async () => {
+  for (const algorithm of [1, 2]) {
+    const client = new grpc.Client(`127.0.0.1:${plain.port}`, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': algorithm });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const payload = Buffer.alloc(600, 97 + i);
+        const outcome = await call(client, 'Echo', payload);
+        assert.equal(outcome.error, null, `algorithm ${algorithm}, call ${i + 1}: ${outcome.error?.details ?? ''}`);
+        assert.deepEqual(outcome.value, payload);
+      }
+    } finally {
+      client.close();
+    }
+  }
 });
 
 test('raw: a length prefix over the limit is RESOURCE_EXHAUSTED at once, without reading the rest', { timeout: 10_000 }, async () => {
@@ -390,6 +428,33 @@ test('raw: a malformed grpc-timeout is INTERNAL; a valid one in every unit is ta
   // 1 ns has passed by the time the request is read.
   const expired = await raw(plain.port, grpcHeaders('/test.Svc/Slow', { 'grpc-timeout': '1n' }), frame(Buffer.from('x')));
   assert.equal(statusOf(expired), grpc.status.DEADLINE_EXCEEDED);
+});
+
+test('raw: grpc-timeout is read in its unit: the call expires when it says, not before', { timeout: 20_000 }, async () => {
+  const f = await new Fixture().start();
+  try {
+    // Each in its own unit (nanoseconds: 8 digits at most, so 100 ms): DEADLINE_EXCEEDED after that long.
+    for (const [value, ms] of [['300m', 300], ['300000u', 300], ['99999999n', 100]] as const) {
+      const started = Date.now();
+      const a = await raw(f.port, grpcHeaders('/test.Svc/Slow', { 'grpc-timeout': value }), frame(Buffer.from('x')));
+      const elapsed = Date.now() - started;
+      assert.equal(statusOf(a), grpc.status.DEADLINE_EXCEEDED, value);
+      assert.ok(elapsed >= ms - 10 && elapsed < ms + 1_500, `${value} expired after ${elapsed} ms`);
+    }
+    const started = Date.now();
+    const second = await raw(f.port, grpcHeaders('/test.Svc/Slow', { 'grpc-timeout': '1S' }), frame(Buffer.from('x')));
+    assert.equal(statusOf(second), grpc.status.DEADLINE_EXCEEDED);
+    assert.ok(Date.now() - started >= 990, '1S is a second');
+    // Minutes and hours do not expire in the time a test runs: the handler's answer goes out.
+    const held = f.held.length;
+    const long = ['1M', '1H'].map((value) => raw(f.port, grpcHeaders('/test.Svc/Slow', { 'grpc-timeout': value }), frame(Buffer.from('x'))));
+    await f.holding(held + 2);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    for (const { answer } of f.held.slice(held)) answer(null, Buffer.from('late but in time'));
+    for (const a of await Promise.all(long)) assert.equal(statusOf(a), grpc.status.OK);
+  } finally {
+    await f.stop();
+  }
 });
 
 test('raw: streams beyond maxConcurrentStreams wait for a slot; at most that many calls run at once', { timeout: 10_000 }, async () => {
@@ -484,4 +549,63 @@ test('mutual TLS: a client of the CA is served and seen by its certificate; one 
   assert.equal((await call(plaintext, 'Peer', Buffer.alloc(0), { deadline: Date.now() + 5_000 })).error?.code, grpc.status.UNAVAILABLE);
   plaintext.close();
   assert.equal(f.calls['Peer'], 1);
+});
+
+test('shutdown: a connection that never sends the HTTP/2 preface does not hold a forced shutdown open', { timeout: 10_000 }, async () => {
+  const f = await new Fixture().start();
+  const { connect } = await import('node:net');
+  const idle = connect(f.port, '127.0.0.1');
+  idle.on('error', () => {});
+  // It never reads either, so it never answers the server's FIN with its own: the connection
+  // does not close by itself, which is what held server.close() (and with it tryShutdown) open.
+  await new Promise((resolve) => idle.once('connect', resolve));
+  try {
+    let done = false;
+    const shut = new Promise<void>((resolve) => f.server.tryShutdown(() => ((done = true), resolve())));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(done, false, 'a graceful shutdown waits for the connection');
+    f.server.forceShutdown();
+    await Promise.race([shut, new Promise((_, reject) => setTimeout(() => reject(new Error('tryShutdown never called back after forceShutdown')), 2_000))]);
+  } finally {
+    idle.destroy();
+  }
+});
+
+test('answers that cannot be written as given are still answered: a Uint8Array answer, an error with a bad metadata, a serializer that fails', { timeout: 10_000 }, async () => {
+  const bytes = (name: string, serialize: (v: unknown) => Buffer): grpc.MethodDefinition<Buffer, unknown> => ({
+    path: `/test.Odd/${name}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: serialize,
+    responseDeserialize: identity,
+  });
+  const server = new UnaryGrpcServer();
+  server.addService(
+    {
+      View: bytes('View', (v) => v as Buffer),
+      BadMeta: bytes('BadMeta', (v) => v as Buffer),
+      NoBytes: bytes('NoBytes', () => 'not bytes' as unknown as Buffer),
+    },
+    {
+      View: (_call: UnaryCall, answer: grpc.sendUnaryData<unknown>) => answer(null, new Uint8Array([1, 2, 3])),
+      BadMeta: (_call: UnaryCall, answer: grpc.sendUnaryData<unknown>) => answer({ code: grpc.status.NOT_FOUND, details: 'gone', metadata: {} as grpc.Metadata }),
+      NoBytes: (_call: UnaryCall, answer: grpc.sendUnaryData<unknown>) => answer(null, {}),
+    },
+  );
+  const port = await server.listen('127.0.0.1', 0);
+  try {
+    const view = await raw(port, grpcHeaders('/test.Odd/View'), frame(Buffer.from('x')));
+    assert.equal(statusOf(view), grpc.status.OK);
+    assert.deepEqual(view.body, frame(Buffer.from([1, 2, 3])));
+    const badMeta = await raw(port, grpcHeaders('/test.Odd/BadMeta'), frame(Buffer.from('x')));
+    assert.equal(statusOf(badMeta), grpc.status.NOT_FOUND);
+    assert.equal(messageOf(badMeta), 'gone');
+    const noBytes = await raw(port, grpcHeaders('/test.Odd/NoBytes'), frame(Buffer.from('x')));
+    assert.equal(statusOf(noBytes), grpc.status.INTERNAL);
+    assert.equal(messageOf(noBytes), 'Error serializing response');
+  } finally {
+    server.forceShutdown();
+  }
 });
