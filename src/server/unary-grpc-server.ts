@@ -84,11 +84,15 @@ const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
   [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
 };
-/** How a compressed request message is inflated, by grpc-encoding (grpc-js: zlib's unzip and inflate). */
-const INFLATERS: Readonly<Record<string, (buffer: InputType, options: ZlibOptions, callback: (error: Error | null, result: Buffer) => void) => void>> = {
-  gzip: unzip,
-  deflate: inflate,
-};
+type Inflater = (buffer: InputType, options: ZlibOptions, callback: (error: Error | null, result: Buffer) => void) => void;
+/**
+ * How a compressed request message is inflated, by grpc-encoding (grpc-js: zlib's unzip and
+ * inflate). A Map, so that a header naming an Object property ("constructor") finds nothing.
+ */
+const INFLATERS: ReadonlyMap<string, Inflater> = new Map<string, Inflater>([
+  ['gzip', unzip],
+  ['deflate', inflate],
+]);
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true } as const;
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
 
@@ -394,7 +398,7 @@ class ServerUnaryCall implements UnaryCall {
           this.fail(grpc.status.INTERNAL, `Received a compressed message but "grpc-encoding" is ${this.encoding === undefined ? 'absent' : 'identity'}`);
           return;
         }
-        if (INFLATERS[this.encoding] === undefined) {
+        if (!INFLATERS.has(this.encoding)) {
           this.fail(grpc.status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${this.encoding}"`);
           return;
         }
@@ -444,7 +448,7 @@ class ServerUnaryCall implements UnaryCall {
       this.run(message);
       return;
     }
-    const inflater = INFLATERS[this.encoding as string] as (typeof INFLATERS)[string];
+    const inflater = INFLATERS.get(this.encoding as string) as Inflater;
     // Inflated off the loop, and never past the receive limit: a small message may expand a lot.
     inflater(message, this.maxReceive === -1 ? {} : { maxOutputLength: Math.max(1, this.maxReceive) }, (error, inflated) => {
       if (this.finished) return;

@@ -354,6 +354,10 @@ test('raw: compression as grpc-js: gzip and deflate inflated, never past the lim
   const brotli = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'br' }), frame(Buffer.from('x'), 1));
   assert.equal(statusOf(brotli), grpc.status.UNIMPLEMENTED);
   assert.equal(messageOf(brotli), 'Received message compressed with unsupported encoding "br"');
+  for (const name of ['constructor', 'toString', '__proto__']) {
+    const property = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': name }), frame(Buffer.from('x'), 1));
+    assert.equal(statusOf(property), grpc.status.UNIMPLEMENTED, `grpc-encoding ${name}`);
+  }
   const flagged = await raw(plain.port, grpcHeaders(), frame(Buffer.from('x'), 1));
   assert.equal(statusOf(flagged), grpc.status.INTERNAL);
   assert.match(messageOf(flagged), /compressed message but "grpc-encoding" is absent/);
