@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, ensureLocalCertificates, issueCertificate, type LocalTls } from '../../src/cli/local-certificates.js';
 import { describeIdentity, parseSubjectAltNames } from '../../src/server/identity.js';
-import { loadTls, TlsMaterial, type TlsRole } from '../../src/server/tls.js';
+import { loadTls, TlsMaterial, type TlsMaterialOptions, type TlsRole } from '../../src/server/tls.js';
 
 let dir: string;
 let tls: LocalTls;
@@ -77,14 +77,25 @@ test('subjectAltName entries with special characters cannot smuggle in a second 
   ]);
 });
 
-test('rotation: a complete new set is used at the next poll; a half-written one is not, and is reported only if it stays broken', async () => {
-  const work = await mkdtemp(join(dir, 'rotate-'));
+/**
+ * scm1's certificate and key copied into a directory of their own (so a test can rotate them),
+ * loaded with `options`, and a fresh certificate and key for scm1 to rotate to.
+ */
+async function rotatableMaterial(prefix: string, options: TlsMaterialOptions = {}) {
+  const work = await mkdtemp(join(dir, prefix));
   const files = { caFile: tls.ca.cert, certFile: join(work, 'scm1.crt'), keyFile: join(work, 'scm1.key') };
   await copyFile(tls.nodes.get('scm1')!.cert, files.certFile);
   await copyFile(tls.nodes.get('scm1')!.key, files.keyFile);
+  const material = TlsMaterial.load(files, scm1, options);
+  const next = { cert: join(work, 'next.crt'), key: join(work, 'next.key') };
+  await issueCertificate(tls.ca, { name: 'scm1', node: { serviceId: 'svc', nodeId: 'scm1' }, hosts: ['127.0.0.1'] }, next);
+  return { files, material, next };
+}
+
+test('rotation: a complete new set is used at the next poll; a half-written one is not, and is reported only if it stays broken', async () => {
   const failures: string[] = [];
   const reloads: string[] = [];
-  const material = TlsMaterial.load(files, scm1, { onReloadFailed: (err) => failures.push(err.message), onReloaded: (_prev, next) => reloads.push(next.identity.fingerprint) });
+  const { files, material, next } = await rotatableMaterial('rotate-', { onReloadFailed: (err) => failures.push(err.message), onReloaded: (_prev, current) => reloads.push(current.identity.fingerprint) });
   const heard: string[] = [];
   material.addIdentityCertificateListener((update) => heard.push(update?.certificate.toString('utf8').slice(0, 40) ?? 'null'));
   assert.equal(heard.length, 1, 'a new listener hears the current material at once');
@@ -93,8 +104,6 @@ test('rotation: a complete new set is used at the next poll; a half-written one 
   assert.equal(reloads.length, 0, 'nothing changed, nothing reloaded');
 
   // Half a rotation: a new key beside the old certificate.
-  const next = { cert: join(work, 'next.crt'), key: join(work, 'next.key') };
-  await issueCertificate(tls.ca, { name: 'scm1', node: { serviceId: 'svc', nodeId: 'scm1' }, hosts: ['127.0.0.1'] }, next);
   await copyFile(next.key, files.keyFile);
   material.poll();
   assert.equal(material.current.identity.fingerprint, first, 'the old set stays in use');
@@ -114,20 +123,14 @@ test('rotation: a complete new set is used at the next poll; a half-written one 
 });
 
 test('a server that refuses a reloaded set keeps its old one; the others get the new set, and the refusal is reported, not thrown out of the poll', async () => {
-  const work = await mkdtemp(join(dir, 'refuse-'));
-  const files = { caFile: tls.ca.cert, certFile: join(work, 'scm1.crt'), keyFile: join(work, 'scm1.key') };
-  await copyFile(tls.nodes.get('scm1')!.cert, files.certFile);
-  await copyFile(tls.nodes.get('scm1')!.key, files.keyFile);
   const failures: string[] = [];
   const reloads: string[] = [];
-  const material = TlsMaterial.load(files, scm1, { onReloadFailed: (err) => failures.push(err.message), onReloaded: (_prev, next) => reloads.push(next.identity.fingerprint) });
+  const { files, material, next } = await rotatableMaterial('refuse-', { onReloadFailed: (err) => failures.push(err.message), onReloaded: (_prev, current) => reloads.push(current.identity.fingerprint) });
   const heard: string[] = [];
   material.onReload(() => {
     throw new Error('setSecureContext refused it');
   });
   material.onReload((current) => heard.push(current.identity.fingerprint));
-  const next = { cert: join(work, 'next.crt'), key: join(work, 'next.key') };
-  await issueCertificate(tls.ca, { name: 'scm1', node: { serviceId: 'svc', nodeId: 'scm1' }, hosts: ['127.0.0.1'] }, next);
   await copyFile(next.key, files.keyFile);
   await copyFile(next.cert, files.certFile);
   assert.doesNotThrow(() => material.poll());

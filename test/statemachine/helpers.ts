@@ -70,14 +70,5 @@ export function basicSetup(f: EntryFactory): LogEntry[] {
   return [f.config(), ...f.datanodes(3), f.pipeline('p1', ['dn-1', 'dn-2', 'dn-3']), f.pipeline('p-one', ['dn-1'], 'STAND_ALONE', 'ONE')];
 }
 
-/** mulberry32: a small seeded generator, so a workload is the same on every run and a failure reproduces. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The workloads' seeded generator (shared with the storage tests). */
+export { mulberry32 } from '../seeded-random.js';

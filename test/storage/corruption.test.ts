@@ -6,19 +6,9 @@ import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { LogCorruptionError } from '../../src/storage/log-recovery.js';
 import { scanSegment } from '../../src/storage/segment-format.js';
 import { range, tempDir } from './helpers.js';
+import { mulberry32 } from '../seeded-random.js';
 
 const SEED = Number(process.env.STORAGE_TEST_SEED ?? Date.now() % 1_000_000);
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function segmentPaths(groupDir: string): string[] {
   const cur = join(groupDir, 'current');

@@ -5,20 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { crashEntry } from './crash-entries.js';
 import { tempDir } from './helpers.js';
+import { mulberry32 } from '../seeded-random.js';
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 const ROUNDS = 24;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface RoundResult {
   readonly startIndex: number;

@@ -8,20 +8,10 @@ import { join } from 'node:path';
 import { RaftStorage } from '../../src/storage/raft-storage.js';
 import { RaftMetaError } from '../../src/storage/raft-meta.js';
 import { range, tempDir } from './helpers.js';
+import { mulberry32 } from '../seeded-random.js';
 
 function metaPath(groupDir: string): string {
   return join(groupDir, 'current', 'raft-meta');
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function assertMetaError(fn: () => unknown, path: string, detail: RegExp): void {
