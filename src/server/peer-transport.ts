@@ -147,7 +147,8 @@ class OutboundLink {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     // setImmediate (not a microtask) so that everything the Raft loop produces in this turn
-    // travels in one batch.
+    // travels in one batch. The driver calls flush() itself once a Ready's messages are queued;
+    // this covers the rest.
     setImmediate(() => {
       this.flushScheduled = false;
       this.flush();
@@ -185,7 +186,8 @@ class OutboundLink {
     this.reconnectTimer.unref();
   }
 
-  private flush(): void {
+  /** Writes the queue to the stream now (as far as the stream takes it without waiting for a drain). */
+  flush(): void {
     if (this.closed || this.waitingForDrain || this.queue.length === this.queueHead) return;
     const call = this.ensureCall();
     if (call === undefined) return;
@@ -324,6 +326,11 @@ export class PeerTransport {
     if (link === undefined || this.closed) return false;
     link.enqueue(message);
     return true;
+  }
+
+  /** Writes every link's queue now rather than on the next turn of the event loop. */
+  flush(): void {
+    for (const link of this.links.values()) link.flush();
   }
 
   stats(): ReadonlyMap<string, LinkStats> {

@@ -468,9 +468,11 @@ export class RaftDriver {
       configAppended = rd.entries.some((e) => e.payload.kind === 'config') || rd.truncateFrom !== undefined;
     }
     for (const m of rd.messages) this.transport.send(m);
+    this.transport.flush?.();
     await Promise.all(persisted);
     // 3. Durable now: votes and acknowledgements may leave.
     for (const m of rd.messagesAfterPersist) this.transport.send(m);
+    this.transport.flush?.();
     if (configAppended) this.hooks.onMembershipChange?.();
 
     // 4. Apply, beside the loop (after the applies handed out before, in order).

@@ -75,4 +75,11 @@ export const realScheduler: Scheduler = {
 /** Where Raft messages go (the node encodes them for the peer transport). */
 export interface RaftMessageSink {
   send(message: Message): void;
+  /**
+   * Writes what send() has queued now, for a transport that would otherwise write on a later turn.
+   * The driver calls it once a Ready's messages are all queued: one batch per peer either way, but
+   * the leader's appends leave before its own disk write starts, not after it (a follower's fsync
+   * is on the path of every commit; the leader's runs beside it).
+   */
+  flush?(): void;
 }

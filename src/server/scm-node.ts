@@ -420,6 +420,7 @@ export class ScmNode {
             this.contact.sent(m);
             this.transport.send(m.to, encodeRaftMessage(m));
           },
+          flush: () => this.transport.flush(),
         },
         checkpoints: new InterScmCheckpoints({
           dbParentDir: config.dbDir,

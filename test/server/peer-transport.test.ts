@@ -115,3 +115,30 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
     serverB.forceShutdown();
   }
 });
+
+test('flush() writes the queued messages at once, in order, in one batch; the turn after finds nothing left', async () => {
+  const batches: string[][] = [];
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', onMessages: () => {} });
+  const b = new PeerTransport({ selfId: 'b', clusterId: 'C', onMessages: (_f, ms) => void batches.push(ms.map((m) => Buffer.from(m).toString())) });
+  const serverB = new grpc.Server();
+  b.registerOn(serverB);
+  const portB = await listen(serverB);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${portB}`]]));
+    a.send('b', Buffer.from('x1'));
+    a.send('b', Buffer.from('x2'));
+    assert.equal(a.stats().get('b')!.queuedMessages, 2, 'send() only queues');
+    a.flush();
+    // Handed to the stream in this very turn, not on the next one.
+    assert.equal(a.stats().get('b')!.queuedMessages, 0);
+    assert.equal(a.stats().get('b')!.sentMessages, 2);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(a.stats().get('b')!.sentMessages, 2, 'the scheduled write found the queue empty');
+    await waitFor(() => batches.length > 0, 'the batch');
+    assert.deepEqual(batches, [['x1', 'x2']]);
+  } finally {
+    a.close();
+    b.close();
+    serverB.forceShutdown();
+  }
+});

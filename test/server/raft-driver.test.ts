@@ -166,7 +166,7 @@ async function until(what: string, predicate: () => boolean): Promise<void> {
   assert.fail(`never happened: ${what}`);
 }
 
-function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void) {
+function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
   const log = new FakeLog();
   const sm = new FakeStateMachine();
   const scheduler = new ManualScheduler();
@@ -179,7 +179,7 @@ function build(voters: string[], options: { commitForwardDelayMs?: number } = {}
   });
   const fatal: Error[] = [];
   const driver = new RaftDriver(
-    { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)) }, scheduler, savedConfIndex: 0 },
+    { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)), flush: () => onFlush?.() }, scheduler, savedConfIndex: 0 },
     { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, ...options },
     { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
@@ -328,6 +328,62 @@ describe('RaftDriver: durability before counting', () => {
     log.fsync.release();
     assert.equal((await p).index, index);
     await driver.stop();
+  });
+});
+
+describe("RaftDriver: a Ready's messages are written when it has queued them", () => {
+  it("a leader's appends are flushed to the transport before its own fsync, not a turn later", async () => {
+    const events: string[] = [];
+    const sent: Message[] = [];
+    const parts = build(['a', 'b', 'c'], {}, (m) => {
+      sent.push(m);
+      events.push(`send ${m.type} ${m.to}`);
+    }, () => events.push('flush'));
+    const { driver, core, sm, log } = parts;
+    await campaign(parts);
+    await until('the vote requests left', () => sent.some((m) => m.type === 'vote'));
+    driver.step({ type: 'vote-response', from: 'b', to: 'a', term: core.status().term, reject: false });
+    await until('a leads', () => driver.isLeader());
+    await until('the first entry is applied', () => {
+      const last = log.mem.lastIndex();
+      if (last >= 1 && sm.lastApplied().index < 1) {
+        for (const from of ['b', 'c']) driver.step({ type: 'append-response', from, to: 'a', term: core.status().term, reject: false, index: last, hintIndex: 0, hintTerm: 0 });
+      }
+      return sm.lastApplied().index >= 1;
+    });
+    await turns();
+
+    log.fsync.hold();
+    events.length = 0;
+    const p = driver.propose(data('x'));
+    const index = log.mem.lastIndex() + 1;
+    await until('the appends of the new entry were queued', () => sent.filter((m) => m.type === 'append' && m.entries.some((e) => e.index === index)).length === 2);
+    assert.ok(log.fsync.pending >= 1, "a's own fsync is still held");
+    assert.deepEqual(events, ['send append b', 'send append c', 'flush']);
+    log.fsync.release();
+    for (const from of ['b', 'c']) driver.step({ type: 'append-response', from, to: 'a', term: core.status().term, reject: false, index, hintIndex: 0, hintTerm: 0 });
+    assert.equal((await p).index, index);
+    await driver.stop();
+    assert.deepEqual(parts.fatal, []);
+  });
+
+  it("a follower's acknowledgement is flushed once its entries are durable", async () => {
+    const events: string[] = [];
+    const parts = build(['a', 'b'], {}, (m) => events.push(`send ${m.type} ${m.to}${m.type === 'append-response' ? ` ${m.index}` : ''}`), () => events.push('flush'));
+    const { driver, log } = parts;
+    driver.start();
+    log.fsync.hold();
+    const entry: LogEntry = { term: 1, index: 1, payload: { kind: 'data', data: data('e1') } };
+    driver.step({ type: 'append', from: 'b', to: 'a', term: 1, prevIndex: 0, prevTerm: 0, entries: [entry], commit: 0 });
+    await until('the entry is being written', () => log.fsync.pending >= 1);
+    await turns();
+    assert.equal(events.some((e) => e.startsWith('send append-response')), false, 'acknowledged before durable');
+    events.length = 0;
+    log.fsync.release();
+    await until('the acknowledgement left', () => events.includes('send append-response b 1'));
+    assert.deepEqual(events.slice(events.indexOf('send append-response b 1')), ['send append-response b 1', 'flush']);
+    await driver.stop();
+    assert.deepEqual(parts.fatal, []);
   });
 });
 
