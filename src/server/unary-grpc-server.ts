@@ -31,6 +31,17 @@
 // - the length prefix is checked against the receive limit (grpc.max_receive_message_length,
 //   4 MiB by default) before anything more is buffered: RESOURCE_EXHAUSTED in grpc-js' words, and
 //   the rest of the request is not read (RST_STREAM NO_ERROR after the status).
+// - a server-wide request budget (requestBufferBytes, ozone.scm.client.request.buffer.size on the
+//   node, 64 MiB by default, at least the receive limit): the request bytes held by calls whose
+//   handler has not run yet, across all connections: a body still arriving (what it was sent, in
+//   one buffer of its own grown by doubling, never views of socket reads), a complete message
+//   waiting for the half-close, a compressed one and what it has inflated to. A call whose next
+//   bytes would take the total past it is RESOURCE_EXHAUSTED naming the budget, the rest not read,
+//   its bytes released at once, and reported (onRefused: the node counts and logs it). A call's
+//   bytes are released when its handler starts (the handler count bounds it from there) and on
+//   every other end: an answer, a refusal, DEADLINE_EXCEEDED, a client RST_STREAM, a closed
+//   connection, a forced shutdown. grpc-js has no such bound: one connection could hold a receive
+//   limit per stream, 256 × 4 MiB at the node's settings, and connections are not limited.
 // - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
 //   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
 //   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
@@ -43,8 +54,9 @@
 //   with `message`). A handler that throws is UNKNOWN "Unknown error", as in grpc-js (the node's
 //   handlers are wrapped by grpc-instrumentation.ts, which answers INTERNAL naming the error).
 // - HTTP/2 settings as grpc-js sets them for its server: maxConcurrentStreams from
-//   grpc.max_concurrent_streams, no session memory bound, no header block bound when sending, no
-//   idle timeout; grpc-js' defaults leave keepalive pings, connection age and idle limits off.
+//   grpc.max_concurrent_streams (100 without one, where grpc-js leaves Node's 2^32 - 1), no session
+//   memory bound, no header block bound when sending, no idle timeout; grpc-js' defaults leave
+//   keepalive pings, connection age and idle limits off.
 // - shutdown: tryShutdown refuses new streams and closes each connection once its calls are done;
 //   forceShutdown also destroys every accepted socket, with a session or not (one that never sent
 //   the preface, or never finished its handshake, would otherwise hold server.close() open).
@@ -55,7 +67,7 @@
 // and the 'cancelled' event. No request Metadata is built: nothing on this port reads it.
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { inflate, unzip, type InputType, type ZlibOptions } from 'node:zlib';
+import { createInflate, createUnzip, type Inflate, type Unzip } from 'node:zlib';
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 
@@ -73,7 +85,21 @@ const {
 } = http2.constants;
 
 /** grpc-js' default receive limit (DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH). */
-const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+/**
+ * Request bytes held by calls whose handler has not run yet, across every connection, when the
+ * options name no other budget (ozone.scm.client.request.buffer.size): 16 messages of the largest
+ * size at once, where 256 calls of the usual few hundred bytes take well under 1 MiB; before there
+ * was a budget, each connection could hold 256 × 4 MiB.
+ */
+export const DEFAULT_REQUEST_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * SETTINGS_MAX_CONCURRENT_STREAMS when the options name none. Node's own (2^32 - 1, as grpc-js
+ * leaves it) lets one connection open streams without end, each with its JavaScript objects, which
+ * no byte budget sees; 100 is the least RFC 9113 §6.5.2 recommends. The node passes its handler
+ * count instead (grpc.max_concurrent_streams, from ozone.scm.handler.count.key).
+ */
+const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
@@ -84,14 +110,14 @@ const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
   [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
 };
-type Inflater = (buffer: InputType, options: ZlibOptions, callback: (error: Error | null, result: Buffer) => void) => void;
 /**
  * How a compressed request message is inflated, by grpc-encoding (grpc-js: zlib's unzip and
- * inflate). A Map, so that a header naming an Object property ("constructor") finds nothing.
+ * inflate). Streams, not the one-call forms, so that what comes out is counted against the request
+ * budget as it comes. A Map, so that a header naming an Object property ("constructor") finds nothing.
  */
-const INFLATERS: ReadonlyMap<string, Inflater> = new Map<string, Inflater>([
-  ['gzip', unzip],
-  ['deflate', inflate],
+const INFLATERS: ReadonlyMap<string, () => Unzip | Inflate> = new Map<string, () => Unzip | Inflate>([
+  ['gzip', () => createUnzip()],
+  ['deflate', () => createInflate()],
 ]);
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true } as const;
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
@@ -127,11 +153,38 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
+/** Why the server refused a call before its handler ran, for the node's count (scm_client_refusals_total) and log. */
+export const UNARY_REFUSALS = ['request_buffer'] as const;
+export type UnaryRefusalReason = (typeof UNARY_REFUSALS)[number];
+
+export interface UnaryRefusal {
+  readonly reason: UnaryRefusalReason;
+  /** The method's path. */
+  readonly method: string;
+  /** The caller, as getPeer() says. */
+  readonly peer: string;
+  /** The status message the caller got. */
+  readonly details: string;
+  /**
+   * The first refusal since the bytes held were last at or under half the budget: one log line
+   * per time the budget fills, however many calls a flood has refused.
+   */
+  readonly first: boolean;
+}
+
 export interface UnaryGrpcServerOptions {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams); default: nghttp2's (unbounded). */
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams); default 100. */
   readonly maxConcurrentStreams?: number;
   /** Largest request message in bytes (grpc.max_receive_message_length); default 4 MiB, -1 for none. */
   readonly maxReceiveMessageBytes?: number;
+  /**
+   * Request bytes held, across all connections, by calls whose handler has not run yet (the body
+   * still coming, or being inflated): a call that would take it past this is RESOURCE_EXHAUSTED.
+   * Default 64 MiB; at least the receive limit, so that one message of the largest size always fits.
+   */
+  readonly requestBufferBytes?: number;
+  /** Told of every call refused before its handler ran (UNARY_REFUSALS). */
+  readonly onRefused?: (refusal: UnaryRefusal) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
     readonly contextOptions: () => SecureContextOptions;
@@ -144,6 +197,40 @@ interface Method {
   readonly handler: UnaryHandler;
   readonly deserialize: (bytes: Buffer) => unknown;
   readonly serialize: (value: unknown) => Buffer;
+}
+
+/** The server-wide count of request bytes held by calls not yet handed to their handler. */
+class RequestBudget {
+  held = 0;
+  /** A refusal was reported since the bytes held were last at or under half the limit. */
+  private refusing = false;
+
+  constructor(readonly limit: number) {}
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.held -= bytes;
+    if (this.refusing && this.held <= this.limit / 2) this.refusing = false;
+  }
+
+  /** Records a refusal; true for the first one since the budget was last half free. */
+  refused(): boolean {
+    const first = !this.refusing;
+    this.refusing = true;
+    return first;
+  }
+}
+
+/** What every call of one server shares. */
+interface CallContext {
+  readonly maxReceive: number;
+  readonly budget: RequestBudget;
+  readonly onRefused: ((refusal: UnaryRefusal) => void) | undefined;
 }
 
 interface CallStatus {
@@ -160,13 +247,24 @@ export class UnaryGrpcServer implements UnaryServiceHost {
    * finishes its TLS handshake) has no session, and would hold server.close() open for good.
    */
   private readonly sockets = new Set<Socket>();
-  private readonly maxReceive: number;
+  private readonly context: CallContext;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
   private closing = false;
 
   constructor(private readonly options: UnaryGrpcServerOptions = {}) {
-    this.maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+    const maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+    const budget = options.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES;
+    if (!Number.isSafeInteger(budget) || budget < 0) throw new Error(`the request buffer must be a whole number of bytes, not ${budget}`);
+    if (maxReceive !== -1 && budget < maxReceive) {
+      throw new Error(`the request buffer (${budget} bytes) is smaller than the largest request message (${maxReceive} bytes): one message of the largest size must always fit`);
+    }
+    this.context = { maxReceive, budget: new RequestBudget(budget), onRefused: options.onRefused };
+  }
+
+  /** Request bytes held now by calls whose handler has not run yet (the budget's use). */
+  get requestBytesHeld(): number {
+    return this.context.budget.held;
   }
 
   /** Adds the unary methods of `definition`; a streaming method, or one without a handler, is refused. */
@@ -191,7 +289,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       // As grpc-js: Node's session memory bound degrades badly when reached, so it is off.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
       maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-      ...(this.options.maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams: this.options.maxConcurrentStreams } }),
+      settings: { maxConcurrentStreams: this.options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
     };
     const tls = this.options.tls;
     let server: http2.Http2Server | http2.Http2SecureServer;
@@ -307,7 +405,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       }
       timeoutMs = Number(match[1]) * (TIMEOUT_UNITS_MS[match[2] as string] as number);
     }
-    new ServerUnaryCall(stream, method, this.maxReceive, timeoutMs, typeof encoding === 'string' ? encoding : undefined);
+    new ServerUnaryCall(stream, method, this.context, timeoutMs, typeof encoding === 'string' ? encoding : undefined);
   }
 }
 
@@ -327,9 +425,18 @@ class ServerUnaryCall implements UnaryCall {
   private head: Buffer | undefined;
   /** The message's length once its prefix is read, else -1. */
   private expected = -1;
-  /** The message's bytes so far, when it came in more than one chunk. */
-  private parts: Buffer[] | undefined;
+  /**
+   * The message's bytes so far, when it came in more than one chunk: copied into one buffer of our
+   * own, grown by doubling, so that what the call holds is what it is charged. Kept as the chunks
+   * themselves, a frame of 1 byte would hold a Buffer object, and a view of the whole socket read
+   * it came in (up to 64 KiB), for 1 byte of the budget.
+   */
+  private body: Buffer | undefined;
   private received = 0;
+  /** Bytes this call holds against the server's request budget. */
+  private charged = 0;
+  /** Inflating the message. */
+  private inflater: Unzip | Inflate | undefined;
   /** The request message, once complete (without its prefix). */
   private message: Buffer | undefined;
   /** The message's compressed flag was set: it is inflated before it is deserialized. */
@@ -339,7 +446,7 @@ class ServerUnaryCall implements UnaryCall {
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly method: Method,
-    private readonly maxReceive: number,
+    private readonly context: CallContext,
     timeoutMs: number | undefined,
     /** The request's grpc-encoding header, if any. */
     private readonly encoding: string | undefined,
@@ -389,7 +496,9 @@ class ServerUnaryCall implements UnaryCall {
         this.head = undefined;
       }
       if (bytes.length < 5) {
-        this.head = bytes;
+        if (!this.reserve(bytes.length)) return;
+        // A copy: a view would hold the whole socket read the chunk came in.
+        this.head = bytes === chunk ? Buffer.from(chunk) : bytes;
         return;
       }
       const flag = bytes[0];
@@ -408,8 +517,9 @@ class ServerUnaryCall implements UnaryCall {
         return;
       }
       const length = bytes.readUInt32BE(1);
-      if (this.maxReceive !== -1 && length > this.maxReceive) {
-        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceive})`);
+      const maxReceive = this.context.maxReceive;
+      if (maxReceive !== -1 && length > maxReceive) {
+        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${maxReceive})`);
         return;
       }
       this.expected = length;
@@ -420,17 +530,63 @@ class ServerUnaryCall implements UnaryCall {
       this.fail(grpc.status.UNIMPLEMENTED, `Received a second request message for unary method ${this.method.path}`);
       return;
     }
-    if (bytes.length === missing && this.parts === undefined) {
+    if (bytes.length === missing && this.body === undefined) {
       // The whole message in one chunk: the usual case, no copy.
+      if (!this.reserve(bytes.length)) return;
       this.message = bytes;
       return;
     }
-    // Parts kept and joined once: a message in many frames is copied once, not once per frame.
-    (this.parts ??= []).push(bytes);
-    this.received += bytes.length;
+    const needed = this.received + bytes.length;
+    let body = this.body;
+    if (body === undefined || needed > body.length) {
+      // Doubling: each byte is copied about twice at most, and the call never holds more than
+      // twice what it was sent (nor more than the message's length).
+      const capacity = Math.min(this.expected, Math.max(needed, 2 * (body?.length ?? 0)));
+      if (!this.reserve(capacity)) return;
+      // Not from the shared pool: a slice of it would hold the pool's 8 KiB slab.
+      const grown = Buffer.allocUnsafeSlow(capacity);
+      if (body !== undefined) body.copy(grown, 0, 0, this.received);
+      body = this.body = grown;
+    }
+    bytes.copy(body, this.received);
+    this.received = needed;
     if (this.received === this.expected) {
-      this.message = Buffer.concat(this.parts, this.expected);
-      this.parts = undefined;
+      this.message = body;
+      this.body = undefined;
+    }
+  }
+
+  /**
+   * Sets the bytes this call holds against the request budget to `total`; false (and the call
+   * refused, RESOURCE_EXHAUSTED, its bytes released) when more would take the budget past its limit.
+   */
+  private reserve(total: number): boolean {
+    const budget = this.context.budget;
+    const more = total - this.charged;
+    if (more > 0 && !budget.take(more)) {
+      const first = budget.refused();
+      const details = `Request buffer full: ${this.method.path} would take the bytes held for requests not yet handed to their handler past ${budget.limit} (ozone.scm.client.request.buffer.size); retry later`;
+      this.fail(grpc.status.RESOURCE_EXHAUSTED, details);
+      this.context.onRefused?.({ reason: 'request_buffer', method: this.method.path, peer: this.getPeer(), details, first });
+      return false;
+    }
+    if (more < 0) budget.release(-more);
+    this.charged = total;
+    return true;
+  }
+
+  /** The call no longer holds request bytes: its handler runs, or it ended. */
+  private releaseRequest(): void {
+    this.head = undefined;
+    this.body = undefined;
+    this.message = undefined;
+    if (this.inflater !== undefined) {
+      this.inflater.destroy();
+      this.inflater = undefined;
+    }
+    if (this.charged > 0) {
+      this.context.budget.release(this.charged);
+      this.charged = 0;
     }
   }
 
@@ -443,29 +599,40 @@ class ServerUnaryCall implements UnaryCall {
       this.fail(grpc.status.UNIMPLEMENTED, `Received no request message for unary method ${this.method.path}${partial}`);
       return;
     }
-    this.message = undefined;
     if (!this.compressed) {
       this.run(message);
       return;
     }
-    const inflater = INFLATERS.get(this.encoding as string) as Inflater;
-    // Inflated off the loop, and never past the receive limit: a small message may expand a lot.
-    inflater(message, this.maxReceive === -1 ? {} : { maxOutputLength: Math.max(1, this.maxReceive) }, (error, inflated) => {
+    // Inflated off the loop, never past the receive limit (a small message may expand a lot), and
+    // what comes out is held against the request budget along with the compressed bytes.
+    const inflater = (this.inflater = (INFLATERS.get(this.encoding as string) as () => Unzip | Inflate)());
+    const maxReceive = this.context.maxReceive;
+    const out: Buffer[] = [];
+    let size = 0;
+    inflater.on('data', (chunk: Buffer) => {
       if (this.finished) return;
-      if (error !== null) {
-        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-          this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${this.maxReceive}`);
-        } else {
-          this.fail(grpc.status.INTERNAL, `Received a message that does not inflate (${this.encoding as string}): ${error.message}`);
-        }
+      size += chunk.length;
+      if (maxReceive !== -1 && size > maxReceive) {
+        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${maxReceive}`);
         return;
       }
-      this.run(inflated);
+      if (this.reserve(this.charged + chunk.length)) out.push(chunk);
     });
+    inflater.once('error', (error: Error) => {
+      if (this.finished) return;
+      this.fail(grpc.status.INTERNAL, `Received a message that does not inflate (${this.encoding as string}): ${error.message}`);
+    });
+    inflater.once('end', () => {
+      if (this.finished) return;
+      this.run(Buffer.concat(out, size));
+    });
+    inflater.end(message);
   }
 
   /** Deserializes the request and hands it to the handler. */
   private run(message: Buffer): void {
+    // From here the handler's admission (ozone.scm.handler.count.key) bounds what calls hold.
+    this.releaseRequest();
     try {
       this.request = this.method.deserialize(message);
     } catch {
@@ -529,9 +696,7 @@ class ServerUnaryCall implements UnaryCall {
     if (this.finished) return;
     this.finished = true;
     this.clearDeadline();
-    this.head = undefined;
-    this.parts = undefined;
-    this.message = undefined;
+    this.releaseRequest();
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     try {
@@ -562,6 +727,7 @@ class ServerUnaryCall implements UnaryCall {
     if (this.finished) return;
     this.finished = true;
     this.clearDeadline();
+    this.releaseRequest();
     this.notifyCancelled();
   }
 

@@ -13,7 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureLocalCertificates, type LocalTls } from '../../src/cli/local-certificates.js';
 import { callIdentity } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
-import { percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions } from '../../src/server/unary-grpc-server.js';
+import { percentEncode, UNARY_REFUSALS, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions } from '../../src/server/unary-grpc-server.js';
+import { CLIENT_REFUSAL_REASONS } from '../../src/metrics/node-metrics.js';
 
 const identity = (b: Buffer): Buffer => b;
 const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -612,4 +613,203 @@ test('answers that cannot be written as given are still answered: a Uint8Array a
   } finally {
     server.forceShutdown();
   }
+});
+
+// ---- the server-wide budget on request bytes held before a handler runs ----
+
+/** A call whose answer is collected as it comes; `answered` says whether it has come. */
+interface OpenCall {
+  readonly stream: http2.ClientHttp2Stream;
+  readonly done: Promise<RawAnswer>;
+  answered: boolean;
+}
+
+function open(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body: Buffer): OpenCall {
+  const stream = session.request(headers);
+  let responseHeaders: http2.IncomingHttpHeaders = {};
+  let trailers: http2.IncomingHttpHeaders = {};
+  let requestOpen = false;
+  const chunks: Buffer[] = [];
+  const c: OpenCall = {
+    stream,
+    answered: false,
+    done: new Promise((resolve) => {
+      stream.on('close', () => resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks), rstCode: stream.rstCode ?? 0, requestOpen }));
+    }),
+  };
+  stream.on('response', (h) => {
+    responseHeaders = h;
+    requestOpen = !stream.writableEnded;
+    c.answered = true;
+  });
+  stream.on('trailers', (t) => (trailers = t));
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stream.on('error', () => {});
+  stream.write(body);
+  return c;
+}
+
+/** Resolves once the server has read everything sent on `session` so far (client and server share this process). */
+function settled(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise((resolve, reject) => session.ping((err) => (err === null ? resolve() : reject(err))));
+}
+
+/** A session to the server on `port`, once its settings are exchanged (a ping before that is cancelled). */
+async function connect(port: number): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  await new Promise((resolve) => session.once('remoteSettings', resolve));
+  return session;
+}
+
+/** A length prefix announcing `length` bytes, and `sent` of them. */
+function partial(length: number, sent: number): Buffer {
+  return frame(Buffer.alloc(length, 3)).subarray(0, 5 + sent);
+}
+
+test('raw: request bytes of unfinished calls are bounded server-wide: the call that would go over is RESOURCE_EXHAUSTED naming the budget, and not read', { timeout: 10_000 }, async () => {
+  const refusals: unknown[] = [];
+  const f = await new Fixture({ maxReceiveMessageBytes: 1024, requestBufferBytes: 4096, onRefused: (r) => refusals.push(r) }).start();
+  const sessions = [await connect(f.port), await connect(f.port)];
+  try {
+    // Four calls over two connections, each 1000 bytes of a 1024-byte message that never ends: 4000 held.
+    const held: OpenCall[] = [];
+    for (let i = 0; i < 4; i++) {
+      const session = sessions[i % 2]!;
+      held.push(open(session, grpcHeaders(), partial(1024, 1000)));
+      await settled(session);
+    }
+    // A fifth would take it to 5000: refused at once, while its request is still open.
+    const over = open(sessions[1]!, grpcHeaders(), partial(1024, 1000));
+    await settled(sessions[1]!);
+    // (The PING's acknowledgement may overtake the answer: nghttp2 sends it first.)
+    await until(() => over.answered);
+    assert.ok(over.answered, 'the call over the budget was answered at once (before: it was read and held)');
+    assert.equal(f.server.requestBytesHeld, 4000);
+    const a = await over.done;
+    assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(messageOf(a), 'Request buffer full: /test.Svc/Echo would take the bytes held for requests not yet handed to their handler past 4096 (ozone.scm.client.request.buffer.size); retry later');
+    assert.ok(a.requestOpen, 'answered while the request was still open');
+    assert.equal(a.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+    assert.equal(f.server.requestBytesHeld, 4000, 'the refused call holds nothing');
+    assert.equal(refusals.length, 1);
+    assert.deepEqual(refusals[0], { reason: 'request_buffer', method: '/test.Svc/Echo', peer: (refusals[0] as { peer: string }).peer, details: messageOf(a), first: true });
+    assert.ok(held.every((c) => !c.answered), 'the calls within the budget are still being read');
+    // A small call that fits is served meanwhile (and holds nothing after).
+    const small = open(sessions[0]!, grpcHeaders(), frame(Buffer.from('fits')));
+    small.stream.end();
+    assert.equal(statusOf(await small.done), grpc.status.OK);
+    // Finishing one: the handler runs, its bytes are released.
+    held[0]!.stream.end(Buffer.alloc(24, 3));
+    assert.equal(statusOf(await held[0]!.done), grpc.status.OK);
+    assert.equal(f.server.requestBytesHeld, 3000);
+    for (const c of held.slice(1)) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await Promise.all(held.map((c) => c.done));
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0);
+  } finally {
+    for (const s of sessions) s.destroy();
+    await f.stop();
+  }
+});
+
+test('raw: the request budget is released on every path a call ends by', { timeout: 10_000 }, async () => {
+  const refusals: Array<{ first: boolean }> = [];
+  const f = await new Fixture({ maxReceiveMessageBytes: 1024, requestBufferBytes: 2048, onRefused: (r) => refusals.push(r) }).start();
+  const session = await connect(f.port);
+  const zero = async (what: string): Promise<void> => {
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0, what);
+  };
+  try {
+    // Complete, in pieces (the prefix split, the body over frames).
+    const pieces = open(session, grpcHeaders(), partial(1000, 0).subarray(0, 2));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 2);
+    pieces.stream.write(frame(Buffer.alloc(1000, 3)).subarray(2, 600));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 595, 'the message bytes so far (the prefix is read)');
+    pieces.stream.end(frame(Buffer.alloc(1000, 3)).subarray(600));
+    const piecesAnswer = await pieces.done;
+    assert.equal(statusOf(piecesAnswer), grpc.status.OK);
+    assert.deepEqual(piecesAnswer.body, frame(Buffer.alloc(1000, 3)));
+    await zero('complete');
+    // Complete but never half-closed: the message is held until the end comes.
+    const whole = open(session, grpcHeaders(), frame(Buffer.alloc(500, 1)));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 500);
+    whole.stream.end();
+    assert.equal(statusOf(await whole.done), grpc.status.OK);
+    await zero('complete, half-closed later');
+    // The client cancels (RST_STREAM).
+    const cancelled = open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 500);
+    cancelled.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await cancelled.done;
+    await zero('cancelled');
+    // The deadline passes.
+    const expired = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-timeout': '50m' }), partial(1000, 500));
+    assert.equal(statusOf(await expired.done), grpc.status.DEADLINE_EXCEEDED);
+    await zero('deadline');
+    // An error: the request ends without its message, or with a second one.
+    const short = open(session, grpcHeaders(), partial(1000, 500));
+    short.stream.end();
+    assert.equal(statusOf(await short.done), grpc.status.UNIMPLEMENTED);
+    const second = open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    second.stream.end(Buffer.concat([Buffer.alloc(500), frame(Buffer.from('two'))]));
+    assert.equal(statusOf(await second.done), grpc.status.UNIMPLEMENTED);
+    await zero('error');
+    // Inflating: the compressed bytes and what they inflate to are held until the handler runs, and
+    // released when the inflated size is over the limit or the budget.
+    const inflated = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1024, 5)), 1));
+    inflated.stream.end();
+    const inflatedAnswer = await inflated.done;
+    assert.equal(statusOf(inflatedAnswer), grpc.status.OK);
+    assert.deepEqual(inflatedAnswer.body, frame(Buffer.alloc(1024, 5)));
+    const bomb = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1_000_000)), 1));
+    bomb.stream.end();
+    assert.equal(statusOf(await bomb.done), grpc.status.RESOURCE_EXHAUSTED);
+    await zero('inflating');
+    // 1400 bytes held by two other calls: one that inflates to 1024 would go over the budget while inflating.
+    const big = [open(session, grpcHeaders(), partial(1024, 700)), open(session, grpcHeaders(), partial(1024, 700))];
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 1400);
+    const squeezed = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1024, 6)), 1));
+    squeezed.stream.end();
+    const squeezedAnswer = await squeezed.done;
+    assert.equal(statusOf(squeezedAnswer), grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(messageOf(squeezedAnswer), /^Request buffer full: \/test\.Svc\/Echo would take .* past 2048 /);
+    assert.equal(f.server.requestBytesHeld, 1400);
+    for (const c of big) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await zero('refused while inflating');
+    // The connection closes with calls in it.
+    const other = await connect(f.port);
+    open(other, grpcHeaders(), partial(1000, 500));
+    open(other, grpcHeaders(), partial(1000, 500));
+    await settled(other);
+    assert.equal(f.server.requestBytesHeld, 1000);
+    other.destroy();
+    await zero('connection closed');
+    // A forced shutdown with calls in progress.
+    open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 500);
+    f.server.forceShutdown();
+    await zero('forced shutdown');
+    assert.equal(f.calls['Echo'], 3, 'the handler ran for the complete calls only');
+    assert.deepEqual(refusals.map((r) => r.first), [true], 'one refusal, the first since the budget was half free');
+  } finally {
+    session.destroy();
+    f.server.forceShutdown();
+  }
+});
+
+test('the request budget must hold one message of the largest size; its refusals are the reasons the node counts', () => {
+  assert.deepEqual([...UNARY_REFUSALS], [...CLIENT_REFUSAL_REASONS]);
+  assert.throws(() => new UnaryGrpcServer({ maxReceiveMessageBytes: 1024, requestBufferBytes: 1023 }), /request buffer \(1023 bytes\) is smaller than the largest request message \(1024 bytes\)/);
+  assert.throws(() => new UnaryGrpcServer({ requestBufferBytes: 4 * 1024 * 1024 - 1 }), /smaller than the largest request message \(4194304 bytes\)/);
+  assert.throws(() => new UnaryGrpcServer({ requestBufferBytes: -1 }), /request buffer/);
+  new UnaryGrpcServer({ maxReceiveMessageBytes: 1024, requestBufferBytes: 1024 });
 });
