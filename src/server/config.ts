@@ -141,6 +141,8 @@ export interface ScmConfig {
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
+  /** ozone.scm.client.request.buffer.size: request bytes held for client calls not yet handed to a handler. */
+  readonly clientRequestBufferBytes: number;
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
@@ -628,6 +630,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     checkpointGzipLevel: reader.count(KEY.checkpointGzipLevel),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
+    clientRequestBufferBytes: loadClientRequestBuffer(reader),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),
@@ -640,6 +643,21 @@ function loadCheckpointMinRead(reader: ConfigReader): { bytes: number; windowMs:
   const windowMs = reader.durationMs(KEY.checkpointMinReadWindow);
   if (windowMs <= 0) throw new ConfigValueError(KEY.checkpointMinReadWindow, `${windowMs}ms`, 'must be positive');
   return { bytes: reader.required(KEY.checkpointMinReadBytes, parseSizeBytes), windowMs };
+}
+
+/**
+ * The client port's receive limit: grpc-js' default (4 MiB), which the node keeps
+ * (unary-grpc-server.ts DEFAULT_MAX_RECEIVE_BYTES; not imported, so that reading the configuration
+ * does not load the server).
+ */
+const CLIENT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+
+function loadClientRequestBuffer(reader: ConfigReader): number {
+  const bytes = reader.required(KEY.clientRequestBuffer, parseSizeBytes);
+  if (bytes < CLIENT_MAX_RECEIVE_BYTES) {
+    throw new ConfigValueError(KEY.clientRequestBuffer, String(bytes), `must be at least ${CLIENT_MAX_RECEIVE_BYTES} bytes (4MB, the largest client request message), so that one message of that size always fits`);
+  }
+  return bytes;
 }
 
 /** This node's own member entry; a clear error when the configuration does not say which node it is. */

@@ -470,10 +470,22 @@ export class ScmNode {
     // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
     // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
     // a flood from one client queues at the client instead of in this node's event loop, so the
-    // Raft ticks and heartbeats keep their turn.
+    // Raft ticks and heartbeats keep their turn. Across connections, the request bytes held before
+    // a handler runs are bounded by ozone.scm.client.request.buffer.size: a refusal is counted, and
+    // logged once each time the buffer fills (a flood would otherwise write a line per call).
     const material = this.security.material;
     const clientServer = new UnaryGrpcServer({
       maxConcurrentStreams: config.clientMaxInFlight,
+      requestBufferBytes: config.clientRequestBufferBytes,
+      onRefused: (refusal) => {
+        this.metrics.clientCallRefused(refusal.reason);
+        if (refusal.first) {
+          this.log.warn(
+            { event: 'client_call_refused', reason: refusal.reason, method: refusal.method, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) until the buffer is half free`,
+          );
+        }
+      },
       ...(material === undefined ? {} : { tls: { contextOptions: () => material.secureContextOptions(), onChange: (listener: () => void) => material.onReload(listener) } }),
     });
     const service = new ScmService(() => this.sm, this.gateway());

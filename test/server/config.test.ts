@@ -443,3 +443,13 @@ test('ozone.scm.ha.raft.server.log.segment.cache.size.max: a size (0 allowed), a
   assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).raft.logCacheBytes, 0);
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.ha\.raft\.server\.log\.segment\.cache\.size\.max/);
 });
+
+test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least the 4 MiB receive limit, anything else named', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.client.request.buffer.size';
+  assert.equal(loadConfig({ overrides: base }).clientRequestBufferBytes, 64 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '16MB' } }).clientRequestBufferBytes, 16 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '4MB' } }).clientRequestBufferBytes, 4 * 1024 * 1024);
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: '4194303' } }), /ozone\.scm\.client\.request\.buffer\.size.*at least 4194304 bytes \(4MB, the largest client request message\)/);
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
+});
