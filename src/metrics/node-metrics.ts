@@ -82,8 +82,7 @@ export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy',
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 /**
- * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts
- * UNARY_REFUSALS): `request_buffer`, the call would have taken the bytes held for requests not yet
+ * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for requests not yet
  * handed to their handler past ozone.scm.client.request.buffer.size.
  */
 export const CLIENT_REFUSAL_REASONS = ['request_buffer'] as const;

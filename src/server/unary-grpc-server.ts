@@ -70,6 +70,7 @@ import type { Socket } from 'node:net';
 import { createInflate, createUnzip, type Inflate, type Unzip } from 'node:zlib';
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import type { ClientRefusalReason } from '../metrics/node-metrics.js';
 
 const {
   HTTP2_HEADER_METHOD,
@@ -153,12 +154,9 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
-/** Why the server refused a call before its handler ran, for the node's count (scm_client_refusals_total) and log. */
-export const UNARY_REFUSALS = ['request_buffer'] as const;
-export type UnaryRefusalReason = (typeof UNARY_REFUSALS)[number];
-
 export interface UnaryRefusal {
-  readonly reason: UnaryRefusalReason;
+  /** Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS). */
+  readonly reason: ClientRefusalReason;
   /** The method's path. */
   readonly method: string;
   /** The caller, as getPeer() says. */
@@ -183,7 +181,7 @@ export interface UnaryGrpcServerOptions {
    * Default 64 MiB; at least the receive limit, so that one message of the largest size always fits.
    */
   readonly requestBufferBytes?: number;
-  /** Told of every call refused before its handler ran (UNARY_REFUSALS). */
+  /** Told of every call refused before its handler ran (the node counts them in scm_client_refusals_total). */
   readonly onRefused?: (refusal: UnaryRefusal) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
