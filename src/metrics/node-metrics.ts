@@ -83,9 +83,10 @@ export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 /**
  * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for requests not yet
- * handed to their handler past ozone.scm.client.request.buffer.size.
+ * handed to their handler past ozone.scm.client.request.buffer.size; `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
+ * request did not arrive within ozone.scm.client.request.read.timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -490,7 +491,7 @@ export class NodeMetrics {
     });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });
