@@ -82,6 +82,14 @@ export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy',
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 /**
+ * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for requests not yet
+ * handed to their handler past ozone.scm.client.request.buffer.size; `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
+ * request did not arrive within ozone.scm.client.request.read.timeout.
+ */
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout'] as const;
+export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
+
+/**
  * Why start-up removed entries from the Raft log: `zeroed`, acknowledged entries found as zeros at
  * the log's end (the disk lost them); `corruption-policy`, WARN_AND_RETURN ended the log at damage.
  */
@@ -256,6 +264,7 @@ export class NodeMetrics {
   private readonly checkpointsServed: Counter;
   private readonly checkpointServedBytes: Counter;
   private readonly checkpointServeRefusals: Counter;
+  private readonly clientRefusals: Counter<'reason'>;
   private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
   private readonly pipelines: Gauge<'state'>;
@@ -480,6 +489,12 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.clientRefusals = new Counter({
+      name: 'scm_client_refusals_total',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
     // SCM state.
     this.dbSize = new Gauge({
       name: 'scm_db_size_bytes',
@@ -552,6 +567,7 @@ export class NodeMetrics {
     for (const port of AUTH_PORTS) for (const reason of AUTH_REFUSAL_REASONS) this.authRefusals.inc({ port, reason }, 0);
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
+    for (const reason of CLIENT_REFUSAL_REASONS) this.clientRefusals.inc({ reason }, 0);
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
@@ -644,6 +660,15 @@ export class NodeMetrics {
       return;
     }
     this.authRefusals.inc({ port, reason });
+  }
+
+  /** The client port refused a call before its handler ran (see CLIENT_REFUSAL_REASONS). */
+  clientCallRefused(reason: ClientRefusalReason): void {
+    if (!isOneOf(CLIENT_REFUSAL_REASONS, reason)) {
+      this.warn('client_refusal', `unknown client call refusal ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.clientRefusals.inc({ reason });
   }
 
   /** Start-up removed `count` entries from the Raft log (see LOG_DROP_REASONS). */

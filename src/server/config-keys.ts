@@ -133,6 +133,8 @@ export const KEY = {
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
+  clientRequestBuffer: 'ozone.scm.client.request.buffer.size',
+  clientRequestReadTimeout: 'ozone.scm.client.request.read.timeout',
   consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
   v8HeapGrowingPercent: 'ozone.scm.v8.heap.growing.percent',
@@ -228,6 +230,14 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // how many client calls one SCM works on at once; beyond it a call is answered RESOURCE_EXHAUSTED
   // with a retry hint, so client load cannot starve the Raft traffic that keeps the leader in place.
   key(KEY.handlerCount, count(1, 100_000), 'Client calls one SCM works on at once; more are answered RESOURCE_EXHAUSTED with a retry hint.', { default: '256' }),
+  // Not an Ozone key (Hadoop RPC reads a call whole before queueing it, bounded by
+  // ipc.maximum.data.length per call only): a bound on what calls hold before the handler count
+  // applies, which a client opening many calls and never finishing them would otherwise set.
+  key(KEY.clientRequestBuffer, size, 'Bytes of client requests one SCM holds, across all connections, for calls whose handler has not run yet (the request still arriving, or being inflated); one connection may hold a quarter of it (at least the worst single call). A call that would take it, or its connection\'s share, past this is answered RESOURCE_EXHAUSTED and not read further. At least 8MB + 80KB (the worst single call: a compressed 4 MiB message, what it inflates to and its inflater).', { default: '64MB' }),
+  // Not an Ozone key (Hadoop RPC has ipc.client.connection.maxidletime for idle connections): how
+  // long a client may take to send a call's request, so that calls never finished do not hold the
+  // request buffer for as long as their connection lasts.
+  key(KEY.clientRequestReadTimeout, ms, 'How long a client call\'s request (its message and end of stream) may take to arrive after the call opens; later, the call is answered UNAVAILABLE and its bytes released. A running handler is not bounded by it. 0 for none.', { default: '10s' }),
   // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
   key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),

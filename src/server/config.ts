@@ -34,6 +34,7 @@ import {
   parseSizeBytes,
 } from './config-values.js';
 import { HTTP_POLICIES, KEY, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
+import { DEFAULT_MAX_RECEIVE_BYTES, minRequestBufferBytes } from './request-limits.js';
 
 export { KNOWN_CONFIG_KEYS, KEY, type ConfigKeySpec } from './config-keys.js';
 export { ConfigValueError } from './config-values.js';
@@ -141,6 +142,10 @@ export interface ScmConfig {
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
+  /** ozone.scm.client.request.buffer.size: request bytes held for client calls not yet handed to a handler. */
+  readonly clientRequestBufferBytes: number;
+  /** ozone.scm.client.request.read.timeout: how long a client call's request may take to arrive; 0 = none. */
+  readonly clientRequestReadTimeoutMs: number;
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
@@ -628,6 +633,8 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     checkpointGzipLevel: reader.count(KEY.checkpointGzipLevel),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
+    clientRequestBufferBytes: loadClientRequestBuffer(reader),
+    clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),
@@ -640,6 +647,22 @@ function loadCheckpointMinRead(reader: ConfigReader): { bytes: number; windowMs:
   const windowMs = reader.durationMs(KEY.checkpointMinReadWindow);
   if (windowMs <= 0) throw new ConfigValueError(KEY.checkpointMinReadWindow, `${windowMs}ms`, 'must be positive');
   return { bytes: reader.required(KEY.checkpointMinReadBytes, parseSizeBytes), windowMs };
+}
+
+/** At least the worst single call at the client port's receive limit (grpc-js' default, which the node keeps). */
+function loadClientRequestBuffer(reader: ConfigReader): number {
+  const min = minRequestBufferBytes(DEFAULT_MAX_RECEIVE_BYTES);
+  return reader.required(KEY.clientRequestBuffer, (key, value) => {
+    const bytes = parseSizeBytes(key, value);
+    if (bytes < min) {
+      throw new ConfigValueError(
+        key,
+        value,
+        `must be at least ${min} bytes (8MB + 80KB: a compressed request of the largest size, 4MB, what it inflates to, as much again, and its inflater, 80KB, are held together), so that the largest call always fits`,
+      );
+    }
+    return bytes;
+  });
 }
 
 /** This node's own member entry; a clear error when the configuration does not say which node it is. */

@@ -35,7 +35,7 @@ import { AdminOperations } from './admin-operations.js';
 import { metricsRole, NodeStatusView } from './node-status.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
-import { NodeMetrics } from '../metrics/node-metrics.js';
+import { NodeMetrics, type ClientRefusalReason } from '../metrics/node-metrics.js';
 import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
@@ -56,6 +56,12 @@ const CONSISTENCY_PEER_TIMEOUT_MS = 30_000;
  * followers learn the last commit at most twice this much later.
  */
 const COMMIT_FORWARD_DELAY_MS = 5;
+/** When a client refusal is logged again after one was (unary-grpc-server.ts UnaryRefusal.first). */
+const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
+  request_buffer: 'until the buffer is half free',
+  connection_share: 'from that connection until its share is half free',
+  read_timeout: 'from that connection',
+};
 
 /**
  * Tick period and tick counts for the core, derived from Ozone's millisecond timeouts. An election
@@ -471,10 +477,25 @@ export class ScmNode {
     // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
     // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
     // a flood from one client queues at the client instead of in this node's event loop, so the
-    // Raft ticks and heartbeats keep their turn.
+    // Raft ticks and heartbeats keep their turn. Across connections, the request bytes held before
+    // a handler runs are bounded by ozone.scm.client.request.buffer.size (a quarter of it per
+    // connection), and the time a request may take to arrive by ozone.scm.client.request.read.timeout:
+    // a refusal is counted, and logged once each time a limit is reached (a flood would otherwise
+    // write a line per call).
     const material = this.security.material;
     const clientServer = new UnaryGrpcServer({
       maxConcurrentStreams: config.clientMaxInFlight,
+      requestBufferBytes: config.clientRequestBufferBytes,
+      requestReadTimeoutMs: config.clientRequestReadTimeoutMs,
+      onRefused: (refusal) => {
+        this.metrics.clientCallRefused(refusal.reason);
+        if (refusal.first) {
+          this.log.warn(
+            { event: 'client_call_refused', reason: refusal.reason, method: refusal.method, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) ${QUIET_UNTIL[refusal.reason]}`,
+          );
+        }
+      },
       ...(material === undefined ? {} : { tls: { contextOptions: () => material.secureContextOptions(), onChange: (listener: () => void) => material.onReload(listener) } }),
     });
     const service = new ScmService(() => this.sm, this.gateway());

@@ -31,6 +31,30 @@
 // - the length prefix is checked against the receive limit (grpc.max_receive_message_length,
 //   4 MiB by default) before anything more is buffered: RESOURCE_EXHAUSTED in grpc-js' words, and
 //   the rest of the request is not read (RST_STREAM NO_ERROR after the status).
+// - a server-wide request budget (requestBufferBytes, ozone.scm.client.request.buffer.size on the
+//   node, 64 MiB by default, at least the worst single call: twice the receive limit and an
+//   inflater's overhead): the request memory held by calls whose handler has not run yet, across
+//   all connections, charged as what is allocated: a body still arriving (in one buffer of its own,
+//   the message's whole length at once up to 64 KiB, grown by doubling above, so up to twice what
+//   was sent; never views of socket reads), a complete message waiting for the half-close (kept as
+//   the chunk it came in only when that chunk's backing store is about its size, else copied), a
+//   compressed one, what it has inflated to, and its inflater's own memory (INFLATER_OVERHEAD_BYTES,
+//   measured). One connection may hold at most its share: a quarter of the budget, or the worst
+//   single call if that is more (without a receive limit, the whole budget). A call whose next
+//   bytes would take the total, or its connection's share, past it is RESOURCE_EXHAUSTED naming the
+//   budget ("retry later", except for a call the budget could never hold alone), the rest not read,
+//   its bytes released at once, and reported (onRefused, reasons `request_buffer` and
+//   `connection_share`: the node counts and logs it). A call's bytes are released when its handler
+//   starts (the handler count bounds it from there) and on every other end: an answer, a refusal,
+//   the read timeout, DEADLINE_EXCEEDED, a client RST_STREAM, a closed connection, a forced
+//   shutdown. grpc-js has no such bound: one connection could hold a receive limit per stream,
+//   256 × 4 MiB at the node's settings, and connections are not limited.
+// - a read timeout (requestReadTimeoutMs, ozone.scm.client.request.read.timeout on the node, 10 s
+//   by default, 0 for none): a call whose request (message and half-close) has not arrived that
+//   long after its stream opened is UNAVAILABLE naming the key (the request never reached a
+//   handler, so a retry is safe), its bytes released, and reported (`read_timeout`). A running
+//   handler is not bounded by it; grpc-js has no such limit. A grpc-encoding value other than
+//   identity, gzip or deflate is kept only as its first 64 characters, for the error text.
 // - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
 //   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
 //   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
@@ -43,8 +67,9 @@
 //   with `message`). A handler that throws is UNKNOWN "Unknown error", as in grpc-js (the node's
 //   handlers are wrapped by grpc-instrumentation.ts, which answers INTERNAL naming the error).
 // - HTTP/2 settings as grpc-js sets them for its server: maxConcurrentStreams from
-//   grpc.max_concurrent_streams, no session memory bound, no header block bound when sending, no
-//   idle timeout; grpc-js' defaults leave keepalive pings, connection age and idle limits off.
+//   grpc.max_concurrent_streams (100 without one, where grpc-js leaves Node's 2^32 - 1), no session
+//   memory bound, no header block bound when sending, no idle timeout; grpc-js' defaults leave
+//   keepalive pings, connection age and idle limits off.
 // - shutdown: tryShutdown refuses new streams and closes each connection once its calls are done;
 //   forceShutdown also destroys every accepted socket, with a session or not (one that never sent
 //   the preface, or never finished its handshake, would otherwise hold server.close() open).
@@ -55,9 +80,13 @@
 // and the 'cancelled' event. No request Metadata is built: nothing on this port reads it.
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { inflate, unzip, type InputType, type ZlibOptions } from 'node:zlib';
+import { createInflate, createUnzip, type Inflate, type Unzip } from 'node:zlib';
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import type { ClientRefusalReason } from '../metrics/node-metrics.js';
+import { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES, minRequestBufferBytes } from './request-limits.js';
+
+export { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES } from './request-limits.js';
 
 const {
   HTTP2_HEADER_METHOD,
@@ -72,8 +101,40 @@ const {
   NGHTTP2_NO_ERROR,
 } = http2.constants;
 
-/** grpc-js' default receive limit (DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH). */
-const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
+/**
+ * Request bytes held by calls whose handler has not run yet, across every connection, when the
+ * options name no other budget (ozone.scm.client.request.buffer.size): 16 messages of the largest
+ * size at once, where 256 calls of the usual few hundred bytes take well under 1 MiB; before there
+ * was a budget, each connection could hold 256 × 4 MiB.
+ */
+export const DEFAULT_REQUEST_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * How long a call's request (its message and the half-close) may take to arrive, from the stream's
+ * opening, when the options name no other limit (ozone.scm.client.request.read.timeout): a request
+ * of the largest size takes milliseconds on any link a node serves; what takes longer is a client
+ * that stopped, or one holding the budget on purpose.
+ */
+export const DEFAULT_REQUEST_READ_TIMEOUT_MS = 10_000;
+/**
+ * Messages up to this length that arrive in pieces get a buffer of their whole length at once;
+ * longer ones grow by doubling, so that a prefix announcing 4 MiB is not 4 MiB held at once.
+ */
+const WHOLE_BUFFER_BYTES = 64 * 1024;
+/**
+ * A message that came whole in one chunk is kept as that chunk (a view) when the chunk's backing
+ * store is at most twice its length plus this; otherwise (a view of a socket read of up to 64 KiB,
+ * which many streams' frames share) it is copied, so that what the call holds is what it is charged.
+ */
+const VIEW_SLACK_BYTES = 4096;
+/** How much of a grpc-encoding value the server does not know is kept, for the error text. */
+const ENCODING_TEXT_CHARS = 64;
+/**
+ * SETTINGS_MAX_CONCURRENT_STREAMS when the options name none. Node's own (2^32 - 1, as grpc-js
+ * leaves it) lets one connection open streams without end, each with its JavaScript objects, which
+ * no byte budget sees; 100 is the least RFC 9113 §6.5.2 recommends. The node passes its handler
+ * count instead (grpc.max_concurrent_streams, from ozone.scm.handler.count.key).
+ */
+const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
@@ -84,14 +145,19 @@ const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = {
   [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc+proto',
   'grpc-accept-encoding': 'identity,deflate,gzip',
 };
-type Inflater = (buffer: InputType, options: ZlibOptions, callback: (error: Error | null, result: Buffer) => void) => void;
+/**
+ * The grpc-encoding values the server knows, each kept by a call as this shared string: never the
+ * header's own, which a client may make as long as its header block (encodingOf).
+ */
+const ENCODINGS: ReadonlyMap<string, string> = new Map(['identity', 'gzip', 'deflate'].map((name) => [name, name]));
 /**
  * How a compressed request message is inflated, by grpc-encoding (grpc-js: zlib's unzip and
- * inflate). A Map, so that a header naming an Object property ("constructor") finds nothing.
+ * inflate). Streams, not the one-call forms, so that what comes out is counted against the request
+ * budget as it comes. A Map, so that a header naming an Object property ("constructor") finds nothing.
  */
-const INFLATERS: ReadonlyMap<string, Inflater> = new Map<string, Inflater>([
-  ['gzip', unzip],
-  ['deflate', inflate],
+const INFLATERS: ReadonlyMap<string, () => Unzip | Inflate> = new Map<string, () => Unzip | Inflate>([
+  ['gzip', () => createUnzip()],
+  ['deflate', () => createInflate()],
 ]);
 const RESPOND_WITH_TRAILERS = { waitForTrailers: true } as const;
 const OK_TRAILERS: http2.OutgoingHttpHeaders = { 'grpc-status': '0', 'grpc-message': 'OK' };
@@ -127,11 +193,48 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
+export interface UnaryRefusal {
+  /**
+   * Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS):
+   * `request_buffer` and `connection_share` are RESOURCE_EXHAUSTED, `read_timeout` UNAVAILABLE.
+   */
+  readonly reason: ClientRefusalReason;
+  /** The method's path. */
+  readonly method: string;
+  /** The caller, as getPeer() says. */
+  readonly peer: string;
+  /** The status message the caller got. */
+  readonly details: string;
+  /**
+   * One log line per time a limit is reached, however many calls a flood has refused:
+   * `request_buffer`, the first refusal since the bytes held were last at or under half the
+   * budget; `connection_share`, the same for the call's connection and its share; `read_timeout`,
+   * the first on the call's connection.
+   */
+  readonly first: boolean;
+}
+
 export interface UnaryGrpcServerOptions {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams); default: nghttp2's (unbounded). */
+  /** SETTINGS_MAX_CONCURRENT_STREAMS per connection (grpc.max_concurrent_streams); default 100. */
   readonly maxConcurrentStreams?: number;
   /** Largest request message in bytes (grpc.max_receive_message_length); default 4 MiB, -1 for none. */
   readonly maxReceiveMessageBytes?: number;
+  /**
+   * Request bytes held, across all connections, by calls whose handler has not run yet (the body
+   * still coming, or being inflated): a call that would take it past this is RESOURCE_EXHAUSTED,
+   * as is one that would take its connection past its share, the larger of a quarter of this and
+   * the worst single call. Default 64 MiB; at least the worst single call (twice the receive limit
+   * and an inflater, minRequestBufferBytes), so that a call refused for it can succeed later.
+   */
+  readonly requestBufferBytes?: number;
+  /**
+   * Milliseconds a call's request (message and half-close) may take to arrive from the stream's
+   * opening; later, it is UNAVAILABLE and its bytes released. The handler's own run is not bounded
+   * by it. Default 10 s; 0 for none.
+   */
+  readonly requestReadTimeoutMs?: number;
+  /** Told of every call refused before its handler ran (the node counts them in scm_client_refusals_total). */
+  readonly onRefused?: (refusal: UnaryRefusal) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
     readonly contextOptions: () => SecureContextOptions;
@@ -144,6 +247,52 @@ interface Method {
   readonly handler: UnaryHandler;
   readonly deserialize: (bytes: Buffer) => unknown;
   readonly serialize: (value: unknown) => Buffer;
+}
+
+/** The server-wide count of request bytes held by calls not yet handed to their handler. */
+class RequestBudget {
+  held = 0;
+  /** A refusal was reported since the bytes held were last at or under half the limit. */
+  private refusing = false;
+
+  constructor(readonly limit: number) {}
+
+  fits(bytes: number): boolean {
+    return this.held + bytes <= this.limit;
+  }
+
+  take(bytes: number): void {
+    this.held += bytes;
+  }
+
+  release(bytes: number): void {
+    this.held -= bytes;
+    if (this.refusing && this.held <= this.limit / 2) this.refusing = false;
+  }
+
+  /** Records a refusal; true for the first one since the budget was last half free. */
+  refused(): boolean {
+    const first = !this.refusing;
+    this.refusing = true;
+    return first;
+  }
+}
+
+/** One connection's part of the budget: what its calls hold, at most its share. */
+class ConnectionShare extends RequestBudget {
+  /** A call of this connection was answered for its read timeout (reported as `first` once). */
+  timedOut = false;
+}
+
+/** What every call of one server shares. */
+interface CallContext {
+  readonly maxReceive: number;
+  readonly budget: RequestBudget;
+  /** What one connection may hold of the budget. */
+  readonly shareLimit: number;
+  /** 0 for none. */
+  readonly readTimeoutMs: number;
+  readonly onRefused: ((refusal: UnaryRefusal) => void) | undefined;
 }
 
 interface CallStatus {
@@ -160,13 +309,32 @@ export class UnaryGrpcServer implements UnaryServiceHost {
    * finishes its TLS handshake) has no session, and would hold server.close() open for good.
    */
   private readonly sockets = new Set<Socket>();
-  private readonly maxReceive: number;
+  private readonly shares = new WeakMap<http2.Http2Session, ConnectionShare>();
+  private readonly context: CallContext;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
   private closing = false;
 
   constructor(private readonly options: UnaryGrpcServerOptions = {}) {
-    this.maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+    const maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_BYTES;
+    const budget = options.requestBufferBytes ?? DEFAULT_REQUEST_BUFFER_BYTES;
+    const readTimeoutMs = options.requestReadTimeoutMs ?? DEFAULT_REQUEST_READ_TIMEOUT_MS;
+    if (!Number.isSafeInteger(budget) || budget < 0) throw new Error(`the request buffer must be a whole number of bytes, not ${budget}`);
+    const worstCall = maxReceive === -1 ? Infinity : minRequestBufferBytes(maxReceive);
+    if (maxReceive !== -1 && budget < worstCall) {
+      throw new Error(
+        `the request buffer (${budget} bytes) is smaller than the worst single call (${worstCall} bytes: a compressed message of the largest size, ${maxReceive} bytes, what it inflates to, as much again, and its inflater, ${INFLATER_OVERHEAD_BYTES} bytes, held together): such a call must always fit`,
+      );
+    }
+    if (!Number.isFinite(readTimeoutMs) || readTimeoutMs < 0) throw new Error(`the request read timeout must be 0 (none) or a number of milliseconds, not ${readTimeoutMs}`);
+    // Without a receive limit (-1), one connection may use the whole budget.
+    const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
+    this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
+  }
+
+  /** Request bytes held now by calls whose handler has not run yet (the budget's use). */
+  get requestBytesHeld(): number {
+    return this.context.budget.held;
   }
 
   /** Adds the unary methods of `definition`; a streaming method, or one without a handler, is refused. */
@@ -191,7 +359,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       // As grpc-js: Node's session memory bound degrades badly when reached, so it is off.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
       maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-      ...(this.options.maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams: this.options.maxConcurrentStreams } }),
+      settings: { maxConcurrentStreams: this.options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
     };
     const tls = this.options.tls;
     let server: http2.Http2Server | http2.Http2SecureServer;
@@ -296,7 +464,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       respondStatus(stream, { code: grpc.status.UNIMPLEMENTED, details: `The server does not implement the method ${path}`, metadata: null });
       return;
     }
-    const encoding = headers['grpc-encoding'];
+    const encoding = encodingOf(headers['grpc-encoding']);
     const timeout = headers['grpc-timeout'];
     let timeoutMs: number | undefined;
     if (timeout !== undefined) {
@@ -307,11 +475,38 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       }
       timeoutMs = Number(match[1]) * (TIMEOUT_UNITS_MS[match[2] as string] as number);
     }
-    new ServerUnaryCall(stream, method, this.maxReceive, timeoutMs, typeof encoding === 'string' ? encoding : undefined);
+    new ServerUnaryCall(stream, method, this.context, this.shareOf(stream.session), timeoutMs, encoding);
+  }
+
+  private shareOf(session: http2.Http2Session | undefined): ConnectionShare {
+    if (session === undefined) return new ConnectionShare(this.context.shareLimit);
+    let share = this.shares.get(session);
+    if (share === undefined) this.shares.set(session, (share = new ConnectionShare(this.context.shareLimit)));
+    return share;
   }
 }
 
 function ignore(): void {}
+
+/**
+ * What a call keeps of its grpc-encoding header: a known encoding as the shared constant, any other
+ * value as a short copy for the error text (its first characters, JSON-quoted: a new string, not a
+ * slice that would keep the header's whole value).
+ */
+function encodingOf(header: string | string[] | undefined): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const known = ENCODINGS.get(header);
+  if (known !== undefined) return known;
+  const text = JSON.stringify(header.slice(0, ENCODING_TEXT_CHARS));
+  return header.length > ENCODING_TEXT_CHARS ? `${text}… (${header.length} characters)` : text;
+}
+
+/** A copy of `bytes` in a backing store of its own (not the shared pool, whose 8 KiB slab a slice would hold). */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
+}
 
 /**
  * One call: reads the single request message, runs the handler at half-close, answers once.
@@ -327,25 +522,43 @@ class ServerUnaryCall implements UnaryCall {
   private head: Buffer | undefined;
   /** The message's length once its prefix is read, else -1. */
   private expected = -1;
-  /** The message's bytes so far, when it came in more than one chunk. */
-  private parts: Buffer[] | undefined;
+  /**
+   * The message's bytes so far, when it came in more than one chunk: copied into one buffer of our
+   * own (the message's whole length up to WHOLE_BUFFER_BYTES, else grown by doubling), so that what
+   * the call holds is what it is charged. Kept as the chunks themselves, a frame of 1 byte would
+   * hold a Buffer object, and a view of the whole socket read it came in (up to 64 KiB), for 1 byte
+   * of the budget.
+   */
+  private body: Buffer | undefined;
   private received = 0;
+  /** Bytes this call holds against the server's request budget. */
+  private charged = 0;
+  /** Inflating the message. */
+  private inflater: Unzip | Inflate | undefined;
   /** The request message, once complete (without its prefix). */
   private message: Buffer | undefined;
   /** The message's compressed flag was set: it is inflated before it is deserialized. */
   private compressed = false;
   private deadline: NodeJS.Timeout | undefined;
+  /** Until the request has arrived (the read timeout). */
+  private readTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     private readonly method: Method,
-    private readonly maxReceive: number,
+    private readonly context: CallContext,
+    /** The call's connection's part of the budget. */
+    private readonly share: ConnectionShare,
     timeoutMs: number | undefined,
-    /** The request's grpc-encoding header, if any. */
+    /** The request's grpc-encoding (encodingOf), if any. */
     private readonly encoding: string | undefined,
   ) {
     if (timeoutMs !== undefined && timeoutMs < MAX_TIMER_MS) {
       this.deadline = setTimeout(() => this.expire(), timeoutMs);
+    }
+    const readTimeoutMs = context.readTimeoutMs;
+    if (readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS) {
+      this.readTimer = setTimeout(() => this.readTimedOut(), readTimeoutMs);
     }
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.once('end', () => this.onEnd());
@@ -389,7 +602,9 @@ class ServerUnaryCall implements UnaryCall {
         this.head = undefined;
       }
       if (bytes.length < 5) {
-        this.head = bytes;
+        if (!this.reserve(bytes.length)) return;
+        // A copy: a view would hold the whole socket read the chunk came in.
+        this.head = bytes === chunk ? Buffer.from(chunk) : bytes;
         return;
       }
       const flag = bytes[0];
@@ -399,7 +614,8 @@ class ServerUnaryCall implements UnaryCall {
           return;
         }
         if (!INFLATERS.has(this.encoding)) {
-          this.fail(grpc.status.UNIMPLEMENTED, `Received message compressed with unsupported encoding "${this.encoding}"`);
+          // (encodingOf quoted it.)
+          this.fail(grpc.status.UNIMPLEMENTED, `Received message compressed with unsupported encoding ${this.encoding}`);
           return;
         }
         this.compressed = true;
@@ -408,8 +624,14 @@ class ServerUnaryCall implements UnaryCall {
         return;
       }
       const length = bytes.readUInt32BE(1);
-      if (this.maxReceive !== -1 && length > this.maxReceive) {
-        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.maxReceive})`);
+      const maxReceive = this.context.maxReceive;
+      if (maxReceive !== -1 && length > maxReceive) {
+        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${maxReceive})`);
+        return;
+      }
+      if (length > this.context.budget.limit) {
+        // Only without a receive limit: a message the budget could never hold.
+        this.refuse(length);
         return;
       }
       this.expected = length;
@@ -420,22 +642,119 @@ class ServerUnaryCall implements UnaryCall {
       this.fail(grpc.status.UNIMPLEMENTED, `Received a second request message for unary method ${this.method.path}`);
       return;
     }
-    if (bytes.length === missing && this.parts === undefined) {
-      // The whole message in one chunk: the usual case, no copy.
-      this.message = bytes;
+    if (bytes.length === missing && this.body === undefined) {
+      // The whole message in one chunk: the usual case. Kept as it came when its backing store is
+      // about its size; a view of a larger socket read is copied (VIEW_SLACK_BYTES).
+      if (!this.reserve(bytes.length)) return;
+      this.message = bytes.buffer.byteLength > 2 * bytes.length + VIEW_SLACK_BYTES ? ownCopy(bytes) : bytes;
       return;
     }
-    // Parts kept and joined once: a message in many frames is copied once, not once per frame.
-    (this.parts ??= []).push(bytes);
-    this.received += bytes.length;
+    const needed = this.received + bytes.length;
+    let body = this.body;
+    if (body === undefined || needed > body.length) {
+      // Up to WHOLE_BUFFER_BYTES the message's whole length at once: one allocation, each byte
+      // copied once. Above it doubling: each byte is copied about twice at most, and the call never
+      // holds more than twice what it was sent (nor more than the message's length). What is
+      // allocated is what is held, and charged.
+      const capacity = this.expected <= WHOLE_BUFFER_BYTES ? this.expected : Math.min(this.expected, Math.max(needed, 2 * (body?.length ?? 0)));
+      if (!this.reserve(capacity)) return;
+      // Not from the shared pool: a slice of it would hold the pool's 8 KiB slab.
+      const grown = Buffer.allocUnsafeSlow(capacity);
+      if (body !== undefined) body.copy(grown, 0, 0, this.received);
+      body = this.body = grown;
+    }
+    bytes.copy(body, this.received);
+    this.received = needed;
     if (this.received === this.expected) {
-      this.message = Buffer.concat(this.parts, this.expected);
-      this.parts = undefined;
+      this.message = body;
+      this.body = undefined;
+    }
+  }
+
+  /**
+   * Sets the bytes this call holds against the request budget (and its connection's share) to
+   * `total`; false (and the call refused, its bytes released) when more would take either past
+   * its limit.
+   */
+  private reserve(total: number): boolean {
+    const budget = this.context.budget;
+    const share = this.share;
+    const more = total - this.charged;
+    if (more > 0) {
+      if (!budget.fits(more) || !share.fits(more)) {
+        this.refuse(total);
+        return false;
+      }
+      budget.take(more);
+      share.take(more);
+    } else if (more < 0) {
+      budget.release(-more);
+      share.release(-more);
+    }
+    this.charged = total;
+    return true;
+  }
+
+  /**
+   * RESOURCE_EXHAUSTED for a call that would hold `total` bytes: past the whole budget alone (only
+   * without a receive limit: no "retry later"), past what the budget has left, or past what its
+   * connection's share has left.
+   */
+  private refuse(total: number): void {
+    const budget = this.context.budget;
+    const share = this.share;
+    const path = this.method.path;
+    let reason: ClientRefusalReason = 'request_buffer';
+    let details: string;
+    let first: boolean;
+    if (total > budget.limit) {
+      first = budget.refused();
+      details = `Request too large: ${path} needs at least ${total} bytes held before its handler runs, more than the whole request buffer (${budget.limit}, ozone.scm.client.request.buffer.size)`;
+    } else if (!budget.fits(total - this.charged)) {
+      first = budget.refused();
+      details = `Request buffer full: ${path} would take the bytes held for requests not yet handed to their handler past ${budget.limit} (ozone.scm.client.request.buffer.size); retry later`;
+    } else {
+      reason = 'connection_share';
+      first = share.refused();
+      details = `Connection's request buffer share full: ${path} would take the bytes its connection holds for requests not yet handed to their handler past ${share.limit} (its share of ozone.scm.client.request.buffer.size); retry later`;
+    }
+    this.fail(grpc.status.RESOURCE_EXHAUSTED, details);
+    this.context.onRefused?.({ reason, method: path, peer: this.getPeer(), details, first });
+  }
+
+  /** The request has not arrived within the read timeout: UNAVAILABLE, its bytes released. */
+  private readTimedOut(): void {
+    this.readTimer = undefined;
+    if (this.finished) return;
+    const share = this.share;
+    const first = !share.timedOut;
+    share.timedOut = true;
+    const path = this.method.path;
+    const details = `Request not received in time: ${path} did not send its whole request (message and end of stream) within ${this.context.readTimeoutMs} ms of opening the call (ozone.scm.client.request.read.timeout)`;
+    this.fail(grpc.status.UNAVAILABLE, details);
+    this.context.onRefused?.({ reason: 'read_timeout', method: path, peer: this.getPeer(), details, first });
+  }
+
+  /** The call no longer holds request bytes: its handler runs, or it ended. */
+  private releaseRequest(): void {
+    this.head = undefined;
+    this.body = undefined;
+    this.message = undefined;
+    if (this.inflater !== undefined) {
+      this.inflater.destroy();
+      this.inflater = undefined;
+    }
+    if (this.charged > 0) {
+      this.context.budget.release(this.charged);
+      this.share.release(this.charged);
+      this.charged = 0;
     }
   }
 
   private onEnd(): void {
     if (this.finished) return;
+    // The request has arrived: the read timeout no longer applies.
+    this.clearReadTimer();
     const message = this.message;
     if (message === undefined) {
       const bytes = this.expected < 0 ? (this.head?.length ?? 0) : 5 + this.received;
@@ -443,29 +762,42 @@ class ServerUnaryCall implements UnaryCall {
       this.fail(grpc.status.UNIMPLEMENTED, `Received no request message for unary method ${this.method.path}${partial}`);
       return;
     }
-    this.message = undefined;
     if (!this.compressed) {
       this.run(message);
       return;
     }
-    const inflater = INFLATERS.get(this.encoding as string) as Inflater;
-    // Inflated off the loop, and never past the receive limit: a small message may expand a lot.
-    inflater(message, this.maxReceive === -1 ? {} : { maxOutputLength: Math.max(1, this.maxReceive) }, (error, inflated) => {
+    // Inflated off the loop, never past the receive limit (a small message may expand a lot), and
+    // what comes out is held against the request budget along with the compressed bytes and the
+    // inflater's own memory (INFLATER_OVERHEAD_BYTES).
+    if (!this.reserve(this.charged + INFLATER_OVERHEAD_BYTES)) return;
+    const inflater = (this.inflater = (INFLATERS.get(this.encoding as string) as () => Unzip | Inflate)());
+    const maxReceive = this.context.maxReceive;
+    const out: Buffer[] = [];
+    let size = 0;
+    inflater.on('data', (chunk: Buffer) => {
       if (this.finished) return;
-      if (error !== null) {
-        if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-          this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${this.maxReceive}`);
-        } else {
-          this.fail(grpc.status.INTERNAL, `Received a message that does not inflate (${this.encoding as string}): ${error.message}`);
-        }
+      size += chunk.length;
+      if (maxReceive !== -1 && size > maxReceive) {
+        this.fail(grpc.status.RESOURCE_EXHAUSTED, `Received message that decompresses to a size larger than ${maxReceive}`);
         return;
       }
-      this.run(inflated);
+      if (this.reserve(this.charged + chunk.length)) out.push(chunk);
     });
+    inflater.once('error', (error: Error) => {
+      if (this.finished) return;
+      this.fail(grpc.status.INTERNAL, `Received a message that does not inflate (${this.encoding as string}): ${error.message}`);
+    });
+    inflater.once('end', () => {
+      if (this.finished) return;
+      this.run(Buffer.concat(out, size));
+    });
+    inflater.end(message);
   }
 
   /** Deserializes the request and hands it to the handler. */
   private run(message: Buffer): void {
+    // From here the handler's admission (ozone.scm.handler.count.key) bounds what calls hold.
+    this.releaseRequest();
     try {
       this.request = this.method.deserialize(message);
     } catch {
@@ -529,9 +861,7 @@ class ServerUnaryCall implements UnaryCall {
     if (this.finished) return;
     this.finished = true;
     this.clearDeadline();
-    this.head = undefined;
-    this.parts = undefined;
-    this.message = undefined;
+    this.releaseRequest();
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
     try {
@@ -562,6 +892,7 @@ class ServerUnaryCall implements UnaryCall {
     if (this.finished) return;
     this.finished = true;
     this.clearDeadline();
+    this.releaseRequest();
     this.notifyCancelled();
   }
 
@@ -576,10 +907,19 @@ class ServerUnaryCall implements UnaryCall {
     });
   }
 
+  /** The call is answered or cancelled: neither its deadline nor its read timeout applies. */
   private clearDeadline(): void {
     if (this.deadline !== undefined) {
       clearTimeout(this.deadline);
       this.deadline = undefined;
+    }
+    this.clearReadTimer();
+  }
+
+  private clearReadTimer(): void {
+    if (this.readTimer !== undefined) {
+      clearTimeout(this.readTimer);
+      this.readTimer = undefined;
     }
   }
 }

@@ -125,6 +125,18 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_raft_peer_send_failures_total{peer="z3",scm_node_id="z1"} 0',
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_proposals_failed_total'), ['scm_raft_proposals_failed_total{scm_node_id="z1"} 0']);
+  assert.deepEqual(samplesOf(exposition, 'scm_client_refusals_total'), [
+    'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 0',
+  ]);
+  metrics.clientCallRefused('request_buffer');
+  metrics.clientCallRefused('read_timeout');
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_client_refusals_total'), [
+    'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 1',
+  ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_log_entries_dropped_total'), [
     'scm_raft_log_entries_dropped_total{reason="zeroed",scm_node_id="z1"} 0',

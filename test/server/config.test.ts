@@ -443,3 +443,32 @@ test('ozone.scm.ha.raft.server.log.segment.cache.size.max: a size (0 allowed), a
   assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).raft.logCacheBytes, 0);
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.ha\.raft\.server\.log\.segment\.cache\.size\.max/);
 });
+
+test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least the worst single call (8MB + 80KB), anything else named where it was set', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.client.request.buffer.size';
+  const min = 8 * 1024 * 1024 + 80 * 1024;
+  assert.equal(loadConfig({ overrides: base }).clientRequestBufferBytes, 64 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '16MB' } }).clientRequestBufferBytes, 16 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: String(min) } }).clientRequestBufferBytes, min);
+  assert.throws(
+    () => loadConfig({ overrides: { ...base, [key]: '8MB' } }),
+    new RegExp(
+      `invalid value "8MB" for configuration key ozone\\.scm\\.client\\.request\\.buffer\\.size: must be at least ${min} bytes \\(8MB \\+ 80KB: a compressed request of the largest size, 4MB, what it inflates to, as much again, and its inflater, 80KB, are held together\\), so that the largest call always fits \\(set in override\\)$`,
+    ),
+  );
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: String(min - 1) } }), /invalid value "8470527" .* \(set in override\)$/);
+  // As other value errors: the value as written, and where (not the parsed bytes).
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: '1MB' } }), /invalid value "1MB" .* \(set in override\)$/);
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
+});
+
+test('ozone.scm.client.request.read.timeout: a duration, 10s by default, 0 for none, anything else named', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.client.request.read.timeout';
+  assert.equal(loadConfig({ overrides: base }).clientRequestReadTimeoutMs, 10_000);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '30s' } }).clientRequestReadTimeoutMs, 30_000);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '500ms' } }).clientRequestReadTimeoutMs, 500);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).clientRequestReadTimeoutMs, 0);
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'soon' } }), /ozone\.scm\.client\.request\.read\.timeout.*\(set in override\)/);
+});

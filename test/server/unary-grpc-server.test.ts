@@ -13,7 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import { ensureLocalCertificates, type LocalTls } from '../../src/cli/local-certificates.js';
 import { callIdentity } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
-import { percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions } from '../../src/server/unary-grpc-server.js';
+import { mulberry32 } from '../seeded-random.js';
+import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
 
 const identity = (b: Buffer): Buffer => b;
 const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -34,6 +35,8 @@ class Fixture {
   readonly server: UnaryGrpcServer;
   /** Handler runs, by method name. */
   readonly calls: Record<string, number> = {};
+  /** What Echo was handed, as handed (its backing store included). */
+  readonly echoed: Buffer[] = [];
   /** Calls of Slow waiting to be answered. */
   readonly held: Array<{ call: UnaryCall; answer: grpc.sendUnaryData<Buffer> }> = [];
   readonly cancelled: UnaryCall[] = [];
@@ -48,6 +51,7 @@ class Fixture {
     this.server.addService(SERVICE, {
       Echo: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
         count('Echo');
+        this.echoed.push(call.request);
         const trailer = new grpc.Metadata();
         trailer.set('x-echo-length', String(call.request.length));
         answer(null, call.request, trailer);
@@ -612,4 +616,418 @@ test('answers that cannot be written as given are still answered: a Uint8Array a
   } finally {
     server.forceShutdown();
   }
+});
+
+// ---- the server-wide budget on request bytes held before a handler runs ----
+
+/** A call whose answer is collected as it comes; `answered` says whether it has come. */
+interface OpenCall {
+  readonly stream: http2.ClientHttp2Stream;
+  readonly done: Promise<RawAnswer>;
+  answered: boolean;
+}
+
+function open(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body: Buffer): OpenCall {
+  const stream = session.request(headers);
+  let responseHeaders: http2.IncomingHttpHeaders = {};
+  let trailers: http2.IncomingHttpHeaders = {};
+  let requestOpen = false;
+  const chunks: Buffer[] = [];
+  const c: OpenCall = {
+    stream,
+    answered: false,
+    done: new Promise((resolve) => {
+      stream.on('close', () => resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks), rstCode: stream.rstCode ?? 0, requestOpen }));
+    }),
+  };
+  stream.on('response', (h) => {
+    responseHeaders = h;
+    requestOpen = !stream.writableEnded;
+    c.answered = true;
+  });
+  stream.on('trailers', (t) => (trailers = t));
+  stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+  stream.on('error', () => {});
+  stream.write(body);
+  return c;
+}
+
+/** Resolves once the server has read everything sent on `session` so far (client and server share this process). */
+function settled(session: http2.ClientHttp2Session): Promise<void> {
+  return new Promise((resolve, reject) => session.ping((err) => (err === null ? resolve() : reject(err))));
+}
+
+/** A session to the server on `port`, once its settings are exchanged (a ping before that is cancelled). */
+async function connect(port: number): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  await new Promise((resolve) => session.once('remoteSettings', resolve));
+  return session;
+}
+
+/** A length prefix announcing `length` bytes, and `sent` of them. */
+function partial(length: number, sent: number): Buffer {
+  return frame(Buffer.alloc(length, 3)).subarray(0, 5 + sent);
+}
+
+/** Runs `body` with a started Fixture and one connection to it, both closed after. */
+async function withSession(options: UnaryGrpcServerOptions, body: (f: Fixture, session: http2.ClientHttp2Session) => Promise<void>): Promise<void> {
+  const f = await new Fixture(options).start();
+  const session = await connect(f.port);
+  try {
+    await body(f, session);
+  } finally {
+    session.destroy();
+    await f.stop();
+  }
+}
+
+/** The smallest budget for a receive limit: the worst single call (request-limits.ts). */
+const minBudget = (maxReceive: number): number => 2 * maxReceive + INFLATER_OVERHEAD_BYTES;
+
+test('raw: request bytes of unfinished calls are bounded server-wide: the call that would go over is RESOURCE_EXHAUSTED naming the budget, and not read', { timeout: 10_000 }, async () => {
+  const refusals: unknown[] = [];
+  // 40 KiB messages: each one started holds 40 KiB (its whole length at once); the budget holds
+  // four and 1 KiB (each connection's share, the worst single call, holds two).
+  const max = 40 * 1024;
+  const budget = minBudget(max) + 1024;
+  const f = await new Fixture({ maxReceiveMessageBytes: max, requestBufferBytes: budget, onRefused: (r) => refusals.push(r) }).start();
+  const sessions = [await connect(f.port), await connect(f.port)];
+  try {
+    // Four calls over two connections, each 1000 bytes of a 40 KiB message that never ends.
+    const held: OpenCall[] = [];
+    for (let i = 0; i < 4; i++) {
+      const session = sessions[i % 2]!;
+      held.push(open(session, grpcHeaders(), partial(max, 1000)));
+      await settled(session);
+    }
+    // A fifth would take it past the budget: refused at once, while its request is still open.
+    const over = open(sessions[1]!, grpcHeaders(), partial(max, 1000));
+    await settled(sessions[1]!);
+    // (The PING's acknowledgement may overtake the answer: nghttp2 sends it first.)
+    await until(() => over.answered);
+    assert.ok(over.answered, 'the call over the budget was answered at once (before: it was read and held)');
+    assert.equal(f.server.requestBytesHeld, 4 * max);
+    const a = await over.done;
+    assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(messageOf(a), `Request buffer full: /test.Svc/Echo would take the bytes held for requests not yet handed to their handler past ${budget} (ozone.scm.client.request.buffer.size); retry later`);
+    assert.ok(a.requestOpen, 'answered while the request was still open');
+    assert.equal(a.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+    assert.equal(f.server.requestBytesHeld, 4 * max, 'the refused call holds nothing');
+    assert.equal(refusals.length, 1);
+    assert.deepEqual(refusals[0], { reason: 'request_buffer', method: '/test.Svc/Echo', peer: (refusals[0] as { peer: string }).peer, details: messageOf(a), first: true });
+    assert.ok(held.every((c) => !c.answered), 'the calls within the budget are still being read');
+    // A small call that fits is served meanwhile (and holds nothing after).
+    const small = open(sessions[0]!, grpcHeaders(), frame(Buffer.from('fits')));
+    small.stream.end();
+    assert.equal(statusOf(await small.done), grpc.status.OK);
+    // Finishing one: the handler runs, its bytes are released.
+    held[0]!.stream.end(Buffer.alloc(max - 1000, 3));
+    assert.equal(statusOf(await held[0]!.done), grpc.status.OK);
+    assert.equal(f.server.requestBytesHeld, 3 * max);
+    for (const c of held.slice(1)) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await Promise.all(held.map((c) => c.done));
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0);
+  } finally {
+    for (const s of sessions) s.destroy();
+    await f.stop();
+  }
+});
+
+test('raw: the request budget is released on every path a call ends by', { timeout: 10_000 }, async () => {
+  const refusals: Array<{ first: boolean }> = [];
+  const f = await new Fixture({ maxReceiveMessageBytes: 1024, requestBufferBytes: minBudget(1024), onRefused: (r) => refusals.push(r) }).start();
+  const session = await connect(f.port);
+  const zero = async (what: string): Promise<void> => {
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0, what);
+  };
+  try {
+    // Complete, in pieces (the prefix split, the body over frames).
+    const pieces = open(session, grpcHeaders(), partial(1000, 0).subarray(0, 2));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 2);
+    pieces.stream.write(frame(Buffer.alloc(1000, 3)).subarray(2, 600));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 1000, 'the prefix is read: a buffer of the whole message (1000 bytes, under 64 KiB) is allocated, and charged');
+    pieces.stream.end(frame(Buffer.alloc(1000, 3)).subarray(600));
+    const piecesAnswer = await pieces.done;
+    assert.equal(statusOf(piecesAnswer), grpc.status.OK);
+    assert.deepEqual(piecesAnswer.body, frame(Buffer.alloc(1000, 3)));
+    await zero('complete');
+    // Complete but never half-closed: the message is held until the end comes.
+    const whole = open(session, grpcHeaders(), frame(Buffer.alloc(500, 1)));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 500);
+    whole.stream.end();
+    assert.equal(statusOf(await whole.done), grpc.status.OK);
+    await zero('complete, half-closed later');
+    // The client cancels (RST_STREAM).
+    const cancelled = open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 1000);
+    cancelled.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await cancelled.done;
+    await zero('cancelled');
+    // The deadline passes.
+    const expired = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-timeout': '50m' }), partial(1000, 500));
+    assert.equal(statusOf(await expired.done), grpc.status.DEADLINE_EXCEEDED);
+    await zero('deadline');
+    // An error: the request ends without its message, or with a second one.
+    const short = open(session, grpcHeaders(), partial(1000, 500));
+    short.stream.end();
+    assert.equal(statusOf(await short.done), grpc.status.UNIMPLEMENTED);
+    const second = open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    second.stream.end(Buffer.concat([Buffer.alloc(500), frame(Buffer.from('two'))]));
+    assert.equal(statusOf(await second.done), grpc.status.UNIMPLEMENTED);
+    await zero('error');
+    // Inflating: the compressed bytes and what they inflate to are held until the handler runs, and
+    // released when the inflated size is over the limit or the budget.
+    const inflated = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1024, 5)), 1));
+    inflated.stream.end();
+    const inflatedAnswer = await inflated.done;
+    assert.equal(statusOf(inflatedAnswer), grpc.status.OK);
+    assert.deepEqual(inflatedAnswer.body, frame(Buffer.alloc(1024, 5)));
+    const bomb = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1_000_000)), 1));
+    bomb.stream.end();
+    assert.equal(statusOf(await bomb.done), grpc.status.RESOURCE_EXHAUSTED);
+    await zero('inflating');
+    // 1024 bytes held by another call: one that inflates to 1024 fits with its inflater, but would
+    // go over the budget while inflating.
+    const big = [open(session, grpcHeaders(), partial(1024, 700))];
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 1024);
+    const squeezed = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), frame(gzipSync(Buffer.alloc(1024, 6)), 1));
+    squeezed.stream.end();
+    const squeezedAnswer = await squeezed.done;
+    assert.equal(statusOf(squeezedAnswer), grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(messageOf(squeezedAnswer), new RegExp(`^Request buffer full: /test\\.Svc/Echo would take .* past ${minBudget(1024)} `));
+    assert.equal(f.server.requestBytesHeld, 1024);
+    for (const c of big) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await zero('refused while inflating');
+    // The connection closes with calls in it.
+    const other = await connect(f.port);
+    open(other, grpcHeaders(), partial(1000, 500));
+    open(other, grpcHeaders(), partial(1000, 500));
+    await settled(other);
+    assert.equal(f.server.requestBytesHeld, 2000);
+    other.destroy();
+    await zero('connection closed');
+    // A forced shutdown with calls in progress.
+    open(session, grpcHeaders(), partial(1000, 500));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 1000);
+    f.server.forceShutdown();
+    await zero('forced shutdown');
+    assert.equal(f.calls['Echo'], 3, 'the handler ran for the complete calls only');
+    assert.deepEqual(refusals.map((r) => r.first), [true], 'one refusal, the first since the budget was half free');
+  } finally {
+    session.destroy();
+    f.server.forceShutdown();
+  }
+});
+
+test('the request budget must hold the worst single call: a compressed message of the largest size, what it inflates to, and its inflater', () => {
+  assert.throws(
+    () => new UnaryGrpcServer({ maxReceiveMessageBytes: 1024, requestBufferBytes: minBudget(1024) - 1 }),
+    new RegExp(`request buffer \\(${minBudget(1024) - 1} bytes\\) is smaller than the worst single call \\(${minBudget(1024)} bytes: a compressed message of the largest size, 1024 bytes, what it inflates to, as much again, and its inflater, ${INFLATER_OVERHEAD_BYTES} bytes, held together\\)`),
+  );
+  assert.throws(() => new UnaryGrpcServer({ requestBufferBytes: 4 * 1024 * 1024 }), /smaller than the worst single call \(8470528 bytes/);
+  assert.throws(() => new UnaryGrpcServer({ requestBufferBytes: -1 }), /request buffer/);
+  new UnaryGrpcServer({ maxReceiveMessageBytes: 1024, requestBufferBytes: minBudget(1024) });
+  new UnaryGrpcServer({ maxReceiveMessageBytes: -1, requestBufferBytes: 1024 });
+  assert.throws(() => new UnaryGrpcServer({ requestReadTimeoutMs: -1 }), /read timeout/);
+});
+
+test('raw: one connection holds at most its share of the budget; the call past it is RESOURCE_EXHAUSTED, while other connections still fit', { timeout: 10_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  // 40 KiB messages: the worst single call is 160 KiB, the budget four times that, so a
+  // connection's share (a quarter) holds four messages started.
+  const max = 40 * 1024;
+  const share = minBudget(max);
+  const f = await new Fixture({ maxReceiveMessageBytes: max, requestBufferBytes: 4 * share, onRefused: (r) => refusals.push(r) }).start();
+  const [greedy, other] = [await connect(f.port), await connect(f.port)];
+  try {
+    const held: OpenCall[] = [];
+    for (let i = 0; i < 4; i++) {
+      held.push(open(greedy, grpcHeaders(), partial(max, 10)));
+      await settled(greedy);
+    }
+    assert.equal(f.server.requestBytesHeld, 4 * max);
+    // A fifth on the same connection would take it past its share (not past the budget).
+    const over = open(greedy, grpcHeaders(), partial(max, 10));
+    const a = await over.done;
+    assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(messageOf(a), `Connection's request buffer share full: /test.Svc/Echo would take the bytes its connection holds for requests not yet handed to their handler past ${share} (its share of ozone.scm.client.request.buffer.size); retry later`);
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first]),
+      [['connection_share', true]],
+    );
+    assert.equal(f.server.requestBytesHeld, 4 * max);
+    // Another connection's calls still fit, a started one and a complete one.
+    const elsewhere = open(other, grpcHeaders(), partial(max, 10));
+    await settled(other);
+    assert.equal(f.server.requestBytesHeld, 5 * max);
+    const small = open(other, grpcHeaders(), frame(Buffer.from('fits')));
+    small.stream.end();
+    assert.equal(statusOf(await small.done), grpc.status.OK);
+    // Again on the greedy connection: refused, not logged again; once one of its calls ends, it fits.
+    assert.equal(statusOf(await open(greedy, grpcHeaders(), partial(max, 10)).done), grpc.status.RESOURCE_EXHAUSTED);
+    assert.deepEqual(
+      refusals.map((r) => r.first),
+      [true, false],
+    );
+    held[0]!.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await held[0]!.done;
+    await until(() => f.server.requestBytesHeld === 4 * max);
+    const fits = open(greedy, grpcHeaders(), partial(max, 10));
+    await settled(greedy);
+    assert.equal(f.server.requestBytesHeld, 5 * max);
+    assert.equal(fits.answered, false);
+    for (const c of [...held, fits, elsewhere]) c.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0);
+  } finally {
+    greedy.destroy();
+    other.destroy();
+    await f.stop();
+  }
+});
+
+test('raw: a request that has not arrived within the read timeout is UNAVAILABLE naming the key, its bytes released; a running handler is not bounded by it', { timeout: 10_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  await withSession({ requestReadTimeoutMs: 50, onRefused: (r) => refusals.push(r) }, async (f, session) => {
+    // A handler that runs (its request complete at once) and does not answer yet.
+    const running = open(session, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('slow')));
+    running.stream.end();
+    await f.holding(1);
+    // Requests that never finish: a partial message, headers only, a complete message never half-closed.
+    const partialCall = open(session, grpcHeaders(), partial(1000, 500));
+    const headersOnly = session.request(grpcHeaders());
+    headersOnly.on('error', () => {});
+    const headersOnlyDone = new Promise<http2.IncomingHttpHeaders>((resolve) => headersOnly.on('response', resolve));
+    const notEnded = open(session, grpcHeaders(), frame(Buffer.from('never ends')));
+    const a = await partialCall.done;
+    assert.equal(statusOf(a), grpc.status.UNAVAILABLE);
+    assert.equal(
+      messageOf(a),
+      'Request not received in time: /test.Svc/Echo did not send its whole request (message and end of stream) within 50 ms of opening the call (ozone.scm.client.request.read.timeout)',
+    );
+    assert.equal(Number((await headersOnlyDone)['grpc-status']), grpc.status.UNAVAILABLE);
+    assert.equal(statusOf(await notEnded.done), grpc.status.UNAVAILABLE);
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0);
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first]),
+      [
+        ['read_timeout', true],
+        ['read_timeout', false],
+        ['read_timeout', false],
+      ],
+    );
+    // The handler started before all three timed out, and is still running: its answer goes out.
+    assert.equal(running.answered, false);
+    assert.equal(f.held[0]!.call.cancelled, false);
+    f.held[0]!.answer(null, Buffer.from('done'));
+    const done = await running.done;
+    assert.equal(statusOf(done), grpc.status.OK);
+    assert.deepEqual(done.body, frame(Buffer.from('done')));
+    assert.equal(f.calls['Echo'], undefined);
+  });
+});
+
+test('raw: a message of up to 64 KiB arriving in pieces gets a buffer of its whole length at once; a longer one grows by doubling; what is allocated is charged', { timeout: 10_000 }, async () => {
+  await withSession({}, async (f, session) => {
+    const small = open(session, grpcHeaders(), partial(60_000, 100));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 60_000, 'the whole message at once (before: 100, then doubling)');
+    small.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await small.done;
+    await until(() => f.server.requestBytesHeld === 0);
+    const large = open(session, grpcHeaders(), partial(1_000_000, 10_000));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 10_000, 'above 64 KiB, what was sent');
+    large.stream.write(Buffer.alloc(5_000, 3));
+    await settled(session);
+    assert.equal(f.server.requestBytesHeld, 20_000, 'doubled');
+    large.stream.end(Buffer.alloc(1_000_000 - 15_000, 3));
+    assert.equal(statusOf(await large.done), grpc.status.OK);
+    assert.equal(f.server.requestBytesHeld, 0);
+  });
+});
+
+test('raw: a complete message waiting for the end of its request is not kept as a view of a larger read', { timeout: 10_000 }, async () => {
+  await withSession({}, async (f, session) => {
+    // A small message, and in the same tick (one socket read at the server) another call's 60 KB.
+    const waiting = open(session, grpcHeaders(), frame(Buffer.from('small message')));
+    const big = open(session, grpcHeaders(), frame(Buffer.alloc(60_000, 1)));
+    big.stream.end();
+    assert.equal(statusOf(await big.done), grpc.status.OK);
+    assert.equal(f.server.requestBytesHeld, 13);
+    waiting.stream.end();
+    assert.equal(statusOf(await waiting.done), grpc.status.OK);
+    const handed = f.echoed.find((m) => m.length === 13)!;
+    assert.equal(handed.toString(), 'small message');
+    assert.ok(handed.buffer.byteLength <= 2 * 13 + 4096, `a backing store of ${handed.buffer.byteLength} bytes for 13`);
+  });
+});
+
+test('raw: a compressed call holds its inflater too: at the smallest budget the largest compressed call fits alone, and not beside another call', { timeout: 10_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  await withSession({ maxReceiveMessageBytes: 1024, requestBufferBytes: minBudget(1024), onRefused: (r) => refusals.push(r) }, async (f, session) => {
+    // Incompressible: about 1024 bytes compressed, 1000 inflated.
+    const random = mulberry32(7);
+    const message = Buffer.from(Array.from({ length: 1000 }, () => Math.floor(random() * 256)));
+    const compressed = frame(gzipSync(message), 1);
+    assert.ok(compressed.length - 5 <= 1024 && compressed.length - 5 > 1000, `${compressed.length - 5} bytes compressed`);
+    const alone = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), compressed);
+    alone.stream.end();
+    const aloneAnswer = await alone.done;
+    assert.equal(statusOf(aloneAnswer), grpc.status.OK);
+    assert.deepEqual(aloneAnswer.body, frame(message));
+    // Beside a started 1 KiB message, the inflater (INFLATER_OVERHEAD_BYTES) no longer fits.
+    const other = open(session, grpcHeaders(), partial(1024, 10));
+    await settled(session);
+    const beside = open(session, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'gzip' }), compressed);
+    beside.stream.end();
+    const besideAnswer = await beside.done;
+    assert.equal(statusOf(besideAnswer), grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(messageOf(besideAnswer), /^Request buffer full: .*; retry later$/);
+    assert.deepEqual(
+      refusals.map((r) => r.reason),
+      ['request_buffer'],
+    );
+    assert.equal(f.server.requestBytesHeld, 1024);
+    other.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await until(() => f.server.requestBytesHeld === 0);
+    assert.equal(f.server.requestBytesHeld, 0);
+  });
+});
+
+test('raw: without a receive limit, a message the budget could never hold is refused without "retry later"', { timeout: 10_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  const f = await new Fixture({ maxReceiveMessageBytes: -1, requestBufferBytes: 100_000, onRefused: (r) => refusals.push(r) }).start();
+  try {
+    const a = await raw(f.port, grpcHeaders(), partial(200_000, 50_000), false);
+    assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(
+      messageOf(a),
+      'Request too large: /test.Svc/Echo needs at least 200000 bytes held before its handler runs, more than the whole request buffer (100000, ozone.scm.client.request.buffer.size)',
+    );
+    assert.deepEqual(
+      refusals.map((r) => r.reason),
+      ['request_buffer'],
+    );
+    assert.equal(f.server.requestBytesHeld, 0);
+  } finally {
+    await f.stop();
+  }
+});
+
+test('raw: an unknown grpc-encoding is named by its first 64 characters only', { timeout: 10_000 }, async () => {
+  const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'x'.repeat(1000) }), frame(Buffer.from('x'), 1));
+  assert.equal(statusOf(a), grpc.status.UNIMPLEMENTED);
+  assert.equal(messageOf(a), `Received message compressed with unsupported encoding "${'x'.repeat(64)}"… (1000 characters)`);
 });
