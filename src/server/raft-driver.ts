@@ -509,10 +509,14 @@ export class RaftDriver {
     // follower's acknowledgement of new entries must not wait while it computes the entries that
     // the same append committed (applying computes in microtasks, ahead of the transport's write).
     // Proposals are answered as soon as their results are computed (the entries are committed:
-    // durable on a majority), without waiting for the state machine's own write.
+    // durable on a majority), without waiting for the state machine's own write; and the write
+    // waits a turn for them: the answers (a chain of promise reactions per call, then each
+    // response's encoding and framing) would otherwise run only after the write's synchronous
+    // part (encoding every record, handing the batch to LevelDB), which is on no client's path.
     const applied = new Promise<void>((resolve) => this.scheduler.soon(resolve)).then(() =>
       this.sm.applyBatch(entries, (results) => {
         if (!this.failed) this.answerProposals(results);
+        return new Promise<void>((resolve) => this.scheduler.soon(resolve));
       }),
     );
     applied.catch(() => undefined); // handled in order below, once the applies before it are done

@@ -3,7 +3,7 @@
 // with seeded faults, and so runs the very driver the node runs (hashicorp/raft's approach:
 // the driver only sees what it needs).
 import type { LogEntry, LogReader, Message } from '../raft/index.js';
-import type { AppliedConfiguration, ApplyResult, TermIndex } from '../statemachine/index.js';
+import type { AppliedConfiguration, ApplyResult, OnComputed, TermIndex } from '../statemachine/index.js';
 
 /**
  * The durable Raft log, raft-meta and raft-meta.conf. Writes take effect in the in-memory view at
@@ -27,9 +27,10 @@ export interface ReplicatedStateMachine {
   /**
    * One atomic batch; returns a result per applied data entry. May call `onComputed` with those
    * results earlier, once they are computed and visible but before the batch is written (the
-   * entries are committed, so a crash only means applying them again, to the same results).
+   * entries are committed, so a crash only means applying them again, to the same results). A
+   * promise `onComputed` returns holds the write back until it settles.
    */
-  applyBatch(entries: readonly LogEntry[], onComputed?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]>;
+  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed): Promise<ApplyResult[]>;
   lastApplied(): TermIndex;
   snapshotPoint(): TermIndex;
   /** Records lastApplied as the snapshot point, durably (the log may be purged below it next). */

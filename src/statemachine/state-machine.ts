@@ -70,6 +70,13 @@ export interface ApplyResult {
   readonly command?: { readonly type: ScmCommandType; readonly clientId: string; readonly callId: number };
 }
 
+/**
+ * Hears a batch's results once they are computed and visible, before the batch is written; a
+ * promise it returns holds the write back until it settles (the Raft driver answers its clients
+ * first).
+ */
+export type OnComputed = (results: readonly ApplyResult[]) => void | Promise<void>;
+
 interface Loaded {
   readonly state: ScmState;
   readonly applied: TermIndex;
@@ -214,11 +221,12 @@ export class ScmStateMachine implements PipelinePlacementView {
    *
    * `onComputed` hears the same results once they are computed and visible to queries, just before
    * the batch's last scm.db write: the Raft driver answers clients from it, as the entries are
-   * committed (durable on a majority) already. A write failure after it still rejects, and the
+   * committed (durable on a majority) already. A promise it returns holds the write back until it
+   * settles (the driver's answers leave first). A write failure after it still rejects, and the
    * caller must then stop: the entries stay committed in the Raft log and are applied again, to the
    * same results, after a restart.
    */
-  applyBatch(entries: readonly LogEntry[], onComputed?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]> {
+  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed): Promise<ApplyResult[]> {
     return this.exclusive(async () => {
       this.assertOpen();
       const fresh = this.selectNewEntries(entries);
@@ -242,7 +250,10 @@ export class ScmStateMachine implements PipelinePlacementView {
           // Every result is known (and visible to queries) before the last write: the caller may
           // answer with them now. The entries are committed in the Raft log, so a crash before the
           // write only means they are applied again, deterministically, to the same results.
-          if (k === fresh.length - 1) onComputed?.(results);
+          if (k === fresh.length - 1) {
+            const answered = onComputed?.(results);
+            if (answered !== undefined) await answered;
+          }
           await this.write(entry, config);
           config = undefined;
           if (marker) this.startConsistencyHash(entry.index);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { MemoryLog, RaftNode, type LogEntry, type Message } from '../../src/raft/index.js';
 import { MAX_ENTRIES_HELD, RaftDriver, purgeBound } from '../../src/server/raft-driver.js';
 import type { RaftLogStore, ReplicatedStateMachine, Scheduler, TimerHandle } from '../../src/server/raft-ports.js';
-import type { ApplyResult, AppliedConfiguration, TermIndex } from '../../src/statemachine/index.js';
+import type { ApplyResult, AppliedConfiguration, OnComputed, TermIndex } from '../../src/statemachine/index.js';
 import { makeConfig, membership } from '../raft/cluster.js';
 
 /** A gate: writes (or applies) wait on it while it is held. */
@@ -90,18 +90,27 @@ class FakeStateMachine implements ReplicatedStateMachine {
   private applied: TermIndex = { term: 0, index: 0 };
   private queue: Promise<unknown> = Promise.resolve();
 
-  /** Report results through onComputed before waiting at the gate (the write), as ScmStateMachine does. */
+  /**
+   * Report results through onComputed before the write (which waits at the gate), as
+   * ScmStateMachine does: the write starts at once, or once a promise onComputed returned settles.
+   */
   computesEarly = false;
+  /** Called as each batch's write starts. */
+  onWrite: ((lastIndex: number) => void) | undefined;
 
-  applyBatch(entries: readonly LogEntry[], onComputed?: (results: readonly ApplyResult[]) => void): Promise<ApplyResult[]> {
+  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed): Promise<ApplyResult[]> {
     for (const e of entries) this.started.push(e.index);
     const run = this.queue.then(async () => {
       const results = entries
         .filter((e) => e.payload.kind === 'data' && e.payload.data.length > 0)
         .map((e): ApplyResult => ({ term: e.term, index: e.index, outcome: { ok: true, value: { kind: 'none' } } as unknown as ApplyResult['outcome'], replayed: false }));
-      if (this.computesEarly) onComputed?.(results);
-      await this.gate.pass();
+      if (this.computesEarly) {
+        const answered = onComputed?.(results);
+        if (answered !== undefined) await answered;
+      }
       const last = entries[entries.length - 1] as LogEntry;
+      this.onWrite?.(last.index);
+      await this.gate.pass();
       this.applied = { term: last.term, index: last.index };
       return results;
     });
@@ -275,6 +284,27 @@ describe('RaftDriver: pipelining', () => {
     sm.gate.release();
     await p;
     await driver.stop();
+  });
+
+  it("the answer leaves before the state machine's write starts: the write waits a turn for it", async () => {
+    const parts = build(['a']);
+    const { driver, sm } = parts;
+    await campaign(parts);
+    await until('a leads and applied its first entry', () => driver.isLeader() && sm.lastApplied().index >= 1);
+    sm.computesEarly = true;
+    const order: string[] = [];
+    sm.onWrite = (index) => order.push(`write ${index}`);
+    const index = sm.lastApplied().index + 1;
+    // The answer goes through a chain of promise reactions, as a client's call does.
+    const p = driver
+      .propose(data('one'))
+      .then((r) => r)
+      .then((r) => order.push(`answered ${r.index}`));
+    await until('the batch was written', () => sm.lastApplied().index >= index);
+    await p;
+    assert.deepEqual(order, [`answered ${index}`, `write ${index}`]);
+    await driver.stop();
+    assert.deepEqual(parts.fatal, []);
   });
 
   it('stop() waits for the apply in progress', async () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
-import { readTransactionInfoAt } from '../../src/statemachine/transaction-info.js';
+import { readTransactionInfo, readTransactionInfoAt } from '../../src/statemachine/transaction-info.js';
 import type { LogEntry } from '../../src/log-entry.js';
 import { basicSetup, EntryFactory, withTempDir } from './helpers.js';
 
@@ -246,6 +246,36 @@ test('onComputed hears every result of the batch, visible to queries, before the
       });
       assert.deepEqual(heard, { results: results.map((r) => r.index), applied: before.index, containers: 2 });
       assert.deepEqual(sm.lastApplied(), { term: 1, index: entries[1]!.index });
+    } finally {
+      await sm.close();
+    }
+  });
+});
+
+test('a promise onComputed returns holds the batch\'s write back until it settles; queries see the results meanwhile', async () => {
+  await withTempDir(async (dir) => {
+    const f = new EntryFactory();
+    const sm = await ScmStateMachine.open(dir);
+    try {
+      await sm.applyBatch(basicSetup(f));
+      const before = sm.lastApplied();
+      const entries = [f.allocate('p1'), f.allocate('p1')];
+      let release!: () => void;
+      let heard = false;
+      const applying = sm.applyBatch(entries, () => {
+        heard = true;
+        return new Promise<void>((resolve) => (release = resolve));
+      });
+      for (let i = 0; i < 20 && !heard; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(heard, true);
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(sm.lastApplied(), before, 'written before the promise settled');
+      assert.deepEqual(await readTransactionInfo(sm.db), before, 'scm.db holds the batch already');
+      assert.equal(sm.containerCount(), 2, 'the results are visible to queries before the write');
+      release();
+      await applying;
+      assert.deepEqual(sm.lastApplied(), { term: 1, index: entries[1]!.index });
+      assert.deepEqual(await readTransactionInfo(sm.db), sm.lastApplied());
     } finally {
       await sm.close();
     }
