@@ -115,6 +115,7 @@ export const KEY = {
   logPurgeUptoSnapshotIndex: 'ozone.scm.ha.ratis.log.purge.upto.snapshot.index',
   logCorruptionPolicy: 'ozone.scm.ha.ratis.log.corruption.policy',
   logCacheSize: 'ozone.scm.ha.raft.server.log.segment.cache.size.max',
+  followerSyncOnLoop: 'ozone.scm.ha.raft.server.log.follower.sync.on.loop',
   snapshotThreshold: 'ozone.scm.ha.ratis.snapshot.threshold',
   snapshotCreationGap: 'ozone.scm.ha.ratis.server.snapshot.creation.gap',
   leaderElectionTimeout: 'ozone.scm.ha.ratis.leader.election.timeout',
@@ -204,6 +205,9 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Not an Ozone key: Ozone's SCM fixes Ratis' log cache at 2 segments in code. Named as Ratis'
   // raft.server.log.segment.cache.size.max under the prefix Ozone gives SCM's Ratis server keys.
   key(KEY.logCacheSize, size, 'Bytes of recent Raft log entries (as written to the segments) kept in memory to feed followers and the state machine; entries beyond it are read back from the segment files. 0 keeps only what is not yet written.', { default: '8MB' }),
+  // Not an Ozone key (Ratis' log worker is a thread of its own; Node's event loop is the node's
+  // only thread for JavaScript): named under the same prefix as the log cache's.
+  key(KEY.followerSyncOnLoop, bool, 'A follower makes its log durable with a synchronous fdatasync on its event loop, which shortens every acknowledgement by a thread-pool round trip but leaves the follower doing nothing else while the disk syncs; false uses the thread pool, as the leader always does.', { default: 'true' }),
   key(KEY.snapshotThreshold, count(1, Number.MAX_SAFE_INTEGER), 'Applied entries between snapshot points.', { default: '1000' }),
   key(KEY.snapshotCreationGap, count(1, Number.MAX_SAFE_INTEGER), 'Minimum entries between manually triggered snapshots.', { default: '1024' }),
   key(KEY.leaderElectionTimeout, ms, 'Minimum election timeout; the maximum is 200 ms more (as Ozone), heartbeats at half.', { default: '5s' }),

@@ -76,6 +76,8 @@ export interface RaftConfig {
   readonly logCorruptionPolicy: 'EXCEPTION' | 'WARN_AND_RETURN';
   /** Bytes of recent log entries kept in memory (ozone.scm.ha.raft.server.log.segment.cache.size.max). */
   readonly logCacheBytes: number;
+  /** A follower fdatasyncs its log on the event loop (ozone.scm.ha.raft.server.log.follower.sync.on.loop). */
+  readonly followerSyncOnLoop: boolean;
   readonly snapshotThreshold: number;
   readonly snapshotCreationGap: number;
   /** Election timeouts are drawn from [min, max]; Ozone sets max = min + 200 ms. */
@@ -470,6 +472,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     logPurgeUptoSnapshotIndex: reader.required(KEY.logPurgeUptoSnapshotIndex, parseBoolean),
     logCorruptionPolicy: reader.required(KEY.logCorruptionPolicy, (key, value) => parseEnum(key, value, ['EXCEPTION', 'WARN_AND_RETURN'] as const)),
     logCacheBytes: reader.required(KEY.logCacheSize, parseSizeBytes),
+    followerSyncOnLoop: reader.required(KEY.followerSyncOnLoop, parseBoolean),
     snapshotThreshold: reader.count(KEY.snapshotThreshold),
     snapshotCreationGap: reader.count(KEY.snapshotCreationGap),
     electionTimeoutMinMs,

@@ -345,6 +345,8 @@ export class ScmNode {
 
   private async boot(bindHost: string): Promise<void> {
     const { storage, sm, config } = this;
+    // Every node starts as a follower; onSoftState follows its role from here.
+    storage.setFsyncOnLoop(config.raft.followerSyncOnLoop);
     const groupDir = raftGroupDir(config, this.clusterId);
     const logBefore = { firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex() };
     const boot = await recoverRaftState(storage, sm, {
@@ -588,6 +590,9 @@ export class ScmNode {
   }
 
   private onSoftState(role: Role, leader: string, term: number): void {
+    // A follower's fsync is on the path of every acknowledgement, a leader's runs beside its
+    // followers' (segment-writer.ts, fsyncOnLoop, says what each costs).
+    this.storage.setFsyncOnLoop(this.config.raft.followerSyncOnLoop && role !== 'leader');
     if (role !== this.role) {
       if (role === 'candidate') this.events.electionStarted(term);
       else this.events.roleChanged(metricsRole(role), term);

@@ -143,6 +143,11 @@ export class RaftStorage {
   syncCount(): number {
     return this.log.syncCount();
   }
+
+  /** fdatasync segments on the event loop's thread (true) or on the thread pool (the default). */
+  setFsyncOnLoop(onLoop: boolean): void {
+    this.log.setFsyncOnLoop(onLoop);
+  }
   /** Current segment file paths, oldest first. */
   segmentFiles(): string[] {
     return this.log.segmentFiles();

@@ -103,6 +103,11 @@ export class SegmentedLog {
     return this.writer.syncCount;
   }
 
+  /** fdatasync on the event loop's thread (true) or on the thread pool (SegmentWriter.fsyncOnLoop). */
+  setFsyncOnLoop(onLoop: boolean): void {
+    this.writer.fsyncOnLoop = onLoop;
+  }
+
   term(index: number): number | undefined {
     if (index === this.first - 1) return this.prevTerm;
     if (index < this.first || index > this.last) return undefined;

@@ -369,6 +369,44 @@ test('a small append costs one thread-pool trip (its fdatasync): the frames are 
   }
 });
 
+test("setFsyncOnLoop: a follower's fdatasync runs on the event loop (no thread-pool call); off, it goes back to the pool", async () => {
+  const { dir, cleanup } = tempDir('fsync-on-loop');
+  const { open } = await import('node:fs/promises');
+  const probe = await open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: (...args: unknown[]) => unknown };
+  await probe.close();
+  const original = proto.datasync;
+  let poolSyncs = 0;
+  proto.datasync = function (this: unknown, ...args: unknown[]) {
+    poolSyncs++;
+    return original.apply(this, args);
+  };
+  try {
+    const s = RaftStorage.open(dir, { preallocateBytes: 0 });
+    await s.append(range(1, 3, 1));
+    let before = poolSyncs; // the new segment's own
+    await s.append([dataEntry(4, 1)]);
+    assert.equal(poolSyncs - before, 1, 'by default the fdatasync is a thread-pool call');
+    before = poolSyncs;
+    s.setFsyncOnLoop(true);
+    const syncsBefore = s.syncCount();
+    await s.append(range(5, 10, 1));
+    await s.append([dataEntry(11, 1)]);
+    assert.equal(poolSyncs - before, 0, 'an fdatasync went to the thread pool while on the loop');
+    assert.equal(s.syncCount() - syncsBefore, 2, 'each append was made durable');
+    s.setFsyncOnLoop(false);
+    await s.append([dataEntry(12, 1)]);
+    assert.equal(poolSyncs - before, 1, 'back on the thread pool');
+    await s.close();
+    const reopened = RaftStorage.open(dir, { preallocateBytes: 0 });
+    assertEntries(reopened, range(1, 12, 1));
+    await reopened.close();
+  } finally {
+    proto.datasync = original;
+    cleanup();
+  }
+});
+
 test('configurationIndexes names the configuration entries without reading the log, across segments, truncation, purge and a reopen', async () => {
   const { dir, cleanup } = tempDir('config-indexes');
   const config = (index: number, term: number): LogEntry => ({ index, term, payload: { kind: 'config', peers: [{ id: `scm${index}`, address: `h:${index}`, priority: 0 }], listeners: [] } });
