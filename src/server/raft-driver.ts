@@ -321,14 +321,27 @@ export class RaftDriver {
   }
 
   /**
-   * Ticks the core once per tickMs of clock time since the last tick (at least `atLeast` times). A
-   * timer fires once however long the process was stopped (SIGSTOP, a long pause), so counting
-   * timer callbacks would let a paused leader's lease outlive real time: resumed, it served a
-   * lease read while another leader had committed meanwhile (simulation seeds 683 and 703). A long
-   * gap is capped (MAX_CATCH_UP_TICKS): past an election timeout, more ticks change nothing.
+   * On a leader, ticks the core once per tickMs of clock time since the last tick (at least
+   * `atLeast` times). A timer fires once however long the process was stopped (SIGSTOP, a long
+   * pause), so counting timer callbacks would let a paused leader's lease outlive real time:
+   * resumed, it served a lease read while another leader had committed meanwhile (simulation seeds
+   * 683 and 703). A long gap is capped (MAX_CATCH_UP_TICKS): past an election timeout, more ticks
+   * change nothing.
+   *
+   * Any other role ticks `atLeast` times, whatever the clock says. After its loop was held up (a
+   * follower's fdatasync runs on it, a process was stopped), Node runs the timers before the I/O
+   * that waited: the leader's heartbeats of the whole gap are stepped only after this tick, so
+   * counting the gap here would have a follower of a live leader campaign. Counting too little is
+   * safe on a follower: it only refuses votes for longer (the leader's lease assumes it refuses
+   * them for at least an election timeout of its own time) and campaigns later.
    */
   private tickForElapsedTime(atLeast: number): void {
     const now = this.scheduler.now();
+    if (this.core.currentRole !== 'leader') {
+      this.lastTickAt = now;
+      for (let k = 0; k < atLeast; k++) this.core.tick();
+      return;
+    }
     const elapsed = Math.floor((now - this.lastTickAt) / this.options.tickMs);
     const due = Math.max(atLeast, elapsed);
     // The ticks stand for whole periods of clock time; a timer tick that came early restarts them.

@@ -207,24 +207,51 @@ async function campaign(parts: ReturnType<typeof build>): Promise<void> {
 const data = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 describe('RaftDriver: time', () => {
-  it('ticks for the clock time that passed, however few timer callbacks came (a process that was stopped)', async () => {
+  /** a leads b: b voted for it; b then says nothing more. */
+  async function leading() {
     const parts = build(['a', 'b']);
-    parts.driver.start();
+    await campaign(parts);
+    await until('the vote request left', () => parts.sent.some((m) => m.type === 'vote'));
+    parts.driver.step({ type: 'vote-response', from: 'b', to: 'a', term: parts.core.currentTerm, reject: false });
+    await until('a leads', () => parts.driver.isLeader());
+    return parts;
+  }
+
+  it('a leader ticks for the clock time that passed, however few timer callbacks came (a process that was stopped)', async () => {
+    const parts = await leading();
     // 30 ticks of 10 ms pass while the process is stopped; on waking its timer fires once.
-    parts.scheduler.clock = 300;
+    parts.scheduler.clock += 300;
     parts.scheduler.ticker?.();
     await turns(2);
-    assert.equal(parts.core.currentRole, 'candidate', 'an election timeout (10 to 20 ticks) has passed');
+    assert.equal(parts.core.currentRole, 'follower', 'an election timeout (10 ticks) passed without hearing from b: check quorum steps down');
     await parts.driver.stop();
   });
 
-  it('a read catches up on the clock before a lease is believed', async () => {
-    const parts = build(['a', 'b']);
-    parts.driver.start();
-    parts.scheduler.clock = 300;
+  it("a leader's read catches up on the clock before a lease is believed", async () => {
+    const parts = await leading();
+    parts.scheduler.clock += 300;
     // No timer callback at all yet: the read itself counts the time.
     await assert.rejects(parts.driver.readBarrier());
-    assert.equal(parts.core.currentRole, 'candidate');
+    assert.equal(parts.core.currentRole, 'follower');
+    await parts.driver.stop();
+  });
+
+  it('a follower whose timer fires once after a long gap ticks once: the leader\'s heartbeats that waited behind the gap are stepped before it could time out', async () => {
+    const parts = build(['a', 'b']);
+    parts.driver.start();
+    // The loop was held up for 30 ticks (a long fdatasync on the loop, a stopped process). Node runs
+    // the timer before the I/O that queued meanwhile.
+    parts.scheduler.clock = 300;
+    parts.scheduler.ticker?.();
+    await turns(2);
+    assert.equal(parts.core.currentRole, 'follower', 'campaigned on time it had not seen the leader in');
+    assert.equal(parts.core.currentTerm, 0);
+    // The heartbeat that waited, then the follower's own time goes on as usual.
+    parts.driver.step({ type: 'heartbeat', from: 'b', to: 'a', term: 1, commit: 0, commitTerm: 0, readRound: 0, sentTick: 1 });
+    for (let i = 0; i < 9; i++) parts.scheduler.ticker?.();
+    await turns(2);
+    assert.equal(parts.core.currentRole, 'follower');
+    assert.equal(parts.core.leaderId, 'b');
     await parts.driver.stop();
   });
 });
