@@ -59,11 +59,13 @@ export class SegmentWriter {
    * pool. The thread-pool call adds a worker wake-up and an event-loop wake-up to every group
    * commit: measured in one process, 447-527 µs from call to resolution against 141-154 µs for
    * the synchronous call; in a 1-caller cluster a follower's write-and-sync p50 went from 0.49-0.53
-   * ms to 0.41-0.42 on a quiet machine, and from 1.4-1.9 ms to 0.8-1.2 beside a test run (wake-ups
-   * cost more on a busy machine). The price is a loop that does nothing else meanwhile, which a follower can
-   * afford (its fsync is on the path of every acknowledgement, and it has little else to do) and a
-   * leader cannot (its appends to followers, its clients and its heartbeats would wait).
-   * The node sets it by role (ozone.scm.ha.raft.server.log.follower.sync.on.loop).
+   * ms to 0.41-0.42 on a quiet machine, and from 1.4-1.9 ms to 0.8-1.2 beside a test run
+   * (wake-ups cost more on a busy machine). The price is a loop that does nothing else meanwhile,
+   * which a follower can afford (its fsync is on the path of every acknowledgement, and it has
+   * little else to do) and a leader cannot (its appends to followers, its clients and its
+   * heartbeats would wait). A follower's driver ticks per timer callback, so a long sync does not
+   * make it time out its leader (raft-driver.ts, tickForElapsedTime). The node sets it by role
+   * (ozone.scm.ha.raft.server.log.follower.sync.on.loop).
    */
   fsyncOnLoop = false;
 
