@@ -111,6 +111,7 @@ export interface DownloadedCheckpoint {
   readonly checkpointId: string | undefined;
   readonly termIndex: TermIndex | undefined;
   readonly bytes: number;
+  /** The offset this call's bytes started at: the one resumed from, 0 when fresh or when the leader started over. */
   readonly resumedFrom: number;
 }
 
@@ -149,7 +150,8 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
   await mkdir(req.destDir, { recursive: true });
 
   const state = await openTarget(req);
-  const resumedFrom = state.offset;
+  /** Where this attempt's bytes start: the offset asked for, or 0 if the leader started over. */
+  let resumedFrom = state.offset;
   const consumer = req.consumer;
   const Client = interScmClientConstructor();
   const maxMessageBytes = req.maxMessageBytes ?? 8 * 1024 * 1024;
@@ -217,6 +219,7 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
         await state.handle.truncate(0);
         const replayed = state.offset;
         state.offset = 0;
+        resumedFrom = 0;
         state.checkpointId = checked.checkpointId;
         // The consumer had the old checkpoint's prefix replayed: it starts over too.
         if (consumer !== undefined) {

@@ -97,6 +97,7 @@ test('a resumed attempt whose leader restarts at 0 with another checkpoint start
       const ready = await new SnapshotDownloader({ leaderAddress: () => relay.address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 30_000, maxAttempts: 2, initialBackoffMs: 10, maxBackoffMs: 20 }).fetch(400);
       assert.equal(ready.attempts, 2);
       assert.ok(Number(requests[1]?.resumeOffset ?? 0) > 0, 'the second attempt asked to resume');
+      assert.equal(ready.resumedFrom, 0, 'the leader started over at 0: nothing was resumed');
       assert.deepEqual(await dumpDbAt(ready.dir), await dumpDb(leaderDb));
     } finally {
       upstream.close();
