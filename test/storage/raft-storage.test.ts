@@ -340,69 +340,69 @@ test('bad options are rejected with a message naming the option', async () => {
   }
 });
 
-test('a small append costs one thread-pool trip (its fdatasync): the frames are written synchronously', async () => {
-  const { dir, cleanup } = tempDir('syncwrite');
+/**
+ * Counts calls of one FileHandle method (a thread-pool operation) in this process until restore():
+ * how the tests below tell an asynchronous write or fdatasync from a synchronous one.
+ */
+async function countFileHandleCalls(dir: string, method: 'write' | 'datasync'): Promise<{ count(): number; restore(): void }> {
   const { open } = await import('node:fs/promises');
   const probe = await open(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => unknown };
+  const proto = Object.getPrototypeOf(probe) as Record<typeof method, (...args: unknown[]) => unknown>;
   await probe.close();
-  const original = proto.write;
-  let asyncWrites = 0;
-  proto.write = function (this: unknown, ...args: unknown[]) {
-    asyncWrites++;
+  const original = proto[method];
+  let calls = 0;
+  proto[method] = function (this: unknown, ...args: unknown[]) {
+    calls++;
     return original.apply(this, args);
   };
+  return { count: () => calls, restore: () => void (proto[method] = original) };
+}
+
+test('a small append costs one thread-pool trip (its fdatasync): the frames are written synchronously', async () => {
+  const { dir, cleanup } = tempDir('syncwrite');
+  const asyncWrites = await countFileHandleCalls(dir, 'write');
   try {
     const s = RaftStorage.open(dir, { preallocateBytes: 0 });
     await s.append(range(1, 3, 1));
-    const before = asyncWrites; // the new segment's header
+    const before = asyncWrites.count(); // the new segment's header
     await s.append(range(4, 10, 1));
     await s.append([dataEntry(11, 1)]);
-    assert.equal(asyncWrites - before, 0, 'small appends went through asynchronous writes');
+    assert.equal(asyncWrites.count() - before, 0, 'small appends went through asynchronous writes');
     await s.close();
     const reopened = RaftStorage.open(dir, { preallocateBytes: 0 });
     assertEntries(reopened, range(1, 11, 1));
     await reopened.close();
   } finally {
-    proto.write = original;
+    asyncWrites.restore();
     cleanup();
   }
 });
 
 test("setFsyncOnLoop: a follower's fdatasync runs on the event loop (no thread-pool call); off, it goes back to the pool", async () => {
   const { dir, cleanup } = tempDir('fsync-on-loop');
-  const { open } = await import('node:fs/promises');
-  const probe = await open(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { datasync: (...args: unknown[]) => unknown };
-  await probe.close();
-  const original = proto.datasync;
-  let poolSyncs = 0;
-  proto.datasync = function (this: unknown, ...args: unknown[]) {
-    poolSyncs++;
-    return original.apply(this, args);
-  };
+  const poolSyncs = await countFileHandleCalls(dir, 'datasync');
   try {
     const s = RaftStorage.open(dir, { preallocateBytes: 0 });
     await s.append(range(1, 3, 1));
-    let before = poolSyncs; // the new segment's own
+    let before = poolSyncs.count(); // the new segment's own
     await s.append([dataEntry(4, 1)]);
-    assert.equal(poolSyncs - before, 1, 'by default the fdatasync is a thread-pool call');
-    before = poolSyncs;
+    assert.equal(poolSyncs.count() - before, 1, 'by default the fdatasync is a thread-pool call');
+    before = poolSyncs.count();
     s.setFsyncOnLoop(true);
     const syncsBefore = s.syncCount();
     await s.append(range(5, 10, 1));
     await s.append([dataEntry(11, 1)]);
-    assert.equal(poolSyncs - before, 0, 'an fdatasync went to the thread pool while on the loop');
+    assert.equal(poolSyncs.count() - before, 0, 'an fdatasync went to the thread pool while on the loop');
     assert.equal(s.syncCount() - syncsBefore, 2, 'each append was made durable');
     s.setFsyncOnLoop(false);
     await s.append([dataEntry(12, 1)]);
-    assert.equal(poolSyncs - before, 1, 'back on the thread pool');
+    assert.equal(poolSyncs.count() - before, 1, 'back on the thread pool');
     await s.close();
     const reopened = RaftStorage.open(dir, { preallocateBytes: 0 });
     assertEntries(reopened, range(1, 12, 1));
     await reopened.close();
   } finally {
-    proto.datasync = original;
+    poolSyncs.restore();
     cleanup();
   }
 });
