@@ -1,0 +1,150 @@
+// A follower refused by a busy leader (RESOURCE_EXHAUSTED with the scm-retry-after-ms trailer)
+// comes back when the leader said, not on its own backoff, and such a refusal is paid for from a
+// time budget, not from the attempts kept for real failures. A hint is the peer's say-so: one that
+// is not a plausible number of milliseconds is not believed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { RETRY_AFTER_METADATA } from '../../src/retry-after.js';
+import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
+import { interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
+import { SnapshotDownloader, type SnapshotDownloaderOptions } from '../../src/snapshot/snapshot-downloader.js';
+import { CLUSTER_ID, startServer, withServingLeader, withTempDir, type Logged } from './helpers.js';
+
+const TERM_INDEX = { term: 1, index: 20 };
+
+/** A leader whose per-minute cap (1 per requester) runs on `clock`; records the time of every request it admits or refuses. */
+function perMinuteLeader(clock: { now: number }, requestTimes: number[]) {
+  return {
+    containers: 50,
+    termIndex: TERM_INDEX,
+    service: {
+      perRequester: { maxPerMinute: 1 },
+      now: () => {
+        requestTimes.push(clock.now);
+        return clock.now;
+      },
+    },
+  };
+}
+
+/** An InterSCM service that refuses every download with RESOURCE_EXHAUSTED and the trailer `hint`. */
+async function refusingLeader(hint: string): Promise<{ address: string; calls: () => number; stop: () => Promise<void> }> {
+  let calls = 0;
+  const server = await startServer((s) =>
+    s.addService(interScmServiceDefinition(), {
+      download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
+        calls++;
+        const metadata = new grpc.Metadata();
+        metadata.set(RETRY_AFTER_METADATA, hint);
+        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'busy; retry later', metadata });
+      },
+    }),
+  );
+  return { address: server.address, calls: () => calls, stop: server.stop };
+}
+
+function downloader(snapshotDir: string, address: string, options: Partial<SnapshotDownloaderOptions>): SnapshotDownloader {
+  return new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, requesterId: 'scm2', ...options });
+}
+
+test('a follower refused with a 3 s hint asks again exactly 3 s after the refusal and is served; the refusal used none of its attempts', async () => {
+  const clock = { now: 1_000_000 };
+  const requestTimes: number[] = [];
+  await withServingLeader(perMinuteLeader(clock, requestTimes), async (leader) => {
+    await withTempDir('snap-hint-', async (dir) => {
+      // The follower's previous download, 57 s ago, used up its quota for 3 s more.
+      await downloadCheckpoint({ address: leader.address, expectedClusterId: CLUSTER_ID, destDir: join(dir, 'earlier'), deadlineMs: 10_000, requesterId: 'scm2' });
+      clock.now += 57_000;
+      const waits: number[] = [];
+      const ready = await downloader(join(dir, 'snapshot'), leader.address, {
+        maxAttempts: 1,
+        initialBackoffMs: 10,
+        sleep: async (ms) => {
+          waits.push(ms);
+          clock.now += ms;
+        },
+      }).fetch(TERM_INDEX.index);
+      assert.deepEqual(leader.refused, ['rate_limited']);
+      assert.deepEqual(waits, [3000], 'one wait, as long as the leader asked');
+      const [, refusedAt, retriedAt] = requestTimes;
+      assert.equal(requestTimes.length, 3);
+      assert.equal((retriedAt ?? 0) - (refusedAt ?? 0), 3000, 'the retry reached the leader 3 s after the refusal');
+      assert.deepEqual(ready.termIndex, TERM_INDEX);
+      assert.equal(ready.attempts, 2);
+    });
+  });
+});
+
+test('aborting cuts a hinted wait short: a follower told to come back in 37 s stops at once', async () => {
+  const clock = { now: 1_000_000 };
+  await withServingLeader(perMinuteLeader(clock, []), async (leader) => {
+    await withTempDir('snap-hint-', async (dir) => {
+      await downloadCheckpoint({ address: leader.address, expectedClusterId: CLUSTER_ID, destDir: join(dir, 'earlier'), deadlineMs: 10_000, requesterId: 'scm2' });
+      clock.now += 23_000;
+      const abort = new AbortController();
+      const logs: Logged[] = [];
+      // Node's own timers: the wait this test cuts short is the real one.
+      const fetching = downloader(join(dir, 'snapshot'), leader.address, {
+        maxAttempts: 1,
+        log: (level, message, fields) => {
+          logs.push({ level, message, fields });
+          if (message === 'snapshot download refused by a busy leader') abort.abort(new Error('a newer term'));
+        },
+      }).fetch(TERM_INDEX.index, abort.signal);
+      await assert.rejects(fetching, (err: Error) => err.name === 'AbortError' && /a newer term/.test(err.message));
+      const refusal = logs.find((l) => l.message === 'snapshot download refused by a busy leader');
+      assert.equal(refusal?.fields?.['retryInMs'], 37_000);
+      assert.deepEqual(leader.refused, ['rate_limited'], 'it did not ask again');
+    });
+  });
+});
+
+test('refusals with a hint are paid for from busyWaitTimeoutMs: once the next wait would pass it, the follower gives up saying so', async () => {
+  const leader = await refusingLeader('5000');
+  try {
+    await withTempDir('snap-hint-', async (dir) => {
+      const waits: number[] = [];
+      await assert.rejects(
+        downloader(join(dir, 'snapshot'), leader.address, { maxAttempts: 1, busyWaitTimeoutMs: 12_000, sleep: async (ms) => void waits.push(ms) }).fetch(1),
+        /the leader at .* asks to retry in 5000 ms, but 2000 ms are left of the 12000 ms the follower waits for a busy leader/,
+      );
+      assert.deepEqual(waits, [5000, 5000]);
+      assert.equal(leader.calls(), 3);
+    });
+  } finally {
+    await leader.stop();
+  }
+});
+
+for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.repeat(2000)]) {
+  test(`a hint of ${JSON.stringify(hint.slice(0, 16))}${hint.length > 16 ? '…' : ''} is not believed: the refusal is a failed attempt, on the follower's own backoff, and the hint is logged (shortened)`, async () => {
+    const leader = await refusingLeader(hint);
+    try {
+      await withTempDir('snap-hint-', async (dir) => {
+        const waits: number[] = [];
+        const logs: Logged[] = [];
+        await assert.rejects(
+          downloader(join(dir, 'snapshot'), leader.address, {
+            maxAttempts: 2,
+            initialBackoffMs: 10,
+            maxBackoffMs: 10,
+            sleep: async (ms) => void waits.push(ms),
+            log: (level, message, fields) => logs.push({ level, message, fields }),
+          }).fetch(1),
+          /snapshot download failed after 2 /,
+        );
+        assert.equal(leader.calls(), 2, 'the attempts were spent');
+        const distrust = logs.filter((l) => l.level === 'warn' && l.message === 'snapshot download ignored a retry hint it does not believe');
+        assert.equal(distrust.length, 2, JSON.stringify(logs).slice(0, 2000));
+        const shown = String(distrust[0]?.fields?.['hint']);
+        assert.ok(shown.includes(hint.slice(0, 16)) && shown.length < 80, `logged as ${shown}`);
+        assert.equal(waits.length, 1);
+        assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
+      });
+    } finally {
+      await leader.stop();
+    }
+  });
+}
