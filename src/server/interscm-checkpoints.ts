@@ -19,6 +19,8 @@ export interface InterScmCheckpointsOptions {
   readonly requesterId: string;
   /** Per-attempt deadline (ozone.scm.ha.grpc.deadline.interval). */
   readonly deadlineMs: number;
+  /** How long a catch-up waits, as told, for a busy leader (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout). */
+  readonly busyWaitTimeoutMs?: number;
   /** The InterSCM address of the current leader, else of the node that sent the notice. */
   readonly leaderGrpcAddress: (noticeFrom: string) => string | undefined;
   readonly sm: ScmStateMachine;
@@ -40,6 +42,7 @@ export class InterScmCheckpoints implements CheckpointSource {
       expectedClusterId: o.clusterId,
       snapshotDir: join(o.dbParentDir, SNAPSHOT_DIR),
       deadlineMs: o.deadlineMs,
+      ...(o.busyWaitTimeoutMs !== undefined ? { busyWaitTimeoutMs: o.busyWaitTimeoutMs } : {}),
       requesterId: o.requesterId,
       log: o.log,
       ...(o.channel !== undefined ? { channel: o.channel } : {}),

@@ -9,7 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import { RETRY_AFTER_METADATA } from '../../src/retry-after.js';
 import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
-import { SnapshotDownloader, type SnapshotDownloaderOptions } from '../../src/snapshot/snapshot-downloader.js';
+import { DEFAULT_BUSY_WAIT_TIMEOUT_MS, SnapshotDownloader, type SnapshotDownloaderOptions } from '../../src/snapshot/snapshot-downloader.js';
+import { loadConfig } from '../../src/server/config.js';
 import { CLUSTER_ID, startServer, withServingLeader, withTempDir, type Logged } from './helpers.js';
 
 const TERM_INDEX = { term: 1, index: 20 };
@@ -148,3 +149,12 @@ for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.
     }
   });
 }
+
+test('ozone.scm.ha.grpc.checkpoint.busy.wait.timeout sets how long a follower waits for busy leaders in one catch-up (default 5m, the downloader\'s); 0 gives up at the first busy refusal', () => {
+  const base = { 'ozone.metadata.dirs': '/var/lib/scm' };
+  assert.equal(loadConfig({ overrides: base }).checkpointBusyWaitTimeoutMs, DEFAULT_BUSY_WAIT_TIMEOUT_MS);
+  assert.equal(DEFAULT_BUSY_WAIT_TIMEOUT_MS, 300_000);
+  assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.ha.grpc.checkpoint.busy.wait.timeout': '90s' } }).checkpointBusyWaitTimeoutMs, 90_000);
+  assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.ha.grpc.checkpoint.busy.wait.timeout': '0' } }).checkpointBusyWaitTimeoutMs, 0);
+  assert.throws(() => loadConfig({ overrides: { ...base, 'ozone.scm.ha.grpc.checkpoint.busy.wait.timeout': 'soon' } }), /ozone\.scm\.ha\.grpc\.checkpoint\.busy\.wait\.timeout/);
+});
