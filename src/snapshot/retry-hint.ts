@@ -22,8 +22,9 @@ export type RetryHint =
 /** The hint as the refusal carried it (undefined without one). */
 export function readRetryHint(raw: string | undefined): RetryHint {
   if (raw === undefined) return { kind: 'none' };
-  if (!/^[0-9]{1,16}$/.test(raw)) return notBelieved(raw, 'not a whole number of milliseconds');
-  const ms = Number(raw);
+  if (!/^[0-9]+$/.test(raw)) return notBelieved(raw, 'not a whole number of milliseconds');
+  // Past 16 digits Number() rounds; any such value is far beyond the bound anyway.
+  const ms = raw.length > 16 ? Infinity : Number(raw);
   if (ms > MAX_BELIEVED_RETRY_HINT_MS) return notBelieved(raw, `more than ${MAX_BELIEVED_RETRY_HINT_MS} ms`);
   return { kind: 'believed', ms };
 }

@@ -177,6 +177,7 @@ export class SnapshotDownloader {
             }
             spent.busyWaitedMs += hintedMs;
             pauseMs = hintedMs;
+            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, retryInMs: hintedMs, busyWaitedMs: spent.busyWaitedMs, error: lastError.message });
             continue;
           }
           spent.failures++;
@@ -204,9 +205,7 @@ export class SnapshotDownloader {
       this.log('warn', 'snapshot download ignored a retry hint it does not believe', { attempt, address, hint: hint.shown, why: hint.why });
       return undefined;
     }
-    const waitMs = Math.max(hint.ms, this.initialBackoffMs);
-    this.log('info', 'snapshot download refused by a busy leader', { attempt, address, retryInMs: waitMs, error: err.message });
-    return waitMs;
+    return Math.max(hint.ms, this.initialBackoffMs);
   }
 
   /** The error that ends the fetch when waiting `waitMs` more would pass busyWaitTimeoutMs; undefined while it would not. */
