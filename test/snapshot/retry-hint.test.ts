@@ -30,20 +30,37 @@ function perMinuteLeader(clock: { now: number }, requestTimes: number[]) {
   };
 }
 
-/** An InterSCM service that refuses every download with RESOURCE_EXHAUSTED and the trailer `hint`. */
-async function refusingLeader(hint: string): Promise<{ address: string; calls: () => number; stop: () => Promise<void> }> {
+/**
+ * An InterSCM service that refuses every download with `code` (default RESOURCE_EXHAUSTED) and the
+ * trailer `hint`; `onCall` runs as each call arrives, before the refusal (a test's clock moves there).
+ */
+async function refusingLeader(hint: string, options: { code?: grpc.status; onCall?: () => void } = {}): Promise<{ address: string; calls: () => number; stop: () => Promise<void> }> {
   let calls = 0;
   const server = await startServer((s) =>
     s.addService(interScmServiceDefinition(), {
       download: (call: grpc.ServerWritableStream<CopyDBCheckpointRequest, CopyDBCheckpointResponse>) => {
         calls++;
+        options.onCall?.();
         const metadata = new grpc.Metadata();
         metadata.set(RETRY_AFTER_METADATA, hint);
-        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'busy; retry later', metadata });
+        call.emit('error', { code: options.code ?? grpc.status.RESOURCE_EXHAUSTED, details: 'busy; retry later', metadata });
       },
     }),
   );
   return { address: server.address, calls: () => calls, stop: server.stop };
+}
+
+/**
+ * A fake sleep for the injected clock: records each wait and moves `clock` on by it. It fails after
+ * `maxCalls` waits, so that retry logic that no longer ends fails the test at once instead of
+ * spinning until the suite's timeout.
+ */
+function fakeSleep(clock: { now: number }, waits: number[], maxCalls = 10): (ms: number) => Promise<void> {
+  return async (ms) => {
+    if (waits.length >= maxCalls) throw new Error(`slept ${waits.length} times already (${waits.join(', ')} ms): the retries do not end`);
+    waits.push(ms);
+    clock.now += ms;
+  };
 }
 
 function downloader(snapshotDir: string, address: string, options: Partial<SnapshotDownloaderOptions>): SnapshotDownloader {
@@ -107,8 +124,9 @@ test('refusals with a hint are paid for from busyWaitTimeoutMs: once the next wa
   try {
     await withTempDir('snap-hint-', async (dir) => {
       const waits: number[] = [];
+      const clock = { now: 1_000_000 };
       await assert.rejects(
-        downloader(join(dir, 'snapshot'), leader.address, { maxAttempts: 1, busyWaitTimeoutMs: 12_000, sleep: async (ms) => void waits.push(ms) }).fetch(1),
+        downloader(join(dir, 'snapshot'), leader.address, { maxAttempts: 1, busyWaitTimeoutMs: 12_000, now: () => clock.now, sleep: fakeSleep(clock, waits) }).fetch(1),
         /the leader at .* asks to retry in 5000 ms, but 2000 ms are left of the 12000 ms the follower waits for a busy leader/,
       );
       assert.deepEqual(waits, [5000, 5000]);
