@@ -181,6 +181,33 @@ for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.
   });
 }
 
+test('a refusal with another code (UNAVAILABLE) is a failed attempt even with a hint: the hint is not read, on the follower\'s own backoff', async () => {
+  const leader = await refusingLeader('5000', { code: grpc.status.UNAVAILABLE });
+  try {
+    await withTempDir('snap-hint-', async (dir) => {
+      const waits: number[] = [];
+      const logs: Logged[] = [];
+      await assert.rejects(
+        downloader(join(dir, 'snapshot'), leader.address, {
+          maxAttempts: 2,
+          initialBackoffMs: 10,
+          maxBackoffMs: 10,
+          sleep: fakeSleep({ now: 0 }, waits),
+          log: (level, message, fields) => logs.push({ level, message, fields }),
+        }).fetch(1),
+        /snapshot download failed after 2 failed attempts: .*UNAVAILABLE/,
+      );
+      assert.equal(leader.calls(), 2, 'both attempts were spent');
+      assert.equal(waits.length, 1);
+      assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
+      const read = logs.filter((l) => /retry hint|busy leader/.test(l.message));
+      assert.deepEqual(read, [], 'the hint was neither honoured nor weighed');
+    });
+  } finally {
+    await leader.stop();
+  }
+});
+
 test('ozone.scm.ha.grpc.checkpoint.busy.wait.timeout sets how long a follower waits for busy leaders in one catch-up (default 5m, the downloader\'s); 0 gives up at the first busy refusal', () => {
   const base = { 'ozone.metadata.dirs': '/var/lib/scm' };
   assert.equal(loadConfig({ overrides: base }).checkpointBusyWaitTimeoutMs, DEFAULT_BUSY_WAIT_TIMEOUT_MS);
