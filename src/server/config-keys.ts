@@ -231,7 +231,7 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Not an Ozone key (Ozone's follower retries its checkpoint download a fixed number of times): a
   // leader that refuses a download as busy says when to come back, and waiting for it is not a
   // failure of the follower's; this bounds how long it keeps waiting.
-  key(KEY.checkpointBusyWaitTimeout, ms, 'How long in all a follower installing a snapshot waits, as told, for a leader that refuses its checkpoint download as busy (RESOURCE_EXHAUSTED with a retry hint); such refusals do not count as failed attempts. A wait that would pass it ends the install attempt; 0 ends it at the first such refusal.', { default: '5m' }),
+  key(KEY.checkpointBusyWaitTimeout, ms, 'How long in all a follower installing a snapshot spends on a leader that refuses its checkpoint download as busy (RESOURCE_EXHAUSTED with a retry hint): the waits it asks for and the refused calls themselves, each from its start to the refusal; such refusals do not count as failed attempts. A wait that would pass it ends the install attempt; 0 ends it at the first such refusal.', { default: '5m' }),
   key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),

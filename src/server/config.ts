@@ -141,7 +141,7 @@ export interface ScmConfig {
   readonly checkpointMinRead: { readonly bytes: number; readonly windowMs: number };
   /** ozone.scm.ha.grpc.checkpoint.gzip.level: how hard the leader compresses a checkpoint stream. */
   readonly checkpointGzipLevel: number;
-  /** ozone.scm.ha.grpc.checkpoint.busy.wait.timeout: how long a downloading follower waits, as told, for a busy leader. */
+  /** ozone.scm.ha.grpc.checkpoint.busy.wait.timeout: how long a downloading follower spends on a busy leader (its refused calls and the waits it asks for). */
   readonly checkpointBusyWaitTimeoutMs: number;
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */

@@ -19,7 +19,7 @@ export interface InterScmCheckpointsOptions {
   readonly requesterId: string;
   /** Per-attempt deadline (ozone.scm.ha.grpc.deadline.interval). */
   readonly deadlineMs: number;
-  /** How long a catch-up waits, as told, for a busy leader (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout). */
+  /** How long a catch-up spends on a busy leader, its refused calls and the waits it asks for (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout). */
   readonly busyWaitTimeoutMs?: number;
   /** The InterSCM address of the current leader, else of the node that sent the notice. */
   readonly leaderGrpcAddress: (noticeFrom: string) => string | undefined;

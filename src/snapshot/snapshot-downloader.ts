@@ -51,9 +51,10 @@ export interface SnapshotDownloaderOptions {
    */
   readonly maxAttempts?: number;
   /**
-   * How long in all one fetch waits as busy leaders ask (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout,
-   * default DEFAULT_BUSY_WAIT_TIMEOUT_MS). A refusal whose wait would take the total past it ends
-   * the fetch at once: asking before the leader said would only be refused again.
+   * How long in all one fetch spends on busy leaders (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout,
+   * default DEFAULT_BUSY_WAIT_TIMEOUT_MS): each refused attempt's own time, from its start to the
+   * refusal (by `now`), and the wait it asked for. A refusal whose wait would take the total past
+   * it ends the fetch at once: asking before the leader said would only be refused again.
    */
   readonly busyWaitTimeoutMs?: number;
   /** Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. Also the shortest hinted wait. */
@@ -97,8 +98,11 @@ export const DEFAULT_BUSY_WAIT_TIMEOUT_MS = 5 * 60_000;
 interface RetrySpending {
   /** Attempts that failed (no leader known, or a download that did not end with a checkpoint). */
   failures: number;
-  /** Time waited as busy leaders asked. */
-  busyWaitedMs: number;
+  /**
+   * Time spent on busy leaders: each refused attempt's own time (a leader may hold an attempt long
+   * before it refuses, and keepalives keep the no-progress timer quiet) and the wait it asked for.
+   */
+  busySpentMs: number;
 }
 
 export class SnapshotDownloader {
@@ -146,7 +150,7 @@ export class SnapshotDownloader {
 
   private async fetchAttempts(minIndex: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
     await this.clearSnapshotDir();
-    const spent: RetrySpending = { failures: 0, busyWaitedMs: 0 };
+    const spent: RetrySpending = { failures: 0, busySpentMs: 0 };
     let resume: ResumePoint | undefined;
     let lastError: Error | undefined;
     let pauseMs = 0;
@@ -159,6 +163,7 @@ export class SnapshotDownloader {
         spent.failures++;
         this.log('warn', 'snapshot download waiting for a leader', { attempt });
       } else {
+        const attemptStarted = this.now();
         try {
           const ready = await this.attempt(address, minIndex, resume, attempt, signal);
           // Aborted at the very end: the caller no longer wants it (fetch removes it).
@@ -170,14 +175,18 @@ export class SnapshotDownloader {
           resume = err instanceof DownloadError ? err.resumePoint : undefined;
           const hintedMs = this.hintedWait(err, address, attempt);
           if (hintedMs !== undefined) {
+            // The refused attempt is charged too: a leader that holds each call long before it
+            // refuses would otherwise cost the follower far more than the waits it asks for.
+            const attemptMs = Math.max(0, this.now() - attemptStarted);
+            spent.busySpentMs += attemptMs;
             const overBudget = this.overBusyBudget(hintedMs, spent, address, lastError);
             if (overBudget !== undefined) {
               await dropKeptPrefix(resume);
               throw overBudget;
             }
-            spent.busyWaitedMs += hintedMs;
+            spent.busySpentMs += hintedMs;
             pauseMs = hintedMs;
-            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, retryInMs: hintedMs, busyWaitedMs: spent.busyWaitedMs, error: lastError.message });
+            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, attemptMs, retryInMs: hintedMs, busySpentMs: spent.busySpentMs, error: lastError.message });
             continue;
           }
           spent.failures++;
@@ -208,12 +217,15 @@ export class SnapshotDownloader {
     return Math.max(hint.ms, this.initialBackoffMs);
   }
 
-  /** The error that ends the fetch when waiting `waitMs` more would pass busyWaitTimeoutMs; undefined while it would not. */
+  /**
+   * The error that ends the fetch when waiting `waitMs` more would take what it spent on busy
+   * leaders (the refused attempt included) past busyWaitTimeoutMs; undefined while it would not.
+   */
   private overBusyBudget(waitMs: number, spent: RetrySpending, address: string, refusal: Error): Error | undefined {
-    const leftMs = this.busyWaitTimeoutMs - spent.busyWaitedMs;
+    const leftMs = this.busyWaitTimeoutMs - spent.busySpentMs;
     if (waitMs <= leftMs) return undefined;
     return new Error(
-      `snapshot download gave up: the leader at ${address} asks to retry in ${waitMs} ms, but ${leftMs} ms are left of the ${this.busyWaitTimeoutMs} ms the follower waits for a busy leader: ${refusal.message}`,
+      `snapshot download gave up: the leader at ${address} asks to retry in ${waitMs} ms, but ${Math.max(0, leftMs)} ms are left of the ${this.busyWaitTimeoutMs} ms the follower spends on busy leaders (${spent.busySpentMs} ms spent: refused attempts and the waits they asked for): ${refusal.message}`,
       { cause: refusal },
     );
   }

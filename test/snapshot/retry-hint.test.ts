@@ -140,10 +140,44 @@ test('refusals with a hint are paid for from busyWaitTimeoutMs: once the next wa
       const clock = { now: 1_000_000 };
       await assert.rejects(
         downloader(join(dir, 'snapshot'), leader.address, { maxAttempts: 1, busyWaitTimeoutMs: 12_000, now: () => clock.now, sleep: fakeSleep(clock, waits) }).fetch(1),
-        /the leader at .* asks to retry in 5000 ms, but 2000 ms are left of the 12000 ms the follower waits for a busy leader/,
+        /the leader at .* asks to retry in 5000 ms, but 2000 ms are left of the 12000 ms the follower spends on busy leaders \(10000 ms spent: refused attempts and the waits they asked for\)/,
       );
       assert.deepEqual(waits, [5000, 5000]);
       assert.equal(leader.calls(), 3);
+    });
+  } finally {
+    await leader.stop();
+  }
+});
+
+test('a busy leader is charged for the time its refused attempts took, not only for the waits it asked for: slow refusals with a short hint use up the budget', async () => {
+  const clock = { now: 1_000_000 };
+  // Each refusal arrives 4 s after the call (the leader held it: keepalives would keep the
+  // no-progress timer quiet) and asks for 1 s: 5 s of the budget a time.
+  const leader = await refusingLeader('1000', { onCall: () => void (clock.now += 4000) });
+  try {
+    await withTempDir('snap-hint-', async (dir) => {
+      const waits: number[] = [];
+      const logs: Logged[] = [];
+      const started = clock.now;
+      await assert.rejects(
+        downloader(join(dir, 'snapshot'), leader.address, {
+          maxAttempts: 1,
+          busyWaitTimeoutMs: 12_000,
+          now: () => clock.now,
+          sleep: fakeSleep(clock, waits),
+          log: (level, message, fields) => logs.push({ level, message, fields }),
+        }).fetch(1),
+        /the leader at .* asks to retry in 1000 ms, but 0 ms are left of the 12000 ms the follower spends on busy leaders \(14000 ms spent: refused attempts and the waits they asked for\)/,
+      );
+      assert.deepEqual(waits, [1000, 1000], 'two refusals fit the budget (5 s, then 10 s), the third does not (14 s before its wait)');
+      assert.equal(leader.calls(), 3);
+      assert.equal(clock.now - started, 14_000, 'the fetch took three attempts of 4 s and two waits of 1 s');
+      const refusals = logs.filter((l) => l.message === 'snapshot download refused by a busy leader').map((l) => [l.fields?.['attemptMs'], l.fields?.['retryInMs'], l.fields?.['busySpentMs']]);
+      assert.deepEqual(refusals, [
+        [4000, 1000, 5000],
+        [4000, 1000, 10_000],
+      ]);
     });
   } finally {
     await leader.stop();
