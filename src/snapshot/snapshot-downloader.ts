@@ -57,7 +57,10 @@ export interface SnapshotDownloaderOptions {
    * it ends the fetch at once: asking before the leader said would only be refused again.
    */
   readonly busyWaitTimeoutMs?: number;
-  /** Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. Also the shortest hinted wait. */
+  /**
+   * Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. Also the shortest hinted
+   * wait, so it must be positive: a leader hinting 0 is then asked again at most every 200 ms.
+   */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   /** Waits between attempts, cut short by `signal` (default: Node's timers); tests pass a clock of their own. */
@@ -94,6 +97,12 @@ export interface ReadyCheckpoint {
  */
 export const DEFAULT_BUSY_WAIT_TIMEOUT_MS = 5 * 60_000;
 
+/** A believed retry hint, and the wait it makes (no shorter than the first backoff). */
+interface HintedWait {
+  readonly hintMs: number;
+  readonly waitMs: number;
+}
+
 /** What one fetch has spent so far of what it may spend on retries. */
 interface RetrySpending {
   /** Attempts that failed (no leader known, or a download that did not end with a checkpoint). */
@@ -123,6 +132,10 @@ export class SnapshotDownloader {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, signal !== undefined ? { signal } : {}));
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    if (!(Number.isFinite(this.initialBackoffMs) && this.initialBackoffMs > 0)) throw new Error(`initialBackoffMs must be a positive finite number of ms, got ${this.initialBackoffMs}`);
+    if (!(Number.isFinite(this.maxBackoffMs) && this.maxBackoffMs >= this.initialBackoffMs)) {
+      throw new Error(`maxBackoffMs must be a finite number of ms no less than initialBackoffMs (${this.initialBackoffMs}), got ${this.maxBackoffMs}`);
+    }
     if (!(this.busyWaitTimeoutMs >= 0)) throw new Error(`busyWaitTimeoutMs must be >= 0, got ${this.busyWaitTimeoutMs}`);
     if (options.noProgressTimeoutMs !== undefined && !(options.noProgressTimeoutMs > 0)) throw new Error(`noProgressTimeoutMs must be positive, got ${options.noProgressTimeoutMs}`);
     if (options.expectedClusterId === '') throw new Error('SnapshotDownloader needs a non-empty expectedClusterId');
@@ -173,20 +186,20 @@ export class SnapshotDownloader {
           if (signal?.aborted === true) throw err;
           lastError = err as Error;
           resume = err instanceof DownloadError ? err.resumePoint : undefined;
-          const hintedMs = this.hintedWait(err, address, attempt);
-          if (hintedMs !== undefined) {
+          const hinted = this.hintedWait(err, address, attempt);
+          if (hinted !== undefined) {
             // The refused attempt is charged too: a leader that holds each call long before it
             // refuses would otherwise cost the follower far more than the waits it asks for.
             const attemptMs = Math.max(0, this.now() - attemptStarted);
             spent.busySpentMs += attemptMs;
-            const overBudget = this.overBusyBudget(hintedMs, spent, address, lastError);
+            const overBudget = this.overBusyBudget(hinted, spent, address, lastError);
             if (overBudget !== undefined) {
               await dropKeptPrefix(resume);
               throw overBudget;
             }
-            spent.busySpentMs += hintedMs;
-            pauseMs = hintedMs;
-            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, attemptMs, retryInMs: hintedMs, busySpentMs: spent.busySpentMs, error: lastError.message });
+            spent.busySpentMs += hinted.waitMs;
+            pauseMs = hinted.waitMs;
+            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, attemptMs, hintMs: hinted.hintMs, retryInMs: hinted.waitMs, busySpentMs: spent.busySpentMs, error: lastError.message });
             continue;
           }
           spent.failures++;
@@ -203,10 +216,10 @@ export class SnapshotDownloader {
   /**
    * How long to wait before asking again when `err` is a busy leader's refusal that says when
    * (RESOURCE_EXHAUSTED with a believable hint), else undefined: a failure like any other. A hint
-   * of (nearly) 0 is stretched to the first backoff, so that a leader cannot have us ask it over
-   * and over without pause.
+   * of (nearly) 0 is stretched to the first backoff (`waitMs` > `hintMs`), so that a leader cannot
+   * have us ask it over and over without pause.
    */
-  private hintedWait(err: unknown, address: string, attempt: number): number | undefined {
+  private hintedWait(err: unknown, address: string, attempt: number): HintedWait | undefined {
     if (!(err instanceof DownloadError)) return undefined;
     const hint = readRetryHint(err.retryAfter);
     if (hint.kind === 'none') return undefined;
@@ -214,18 +227,19 @@ export class SnapshotDownloader {
       this.log('warn', 'snapshot download ignored a retry hint it does not believe', { attempt, address, hint: hint.shown, why: hint.why });
       return undefined;
     }
-    return Math.max(hint.ms, this.initialBackoffMs);
+    return { hintMs: hint.ms, waitMs: Math.max(hint.ms, this.initialBackoffMs) };
   }
 
   /**
    * The error that ends the fetch when waiting `waitMs` more would take what it spent on busy
    * leaders (the refused attempt included) past busyWaitTimeoutMs; undefined while it would not.
    */
-  private overBusyBudget(waitMs: number, spent: RetrySpending, address: string, refusal: Error): Error | undefined {
+  private overBusyBudget({ hintMs, waitMs }: HintedWait, spent: RetrySpending, address: string, refusal: Error): Error | undefined {
     const leftMs = this.busyWaitTimeoutMs - spent.busySpentMs;
     if (waitMs <= leftMs) return undefined;
+    const asked = waitMs > hintMs ? `${hintMs} ms (the follower waits at least ${waitMs} ms)` : `${waitMs} ms`;
     return new Error(
-      `snapshot download gave up: the leader at ${address} asks to retry in ${waitMs} ms, but ${Math.max(0, leftMs)} ms are left of the ${this.busyWaitTimeoutMs} ms the follower spends on busy leaders (${spent.busySpentMs} ms spent: refused attempts and the waits they asked for): ${refusal.message}`,
+      `snapshot download gave up: the leader at ${address} asks to retry in ${asked}, but ${Math.max(0, leftMs)} ms are left of the ${this.busyWaitTimeoutMs} ms the follower spends on busy leaders (${spent.busySpentMs} ms spent: refused attempts and the waits they asked for): ${refusal.message}`,
       { cause: refusal },
     );
   }

@@ -184,6 +184,41 @@ test('a busy leader is charged for the time its refused attempts took, not only 
   }
 });
 
+test('a hint of "0" is waited no less than the first backoff (200 ms): refusals that take 100 ms end the fetch after about budget / (200 ms + 100 ms) of them', async () => {
+  for (const { attemptMs, waits: expectedWaits, spentMs } of [
+    { attemptMs: 100, waits: [200, 200, 200], spentMs: 1000 },
+    // Refusals that take no time: budget / floor of them.
+    { attemptMs: 0, waits: [200, 200, 200, 200, 200], spentMs: 1000 },
+  ]) {
+    const clock = { now: 1_000_000 };
+    const leader = await refusingLeader('0', { onCall: () => void (clock.now += attemptMs) });
+    try {
+      await withTempDir('snap-hint-', async (dir) => {
+        const waits: number[] = [];
+        await assert.rejects(
+          downloader(join(dir, 'snapshot'), leader.address, { maxAttempts: 1, busyWaitTimeoutMs: 1000, now: () => clock.now, sleep: fakeSleep(clock, waits) }).fetch(1),
+          new RegExp(`asks to retry in 0 ms \\(the follower waits at least 200 ms\\), but 0 ms are left of the 1000 ms the follower spends on busy leaders \\(${spentMs} ms spent`),
+        );
+        assert.deepEqual(waits, expectedWaits, `refusals taking ${attemptMs} ms`);
+        assert.equal(leader.calls(), expectedWaits.length + 1);
+      });
+    } finally {
+      await leader.stop();
+    }
+  }
+});
+
+test('the first backoff, which is also the shortest hinted wait, must be a positive finite number, and the longest backoff at least as long', () => {
+  const base = { leaderAddress: () => undefined, expectedClusterId: CLUSTER_ID, snapshotDir: '/nonexistent', deadlineMs: 1000 };
+  for (const initialBackoffMs of [0, -200, Number.NaN, Infinity]) {
+    assert.throws(() => new SnapshotDownloader({ ...base, initialBackoffMs }), /initialBackoffMs must be a positive finite number of ms/, String(initialBackoffMs));
+  }
+  for (const maxBackoffMs of [100, Number.NaN, Infinity]) {
+    assert.throws(() => new SnapshotDownloader({ ...base, maxBackoffMs }), /maxBackoffMs must be a finite number of ms no less than initialBackoffMs \(200\)/, String(maxBackoffMs));
+  }
+  assert.doesNotThrow(() => new SnapshotDownloader({ ...base, initialBackoffMs: 10, maxBackoffMs: 10 }));
+});
+
 for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.repeat(2000)]) {
   test(`a hint of ${JSON.stringify(hint.slice(0, 16))}${hint.length > 16 ? '…' : ''} is not believed: the refusal is a failed attempt, on the follower's own backoff, and the hint is logged (shortened)`, async () => {
     const leader = await refusingLeader(hint);
