@@ -23,8 +23,10 @@ export type RetryHint =
 export function readRetryHint(raw: string | undefined): RetryHint {
   if (raw === undefined) return { kind: 'none' };
   if (!/^[0-9]+$/.test(raw)) return notBelieved(raw, 'not a whole number of milliseconds');
-  // Past 16 digits Number() rounds; any such value is far beyond the bound anyway.
-  const ms = raw.length > 16 ? Infinity : Number(raw);
+  // Read for its value: leading zeros add nothing (one is kept for a hint of 0). Past 16
+  // significant digits Number() rounds; any such value is far beyond the bound anyway.
+  const digits = raw.replace(/^0+(?=[0-9])/, '');
+  const ms = digits.length > 16 ? Infinity : Number(digits);
   if (ms > MAX_BELIEVED_RETRY_HINT_MS) return notBelieved(raw, `more than ${MAX_BELIEVED_RETRY_HINT_MS} ms`);
   return { kind: 'believed', ms };
 }

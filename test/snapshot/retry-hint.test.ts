@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RETRY_AFTER_METADATA } from '../../src/retry-after.js';
 import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
+import { readRetryHint } from '../../src/snapshot/retry-hint.js';
 import { DEFAULT_BUSY_WAIT_TIMEOUT_MS, SnapshotDownloader, type SnapshotDownloaderOptions } from '../../src/snapshot/snapshot-downloader.js';
 import { loadConfig } from '../../src/server/config.js';
 import { CLUSTER_ID, startServer, withServingLeader, withTempDir, type Logged } from './helpers.js';
@@ -275,6 +276,19 @@ test('a refusal with another code (UNAVAILABLE) is a failed attempt even with a 
   } finally {
     await leader.stop();
   }
+});
+
+test('a hint is read for its value: leading zeros change nothing, so a zero-padded 5000 is 5 s and a padded 300001 is refused as more than 5 minutes', () => {
+  assert.deepEqual(readRetryHint('0000000000000000005000'), { kind: 'believed', ms: 5000 });
+  assert.deepEqual(readRetryHint(`${'0'.repeat(500)}300000`), { kind: 'believed', ms: 300_000 });
+  assert.deepEqual(readRetryHint('0'), { kind: 'believed', ms: 0 });
+  assert.deepEqual(readRetryHint('000'), { kind: 'believed', ms: 0 });
+  for (const raw of [`${'0'.repeat(20)}300001`, `1${'0'.repeat(20)}`]) {
+    const hint = readRetryHint(raw);
+    assert.equal(hint.kind, 'not-believed', raw);
+    assert.equal(hint.kind === 'not-believed' ? hint.why : '', 'more than 300000 ms', raw);
+  }
+  assert.deepEqual(readRetryHint(undefined), { kind: 'none' });
 });
 
 test('ozone.scm.ha.grpc.checkpoint.busy.wait.timeout sets how long a follower waits for busy leaders in one catch-up (default 5m, the downloader\'s); 0 gives up at the first busy refusal', () => {
