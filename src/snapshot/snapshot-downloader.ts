@@ -31,6 +31,15 @@ export class StaleCheckpointError extends Error {
   override readonly name = 'StaleCheckpointError';
 }
 
+/**
+ * A fetch given up because the leader kept refusing it as busy (RESOURCE_EXHAUSTED with a believed
+ * retry hint) until busyWaitTimeoutMs was spent: the leader's capacity, not a failure of the
+ * transfer (the node counts it as reason `busy`). `cause` is the last refusal.
+ */
+export class BusyLeaderError extends Error {
+  override readonly name = 'BusyLeaderError';
+}
+
 export interface SnapshotDownloaderOptions {
   /** host:port of the current leader's InterSCM service, or undefined while there is none. */
   readonly leaderAddress: () => string | undefined | Promise<string | undefined>;
@@ -234,11 +243,11 @@ export class SnapshotDownloader {
    * The error that ends the fetch when waiting `waitMs` more would take what it spent on busy
    * leaders (the refused attempt included) past busyWaitTimeoutMs; undefined while it would not.
    */
-  private overBusyBudget({ hintMs, waitMs }: HintedWait, spent: RetrySpending, address: string, refusal: Error): Error | undefined {
+  private overBusyBudget({ hintMs, waitMs }: HintedWait, spent: RetrySpending, address: string, refusal: Error): BusyLeaderError | undefined {
     const leftMs = this.busyWaitTimeoutMs - spent.busySpentMs;
     if (waitMs <= leftMs) return undefined;
     const asked = waitMs > hintMs ? `${hintMs} ms (the follower waits at least ${waitMs} ms)` : `${waitMs} ms`;
-    return new Error(
+    return new BusyLeaderError(
       `snapshot download gave up: the leader at ${address} asks to retry in ${asked}, but ${Math.max(0, leftMs)} ms are left of the ${this.busyWaitTimeoutMs} ms the follower spends on busy leaders (${spent.busySpentMs} ms spent: refused attempts and the waits they asked for): ${refusal.message}`,
       { cause: refusal },
     );
