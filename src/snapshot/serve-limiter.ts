@@ -6,9 +6,17 @@
 // say-so, so it is counted together with the address it came from: a client elsewhere cannot use
 // up a node's quota by sending that node's id. A refusal is a
 // ResourceExhaustedError (RESOURCE_EXHAUSTED on the wire) saying which cap and when to retry, in
-// words and as `retryAfterMs` (the `scm-retry-after-ms` trailer the downloader honours);
-// only admitted downloads count towards the per-minute caps, so a refused client is not locked out
-// by its own retries.
+// words and as `retryAfterMs` (the `scm-retry-after-ms` trailer the downloader honours).
+// Only admitted downloads count towards the per-minute caps, and a per-minute refusal's hint is
+// exact (when the oldest start leaves the window), so a client that waits as told gets past that
+// cap at its next call: its own retries never lock it out. A `busy` refusal (all the leader's transfer slots taken,
+// checkpoint-provider.ts) comes after admission here, so it does count: a follower polling as its
+// 5 s hint says starts at most 12 a minute, the default per-requester cap, and is never refused
+// for that alone (its polls are at least 5 s apart). With other starts of its own in the window (a
+// failed attempt, an earlier download) it may be refused as over the cap, but only while those are
+// in the window, never twice in a row, and each time only until its oldest start leaves; those
+// waits come out of its busy budget like any other hinted wait. (The per-address cap, 30 a minute,
+// holds two such followers behind one address.)
 import { IN_PROGRESS_RETRY_AFTER_MS, ResourceExhaustedError } from './checkpoint-provider.js';
 
 export interface RateLimit {

@@ -9,7 +9,9 @@ import * as grpc from '@grpc/grpc-js';
 import { RETRY_AFTER_METADATA } from '../../src/retry-after.js';
 import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmServiceDefinition, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from '../../src/snapshot/inter-scm-proto.js';
+import { IN_PROGRESS_RETRY_AFTER_MS, type ResourceExhaustedError } from '../../src/snapshot/checkpoint-provider.js';
 import { readRetryHint } from '../../src/snapshot/retry-hint.js';
+import { ServeLimiter } from '../../src/snapshot/serve-limiter.js';
 import { DEFAULT_BUSY_WAIT_TIMEOUT_MS, SnapshotDownloader, type SnapshotDownloaderOptions } from '../../src/snapshot/snapshot-downloader.js';
 import { loadConfig } from '../../src/server/config.js';
 import { CLUSTER_ID, startServer, withServingLeader, withTempDir, type Logged } from './helpers.js';
@@ -289,6 +291,48 @@ test('a hint is read for its value: leading zeros change nothing, so a zero-padd
     assert.equal(hint.kind === 'not-believed' ? hint.why : '', 'more than 300000 ms', raw);
   }
   assert.deepEqual(readRetryHint(undefined), { kind: 'none' });
+});
+
+/**
+ * A follower polling a leader whose transfer slots are all taken, as the limiter sees it: each
+ * admitted call is refused `busy` (after admission, so it counts) and waited 5 s; a call over the
+ * per-minute cap is waited as its hint says. `earlier` are starts of its own before the polling.
+ */
+function pollBusyLeader(earlier: readonly number[], untilMs: number): { refusals: Array<{ at: number; hintMs: number }>; twiceInARow: boolean } {
+  let now = 0;
+  const limiter = new ServeLimiter({ now: () => now });
+  for (const at of earlier) {
+    now = at;
+    limiter.admit('scm2', '10.0.0.2:40000').release();
+  }
+  const refusals: Array<{ at: number; hintMs: number }> = [];
+  let refusedLast = false;
+  let twiceInARow = false;
+  while (now < untilMs) {
+    try {
+      limiter.admit('scm2', '10.0.0.2:40000').release();
+      refusedLast = false;
+      now += IN_PROGRESS_RETRY_AFTER_MS;
+    } catch (err) {
+      const hintMs = (err as ResourceExhaustedError).retryAfterMs ?? Infinity;
+      refusals.push({ at: now, hintMs });
+      twiceInARow ||= refusedLast;
+      refusedLast = true;
+      now += Math.max(hintMs, 200);
+    }
+  }
+  return { refusals, twiceInARow };
+}
+
+test('a follower polling a busy leader every 5 s is never refused over the per-minute cap (12); starts of its own before that get it refused only while they are in the window, never twice in a row', () => {
+  assert.deepEqual(pollBusyLeader([], 600_000).refusals, [], 'polling alone: 12 a minute at most');
+  const quick = pollBusyLeader([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 600_000);
+  assert.deepEqual(quick.refusals, [{ at: 5010, hintMs: 54_990 }], 'one refusal (the poll after the 12th start), until the first start leaves the window');
+  const spread = [2923, 8692, 9557, 10702, 30514, 37088, 42808, 45746, 54368, 55219, 56219];
+  const mixed = pollBusyLeader(spread, 600_000);
+  assert.equal(mixed.twiceInARow, false, 'each hint is exact: the call after it is admitted');
+  assert.ok(mixed.refusals.length > 1, JSON.stringify(mixed.refusals));
+  assert.ok(mixed.refusals.every((r) => r.at < 56_219 + 60_000), `refused only while its earlier starts are in the window: ${JSON.stringify(mixed.refusals)}`);
 });
 
 test('ozone.scm.ha.grpc.checkpoint.busy.wait.timeout sets how long a follower waits for busy leaders in one catch-up (default 5m, the downloader\'s); 0 gives up at the first busy refusal', () => {
