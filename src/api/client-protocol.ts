@@ -11,8 +11,8 @@ export const CLIENT_SERVICE_NAME = 'scm.client.StorageContainerLocationProtocolS
 export const NOT_LEADER_METADATA = 'scm-not-leader';
 export const LEADER_ID_METADATA = 'scm-leader-id';
 export const LEADER_ADDRESS_METADATA = 'scm-leader-address';
-/** With RESOURCE_EXHAUSTED: how long (ms) the client should wait before it tries this SCM again. */
-export const RETRY_AFTER_METADATA = 'scm-retry-after-ms';
+/** With RESOURCE_EXHAUSTED: how long (ms) to wait; defined once for both SCM ports in the leaf module. */
+export { RETRY_AFTER_METADATA } from '../retry-after.js';
 
 const clientPackage = (loadGrpcPackage(CLIENT_PROTO_FILE)['scm'] as grpc.GrpcObject)['client'] as grpc.GrpcObject;
 

@@ -96,10 +96,16 @@ export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 export const LOG_DROP_REASONS = ['zeroed', 'corruption-policy'] as const;
 export type LogDropReason = (typeof LOG_DROP_REASONS)[number];
 
-/** Why a snapshot download or install failed; a closed set so the label stays bounded. */
+/**
+ * Why a snapshot download or install failed; a closed set so the label stays bounded. `busy`: the
+ * leader kept refusing the download as busy (RESOURCE_EXHAUSTED with a retry hint) until the
+ * follower's busy budget (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout) was spent, which is not
+ * a network failure (`transport`).
+ */
 export const SNAPSHOT_FAILURE_REASONS = [
   'leader_unavailable',
   'transport',
+  'busy',
   'cluster_id_mismatch',
   'offset_mismatch',
   'checksum_mismatch',

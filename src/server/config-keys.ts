@@ -131,6 +131,7 @@ export const KEY = {
   checkpointMinReadBytes: 'ozone.scm.ha.grpc.checkpoint.min.read.bytes',
   checkpointMinReadWindow: 'ozone.scm.ha.grpc.checkpoint.min.read.window',
   checkpointGzipLevel: 'ozone.scm.ha.grpc.checkpoint.gzip.level',
+  checkpointBusyWaitTimeout: 'ozone.scm.ha.grpc.checkpoint.busy.wait.timeout',
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
@@ -227,6 +228,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Not an Ozone key (Ozone's checkpoint servlet always deflates): its tables are Snappy-compressed
   // already, and deflating them is slower than a LAN carries the bytes it saves (src/snapshot/tarball.ts).
   key(KEY.checkpointGzipLevel, count(0, 9), 'gzip level of the checkpoint tarball a leader streams to a downloading follower: 0 (stored, still a tar.gz) suits links of 1 Gbit/s and more, 1 those below ~500 Mbit/s; followers read any level.', { default: '0' }),
+  // Not an Ozone key (Ozone's follower retries its checkpoint download a fixed number of times): a
+  // leader that refuses a download as busy says when to come back, and waiting for it is not a
+  // failure of the follower's; this bounds how long it keeps waiting.
+  key(KEY.checkpointBusyWaitTimeout, ms, 'How long in all a follower installing a snapshot spends on a leader that refuses its checkpoint download as busy (RESOURCE_EXHAUSTED with a retry hint): the waits it asks for and the refused calls themselves, each from its start to the refusal; such refusals do not count as failed attempts. A wait that would pass it ends the install attempt; 0 ends it at the first such refusal.', { default: '5m' }),
   key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),

@@ -141,6 +141,8 @@ export interface ScmConfig {
   readonly checkpointMinRead: { readonly bytes: number; readonly windowMs: number };
   /** ozone.scm.ha.grpc.checkpoint.gzip.level: how hard the leader compresses a checkpoint stream. */
   readonly checkpointGzipLevel: number;
+  /** ozone.scm.ha.grpc.checkpoint.busy.wait.timeout: how long a downloading follower spends on a busy leader (its refused calls and the waits it asks for). */
+  readonly checkpointBusyWaitTimeoutMs: number;
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
@@ -634,6 +636,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     grpcDeadlineIntervalMs: reader.durationMs(KEY.grpcDeadlineInterval),
     checkpointMinRead: loadCheckpointMinRead(reader),
     checkpointGzipLevel: reader.count(KEY.checkpointGzipLevel),
+    checkpointBusyWaitTimeoutMs: reader.durationMs(KEY.checkpointBusyWaitTimeout),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
     clientRequestBufferBytes: loadClientRequestBuffer(reader),

@@ -5,9 +5,10 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SnapshotNotice } from '../raft/index.js';
-import { installCheckpoint, SnapshotDownloader, StaleCheckpointError, UnsafeTarballError, type DownloadChannel, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
+import { BusyLeaderError, installCheckpoint, SnapshotDownloader, StaleCheckpointError, UnsafeTarballError, type DownloadChannel, type ReadyCheckpoint, type SnapshotLogger } from '../snapshot/index.js';
 import type { ScmStateMachine } from '../statemachine/index.js';
 import type { RaftEvents } from '../metrics/raft-events.js';
+import type { SnapshotFailureReason } from '../metrics/node-metrics.js';
 import type { CheckpointSource, FetchedCheckpoint } from './snapshot-catch-up.js';
 
 export const SNAPSHOT_DIR = 'snapshot';
@@ -19,6 +20,8 @@ export interface InterScmCheckpointsOptions {
   readonly requesterId: string;
   /** Per-attempt deadline (ozone.scm.ha.grpc.deadline.interval). */
   readonly deadlineMs: number;
+  /** How long a catch-up spends on a busy leader, its refused calls and the waits it asks for (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout). */
+  readonly busyWaitTimeoutMs?: number;
   /** The InterSCM address of the current leader, else of the node that sent the notice. */
   readonly leaderGrpcAddress: (noticeFrom: string) => string | undefined;
   readonly sm: ScmStateMachine;
@@ -40,6 +43,7 @@ export class InterScmCheckpoints implements CheckpointSource {
       expectedClusterId: o.clusterId,
       snapshotDir: join(o.dbParentDir, SNAPSHOT_DIR),
       deadlineMs: o.deadlineMs,
+      ...(o.busyWaitTimeoutMs !== undefined ? { busyWaitTimeoutMs: o.busyWaitTimeoutMs } : {}),
       requesterId: o.requesterId,
       log: o.log,
       ...(o.channel !== undefined ? { channel: o.channel } : {}),
@@ -49,7 +53,7 @@ export class InterScmCheckpoints implements CheckpointSource {
     try {
       ready = await downloader.fetch(notice.firstIndex, signal);
     } catch (err) {
-      download.failed(err instanceof StaleCheckpointError ? 'stale_checkpoint' : refusedAsUnsafe(err) ? 'extract' : 'transport', err);
+      download.failed(failureReason(err), err);
       throw err;
     }
     download.done(ready.downloadedBytes, { resumedFrom: ready.resumedFrom, attempts: ready.attempts });
@@ -77,6 +81,17 @@ export class InterScmCheckpoints implements CheckpointSource {
       discard: () => rm(ready.dir, { recursive: true, force: true }),
     };
   }
+}
+
+/**
+ * The reason a failed download is counted under. A busy leader that outlasted the busy budget is
+ * `busy`, not `transport`: the operator should see the leader's capacity, not a network fault.
+ */
+function failureReason(err: unknown): SnapshotFailureReason {
+  if (err instanceof StaleCheckpointError) return 'stale_checkpoint';
+  if (err instanceof BusyLeaderError) return 'busy';
+  if (refusedAsUnsafe(err)) return 'extract';
+  return 'transport';
 }
 
 /** Whether `err` or an error in its cause chain is an UnsafeTarballError (the downloader wraps the last attempt's error). */

@@ -435,6 +435,7 @@ export class ScmNode {
           clusterId: this.clusterId,
           requesterId: this.nodeId,
           deadlineMs: config.grpcDeadlineIntervalMs,
+          busyWaitTimeoutMs: config.checkpointBusyWaitTimeoutMs,
           leaderGrpcAddress: (noticeFrom) => {
             const leader = this.driver.core.leaderId;
             return this.admin.peerConfig(leader === '' ? noticeFrom : leader)?.grpcAddress;

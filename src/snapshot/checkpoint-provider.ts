@@ -12,9 +12,31 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createCheckpoint, listCheckpointDirs, type Checkpoint, type CheckpointOptions, type RootDb } from './checkpoint.js';
 
+/**
+ * A download refused for want of capacity. `retryAfterMs`, when known, is how long the refused
+ * caller should wait before it asks again; the InterSCM service sends it as the
+ * `scm-retry-after-ms` trailer (src/retry-after.ts).
+ */
 export class ResourceExhaustedError extends Error {
   override readonly name = 'ResourceExhaustedError';
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
 }
+
+/**
+ * The retry hint of a refusal because downloads are in progress (a requester's, a peer's, or all of
+ * the leader's transfer slots). When one of them ends is not known: a healthy transfer may run for
+ * minutes, a stalled one is reclaimed within the idle timeout (10 s). So the hint is a polling
+ * interval, not a promise: half that timeout, so that a follower whose own stalled download holds
+ * its slot gets back in soon after the leader takes the slot back, while a refusal (answered before
+ * any checkpoint is taken) stays cheap. Without a hint the follower would count each such refusal as
+ * a failed attempt and give up after a few, though nothing is wrong with it.
+ */
+export const IN_PROGRESS_RETRY_AFTER_MS = 5_000;
 
 export interface CheckpointProviderOptions {
   /** The live scm.db root (a getter: the node may reopen its DB). */
@@ -83,7 +105,7 @@ export class CheckpointProvider {
    */
   async acquire(resumeCheckpointId?: string): Promise<CheckpointLease> {
     if (this.activeLeases >= this.maxTransfers) {
-      throw new ResourceExhaustedError(`too many checkpoint transfers in progress (${this.activeLeases} of at most ${this.maxTransfers}); retry later`);
+      throw new ResourceExhaustedError(`too many checkpoint transfers in progress (${this.activeLeases} of at most ${this.maxTransfers}); retry later`, IN_PROGRESS_RETRY_AFTER_MS);
     }
     this.activeLeases++;
     let entry: Tracked;

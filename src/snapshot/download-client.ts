@@ -16,6 +16,7 @@ import { CLUSTER_ID_METADATA } from './download-service.js';
 import { interScmClientConstructor, toSafeInteger } from './inter-scm-proto.js';
 import { checkRequestId } from './request-checks.js';
 import { grpcChannelOptions } from '../grpc-options.js';
+import { RETRY_AFTER_METADATA } from '../retry-after.js';
 
 export interface DownloadProgress {
   readonly bytes: number;
@@ -118,15 +119,21 @@ export interface DownloadedCheckpoint {
 /** Why a download failed, plus what can be resumed. */
 export class DownloadError extends Error {
   override readonly name = 'DownloadError';
+  /**
+   * With RESOURCE_EXHAUSTED: the leader's `scm-retry-after-ms` trailer as it arrived, unchecked
+   * (retry-hint.ts decides whether to believe it); undefined when there was none.
+   */
+  readonly retryAfter: string | undefined;
   constructor(
     message: string,
     /** Verified prefix kept on disk for a resume, when asked to keep one. */
     readonly resumePoint: ResumePoint | undefined,
     /** gRPC status code when the failure came from the transport or the server. */
     readonly grpcCode: grpc.status | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfter?: string },
   ) {
-    super(message, options);
+    super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
+    this.retryAfter = options?.retryAfter;
   }
 }
 
@@ -279,12 +286,21 @@ export async function downloadCheckpoint(req: DownloadRequest): Promise<Download
     } else {
       await rm(state.path, { force: true });
     }
-    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(reason as Error).message}`, resumePoint, grpcCode, { cause: reason });
+    const retryAfter = grpcCode === grpc.status.RESOURCE_EXHAUSTED ? retryAfterTrailer(err) : undefined;
+    throw new DownloadError(`checkpoint download from ${req.address} failed: ${(reason as Error).message}`, resumePoint, grpcCode, { cause: reason, ...(retryAfter !== undefined ? { retryAfter } : {}) });
   } finally {
     clearTimeout(silence);
     signal?.removeEventListener('abort', onAbort);
     client.close();
   }
+}
+
+/** The first `scm-retry-after-ms` value in a gRPC error's trailing metadata, as sent. */
+function retryAfterTrailer(err: unknown): string | undefined {
+  const metadata = (err as { metadata?: unknown }).metadata;
+  if (!(metadata instanceof grpc.Metadata)) return undefined;
+  const value = metadata.get(RETRY_AFTER_METADATA)[0];
+  return value === undefined ? undefined : String(value);
 }
 
 /**

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import * as http2 from 'node:http2';
 import { ResourceExhaustedError, type CheckpointProvider, type CheckpointLease } from './checkpoint-provider.js';
 import { failpointAsync } from '../failpoints.js';
+import { RETRY_AFTER_METADATA } from '../retry-after.js';
 import { chunkChecksum } from './chunk-checksum.js';
 import { fixedSizeChunks } from './chunker.js';
 import { interScmServiceDefinition, toSafeInteger, type CopyDBCheckpointRequest, type CopyDBCheckpointResponse } from './inter-scm-proto.js';
@@ -168,7 +169,7 @@ async function serveDownload(call: DownloadCall, options: InterScmServiceOptions
   try {
     admission = limiter.admit(requesterId, peer);
   } catch (err) {
-    refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId });
+    refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'rate_limited', `checkpoint download refused: ${(err as Error).message}`, { peer, requester: requesterId }, retryAfterOf(err));
     return;
   }
   const keepalive = new Keepalive(call, options.clusterId, pacing.timers, pacing.keepaliveIntervalMs, resumeOffset);
@@ -254,7 +255,7 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
     lease = await options.provider.acquire(resumeId);
   } catch (err) {
     if (err instanceof ResourceExhaustedError) {
-      refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'busy', `cannot provide a checkpoint of scm.db: ${err.message}`, { peer, requester: requesterId });
+      refuse(call, options, log, grpc.status.RESOURCE_EXHAUSTED, 'busy', `cannot provide a checkpoint of scm.db: ${err.message}`, { peer, requester: requesterId }, retryAfterOf(err));
     } else {
       fail(call, grpc.status.INTERNAL, `cannot provide a checkpoint of scm.db: ${(err as Error).message}`);
     }
@@ -339,11 +340,21 @@ async function serveAdmitted(call: DownloadCall, watch: CallWatch, keepalive: Ke
   }
 }
 
-/** Answers `code` without serving, logs why (warn) and counts it (onRefused). */
-function refuse(call: DownloadCall, options: InterScmServiceOptions, log: SnapshotLogger, code: grpc.status, reason: ServeRefusal, details: string, fields: Record<string, unknown>): void {
-  log('warn', 'checkpoint download refused', { ...fields, reason, error: details });
+/**
+ * Answers `code` without serving, logs why (warn) and counts it (onRefused). A refusal that knows
+ * when to come back says so in the `scm-retry-after-ms` trailer, so that the follower need not read
+ * it out of the message.
+ */
+function refuse(call: DownloadCall, options: InterScmServiceOptions, log: SnapshotLogger, code: grpc.status, reason: ServeRefusal, details: string, fields: Record<string, unknown>, retryAfterMs?: number): void {
+  log('warn', 'checkpoint download refused', { ...fields, reason, error: details, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
   options.onRefused?.(reason);
-  fail(call, code, details);
+  const metadata = new grpc.Metadata();
+  if (retryAfterMs !== undefined) metadata.set(RETRY_AFTER_METADATA, String(retryAfterMs));
+  fail(call, code, details, metadata);
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  return err instanceof ResourceExhaustedError ? err.retryAfterMs : undefined;
 }
 
 /**
@@ -380,7 +391,7 @@ function seconds(ms: number): string {
   return `${ms / 1000} s`;
 }
 
-function fail(call: DownloadCall, code: grpc.status, details: string): void {
+function fail(call: DownloadCall, code: grpc.status, details: string, metadata = new grpc.Metadata()): void {
   if (call.cancelled) return;
-  call.emit('error', { code, details, metadata: new grpc.Metadata() } satisfies Partial<grpc.StatusObject>);
+  call.emit('error', { code, details, metadata } satisfies Partial<grpc.StatusObject>);
 }

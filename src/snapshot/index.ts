@@ -11,7 +11,7 @@ export { SnapshotAbortedError } from './aborted.js';
 export { downloadCheckpoint, DownloadError, DEFAULT_NO_PROGRESS_TIMEOUT_MS, type DownloadChannel, type DownloadConsumer, type DownloadRequest, type DownloadedCheckpoint, type DownloadProgress, type ResumePoint } from './download-client.js';
 export { extractCheckpointTarball, extractCheckpointStream, safeEntryName, UnsafeTarballError, DEFAULT_EXTRACT_LIMITS, type ExtractLimits, type ExtractOptions, type ExtractedCheckpoint, type DeclaredSize, PRE_MANIFEST_SOURCE_BYTES } from './safe-extract.js';
 export { installCheckpoint, recoverInterruptedInstall, OlderCheckpointError, INSTALL_FAILPOINTS, SCM_DB_NAME, DB_BACKUP_PREFIX, DB_INCONSISTENT_MARKER, type InstallRequest, type RecoveryOutcome } from './installer.js';
-export { SnapshotDownloader, StaleCheckpointError, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
+export { SnapshotDownloader, StaleCheckpointError, BusyLeaderError, DEFAULT_BUSY_WAIT_TIMEOUT_MS, type SnapshotDownloaderOptions, type ReadyCheckpoint } from './snapshot-downloader.js';
 export { chunkChecksum } from './chunk-checksum.js';
 export { FAILPOINTS_ENV, failpoint, failpointAsync } from '../failpoints.js';
 export { INTER_SCM_PROTO_PATH, interScmServiceDefinition, interScmClientConstructor } from './inter-scm-proto.js';

@@ -5,10 +5,19 @@
 // the port), which a client cannot change by renaming itself. A requesterId is the client's own
 // say-so, so it is counted together with the address it came from: a client elsewhere cannot use
 // up a node's quota by sending that node's id. A refusal is a
-// ResourceExhaustedError (RESOURCE_EXHAUSTED on the wire) saying which cap and when to retry;
-// only admitted downloads count towards the per-minute caps, so a refused client is not locked out
-// by its own retries.
-import { ResourceExhaustedError } from './checkpoint-provider.js';
+// ResourceExhaustedError (RESOURCE_EXHAUSTED on the wire) saying which cap and when to retry, in
+// words and as `retryAfterMs` (the `scm-retry-after-ms` trailer the downloader honours).
+// Only admitted downloads count towards the per-minute caps, and a per-minute refusal's hint is
+// exact (when the oldest start leaves the window), so a client that waits as told gets past that
+// cap at its next call: its own retries never lock it out. A `busy` refusal (all the leader's transfer slots taken,
+// checkpoint-provider.ts) comes after admission here, so it does count: a follower polling as its
+// 5 s hint says starts at most 12 a minute, the default per-requester cap, and is never refused
+// for that alone (its polls are at least 5 s apart). With other starts of its own in the window (a
+// failed attempt, an earlier download) it may be refused as over the cap, but only while those are
+// in the window, never twice in a row, and each time only until its oldest start leaves; those
+// waits come out of its busy budget like any other hinted wait. (The per-address cap, 30 a minute,
+// holds two such followers behind one address.)
+import { IN_PROGRESS_RETRY_AFTER_MS, ResourceExhaustedError } from './checkpoint-provider.js';
 
 export interface RateLimit {
   /** Downloads in progress at once. */
@@ -65,11 +74,14 @@ export class ServeLimiter {
       const u = this.usage.get(key);
       if (u === undefined) continue;
       if (u.active >= limit.maxConcurrent) {
-        throw new ResourceExhaustedError(`${label} has ${u.active} checkpoint downloads in progress, at most ${limit.maxConcurrent} at once; retry when one ends`);
+        throw new ResourceExhaustedError(`${label} has ${u.active} checkpoint downloads in progress, at most ${limit.maxConcurrent} at once; retry when one ends`, IN_PROGRESS_RETRY_AFTER_MS);
       }
       if (u.starts.length >= limit.maxPerMinute) {
-        const retryIn = Math.max(1, Math.ceil(((u.starts[0] ?? now) + WINDOW_MS - now) / 1000));
-        throw new ResourceExhaustedError(`${label} started ${u.starts.length} checkpoint downloads in the last 60 s, at most ${limit.maxPerMinute} per minute; retry in ${retryIn} s`);
+        // Exactly when the oldest start leaves the window (forgetIdle drops it at that instant);
+        // the message rounds up to whole seconds.
+        const retryAfterMs = Math.max(1, (u.starts[0] ?? now) + WINDOW_MS - now);
+        const retryIn = Math.ceil(retryAfterMs / 1000);
+        throw new ResourceExhaustedError(`${label} started ${u.starts.length} checkpoint downloads in the last 60 s, at most ${limit.maxPerMinute} per minute; retry in ${retryIn} s`, retryAfterMs);
       }
     }
     const held = keys.map(({ key }) => {

@@ -1,6 +1,7 @@
 // Follower-side orchestration of one snapshot catch-up: download the leader's checkpoint (asking
 // whoever is leader at each attempt), abandon an attempt that makes no progress for a few seconds,
-// retry with exponential backoff, resume from the last verified byte when the same checkpoint is
+// retry with exponential backoff (a refusal by a busy leader that says when to come back: then, out
+// of a time budget of its own), resume from the last verified byte when the same checkpoint is
 // still served, log progress, extract safely while downloading and verify the
 // result (manifest, cluster id, #TRANSACTIONINFO >= the leader's first available index). Returns a
 // directory ready for `installCheckpoint`; the live scm.db is never touched here.
@@ -23,10 +24,20 @@ import { downloadCheckpoint, DownloadError, type DownloadChannel, type DownloadC
 import type { SnapshotLogger } from './download-service.js';
 import type { Manifest } from './manifest.js';
 import { checkRequestId } from './request-checks.js';
+import { readRetryHint } from './retry-hint.js';
 import { extractCheckpointStream, type DeclaredSize, type ExtractedCheckpoint, type ExtractLimits } from './safe-extract.js';
 
 export class StaleCheckpointError extends Error {
   override readonly name = 'StaleCheckpointError';
+}
+
+/**
+ * A fetch given up because the leader kept refusing it as busy (RESOURCE_EXHAUSTED with a believed
+ * retry hint) until busyWaitTimeoutMs was spent: the leader's capacity, not a failure of the
+ * transfer (the node counts it as reason `busy`). `cause` is the last refusal.
+ */
+export class BusyLeaderError extends Error {
+  override readonly name = 'BusyLeaderError';
 }
 
 export interface SnapshotDownloaderOptions {
@@ -42,11 +53,27 @@ export interface SnapshotDownloaderOptions {
    * `leaderAddress()` again and resumes by offset when the same checkpoint is still served.
    */
   readonly noProgressTimeoutMs?: number;
-  /** Default 8. */
+  /**
+   * Failed attempts before giving up (default 8). A refusal by a busy leader that says when to come
+   * back (RESOURCE_EXHAUSTED with a believable `scm-retry-after-ms`) is not a failure: it is paid
+   * for from busyWaitTimeoutMs instead.
+   */
   readonly maxAttempts?: number;
-  /** Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. */
+  /**
+   * How long in all one fetch spends on busy leaders (ozone.scm.ha.grpc.checkpoint.busy.wait.timeout,
+   * default DEFAULT_BUSY_WAIT_TIMEOUT_MS): each refused attempt's own time, from its start to the
+   * refusal (by `now`), and the wait it asked for. A refusal whose wait would take the total past
+   * it ends the fetch at once: asking before the leader said would only be refused again.
+   */
+  readonly busyWaitTimeoutMs?: number;
+  /**
+   * Default 200 ms, doubling up to maxBackoffMs (default 10 s), with jitter. Also the shortest hinted
+   * wait, so it must be positive: a leader hinting 0 is then asked again at most every 200 ms.
+   */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** Waits between attempts, cut short by `signal` (default: Node's timers); tests pass a clock of their own. */
+  readonly sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
   readonly extractLimits?: ExtractLimits;
   /** Minimum time between progress log lines (default 5 s). */
   readonly progressIntervalMs?: number;
@@ -72,20 +99,53 @@ export interface ReadyCheckpoint {
   readonly attempts: number;
 }
 
+/**
+ * Five minutes of waiting as busy leaders ask: five of our leader's longest hints (its per-minute
+ * window), or sixty of its 5 s polls while transfers are in progress (a stalled one is reclaimed
+ * within 10 s, a slow one within a minute).
+ */
+export const DEFAULT_BUSY_WAIT_TIMEOUT_MS = 5 * 60_000;
+
+/** A believed retry hint, and the wait it makes (no shorter than the first backoff). */
+interface HintedWait {
+  readonly hintMs: number;
+  readonly waitMs: number;
+}
+
+/** What one fetch has spent so far of what it may spend on retries. */
+interface RetrySpending {
+  /** Attempts that failed (no leader known, or a download that did not end with a checkpoint). */
+  failures: number;
+  /**
+   * Time spent on busy leaders: each refused attempt's own time (a leader may hold an attempt long
+   * before it refuses, and keepalives keep the no-progress timer quiet) and the wait it asked for.
+   */
+  busySpentMs: number;
+}
+
 export class SnapshotDownloader {
   private readonly maxAttempts: number;
+  private readonly busyWaitTimeoutMs: number;
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly log: SnapshotLogger;
   private readonly now: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 
   constructor(private readonly options: SnapshotDownloaderOptions) {
     this.maxAttempts = options.maxAttempts ?? 8;
+    this.busyWaitTimeoutMs = options.busyWaitTimeoutMs ?? DEFAULT_BUSY_WAIT_TIMEOUT_MS;
     this.initialBackoffMs = options.initialBackoffMs ?? 200;
     this.maxBackoffMs = options.maxBackoffMs ?? 10_000;
     this.log = options.log ?? (() => undefined);
     this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, signal !== undefined ? { signal } : {}));
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    if (!(Number.isFinite(this.initialBackoffMs) && this.initialBackoffMs > 0)) throw new Error(`initialBackoffMs must be a positive finite number of ms, got ${this.initialBackoffMs}`);
+    if (!(Number.isFinite(this.maxBackoffMs) && this.maxBackoffMs >= this.initialBackoffMs)) {
+      throw new Error(`maxBackoffMs must be a finite number of ms no less than initialBackoffMs (${this.initialBackoffMs}), got ${this.maxBackoffMs}`);
+    }
+    if (!(this.busyWaitTimeoutMs >= 0)) throw new Error(`busyWaitTimeoutMs must be >= 0, got ${this.busyWaitTimeoutMs}`);
     if (options.noProgressTimeoutMs !== undefined && !(options.noProgressTimeoutMs > 0)) throw new Error(`noProgressTimeoutMs must be positive, got ${options.noProgressTimeoutMs}`);
     if (options.expectedClusterId === '') throw new Error('SnapshotDownloader needs a non-empty expectedClusterId');
     checkRequestId(options.requesterId, 'requesterId');
@@ -112,31 +172,85 @@ export class SnapshotDownloader {
 
   private async fetchAttempts(minIndex: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
     await this.clearSnapshotDir();
+    const spent: RetrySpending = { failures: 0, busySpentMs: 0 };
     let resume: ResumePoint | undefined;
     let lastError: Error | undefined;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+    let pauseMs = 0;
+    for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
-      if (attempt > 1) await sleep(this.backoff(attempt - 1), undefined, signal !== undefined ? { signal } : {});
+      if (pauseMs > 0) await this.sleep(pauseMs, signal);
       const address = await this.options.leaderAddress();
       if (address === undefined) {
         lastError = new Error('no leader known');
+        spent.failures++;
         this.log('warn', 'snapshot download waiting for a leader', { attempt });
-        continue;
+      } else {
+        const attemptStarted = this.now();
+        try {
+          const ready = await this.attempt(address, minIndex, resume, attempt, signal);
+          // Aborted at the very end: the caller no longer wants it (fetch removes it).
+          signal?.throwIfAborted();
+          return ready;
+        } catch (err) {
+          if (signal?.aborted === true) throw err;
+          lastError = err as Error;
+          resume = err instanceof DownloadError ? err.resumePoint : undefined;
+          const hinted = this.hintedWait(err, address, attempt);
+          if (hinted !== undefined) {
+            // The refused attempt is charged too: a leader that holds each call long before it
+            // refuses would otherwise cost the follower far more than the waits it asks for.
+            const attemptMs = Math.max(0, this.now() - attemptStarted);
+            spent.busySpentMs += attemptMs;
+            const overBudget = this.overBusyBudget(hinted, spent, address, lastError);
+            if (overBudget !== undefined) {
+              await dropKeptPrefix(resume);
+              throw overBudget;
+            }
+            spent.busySpentMs += hinted.waitMs;
+            pauseMs = hinted.waitMs;
+            this.log('info', 'snapshot download refused by a busy leader', { attempt, address, attemptMs, hintMs: hinted.hintMs, retryInMs: hinted.waitMs, busySpentMs: spent.busySpentMs, error: lastError.message });
+            continue;
+          }
+          spent.failures++;
+          this.log('warn', 'snapshot download attempt failed', { attempt, failures: spent.failures, maxAttempts: this.maxAttempts, address, error: lastError.message, resumeOffset: resume?.offset ?? 0 });
+        }
       }
-      try {
-        const ready = await this.attempt(address, minIndex, resume, attempt, signal);
-        // Aborted at the very end: the caller no longer wants it (fetch removes it).
-        signal?.throwIfAborted();
-        return ready;
-      } catch (err) {
-        if (signal?.aborted === true) throw err;
-        lastError = err as Error;
-        resume = err instanceof DownloadError ? err.resumePoint : undefined;
-        this.log('warn', 'snapshot download attempt failed', { attempt, maxAttempts: this.maxAttempts, address, error: lastError.message, resumeOffset: resume?.offset ?? 0 });
-      }
+      if (spent.failures >= this.maxAttempts) break;
+      pauseMs = this.backoff(spent.failures);
     }
-    if (resume !== undefined) await rm(resume.partialFile, { force: true });
-    throw new Error(`snapshot download failed after ${this.maxAttempts} attempts: ${lastError?.message ?? 'unknown error'}`, { cause: lastError });
+    await dropKeptPrefix(resume);
+    throw new Error(`snapshot download failed after ${spent.failures} failed attempts: ${lastError?.message ?? 'unknown error'}`, { cause: lastError });
+  }
+
+  /**
+   * How long to wait before asking again when `err` is a busy leader's refusal that says when
+   * (RESOURCE_EXHAUSTED with a believable hint), else undefined: a failure like any other. A hint
+   * of (nearly) 0 is stretched to the first backoff (`waitMs` > `hintMs`), so that a leader cannot
+   * have us ask it over and over without pause.
+   */
+  private hintedWait(err: unknown, address: string, attempt: number): HintedWait | undefined {
+    if (!(err instanceof DownloadError)) return undefined;
+    const hint = readRetryHint(err.retryAfter);
+    if (hint.kind === 'none') return undefined;
+    if (hint.kind === 'not-believed') {
+      this.log('warn', 'snapshot download ignored a retry hint it does not believe', { attempt, address, hint: hint.shown, why: hint.why });
+      return undefined;
+    }
+    return { hintMs: hint.ms, waitMs: Math.max(hint.ms, this.initialBackoffMs) };
+  }
+
+  /**
+   * The error that ends the fetch when waiting `waitMs` more would take what it spent on busy
+   * leaders (the refused attempt included) past busyWaitTimeoutMs; undefined while it would not.
+   */
+  private overBusyBudget({ hintMs, waitMs }: HintedWait, spent: RetrySpending, address: string, refusal: Error): BusyLeaderError | undefined {
+    const leftMs = this.busyWaitTimeoutMs - spent.busySpentMs;
+    if (waitMs <= leftMs) return undefined;
+    const asked = waitMs > hintMs ? `${hintMs} ms (the follower waits at least ${waitMs} ms)` : `${waitMs} ms`;
+    return new BusyLeaderError(
+      `snapshot download gave up: the leader at ${address} asks to retry in ${asked}, but ${Math.max(0, leftMs)} ms are left of the ${this.busyWaitTimeoutMs} ms the follower spends on busy leaders (${spent.busySpentMs} ms spent: refused attempts and the waits they asked for): ${refusal.message}`,
+      { cause: refusal },
+    );
   }
 
   private async attempt(address: string, minIndex: number, resume: ResumePoint | undefined, attempt: number, signal: AbortSignal | undefined): Promise<ReadyCheckpoint> {
@@ -255,6 +369,11 @@ export class SnapshotDownloader {
       await rm(join(this.options.snapshotDir, name), { recursive: true, force: true });
     }
   }
+}
+
+/** A fetch that gives up has no use for the prefix it kept to resume. */
+async function dropKeptPrefix(resume: ResumePoint | undefined): Promise<void> {
+  if (resume !== undefined) await rm(resume.partialFile, { force: true });
 }
 
 /**

@@ -119,6 +119,8 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
       samplesOf(exposition, family),
       SNAPSHOT_FAILURE_REASONS.map((reason) => `${family}{reason="${reason}",scm_node_id="z1"} 0`),
     );
+    // A leader too busy to serve has a series of its own, apart from a network failure.
+    assert.ok(samplesOf(exposition, family).includes(`${family}{reason="busy",scm_node_id="z1"} 0`), `${family} has reason="busy"`);
   }
   assert.deepEqual(samplesOf(exposition, 'scm_raft_peer_send_failures_total'), [
     'scm_raft_peer_send_failures_total{peer="z2",scm_node_id="z1"} 0',

@@ -11,6 +11,7 @@ import { registerInterScmService, type InterScmServiceOptions, type ServeRefusal
 import { downloadCheckpoint } from '../../src/snapshot/download-client.js';
 import { interScmClientConstructor } from '../../src/snapshot/inter-scm-proto.js';
 import { peerHost } from '../../src/snapshot/serve-limiter.js';
+import { RETRY_AFTER_METADATA } from '../../src/retry-after.js';
 import { SnapshotDownloader } from '../../src/snapshot/snapshot-downloader.js';
 import { CLUSTER_ID, createScmDb, startServer, unreadDownload, until, withServingLeader, withTempDir, type Logged, type ServingLeader } from './helpers.js';
 
@@ -164,6 +165,75 @@ test('a requester over its downloads per minute is refused until the window has 
     },
     { perRequester: { maxPerMinute: 3 }, now: () => clock },
   );
+});
+
+/** The retry hint a refusal carries in its trailing metadata, as sent (undefined without one). */
+function retryHint(refusal: { bytes: number } | grpc.ServiceError): string | undefined {
+  assert.ok(!('bytes' in refusal), `refused, not served: ${JSON.stringify(refusal)}`);
+  const values = refusal.metadata.get(RETRY_AFTER_METADATA);
+  return values.length === 0 ? undefined : String(values[0]);
+}
+
+test('a refusal over the per-minute cap carries, in the scm-retry-after-ms trailer, the milliseconds until the window admits the requester again', async () => {
+  let clock = 1_000_000;
+  await withLeader(
+    async ({ address }) => {
+      const client = rawClient(address);
+      try {
+        assert.ok('bytes' in (await drain(client, { flush: true, requesterId: 'scm2' })));
+        clock += 23_000;
+        const over = await drain(client, { flush: true, requesterId: 'scm2' });
+        assert.ok(!('bytes' in over));
+        assert.equal(over.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.match(over.details, /retry in 37 s/);
+        assert.equal(retryHint(over), '37000', 'the first download leaves the 60 s window 37 s after the refusal');
+        clock += 36_999;
+        assert.equal(retryHint(await drain(client, { flush: true, requesterId: 'scm2' })), '1', 'and 1 ms before it does');
+        clock += 1;
+        assert.ok('bytes' in (await drain(client, { flush: true, requesterId: 'scm2' })), 'at the hinted time the requester is served');
+      } finally {
+        client.close();
+      }
+    },
+    { perRequester: { maxPerMinute: 1 }, now: () => clock },
+  );
+});
+
+test('a refusal while the requester\'s downloads are in progress, or while every transfer slot is taken, hints a fixed 5 s: when one ends is unknown', async () => {
+  await withTempDir('snap-serve-', async (dir) => {
+    const db = await createScmDb(join(dir, 'scm.db'), 50, { term: 1, index: 20 });
+    const real = new CheckpointProvider({ db: () => db, checkpointsDir: join(dir, 'db.checkpoints'), maxConcurrentTransfers: 2 });
+    const g = gated(real);
+    const refused: ServeRefusal[] = [];
+    const { address, stop } = await startServer((s) =>
+      registerInterScmService(s, { clusterId: CLUSTER_ID, provider: g.provider, perRequester: { maxConcurrent: 1 }, onRefused: (r) => refused.push(r) }),
+    );
+    const client = rawClient(address);
+    try {
+      const admitted = drain(client, { flush: true, requesterId: 'scm2' });
+      await until('the first download to be admitted', () => g.waiting() === 1);
+      const inProgress = await drain(client, { flush: true, requesterId: 'scm2' });
+      assert.match((inProgress as grpc.ServiceError).details, /in progress, at most 1 at once; retry when one ends/);
+      assert.equal(retryHint(inProgress), '5000');
+      // The leader's own slots: one held by scm2's download, one by a lease taken here.
+      const held = await real.acquire();
+      try {
+        g.open();
+        const busy = await drain(client, { flush: true, requesterId: 'scm3' });
+        assert.match((busy as grpc.ServiceError).details, /too many checkpoint transfers in progress/);
+        assert.equal(retryHint(busy), '5000');
+      } finally {
+        await held.release();
+      }
+      assert.ok('bytes' in (await admitted));
+      assert.deepEqual(refused, ['rate_limited', 'busy']);
+    } finally {
+      g.open(); // a failed assertion must not leave the first download waiting for ever
+      client.close();
+      await stop();
+      await db.close();
+    }
+  });
 });
 
 test('one peer address is limited whatever requesterIds it sends', async () => {
