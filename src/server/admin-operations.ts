@@ -14,6 +14,8 @@ export interface AdminOperationsParts {
   readonly self: ScmPeerConfig;
   readonly log: { info(fields: Record<string, unknown>, message: string): void };
   readonly peers: PeerCalls;
+  /** Whether this node still needs to ask to be added (self-membership.ts decides). */
+  readonly stillJoining: () => boolean;
 }
 
 type ChangeResult = { ok: true; index: number; term: number } | { ok: false; error: string; leaderHint: string };
@@ -96,14 +98,14 @@ export class AdminOperations {
     const others = this.parts.config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
     if (others.length === 0) return;
     const attempt = async (): Promise<void> => {
-      if (this.stopped || this.isMemberId(self.nodeId)) return;
+      if (this.stopped || !this.parts.stillJoining()) return;
       try {
         await this.parts.peers.addMember(others, { nodeId: self.nodeId, address: self.ratisAddress, clientAddress: self.clientAddress });
         this.parts.log.info({}, 'joined the SCM Raft group');
       } catch (err) {
         this.parts.log.info({ err: (err as Error).message }, 'could not join the SCM Raft group yet; retrying');
       }
-      if (!this.stopped && !this.isMemberId(self.nodeId)) this.joinTimer = setTimeout(() => void attempt(), 1_000);
+      if (!this.stopped && this.parts.stillJoining()) this.joinTimer = setTimeout(() => void attempt(), 1_000);
     };
     this.joinTimer = setTimeout(() => void attempt(), 100);
   }

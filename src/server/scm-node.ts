@@ -10,7 +10,7 @@ import { Level } from 'level';
 import type { Logger } from 'pino';
 import { RaftNode, SeededRandom, type Role } from '../raft/index.js';
 import { RaftStorage, type DiskTimings, type DroppedEntries } from '../storage/index.js';
-import { ScmStateMachine, type LogEntry, type OnComputed } from '../statemachine/index.js';
+import { ScmStateMachine, type AppliedConfiguration, type LogEntry, type OnComputed } from '../statemachine/index.js';
 import { CheckpointProvider, recoverInterruptedInstall, registerInterScmService, SCM_DB_NAME, type RootDb } from '../snapshot/index.js';
 import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupDir, readVersionFile, type ScmVersionInfo } from './version-file.js';
@@ -32,6 +32,7 @@ import { realScheduler, type ReplicatedStateMachine } from './raft-ports.js';
 import { recoverRaftState } from './raft-boot.js';
 import { InterScmCheckpoints } from './interscm-checkpoints.js';
 import { AdminOperations } from './admin-operations.js';
+import { selfMembershipAtStart, selfMembershipOf, type SelfMembership } from './self-membership.js';
 import { metricsRole, NodeStatusView } from './node-status.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
@@ -193,6 +194,8 @@ export class ScmNode {
   /** Names the periodic check's markers in the retry cache: unique per node start. */
   private readonly consistencyClientId = `scm-consistency-check-${randomUUID()}`;
   private consistencyCallId = 0;
+  /** raft-meta.conf as start-up read it: evidence of a membership the node held (self-membership.ts). */
+  private savedConfAtStart: AppliedConfiguration | undefined;
 
   private constructor(
     readonly config: ScmConfig,
@@ -213,7 +216,14 @@ export class ScmNode {
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address, nodeId) => (nodeId !== undefined ? security.peerChannel(nodeId, address) : security.serviceChannel(address)));
-    this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
+    this.admin = new AdminOperations({
+      driver: () => this.driver,
+      config,
+      self,
+      peers: this.peerCalls,
+      log: { info: (fields, msg) => log.info(fields, msg) },
+      stillJoining: () => this.selfMembership().kind === 'joining',
+    });
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
       appliedIndex: () => (sm.isClosed ? 0 : sm.lastApplied().index),
@@ -312,7 +322,7 @@ export class ScmNode {
     try {
       const recovery = await recoverInterruptedInstall(config.dbDir);
       log.info({ recovery }, 'checked for an interrupted snapshot install');
-      sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs });
+      sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs, selfId: self.nodeId });
     } catch (err) {
       await storage.close();
       await security.close();
@@ -354,6 +364,7 @@ export class ScmNode {
       primordial: config.primordialNodeId === this.nodeId,
       warn: (msg, fields) => this.log.warn(fields, msg),
     });
+    this.savedConfAtStart = boot.savedConf;
     if (boot.reconciliation === 'log-reset') {
       // Expected after a snapshot install interrupted between replacing scm.db and resetting the log;
       // otherwise the disk lost log entries scm.db had applied. Either way nothing committed is lost
@@ -581,12 +592,18 @@ export class ScmNode {
       this.consistencyTimer.unref();
     }
     await this.checkPeersCluster();
+    const atStart = await selfMembershipAtStart({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart });
     this.driver.start();
     this.log.info(
       { clusterId: this.clusterId, ports: this.ports, applied: sm.lastApplied(), membership: boot.initial.membership, configurationFrom: boot.configurationSource },
       'SCM started',
     );
-    if (!this.admin.isMemberId(this.nodeId)) this.admin.startJoining();
+    if (atStart.kind === 'joining') this.admin.startJoining();
+  }
+
+  /** This node's place in its group, from the configurations it holds (self-membership.ts). */
+  private selfMembership(): SelfMembership {
+    return selfMembershipOf({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart });
   }
 
   private onSoftState(role: Role, leader: string, term: number): void {
