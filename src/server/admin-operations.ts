@@ -23,6 +23,7 @@ type ChangeResult = { ok: true; index: number; term: number } | { ok: false; err
 export class AdminOperations {
   private joinTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
+  private joinLoopRunning = false;
 
   constructor(private readonly parts: AdminOperationsParts) {}
 
@@ -92,13 +93,22 @@ export class AdminOperations {
     return this.members();
   }
 
-  /** A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up). */
+  /**
+   * A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up), every
+   * second until it is no longer joining: a member, or removed (`stillJoining` says). Starting it
+   * while it runs changes nothing.
+   */
   startJoining(): void {
+    if (this.joinLoopRunning || this.stopped) return;
     const self = this.parts.self;
     const others = this.parts.config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
     if (others.length === 0) return;
+    this.joinLoopRunning = true;
     const attempt = async (): Promise<void> => {
-      if (this.stopped || !this.parts.stillJoining()) return;
+      if (this.stopped || !this.parts.stillJoining()) {
+        this.joinLoopRunning = false;
+        return;
+      }
       try {
         await this.parts.peers.addMember(others, { nodeId: self.nodeId, address: self.ratisAddress, clientAddress: self.clientAddress });
         this.parts.log.info({}, 'joined the SCM Raft group');
@@ -106,6 +116,7 @@ export class AdminOperations {
         this.parts.log.info({ err: (err as Error).message }, 'could not join the SCM Raft group yet; retrying');
       }
       if (!this.stopped && this.parts.stillJoining()) this.joinTimer = setTimeout(() => void attempt(), 1_000);
+      else this.joinLoopRunning = false;
     };
     this.joinTimer = setTimeout(() => void attempt(), 100);
   }

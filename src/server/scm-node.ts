@@ -42,6 +42,7 @@ import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from 
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 import { grpcServerOptions } from '../grpc-options.js';
+import { NotLeaderError } from '../errors.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
 export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
@@ -196,6 +197,10 @@ export class ScmNode {
   private consistencyCallId = 0;
   /** raft-meta.conf as start-up read it: evidence of a membership the node held (self-membership.ts). */
   private savedConfAtStart: AppliedConfiguration | undefined;
+  /** This node's place in its group, judged again whenever a configuration changes. */
+  private place: SelfMembership = { kind: 'member' };
+  /** The node has decided at start-up whether to ask to be added; later changes may start it too. */
+  private joinDecided = false;
 
   private constructor(
     readonly config: ScmConfig,
@@ -222,7 +227,7 @@ export class ScmNode {
       self,
       peers: this.peerCalls,
       log: { info: (fields, msg) => log.info(fields, msg) },
-      stillJoining: () => this.selfMembership().kind === 'joining',
+      stillJoining: () => this.place.kind === 'joining',
     });
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
@@ -250,6 +255,7 @@ export class ScmNode {
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
       events: this.events,
+      removedAt: () => (this.place.kind === 'removed' ? this.place.index : null),
       consistency: () => {
         const latest = this.consistency.latest();
         if (latest === undefined) return null;
@@ -592,18 +598,49 @@ export class ScmNode {
       this.consistencyTimer.unref();
     }
     await this.checkPeersCluster();
+    // Before the loop runs: it rewrites raft-meta.conf and applies, which can erase the evidence.
     const atStart = await selfMembershipAtStart({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart });
     this.driver.start();
     this.log.info(
       { clusterId: this.clusterId, ports: this.ports, applied: sm.lastApplied(), membership: boot.initial.membership, configurationFrom: boot.configurationSource },
       'SCM started',
     );
-    if (atStart.kind === 'joining') this.admin.startJoining();
+    this.joinDecided = true;
+    this.settlePlace(atStart);
   }
 
-  /** This node's place in its group, from the configurations it holds (self-membership.ts). */
-  private selfMembership(): SelfMembership {
-    return selfMembershipOf({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart });
+  /** Judges this node's place in its group again (self-membership.ts) and acts on a change. */
+  private refreshPlace(): void {
+    this.settlePlace(selfMembershipOf({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart }));
+  }
+
+  /**
+   * A removed node says so once per removal (error log, scm_raft_removed, /status) and refuses
+   * client calls; a joining one asks to be added. Nothing here ever asks on behalf of a removed
+   * node: only an administrator's AddScm (or a fresh `scm bootstrap`) brings it back.
+   */
+  private settlePlace(place: SelfMembership): void {
+    const before = this.place;
+    this.place = place;
+    if (place.kind === 'removed' && (before.kind !== 'removed' || before.index !== place.index)) {
+      this.metrics.setRemovedFromGroup(true);
+      this.log.error(
+        { event: 'removed_from_group', index: place.index, term: place.term },
+        `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; it will not ask to rejoin by itself and serves no reads or writes. ` +
+          'To bring it back, an administrator adds it with AddScm (what `scm start` sends after `scm bootstrap`), or stop it, clear its directories and run `scm bootstrap` and `scm start` again',
+      );
+    } else if (place.kind !== 'removed' && before.kind === 'removed') {
+      this.metrics.setRemovedFromGroup(false);
+      this.log.info({ event: 'member_again', removedAt: before.index }, `this SCM (${this.nodeId}) is in the group's configuration again (it was removed at index ${before.index})`);
+    }
+    if (place.kind === 'joining' && this.joinDecided) this.admin.startJoining();
+  }
+
+  /** Client calls a removed node refuses: it would answer from a state the group no longer updates. */
+  private refuseIfRemoved(): void {
+    const place = this.place;
+    if (place.kind !== 'removed') return;
+    throw new NotLeaderError(undefined, undefined, `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; ask another SCM`);
   }
 
   private onSoftState(role: Role, leader: string, term: number): void {
@@ -663,6 +700,9 @@ export class ScmNode {
       this.committedMembersIndex = committed.index;
     }
     this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
+    // Configurations, the applied one and the removal record change only here (appended,
+    // committed, applied, installed, truncated): the node's place in the group may have too.
+    this.refreshPlace();
   }
 
   /** This node's verdict on itself: the gauge, and an error line naming who differs where. */
@@ -684,10 +724,12 @@ export class ScmNode {
   private gateway(): ReplicationGateway {
     return {
       ensureLeader: () => {
+        this.refuseIfRemoved();
         if (!this.driver.isLeader()) throw this.driver.notLeaderError();
       },
       submit: (data) => this.driver.propose(data),
       readBarrier: async (consistency) => {
+        this.refuseIfRemoved();
         if (consistency === 'STALE') return;
         await this.driver.readBarrier();
       },
