@@ -95,8 +95,12 @@ export class AdminOperations {
 
   /**
    * A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up), every
-   * second until it is no longer joining: a member, or removed (`stillJoining` says). Starting it
-   * while it runs changes nothing.
+   * second until it is no longer joining: a member (it knows a committed configuration with
+   * itself), or removed (`stillJoining` says). An add in its log that has not committed is not
+   * enough: the leader that appended it may die and the next one may not have it, and would then
+   * never contact this node; asked again, that leader appends a configuration with it, which
+   * replaces the stale entry here (`addScm` on a leader that holds the add already appends nothing).
+   * Starting it while it runs changes nothing.
    */
   startJoining(): void {
     if (this.joinLoopRunning || this.stopped) return;

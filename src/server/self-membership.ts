@@ -12,18 +12,25 @@
 //   does not: a snapshot install without the node swapped scm.db in and stopped before recording;
 // - scm.db's removal record (self-removal.ts), written in the batch that applied the removal, or
 //   by the install, or here at start-up from the two above before anything rewrites them.
-// A node that never held a configuration with itself has none of these, so a bootstrapped node
-// that restarts in the middle of joining (after entries, or a checkpoint taken before it was
-// added) still asks to be added; once the entry adding it is in its log it is a member.
+// A node that never held a committed configuration with itself has none of these, so a
+// bootstrapped node that restarts in the middle of joining (after entries, or a checkpoint taken
+// before it was added) still asks to be added, and so does one whose log holds the entry adding it
+// before it knows that entry committed: it is a member once it does.
 import type { IndexedMembership, Membership } from '../raft/index.js';
 import { isMember } from '../raft/index.js';
 import type { AppliedConfiguration, RemovalRecord } from '../statemachine/index.js';
 
 /** What the node makes of its own place in the group. */
 export type SelfMembership =
-  /** In its latest or its committed configuration: nothing to ask for, nothing to refuse. */
+  /**
+   * In its committed configuration, or in its latest one after a committed configuration held it
+   * (a removal not committed yet, a re-add in the log): nothing to ask for, nothing to refuse.
+   */
   | { readonly kind: 'member' }
-  /** Never in a committed configuration it holds: a bootstrapped node that asks to be added. */
+  /**
+   * Never in a committed configuration it holds: a bootstrapped node that asks to be added, until
+   * it knows a committed configuration with itself (an add in its log not known committed may be cut).
+   */
   | { readonly kind: 'joining' }
   /**
    * Removed by the configuration entry at `index`: it must not ask to be added again. `recorded`
@@ -49,13 +56,20 @@ export interface SelfMembershipEvidence {
 }
 
 export function judgeSelfMembership(e: SelfMembershipEvidence): SelfMembership {
-  // A removal that is not committed yet, or a re-add already in the log: not removed, and the
-  // leader that added it will bring it up to date without being asked.
-  if (isMember(e.current, e.selfId) || isMember(e.committed.membership, e.selfId)) return { kind: 'member' };
-  if (e.removal !== undefined) return { kind: 'removed', index: e.removal.index, term: e.removal.term, recorded: true };
+  // In its committed configuration (a removal that is not committed yet is not one).
+  if (isMember(e.committed.membership, e.selfId)) return { kind: 'member' };
+  const inLatest = isMember(e.current, e.selfId);
+  // Removed before: it never asks by itself. A re-add in its log is an administrator's AddScm, which
+  // fails if its entry is cut before committing (the administrator asks again); without one it stays out.
+  if (e.removal !== undefined) return inLatest ? { kind: 'member' } : { kind: 'removed', index: e.removal.index, term: e.removal.term, recorded: true };
   const held = [e.applied, e.savedConf].filter((c): c is AppliedConfiguration => c !== undefined);
   const earlierWithSelf = held.some((c) => c.index < e.committed.index && holds(c, e.selfId));
+  // Never a member: it asks, even with the entry adding it in its log, until that entry commits. A
+  // leader that dies before committing it may leave a successor without it, which then never
+  // contacts this node to cut it; asked again, that leader adds it anew (a leader that holds the
+  // add already answers that it is a member, and commits it).
   if (!earlierWithSelf) return { kind: 'joining' };
+  if (inLatest) return { kind: 'member' };
   const term = held.find((c) => c.index === e.committed.index)?.term ?? e.termAt(e.committed.index) ?? 0;
   return { kind: 'removed', index: e.committed.index, term, recorded: false };
 }
