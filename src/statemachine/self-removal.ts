@@ -9,7 +9,7 @@
 //
 // It is this node's local fact, not replicated state: every replica applies the same entries but
 // only the removed node writes it. It is left out of the consistency hash, and a record naming
-// another node (one a checkpoint could carry) is ignored.
+// another node (one a checkpoint could carry) is ignored, and deleted by the install that brought it.
 import type { AppliedConfiguration } from './raft-configuration.js';
 
 export const REMOVED_FROM_GROUP_KEY = 'removedFromGroup';

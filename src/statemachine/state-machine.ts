@@ -474,11 +474,17 @@ export class ScmStateMachine implements PipelinePlacementView {
     });
   }
 
+  /**
+   * A record the checkpoint carried that names another node (its own removal, on the node it was
+   * taken from) is not this node's: it is deleted here rather than travel on in later checkpoints
+   * and backups.
+   */
   private async carryRemovalOver(db: ScmDb, prior: { configuration: AppliedConfiguration | undefined; removal: RemovalRecord | undefined }, loaded: Loaded): Promise<Loaded> {
-    if (this.options.selfId === '' || loaded.configuration === undefined) return loaded;
-    const removal = removalAfter(this.options.selfId, prior, loaded.configuration);
-    if (sameRemoval(removal, loaded.removal)) return loaded;
+    if (this.options.selfId === '') return loaded;
     const meta = openTables(db).meta;
+    const foreign = loaded.removal === undefined && (await meta.get(REMOVED_FROM_GROUP_KEY)) !== undefined;
+    const removal = loaded.configuration === undefined ? loaded.removal : removalAfter(this.options.selfId, prior, loaded.configuration);
+    if (sameRemoval(removal, loaded.removal) && !foreign) return loaded;
     const syncWrite = { sync: true } as unknown as Parameters<typeof meta.put>[2];
     if (removal === undefined) await meta.del(REMOVED_FROM_GROUP_KEY, syncWrite);
     else await meta.put(REMOVED_FROM_GROUP_KEY, encodeRemovalRecord(removal), syncWrite);

@@ -169,6 +169,32 @@ test('a bootstrapped node installing a checkpoint without itself records nothing
   });
 });
 
+test('an install deletes a record naming another node that the checkpoint carried', async () => {
+  await withTempDir(async (dir) => {
+    // scm9's scm.db, with scm9's record of its own removal, served as a checkpoint (as a backup or
+    // a copied directory could be).
+    const checkpoint = join(dir, 'scm9.db');
+    const scm9 = await ScmStateMachine.open(checkpoint, { selfId: 'scm9' });
+    await scm9.applyBatch([config(1, ['scm1', 'scm3', 'scm9']), noop(2), config(3, ['scm1', 'scm3']), noop(4)]);
+    assert.deepEqual(await storedRecord(scm9), { nodeId: 'scm9', term: 1, index: 3 });
+    await scm9.close();
+    const path = join(dir, 'scm.db');
+    let sm = await ScmStateMachine.open(path, { selfId: 'scm3' });
+    try {
+      await sm.applyBatch([config(1, ['scm1', 'scm3', 'scm9'])]);
+      await install(sm, checkpoint);
+      assert.equal(sm.lastApplied().index, 4);
+      assert.equal(sm.removal(), undefined);
+      assert.equal(await storedRecord(sm), undefined, 'the record naming scm9 is gone from this node\'s scm.db');
+      await sm.close();
+      sm = await ScmStateMachine.open(path, { selfId: 'scm3' });
+      assert.equal(await storedRecord(sm), undefined);
+    } finally {
+      await sm.close();
+    }
+  });
+});
+
 test('a record naming another node (as a checkpoint could carry) is not this node\'s', async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, 'scm.db');
