@@ -617,7 +617,9 @@ export class ScmNode {
   /**
    * A removed node says so once per removal (error log, scm_raft_removed, /status) and refuses
    * client calls; a joining one asks to be added. Nothing here ever asks on behalf of a removed
-   * node: only an administrator's AddScm (or a fresh `scm bootstrap`) brings it back.
+   * node: only an administrator's AddScm (or a fresh `scm bootstrap`) brings it back. A re-added
+   * follower catching up may apply its old removal before the re-add and pass through here briefly
+   * (then `member_again`): the error says "unless a later configuration adds it back".
    */
   private settlePlace(place: SelfMembership): void {
     const before = this.place;
@@ -626,7 +628,7 @@ export class ScmNode {
       this.metrics.setRemovedFromGroup(true);
       this.log.error(
         { event: 'removed_from_group', index: place.index, term: place.term },
-        `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; it will not ask to rejoin by itself and serves no reads or writes. ` +
+        `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; unless a later configuration adds it back, it will not ask to rejoin by itself and serves no reads or writes. ` +
           'To bring it back, an administrator adds it with AddScm (what `scm start` sends after `scm bootstrap`), or stop it, clear its directories and run `scm bootstrap` and `scm start` again',
       );
     } else if (place.kind !== 'removed' && before.kind === 'removed') {
