@@ -629,7 +629,7 @@ export class ScmNode {
       this.log.error(
         { event: 'removed_from_group', index: place.index, term: place.term },
         `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; unless a later configuration adds it back, it will not ask to rejoin by itself and serves no reads or writes. ` +
-          'To bring it back, an administrator adds it with AddScm (what `scm start` sends after `scm bootstrap`), or stop it, clear its directories and run `scm bootstrap` and `scm start` again',
+          'To bring it back, an administrator adds it with AddScm (what `scm start` sends after `scm bootstrap`; ScmClient.addScm, `scm admin` has no verb for it), or stop it, clear its directories and run `scm bootstrap` and `scm start` again',
       );
     } else if (place.kind !== 'removed' && before.kind === 'removed') {
       this.metrics.setRemovedFromGroup(false);
