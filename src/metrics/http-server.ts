@@ -43,6 +43,11 @@ export interface NodeStatus {
   readonly peers: readonly PeerStatus[];
   /** The latest consistency check of scm.db against the other members; null before the first. */
   readonly consistency: ConsistencyStatus | null;
+  /**
+   * The configuration entry that removed this node from the group (a committed configuration
+   * without it followed one with it), while it has not been added back; null otherwise.
+   */
+  readonly removedFromGroup: { readonly index: number } | null;
 }
 
 export interface ConsistencyStatus {

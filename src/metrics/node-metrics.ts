@@ -277,6 +277,7 @@ export class NodeMetrics {
   private readonly datanodes: Gauge<'state'>;
   private readonly allocations: Counter;
   private readonly consistencyMismatch: Gauge;
+  private readonly removedFromGroup: Gauge;
   private readonly buildInfo: Gauge<'version'>;
   private readonly grpcHandled: Counter<'grpc_service' | 'grpc_method' | 'grpc_type' | 'grpc_code'>;
   private readonly grpcHandlingSeconds: Histogram<'grpc_service' | 'grpc_method' | 'grpc_type'>;
@@ -535,6 +536,11 @@ export class NodeMetrics {
       help: "1 when the last consistency check found this node's scm.db different from the quorum's at the same index, else 0.",
       registers,
     });
+    this.removedFromGroup = new Gauge({
+      name: 'scm_raft_removed',
+      help: '1 when this node was removed from the Raft group (a committed configuration without it followed one with it) and not added back; it does not ask to rejoin by itself. Else 0.',
+      registers,
+    });
     this.buildInfo = new Gauge({
       name: 'scm_build_info',
       help: 'Always 1; the labels say which scm-ha version this node runs.',
@@ -567,6 +573,7 @@ export class NodeMetrics {
     this.raftLogSize.set(0);
     this.dbSize.set(0);
     this.consistencyMismatch.set(0);
+    this.removedFromGroup.set(0);
     this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
     for (const reason of RAFT_DROP_REASONS) this.raftMessagesDropped.inc({ reason }, 0);
@@ -847,6 +854,10 @@ export class NodeMetrics {
   /** The outcome of the latest consistency check of scm.db against the quorum. */
   setConsistencyMismatch(mismatch: boolean): void {
     this.consistencyMismatch.set(mismatch ? 1 : 0);
+  }
+
+  setRemovedFromGroup(removed: boolean): void {
+    this.removedFromGroup.set(removed ? 1 : 0);
   }
 
   // ---- gRPC ----

@@ -1,5 +1,5 @@
 // Readiness of a node for client traffic, derived from its NodeStatus: it must be a voting member
-// (leader or follower) that knows the current leader, and its state machine must have applied
+// (leader or follower; not one removed from the group) that knows the current leader, and its state machine must have applied
 // nearly everything known committed, so reads it serves are not far behind the quorum.
 import type { NodeStatus, Readiness } from './http-server.js';
 
@@ -13,6 +13,9 @@ export const DEFAULT_READINESS_POLICY: ReadinessPolicy = { maxAppliedLag: 1000 }
 export function assessReadiness(status: NodeStatus, policy: ReadinessPolicy = DEFAULT_READINESS_POLICY): Readiness {
   if (!Number.isSafeInteger(policy.maxAppliedLag) || policy.maxAppliedLag < 0) {
     throw new Error(`maxAppliedLag must be a non-negative integer, got ${String(policy.maxAppliedLag)}`);
+  }
+  if (status.removedFromGroup !== null) {
+    return { ready: false, reason: `removed from the group at index ${status.removedFromGroup.index}; it serves no clients until an administrator adds it back` };
   }
   if (status.role !== 'leader' && status.role !== 'follower') {
     return { ready: false, reason: `role is ${status.role}, not a voting member with a leader` };

@@ -14,6 +14,8 @@ export interface AdminOperationsParts {
   readonly self: ScmPeerConfig;
   readonly log: { info(fields: Record<string, unknown>, message: string): void };
   readonly peers: PeerCalls;
+  /** Whether this node still needs to ask to be added (self-membership.ts decides). */
+  readonly stillJoining: () => boolean;
 }
 
 type ChangeResult = { ok: true; index: number; term: number } | { ok: false; error: string; leaderHint: string };
@@ -21,6 +23,7 @@ type ChangeResult = { ok: true; index: number; term: number } | { ok: false; err
 export class AdminOperations {
   private joinTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
+  private joinLoopRunning = false;
 
   constructor(private readonly parts: AdminOperationsParts) {}
 
@@ -90,20 +93,34 @@ export class AdminOperations {
     return this.members();
   }
 
-  /** A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up). */
+  /**
+   * A bootstrapped node asks the leader to add it (as a non-voter, promoted once caught up), every
+   * second until it is no longer joining: a member (it knows a committed configuration with
+   * itself), or removed (`stillJoining` says). An add in its log that has not committed is not
+   * enough: the leader that appended it may die and the next one may not have it, and would then
+   * never contact this node; asked again, that leader appends a configuration with it, which
+   * replaces the stale entry here (`addScm` on a leader that holds the add already appends nothing).
+   * Starting it while it runs changes nothing.
+   */
   startJoining(): void {
+    if (this.joinLoopRunning || this.stopped) return;
     const self = this.parts.self;
     const others = this.parts.config.peers.filter((p) => p.nodeId !== self.nodeId).map((p) => p.clientAddress);
     if (others.length === 0) return;
+    this.joinLoopRunning = true;
     const attempt = async (): Promise<void> => {
-      if (this.stopped || this.isMemberId(self.nodeId)) return;
+      if (this.stopped || !this.parts.stillJoining()) {
+        this.joinLoopRunning = false;
+        return;
+      }
       try {
         await this.parts.peers.addMember(others, { nodeId: self.nodeId, address: self.ratisAddress, clientAddress: self.clientAddress });
         this.parts.log.info({}, 'joined the SCM Raft group');
       } catch (err) {
         this.parts.log.info({ err: (err as Error).message }, 'could not join the SCM Raft group yet; retrying');
       }
-      if (!this.stopped && !this.isMemberId(self.nodeId)) this.joinTimer = setTimeout(() => void attempt(), 1_000);
+      if (!this.stopped && this.parts.stillJoining()) this.joinTimer = setTimeout(() => void attempt(), 1_000);
+      else this.joinLoopRunning = false;
     };
     this.joinTimer = setTimeout(() => void attempt(), 100);
   }

@@ -32,6 +32,8 @@ export interface NodeStatusParts {
   readonly events: RaftEvents;
   /** The latest consistency check, as this node judged itself. */
   readonly consistency: () => ConsistencyStatus | null;
+  /** The index of the configuration that removed this node, while it is out; null otherwise. */
+  readonly removedAt: () => number | null;
 }
 
 export class NodeStatusView {
@@ -58,6 +60,7 @@ export class NodeStatusView {
     const match = new Map(s.progress.map((p) => [p.id, p.match]));
     const voters = new Set(s.membership.voters.map((p) => p.id));
     const self = this.parts.self.nodeId;
+    const removedAt = this.parts.removedAt();
     return {
       nodeId: self,
       clusterId: this.parts.clusterId,
@@ -82,6 +85,7 @@ export class NodeStatusView {
         };
       }),
       consistency: this.parts.consistency(),
+      removedFromGroup: removedAt === null ? null : { index: removedAt },
     };
   }
 

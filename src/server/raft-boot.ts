@@ -29,6 +29,8 @@ export interface BootState {
   readonly configurationSource: ConfigurationSource;
   /** Index of the configuration raft-meta.conf holds now (-1: no file); the driver rewrites it when older. */
   readonly savedConfIndex: number;
+  /** The configuration raft-meta.conf held at start-up (a committed one), before anything rewrites it. */
+  readonly savedConf: AppliedConfiguration | undefined;
 }
 
 export interface BootOptions {
@@ -103,7 +105,7 @@ export async function recoverRaftState(store: DurableRaftState, sm: ReplicatedSt
     // A configuration known committed beyond what was applied: the commit index reached it.
     commit: Math.max(applied.index, chosen?.index ?? 0),
   };
-  return { initial, reconciliation, configurationSource: source, savedConfIndex: fromConf?.index ?? -1 };
+  return { initial, reconciliation, configurationSource: source, savedConfIndex: fromConf?.index ?? -1, savedConf: fromConf };
 }
 
 function logHasConfiguration(store: RaftLogStore): boolean {

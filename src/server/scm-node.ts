@@ -10,7 +10,7 @@ import { Level } from 'level';
 import type { Logger } from 'pino';
 import { RaftNode, SeededRandom, type Role } from '../raft/index.js';
 import { RaftStorage, type DiskTimings, type DroppedEntries } from '../storage/index.js';
-import { ScmStateMachine, type LogEntry, type OnComputed } from '../statemachine/index.js';
+import { ScmStateMachine, type AppliedConfiguration, type LogEntry, type OnComputed } from '../statemachine/index.js';
 import { CheckpointProvider, recoverInterruptedInstall, registerInterScmService, SCM_DB_NAME, type RootDb } from '../snapshot/index.js';
 import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupDir, readVersionFile, type ScmVersionInfo } from './version-file.js';
@@ -32,6 +32,7 @@ import { realScheduler, type ReplicatedStateMachine } from './raft-ports.js';
 import { recoverRaftState } from './raft-boot.js';
 import { InterScmCheckpoints } from './interscm-checkpoints.js';
 import { AdminOperations } from './admin-operations.js';
+import { selfMembershipAtStart, selfMembershipOf, type SelfMembership } from './self-membership.js';
 import { metricsRole, NodeStatusView } from './node-status.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
@@ -41,6 +42,7 @@ import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from 
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 import { grpcServerOptions } from '../grpc-options.js';
+import { NotLeaderError } from '../errors.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
 export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
@@ -193,6 +195,12 @@ export class ScmNode {
   /** Names the periodic check's markers in the retry cache: unique per node start. */
   private readonly consistencyClientId = `scm-consistency-check-${randomUUID()}`;
   private consistencyCallId = 0;
+  /** raft-meta.conf as start-up read it: evidence of a membership the node held (self-membership.ts). */
+  private savedConfAtStart: AppliedConfiguration | undefined;
+  /** This node's place in its group, judged again whenever a configuration changes. */
+  private place: SelfMembership = { kind: 'member' };
+  /** The node has decided at start-up whether to ask to be added; later changes may start it too. */
+  private joinDecided = false;
 
   private constructor(
     readonly config: ScmConfig,
@@ -213,7 +221,14 @@ export class ScmNode {
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address, nodeId) => (nodeId !== undefined ? security.peerChannel(nodeId, address) : security.serviceChannel(address)));
-    this.admin = new AdminOperations({ driver: () => this.driver, config, self, peers: this.peerCalls, log: { info: (fields, msg) => log.info(fields, msg) } });
+    this.admin = new AdminOperations({
+      driver: () => this.driver,
+      config,
+      self,
+      peers: this.peerCalls,
+      log: { info: (fields, msg) => log.info(fields, msg) },
+      stillJoining: () => this.place.kind === 'joining',
+    });
     this.consistency = new ConsistencyChecker({
       nodeId: self.nodeId,
       appliedIndex: () => (sm.isClosed ? 0 : sm.lastApplied().index),
@@ -240,6 +255,7 @@ export class ScmNode {
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
       events: this.events,
+      removedAt: () => (this.place.kind === 'removed' ? this.place.index : null),
       consistency: () => {
         const latest = this.consistency.latest();
         if (latest === undefined) return null;
@@ -312,7 +328,7 @@ export class ScmNode {
     try {
       const recovery = await recoverInterruptedInstall(config.dbDir);
       log.info({ recovery }, 'checked for an interrupted snapshot install');
-      sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs });
+      sm = await ScmStateMachine.open(join(config.dbDir, SCM_DB_NAME), { retryCacheTimeoutMs: config.raft.retryCacheTimeoutMs, selfId: self.nodeId });
     } catch (err) {
       await storage.close();
       await security.close();
@@ -354,6 +370,7 @@ export class ScmNode {
       primordial: config.primordialNodeId === this.nodeId,
       warn: (msg, fields) => this.log.warn(fields, msg),
     });
+    this.savedConfAtStart = boot.savedConf;
     if (boot.reconciliation === 'log-reset') {
       // Expected after a snapshot install interrupted between replacing scm.db and resetting the log;
       // otherwise the disk lost log entries scm.db had applied. Either way nothing committed is lost
@@ -582,12 +599,51 @@ export class ScmNode {
       this.consistencyTimer.unref();
     }
     await this.checkPeersCluster();
+    // Before the loop runs: it rewrites raft-meta.conf and applies, which can erase the evidence.
+    const atStart = await selfMembershipAtStart({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart });
     this.driver.start();
     this.log.info(
       { clusterId: this.clusterId, ports: this.ports, applied: sm.lastApplied(), membership: boot.initial.membership, configurationFrom: boot.configurationSource },
       'SCM started',
     );
-    if (!this.admin.isMemberId(this.nodeId)) this.admin.startJoining();
+    this.joinDecided = true;
+    this.settlePlace(atStart);
+  }
+
+  /** Judges this node's place in its group again (self-membership.ts) and acts on a change. */
+  private refreshPlace(): void {
+    this.settlePlace(selfMembershipOf({ selfId: this.nodeId, core: this.core, sm: this.sm, savedConf: this.savedConfAtStart }));
+  }
+
+  /**
+   * A removed node says so once per removal (error log, scm_raft_removed, /status) and refuses
+   * client calls; a joining one asks to be added. Nothing here ever asks on behalf of a removed
+   * node: only an administrator's AddScm (or a fresh `scm bootstrap`) brings it back. A re-added
+   * follower catching up may apply its old removal before the re-add and pass through here briefly
+   * (then `member_again`): the error says "unless a later configuration adds it back".
+   */
+  private settlePlace(place: SelfMembership): void {
+    const before = this.place;
+    this.place = place;
+    if (place.kind === 'removed' && (before.kind !== 'removed' || before.index !== place.index)) {
+      this.metrics.setRemovedFromGroup(true);
+      this.log.error(
+        { event: 'removed_from_group', index: place.index, term: place.term },
+        `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; unless a later configuration adds it back, it will not ask to rejoin by itself and serves no reads or writes. ` +
+          'To bring it back, an administrator adds it with AddScm (what `scm start` sends after `scm bootstrap`; ScmClient.addScm, `scm admin` has no verb for it), or stop it, clear its directories and run `scm bootstrap` and `scm start` again',
+      );
+    } else if (place.kind !== 'removed' && before.kind === 'removed') {
+      this.metrics.setRemovedFromGroup(false);
+      this.log.info({ event: 'member_again', removedAt: before.index }, `this SCM (${this.nodeId}) is in the group's configuration again (it was removed at index ${before.index})`);
+    }
+    if (place.kind === 'joining' && this.joinDecided) this.admin.startJoining();
+  }
+
+  /** Client calls a removed node refuses: it would answer from a state the group no longer updates. */
+  private refuseIfRemoved(): void {
+    const place = this.place;
+    if (place.kind !== 'removed') return;
+    throw new NotLeaderError(undefined, undefined, `this SCM (${this.nodeId}) was removed from the group at index ${place.index}; ask another SCM`);
   }
 
   private onSoftState(role: Role, leader: string, term: number): void {
@@ -647,6 +703,9 @@ export class ScmNode {
       this.committedMembersIndex = committed.index;
     }
     this.metrics.setKnownPeers([...new Set([...this.config.peers.map((p) => p.nodeId), ...peers.keys()])].filter((id) => id !== this.nodeId));
+    // Configurations, the applied one and the removal record change only here (appended,
+    // committed, applied, installed, truncated): the node's place in the group may have too.
+    this.refreshPlace();
   }
 
   /** This node's verdict on itself: the gauge, and an error line naming who differs where. */
@@ -668,10 +727,12 @@ export class ScmNode {
   private gateway(): ReplicationGateway {
     return {
       ensureLeader: () => {
+        this.refuseIfRemoved();
         if (!this.driver.isLeader()) throw this.driver.notLeaderError();
       },
       submit: (data) => this.driver.propose(data),
       readBarrier: async (consistency) => {
+        this.refuseIfRemoved();
         if (consistency === 'STALE') return;
         await this.driver.readBarrier();
       },

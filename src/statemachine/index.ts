@@ -7,6 +7,7 @@ export * from './placement.js';
 export type { CommandFailure, CommandOutcome, CommandValue } from './records.js';
 export * from './raft-configuration.js';
 export * from './retry-cache.js';
+export * from './self-removal.js';
 export * from './state-machine.js';
 export * from './tables.js';
 export * from './transaction-info.js';

@@ -14,6 +14,7 @@ import type { BatchOperation } from 'level';
 import { Level } from 'level';
 import { encodeAppliedConfiguration, parseAppliedConfiguration, RAFT_CONFIGURATION_KEY, type AppliedConfiguration } from './raft-configuration.js';
 import { decodeCommand, type ScmCommandType } from './commands.js';
+import { encodeRemovalRecord, parseRemovalRecord, REMOVED_FROM_GROUP_KEY, removalAfter, sameRemoval, type RemovalRecord } from './self-removal.js';
 import { CommandError, InvalidArgumentError } from '../errors.js';
 import { executeCommand } from './execute-command.js';
 import { assertValidEntryPosition, type LogEntry } from './log-entry.js';
@@ -54,6 +55,11 @@ export interface ScmStateMachineOptions {
    * memory-level databases, which have the same API.
    */
   readonly openDb?: (location: string) => ScmDb;
+  /**
+   * This node's id: with it, applying (or installing) a configuration without this node after one
+   * with it records the removal (self-removal.ts). Without it (tools, tests) nothing is recorded.
+   */
+  readonly selfId?: string;
 }
 
 /** The result of one applied data entry. */
@@ -82,6 +88,7 @@ interface Loaded {
   readonly applied: TermIndex;
   readonly snapshot: TermIndex;
   readonly configuration: AppliedConfiguration | undefined;
+  readonly removal: RemovalRecord | undefined;
 }
 
 function openLevelDb(location: string): ScmDb {
@@ -116,6 +123,7 @@ export class ScmStateMachine implements PipelinePlacementView {
   private applied: TermIndex;
   private snapshot: TermIndex;
   private config: AppliedConfiguration | undefined;
+  private removed: RemovalRecord | undefined;
   private readonly consistencyHashes = new Map<number, Promise<string>>();
   private closed = false;
   /** Serializes applyBatch, recordSnapshotPoint, reload and close: one DB writer at a time. */
@@ -133,6 +141,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     this.applied = loaded.applied;
     this.snapshot = loaded.snapshot;
     this.config = loaded.configuration;
+    this.removed = loaded.removal;
   }
 
   /** Opens (creating if needed) scm.db at `dbDir` and loads its state into memory. */
@@ -141,6 +150,7 @@ export class ScmStateMachine implements PipelinePlacementView {
       retryCacheTimeoutMs: options.retryCacheTimeoutMs ?? DEFAULT_RETRY_CACHE_TIMEOUT_MS,
       retryCacheMaxEntries: options.retryCacheMaxEntries ?? DEFAULT_RETRY_CACHE_MAX_ENTRIES,
       openDb: options.openDb ?? openLevelDb,
+      selfId: options.selfId ?? '',
     };
     new RetryCache(resolved.retryCacheTimeoutMs, resolved.retryCacheMaxEntries); // validates the settings before touching the disk
     const db = resolved.openDb(dbDir);
@@ -184,6 +194,7 @@ export class ScmStateMachine implements PipelinePlacementView {
       applied: await readTransactionInfo(db),
       snapshot: snapshotText === undefined ? ZERO_TERM_INDEX : parseTransactionInfo(snapshotText),
       configuration: await readConfiguration(db),
+      removal: await readOwnRemoval(tables, options.selfId),
     };
   }
 
@@ -214,6 +225,14 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   /**
+   * The configuration entry that removed this node (`selfId`) from the group, if a configuration
+   * without it followed one with it and no later one holds it again.
+   */
+  removal(): RemovalRecord | undefined {
+    return this.removed;
+  }
+
+  /**
    * Applies committed entries (in index order) as one atomic scm.db batch. Entries at or below
    * lastApplied are skipped; the first new one must be lastApplied+1. Returns one result per newly
    * applied, non-empty data entry. Throws (applying nothing) on a gap, an out-of-order or
@@ -232,6 +251,10 @@ export class ScmStateMachine implements PipelinePlacementView {
       const fresh = this.selectNewEntries(entries);
       const results: ApplyResult[] = [];
       let config: AppliedConfiguration | undefined;
+      // The configuration and removal record as of the entry being applied (a batch may hold
+      // several configurations; each is judged against the one before it).
+      let latestConfig = this.config;
+      let removal = this.removed;
       try {
         for (let k = 0; k < fresh.length; k++) {
           const entry = fresh[k] as LogEntry;
@@ -243,6 +266,8 @@ export class ScmStateMachine implements PipelinePlacementView {
             marker = result.command?.type === 'markConsistency';
           } else if (p.kind === 'config') {
             config = { term: entry.term, index: entry.index, voters: p.peers, nonVoters: p.listeners };
+            if (this.options.selfId !== '') removal = removalAfter(this.options.selfId, { configuration: latestConfig, removal }, config);
+            latestConfig = config;
           }
           // A consistency marker ends the batch it is in: the state right after it is written on
           // its own and hashed, whatever batches the entries arrived in on this replica.
@@ -254,7 +279,7 @@ export class ScmStateMachine implements PipelinePlacementView {
             const answered = onComputed?.(results);
             if (answered !== undefined) await answered;
           }
-          await this.write(entry, config);
+          await this.write(entry, config, removal);
           config = undefined;
           if (marker) this.startConsistencyHash(entry.index);
         }
@@ -267,20 +292,33 @@ export class ScmStateMachine implements PipelinePlacementView {
         this.state = loaded.state;
         this.applied = loaded.applied;
         this.config = loaded.configuration;
+        this.removed = loaded.removal;
         throw err;
       }
       return results;
     });
   }
 
-  /** One scm.db batch: every effect applied in memory since the last one, and #TRANSACTIONINFO = `last`. */
-  private async write(last: LogEntry, config: AppliedConfiguration | undefined): Promise<void> {
+  /**
+   * One scm.db batch: every effect applied in memory since the last one, the configuration and this
+   * node's removal record when they changed, and #TRANSACTIONINFO = `last`.
+   */
+  private async write(last: LogEntry, config: AppliedConfiguration | undefined, removal: RemovalRecord | undefined): Promise<void> {
     const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
     if (config !== undefined) ops.push({ type: 'put', sublevel: this.tables.meta, key: RAFT_CONFIGURATION_KEY, value: encodeAppliedConfiguration(config) });
+    const removalChanged = !sameRemoval(removal, this.removed);
+    if (removalChanged) ops.push(this.removalOp(removal));
     ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
     await this.dbValue.batch<unknown, unknown>(ops, {});
     this.applied = { term: last.term, index: last.index };
     if (config !== undefined) this.config = config;
+    if (removalChanged) this.removed = removal;
+  }
+
+  private removalOp(removal: RemovalRecord | undefined): BatchOperation<ScmDb, unknown, unknown> {
+    return removal === undefined
+      ? { type: 'del', sublevel: this.tables.meta, key: REMOVED_FROM_GROUP_KEY }
+      : { type: 'put', sublevel: this.tables.meta, key: REMOVED_FROM_GROUP_KEY, value: encodeRemovalRecord(removal) };
   }
 
   /**
@@ -387,17 +425,39 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   /**
+   * Records this node's removal outside an apply: start-up found it in configurations the node
+   * holds (a committed one without it after one with it) that no applied batch recorded yet.
+   * Written with sync, like the snapshot point: what showed it may be rewritten next.
+   */
+  recordRemoval(removal: RemovalRecord): Promise<void> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      if (removal.nodeId !== this.options.selfId) throw new Error(`cannot record the removal of ${removal.nodeId} in the scm.db of ${this.options.selfId || 'a node without an id'}`);
+      const syncWrite = { sync: true } as unknown as Parameters<typeof this.tables.meta.put>[2];
+      await this.tables.meta.put(REMOVED_FROM_GROUP_KEY, encodeRemovalRecord(removal), syncWrite);
+      this.removed = removal;
+    });
+  }
+
+  /**
    * Closes scm.db if open, reopens the directory and re-reads everything (use after a snapshot
    * install replaced the directory's contents, or after close()). `db` is a new instance afterwards.
+   *
+   * After an install the configuration is the checkpoint's, and the checkpoint knows nothing of
+   * this node's removal: the record is judged again from the configuration and record held before
+   * (self-removal.ts) and written into the new scm.db, synced, before the installer goes on to
+   * replace raft-meta.conf, the last other place that could still show this node was a member.
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
       if (!this.closed) await this.dbValue.close();
       this.closed = true;
+      const prior = { configuration: this.config, removal: this.removed };
       const db = this.options.openDb(this.dbDir);
       await db.open();
       try {
-        const loaded = await ScmStateMachine.load(db, this.options);
+        let loaded = await ScmStateMachine.load(db, this.options);
+        loaded = await this.carryRemovalOver(db, prior, loaded);
         if (this.options.openDb === openLevelDb) await unmapTablesAfterLoad(db);
         this.dbValue = db;
         this.tables = openTables(db);
@@ -405,12 +465,30 @@ export class ScmStateMachine implements PipelinePlacementView {
         this.applied = loaded.applied;
         this.snapshot = loaded.snapshot;
         this.config = loaded.configuration;
+        this.removed = loaded.removal;
         this.closed = false;
       } catch (err) {
         await db.close();
         throw err;
       }
     });
+  }
+
+  /**
+   * A record the checkpoint carried that names another node (its own removal, on the node it was
+   * taken from) is not this node's: it is deleted here rather than travel on in later checkpoints
+   * and backups.
+   */
+  private async carryRemovalOver(db: ScmDb, prior: { configuration: AppliedConfiguration | undefined; removal: RemovalRecord | undefined }, loaded: Loaded): Promise<Loaded> {
+    if (this.options.selfId === '') return loaded;
+    const meta = openTables(db).meta;
+    const foreign = loaded.removal === undefined && (await meta.get(REMOVED_FROM_GROUP_KEY)) !== undefined;
+    const removal = loaded.configuration === undefined ? loaded.removal : removalAfter(this.options.selfId, prior, loaded.configuration);
+    if (sameRemoval(removal, loaded.removal) && !foreign) return loaded;
+    const syncWrite = { sync: true } as unknown as Parameters<typeof meta.put>[2];
+    if (removal === undefined) await meta.del(REMOVED_FROM_GROUP_KEY, syncWrite);
+    else await meta.put(REMOVED_FROM_GROUP_KEY, encodeRemovalRecord(removal), syncWrite);
+    return { ...loaded, removal };
   }
 
   /** Waits for any apply in progress, then closes scm.db. Idempotent. */
@@ -426,6 +504,7 @@ export class ScmStateMachine implements PipelinePlacementView {
   /**
    * sha256 over every replicated key/value pair in key order. The snapshot point is left out: each
    * replica records its own when it reaches the threshold, so it differs between identical replicas.
+   * So is a removed node's record of its own removal: only that node writes it.
    */
   async digest(): Promise<string> {
     this.assertOpen();
@@ -499,6 +578,14 @@ export class ScmStateMachine implements PipelinePlacementView {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+/** This node's removal record, if scm.db holds one naming it (one naming another node is not ours). */
+async function readOwnRemoval(tables: ScmTables, selfId: string): Promise<RemovalRecord | undefined> {
+  const text = (await tables.meta.get(REMOVED_FROM_GROUP_KEY)) as string | undefined;
+  if (text === undefined) return undefined;
+  const record = parseRemovalRecord(text);
+  return record.nodeId === selfId ? record : undefined;
 }
 
 /** The configuration recorded in an open scm.db (or checkpoint), if any was applied. */
@@ -658,16 +745,16 @@ const MAX_CONSISTENCY_HASHES = 16;
  * sha256 over every replicated key/value pair of scm.db in key order, each length-prefixed, read
  * through one iterator (a snapshot of the moment it is created). The snapshot point is left out:
  * each replica records its own when it reaches the threshold, so it differs between identical
- * replicas.
+ * replicas; so is a removed node's record of its own removal (self-removal.ts).
  */
 function hashReplicatedState(db: ScmDb): Promise<string> {
   const iterator = db.iterator<Buffer, Buffer>({ keyEncoding: 'buffer', valueEncoding: 'buffer' });
   return (async () => {
     const hash = createHash('sha256');
     const length = Buffer.alloc(4);
-    const localOnly = Buffer.from(`!${META_TABLE}!${SNAPSHOT_POINT_KEY}`);
+    const localOnly = [SNAPSHOT_POINT_KEY, REMOVED_FROM_GROUP_KEY].map((k) => Buffer.from(`!${META_TABLE}!${k}`));
     for await (const [key, value] of iterator) {
-      if (key.equals(localOnly)) continue;
+      if (localOnly.some((local) => key.equals(local))) continue;
       for (const part of [key, value]) {
         length.writeUInt32BE(part.length);
         hash.update(length);

@@ -62,6 +62,8 @@ test('the rule tests have teeth: a broken threshold or a dropped `for` fails the
   const original = readFileSync(RULES, 'utf8');
   const mutations: [string, string][] = [
     ['expr: scm_raft_has_leader == 0', 'expr: scm_raft_has_leader == 2'],
+    [' unless scm_raft_removed == 1', ''],
+    ['expr: scm_raft_removed == 1', 'expr: scm_raft_removed == 2'],
     ['expr: increase(scm_raft_leader_changes_total[15m]) >= 4', 'expr: increase(scm_raft_leader_changes_total[15m]) >= 3'],
     ['> 0.5\n        for: 10m', '> 0.5\n        for: 1m'],
     ['unless\n          increase(scm_snapshot_installs_total[30m]) > 0', 'unless\n          increase(scm_snapshot_installs_total[30m]) > 5'],
@@ -92,6 +94,7 @@ test('the alerts the operators asked for exist, each with a severity, a summary 
     'ScmSnapshotInstallFailing',
     'ScmConsistencyMismatch',
     'ScmRaftLogEntriesDropped',
+    'ScmRemovedNodeRunning',
   ]) {
     assert.ok(names.includes(wanted), `no alert ${wanted}`);
   }

@@ -27,6 +27,7 @@ function status(role: NodeStatus['role'], peers: NodeStatus['peers']): NodeStatu
     indexes: { lastLog: 100, commit: 100, applied: 100, snapshot: 0 },
     peers,
     consistency: null,
+    removedFromGroup: null,
   };
 }
 

@@ -47,6 +47,7 @@ export const REQUIRED_METRIC_NAMES = [
   'scm_pipelines',
   'scm_datanodes',
   'scm_consistency_mismatch',
+  'scm_raft_removed',
   'scm_client_refusals_total',
 ] as const;
 

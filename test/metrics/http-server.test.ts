@@ -20,6 +20,7 @@ function sampleStatus(overrides: Partial<NodeStatus> = {}): NodeStatus {
       { id: 'scm3', address: 'scm3:9894', voter: true, matchIndex: null, lastContactSeconds: null, reachable: null },
     ],
     consistency: { index: 110, state: 'MATCH', consistent: true, mismatched: [], checkedAt: '2026-12-02T19:00:00.000Z' },
+    removedFromGroup: null,
     ...overrides,
   };
 }
@@ -134,6 +135,7 @@ test('assessReadiness: ready only as a voter with a known leader and applied clo
   assert.deepEqual(assessReadiness(sampleStatus({ leaderId: null })), { ready: false, reason: 'no known leader in term 4' });
   assert.match(assessReadiness(sampleStatus({ role: 'candidate', leaderId: null })).reason, /role is candidate/);
   assert.match(assessReadiness(sampleStatus({ role: 'non-voter' })).reason, /role is non-voter/);
+  assert.match(assessReadiness(sampleStatus({ role: 'non-voter', leaderId: null, removedFromGroup: { index: 12 } })).reason, /removed from the group at index 12/);
   const behind = sampleStatus({ indexes: { lastLog: 5000, commit: 5000, applied: 100, snapshot: 0 } });
   assert.match(assessReadiness(behind, { maxAppliedLag: 10 }).reason, /applied index 100 is 4900 behind commit index 5000 \(limit 10\)/);
   assert.equal(assessReadiness(behind, { maxAppliedLag: 4900 }).ready, true);

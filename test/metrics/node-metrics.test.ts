@@ -93,6 +93,7 @@ test('the health metrics set through their methods appear in the registry output
     'scm_datanodes{state="DECOMMISSIONING",scm_node_id="scm1"} 1',
     'scm_datanodes{state="DECOMMISSIONED",scm_node_id="scm1"} 0',
     'scm_consistency_mismatch{scm_node_id="scm1"} 0',
+    'scm_raft_removed{scm_node_id="scm1"} 0',
   ];
   const lines = new Set(exposition.split('\n'));
   for (const line of expected) assert.ok(lines.has(line), `missing ${line}`);
@@ -100,9 +101,11 @@ test('the health metrics set through their methods appear in the registry output
   const m = new NodeMetrics({ nodeId: 'h1', peers: ['h2'] });
   m.setConsistencyMismatch(true);
   m.setHasLeader(false);
+  m.setRemovedFromGroup(true);
   const after = await m.render();
   assert.deepEqual(samplesOf(after, 'scm_consistency_mismatch'), ['scm_consistency_mismatch{scm_node_id="h1"} 1']);
   assert.deepEqual(samplesOf(after, 'scm_raft_has_leader'), ['scm_raft_has_leader{scm_node_id="h1"} 0']);
+  assert.deepEqual(samplesOf(after, 'scm_raft_removed'), ['scm_raft_removed{scm_node_id="h1"} 1']);
 });
 
 test('scm_build_info carries package.json\'s version unless told otherwise', async () => {
