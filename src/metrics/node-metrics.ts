@@ -82,11 +82,15 @@ export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy',
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 /**
- * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for requests not yet
- * handed to their handler past ozone.scm.client.request.buffer.size; `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
- * request did not arrive within ozone.scm.client.request.read.timeout.
+ * Why the client port's server refused a call before its handler ran, or a connection before it
+ * carried one (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for
+ * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
+ * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
+ * request did not arrive within ozone.scm.client.request.read.timeout; `connection_limit`, the
+ * connection was accepted while ozone.scm.client.max.connections were open; `handshake_timeout`, it
+ * did not finish its TLS handshake or send the HTTP/2 preface within the read timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -491,7 +495,7 @@ export class NodeMetrics {
     });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed before they carried a call (connection_limit, handshake_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });

@@ -55,6 +55,17 @@
 //   handler, so a retry is safe), its bytes released, and reported (`read_timeout`). A running
 //   handler is not bounded by it; grpc-js has no such limit. A grpc-encoding value other than
 //   identity, gzip or deflate is kept only as its first 64 characters, for the error text.
+// - a connection limit (maxConnections, ozone.scm.client.max.connections on the node, 0 for none):
+//   a connection accepted while that many are open is closed at once, before its TLS handshake,
+//   and reported (onConnectionRefused, reason `connection_limit`). Each connection costs a socket
+//   and an HTTP/2 session whatever its calls hold, which no byte budget sees; without a limit a
+//   client opening connections without end takes the node's file descriptors (which its Raft log
+//   needs) and memory. grpc-js has no such limit (Hadoop RPC's is ipc.server.max.connections).
+// - a handshake timeout (the read timeout again): a connection that has not finished its TLS
+//   handshake, or has not sent the HTTP/2 preface and its SETTINGS, that long after it was accepted
+//   (after the handshake, for the preface) is closed and reported (`handshake_timeout`): otherwise
+//   a client that connects and says nothing holds one of the limited connections for good. Node's
+//   own TLS handshake timeout is 120 s, and it has none for the preface.
 // - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
 //   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
 //   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
@@ -193,12 +204,17 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
+/** Why a connection was closed before it carried a call (ConnectionRefusal). */
+type ConnectionRefusalReason = 'connection_limit' | 'handshake_timeout';
+/** Why a call was refused before its handler ran (UnaryRefusal). */
+type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
+
 export interface UnaryRefusal {
   /**
    * Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS):
    * `request_buffer` and `connection_share` are RESOURCE_EXHAUSTED, `read_timeout` UNAVAILABLE.
    */
-  readonly reason: ClientRefusalReason;
+  readonly reason: CallRefusalReason;
   /** The method's path. */
   readonly method: string;
   /** The caller, as getPeer() says. */
@@ -210,6 +226,25 @@ export interface UnaryRefusal {
    * `request_buffer`, the first refusal since the bytes held were last at or under half the
    * budget; `connection_share`, the same for the call's connection and its share; `read_timeout`,
    * the first on the call's connection.
+   */
+  readonly first: boolean;
+}
+
+/** A connection closed before it could carry a call. */
+export interface ConnectionRefusal {
+  /**
+   * `connection_limit`: it was accepted while maxConnections were open; `handshake_timeout`: it did
+   * not finish its TLS handshake, or send the HTTP/2 preface, within the read timeout.
+   */
+  readonly reason: ConnectionRefusalReason;
+  /** `address:port` of the client, as getPeer() would say. */
+  readonly peer: string;
+  /** What happened, naming the limit (for the log). */
+  readonly details: string;
+  /**
+   * One log line per time a limit is reached: `connection_limit`, the first refusal since the open
+   * connections were last at or under half the limit; `handshake_timeout`, the first since a
+   * connection last finished its handshake.
    */
   readonly first: boolean;
 }
@@ -235,6 +270,13 @@ export interface UnaryGrpcServerOptions {
   readonly requestReadTimeoutMs?: number;
   /** Told of every call refused before its handler ran (the node counts them in scm_client_refusals_total). */
   readonly onRefused?: (refusal: UnaryRefusal) => void;
+  /**
+   * Connections open at once (accepted, TLS handshake done or not); one more is closed when
+   * accepted. Default 0: no limit.
+   */
+  readonly maxConnections?: number;
+  /** Told of every connection closed before it could carry a call (the node counts them too). */
+  readonly onConnectionRefused?: (refusal: ConnectionRefusal) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
     readonly contextOptions: () => SecureContextOptions;
@@ -311,6 +353,12 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly sockets = new Set<Socket>();
   private readonly shares = new WeakMap<http2.Http2Session, ConnectionShare>();
   private readonly context: CallContext;
+  /** 0 for none. */
+  private readonly maxConnections: number;
+  /** A connection_limit refusal was reported since the open connections were last at or under half the limit. */
+  private refusingConnections = false;
+  /** A handshake_timeout was reported since a connection last finished its handshake. */
+  private handshakesTimingOut = false;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
   private closing = false;
@@ -327,9 +375,17 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       );
     }
     if (!Number.isFinite(readTimeoutMs) || readTimeoutMs < 0) throw new Error(`the request read timeout must be 0 (none) or a number of milliseconds, not ${readTimeoutMs}`);
+    const maxConnections = options.maxConnections ?? 0;
+    if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
+    this.maxConnections = maxConnections;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
     this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
+  }
+
+  /** Connections open now (accepted and not yet closed, TLS handshake done or not). */
+  get openConnections(): number {
+    return this.sockets.size;
   }
 
   /** Request bytes held now by calls whose handler has not run yet (the budget's use). */
@@ -364,19 +420,38 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const tls = this.options.tls;
     let server: http2.Http2Server | http2.Http2SecureServer;
     if (tls !== undefined) {
-      const secure = http2.createSecureServer({ ...common, ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true, allowHTTP1: false });
+      const readTimeoutMs = this.context.readTimeoutMs;
+      const secure = http2.createSecureServer({
+        ...common,
+        ...tls.contextOptions(),
+        requestCert: true,
+        rejectUnauthorized: true,
+        allowHTTP1: false,
+        // Node's own is 120 s; without a read timeout (0) it stays.
+        ...(readTimeoutMs > 0 ? { handshakeTimeout: readTimeoutMs } : {}),
+      });
       this.unsubscribeTls = tls.onChange(() => secure.setSecureContext(tls.contextOptions()));
       // A TLS socket's errors after the handshake are ours to handle (nodejs/node#35824).
       secure.on('secureConnection', (socket: TLSSocket) => socket.on('error', ignore));
-      secure.on('tlsClientError', ignore);
+      secure.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.handshakeTimedOut(peerOf(socket), `did not finish its TLS handshake within ${readTimeoutMs} ms`);
+      });
       server = secure;
     } else {
       server = http2.createServer(common);
     }
     server.setTimeout(0);
+    if (this.maxConnections > 0) {
+      // net.Server closes a connection accepted past maxConnections itself, and says so by 'drop'.
+      server.maxConnections = this.maxConnections;
+      server.on('drop', (dropped?: { remoteAddress?: string; remotePort?: number }) => this.connectionDropped(dropped));
+    }
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        if (this.refusingConnections && this.sockets.size <= this.maxConnections / 2) this.refusingConnections = false;
+      });
     });
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
@@ -442,7 +517,43 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     }
     this.sessions.add(session);
     session.on('error', ignore);
-    session.once('close', () => this.sessions.delete(session));
+    const readTimeoutMs = this.context.readTimeoutMs;
+    let prefaceTimer: NodeJS.Timeout | undefined;
+    if (readTimeoutMs > 0) {
+      prefaceTimer = setTimeout(() => {
+        prefaceTimer = undefined;
+        this.handshakeTimedOut(peerOf(session.socket), `did not send the HTTP/2 preface within ${readTimeoutMs} ms`);
+        session.destroy();
+      }, Math.min(readTimeoutMs, MAX_TIMER_MS));
+      prefaceTimer.unref();
+    }
+    // The client's preface ends with its SETTINGS frame: from here the connection is a client's.
+    session.once('remoteSettings', () => {
+      if (prefaceTimer !== undefined) clearTimeout(prefaceTimer);
+      prefaceTimer = undefined;
+      this.handshakesTimingOut = false;
+    });
+    session.once('close', () => {
+      if (prefaceTimer !== undefined) clearTimeout(prefaceTimer);
+      this.sessions.delete(session);
+    });
+  }
+
+  /** A connection accepted while maxConnections were open, which net.Server has closed. */
+  private connectionDropped(dropped: { remoteAddress?: string; remotePort?: number } | undefined): void {
+    const first = !this.refusingConnections;
+    this.refusingConnections = true;
+    const peer = peerOf(dropped);
+    const details = `Connection refused: ${this.maxConnections} connections are open, the most this server serves at once (ozone.scm.client.max.connections); closed as accepted`;
+    this.options.onConnectionRefused?.({ reason: 'connection_limit', peer, details, first });
+  }
+
+  /** A connection that did not finish its handshake or send its preface in time, closed by the caller. */
+  private handshakeTimedOut(peer: string, what: string): void {
+    const first = !this.handshakesTimingOut;
+    this.handshakesTimingOut = true;
+    const details = `Connection closed: it ${what} of being accepted (ozone.scm.client.request.read.timeout)`;
+    this.options.onConnectionRefused?.({ reason: 'handshake_timeout', peer, details, first });
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -487,6 +598,13 @@ export class UnaryGrpcServer implements UnaryServiceHost {
 }
 
 function ignore(): void {}
+
+/** `address:port` of a socket's remote end (what getPeer() says); 'unknown' once it is gone. */
+function peerOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
+  const address = socket?.remoteAddress;
+  if (address === undefined) return 'unknown';
+  return socket?.remotePort !== undefined ? `${address}:${socket.remotePort}` : address;
+}
 
 /**
  * What a call keeps of its grpc-encoding header: a known encoding as the shared constant, any other
@@ -566,10 +684,7 @@ class ServerUnaryCall implements UnaryCall {
   }
 
   getPeer(): string {
-    const socket = this.stream.session?.socket;
-    const address = socket?.remoteAddress;
-    if (address === undefined) return 'unknown';
-    return socket?.remotePort !== undefined ? `${address}:${socket.remotePort}` : address;
+    return peerOf(this.stream.session?.socket);
   }
 
   getAuthContext(): UnaryAuthContext {
@@ -704,7 +819,7 @@ class ServerUnaryCall implements UnaryCall {
     const budget = this.context.budget;
     const share = this.share;
     const path = this.method.path;
-    let reason: ClientRefusalReason = 'request_buffer';
+    let reason: CallRefusalReason = 'request_buffer';
     let details: string;
     let first: boolean;
     if (total > budget.limit) {

@@ -129,13 +129,18 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);
   metrics.clientCallRefused('request_buffer');
   metrics.clientCallRefused('read_timeout');
+  metrics.clientCallRefused('connection_limit');
   assert.deepEqual(samplesOf(await metrics.render(), 'scm_client_refusals_total'), [
     'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 1',
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_log_entries_dropped_total'), [

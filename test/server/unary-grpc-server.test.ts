@@ -14,7 +14,7 @@ import { ensureLocalCertificates, type LocalTls } from '../../src/cli/local-cert
 import { callIdentity } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
 import { mulberry32 } from '../seeded-random.js';
-import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
+import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type ConnectionRefusal, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
 
 const identity = (b: Buffer): Buffer => b;
 const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -1030,4 +1030,137 @@ test('raw: an unknown grpc-encoding is named by its first 64 characters only', {
   const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'x'.repeat(1000) }), frame(Buffer.from('x'), 1));
   assert.equal(statusOf(a), grpc.status.UNIMPLEMENTED);
   assert.equal(messageOf(a), `Received message compressed with unsupported encoding "${'x'.repeat(64)}"… (1000 characters)`);
+});
+
+// ---- connections: how many at once, and how long one may stay silent ----
+
+/** What became of a new connection: served (its settings came) or closed before that. */
+function connectOutcome(port: number): Promise<{ outcome: 'served' | 'closed'; session: http2.ClientHttp2Session }> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    session.once('remoteSettings', () => resolve({ outcome: 'served', session }));
+    session.once('close', () => resolve({ outcome: 'closed', session }));
+  });
+}
+
+test('raw: a connection accepted while maxConnections are open is closed at once and reported, once per fill; once some close, new ones are served', { timeout: 10_000 }, async () => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
+  const sessions: http2.ClientHttp2Session[] = [];
+  try {
+    const [a, b] = [await connect(f.port), await connect(f.port)];
+    sessions.push(a, b);
+    assert.equal(f.server.openConnections, 2);
+    for (let i = 0; i < 2; i++) {
+      const over = await connectOutcome(f.port);
+      sessions.push(over.session);
+      assert.equal(over.outcome, 'closed');
+    }
+    assert.equal(f.server.openConnections, 2);
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first]),
+      [
+        ['connection_limit', true],
+        ['connection_limit', false],
+      ],
+    );
+    assert.equal(refusals[0]!.details, 'Connection refused: 2 connections are open, the most this server serves at once (ozone.scm.client.max.connections); closed as accepted');
+    assert.match(refusals[0]!.peer, /^127\.0\.0\.1:\d+$/);
+    // The connections served still carry calls.
+    const served = open(a, grpcHeaders(), frame(Buffer.from('still served')));
+    served.stream.end();
+    assert.equal(statusOf(await served.done), grpc.status.OK);
+    // One closes: a new connection is served, and the next refusal is logged again (half the limit was reached).
+    a.destroy();
+    await until(() => f.server.openConnections === 1);
+    const c = await connectOutcome(f.port);
+    sessions.push(c.session);
+    assert.equal(c.outcome, 'served');
+    const call = open(c.session, grpcHeaders(), frame(Buffer.from('new')));
+    call.stream.end();
+    assert.equal(statusOf(await call.done), grpc.status.OK);
+    const again = await connectOutcome(f.port);
+    sessions.push(again.session);
+    assert.equal(again.outcome, 'closed');
+    assert.deepEqual(
+      refusals.map((r) => r.first),
+      [true, false, true],
+    );
+  } finally {
+    for (const s of sessions) s.destroy();
+    await f.stop();
+  }
+});
+
+test('raw: a connection that sends no HTTP/2 preface within the read timeout is closed and reported; one that did may then stay idle', { timeout: 10_000 }, async () => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 100, maxConnections: 4, onConnectionRefused: (r) => refusals.push(r) }).start();
+  const { connect: tcpConnect } = await import('node:net');
+  const silent = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = tcpConnect(f.port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.resume();
+      socket.once('close', () => resolve());
+    });
+  const healthy = await connect(f.port);
+  try {
+    await Promise.all([silent(), silent()]);
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first]),
+      [
+        ['handshake_timeout', true],
+        ['handshake_timeout', false],
+      ],
+    );
+    assert.match(refusals[0]!.details, /^Connection closed: it did not send the HTTP\/2 preface within 100 ms of being accepted \(ozone\.scm\.client\.request\.read\.timeout\)$/);
+    await until(() => f.server.openConnections === 1);
+    // The connection that sent its preface was left open, idle as it was, and is served.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const call = open(healthy, grpcHeaders(), frame(Buffer.from('idle is fine')));
+    call.stream.end();
+    assert.equal(statusOf(await call.done), grpc.status.OK);
+    // A connection that finishes its handshake ends the quiet: the next timeout is logged again.
+    const next = await connect(f.port);
+    next.destroy();
+    await silent();
+    assert.deepEqual(
+      refusals.map((r) => r.first),
+      [true, false, true],
+    );
+  } finally {
+    healthy.destroy();
+    await f.stop();
+  }
+});
+
+test('mutual TLS: a connection that does not finish its TLS handshake within the read timeout is closed and reported', { timeout: 10_000 }, async (t) => {
+  const tlsDir = await mkdtemp(join(tmpdir(), 'scm-unary-tls-handshake-'));
+  t.after(() => rm(tlsDir, { recursive: true, force: true }));
+  const certs = await ensureLocalCertificates({ dir: tlsDir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1', 'localhost'] });
+  const material = TlsMaterial.load({ caFile: certs.ca.cert, certFile: certs.nodes.get('scm1')!.cert, keyFile: certs.nodes.get('scm1')!.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 150, onConnectionRefused: (r) => refusals.push(r), tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => f.stop());
+  const { connect: tcpConnect } = await import('node:net');
+  const started = Date.now();
+  await new Promise<void>((resolve) => {
+    const socket = tcpConnect(f.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.resume();
+    socket.once('close', () => resolve());
+  });
+  assert.ok(Date.now() - started < 5_000, 'closed long before Node\'s own 120 s handshake timeout');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first, r.details]),
+    [['handshake_timeout', true, 'Connection closed: it did not finish its TLS handshake within 150 ms of being accepted (ozone.scm.client.request.read.timeout)']],
+  );
+});
+
+test('the connection limit is 0 (none) or a whole number of connections', () => {
+  for (const bad of [-1, 1.5, Number.NaN, Infinity]) {
+    assert.throws(() => new UnaryGrpcServer({ maxConnections: bad }), new RegExp(`^Error: the connection limit must be 0 \\(none\\) or a whole number of connections, not ${String(bad)}$`));
+  }
+  assert.doesNotThrow(() => new UnaryGrpcServer({ maxConnections: 0 }));
 });
