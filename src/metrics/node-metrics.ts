@@ -87,10 +87,12 @@ export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
  * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
  * request did not arrive within ozone.scm.client.request.read.timeout; `connection_limit`, the
- * connection was accepted while ozone.scm.client.max.connections were open; `handshake_timeout`, it
- * did not finish its TLS handshake or send the HTTP/2 preface within the read timeout.
+ * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
+ * progress; `connection_evicted`, an idle connection was closed to make room when another took the
+ * last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
+ * within the read timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'handshake_timeout'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -269,6 +271,7 @@ export class NodeMetrics {
   private readonly checkpointServedBytes: Counter;
   private readonly checkpointServeRefusals: Counter;
   private readonly clientRefusals: Counter<'reason'>;
+  private readonly clientConnections: Gauge;
   private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
   private readonly pipelines: Gauge<'state'>;
@@ -493,9 +496,14 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.clientConnections = new Gauge({
+      name: 'scm_client_connections',
+      help: 'Connections open on the client port (ozone.scm.client.max.connections bounds them).',
+      registers,
+    });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed before they carried a call (connection_limit, handshake_timeout), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed of its own accord (connection_limit, connection_evicted, handshake_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });
@@ -667,6 +675,11 @@ export class NodeMetrics {
   }
 
   /** The client port refused a call before its handler ran (see CLIENT_REFUSAL_REASONS). */
+  /** Connections open on the client port now. */
+  setClientConnections(open: number): void {
+    if (this.count('client connections', open)) this.clientConnections.set(open);
+  }
+
   clientCallRefused(reason: ClientRefusalReason): void {
     if (!isOneOf(CLIENT_REFUSAL_REASONS, reason)) {
       this.warn('client_refusal', `unknown client call refusal ${JSON.stringify(reason)} not recorded`);

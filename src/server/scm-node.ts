@@ -62,6 +62,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   connection_share: 'from that connection until its share is half free',
   read_timeout: 'from that connection',
   connection_limit: 'until half the connections have closed',
+  connection_evicted: 'until half the connections have closed',
   handshake_timeout: 'until a connection finishes its handshake',
 };
 
@@ -484,15 +485,17 @@ export class ScmNode {
     // Raft ticks and heartbeats keep their turn. Across connections, the request bytes held before
     // a handler runs are bounded by ozone.scm.client.request.buffer.size (a quarter of it per
     // connection), and the time a request may take to arrive by ozone.scm.client.request.read.timeout;
-    // the connections open at once by ozone.scm.client.max.connections, and the time a new one may
-    // take to finish its handshake by the read timeout again. A refusal is counted, and logged once
-    // each time a limit is reached (a flood would otherwise write a line per call).
+    // the connections open at once by ozone.scm.client.max.connections (the one idle longest closed
+    // to make room), and the time a new one may take to finish its handshake by the read timeout
+    // again. A refusal is counted, and logged once each time a limit is reached (a flood would
+    // otherwise write a line per call).
     const material = this.security.material;
     const clientServer = new UnaryGrpcServer({
       maxConcurrentStreams: config.clientMaxInFlight,
       requestBufferBytes: config.clientRequestBufferBytes,
       requestReadTimeoutMs: config.clientRequestReadTimeoutMs,
       maxConnections: config.clientMaxConnections,
+      onOpenConnections: (open) => this.metrics.setClientConnections(open),
       onRefused: (refusal) => {
         this.metrics.clientCallRefused(refusal.reason);
         if (refusal.first) {

@@ -61,11 +61,18 @@
 //   and an HTTP/2 session whatever its calls hold, which no byte budget sees; without a limit a
 //   client opening connections without end takes the node's file descriptors (which its Raft log
 //   needs) and memory. grpc-js has no such limit (Hadoop RPC's is ipc.server.max.connections).
+//   So that connections which only hold a slot cannot keep everyone else out, the connection that
+//   fills the last slot makes the server close the one idle longest (no call in progress; GOAWAY,
+//   then destroyed if it has not gone within a second), reported as `connection_evicted`, as
+//   Hadoop RPC closes idle connections past ipc.client.idlethreshold: a grpc-js channel connects
+//   again at its next call. A new connection is refused only when every open one had a call in
+//   progress as the last slot was taken; the refusal then closes one that has gone idle since, so
+//   that the client's next attempt (grpc-js backs off a second or so) finds a slot.
 // - a handshake timeout (the read timeout again): a connection that has not finished its TLS
-//   handshake, or has not sent the HTTP/2 preface and its SETTINGS, that long after it was accepted
-//   (after the handshake, for the preface) is closed and reported (`handshake_timeout`): otherwise
-//   a client that connects and says nothing holds one of the limited connections for good. Node's
-//   own TLS handshake timeout is 120 s, and it has none for the preface.
+//   handshake within it of being accepted, or has not sent the HTTP/2 preface and its SETTINGS
+//   within it of that (of being accepted, in plaintext), is closed and reported
+//   (`handshake_timeout`): otherwise a client that connects and says nothing holds a slot until an
+//   eviction finds it. Node's own TLS handshake timeout is 120 s, and it has none for the preface.
 // - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
 //   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
 //   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
@@ -146,6 +153,8 @@ const ENCODING_TEXT_CHARS = 64;
  * count instead (grpc.max_concurrent_streams, from ozone.scm.handler.count.key).
  */
 const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+/** How long an evicted connection has to go after its GOAWAY before it is destroyed. */
+const EVICTION_GRACE_MS = 1_000;
 /** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
@@ -204,8 +213,8 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
-/** Why a connection was closed before it carried a call (ConnectionRefusal). */
-type ConnectionRefusalReason = 'connection_limit' | 'handshake_timeout';
+/** Why the server closed a connection of its own accord (ConnectionRefusal). */
+type ConnectionRefusalReason = 'connection_limit' | 'connection_evicted' | 'handshake_timeout';
 /** Why a call was refused before its handler ran (UnaryRefusal). */
 type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
 
@@ -230,11 +239,13 @@ export interface UnaryRefusal {
   readonly first: boolean;
 }
 
-/** A connection closed before it could carry a call. */
+/** A connection the server closed of its own accord. */
 export interface ConnectionRefusal {
   /**
-   * `connection_limit`: it was accepted while maxConnections were open; `handshake_timeout`: it did
-   * not finish its TLS handshake, or send the HTTP/2 preface, within the read timeout.
+   * `connection_limit`: it was accepted while maxConnections were open, each with a call in
+   * progress; `connection_evicted`: it was the one idle longest when another filled the last slot;
+   * `handshake_timeout`: it did not finish its TLS handshake, or send the HTTP/2 preface, within
+   * the read timeout.
    */
   readonly reason: ConnectionRefusalReason;
   /** `address:port` of the client, as getPeer() would say. */
@@ -242,11 +253,37 @@ export interface ConnectionRefusal {
   /** What happened, naming the limit (for the log). */
   readonly details: string;
   /**
-   * One log line per time a limit is reached: `connection_limit`, the first refusal since the open
-   * connections were last at or under half the limit; `handshake_timeout`, the first since a
-   * connection last finished its handshake.
+   * One log line per time a limit is reached: `connection_limit` and `connection_evicted`, the
+   * first of its kind since the open connections were last at or under half the limit;
+   * `handshake_timeout`, the first since a connection last finished its handshake.
    */
   readonly first: boolean;
+}
+
+/** What eviction knows of a connection's HTTP/2 session. */
+interface SessionUse {
+  /** Streams open now. */
+  active: number;
+  /** performance.now() when it last had no stream open (its start, until it has had one). */
+  idleSince: number;
+  /** Closed to make room: not chosen again. */
+  evicted: boolean;
+  /**
+   * Destroys the connection's socket. A session closed or destroyed only ends its side, and a
+   * peer that neither reads nor closes would keep the socket, and its slot, for good.
+   */
+  readonly destroySocket: () => void;
+}
+
+/**
+ * Where a socket carries its own destroy, for its session to find: the session sees the socket
+ * only through a proxy that refuses destroy() (and is gone once the session is).
+ */
+const DESTROY_SOCKET = Symbol('destroy the socket');
+type Destroyable = { [DESTROY_SOCKET]?: () => void };
+
+function tagDestroyable(socket: Socket): void {
+  (socket as Destroyable)[DESTROY_SOCKET] = () => socket.destroy();
 }
 
 export interface UnaryGrpcServerOptions {
@@ -275,8 +312,10 @@ export interface UnaryGrpcServerOptions {
    * accepted. Default 0: no limit.
    */
   readonly maxConnections?: number;
-  /** Told of every connection closed before it could carry a call (the node counts them too). */
+  /** Told of every connection the server closes of its own accord (the node counts them too). */
   readonly onConnectionRefused?: (refusal: ConnectionRefusal) => void;
+  /** Told the number of open connections each time it changes (the node's gauge). */
+  readonly onOpenConnections?: (open: number) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
     readonly contextOptions: () => SecureContextOptions;
@@ -345,7 +384,7 @@ interface CallStatus {
 
 export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly methods = new Map<string, Method>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sessions = new Map<http2.ServerHttp2Session, SessionUse>();
   /**
    * Every accepted connection, HTTP/2 session or not: one that never sends the preface (or never
    * finishes its TLS handshake) has no session, and would hold server.close() open for good.
@@ -357,6 +396,10 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly maxConnections: number;
   /** A connection_limit refusal was reported since the open connections were last at or under half the limit. */
   private refusingConnections = false;
+  /** The same for a connection_evicted. */
+  private evictingConnections = false;
+  /** The read timeout when a timer can hold it, for the TLS handshake and the preface; undefined for none. */
+  private readonly handshakeDeadlineMs: number | undefined;
   /** A handshake_timeout was reported since a connection last finished its handshake. */
   private handshakesTimingOut = false;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
@@ -378,6 +421,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const maxConnections = options.maxConnections ?? 0;
     if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
     this.maxConnections = maxConnections;
+    this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
     this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
@@ -420,21 +464,24 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const tls = this.options.tls;
     let server: http2.Http2Server | http2.Http2SecureServer;
     if (tls !== undefined) {
-      const readTimeoutMs = this.context.readTimeoutMs;
+      const handshakeMs = this.handshakeDeadlineMs;
       const secure = http2.createSecureServer({
         ...common,
         ...tls.contextOptions(),
         requestCert: true,
         rejectUnauthorized: true,
         allowHTTP1: false,
-        // Node's own is 120 s; without a read timeout (0) it stays.
-        ...(readTimeoutMs > 0 ? { handshakeTimeout: readTimeoutMs } : {}),
+        // Node's own is 120 s; without a read timeout (0, or more than a timer holds) it stays.
+        ...(handshakeMs !== undefined ? { handshakeTimeout: handshakeMs } : {}),
       });
       this.unsubscribeTls = tls.onChange(() => secure.setSecureContext(tls.contextOptions()));
       // A TLS socket's errors after the handshake are ours to handle (nodejs/node#35824).
-      secure.on('secureConnection', (socket: TLSSocket) => socket.on('error', ignore));
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        socket.on('error', ignore);
+        tagDestroyable(socket);
+      });
       secure.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-        if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.handshakeTimedOut(peerOf(socket), `did not finish its TLS handshake within ${readTimeoutMs} ms`);
+        if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.handshakeTimedOut(peerOf(socket), `did not finish its TLS handshake within ${handshakeMs} ms of being accepted`);
       });
       server = secure;
     } else {
@@ -446,12 +493,20 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       server.maxConnections = this.maxConnections;
       server.on('drop', (dropped?: { remoteAddress?: string; remotePort?: number }) => this.connectionDropped(dropped));
     }
-    server.on('connection', (socket: Socket) => {
+    // Before Node's own listener, which gives a plaintext connection its HTTP/2 session at once:
+    // the connection that fills the last slot must not be the idle one it makes room by closing.
+    server.prependListener('connection', (socket: Socket) => {
       this.sockets.add(socket);
+      tagDestroyable(socket);
+      this.options.onOpenConnections?.(this.sockets.size);
       socket.once('close', () => {
         this.sockets.delete(socket);
-        if (this.refusingConnections && this.sockets.size <= this.maxConnections / 2) this.refusingConnections = false;
+        this.options.onOpenConnections?.(this.sockets.size);
+        if (this.sockets.size <= this.maxConnections / 2) this.refusingConnections = this.evictingConnections = false;
       });
+      // The last slot is taken: free one now, if some connection only holds its slot, so that the
+      // next client is not refused for it.
+      if (this.maxConnections > 0 && this.sockets.size >= this.maxConnections) this.evictIdlest();
     });
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
@@ -486,7 +541,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       pending++;
       server.close(() => done());
     }
-    for (const session of this.sessions) {
+    for (const session of this.sessions.keys()) {
       pending++;
       if (session.closed || session.destroyed) queueMicrotask(done);
       else session.close(done);
@@ -503,7 +558,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     this.closing = true;
     const server = this.server;
     if (server !== undefined && server.listening) server.close();
-    for (const session of this.sessions) session.destroy(undefined, NGHTTP2_CANCEL);
+    for (const session of this.sessions.keys()) session.destroy(undefined, NGHTTP2_CANCEL);
     this.sessions.clear();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -515,16 +570,20 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       session.destroy();
       return;
     }
-    this.sessions.add(session);
+    const socket = session.socket as unknown as Destroyable;
+    const destroySocket = socket[DESTROY_SOCKET] ?? (() => session.destroy());
+    this.sessions.set(session, { active: 0, idleSince: performance.now(), evicted: false, destroySocket });
     session.on('error', ignore);
-    const readTimeoutMs = this.context.readTimeoutMs;
+    const prefaceMs = this.handshakeDeadlineMs;
     let prefaceTimer: NodeJS.Timeout | undefined;
-    if (readTimeoutMs > 0) {
+    if (prefaceMs !== undefined) {
+      const since = this.options.tls !== undefined ? 'its TLS handshake' : 'being accepted';
       prefaceTimer = setTimeout(() => {
         prefaceTimer = undefined;
-        this.handshakeTimedOut(peerOf(session.socket), `did not send the HTTP/2 preface within ${readTimeoutMs} ms`);
+        this.handshakeTimedOut(peerOf(session.socket), `did not send the HTTP/2 preface within ${prefaceMs} ms of ${since}`);
         session.destroy();
-      }, Math.min(readTimeoutMs, MAX_TIMER_MS));
+        destroySocket();
+      }, prefaceMs);
       prefaceTimer.unref();
     }
     // The client's preface ends with its SETTINGS frame: from here the connection is a client's.
@@ -539,20 +598,56 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     });
   }
 
-  /** A connection accepted while maxConnections were open, which net.Server has closed. */
+  /**
+   * Closes the connection idle longest (no stream open; among those, the longest without one), if
+   * any: GOAWAY, so that a client knows no call was cut, then its socket destroyed a second later
+   * (a peer that does not read would hold its slot through a graceful close).
+   */
+  private evictIdlest(): void {
+    let idlest: http2.ServerHttp2Session | undefined;
+    let since = Infinity;
+    for (const [session, use] of this.sessions) {
+      if (use.active > 0 || use.evicted || session.closed || session.destroyed) continue;
+      if (use.idleSince < since) {
+        idlest = session;
+        since = use.idleSince;
+      }
+    }
+    if (idlest === undefined) return;
+    const use = this.sessions.get(idlest) as SessionUse;
+    use.evicted = true;
+    const first = !this.evictingConnections;
+    this.evictingConnections = true;
+    const idleMs = Math.round(performance.now() - since);
+    const details = `Connection closed: idle for ${idleMs} ms when another took the last of ${this.maxConnections} connections (ozone.scm.client.max.connections); closed to make room`;
+    this.options.onConnectionRefused?.({ reason: 'connection_evicted', peer: peerOf(idlest.socket), details, first });
+    const session = idlest;
+    session.close();
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+      use.destroySocket();
+    }, EVICTION_GRACE_MS).unref();
+  }
+
+  /**
+   * A connection accepted while maxConnections were open, which net.Server has closed: each had a
+   * call in progress when the last slot was taken. One that has none now is closed, so that the
+   * refused client's next attempt finds a slot.
+   */
   private connectionDropped(dropped: { remoteAddress?: string; remotePort?: number } | undefined): void {
     const first = !this.refusingConnections;
     this.refusingConnections = true;
     const peer = peerOf(dropped);
-    const details = `Connection refused: ${this.maxConnections} connections are open, the most this server serves at once (ozone.scm.client.max.connections); closed as accepted`;
+    const details = `Connection refused: ${this.maxConnections} connections are open, the most this server serves at once (ozone.scm.client.max.connections), each with a call in progress when the last was taken; closed as accepted`;
     this.options.onConnectionRefused?.({ reason: 'connection_limit', peer, details, first });
+    this.evictIdlest();
   }
 
   /** A connection that did not finish its handshake or send its preface in time, closed by the caller. */
   private handshakeTimedOut(peer: string, what: string): void {
     const first = !this.handshakesTimingOut;
     this.handshakesTimingOut = true;
-    const details = `Connection closed: it ${what} of being accepted (ozone.scm.client.request.read.timeout)`;
+    const details = `Connection closed: it ${what} (ozone.scm.client.request.read.timeout)`;
     this.options.onConnectionRefused?.({ reason: 'handshake_timeout', peer, details, first });
   }
 
@@ -560,6 +655,14 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     // Without a listener a stream error (a reset while writing, say) would be thrown; a closed
     // stream reports itself by 'close', which cancels the call.
     stream.on('error', ignore);
+    const use = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    if (use !== undefined) {
+      use.active++;
+      stream.once('close', () => {
+        use.active--;
+        if (use.active === 0) use.idleSince = performance.now();
+      });
+    }
     if (headers[HTTP2_HEADER_METHOD] !== 'POST') {
       stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_METHOD_NOT_ALLOWED, allow: 'POST' }, { endStream: true });
       return;

@@ -1044,95 +1044,184 @@ function connectOutcome(port: number): Promise<{ outcome: 'served' | 'closed'; s
   });
 }
 
-test('raw: a connection accepted while maxConnections are open is closed at once and reported, once per fill; once some close, new ones are served', { timeout: 10_000 }, async () => {
+/**
+ * A TCP connection that never sends a byte (nor, unless `reads`, reads one). Resolves with how long
+ * the server took to close it, or 'open' if it had not within `withinMs` (then it is destroyed).
+ */
+async function silentConnection(port: number, withinMs: number, reads = true): Promise<number | 'open'> {
+  const { connect: tcpConnect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    if (reads) socket.resume();
+    let opened = 0;
+    socket.once('connect', () => (opened = Date.now()));
+    const giveUp = setTimeout(() => {
+      socket.destroy();
+      resolve('open');
+    }, withinMs);
+    socket.once('close', () => {
+      clearTimeout(giveUp);
+      resolve(Date.now() - opened);
+    });
+  });
+}
+
+/** Resolves once `session` is closed (by the server), or rejects after `withinMs`. */
+function closedWithin(session: http2.ClientHttp2Session, withinMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (session.closed || session.destroyed) return resolve();
+    const timer = setTimeout(() => reject(new Error(`the server did not close the connection within ${withinMs} ms`)), withinMs);
+    session.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+test('raw: at maxConnections, each with a call in progress, a new connection is closed as accepted and reported once per fill; one that goes idle then makes room', { timeout: 10_000 }, async (t) => {
   const refusals: ConnectionRefusal[] = [];
   const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
   const sessions: http2.ClientHttp2Session[] = [];
-  try {
-    const [a, b] = [await connect(f.port), await connect(f.port)];
-    sessions.push(a, b);
-    assert.equal(f.server.openConnections, 2);
-    for (let i = 0; i < 2; i++) {
-      const over = await connectOutcome(f.port);
-      sessions.push(over.session);
-      assert.equal(over.outcome, 'closed');
-    }
-    assert.equal(f.server.openConnections, 2);
-    assert.deepEqual(
-      refusals.map((r) => [r.reason, r.first]),
-      [
-        ['connection_limit', true],
-        ['connection_limit', false],
-      ],
-    );
-    assert.equal(refusals[0]!.details, 'Connection refused: 2 connections are open, the most this server serves at once (ozone.scm.client.max.connections); closed as accepted');
-    assert.match(refusals[0]!.peer, /^127\.0\.0\.1:\d+$/);
-    // The connections served still carry calls.
-    const served = open(a, grpcHeaders(), frame(Buffer.from('still served')));
-    served.stream.end();
-    assert.equal(statusOf(await served.done), grpc.status.OK);
-    // One closes: a new connection is served, and the next refusal is logged again (half the limit was reached).
-    a.destroy();
-    await until(() => f.server.openConnections === 1);
-    const c = await connectOutcome(f.port);
-    sessions.push(c.session);
-    assert.equal(c.outcome, 'served');
-    const call = open(c.session, grpcHeaders(), frame(Buffer.from('new')));
-    call.stream.end();
-    assert.equal(statusOf(await call.done), grpc.status.OK);
-    const again = await connectOutcome(f.port);
-    sessions.push(again.session);
-    assert.equal(again.outcome, 'closed');
-    assert.deepEqual(
-      refusals.map((r) => r.first),
-      [true, false, true],
-    );
-  } finally {
-    for (const s of sessions) s.destroy();
-    await f.stop();
-  }
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  const a = await connect(f.port);
+  sessions.push(a);
+  const heldA = open(a, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('a')));
+  heldA.stream.end();
+  await f.holding(1);
+  const b = await connect(f.port);
+  sessions.push(b);
+  const heldB = open(b, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('b')));
+  heldB.stream.end();
+  await f.holding(2);
+  assert.equal(f.server.openConnections, 2);
+  const over = await connectOutcome(f.port);
+  sessions.push(over.session);
+  assert.equal(over.outcome, 'closed');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [['connection_limit', true]],
+  );
+  assert.equal(refusals[0]!.details, 'Connection refused: 2 connections are open, the most this server serves at once (ozone.scm.client.max.connections), each with a call in progress when the last was taken; closed as accepted');
+  assert.match(refusals[0]!.peer, /^127\.0\.0\.1:\d+$/);
+  // a's call ends: a is idle now. The next refusal closes it, so that the attempt after finds a slot.
+  f.held[0]!.answer(null, Buffer.from('a done'));
+  assert.equal(statusOf(await heldA.done), grpc.status.OK);
+  const again = await connectOutcome(f.port);
+  sessions.push(again.session);
+  assert.equal(again.outcome, 'closed');
+  await closedWithin(a, 3_000);
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['connection_limit', true],
+      ['connection_limit', false],
+      ['connection_evicted', true],
+    ],
+  );
+  assert.match(refusals[2]!.details, /^Connection closed: idle for \d+ ms when another took the last of 2 connections \(ozone\.scm\.client\.max\.connections\); closed to make room$/);
+  await until(() => f.server.openConnections === 1);
+  const c = await connectOutcome(f.port);
+  sessions.push(c.session);
+  assert.equal(c.outcome, 'served');
+  const call = open(c.session, grpcHeaders(), frame(Buffer.from('in')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+  // b's call was never disturbed.
+  f.held[1]!.answer(null, Buffer.from('b done'));
+  assert.equal(statusOf(await heldB.done), grpc.status.OK);
 });
 
-test('raw: a connection that sends no HTTP/2 preface within the read timeout is closed and reported; one that did may then stay idle', { timeout: 10_000 }, async () => {
+test('raw: the connection that takes the last slot closes the one idle longest, one that only holds its slot included, even if it does not read', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  // Silent, not reading: the GOAWAY cannot close it gracefully; its socket is destroyed after a
+  // second (it does not read, so it cannot see that: the server's count says it).
+  const { connect: tcpConnect } = await import('node:net');
+  const silent = tcpConnect(f.port, '127.0.0.1');
+  silent.on('error', () => {});
+  t.after(() => silent.destroy());
+  await until(() => f.server.openConnections === 1);
+  const a = await connect(f.port);
+  sessions.push(a);
+  assert.equal(f.server.openConnections, 2);
+  await until(() => f.server.openConnections === 1);
+  assert.equal(f.server.openConnections, 1, 'the silent connection was closed to make room');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [['connection_evicted', true]],
+  );
+  // a has been idle since it connected: the next connection takes the last slot and closes a.
+  let goaway = false;
+  a.once('goaway', () => (goaway = true));
+  const b = await connect(f.port);
+  sessions.push(b);
+  await closedWithin(a, 3_000);
+  assert.equal(goaway, true, 'a polite client is told by GOAWAY');
+  // Logged again: the connections were down to half the limit in between.
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['connection_evicted', true],
+      ['connection_evicted', true],
+    ],
+  );
+  const call = open(b, grpcHeaders(), frame(Buffer.from('b')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+});
+
+test('raw: a connection that sends no HTTP/2 preface within the read timeout is closed and reported; one that did may then stay idle; one that leaves first is not reported', { timeout: 15_000 }, async (t) => {
   const refusals: ConnectionRefusal[] = [];
   const f = await new Fixture({ requestReadTimeoutMs: 100, maxConnections: 4, onConnectionRefused: (r) => refusals.push(r) }).start();
-  const { connect: tcpConnect } = await import('node:net');
-  const silent = (): Promise<void> =>
-    new Promise((resolve) => {
-      const socket = tcpConnect(f.port, '127.0.0.1');
-      socket.on('error', () => {});
-      socket.resume();
-      socket.once('close', () => resolve());
-    });
+  t.after(() => f.server.forceShutdown());
   const healthy = await connect(f.port);
-  try {
-    await Promise.all([silent(), silent()]);
-    assert.deepEqual(
-      refusals.map((r) => [r.reason, r.first]),
-      [
-        ['handshake_timeout', true],
-        ['handshake_timeout', false],
-      ],
-    );
-    assert.match(refusals[0]!.details, /^Connection closed: it did not send the HTTP\/2 preface within 100 ms of being accepted \(ozone\.scm\.client\.request\.read\.timeout\)$/);
-    await until(() => f.server.openConnections === 1);
-    // The connection that sent its preface was left open, idle as it was, and is served.
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const call = open(healthy, grpcHeaders(), frame(Buffer.from('idle is fine')));
-    call.stream.end();
-    assert.equal(statusOf(await call.done), grpc.status.OK);
-    // A connection that finishes its handshake ends the quiet: the next timeout is logged again.
-    const next = await connect(f.port);
-    next.destroy();
-    await silent();
-    assert.deepEqual(
-      refusals.map((r) => r.first),
-      [true, false, true],
-    );
-  } finally {
-    healthy.destroy();
-    await f.stop();
-  }
+  t.after(() => healthy.destroy());
+  const [first, second] = await Promise.all([silentConnection(f.port, 3_000), silentConnection(f.port, 3_000)]);
+  assert.notEqual(first, 'open');
+  assert.notEqual(second, 'open');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['handshake_timeout', true],
+      ['handshake_timeout', false],
+    ],
+  );
+  assert.equal(refusals[0]!.details, 'Connection closed: it did not send the HTTP/2 preface within 100 ms of being accepted (ozone.scm.client.request.read.timeout)');
+  await until(() => f.server.openConnections === 1);
+  // The connection that sent its preface was left open, idle as it was, and is served.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const call = open(healthy, grpcHeaders(), frame(Buffer.from('idle is fine')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+  // A connection that closes before its preface (a port probe) is no timeout.
+  const { connect: tcpConnect } = await import('node:net');
+  const probe = tcpConnect(f.port, '127.0.0.1');
+  probe.on('error', () => {});
+  await new Promise((resolve) => probe.once('connect', resolve));
+  probe.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(refusals.length, 2);
+  // A connection that finishes its handshake ends the quiet: the next timeout is logged again.
+  const next = await connect(f.port);
+  next.destroy();
+  assert.notEqual(await silentConnection(f.port, 3_000), 'open');
+  assert.deepEqual(
+    refusals.map((r) => r.first),
+    [true, false, true],
+  );
+});
+
+test('raw: without a read timeout (0) a connection may take its time over the preface', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 0, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  assert.equal(await silentConnection(f.port, 500), 'open');
+  assert.deepEqual(refusals, []);
 });
 
 test('mutual TLS: a connection that does not finish its TLS handshake within the read timeout is closed and reported', { timeout: 10_000 }, async (t) => {
@@ -1142,20 +1231,23 @@ test('mutual TLS: a connection that does not finish its TLS handshake within the
   const material = TlsMaterial.load({ caFile: certs.ca.cert, certFile: certs.nodes.get('scm1')!.cert, keyFile: certs.nodes.get('scm1')!.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
   const refusals: ConnectionRefusal[] = [];
   const f = await new Fixture({ requestReadTimeoutMs: 150, onConnectionRefused: (r) => refusals.push(r), tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
-  t.after(() => f.stop());
-  const { connect: tcpConnect } = await import('node:net');
-  const started = Date.now();
-  await new Promise<void>((resolve) => {
-    const socket = tcpConnect(f.port, '127.0.0.1');
-    socket.on('error', () => {});
-    socket.resume();
-    socket.once('close', () => resolve());
-  });
-  assert.ok(Date.now() - started < 5_000, 'closed long before Node\'s own 120 s handshake timeout');
+  t.after(() => f.server.forceShutdown());
+  const closedAfter = await silentConnection(f.port, 5_000);
+  assert.notEqual(closedAfter, 'open', "closed long before Node's own 120 s handshake timeout");
   assert.deepEqual(
     refusals.map((r) => [r.reason, r.first, r.details]),
     [['handshake_timeout', true, 'Connection closed: it did not finish its TLS handshake within 150 ms of being accepted (ozone.scm.client.request.read.timeout)']],
   );
+  // A read timeout longer than a timer holds is none, for the handshake too: no timer overflows
+  // (Node would warn once per accepted connection).
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const long = await new Fixture({ requestReadTimeoutMs: 30 * 24 * 3_600_000, tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => long.server.forceShutdown());
+  assert.equal(await silentConnection(long.port, 300), 'open');
+  assert.deepEqual(warnings, []);
 });
 
 test('the connection limit is 0 (none) or a whole number of connections', () => {
