@@ -88,11 +88,11 @@ export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
  * request did not arrive within ozone.scm.client.request.read.timeout; `connection_limit`, the
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
- * progress; `connection_evicted`, an idle connection was closed to make room when another took the
- * last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
+ * progress; `address_share`, its client address held a quarter of that limit already;
+ * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
  * within the read timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'connection_evicted', 'handshake_timeout'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -503,7 +503,7 @@ export class NodeMetrics {
     });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed of its own accord (connection_limit, connection_evicted, handshake_timeout), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed of its own accord (connection_limit, address_share, connection_evicted, handshake_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });

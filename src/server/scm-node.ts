@@ -63,6 +63,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   read_timeout: 'from that connection',
   connection_limit: 'until half the connections have closed',
   connection_evicted: 'until half the connections have closed',
+  address_share: 'from that address until half its connections have closed',
   handshake_timeout: 'until a connection finishes its handshake',
 };
 

@@ -55,19 +55,25 @@
 //   handler, so a retry is safe), its bytes released, and reported (`read_timeout`). A running
 //   handler is not bounded by it; grpc-js has no such limit. A grpc-encoding value other than
 //   identity, gzip or deflate is kept only as its first 64 characters, for the error text.
-// - a connection limit (maxConnections, ozone.scm.client.max.connections on the node, 0 for none):
-//   a connection accepted while that many are open is closed at once, before its TLS handshake,
-//   and reported (onConnectionRefused, reason `connection_limit`). Each connection costs a socket
-//   and an HTTP/2 session whatever its calls hold, which no byte budget sees; without a limit a
-//   client opening connections without end takes the node's file descriptors (which its Raft log
-//   needs) and memory. grpc-js has no such limit (Hadoop RPC's is ipc.server.max.connections).
-//   So that connections which only hold a slot cannot keep everyone else out, the connection that
-//   fills the last slot makes the server close the one idle longest (no call in progress; GOAWAY,
-//   then destroyed if it has not gone within a second), reported as `connection_evicted`, as
-//   Hadoop RPC closes idle connections past ipc.client.idlethreshold: a grpc-js channel connects
-//   again at its next call. A new connection is refused only when every open one had a call in
-//   progress as the last slot was taken; the refusal then closes one that has gone idle since, so
-//   that the client's next attempt (grpc-js backs off a second or so) finds a slot.
+// - a connection limit (maxConnections, ozone.scm.client.max.connections on the node, 0 for none).
+//   Each connection costs a socket, a file descriptor (which the Raft log needs too) and an HTTP/2
+//   session whatever its calls hold, which no byte budget sees; grpc-js has no such limit (Hadoop
+//   RPC's is ipc.server.max.connections). Its first job is to bound those, so that whatever the
+//   client port suffers, the node's Raft log and peer ports do not.
+//   - One client address may hold a quarter of the limit (at least one): one more from it is
+//     closed as accepted (`address_share`). Without it a single client could take every slot.
+//   - The connection that takes the last slot makes the server close an idle one (no stream
+//     open): of the address holding the most connections, the one idle longest; GOAWAY, its
+//     socket destroyed a second later (a peer that does not read would hold it through a graceful
+//     close), reported as `connection_evicted`, as Hadoop RPC closes idle connections past
+//     ipc.client.idlethreshold. A grpc-js channel connects again at its next call.
+//   - A connection accepted while all the slots are taken is closed at once, before its TLS
+//     handshake (`connection_limit`): every open one had a stream when the last was taken. The
+//     refusal closes one that has gone idle since, so that the client's next attempt finds a slot.
+//   What clients on many addresses can still do: hold the slots with connections that each keep
+//   a stream open (a request that never completes is ended by the read timeout, but a new one may
+//   be opened before that), or with connections still in their TLS handshake (no session to
+//   evict; each closed within the read timeout), and so keep other clients out of this port.
 // - a handshake timeout (the read timeout again): a connection that has not finished its TLS
 //   handshake within it of being accepted, or has not sent the HTTP/2 preface and its SETTINGS
 //   within it of that (of being accepted, in plaintext), is closed and reported
@@ -214,7 +220,7 @@ export interface UnaryServiceHost {
 }
 
 /** Why the server closed a connection of its own accord (ConnectionRefusal). */
-type ConnectionRefusalReason = 'connection_limit' | 'connection_evicted' | 'handshake_timeout';
+type ConnectionRefusalReason = 'connection_limit' | 'address_share' | 'connection_evicted' | 'handshake_timeout';
 /** Why a call was refused before its handler ran (UnaryRefusal). */
 type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
 
@@ -243,7 +249,9 @@ export interface UnaryRefusal {
 export interface ConnectionRefusal {
   /**
    * `connection_limit`: it was accepted while maxConnections were open, each with a call in
-   * progress; `connection_evicted`: it was the one idle longest when another filled the last slot;
+   * progress; `address_share`: its address held its share of them already (a quarter);
+   * `connection_evicted`: it was chosen (idle, of the address holding the most) when another took
+   * the last slot;
    * `handshake_timeout`: it did not finish its TLS handshake, or send the HTTP/2 preface, within
    * the read timeout.
    */
@@ -255,6 +263,7 @@ export interface ConnectionRefusal {
   /**
    * One log line per time a limit is reached: `connection_limit` and `connection_evicted`, the
    * first of its kind since the open connections were last at or under half the limit;
+   * `address_share`, the first for its address since it last held at most half its share;
    * `handshake_timeout`, the first since a connection last finished its handshake.
    */
   readonly first: boolean;
@@ -268,6 +277,8 @@ interface SessionUse {
   idleSince: number;
   /** Closed to make room: not chosen again. */
   evicted: boolean;
+  /** The client's address, whose connections are counted together (addressShare). */
+  readonly address: string;
   /**
    * Destroys the connection's socket. A session closed or destroyed only ends its side, and a
    * peer that neither reads nor closes would keep the socket, and its slot, for good.
@@ -398,6 +409,10 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   private refusingConnections = false;
   /** The same for a connection_evicted. */
   private evictingConnections = false;
+  /** Connections one client address may hold (a quarter of the limit); 0 for none. */
+  private readonly addressShare: number;
+  /** Open connections by client address, and whether a refusal of it was reported since it last held at most half its share. */
+  private readonly byAddress = new Map<string, { open: number; refusing: boolean }>();
   /** The read timeout when a timer can hold it, for the TLS handshake and the preface; undefined for none. */
   private readonly handshakeDeadlineMs: number | undefined;
   /** A handshake_timeout was reported since a connection last finished its handshake. */
@@ -421,6 +436,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const maxConnections = options.maxConnections ?? 0;
     if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
     this.maxConnections = maxConnections;
+    this.addressShare = maxConnections > 0 ? Math.max(1, Math.floor(maxConnections / 4)) : 0;
     this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
@@ -476,7 +492,8 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       });
       this.unsubscribeTls = tls.onChange(() => secure.setSecureContext(tls.contextOptions()));
       // A TLS socket's errors after the handshake are ours to handle (nodejs/node#35824).
-      secure.on('secureConnection', (socket: TLSSocket) => {
+      // Before Node's own listener, which gives the connection its session (and so 'session') at once.
+      secure.prependListener('secureConnection', (socket: TLSSocket) => {
         socket.on('error', ignore);
         tagDestroyable(socket);
       });
@@ -496,11 +513,18 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     // Before Node's own listener, which gives a plaintext connection its HTTP/2 session at once:
     // the connection that fills the last slot must not be the idle one it makes room by closing.
     server.prependListener('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      if (!this.admitAddress(address)) {
+        // Node's listener still gives it a session, which closes with the socket.
+        socket.destroy();
+        return;
+      }
       this.sockets.add(socket);
       tagDestroyable(socket);
       this.options.onOpenConnections?.(this.sockets.size);
       socket.once('close', () => {
         this.sockets.delete(socket);
+        this.releaseAddress(address);
         this.options.onOpenConnections?.(this.sockets.size);
         if (this.sockets.size <= this.maxConnections / 2) this.refusingConnections = this.evictingConnections = false;
       });
@@ -572,7 +596,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     }
     const socket = session.socket as unknown as Destroyable;
     const destroySocket = socket[DESTROY_SOCKET] ?? (() => session.destroy());
-    this.sessions.set(session, { active: 0, idleSince: performance.now(), evicted: false, destroySocket });
+    this.sessions.set(session, { active: 0, idleSince: performance.now(), evicted: false, address: session.socket?.remoteAddress ?? 'unknown', destroySocket });
     session.on('error', ignore);
     const prefaceMs = this.handshakeDeadlineMs;
     let prefaceTimer: NodeJS.Timeout | undefined;
@@ -599,18 +623,50 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   }
 
   /**
-   * Closes the connection idle longest (no stream open; among those, the longest without one), if
-   * any: GOAWAY, so that a client knows no call was cut, then its socket destroyed a second later
-   * (a peer that does not read would hold its slot through a graceful close).
+   * Counts a new connection against its address's share: false (reported, and the connection to be
+   * closed) when the address holds its share already. Without it one client could take every slot,
+   * and with reconnecting, every idle client's too.
+   */
+  private admitAddress(address: string): boolean {
+    if (this.addressShare === 0) return true;
+    let held = this.byAddress.get(address);
+    if (held === undefined) this.byAddress.set(address, (held = { open: 0, refusing: false }));
+    if (held.open < this.addressShare) {
+      held.open++;
+      return true;
+    }
+    const first = !held.refusing;
+    held.refusing = true;
+    const details = `Connection refused: ${address} holds ${held.open} connections already, its share (a quarter) of the ${this.maxConnections} this server serves at once (ozone.scm.client.max.connections); closed as accepted`;
+    this.options.onConnectionRefused?.({ reason: 'address_share', peer: address, details, first });
+    return false;
+  }
+
+  private releaseAddress(address: string): void {
+    const held = this.byAddress.get(address);
+    if (held === undefined) return;
+    held.open--;
+    if (held.open <= this.addressShare / 2) held.refusing = false;
+    if (held.open <= 0) this.byAddress.delete(address);
+  }
+
+  /**
+   * Closes an idle connection (no stream open), if any: of the address holding the most
+   * connections, the one idle longest. GOAWAY, so that a client knows no call was cut, then its
+   * socket destroyed a second later (a peer that does not read would hold its slot through a
+   * graceful close).
    */
   private evictIdlest(): void {
     let idlest: http2.ServerHttp2Session | undefined;
     let since = Infinity;
+    let heldByAddress = 0;
     for (const [session, use] of this.sessions) {
       if (use.active > 0 || use.evicted || session.closed || session.destroyed) continue;
-      if (use.idleSince < since) {
+      const held = this.byAddress.get(use.address)?.open ?? 0;
+      if (held > heldByAddress || (held === heldByAddress && use.idleSince < since)) {
         idlest = session;
         since = use.idleSince;
+        heldByAddress = held;
       }
     }
     if (idlest === undefined) return;

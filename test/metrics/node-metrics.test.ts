@@ -130,6 +130,7 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="address_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="connection_evicted",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);
@@ -144,6 +145,7 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 1',
     'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="address_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="connection_evicted",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);

@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -657,9 +658,17 @@ function settled(session: http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve, reject) => session.ping((err) => (err === null ? resolve() : reject(err))));
 }
 
-/** A session to the server on `port`, once its settings are exchanged (a ping before that is cancelled). */
-async function connect(port: number): Promise<http2.ClientHttp2Session> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+/** Session options that connect from the loopback address `from` (any of 127.0.0.0/8). */
+function fromAddress(port: number, from: string): http2.ClientSessionOptions {
+  return { createConnection: () => netConnect({ host: '127.0.0.1', port, localAddress: from }) };
+}
+
+/**
+ * A session to the server on `port`, once its settings are exchanged (a ping before that is
+ * cancelled); from the loopback address `from` (any of 127.0.0.0/8) when given.
+ */
+async function connect(port: number, from?: string): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, from !== undefined ? fromAddress(port, from) : {});
   session.on('error', () => {});
   await new Promise((resolve) => session.once('remoteSettings', resolve));
   return session;
@@ -1035,9 +1044,9 @@ test('raw: an unknown grpc-encoding is named by its first 64 characters only', {
 // ---- connections: how many at once, and how long one may stay silent ----
 
 /** What became of a new connection: served (its settings came) or closed before that. */
-function connectOutcome(port: number): Promise<{ outcome: 'served' | 'closed'; session: http2.ClientHttp2Session }> {
+function connectOutcome(port: number, from?: string): Promise<{ outcome: 'served' | 'closed'; session: http2.ClientHttp2Session }> {
   return new Promise((resolve) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const session = http2.connect(`http://127.0.0.1:${port}`, from !== undefined ? fromAddress(port, from) : {});
     session.on('error', () => {});
     session.once('remoteSettings', () => resolve({ outcome: 'served', session }));
     session.once('close', () => resolve({ outcome: 'closed', session }));
@@ -1081,22 +1090,23 @@ function closedWithin(session: http2.ClientHttp2Session, withinMs: number): Prom
 
 test('raw: at maxConnections, each with a call in progress, a new connection is closed as accepted and reported once per fill; one that goes idle then makes room', { timeout: 10_000 }, async (t) => {
   const refusals: ConnectionRefusal[] = [];
+  // Each address may hold a quarter of the limit (here 1): every connection comes from an address of its own.
   const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
   t.after(() => f.server.forceShutdown());
   const sessions: http2.ClientHttp2Session[] = [];
   t.after(() => sessions.forEach((s) => s.destroy()));
-  const a = await connect(f.port);
+  const a = await connect(f.port, '127.0.0.2');
   sessions.push(a);
   const heldA = open(a, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('a')));
   heldA.stream.end();
   await f.holding(1);
-  const b = await connect(f.port);
+  const b = await connect(f.port, '127.0.0.3');
   sessions.push(b);
   const heldB = open(b, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('b')));
   heldB.stream.end();
   await f.holding(2);
   assert.equal(f.server.openConnections, 2);
-  const over = await connectOutcome(f.port);
+  const over = await connectOutcome(f.port, '127.0.0.4');
   sessions.push(over.session);
   assert.equal(over.outcome, 'closed');
   assert.deepEqual(
@@ -1104,11 +1114,11 @@ test('raw: at maxConnections, each with a call in progress, a new connection is 
     [['connection_limit', true]],
   );
   assert.equal(refusals[0]!.details, 'Connection refused: 2 connections are open, the most this server serves at once (ozone.scm.client.max.connections), each with a call in progress when the last was taken; closed as accepted');
-  assert.match(refusals[0]!.peer, /^127\.0\.0\.1:\d+$/);
+  assert.match(refusals[0]!.peer, /^127\.0\.0\.4:\d+$/);
   // a's call ends: a is idle now. The next refusal closes it, so that the attempt after finds a slot.
   f.held[0]!.answer(null, Buffer.from('a done'));
   assert.equal(statusOf(await heldA.done), grpc.status.OK);
-  const again = await connectOutcome(f.port);
+  const again = await connectOutcome(f.port, '127.0.0.5');
   sessions.push(again.session);
   assert.equal(again.outcome, 'closed');
   await closedWithin(a, 3_000);
@@ -1122,7 +1132,7 @@ test('raw: at maxConnections, each with a call in progress, a new connection is 
   );
   assert.match(refusals[2]!.details, /^Connection closed: idle for \d+ ms when another took the last of 2 connections \(ozone\.scm\.client\.max\.connections\); closed to make room$/);
   await until(() => f.server.openConnections === 1);
-  const c = await connectOutcome(f.port);
+  const c = await connectOutcome(f.port, '127.0.0.6');
   sessions.push(c.session);
   assert.equal(c.outcome, 'served');
   const call = open(c.session, grpcHeaders(), frame(Buffer.from('in')));
@@ -1142,11 +1152,11 @@ test('raw: the connection that takes the last slot closes the one idle longest, 
   // Silent, not reading: the GOAWAY cannot close it gracefully; its socket is destroyed after a
   // second (it does not read, so it cannot see that: the server's count says it).
   const { connect: tcpConnect } = await import('node:net');
-  const silent = tcpConnect(f.port, '127.0.0.1');
+  const silent = tcpConnect({ port: f.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
   silent.on('error', () => {});
   t.after(() => silent.destroy());
   await until(() => f.server.openConnections === 1);
-  const a = await connect(f.port);
+  const a = await connect(f.port, '127.0.0.3');
   sessions.push(a);
   assert.equal(f.server.openConnections, 2);
   await until(() => f.server.openConnections === 1);
@@ -1158,7 +1168,7 @@ test('raw: the connection that takes the last slot closes the one idle longest, 
   // a has been idle since it connected: the next connection takes the last slot and closes a.
   let goaway = false;
   a.once('goaway', () => (goaway = true));
-  const b = await connect(f.port);
+  const b = await connect(f.port, '127.0.0.4');
   sessions.push(b);
   await closedWithin(a, 3_000);
   assert.equal(goaway, true, 'a polite client is told by GOAWAY');
@@ -1175,9 +1185,50 @@ test('raw: the connection that takes the last slot closes the one idle longest, 
   assert.equal(statusOf(await call.done), grpc.status.OK);
 });
 
+test('raw: one address holds at most a quarter of maxConnections: one more from it is closed as accepted, others are served, and an eviction takes from the address holding the most', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 8, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  const greedy = [await connect(f.port, '127.0.0.2'), await connect(f.port, '127.0.0.2')];
+  sessions.push(...greedy);
+  for (let i = 0; i < 2; i++) {
+    const over = await connectOutcome(f.port, '127.0.0.2');
+    sessions.push(over.session);
+    assert.equal(over.outcome, 'closed');
+  }
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['address_share', true],
+      ['address_share', false],
+    ],
+  );
+  assert.equal(refusals[0]!.details, 'Connection refused: 127.0.0.2 holds 2 connections already, its share (a quarter) of the 8 this server serves at once (ozone.scm.client.max.connections); closed as accepted');
+  // Other addresses fill the rest: six, one each, the last taking the last slot. The idle
+  // connection closed to make room is one of the address holding the most (127.0.0.2's first).
+  const others: http2.ClientHttp2Session[] = [];
+  for (let i = 3; i <= 8; i++) {
+    const other = await connect(f.port, `127.0.0.${i}`);
+    others.push(other);
+    sessions.push(other);
+  }
+  await closedWithin(greedy[0]!, 3_000);
+  assert.deepEqual(
+    refusals.map((r) => r.reason),
+    ['address_share', 'address_share', 'connection_evicted'],
+  );
+  assert.match(refusals[2]!.peer, /^127\.0\.0\.2:\d+$/);
+  for (const other of others) assert.equal(other.closed, false);
+  const call = open(others[5]!, grpcHeaders(), frame(Buffer.from('served')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+});
+
 test('raw: a connection that sends no HTTP/2 preface within the read timeout is closed and reported; one that did may then stay idle; one that leaves first is not reported', { timeout: 15_000 }, async (t) => {
   const refusals: ConnectionRefusal[] = [];
-  const f = await new Fixture({ requestReadTimeoutMs: 100, maxConnections: 4, onConnectionRefused: (r) => refusals.push(r) }).start();
+  const f = await new Fixture({ requestReadTimeoutMs: 100, onConnectionRefused: (r) => refusals.push(r) }).start();
   t.after(() => f.server.forceShutdown());
   const healthy = await connect(f.port);
   t.after(() => healthy.destroy());
@@ -1238,6 +1289,36 @@ test('mutual TLS: a connection that does not finish its TLS handshake within the
     refusals.map((r) => [r.reason, r.first, r.details]),
     [['handshake_timeout', true, 'Connection closed: it did not finish its TLS handshake within 150 ms of being accepted (ozone.scm.client.request.read.timeout)']],
   );
+  // Over TLS too, an idle connection that does not read is closed, socket and all, to make room: a
+  // client sends the preface and an empty SETTINGS frame (33 bytes) and reads nothing more.
+  const { readFile } = await import('node:fs/promises');
+  const { connect: tlsConnect } = await import('node:tls');
+  const [ca, cert, key] = await Promise.all([readFile(certs.ca.cert), readFile(certs.client.cert), readFile(certs.client.key)]);
+  const evictions: ConnectionRefusal[] = [];
+  const limited = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => evictions.push(r), tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => limited.server.forceShutdown());
+  const tlsFrom = (from: string): ReturnType<typeof tlsConnect> =>
+    tlsConnect({ socket: netConnect({ host: '127.0.0.1', port: limited.port, localAddress: from }), ca, cert, key, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+  const idle = tlsFrom('127.0.0.2');
+  idle.on('error', () => {});
+  t.after(() => idle.destroy());
+  await new Promise((resolve) => idle.once('secureConnect', resolve));
+  idle.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+  await until(() => limited.server.openConnections === 1);
+  const other = http2.connect(`https://127.0.0.1:${limited.port}`, {
+    createConnection: () => tlsFrom('127.0.0.3'),
+  });
+  other.on('error', () => {});
+  t.after(() => other.destroy());
+  await new Promise((resolve) => other.once('remoteSettings', resolve));
+  assert.equal(limited.server.openConnections, 2);
+  await until(() => limited.server.openConnections === 1);
+  assert.equal(limited.server.openConnections, 1, 'the idle TLS connection was closed to make room');
+  assert.deepEqual(
+    evictions.map((r) => r.reason),
+    ['connection_evicted'],
+  );
+
   // A read timeout longer than a timer holds is none, for the handshake too: no timer overflows
   // (Node would warn once per accepted connection).
   const warnings: string[] = [];
