@@ -82,11 +82,17 @@ export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy',
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
 /**
- * Why the client port's server refused a call before its handler ran (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for requests not yet
- * handed to their handler past ozone.scm.client.request.buffer.size; `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
- * request did not arrive within ozone.scm.client.request.read.timeout.
+ * Why the client port's server refused a call before its handler ran, or a connection before it
+ * carried one (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for
+ * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
+ * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
+ * request did not arrive within ozone.scm.client.request.read.timeout; `connection_limit`, the
+ * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
+ * progress; `address_share`, its client address held a quarter of that limit already;
+ * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
+ * within the read timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -271,6 +277,7 @@ export class NodeMetrics {
   private readonly checkpointServedBytes: Counter;
   private readonly checkpointServeRefusals: Counter;
   private readonly clientRefusals: Counter<'reason'>;
+  private readonly clientConnections: Gauge;
   private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
   private readonly pipelines: Gauge<'state'>;
@@ -496,9 +503,14 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.clientConnections = new Gauge({
+      name: 'scm_client_connections',
+      help: 'Connections open on the client port (ozone.scm.client.max.connections bounds them).',
+      registers,
+    });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed of its own accord (connection_limit, address_share, connection_evicted, handshake_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });
@@ -676,6 +688,11 @@ export class NodeMetrics {
   }
 
   /** The client port refused a call before its handler ran (see CLIENT_REFUSAL_REASONS). */
+  /** Connections open on the client port now. */
+  setClientConnections(open: number): void {
+    if (this.count('client connections', open)) this.clientConnections.set(open);
+  }
+
   clientCallRefused(reason: ClientRefusalReason): void {
     if (!isOneOf(CLIENT_REFUSAL_REASONS, reason)) {
       this.warn('client_refusal', `unknown client call refusal ${JSON.stringify(reason)} not recorded`);

@@ -137,6 +137,7 @@ export const KEY = {
   handlerCount: 'ozone.scm.handler.count.key',
   clientRequestBuffer: 'ozone.scm.client.request.buffer.size',
   clientRequestReadTimeout: 'ozone.scm.client.request.read.timeout',
+  clientMaxConnections: 'ozone.scm.client.max.connections',
   consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
   v8HeapGrowingPercent: 'ozone.scm.v8.heap.growing.percent',
@@ -247,6 +248,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // long a client may take to send a call's request, so that calls never finished do not hold the
   // request buffer for as long as their connection lasts.
   key(KEY.clientRequestReadTimeout, ms, 'How long a client call\'s request (its message and end of stream) may take to arrive after the call opens; later, the call is answered UNAVAILABLE and its bytes released. A running handler is not bounded by it. 0 for none.', { default: '10s' }),
+  // Not an Ozone key (Hadoop RPC's is ipc.server.max.connections, unlimited by default): each
+  // connection holds a socket and an HTTP/2 session (about 20 KiB idle, measured) whatever its
+  // calls hold, which the request buffer does not see, and a file descriptor the Raft log needs too.
+  key(KEY.clientMaxConnections, count(0, 1_000_000), 'Client connections the client port serves at once (TLS handshake done or not); one client address may hold a quarter of them. The connection that takes the last slot makes it close an idle one (of the address holding the most); only when every open connection had a call in progress is a new one closed at once. A connection that has not finished its TLS handshake, or sent the HTTP/2 preface, within ozone.scm.client.request.read.timeout is closed too. Each is counted in scm_client_refusals_total. 0 for no limit.', { default: '1024' }),
   // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
   key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),

@@ -150,6 +150,8 @@ export interface ScmConfig {
   readonly clientRequestBufferBytes: number;
   /** ozone.scm.client.request.read.timeout: how long a client call's request may take to arrive; 0 = none. */
   readonly clientRequestReadTimeoutMs: number;
+  /** ozone.scm.client.max.connections: client connections served at once (0: no limit). */
+  readonly clientMaxConnections: number;
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
@@ -641,6 +643,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientMaxInFlight: reader.count(KEY.handlerCount),
     clientRequestBufferBytes: loadClientRequestBuffer(reader),
     clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
+    clientMaxConnections: reader.count(KEY.clientMaxConnections),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),

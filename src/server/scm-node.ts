@@ -63,6 +63,10 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   request_buffer: 'until the buffer is half free',
   connection_share: 'from that connection until its share is half free',
   read_timeout: 'from that connection',
+  connection_limit: 'until half the connections have closed',
+  connection_evicted: 'until half the connections have closed',
+  address_share: 'from that address until half its connections have closed',
+  handshake_timeout: 'until a connection finishes its handshake',
 };
 
 /**
@@ -499,20 +503,33 @@ export class ScmNode {
     // a flood from one client queues at the client instead of in this node's event loop, so the
     // Raft ticks and heartbeats keep their turn. Across connections, the request bytes held before
     // a handler runs are bounded by ozone.scm.client.request.buffer.size (a quarter of it per
-    // connection), and the time a request may take to arrive by ozone.scm.client.request.read.timeout:
-    // a refusal is counted, and logged once each time a limit is reached (a flood would otherwise
-    // write a line per call).
+    // connection), and the time a request may take to arrive by ozone.scm.client.request.read.timeout;
+    // the connections open at once by ozone.scm.client.max.connections (the one idle longest closed
+    // to make room), and the time a new one may take to finish its handshake by the read timeout
+    // again. A refusal is counted, and logged once each time a limit is reached (a flood would
+    // otherwise write a line per call).
     const material = this.security.material;
     const clientServer = new UnaryGrpcServer({
       maxConcurrentStreams: config.clientMaxInFlight,
       requestBufferBytes: config.clientRequestBufferBytes,
       requestReadTimeoutMs: config.clientRequestReadTimeoutMs,
+      maxConnections: config.clientMaxConnections,
+      onOpenConnections: (open) => this.metrics.setClientConnections(open),
       onRefused: (refusal) => {
         this.metrics.clientCallRefused(refusal.reason);
         if (refusal.first) {
           this.log.warn(
             { event: 'client_call_refused', reason: refusal.reason, method: refusal.method, peer: refusal.peer },
             `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) ${QUIET_UNTIL[refusal.reason]}`,
+          );
+        }
+      },
+      onConnectionRefused: (refusal) => {
+        this.metrics.clientCallRefused(refusal.reason);
+        if (refusal.first) {
+          this.log.warn(
+            { event: 'client_connection_refused', reason: refusal.reason, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further ones are only counted (scm_client_refusals_total) ${QUIET_UNTIL[refusal.reason]}`,
           );
         }
       },

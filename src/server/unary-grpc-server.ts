@@ -55,6 +55,30 @@
 //   handler, so a retry is safe), its bytes released, and reported (`read_timeout`). A running
 //   handler is not bounded by it; grpc-js has no such limit. A grpc-encoding value other than
 //   identity, gzip or deflate is kept only as its first 64 characters, for the error text.
+// - a connection limit (maxConnections, ozone.scm.client.max.connections on the node, 0 for none).
+//   Each connection costs a socket, a file descriptor (which the Raft log needs too) and an HTTP/2
+//   session whatever its calls hold, which no byte budget sees; grpc-js has no such limit (Hadoop
+//   RPC's is ipc.server.max.connections). Its first job is to bound those, so that whatever the
+//   client port suffers, the node's Raft log and peer ports do not.
+//   - One client address may hold a quarter of the limit (at least one): one more from it is
+//     closed as accepted (`address_share`). Without it a single client could take every slot.
+//   - The connection that takes the last slot makes the server close an idle one (no stream
+//     open): of the address holding the most connections, the one idle longest; GOAWAY, its
+//     socket destroyed a second later (a peer that does not read would hold it through a graceful
+//     close), reported as `connection_evicted`, as Hadoop RPC closes idle connections past
+//     ipc.client.idlethreshold. A grpc-js channel connects again at its next call.
+//   - A connection accepted while all the slots are taken is closed at once, before its TLS
+//     handshake (`connection_limit`): every open one had a stream when the last was taken. The
+//     refusal closes one that has gone idle since, so that the client's next attempt finds a slot.
+//   What clients on many addresses can still do: hold the slots with connections that each keep
+//   a stream open (a request that never completes is ended by the read timeout, but a new one may
+//   be opened before that), or with connections still in their TLS handshake (no session to
+//   evict; each closed within the read timeout), and so keep other clients out of this port.
+// - a handshake timeout (the read timeout again): a connection that has not finished its TLS
+//   handshake within it of being accepted, or has not sent the HTTP/2 preface and its SETTINGS
+//   within it of that (of being accepted, in plaintext), is closed and reported
+//   (`handshake_timeout`): otherwise a client that connects and says nothing holds a slot until an
+//   eviction finds it. Node's own TLS handshake timeout is 120 s, and it has none for the preface.
 // - grpc-timeout (1-8 digits, then H M S m u n) is enforced: DEADLINE_EXCEEDED at expiry, the call
 //   emits 'cancelled' and its handler's later answer is dropped. A malformed one is INTERNAL, in
 //   grpc-js' words (grpc-js also took a valid value anywhere inside the header; this takes the
@@ -135,6 +159,8 @@ const ENCODING_TEXT_CHARS = 64;
  * count instead (grpc.max_concurrent_streams, from ozone.scm.handler.count.key).
  */
 const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+/** How long an evicted connection has to go after its GOAWAY before it is destroyed. */
+const EVICTION_GRACE_MS = 1_000;
 /** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
@@ -193,12 +219,17 @@ export interface UnaryServiceHost {
   addService(definition: grpc.ServiceDefinition, implementation: UnaryServiceImplementation): void;
 }
 
+/** Why the server closed a connection of its own accord (ConnectionRefusal). */
+type ConnectionRefusalReason = 'connection_limit' | 'address_share' | 'connection_evicted' | 'handshake_timeout';
+/** Why a call was refused before its handler ran (UnaryRefusal). */
+type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
+
 export interface UnaryRefusal {
   /**
    * Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS):
    * `request_buffer` and `connection_share` are RESOURCE_EXHAUSTED, `read_timeout` UNAVAILABLE.
    */
-  readonly reason: ClientRefusalReason;
+  readonly reason: CallRefusalReason;
   /** The method's path. */
   readonly method: string;
   /** The caller, as getPeer() says. */
@@ -212,6 +243,58 @@ export interface UnaryRefusal {
    * the first on the call's connection.
    */
   readonly first: boolean;
+}
+
+/** A connection the server closed of its own accord. */
+export interface ConnectionRefusal {
+  /**
+   * `connection_limit`: it was accepted while maxConnections were open, each with a call in
+   * progress; `address_share`: its address held its share of them already (a quarter);
+   * `connection_evicted`: it was chosen (idle, of the address holding the most) when another took
+   * the last slot;
+   * `handshake_timeout`: it did not finish its TLS handshake, or send the HTTP/2 preface, within
+   * the read timeout.
+   */
+  readonly reason: ConnectionRefusalReason;
+  /** `address:port` of the client, as getPeer() would say. */
+  readonly peer: string;
+  /** What happened, naming the limit (for the log). */
+  readonly details: string;
+  /**
+   * One log line per time a limit is reached: `connection_limit` and `connection_evicted`, the
+   * first of its kind since the open connections were last at or under half the limit;
+   * `address_share`, the first for its address since it last held at most half its share;
+   * `handshake_timeout`, the first since a connection last finished its handshake.
+   */
+  readonly first: boolean;
+}
+
+/** What eviction knows of a connection's HTTP/2 session. */
+interface SessionUse {
+  /** Streams open now. */
+  active: number;
+  /** performance.now() when it last had no stream open (its start, until it has had one). */
+  idleSince: number;
+  /** Closed to make room: not chosen again. */
+  evicted: boolean;
+  /** The client's address, whose connections are counted together (addressShare). */
+  readonly address: string;
+  /**
+   * Destroys the connection's socket. A session closed or destroyed only ends its side, and a
+   * peer that neither reads nor closes would keep the socket, and its slot, for good.
+   */
+  readonly destroySocket: () => void;
+}
+
+/**
+ * Where a socket carries its own destroy, for its session to find: the session sees the socket
+ * only through a proxy that refuses destroy() (and is gone once the session is).
+ */
+const DESTROY_SOCKET = Symbol('destroy the socket');
+type Destroyable = { [DESTROY_SOCKET]?: () => void };
+
+function tagDestroyable(socket: Socket): void {
+  (socket as Destroyable)[DESTROY_SOCKET] = () => socket.destroy();
 }
 
 export interface UnaryGrpcServerOptions {
@@ -235,6 +318,15 @@ export interface UnaryGrpcServerOptions {
   readonly requestReadTimeoutMs?: number;
   /** Told of every call refused before its handler ran (the node counts them in scm_client_refusals_total). */
   readonly onRefused?: (refusal: UnaryRefusal) => void;
+  /**
+   * Connections open at once (accepted, TLS handshake done or not); one more is closed when
+   * accepted. Default 0: no limit.
+   */
+  readonly maxConnections?: number;
+  /** Told of every connection the server closes of its own accord (the node counts them too). */
+  readonly onConnectionRefused?: (refusal: ConnectionRefusal) => void;
+  /** Told the number of open connections each time it changes (the node's gauge). */
+  readonly onOpenConnections?: (open: number) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
   readonly tls?: {
     readonly contextOptions: () => SecureContextOptions;
@@ -303,7 +395,7 @@ interface CallStatus {
 
 export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly methods = new Map<string, Method>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sessions = new Map<http2.ServerHttp2Session, SessionUse>();
   /**
    * Every accepted connection, HTTP/2 session or not: one that never sends the preface (or never
    * finishes its TLS handshake) has no session, and would hold server.close() open for good.
@@ -311,6 +403,20 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly sockets = new Set<Socket>();
   private readonly shares = new WeakMap<http2.Http2Session, ConnectionShare>();
   private readonly context: CallContext;
+  /** 0 for none. */
+  private readonly maxConnections: number;
+  /** A connection_limit refusal was reported since the open connections were last at or under half the limit. */
+  private refusingConnections = false;
+  /** The same for a connection_evicted. */
+  private evictingConnections = false;
+  /** Connections one client address may hold (a quarter of the limit); 0 for none. */
+  private readonly addressShare: number;
+  /** Open connections by client address, and whether a refusal of it was reported since it last held at most half its share. */
+  private readonly byAddress = new Map<string, { open: number; refusing: boolean }>();
+  /** The read timeout when a timer can hold it, for the TLS handshake and the preface; undefined for none. */
+  private readonly handshakeDeadlineMs: number | undefined;
+  /** A handshake_timeout was reported since a connection last finished its handshake. */
+  private handshakesTimingOut = false;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
   private closing = false;
@@ -327,9 +433,19 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       );
     }
     if (!Number.isFinite(readTimeoutMs) || readTimeoutMs < 0) throw new Error(`the request read timeout must be 0 (none) or a number of milliseconds, not ${readTimeoutMs}`);
+    const maxConnections = options.maxConnections ?? 0;
+    if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
+    this.maxConnections = maxConnections;
+    this.addressShare = maxConnections > 0 ? Math.max(1, Math.floor(maxConnections / 4)) : 0;
+    this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
     this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
+  }
+
+  /** Connections open now (accepted and not yet closed, TLS handshake done or not). */
+  get openConnections(): number {
+    return this.sockets.size;
   }
 
   /** Request bytes held now by calls whose handler has not run yet (the budget's use). */
@@ -364,19 +480,57 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const tls = this.options.tls;
     let server: http2.Http2Server | http2.Http2SecureServer;
     if (tls !== undefined) {
-      const secure = http2.createSecureServer({ ...common, ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true, allowHTTP1: false });
+      const handshakeMs = this.handshakeDeadlineMs;
+      const secure = http2.createSecureServer({
+        ...common,
+        ...tls.contextOptions(),
+        requestCert: true,
+        rejectUnauthorized: true,
+        allowHTTP1: false,
+        // Node's own is 120 s; without a read timeout (0, or more than a timer holds) it stays.
+        ...(handshakeMs !== undefined ? { handshakeTimeout: handshakeMs } : {}),
+      });
       this.unsubscribeTls = tls.onChange(() => secure.setSecureContext(tls.contextOptions()));
       // A TLS socket's errors after the handshake are ours to handle (nodejs/node#35824).
-      secure.on('secureConnection', (socket: TLSSocket) => socket.on('error', ignore));
-      secure.on('tlsClientError', ignore);
+      // Before Node's own listener, which gives the connection its session (and so 'session') at once.
+      secure.prependListener('secureConnection', (socket: TLSSocket) => {
+        socket.on('error', ignore);
+        tagDestroyable(socket);
+      });
+      secure.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') this.handshakeTimedOut(peerOf(socket), `did not finish its TLS handshake within ${handshakeMs} ms of being accepted`);
+      });
       server = secure;
     } else {
       server = http2.createServer(common);
     }
     server.setTimeout(0);
-    server.on('connection', (socket: Socket) => {
+    if (this.maxConnections > 0) {
+      // net.Server closes a connection accepted past maxConnections itself, and says so by 'drop'.
+      server.maxConnections = this.maxConnections;
+      server.on('drop', (dropped?: { remoteAddress?: string; remotePort?: number }) => this.connectionDropped(dropped));
+    }
+    // Before Node's own listener, which gives a plaintext connection its HTTP/2 session at once:
+    // the connection that fills the last slot must not be the idle one it makes room by closing.
+    server.prependListener('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? 'unknown';
+      if (!this.admitAddress(address)) {
+        // Node's listener still gives it a session, which closes with the socket.
+        socket.destroy();
+        return;
+      }
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      tagDestroyable(socket);
+      this.options.onOpenConnections?.(this.sockets.size);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.releaseAddress(address);
+        this.options.onOpenConnections?.(this.sockets.size);
+        if (this.sockets.size <= this.maxConnections / 2) this.refusingConnections = this.evictingConnections = false;
+      });
+      // The last slot is taken: free one now, if some connection only holds its slot, so that the
+      // next client is not refused for it.
+      if (this.maxConnections > 0 && this.sockets.size >= this.maxConnections) this.evictIdlest();
     });
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
@@ -411,7 +565,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       pending++;
       server.close(() => done());
     }
-    for (const session of this.sessions) {
+    for (const session of this.sessions.keys()) {
       pending++;
       if (session.closed || session.destroyed) queueMicrotask(done);
       else session.close(done);
@@ -428,7 +582,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     this.closing = true;
     const server = this.server;
     if (server !== undefined && server.listening) server.close();
-    for (const session of this.sessions) session.destroy(undefined, NGHTTP2_CANCEL);
+    for (const session of this.sessions.keys()) session.destroy(undefined, NGHTTP2_CANCEL);
     this.sessions.clear();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -440,15 +594,131 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       session.destroy();
       return;
     }
-    this.sessions.add(session);
+    const socket = session.socket as unknown as Destroyable;
+    const destroySocket = socket[DESTROY_SOCKET] ?? (() => session.destroy());
+    this.sessions.set(session, { active: 0, idleSince: performance.now(), evicted: false, address: session.socket?.remoteAddress ?? 'unknown', destroySocket });
     session.on('error', ignore);
-    session.once('close', () => this.sessions.delete(session));
+    const prefaceMs = this.handshakeDeadlineMs;
+    let prefaceTimer: NodeJS.Timeout | undefined;
+    if (prefaceMs !== undefined) {
+      const since = this.options.tls !== undefined ? 'its TLS handshake' : 'being accepted';
+      prefaceTimer = setTimeout(() => {
+        prefaceTimer = undefined;
+        this.handshakeTimedOut(peerOf(session.socket), `did not send the HTTP/2 preface within ${prefaceMs} ms of ${since}`);
+        session.destroy();
+        destroySocket();
+      }, prefaceMs);
+      prefaceTimer.unref();
+    }
+    // The client's preface ends with its SETTINGS frame: from here the connection is a client's.
+    session.once('remoteSettings', () => {
+      if (prefaceTimer !== undefined) clearTimeout(prefaceTimer);
+      prefaceTimer = undefined;
+      this.handshakesTimingOut = false;
+    });
+    session.once('close', () => {
+      if (prefaceTimer !== undefined) clearTimeout(prefaceTimer);
+      this.sessions.delete(session);
+    });
+  }
+
+  /**
+   * Counts a new connection against its address's share: false (reported, and the connection to be
+   * closed) when the address holds its share already. Without it one client could take every slot,
+   * and with reconnecting, every idle client's too.
+   */
+  private admitAddress(address: string): boolean {
+    if (this.addressShare === 0) return true;
+    let held = this.byAddress.get(address);
+    if (held === undefined) this.byAddress.set(address, (held = { open: 0, refusing: false }));
+    if (held.open < this.addressShare) {
+      held.open++;
+      return true;
+    }
+    const first = !held.refusing;
+    held.refusing = true;
+    const details = `Connection refused: ${address} holds ${held.open} connections already, its share (a quarter) of the ${this.maxConnections} this server serves at once (ozone.scm.client.max.connections); closed as accepted`;
+    this.options.onConnectionRefused?.({ reason: 'address_share', peer: address, details, first });
+    return false;
+  }
+
+  private releaseAddress(address: string): void {
+    const held = this.byAddress.get(address);
+    if (held === undefined) return;
+    held.open--;
+    if (held.open <= this.addressShare / 2) held.refusing = false;
+    if (held.open <= 0) this.byAddress.delete(address);
+  }
+
+  /**
+   * Closes an idle connection (no stream open), if any: of the address holding the most
+   * connections, the one idle longest. GOAWAY, so that a client knows no call was cut, then its
+   * socket destroyed a second later (a peer that does not read would hold its slot through a
+   * graceful close).
+   */
+  private evictIdlest(): void {
+    let idlest: http2.ServerHttp2Session | undefined;
+    let since = Infinity;
+    let heldByAddress = 0;
+    for (const [session, use] of this.sessions) {
+      if (use.active > 0 || use.evicted || session.closed || session.destroyed) continue;
+      const held = this.byAddress.get(use.address)?.open ?? 0;
+      if (held > heldByAddress || (held === heldByAddress && use.idleSince < since)) {
+        idlest = session;
+        since = use.idleSince;
+        heldByAddress = held;
+      }
+    }
+    if (idlest === undefined) return;
+    const use = this.sessions.get(idlest) as SessionUse;
+    use.evicted = true;
+    const first = !this.evictingConnections;
+    this.evictingConnections = true;
+    const idleMs = Math.round(performance.now() - since);
+    const details = `Connection closed: idle for ${idleMs} ms when another took the last of ${this.maxConnections} connections (ozone.scm.client.max.connections); closed to make room`;
+    this.options.onConnectionRefused?.({ reason: 'connection_evicted', peer: peerOf(idlest.socket), details, first });
+    const session = idlest;
+    session.close();
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+      use.destroySocket();
+    }, EVICTION_GRACE_MS).unref();
+  }
+
+  /**
+   * A connection accepted while maxConnections were open, which net.Server has closed: each had a
+   * call in progress when the last slot was taken. One that has none now is closed, so that the
+   * refused client's next attempt finds a slot.
+   */
+  private connectionDropped(dropped: { remoteAddress?: string; remotePort?: number } | undefined): void {
+    const first = !this.refusingConnections;
+    this.refusingConnections = true;
+    const peer = peerOf(dropped);
+    const details = `Connection refused: ${this.maxConnections} connections are open, the most this server serves at once (ozone.scm.client.max.connections), each with a call in progress when the last was taken; closed as accepted`;
+    this.options.onConnectionRefused?.({ reason: 'connection_limit', peer, details, first });
+    this.evictIdlest();
+  }
+
+  /** A connection that did not finish its handshake or send its preface in time, closed by the caller. */
+  private handshakeTimedOut(peer: string, what: string): void {
+    const first = !this.handshakesTimingOut;
+    this.handshakesTimingOut = true;
+    const details = `Connection closed: it ${what} (ozone.scm.client.request.read.timeout)`;
+    this.options.onConnectionRefused?.({ reason: 'handshake_timeout', peer, details, first });
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     // Without a listener a stream error (a reset while writing, say) would be thrown; a closed
     // stream reports itself by 'close', which cancels the call.
     stream.on('error', ignore);
+    const use = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    if (use !== undefined) {
+      use.active++;
+      stream.once('close', () => {
+        use.active--;
+        if (use.active === 0) use.idleSince = performance.now();
+      });
+    }
     if (headers[HTTP2_HEADER_METHOD] !== 'POST') {
       stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_METHOD_NOT_ALLOWED, allow: 'POST' }, { endStream: true });
       return;
@@ -487,6 +757,13 @@ export class UnaryGrpcServer implements UnaryServiceHost {
 }
 
 function ignore(): void {}
+
+/** `address:port` of a socket's remote end (what getPeer() says); 'unknown' once it is gone. */
+function peerOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
+  const address = socket?.remoteAddress;
+  if (address === undefined) return 'unknown';
+  return socket?.remotePort !== undefined ? `${address}:${socket.remotePort}` : address;
+}
 
 /**
  * What a call keeps of its grpc-encoding header: a known encoding as the shared constant, any other
@@ -566,10 +843,7 @@ class ServerUnaryCall implements UnaryCall {
   }
 
   getPeer(): string {
-    const socket = this.stream.session?.socket;
-    const address = socket?.remoteAddress;
-    if (address === undefined) return 'unknown';
-    return socket?.remotePort !== undefined ? `${address}:${socket.remotePort}` : address;
+    return peerOf(this.stream.session?.socket);
   }
 
   getAuthContext(): UnaryAuthContext {
@@ -704,7 +978,7 @@ class ServerUnaryCall implements UnaryCall {
     const budget = this.context.budget;
     const share = this.share;
     const path = this.method.path;
-    let reason: ClientRefusalReason = 'request_buffer';
+    let reason: CallRefusalReason = 'request_buffer';
     let details: string;
     let first: boolean;
     if (total > budget.limit) {

@@ -134,13 +134,25 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="address_share",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="connection_evicted",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);
+  assert.deepEqual(samplesOf(exposition, 'scm_client_connections'), ['scm_client_connections{scm_node_id="z1"} 0']);
+  metrics.setClientConnections(7);
+  assert.deepEqual(samplesOf(await metrics.render(), 'scm_client_connections'), ['scm_client_connections{scm_node_id="z1"} 7']);
   metrics.clientCallRefused('request_buffer');
   metrics.clientCallRefused('read_timeout');
+  metrics.clientCallRefused('connection_limit');
   assert.deepEqual(samplesOf(await metrics.render(), 'scm_client_refusals_total'), [
     'scm_client_refusals_total{reason="request_buffer",scm_node_id="z1"} 1',
     'scm_client_refusals_total{reason="connection_share",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="read_timeout",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="connection_limit",scm_node_id="z1"} 1',
+    'scm_client_refusals_total{reason="address_share",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="connection_evicted",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_log_entries_dropped_total'), [

@@ -463,6 +463,17 @@ test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least th
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
 });
 
+test('ozone.scm.client.max.connections: a count, 1024 by default, 0 for no limit, anything else named', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.client.max.connections';
+  assert.equal(loadConfig({ overrides: base }).clientMaxConnections, 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '20000' } }).clientMaxConnections, 20_000);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).clientMaxConnections, 0);
+  for (const bad of ['-1', 'many', '1.5']) {
+    assert.throws(() => loadConfig({ overrides: { ...base, [key]: bad } }), /ozone\.scm\.client\.max\.connections.*\(set in override\)/);
+  }
+});
+
 test('ozone.scm.client.request.read.timeout: a duration, 10s by default, 0 for none, anything else named', () => {
   const base = { 'ozone.metadata.dirs': '/m' };
   const key = 'ozone.scm.client.request.read.timeout';

@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { ensureLocalCertificates, type LocalTls } from '../../src/cli/local-cert
 import { callIdentity } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
 import { mulberry32 } from '../seeded-random.js';
-import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
+import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type ConnectionRefusal, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
 
 const identity = (b: Buffer): Buffer => b;
 const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -657,9 +658,17 @@ function settled(session: http2.ClientHttp2Session): Promise<void> {
   return new Promise((resolve, reject) => session.ping((err) => (err === null ? resolve() : reject(err))));
 }
 
-/** A session to the server on `port`, once its settings are exchanged (a ping before that is cancelled). */
-async function connect(port: number): Promise<http2.ClientHttp2Session> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+/** Session options that connect from the loopback address `from` (any of 127.0.0.0/8). */
+function fromAddress(port: number, from: string): http2.ClientSessionOptions {
+  return { createConnection: () => netConnect({ host: '127.0.0.1', port, localAddress: from }) };
+}
+
+/**
+ * A session to the server on `port`, once its settings are exchanged (a ping before that is
+ * cancelled); from the loopback address `from` (any of 127.0.0.0/8) when given.
+ */
+async function connect(port: number, from?: string): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, from !== undefined ? fromAddress(port, from) : {});
   session.on('error', () => {});
   await new Promise((resolve) => session.once('remoteSettings', resolve));
   return session;
@@ -1030,4 +1039,301 @@ test('raw: an unknown grpc-encoding is named by its first 64 characters only', {
   const a = await raw(plain.port, grpcHeaders('/test.Svc/Echo', { 'grpc-encoding': 'x'.repeat(1000) }), frame(Buffer.from('x'), 1));
   assert.equal(statusOf(a), grpc.status.UNIMPLEMENTED);
   assert.equal(messageOf(a), `Received message compressed with unsupported encoding "${'x'.repeat(64)}"… (1000 characters)`);
+});
+
+// ---- connections: how many at once, and how long one may stay silent ----
+
+/** What became of a new connection: served (its settings came) or closed before that. */
+function connectOutcome(port: number, from?: string): Promise<{ outcome: 'served' | 'closed'; session: http2.ClientHttp2Session }> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`, from !== undefined ? fromAddress(port, from) : {});
+    session.on('error', () => {});
+    session.once('remoteSettings', () => resolve({ outcome: 'served', session }));
+    session.once('close', () => resolve({ outcome: 'closed', session }));
+  });
+}
+
+/**
+ * A TCP connection that never sends a byte (nor, unless `reads`, reads one). Resolves with how long
+ * the server took to close it, or 'open' if it had not within `withinMs` (then it is destroyed).
+ */
+async function silentConnection(port: number, withinMs: number, reads = true): Promise<number | 'open'> {
+  const { connect: tcpConnect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    if (reads) socket.resume();
+    let opened = 0;
+    socket.once('connect', () => (opened = Date.now()));
+    const giveUp = setTimeout(() => {
+      socket.destroy();
+      resolve('open');
+    }, withinMs);
+    socket.once('close', () => {
+      clearTimeout(giveUp);
+      resolve(Date.now() - opened);
+    });
+  });
+}
+
+/** Resolves once `session` is closed (by the server), or rejects after `withinMs`. */
+function closedWithin(session: http2.ClientHttp2Session, withinMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (session.closed || session.destroyed) return resolve();
+    const timer = setTimeout(() => reject(new Error(`the server did not close the connection within ${withinMs} ms`)), withinMs);
+    session.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+test('raw: at maxConnections, each with a call in progress, a new connection is closed as accepted and reported once per fill; one that goes idle then makes room', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  // Each address may hold a quarter of the limit (here 1): every connection comes from an address of its own.
+  const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  const a = await connect(f.port, '127.0.0.2');
+  sessions.push(a);
+  const heldA = open(a, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('a')));
+  heldA.stream.end();
+  await f.holding(1);
+  const b = await connect(f.port, '127.0.0.3');
+  sessions.push(b);
+  const heldB = open(b, grpcHeaders('/test.Svc/Slow'), frame(Buffer.from('b')));
+  heldB.stream.end();
+  await f.holding(2);
+  assert.equal(f.server.openConnections, 2);
+  const over = await connectOutcome(f.port, '127.0.0.4');
+  sessions.push(over.session);
+  assert.equal(over.outcome, 'closed');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [['connection_limit', true]],
+  );
+  assert.equal(refusals[0]!.details, 'Connection refused: 2 connections are open, the most this server serves at once (ozone.scm.client.max.connections), each with a call in progress when the last was taken; closed as accepted');
+  assert.match(refusals[0]!.peer, /^127\.0\.0\.4:\d+$/);
+  // a's call ends: a is idle now. The next refusal closes it, so that the attempt after finds a slot.
+  f.held[0]!.answer(null, Buffer.from('a done'));
+  assert.equal(statusOf(await heldA.done), grpc.status.OK);
+  const again = await connectOutcome(f.port, '127.0.0.5');
+  sessions.push(again.session);
+  assert.equal(again.outcome, 'closed');
+  await closedWithin(a, 3_000);
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['connection_limit', true],
+      ['connection_limit', false],
+      ['connection_evicted', true],
+    ],
+  );
+  assert.match(refusals[2]!.details, /^Connection closed: idle for \d+ ms when another took the last of 2 connections \(ozone\.scm\.client\.max\.connections\); closed to make room$/);
+  await until(() => f.server.openConnections === 1);
+  const c = await connectOutcome(f.port, '127.0.0.6');
+  sessions.push(c.session);
+  assert.equal(c.outcome, 'served');
+  const call = open(c.session, grpcHeaders(), frame(Buffer.from('in')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+  // b's call was never disturbed.
+  f.held[1]!.answer(null, Buffer.from('b done'));
+  assert.equal(statusOf(await heldB.done), grpc.status.OK);
+});
+
+test('raw: the connection that takes the last slot closes the one idle longest, one that only holds its slot included, even if it does not read', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  // Silent, not reading: the GOAWAY cannot close it gracefully; its socket is destroyed after a
+  // second (it does not read, so it cannot see that: the server's count says it).
+  const { connect: tcpConnect } = await import('node:net');
+  const silent = tcpConnect({ port: f.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+  silent.on('error', () => {});
+  t.after(() => silent.destroy());
+  await until(() => f.server.openConnections === 1);
+  const a = await connect(f.port, '127.0.0.3');
+  sessions.push(a);
+  assert.equal(f.server.openConnections, 2);
+  await until(() => f.server.openConnections === 1);
+  assert.equal(f.server.openConnections, 1, 'the silent connection was closed to make room');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [['connection_evicted', true]],
+  );
+  // a has been idle since it connected: the next connection takes the last slot and closes a.
+  let goaway = false;
+  a.once('goaway', () => (goaway = true));
+  const b = await connect(f.port, '127.0.0.4');
+  sessions.push(b);
+  await closedWithin(a, 3_000);
+  assert.equal(goaway, true, 'a polite client is told by GOAWAY');
+  // Logged again: the connections were down to half the limit in between.
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['connection_evicted', true],
+      ['connection_evicted', true],
+    ],
+  );
+  const call = open(b, grpcHeaders(), frame(Buffer.from('b')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+});
+
+test('raw: one address holds at most a quarter of maxConnections: one more from it is closed as accepted, others are served, and an eviction takes from the address holding the most', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 8, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => sessions.forEach((s) => s.destroy()));
+  const greedy = [await connect(f.port, '127.0.0.2'), await connect(f.port, '127.0.0.2')];
+  sessions.push(...greedy);
+  for (let i = 0; i < 2; i++) {
+    const over = await connectOutcome(f.port, '127.0.0.2');
+    sessions.push(over.session);
+    assert.equal(over.outcome, 'closed');
+  }
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['address_share', true],
+      ['address_share', false],
+    ],
+  );
+  assert.equal(refusals[0]!.details, 'Connection refused: 127.0.0.2 holds 2 connections already, its share (a quarter) of the 8 this server serves at once (ozone.scm.client.max.connections); closed as accepted');
+  // Other addresses fill the rest: six, one each, the last taking the last slot. The idle
+  // connection closed to make room is one of the address holding the most (127.0.0.2's first).
+  const others: http2.ClientHttp2Session[] = [];
+  for (let i = 3; i <= 8; i++) {
+    const other = await connect(f.port, `127.0.0.${i}`);
+    others.push(other);
+    sessions.push(other);
+  }
+  await closedWithin(greedy[0]!, 3_000);
+  assert.deepEqual(
+    refusals.map((r) => r.reason),
+    ['address_share', 'address_share', 'connection_evicted'],
+  );
+  assert.match(refusals[2]!.peer, /^127\.0\.0\.2:\d+$/);
+  for (const other of others) assert.equal(other.closed, false);
+  const call = open(others[5]!, grpcHeaders(), frame(Buffer.from('served')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+});
+
+test('raw: a connection that sends no HTTP/2 preface within the read timeout is closed and reported; one that did may then stay idle; one that leaves first is not reported', { timeout: 15_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 100, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const healthy = await connect(f.port);
+  t.after(() => healthy.destroy());
+  const [first, second] = await Promise.all([silentConnection(f.port, 3_000), silentConnection(f.port, 3_000)]);
+  assert.notEqual(first, 'open');
+  assert.notEqual(second, 'open');
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['handshake_timeout', true],
+      ['handshake_timeout', false],
+    ],
+  );
+  assert.equal(refusals[0]!.details, 'Connection closed: it did not send the HTTP/2 preface within 100 ms of being accepted (ozone.scm.client.request.read.timeout)');
+  await until(() => f.server.openConnections === 1);
+  // The connection that sent its preface was left open, idle as it was, and is served.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const call = open(healthy, grpcHeaders(), frame(Buffer.from('idle is fine')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+  // A connection that closes before its preface (a port probe) is no timeout.
+  const { connect: tcpConnect } = await import('node:net');
+  const probe = tcpConnect(f.port, '127.0.0.1');
+  probe.on('error', () => {});
+  await new Promise((resolve) => probe.once('connect', resolve));
+  probe.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(refusals.length, 2);
+  // A connection that finishes its handshake ends the quiet: the next timeout is logged again.
+  const next = await connect(f.port);
+  next.destroy();
+  assert.notEqual(await silentConnection(f.port, 3_000), 'open');
+  assert.deepEqual(
+    refusals.map((r) => r.first),
+    [true, false, true],
+  );
+});
+
+test('raw: without a read timeout (0) a connection may take its time over the preface', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 0, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  assert.equal(await silentConnection(f.port, 500), 'open');
+  assert.deepEqual(refusals, []);
+});
+
+test('mutual TLS: a connection that does not finish its TLS handshake within the read timeout is closed and reported', { timeout: 10_000 }, async (t) => {
+  const tlsDir = await mkdtemp(join(tmpdir(), 'scm-unary-tls-handshake-'));
+  t.after(() => rm(tlsDir, { recursive: true, force: true }));
+  const certs = await ensureLocalCertificates({ dir: tlsDir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1', 'localhost'] });
+  const material = TlsMaterial.load({ caFile: certs.ca.cert, certFile: certs.nodes.get('scm1')!.cert, keyFile: certs.nodes.get('scm1')!.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 150, onConnectionRefused: (r) => refusals.push(r), tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => f.server.forceShutdown());
+  const closedAfter = await silentConnection(f.port, 5_000);
+  assert.notEqual(closedAfter, 'open', "closed long before Node's own 120 s handshake timeout");
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first, r.details]),
+    [['handshake_timeout', true, 'Connection closed: it did not finish its TLS handshake within 150 ms of being accepted (ozone.scm.client.request.read.timeout)']],
+  );
+  // Over TLS too, an idle connection that does not read is closed, socket and all, to make room: a
+  // client sends the preface and an empty SETTINGS frame (33 bytes) and reads nothing more.
+  const { readFile } = await import('node:fs/promises');
+  const { connect: tlsConnect } = await import('node:tls');
+  const [ca, cert, key] = await Promise.all([readFile(certs.ca.cert), readFile(certs.client.cert), readFile(certs.client.key)]);
+  const evictions: ConnectionRefusal[] = [];
+  const limited = await new Fixture({ maxConnections: 2, onConnectionRefused: (r) => evictions.push(r), tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => limited.server.forceShutdown());
+  const tlsFrom = (from: string): ReturnType<typeof tlsConnect> =>
+    tlsConnect({ socket: netConnect({ host: '127.0.0.1', port: limited.port, localAddress: from }), ca, cert, key, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+  const idle = tlsFrom('127.0.0.2');
+  idle.on('error', () => {});
+  t.after(() => idle.destroy());
+  await new Promise((resolve) => idle.once('secureConnect', resolve));
+  idle.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+  await until(() => limited.server.openConnections === 1);
+  const other = http2.connect(`https://127.0.0.1:${limited.port}`, {
+    createConnection: () => tlsFrom('127.0.0.3'),
+  });
+  other.on('error', () => {});
+  t.after(() => other.destroy());
+  await new Promise((resolve) => other.once('remoteSettings', resolve));
+  assert.equal(limited.server.openConnections, 2);
+  await until(() => limited.server.openConnections === 1);
+  assert.equal(limited.server.openConnections, 1, 'the idle TLS connection was closed to make room');
+  assert.deepEqual(
+    evictions.map((r) => r.reason),
+    ['connection_evicted'],
+  );
+
+  // A read timeout longer than a timer holds is none, for the handshake too: no timer overflows
+  // (Node would warn once per accepted connection).
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const long = await new Fixture({ requestReadTimeoutMs: 30 * 24 * 3_600_000, tls: { contextOptions: () => material.secureContextOptions(), onChange: (l) => material.onReload(l) } }).start();
+  t.after(() => long.server.forceShutdown());
+  assert.equal(await silentConnection(long.port, 300), 'open');
+  assert.deepEqual(warnings, []);
+});
+
+test('the connection limit is 0 (none) or a whole number of connections', () => {
+  for (const bad of [-1, 1.5, Number.NaN, Infinity]) {
+    assert.throws(() => new UnaryGrpcServer({ maxConnections: bad }), new RegExp(`^Error: the connection limit must be 0 \\(none\\) or a whole number of connections, not ${String(bad)}$`));
+  }
+  assert.doesNotThrow(() => new UnaryGrpcServer({ maxConnections: 0 }));
 });
