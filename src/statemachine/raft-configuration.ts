@@ -4,6 +4,7 @@
 // follower that installs it adopts exactly that one: never the configuration a leader's message
 // claims (Ratis keeps the configuration in its snapshot metadata for the same reason).
 import type { RaftPeer } from './log-entry.js';
+import { parseMetaRecord, positionField } from './meta-record.js';
 
 export const RAFT_CONFIGURATION_KEY = 'raftConfiguration';
 
@@ -22,19 +23,7 @@ export function encodeAppliedConfiguration(c: AppliedConfiguration): string {
 /** Strict: anything but what encodeAppliedConfiguration wrote is an error naming the record. */
 export function parseAppliedConfiguration(text: string): AppliedConfiguration {
   const where = `meta/${RAFT_CONFIGURATION_KEY}`;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${where} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  if (typeof value !== 'object' || value === null) throw new Error(`${where} is not an object`);
-  const v = value as Record<string, unknown>;
-  const position = (name: 'term' | 'index'): number => {
-    const n = v[name];
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: ${name} must be a non-negative integer, got ${JSON.stringify(n)}`);
-    return n;
-  };
+  const v = parseMetaRecord(text, where);
   const peers = (name: 'voters' | 'nonVoters'): RaftPeer[] => {
     const list = v[name];
     if (!Array.isArray(list)) throw new Error(`${where}: ${name} must be a list`);
@@ -48,5 +37,5 @@ export function parseAppliedConfiguration(text: string): AppliedConfiguration {
       return { id: peer.id, address: peer.address, priority };
     });
   };
-  return { term: position('term'), index: position('index'), voters: peers('voters'), nonVoters: peers('nonVoters') };
+  return { term: positionField(v, 'term', where), index: positionField(v, 'index', where), voters: peers('voters'), nonVoters: peers('nonVoters') };
 }

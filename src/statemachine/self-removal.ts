@@ -11,6 +11,7 @@
 // only the removed node writes it. It is left out of the consistency hash, and a record naming
 // another node (one a checkpoint could carry) is ignored, and deleted by the install that brought it.
 import type { AppliedConfiguration } from './raft-configuration.js';
+import { parseMetaRecord, positionField } from './meta-record.js';
 
 export const REMOVED_FROM_GROUP_KEY = 'removedFromGroup';
 
@@ -51,21 +52,9 @@ export function encodeRemovalRecord(r: RemovalRecord): string {
 /** Strict: anything but what encodeRemovalRecord wrote is an error naming the record. */
 export function parseRemovalRecord(text: string): RemovalRecord {
   const where = `meta/${REMOVED_FROM_GROUP_KEY}`;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${where} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  if (typeof value !== 'object' || value === null) throw new Error(`${where} is not an object`);
-  const v = value as Record<string, unknown>;
+  const v = parseMetaRecord(text, where);
   if (typeof v['nodeId'] !== 'string' || v['nodeId'] === '') throw new Error(`${where}: nodeId must be a non-empty string`);
-  const position = (name: 'term' | 'index'): number => {
-    const n = v[name];
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: ${name} must be a non-negative integer, got ${JSON.stringify(n)}`);
-    return n;
-  };
-  return { nodeId: v['nodeId'], term: position('term'), index: position('index') };
+  return { nodeId: v['nodeId'], term: positionField(v, 'term', where), index: positionField(v, 'index', where) };
 }
 
 export function sameRemoval(a: RemovalRecord | undefined, b: RemovalRecord | undefined): boolean {

@@ -9,21 +9,10 @@ import { join } from 'node:path';
 import { ScmClient, ScmClientError } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { newClusterId } from '../../src/server/version-file.js';
-import { TestCluster } from './harness.js';
+import { withCluster } from './harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-async function withCluster(count: number, body: (cluster: TestCluster) => Promise<void>, extra: Record<string, string> = {}): Promise<void> {
-  const cluster = await TestCluster.create(count, extra);
-  try {
-    await body(cluster);
-  } catch (err) {
-    (err as Error).message += `\n${cluster.tails(25)}`;
-    throw err;
-  } finally {
-    await cluster.destroy();
-  }
-}
 
 async function openPipeline(client: ScmClient): Promise<void> {
   const uuids: string[] = [];

@@ -296,3 +296,19 @@ export class TestCluster {
     if (process.env['KEEP_TEST_DIRS'] === undefined) await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Runs `body` on a fresh cluster of `count` nodes (`extra`: site properties for every node), always
+ * destroyed after; a failure's message gets each node's last log lines, which say why.
+ */
+export async function withCluster(count: number, body: (cluster: TestCluster) => Promise<void>, extra: Record<string, string> = {}): Promise<void> {
+  const cluster = await TestCluster.create(count, extra);
+  try {
+    await body(cluster);
+  } catch (err) {
+    (err as Error).message += `\n${cluster.tails(25)}`;
+    throw err;
+  } finally {
+    await cluster.destroy();
+  }
+}

@@ -8,19 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
-import { TestCluster } from './harness.js';
+import { TestCluster, withCluster } from './harness.js';
 
-async function withCluster(count: number, body: (cluster: TestCluster) => Promise<void>): Promise<void> {
-  const cluster = await TestCluster.create(count);
-  try {
-    await body(cluster);
-  } catch (err) {
-    (err as Error).message += `\n${cluster.tails(25)}`;
-    throw err;
-  } finally {
-    await cluster.destroy();
-  }
-}
 
 async function registerDatanodes(client: ScmClient, from: number, count: number): Promise<void> {
   for (let i = from; i < from + count; i++) {
