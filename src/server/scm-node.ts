@@ -476,6 +476,7 @@ export class ScmNode {
         requestTimeoutMs: config.raft.requestTimeoutMs,
         clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
         commitForwardDelayMs: Math.min(COMMIT_FORWARD_DELAY_MS, timing.tickMs),
+        applyWriteDelayMs: config.raft.applyWriteDelayMs,
       },
       {
         onMembershipChange: () => this.onMembershipChange(),
@@ -835,7 +836,7 @@ function levelDbOf(sm: ScmStateMachine): RootDb {
  */
 function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): ReplicatedStateMachine {
   return {
-    applyBatch: async (entries, onComputed) => {
+    applyBatch: async (entries, onComputed, options) => {
       const started = performance.now();
       let answering = 0;
       const timed: OnComputed | undefined =
@@ -850,11 +851,12 @@ function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): 
               });
             };
       try {
-        return await sm.applyBatch(entries, timed);
+        return await sm.applyBatch(entries, timed, options);
       } finally {
         observe((performance.now() - started - answering) / 1000);
       }
     },
+    writeApplied: () => sm.writeApplied(),
     lastApplied: () => sm.lastApplied(),
     snapshotPoint: () => sm.snapshotPoint(),
     recordSnapshotPoint: () => sm.recordSnapshotPoint(),
