@@ -580,7 +580,9 @@ export class RaftDriver {
     this.applyWriteTimer = this.scheduler.after(this.options.applyWriteDelayMs ?? 0, () => {
       this.applyWriteTimer = undefined;
       if (this.stopped) return;
-      this.applying = this.applying.then(() => this.sm.writeApplied()).catch((err: unknown) => this.fail(err as Error));
+      this.applying = this.applying
+        .then(async () => void (await this.sm.writeApplied()))
+        .catch((err: unknown) => this.fail(err as Error));
     });
   }
 

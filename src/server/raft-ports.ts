@@ -31,8 +31,8 @@ export interface ReplicatedStateMachine {
    * promise `onComputed` returns holds the write back until it settles.
    */
   applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed, options?: ApplyOptions): Promise<ApplyResult[]>;
-  /** Writes what applies with `deferWrite` left unwritten, as one batch (nothing if none). */
-  writeApplied(): Promise<void>;
+  /** Writes what applies with `deferWrite` left unwritten, as one batch; resolves to whether there was any. */
+  writeApplied(): Promise<boolean>;
   /** The last entry applied (in memory: what answers and reads see), written or not. */
   lastApplied(): TermIndex;
   snapshotPoint(): TermIndex;

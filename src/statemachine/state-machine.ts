@@ -342,19 +342,21 @@ export class ScmStateMachine implements PipelinePlacementView {
    * lastApplied already. A failure leaves memory as scm.db holds it (rolled back to
    * writtenApplied()) and rejects: the caller must then stop, as after a failed applyBatch.
    * Nothing either while scm.db is closed (a snapshot install swapping it): close() wrote it all.
+   * Resolves to whether it wrote.
    */
-  writeApplied(): Promise<void> {
+  writeApplied(): Promise<boolean> {
     return this.exclusive(async () => {
-      if (this.closed) return;
-      await this.writeUnwritten();
+      if (this.closed) return false;
+      return this.writeUnwritten();
     });
   }
 
   /** Inside exclusive(): writes the deferred effects, if any, rolling memory back on failure. */
-  private async writeUnwritten(): Promise<void> {
-    if (this.written.index === this.applied.index) return;
+  private async writeUnwritten(): Promise<boolean> {
+    if (this.written.index === this.applied.index) return false;
     try {
       await this.write(this.applied, undefined, this.removed);
+      return true;
     } catch (err) {
       await this.rollBackToWritten();
       throw err;

@@ -131,8 +131,8 @@ class FakeStateMachine implements ReplicatedStateMachine {
   recordSnapshotPoint(): Promise<TermIndex> {
     return Promise.resolve(this.applied);
   }
-  writeApplied(): Promise<void> {
-    return Promise.resolve(); // every batch is written by its apply here
+  writeApplied(): Promise<boolean> {
+    return Promise.resolve(false); // every batch is written by its apply here
   }
   configuration(): AppliedConfiguration | undefined {
     return undefined;

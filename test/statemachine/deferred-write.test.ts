@@ -51,10 +51,10 @@ test('a deferred batch is applied and visible at once; scm.db holds it only afte
     assert.deepEqual(await readTransactionInfo(db), written);
     assert.deepEqual(sm.listContainers(0, 10).map((c) => c.containerID), [1, 2, 3], 'queries see the deferred effects');
 
-    await sm.writeApplied();
+    assert.equal(await sm.writeApplied(), true);
     assert.deepEqual(sm.writtenApplied(), last);
     assert.deepEqual(await readTransactionInfo(db), last);
-    await sm.writeApplied(); // nothing left: no write, no change
+    assert.equal(await sm.writeApplied(), false, 'nothing left: no write');
     assert.deepEqual(await readTransactionInfo(db), last);
   } finally {
     await sm.close();
@@ -174,7 +174,7 @@ test('writeApplied while scm.db is closed (a snapshot install swapping it) write
   const a = f.allocate('p1');
   await sm.applyBatch([a], undefined, DEFER);
   await sm.close();
-  await sm.writeApplied();
+  assert.equal(await sm.writeApplied(), false);
   await sm.reload();
   try {
     assert.deepEqual(sm.lastApplied(), { term: 1, index: a.index });
