@@ -814,9 +814,17 @@ export class ScmNode {
       if (ratis !== undefined) await shutdown(ratis);
       this.transport?.close();
       this.peerCalls.close();
-      await this.sm.close();
-      await this.storage.close();
-      await this.security.close();
+      // Closing scm.db writes what applies left unwritten, which may fail: the storage (and its
+      // in_use.lock) and the security material are released all the same.
+      try {
+        await this.sm.close();
+      } finally {
+        try {
+          await this.storage.close();
+        } finally {
+          await this.security.close();
+        }
+      }
       this.log.info('SCM stopped');
     })();
     return this.stopping;
