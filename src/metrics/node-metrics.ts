@@ -376,7 +376,7 @@ export class NodeMetrics {
     });
     this.applySeconds = new Histogram({
       name: 'scm_raft_apply_seconds',
-      help: 'Time to apply one batch of committed entries to scm.db (one atomic write).',
+      help: 'Time to apply one batch of committed entries: its effects, and its scm.db write unless left for later (ozone.scm.ha.dbtransactionbuffer.flush.interval); each later write of such batches is observed here too.',
       buckets: DISK_LATENCY_BUCKETS,
       registers,
     });

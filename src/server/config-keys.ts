@@ -233,7 +233,11 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // leader that refuses a download as busy says when to come back, and waiting for it is not a
   // failure of the follower's; this bounds how long it keeps waiting.
   key(KEY.checkpointBusyWaitTimeout, ms, 'How long in all a follower installing a snapshot spends on a leader that refuses its checkpoint download as busy (RESOURCE_EXHAUSTED with a retry hint): the waits it asks for and the refused calls themselves, each from its start to the refusal; such refusals do not count as failed attempts. A wait that would pass it ends the install attempt; 0 ends it at the first such refusal.', { default: '5m' }),
-  key(KEY.dbTransactionBufferFlushInterval, ms, 'Accepted for compatibility (applies are flushed per batch here).', { default: '60s', used: false }),
+  // Ozone's SCM buffers its DB writes (SCMHADBTransactionBuffer) and flushes them every 60 s or at
+  // a snapshot; here the write of applied entries waits at most this long (and at most 4,096
+  // entries), since each scm.db write has a fixed cost, whatever it holds, that a 1-caller load pays
+  // per allocation on every node. A crash applies what was not written again, from the Raft log.
+  key(KEY.dbTransactionBufferFlushInterval, ms, 'How long entries applied to the state machine (answered, visible to queries) may wait before scm.db holds them: one write carries every apply of the interval. The entries are committed in the Raft log, never purged before scm.db holds them; a crash applies them again. 0 writes each applied batch at once.', { default: '50ms' }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),
   // Ozone's count of client RPC handler threads. Calls here are asynchronous, so the same key bounds

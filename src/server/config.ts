@@ -88,6 +88,8 @@ export interface RaftConfig {
   readonly heartbeatIntervalMs: number;
   readonly requestTimeoutMs: number;
   readonly retryCacheTimeoutMs: number;
+  /** How long applied entries may stay unwritten in scm.db (ozone.scm.ha.dbtransactionbuffer.flush.interval); 0: written per apply. */
+  readonly applyWriteDelayMs: number;
   readonly nodeFailureTimeoutMs: number;
   readonly leaderReadyCheckIntervalMs: number;
   readonly leaderReadyWaitTimeoutMs: number;
@@ -485,6 +487,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     heartbeatIntervalMs: Math.max(1, Math.floor(electionTimeoutMinMs / 2)),
     requestTimeoutMs,
     retryCacheTimeoutMs: reader.durationMs(KEY.retryCacheTimeout),
+    applyWriteDelayMs: reader.durationMs(KEY.dbTransactionBufferFlushInterval),
     nodeFailureTimeoutMs: reader.durationMs(KEY.nodeFailureTimeout),
     leaderReadyCheckIntervalMs: reader.durationMs(KEY.leaderReadyCheckInterval),
     leaderReadyWaitTimeoutMs: reader.durationMs(KEY.leaderReadyWaitTimeout),

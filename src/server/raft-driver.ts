@@ -59,6 +59,13 @@ export interface DriverOptions {
    * this much later (and at most one tick later whatever the timer does).
    */
   readonly commitForwardDelayMs?: number;
+  /**
+   * How long applied entries may stay unwritten in scm.db (ozone.scm.ha.dbtransactionbuffer.flush.interval):
+   * each apply leaves its write for later (ApplyOptions.deferWrite), and this long after the first
+   * such apply one write carries them all. They are committed in the Raft log already, and a crash
+   * applies them again. 0 (the default): each apply writes its batch.
+   */
+  readonly applyWriteDelayMs?: number;
 }
 
 export interface RaftDriverParts {
@@ -150,6 +157,8 @@ export class RaftDriver {
   /** The applies handed to the state machine, chained in order; settles when the last one has. */
   private applying: Promise<void> = Promise.resolve();
   private appliesInFlight = 0;
+  /** Set while applied entries may be unwritten: the write of them all, due then. */
+  private applyWriteTimer: TimerHandle | undefined;
 
   constructor(
     parts: RaftDriverParts,
@@ -195,6 +204,9 @@ export class RaftDriver {
     this.download?.abort.abort(new Error('this SCM is stopping'));
     await this.idle;
     await this.applying;
+    // Whatever the applies left unwritten is written by the state machine's close.
+    this.applyWriteTimer?.cancel();
+    this.applyWriteTimer = undefined;
     await this.confWrites;
     const err = new UnavailableError('this SCM is shutting down');
     for (const p of this.proposals.values()) {
@@ -400,6 +412,8 @@ export class RaftDriver {
     this.stopped = true;
     this.ticker?.cancel();
     this.commitForwardTimer?.cancel();
+    this.applyWriteTimer?.cancel();
+    this.applyWriteTimer = undefined;
     this.download?.abort.abort(err);
     this.hooks.onFatal(err);
   }
@@ -526,11 +540,16 @@ export class RaftDriver {
     // waits a turn for them: the answers (a chain of promise reactions per call, then each
     // response's encoding and framing) would otherwise run only after the write's synchronous
     // part (encoding every record, handing the batch to LevelDB), which is on no client's path.
+    const deferWrite = (this.options.applyWriteDelayMs ?? 0) > 0;
     const applied = new Promise<void>((resolve) => this.scheduler.soon(resolve)).then(() =>
-      this.sm.applyBatch(entries, (results) => {
-        if (!this.failed) this.answerProposals(results);
-        return new Promise<void>((resolve) => this.scheduler.soon(resolve));
-      }),
+      this.sm.applyBatch(
+        entries,
+        (results) => {
+          if (!this.failed) this.answerProposals(results);
+          return new Promise<void>((resolve) => this.scheduler.soon(resolve));
+        },
+        { deferWrite },
+      ),
     );
     applied.catch(() => undefined); // handled in order below, once the applies before it are done
     this.applying = this.applying
@@ -538,6 +557,7 @@ export class RaftDriver {
       .then((results) => {
         this.appliesInFlight--;
         if (this.failed) return;
+        if (deferWrite) this.writeAppliedLater();
         this.answer(entries, results);
         this.releaseReads();
         this.releaseAppliedWaiters();
@@ -548,6 +568,22 @@ export class RaftDriver {
         this.appliesInFlight--;
         this.fail(err as Error);
       });
+  }
+
+  /**
+   * Arms the write of what applies leave unwritten, unless it is armed: one write per
+   * applyWriteDelayMs however many applies come meanwhile. Ordered after the applies handed over
+   * before it fires; a failure stops the node, as a failed apply does.
+   */
+  private writeAppliedLater(): void {
+    if (this.applyWriteTimer !== undefined || this.stopped) return;
+    this.applyWriteTimer = this.scheduler.after(this.options.applyWriteDelayMs ?? 0, () => {
+      this.applyWriteTimer = undefined;
+      if (this.stopped) return;
+      this.applying = this.applying
+        .then(async () => void (await this.sm.writeApplied()))
+        .catch((err: unknown) => this.fail(err as Error));
+    });
   }
 
   private answer(entries: readonly LogEntry[], results: readonly ApplyResult[]): void {

@@ -3,7 +3,7 @@
 // with seeded faults, and so runs the very driver the node runs (hashicorp/raft's approach:
 // the driver only sees what it needs).
 import type { LogEntry, LogReader, Message } from '../raft/index.js';
-import type { AppliedConfiguration, ApplyResult, OnComputed, TermIndex } from '../statemachine/index.js';
+import type { AppliedConfiguration, ApplyOptions, ApplyResult, OnComputed, TermIndex } from '../statemachine/index.js';
 
 /**
  * The durable Raft log, raft-meta and raft-meta.conf. Writes take effect in the in-memory view at
@@ -30,7 +30,10 @@ export interface ReplicatedStateMachine {
    * entries are committed, so a crash only means applying them again, to the same results). A
    * promise `onComputed` returns holds the write back until it settles.
    */
-  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed): Promise<ApplyResult[]>;
+  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed, options?: ApplyOptions): Promise<ApplyResult[]>;
+  /** Writes what applies with `deferWrite` left unwritten, as one batch; resolves to whether there was any. */
+  writeApplied(): Promise<boolean>;
+  /** The last entry applied (in memory: what answers and reads see), written or not. */
   lastApplied(): TermIndex;
   snapshotPoint(): TermIndex;
   /** Records lastApplied as the snapshot point, durably (the log may be purged below it next). */

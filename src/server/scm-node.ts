@@ -476,6 +476,7 @@ export class ScmNode {
         requestTimeoutMs: config.raft.requestTimeoutMs,
         clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
         commitForwardDelayMs: Math.min(COMMIT_FORWARD_DELAY_MS, timing.tickMs),
+        applyWriteDelayMs: config.raft.applyWriteDelayMs,
       },
       {
         onMembershipChange: () => this.onMembershipChange(),
@@ -813,9 +814,17 @@ export class ScmNode {
       if (ratis !== undefined) await shutdown(ratis);
       this.transport?.close();
       this.peerCalls.close();
-      await this.sm.close();
-      await this.storage.close();
-      await this.security.close();
+      // Closing scm.db writes what applies left unwritten, which may fail: the storage (and its
+      // in_use.lock) and the security material are released all the same.
+      try {
+        await this.sm.close();
+      } finally {
+        try {
+          await this.storage.close();
+        } finally {
+          await this.security.close();
+        }
+      }
       this.log.info('SCM stopped');
     })();
     return this.stopping;
@@ -831,11 +840,12 @@ function levelDbOf(sm: ScmStateMachine): RootDb {
 
 /**
  * The state machine, with each applied batch timed for scm_raft_apply_seconds: the batch's own
- * work, without the turn its write waits for the driver's answers to leave.
+ * work, without the turn its write waits for the driver's answers to leave; and each write of
+ * batches whose write was left for later, so that a slow scm.db shows either way.
  */
 function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): ReplicatedStateMachine {
   return {
-    applyBatch: async (entries, onComputed) => {
+    applyBatch: async (entries, onComputed, options) => {
       const started = performance.now();
       let answering = 0;
       const timed: OnComputed | undefined =
@@ -850,10 +860,16 @@ function timedApplies(sm: ScmStateMachine, observe: (seconds: number) => void): 
               });
             };
       try {
-        return await sm.applyBatch(entries, timed);
+        return await sm.applyBatch(entries, timed, options);
       } finally {
         observe((performance.now() - started - answering) / 1000);
       }
+    },
+    writeApplied: async () => {
+      const started = performance.now();
+      const wrote = await sm.writeApplied();
+      if (wrote) observe((performance.now() - started) / 1000);
+      return wrote;
     },
     lastApplied: () => sm.lastApplied(),
     snapshotPoint: () => sm.snapshotPoint(),

@@ -43,7 +43,10 @@ export class InstallRefusedError extends Error {
   override readonly name = 'InstallRefusedError';
 }
 
-/** scm.db was replaced but the Raft log could not be brought in line: the node must stop (start-up repairs it). */
+/**
+ * The node must stop: scm.db could not be written before the swap (as after any failed scm.db
+ * write), or it was replaced but the Raft log could not be brought in line (start-up repairs it).
+ */
 export class FatalInstallError extends Error {
   override readonly name = 'FatalInstallError';
 }
@@ -94,6 +97,15 @@ export class SnapshotCatchUp {
     if (config.index > point.index) {
       await checkpoint.discard();
       throw new InstallRefusedError(`checkpoint at ${point.index} holds a configuration from index ${config.index}, after it; not installed`);
+    }
+    // The swap closes scm.db, and closing writes what applies left unwritten; a failure there
+    // would leave scm.db closed under a running node. Written here instead, a failure is what a
+    // failed apply is: the node stops, scm.db and the log as they were.
+    try {
+      await sm.writeApplied();
+    } catch (err) {
+      await checkpoint.discard();
+      throw new FatalInstallError(`scm.db could not be written before installing the checkpoint at ${point.term}#${point.index}: ${(err as Error).message}`, { cause: err });
     }
     await checkpoint.swap();
     this.parts.failpoint?.('after-swap');

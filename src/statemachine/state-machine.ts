@@ -1,9 +1,14 @@
 // The SCM state machine: applies committed Raft entries to scm.db and serves queries from memory.
 //
-// Durability contract: each applyBatch call is ONE atomic LevelDB batch holding every effect of the
-// batch's entries plus `#TRANSACTIONINFO` = the last entry's term/index. After a crash, scm.db is
-// exactly the state after some whole batch, and `lastApplied()` says which; entries at or below it
-// are skipped when replayed, so nothing is ever applied twice.
+// Durability contract: each scm.db write is ONE atomic LevelDB batch holding every effect applied
+// since the previous write plus `#TRANSACTIONINFO` = the last applied entry's term/index. A write
+// ends each applyBatch call, unless the caller lets it leave the write for later (`deferWrite`,
+// Ozone's SCMHADBTransactionBuffer: the driver writes on a timer); then the next write carries it.
+// The entries are committed in the Raft log either way, and the log is never purged past what
+// scm.db holds (recordSnapshotPoint writes first). After a crash, scm.db is exactly the state after
+// some whole write, and its `#TRANSACTIONINFO` says which; entries at or below it are skipped when
+// replayed, so nothing is ever applied twice to scm.db, and the entries after it are applied again
+// to the same results.
 //
 // Determinism contract: applying reads only the entries and the replicated state. Times come from
 // the commands (the leader's clock at propose time), ids from the replicated `sequenceId` counter,
@@ -61,6 +66,26 @@ export interface ScmStateMachineOptions {
    */
   readonly selfId?: string;
 }
+
+/** How one applyBatch call may write. */
+export interface ApplyOptions {
+  /**
+   * Leave the batch's write to a later call (the next apply that writes, writeApplied(),
+   * recordSnapshotPoint(), digest(), reload() or close()): its effects are applied in memory,
+   * answered and visible to queries, and lastApplied() moves, but scm.db does not hold them yet. A
+   * batch holding a configuration entry, a change to this node's removal record or a consistency
+   * marker is written all the same, as is one that would leave more than MAX_UNWRITTEN_ENTRIES
+   * unwritten.
+   */
+  readonly deferWrite?: boolean;
+}
+
+/**
+ * Most applied entries left unwritten: a deferred batch that would leave more is written. Bounds the
+ * memory the pending writes hold and the entries a restart applies again (4,096 allocations hold a
+ * few MiB of records).
+ */
+export const MAX_UNWRITTEN_ENTRIES = 4096;
 
 /** The result of one applied data entry. */
 export interface ApplyResult {
@@ -121,6 +146,8 @@ export class ScmStateMachine implements PipelinePlacementView {
   private tables: ScmTables;
   private state: ScmState;
   private applied: TermIndex;
+  /** What scm.db's #TRANSACTIONINFO says: `applied`, or before it while writes are deferred. */
+  private written: TermIndex;
   private snapshot: TermIndex;
   private config: AppliedConfiguration | undefined;
   private removed: RemovalRecord | undefined;
@@ -139,6 +166,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     this.tables = openTables(db);
     this.state = loaded.state;
     this.applied = loaded.applied;
+    this.written = loaded.applied;
     this.snapshot = loaded.snapshot;
     this.config = loaded.configuration;
     this.removed = loaded.removal;
@@ -208,8 +236,14 @@ export class ScmStateMachine implements PipelinePlacementView {
     return this.closed;
   }
 
+  /** The last entry applied: its effects are in memory and visible to queries. */
   lastApplied(): TermIndex {
     return this.applied;
+  }
+
+  /** The last entry scm.db holds (#TRANSACTIONINFO): lastApplied(), or before it while writes are deferred. */
+  writtenApplied(): TermIndex {
+    return this.written;
   }
 
   snapshotPoint(): TermIndex {
@@ -244,8 +278,11 @@ export class ScmStateMachine implements PipelinePlacementView {
    * settles (the driver's answers leave first). A write failure after it still rejects, and the
    * caller must then stop: the entries stay committed in the Raft log and are applied again, to the
    * same results, after a restart.
+   *
+   * With `deferWrite` the batch's write may be left to a later call (ApplyOptions); `onComputed`
+   * is then called all the same, and its promise is not waited for (no write follows).
    */
-  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed): Promise<ApplyResult[]> {
+  applyBatch(entries: readonly LogEntry[], onComputed?: OnComputed, options: ApplyOptions = {}): Promise<ApplyResult[]> {
     return this.exclusive(async () => {
       this.assertOpen();
       const fresh = this.selectNewEntries(entries);
@@ -277,6 +314,15 @@ export class ScmStateMachine implements PipelinePlacementView {
           // write only means they are applied again, deterministically, to the same results.
           if (k === fresh.length - 1) {
             const answered = onComputed?.(results);
+            // Left unwritten only when nothing but ordinary effects changed: a configuration, a
+            // removal record and a marker's hash must be in scm.db as they are applied.
+            const unwrittenAfter = entry.index - this.written.index;
+            if (options.deferWrite === true && !marker && config === undefined && sameRemoval(removal, this.removed) && unwrittenAfter <= MAX_UNWRITTEN_ENTRIES) {
+              this.applied = { term: entry.term, index: entry.index };
+              // Its promise only holds a write back, and none follows.
+              if (answered !== undefined) answered.catch(() => undefined);
+              break;
+            }
             if (answered !== undefined) await answered;
           }
           await this.write(entry, config, removal);
@@ -284,15 +330,7 @@ export class ScmStateMachine implements PipelinePlacementView {
           if (marker) this.startConsistencyHash(entry.index);
         }
       } catch (err) {
-        // Memory may hold effects that never reached disk; the failed batch left scm.db untouched,
-        // so rebuilding from it restores exactly the state of lastApplied (earlier batches of this
-        // call included).
-        this.state.takeWrites();
-        const loaded = await ScmStateMachine.load(this.dbValue, this.options);
-        this.state = loaded.state;
-        this.applied = loaded.applied;
-        this.config = loaded.configuration;
-        this.removed = loaded.removal;
+        await this.rollBackToWritten();
         throw err;
       }
       return results;
@@ -300,10 +338,51 @@ export class ScmStateMachine implements PipelinePlacementView {
   }
 
   /**
+   * Writes what applies left unwritten (deferWrite), as one batch; nothing when scm.db holds
+   * lastApplied already. A failure leaves memory as scm.db holds it (rolled back to
+   * writtenApplied()) and rejects: the caller must then stop, as after a failed applyBatch.
+   * Nothing either while scm.db is closed (a snapshot install swapping it): close() wrote it all.
+   * Resolves to whether it wrote.
+   */
+  writeApplied(): Promise<boolean> {
+    return this.exclusive(async () => {
+      if (this.closed) return false;
+      return this.writeUnwritten();
+    });
+  }
+
+  /** Inside exclusive(): writes the deferred effects, if any, rolling memory back on failure. */
+  private async writeUnwritten(): Promise<boolean> {
+    if (this.written.index === this.applied.index) return false;
+    try {
+      await this.write(this.applied, undefined, this.removed);
+      return true;
+    } catch (err) {
+      await this.rollBackToWritten();
+      throw err;
+    }
+  }
+
+  /**
+   * After a failed write: memory may hold effects that never reached disk, and the failed batch
+   * left scm.db untouched, so rebuilding from it restores exactly the state scm.db holds (earlier
+   * batches of the failing call, and deferred ones, as far as they were written).
+   */
+  private async rollBackToWritten(): Promise<void> {
+    this.state.takeWrites();
+    const loaded = await ScmStateMachine.load(this.dbValue, this.options);
+    this.state = loaded.state;
+    this.applied = loaded.applied;
+    this.written = loaded.applied;
+    this.config = loaded.configuration;
+    this.removed = loaded.removal;
+  }
+
+  /**
    * One scm.db batch: every effect applied in memory since the last one, the configuration and this
    * node's removal record when they changed, and #TRANSACTIONINFO = `last`.
    */
-  private async write(last: LogEntry, config: AppliedConfiguration | undefined, removal: RemovalRecord | undefined): Promise<void> {
+  private async write(last: TermIndex, config: AppliedConfiguration | undefined, removal: RemovalRecord | undefined): Promise<void> {
     const ops = this.state.takeWrites().map((w) => this.toBatchOp(w));
     if (config !== undefined) ops.push({ type: 'put', sublevel: this.tables.meta, key: RAFT_CONFIGURATION_KEY, value: encodeAppliedConfiguration(config) });
     const removalChanged = !sameRemoval(removal, this.removed);
@@ -311,6 +390,7 @@ export class ScmStateMachine implements PipelinePlacementView {
     ops.push({ type: 'put', sublevel: this.tables.transactionInfo, key: TRANSACTION_INFO_KEY, value: formatTransactionInfo(last) });
     await this.dbValue.batch<unknown, unknown>(ops, {});
     this.applied = { term: last.term, index: last.index };
+    this.written = this.applied;
     if (config !== undefined) this.config = config;
     if (removalChanged) this.removed = removal;
   }
@@ -413,6 +493,8 @@ export class ScmStateMachine implements PipelinePlacementView {
   recordSnapshotPoint(): Promise<TermIndex> {
     return this.exclusive(async () => {
       this.assertOpen();
+      // The log may be purged below this point next: scm.db must hold everything up to it.
+      await this.writeUnwritten();
       const point = this.applied;
       // sync: the log may be purged below this point next, so it (and every earlier apply batch,
       // which LevelDB writes without sync) must be on disk first.
@@ -450,7 +532,7 @@ export class ScmStateMachine implements PipelinePlacementView {
    */
   reload(): Promise<void> {
     return this.exclusive(async () => {
-      if (!this.closed) await this.dbValue.close();
+      if (!this.closed) await this.writeThenClose();
       this.closed = true;
       const prior = { configuration: this.config, removal: this.removed };
       const db = this.options.openDb(this.dbDir);
@@ -463,6 +545,7 @@ export class ScmStateMachine implements PipelinePlacementView {
         this.tables = openTables(db);
         this.state = loaded.state;
         this.applied = loaded.applied;
+        this.written = loaded.applied;
         this.snapshot = loaded.snapshot;
         this.config = loaded.configuration;
         this.removed = loaded.removal;
@@ -491,13 +574,22 @@ export class ScmStateMachine implements PipelinePlacementView {
     return { ...loaded, removal };
   }
 
-  /** Waits for any apply in progress, then closes scm.db. Idempotent. */
+  /** Waits for any apply in progress, writes what applies left unwritten, then closes scm.db. Idempotent. */
   close(): Promise<void> {
     return this.exclusive(async () => {
       if (this.closed) return;
+      await this.writeThenClose();
+    });
+  }
+
+  /** Writes the deferred effects and closes scm.db; closed even when the write fails (which rejects). */
+  private async writeThenClose(): Promise<void> {
+    try {
+      await this.writeUnwritten();
+    } finally {
       this.closed = true;
       await this.dbValue.close();
-    });
+    }
   }
 
   /** sha256 (hex) over every key and value in scm.db, in key order, each length-prefixed. */
@@ -506,9 +598,12 @@ export class ScmStateMachine implements PipelinePlacementView {
    * replica records its own when it reaches the threshold, so it differs between identical replicas.
    * So is a removed node's record of its own removal: only that node writes it.
    */
-  async digest(): Promise<string> {
-    this.assertOpen();
-    return hashReplicatedState(this.dbValue);
+  digest(): Promise<string> {
+    return this.exclusive(async () => {
+      this.assertOpen();
+      await this.writeUnwritten();
+      return hashReplicatedState(this.dbValue);
+    });
   }
 
   // ---- queries, served from memory ----

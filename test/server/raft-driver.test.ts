@@ -9,6 +9,11 @@ import { MAX_ENTRIES_HELD, RaftDriver, purgeBound } from '../../src/server/raft-
 import type { RaftLogStore, ReplicatedStateMachine, Scheduler, TimerHandle } from '../../src/server/raft-ports.js';
 import type { ApplyResult, AppliedConfiguration, OnComputed, TermIndex } from '../../src/statemachine/index.js';
 import { makeConfig, membership } from '../raft/cluster.js';
+import { MemoryLevel } from 'memory-level';
+import { encodeCommand } from '../../src/statemachine/commands.js';
+import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
+import type { ScmDb } from '../../src/statemachine/tables.js';
+import { readTransactionInfo } from '../../src/statemachine/transaction-info.js';
 
 /** A gate: writes (or applies) wait on it while it is held. */
 class Gate {
@@ -126,6 +131,9 @@ class FakeStateMachine implements ReplicatedStateMachine {
   recordSnapshotPoint(): Promise<TermIndex> {
     return Promise.resolve(this.applied);
   }
+  writeApplied(): Promise<boolean> {
+    return Promise.resolve(false); // every batch is written by its apply here
+  }
   configuration(): AppliedConfiguration | undefined {
     return undefined;
   }
@@ -176,8 +184,11 @@ async function until(what: string, predicate: () => boolean): Promise<void> {
 }
 
 function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
+  return assemble(new FakeStateMachine(), voters, options, onSend, onFlush);
+}
+
+function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], options: { commitForwardDelayMs?: number; applyWriteDelayMs?: number } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
   const log = new FakeLog();
-  const sm = new FakeStateMachine();
   const scheduler = new ManualScheduler();
   const sent: Message[] = [];
   const core = new RaftNode(makeConfig('a', 3, { preVote: false }), log, {
@@ -196,7 +207,7 @@ function build(voters: string[], options: { commitForwardDelayMs?: number } = {}
 }
 
 /** Ticks until node a campaigns (its term is durable once the test's log lets the fsync through). */
-async function campaign(parts: ReturnType<typeof build>): Promise<void> {
+async function campaign(parts: Pick<ReturnType<typeof build>, 'driver' | 'core' | 'scheduler'>): Promise<void> {
   parts.driver.start();
   for (let i = 0; i < 40 && parts.core.currentRole !== 'candidate' && parts.core.currentRole !== 'leader'; i++) {
     parts.scheduler.ticker?.();
@@ -565,5 +576,73 @@ describe('RaftDriver: where the log is purged after a snapshot point', () => {
     ] as const) {
       assert.equal(purgeBound(point, gap, floor), expected, `point ${point}, gap ${gap}, floor ${floor}`);
     }
+  });
+});
+
+describe('RaftDriver: deferred scm.db writes (applyWriteDelayMs)', () => {
+  /** Node a leading alone over the real state machine on an in-memory scm.db. */
+  async function leadingOnRealStateMachine(applyWriteDelayMs: number) {
+    const db = new MemoryLevel<string, string>() as unknown as ScmDb;
+    const sm = await ScmStateMachine.open('mem/scm.db', { openDb: () => db });
+    const parts = assemble(sm, ['a'], { applyWriteDelayMs });
+    await campaign(parts);
+    await until('a leads and applied its first entry', () => parts.driver.isLeader() && sm.lastApplied().index >= 1);
+    await until('the first entry is written', () => sm.writtenApplied().index >= 1 || parts.scheduler.fire(applyWriteDelayMs) > 0);
+    return { ...parts, db, sm };
+  }
+
+  const register = (n: number): Uint8Array =>
+    encodeCommand({ type: 'registerDatanode', clientId: 'c', callId: n, timestamp: 1_700_000_000_000 + n, uuid: `dn-${n}`, hostname: `h${n}`, ipAddress: `10.0.0.${n}`, ports: [] });
+
+  it('answers at once, writes scm.db once per delay for every apply meanwhile, and a write that fails stops the node', async () => {
+    const parts = await leadingOnRealStateMachine(50);
+    const { driver, sm, db, scheduler } = parts;
+    const before = sm.writtenApplied();
+    const results = [];
+    for (let n = 1; n <= 3; n++) results.push(await driver.propose(register(n))); // three applies, one after another
+    const last = results.at(-1)!.index;
+    assert.ok(results.every((r) => r.outcome.ok));
+    assert.equal(sm.lastApplied().index, last);
+    assert.deepEqual(await readTransactionInfo(db), before, 'scm.db does not hold the applies yet');
+    assert.equal([...scheduler.timers].filter((t) => t.ms === 50).length, 1, 'one write is due, however many applies came');
+
+    assert.equal(scheduler.fire(50), 1);
+    await until('scm.db holds every apply', () => sm.writtenApplied().index === last);
+    assert.equal((await readTransactionInfo(db)).index, last);
+
+    // The next write fails (a full disk): the node stops, as after a failed apply.
+    await driver.propose(register(4));
+    (db as { batch: unknown }).batch = () => Promise.reject(new Error('disk full'));
+    await until('the write of the fourth apply is armed', () => scheduler.fire(50) === 1);
+    await until('the failure reached the node', () => parts.fatal.length > 0);
+    assert.match(parts.fatal[0]!.message, /disk full/);
+    await driver.stop();
+  });
+
+  it('with applyWriteDelayMs 0 each apply writes its batch and no write is left for later', async () => {
+    const parts = await leadingOnRealStateMachine(0);
+    const { driver, sm, db, scheduler } = parts;
+    for (let n = 1; n <= 3; n++) {
+      const r = await driver.propose(register(n));
+      await until(`entry ${r.index} is written`, () => sm.writtenApplied().index === r.index);
+      assert.equal((await readTransactionInfo(db)).index, r.index);
+    }
+    assert.equal([...scheduler.timers].filter((t) => t.ms === 0).length, 0);
+    await driver.stop();
+    await sm.close();
+    assert.deepEqual(parts.fatal, []);
+  });
+
+  it('stop() leaves the deferred write to the state machine\'s close, which makes it', async () => {
+    const parts = await leadingOnRealStateMachine(50);
+    const { driver, sm, db } = parts;
+    const r = await driver.propose(register(1));
+    await driver.stop();
+    assert.equal(parts.scheduler.timers.size, 0, 'no write is left armed after stop');
+    await sm.close();
+    const reopened = await ScmStateMachine.open('mem/scm.db', { openDb: () => db });
+    assert.equal(reopened.lastApplied().index, r.index);
+    await reopened.close();
+    assert.deepEqual(parts.fatal, []);
   });
 });

@@ -529,10 +529,11 @@ export class Simulation {
           log: store,
           // The real state machine; the simulator watches what it is given to apply.
           sm: {
-            applyBatch: (entries, onComputed) => {
+            applyBatch: (entries, onComputed, options) => {
               this.recordApplied(n, entries);
-              return sm.applyBatch(entries, onComputed);
+              return sm.applyBatch(entries, onComputed, options);
             },
+            writeApplied: () => sm.writeApplied(),
             lastApplied: () => sm.lastApplied(),
             snapshotPoint: () => sm.snapshotPoint(),
             recordSnapshotPoint: () => sm.recordSnapshotPoint(),
@@ -555,6 +556,9 @@ export class Simulation {
           // At once, or after a few ms as the node does (from the seed, not the random stream, so
           // the rest of a seed's schedule stays as it was).
           commitForwardDelayMs: (this.opts.seed % 3) * 3,
+          // scm.db written per apply, or (as the node does) applies left unwritten for a while: a
+          // crash then loses them from scm.db, and the node applies them again from its log.
+          applyWriteDelayMs: (this.opts.seed % 4) * 20,
         },
         {
           onSoftState: (role, leader, term) => {
@@ -1774,10 +1778,32 @@ export class Simulation {
     }
     // Compare at the same point: every node's DB as of the leader's applied index.
     for (const n of this.nodes) {
-      if (n.sm!.lastApplied().index === target) digests.set(n.id, await n.sm!.digest());
+      if (n.sm!.lastApplied().index !== target) continue;
+      // digest() waits its turn behind the applies and writes in progress, which wait for
+      // simulated time: events run meanwhile. It hashes what is applied when it runs.
+      const digest = await this.runEventsUntil(n.sm!.digest(), `the digest of ${n.id}`);
+      if (n.sm!.lastApplied().index === target) digests.set(n.id, digest);
     }
     const distinct = new Set(digests.values());
     if (distinct.size > 1) this.fail(`convergence: scm.db differs between nodes at index ${target}: ${[...digests].map(([id, d]) => `${id}=${d.slice(0, 12)}`).join(' ')}`);
+  }
+
+  /** Runs events until `work` settles; fails the run if the events run out first. */
+  private async runEventsUntil<T>(work: Promise<T>, what: string): Promise<T> {
+    let settled = false;
+    void work.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    for (let spin = 0; spin < 2000; spin++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (settled) return work;
+      const ev = this.queue.pop();
+      if (ev === undefined) break;
+      ev.run();
+      if (this.failure !== undefined) this.fail(this.failure);
+    }
+    return this.fail(`convergence: ${what} never finished`);
   }
 
   private checkHistory(): void {

@@ -44,8 +44,12 @@ test('a resumed attempt is not refused for want of space a fresh one had', async
       const probe = await new SnapshotDownloader({ leaderAddress: () => relay.address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 60_000 }).fetch(400);
       const total = probe.manifest.files.reduce((s, f) => s + f.size, 0);
       const needed = total + streamBytesAtMost(total, probe.manifest.files.length);
-      // A disk of that much plus 6 MiB: statfs's free space shrinks with what is under snapshot/.
-      const capacity = needed + 6 * 1024 * 1024;
+      // A disk of that much plus 3 MiB: statfs's free space shrinks with what is under snapshot/.
+      // The resume keeps more than that (the relay cuts after 500 chunks, ~8 MB: how much of it the
+      // follower took before the cut depends on the machine's load; 5.8 MB once beside a busy run,
+      // against a margin of 6 MiB then), so counting the kept prefix twice refuses the resume.
+      const margin = 3 * 1024 * 1024;
+      const capacity = needed + margin;
       cutting = true;
       const ready = await new SnapshotDownloader({
         leaderAddress: () => relay.address,
@@ -57,7 +61,7 @@ test('a resumed attempt is not refused for want of space a fresh one had', async
         freeBytes: async () => capacity - (await du(snapshotDir)),
         log: (level, msg, fields) => logs.push(`${level} ${msg} ${JSON.stringify(fields)}`),
       }).fetch(400);
-      assert.ok(ready.resumedFrom > 6 * 1024 * 1024, `resumed from ${ready.resumedFrom}; attempts ${ready.attempts}; log:\n${logs.join('\n')}`);
+      assert.ok(ready.resumedFrom > margin, `resumed from ${ready.resumedFrom}; attempts ${ready.attempts}; log:\n${logs.join('\n')}`);
       assert.equal(ready.attempts, 2, logs.join('\n'));
     } finally {
       await relay.stop();
