@@ -547,8 +547,10 @@ export class RaftNode {
    * replicating holds back what it still needs, from its match on: otherwise a member catching up
    * after an install, or just slower than the other, is sent back to install whenever the leader
    * takes its next snapshot point, and under steady writes that never ends (158 installs back to
-   * back were seen). Only followers heard from within the last election timeout hold anything: a
-   * crashed or cut-off one must not pin the leader's log; it installs when it comes back.
+   * back were seen). A replicating follower holds only while heard from since the last
+   * check-quorum round, an installing one while heard from within two election timeouts (it says
+   * nothing while it swaps the checkpoint in; a swap that outlasts that is sent to install again):
+   * a crashed or cut-off one must not pin the leader's log; it installs when it comes back.
    */
   purgeFloor(holdForLiveFollowers: boolean): number | undefined {
     if (this.role !== 'leader') return undefined;
