@@ -547,17 +547,23 @@ export class RaftNode {
    * replicating holds back what it still needs, from its match on: otherwise a member catching up
    * after an install, or just slower than the other, is sent back to install whenever the leader
    * takes its next snapshot point, and under steady writes that never ends (158 installs back to
-   * back were seen). Only followers heard from within the last election timeout hold anything: a
-   * crashed or cut-off one must not pin the leader's log; it installs when it comes back.
+   * back were seen). A replicating follower holds only while heard from since the last
+   * check-quorum round, an installing one while heard from within two election timeouts (it says
+   * nothing while it swaps the checkpoint in; a swap that outlasts that is sent to install again):
+   * a crashed or cut-off one must not pin the leader's log; it installs when it comes back.
    */
   purgeFloor(holdForLiveFollowers: boolean): number | undefined {
     if (this.role !== 'leader') return undefined;
     let floor: number | undefined;
     for (const [id, pr] of this.progress) {
-      if (id === this.id || !pr.recentActive) continue;
+      if (id === this.id) continue;
       let needs: number;
-      if (pr.state === 'snapshot') needs = pr.noticeFirstIndex;
-      else if (holdForLiveFollowers && this.madeProgressRecently(pr)) needs = pr.match + 1;
+      // A follower installing a checkpoint may say nothing while it swaps it in (its loop waits
+      // for the install): it holds what it resumes from for two election timeouts of silence, not
+      // only until the next check-quorum round, or a leader writing on would purge past it
+      // meanwhile and send it to install again, and again.
+      if (pr.state === 'snapshot' && this.heardRecently(pr)) needs = pr.noticeFirstIndex;
+      else if (pr.state !== 'snapshot' && pr.recentActive && holdForLiveFollowers && this.madeProgressRecently(pr)) needs = pr.match + 1;
       else continue;
       floor = Math.min(floor ?? Number.MAX_SAFE_INTEGER, needs);
     }
@@ -571,6 +577,11 @@ export class RaftNode {
    */
   private madeProgressRecently(pr: Progress): boolean {
     return this.tickCount - pr.lastProgressTick <= 2 * this.cfg.electionTicks;
+  }
+
+  /** Heard from within the last two election timeouts (one that crashed holds nothing after). */
+  private heardRecently(pr: Progress): boolean {
+    return this.tickCount - pr.lastHeardTick <= 2 * this.cfg.electionTicks;
   }
 
   /** The caller purged its log below `index` (which must be applied); remembers the term there. */
@@ -836,7 +847,7 @@ export class RaftNode {
 
   private addProgress(id: string, next: number): void {
     const pr = new Progress(next, this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
-    pr.recentActive = true;
+    pr.heard(this.tickCount);
     this.progress.set(id, pr);
   }
 
@@ -1185,7 +1196,7 @@ export class RaftNode {
   }
 
   private handleAppendResponse(m: AppendResponseMessage, pr: Progress): void {
-    pr.recentActive = true;
+    pr.heard(this.tickCount);
     if (m.reject) {
       if (pr.state === 'snapshot') return;
       let matchHint = m.hintIndex;
@@ -1213,7 +1224,7 @@ export class RaftNode {
   }
 
   private handleHeartbeatResponse(m: HeartbeatResponseMessage, pr: Progress): void {
-    pr.recentActive = true;
+    pr.heard(this.tickCount);
     if (pr.state !== 'snapshot' && pr.match >= this.log.lastIndex()) pr.lastProgressTick = this.tickCount;
     if (pr.state === 'probe') pr.probeSent = false;
     if (pr.state === 'replicate' && pr.match < this.log.lastIndex()) {
@@ -1245,7 +1256,7 @@ export class RaftNode {
   }
 
   private handleSnapshotStatus(m: SnapshotStatusMessage, pr: Progress): void {
-    pr.recentActive = true;
+    pr.heard(this.tickCount);
     if (mutant('stale-snapshot-status')) {
       this.believeAnySnapshotStatus(m, pr);
       return;

@@ -76,6 +76,8 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** Leader tick at which this peer was last heard from (any message). */
+  lastHeardTick = Number.NEGATIVE_INFINITY;
   /**
    * Leader tick at which this peer was last seen making progress: an append answer that moved its
    * match, an installed checkpoint, or a heartbeat answer while it held every entry. A peer that
@@ -107,6 +109,12 @@ export class Progress {
   constructor(next: number, maxInflightMsgs: number, maxInflightBytes: number) {
     this.next = next;
     this.inflights = new Inflights(maxInflightMsgs, maxInflightBytes);
+  }
+
+  /** A message from this peer arrived at leader tick `tick`. */
+  heard(tick: number): void {
+    this.recentActive = true;
+    this.lastHeardTick = tick;
   }
 
   becomeProbe(): void {

@@ -259,6 +259,22 @@ test('the leader holds purging back while a follower installs, and stops holding
   assert.equal(a.raft.purgeFloor(true), a.raft.lastIndex + 1, 'only b (caught up) holds anything');
 });
 
+test('a follower silent while it swaps its checkpoint in holds what it resumes from past a check-quorum round, for two election timeouts', () => {
+  // The node's install swaps scm.db in between Readies: the follower answers nothing meanwhile (1.4 s
+  // once in a chaos run, against an election timeout of 1 s), and the leader, writing on, purged past
+  // it and sent it to install again, over and over.
+  const { c, a } = followerBehindLeaderCompaction();
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'snapshot');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  c.tickAll(12); // one check-quorum round (10 ticks) has passed without c
+  assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.recentActive, false);
+  for (const holdForLiveFollowers of [true, false]) {
+    assert.equal(a.raft.purgeFloor(holdForLiveFollowers), 9, 'c, silent for 1.2 election timeouts, still holds what it resumes from');
+  }
+  c.tickAll(9); // 21 ticks of silence: past two election timeouts
+  assert.equal(a.raft.purgeFloor(false), undefined, 'a follower silent for longer (crashed) holds nothing');
+});
+
 test('the leader keeps what a live follower still needs, so catching up never turns into another install', () => {
   // c answers heartbeats but its appends are lost for a while: live, and behind.
   const c = new TestCluster(['a', 'b', 'c']);

@@ -15,7 +15,9 @@
 // while the leader still counts what the copy lacks; or an older copy restored first by mistake,
 // then the right one, with appends the node got in between arriving again late); pauses longer
 // than the election timeout;
-// tick-rate skew; slow disks (under the Raft log, under scm.db: applies lag commits and a crash
+// tick-rate skew; scm.db writes left for later (an interval from the seed, 0 to 60 ms, as the
+// node's ozone.scm.ha.dbtransactionbuffer.flush.interval: a crash loses the applies not written);
+// slow disks (under the Raft log, under scm.db: applies lag commits and a crash
 // loses the writes not done, or both), on one node or on several at once (shared storage that
 // stalls); leadership transfers whose TimeoutNow lands after the transfer was given up; membership
 // changes from one voter up; checkpoints older than the follower (the leader's latest one reused as
