@@ -20,7 +20,8 @@
 // slow disks (under the Raft log, under scm.db: applies lag commits and a crash
 // loses the writes not done, or both), on one node or on several at once (shared storage that
 // stalls); leadership transfers whose TimeoutNow lands after the transfer was given up; membership
-// changes from one voter up; checkpoints older than the follower (the leader's latest one reused as
+// changes from one voter up; checkpoint swaps that take time (the installing node silent meanwhile);
+// checkpoints older than the follower (the leader's latest one reused as
 // its provider does, or taken while its scm.db lags); bursts of writes from many clients at once,
 // and storms of them arriving over up to 300 ms; some runs with a production-sized snapshot threshold.
 // Invariants are checked after every event (Raft's commit rule among them); after the faults heal
@@ -193,6 +194,11 @@ function newDb(): ScmDb {
   return new MemoryLevel<string, string>() as unknown as ScmDb;
 }
 
+/** Whether a node's scm.db can be read now (a checkpoint swap closes it for a while). */
+function isOpen(db: ScmDb): boolean {
+  return db.status === 'open';
+}
+
 /** A consistent copy of a database (memory-level iterators read a snapshot). */
 async function copyDb(src: ScmDb): Promise<ScmDb> {
   const dst = newDb();
@@ -242,6 +248,8 @@ export class Simulation {
   private readonly sharedFaultRng: SeededRandom;
   /** Draws for restoring the wrong copy first (wrongCopyFirst), likewise. */
   private readonly wrongCopyRng: SeededRandom;
+  /** How long each checkpoint swap takes (its own stream: the other draws stay where they were). */
+  private readonly swapRng: SeededRandom;
 
   // Network.
   private readonly blocked = new Set<string>();
@@ -319,6 +327,7 @@ export class Simulation {
     this.purgeUptoSnapshotIndex = new SeededRandom(opts.seed * 7 + 1).nextInt(2) === 0;
     this.sharedFaultRng = new SeededRandom(opts.seed * 7 + 3);
     this.wrongCopyRng = new SeededRandom(opts.seed * 7 + 5);
+    this.swapRng = new SeededRandom(opts.seed * 7 + 9);
     // Groups start from one voter (the primordial SCM, the others joining as non-voters), from two,
     // or with every server a voter.
     const r = this.rng.nextInt(10);
@@ -804,6 +813,11 @@ export class Simulation {
                     swap: async () => {
                       const sm = n.sm!;
                       await sm.close();
+                      // Moving directories, syncing them and loading the new scm.db take time, and the
+                      // node's loop waits for the install meanwhile: it answers nothing (half the
+                      // swaps quick, half 0.5 to 1.8 election timeouts).
+                      const swapMs = this.swapRng.nextInt(2) === 0 ? 1 + this.swapRng.nextInt(5) : (ELECTION_TICKS * TICK_MS * (50 + this.swapRng.nextInt(131))) / 100;
+                      await new Promise<void>((resolve) => n.scheduler!.after(swapMs, resolve));
                       n.db = this.onNodeDisk(n, copy);
                       await sm.reload();
                     },
@@ -1308,6 +1322,7 @@ export class Simulation {
       const at = this.now;
       const configuration = this.committedMembers();
       const uncommitted = disk.first + disk.entries.length - 1 > this.globalCommit;
+      if (!isOpen(n.db)) return; // mid-swap: its scm.db is being replaced (no copy is taken)
       void copyDb(n.db).then((db) => {
         copies[which] = { disk, db, at, configuration, uncommitted };
       });
@@ -1426,6 +1441,7 @@ export class Simulation {
       const at = this.now;
       const configuration = this.committedMembers();
       const uncommitted = disk.first + disk.entries.length - 1 > this.globalCommit;
+      if (!isOpen(n.db)) continue; // mid-swap: its scm.db is being replaced (no copy is taken)
       void copyDb(n.db).then((db) => {
         n.backup = { disk, db, at, configuration, uncommitted };
       });
