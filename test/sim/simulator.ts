@@ -1780,14 +1780,7 @@ export class Simulation {
     const leader = this.currentLeader();
     if (leader === undefined) this.fail('convergence: no leader at the end');
     const target = leader.sm!.lastApplied().index;
-    for (let spin = 0; spin < 2000 && this.nodes.some((n) => (n.sm?.lastApplied().index ?? -1) < target); spin++) {
-      const ev = this.queue.pop();
-      if (ev === undefined) break;
-      ev.run();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.failure !== undefined) this.fail(this.failure);
-      this.checkAll();
-    }
+    await this.runEventsWhile(() => this.nodes.some((n) => (n.sm?.lastApplied().index ?? -1) < target));
     for (const n of this.nodes) {
       const sm = n.sm;
       if (sm === undefined || sm.isClosed) this.fail(`convergence: ${n.id} is not running at the end`);
@@ -1806,6 +1799,18 @@ export class Simulation {
     if (distinct.size > 1) this.fail(`convergence: scm.db differs between nodes at index ${target}: ${[...digests].map(([id, d]) => `${id}=${d.slice(0, 12)}`).join(' ')}`);
   }
 
+  /** After the faults: runs events (up to 2,000, each checked) while `condition` holds. */
+  private async runEventsWhile(condition: () => boolean): Promise<void> {
+    for (let spin = 0; spin < 2000 && condition(); spin++) {
+      const ev = this.queue.pop();
+      if (ev === undefined) break;
+      ev.run();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.failure !== undefined) this.fail(this.failure);
+      this.checkAll();
+    }
+  }
+
   /** Runs events until `work` settles; fails the run if the events run out first. */
   private async runEventsUntil<T>(work: Promise<T>, what: string): Promise<T> {
     let settled = false;
@@ -1813,15 +1818,9 @@ export class Simulation {
       () => (settled = true),
       () => (settled = true),
     );
-    for (let spin = 0; spin < 2000; spin++) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (settled) return work;
-      const ev = this.queue.pop();
-      if (ev === undefined) break;
-      ev.run();
-      if (this.failure !== undefined) this.fail(this.failure);
-    }
-    return this.fail(`convergence: ${what} never finished`);
+    await new Promise<void>((resolve) => setImmediate(resolve)); // what needs no event settles first
+    await this.runEventsWhile(() => !settled);
+    return settled ? work : this.fail(`convergence: ${what} never finished`);
   }
 
   private checkHistory(): void {

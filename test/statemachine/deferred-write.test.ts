@@ -31,14 +31,23 @@ async function reference(entries: readonly LogEntry[]): Promise<string> {
   }
 }
 
-test('a deferred batch is applied and visible at once; scm.db holds it only after writeApplied', async () => {
+/** A state machine on its own in-memory scm.db with basicSetup applied (and written); closed after `fn`. */
+async function withSetUp(fn: (t: { f: EntryFactory; db: ScmDb; sm: ScmStateMachine; setupIndex: number }) => Promise<void>): Promise<void> {
   const f = new EntryFactory();
   const setup = basicSetup(f);
   const db = memoryDb();
   const sm = await openOn(db);
   try {
     await sm.applyBatch(setup);
-    const written = { term: 1, index: setup.length };
+    await fn({ f, db, sm, setupIndex: setup.length });
+  } finally {
+    await sm.close();
+  }
+}
+
+test('a deferred batch is applied and visible at once; scm.db holds it only after writeApplied', async () => {
+  await withSetUp(async ({ f, db, sm, setupIndex }) => {
+    const written = { term: 1, index: setupIndex };
     assert.deepEqual(await readTransactionInfo(db), written);
     const allocations = [f.allocate('p1'), f.allocate('p1'), f.allocate('p1')];
     for (const e of allocations) {
@@ -56,9 +65,7 @@ test('a deferred batch is applied and visible at once; scm.db holds it only afte
     assert.deepEqual(await readTransactionInfo(db), last);
     assert.equal(await sm.writeApplied(), false, 'nothing left: no write');
     assert.deepEqual(await readTransactionInfo(db), last);
-  } finally {
-    await sm.close();
-  }
+  });
 });
 
 test('a crash with deferred batches unwritten: reopened at what scm.db holds, the log applied again gives the same state', async () => {
@@ -87,11 +94,7 @@ test('a crash with deferred batches unwritten: reopened at what scm.db holds, th
 });
 
 test('configuration entries, consistency markers and the unwritten bound are written at once, with what was deferred before them', async () => {
-  const f = new EntryFactory();
-  const db = memoryDb();
-  const sm = await openOn(db);
-  try {
-    await sm.applyBatch(basicSetup(f));
+  await withSetUp(async ({ f, db, sm }) => {
     await sm.applyBatch([f.allocate('p1')], undefined, DEFER);
     const config = f.config();
     await sm.applyBatch([config], undefined, DEFER);
@@ -110,9 +113,7 @@ test('configuration entries, consistency markers and the unwritten bound are wri
     const over = f.allocate('p-one');
     await sm.applyBatch([over], undefined, DEFER);
     assert.deepEqual(await readTransactionInfo(db), { term: 1, index: over.index }, 'one more is written, with every one before it');
-  } finally {
-    await sm.close();
-  }
+  });
 });
 
 test('recordSnapshotPoint, digest and close write what was deferred first', async () => {
@@ -145,12 +146,7 @@ test('recordSnapshotPoint, digest and close write what was deferred first', asyn
 });
 
 test('a failed write of deferred batches rejects and leaves memory as scm.db holds it', async () => {
-  const f = new EntryFactory();
-  const setup = basicSetup(f);
-  const db = memoryDb();
-  const sm = await openOn(db);
-  try {
-    await sm.applyBatch(setup);
+  await withSetUp(async ({ f, db, sm, setupIndex }) => {
     await sm.applyBatch([f.allocate('p1')], undefined, DEFER);
     await sm.applyBatch([f.allocate('p1')], undefined, DEFER);
     assert.equal(sm.containerCount(), 2);
@@ -158,12 +154,10 @@ test('a failed write of deferred batches rejects and leaves memory as scm.db hol
     (db as { batch: unknown }).batch = () => Promise.reject(new Error('disk full'));
     await assert.rejects(sm.writeApplied(), /disk full/);
     (db as { batch: unknown }).batch = batch;
-    assert.deepEqual(sm.lastApplied(), { term: 1, index: setup.length }, 'back to what scm.db holds');
+    assert.deepEqual(sm.lastApplied(), { term: 1, index: setupIndex }, 'back to what scm.db holds');
     assert.equal(sm.containerCount(), 0);
     assert.deepEqual(sm.writtenApplied(), sm.lastApplied());
-  } finally {
-    await sm.close();
-  }
+  });
 });
 
 test('writeApplied while scm.db is closed (a snapshot install swapping it) writes nothing and does not fail: close wrote it all', async () => {
