@@ -237,7 +237,7 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // a snapshot; here the write of applied entries waits at most this long (and at most 4,096
   // entries), since each scm.db write has a fixed cost, whatever it holds, that a 1-caller load pays
   // per allocation on every node. A crash applies what was not written again, from the Raft log.
-  key(KEY.dbTransactionBufferFlushInterval, ms, 'How long entries applied to the state machine (answered, visible to queries) may wait before scm.db holds them: one write carries every apply of the interval. The entries are committed in the Raft log, never purged before scm.db holds them; a crash applies them again. 0 writes each applied batch at once.', { default: '50ms' }),
+  key(KEY.dbTransactionBufferFlushInterval, ms, 'How long entries applied to the state machine (answered, visible to queries) may wait before scm.db holds them: one write carries every apply of the interval. The entries are committed in the Raft log, never purged before scm.db holds them; a crash applies them again. 0 writes each applied batch at once; at most 1d.', { default: '50ms' }),
   // State machine limits.
   key(KEY.containerListMaxCount, count(1, 1_000_000), 'Most containers one ListContainer call returns.', { default: '4096' }),
   // Ozone's count of client RPC handler threads. Calls here are asynchronous, so the same key bounds

@@ -466,6 +466,12 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
   if (requestTimeoutMs <= 1000) {
     throw new ConfigValueError(KEY.requestTimeout, `${requestTimeoutMs}ms`, 'the Raft request timeout must exceed 1000ms (as Ozone requires)');
   }
+  // A timer past Node's range (2^31 - 1 ms) fires after 1 ms; a day is past any useful interval
+  // (4,096 unwritten entries force a write long before).
+  const applyWriteDelayMs = reader.durationMs(KEY.dbTransactionBufferFlushInterval);
+  if (applyWriteDelayMs > 86_400_000) {
+    throw new ConfigValueError(KEY.dbTransactionBufferFlushInterval, `${applyWriteDelayMs}ms`, 'must be at most 1d');
+  }
   const segmentSizeBytes = reader.required(KEY.segmentSize, parseSizeBytes);
   if (segmentSizeBytes < 1024) throw new ConfigValueError(KEY.segmentSize, String(segmentSizeBytes), 'must be at least 1KB');
   return {
@@ -487,7 +493,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     heartbeatIntervalMs: Math.max(1, Math.floor(electionTimeoutMinMs / 2)),
     requestTimeoutMs,
     retryCacheTimeoutMs: reader.durationMs(KEY.retryCacheTimeout),
-    applyWriteDelayMs: reader.durationMs(KEY.dbTransactionBufferFlushInterval),
+    applyWriteDelayMs,
     nodeFailureTimeoutMs: reader.durationMs(KEY.nodeFailureTimeout),
     leaderReadyCheckIntervalMs: reader.durationMs(KEY.leaderReadyCheckInterval),
     leaderReadyWaitTimeoutMs: reader.durationMs(KEY.leaderReadyWaitTimeout),

@@ -173,6 +173,8 @@ test('every error path names the key', () => {
     [{ 'ozone.scm.http-address': 'localhost' }, /ozone\.scm\.http-address: expected host:port \(the port is missing\)/],
     [{ 'ozone.scm.http-address': 'bad host:80' }, /ozone\.scm\.http-address: expected a host name or IP address/],
     [{ 'ozone.scm.ha.ratis.request.timeout': '500ms' }, /ozone\.scm\.ha\.ratis\.request\.timeout: the Raft request timeout must exceed 1000ms/],
+    // Past Node's timer range (2^31 - 1 ms) the write timer would fire after 1 ms, every time.
+    [{ 'ozone.scm.ha.dbtransactionbuffer.flush.interval': '30d' }, /ozone\.scm\.ha\.dbtransactionbuffer\.flush\.interval: must be at most 1d/],
     [{ 'ozone.scm.ha.ratis.request.timeout': '5s', 'ozone.scm.ha.ratis.server.request.timeout': '6s' }, /ozone\.scm\.ha\.ratis\.request\.timeout and ozone\.scm\.ha\.ratis\.server\.request\.timeout are aliases/],
     [{ 'ozone.scm.service.ids': 'svc' }, /configuration key ozone\.scm\.nodes\.svc must be set/],
     [{ 'ozone.scm.service.ids': 'svc', 'ozone.scm.nodes.svc': 'a,b' , 'ozone.scm.address.svc.a': 'h1' }, /configuration key ozone\.scm\.address\.svc\.b must be set/],
