@@ -70,6 +70,28 @@ function downloader(snapshotDir: string, address: string, options: Partial<Snaps
   return new SnapshotDownloader({ leaderAddress: () => address, expectedClusterId: CLUSTER_ID, snapshotDir, deadlineMs: 10_000, requesterId: 'scm2', ...options });
 }
 
+/**
+ * Two download attempts against a leader that refuses them, on a 10 ms backoff: the follower gives
+ * up with `failure`; what it waited and logged meanwhile.
+ */
+async function twoRefusedAttempts(address: string, failure: RegExp): Promise<{ waits: number[]; logs: Logged[] }> {
+  return withTempDir('snap-hint-', async (dir) => {
+    const waits: number[] = [];
+    const logs: Logged[] = [];
+    await assert.rejects(
+      downloader(join(dir, 'snapshot'), address, {
+        maxAttempts: 2,
+        initialBackoffMs: 10,
+        maxBackoffMs: 10,
+        sleep: fakeSleep({ now: 0 }, waits),
+        log: (level, message, fields) => logs.push({ level, message, fields }),
+      }).fetch(1),
+      failure,
+    );
+    return { waits, logs };
+  });
+}
+
 test('a follower refused with a 3 s hint asks again exactly 3 s after the refusal and is served; the refusal used none of its attempts', async () => {
   const clock = { now: 1_000_000 };
   const requestTimes: number[] = [];
@@ -226,27 +248,14 @@ for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.
   test(`a hint of ${JSON.stringify(hint.slice(0, 16))}${hint.length > 16 ? '…' : ''} is not believed: the refusal is a failed attempt, on the follower's own backoff, and the hint is logged (shortened)`, async () => {
     const leader = await refusingLeader(hint);
     try {
-      await withTempDir('snap-hint-', async (dir) => {
-        const waits: number[] = [];
-        const logs: Logged[] = [];
-        await assert.rejects(
-          downloader(join(dir, 'snapshot'), leader.address, {
-            maxAttempts: 2,
-            initialBackoffMs: 10,
-            maxBackoffMs: 10,
-            sleep: async (ms) => void waits.push(ms),
-            log: (level, message, fields) => logs.push({ level, message, fields }),
-          }).fetch(1),
-          /snapshot download failed after 2 /,
-        );
-        assert.equal(leader.calls(), 2, 'the attempts were spent');
-        const distrust = logs.filter((l) => l.level === 'warn' && l.message === 'snapshot download ignored a retry hint it does not believe');
-        assert.equal(distrust.length, 2, JSON.stringify(logs).slice(0, 2000));
-        const shown = String(distrust[0]?.fields?.['hint']);
-        assert.ok(shown.includes(hint.slice(0, 16)) && shown.length < 80, `logged as ${shown}`);
-        assert.equal(waits.length, 1);
-        assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
-      });
+      const { waits, logs } = await twoRefusedAttempts(leader.address, /snapshot download failed after 2 /);
+      assert.equal(leader.calls(), 2, 'the attempts were spent');
+      const distrust = logs.filter((l) => l.level === 'warn' && l.message === 'snapshot download ignored a retry hint it does not believe');
+      assert.equal(distrust.length, 2, JSON.stringify(logs).slice(0, 2000));
+      const shown = String(distrust[0]?.fields?.['hint']);
+      assert.ok(shown.includes(hint.slice(0, 16)) && shown.length < 80, `logged as ${shown}`);
+      assert.equal(waits.length, 1);
+      assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
     } finally {
       await leader.stop();
     }
@@ -256,25 +265,12 @@ for (const hint of ['-3000', 'NaN', '1000000000000', '3e3', '1.5', '12abc', '9'.
 test('a refusal with another code (UNAVAILABLE) is a failed attempt even with a hint: the hint is not read, on the follower\'s own backoff', async () => {
   const leader = await refusingLeader('5000', { code: grpc.status.UNAVAILABLE });
   try {
-    await withTempDir('snap-hint-', async (dir) => {
-      const waits: number[] = [];
-      const logs: Logged[] = [];
-      await assert.rejects(
-        downloader(join(dir, 'snapshot'), leader.address, {
-          maxAttempts: 2,
-          initialBackoffMs: 10,
-          maxBackoffMs: 10,
-          sleep: fakeSleep({ now: 0 }, waits),
-          log: (level, message, fields) => logs.push({ level, message, fields }),
-        }).fetch(1),
-        /snapshot download failed after 2 failed attempts: .*UNAVAILABLE/,
-      );
-      assert.equal(leader.calls(), 2, 'both attempts were spent');
-      assert.equal(waits.length, 1);
-      assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
-      const read = logs.filter((l) => /retry hint|busy leader/.test(l.message));
-      assert.deepEqual(read, [], 'the hint was neither honoured nor weighed');
-    });
+    const { waits, logs } = await twoRefusedAttempts(leader.address, /snapshot download failed after 2 failed attempts: .*UNAVAILABLE/);
+    assert.equal(leader.calls(), 2, 'both attempts were spent');
+    assert.equal(waits.length, 1);
+    assert.ok((waits[0] ?? Infinity) <= 10, `waited ${waits[0]} ms, the backoff, not the hint`);
+    const read = logs.filter((l) => /retry hint|busy leader/.test(l.message));
+    assert.deepEqual(read, [], 'the hint was neither honoured nor weighed');
   } finally {
     await leader.stop();
   }
