@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import type { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
-import { TestCluster } from './harness.js';
+import { TestCluster, withCluster } from './harness.js';
 
 // Small segments and a low threshold so a few hundred allocations roll, snapshot and purge.
 const PURGING = {
@@ -67,20 +67,8 @@ async function stopAndCompareDbs(cluster: TestCluster, nodes: number[]): Promise
   assert.equal(new Set(digests).size, 1, `scm.db digests differ: ${digests.join(' ')}`);
 }
 
-async function withCluster(count: number, extra: Record<string, string>, body: (cluster: TestCluster) => Promise<void>): Promise<void> {
-  const cluster = await TestCluster.create(count, extra);
-  try {
-    await body(cluster);
-  } catch (err) {
-    (err as Error).message += `\n${cluster.tails(30)}`;
-    throw err;
-  } finally {
-    await cluster.destroy();
-  }
-}
-
 test('a follower behind the purged log installs the leader checkpoint and catches up; all DBs identical', { timeout: 240_000 }, async () => {
-  await withCluster(3, PURGING, async (cluster) => {
+  await withCluster(3, async (cluster) => {
     await cluster.bootstrapAll();
     const client = cluster.client(cluster.allClientAddresses(), 30_000);
     await openPipeline(client);
@@ -107,11 +95,11 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     assert.equal((await client.listContainers({ startId: 0, count: 1000, consistency: 'STALE' })).length, 600);
 
     await stopAndCompareDbs(cluster, [1, 2, 3]);
-  });
+  }, PURGING);
 });
 
 test('the leader dies mid-transfer; two followers complete their installs from the new leader', { timeout: 300_000 }, async () => {
-  await withCluster(5, PURGING, async (cluster) => {
+  await withCluster(5, async (cluster) => {
     // scm1 (the primordial leader) kills itself just before the last message of any checkpoint
     // stream it serves: a transfer that has started and never finishes.
     await initNode(cluster.config(1));
@@ -146,7 +134,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
 
     await stopAndCompareDbs(cluster, [2, 3, 4, 5]);
-  });
+  }, PURGING);
 });
 
 /** Whether process `pid` is stopped (SIGSTOP), from /proc. */
@@ -181,7 +169,7 @@ async function followerBehindPurgedLeader(cluster: TestCluster, failpoint: strin
 }
 
 test('the leader hangs mid-transfer; the follower gives up on it and installs from the new leader', { timeout: 240_000 }, async () => {
-  await withCluster(3, PURGING, async (cluster) => {
+  await withCluster(3, async (cluster) => {
     // scm1 (the primordial leader) stops itself (SIGSTOP) just before the last message of any
     // checkpoint stream it serves: its sockets stay open and the stream simply goes silent.
     await followerBehindPurgedLeader(cluster, 'serve.beforeEof:stop');
@@ -201,11 +189,11 @@ test('the leader hangs mid-transfer; the follower gives up on it and installs fr
     assert.equal(await cluster.kill(1, 'SIGKILL'), null, 'scm1 was still hung');
     await cluster.waitFor('a leader to stop last', 30_000, async () => ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
     await stopAndCompareDbs(cluster, [2, 3]);
-  });
+  }, PURGING);
 });
 
 test('the checkpoint stream goes silent while its leader keeps leading; the follower gives up after 5 s without progress and downloads again', { timeout: 240_000 }, async () => {
-  await withCluster(3, PURGING, async (cluster) => {
+  await withCluster(3, async (cluster) => {
     // scm1 stops sending just before the last message of the first checkpoint stream it serves, and
     // goes on leading: only the follower's no-progress timeout can end that download.
     const client = await followerBehindPurgedLeader(cluster, 'serve.beforeEof:hang-once');
@@ -220,11 +208,11 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
     await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
     await stopAndCompareDbs(cluster, [1, 2, 3]);
-  });
+  }, PURGING);
 });
 
 test('a member removed, wiped and re-added while clients keep writing catches up with few installs and is promoted', { timeout: 240_000 }, async () => {
-  await withCluster(3, PURGING, async (cluster) => {
+  await withCluster(3, async (cluster) => {
     await cluster.bootstrapAll();
     const client = cluster.client(cluster.allClientAddresses(), 30_000);
     await openPipeline(client);
@@ -265,5 +253,5 @@ test('a member removed, wiped and re-added while clients keep writing catches up
     assert.equal(await countContainers(client), written);
 
     await stopAndCompareDbs(cluster, [1, 2, 3]);
-  });
+  }, PURGING);
 });
