@@ -154,6 +154,8 @@ export interface ScmConfig {
   readonly clientRequestReadTimeoutMs: number;
   /** ozone.scm.client.max.connections: client connections served at once (0: no limit). */
   readonly clientMaxConnections: number;
+  /** ozone.scm.peer.max.connections: connections each peer port serves at once (0: no limit). */
+  readonly peerMaxConnections: number;
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
@@ -653,6 +655,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientRequestBufferBytes: loadClientRequestBuffer(reader),
     clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
     clientMaxConnections: reader.count(KEY.clientMaxConnections),
+    peerMaxConnections: reader.count(KEY.peerMaxConnections),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),
