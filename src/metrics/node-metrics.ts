@@ -81,6 +81,13 @@ export type AuthRefusalReason = (typeof AUTH_REFUSAL_REASONS)[number];
 export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy', 'idle', 'slow'] as const;
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
+/** Why a peer port (Ratis, InterSCM) closed a connection as it accepted it (peer-port-listener.ts). */
+export const PEER_CONNECTION_REFUSAL_REASONS = ['connection_limit', 'address_share'] as const;
+export type PeerConnectionRefusalReason = (typeof PEER_CONNECTION_REFUSAL_REASONS)[number];
+/** The peer ports, as the auth refusals name them. */
+export const PEER_PORTS = ['ratis', 'grpc'] as const;
+export type PeerPort = (typeof PEER_PORTS)[number];
+
 /**
  * Why the client port's server refused a call before its handler ran, or a connection before it
  * carried one (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for
@@ -92,13 +99,6 @@ export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
  * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
  * within the read timeout.
  */
-/** Why a peer port (Ratis, InterSCM) closed a connection as it accepted it (peer-port-listener.ts). */
-export const PEER_CONNECTION_REFUSAL_REASONS = ['connection_limit', 'address_share'] as const;
-export type PeerConnectionRefusalReason = (typeof PEER_CONNECTION_REFUSAL_REASONS)[number];
-/** The peer ports, as the auth refusals name them. */
-export const PEER_PORTS = ['ratis', 'grpc'] as const;
-export type PeerPort = (typeof PEER_PORTS)[number];
-
 export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 

@@ -4,7 +4,8 @@
 // descriptor limit (20,000 here) and 400 MB more RSS in 30 s, measured; past the descriptor limit
 // the Raft log cannot open its next segment. The client port has its own limit
 // (unary-grpc-server.ts); this one is simpler because the callers are few: the group's members
-// (a Raft stream, downloads, peer calls) and an operator's tools.
+// (a Raft stream each on the Ratis port, checkpoint downloads on the InterSCM port) and an
+// operator's tools.
 //
 // This class owns the listening socket; grpc-js gets each admitted connection through its
 // connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
@@ -12,25 +13,32 @@
 // - `connection_limit`: maxConnections are open already;
 // - `address_share`: its address holds a quarter of them (at least one) already, so that one
 //   address cannot keep the others out.
-// What remains: clients on many addresses can hold every slot, and a connection that never sends
-// anything holds its slot until it closes (grpc-js has no handshake timeout); members connected
-// before keep their connections meanwhile. At stop, every socket this listener accepted is
-// destroyed if the grpc-js server has not closed it: one that never sent the HTTP/2 preface has
-// no session grpc-js knows of.
+// What remains: clients on many addresses can hold every slot: in plaintext a connection that
+// sends nothing keeps its slot until it closes, and under TLS one that has not finished its
+// handshake keeps it for up to 120 s (Node's handshake timeout), then can connect again. Members
+// connected before keep their connections meanwhile. At stop, every socket this listener accepted
+// is destroyed once the grpc-js server is done: under TLS a connection still in its handshake has
+// no session grpc-js knows of, and would stay open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
 
 export type PeerPortRefusal = 'connection_limit' | 'address_share';
+
+/** While refusals of one kind go on, one is reported as `first` at most this often. */
+export const REFUSAL_REPORT_MS = 60_000;
 
 export interface PeerPortListenerOptions {
   /** Connections open at once (0: no limit). */
   readonly maxConnections: number;
   /**
    * A connection closed as it was accepted, and why; its remote address. `first`: the first such
-   * refusal since the limit was last reached (connection_limit: until half the connections have
-   * closed; address_share: until that address holds half its share), for a log line each time.
+   * refusal since the limit was reached (connection_limit: until half the connections have closed;
+   * address_share: until that address holds half its share), or for REFUSAL_REPORT_MS: a log line
+   * each time, and one a minute while refusals go on.
    */
   readonly onRefused?: (reason: PeerPortRefusal, remoteAddress: string, first: boolean) => void;
+  /** Milliseconds clock (for the report interval). */
+  readonly now?: () => number;
   /** Connections open now, after each change. */
   readonly onOpenConnections?: (open: number) => void;
 }
@@ -43,8 +51,8 @@ export class PeerPortListener {
   private readonly maxConnections: number;
   private readonly addressShare: number;
   private readonly injector: ReturnType<grpc.Server['createConnectionInjector']>;
-  /** Refusals reported since their limit was last reached: 'limit', or an address at its share. */
-  private readonly quiet = new Set<string>();
+  /** When a refusal was last reported, by episode: 'limit', or an address at its share. */
+  private readonly reported = new Map<string, number>();
 
   constructor(
     private readonly server: grpc.Server,
@@ -101,8 +109,10 @@ export class PeerPortListener {
     if (refusal !== undefined) {
       socket.destroy();
       const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;
-      const first = !this.quiet.has(episode);
-      this.quiet.add(episode);
+      const now = (this.options.now ?? Date.now)();
+      const last = this.reported.get(episode);
+      const first = last === undefined || now - last >= REFUSAL_REPORT_MS;
+      if (first) this.reported.set(episode, now);
       this.options.onRefused?.(refusal, address, first);
       return;
     }
@@ -114,8 +124,8 @@ export class PeerPortListener {
       const left = (this.perAddress.get(address) ?? 1) - 1;
       if (left > 0) this.perAddress.set(address, left);
       else this.perAddress.delete(address);
-      if (this.sockets.size <= this.maxConnections / 2) this.quiet.delete('limit');
-      if (left <= this.addressShare / 2) this.quiet.delete(`address ${address}`);
+      if (this.sockets.size <= this.maxConnections / 2) this.reported.delete('limit');
+      if (left <= this.addressShare / 2) this.reported.delete(`address ${address}`);
       this.options.onOpenConnections?.(this.sockets.size);
     });
     this.injector.injectConnection(socket);

@@ -109,8 +109,9 @@ interface ShutdownServer {
 
 /**
  * Lets calls in progress finish for 2 s, then forces. A stop must end even if the server never
- * calls back after the force (grpc-js' server keeps a connection that never sent the HTTP/2
- * preface open, and its close callback with it): 1 s after the force it is taken as done.
+ * calls back after the force: 1 s after the force it is taken as done. (The servers destroy the
+ * sockets they accepted when forced, those without an HTTP/2 session too, so none should wait on
+ * a client that says nothing; this is the last guard.)
  */
 function shutdown(server: ShutdownServer): Promise<void> {
   return new Promise((resolve) => {
@@ -579,7 +580,7 @@ export class ScmNode {
               { event: 'peer_connection_refused', port, reason, peer },
               `closed a connection to the ${port === 'ratis' ? 'Ratis' : 'InterSCM'} port from ${peer} as it was accepted: ${
                 reason === 'connection_limit' ? `ozone.scm.peer.max.connections (${config.peerMaxConnections}) are open` : `that address holds a quarter of ozone.scm.peer.max.connections (${config.peerMaxConnections}) already`
-              }; further ones are only counted (scm_peer_connection_refusals_total) ${reason === 'connection_limit' ? 'until half the connections have closed' : 'from that address until half its share has closed'}`,
+              }; further ones are only counted (scm_peer_connection_refusals_total) ${reason === 'connection_limit' ? 'until half the connections have closed' : 'from that address until half its share has closed'}, or logged again in a minute if they go on`,
             );
           }
         },

@@ -481,6 +481,14 @@ test('ozone.scm.client.max.connections and ozone.scm.peer.max.connections: count
   }
 });
 
+test('ozone.scm.peer.max.connections: 1 to 31 would let one address (a group on one machine) be refused, and are refused, naming the key', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  for (const small of ['1', '4', '31']) {
+    assert.throws(() => loadConfig({ overrides: { ...base, 'ozone.scm.peer.max.connections': small } }), new RegExp(`invalid value "${small}" for configuration key ozone\\.scm\\.peer\\.max\\.connections: must be 0 \\(no limit\\) or at least 32.*\\(set in override\\)`));
+  }
+  assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.peer.max.connections': '32' } }).peerMaxConnections, 32);
+});
+
 test('ozone.scm.client.request.read.timeout: a duration, 10s by default, 0 for none, anything else named', () => {
   const base = { 'ozone.metadata.dirs': '/m' };
   const key = 'ozone.scm.client.request.read.timeout';
