@@ -81,6 +81,13 @@ export type AuthRefusalReason = (typeof AUTH_REFUSAL_REASONS)[number];
 export const SERVE_REFUSAL_REASONS = ['invalid_request', 'rate_limited', 'busy', 'idle', 'slow'] as const;
 export type ServeRefusalReason = (typeof SERVE_REFUSAL_REASONS)[number];
 
+/** Why a peer port (Ratis, InterSCM) closed a connection as it accepted it (peer-port-listener.ts). */
+export const PEER_CONNECTION_REFUSAL_REASONS = ['connection_limit', 'address_share'] as const;
+export type PeerConnectionRefusalReason = (typeof PEER_CONNECTION_REFUSAL_REASONS)[number];
+/** The peer ports, as the auth refusals name them. */
+export const PEER_PORTS = ['ratis', 'grpc'] as const;
+export type PeerPort = (typeof PEER_PORTS)[number];
+
 /**
  * Why the client port's server refused a call before its handler ran, or a connection before it
  * carried one (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for
@@ -278,6 +285,8 @@ export class NodeMetrics {
   private readonly checkpointServeRefusals: Counter;
   private readonly clientRefusals: Counter<'reason'>;
   private readonly clientConnections: Gauge;
+  private readonly peerConnections: Gauge<'port'>;
+  private readonly peerConnectionRefusals: Counter<'port' | 'reason'>;
   private readonly dbSize: Gauge;
   private readonly containers: Gauge<'state'>;
   private readonly pipelines: Gauge<'state'>;
@@ -514,6 +523,18 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.peerConnections = new Gauge({
+      name: 'scm_peer_connections',
+      help: 'Connections open on a peer port (ratis, grpc: InterSCM); ozone.scm.peer.max.connections bounds them.',
+      labelNames: ['port'],
+      registers,
+    });
+    this.peerConnectionRefusals = new Counter({
+      name: 'scm_peer_connection_refusals_total',
+      help: 'Connections a peer port (ratis, grpc: InterSCM) closed as it accepted them: connection_limit (ozone.scm.peer.max.connections were open), address_share (their address held a quarter of them).',
+      labelNames: ['port', 'reason'],
+      registers,
+    });
     // SCM state.
     this.dbSize = new Gauge({
       name: 'scm_db_size_bytes',
@@ -593,6 +614,10 @@ export class NodeMetrics {
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
     for (const reason of CLIENT_REFUSAL_REASONS) this.clientRefusals.inc({ reason }, 0);
+    for (const port of PEER_PORTS) {
+      this.peerConnections.set({ port }, 0);
+      for (const reason of PEER_CONNECTION_REFUSAL_REASONS) this.peerConnectionRefusals.inc({ port, reason }, 0);
+    }
     for (const reason of SNAPSHOT_FAILURE_REASONS) {
       this.downloadFailures.inc({ reason }, 0);
       this.installFailures.inc({ reason }, 0);
@@ -687,12 +712,30 @@ export class NodeMetrics {
     this.authRefusals.inc({ port, reason });
   }
 
-  /** The client port refused a call before its handler ran (see CLIENT_REFUSAL_REASONS). */
   /** Connections open on the client port now. */
   setClientConnections(open: number): void {
     if (this.count('client connections', open)) this.clientConnections.set(open);
   }
 
+  /** Connections open on a peer port now. */
+  setPeerConnections(port: PeerPort, open: number): void {
+    if (!isOneOf(PEER_PORTS, port)) {
+      this.warn('peer_connections', `unknown peer port ${JSON.stringify(port)} not recorded`);
+      return;
+    }
+    if (this.count('peer connections', open)) this.peerConnections.set({ port }, open);
+  }
+
+  /** A peer port closed a connection as it accepted it (see PEER_CONNECTION_REFUSAL_REASONS). */
+  peerConnectionRefused(port: PeerPort, reason: PeerConnectionRefusalReason): void {
+    if (!isOneOf(PEER_PORTS, port) || !isOneOf(PEER_CONNECTION_REFUSAL_REASONS, reason)) {
+      this.warn('peer_connection_refusal', `unknown peer connection refusal ${JSON.stringify({ port, reason })} not recorded`);
+      return;
+    }
+    this.peerConnectionRefusals.inc({ port, reason });
+  }
+
+  /** The client port refused a call before its handler ran (see CLIENT_REFUSAL_REASONS). */
   clientCallRefused(reason: ClientRefusalReason): void {
     if (!isOneOf(CLIENT_REFUSAL_REASONS, reason)) {
       this.warn('client_refusal', `unknown client call refusal ${JSON.stringify(reason)} not recorded`);

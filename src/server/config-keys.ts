@@ -138,6 +138,7 @@ export const KEY = {
   clientRequestBuffer: 'ozone.scm.client.request.buffer.size',
   clientRequestReadTimeout: 'ozone.scm.client.request.read.timeout',
   clientMaxConnections: 'ozone.scm.client.max.connections',
+  peerMaxConnections: 'ozone.scm.peer.max.connections',
   consistencyCheckInterval: 'ozone.scm.ha.consistency.check.interval',
   sequenceIdBatchSize: 'ozone.scm.sequence.id.batch.size',
   v8HeapGrowingPercent: 'ozone.scm.v8.heap.growing.percent',
@@ -256,6 +257,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // connection holds a socket and an HTTP/2 session (about 20 KiB idle, measured) whatever its
   // calls hold, which the request buffer does not see, and a file descriptor the Raft log needs too.
   key(KEY.clientMaxConnections, count(0, 1_000_000), 'Client connections the client port serves at once (TLS handshake done or not); one client address may hold a quarter of them. The connection that takes the last slot makes it close an idle one (of the address holding the most); only when every open connection had a call in progress is a new one closed at once. A connection that has not finished its TLS handshake, or sent the HTTP/2 preface, within ozone.scm.client.request.read.timeout is closed too. Each is counted in scm_client_refusals_total. 0 for no limit.', { default: '1024' }),
+  // Not an Ozone key (Ratis' gRPC server has no such limit): grpc-js gives every connection to the
+  // Ratis and InterSCM ports an HTTP/2 session; idle ones opened by anyone who can reach the port
+  // took a node to its file descriptor limit (which the Raft log needs) and 400 MB more RSS, measured.
+  key(KEY.peerMaxConnections, count(0, 1_000_000), 'Connections each peer port (ozone.scm.ratis.port, ozone.scm.grpc.port) serves at once, TLS handshake done or not; one address may hold a quarter of them. A connection past either is closed as it is accepted, counted in scm_peer_connection_refusals_total. The group\'s members need one each on the Ratis port (their Raft stream) and one per checkpoint download on the InterSCM port. 0 for no limit, else at least 32.', { default: '128' }),
   // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
   key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),

@@ -154,6 +154,8 @@ export interface ScmConfig {
   readonly clientRequestReadTimeoutMs: number;
   /** ozone.scm.client.max.connections: client connections served at once (0: no limit). */
   readonly clientMaxConnections: number;
+  /** ozone.scm.peer.max.connections: connections each peer port serves at once (0: no limit). */
+  readonly peerMaxConnections: number;
   /** ozone.scm.ha.consistency.check.interval; 0 = no periodic check. */
   readonly consistencyCheckIntervalMs: number;
   readonly sequenceIdBatchSize: number;
@@ -343,11 +345,17 @@ class ConfigReader {
     return this.required(name, (key, value) => parseDurationMs(key, value, 'ms'));
   }
 
-  count(name: string): number {
+  /** An integer key within its spec's range; `refuse` may name what else is wrong with a value. */
+  count(name: string, refuse?: (n: number) => string | undefined): number {
     const spec = this.spec(name);
     if (spec.type.kind !== 'integer') throw new Error(`internal: ${name} is not an integer key`);
     const { min, max } = spec.type;
-    return this.required(name, (key, value) => parseInteger(key, value, min, max));
+    return this.required(name, (key, value) => {
+      const n = parseInteger(key, value, min, max);
+      const why = refuse?.(n);
+      if (why !== undefined) throw new ConfigValueError(key, value, why);
+      return n;
+    });
   }
 }
 
@@ -653,6 +661,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientRequestBufferBytes: loadClientRequestBuffer(reader),
     clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
     clientMaxConnections: reader.count(KEY.clientMaxConnections),
+    peerMaxConnections: loadPeerMaxConnections(reader),
     consistencyCheckIntervalMs: reader.durationMs(KEY.consistencyCheckInterval),
     sequenceIdBatchSize: reader.count(KEY.sequenceIdBatchSize),
     v8HeapGrowingPercent: reader.count(KEY.v8HeapGrowingPercent),
@@ -681,6 +690,21 @@ function loadClientRequestBuffer(reader: ConfigReader): number {
     }
     return bytes;
   });
+}
+
+/**
+ * Below this (0 aside) a member could be kept out: every member of a group on one machine connects
+ * from one address, which may hold a quarter of the limit (8 here: the Raft streams of a 5-node
+ * group, with room for reconnects).
+ */
+export const MIN_PEER_MAX_CONNECTIONS = 32;
+
+function loadPeerMaxConnections(reader: ConfigReader): number {
+  return reader.count(KEY.peerMaxConnections, (limit) =>
+    limit !== 0 && limit < MIN_PEER_MAX_CONNECTIONS
+      ? `must be 0 (no limit) or at least ${MIN_PEER_MAX_CONNECTIONS}: one address may hold a quarter of it, and the members of a group on one machine all connect from one address`
+      : undefined,
+  );
 }
 
 /** This node's own member entry; a clear error when the configuration does not say which node it is. */

@@ -22,6 +22,7 @@ import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
+import { PeerPortListener } from './peer-port-listener.js';
 import { PeerTransport } from './peer-transport.js';
 import { NodeSecurity } from './node-security.js';
 import { Authorizer, RefusalReporter } from './authz.js';
@@ -36,7 +37,7 @@ import { selfMembershipAtStart, selfMembershipOf, type SelfMembership } from './
 import { metricsRole, NodeStatusView } from './node-status.js';
 import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
-import { NodeMetrics, type ClientRefusalReason } from '../metrics/node-metrics.js';
+import { NodeMetrics, type ClientRefusalReason, type PeerPort } from '../metrics/node-metrics.js';
 import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
@@ -94,12 +95,9 @@ export function bootstrapConfigEntry(self: ScmPeerConfig): LogEntry {
   return { term: 0, index: 0, payload: { kind: 'config', peers: [{ id: self.nodeId, address: self.ratisAddress, priority: 0 }], listeners: [] } };
 }
 
-function listen(server: grpc.Server, credentials: grpc.ServerCredentials, host: string, port: number, what: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
-      if (err !== null) reject(new Error(`cannot listen on ${host}:${port} for the ${what}: ${err.message}`, { cause: err }));
-      else resolve(bound);
-    });
+function listen(server: PeerPortListener, host: string, port: number, what: string): Promise<number> {
+  return server.listen(host, port).catch((err: Error) => {
+    throw new Error(`cannot listen on ${host}:${port} for the ${what}: ${err.message}`, { cause: err });
   });
 }
 
@@ -111,8 +109,9 @@ interface ShutdownServer {
 
 /**
  * Lets calls in progress finish for 2 s, then forces. A stop must end even if the server never
- * calls back after the force (grpc-js' server keeps a connection that never sent the HTTP/2
- * preface open, and its close callback with it): 1 s after the force it is taken as done.
+ * calls back after the force: 1 s after the force it is taken as done. (The servers destroy the
+ * sockets they accepted when forced, those without an HTTP/2 session too, so none should wait on
+ * a client that says nothing; this is the last guard.)
  */
 function shutdown(server: ShutdownServer): Promise<void> {
   return new Promise((resolve) => {
@@ -567,14 +566,34 @@ export class ScmNode {
         return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
       },
     });
-    this.servers.push(ratisServer, clientServer, grpcServer);
+    // grpc-js serves the peer ports, behind listeners that bound the connections open at once
+    // (ozone.scm.peer.max.connections, peer-port-listener.ts says why).
     const credentials = this.security.serverCredentials();
+    const peerPort = (server: grpc.Server, port: PeerPort): PeerPortListener =>
+      new PeerPortListener(server, credentials, {
+        maxConnections: config.peerMaxConnections,
+        onOpenConnections: (open) => this.metrics.setPeerConnections(port, open),
+        onRefused: (reason, peer, first) => {
+          this.metrics.peerConnectionRefused(port, reason);
+          if (first) {
+            this.log.warn(
+              { event: 'peer_connection_refused', port, reason, peer },
+              `closed a connection to the ${port === 'ratis' ? 'Ratis' : 'InterSCM'} port from ${peer} as it was accepted: ${
+                reason === 'connection_limit' ? `ozone.scm.peer.max.connections (${config.peerMaxConnections}) are open` : `that address holds a quarter of ozone.scm.peer.max.connections (${config.peerMaxConnections}) already`
+              }; further ones are only counted (scm_peer_connection_refusals_total) ${reason === 'connection_limit' ? 'until half the connections have closed' : 'from that address until half its share has closed'}, or logged again in a minute if they go on`,
+            );
+          }
+        },
+      });
+    const ratisListener = peerPort(ratisServer, 'ratis');
+    const grpcListener = peerPort(grpcServer, 'grpc');
+    this.servers.push(ratisListener, clientServer, grpcListener);
     this.ports = {
-      ratis: await listen(ratisServer, credentials, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
+      ratis: await listen(ratisListener, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
       client: await clientServer.listen(bindHost, this.self.clientPort).catch((err: Error) => {
         throw new Error(`cannot listen on ${bindHost}:${this.self.clientPort} for the client service (ozone.scm.client.port): ${err.message}`, { cause: err });
       }),
-      grpc: await listen(grpcServer, credentials, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
+      grpc: await listen(grpcListener, bindHost, this.self.grpcPort, 'InterSCM service (ozone.scm.grpc.port)'),
       http: 0,
       https: 0,
     };

@@ -171,6 +171,29 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
   ]);
 });
 
+test('peer port connection series exist at 0 per port and reason; a port or reason outside the lists is not recorded, with a warning', async () => {
+  const { metrics, warnings } = metricsWithWarnings('z1');
+  const exposition = await metrics.render();
+  assert.deepEqual(samplesOf(exposition, 'scm_peer_connection_refusals_total'), [
+    'scm_peer_connection_refusals_total{port="ratis",reason="connection_limit",scm_node_id="z1"} 0',
+    'scm_peer_connection_refusals_total{port="ratis",reason="address_share",scm_node_id="z1"} 0',
+    'scm_peer_connection_refusals_total{port="grpc",reason="connection_limit",scm_node_id="z1"} 0',
+    'scm_peer_connection_refusals_total{port="grpc",reason="address_share",scm_node_id="z1"} 0',
+  ]);
+  assert.deepEqual(samplesOf(exposition, 'scm_peer_connections'), ['scm_peer_connections{port="ratis",scm_node_id="z1"} 0', 'scm_peer_connections{port="grpc",scm_node_id="z1"} 0']);
+  metrics.setPeerConnections('grpc', 3);
+  metrics.peerConnectionRefused('ratis', 'address_share');
+  metrics.peerConnectionRefused('client' as 'ratis', 'address_share');
+  metrics.setPeerConnections('raft' as 'ratis', 1);
+  const after = await metrics.render();
+  assert.deepEqual(samplesOf(after, 'scm_peer_connections'), ['scm_peer_connections{port="ratis",scm_node_id="z1"} 0', 'scm_peer_connections{port="grpc",scm_node_id="z1"} 3']);
+  assert.deepEqual(
+    samplesOf(after, 'scm_peer_connection_refusals_total').filter((l) => !l.endsWith(' 0')),
+    ['scm_peer_connection_refusals_total{port="ratis",reason="address_share",scm_node_id="z1"} 1'],
+  );
+  assert.deepEqual(warnings, ['metrics of z1: unknown peer connection refusal {"port":"client","reason":"address_share"} not recorded', 'metrics of z1: unknown peer port "raft" not recorded']);
+});
+
 test('applied above commit (a snapshot install mid-sample) does not throw: commit is clamped and a warning says so', async () => {
   const { metrics, warnings } = metricsWithWarnings('s1');
   // The numbers of the incident: a 1 s gauge timer sampled the indexes during an install.

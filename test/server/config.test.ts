@@ -465,15 +465,28 @@ test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least th
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
 });
 
-test('ozone.scm.client.max.connections: a count, 1024 by default, 0 for no limit, anything else named', () => {
+test('ozone.scm.client.max.connections and ozone.scm.peer.max.connections: counts, 1024 and 128 by default, 0 for no limit, anything else named', () => {
   const base = { 'ozone.metadata.dirs': '/m' };
-  const key = 'ozone.scm.client.max.connections';
-  assert.equal(loadConfig({ overrides: base }).clientMaxConnections, 1024);
-  assert.equal(loadConfig({ overrides: { ...base, [key]: '20000' } }).clientMaxConnections, 20_000);
-  assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } }).clientMaxConnections, 0);
-  for (const bad of ['-1', 'many', '1.5']) {
-    assert.throws(() => loadConfig({ overrides: { ...base, [key]: bad } }), /ozone\.scm\.client\.max\.connections.*\(set in override\)/);
+  const keys = [
+    ['ozone.scm.client.max.connections', 'clientMaxConnections', 1024],
+    ['ozone.scm.peer.max.connections', 'peerMaxConnections', 128],
+  ] as const;
+  for (const [key, field, byDefault] of keys) {
+    assert.equal(loadConfig({ overrides: base })[field], byDefault, key);
+    assert.equal(loadConfig({ overrides: { ...base, [key]: '20000' } })[field], 20_000, key);
+    assert.equal(loadConfig({ overrides: { ...base, [key]: '0' } })[field], 0, key);
+    for (const bad of ['-1', 'many', '1.5']) {
+      assert.throws(() => loadConfig({ overrides: { ...base, [key]: bad } }), new RegExp(`${key.replaceAll('.', '\\.')}.*\\(set in override\\)`), `${key}=${bad}`);
+    }
   }
+});
+
+test('ozone.scm.peer.max.connections: 1 to 31 would let one address (a group on one machine) be refused, and are refused, naming the key', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  for (const small of ['1', '4', '31']) {
+    assert.throws(() => loadConfig({ overrides: { ...base, 'ozone.scm.peer.max.connections': small } }), new RegExp(`invalid value "${small}" for configuration key ozone\\.scm\\.peer\\.max\\.connections: must be 0 \\(no limit\\) or at least 32.*\\(set in override\\)`));
+  }
+  assert.equal(loadConfig({ overrides: { ...base, 'ozone.scm.peer.max.connections': '32' } }).peerMaxConnections, 32);
 });
 
 test('ozone.scm.client.request.read.timeout: a duration, 10s by default, 0 for none, anything else named', () => {

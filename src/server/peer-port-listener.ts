@@ -1,0 +1,137 @@
+// The listening socket of a grpc-js server on a peer port (Ratis, InterSCM), with a connection
+// limit. grpc-js accepts every connection it is offered and gives each an HTTP/2 session: a peer
+// of the network opening idle connections to one of these ports took a node to its file
+// descriptor limit (20,000 here) and 400 MB more RSS in 30 s, measured; past the descriptor limit
+// the Raft log cannot open its next segment. The client port has its own limit
+// (unary-grpc-server.ts); this one is simpler because the callers are few: the group's members
+// (a Raft stream each on the Ratis port, checkpoint downloads on the InterSCM port) and an
+// operator's tools.
+//
+// This class owns the listening socket; grpc-js gets each admitted connection through its
+// connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
+// before). A connection is closed as it is accepted, before any handshake:
+// - `connection_limit`: maxConnections are open already;
+// - `address_share`: its address holds a quarter of them (at least one) already, so that one
+//   address cannot keep the others out.
+// What remains: clients on many addresses can hold every slot: in plaintext a connection that
+// sends nothing keeps its slot until it closes, and under TLS one that has not finished its
+// handshake keeps it for up to 120 s (Node's handshake timeout), then can connect again. Members
+// connected before keep their connections meanwhile. At stop, every socket this listener accepted
+// is destroyed once the grpc-js server is done: under TLS a connection still in its handshake has
+// no session grpc-js knows of, and would stay open.
+import * as grpc from '@grpc/grpc-js';
+import { createServer, type Server, type Socket } from 'node:net';
+
+export type PeerPortRefusal = 'connection_limit' | 'address_share';
+
+/** While refusals of one kind go on, one is reported as `first` at most this often. */
+export const REFUSAL_REPORT_MS = 60_000;
+
+export interface PeerPortListenerOptions {
+  /** Connections open at once (0: no limit). */
+  readonly maxConnections: number;
+  /**
+   * A connection closed as it was accepted, and why; its remote address. `first`: the first such
+   * refusal since the limit was reached (connection_limit: until half the connections have closed;
+   * address_share: until that address holds half its share), or for REFUSAL_REPORT_MS: a log line
+   * each time, and one a minute while refusals go on.
+   */
+  readonly onRefused?: (reason: PeerPortRefusal, remoteAddress: string, first: boolean) => void;
+  /** Milliseconds clock (for the report interval). */
+  readonly now?: () => number;
+  /** Connections open now, after each change. */
+  readonly onOpenConnections?: (open: number) => void;
+}
+
+/** A grpc-js server behind a listening socket of ours. Shut down through this, not the server. */
+export class PeerPortListener {
+  private readonly listener: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly maxConnections: number;
+  private readonly addressShare: number;
+  private readonly injector: ReturnType<grpc.Server['createConnectionInjector']>;
+  /** When a refusal was last reported, by episode: 'limit', or an address at its share. */
+  private readonly reported = new Map<string, number>();
+
+  constructor(
+    private readonly server: grpc.Server,
+    credentials: grpc.ServerCredentials,
+    private readonly options: PeerPortListenerOptions,
+  ) {
+    const max = options.maxConnections;
+    if (!Number.isSafeInteger(max) || max < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${max}`);
+    this.maxConnections = max;
+    this.addressShare = max > 0 ? Math.max(1, Math.floor(max / 4)) : 0;
+    this.injector = server.createConnectionInjector(credentials);
+    this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
+    this.listener.on('error', () => undefined);
+  }
+
+  /** Listens on host:port; resolves to the port bound (an ephemeral one for port 0). */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const failed = (err: Error): void => reject(err);
+      this.listener.once('error', failed);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', failed);
+        resolve((this.listener.address() as { port: number }).port);
+      });
+    });
+  }
+
+  /** Connections open now. */
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; calls in progress finish (grpc-js closes its sessions gracefully). */
+  tryShutdown(callback: (error?: Error) => void): void {
+    this.listener.close();
+    this.server.tryShutdown((err) => {
+      this.destroySockets();
+      callback(err);
+    });
+  }
+
+  forceShutdown(): void {
+    this.listener.close();
+    this.server.forceShutdown();
+    this.destroySockets();
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => undefined);
+    const address = socket.remoteAddress ?? 'unknown';
+    const held = this.perAddress.get(address) ?? 0;
+    const refusal: PeerPortRefusal | undefined =
+      this.maxConnections === 0 ? undefined : this.sockets.size >= this.maxConnections ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
+    if (refusal !== undefined) {
+      socket.destroy();
+      const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;
+      const now = (this.options.now ?? Date.now)();
+      const last = this.reported.get(episode);
+      const first = last === undefined || now - last >= REFUSAL_REPORT_MS;
+      if (first) this.reported.set(episode, now);
+      this.options.onRefused?.(refusal, address, first);
+      return;
+    }
+    this.sockets.add(socket);
+    this.perAddress.set(address, held + 1);
+    this.options.onOpenConnections?.(this.sockets.size);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
+      if (this.sockets.size <= this.maxConnections / 2) this.reported.delete('limit');
+      if (left <= this.addressShare / 2) this.reported.delete(`address ${address}`);
+      this.options.onOpenConnections?.(this.sockets.size);
+    });
+    this.injector.injectConnection(socket);
+  }
+
+  private destroySockets(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+}

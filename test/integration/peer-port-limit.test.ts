@@ -1,0 +1,89 @@
+// Anyone who can reach a peer port used to be able to open connections to it without end: grpc-js
+// gave each an HTTP/2 session, and idle ones took a leader to its file descriptor limit (which the
+// Raft log needs) and 400 MB more RSS. On a real 3-node cluster with
+// ozone.scm.peer.max.connections=32 (the least it takes; a quarter, 8, per address): connections
+// flood the leader's Ratis and InterSCM ports from one address and from forty; the ones past an address's share or
+// past the limit are closed as accepted, counted and logged once; the members' own connections
+// (opened before) carry on, allocations go on being replicated to both followers, and once the
+// flood ends a restarted follower connects again.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import type { ScmClient } from '../../src/client/scm-client.js';
+import { withCluster, type TestCluster } from './harness.js';
+
+const LIMIT = 32;
+const SHARE = LIMIT / 4;
+
+/** Opens a connection from `localAddress`; resolves to the socket once connected or closed. */
+function open(port: number, localAddress: string): Promise<Socket> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, localAddress });
+    socket.on('error', () => undefined);
+    socket.resume();
+    socket.once('connect', () => resolve(socket));
+    socket.once('close', () => resolve(socket));
+  });
+}
+
+async function allocate(client: ScmClient, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'flood' });
+}
+
+/** Every member has applied what the leader has, each in its own words. */
+async function allConverged(cluster: TestCluster): Promise<boolean> {
+  const applied = await Promise.all([1, 2, 3].map(async (k) => (await cluster.client([cluster.clientAddress(k)]).getScmRoles({ selfOnly: true }))[0]?.appliedIndex));
+  return applied.every((a) => a !== undefined && a > 0 && a === applied[0]);
+}
+
+test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm.peer.max.connections; the group replicates on', { timeout: 240_000 }, async () => {
+  await withCluster(
+    3,
+    async (cluster) => {
+      await cluster.bootstrapAll();
+      const client = cluster.client(cluster.allClientAddresses(), 30_000);
+      await client.registerDatanode({ uuid: '00000000-0000-4000-8000-0000000000f1', hostname: 'dn1', ipAddress: '10.0.9.1', ports: [] });
+      await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'ONE', memberIds: ['00000000-0000-4000-8000-0000000000f1'] });
+      await allocate(client, 5);
+      const leader = await cluster.leaderIndex();
+      const follower = leader === 1 ? 2 : 1;
+      const ports = cluster.node(leader).ports;
+      const metric = (name: string, labels: string): Promise<number> => cluster.metric(leader, `${name}{${labels}`);
+
+      // One address: at most its share (the followers' own connections from 127.0.0.1 count too).
+      const flood: Socket[] = [];
+      for (const port of [ports.ratis, ports.grpc]) flood.push(...(await Promise.all(Array.from({ length: 40 }, () => open(port, '127.0.0.1')))));
+      // Forty more addresses: the limit.
+      for (const port of [ports.ratis, ports.grpc]) flood.push(...(await Promise.all(Array.from({ length: 40 }, (_, i) => open(port, `127.0.0.${10 + i}`)))));
+
+      await cluster.waitFor('the refusals to be counted', 10_000, async () => (await metric('scm_peer_connection_refusals_total', 'port="ratis",reason="connection_limit"')) > 0);
+      for (const port of ['ratis', 'grpc']) {
+        const share = await metric('scm_peer_connection_refusals_total', `port="${port}",reason="address_share"`);
+        const limit = await metric('scm_peer_connection_refusals_total', `port="${port}",reason="connection_limit"`);
+        const openNow = await metric('scm_peer_connections', `port="${port}"`);
+        assert.ok(share >= 40 - SHARE && share <= 40, `${port}: ${share} closed for their address's share (40 opened from 127.0.0.1, which may hold ${SHARE})`);
+        assert.ok(limit >= 40 - (LIMIT - SHARE), `${port}: ${limit} closed at the limit`);
+        assert.ok(openNow <= LIMIT, `${port}: ${openNow} open`);
+      }
+      const refusedLines = cluster
+        .output(leader)
+        .split('\n')
+        .filter((l) => l.includes('"event":"peer_connection_refused"'));
+      assert.equal(refusedLines.length, 4, `one line per port and reason while flooded:\n${refusedLines.join('\n')}`);
+      assert.match(refusedLines.join('\n'), /ozone\.scm\.peer\.max\.connections \(32\)/);
+
+      // The members' connections were open before: replication goes on, to both followers.
+      await allocate(client, 20);
+      await cluster.waitFor('every member to apply the allocations made during the flood', 30_000, () => allConverged(cluster));
+
+      // The flood ends; a follower restarted now gets its connection again.
+      for (const s of flood) s.destroy();
+      await cluster.waitFor('the flood to be closed', 10_000, async () => (await metric('scm_peer_connections', 'port="ratis"')) <= 4); // the followers' own, a reconnect aside
+      assert.equal(await cluster.kill(follower, 'SIGTERM'), 0);
+      cluster.start(follower);
+      await allocate(client, 5);
+      await cluster.waitFor(`scm${follower} to catch up after its restart`, 60_000, () => allConverged(cluster));
+    },
+    { 'ozone.scm.peer.max.connections': String(LIMIT) },
+  );
+});

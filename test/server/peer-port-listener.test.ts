@@ -1,0 +1,172 @@
+// The peer ports' listener: grpc-js serves the connections it admits; past the limit, or past an
+// address's share of it, a connection is closed as accepted and reported (a log line's worth once
+// per episode, and once a minute while it goes on); a stop destroys sockets grpc-js never saw a
+// session on. Remote addresses differ by connecting from 127.0.0.x.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
+import { TlsMaterial } from '../../src/server/tls.js';
+import { PeerPortListener, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+
+const identity = (b: Buffer): Buffer => b;
+const ECHO: grpc.ServiceDefinition = {
+  Echo: { path: '/test.Peer/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+};
+const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Peer');
+
+interface Started {
+  readonly port: number;
+  readonly listener: PeerPortListener;
+  readonly refusals: Array<[PeerPortRefusal, string, boolean]>;
+  readonly open: number[];
+}
+
+async function start(maxConnections: number, options: { credentials?: grpc.ServerCredentials; now?: () => number } = {}): Promise<Started> {
+  const server = new grpc.Server();
+  server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request) });
+  const refusals: Array<[PeerPortRefusal, string, boolean]> = [];
+  const open: number[] = [];
+  const listener = new PeerPortListener(server, options.credentials ?? grpc.ServerCredentials.createInsecure(), {
+    maxConnections,
+    onRefused: (reason, address, first) => refusals.push([reason, address, first]),
+    onOpenConnections: (n) => open.push(n),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
+  const port = await listener.listen('0.0.0.0', 0);
+  return { port, listener, refusals, open };
+}
+
+function echo(port: number, text: string): Promise<string> {
+  const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    (client as unknown as { Echo: (b: Buffer, cb: (e: Error | null, r?: Buffer) => void) => void }).Echo(Buffer.from(text), (err, reply) => {
+      client.close();
+      if (err !== null) reject(err);
+      else resolve(reply!.toString());
+    });
+  });
+}
+
+/** A raw connection from `localAddress`; resolves once connected, with a promise of its close. */
+function rawConnection(port: number, localAddress: string): Promise<{ socket: Socket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, localAddress });
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('error', () => undefined);
+    // Reads (and drops) whatever comes, so that a close from the server is seen; sends nothing.
+    socket.resume();
+    socket.once('connect', () => resolve({ socket, closed }));
+    socket.once('error', reject);
+  });
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+
+test('grpc-js serves the connections the listener admits, and stops through it', { timeout: 10_000 }, async () => {
+  const { port, listener } = await start(8);
+  assert.equal(await echo(port, 'over an injected connection'), 'over an injected connection');
+  await new Promise<void>((resolve, reject) => listener.tryShutdown((err) => (err === undefined ? resolve() : reject(err))));
+  await assert.rejects(echo(port, 'after the stop'), (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE);
+});
+
+test('past its share an address is closed as accepted; past the limit any address is; a freed slot admits again', { timeout: 10_000 }, async () => {
+  // Limit 4: each address may hold one.
+  const { port, listener, refusals, open } = await start(4);
+  try {
+    const first = await rawConnection(port, '127.0.0.1');
+    const sameAddress = await rawConnection(port, '127.0.0.1');
+    await sameAddress.closed;
+    assert.deepEqual(refusals, [['address_share', '127.0.0.1', true]]);
+    const others = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((a) => rawConnection(port, a)));
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    const fifth = await rawConnection(port, '127.0.0.5');
+    await fifth.closed;
+    assert.deepEqual(refusals.at(-1), ['connection_limit', '127.0.0.5', true]);
+    assert.equal(listener.openConnections, 4, 'the refused ones never counted');
+
+    first.socket.destroy();
+    await settle();
+    assert.equal(listener.openConnections, 3);
+    const again = await rawConnection(port, '127.0.0.5');
+    await settle();
+    assert.equal(listener.openConnections, 4, 'the freed slot admits a new connection');
+    assert.deepEqual(open.slice(0, 4), [1, 2, 3, 4]);
+    for (const c of [...others, again]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('0 is no limit: one address may open many', { timeout: 10_000 }, async () => {
+  const { port, listener, refusals } = await start(0);
+  try {
+    const many = await Promise.all(Array.from({ length: 40 }, () => rawConnection(port, '127.0.0.1')));
+    await settle();
+    assert.equal(listener.openConnections, 40);
+    assert.deepEqual(refusals, []);
+    for (const c of many) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('a stop closes every connection it accepted, one that sent nothing too; forced or not, in plaintext and under TLS', { timeout: 30_000 }, async () => {
+  // Under TLS a connection still in its handshake has no HTTP/2 session: grpc-js never closes it.
+  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
+  const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
+  const node = certificates.nodes.get('scm1')!;
+  const material = TlsMaterial.load({ caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
+  try {
+    for (const credentials of [grpc.ServerCredentials.createInsecure(), material.serverCredentials()]) {
+      for (const stop of ['graceful', 'forced'] as const) {
+        const { port, listener } = await start(4, { credentials });
+        const silent = await rawConnection(port, '127.0.0.1');
+        await settle();
+        if (stop === 'graceful') await new Promise<void>((resolve) => listener.tryShutdown(() => resolve()));
+        else listener.forceShutdown();
+        await silent.closed;
+        await settle();
+        assert.equal(listener.openConnections, 0, stop);
+      }
+    }
+  } finally {
+    material.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('while refusals of a kind go on, one is reported as the first again a minute later; a freed share re-arms at once', { timeout: 10_000 }, async () => {
+  let now = 1_000_000;
+  const { port, listener, refusals } = await start(32, { now: () => now });
+  try {
+    // 127.0.0.1 may hold 8.
+    const held = await Promise.all(Array.from({ length: 8 }, () => rawConnection(port, '127.0.0.1')));
+    for (let i = 0; i < 2; i++) await (await rawConnection(port, '127.0.0.1')).closed;
+    now += REFUSAL_REPORT_MS - 1;
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    now += 1;
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals.map(([, , first]) => first), [true, false, false, true]);
+    // Down to half its share: the next refusal is a first again.
+    for (const c of held.slice(0, 4)) c.socket.destroy();
+    await Promise.all(held.slice(0, 4).map((c) => c.closed));
+    await settle();
+    await Promise.all(Array.from({ length: 4 }, () => rawConnection(port, '127.0.0.1')));
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals.at(-1), ['address_share', '127.0.0.1', true]);
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('a limit that is not a whole number of connections is refused, naming it', () => {
+  for (const bad of [-1, 1.5, Number.NaN]) {
+    assert.throws(() => new PeerPortListener(new grpc.Server(), grpc.ServerCredentials.createInsecure(), { maxConnections: bad }), /the connection limit must be 0 \(none\) or a whole number of connections/);
+  }
+});
