@@ -157,6 +157,13 @@ export const KEY = {
   auditLogFile: 'ozone.scm.audit.log.file',
 } as const;
 
+/**
+ * The least ozone.scm.peer.max.connections other than 0: below it a member could be kept out, as
+ * every member of a group on one machine connects from one address, which may hold a quarter of
+ * the limit (8 here: the Raft streams of a 5-node group, with room for reconnects).
+ */
+export const MIN_PEER_MAX_CONNECTIONS = 32;
+
 export const DEFAULT_CLIENT_PORT = 9860;
 export const DEFAULT_RATIS_PORT = 9894;
 export const DEFAULT_GRPC_PORT = 9895;
@@ -260,7 +267,7 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // Not an Ozone key (Ratis' gRPC server has no such limit): grpc-js gives every connection to the
   // Ratis and InterSCM ports an HTTP/2 session; idle ones opened by anyone who can reach the port
   // took a node to its file descriptor limit (which the Raft log needs) and 400 MB more RSS, measured.
-  key(KEY.peerMaxConnections, count(0, 1_000_000), 'Connections each peer port (ozone.scm.ratis.port, ozone.scm.grpc.port) serves at once, TLS handshake done or not; one address may hold a quarter of them. A connection past either is closed as it is accepted, counted in scm_peer_connection_refusals_total. The group\'s members need one each on the Ratis port (their Raft stream) and one per checkpoint download on the InterSCM port. 0 for no limit, else at least 32.', { default: '128' }),
+  key(KEY.peerMaxConnections, count(0, 1_000_000), `Connections each peer port (ozone.scm.ratis.port, ozone.scm.grpc.port) serves at once, TLS handshake done or not; one address may hold a quarter of them. A connection past either is closed as it is accepted, counted in scm_peer_connection_refusals_total. The group's members need one each on the Ratis port (their Raft stream) and one per checkpoint download on the InterSCM port. 0 for no limit, else at least ${MIN_PEER_MAX_CONNECTIONS}.`, { default: '128' }),
   // Not an Ozone key (Ozone has no such check): etcd's --experimental-corrupt-check-time, here.
   key(KEY.consistencyCheckInterval, ms, 'How often the leader writes a consistency marker and every member compares its scm.db hash at it with the others; 0 turns the periodic check off (scm admin scm check still runs one).', { default: '5m' }),
   key(KEY.sequenceIdBatchSize, count(1, 1_000_000), 'Container ids a leader reserves per replicated sequence update.', { default: '1000' }),

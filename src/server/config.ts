@@ -33,7 +33,7 @@ import {
   parsePort,
   parseSizeBytes,
 } from './config-values.js';
-import { HTTP_POLICIES, KEY, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
+import { HTTP_POLICIES, KEY, MIN_PEER_MAX_CONNECTIONS, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
 import { DEFAULT_MAX_RECEIVE_BYTES, minRequestBufferBytes } from './request-limits.js';
 
 export { KNOWN_CONFIG_KEYS, KEY, type ConfigKeySpec } from './config-keys.js';
@@ -691,13 +691,6 @@ function loadClientRequestBuffer(reader: ConfigReader): number {
     return bytes;
   });
 }
-
-/**
- * Below this (0 aside) a member could be kept out: every member of a group on one machine connects
- * from one address, which may hold a quarter of the limit (8 here: the Raft streams of a 5-node
- * group, with room for reconnects).
- */
-export const MIN_PEER_MAX_CONNECTIONS = 32;
 
 function loadPeerMaxConnections(reader: ConfigReader): number {
   return reader.count(KEY.peerMaxConnections, (limit) =>
