@@ -260,6 +260,35 @@ export class TestCluster {
     return codes;
   }
 
+  private readonly ownClients = new Map<number, ScmClient>();
+
+  /** The 1-based number of the node with id `nodeId`. */
+  indexOf(nodeId: string): number {
+    const k = this.nodes.findIndex((n) => n.ports.nodeId === nodeId);
+    if (k < 0) throw new Error(`no node ${nodeId} in this cluster`);
+    return k + 1;
+  }
+
+  /**
+   * Node k's applied index in its own words (GetScmRoles with selfOnly, on its own client port).
+   * Not the leader's view: for a member it cannot reach but heard from within an election timeout,
+   * the leader reports its own match index (a process killed a moment ago shows as caught up).
+   */
+  async ownAppliedIndex(k: number): Promise<number | undefined> {
+    let client = this.ownClients.get(k);
+    if (client === undefined) {
+      client = this.client([this.clientAddress(k)]);
+      this.ownClients.set(k, client);
+    }
+    return (await client.getScmRoles({ selfOnly: true }))[0]?.appliedIndex;
+  }
+
+  /** Whether nodes `ks` have each applied the same index, every one asked itself. */
+  async appliedAlike(ks: readonly number[]): Promise<boolean> {
+    const applied = await Promise.all(ks.map((k) => this.ownAppliedIndex(k)));
+    return applied.every((a) => a !== undefined && a === applied[0]);
+  }
+
   async leaderIndex(): Promise<number> {
     const info = await this.client(this.allClientAddresses()).getClusterInfo();
     const k = this.nodes.findIndex((n) => n.ports.nodeId === info.leaderId);

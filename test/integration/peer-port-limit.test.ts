@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import type { ScmClient } from '../../src/client/scm-client.js';
-import { withCluster, type TestCluster } from './harness.js';
+import { withCluster } from './harness.js';
 
 const LIMIT = 32;
 const SHARE = LIMIT / 4;
@@ -28,12 +28,6 @@ function open(port: number, localAddress: string): Promise<Socket> {
 
 async function allocate(client: ScmClient, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'flood' });
-}
-
-/** Every member has applied what the leader has, each in its own words. */
-async function allConverged(cluster: TestCluster): Promise<boolean> {
-  const applied = await Promise.all([1, 2, 3].map(async (k) => (await cluster.client([cluster.clientAddress(k)]).getScmRoles({ selfOnly: true }))[0]?.appliedIndex));
-  return applied.every((a) => a !== undefined && a > 0 && a === applied[0]);
 }
 
 test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm.peer.max.connections; the group replicates on', { timeout: 240_000 }, async () => {
@@ -74,7 +68,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
 
       // The members' connections were open before: replication goes on, to both followers.
       await allocate(client, 20);
-      await cluster.waitFor('every member to apply the allocations made during the flood', 30_000, () => allConverged(cluster));
+      await cluster.waitFor('every member to apply the allocations made during the flood', 30_000, () => cluster.appliedAlike([1, 2, 3]));
 
       // The flood ends; a follower restarted now gets its connection again.
       for (const s of flood) s.destroy();
@@ -82,7 +76,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       assert.equal(await cluster.kill(follower, 'SIGTERM'), 0);
       cluster.start(follower);
       await allocate(client, 5);
-      await cluster.waitFor(`scm${follower} to catch up after its restart`, 60_000, () => allConverged(cluster));
+      await cluster.waitFor(`scm${follower} to catch up after its restart`, 60_000, () => cluster.appliedAlike([1, 2, 3]));
     },
     { 'ozone.scm.peer.max.connections': String(LIMIT) },
   );

@@ -43,16 +43,10 @@ async function allocate(client: ScmClient, count: number): Promise<void> {
   for (let i = 0; i < count; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'disk-test' });
 }
 
-/**
- * Whether node k has applied everything the leader has, in node k's own words. The leader's
- * GetScmRoles is not enough: for a member it heard from within an election timeout but cannot
- * reach, it reports its own match index, so right after a restart it answers for a process that
- * has not yet started (and has logged nothing).
- */
-async function caughtUp(client: ScmClient, nodeOnly: ScmClient): Promise<boolean> {
+/** Node k has applied everything the leader has, in node k's own words (harness.ownAppliedIndex says why). */
+async function caughtUp(cluster: TestCluster, client: ScmClient, k: number): Promise<boolean> {
   const leaderApplied = Math.max(...(await client.getScmRoles()).map((r) => r.appliedIndex));
-  const [own] = await nodeOnly.getScmRoles({ selfOnly: true });
-  return own?.appliedIndex === leaderApplied;
+  return (await cluster.ownAppliedIndex(k)) === leaderApplied;
 }
 
 test('a follower whose raft-meta or log tail was damaged refuses or repairs as documented, and rejoins', { timeout: 420_000 }, async () => {
@@ -67,7 +61,6 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
     const leader = await cluster.leaderIndex();
     const k = leader === 3 ? 2 : 3;
     const nodeId = cluster.node(k).ports.nodeId;
-    const nodeOnly = cluster.client([cluster.clientAddress(k)]);
     const config = cluster.config(k);
     const currentDir = join(raftGroupDir(config, readVersionFile(config.dbDir).clusterId), 'current');
     const metaFile = join(currentDir, 'raft-meta');
@@ -140,7 +133,7 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
     assert.ok(warnings.some((m) => m.includes(`removed empty open segment ${stray}`)), JSON.stringify(warnings));
     assert.equal(await cluster.metric(k, 'scm_raft_log_entries_dropped_total{reason="zeroed",'), lastIndex - zeroFrom.index + 1, 'the zeroed entries are counted');
     await allocate(client, 5);
-    await cluster.waitFor(`${nodeId} to catch up`, 60_000, () => caughtUp(client, nodeOnly));
+    await cluster.waitFor(`${nodeId} to catch up`, 60_000, () => caughtUp(cluster, client, k));
 
     // 4. kill -9, then zeros followed by complete later entries in the open segment: refused.
     await allocate(client, 10);
@@ -163,7 +156,7 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
 
     // The operator's way on: WARN_AND_RETURN ends the log before the zeros; the leader fills it in.
     cluster.start(k, { 'OZONE-SITE.XML_ozone.scm.ha.ratis.log.corruption.policy': 'WARN_AND_RETURN' });
-    await cluster.waitFor(`${nodeId} to catch up after WARN_AND_RETURN`, 60_000, () => caughtUp(client, nodeOnly));
+    await cluster.waitFor(`${nodeId} to catch up after WARN_AND_RETURN`, 60_000, () => caughtUp(cluster, client, k));
     const cutWarnings = jsonLines(cluster.output(k)).filter((l) => l['level'] === 'warn').map((l) => String(l['msg']));
     assert.ok(cutWarnings.some((m) => m.includes('WARN_AND_RETURN')), `the cut is logged as a warning naming the policy: ${JSON.stringify(cutWarnings)}`);
     assert.equal(await cluster.metric(k, 'scm_raft_log_entries_dropped_total{reason="corruption-policy",'), openFrames.length - 2, 'the entries cut by WARN_AND_RETURN are counted');

@@ -54,10 +54,11 @@ async function countContainers(client: ScmClient): Promise<number> {
   }
 }
 
-async function converged(client: ScmClient, members: number): Promise<boolean> {
+/** `members` voters, each of which says it has applied the same index (asked itself, not the leader). */
+async function converged(cluster: TestCluster, client: ScmClient, members: number): Promise<boolean> {
   const roles = await client.getScmRoles();
   const live = roles.filter((r) => r.role === 'LEADER' || r.role === 'FOLLOWER');
-  return live.length === members && new Set(live.map((r) => r.appliedIndex)).size === 1;
+  return live.length === members && (await cluster.appliedAlike(live.map((r) => cluster.indexOf(r.nodeId))));
 }
 
 /** Stops every running node (the leader last), each cleanly, and checks `nodes` hold identical scm.db files. */
@@ -80,7 +81,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(leader) > 100));
 
     cluster.start(lagging);
-    await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(client, 3));
+    await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(cluster, client, 3));
     // Applied indexes can agree a moment before the follower writes its log line.
     await cluster.waitFor('the follower to log its install', 10_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(lagging))));
     const sample = async (k: number, series: string): Promise<number> => {
@@ -125,7 +126,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     assert.equal(scm1Exit, null, 'scm1 was SIGKILLed at the failpoint');
     cluster.node(1).process = undefined;
 
-    await cluster.waitFor('scm2..scm5 to converge under a new leader', 180_000, () => converged(client, 4));
+    await cluster.waitFor('scm2..scm5 to converge under a new leader', 180_000, () => converged(cluster, client, 4));
     const newLeader = await cluster.leaderIndex();
     assert.notEqual(newLeader, 1);
     for (const k of [4, 5]) {
@@ -179,7 +180,7 @@ test('the leader hangs mid-transfer; the follower gives up on it and installs fr
     const survivors = cluster.client([cluster.clientAddress(2), cluster.clientAddress(3)], 10_000);
     // Either may lead (an install pauses scm3's Raft loop, which can cost scm2 its quorum for a term).
     await cluster.waitFor('scm2 and scm3 to converge under a new leader', 150_000, async () =>
-      (await converged(survivors, 2)) && ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
+      (await converged(cluster, survivors, 2)) && ['scm2', 'scm3'].includes((await survivors.getClusterInfo()).leaderId));
     await cluster.waitFor('scm3 to log its install', 10_000, () => Promise.resolve(/snapshot installed/.test(cluster.output(3))));
     // It gave up by itself: by its no-progress timeout, or (usually first) when the election the
     // silent leader causes began a newer term.
@@ -205,7 +206,7 @@ test('the checkpoint stream goes silent while its leader keeps leading; the foll
     // verified prefix is tested in test/snapshot/transfer.test.ts).
     const done = /"event":"snapshot_download_done".*"attempts":(\d+)/.exec(out);
     assert.ok(done !== null && Number(done[1]) >= 2, `the download finished on a later attempt: ${done?.[0] ?? 'no snapshot_download_done line'}`);
-    await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
+    await cluster.waitFor('all three to converge', 60_000, () => converged(cluster, client, 3));
     assert.equal((await client.listContainers({ startId: 0, count: 1000 })).length, 600);
     await stopAndCompareDbs(cluster, [1, 2, 3]);
   }, PURGING);
@@ -245,7 +246,7 @@ test('a member removed, wiped and re-added while clients keep writing catches up
       writing = false;
       await Promise.all(writers);
     }
-    await cluster.waitFor('all three to converge', 60_000, () => converged(client, 3));
+    await cluster.waitFor('all three to converge', 60_000, () => converged(cluster, client, 3));
     const installs = (cluster.output(member).match(/"msg":"snapshot installed"/g) ?? []).length;
     // One install brings it to a checkpoint; appends do the rest. Each extra one means the leader
     // purged the entries it was catching up with (158 back to back were seen before the hold).
