@@ -1770,12 +1770,7 @@ export class Simulation {
     // still in flight, finish).
     const until = this.now + this.livenessBoundMs;
     for (let round = 0; round < 50 || (this.currentLeader() === undefined && this.now < until); round++) {
-      const ev = this.queue.pop();
-      if (ev === undefined) break;
-      ev.run();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.failure !== undefined) this.fail(this.failure);
-      this.checkAll();
+      if (!(await this.runOneEvent())) break;
     }
     const leader = this.currentLeader();
     if (leader === undefined) this.fail('convergence: no leader at the end');
@@ -1802,13 +1797,19 @@ export class Simulation {
   /** After the faults: runs events (up to 2,000, each checked) while `condition` holds. */
   private async runEventsWhile(condition: () => boolean): Promise<void> {
     for (let spin = 0; spin < 2000 && condition(); spin++) {
-      const ev = this.queue.pop();
-      if (ev === undefined) break;
-      ev.run();
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.failure !== undefined) this.fail(this.failure);
-      this.checkAll();
+      if (!(await this.runOneEvent())) break;
     }
+  }
+
+  /** Runs the next event, lets the promises it started settle, checks the invariants; false when none is left. */
+  private async runOneEvent(): Promise<boolean> {
+    const ev = this.queue.pop();
+    if (ev === undefined) return false;
+    ev.run();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.failure !== undefined) this.fail(this.failure);
+    this.checkAll();
+    return true;
   }
 
   /** Runs events until `work` settles; fails the run if the events run out first. */
