@@ -10,17 +10,25 @@
 // This class owns the listening socket; grpc-js gets each admitted connection through its
 // connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
 // before). A connection is closed as it is accepted, before any handshake:
-// - `connection_limit`: maxConnections are open already;
+// - `connection_limit`: maxConnections are open already, and it does not come from a member's
+//   address (`isMember`: member-addresses.ts, the addresses the members' hosts resolve to);
 // - `address_share`: its address holds a quarter of them (at least one) already, so that one
-//   address cannot keep the others out.
-// What remains: clients on many addresses can hold every slot: in plaintext a connection that
-// sends nothing keeps its slot until it closes, and under TLS one that has not finished its
-// handshake keeps it for up to 120 s (Node's handshake timeout), then can connect again. Members
-// connected before keep their connections meanwhile. At stop, every socket this listener accepted
-// is destroyed once the grpc-js server is done: under TLS a connection still in its handshake has
-// no session grpc-js knows of, and would stay open.
+//   address cannot keep the others out. A member's address is held to it too.
+// Addresses are compared in canonical form (an IPv4-mapped IPv6 address as its IPv4 address), so
+// the connections open stay bounded: at most the limit plus a share per member address.
+// What remains: clients on many addresses can still hold every slot but the members' (in plaintext
+// a connection that sends nothing keeps its slot until it closes; under TLS one that has not
+// finished its handshake keeps it for up to 120 s, Node's handshake timeout, then can connect
+// again), and so keep an operator's tools out. A client on a member's own address (its host, or
+// a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
+// member that connects from an address its host name does not resolve to (another interface, a
+// NAT) is not recognized, nor one whose new address has not been resolved yet (member-addresses.ts
+// resolves again on a configuration change and every 30 s). At stop, every socket this listener
+// accepted is destroyed once the grpc-js server is done: under TLS a connection still in its
+// handshake has no session grpc-js knows of, and would stay open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
+import { canonicalAddress } from './member-addresses.js';
 
 export type PeerPortRefusal = 'connection_limit' | 'address_share';
 
@@ -41,6 +49,11 @@ export interface PeerPortListenerOptions {
   readonly now?: () => number;
   /** Connections open now, after each change. */
   readonly onOpenConnections?: (open: number) => void;
+  /**
+   * Whether a (canonical) remote address is a group member's: a connection from it is admitted
+   * past maxConnections, still within its address's share.
+   */
+  readonly isMember?: (address: string) => boolean;
 }
 
 /** A grpc-js server behind a listening socket of ours. Shut down through this, not the server. */
@@ -102,10 +115,11 @@ export class PeerPortListener {
 
   private accept(socket: Socket): void {
     socket.on('error', () => undefined);
-    const address = socket.remoteAddress ?? 'unknown';
+    const address = canonicalAddress(socket.remoteAddress ?? 'unknown');
     const held = this.perAddress.get(address) ?? 0;
+    const atLimit = this.maxConnections > 0 && this.sockets.size >= this.maxConnections && this.options.isMember?.(address) !== true;
     const refusal: PeerPortRefusal | undefined =
-      this.maxConnections === 0 ? undefined : this.sockets.size >= this.maxConnections ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
+      this.maxConnections === 0 ? undefined : atLimit ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
     if (refusal !== undefined) {
       socket.destroy();
       const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;

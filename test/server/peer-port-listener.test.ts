@@ -1,7 +1,8 @@
 // The peer ports' listener: grpc-js serves the connections it admits; past the limit, or past an
 // address's share of it, a connection is closed as accepted and reported (a log line's worth once
 // per episode, and once a minute while it goes on); a stop destroys sockets grpc-js never saw a
-// session on. Remote addresses differ by connecting from 127.0.0.x.
+// session on; a connection from a member's address is admitted past the limit, not past its
+// share. Remote addresses differ by connecting from 127.0.0.x.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -26,7 +27,10 @@ interface Started {
   readonly open: number[];
 }
 
-async function start(maxConnections: number, options: { credentials?: grpc.ServerCredentials; now?: () => number } = {}): Promise<Started> {
+async function start(
+  maxConnections: number,
+  options: { credentials?: grpc.ServerCredentials; now?: () => number; isMember?: (address: string) => boolean; host?: string } = {},
+): Promise<Started> {
   const server = new grpc.Server();
   server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request) });
   const refusals: Array<[PeerPortRefusal, string, boolean]> = [];
@@ -36,8 +40,9 @@ async function start(maxConnections: number, options: { credentials?: grpc.Serve
     onRefused: (reason, address, first) => refusals.push([reason, address, first]),
     onOpenConnections: (n) => open.push(n),
     ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.isMember !== undefined ? { isMember: options.isMember } : {}),
   });
-  const port = await listener.listen('0.0.0.0', 0);
+  const port = await listener.listen(options.host ?? '0.0.0.0', 0);
   return { port, listener, refusals, open };
 }
 
@@ -160,6 +165,61 @@ test('while refusals of a kind go on, one is reported as the first again a minut
     await Promise.all(Array.from({ length: 4 }, () => rawConnection(port, '127.0.0.1')));
     await (await rawConnection(port, '127.0.0.1')).closed;
     assert.deepEqual(refusals.at(-1), ['address_share', '127.0.0.1', true]);
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('with the limit full of other addresses, a member\'s address is still admitted and served, up to its share; others are still refused', { timeout: 10_000 }, async () => {
+  // Limit 4: each address may hold one. 127.0.0.1 (where echo() connects from) is a member's.
+  const asked: string[] = [];
+  const { port, listener, refusals } = await start(4, { isMember: (address) => (asked.push(address), address === '127.0.0.1') });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    await (await rawConnection(port, '127.0.0.6')).closed;
+    assert.deepEqual(refusals, [['connection_limit', '127.0.0.6', true]], 'a non-member is refused at the limit');
+
+    assert.equal(await echo(port, 'from a member past the limit'), 'from a member past the limit');
+    await settle();
+    assert.equal(listener.openConnections, 4, 'the member\'s connection closed with its client');
+
+    const member = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'limit + the member address\'s share');
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals.at(-1), ['address_share', '127.0.0.1', true], 'a member is held to its share');
+    await (await rawConnection(port, '127.0.0.7')).closed;
+    assert.deepEqual(refusals.at(-1), ['connection_limit', '127.0.0.7', false]);
+    assert.equal(listener.openConnections, 5);
+    assert.ok(asked.includes('127.0.0.1') && asked.includes('127.0.0.7'), `asked about ${asked.join(', ')}`);
+    for (const c of [...flood, member]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('an IPv4-mapped remote address (a dual-stack listener) is matched, counted and reported as the IPv4 address', { timeout: 10_000 }, async () => {
+  const asked: string[] = [];
+  const members = new Set(['127.0.0.1']);
+  // On '::' an IPv4 connection's remoteAddress is ::ffff:127.0.0.x.
+  const { port, listener, refusals } = await start(4, { host: '::', isMember: (address) => (asked.push(address), members.has(address)) });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    await (await rawConnection(port, '127.0.0.6')).closed;
+    const member = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'the member\'s address, mapped, is admitted past the limit');
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals, [
+      ['connection_limit', '127.0.0.6', true],
+      ['address_share', '127.0.0.1', true],
+    ]);
+    assert.ok(!asked.some((a) => a.startsWith('::ffff:')), `asked about ${asked.join(', ')}`);
+    for (const c of [...flood, member]) c.socket.destroy();
   } finally {
     listener.forceShutdown();
   }
