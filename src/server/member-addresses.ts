@@ -1,23 +1,40 @@
 // The IP addresses of the group's members, for the peer ports' listeners (peer-port-listener.ts
 // admits a connection from one of them past the connection limit, not past its address's share).
 // The node gives it the members' hosts (of the current Raft configuration and the configured
-// SCMs) whenever the configuration changes; each host is resolved then, and again periodically,
-// because a member's address can change without a configuration change (in Kubernetes a
-// restarted pod gets a new IP). A literal IP needs no lookup. A failed lookup keeps what the host
-// resolved to before and is logged once per failure episode (again only after a success); a host
-// no longer among the members loses its addresses at once.
+// SCMs) whenever the configuration changes; each host is resolved then, again periodically and
+// when a listener refuses a connection at its limit (at most every few seconds), because a
+// member's address can change without a configuration change (in Kubernetes a restarted pod gets
+// a new IP). Each host is resolved on its own, with a timeout, so that one whose lookup hangs
+// holds up no other. A literal IP needs no lookup. A failed lookup keeps what the host resolved
+// to before (a resolver outage must not turn the members away) and is logged once per failure
+// episode; a host no longer among the members loses its addresses at once.
 import type { LookupAddress } from 'node:dns';
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 
 /** How often the members' hosts are resolved again. */
 export const MEMBER_ADDRESS_REFRESH_MS = 30_000;
+/** A lookup that has not answered by then counts as failed (getaddrinfo can take tens of seconds). */
+export const MEMBER_LOOKUP_TIMEOUT_MS = 5_000;
+/** A refusal at the connection limit resolves the hosts again at most this often. */
+export const MEMBER_REFRESH_ON_DEMAND_MS = 5_000;
 
-/** An address as the listeners compare it: an IPv4-mapped IPv6 address as its IPv4 address; IPv6 in lower case. */
+/**
+ * An address as the listeners compare it: IPv6 in its canonical text (lower case, zeros
+ * compressed, no zone: Node reports a link-local peer with its zone, a lookup without), and an
+ * IPv4-mapped IPv6 address as its IPv4 address.
+ */
 export function canonicalAddress(address: string): string {
-  const lower = address.toLowerCase();
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(lower);
-  return mapped !== null ? mapped[1]! : lower;
+  if (!address.includes(':')) return address;
+  let text: string;
+  try {
+    // Node's own parser: canonical text, and it drops a zone.
+    text = new SocketAddress({ address, family: 'ipv6' }).address;
+  } catch {
+    text = address.toLowerCase();
+  }
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  return mapped !== null ? mapped[1]! : text;
 }
 
 export interface MemberAddressesOptions {
@@ -25,7 +42,12 @@ export interface MemberAddressesOptions {
   readonly lookup?: (hostname: string, options: { all: true }) => Promise<LookupAddress[]>;
   /** Runs `task` every `ms` until the returned cancel is called (an unref'd setInterval by default). */
   readonly every?: (ms: number, task: () => void) => () => void;
+  /** Milliseconds clock, for refreshOnDemand's interval (Date.now by default). */
+  readonly now?: () => number;
   readonly refreshMs?: number;
+  readonly lookupTimeoutMs?: number;
+  /** Called after the set of addresses changed. */
+  readonly onChange?: () => void;
   readonly log: {
     warn(fields: object, msg: string): void;
     info(fields: object, msg: string): void;
@@ -38,15 +60,34 @@ function unrefInterval(ms: number, task: () => void): () => void {
   return () => clearInterval(timer);
 }
 
+/** `promise`, or a rejection naming the timeout if it has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
 export class MemberAddresses {
   /** Each member host and the addresses it resolved to last (none yet: empty). */
   private readonly byHost = new Map<string, ReadonlySet<string>>();
   private known: ReadonlySet<string> = new Set();
   /** Hosts whose last lookup failed (logged once until one succeeds). */
   private readonly failing = new Set<string>();
+  /** The lookup running for each host: a host is looked up once at a time. */
+  private readonly inFlight = new Map<string, Promise<void>>();
   private cancelTimer: (() => void) | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
+  private lastOnDemand = Number.NEGATIVE_INFINITY;
   private stopped = false;
   private readonly lookup: NonNullable<MemberAddressesOptions['lookup']>;
 
@@ -64,28 +105,28 @@ export class MemberAddresses {
     return this.known;
   }
 
-  /** The members' hosts (names or literal IPs), after a configuration change; resolves them again. */
+  /**
+   * The members' hosts (names or literal IPs, IPv6 ones with or without brackets), after a
+   * configuration change: a host no longer among them loses its addresses now; every host is
+   * resolved again. Settles once each host's lookup has answered or timed out.
+   */
   setHosts(hosts: Iterable<string>): Promise<void> {
     const wanted = new Set([...hosts].map((h) => h.replace(/^\[(.*)\]$/, '$1')).filter((h) => h !== ''));
-    let changed = wanted.size !== this.byHost.size;
     for (const host of [...this.byHost.keys()]) {
       if (!wanted.has(host)) {
         this.byHost.delete(host);
         this.failing.delete(host);
-        changed = true;
       }
     }
     for (const host of wanted) if (!this.byHost.has(host)) this.byHost.set(host, new Set());
-    if (!changed) return this.running ?? Promise.resolve();
     this.recompute();
     return this.refresh();
   }
 
-  /** Resolves the hosts now and every refreshMs after, until stop(). */
+  /** Resolves the hosts every refreshMs until stop(). */
   start(): void {
     if (this.stopped || this.cancelTimer !== undefined) return;
     this.cancelTimer = (this.options.every ?? unrefInterval)(this.options.refreshMs ?? MEMBER_ADDRESS_REFRESH_MS, () => void this.refresh());
-    void this.refresh();
   }
 
   stop(): void {
@@ -94,44 +135,42 @@ export class MemberAddresses {
     this.cancelTimer = undefined;
   }
 
-  /** Resolves every host once (a refresh asked for while one runs runs again after it). */
-  refresh(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    if (this.running !== undefined) {
-      this.again = true;
-      return this.running;
-    }
-    const run = async (): Promise<void> => {
-      do {
-        this.again = false;
-        await Promise.all([...this.byHost.keys()].map((host) => this.resolve(host)));
-        this.recompute();
-      } while (this.again && !this.stopped);
-    };
-    this.running = run().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+  /** Resolves every host (one already being looked up is not looked up twice); never rejects. */
+  async refresh(): Promise<void> {
+    if (this.stopped) return;
+    await Promise.all([...this.byHost.keys()].map((host) => this.resolveHost(host)));
   }
 
-  private async resolve(host: string): Promise<void> {
+  /**
+   * A connection was refused at the limit: it may come from a member whose address changed since
+   * the last refresh. Resolves the hosts again, at most once per MEMBER_REFRESH_ON_DEMAND_MS.
+   */
+  refreshOnDemand(): void {
+    const now = (this.options.now ?? Date.now)();
+    if (now - this.lastOnDemand < MEMBER_REFRESH_ON_DEMAND_MS) return;
+    this.lastOnDemand = now;
+    void this.refresh();
+  }
+
+  private resolveHost(host: string): Promise<void> {
+    const running = this.inFlight.get(host);
+    if (running !== undefined) return running;
+    const lookup = this.lookupHost(host).finally(() => this.inFlight.delete(host));
+    this.inFlight.set(host, lookup);
+    return lookup;
+  }
+
+  private async lookupHost(host: string): Promise<void> {
     let addresses: ReadonlySet<string>;
     if (isIP(host) !== 0) {
       addresses = new Set([canonicalAddress(host)]);
     } else {
       try {
-        const found = await this.lookup(host, { all: true });
+        const timeoutMs = this.options.lookupTimeoutMs ?? MEMBER_LOOKUP_TIMEOUT_MS;
+        const found = await withTimeout(this.lookup(host, { all: true }), timeoutMs, `the lookup of ${host}`);
         addresses = new Set(found.map((a) => canonicalAddress(a.address)));
       } catch (err) {
-        if (!this.byHost.has(host) || this.stopped) return;
-        if (!this.failing.has(host)) {
-          this.failing.add(host);
-          const before = [...(this.byHost.get(host) ?? [])];
-          this.options.log.warn(
-            { event: 'member_address_lookup_failed', host, err, keeping: before },
-            `cannot resolve member host ${host} (${(err as Error).message}); its connections to the peer ports are recognized by the addresses known before (${before.length > 0 ? before.join(', ') : 'none'}) until a lookup succeeds; retried every ${(this.options.refreshMs ?? MEMBER_ADDRESS_REFRESH_MS) / 1000} s, logged again only after one has`,
-          );
-        }
+        this.lookupFailed(host, err);
         return;
       }
     }
@@ -139,6 +178,18 @@ export class MemberAddresses {
     if (!this.byHost.has(host) || this.stopped) return;
     if (this.failing.delete(host)) this.options.log.info({ event: 'member_address_lookup_recovered', host, addresses: [...addresses] }, `member host ${host} resolves again`);
     this.byHost.set(host, addresses);
+    this.recompute();
+  }
+
+  private lookupFailed(host: string, err: unknown): void {
+    if (!this.byHost.has(host) || this.stopped || this.failing.has(host)) return;
+    this.failing.add(host);
+    const before = [...(this.byHost.get(host) ?? [])];
+    const why = err instanceof Error ? err.message : String(err);
+    this.options.log.warn(
+      { event: 'member_address_lookup_failed', host, err: why, keeping: before },
+      `cannot resolve member host ${host} (${why}); its connections to the peer ports are recognized by the addresses known before (${before.length > 0 ? before.join(', ') : 'none'}) until a lookup succeeds; retried every ${(this.options.refreshMs ?? MEMBER_ADDRESS_REFRESH_MS) / 1000} s, logged again only after one has`,
+    );
   }
 
   private recompute(): void {
@@ -148,5 +199,6 @@ export class MemberAddresses {
     if (same) return;
     this.known = next;
     this.options.log.info({ event: 'member_addresses', addresses: [...next] }, `the peer ports admit connections from the members' addresses past ozone.scm.peer.max.connections: ${[...next].join(', ') || 'none'}`);
+    this.options.onChange?.();
   }
 }

@@ -14,8 +14,10 @@
 //   address (`isMember`: member-addresses.ts, the addresses the members' hosts resolve to);
 // - `address_share`: its address holds a quarter of them (at least one) already, so that one
 //   address cannot keep the others out. A member's address is held to it too.
-// Addresses are compared in canonical form (an IPv4-mapped IPv6 address as its IPv4 address), so
-// the connections open stay bounded: at most the limit plus a share per member address.
+// Addresses are compared in canonical form (member-addresses.ts: an IPv4-mapped IPv6 address as
+// its IPv4 address). The connections open stay bounded: at most the limit plus a share per
+// member address, because a connection admitted past the limit is closed when its address stops
+// being a member's (dropFormerMembers).
 // What remains: clients on many addresses can still hold every slot but the members' (in plaintext
 // a connection that sends nothing keeps its slot until it closes; under TLS one that has not
 // finished its handshake keeps it for up to 120 s, Node's handshake timeout, then can connect
@@ -23,7 +25,8 @@
 // a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
 // member that connects from an address its host name does not resolve to (another interface, a
 // NAT) is not recognized, nor one whose new address has not been resolved yet (member-addresses.ts
-// resolves again on a configuration change and every 30 s). At stop, every socket this listener
+// resolves again on a configuration change, every 30 s, and after a refusal at the limit, at most
+// every 5 s; the resolver's own cache may answer with the old address meanwhile). At stop, every socket this listener
 // accepted is destroyed once the grpc-js server is done: under TLS a connection still in its
 // handshake has no session grpc-js knows of, and would stay open.
 import * as grpc from '@grpc/grpc-js';
@@ -66,6 +69,11 @@ export class PeerPortListener {
   private readonly injector: ReturnType<grpc.Server['createConnectionInjector']>;
   /** When a refusal was last reported, by episode: 'limit', or an address at its share. */
   private readonly reported = new Map<string, number>();
+  /**
+   * Connections admitted past maxConnections because their address was a member's, by address;
+   * forgotten once the open connections fit the limit again.
+   */
+  private readonly pastLimit = new Map<Socket, string>();
 
   constructor(
     private readonly server: grpc.Server,
@@ -113,13 +121,25 @@ export class PeerPortListener {
     this.destroySockets();
   }
 
+  /**
+   * The members' addresses changed: closes the connections admitted past the limit from an
+   * address that is no longer a member's, so that at most the limit plus a share per current
+   * member address stay open.
+   */
+  dropFormerMembers(): void {
+    for (const [socket, address] of this.pastLimit) {
+      if (this.options.isMember?.(address) !== true) socket.destroy();
+    }
+  }
+
   private accept(socket: Socket): void {
     socket.on('error', () => undefined);
     const address = canonicalAddress(socket.remoteAddress ?? 'unknown');
     const held = this.perAddress.get(address) ?? 0;
-    const atLimit = this.maxConnections > 0 && this.sockets.size >= this.maxConnections && this.options.isMember?.(address) !== true;
+    const full = this.maxConnections > 0 && this.sockets.size >= this.maxConnections;
+    const member = full && this.options.isMember?.(address) === true;
     const refusal: PeerPortRefusal | undefined =
-      this.maxConnections === 0 ? undefined : atLimit ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
+      this.maxConnections === 0 ? undefined : full && !member ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
     if (refusal !== undefined) {
       socket.destroy();
       const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;
@@ -131,10 +151,13 @@ export class PeerPortListener {
       return;
     }
     this.sockets.add(socket);
+    if (member) this.pastLimit.set(socket, address);
     this.perAddress.set(address, held + 1);
     this.options.onOpenConnections?.(this.sockets.size);
     socket.once('close', () => {
       this.sockets.delete(socket);
+      this.pastLimit.delete(socket);
+      if (this.sockets.size <= this.maxConnections) this.pastLimit.clear();
       const left = (this.perAddress.get(address) ?? 1) - 1;
       if (left > 0) this.perAddress.set(address, left);
       else this.perAddress.delete(address);

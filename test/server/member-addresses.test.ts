@@ -1,10 +1,11 @@
 // The members' addresses the peer ports admit past their limit: hosts resolved through an injected
-// lookup (literal IPs without one), again on a configuration change and on each timer tick; a
-// failed lookup keeps what was known and is logged once per episode; stop cancels the timer.
+// lookup (literal IPs without one, IPv6 in canonical form), again on a configuration change, on
+// each timer tick and on demand (rate-limited); each host on its own, with a timeout; a failed
+// lookup keeps what was known and is logged once per episode; stop cancels the timer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { LookupAddress } from 'node:dns';
-import { canonicalAddress, MemberAddresses, type MemberAddressesOptions } from '../../src/server/member-addresses.js';
+import { canonicalAddress, MEMBER_REFRESH_ON_DEMAND_MS, MemberAddresses, type MemberAddressesOptions } from '../../src/server/member-addresses.js';
 
 interface Harness {
   readonly members: MemberAddresses;
@@ -54,15 +55,20 @@ test('resolves host names through the lookup; literal IPs need none; matches an 
   const h = harness();
   h.dns.set('scm1.example', ['10.0.0.1', '::FFFF:10.0.0.9']);
   h.dns.set('scm2.example', ['10.0.0.2', 'fd00::2']);
-  await h.members.setHosts(['scm1.example', 'scm2.example', '10.0.0.3', '[FD00::3]']);
-  assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.9', 'fd00::2', 'fd00::3']);
+  await h.members.setHosts(['scm1.example', 'scm2.example', '10.0.0.3', '[FD00::3]', '[2001:DB8:0:0:0:0:0:1]', '[0:0:0:0:0:ffff:a00:4]']);
+  assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.9', '2001:db8::1', 'fd00::2', 'fd00::3']);
   assert.deepEqual(h.looked.sort(), ['scm1.example', 'scm2.example']);
   assert.ok(h.members.has('::ffff:10.0.0.1'));
   assert.ok(h.members.has('10.0.0.3'));
-  assert.ok(!h.members.has('10.0.0.4'));
+  assert.ok(h.members.has('10.0.0.4'), 'an IPv4-mapped literal, written out in full');
+  assert.ok(!h.members.has('10.0.0.5'));
   assert.equal(canonicalAddress('::ffff:127.0.0.1'), '127.0.0.1');
   assert.equal(canonicalAddress('FD00::1'), 'fd00::1');
   assert.equal(canonicalAddress('::1'), '::1');
+  // Node reports a link-local peer with its zone; a lookup answers without one.
+  assert.equal(canonicalAddress('fe80::FC:ff:fe00:1%eth0'), 'fe80::fc:ff:fe00:1');
+  assert.equal(canonicalAddress('::ffff:a00:5'), '10.0.0.5');
+  assert.equal(canonicalAddress('unknown'), 'unknown');
 });
 
 test('a failed lookup keeps the addresses known before, logged once per failure episode', async () => {
@@ -121,11 +127,13 @@ test('follows a membership change: a new member\'s host is resolved, a removed o
   assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1', '10.0.0.2']);
   await h.members.setHosts(['scm1.example', 'scm4.example']);
   assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1', '10.0.0.4']);
-  // The same hosts again: nothing looked up.
-  const before = h.looked.length;
-  await h.members.setHosts(['scm4.example', 'scm1.example']);
-  assert.equal(h.looked.length, before);
   assert.ok(h.infos.some((i) => /10\.0\.0\.4/.test(i.msg)), 'the change is logged');
+  // The same hosts again (another configuration change): looked up again, nothing changes.
+  const before = h.looked.length;
+  const infos = h.infos.length;
+  await h.members.setHosts(['scm4.example', 'scm1.example']);
+  assert.equal(h.looked.length, before + 2);
+  assert.equal(h.infos.length, infos, 'no change, nothing logged');
 });
 
 test('a host removed while its lookup is in flight does not come back when it answers', async () => {
@@ -140,4 +148,71 @@ test('a host removed while its lookup is in flight does not come back when it an
   await first;
   await second;
   assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1']);
+});
+
+test('a lookup that hangs holds up no other host, times out, and counts as failed', async () => {
+  let hung = 0;
+  const h = harness({
+    lookupTimeoutMs: 30,
+    lookup: (hostname) => (hostname === 'hang.example' ? (hung++, new Promise<LookupAddress[]>(() => undefined)) : Promise.resolve([{ address: '10.0.0.4', family: 4 }])),
+  });
+  // The lookup's timeout is unref'd (it must not hold a stopping node up); this keeps the test's loop alive.
+  const alive = setInterval(() => undefined, 1_000);
+  const done = h.members.setHosts(['hang.example', 'scm4.example']);
+  await settle();
+  assert.ok(h.members.has('10.0.0.4'), 'scm4 is known while hang.example has not answered');
+  // A refresh meanwhile does not look the hanging host up a second time.
+  try {
+    void h.members.refresh();
+    assert.equal(hung, 1);
+    await done;
+  } finally {
+    clearInterval(alive);
+  }
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!.msg, /cannot resolve member host hang\.example \(the lookup of hang\.example did not answer within 30 ms\)/);
+  assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.4']);
+});
+
+test('a lookup rejecting with something other than an Error is a failed lookup, not a crash', async () => {
+  const h = harness({ lookup: () => Promise.reject(undefined) });
+  await h.members.setHosts(['odd.example']);
+  assert.equal(h.warnings.length, 1);
+  assert.match(h.warnings[0]!.msg, /cannot resolve member host odd\.example \(undefined\)/);
+});
+
+test('onChange runs when the addresses change, and only then', async () => {
+  let changes = 0;
+  const h = harness({ onChange: () => changes++ });
+  h.dns.set('scm1.example', ['10.0.0.1']);
+  await h.members.setHosts(['scm1.example']);
+  assert.equal(changes, 1);
+  await h.members.refresh();
+  assert.equal(changes, 1, 'the same addresses');
+  h.dns.set('scm1.example', ['10.0.0.11']);
+  await h.members.refresh();
+  assert.equal(changes, 2);
+  await h.members.setHosts([]);
+  assert.equal(changes, 3, 'a removed host');
+});
+
+test('refreshOnDemand looks the hosts up again at most once per MEMBER_REFRESH_ON_DEMAND_MS', async () => {
+  let now = 1_000_000;
+  const h = harness({ now: () => now });
+  h.dns.set('scm1.example', ['10.0.0.1']);
+  await h.members.setHosts(['scm1.example']);
+  const before = h.looked.length;
+  h.members.refreshOnDemand();
+  await settle();
+  assert.equal(h.looked.length, before + 1);
+  now += MEMBER_REFRESH_ON_DEMAND_MS - 1;
+  h.members.refreshOnDemand();
+  await settle();
+  assert.equal(h.looked.length, before + 1, 'too soon');
+  now += 1;
+  h.dns.set('scm1.example', ['10.0.0.12']);
+  h.members.refreshOnDemand();
+  await settle();
+  assert.equal(h.looked.length, before + 2);
+  assert.ok(h.members.has('10.0.0.12'));
 });

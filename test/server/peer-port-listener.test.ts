@@ -225,6 +225,45 @@ test('an IPv4-mapped remote address (a dual-stack listener) is matched, counted 
   }
 });
 
+test('a connection admitted past the limit closes when its address stops being a member\'s; one within the limit stays', { timeout: 10_000 }, async () => {
+  const members = new Set(['127.0.0.1', '127.0.0.9']);
+  const { port, listener } = await start(4, { isMember: (address) => members.has(address) });
+  try {
+    const within = await rawConnection(port, '127.0.0.9');
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((a) => rawConnection(port, a)));
+    const past = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'the limit, and a member past it');
+
+    // Both addresses stop being members' (a pod's new IP, a removed member).
+    members.clear();
+    listener.dropFormerMembers();
+    await past.closed;
+    await settle();
+    assert.equal(listener.openConnections, 4, 'back within the limit');
+    assert.ok(!within.socket.destroyed, 'the connection admitted within the limit stays');
+
+    // Once the open connections fit the limit, none counts as past it any more.
+    members.add('127.0.0.8');
+    flood[0]!.socket.destroy();
+    await settle();
+    const again = await rawConnection(port, '127.0.0.1');
+    const past2 = await rawConnection(port, '127.0.0.8');
+    await settle();
+    assert.equal(listener.openConnections, 5);
+    flood[1]!.socket.destroy();
+    await settle();
+    members.clear();
+    listener.dropFormerMembers();
+    await settle();
+    assert.equal(listener.openConnections, 4, 'nothing is past the limit any more: nothing to close');
+    assert.ok(!again.socket.destroyed && !past2.socket.destroyed);
+    for (const c of [within, ...flood, again, past2]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
 test('a limit that is not a whole number of connections is refused, naming it', () => {
   for (const bad of [-1, 1.5, Number.NaN]) {
     assert.throws(() => new PeerPortListener(new grpc.Server(), grpc.ServerCredentials.createInsecure(), { maxConnections: bad }), /the connection limit must be 0 \(none\) or a whole number of connections/);
