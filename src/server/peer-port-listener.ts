@@ -18,11 +18,11 @@
 // its IPv4 address). The connections open stay bounded: at most the limit plus a share per
 // member address, because a connection admitted past the limit is closed when its address stops
 // being a member's (dropFormerMembers).
-// What remains: clients on many addresses can still hold every slot but the members' (in plaintext
-// a connection that sends nothing keeps its slot until it closes; under TLS one that has not
-// finished its handshake keeps it for up to 120 s, Node's handshake timeout, then can connect
-// again), and so keep an operator's tools out. A client on a member's own address (its host, or
-// a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
+// What remains: clients on many addresses can still hold every slot but the members' (in
+// plaintext a connection that sends nothing keeps its slot until it closes; under TLS one that
+// has not finished its handshake keeps it for up to 10 s, the handshake timeout of tls.ts's
+// server credentials, then can connect again), and so keep an operator's tools out. A client on
+// a member's own address (its host, or a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
 // member that connects from an address its host name does not resolve to (another interface, a
 // NAT) is not recognized, nor one whose new address has not been resolved yet (member-addresses.ts
 // resolves again on a configuration change, every 30 s, and after a refusal at the limit, at most

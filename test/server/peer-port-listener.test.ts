@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
-import { TlsMaterial } from '../../src/server/tls.js';
+import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
 import { PeerPortListener, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -261,6 +261,32 @@ test('a connection admitted past the limit closes when its address stops being a
     for (const c of [within, ...flood, again, past2]) c.socket.destroy();
   } finally {
     listener.forceShutdown();
+  }
+});
+
+test('under TLS, a connection that does not finish its handshake within the handshake timeout is closed and frees its slot', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
+  const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
+  const node = certificates.nodes.get('scm1')!;
+  const files = { caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key };
+  const role = { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' } as const;
+  assert.equal(SERVER_TLS_HANDSHAKE_TIMEOUT_MS, 10_000, 'the default (Node alone gives 120 s)');
+  try {
+    const material = TlsMaterial.load(files, role, { handshakeTimeoutMs: 300 });
+    const { port, listener } = await start(4, { credentials: material.serverCredentials() });
+    try {
+      const started = Date.now();
+      const silent = await rawConnection(port, '127.0.0.2');
+      await silent.closed;
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 5_000, `closed after ${took} ms`);
+      await settle();
+      assert.equal(listener.openConnections, 0, 'its slot is free');
+    } finally {
+      listener.forceShutdown();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
