@@ -19,9 +19,10 @@
 // member address, because a connection admitted past the limit is closed when its address stops
 // being a member's (dropFormerMembers).
 // What remains: clients on many addresses can still hold every slot but the members' (in
-// plaintext a connection that sends nothing keeps its slot until it closes; under TLS one that
-// has not finished its handshake keeps it for up to 10 s, the handshake timeout of tls.ts's
-// server credentials, then can connect again), and so keep an operator's tools out. A client on
+// plaintext a connection with no call open keeps its slot for up to a minute,
+// PEER_CONNECTION_IDLE_MS, and one that keeps opening calls for as long as it likes; under TLS
+// one that has not finished its handshake keeps it for up to 10 s, the handshake timeout of
+// tls.ts's server credentials; then each can connect again), and so keep an operator's tools out. A client on
 // a member's own address (its host, or a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
 // member that connects from an address its host name does not resolve to (another interface, a
 // NAT) is not recognized, nor one whose new address has not been resolved yet (member-addresses.ts
@@ -31,9 +32,23 @@
 // handshake has no session grpc-js knows of, and would stay open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
+import { grpcServerOptions } from '../grpc-options.js';
 import { canonicalAddress } from './member-addresses.js';
 
 export type PeerPortRefusal = 'connection_limit' | 'address_share';
+
+/**
+ * A peer port connection with no call open for this long is closed (grpc-js' GOAWAY). A member's
+ * Raft stream is one long call, and a checkpoint download is another; a channel whose connection
+ * was closed connects again at its next call. Without it a plaintext connection that sends nothing
+ * keeps its slot for as long as it stays open (under TLS the handshake timeout ends it first).
+ */
+export const PEER_CONNECTION_IDLE_MS = 60_000;
+
+/** The options of a peer port's grpc-js server: ours, `extra`, and the idle timeout. */
+export function peerServerOptions(extra: grpc.ServerOptions = {}, idleMs = PEER_CONNECTION_IDLE_MS): grpc.ServerOptions {
+  return grpcServerOptions({ ...extra, 'grpc.max_connection_idle_ms': idleMs });
+}
 
 /** While refusals of one kind go on, one is reported as `first` at most this often. */
 export const REFUSAL_REPORT_MS = 60_000;

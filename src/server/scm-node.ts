@@ -22,7 +22,7 @@ import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
-import { PeerPortListener } from './peer-port-listener.js';
+import { PeerPortListener, peerServerOptions } from './peer-port-listener.js';
 import { MemberAddresses } from './member-addresses.js';
 import { hostOf } from './tls.js';
 import { PeerTransport } from './peer-transport.js';
@@ -44,7 +44,6 @@ import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
-import { grpcServerOptions } from '../grpc-options.js';
 import { NotLeaderError } from '../errors.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
@@ -509,7 +508,7 @@ export class ScmNode {
     this.onMembershipChange();
     this.memberAddresses.start();
 
-    const ratisServer = new grpc.Server(grpcServerOptions(this.transport.serverOptions()));
+    const ratisServer = new grpc.Server(peerServerOptions(this.transport.serverOptions()));
     this.transport.registerOn(ratisServer);
     // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
     // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
@@ -555,7 +554,7 @@ export class ScmNode {
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
       guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });
-    const grpcServer = new grpc.Server(grpcServerOptions());
+    const grpcServer = new grpc.Server(peerServerOptions());
     registerInterScmService(instrumented(grpcServer, this.metrics), {
       clusterId: this.clusterId,
       provider: new CheckpointProvider({

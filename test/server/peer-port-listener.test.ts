@@ -12,11 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
-import { PeerPortListener, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { PEER_CONNECTION_IDLE_MS, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
 
 const identity = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
   Echo: { path: '/test.Peer/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  // A client stream answered at its end, as a member's Raft stream is one long call.
+  Hold: { path: '/test.Peer/Hold', requestStream: true, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
 };
 const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Peer');
 
@@ -29,10 +31,17 @@ interface Started {
 
 async function start(
   maxConnections: number,
-  options: { credentials?: grpc.ServerCredentials; now?: () => number; isMember?: (address: string) => boolean; host?: string } = {},
+  options: { credentials?: grpc.ServerCredentials; now?: () => number; isMember?: (address: string) => boolean; host?: string; serverOptions?: grpc.ServerOptions } = {},
 ): Promise<Started> {
-  const server = new grpc.Server();
-  server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request) });
+  const server = new grpc.Server(options.serverOptions ?? {});
+  server.addService(ECHO, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request),
+    Hold: (call: grpc.ServerReadableStream<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      let count = 0;
+      call.on('data', () => count++);
+      call.on('end', () => done(null, Buffer.from(String(count))));
+    },
+  });
   const refusals: Array<[PeerPortRefusal, string, boolean]> = [];
   const open: number[] = [];
   const listener = new PeerPortListener(server, options.credentials ?? grpc.ServerCredentials.createInsecure(), {
@@ -287,6 +296,33 @@ test('under TLS, a connection that does not finish its handshake within the hand
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('with the peer ports\' server options, a connection with no call open is closed once idle; one with a stream open is not', { timeout: 30_000 }, async () => {
+  assert.equal(PEER_CONNECTION_IDLE_MS, 60_000);
+  const idleMs = 300;
+  const { port, listener } = await start(8, { serverOptions: peerServerOptions({}, idleMs) });
+  const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const started = Date.now();
+    const silent = await rawConnection(port, '127.0.0.2');
+    // The stream's connection stays open past several idle timeouts while the call is open.
+    const answer = new Promise<string>((resolve, reject) => {
+      const call = (client as unknown as { Hold: (cb: (e: Error | null, r?: Buffer) => void) => grpc.ClientWritableStream<Buffer> }).Hold((err, reply) => (err !== null ? reject(err) : resolve(reply!.toString())));
+      call.write(Buffer.from('a'));
+      setTimeout(() => {
+        call.write(Buffer.from('b'));
+        call.end();
+      }, idleMs * 4);
+    });
+    await silent.closed;
+    const took = Date.now() - started;
+    assert.ok(took >= idleMs - 50 && took < 5_000, `the silent connection closed after ${took} ms`);
+    assert.equal(await answer, '2', 'the stream lived through four idle timeouts');
+  } finally {
+    client.close();
+    listener.forceShutdown();
   }
 });
 
