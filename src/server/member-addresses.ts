@@ -4,8 +4,10 @@
 // SCMs) whenever the configuration changes; each host is resolved then, again periodically and
 // when a listener refuses a connection at its limit (at most every few seconds), because a
 // member's address can change without a configuration change (in Kubernetes a restarted pod gets
-// a new IP). Each host is resolved on its own, with a timeout, so that one whose lookup hangs
-// holds up no other. A literal IP needs no lookup. A failed lookup keeps what the host resolved
+// a new IP). Each host is resolved on its own, so that one whose lookup hangs holds up no other,
+// and once at a time: a lookup (getaddrinfo) holds a thread of libuv's pool until it answers,
+// and the pool also runs the leader's log fsync. One that has not answered within a timeout is
+// reported as failed, and its answer is still taken when it comes. A literal IP needs no lookup. A failed lookup keeps what the host resolved
 // to before (a resolver outage must not turn the members away) and is logged once per failure
 // episode; a host no longer among the members loses its addresses at once.
 import type { LookupAddress } from 'node:dns';
@@ -14,7 +16,7 @@ import { isIP, SocketAddress } from 'node:net';
 
 /** How often the members' hosts are resolved again. */
 export const MEMBER_ADDRESS_REFRESH_MS = 30_000;
-/** A lookup that has not answered by then counts as failed (getaddrinfo can take tens of seconds). */
+/** A lookup that has not answered by then is reported as failed (getaddrinfo can take tens of seconds). */
 export const MEMBER_LOOKUP_TIMEOUT_MS = 5_000;
 /** A refusal at the connection limit resolves the hosts again at most this often. */
 export const MEMBER_REFRESH_ON_DEMAND_MS = 5_000;
@@ -46,8 +48,6 @@ export interface MemberAddressesOptions {
   readonly now?: () => number;
   readonly refreshMs?: number;
   readonly lookupTimeoutMs?: number;
-  /** Called after the set of addresses changed. */
-  readonly onChange?: () => void;
   readonly log: {
     warn(fields: object, msg: string): void;
     info(fields: object, msg: string): void;
@@ -60,21 +60,18 @@ function unrefInterval(ms: number, task: () => void): () => void {
   return () => clearInterval(timer);
 }
 
-/** `promise`, or a rejection naming the timeout if it has not settled within `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+/** Settles when `promise` does, or after `ms` (then calls `onLate`), whichever comes first. */
+function waitAtMost(promise: Promise<void>, ms: number, onLate: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      onLate();
+      resolve();
+    }, ms);
     timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
+    void promise.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }
 
@@ -84,8 +81,9 @@ export class MemberAddresses {
   private known: ReadonlySet<string> = new Set();
   /** Hosts whose last lookup failed (logged once until one succeeds). */
   private readonly failing = new Set<string>();
-  /** The lookup running for each host: a host is looked up once at a time. */
+  /** The lookup running for each host, until it answers: a host is looked up once at a time. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly changeListeners = new Set<() => void>();
   private cancelTimer: (() => void) | undefined;
   private lastOnDemand = Number.NEGATIVE_INFINITY;
   private stopped = false;
@@ -105,12 +103,20 @@ export class MemberAddresses {
     return this.known;
   }
 
+  /** Calls `listener` after each change of the addresses; returns a function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   /**
    * The members' hosts (names or literal IPs, IPv6 ones with or without brackets), after a
    * configuration change: a host no longer among them loses its addresses now; every host is
-   * resolved again. Settles once each host's lookup has answered or timed out.
+   * resolved again (one whose lookup is still running gets that lookup's answer). Settles once each
+   * host's lookup has answered or timed out.
    */
   setHosts(hosts: Iterable<string>): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     const wanted = new Set([...hosts].map((h) => h.replace(/^\[(.*)\]$/, '$1')).filter((h) => h !== ''));
     for (const host of [...this.byHost.keys()]) {
       if (!wanted.has(host)) {
@@ -135,7 +141,10 @@ export class MemberAddresses {
     this.cancelTimer = undefined;
   }
 
-  /** Resolves every host (one already being looked up is not looked up twice); never rejects. */
+  /**
+   * Resolves every host (one whose lookup is still running, answered or timed out, is not looked
+   * up again); settles once each has answered or timed out; never rejects.
+   */
   async refresh(): Promise<void> {
     if (this.stopped) return;
     await Promise.all([...this.byHost.keys()].map((host) => this.resolveHost(host)));
@@ -153,27 +162,34 @@ export class MemberAddresses {
   }
 
   private resolveHost(host: string): Promise<void> {
-    const running = this.inFlight.get(host);
-    if (running !== undefined) return running;
-    const lookup = this.lookupHost(host).finally(() => this.inFlight.delete(host));
-    this.inFlight.set(host, lookup);
-    return lookup;
+    if (isIP(host) !== 0) {
+      this.learn(host, new Set([canonicalAddress(host)]));
+      return Promise.resolve();
+    }
+    let running = this.inFlight.get(host);
+    if (running === undefined) {
+      // Kept until the lookup itself answers, timed out or not.
+      running = this.lookupHost(host).finally(() => this.inFlight.delete(host));
+      this.inFlight.set(host, running);
+    }
+    const timeoutMs = this.options.lookupTimeoutMs ?? MEMBER_LOOKUP_TIMEOUT_MS;
+    return waitAtMost(running, timeoutMs, () => this.lookupFailed(host, new Error(`the lookup of ${host} did not answer within ${timeoutMs} ms (its answer is still taken when it comes)`)));
   }
 
+  /** Looks `host` up; applies the answer or reports the failure. Never rejects. */
   private async lookupHost(host: string): Promise<void> {
-    let addresses: ReadonlySet<string>;
-    if (isIP(host) !== 0) {
-      addresses = new Set([canonicalAddress(host)]);
-    } else {
-      try {
-        const timeoutMs = this.options.lookupTimeoutMs ?? MEMBER_LOOKUP_TIMEOUT_MS;
-        const found = await withTimeout(this.lookup(host, { all: true }), timeoutMs, `the lookup of ${host}`);
-        addresses = new Set(found.map((a) => canonicalAddress(a.address)));
-      } catch (err) {
-        this.lookupFailed(host, err);
-        return;
-      }
+    let found: LookupAddress[];
+    try {
+      found = await this.lookup(host, { all: true });
+    } catch (err) {
+      this.lookupFailed(host, err);
+      return;
     }
+    this.learn(host, new Set(found.map((a) => canonicalAddress(a.address))));
+  }
+
+  /** What `host` resolves to now. */
+  private learn(host: string, addresses: ReadonlySet<string>): void {
     // A host removed meanwhile stays removed.
     if (!this.byHost.has(host) || this.stopped) return;
     if (this.failing.delete(host)) this.options.log.info({ event: 'member_address_lookup_recovered', host, addresses: [...addresses] }, `member host ${host} resolves again`);
@@ -188,7 +204,7 @@ export class MemberAddresses {
     const why = err instanceof Error ? err.message : String(err);
     this.options.log.warn(
       { event: 'member_address_lookup_failed', host, err: why, keeping: before },
-      `cannot resolve member host ${host} (${why}); its connections to the peer ports are recognized by the addresses known before (${before.length > 0 ? before.join(', ') : 'none'}) until a lookup succeeds; retried every ${(this.options.refreshMs ?? MEMBER_ADDRESS_REFRESH_MS) / 1000} s, logged again only after one has`,
+      `cannot resolve member host ${host} (${why}); its connections to the peer ports are recognized by the addresses known before (${before.length > 0 ? before.join(', ') : 'none'}) until a lookup succeeds; retried every ${(this.options.refreshMs ?? MEMBER_ADDRESS_REFRESH_MS) / 1000} s, on a configuration change and after a refusal at the connection limit, logged again only after one has succeeded`,
     );
   }
 
@@ -199,6 +215,6 @@ export class MemberAddresses {
     if (same) return;
     this.known = next;
     this.options.log.info({ event: 'member_addresses', addresses: [...next] }, `the peer ports admit connections from the members' addresses past ozone.scm.peer.max.connections: ${[...next].join(', ') || 'none'}`);
-    this.options.onChange?.();
+    for (const listener of [...this.changeListeners]) listener();
   }
 }

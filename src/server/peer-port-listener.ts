@@ -11,13 +11,16 @@
 // connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
 // before). A connection is closed as it is accepted, before any handshake:
 // - `connection_limit`: maxConnections are open already, and it does not come from a member's
-//   address (`isMember`: member-addresses.ts, the addresses the members' hosts resolve to);
+//   address (`members`: member-addresses.ts, the addresses the members' hosts resolve to; such a
+//   refusal has them resolved again, in case it came from a member whose address changed);
 // - `address_share`: its address holds a quarter of them (at least one) already, so that one
 //   address cannot keep the others out. A member's address is held to it too.
 // Addresses are compared in canonical form (member-addresses.ts: an IPv4-mapped IPv6 address as
 // its IPv4 address). The connections open stay bounded: at most the limit plus a share per
 // member address, because a connection admitted past the limit is closed when its address stops
-// being a member's (dropFormerMembers).
+// being a member's while the connections open still exceed the limit (dropFormerMembers). A
+// lookup that briefly answers with fewer addresses can so close a member's connection; it
+// connects again.
 // What remains: clients on many addresses can still hold every slot but the members' (in
 // plaintext a connection with no call open keeps its slot for up to a minute,
 // PEER_CONNECTION_IDLE_MS, and one that keeps opening calls for as long as it likes; under TLS
@@ -68,10 +71,20 @@ export interface PeerPortListenerOptions {
   /** Connections open now, after each change. */
   readonly onOpenConnections?: (open: number) => void;
   /**
-   * Whether a (canonical) remote address is a group member's: a connection from it is admitted
-   * past maxConnections, still within its address's share.
+   * The group members' addresses (member-addresses.ts): a connection from one is admitted past
+   * maxConnections, still within its address's share.
    */
-  readonly isMember?: (address: string) => boolean;
+  readonly members?: PeerPortMembers;
+}
+
+/** The group members' addresses, as MemberAddresses keeps them. */
+export interface PeerPortMembers {
+  /** Whether a (canonical) remote address is a member's. */
+  has(address: string): boolean;
+  /** A connection was refused at the limit: it may be a member's, from an address not resolved yet. */
+  refreshOnDemand(): void;
+  /** Calls `listener` after each change of the addresses; returns a function that stops it. */
+  onChange(listener: () => void): () => void;
 }
 
 /** A grpc-js server behind a listening socket of ours. Shut down through this, not the server. */
@@ -89,6 +102,7 @@ export class PeerPortListener {
    * forgotten once the open connections fit the limit again.
    */
   private readonly pastLimit = new Map<Socket, string>();
+  private readonly stopWatchingMembers: (() => void) | undefined;
 
   constructor(
     private readonly server: grpc.Server,
@@ -102,6 +116,7 @@ export class PeerPortListener {
     this.injector = server.createConnectionInjector(credentials);
     this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
     this.listener.on('error', () => undefined);
+    this.stopWatchingMembers = options.members?.onChange(() => this.dropFormerMembers());
   }
 
   /** Listens on host:port; resolves to the port bound (an ephemeral one for port 0). */
@@ -123,6 +138,7 @@ export class PeerPortListener {
 
   /** Stops accepting; calls in progress finish (grpc-js closes its sessions gracefully). */
   tryShutdown(callback: (error?: Error) => void): void {
+    this.stopWatchingMembers?.();
     this.listener.close();
     this.server.tryShutdown((err) => {
       this.destroySockets();
@@ -131,19 +147,20 @@ export class PeerPortListener {
   }
 
   forceShutdown(): void {
+    this.stopWatchingMembers?.();
     this.listener.close();
     this.server.forceShutdown();
     this.destroySockets();
   }
 
   /**
-   * The members' addresses changed: closes the connections admitted past the limit from an
-   * address that is no longer a member's, so that at most the limit plus a share per current
-   * member address stay open.
+   * The members' addresses changed (called by their onChange): closes the connections admitted
+   * past the limit, while the connections open still exceed it, from an address that is no longer
+   * a member's, so that at most the limit plus a share per current member address stay open.
    */
   dropFormerMembers(): void {
     for (const [socket, address] of this.pastLimit) {
-      if (this.options.isMember?.(address) !== true) socket.destroy();
+      if (this.options.members?.has(address) !== true) socket.destroy();
     }
   }
 
@@ -152,11 +169,12 @@ export class PeerPortListener {
     const address = canonicalAddress(socket.remoteAddress ?? 'unknown');
     const held = this.perAddress.get(address) ?? 0;
     const full = this.maxConnections > 0 && this.sockets.size >= this.maxConnections;
-    const member = full && this.options.isMember?.(address) === true;
+    const member = full && this.options.members?.has(address) === true;
     const refusal: PeerPortRefusal | undefined =
       this.maxConnections === 0 ? undefined : full && !member ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
     if (refusal !== undefined) {
       socket.destroy();
+      if (refusal === 'connection_limit') this.options.members?.refreshOnDemand();
       const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;
       const now = (this.options.now ?? Date.now)();
       const last = this.reported.get(episode);

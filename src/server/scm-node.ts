@@ -190,8 +190,6 @@ export class ScmNode {
   private readonly authz: Authorizer;
   /** The members' IP addresses, which the peer ports admit past their connection limit. */
   private readonly memberAddresses: MemberAddresses;
-  /** The Ratis and InterSCM ports' listeners, once bound. */
-  private readonly peerListeners: PeerPortListener[] = [];
   private inbound: RaftInbound | undefined;
   private committedVoters: string[] = [];
   private committedNonVoters: string[] = [];
@@ -226,12 +224,7 @@ export class ScmNode {
       onWarning: (message) => log.warn({ event: 'metrics_warning' }, message),
     });
     this.events = new RaftEvents(this.metrics, log);
-    this.memberAddresses = new MemberAddresses({
-      log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) },
-      onChange: () => {
-        for (const listener of this.peerListeners) listener.dropFormerMembers();
-      },
-    });
+    this.memberAddresses = new MemberAddresses({ log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) } });
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address, nodeId) => (nodeId !== undefined ? security.peerChannel(nodeId, address) : security.serviceChannel(address)));
@@ -585,12 +578,10 @@ export class ScmNode {
     const peerPort = (server: grpc.Server, port: PeerPort): PeerPortListener =>
       new PeerPortListener(server, credentials, {
         maxConnections: config.peerMaxConnections,
-        isMember: (address) => this.memberAddresses.has(address),
+        members: this.memberAddresses,
         onOpenConnections: (open) => this.metrics.setPeerConnections(port, open),
         onRefused: (reason, peer, first) => {
           this.metrics.peerConnectionRefused(port, reason);
-          // It may be a member whose address changed since the hosts were last resolved.
-          if (reason === 'connection_limit') this.memberAddresses.refreshOnDemand();
           if (first) {
             this.log.warn(
               { event: 'peer_connection_refused', port, reason, peer },
@@ -604,7 +595,6 @@ export class ScmNode {
     const ratisListener = peerPort(ratisServer, 'ratis');
     const grpcListener = peerPort(grpcServer, 'grpc');
     this.servers.push(ratisListener, clientServer, grpcListener);
-    this.peerListeners.push(ratisListener, grpcListener);
     this.ports = {
       ratis: await listen(ratisListener, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),
       client: await clientServer.listen(bindHost, this.self.clientPort).catch((err: Error) => {

@@ -150,11 +150,13 @@ test('a host removed while its lookup is in flight does not come back when it an
   assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.1']);
 });
 
-test('a lookup that hangs holds up no other host, times out, and counts as failed', async () => {
+test('a lookup that hangs holds up no other host, times out, counts as failed, is not started again while it runs, and its late answer is taken', { timeout: 5_000 }, async () => {
   let hung = 0;
+  let answer: ((a: LookupAddress[]) => void) | undefined;
   const h = harness({
     lookupTimeoutMs: 30,
-    lookup: (hostname) => (hostname === 'hang.example' ? (hung++, new Promise<LookupAddress[]>(() => undefined)) : Promise.resolve([{ address: '10.0.0.4', family: 4 }])),
+    lookup: (hostname) =>
+      hostname === 'hang.example' ? (hung++, new Promise<LookupAddress[]>((resolve) => (answer = resolve))) : Promise.resolve([{ address: '10.0.0.4', family: 4 }]),
   });
   // The lookup's timeout is unref'd (it must not hold a stopping node up); this keeps the test's loop alive.
   const alive = setInterval(() => undefined, 1_000);
@@ -170,8 +172,27 @@ test('a lookup that hangs holds up no other host, times out, and counts as faile
     clearInterval(alive);
   }
   assert.equal(h.warnings.length, 1);
-  assert.match(h.warnings[0]!.msg, /cannot resolve member host hang\.example \(the lookup of hang\.example did not answer within 30 ms\)/);
+  assert.match(h.warnings[0]!.msg, /cannot resolve member host hang\.example \(the lookup of hang\.example did not answer within 30 ms/);
   assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.4']);
+
+  // Timed out, but still running (getaddrinfo holds a thread-pool thread): not started again.
+  const alive2 = setInterval(() => undefined, 1_000);
+  try {
+    await h.members.refresh();
+    await h.members.setHosts(['hang.example', 'scm4.example']);
+  } finally {
+    clearInterval(alive2);
+  }
+  assert.equal(hung, 1, 'one lookup of the hanging host at a time');
+  assert.equal(h.warnings.length, 1, 'logged once in the episode');
+  // Its answer comes late: taken.
+  answer!([{ address: '10.0.0.7', family: 4 }]);
+  await settle();
+  assert.deepEqual(sorted(h.members.addresses()), ['10.0.0.4', '10.0.0.7']);
+  assert.ok(h.infos.some((i) => /hang\.example resolves again/.test(i.msg)));
+  void h.members.refresh();
+  assert.equal(hung, 2, 'looked up anew once the first answered');
+  h.members.stop();
 });
 
 test('a lookup rejecting with something other than an Error is a failed lookup, not a crash', async () => {
@@ -183,7 +204,8 @@ test('a lookup rejecting with something other than an Error is a failed lookup, 
 
 test('onChange runs when the addresses change, and only then', async () => {
   let changes = 0;
-  const h = harness({ onChange: () => changes++ });
+  const h = harness();
+  const stop = h.members.onChange(() => changes++);
   h.dns.set('scm1.example', ['10.0.0.1']);
   await h.members.setHosts(['scm1.example']);
   assert.equal(changes, 1);
@@ -194,6 +216,9 @@ test('onChange runs when the addresses change, and only then', async () => {
   assert.equal(changes, 2);
   await h.members.setHosts([]);
   assert.equal(changes, 3, 'a removed host');
+  stop();
+  await h.members.setHosts(['scm1.example']);
+  assert.equal(changes, 3, 'a listener stopped hears nothing');
 });
 
 test('refreshOnDemand looks the hosts up again at most once per MEMBER_REFRESH_ON_DEMAND_MS', async () => {

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
-import { PEER_CONNECTION_IDLE_MS, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { PEER_CONNECTION_IDLE_MS, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { MemberAddresses } from '../../src/server/member-addresses.js';
 
 const identity = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
@@ -31,7 +32,7 @@ interface Started {
 
 async function start(
   maxConnections: number,
-  options: { credentials?: grpc.ServerCredentials; now?: () => number; isMember?: (address: string) => boolean; host?: string; serverOptions?: grpc.ServerOptions } = {},
+  options: { credentials?: grpc.ServerCredentials; now?: () => number; members?: PeerPortMembers; host?: string; serverOptions?: grpc.ServerOptions } = {},
 ): Promise<Started> {
   const server = new grpc.Server(options.serverOptions ?? {});
   server.addService(ECHO, {
@@ -49,7 +50,7 @@ async function start(
     onRefused: (reason, address, first) => refusals.push([reason, address, first]),
     onOpenConnections: (n) => open.push(n),
     ...(options.now !== undefined ? { now: options.now } : {}),
-    ...(options.isMember !== undefined ? { isMember: options.isMember } : {}),
+    ...(options.members !== undefined ? { members: options.members } : {}),
   });
   const port = await listener.listen(options.host ?? '0.0.0.0', 0);
   return { port, listener, refusals, open };
@@ -80,6 +81,29 @@ function rawConnection(port: number, localAddress: string): Promise<{ socket: So
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+
+/** Members whose addresses the test sets; counts the refreshes asked for; `changed()` tells the listeners. */
+function fakeMembers(initial: readonly string[], asked: string[] = []): PeerPortMembers & { readonly addresses: Set<string>; refreshes: number; changed(): void } {
+  const listeners = new Set<() => void>();
+  return {
+    addresses: new Set(initial),
+    refreshes: 0,
+    has(address) {
+      asked.push(address);
+      return this.addresses.has(address);
+    },
+    refreshOnDemand() {
+      this.refreshes++;
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    changed() {
+      for (const l of listeners) l();
+    },
+  };
+}
 
 test('grpc-js serves the connections the listener admits, and stops through it', { timeout: 10_000 }, async () => {
   const { port, listener } = await start(8);
@@ -182,7 +206,8 @@ test('while refusals of a kind go on, one is reported as the first again a minut
 test('with the limit full of other addresses, a member\'s address is still admitted and served, up to its share; others are still refused', { timeout: 10_000 }, async () => {
   // Limit 4: each address may hold one. 127.0.0.1 (where echo() connects from) is a member's.
   const asked: string[] = [];
-  const { port, listener, refusals } = await start(4, { isMember: (address) => (asked.push(address), address === '127.0.0.1') });
+  const members = fakeMembers(['127.0.0.1'], asked);
+  const { port, listener, refusals } = await start(4, { members });
   try {
     const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
     await settle();
@@ -211,9 +236,8 @@ test('with the limit full of other addresses, a member\'s address is still admit
 
 test('an IPv4-mapped remote address (a dual-stack listener) is matched, counted and reported as the IPv4 address', { timeout: 10_000 }, async () => {
   const asked: string[] = [];
-  const members = new Set(['127.0.0.1']);
   // On '::' an IPv4 connection's remoteAddress is ::ffff:127.0.0.x.
-  const { port, listener, refusals } = await start(4, { host: '::', isMember: (address) => (asked.push(address), members.has(address)) });
+  const { port, listener, refusals } = await start(4, { host: '::', members: fakeMembers(['127.0.0.1'], asked) });
   try {
     const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
     await settle();
@@ -235,8 +259,8 @@ test('an IPv4-mapped remote address (a dual-stack listener) is matched, counted 
 });
 
 test('a connection admitted past the limit closes when its address stops being a member\'s; one within the limit stays', { timeout: 10_000 }, async () => {
-  const members = new Set(['127.0.0.1', '127.0.0.9']);
-  const { port, listener } = await start(4, { isMember: (address) => members.has(address) });
+  const members = fakeMembers(['127.0.0.1', '127.0.0.9']);
+  const { port, listener } = await start(4, { members });
   try {
     const within = await rawConnection(port, '127.0.0.9');
     const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((a) => rawConnection(port, a)));
@@ -245,15 +269,15 @@ test('a connection admitted past the limit closes when its address stops being a
     assert.equal(listener.openConnections, 5, 'the limit, and a member past it');
 
     // Both addresses stop being members' (a pod's new IP, a removed member).
-    members.clear();
-    listener.dropFormerMembers();
+    members.addresses.clear();
+    members.changed();
     await past.closed;
     await settle();
     assert.equal(listener.openConnections, 4, 'back within the limit');
     assert.ok(!within.socket.destroyed, 'the connection admitted within the limit stays');
 
     // Once the open connections fit the limit, none counts as past it any more.
-    members.add('127.0.0.8');
+    members.addresses.add('127.0.0.8');
     flood[0]!.socket.destroy();
     await settle();
     const again = await rawConnection(port, '127.0.0.1');
@@ -262,8 +286,8 @@ test('a connection admitted past the limit closes when its address stops being a
     assert.equal(listener.openConnections, 5);
     flood[1]!.socket.destroy();
     await settle();
-    members.clear();
-    listener.dropFormerMembers();
+    members.addresses.clear();
+    members.changed();
     await settle();
     assert.equal(listener.openConnections, 4, 'nothing is past the limit any more: nothing to close');
     assert.ok(!again.socket.destroyed && !past2.socket.destroyed);
@@ -323,6 +347,48 @@ test('with the peer ports\' server options, a connection with no call open is cl
   } finally {
     client.close();
     listener.forceShutdown();
+  }
+});
+
+test('with MemberAddresses: a refusal at the limit has the hosts resolved again, so a member\'s new address gets in; a changed address closes the old one\'s connection past the limit', { timeout: 10_000 }, async () => {
+  const dns = new Map([['scm2.test', '127.0.0.8']]);
+  const looked: string[] = [];
+  let now = 1_000_000;
+  const members = new MemberAddresses({
+    lookup: (host) => {
+      looked.push(host);
+      return Promise.resolve([{ address: dns.get(host)!, family: 4 }]);
+    },
+    now: () => now,
+    log: { warn: () => undefined, info: () => undefined },
+  });
+  await members.setHosts(['scm2.test']);
+  const { port, listener, refusals } = await start(4, { members });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    // scm2 came back on a new address, not resolved yet: refused, and the refusal resolves again.
+    dns.set('scm2.test', '127.0.0.9');
+    const lookedBefore = looked.length;
+    await (await rawConnection(port, '127.0.0.9')).closed;
+    assert.deepEqual(refusals.at(-1)?.slice(0, 2), ['connection_limit', '127.0.0.9']);
+    await settle();
+    assert.equal(looked.length, lookedBefore + 1, 'looked up again on the refusal');
+    const member = await rawConnection(port, '127.0.0.9');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'its next attempt gets in, past the limit');
+
+    // It moves again: the connection from the old address is closed, through onChange.
+    dns.set('scm2.test', '127.0.0.10');
+    now += 60_000;
+    await members.refresh();
+    await member.closed;
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    for (const c of flood) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+    members.stop();
   }
 });
 
