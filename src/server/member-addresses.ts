@@ -7,9 +7,10 @@
 // a new IP). Each host is resolved on its own, so that one whose lookup hangs holds up no other,
 // and once at a time: a lookup (getaddrinfo) holds a thread of libuv's pool until it answers,
 // and the pool also runs the leader's log fsync. One that has not answered within a timeout is
-// reported as failed, and its answer is still taken when it comes. A literal IP needs no lookup. A failed lookup keeps what the host resolved
-// to before (a resolver outage must not turn the members away) and is logged once per failure
-// episode; a host no longer among the members loses its addresses at once.
+// reported as failed, and its answer is still taken when it comes. A literal IP needs no lookup.
+// A failed lookup keeps what the host resolved to before (a resolver outage must not turn the
+// members away) and is logged once per failure episode; a host no longer among the members loses
+// its addresses at once.
 import type { LookupAddress } from 'node:dns';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, SocketAddress } from 'node:net';

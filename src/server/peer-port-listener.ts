@@ -21,18 +21,20 @@
 // being a member's while the connections open still exceed the limit (dropFormerMembers). A
 // lookup that briefly answers with fewer addresses can so close a member's connection; it
 // connects again.
-// What remains: clients on many addresses can still hold every slot but the members' (in
-// plaintext a connection with no call open keeps its slot for up to a minute,
-// PEER_CONNECTION_IDLE_MS, and one that keeps opening calls for as long as it likes; under TLS
-// one that has not finished its handshake keeps it for up to 10 s, the handshake timeout of
-// tls.ts's server credentials; then each can connect again), and so keep an operator's tools out. A client on
-// a member's own address (its host, or a NAT in front of it) shares that member's share, and can fill it and keep that member out; a
-// member that connects from an address its host name does not resolve to (another interface, a
-// NAT) is not recognized, nor one whose new address has not been resolved yet (member-addresses.ts
-// resolves again on a configuration change, every 30 s, and after a refusal at the limit, at most
-// every 5 s; the resolver's own cache may answer with the old address meanwhile). At stop, every socket this listener
-// accepted is destroyed once the grpc-js server is done: under TLS a connection still in its
-// handshake has no session grpc-js knows of, and would stay open.
+// What remains: clients on many addresses can still hold every slot but the members', and so
+// keep an operator's tools out: in plaintext a connection with no call open keeps its slot for up
+// to a minute (PEER_CONNECTION_IDLE_MS), and one that keeps a call open for as long as it likes;
+// under TLS one that has not finished its handshake keeps it for up to 10 s (the handshake timeout
+// of tls.ts's server credentials); then each can connect again. A client on a member's own
+// address (its host, or a NAT in front of it) shares that member's share, and can fill it and
+// keep that member out. A member that connects from an address its host name does not resolve to
+// (another interface, a NAT) is not recognized, nor one whose new address has not been resolved
+// yet (member-addresses.ts resolves again on a configuration change, every 30 s, and after a
+// refusal at the limit, at most every 5 s; the resolver's own cache may answer with the old
+// address meanwhile).
+// At stop, every socket this listener accepted is destroyed once the grpc-js server is done:
+// under TLS a connection still in its handshake has no session grpc-js knows of, and would stay
+// open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { grpcServerOptions } from '../grpc-options.js';
@@ -158,7 +160,7 @@ export class PeerPortListener {
    * past the limit, while the connections open still exceed it, from an address that is no longer
    * a member's, so that at most the limit plus a share per current member address stay open.
    */
-  dropFormerMembers(): void {
+  private dropFormerMembers(): void {
     for (const [socket, address] of this.pastLimit) {
       if (this.options.members?.has(address) !== true) socket.destroy();
     }
