@@ -10,19 +10,50 @@
 // This class owns the listening socket; grpc-js gets each admitted connection through its
 // connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
 // before). A connection is closed as it is accepted, before any handshake:
-// - `connection_limit`: maxConnections are open already;
+// - `connection_limit`: maxConnections are open already, and it does not come from a member's
+//   address (`members`: member-addresses.ts, the addresses the members' hosts resolve to; such a
+//   refusal has them resolved again, in case it came from a member whose address changed);
 // - `address_share`: its address holds a quarter of them (at least one) already, so that one
-//   address cannot keep the others out.
-// What remains: clients on many addresses can hold every slot: in plaintext a connection that
-// sends nothing keeps its slot until it closes, and under TLS one that has not finished its
-// handshake keeps it for up to 120 s (Node's handshake timeout), then can connect again. Members
-// connected before keep their connections meanwhile. At stop, every socket this listener accepted
-// is destroyed once the grpc-js server is done: under TLS a connection still in its handshake has
-// no session grpc-js knows of, and would stay open.
+//   address cannot keep the others out. A member's address is held to it too.
+// Addresses are compared in canonical form (member-addresses.ts: an IPv4-mapped IPv6 address as
+// its IPv4 address). The connections open stay bounded: at most the limit plus a share per
+// member address, because a connection admitted past the limit is closed when its address stops
+// being a member's while the connections open still exceed the limit (dropFormerMembers). A
+// lookup that briefly answers with fewer addresses can so close a member's connection; it
+// connects again.
+// What remains: clients on many addresses can still hold every slot but the members', and so
+// keep an operator's tools out: in plaintext a connection with no call open keeps its slot for up
+// to a minute (PEER_CONNECTION_IDLE_MS), and one that keeps a call open for as long as it likes;
+// under TLS one that has not finished its handshake keeps it for up to 10 s (the handshake timeout
+// of tls.ts's server credentials); then each can connect again. A client on a member's own
+// address (its host, or a NAT in front of it) shares that member's share, and can fill it and
+// keep that member out. A member that connects from an address its host name does not resolve to
+// (another interface, a NAT) is not recognized, nor one whose new address has not been resolved
+// yet (member-addresses.ts resolves again on a configuration change, every 30 s, and after a
+// refusal at the limit, at most every 5 s; the resolver's own cache may answer with the old
+// address meanwhile).
+// At stop, every socket this listener accepted is destroyed once the grpc-js server is done:
+// under TLS a connection still in its handshake has no session grpc-js knows of, and would stay
+// open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
+import { grpcServerOptions } from '../grpc-options.js';
+import { canonicalAddress } from './member-addresses.js';
 
 export type PeerPortRefusal = 'connection_limit' | 'address_share';
+
+/**
+ * A peer port connection with no call open for this long is closed (grpc-js' GOAWAY). A member's
+ * Raft stream is one long call, and a checkpoint download is another; a channel whose connection
+ * was closed connects again at its next call. Without it a plaintext connection that sends nothing
+ * keeps its slot for as long as it stays open (under TLS the handshake timeout ends it first).
+ */
+export const PEER_CONNECTION_IDLE_MS = 60_000;
+
+/** The options of a peer port's grpc-js server: ours, `extra`, and the idle timeout. */
+export function peerServerOptions(extra: grpc.ServerOptions = {}, idleMs = PEER_CONNECTION_IDLE_MS): grpc.ServerOptions {
+  return grpcServerOptions({ ...extra, 'grpc.max_connection_idle_ms': idleMs });
+}
 
 /** While refusals of one kind go on, one is reported as `first` at most this often. */
 export const REFUSAL_REPORT_MS = 60_000;
@@ -41,6 +72,21 @@ export interface PeerPortListenerOptions {
   readonly now?: () => number;
   /** Connections open now, after each change. */
   readonly onOpenConnections?: (open: number) => void;
+  /**
+   * The group members' addresses (member-addresses.ts): a connection from one is admitted past
+   * maxConnections, still within its address's share.
+   */
+  readonly members?: PeerPortMembers;
+}
+
+/** The group members' addresses, as MemberAddresses keeps them. */
+export interface PeerPortMembers {
+  /** Whether a (canonical) remote address is a member's. */
+  has(address: string): boolean;
+  /** A connection was refused at the limit: it may be a member's, from an address not resolved yet. */
+  refreshOnDemand(): void;
+  /** Calls `listener` after each change of the addresses; returns a function that stops it. */
+  onChange(listener: () => void): () => void;
 }
 
 /** A grpc-js server behind a listening socket of ours. Shut down through this, not the server. */
@@ -53,6 +99,12 @@ export class PeerPortListener {
   private readonly injector: ReturnType<grpc.Server['createConnectionInjector']>;
   /** When a refusal was last reported, by episode: 'limit', or an address at its share. */
   private readonly reported = new Map<string, number>();
+  /**
+   * Connections admitted past maxConnections because their address was a member's, by address;
+   * forgotten once the open connections fit the limit again.
+   */
+  private readonly pastLimit = new Map<Socket, string>();
+  private readonly stopWatchingMembers: (() => void) | undefined;
 
   constructor(
     private readonly server: grpc.Server,
@@ -66,6 +118,7 @@ export class PeerPortListener {
     this.injector = server.createConnectionInjector(credentials);
     this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
     this.listener.on('error', () => undefined);
+    this.stopWatchingMembers = options.members?.onChange(() => this.dropFormerMembers());
   }
 
   /** Listens on host:port; resolves to the port bound (an ephemeral one for port 0). */
@@ -87,6 +140,7 @@ export class PeerPortListener {
 
   /** Stops accepting; calls in progress finish (grpc-js closes its sessions gracefully). */
   tryShutdown(callback: (error?: Error) => void): void {
+    this.stopWatchingMembers?.();
     this.listener.close();
     this.server.tryShutdown((err) => {
       this.destroySockets();
@@ -95,19 +149,34 @@ export class PeerPortListener {
   }
 
   forceShutdown(): void {
+    this.stopWatchingMembers?.();
     this.listener.close();
     this.server.forceShutdown();
     this.destroySockets();
   }
 
+  /**
+   * The members' addresses changed (called by their onChange): closes the connections admitted
+   * past the limit, while the connections open still exceed it, from an address that is no longer
+   * a member's, so that at most the limit plus a share per current member address stay open.
+   */
+  private dropFormerMembers(): void {
+    for (const [socket, address] of this.pastLimit) {
+      if (this.options.members?.has(address) !== true) socket.destroy();
+    }
+  }
+
   private accept(socket: Socket): void {
     socket.on('error', () => undefined);
-    const address = socket.remoteAddress ?? 'unknown';
+    const address = canonicalAddress(socket.remoteAddress ?? 'unknown');
     const held = this.perAddress.get(address) ?? 0;
+    const full = this.maxConnections > 0 && this.sockets.size >= this.maxConnections;
+    const member = full && this.options.members?.has(address) === true;
     const refusal: PeerPortRefusal | undefined =
-      this.maxConnections === 0 ? undefined : this.sockets.size >= this.maxConnections ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
+      this.maxConnections === 0 ? undefined : full && !member ? 'connection_limit' : held >= this.addressShare ? 'address_share' : undefined;
     if (refusal !== undefined) {
       socket.destroy();
+      if (refusal === 'connection_limit') this.options.members?.refreshOnDemand();
       const episode = refusal === 'connection_limit' ? 'limit' : `address ${address}`;
       const now = (this.options.now ?? Date.now)();
       const last = this.reported.get(episode);
@@ -117,10 +186,13 @@ export class PeerPortListener {
       return;
     }
     this.sockets.add(socket);
+    if (member) this.pastLimit.set(socket, address);
     this.perAddress.set(address, held + 1);
     this.options.onOpenConnections?.(this.sockets.size);
     socket.once('close', () => {
       this.sockets.delete(socket);
+      this.pastLimit.delete(socket);
+      if (this.sockets.size <= this.maxConnections) this.pastLimit.clear();
       const left = (this.perAddress.get(address) ?? 1) - 1;
       if (left > 0) this.perAddress.set(address, left);
       else this.perAddress.delete(address);

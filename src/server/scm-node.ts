@@ -22,7 +22,9 @@ import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
-import { PeerPortListener } from './peer-port-listener.js';
+import { PeerPortListener, peerServerOptions } from './peer-port-listener.js';
+import { MemberAddresses } from './member-addresses.js';
+import { hostOf } from './tls.js';
 import { PeerTransport } from './peer-transport.js';
 import { NodeSecurity } from './node-security.js';
 import { Authorizer, RefusalReporter } from './authz.js';
@@ -42,7 +44,6 @@ import { RaftEvents } from '../metrics/raft-events.js';
 import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
-import { grpcServerOptions } from '../grpc-options.js';
 import { NotLeaderError } from '../errors.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
@@ -187,6 +188,8 @@ export class ScmNode {
   private readonly peerCalls: PeerCalls;
   private readonly contact: PeerContact;
   private readonly authz: Authorizer;
+  /** The members' IP addresses, which the peer ports admit past their connection limit. */
+  private readonly memberAddresses: MemberAddresses;
   private inbound: RaftInbound | undefined;
   private committedVoters: string[] = [];
   private committedNonVoters: string[] = [];
@@ -221,6 +224,7 @@ export class ScmNode {
       onWarning: (message) => log.warn({ event: 'metrics_warning' }, message),
     });
     this.events = new RaftEvents(this.metrics, log);
+    this.memberAddresses = new MemberAddresses({ log: { warn: (fields, msg) => log.warn(fields, msg), info: (fields, msg) => log.info(fields, msg) } });
     this.contact = new PeerContact(Date.now, config.raft.electionTimeoutMinMs, (peer, seconds) => this.metrics.observePeerRoundTrip(peer, seconds));
     const startedAt = Date.now();
     this.peerCalls = new PeerCalls(`scm-node-${self.nodeId}`, 1_000, (address, nodeId) => (nodeId !== undefined ? security.peerChannel(nodeId, address) : security.serviceChannel(address)));
@@ -495,8 +499,9 @@ export class ScmNode {
       },
     );
     this.onMembershipChange();
+    this.memberAddresses.start();
 
-    const ratisServer = new grpc.Server(grpcServerOptions(this.transport.serverOptions()));
+    const ratisServer = new grpc.Server(peerServerOptions(this.transport.serverOptions()));
     this.transport.registerOn(ratisServer);
     // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
     // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
@@ -542,7 +547,7 @@ export class ScmNode {
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
       guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });
-    const grpcServer = new grpc.Server(grpcServerOptions());
+    const grpcServer = new grpc.Server(peerServerOptions());
     registerInterScmService(instrumented(grpcServer, this.metrics), {
       clusterId: this.clusterId,
       provider: new CheckpointProvider({
@@ -567,11 +572,13 @@ export class ScmNode {
       },
     });
     // grpc-js serves the peer ports, behind listeners that bound the connections open at once
-    // (ozone.scm.peer.max.connections, peer-port-listener.ts says why).
+    // (ozone.scm.peer.max.connections, peer-port-listener.ts says why); a member's address is
+    // admitted past the limit, within its share, so that a flood cannot keep a member out.
     const credentials = this.security.serverCredentials();
     const peerPort = (server: grpc.Server, port: PeerPort): PeerPortListener =>
       new PeerPortListener(server, credentials, {
         maxConnections: config.peerMaxConnections,
+        members: this.memberAddresses,
         onOpenConnections: (open) => this.metrics.setPeerConnections(port, open),
         onRefused: (reason, peer, first) => {
           this.metrics.peerConnectionRefused(port, reason);
@@ -728,6 +735,7 @@ export class ScmNode {
     for (const p of [...m.voters, ...m.nonVoters]) peers.set(p.id, p.address);
     peers.delete(this.nodeId);
     this.transport.setPeers(peers);
+    void this.memberAddresses.setHosts([...peers.values()].map(hostOf));
     const committed = this.core.committedMembership();
     if (committed.index !== this.committedMembersIndex) {
       const voters = committed.membership.voters.map((p) => p.id);
@@ -823,6 +831,7 @@ export class ScmNode {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.admin.stop();
+      this.memberAddresses.stop();
       if (this.gaugeTimer !== undefined) clearInterval(this.gaugeTimer);
       if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
       if (this.consistencyTimer !== undefined) clearInterval(this.consistencyTimer);

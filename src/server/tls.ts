@@ -175,9 +175,19 @@ export interface ServerExpectation {
 type CaListener = (update: { caCertificate: Buffer } | null) => void;
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
 
+/**
+ * How long a connection to a server on serverCredentials() (the peer ports) may take to finish its
+ * TLS handshake before Node closes it: Node's own default is 120 s, for which a client that
+ * connects and says nothing holds one of the port's connection slots (peer-port-listener.ts).
+ * Netty's SslHandler, which Ratis' gRPC server runs on, gives 10 s.
+ */
+export const SERVER_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 export interface TlsMaterialOptions {
   /** How often the files are checked for changes (default 1 s). */
   readonly pollIntervalMs?: number;
+  /** The TLS handshake timeout of the servers on serverCredentials() (default SERVER_TLS_HANDSHAKE_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number;
   /** A new set of files is in use. */
   readonly onReloaded?: (previous: LoadedTls, current: LoadedTls) => void;
   /** The files changed but the new set fails a check (reported once per change, after two polls). */
@@ -316,7 +326,7 @@ export class TlsMaterial {
    * when the material is reloaded.
    */
   serverCredentials(): grpc.ServerCredentials {
-    this.serverCredentialsCache ??= new ReloadingServerCredentials(this);
+    this.serverCredentialsCache ??= new ReloadingServerCredentials(this, this.options.handshakeTimeoutMs ?? SERVER_TLS_HANDSHAKE_TIMEOUT_MS);
     return this.serverCredentialsCache;
   }
 
@@ -362,8 +372,10 @@ export class TlsMaterial {
  * servers bound later work.
  */
 class ReloadingServerCredentials extends grpc.ServerCredentials {
-  constructor(material: TlsMaterial) {
-    super({ requestCert: true, rejectUnauthorized: true }, material.secureContextOptions());
+  constructor(material: TlsMaterial, handshakeTimeoutMs: number) {
+    // grpc-js hands these to http2.createSecureServer (a tls.Server's options), for the
+    // connections injected through peer-port-listener.ts too.
+    super({ requestCert: true, rejectUnauthorized: true, handshakeTimeout: handshakeTimeoutMs }, material.secureContextOptions());
     material.onReload(() => this.updateSecureContextOptions(material.secureContextOptions()));
   }
 

@@ -4,8 +4,10 @@
 // ozone.scm.peer.max.connections=32 (the least it takes; a quarter, 8, per address): connections
 // flood the leader's Ratis and InterSCM ports from one address and from forty; the ones past an address's share or
 // past the limit are closed as accepted, counted and logged once; the members' own connections
-// (opened before) carry on, allocations go on being replicated to both followers, and once the
-// flood ends a restarted follower connects again.
+// (opened before) carry on, allocations go on being replicated to both followers. Then, while
+// clients on addresses no member has (127.0.0.2 and up) hold every slot of both ports, a follower
+// is restarted: its address is a member's, so the leader admits it past the limit (within its
+// address's share) and it catches up. Once the flood ends a restarted follower connects again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -69,6 +71,31 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       // The members' connections were open before: replication goes on, to both followers.
       await allocate(client, 20);
       await cluster.waitFor('every member to apply the allocations made during the flood', 30_000, () => cluster.appliedAlike([1, 2, 3]));
+
+      // A member restarted while addresses no member has hold every slot of the leader's peer
+      // ports still gets in: only a client on the member's own address (the flood from 127.0.0.1
+      // above, closed now) could keep it out. The flood is topped up after the follower's own
+      // connections have closed, so that no slot is left free for it.
+      const ownAddress = flood.splice(0, 80);
+      for (const s of ownAddress) s.destroy();
+      const topUp = async (from: number): Promise<void> => {
+        for (const port of [ports.ratis, ports.grpc]) flood.push(...(await Promise.all(Array.from({ length: 40 }, (_, i) => open(port, `127.0.0.${from + i}`)))));
+      };
+      await topUp(60);
+      assert.equal(await cluster.kill(follower, 'SIGTERM'), 0);
+      await allocate(client, 5);
+      await topUp(100);
+      for (const port of ['ratis', 'grpc']) {
+        const openNow = await metric('scm_peer_connections', `port="${port}"`);
+        assert.ok(openNow >= LIMIT, `${port}: ${openNow} open, the limit full before the restart`);
+      }
+      const refused = (): Promise<number> => metric('scm_peer_connection_refusals_total', 'port="ratis",reason="connection_limit"');
+      const refusedBefore = await refused();
+      flood.push(await open(ports.ratis, '127.0.0.250'));
+      await cluster.waitFor('a non-member to be refused at the limit', 10_000, async () => (await refused()) > refusedBefore);
+      cluster.start(follower);
+      await allocate(client, 5);
+      await cluster.waitFor(`scm${follower}, restarted during the flood, to catch up`, 30_000, () => cluster.appliedAlike([1, 2, 3]));
 
       // The flood ends; a follower restarted now gets its connection again.
       for (const s of flood) s.destroy();

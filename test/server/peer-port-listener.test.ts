@@ -1,7 +1,8 @@
 // The peer ports' listener: grpc-js serves the connections it admits; past the limit, or past an
 // address's share of it, a connection is closed as accepted and reported (a log line's worth once
 // per episode, and once a minute while it goes on); a stop destroys sockets grpc-js never saw a
-// session on. Remote addresses differ by connecting from 127.0.0.x.
+// session on; a connection from a member's address is admitted past the limit, not past its
+// share. Remote addresses differ by connecting from 127.0.0.x.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -10,12 +11,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
-import { TlsMaterial } from '../../src/server/tls.js';
-import { PeerPortListener, REFUSAL_REPORT_MS, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
+import { PEER_CONNECTION_IDLE_MS, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { MemberAddresses } from '../../src/server/member-addresses.js';
 
 const identity = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
   Echo: { path: '/test.Peer/Echo', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  // A client stream answered at its end, as a member's Raft stream is one long call.
+  Hold: { path: '/test.Peer/Hold', requestStream: true, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
 };
 const EchoClient = grpc.makeGenericClientConstructor(ECHO, 'Peer');
 
@@ -26,9 +30,19 @@ interface Started {
   readonly open: number[];
 }
 
-async function start(maxConnections: number, options: { credentials?: grpc.ServerCredentials; now?: () => number } = {}): Promise<Started> {
-  const server = new grpc.Server();
-  server.addService(ECHO, { Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request) });
+async function start(
+  maxConnections: number,
+  options: { credentials?: grpc.ServerCredentials; now?: () => number; members?: PeerPortMembers; host?: string; serverOptions?: grpc.ServerOptions } = {},
+): Promise<Started> {
+  const server = new grpc.Server(options.serverOptions ?? {});
+  server.addService(ECHO, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request),
+    Hold: (call: grpc.ServerReadableStream<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      let count = 0;
+      call.on('data', () => count++);
+      call.on('end', () => done(null, Buffer.from(String(count))));
+    },
+  });
   const refusals: Array<[PeerPortRefusal, string, boolean]> = [];
   const open: number[] = [];
   const listener = new PeerPortListener(server, options.credentials ?? grpc.ServerCredentials.createInsecure(), {
@@ -36,8 +50,9 @@ async function start(maxConnections: number, options: { credentials?: grpc.Serve
     onRefused: (reason, address, first) => refusals.push([reason, address, first]),
     onOpenConnections: (n) => open.push(n),
     ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.members !== undefined ? { members: options.members } : {}),
   });
-  const port = await listener.listen('0.0.0.0', 0);
+  const port = await listener.listen(options.host ?? '0.0.0.0', 0);
   return { port, listener, refusals, open };
 }
 
@@ -66,6 +81,29 @@ function rawConnection(port: number, localAddress: string): Promise<{ socket: So
 }
 
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+
+/** Members whose addresses the test sets; counts the refreshes asked for; `changed()` tells the listeners. */
+function fakeMembers(initial: readonly string[], asked: string[] = []): PeerPortMembers & { readonly addresses: Set<string>; refreshes: number; changed(): void } {
+  const listeners = new Set<() => void>();
+  return {
+    addresses: new Set(initial),
+    refreshes: 0,
+    has(address) {
+      asked.push(address);
+      return this.addresses.has(address);
+    },
+    refreshOnDemand() {
+      this.refreshes++;
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    changed() {
+      for (const l of listeners) l();
+    },
+  };
+}
 
 test('grpc-js serves the connections the listener admits, and stops through it', { timeout: 10_000 }, async () => {
   const { port, listener } = await start(8);
@@ -162,6 +200,195 @@ test('while refusals of a kind go on, one is reported as the first again a minut
     assert.deepEqual(refusals.at(-1), ['address_share', '127.0.0.1', true]);
   } finally {
     listener.forceShutdown();
+  }
+});
+
+test('with the limit full of other addresses, a member\'s address is still admitted and served, up to its share; others are still refused', { timeout: 10_000 }, async () => {
+  // Limit 4: each address may hold one. 127.0.0.1 (where echo() connects from) is a member's.
+  const asked: string[] = [];
+  const members = fakeMembers(['127.0.0.1'], asked);
+  const { port, listener, refusals } = await start(4, { members });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    await (await rawConnection(port, '127.0.0.6')).closed;
+    assert.deepEqual(refusals, [['connection_limit', '127.0.0.6', true]], 'a non-member is refused at the limit');
+
+    assert.equal(await echo(port, 'from a member past the limit'), 'from a member past the limit');
+    await settle();
+    assert.equal(listener.openConnections, 4, 'the member\'s connection closed with its client');
+
+    const member = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'limit + the member address\'s share');
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals.at(-1), ['address_share', '127.0.0.1', true], 'a member is held to its share');
+    await (await rawConnection(port, '127.0.0.7')).closed;
+    assert.deepEqual(refusals.at(-1), ['connection_limit', '127.0.0.7', false]);
+    assert.equal(listener.openConnections, 5);
+    assert.ok(asked.includes('127.0.0.1') && asked.includes('127.0.0.7'), `asked about ${asked.join(', ')}`);
+    for (const c of [...flood, member]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('an IPv4-mapped remote address (a dual-stack listener) is matched, counted and reported as the IPv4 address', { timeout: 10_000 }, async () => {
+  const asked: string[] = [];
+  // On '::' an IPv4 connection's remoteAddress is ::ffff:127.0.0.x.
+  const { port, listener, refusals } = await start(4, { host: '::', members: fakeMembers(['127.0.0.1'], asked) });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    await (await rawConnection(port, '127.0.0.6')).closed;
+    const member = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'the member\'s address, mapped, is admitted past the limit');
+    await (await rawConnection(port, '127.0.0.1')).closed;
+    assert.deepEqual(refusals, [
+      ['connection_limit', '127.0.0.6', true],
+      ['address_share', '127.0.0.1', true],
+    ]);
+    assert.ok(!asked.some((a) => a.startsWith('::ffff:')), `asked about ${asked.join(', ')}`);
+    for (const c of [...flood, member]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('a connection admitted past the limit closes when its address stops being a member\'s; one within the limit stays', { timeout: 10_000 }, async () => {
+  const members = fakeMembers(['127.0.0.1', '127.0.0.9']);
+  const { port, listener } = await start(4, { members });
+  try {
+    const within = await rawConnection(port, '127.0.0.9');
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((a) => rawConnection(port, a)));
+    const past = await rawConnection(port, '127.0.0.1');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'the limit, and a member past it');
+
+    // Both addresses stop being members' (a pod's new IP, a removed member).
+    members.addresses.clear();
+    members.changed();
+    await past.closed;
+    await settle();
+    assert.equal(listener.openConnections, 4, 'back within the limit');
+    assert.ok(!within.socket.destroyed, 'the connection admitted within the limit stays');
+
+    // Once the open connections fit the limit, none counts as past it any more.
+    members.addresses.add('127.0.0.8');
+    flood[0]!.socket.destroy();
+    await settle();
+    const again = await rawConnection(port, '127.0.0.1');
+    const past2 = await rawConnection(port, '127.0.0.8');
+    await settle();
+    assert.equal(listener.openConnections, 5);
+    flood[1]!.socket.destroy();
+    await settle();
+    members.addresses.clear();
+    members.changed();
+    await settle();
+    assert.equal(listener.openConnections, 4, 'nothing is past the limit any more: nothing to close');
+    assert.ok(!again.socket.destroyed && !past2.socket.destroyed);
+    for (const c of [within, ...flood, again, past2]) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+  }
+});
+
+test('under TLS, a connection that does not finish its handshake within the handshake timeout is closed and frees its slot', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
+  const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
+  const node = certificates.nodes.get('scm1')!;
+  const files = { caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key };
+  const role = { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' } as const;
+  assert.equal(SERVER_TLS_HANDSHAKE_TIMEOUT_MS, 10_000, 'the default (Node alone gives 120 s)');
+  try {
+    const material = TlsMaterial.load(files, role, { handshakeTimeoutMs: 300 });
+    const { port, listener } = await start(4, { credentials: material.serverCredentials() });
+    try {
+      const started = Date.now();
+      const silent = await rawConnection(port, '127.0.0.2');
+      await silent.closed;
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 5_000, `closed after ${took} ms`);
+      await settle();
+      assert.equal(listener.openConnections, 0, 'its slot is free');
+    } finally {
+      listener.forceShutdown();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('with the peer ports\' server options, a connection with no call open is closed once idle; one with a stream open is not', { timeout: 30_000 }, async () => {
+  assert.equal(PEER_CONNECTION_IDLE_MS, 60_000);
+  const idleMs = 300;
+  const { port, listener } = await start(8, { serverOptions: peerServerOptions({}, idleMs) });
+  const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const started = Date.now();
+    const silent = await rawConnection(port, '127.0.0.2');
+    // The stream's connection stays open past several idle timeouts while the call is open.
+    const answer = new Promise<string>((resolve, reject) => {
+      const call = (client as unknown as { Hold: (cb: (e: Error | null, r?: Buffer) => void) => grpc.ClientWritableStream<Buffer> }).Hold((err, reply) => (err !== null ? reject(err) : resolve(reply!.toString())));
+      call.write(Buffer.from('a'));
+      setTimeout(() => {
+        call.write(Buffer.from('b'));
+        call.end();
+      }, idleMs * 4);
+    });
+    await silent.closed;
+    const took = Date.now() - started;
+    assert.ok(took >= idleMs - 50 && took < 5_000, `the silent connection closed after ${took} ms`);
+    assert.equal(await answer, '2', 'the stream lived through four idle timeouts');
+  } finally {
+    client.close();
+    listener.forceShutdown();
+  }
+});
+
+test('with MemberAddresses: a refusal at the limit has the hosts resolved again, so a member\'s new address gets in; a changed address closes the old one\'s connection past the limit', { timeout: 10_000 }, async () => {
+  const dns = new Map([['scm2.test', '127.0.0.8']]);
+  const looked: string[] = [];
+  let now = 1_000_000;
+  const members = new MemberAddresses({
+    lookup: (host) => {
+      looked.push(host);
+      return Promise.resolve([{ address: dns.get(host)!, family: 4 }]);
+    },
+    now: () => now,
+    log: { warn: () => undefined, info: () => undefined },
+  });
+  await members.setHosts(['scm2.test']);
+  const { port, listener, refusals } = await start(4, { members });
+  try {
+    const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
+    await settle();
+    // scm2 came back on a new address, not resolved yet: refused, and the refusal resolves again.
+    dns.set('scm2.test', '127.0.0.9');
+    const lookedBefore = looked.length;
+    await (await rawConnection(port, '127.0.0.9')).closed;
+    assert.deepEqual(refusals.at(-1)?.slice(0, 2), ['connection_limit', '127.0.0.9']);
+    await settle();
+    assert.equal(looked.length, lookedBefore + 1, 'looked up again on the refusal');
+    const member = await rawConnection(port, '127.0.0.9');
+    await settle();
+    assert.equal(listener.openConnections, 5, 'its next attempt gets in, past the limit');
+
+    // It moves again: the connection from the old address is closed, through onChange.
+    dns.set('scm2.test', '127.0.0.10');
+    now += 60_000;
+    await members.refresh();
+    await member.closed;
+    await settle();
+    assert.equal(listener.openConnections, 4);
+    for (const c of flood) c.socket.destroy();
+  } finally {
+    listener.forceShutdown();
+    members.stop();
   }
 });
 
