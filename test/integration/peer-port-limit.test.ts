@@ -95,7 +95,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       await cluster.waitFor('a non-member to be refused at the limit', 10_000, async () => (await refused()) > refusedBefore);
       cluster.start(follower);
       await allocate(client, 5);
-      await cluster.waitFor(`scm${follower}, restarted during the flood, to catch up`, 30_000, () => cluster.appliedAlike([1, 2, 3]));
+      await cluster.waitFor(`scm${follower}, restarted during the flood, to catch up`, 60_000, () => cluster.appliedAlike([1, 2, 3]));
 
       // The flood ends; a follower restarted now gets its connection again.
       for (const s of flood) s.destroy();
