@@ -10,19 +10,26 @@
 //   unary            UnaryGrpcServer (src/server/unary-grpc-server.ts), the client port's server,
 //                    serving the echo through addService like the grpc-js kinds;
 //   node:http2       the same exchange written on node:http2 directly (headers, one framed
-//                    message, trailers, no checks): what any server adds on top.
+//                    message, trailers, no checks): what any server adds on top;
+//   tcp              the framed message echoed over a bare TCP connection (node:net), no HTTP/2
+//                    and no gRPC on either side: the floor of any exchange between two Node
+//                    processes here. With --in-flight 1, 1e6 / calls/s is a round trip in µs
+//                    between two processes that each sleep until the other's message arrives.
 // The client side is the floor of the load generator's CPU per operation whatever the server;
 // both sides together bound how many calls two cores can carry.
 import { fork } from 'node:child_process';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { grpcChannelOptions, grpcServerOptions } from '../src/grpc-options.js';
 import { UnaryGrpcServer, type UnaryCall } from '../src/server/unary-grpc-server.js';
 
-type ServerKind = 'grpc-js' | 'grpc-js-no-channelz' | 'unary' | 'http2';
-const SERVER_KINDS: readonly ServerKind[] = ['grpc-js', 'grpc-js-no-channelz', 'unary', 'http2'];
+type ServerKind = 'grpc-js' | 'grpc-js-no-channelz' | 'unary' | 'http2' | 'tcp';
+const SERVER_KINDS: readonly ServerKind[] = ['grpc-js', 'grpc-js-no-channelz', 'unary', 'http2', 'tcp'];
+/** The message and its 5-byte gRPC prefix, as every kind carries them. */
+const FRAME_BYTES = 205;
 const PATH = '/bench.Echo/Echo';
 const identity = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
@@ -30,6 +37,14 @@ const ECHO: grpc.ServiceDefinition = {
 };
 
 async function serve(kind: ServerKind): Promise<number> {
+  if (kind === 'tcp') {
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.on('data', (chunk) => socket.write(chunk));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  }
   if (kind === 'unary') {
     const server = new UnaryGrpcServer();
     server.addService(ECHO, { Echo: (call: UnaryCall<Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request) });
@@ -79,12 +94,7 @@ async function measure(kind: ServerKind, calls: number, inFlight: number): Promi
   const child = fork(fileURLToPath(import.meta.url), ['--server', kind], { execArgv: ['--import', 'tsx'] });
   const next = (): Promise<Record<string, number>> => new Promise((resolve) => child.once('message', resolve));
   const { port } = await next();
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), grpcChannelOptions());
-  const payload = Buffer.alloc(200, 0x61);
-  const call = (): Promise<void> =>
-    new Promise((resolve, reject) =>
-      client.makeUnaryRequest(PATH, identity, identity, payload, (e) => (e === null ? resolve() : reject(e))),
-    );
+  const { call, close } = kind === 'tcp' ? await tcpCaller(port as number) : grpcCaller(port as number);
   const run = async (n: number): Promise<void> => {
     let left = n;
     await Promise.all(Array.from({ length: inFlight }, async () => {
@@ -100,8 +110,47 @@ async function measure(kind: ServerKind, calls: number, inFlight: number): Promi
   const cpu = process.cpuUsage(cpu0);
   child.send('stop');
   const { cpuUs } = await next();
-  client.close();
+  close();
   return { serverUs: (cpuUs as number) / calls, clientUs: (cpu.user + cpu.system) / calls, perSecond: (calls * 1000) / elapsed };
+}
+
+interface Caller {
+  readonly call: () => Promise<void>;
+  readonly close: () => void;
+}
+
+function grpcCaller(port: number): Caller {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), grpcChannelOptions());
+  const payload = Buffer.alloc(FRAME_BYTES - 5, 0x61);
+  return {
+    call: () => new Promise((resolve, reject) => client.makeUnaryRequest(PATH, identity, identity, payload, (e) => (e === null ? resolve() : reject(e)))),
+    close: () => client.close(),
+  };
+}
+
+/** Calls on one TCP connection, answered in order: each is done once FRAME_BYTES more have come back. */
+async function tcpCaller(port: number): Promise<Caller> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const frame = Buffer.alloc(FRAME_BYTES, 0x61);
+  const waiting: Array<() => void> = [];
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    while (received >= FRAME_BYTES && waiting.length > 0) {
+      received -= FRAME_BYTES;
+      waiting.shift()!();
+    }
+  });
+  return {
+    call: () =>
+      new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        socket.write(frame);
+      }),
+    close: () => socket.destroy(),
+  };
 }
 
 if (process.argv[2] === '--server') serverProcess();
@@ -110,7 +159,7 @@ else {
   const calls = Number(values.calls);
   const rounds = Number(values.rounds);
   const inFlight = Number(values['in-flight']);
-  console.log(`gRPC unary echo, ${calls} calls per run, ${inFlight} in flight, grpc-js ${(await import('@grpc/grpc-js/package.json', { with: { type: 'json' } })).default.version}, Node ${process.version}`);
+  console.log(`gRPC unary echo (tcp: the same bytes echoed over bare TCP), ${calls} calls per run, ${inFlight} in flight, grpc-js ${(await import('@grpc/grpc-js/package.json', { with: { type: 'json' } })).default.version}, Node ${process.version}`);
   console.log('| round | server | server CPU µs/call | client CPU µs/call | calls/s |');
   console.log('| --- | --- | ---: | ---: | ---: |');
   for (let r = 1; r <= rounds; r++) {
