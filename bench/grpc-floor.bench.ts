@@ -5,8 +5,8 @@
 // for etcd and for us) with 64 calls in flight, as the load rows' 64 callers do. Prints CPU µs per
 // call for each side, from process.cpuUsage() around the measured calls, for four servers:
 //   grpc-js          the library's defaults (channelz on);
-//   grpc-js, no cz   `grpcServerOptions()` (src/grpc-options.ts), as the node's peer and InterSCM
-//                    servers run;
+//   grpc-js, no cz   `grpcServerOptions()` (src/grpc-options.ts: channelz off), which the node's
+//                    Ratis and InterSCM servers run with, plus their connection timing;
 //   unary            UnaryGrpcServer (src/server/unary-grpc-server.ts), the client port's server,
 //                    serving the echo through addService like the grpc-js kinds;
 //   node:http2       the same exchange written on node:http2 directly (headers, one framed

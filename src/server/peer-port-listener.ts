@@ -22,8 +22,9 @@
 // lookup that briefly answers with fewer addresses can so close a member's connection; it
 // connects again.
 // What remains: clients on many addresses can still hold every slot but the members', and so
-// keep an operator's tools out: in plaintext a connection with no call open keeps its slot for up
-// to a minute (PEER_CONNECTION_IDLE_MS), and one that keeps a call open for as long as it likes;
+// keep an operator's tools out: in plaintext a connection that does not speak HTTP/2 keeps its
+// slot for up to 40 s (the keepalive ping and its timeout, PEER_CONNECTION_TIMING), one with no
+// call open for up to a minute (idle), and one that keeps a call open for as long as it likes;
 // under TLS one that has not finished its handshake keeps it for up to 10 s (the handshake timeout
 // of tls.ts's server credentials); then each can connect again. A client on a member's own
 // address (its host, or a NAT in front of it) shares that member's share, and can fill it and
@@ -43,16 +44,35 @@ import { canonicalAddress } from './member-addresses.js';
 export type PeerPortRefusal = 'connection_limit' | 'address_share';
 
 /**
- * A peer port connection with no call open for this long is closed (grpc-js' GOAWAY). A member's
- * Raft stream is one long call, and a checkpoint download is another; a channel whose connection
- * was closed connects again at its next call. Without it a plaintext connection that sends nothing
- * keeps its slot for as long as it stays open (under TLS the handshake timeout ends it first).
+ * How long a peer port's connections may hold a slot doing nothing (peerServerOptions):
+ * - `idleMs`: a connection with no call open for this long is closed (grpc-js' GOAWAY, then the
+ *   end of our side; the listener destroys the socket a second later, as a client that never ends
+ *   its own side would keep it open). A member's Raft stream is one long call, and a checkpoint
+ *   download is another; a channel whose connection was closed connects again at its next call.
+ * - `keepaliveMs`, `keepaliveTimeoutMs`: every connection is pinged this often, and destroyed if
+ *   the ping is not answered in time: one whose client vanished without closing (power lost, a pod
+ *   moved) keeps its Raft stream open, and so would never be idle; one that never spoke HTTP/2
+ *   answers no ping either.
  */
-export const PEER_CONNECTION_IDLE_MS = 60_000;
+export interface PeerConnectionTiming {
+  readonly idleMs: number;
+  readonly keepaliveMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
 
-/** The options of a peer port's grpc-js server: ours, `extra`, and the idle timeout. */
-export function peerServerOptions(extra: grpc.ServerOptions = {}, idleMs = PEER_CONNECTION_IDLE_MS): grpc.ServerOptions {
-  return grpcServerOptions({ ...extra, 'grpc.max_connection_idle_ms': idleMs });
+export const PEER_CONNECTION_TIMING: PeerConnectionTiming = { idleMs: 60_000, keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000 };
+
+/** After our side of a connection has ended, how long its client has to end its own. */
+const PEER_CLOSE_GRACE_MS = 1_000;
+
+/** The options of a peer port's grpc-js server: ours, `extra`, and the connection timing. */
+export function peerServerOptions(extra: grpc.ServerOptions = {}, timing: PeerConnectionTiming = PEER_CONNECTION_TIMING): grpc.ServerOptions {
+  return grpcServerOptions({
+    ...extra,
+    'grpc.max_connection_idle_ms': timing.idleMs,
+    'grpc.keepalive_time_ms': timing.keepaliveMs,
+    'grpc.keepalive_timeout_ms': timing.keepaliveTimeoutMs,
+  });
 }
 
 /** While refusals of one kind go on, one is reported as `first` at most this often. */
@@ -200,6 +220,9 @@ export class PeerPortListener {
       if (left <= this.addressShare / 2) this.reported.delete(`address ${address}`);
       this.options.onOpenConnections?.(this.sockets.size);
     });
+    // grpc-js closes a session gracefully (idle, shutdown): our side ends, and the socket stays
+    // until the client ends its own. One that never does would keep its slot.
+    socket.once('finish', () => setTimeout(() => socket.destroy(), PEER_CLOSE_GRACE_MS).unref());
     this.injector.injectConnection(socket);
   }
 

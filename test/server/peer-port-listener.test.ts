@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
-import { PEER_CONNECTION_IDLE_MS, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { PEER_CONNECTION_TIMING, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
 import { MemberAddresses } from '../../src/server/member-addresses.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -68,9 +68,9 @@ function echo(port: number, text: string): Promise<string> {
 }
 
 /** A raw connection from `localAddress`; resolves once connected, with a promise of its close. */
-function rawConnection(port: number, localAddress: string): Promise<{ socket: Socket; closed: Promise<void> }> {
+function rawConnection(port: number, localAddress: string, options: { allowHalfOpen?: boolean } = {}): Promise<{ socket: Socket; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, localAddress });
+    const socket = connect({ host: '127.0.0.1', port, localAddress, allowHalfOpen: options.allowHalfOpen ?? false });
     const closed = new Promise<void>((done) => socket.once('close', () => done()));
     socket.on('error', () => undefined);
     // Reads (and drops) whatever comes, so that a close from the server is seen; sends nothing.
@@ -323,27 +323,77 @@ test('under TLS, a connection that does not finish its handshake within the hand
   }
 });
 
-test('with the peer ports\' server options, a connection with no call open is closed once idle; one with a stream open is not', { timeout: 30_000 }, async () => {
-  assert.equal(PEER_CONNECTION_IDLE_MS, 60_000);
-  const idleMs = 300;
-  const { port, listener } = await start(8, { serverOptions: peerServerOptions({}, idleMs) });
+/** A client stream on `client` (answered with the count of its messages at its end); writes one now. */
+function holdStream(client: grpc.Client): { readonly end: () => Promise<string> } {
+  let call!: grpc.ClientWritableStream<Buffer>;
+  const answer = new Promise<string>((resolve, reject) => {
+    call = (client as unknown as { Hold: (cb: (e: Error | null, r?: Buffer) => void) => grpc.ClientWritableStream<Buffer> }).Hold((err, reply) => (err !== null ? reject(err) : resolve(reply!.toString())));
+  });
+  call.write(Buffer.from('a'));
+  return {
+    end: () => {
+      call.write(Buffer.from('b'));
+      call.end();
+      return answer;
+    },
+  };
+}
+
+async function until(what: string, timeoutMs: number, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('with the peer ports\' server options, a connection with no call open is closed once idle, one that never ends its side too; one with a stream open is not', { timeout: 30_000 }, async () => {
+  assert.deepEqual(PEER_CONNECTION_TIMING, { idleMs: 60_000, keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000 });
+  const idleMs = 1_000;
+  // Keepalive far off: what closes here is the idle timeout.
+  const { port, listener } = await start(8, { serverOptions: peerServerOptions({}, { idleMs, keepaliveMs: 60_000, keepaliveTimeoutMs: 60_000 }) });
   const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   try {
     const started = Date.now();
+    const stream = holdStream(client);
     const silent = await rawConnection(port, '127.0.0.2');
-    // The stream's connection stays open past several idle timeouts while the call is open.
-    const answer = new Promise<string>((resolve, reject) => {
-      const call = (client as unknown as { Hold: (cb: (e: Error | null, r?: Buffer) => void) => grpc.ClientWritableStream<Buffer> }).Hold((err, reply) => (err !== null ? reject(err) : resolve(reply!.toString())));
-      call.write(Buffer.from('a'));
-      setTimeout(() => {
-        call.write(Buffer.from('b'));
-        call.end();
-      }, idleMs * 4);
-    });
+    // Never ends its side: the server's graceful close alone would leave its socket open.
+    await rawConnection(port, '127.0.0.3', { allowHalfOpen: true });
+    await until('the three connections to be open', 5_000, () => listener.openConnections === 3);
     await silent.closed;
     const took = Date.now() - started;
     assert.ok(took >= idleMs - 50 && took < 5_000, `the silent connection closed after ${took} ms`);
-    assert.equal(await answer, '2', 'the stream lived through four idle timeouts');
+    await until('the half-open connection to be destroyed', 5_000, () => listener.openConnections === 1);
+    // The stream's connection outlives several more idle timeouts while its call is open.
+    await new Promise((resolve) => setTimeout(resolve, idleMs * 3));
+    assert.equal(listener.openConnections, 1, 'the stream\'s connection is open');
+    // A graceful close would keep the socket until the stream ends: the client must not have been told to go away either.
+    assert.equal(client.getChannel().getConnectivityState(false), grpc.connectivityState.READY, 'no GOAWAY on the stream\'s connection');
+    assert.equal(await stream.end(), '2');
+  } finally {
+    client.close();
+    listener.forceShutdown();
+  }
+});
+
+test('with the peer ports\' server options, a connection that answers no keepalive ping is destroyed; a client that answers keeps its connection', { timeout: 30_000 }, async () => {
+  const timing = { idleMs: 60_000, keepaliveMs: 500, keepaliveTimeoutMs: 500 };
+  const { port, listener } = await start(8, { serverOptions: peerServerOptions({}, timing) });
+  const client = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  try {
+    const stream = holdStream(client);
+    const started = Date.now();
+    // Never speaks HTTP/2, so answers no ping; never ends its side either.
+    await rawConnection(port, '127.0.0.2', { allowHalfOpen: true });
+    await until('both connections to be open', 5_000, () => listener.openConnections === 2);
+    await until('the mute connection to be destroyed', 10_000, () => listener.openConnections === 1);
+    const took = Date.now() - started;
+    assert.ok(took >= timing.keepaliveMs, `destroyed after ${took} ms`);
+    // The grpc-js client answers every ping: its stream's connection stays through several.
+    await new Promise((resolve) => setTimeout(resolve, (timing.keepaliveMs + timing.keepaliveTimeoutMs) * 2));
+    assert.equal(listener.openConnections, 1, 'the stream\'s connection is open');
+    assert.equal(client.getChannel().getConnectivityState(false), grpc.connectivityState.READY);
+    assert.equal(await stream.end(), '2');
   } finally {
     client.close();
     listener.forceShutdown();
