@@ -250,8 +250,8 @@ test('a member removed, wiped and re-added while clients keep writing catches up
     const installs = (cluster.output(member).match(/"msg":"snapshot installed"/g) ?? []).length;
     // One install brings it to a checkpoint; appends do the rest. Each extra one means the leader
     // purged the entries it was catching up with (158 back to back were seen before the hold).
-    // With this small purge gap a slow member under load may still need a third: seen twice, in
-    // full runs with other load on the machine, not traced (one candidate is the documented limit:
+    // With this small purge gap a slow member under load may still need a third: seen twice in
+    // full runs (once with other load beside it), not traced (one candidate is the documented limit:
     // an install is silent, and past two election timeouts the leader stops holding the log for
     // it; README, purgeFloor). The check is there for the loop.
     assert.ok(installs >= 1 && installs <= 3, `scm${member} installed ${installs} checkpoints`);
