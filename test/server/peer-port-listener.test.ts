@@ -264,28 +264,27 @@ test('a connection admitted past the limit closes when its address stops being a
   try {
     const within = await rawConnection(port, '127.0.0.9');
     const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((a) => rawConnection(port, a)));
+    await until('the limit to be full', 5_000, () => listener.openConnections === 4);
     const past = await rawConnection(port, '127.0.0.1');
-    await settle();
-    assert.equal(listener.openConnections, 5, 'the limit, and a member past it');
+    await until('a member past the limit', 5_000, () => listener.openConnections === 5);
 
     // Both addresses stop being members' (a pod's new IP, a removed member).
     members.addresses.clear();
     members.changed();
     await past.closed;
-    await settle();
-    assert.equal(listener.openConnections, 4, 'back within the limit');
+    await until('back within the limit', 5_000, () => listener.openConnections === 4);
     assert.ok(!within.socket.destroyed, 'the connection admitted within the limit stays');
 
     // Once the open connections fit the limit, none counts as past it any more.
     members.addresses.add('127.0.0.8');
     flood[0]!.socket.destroy();
-    await settle();
+    await until('a slot to free', 5_000, () => listener.openConnections === 3);
     const again = await rawConnection(port, '127.0.0.1');
+    await until('the limit to be full again', 5_000, () => listener.openConnections === 4);
     const past2 = await rawConnection(port, '127.0.0.8');
-    await settle();
-    assert.equal(listener.openConnections, 5);
+    await until('a member past the limit again', 5_000, () => listener.openConnections === 5);
     flood[1]!.socket.destroy();
-    await settle();
+    await until('back within the limit again', 5_000, () => listener.openConnections === 4);
     members.addresses.clear();
     members.changed();
     await settle();
@@ -417,7 +416,7 @@ test('with MemberAddresses: a refusal at the limit has the hosts resolved again,
   const { port, listener, refusals } = await start(4, { members });
   try {
     const flood = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((a) => rawConnection(port, a)));
-    await settle();
+    await until('the limit to be full', 5_000, () => listener.openConnections === 4);
     // scm2 came back on a new address, not resolved yet: refused, and the refusal resolves again.
     dns.set('scm2.test', '127.0.0.9');
     const lookedBefore = looked.length;
@@ -426,16 +425,14 @@ test('with MemberAddresses: a refusal at the limit has the hosts resolved again,
     await settle();
     assert.equal(looked.length, lookedBefore + 1, 'looked up again on the refusal');
     const member = await rawConnection(port, '127.0.0.9');
-    await settle();
-    assert.equal(listener.openConnections, 5, 'its next attempt gets in, past the limit');
+    await until('its next attempt to get in, past the limit', 5_000, () => listener.openConnections === 5);
 
     // It moves again: the connection from the old address is closed, through onChange.
     dns.set('scm2.test', '127.0.0.10');
     now += 60_000;
     await members.refresh();
     await member.closed;
-    await settle();
-    assert.equal(listener.openConnections, 4);
+    await until('the old address\'s connection to be gone', 5_000, () => listener.openConnections === 4);
     for (const c of flood) c.socket.destroy();
   } finally {
     listener.forceShutdown();
