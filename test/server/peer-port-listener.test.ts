@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
-import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial } from '../../src/server/tls.js';
+import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsMaterialOptions } from '../../src/server/tls.js';
 import { PEER_CONNECTION_TIMING, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
 import { MemberAddresses } from '../../src/server/member-addresses.js';
 
@@ -154,13 +154,27 @@ test('0 is no limit: one address may open many', { timeout: 10_000 }, async () =
   }
 });
 
+/** Runs `body` with a node's TLS material from a fresh local CA, whose directory is removed after. */
+async function withNodeTls(options: TlsMaterialOptions, body: (material: TlsMaterial) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
+  try {
+    const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
+    const node = certificates.nodes.get('scm1')!;
+    const files = { caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key };
+    const material = TlsMaterial.load(files, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' }, options);
+    try {
+      await body(material);
+    } finally {
+      material.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 test('a stop closes every connection it accepted, one that sent nothing too; forced or not, in plaintext and under TLS', { timeout: 30_000 }, async () => {
   // Under TLS a connection still in its handshake has no HTTP/2 session: grpc-js never closes it.
-  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
-  const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
-  const node = certificates.nodes.get('scm1')!;
-  const material = TlsMaterial.load({ caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key }, { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' });
-  try {
+  await withNodeTls({}, async (material) => {
     for (const credentials of [grpc.ServerCredentials.createInsecure(), material.serverCredentials()]) {
       for (const stop of ['graceful', 'forced'] as const) {
         const { port, listener } = await start(4, { credentials });
@@ -173,10 +187,7 @@ test('a stop closes every connection it accepted, one that sent nothing too; for
         assert.equal(listener.openConnections, 0, stop);
       }
     }
-  } finally {
-    material.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('while refusals of a kind go on, one is reported as the first again a minute later; a freed share re-arms at once', { timeout: 10_000 }, async () => {
@@ -297,14 +308,8 @@ test('a connection admitted past the limit closes when its address stops being a
 });
 
 test('under TLS, a connection that does not finish its handshake within the handshake timeout is closed and frees its slot', { timeout: 30_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'peer-port-tls-'));
-  const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
-  const node = certificates.nodes.get('scm1')!;
-  const files = { caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key };
-  const role = { kind: 'node', serviceId: 'svc', nodeId: 'scm1', host: '127.0.0.1' } as const;
   assert.equal(SERVER_TLS_HANDSHAKE_TIMEOUT_MS, 10_000, 'the default (Node alone gives 120 s)');
-  try {
-    const material = TlsMaterial.load(files, role, { handshakeTimeoutMs: 300 });
+  await withNodeTls({ handshakeTimeoutMs: 300 }, async (material) => {
     const { port, listener } = await start(4, { credentials: material.serverCredentials() });
     try {
       const started = Date.now();
@@ -317,9 +322,7 @@ test('under TLS, a connection that does not finish its handshake within the hand
     } finally {
       listener.forceShutdown();
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 /** A client stream on `client` (answered with the count of its messages at its end); writes one now. */
