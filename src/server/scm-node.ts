@@ -258,6 +258,7 @@ export class ScmNode {
       members: () => this.admin.members(),
       peers: this.peerCalls,
       contact: this.contact,
+      raftStreamOpen: (nodeId) => this.transport.stats().get(nodeId)?.connected === true,
       startedAt,
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
