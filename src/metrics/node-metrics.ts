@@ -59,12 +59,13 @@ export const RAFT_DROP_REASONS = ['malformed', 'misaddressed', 'sender_mismatch'
 export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
 
 /**
- * Why the Ratis port ended a Raft stream before or instead of reading its messages: bytes that are
- * not the protocol (raft-stream-wire.ts), a frame over the port's cap, no HELLO within its timeout,
- * nothing at all for the idle timeout, a HELLO of another cluster or naming no sender. (A refused
- * identity counts in scm_auth_refusals_total, an undecodable message in scm_raft_messages_dropped_total.)
+ * Why the Ratis port ended a Raft stream, or a connection before it was one: a TLS handshake that
+ * failed or did not finish in time, bytes that are not the protocol (raft-stream-wire.ts), a frame
+ * over the port's cap, no HELLO within its timeout, nothing at all for the idle timeout, a HELLO of
+ * another cluster or naming no sender, an internal error its messages ran into. (A refused identity
+ * counts in scm_auth_refusals_total, an undecodable message in scm_raft_messages_dropped_total.)
  */
-export const RAFT_STREAM_REFUSAL_REASONS = ['protocol', 'frame_too_large', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed'] as const;
+export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
 export type RaftStreamRefusalReason = (typeof RAFT_STREAM_REFUSAL_REASONS)[number];
 
 /** The gRPC ports a caller can be refused on (README, "Security"). */
@@ -383,7 +384,7 @@ export class NodeMetrics {
     });
     this.raftStreamRefusals = new Counter({
       name: 'scm_raft_stream_refusals_total',
-      help: 'Raft streams the Ratis port ended before or instead of reading their messages: protocol (bytes not the protocol), frame_too_large, hello_timeout, idle, foreign_cluster, unnamed (no sender id).',
+      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
       labelNames: ['reason'],
       registers,
     });

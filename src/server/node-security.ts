@@ -82,7 +82,7 @@ export class NodeSecurity {
   raftStreamServerTls(): RaftStreamServerTls | undefined {
     const material = this.material;
     if (material === undefined) return undefined;
-    return { contextOptions: () => material.secureContextOptions(), onChange: (listener) => void material.onReload(listener), handshakeTimeoutMs: SERVER_TLS_HANDSHAKE_TIMEOUT_MS };
+    return { contextOptions: () => material.secureContextOptions(), onChange: (listener) => material.onReload(listener), handshakeTimeoutMs: SERVER_TLS_HANDSHAKE_TIMEOUT_MS };
   }
 
   /** A connection to whichever SCM of the service answers at `address` (leader hints, downloads). */

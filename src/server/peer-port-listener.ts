@@ -28,7 +28,8 @@
 // PEER_CONNECTION_TIMING), one with no call open for up to a minute (idle), and one that keeps a
 // call open for as long as it likes; on the Ratis port one keeps it for up to 10 s without a
 // HELLO, and an accepted stream for as long as it pings (raft-stream-server.ts); under TLS one that
-// has not finished its handshake keeps it for up to 10 s (SERVER_TLS_HANDSHAKE_TIMEOUT_MS); then
+// has not finished its handshake keeps it for up to 10 s on the Ratis port (a deadline), and on the
+// InterSCM port for 10 s without a byte (SERVER_TLS_HANDSHAKE_TIMEOUT_MS, Node's idle timer); then
 // each can connect again. A client on a member's own
 // address (its host, or a NAT in front of it) shares that member's share, and can fill it and
 // keep that member out. A member that connects from an address its host name does not resolve to

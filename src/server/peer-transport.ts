@@ -30,6 +30,16 @@ export interface LinkTiming {
 
 export const LINK_TIMING: LinkTiming = { connectTimeoutMs: 5_000, keepaliveMs: 10_000, keepaliveTimeoutMs: 5_000 };
 
+/**
+ * A stream that stayed accepted this long proved the peer reachable: the backoff starts again from
+ * its first step. A peer that accepts a stream and then ends it (refusing a batch, say) keeps
+ * backing off instead of being connected to again at once, over and over.
+ */
+const STABLE_STREAM_MS = 1_000;
+
+/** The same problem with the same peer is reported at most this often. */
+const WARNING_INTERVAL_MS = 60_000;
+
 export interface PeerTransportOptions {
   readonly selfId: string;
   readonly clusterId: string;
@@ -69,6 +79,10 @@ class OutboundLink {
   private socket: Socket | undefined;
   /** The opening is written and messages may follow. */
   private open = false;
+  /** When the peer accepted the current stream (its first PONG), if it has. */
+  private acceptedAt: number | undefined;
+  /** When each problem was last reported (warn()). */
+  private readonly warned = new Map<string, number>();
   private reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, false);
   private queue: Uint8Array[] = [];
   private queueHead = 0;
@@ -79,6 +93,7 @@ class OutboundLink {
   private connectTimer: NodeJS.Timeout | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private pongTimer: NodeJS.Timeout | undefined;
+  private pingPending = false;
   private backoffMs: number;
   private closed = false;
   droppedMessages = 0;
@@ -101,12 +116,13 @@ class OutboundLink {
       this.queuedBytes -= dropped.byteLength;
       this.droppedMessages++;
     }
+    this.compact();
     this.scheduleFlush();
   }
 
   stats(): LinkStats {
     return {
-      connected: this.open,
+      connected: this.acceptedAt !== undefined,
       queuedMessages: this.queue.length - this.queueHead,
       queuedBytes: this.queuedBytes,
       droppedMessages: this.droppedMessages,
@@ -136,7 +152,7 @@ class OutboundLink {
       const port = portOf(this.address);
       socket = tls === undefined ? netConnect({ host, port }) : tlsConnect({ ...tls, host, port });
     } catch (err) {
-      this.options.onWarning?.(`cannot open a Raft stream to peer ${this.peerId} at ${this.address}: ${(err as Error).message}`);
+      this.warn(`cannot open a Raft stream to peer ${this.peerId} at ${this.address}: ${(err as Error).message}`);
       this.retryLater();
       return;
     }
@@ -160,16 +176,23 @@ class OutboundLink {
       this.waitingForDrain = false;
       this.flush();
     });
-    socket.on('error', () => {
-      // 'close' follows; the stream is opened again after the backoff.
+    socket.on('error', (err) => {
+      // 'close' follows; the stream is opened again after the backoff. A TLS failure (the server is
+      // not the node expected, a CA that does not match) says here what is wrong.
+      this.warn(`the Raft stream to peer ${this.peerId} at ${this.address} failed: ${err.message}`);
     });
     socket.on('close', () => this.onClose(socket));
   }
 
   private ping(socket: Socket): void {
-    if (this.pongTimer !== undefined) return; // the last PING is still unanswered; its timer decides
-    socket.write(emptyFrame(FrameType.Ping));
-    this.pongTimer = setTimeout(() => socket.destroy(), this.options.timing.keepaliveTimeoutMs).unref();
+    if (this.pingPending) return; // the last PING is still unanswered (or not yet written); its timer decides
+    this.pingPending = true;
+    // The deadline starts once the PING has left: it is written behind whatever batch the socket
+    // still holds, which a slow link may take a while to carry.
+    socket.write(emptyFrame(FrameType.Ping), () => {
+      if (this.socket !== socket || !this.pingPending) return;
+      this.pongTimer = setTimeout(() => socket.destroy(), this.options.timing.keepaliveTimeoutMs).unref();
+    });
   }
 
   private onData(socket: Socket, chunk: Buffer): void {
@@ -178,7 +201,7 @@ class OutboundLink {
     try {
       frames = this.reader.push(chunk);
     } catch (err) {
-      this.options.onWarning?.(`peer ${this.peerId} at ${this.address} answered our Raft stream with bytes that are not the protocol: ${(err as Error).message}`);
+      this.warn(`peer ${this.peerId} at ${this.address} answered our Raft stream with bytes that are not the protocol: ${(err as Error).message}`);
       socket.destroy();
       return;
     }
@@ -186,14 +209,14 @@ class OutboundLink {
       if (frame.type === FrameType.Pong) {
         clearTimeout(this.pongTimer);
         this.pongTimer = undefined;
-        // An accepted stream has proven the peer reachable again.
-        this.backoffMs = this.options.initialBackoffMs;
+        this.pingPending = false;
+        this.acceptedAt ??= Date.now();
       } else if (frame.type === FrameType.Refusal) {
         this.onRefusal(decodeRefusalOrDescribe(frame.body));
         socket.destroy();
         return;
       } else {
-        this.options.onWarning?.(`peer ${this.peerId} at ${this.address} sent a frame of type ${frame.type} on our Raft stream, which only PONG and REFUSAL may take`);
+        this.warn(`peer ${this.peerId} at ${this.address} sent a frame of type ${frame.type} on our Raft stream, which only PONG and REFUSAL may take`);
         socket.destroy();
         return;
       }
@@ -201,7 +224,17 @@ class OutboundLink {
   }
 
   private onRefusal(refusal: Refusal): void {
-    this.options.onWarning?.(`peer ${this.peerId} at ${this.address} refused our Raft stream (${refusalCodeName(refusal.code)}): ${refusal.details}`);
+    this.warn(`peer ${this.peerId} at ${this.address} refused our Raft stream (${refusalCodeName(refusal.code)}): ${refusal.details}`);
+  }
+
+  /** Reports a problem, the same one at most once per WARNING_INTERVAL_MS (a link retries every few seconds). */
+  private warn(message: string): void {
+    const now = Date.now();
+    const last = this.warned.get(message);
+    if (last !== undefined && now - last < WARNING_INTERVAL_MS) return;
+    if (this.warned.size >= 64) this.warned.clear();
+    this.warned.set(message, now);
+    this.options.onWarning?.(message);
   }
 
   private onClose(socket: Socket): void {
@@ -210,10 +243,14 @@ class OutboundLink {
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.pongTimer);
     this.pongTimer = undefined;
+    this.pingPending = false;
     this.socket = undefined;
     this.open = false;
     this.waitingForDrain = false;
+    const stable = this.acceptedAt !== undefined && Date.now() - this.acceptedAt >= STABLE_STREAM_MS;
+    this.acceptedAt = undefined;
     if (this.closed) return;
+    if (stable) this.backoffMs = this.options.initialBackoffMs;
     this.retryLater();
   }
 
@@ -267,6 +304,11 @@ class OutboundLink {
         break;
       }
     }
+    this.compact();
+  }
+
+  /** Lets go of the messages sent or dropped, once they are most of the array. */
+  private compact(): void {
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
@@ -279,6 +321,7 @@ class OutboundLink {
     const socket = this.socket;
     this.socket = undefined;
     this.open = false;
+    this.acceptedAt = undefined;
     clearTimeout(this.connectTimer);
     clearInterval(this.keepaliveTimer);
     clearTimeout(this.pongTimer);

@@ -1,7 +1,8 @@
 // The Ratis port's end of the Raft streams (raft-stream-wire.ts has the bytes; peer-transport.ts
 // is the other end). PeerPortListener accepts and admits each connection, then hands it here
 // (PeerConnectionSink): with TLS, through a tls.Server that is never bound, for the handshake
-// (a client certificate of the cluster CA required; the handshake timeout; certificate reloads).
+// (a client certificate of the cluster CA required; certificate reloads), which must be done by a
+// deadline of its own (Node's handshakeTimeout restarts whenever a byte arrives).
 //
 // Every connection is checked before anything it says is believed:
 // - it must open with the magic and a HELLO of at most MAX_CONTROL_FRAME_BYTES, within
@@ -13,7 +14,9 @@
 //   messages go to `onMessages`, which may refuse the stream (a message that does not decode, a
 //   member lying about its sender);
 // - a stream that sends nothing, not even the PING its client sends every 10 s, for `idleMs` is
-//   closed.
+//   closed; a PING is answered only when no PONG is waiting to be written (a client that never
+//   reads would otherwise have the node buffer PONGs for it without bound);
+// - an exception its messages run into ends that stream (INTERNAL), not the node.
 // A refused stream gets a REFUSAL frame naming what was wrong, then the end of our side, and its
 // socket is destroyed a second later. Each refusal is counted and reported (`onRefused`).
 import type { Socket } from 'node:net';
@@ -53,8 +56,9 @@ export const RAFT_STREAM_TIMING: RaftStreamTiming = { helloTimeoutMs: 10_000, id
 export interface RaftStreamServerTls {
   /** The node's current certificate, key and CA. */
   contextOptions(): SecureContextOptions;
-  /** Calls `listener` after every reload of the TLS files. */
-  onChange(listener: () => void): void;
+  /** Calls `listener` after every reload of the TLS files; returns a function that stops it. */
+  onChange(listener: () => void): () => void;
+  /** From the connection to the end of its TLS handshake, at most (a deadline). */
   readonly handshakeTimeoutMs: number;
 }
 
@@ -79,6 +83,9 @@ export interface RaftStreamServerOptions {
 export class RaftStreamServer implements PeerConnectionSink {
   private readonly streams = new Set<Socket>();
   private readonly tlsServer: TlsServer | undefined;
+  /** Connections in their TLS handshake, by remote address and port, with their deadline. */
+  private readonly handshaking = new Map<string, { readonly socket: Socket; readonly deadline: NodeJS.Timeout }>();
+  private readonly stopFollowingReloads: (() => void) | undefined;
   private readonly maxMessageBytes: number;
   private readonly timing: RaftStreamTiming;
   private stopped = false;
@@ -88,13 +95,16 @@ export class RaftStreamServer implements PeerConnectionSink {
     this.timing = options.timing ?? RAFT_STREAM_TIMING;
     const tls = options.tls;
     if (tls !== undefined) {
-      const server = createTlsServer(
-        { ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true, handshakeTimeout: tls.handshakeTimeoutMs },
-        (socket) => this.serve(socket, socket),
-      );
-      // A failed handshake: Node destroys the socket; the listener sees it close.
-      server.on('tlsClientError', () => undefined);
-      tls.onChange(() => server.setSecureContext(tls.contextOptions()));
+      const server = createTlsServer({ ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true }, (socket) => {
+        this.handshakeDone(socket);
+        this.serve(socket, socket);
+      });
+      // A failed handshake (plaintext, another CA, no certificate): Node destroys the socket.
+      server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        this.handshakeDone(socket);
+        this.options.onRefused?.('tls_handshake', connectionKey(socket), `TLS handshake failed: ${err.message}`);
+      });
+      this.stopFollowingReloads = tls.onChange(() => server.setSecureContext(tls.contextOptions()));
       this.tlsServer = server;
     }
   }
@@ -109,8 +119,36 @@ export class RaftStreamServer implements PeerConnectionSink {
       socket.destroy();
       return;
     }
-    if (this.tlsServer !== undefined) this.tlsServer.emit('connection', socket);
-    else this.serve(socket, undefined);
+    const tls = this.options.tls;
+    if (this.tlsServer === undefined || tls === undefined) {
+      this.serve(socket, undefined);
+      return;
+    }
+    // A deadline, not Node's handshakeTimeout, which is an idle timer: a client sending a byte of
+    // its handshake now and then would keep the connection, and its slot, for as long as it likes.
+    const key = connectionKey(socket);
+    const deadline = setTimeout(() => {
+      if (this.handshaking.get(key)?.socket !== socket) return;
+      this.handshaking.delete(key);
+      socket.destroy();
+      this.options.onRefused?.('handshake_timeout', key, `TLS handshake not finished within ${tls.handshakeTimeoutMs} ms of the connection`);
+    }, tls.handshakeTimeoutMs).unref();
+    this.handshaking.set(key, { socket, deadline });
+    socket.once('close', () => {
+      const entry = this.handshaking.get(key);
+      if (entry?.socket !== socket) return;
+      clearTimeout(entry.deadline);
+      this.handshaking.delete(key);
+    });
+    this.tlsServer.emit('connection', socket);
+  }
+
+  private handshakeDone(tlsSocket: Socket): void {
+    const key = connectionKey(tlsSocket);
+    const entry = this.handshaking.get(key);
+    if (entry === undefined) return;
+    clearTimeout(entry.deadline);
+    this.handshaking.delete(key);
   }
 
   /** Raft streams are never finished by their clients: every one is closed at once. */
@@ -121,8 +159,14 @@ export class RaftStreamServer implements PeerConnectionSink {
 
   forceShutdown(): void {
     this.stopped = true;
+    this.stopFollowingReloads?.();
     for (const socket of this.streams) socket.destroy();
     this.streams.clear();
+    for (const { socket, deadline } of this.handshaking.values()) {
+      clearTimeout(deadline);
+      socket.destroy();
+    }
+    this.handshaking.clear();
   }
 
   private serve(socket: Socket, tlsSocket: TLSSocket | undefined): void {
@@ -132,7 +176,7 @@ export class RaftStreamServer implements PeerConnectionSink {
     }
     this.streams.add(socket);
     socket.setNoDelay(true);
-    const peer = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    const peer = connectionKey(socket);
     const reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, true);
     let from: string | undefined;
     let ended = false;
@@ -156,9 +200,7 @@ export class RaftStreamServer implements PeerConnectionSink {
       () => end('hello_timeout', { code: RefusalCode.INVALID_ARGUMENT, details: `no HELLO within ${this.timing.helloTimeoutMs} ms of the connection` }),
       this.timing.helloTimeoutMs,
     ).unref();
-    const idle = (): NodeJS.Timeout =>
-      setTimeout(() => end('idle', { code: RefusalCode.UNAVAILABLE, details: `nothing received for ${this.timing.idleMs} ms` }), this.timing.idleMs).unref();
-    let idleTimer = idle();
+    const idleTimer = setTimeout(() => end('idle', { code: RefusalCode.UNAVAILABLE, details: `nothing received for ${this.timing.idleMs} ms` }), this.timing.idleMs).unref();
 
     const accept = (body: Buffer): void => {
       const hello = decodeHello(body);
@@ -186,8 +228,7 @@ export class RaftStreamServer implements PeerConnectionSink {
 
     socket.on('data', (chunk: Buffer) => {
       if (ended) return;
-      clearTimeout(idleTimer);
-      idleTimer = idle();
+      idleTimer.refresh();
       reader.append(chunk);
       try {
         for (let frame = reader.next(); frame !== undefined && !ended; frame = reader.next()) {
@@ -197,7 +238,9 @@ export class RaftStreamServer implements PeerConnectionSink {
             continue;
           }
           if (frame.type === FrameType.Ping) {
-            socket.write(emptyFrame(FrameType.Pong));
+            // One PONG in flight at most: a client that sends PINGs and never reads would
+            // otherwise have this node buffer PONGs for it without bound.
+            if (socket.writableLength === 0) socket.write(emptyFrame(FrameType.Pong));
           } else if (frame.type === FrameType.Messages) {
             const refused = this.options.onMessages(from, decodeMessages(frame.body));
             if (refused !== undefined) end(undefined, typeof refused === 'string' ? { code: RefusalCode.INVALID_ARGUMENT, details: refused } : refused);
@@ -206,8 +249,13 @@ export class RaftStreamServer implements PeerConnectionSink {
           }
         }
       } catch (err) {
-        if (!(err instanceof RaftStreamProtocolError)) throw err;
-        end(err.code === RefusalCode.RESOURCE_EXHAUSTED ? 'frame_too_large' : 'protocol', { code: err.code, details: err.message });
+        if (err instanceof RaftStreamProtocolError) {
+          end(err.code === RefusalCode.RESOURCE_EXHAUSTED ? 'frame_too_large' : 'protocol', { code: err.code, details: err.message });
+        } else {
+          // A bug reached by what this stream sent: the stream ends, the node goes on (one
+          // packet must not take every node down).
+          end('internal', { code: RefusalCode.INTERNAL, details: `internal error: ${(err as Error)?.message ?? String(err)}` });
+        }
       }
     });
     socket.on('error', () => undefined);
@@ -218,4 +266,9 @@ export class RaftStreamServer implements PeerConnectionSink {
       this.streams.delete(socket);
     });
   }
+}
+
+/** A connection's remote address and port: what names it in logs, and finds it again after TLS wraps it. */
+function connectionKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
 }

@@ -55,6 +55,7 @@ export const RefusalCode = {
   FAILED_PRECONDITION: 9,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;
 
@@ -185,8 +186,8 @@ export interface Frame {
 
 /**
  * Cuts a byte stream into frames, checking each length against the limit before any of its body is
- * held: at most one frame's worth of bytes (plus what arrived with it) is buffered. Optionally
- * checks the magic first (the server side).
+ * held: at most one frame's worth of bytes (plus what arrived with it) is buffered, and twice that
+ * for a moment while its chunks are joined. Optionally checks the magic first (the server side).
  */
 export class FrameReader {
   private chunks: Buffer[] = [];

@@ -22,7 +22,7 @@ import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
-import { grpcConnectionSink, PeerPortListener, peerServerOptions, type PeerConnectionSink } from './peer-port-listener.js';
+import { grpcConnectionSink, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerConnectionSink } from './peer-port-listener.js';
 import { MemberAddresses } from './member-addresses.js';
 import { hostOf } from './tls.js';
 import { PeerTransport } from './peer-transport.js';
@@ -177,8 +177,8 @@ export class ScmNode {
   private driver!: RaftDriver;
   private transport!: PeerTransport;
   private raftStreams!: RaftStreamServer;
-  /** Reasons for which a refused Raft stream has been logged (each once; then only counted). */
-  private readonly raftStreamRefusalsLogged = new Set<string>();
+  /** When a refused Raft stream was last logged, by reason (each at most once a minute; the rest only counted). */
+  private readonly raftStreamRefusalsLogged = new Map<string, number>();
   private readonly servers: ShutdownServer[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
@@ -449,9 +449,14 @@ export class ScmNode {
       },
       onRefused: (reason, peer, details) => {
         this.metrics.raftStreamRefused(reason);
-        if (this.raftStreamRefusalsLogged.has(reason)) return;
-        this.raftStreamRefusalsLogged.add(reason);
-        this.log.warn({ event: 'raft_stream_refused', reason, peer }, `ended a Raft stream from ${peer} on the Ratis port: ${details}; further ones for this reason are only counted (scm_raft_stream_refusals_total)`);
+        const now = Date.now();
+        const last = this.raftStreamRefusalsLogged.get(reason);
+        if (last !== undefined && now - last < REFUSAL_REPORT_MS) return;
+        this.raftStreamRefusalsLogged.set(reason, now);
+        this.log[reason === 'internal' ? 'error' : 'warn'](
+          { event: 'raft_stream_refused', reason, peer },
+          `ended a Raft stream from ${peer} on the Ratis port: ${details}; further ones for this reason are only counted (scm_raft_stream_refusals_total) for a minute`,
+        );
       },
       ...(this.security.tls ? { tls: this.security.raftStreamServerTls()! } : {}),
     });

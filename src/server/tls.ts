@@ -176,10 +176,12 @@ type CaListener = (update: { caCertificate: Buffer } | null) => void;
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
 
 /**
- * How long a connection to a server on serverCredentials() (the peer ports) may take to finish its
- * TLS handshake before Node closes it: Node's own default is 120 s, for which a client that
- * connects and says nothing holds one of the port's connection slots (peer-port-listener.ts).
- * Netty's SslHandler, which Ratis' gRPC server runs on, gives 10 s.
+ * How long a connection to a peer port may take to finish its TLS handshake: on the Ratis port a
+ * deadline (raft-stream-server.ts); on the InterSCM port (serverCredentials()) Node's
+ * handshakeTimeout, which is an idle timer (it restarts whenever a byte arrives). Node's own
+ * default is 120 s, for which a client that connects and says nothing holds one of the port's
+ * connection slots (peer-port-listener.ts). Netty's SslHandler, which Ratis' gRPC server runs on,
+ * gives 10 s.
  */
 export const SERVER_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 

@@ -65,7 +65,7 @@ test('messages flow to a peer in order, with its id, batched per turn; an unknow
     assert.deepEqual(received.map((r) => r.text), Array.from({ length: 500 }, (_, i) => `m${i}`));
     assert.ok(received.every((r) => r.from === 'a'));
     assert.equal(batches, 1, 'the 500 messages of one turn travel as one frame');
-    assert.equal(a.stats().get('b')!.connected, true);
+    await waitFor(() => a.stats().get('b')!.connected, 'the link to count the stream as accepted (its PONG)');
     assert.equal(a.send('nobody', Buffer.from('x')), false, 'an unknown peer is refused');
   } finally {
     a.close();
@@ -246,7 +246,7 @@ test('under TLS a link delivers only to the node it expects, and the server sees
         callers.push(`${from} as ${cert?.raw !== undefined ? identityOf(new X509Certificate(cert.raw)).node?.nodeId : 'nobody'}`);
         return undefined;
       },
-      tls: { contextOptions: () => scm2.secureContextOptions(), onChange: () => undefined, handshakeTimeoutMs: 5_000 },
+      tls: { contextOptions: () => scm2.secureContextOptions(), onChange: () => () => undefined, handshakeTimeoutMs: 5_000 },
     });
     const address = `127.0.0.1:${b.port}`;
     const warnings: string[] = [];
@@ -300,5 +300,32 @@ test('messages queued for a peer that is down are dropped when a connection atte
   } finally {
     a.close();
     await b?.close();
+  }
+});
+
+test('a peer that accepts the stream and then refuses each batch is connected to with a growing backoff, and the refusal is reported once', async () => {
+  let streams = 0;
+  const b = await serve({
+    clusterId: 'C',
+    admitStream: () => {
+      streams++;
+      return undefined;
+    },
+    onMessages: () => 'this batch is refused',
+  });
+  const warnings: string[] = [];
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 2_000, onWarning: (w) => warnings.push(w) });
+  const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 10);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
+    await new Promise((r) => setTimeout(r, 1_500));
+    // 20, 40, 80, 160, 320, 640 ms: about six streams in 1.5 s. A backoff reset by each PONG
+    // would connect again every 20 ms or so.
+    assert.ok(streams >= 2 && streams <= 8, `${streams} streams in 1.5 s`);
+    assert.deepEqual(warnings, [`peer b at 127.0.0.1:${b.port} refused our Raft stream (INVALID_ARGUMENT): this batch is refused`]);
+  } finally {
+    clearInterval(heartbeat);
+    a.close();
+    await b.close();
   }
 });

@@ -5,7 +5,11 @@
 // of admitStream and onMessages, counted by their callers); a stop closes every stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { RaftStreamServer, type RaftStreamServerOptions, type StreamConnection } from '../../src/server/raft-stream-server.js';
 import {
   decodeRefusal,
@@ -562,5 +566,99 @@ test('a refusal in 1-byte writes: an HTTP/2 preface is refused before its first 
     assert.deepEqual(s.refused.map(([reason]) => reason), ['protocol']);
   } finally {
     await s.close();
+  }
+});
+
+test('a client that sends PINGs and never reads gets at most one PONG held for it: the node does not buffer the rest', { timeout: 30_000 }, async () => {
+  const server = new RaftStreamServer({ clusterId: CLUSTER, timing: TIMING, onMessages: () => undefined });
+  let accepted: Socket | undefined;
+  let read = 0;
+  const listener = createServer((socket) => {
+    accepted = socket;
+    socket.on('data', (chunk: Buffer) => (read += chunk.length));
+    server.inject(socket);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', () => resolve()));
+  const c = connect({ host: '127.0.0.1', port: (listener.address() as { port: number }).port });
+  try {
+    await new Promise((resolve) => c.once('connect', resolve));
+    c.pause(); // never reads a PONG
+    // 24 MB of PONGs would not fit in the sockets' kernel buffers (loopback grows them to a few MB):
+    // without the bound, most of them would wait in the server's own write buffer.
+    const pings = 24 * 1024 * 1024 / 5;
+    const flood = Buffer.concat([opening, Buffer.alloc(pings * 5).fill(ping())]);
+    c.write(flood);
+    await until('the server to read every PING', 20_000, () => read === flood.length);
+    await sleep(100);
+    assert.ok(accepted!.writableLength <= 5, `the server holds ${accepted!.writableLength} bytes of PONGs for a client that does not read`);
+    assert.equal(server.openStreams, 1, 'the stream itself is not refused');
+  } finally {
+    c.destroy();
+    server.forceShutdown();
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+  }
+});
+
+test('an exception thrown while a batch is handled ends that stream with INTERNAL and is reported; the server goes on', async () => {
+  let calls = 0;
+  const s = await start({
+    onMessages: () => {
+      calls++;
+      if (calls === 1) throw new TypeError('a bug the batch ran into');
+    },
+  });
+  try {
+    const bad = await client(s.port);
+    bad.write(Buffer.concat([opening, messages('x')]));
+    await until('the stream to close', 5_000, bad.closed);
+    const refusal = bad.frames.find((f) => f.type === FrameType.Refusal);
+    assert.ok(refusal !== undefined, 'a REFUSAL came back');
+    assert.deepEqual(decodeRefusal(refusal.body), { code: RefusalCode.INTERNAL, details: 'internal error: a bug the batch ran into' });
+    assert.deepEqual(s.refused.map(([reason, peer]) => [reason, peer]), [['internal', 'scm2']]);
+    const good = await client(s.port);
+    good.write(Buffer.concat([opening, messages('y')]));
+    await until('the next stream to be served', 5_000, () => s.received.length === 2);
+    good.socket.destroy();
+  } finally {
+    await s.close();
+  }
+});
+
+test('under TLS: a failed handshake is reported, and one that has not finished by the deadline is closed even when the client keeps sending bytes', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'raft-stream-tls-'));
+  try {
+    const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1'], hosts: () => ['127.0.0.1'] });
+    const node = certificates.nodes.get('scm1')!;
+    const contextOptions = { ca: await readFile(certificates.ca.cert), cert: await readFile(node.cert), key: await readFile(node.key) };
+    const s = await start({ tls: { contextOptions: () => contextOptions, onChange: () => () => undefined, handshakeTimeoutMs: 600 } });
+    try {
+      // Plaintext bytes where a ClientHello should be.
+      const plain = await client(s.port);
+      plain.write(opening);
+      await until('the plaintext connection to be closed', 5_000, plain.closed);
+      await until('the failed handshake to be reported', 5_000, () => s.refused.some(([reason]) => reason === 'tls_handshake'));
+      // A ClientHello one byte every 100 ms: Node's own handshake timer would restart at each.
+      const trickle = await client(s.port);
+      const opened = Date.now();
+      const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, ...Array.from({ length: 200 }, () => 0)]);
+      let at = 0;
+      const dribble = setInterval(() => {
+        if (at < hello.length) trickle.write(hello.subarray(at, ++at));
+      }, 100);
+      try {
+        await until('the trickling handshake to be closed', 5_000, trickle.closed);
+      } finally {
+        clearInterval(dribble);
+        trickle.socket.destroy();
+      }
+      const took = Date.now() - opened;
+      assert.ok(took >= 500 && took < 2_000, `closed ${took} ms after it opened, against a 600 ms deadline`);
+      assert.ok(s.refused.some(([reason, , details]) => reason === 'handshake_timeout' && details === 'TLS handshake not finished within 600 ms of the connection'), JSON.stringify(s.refused));
+      assert.equal(s.received.length, 0);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
