@@ -433,7 +433,7 @@ export class ScmNode {
       clusterId: this.clusterId,
       maxMessageBytes,
       connectOptions: (peerId, address) => this.security.raftStreamTls(peerId, address),
-      onWarning: (msg) => this.log.warn({ event: 'raft_stream_refused_by_peer' }, msg),
+      onWarning: (msg) => this.log.warn({ event: 'raft_stream_link' }, msg),
     });
     this.raftStreams = new RaftStreamServer({
       clusterId: this.clusterId,
