@@ -58,6 +58,16 @@ export type DatanodeState = (typeof DATANODE_STATES)[number];
 export const RAFT_DROP_REASONS = ['malformed', 'misaddressed', 'sender_mismatch', 'non_member', 'unsolicited', 'invalid'] as const;
 export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
 
+/**
+ * Why the Ratis port ended a Raft stream, or a connection before it was one: a TLS handshake that
+ * failed or did not finish in time, bytes that are not the protocol (raft-stream-wire.ts), a frame
+ * over the port's cap, no HELLO within its timeout, nothing at all for the idle timeout, a HELLO of
+ * another cluster or naming no sender, an internal error its messages ran into. (A refused identity
+ * counts in scm_auth_refusals_total, an undecodable message in scm_raft_messages_dropped_total.)
+ */
+export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
+export type RaftStreamRefusalReason = (typeof RAFT_STREAM_REFUSAL_REASONS)[number];
+
 /** The gRPC ports a caller can be refused on (README, "Security"). */
 export const AUTH_PORTS = ['client', 'ratis', 'grpc'] as const;
 export type AuthPort = (typeof AUTH_PORTS)[number];
@@ -259,6 +269,7 @@ export class NodeMetrics {
   private readonly proposalsPending: Gauge;
   private readonly proposalsFailed: Counter;
   private readonly raftMessagesDropped: Counter<'reason'>;
+  private readonly raftStreamRefusals: Counter<'reason'>;
   private readonly authRefusals: Counter<'port' | 'reason'>;
   private readonly logEntriesDropped: Counter<'reason'>;
   private readonly applySeconds: Histogram;
@@ -368,6 +379,12 @@ export class NodeMetrics {
     this.raftMessagesDropped = new Counter({
       name: 'scm_raft_messages_dropped_total',
       help: 'Raft messages from peers dropped before they changed anything, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.raftStreamRefusals = new Counter({
+      name: 'scm_raft_stream_refusals_total',
+      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
       labelNames: ['reason'],
       registers,
     });
@@ -610,6 +627,7 @@ export class NodeMetrics {
     this.buildInfo.set({ version: options.version ?? packageVersion() }, 1);
     for (const direction of ['sent', 'received'] as const) this.snapshotNotifications.inc({ direction }, 0);
     for (const reason of RAFT_DROP_REASONS) this.raftMessagesDropped.inc({ reason }, 0);
+    for (const reason of RAFT_STREAM_REFUSAL_REASONS) this.raftStreamRefusals.inc({ reason }, 0);
     for (const port of AUTH_PORTS) for (const reason of AUTH_REFUSAL_REASONS) this.authRefusals.inc({ port, reason }, 0);
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
@@ -692,6 +710,15 @@ export class NodeMetrics {
   /** Proposals that failed: timed out, or leadership was lost before they committed. */
   proposalFailed(count = 1): void {
     if (this.count('failed proposals', count)) this.proposalsFailed.inc(count);
+  }
+
+  /** The Ratis port ended a Raft stream (see RAFT_STREAM_REFUSAL_REASONS). */
+  raftStreamRefused(reason: RaftStreamRefusalReason): void {
+    if (!isOneOf(RAFT_STREAM_REFUSAL_REASONS, reason)) {
+      this.warn('raft_stream_refusal', `unknown Raft stream refusal ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.raftStreamRefusals.inc({ reason });
   }
 
   /** A Raft message from a peer was dropped (see RAFT_DROP_REASONS). */

@@ -7,7 +7,9 @@ import type { Logger } from 'pino';
 import { AuditLog } from './audit-log.js';
 import { Administrators } from './authz.js';
 import { KEY, type ScmConfig, type ScmPeerConfig } from './config.js';
-import { insecureChannel, TlsMaterial, type ChannelSecurity } from './tls.js';
+import type { ConnectionOptions } from 'node:tls';
+import type { RaftStreamServerTls } from './raft-stream-server.js';
+import { insecureChannel, SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type ChannelSecurity } from './tls.js';
 
 export class NodeSecurity {
   readonly administrators: Administrators;
@@ -69,6 +71,18 @@ export class NodeSecurity {
   /** A connection to peer `nodeId` at `address`: the server must be that node. */
   peerChannel(nodeId: string, address: string): ChannelSecurity {
     return this.material?.channel(address, { serviceId: this.config.serviceId, nodeId }) ?? insecureChannel();
+  }
+
+  /** TLS options of the Raft stream to peer `nodeId` at `address` (the server must be that node); undefined in plaintext. */
+  raftStreamTls(nodeId: string, address: string): ConnectionOptions | undefined {
+    return this.material?.connectOptions(address, { serviceId: this.config.serviceId, nodeId });
+  }
+
+  /** The Ratis port's TLS (undefined in plaintext): the node's material, followed across reloads. */
+  raftStreamServerTls(): RaftStreamServerTls | undefined {
+    const material = this.material;
+    if (material === undefined) return undefined;
+    return { contextOptions: () => material.secureContextOptions(), onChange: (listener) => material.onReload(listener), handshakeTimeoutMs: SERVER_TLS_HANDSHAKE_TIMEOUT_MS };
   }
 
   /** A connection to whichever SCM of the service answers at `address` (leader hints, downloads). */

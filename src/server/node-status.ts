@@ -24,6 +24,8 @@ export interface NodeStatusParts {
   readonly members: () => ScmMember[];
   readonly peers: PeerCalls;
   readonly contact: PeerContact;
+  /** Whether this node's Raft stream to `nodeId` is open now (a stopped peer's is not, and cannot be opened again). */
+  readonly raftStreamOpen: (nodeId: string) => boolean;
   /** When this node started (ms): a peer never heard from counts as silent since then. */
   readonly startedAt: number;
   /** Pending proposals and transport send failures, sampled with the gauges. */
@@ -108,10 +110,12 @@ export class NodeStatusView {
    * Every member's role, term and indexes, as each member reports itself, in node id order (scm2
    * before scm10: the configuration's order changes as members are added and promoted, and a table
    * whose rows move is hard to watch). UNREACHABLE means what Raft sees: on a leader, nothing heard
-   * from the member for longer than an election timeout (a member that is heard from but slow to
-   * answer this call is reported from the leader's own view: its role in the configuration, this
-   * term, and its match index for both indexes); on a follower, which hears only from its leader, a
-   * member that does not answer.
+   * from the member for longer than an election timeout, or a member that does not answer this
+   * call while the leader's Raft stream to it is closed (a member stopped a moment ago, still heard
+   * from within the timeout); a member that is heard from, its stream open, but slow to answer this
+   * call is reported from the leader's own view: its role in the configuration, this term, and its
+   * match index for both indexes. On a follower, which hears only from its leader, a member that
+   * does not answer.
    */
   async roles(): Promise<ScmNodeRole[]> {
     const s = this.parts.core().status();
@@ -132,7 +136,7 @@ export class NodeStatusView {
         try {
           return (await this.parts.peers.ownRole(member.clientAddress, member.nodeId)) ?? (leading ? fromLeader() : unreachable);
         } catch {
-          return leading ? fromLeader() : unreachable;
+          return leading && this.parts.raftStreamOpen(member.nodeId) ? fromLeader() : unreachable;
         }
       }),
     );

@@ -1,15 +1,16 @@
-// The listening socket of a grpc-js server on a peer port (Ratis, InterSCM), with a connection
-// limit. grpc-js accepts every connection it is offered and gives each an HTTP/2 session: a peer
-// of the network opening idle connections to one of these ports took a node to its file
-// descriptor limit (20,000 here) and 400 MB more RSS in 30 s, measured; past the descriptor limit
-// the Raft log cannot open its next segment. The client port has its own limit
+// The listening socket of a peer port (Ratis, InterSCM), with a connection limit. A server
+// accepts every connection it is offered (grpc-js gives each an HTTP/2 session): a peer of the
+// network opening idle connections to one of these ports took a node to its file descriptor limit
+// (20,000 here) and 400 MB more RSS in 30 s, measured, when both ports were grpc-js; past the
+// descriptor limit the Raft log cannot open its next segment. The client port has its own limit
 // (unary-grpc-server.ts); this one is simpler because the callers are few: the group's members
 // (a Raft stream each on the Ratis port, checkpoint downloads on the InterSCM port) and an
 // operator's tools.
 //
-// This class owns the listening socket; grpc-js gets each admitted connection through its
-// connection injector (TLS handshake, HTTP/2, the services, certificate reloads: all grpc-js's as
-// before). A connection is closed as it is accepted, before any handshake:
+// This class owns the listening socket; its sink serves each admitted connection
+// (PeerConnectionSink: the Raft stream server of raft-stream-server.ts, or a grpc-js server
+// through its connection injector, TLS handshake, HTTP/2, the services and certificate reloads all
+// grpc-js's). A connection is closed as it is accepted, before any handshake:
 // - `connection_limit`: maxConnections are open already, and it does not come from a member's
 //   address (`members`: member-addresses.ts, the addresses the members' hosts resolve to; such a
 //   refusal has them resolved again, in case it came from a member whose address changed);
@@ -22,20 +23,22 @@
 // lookup that briefly answers with fewer addresses can so close a member's connection; it
 // connects again.
 // What remains: clients on many addresses can still hold every slot but the members', and so
-// keep an operator's tools out: in plaintext a connection that does not speak HTTP/2 keeps its
-// slot for up to 40 s (the keepalive ping and its timeout, PEER_CONNECTION_TIMING), one with no
-// call open for up to a minute (idle), and one that keeps a call open for as long as it likes;
-// under TLS one that has not finished its handshake keeps it for up to 10 s (the handshake timeout
-// of tls.ts's server credentials); then each can connect again. A client on a member's own
+// keep an operator's tools out. On the InterSCM port, in plaintext a connection that does not
+// speak HTTP/2 keeps its slot for up to 40 s (the keepalive ping and its timeout,
+// PEER_CONNECTION_TIMING), one with no call open for up to a minute (idle), and one that keeps a
+// call open for as long as it likes; on the Ratis port one keeps it for up to 10 s without a
+// HELLO, and an accepted stream for as long as it pings (raft-stream-server.ts); under TLS one that
+// has not finished its handshake keeps it for up to 10 s on the Ratis port (a deadline), and on the
+// InterSCM port for 10 s without a byte (SERVER_TLS_HANDSHAKE_TIMEOUT_MS, Node's idle timer); then
+// each can connect again. A client on a member's own
 // address (its host, or a NAT in front of it) shares that member's share, and can fill it and
 // keep that member out. A member that connects from an address its host name does not resolve to
 // (another interface, a NAT) is not recognized, nor one whose new address has not been resolved
 // yet (member-addresses.ts resolves again on a configuration change, every 30 s, and after a
 // refusal at the limit, at most every 5 s; the resolver's own cache may answer with the old
 // address meanwhile).
-// At stop, every socket this listener accepted is destroyed once the grpc-js server is done:
-// under TLS a connection still in its handshake has no session grpc-js knows of, and would stay
-// open.
+// At stop, every socket this listener accepted is destroyed once the sink is done: under TLS a
+// connection still in its handshake has no session the sink knows of, and would stay open.
 import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { grpcServerOptions } from '../grpc-options.js';
@@ -63,7 +66,7 @@ export interface PeerConnectionTiming {
 export const PEER_CONNECTION_TIMING: PeerConnectionTiming = { idleMs: 60_000, keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000 };
 
 /** After our side of a connection has ended, how long its client has to end its own. */
-const PEER_CLOSE_GRACE_MS = 1_000;
+export const PEER_CLOSE_GRACE_MS = 1_000;
 
 /** The options of a peer port's grpc-js server: ours, `extra`, and the connection timing. */
 export function peerServerOptions(extra: grpc.ServerOptions = {}, timing: PeerConnectionTiming = PEER_CONNECTION_TIMING): grpc.ServerOptions {
@@ -109,14 +112,35 @@ export interface PeerPortMembers {
   onChange(listener: () => void): () => void;
 }
 
-/** A grpc-js server behind a listening socket of ours. Shut down through this, not the server. */
+/**
+ * Where a peer port's admitted connections are served: a grpc-js server (the InterSCM port), or the
+ * Raft stream server (the Ratis port, peer-transport.ts).
+ */
+export interface PeerConnectionSink {
+  /** Serves an accepted connection (its TLS handshake, if any, included). */
+  inject(socket: Socket): void;
+  /** Stops serving; calls back once the calls in progress have finished. */
+  tryShutdown(callback: (error?: Error) => void): void;
+  forceShutdown(): void;
+}
+
+/** A grpc-js server as a sink: connections injected with `credentials` (TLS or plaintext). */
+export function grpcConnectionSink(server: grpc.Server, credentials: grpc.ServerCredentials): PeerConnectionSink {
+  const injector = server.createConnectionInjector(credentials);
+  return {
+    inject: (socket) => injector.injectConnection(socket),
+    tryShutdown: (callback) => server.tryShutdown(callback),
+    forceShutdown: () => server.forceShutdown(),
+  };
+}
+
+/** A peer port: a listening socket of ours in front of a sink. Shut down through this, not the sink. */
 export class PeerPortListener {
   private readonly listener: Server;
   private readonly sockets = new Set<Socket>();
   private readonly perAddress = new Map<string, number>();
   private readonly maxConnections: number;
   private readonly addressShare: number;
-  private readonly injector: ReturnType<grpc.Server['createConnectionInjector']>;
   /** When a refusal was last reported, by episode: 'limit', or an address at its share. */
   private readonly reported = new Map<string, number>();
   /**
@@ -127,15 +151,13 @@ export class PeerPortListener {
   private readonly stopWatchingMembers: (() => void) | undefined;
 
   constructor(
-    private readonly server: grpc.Server,
-    credentials: grpc.ServerCredentials,
+    private readonly sink: PeerConnectionSink,
     private readonly options: PeerPortListenerOptions,
   ) {
     const max = options.maxConnections;
     if (!Number.isSafeInteger(max) || max < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${max}`);
     this.maxConnections = max;
     this.addressShare = max > 0 ? Math.max(1, Math.floor(max / 4)) : 0;
-    this.injector = server.createConnectionInjector(credentials);
     this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
     this.listener.on('error', () => undefined);
     this.stopWatchingMembers = options.members?.onChange(() => this.dropFormerMembers());
@@ -162,7 +184,7 @@ export class PeerPortListener {
   tryShutdown(callback: (error?: Error) => void): void {
     this.stopWatchingMembers?.();
     this.listener.close();
-    this.server.tryShutdown((err) => {
+    this.sink.tryShutdown((err) => {
       this.destroySockets();
       callback(err);
     });
@@ -171,7 +193,7 @@ export class PeerPortListener {
   forceShutdown(): void {
     this.stopWatchingMembers?.();
     this.listener.close();
-    this.server.forceShutdown();
+    this.sink.forceShutdown();
     this.destroySockets();
   }
 
@@ -220,10 +242,10 @@ export class PeerPortListener {
       if (left <= this.addressShare / 2) this.reported.delete(`address ${address}`);
       this.options.onOpenConnections?.(this.sockets.size);
     });
-    // grpc-js closes a session gracefully (idle, shutdown): our side ends, and the socket stays
-    // until the client ends its own. One that never does would keep its slot.
+    // The sink closes a connection gracefully (idle, shutdown, a refusal): our side ends, and the
+    // socket stays until the client ends its own. One that never does would keep its slot.
     socket.once('finish', () => setTimeout(() => socket.destroy(), PEER_CLOSE_GRACE_MS).unref());
-    this.injector.injectConnection(socket);
+    this.sink.inject(socket);
   }
 
   private destroySockets(): void {

@@ -1,92 +1,61 @@
-// Moves encoded Raft messages between SCM peers over gRPC on the Ratis port.
+// Moves encoded Raft messages to SCM peers: one Raft stream per peer on its Ratis port
+// (raft-stream-wire.ts has the bytes; raft-stream-server.ts is the other end), over TCP, or TLS
+// when the node runs mutual TLS.
 //
-// One outbound client stream per peer, batched per event-loop turn, bounded in memory, re-opened
-// with exponential backoff after any failure. Raft already tolerates loss, duplication and
-// reordering, so when a peer is unreachable we drop the oldest queued messages instead of growing
-// without bound: the leader's next heartbeat or append re-derives whatever the follower needs.
-import * as grpc from '@grpc/grpc-js';
-import { loadGrpcPackage } from '../api/proto-files.js';
-import { grpcChannelOptions } from '../grpc-options.js';
-
-export const CLUSTER_ID_METADATA = 'scm-cluster-id';
-export const FROM_ID_METADATA = 'scm-from-id';
-
-export interface RaftMessageBatch {
-  messages: Uint8Array[];
-}
-
-type ResolvedOptions = Required<Omit<PeerTransportOptions, 'onWarning' | 'admitStream' | 'channel'>> & Pick<PeerTransportOptions, 'onWarning' | 'admitStream' | 'channel'>;
-
-type StreamServiceClient = grpc.Client & {
-  Stream(
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: (err: grpc.ServiceError | null) => void,
-  ): grpc.ClientWritableStream<RaftMessageBatch>;
-};
-
-const servicePackage = loadGrpcPackage('RaftPeerProtocol.proto');
-const raftPackage = servicePackage['scm'] as grpc.GrpcObject;
-const ServiceCtor = (raftPackage['raft'] as grpc.GrpcObject)['RaftPeerService'] as grpc.ServiceClientConstructor;
-
-/** Keepalive to notice dead peers; fast reconnects. */
-const PEER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  'grpc.initial_reconnect_backoff_ms': 100,
-  'grpc.max_reconnect_backoff_ms': 2_000,
-};
+// Batched per event-loop turn, bounded in memory, opened again with exponential backoff after any
+// failure. Raft already tolerates loss, duplication and reordering, so when a peer is unreachable
+// the oldest queued messages are dropped instead of growing without bound: the leader's next
+// heartbeat or append re-derives whatever the follower needs.
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { hostOf } from './tls.js';
+import { emptyFrame, encodeMessages, encodeOpening, decodeRefusal, FrameReader, FrameType, MAX_CONTROL_FRAME_BYTES, RefusalCode, type Refusal } from './raft-stream-wire.js';
 
 export const DEFAULT_MAX_RAFT_MESSAGE_BYTES = 32 * 1024 * 1024;
 
 /**
- * Channel options of every peer connection: messages up to the Raft port's cap (a garbage frame
- * larger than it is refused by gRPC before it is buffered), and keepalive to notice dead peers.
+ * How a link watches its connection:
+ * - `connectTimeoutMs`: a connection (and its TLS handshake) not done by then is given up (a
+ *   peer whose host is gone answers no SYN, and the kernel would retry for minutes);
+ * - `keepaliveMs`, `keepaliveTimeoutMs`: a PING this often, and the connection destroyed if no
+ *   PONG has come back in time: a peer whose machine vanished never closes the connection, and
+ *   the messages would pile up in the socket.
+ * The server closes a stream that has sent nothing for longer (raft-stream-server.ts).
  */
-export function peerChannelOptions(maxMessageBytes: number): grpc.ChannelOptions {
-  return { ...PEER_CHANNEL_OPTIONS, 'grpc.max_send_message_length': maxMessageBytes, 'grpc.max_receive_message_length': maxMessageBytes };
+export interface LinkTiming {
+  readonly connectTimeoutMs: number;
+  readonly keepaliveMs: number;
+  readonly keepaliveTimeoutMs: number;
 }
 
+export const LINK_TIMING: LinkTiming = { connectTimeoutMs: 5_000, keepaliveMs: 10_000, keepaliveTimeoutMs: 5_000 };
 
-/** Why a stream is ended: its gRPC status and a message naming the problem. */
-export interface StreamRefusal {
-  readonly code: grpc.status;
-  readonly details: string;
-}
+/**
+ * A stream that stayed accepted this long proved the peer reachable: the backoff starts again from
+ * its first step. A peer that accepts a stream and then ends it (refusing a batch, say) keeps
+ * backing off instead of being connected to again at once, over and over.
+ */
+const STABLE_STREAM_MS = 1_000;
 
-/** How to reach one peer: credentials and channel options (plaintext when not given). */
-export interface PeerChannel {
-  readonly credentials: grpc.ChannelCredentials;
-  readonly options: grpc.ChannelOptions;
-}
+/** The same problem with the same peer is reported at most this often. */
+const WARNING_INTERVAL_MS = 60_000;
 
 export interface PeerTransportOptions {
   readonly selfId: string;
   readonly clusterId: string;
-  /**
-   * Called for every batch received from a peer of our cluster (`from`: the id its stream's
-   * metadata names). Returning an error text ends that stream with INVALID_ARGUMENT, a refusal
-   * with its own status.
-   */
-  readonly onMessages: (from: string, messages: readonly Uint8Array[]) => string | StreamRefusal | void;
-  /**
-   * Called when a stream opens, before anything else is looked at (with TLS: whether its
-   * certificate may send as `from`); a refusal ends it at once.
-   */
-  readonly admitStream?: (from: string, call: grpc.ServerReadableStream<RaftMessageBatch, unknown>) => StreamRefusal | undefined;
-  /** The credentials of the link to a peer (its id and Raft address); plaintext by default. */
-  readonly channel?: (peerId: string, address: string) => PeerChannel;
-  /** Largest message accepted or sent on the Raft port (a batch of appends); default 32 MiB. */
-  readonly maxMessageBytes?: number;
-  /** Connection problems worth an operator's attention (refused streams, foreign clusters). */
+  /** TLS options of the link to a peer (its id and Raft address); plaintext when undefined. */
+  readonly connectOptions?: (peerId: string, address: string) => ConnectionOptions | undefined;
+  /** Problems worth an operator's attention (a peer refused our stream, and why). */
   readonly onWarning?: (message: string) => void;
   /** Per peer; beyond it the oldest queued messages are dropped. Default 64 MiB. */
   readonly maxQueuedBytes?: number;
-  /** Largest batch written as one gRPC message. Default 4 MiB. */
+  /** Largest batch written as one frame. Default 4 MiB (at most half of `maxMessageBytes`). */
   readonly maxBatchBytes?: number;
+  /** The peers' cap on a frame (raft-stream-server.ts): batches stay within half of it. Default 32 MiB. */
+  readonly maxMessageBytes?: number;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  readonly timing?: LinkTiming;
 }
 
 export interface LinkStats {
@@ -97,15 +66,34 @@ export interface LinkStats {
   readonly sentMessages: number;
 }
 
+type ResolvedOptions = Required<Omit<PeerTransportOptions, 'onWarning' | 'connectOptions'>> & Pick<PeerTransportOptions, 'onWarning' | 'connectOptions'>;
+
+/** The port of `host:port` or `[v6]:port`. */
+function portOf(address: string): number {
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`${address} has no port to connect to`);
+  return port;
+}
+
 class OutboundLink {
-  private readonly client: StreamServiceClient;
-  private call: grpc.ClientWritableStream<RaftMessageBatch> | undefined;
+  private socket: Socket | undefined;
+  /** The opening is written and messages may follow. */
+  private open = false;
+  /** When the peer accepted the current stream (its first PONG), if it has. */
+  private acceptedAt: number | undefined;
+  /** When each problem was last reported (warn()). */
+  private readonly warned = new Map<string, number>();
+  private reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, false);
   private queue: Uint8Array[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
   private waitingForDrain = false;
   private flushScheduled = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private pongTimer: NodeJS.Timeout | undefined;
+  private pingPending = false;
   private backoffMs: number;
   private closed = false;
   droppedMessages = 0;
@@ -116,8 +104,6 @@ class OutboundLink {
     readonly address: string,
     private readonly options: ResolvedOptions,
   ) {
-    const channel = options.channel?.(peerId, address) ?? { credentials: grpc.credentials.createInsecure(), options: {} };
-    this.client = new ServiceCtor(address, channel.credentials, grpcChannelOptions({ ...channel.options, ...peerChannelOptions(options.maxMessageBytes) })) as unknown as StreamServiceClient;
     this.backoffMs = options.initialBackoffMs;
   }
 
@@ -130,12 +116,13 @@ class OutboundLink {
       this.queuedBytes -= dropped.byteLength;
       this.droppedMessages++;
     }
+    this.compact();
     this.scheduleFlush();
   }
 
   stats(): LinkStats {
     return {
-      connected: this.call !== undefined,
+      connected: this.acceptedAt !== undefined,
       queuedMessages: this.queue.length - this.queueHead,
       queuedBytes: this.queuedBytes,
       droppedMessages: this.droppedMessages,
@@ -155,28 +142,134 @@ class OutboundLink {
     });
   }
 
-  private ensureCall(): grpc.ClientWritableStream<RaftMessageBatch> | undefined {
-    if (this.call !== undefined || this.reconnectTimer !== undefined || this.closed) return this.call;
-    const metadata = new grpc.Metadata();
-    metadata.set(CLUSTER_ID_METADATA, this.options.clusterId);
-    metadata.set(FROM_ID_METADATA, this.options.selfId);
-    const call = this.client.Stream(metadata, {}, (err) => this.onCallEnded(call, err));
-    call.on('error', () => {
-      // Reported through the unary callback as well; listening here keeps the stream from
-      // raising an unhandled 'error' event.
+  /** Opens the connection unless one is open, being opened, or waiting out its backoff. */
+  private connect(): void {
+    if (this.socket !== undefined || this.reconnectTimer !== undefined || this.closed) return;
+    const tls = this.options.connectOptions?.(this.peerId, this.address);
+    let socket: Socket;
+    try {
+      const host = hostOf(this.address);
+      const port = portOf(this.address);
+      socket = tls === undefined ? netConnect({ host, port }) : tlsConnect({ ...tls, host, port });
+    } catch (err) {
+      this.warn(`cannot open a Raft stream to peer ${this.peerId} at ${this.address}: ${(err as Error).message}`);
+      this.retryLater();
+      return;
+    }
+    this.socket = socket;
+    this.reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, false);
+    socket.setNoDelay(true);
+    this.connectTimer = setTimeout(() => socket.destroy(), this.options.timing.connectTimeoutMs).unref();
+    socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
+      if (this.socket !== socket) return;
+      clearTimeout(this.connectTimer);
+      socket.write(encodeOpening(this.options.clusterId, this.options.selfId));
+      this.open = true;
+      // A PONG says the peer accepted the stream; it also starts the keepalive.
+      this.ping(socket);
+      this.keepaliveTimer = setInterval(() => this.ping(socket), this.options.timing.keepaliveMs).unref();
+      this.flush();
     });
-    this.call = call;
-    return call;
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('drain', () => {
+      if (this.socket !== socket || !this.waitingForDrain) return;
+      this.waitingForDrain = false;
+      this.flush();
+    });
+    socket.on('error', (err) => {
+      // 'close' follows; the stream is opened again after the backoff. A TLS failure (the server is
+      // not the node expected, a CA that does not match) says here what is wrong.
+      this.warn(`the Raft stream to peer ${this.peerId} at ${this.address} failed: ${err.message}`);
+    });
+    socket.on('close', () => this.onClose(socket));
   }
 
-  private onCallEnded(call: grpc.ClientWritableStream<RaftMessageBatch>, err: grpc.ServiceError | null): void {
-    if (this.call !== call) return;
-    this.call = undefined;
-    this.waitingForDrain = false;
-    if (this.closed) return;
-    if (err !== null && (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.PERMISSION_DENIED)) {
-      this.options.onWarning?.(`peer ${this.peerId} at ${this.address} refused our stream: ${err.details}`);
+  private ping(socket: Socket): void {
+    if (this.pingPending) return; // the last PING is still unanswered (or not yet written); its timer decides
+    this.pingPending = true;
+    // The deadline starts once the PING has left: it is written behind whatever batch the socket
+    // still holds, which a slow link may take a while to carry.
+    socket.write(emptyFrame(FrameType.Ping), () => {
+      if (this.socket !== socket || !this.pingPending) return;
+      this.pongTimer = setTimeout(() => socket.destroy(), this.options.timing.keepaliveTimeoutMs).unref();
+    });
+  }
+
+  private onData(socket: Socket, chunk: Buffer): void {
+    if (this.socket !== socket) return;
+    let frames;
+    try {
+      frames = this.reader.push(chunk);
+    } catch (err) {
+      this.warn(`peer ${this.peerId} at ${this.address} answered our Raft stream with bytes that are not the protocol: ${(err as Error).message}`);
+      socket.destroy();
+      return;
     }
+    for (const frame of frames) {
+      if (frame.type === FrameType.Pong) {
+        clearTimeout(this.pongTimer);
+        this.pongTimer = undefined;
+        this.pingPending = false;
+        this.acceptedAt ??= Date.now();
+      } else if (frame.type === FrameType.Refusal) {
+        this.onRefusal(decodeRefusalOrDescribe(frame.body));
+        socket.destroy();
+        return;
+      } else {
+        this.warn(`peer ${this.peerId} at ${this.address} sent a frame of type ${frame.type} on our Raft stream, which only PONG and REFUSAL may take`);
+        socket.destroy();
+        return;
+      }
+    }
+  }
+
+  private onRefusal(refusal: Refusal): void {
+    this.warn(`peer ${this.peerId} at ${this.address} refused our Raft stream (${refusalCodeName(refusal.code)}): ${refusal.details}`);
+  }
+
+  /** Reports a problem, the same one at most once per WARNING_INTERVAL_MS (a link retries every few seconds). */
+  private warn(message: string): void {
+    const now = Date.now();
+    const last = this.warned.get(message);
+    if (last !== undefined && now - last < WARNING_INTERVAL_MS) return;
+    if (this.warned.size >= 64) this.warned.clear();
+    this.warned.set(message, now);
+    this.options.onWarning?.(message);
+  }
+
+  private onClose(socket: Socket): void {
+    if (this.socket !== socket) return;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.keepaliveTimer);
+    clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
+    this.pingPending = false;
+    this.socket = undefined;
+    this.open = false;
+    this.waitingForDrain = false;
+    const stable = this.acceptedAt !== undefined && Date.now() - this.acceptedAt >= STABLE_STREAM_MS;
+    this.acceptedAt = undefined;
+    if (this.closed) return;
+    if (stable) this.backoffMs = this.options.initialBackoffMs;
+    this.retryLater();
+  }
+
+  /**
+   * A connection failed or closed: what is queued is dropped. It is stale by the time the peer is
+   * back (the leader re-derives what a follower needs from its answers), and delivering it then
+   * would hand a follower that was down appends the leader has since purged from its log, in place
+   * of the snapshot install it needs, and make the leader hold up to maxQueuedBytes per peer that
+   * is down.
+   */
+  private dropQueued(): void {
+    this.droppedMessages += this.queue.length - this.queueHead;
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+  }
+
+  private retryLater(): void {
+    this.dropQueued();
     const delay = this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs);
     this.reconnectTimer = setTimeout(() => {
@@ -186,11 +279,14 @@ class OutboundLink {
     this.reconnectTimer.unref();
   }
 
-  /** Writes the queue to the stream now (as far as the stream takes it without waiting for a drain). */
+  /** Writes the queue to the stream now (as far as the socket takes it without waiting for a drain). */
   flush(): void {
     if (this.closed || this.waitingForDrain || this.queue.length === this.queueHead) return;
-    const call = this.ensureCall();
-    if (call === undefined) return;
+    if (!this.open) {
+      this.connect();
+      return;
+    }
+    const socket = this.socket!;
     while (this.queue.length > this.queueHead) {
       const batch: Uint8Array[] = [];
       let bytes = 0;
@@ -203,35 +299,51 @@ class OutboundLink {
       }
       this.queuedBytes -= bytes;
       this.sentMessages += batch.length;
-      const writable = call.write({ messages: batch });
-      if (!writable) {
+      if (!socket.write(encodeMessages(batch))) {
         this.waitingForDrain = true;
-        call.once('drain', () => {
-          this.waitingForDrain = false;
-          // A healthy stream that drains has proven the peer is reachable again.
-          this.backoffMs = this.options.initialBackoffMs;
-          this.flush();
-        });
         break;
       }
     }
+    this.compact();
+  }
+
+  /** Lets go of the messages sent or dropped, once they are most of the array. */
+  private compact(): void {
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
       this.queueHead = 0;
     }
-    if (this.queue.length === this.queueHead) this.backoffMs = this.options.initialBackoffMs;
   }
 
   close(): void {
     this.closed = true;
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-    this.call?.end();
-    this.call = undefined;
-    this.client.close();
+    const socket = this.socket;
+    this.socket = undefined;
+    this.open = false;
+    this.acceptedAt = undefined;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.keepaliveTimer);
+    clearTimeout(this.pongTimer);
+    socket?.destroy();
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
   }
+}
+
+function decodeRefusalOrDescribe(body: Buffer): Refusal {
+  try {
+    return decodeRefusal(body);
+  } catch (err) {
+    return { code: RefusalCode.INVALID_ARGUMENT, details: `(an unreadable refusal: ${(err as Error).message})` };
+  }
+}
+
+const REFUSAL_CODE_NAMES: ReadonlyMap<number, string> = new Map(Object.entries(RefusalCode).map(([name, code]) => [code, name]));
+
+function refusalCodeName(code: number): string {
+  return REFUSAL_CODE_NAMES.get(code) ?? `status ${code}`;
 }
 
 export class PeerTransport {
@@ -243,67 +355,14 @@ export class PeerTransport {
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_RAFT_MESSAGE_BYTES;
     this.options = {
       maxQueuedBytes: 64 * 1024 * 1024,
-      // A batch must fit in one message of the peer's cap, with room for framing.
+      // A batch must fit in one frame of the peer's cap, with room for framing.
       maxBatchBytes: Math.min(4 * 1024 * 1024, Math.floor(maxMessageBytes / 2)),
       initialBackoffMs: 50,
       maxBackoffMs: 2_000,
+      timing: LINK_TIMING,
       ...options,
       maxMessageBytes,
     };
-  }
-
-  /** Options for the gRPC server of the Raft port: the same message cap. */
-  serverOptions(): grpc.ServerOptions {
-    return { 'grpc.max_receive_message_length': this.options.maxMessageBytes, 'grpc.max_send_message_length': this.options.maxMessageBytes };
-  }
-
-  /** Registers the inbound side of the transport on a gRPC server bound to the Ratis port. */
-  registerOn(server: grpc.Server): void {
-    server.addService(ServiceCtor.service, {
-      Stream: (call: grpc.ServerReadableStream<RaftMessageBatch, { receivedBatches: number }>, callback: grpc.sendUnaryData<{ receivedBatches: number }>) => {
-        const clusterId = String(call.metadata.get(CLUSTER_ID_METADATA)[0] ?? '');
-        const from = String(call.metadata.get(FROM_ID_METADATA)[0] ?? '');
-        // Who is calling comes first: an unauthenticated caller learns nothing, not even our cluster id.
-        const refusal = this.options.admitStream?.(from, call);
-        if (refusal !== undefined) {
-          callback({ code: refusal.code, details: refusal.details });
-          return;
-        }
-        if (clusterId !== this.options.clusterId) {
-          this.options.onWarning?.(`refused a Raft stream from ${from || 'an unnamed peer'}: cluster id ${clusterId || '(none)'} is not ours (${this.options.clusterId})`);
-          callback({
-            code: grpc.status.FAILED_PRECONDITION,
-            details: `cluster id mismatch: this node belongs to ${this.options.clusterId}, the stream claims ${clusterId || '(none)'}`,
-          });
-          return;
-        }
-        if (from === '') {
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: `missing ${FROM_ID_METADATA} metadata` });
-          return;
-        }
-        let receivedBatches = 0;
-        let finished = false;
-        const finish = (err: grpc.ServiceError | null): void => {
-          if (finished) return;
-          finished = true;
-          if (err === null) callback(null, { receivedBatches });
-          else callback(err);
-        };
-        call.on('data', (batch: RaftMessageBatch) => {
-          if (finished) return;
-          receivedBatches++;
-          if (this.closed) return;
-          const refused = this.options.onMessages(from, batch.messages);
-          if (refused !== undefined) {
-            const { code, details } = typeof refused === 'string' ? { code: grpc.status.INVALID_ARGUMENT, details: refused } : refused;
-            finish(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
-          }
-        });
-        call.on('end', () => finish(null));
-        call.on('error', () => finish(null));
-        call.on('cancelled', () => finish(null));
-      },
-    });
   }
 
   /** Makes the outbound links match `peers` (id → host:port), leaving unchanged links alone. */
@@ -315,7 +374,7 @@ export class PeerTransport {
       }
     }
     for (const [id, address] of peers) {
-      if (id === this.options.selfId || this.links.has(id)) continue;
+      if (id === this.options.selfId || this.links.has(id) || this.closed) continue;
       this.links.set(id, new OutboundLink(id, address, this.options));
     }
   }

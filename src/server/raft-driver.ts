@@ -484,7 +484,12 @@ export class RaftDriver {
       this.hooks.onSoftState?.(rd.softState.role, rd.softState.leader, rd.softState.term);
       if (rd.softState.role !== 'leader') this.failReadsWaitingForIndex();
     }
-    // 1. Persist (asynchronously), 2. meanwhile let the leader's appends go out.
+    // 1. Let the leader's appends go out, 2. persist (asynchronously) while they travel. In this
+    // order: the transport writes to its sockets in flush(), and the log's write (a synchronous
+    // pwrite, then the fsync handed to the thread pool) would otherwise hold them back, while the
+    // followers' fsyncs are what a commit waits for.
+    for (const m of rd.messages) this.transport.send(m);
+    this.transport.flush?.();
     const persisted: Array<Promise<void>> = [];
     if (rd.hardState !== undefined) persisted.push(this.log.saveMeta(rd.hardState.term, rd.hardState.votedFor));
     let configAppended = false;
@@ -494,8 +499,6 @@ export class RaftDriver {
       persisted.push(this.log.append(rd.entries));
       configAppended = rd.entries.some((e) => e.payload.kind === 'config') || rd.truncateFrom !== undefined;
     }
-    for (const m of rd.messages) this.transport.send(m);
-    this.transport.flush?.();
     await Promise.all(persisted);
     // 3. Durable now: votes and acknowledgements may leave.
     for (const m of rd.messagesAfterPersist) this.transport.send(m);

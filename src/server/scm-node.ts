@@ -22,10 +22,11 @@ import { PeerCalls } from './peer-calls.js';
 import { ConsistencyChecker, type ConsistencyCheckResult } from './consistency-check.js';
 import { requireRaftMetaBesideScmDb } from './raft-meta-repair.js';
 import { PeerContact } from './peer-contact.js';
-import { PeerPortListener, peerServerOptions } from './peer-port-listener.js';
+import { grpcConnectionSink, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerConnectionSink } from './peer-port-listener.js';
 import { MemberAddresses } from './member-addresses.js';
 import { hostOf } from './tls.js';
 import { PeerTransport } from './peer-transport.js';
+import { RaftStreamServer } from './raft-stream-server.js';
 import { NodeSecurity } from './node-security.js';
 import { Authorizer, RefusalReporter } from './authz.js';
 import { encodeRaftMessage } from './raft-codec.js';
@@ -175,6 +176,9 @@ function instrumented<S extends grpc.Server | UnaryServiceHost>(server: S, metri
 export class ScmNode {
   private driver!: RaftDriver;
   private transport!: PeerTransport;
+  private raftStreams!: RaftStreamServer;
+  /** When a refused Raft stream was last logged, by reason (each at most once a minute; the rest only counted). */
+  private readonly raftStreamRefusalsLogged = new Map<string, number>();
   private readonly servers: ShutdownServer[] = [];
   private committedMembersIndex = -1;
   private stopping: Promise<void> | undefined;
@@ -258,6 +262,7 @@ export class ScmNode {
       members: () => this.admin.members(),
       peers: this.peerCalls,
       contact: this.contact,
+      raftStreamOpen: (nodeId) => this.transport.stats().get(nodeId)?.connected === true,
       startedAt,
       pendingProposals: () => this.driver.pendingProposals,
       droppedMessages: () => new Map([...this.transport.stats()].map(([id, st]) => [id, st.droppedMessages])),
@@ -421,13 +426,20 @@ export class ScmNode {
       ...(this.security.tls ? { authenticatedSenders: (peer: string, detail: string) => this.authz.raftSender(peer, detail).message } : {}),
     });
     this.inbound = inbound;
+    // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
+    const maxMessageBytes = config.raft.appenderQueueByteLimitBytes;
     this.transport = new PeerTransport({
       selfId: this.nodeId,
       clusterId: this.clusterId,
-      // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
-      maxMessageBytes: config.raft.appenderQueueByteLimitBytes,
-      admitStream: (from, call) => {
-        const refusal = this.authz.raftStream(call, from);
+      maxMessageBytes,
+      connectOptions: (peerId, address) => this.security.raftStreamTls(peerId, address),
+      onWarning: (msg) => this.log.warn({ event: 'raft_stream_link' }, msg),
+    });
+    this.raftStreams = new RaftStreamServer({
+      clusterId: this.clusterId,
+      maxMessageBytes,
+      admitStream: (from, connection) => {
+        const refusal = this.authz.raftStream(connection, from);
         return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
       },
       onMessages: (from, messages) => {
@@ -435,8 +447,18 @@ export class ScmNode {
         if (refusal === undefined) return undefined;
         return { code: refusal.code === 'PERMISSION_DENIED' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT, details: refusal.message };
       },
-      channel: (peerId, address) => this.security.peerChannel(peerId, address),
-      onWarning: (msg) => this.log.warn(msg),
+      onRefused: (reason, peer, details) => {
+        this.metrics.raftStreamRefused(reason);
+        const now = Date.now();
+        const last = this.raftStreamRefusalsLogged.get(reason);
+        if (last !== undefined && now - last < REFUSAL_REPORT_MS) return;
+        this.raftStreamRefusalsLogged.set(reason, now);
+        this.log[reason === 'internal' ? 'error' : 'warn'](
+          { event: 'raft_stream_refused', reason, peer },
+          `ended a Raft stream from ${peer} on the Ratis port: ${details}; further ones for this reason are only counted (scm_raft_stream_refusals_total) for a minute`,
+        );
+      },
+      ...(this.security.tls ? { tls: this.security.raftStreamServerTls()! } : {}),
     });
 
     this.driver = new RaftDriver(
@@ -501,8 +523,6 @@ export class ScmNode {
     this.onMembershipChange();
     this.memberAddresses.start();
 
-    const ratisServer = new grpc.Server(peerServerOptions(this.transport.serverOptions()));
-    this.transport.registerOn(ratisServer);
     // The client port serves unary calls only, on node:http2 directly (unary-grpc-server.ts says
     // why). Per connection, at most as many calls in progress as the node admits (HTTP/2 streams):
     // a flood from one client queues at the client instead of in this node's event loop, so the
@@ -575,8 +595,8 @@ export class ScmNode {
     // (ozone.scm.peer.max.connections, peer-port-listener.ts says why); a member's address is
     // admitted past the limit, within its share, so that a flood cannot keep a member out.
     const credentials = this.security.serverCredentials();
-    const peerPort = (server: grpc.Server, port: PeerPort): PeerPortListener =>
-      new PeerPortListener(server, credentials, {
+    const peerPort = (sink: PeerConnectionSink, port: PeerPort): PeerPortListener =>
+      new PeerPortListener(sink, {
         maxConnections: config.peerMaxConnections,
         members: this.memberAddresses,
         onOpenConnections: (open) => this.metrics.setPeerConnections(port, open),
@@ -592,8 +612,8 @@ export class ScmNode {
           }
         },
       });
-    const ratisListener = peerPort(ratisServer, 'ratis');
-    const grpcListener = peerPort(grpcServer, 'grpc');
+    const ratisListener = peerPort(this.raftStreams, 'ratis');
+    const grpcListener = peerPort(grpcConnectionSink(grpcServer, credentials), 'grpc');
     this.servers.push(ratisListener, clientServer, grpcListener);
     this.ports = {
       ratis: await listen(ratisListener, bindHost, this.self.ratisPort, 'Raft peer service (ozone.scm.ratis.port)'),

@@ -20,7 +20,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { checkServerIdentity, type PeerCertificate, type SecureContextOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { KEY, type TlsFiles } from './config.js';
 import { describeIdentity, identityOf, type CertificateIdentity } from './identity.js';
@@ -176,10 +176,12 @@ type CaListener = (update: { caCertificate: Buffer } | null) => void;
 type IdentityListener = (update: { certificate: Buffer; privateKey: Buffer } | null) => void;
 
 /**
- * How long a connection to a server on serverCredentials() (the peer ports) may take to finish its
- * TLS handshake before Node closes it: Node's own default is 120 s, for which a client that
- * connects and says nothing holds one of the port's connection slots (peer-port-listener.ts).
- * Netty's SslHandler, which Ratis' gRPC server runs on, gives 10 s.
+ * How long a connection to a peer port may take to finish its TLS handshake: on the Ratis port a
+ * deadline (raft-stream-server.ts); on the InterSCM port (serverCredentials()) Node's
+ * handshakeTimeout, which is an idle timer (it restarts whenever a byte arrives). Node's own
+ * default is 120 s, for which a client that connects and says nothing holds one of the port's
+ * connection slots (peer-port-listener.ts). Netty's SslHandler, which Ratis' gRPC server runs on,
+ * gives 10 s.
  */
 export const SERVER_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -342,20 +344,20 @@ export class TlsMaterial {
    */
   channel(address: string, expect: ServerExpectation): ChannelSecurity {
     const host = hostOf(address);
-    const checkServer = (_servername: string, cert: PeerCertificate): Error | undefined => {
-      const addressError = checkServerIdentity(host, cert);
-      if (addressError !== undefined) return addressError;
-      const identity = identityOf(new X509Certificate(cert.raw));
-      const node = identity.node;
-      if (node === undefined) return new Error(`the server at ${address} is not an SCM node: ${describeIdentity(identity)} has no URI:scm://${expect.serviceId}/… subjectAltName`);
-      if (node.serviceId !== expect.serviceId || (expect.nodeId !== undefined && node.nodeId !== expect.nodeId)) {
-        return new Error(`the server at ${address} is ${describeIdentity(identity)}, not ${expect.nodeId !== undefined ? `node ${expect.nodeId}` : 'a node'} of ${expect.serviceId}`);
-      }
-      return undefined;
-    };
-    const credentials = grpc.experimental.createCertificateProviderChannelCredentials(this, this, { checkServerIdentity: checkServer });
+    const credentials = grpc.experimental.createCertificateProviderChannelCredentials(this, this, { checkServerIdentity: serverIdentityCheck(address, expect) });
     const options: grpc.ChannelOptions = isIP(host) !== 0 ? { 'grpc.ssl_target_name_override': expect.nodeId ?? expect.serviceId } : {};
     return { credentials, options };
+  }
+
+  /**
+   * Node's tls.connect options for a connection to `address` (a Raft stream): the current
+   * certificate and key, the cluster CA as the only trust anchor, and the same check of the server
+   * as channel() makes. The server name (SNI) is sent only for a host name, never an IP address.
+   */
+  connectOptions(address: string, expect: ServerExpectation): ConnectionOptions {
+    const host = hostOf(address);
+    const { ca, cert, key } = this.material;
+    return { ca, cert, key, rejectUnauthorized: true, checkServerIdentity: serverIdentityCheck(address, expect), ...(isIP(host) === 0 ? { servername: host } : {}) };
   }
 
   /** The current set as Node's tls options, for the HTTPS server (re-read on every reload). */
@@ -382,6 +384,25 @@ class ReloadingServerCredentials extends grpc.ServerCredentials {
   _equals(other: grpc.ServerCredentials): boolean {
     return other === this;
   }
+}
+
+/**
+ * The check of a server's certificate, beyond the CA's signature: it names the host dialed, and it
+ * is an SCM node of `expect.serviceId` (the node `expect.nodeId` when given).
+ */
+function serverIdentityCheck(address: string, expect: ServerExpectation): (servername: string, cert: PeerCertificate) => Error | undefined {
+  const host = hostOf(address);
+  return (_servername, cert) => {
+    const addressError = checkServerIdentity(host, cert);
+    if (addressError !== undefined) return addressError;
+    const identity = identityOf(new X509Certificate(cert.raw));
+    const node = identity.node;
+    if (node === undefined) return new Error(`the server at ${address} is not an SCM node: ${describeIdentity(identity)} has no URI:scm://${expect.serviceId}/… subjectAltName`);
+    if (node.serviceId !== expect.serviceId || (expect.nodeId !== undefined && node.nodeId !== expect.nodeId)) {
+      return new Error(`the server at ${address} is ${describeIdentity(identity)}, not ${expect.nodeId !== undefined ? `node ${expect.nodeId}` : 'a node'} of ${expect.serviceId}`);
+    }
+    return undefined;
+  };
 }
 
 /** The host of `host:port` or `[v6]:port`. */

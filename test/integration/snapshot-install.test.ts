@@ -61,6 +61,32 @@ async function converged(cluster: TestCluster, client: ScmClient, members: numbe
   return live.length === members && (await cluster.appliedAlike(live.map((r) => cluster.indexOf(r.nodeId))));
 }
 
+/**
+ * Waits until `leader` no longer holds its log for the stopped `follower`: a leader keeps what a
+ * follower it heard from lately still needs (two election timeouts, 1-1.2 s each here), and writes
+ * that all land within that time would leave nothing purged past it. A stop used to take 2 s; now
+ * the writes can follow it at once.
+ */
+async function untilLeaderLetsGo(cluster: TestCluster, leader: number, follower: number): Promise<void> {
+  await cluster.waitFor(`scm${leader} to stop holding its log for scm${follower}`, 30_000, async () => (await cluster.metric(leader, `scm_raft_peer_last_contact_seconds{peer="scm${follower}"`)) >= 2.5);
+}
+
+/**
+ * Waits until `leader`'s link to the stopped `follower` has dropped what it queued before the
+ * purge: an append the leader queued while it still held the entries (delivered when the follower
+ * comes back, it would catch the follower up without the install these tests are about). A link
+ * drops its queue at each failed connection attempt, at most two seconds apart, and counts it in
+ * scm_raft_peer_send_failures_total, sampled once a second: the second rise after now comes from an
+ * attempt made after now.
+ */
+async function untilStaleAppendsDropped(cluster: TestCluster, leader: number, follower: number): Promise<void> {
+  const failures = (): Promise<number> => cluster.metric(leader, `scm_raft_peer_send_failures_total{peer="scm${follower}"`);
+  for (const rise of ['first', 'second']) {
+    const before = await failures();
+    await cluster.waitFor(`scm${leader}'s link to scm${follower} to drop its queue (${rise} time)`, 30_000, async () => (await failures()) > before);
+  }
+}
+
 /** Stops every running node (the leader last), each cleanly, and checks `nodes` hold identical scm.db files. */
 async function stopAndCompareDbs(cluster: TestCluster, nodes: number[]): Promise<void> {
   for (const [k, code] of await cluster.stopAllLeaderLast()) assert.equal(code, 0, `scm${k} stops cleanly`);
@@ -76,9 +102,11 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     const leader = await cluster.leaderIndex();
     const lagging = [1, 2, 3].find((k) => k !== leader)!;
     assert.equal(await cluster.kill(lagging, 'SIGTERM'), 0);
+    await untilLeaderLetsGo(cluster, leader, lagging);
 
     await allocate(client, 600);
     await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(leader) > 100));
+    await untilStaleAppendsDropped(cluster, leader, lagging);
 
     cluster.start(lagging);
     await cluster.waitFor('the lagging follower to catch up', 120_000, () => converged(cluster, client, 3));
@@ -117,8 +145,12 @@ test('the leader dies mid-transfer; two followers complete their installs from t
 
     assert.equal(await cluster.kill(4, 'SIGTERM'), 0);
     assert.equal(await cluster.kill(5, 'SIGTERM'), 0);
+    await untilLeaderLetsGo(cluster, 1, 4);
+    await untilLeaderLetsGo(cluster, 1, 5);
     await allocate(client, 600);
     await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
+    await untilStaleAppendsDropped(cluster, 1, 4);
+    await untilStaleAppendsDropped(cluster, 1, 5);
 
     cluster.start(4);
     cluster.start(5);
@@ -164,8 +196,10 @@ async function followerBehindPurgedLeader(cluster: TestCluster, failpoint: strin
   await openPipeline(client);
   assert.equal(await cluster.leaderIndex(), 1);
   assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
+  await untilLeaderLetsGo(cluster, 1, 3);
   await allocate(client, 600);
   await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
+  await untilStaleAppendsDropped(cluster, 1, 3);
   return client;
 }
 

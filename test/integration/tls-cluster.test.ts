@@ -16,44 +16,26 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { loadGrpcPackage } from '../../src/api/proto-files.js';
 import { ScmClientServiceClient } from '../../src/api/client-protocol.js';
 import { ScmClientError } from '../../src/client/scm-client.js';
 import { createCa, issueCertificate, type CertificateFiles } from '../../src/cli/local-certificates.js';
 import { LOCAL_SERVICE_ID } from '../../src/cli/local-cluster.js';
 import type { Message } from '../../src/raft/index.js';
 import { encodeRaftMessage } from '../../src/server/raft-codec.js';
-import { CLUSTER_ID_METADATA, FROM_ID_METADATA } from '../../src/server/peer-transport.js';
 import { TlsMaterial } from '../../src/server/tls.js';
 import { downloadCheckpoint, DownloadError } from '../../src/snapshot/index.js';
 import { TestCluster } from './harness.js';
-
-const raftPackage = (loadGrpcPackage('RaftPeerProtocol.proto')['scm'] as grpc.GrpcObject)['raft'] as grpc.GrpcObject;
-const RaftPeerService = raftPackage['RaftPeerService'] as grpc.ServiceClientConstructor;
+import { rawStream } from './raw-raft.js';
 
 type Channel = { credentials: grpc.ChannelCredentials; options?: grpc.ChannelOptions };
+/** A caller's identity on every port: gRPC credentials, and TLS options for a Raft stream (plaintext when absent). */
+type Identity = Channel & { raft?: ConnectionOptions };
 
-/** Opens a Raft stream as `from`, sends `messages` and resolves with how the stream ended. */
-function raftStream(address: string, channel: Channel, clusterId: string, from: string, messages: Uint8Array[]): Promise<grpc.StatusObject | undefined> {
-  const client = new RaftPeerService(address, channel.credentials, channel.options ?? {});
-  const metadata = new grpc.Metadata();
-  metadata.set(CLUSTER_ID_METADATA, clusterId);
-  metadata.set(FROM_ID_METADATA, from);
-  return new Promise((resolve) => {
-    const call = (client as unknown as { Stream: (md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<{ messages: Uint8Array[] }> }).Stream(
-      metadata,
-      { deadline: Date.now() + 10_000 },
-      (err) => {
-        client.close();
-        resolve(err ?? undefined);
-      },
-    );
-    call.on('error', () => undefined);
-    if (messages.length > 0) call.write({ messages });
-    // Keep the stream open a moment, so a refusal after the first batch has the time to arrive.
-    setTimeout(() => call.end(), 300);
-  });
+/** Opens a Raft stream as `from` with `identity`, sends `messages` and resolves with how the stream ended. */
+function raftStream(address: string, identity: Identity, clusterId: string, from: string, messages: Uint8Array[]): ReturnType<typeof rawStream> {
+  return rawStream(address, clusterId, from, [messages], identity.raft);
 }
 
 /** One GetClusterInfo on the client port with `channel`; resolves with the error, if any. */
@@ -110,15 +92,17 @@ test('mutual TLS: strangers are refused on every port, peers are bound to their 
     const scm9: CertificateFiles = { cert: join(cluster.dir, 'tls', 'scm9.crt'), key: join(cluster.dir, 'tls', 'scm9.key') };
     await issueCertificate(tls.ca, { name: 'scm9', node: { serviceId: LOCAL_SERVICE_ID, nodeId: 'scm9' }, hosts: ['127.0.0.1'] }, scm9);
 
-    const plaintext: Channel = { credentials: grpc.credentials.createInsecure() };
+    const plaintext: Identity = { credentials: grpc.credentials.createInsecure() };
     // Trusts our CA (so the client side of the handshake passes) but presents the other CA's certificate.
-    const foreign: Channel = {
-      credentials: grpc.credentials.createSsl(await readFile(tls.ca.cert), await readFile(foreignAdmin.key), await readFile(foreignAdmin.cert), { checkServerIdentity: () => undefined }),
+    const [ourCa, foreignKey, foreignCert] = await Promise.all([readFile(tls.ca.cert), readFile(foreignAdmin.key), readFile(foreignAdmin.cert)]);
+    const foreign: Identity = {
+      credentials: grpc.credentials.createSsl(ourCa, foreignKey, foreignCert, { checkServerIdentity: () => undefined }),
       options: { 'grpc.ssl_target_name_override': 'localhost' },
+      raft: { ca: ourCa, key: foreignKey, cert: foreignCert, checkServerIdentity: () => undefined },
     };
-    const asNode = (files: CertificateFiles, nodeId: string): Channel => {
+    const asNode = (files: CertificateFiles, nodeId: string): Identity => {
       const material = TlsMaterial.load({ caFile: tls.ca.cert, certFile: files.cert, keyFile: files.key }, { kind: 'node', serviceId: LOCAL_SERVICE_ID, nodeId, host: '127.0.0.1' });
-      return material.channel(ports(follower).ratis, { serviceId: LOCAL_SERVICE_ID });
+      return { ...material.channel(ports(follower).ratis, { serviceId: LOCAL_SERVICE_ID }), raft: material.connectOptions(ports(follower).ratis, { serviceId: LOCAL_SERVICE_ID }) };
     };
     const to = `scm${follower}`;
     const heartbeat = (from: string, term: number): Uint8Array => encodeRaftMessage({ type: 'heartbeat', from, to, term, commit: 0, commitTerm: 0, readRound: 0, sentTick: 0 } satisfies Message);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { SERVER_TLS_HANDSHAKE_TIMEOUT_MS, TlsMaterial, type TlsMaterialOptions } from '../../src/server/tls.js';
-import { PEER_CONNECTION_TIMING, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
+import { grpcConnectionSink, PEER_CONNECTION_TIMING, PeerPortListener, peerServerOptions, REFUSAL_REPORT_MS, type PeerPortMembers, type PeerPortRefusal } from '../../src/server/peer-port-listener.js';
 import { MemberAddresses } from '../../src/server/member-addresses.js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -45,7 +45,7 @@ async function start(
   });
   const refusals: Array<[PeerPortRefusal, string, boolean]> = [];
   const open: number[] = [];
-  const listener = new PeerPortListener(server, options.credentials ?? grpc.ServerCredentials.createInsecure(), {
+  const listener = new PeerPortListener(grpcConnectionSink(server, options.credentials ?? grpc.ServerCredentials.createInsecure()), {
     maxConnections,
     onRefused: (reason, address, first) => refusals.push([reason, address, first]),
     onOpenConnections: (n) => open.push(n),
@@ -445,6 +445,6 @@ test('with MemberAddresses: a refusal at the limit has the hosts resolved again,
 
 test('a limit that is not a whole number of connections is refused, naming it', () => {
   for (const bad of [-1, 1.5, Number.NaN]) {
-    assert.throws(() => new PeerPortListener(new grpc.Server(), grpc.ServerCredentials.createInsecure(), { maxConnections: bad }), /the connection limit must be 0 \(none\) or a whole number of connections/);
+    assert.throws(() => new PeerPortListener(grpcConnectionSink(new grpc.Server(), grpc.ServerCredentials.createInsecure()), { maxConnections: bad }), /the connection limit must be 0 \(none\) or a whole number of connections/);
   }
 });

@@ -1,13 +1,17 @@
+// PeerTransport's links against the real RaftStreamServer on loopback sockets: delivery, batching,
+// reconnects, the bounded queue, refusals, and the link's own watch on a peer that stops answering.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as grpc from '@grpc/grpc-js';
-import { PeerTransport } from '../../src/server/peer-transport.js';
-
-async function listen(server: grpc.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
-  });
-}
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
+import { identityOf } from '../../src/server/identity.js';
+import { TlsMaterial } from '../../src/server/tls.js';
+import { PeerTransport, type LinkTiming } from '../../src/server/peer-transport.js';
+import { RaftStreamServer, type RaftStreamServerOptions } from '../../src/server/raft-stream-server.js';
 
 function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const start = Date.now();
@@ -21,73 +25,85 @@ function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Pr
   });
 }
 
-test('messages flow both ways between two peers, in order, batched per turn', async () => {
+/** A RaftStreamServer behind a plain listening socket on 127.0.0.1 (`port` 0: any). */
+async function serve(options: RaftStreamServerOptions, port = 0): Promise<{ server: RaftStreamServer; port: number; close: () => Promise<void> }> {
+  const server = new RaftStreamServer(options);
+  const sockets = new Set<Socket>();
+  const listener: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    server.inject(socket);
+  });
+  await new Promise<void>((resolve) => listener.listen(port, '127.0.0.1', resolve));
+  return {
+    server,
+    port: (listener.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.forceShutdown();
+        for (const s of sockets) s.destroy();
+        listener.close(() => resolve());
+      }),
+  };
+}
+
+test('messages flow to a peer in order, with its id, batched per turn; an unknown peer is refused', async () => {
   const received: Array<{ from: string; text: string }> = [];
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-1', onMessages: () => {} });
-  const b = new PeerTransport({
-    selfId: 'b',
+  let batches = 0;
+  const b = await serve({
     clusterId: 'CID-1',
     onMessages: (from, messages) => {
+      batches++;
       for (const m of messages) received.push({ from, text: Buffer.from(m).toString() });
     },
   });
-  const serverB = new grpc.Server();
-  b.registerOn(serverB);
-  const portB = await listen(serverB);
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-1' });
   try {
-    a.setPeers(new Map([['b', `127.0.0.1:${portB}`]]));
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     for (let i = 0; i < 500; i++) assert.equal(a.send('b', Buffer.from(`m${i}`)), true);
     await waitFor(() => received.length === 500, '500 messages');
     assert.deepEqual(received.map((r) => r.text), Array.from({ length: 500 }, (_, i) => `m${i}`));
     assert.ok(received.every((r) => r.from === 'a'));
+    assert.equal(batches, 1, 'the 500 messages of one turn travel as one frame');
+    await waitFor(() => a.stats().get('b')!.connected, 'the link to count the stream as accepted (its PONG)');
     assert.equal(a.send('nobody', Buffer.from('x')), false, 'an unknown peer is refused');
   } finally {
     a.close();
-    b.close();
-    serverB.forceShutdown();
+    await b.close();
   }
 });
 
-test('a stream from another cluster is refused and nothing is delivered', async () => {
-  const warnings: string[] = [];
+test('a stream from another cluster is refused and nothing is delivered; both sides say why', async () => {
+  const refused: string[] = [];
   let delivered = 0;
-  const b = new PeerTransport({ selfId: 'b', clusterId: 'CID-ours', onMessages: () => {
-    delivered++;
-  }, onWarning: (w) => warnings.push(w) });
-  const aWarnings: string[] = [];
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-theirs', onMessages: () => {}, onWarning: (w) => aWarnings.push(w) });
-  const serverB = new grpc.Server();
-  b.registerOn(serverB);
-  const portB = await listen(serverB);
+  const b = await serve({ clusterId: 'CID-ours', onMessages: () => void delivered++, onRefused: (reason, _peer, details) => refused.push(`${reason}: ${details}`) });
+  const warnings: string[] = [];
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-theirs', onWarning: (w) => warnings.push(w) });
   try {
-    a.setPeers(new Map([['b', `127.0.0.1:${portB}`]]));
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     a.send('b', Buffer.from('hello'));
-    await waitFor(() => warnings.length > 0 && aWarnings.length > 0, 'both sides to warn');
+    await waitFor(() => refused.length > 0 && warnings.length > 0, 'both sides to report');
     assert.equal(delivered, 0);
-    assert.match(warnings[0]!, /CID-theirs/);
-    assert.match(aWarnings[0]!, /cluster id mismatch.*CID-ours.*CID-theirs/);
+    assert.match(refused[0]!, /^foreign_cluster: cluster id mismatch: this node belongs to CID-ours, the stream claims CID-theirs/);
+    assert.match(warnings[0]!, /peer b at 127\.0\.0\.1:\d+ refused our Raft stream \(FAILED_PRECONDITION\): cluster id mismatch.*CID-ours.*CID-theirs/);
   } finally {
     a.close();
-    b.close();
-    serverB.forceShutdown();
+    await b.close();
   }
 });
 
 test('the link reconnects after the peer restarts, and the queue stays bounded while it is down', async () => {
   const received: string[] = [];
-  const makeB = () =>
-    new PeerTransport({ selfId: 'b', clusterId: 'C', onMessages: (_f, ms) => ms.forEach((m) => received.push(Buffer.from(m).toString())) });
-  let b = makeB();
-  let serverB = new grpc.Server();
-  b.registerOn(serverB);
-  const port = await listen(serverB);
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', onMessages: () => {}, maxQueuedBytes: 1000, initialBackoffMs: 20, maxBackoffMs: 100 });
+  const onMessages = (_from: string, ms: readonly Uint8Array[]): void => ms.forEach((m) => received.push(Buffer.from(m).toString()));
+  let b = await serve({ clusterId: 'C', onMessages });
+  const port = b.port;
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', maxQueuedBytes: 1000, initialBackoffMs: 20, maxBackoffMs: 100 });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${port}`]]));
     a.send('b', Buffer.from('before'));
     await waitFor(() => received.includes('before'), 'first message');
-    serverB.forceShutdown();
-    b.close();
+    await b.close();
+    await waitFor(() => !a.stats().get('b')!.connected, 'the link to notice');
     // While b is down, queue far more than the bound.
     for (let i = 0; i < 200; i++) a.send('b', Buffer.alloc(100, 1));
     await new Promise((r) => setTimeout(r, 100));
@@ -95,12 +111,7 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
     assert.ok(stats.queuedBytes <= 1000, `queue bounded, holds ${stats.queuedBytes} bytes`);
     assert.ok(stats.droppedMessages > 0);
 
-    b = makeB();
-    serverB = new grpc.Server();
-    b.registerOn(serverB);
-    await new Promise<void>((resolve, reject) =>
-      serverB.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-    );
+    b = await serve({ clusterId: 'C', onMessages }, port);
     // Messages written into a stream that fails are lost (Raft tolerates that); like a leader's
     // heartbeats, keep sending until the re-opened stream delivers.
     const heartbeat = setInterval(() => a.send('b', Buffer.from('after')), 50);
@@ -111,34 +122,210 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
     }
   } finally {
     a.close();
-    b.close();
-    serverB.forceShutdown();
+    await b.close();
   }
 });
 
-test('flush() writes the queued messages at once, in order, in one batch; the turn after finds nothing left', async () => {
+test('flush() writes the queued messages at once, in order, in one frame; the turn after finds nothing left', async () => {
   const batches: string[][] = [];
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', onMessages: () => {} });
-  const b = new PeerTransport({ selfId: 'b', clusterId: 'C', onMessages: (_f, ms) => void batches.push(ms.map((m) => Buffer.from(m).toString())) });
-  const serverB = new grpc.Server();
-  b.registerOn(serverB);
-  const portB = await listen(serverB);
+  const b = await serve({ clusterId: 'C', onMessages: (_f, ms) => void batches.push(ms.map((m) => Buffer.from(m).toString())) });
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C' });
   try {
-    a.setPeers(new Map([['b', `127.0.0.1:${portB}`]]));
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
+    a.send('b', Buffer.from('x0'));
+    await waitFor(() => batches.length === 1, 'the stream to open');
     a.send('b', Buffer.from('x1'));
     a.send('b', Buffer.from('x2'));
     assert.equal(a.stats().get('b')!.queuedMessages, 2, 'send() only queues');
     a.flush();
-    // Handed to the stream in this very turn, not on the next one.
+    // Handed to the socket in this very turn, not on the next one.
     assert.equal(a.stats().get('b')!.queuedMessages, 0);
-    assert.equal(a.stats().get('b')!.sentMessages, 2);
+    assert.equal(a.stats().get('b')!.sentMessages, 3);
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(a.stats().get('b')!.sentMessages, 2, 'the scheduled write found the queue empty');
-    await waitFor(() => batches.length > 0, 'the batch');
-    assert.deepEqual(batches, [['x1', 'x2']]);
+    assert.equal(a.stats().get('b')!.sentMessages, 3, 'the scheduled write found the queue empty');
+    await waitFor(() => batches.length === 2, 'the batch');
+    assert.deepEqual(batches, [['x0'], ['x1', 'x2']]);
   } finally {
     a.close();
-    b.close();
-    serverB.forceShutdown();
+    await b.close();
+  }
+});
+
+const FAST: LinkTiming = { connectTimeoutMs: 300, keepaliveMs: 100, keepaliveTimeoutMs: 200 };
+
+test('a peer that accepts the connection but never answers a PING is given up and connected to again', async () => {
+  // Reads and discards everything, answers nothing: a process that hangs, or a machine gone
+  // behind a connection the kernel still holds.
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const mute = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20 });
+  const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${(mute.address() as { port: number }).port}`]]));
+    await waitFor(() => connections >= 3, 'the link to give up on the mute peer and connect again, twice');
+  } finally {
+    clearInterval(heartbeat);
+    a.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => mute.close(() => resolve()));
+  }
+});
+
+test('a live peer answers every PING: the link keeps its one connection', async () => {
+  const received: string[] = [];
+  const b = await serve({ clusterId: 'C', onMessages: (_f, ms) => ms.forEach((m) => received.push(Buffer.from(m).toString())) });
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: FAST });
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
+    a.send('b', Buffer.from('one'));
+    await waitFor(() => received.length === 1, 'the first message');
+    const connections = b.server.openStreams;
+    // Ten keepalive periods, two timeouts each over.
+    await new Promise((r) => setTimeout(r, 1_000));
+    a.send('b', Buffer.from('two'));
+    await waitFor(() => received.length === 2, 'the second message');
+    assert.equal(connections, 1);
+    assert.equal(b.server.openStreams, 1, 'still the one stream');
+    assert.equal(a.stats().get('b')!.droppedMessages, 0);
+  } finally {
+    a.close();
+    await b.close();
+  }
+});
+
+test('a TLS link whose handshake never completes is given up after connectTimeoutMs and tried again', async () => {
+  // A plain TCP server: the TLS client's ClientHello is never answered.
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: { ...FAST, keepaliveTimeoutMs: 60_000 }, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => ({ rejectUnauthorized: true }) });
+  const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${(silent.address() as { port: number }).port}`]]));
+    await waitFor(() => connections >= 3, 'the link to give up on the handshake and connect again, twice');
+    assert.equal(a.stats().get('b')!.connected, false);
+  } finally {
+    clearInterval(heartbeat);
+    a.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
+});
+
+test('under TLS a link delivers only to the node it expects, and the server sees the certificate of the node that connected', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'peer-transport-tls-'));
+  try {
+    const certificates = await ensureLocalCertificates({ dir, serviceId: 'svc', nodeIds: ['scm1', 'scm2'], hosts: () => ['127.0.0.1'] });
+    const materialOf = (nodeId: string): TlsMaterial => {
+      const node = certificates.nodes.get(nodeId)!;
+      return TlsMaterial.load({ caFile: certificates.ca.cert, certFile: node.cert, keyFile: node.key }, { kind: 'node', serviceId: 'svc', nodeId, host: '127.0.0.1' });
+    };
+    const scm1 = materialOf('scm1');
+    const scm2 = materialOf('scm2');
+    const received: string[] = [];
+    const callers: string[] = [];
+    // scm2's Ratis port.
+    const b = await serve({
+      clusterId: 'C',
+      onMessages: (_f, ms) => ms.forEach((m) => received.push(Buffer.from(m).toString())),
+      admitStream: (from, connection) => {
+        const cert = connection.getAuthContext()?.sslPeerCertificate;
+        callers.push(`${from} as ${cert?.raw !== undefined ? identityOf(new X509Certificate(cert.raw)).node?.nodeId : 'nobody'}`);
+        return undefined;
+      },
+      tls: { contextOptions: () => scm2.secureContextOptions(), onChange: () => () => undefined, handshakeTimeoutMs: 5_000 },
+    });
+    const address = `127.0.0.1:${b.port}`;
+    const warnings: string[] = [];
+    // scm1 dialing it, once expecting scm2 (right) and once expecting scm3 (wrong: must not send).
+    const right = new PeerTransport({ selfId: 'scm1', clusterId: 'C', connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm2' }) });
+    const wrong = new PeerTransport({ selfId: 'scm1', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm3' }), onWarning: (w) => warnings.push(w) });
+    try {
+      wrong.setPeers(new Map([['scm3', address]]));
+      wrong.send('scm3', Buffer.from('to the wrong node'));
+      right.setPeers(new Map([['scm2', address]]));
+      right.send('scm2', Buffer.from('to scm2'));
+      await waitFor(() => received.includes('to scm2'), 'the message to scm2');
+      assert.deepEqual(callers, ['scm1 as scm1'], 'the server saw the verified certificate, and only the right link got past its own check');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(received, ['to scm2']);
+      assert.equal(wrong.stats().get('scm3')!.connected, false);
+    } finally {
+      right.close();
+      wrong.close();
+      await b.close();
+      scm1.close();
+      scm2.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('messages queued for a peer that is down are dropped when a connection attempt fails, not delivered when it is back', async () => {
+  const received: string[] = [];
+  const onMessages = (_from: string, ms: readonly Uint8Array[]): void => ms.forEach((m) => received.push(Buffer.from(m).toString()));
+  // A port with nothing listening: take one, then close it.
+  const probe = await serve({ clusterId: 'C', onMessages });
+  const port = probe.port;
+  await probe.close();
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 40 });
+  let b: Awaited<ReturnType<typeof serve>> | undefined;
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${port}`]]));
+    for (let i = 0; i < 10; i++) a.send('b', Buffer.from(`stale ${i}`));
+    await waitFor(() => a.stats().get('b')!.droppedMessages === 10, 'the failed attempt to drop the queued messages');
+    assert.equal(a.stats().get('b')!.queuedMessages, 0);
+    b = await serve({ clusterId: 'C', onMessages }, port);
+    const heartbeat = setInterval(() => a.send('b', Buffer.from('fresh')), 20);
+    try {
+      await waitFor(() => received.includes('fresh'), 'a message sent once the peer is back');
+    } finally {
+      clearInterval(heartbeat);
+    }
+    assert.deepEqual(received.filter((m) => m.startsWith('stale')), []);
+  } finally {
+    a.close();
+    await b?.close();
+  }
+});
+
+test('a peer that accepts the stream and then refuses each batch is connected to with a growing backoff, and the refusal is reported once', async () => {
+  let streams = 0;
+  const b = await serve({
+    clusterId: 'C',
+    admitStream: () => {
+      streams++;
+      return undefined;
+    },
+    onMessages: () => 'this batch is refused',
+  });
+  const warnings: string[] = [];
+  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 2_000, onWarning: (w) => warnings.push(w) });
+  const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 10);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
+    await new Promise((r) => setTimeout(r, 1_500));
+    // 20, 40, 80, 160, 320, 640 ms: about six streams in 1.5 s. A backoff reset by each PONG
+    // would connect again every 20 ms or so.
+    assert.ok(streams >= 2 && streams <= 8, `${streams} streams in 1.5 s`);
+    assert.deepEqual(warnings, [`peer b at 127.0.0.1:${b.port} refused our Raft stream (INVALID_ARGUMENT): this batch is refused`]);
+  } finally {
+    clearInterval(heartbeat);
+    a.close();
+    await b.close();
   }
 });

@@ -400,13 +400,19 @@ describe('RaftDriver: durability before counting', () => {
 });
 
 describe("RaftDriver: a Ready's messages are written when it has queued them", () => {
-  it("a leader's appends are flushed to the transport before its own fsync, not a turn later", async () => {
+  it("a leader's appends are flushed to the transport before its own log write starts", async () => {
     const events: string[] = [];
     const sent: Message[] = [];
+    let watchIndex = 0;
     const parts = build(['a', 'b', 'c'], {}, (m) => {
       sent.push(m);
       events.push(`send ${m.type} ${m.to}`);
-    }, () => events.push('flush'));
+    }, () => {
+      events.push('flush');
+      if (watchIndex === 0) return;
+      // PeerTransport writes to its sockets in flush(): the log's write must not come first.
+      events.push(`entry ${log.appended.includes(watchIndex) ? '' : 'not '}written at the flush`);
+    });
     const { driver, core, sm, log } = parts;
     await campaign(parts);
     await until('the vote requests left', () => sent.some((m) => m.type === 'vote'));
@@ -423,11 +429,13 @@ describe("RaftDriver: a Ready's messages are written when it has queued them", (
 
     log.fsync.hold();
     events.length = 0;
-    const p = driver.propose(data('x'));
     const index = log.mem.lastIndex() + 1;
+    watchIndex = index;
+    const p = driver.propose(data('x'));
     await until('the appends of the new entry were queued', () => sent.filter((m) => m.type === 'append' && m.entries.some((e) => e.index === index)).length === 2);
-    assert.ok(log.fsync.pending >= 1, "a's own fsync is still held");
-    assert.deepEqual(events, ['send append b', 'send append c', 'flush']);
+    await until("a's own fsync started", () => log.fsync.pending >= 1);
+    assert.deepEqual(events, ['send append b', 'send append c', 'flush', 'entry not written at the flush']);
+    assert.ok(log.appended.includes(index), 'the entry was written after the flush');
     log.fsync.release();
     for (const from of ['b', 'c']) driver.step({ type: 'append-response', from, to: 'a', term: core.status().term, reject: false, index, hintIndex: 0, hintTerm: 0 });
     assert.equal((await p).index, index);
