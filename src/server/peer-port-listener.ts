@@ -114,7 +114,7 @@ export interface PeerPortMembers {
 
 /**
  * Where a peer port's admitted connections are served: a grpc-js server (the InterSCM port), or the
- * Raft stream server (the Ratis port, peer-transport.ts).
+ * Raft stream server (the Ratis port, raft-stream-server.ts).
  */
 export interface PeerConnectionSink {
   /** Serves an accepted connection (its TLS handshake, if any, included). */
