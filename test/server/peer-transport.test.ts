@@ -153,28 +153,39 @@ test('flush() writes the queued messages at once, in order, in one frame; the tu
 
 const FAST: LinkTiming = { connectTimeoutMs: 300, keepaliveMs: 100, keepaliveTimeoutMs: 200 };
 
-test('a peer that accepts the connection but never answers a PING is given up and connected to again', async () => {
-  // Reads and discards everything, answers nothing: a process that hangs, or a machine gone
-  // behind a connection the kernel still holds.
+/** A TCP server on 127.0.0.1 that accepts connections, reads and discards everything, and answers nothing. */
+async function muteServer(): Promise<{ readonly port: number; connections: () => number; close: () => Promise<void> }> {
   let connections = 0;
   const sockets = new Set<Socket>();
-  const mute = createServer((socket) => {
+  const server = createServer((socket) => {
     connections++;
     sockets.add(socket);
     socket.on('data', () => undefined);
     socket.on('error', () => undefined);
   });
-  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    connections: () => connections,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('a peer that accepts the connection but never answers a PING is given up and connected to again', async () => {
+  // A process that hangs, or a machine gone behind a connection the kernel still holds.
+  const mute = await muteServer();
   const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20 });
   const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
   try {
-    a.setPeers(new Map([['b', `127.0.0.1:${(mute.address() as { port: number }).port}`]]));
-    await waitFor(() => connections >= 3, 'the link to give up on the mute peer and connect again, twice');
+    a.setPeers(new Map([['b', `127.0.0.1:${mute.port}`]]));
+    await waitFor(() => mute.connections() >= 3, 'the link to give up on the mute peer and connect again, twice');
   } finally {
     clearInterval(heartbeat);
     a.close();
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => mute.close(() => resolve()));
+    await mute.close();
   }
 });
 
@@ -202,26 +213,17 @@ test('a live peer answers every PING: the link keeps its one connection', async 
 
 test('a TLS link whose handshake never completes is given up after connectTimeoutMs and tried again', async () => {
   // A plain TCP server: the TLS client's ClientHello is never answered.
-  let connections = 0;
-  const sockets = new Set<Socket>();
-  const silent = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('data', () => undefined);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silent = await muteServer();
   const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: { ...FAST, keepaliveTimeoutMs: 60_000 }, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => ({ rejectUnauthorized: true }) });
   const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
   try {
-    a.setPeers(new Map([['b', `127.0.0.1:${(silent.address() as { port: number }).port}`]]));
-    await waitFor(() => connections >= 3, 'the link to give up on the handshake and connect again, twice');
+    a.setPeers(new Map([['b', `127.0.0.1:${silent.port}`]]));
+    await waitFor(() => silent.connections() >= 3, 'the link to give up on the handshake and connect again, twice');
     assert.equal(a.stats().get('b')!.connected, false);
   } finally {
     clearInterval(heartbeat);
     a.close();
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await silent.close();
   }
 });
 
@@ -246,7 +248,7 @@ test('under TLS a link delivers only to the node it expects, and the server sees
         callers.push(`${from} as ${cert?.raw !== undefined ? identityOf(new X509Certificate(cert.raw)).node?.nodeId : 'nobody'}`);
         return undefined;
       },
-      tls: { contextOptions: () => scm2.secureContextOptions(), onChange: () => () => undefined, handshakeTimeoutMs: 5_000 },
+      tls: { contextOptions: () => scm2.secureContextOptions(), onChange: () => () => undefined, handshakeTimeoutMs: 500 },
     });
     const address = `127.0.0.1:${b.port}`;
     const warnings: string[] = [];
@@ -263,6 +265,13 @@ test('under TLS a link delivers only to the node it expects, and the server sees
       await new Promise((r) => setTimeout(r, 300));
       assert.deepEqual(received, ['to scm2']);
       assert.equal(wrong.stats().get('scm3')!.connected, false);
+      // The handshake deadline is cleared once the handshake is done: past it, the stream that
+      // finished its handshake is still the one open.
+      await new Promise((r) => setTimeout(r, 700));
+      right.send('scm2', Buffer.from('after the deadline'));
+      await waitFor(() => received.includes('after the deadline'), 'a message past the handshake deadline');
+      assert.equal(b.server.openStreams, 1);
+      assert.deepEqual(callers, ['scm1 as scm1'], 'no second stream was opened');
     } finally {
       right.close();
       wrong.close();
