@@ -205,7 +205,7 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   key(KEY.segmentSize, size, 'Raft log segment size before it rolls.', { default: '64MB' }),
   key(KEY.segmentPreallocatedSize, size, 'Bytes preallocated for an open segment.', { default: '4MB' }),
   key(KEY.appenderQueueNumElements, count(1, 1_000_000), 'Most entries in flight to one follower.', { default: '1024' }),
-  key(KEY.appenderQueueByteLimit, size, 'Most bytes in flight to one follower.', { default: '32MB' }),
+  key(KEY.appenderQueueByteLimit, size, 'Most bytes in flight to one follower, and the largest frame of Raft messages a member accepts: a sender batches at most half of it (4MB at most) into a frame, an append carries entries of at most a quarter of it (1MB at most, one entry alone if it is larger) and one entry may be at most a quarter of it (a larger command is refused INVALID_ARGUMENT). Set it alike on every member; at least 64KB.', { default: '32MB' }),
   key(KEY.logPurgeEnabled, bool, 'Purge log segments below the snapshot.', { default: 'false' }),
   key(KEY.logPurgeGap, count(1, Number.MAX_SAFE_INTEGER), 'Entries kept below the snapshot when purging.', { default: '1000000' }),
   // Not an Ozone key (Ozone's SCM purges up to the snapshot whenever purging is enabled): Ratis'

@@ -35,6 +35,7 @@ import {
 } from './config-values.js';
 import { HTTP_POLICIES, KEY, MIN_PEER_MAX_CONNECTIONS, checkValue, findKeySpec, isScmKey, type ConfigKeySpec } from './config-keys.js';
 import { DEFAULT_MAX_RECEIVE_BYTES, minRequestBufferBytes } from './request-limits.js';
+import { MIN_RAFT_FRAME_BYTES } from './raft-message-sizes.js';
 
 export { KNOWN_CONFIG_KEYS, KEY, type ConfigKeySpec } from './config-keys.js';
 export { ConfigValueError } from './config-values.js';
@@ -486,7 +487,7 @@ function loadRaftConfig(reader: ConfigReader): RaftConfig {
     segmentSizeBytes,
     segmentPreallocatedSizeBytes: reader.required(KEY.segmentPreallocatedSize, parseSizeBytes),
     appenderQueueNumElements: reader.count(KEY.appenderQueueNumElements),
-    appenderQueueByteLimitBytes: reader.required(KEY.appenderQueueByteLimit, parseSizeBytes),
+    appenderQueueByteLimitBytes: loadAppenderByteLimit(reader),
     logPurgeEnabled: reader.required(KEY.logPurgeEnabled, parseBoolean),
     logPurgeGap: reader.count(KEY.logPurgeGap),
     logPurgeUptoSnapshotIndex: reader.required(KEY.logPurgeUptoSnapshotIndex, parseBoolean),
@@ -687,6 +688,17 @@ function loadClientRequestBuffer(reader: ConfigReader): number {
         value,
         `must be at least ${min} bytes (8MB + 80KB: a compressed request of the largest size, 4MB, what it inflates to, as much again, and its inflater, 80KB, are held together), so that the largest call always fits`,
       );
+    }
+    return bytes;
+  });
+}
+
+/** At least MIN_RAFT_FRAME_BYTES: it caps every Raft frame, and so every entry (raft-message-sizes.ts). */
+function loadAppenderByteLimit(reader: ConfigReader): number {
+  return reader.required(KEY.appenderQueueByteLimit, (key, value) => {
+    const bytes = parseSizeBytes(key, value);
+    if (bytes < MIN_RAFT_FRAME_BYTES) {
+      throw new ConfigValueError(key, value, `must be at least ${MIN_RAFT_FRAME_BYTES} bytes (64KB): it caps every Raft message a peer accepts, and one entry may hold a quarter of it`);
     }
     return bytes;
   });

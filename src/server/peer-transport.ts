@@ -11,8 +11,6 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { hostOf } from './tls.js';
 import { emptyFrame, encodeMessages, encodeOpening, decodeRefusal, FrameReader, FrameType, MAX_CONTROL_FRAME_BYTES, RefusalCode, type Refusal } from './raft-stream-wire.js';
 
-export const DEFAULT_MAX_RAFT_MESSAGE_BYTES = 32 * 1024 * 1024;
-
 /**
  * How a link watches its connection:
  * - `connectTimeoutMs`: a connection (and its TLS handshake) not done by then is given up (a
@@ -49,10 +47,8 @@ export interface PeerTransportOptions {
   readonly onWarning?: (message: string) => void;
   /** Per peer; beyond it the oldest queued messages are dropped. Default 64 MiB. */
   readonly maxQueuedBytes?: number;
-  /** Largest batch written as one frame. Default 4 MiB (at most half of `maxMessageBytes`). */
-  readonly maxBatchBytes?: number;
-  /** The peers' cap on a frame (raft-stream-server.ts): batches stay within half of it. Default 32 MiB. */
-  readonly maxMessageBytes?: number;
+  /** Largest batch of messages written as one frame (raft-message-sizes.ts: what the peers' frame cap allows). */
+  readonly maxBatchBytes: number;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly timing?: LinkTiming;
@@ -352,16 +348,12 @@ export class PeerTransport {
   private closed = false;
 
   constructor(options: PeerTransportOptions) {
-    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_RAFT_MESSAGE_BYTES;
     this.options = {
       maxQueuedBytes: 64 * 1024 * 1024,
-      // A batch must fit in one frame of the peer's cap, with room for framing.
-      maxBatchBytes: Math.min(4 * 1024 * 1024, Math.floor(maxMessageBytes / 2)),
       initialBackoffMs: 50,
       maxBackoffMs: 2_000,
       timing: LINK_TIMING,
       ...options,
-      maxMessageBytes,
     };
   }
 

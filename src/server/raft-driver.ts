@@ -13,9 +13,9 @@
 // Ready, which is where group commit comes from: one fsync per round, not per entry. Everything
 // that changes the log or the state machine outside a Ready (snapshot install, log purge) runs
 // between Readies, from the same loop, once every apply handed out has finished.
-import type { IndexedMembership, LogEntry, Message, RaftNode, Ready, Role, SnapshotNotice } from '../raft/index.js';
+import { entrySize, type IndexedMembership, type LogEntry, type Message, type RaftNode, type Ready, type Role, type SnapshotNotice } from '../raft/index.js';
 import type { ApplyResult } from '../statemachine/index.js';
-import { NotLeaderError, UnavailableError } from '../errors.js';
+import { InvalidArgumentError, NotLeaderError, UnavailableError } from '../errors.js';
 import type { RaftLogStore, RaftMessageSink, ReplicatedStateMachine, Scheduler, TimerHandle } from './raft-ports.js';
 import { FatalInstallError, SnapshotCatchUp, type CatchUpFailpoint, type CheckpointSource } from './snapshot-catch-up.js';
 
@@ -66,6 +66,12 @@ export interface DriverOptions {
    * applies them again. 0 (the default): each apply writes its batch.
    */
   readonly applyWriteDelayMs?: number;
+  /**
+   * The largest entry (entrySize) a proposal may make, and where that comes from, for the
+   * refusal's text: an entry larger than an append may carry could never reach a follower
+   * (raft-message-sizes.ts).
+   */
+  readonly maxEntryBytes: { readonly bytes: number; readonly from: string };
 }
 
 export interface RaftDriverParts {
@@ -302,6 +308,11 @@ export class RaftDriver {
   /** Proposes a command; resolves with its apply result on this node. */
   propose(data: Uint8Array): Promise<ApplyResult> {
     if (this.stopped) return Promise.reject(new UnavailableError('this SCM is shutting down'));
+    const limit = this.options.maxEntryBytes;
+    const size = entrySize({ term: 0, index: 0, payload: { kind: 'data', data } });
+    if (size > limit.bytes) {
+      return Promise.reject(new InvalidArgumentError(`the command is ${size} bytes as a Raft entry, over the ${limit.bytes} one entry may hold (${limit.from})`));
+    }
     const result = this.core.propose(data);
     if (!result.ok) {
       if (result.error === 'transferring') {

@@ -24,7 +24,6 @@ import { createServer as createTlsServer, type SecureContextOptions, type Server
 import type { AuthenticatedCall } from './identity.js';
 import type { PeerConnectionSink } from './peer-port-listener.js';
 import { PEER_CLOSE_GRACE_MS } from './peer-port-listener.js';
-import { DEFAULT_MAX_RAFT_MESSAGE_BYTES } from './peer-transport.js';
 import {
   decodeHello,
   decodeMessages,
@@ -73,8 +72,8 @@ export interface RaftStreamServerOptions {
   readonly admitStream?: (from: string, connection: StreamConnection) => Refusal | undefined;
   /** A stream ended by this server, why, and the text its REFUSAL carried. */
   readonly onRefused?: (reason: RaftStreamRefusalReason, peer: string, details: string) => void;
-  /** Largest frame accepted after the HELLO (a batch of appends); default 32 MiB. */
-  readonly maxMessageBytes?: number;
+  /** Largest frame accepted after the HELLO (a batch of appends; raft-message-sizes.ts). */
+  readonly maxMessageBytes: number;
   /** Mutual TLS; plaintext when absent. */
   readonly tls?: RaftStreamServerTls;
   readonly timing?: RaftStreamTiming;
@@ -91,7 +90,7 @@ export class RaftStreamServer implements PeerConnectionSink {
   private stopped = false;
 
   constructor(private readonly options: RaftStreamServerOptions) {
-    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_RAFT_MESSAGE_BYTES;
+    this.maxMessageBytes = options.maxMessageBytes;
     this.timing = options.timing ?? RAFT_STREAM_TIMING;
     const tls = options.tls;
     if (tls !== undefined) {

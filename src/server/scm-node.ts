@@ -12,7 +12,7 @@ import { RaftNode, SeededRandom, type Role } from '../raft/index.js';
 import { RaftStorage, type DiskTimings, type DroppedEntries } from '../storage/index.js';
 import { ScmStateMachine, type AppliedConfiguration, type LogEntry, type OnComputed } from '../statemachine/index.js';
 import { CheckpointProvider, recoverInterruptedInstall, registerInterScmService, SCM_DB_NAME, type RootDb } from '../snapshot/index.js';
-import { requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
+import { KEY, requireSelf, type ScmConfig, type ScmPeerConfig } from './config.js';
 import { raftGroupDir, readVersionFile, type ScmVersionInfo } from './version-file.js';
 
 export { raftGroupDir };
@@ -46,6 +46,7 @@ import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from 
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 import { NotLeaderError } from '../errors.js';
+import { raftMessageSizes } from './raft-message-sizes.js';
 
 export const CHECKPOINTS_DIR = 'db.checkpoints';
 export { SNAPSHOT_DIR } from './interscm-checkpoints.js';
@@ -394,6 +395,7 @@ export class ScmNode {
       );
     }
     const timing = raftTiming(config);
+    const messageSizes = raftMessageSizes(config.raft.appenderQueueByteLimitBytes);
     const core = new RaftNode(
       {
         id: this.nodeId,
@@ -405,7 +407,7 @@ export class ScmNode {
         leaseRead: false,
         maxInflightMsgs: 256,
         maxInflightBytes: config.raft.appenderQueueByteLimitBytes,
-        maxBytesPerMsg: 1024 * 1024,
+        maxBytesPerMsg: messageSizes.appendEntryBytes,
         promoteNonVoters: true,
         random: new SeededRandom(randomInt(2 ** 31)),
         onWarning: (msg, fields) => this.log.warn(fields, msg),
@@ -426,18 +428,16 @@ export class ScmNode {
       ...(this.security.tls ? { authenticatedSenders: (peer: string, detail: string) => this.authz.raftSender(peer, detail).message } : {}),
     });
     this.inbound = inbound;
-    // Ozone sizes Ratis' gRPC messages by the appender's byte limit: a batch of appends fits.
-    const maxMessageBytes = config.raft.appenderQueueByteLimitBytes;
     this.transport = new PeerTransport({
       selfId: this.nodeId,
       clusterId: this.clusterId,
-      maxMessageBytes,
+      maxBatchBytes: messageSizes.batchBytes,
       connectOptions: (peerId, address) => this.security.raftStreamTls(peerId, address),
       onWarning: (msg) => this.log.warn({ event: 'raft_stream_link' }, msg),
     });
     this.raftStreams = new RaftStreamServer({
       clusterId: this.clusterId,
-      maxMessageBytes,
+      maxMessageBytes: messageSizes.frameBytes,
       admitStream: (from, connection) => {
         const refusal = this.authz.raftStream(connection, from);
         return refusal !== undefined ? { code: grpc.status.PERMISSION_DENIED, details: refusal.message } : undefined;
@@ -502,6 +502,7 @@ export class ScmNode {
         clientAddressOf: (id) => this.admin.peerConfig(id)?.clientAddress,
         commitForwardDelayMs: Math.min(COMMIT_FORWARD_DELAY_MS, timing.tickMs),
         applyWriteDelayMs: config.raft.applyWriteDelayMs,
+        maxEntryBytes: { bytes: messageSizes.entryBytes, from: `a quarter of ${KEY.appenderQueueByteLimit}` },
       },
       {
         onMembershipChange: () => this.onMembershipChange(),

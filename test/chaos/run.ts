@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { ChaosCluster } from './chaos-cluster.js';
+import { openPipeline } from '../integration/workload.js';
 import { checkContainerHistory } from './container-model.js';
 import { FaultInjector, type FaultRecord } from './faults.js';
 import type { HistoryEntry, ListedContainer } from './history.js';
@@ -113,11 +114,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await cluster.bootstrapAll();
     log(`cluster up in ${cluster.cluster.dir}`);
     const admin = cluster.cluster.client(cluster.cluster.allClientAddresses(), 30_000);
-    const datanodes = [];
-    for (let i = 1; i <= 3; i++) {
-      datanodes.push((await admin.registerDatanode({ uuid: `00000000-0000-4000-8000-0000000000c${i}`, hostname: `dn${i}`, ipAddress: `10.0.9.${i}`, ports: [] })).uuid);
-    }
-    await admin.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: datanodes });
+    await openPipeline(admin);
 
     workload = new Workload({
       clients: options.clients,

@@ -6,27 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { ScmClient, ScmClientError } from '../../src/client/scm-client.js';
+import { ScmClientError } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { newClusterId } from '../../src/server/version-file.js';
 import { withCluster } from './harness.js';
+import { openPipeline } from './workload.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-
-async function openPipeline(client: ScmClient): Promise<void> {
-  const uuids: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const dn = await client.registerDatanode({
-      uuid: `00000000-0000-4000-8000-00000000000${i + 1}`,
-      hostname: `dn${i + 1}`,
-      ipAddress: `10.0.0.${i + 1}`,
-      ports: [{ name: 'RATIS', value: 9858 }],
-    });
-    uuids.push(dn.uuid);
-  }
-  await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: uuids });
-}
 
 test('1,000 allocations survive a leader kill -9; retries are exactly-once; the old leader catches up; replicas are identical', { timeout: 300_000 }, async () => {
   await withCluster(3, async (cluster) => {

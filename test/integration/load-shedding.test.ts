@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { ScmClientServiceClient } from '../../src/api/client-protocol.js';
 import { TestCluster } from './harness.js';
+import { openPipeline } from './workload.js';
 
 async function terms(cluster: TestCluster): Promise<string> {
   const out: string[] = [];
@@ -23,10 +24,7 @@ test('floods of invalid calls, linearizable reads and concurrent writes change n
     await cluster.bootstrapAll();
     const leader = await cluster.leaderIndex();
     const admin = cluster.client(cluster.allClientAddresses(), 30_000);
-    for (let i = 0; i < 3; i++) {
-      await admin.registerDatanode({ uuid: `00000000-0000-4000-8000-0000000000a${i}`, hostname: `dn${i}`, ipAddress: `10.0.9.${i}`, ports: [] });
-    }
-    await admin.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: [] });
+    await openPipeline(admin, 'THREE', 'picked');
     const first = await admin.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'load' });
     const before = await terms(cluster);
 

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { ScmClient } from '../../src/client/scm-client.js';
 import { localNodePorts } from '../../src/cli/local-cluster.js';
 import { reservePortBlock, type PortBlock } from './port-block.js';
+import { allocate, openPipeline } from './workload.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -132,11 +133,8 @@ test('scm cluster: a quorum; a second one refused with the reason; Ctrl-C stops 
     try {
       const roles = await client.getScmRoles();
       assert.deepEqual(roles.map((r) => r.role).sort(), ['FOLLOWER', 'FOLLOWER', 'LEADER']);
-      for (const [i, uuid] of ['00000000-0000-4000-8000-0000000000c1', '00000000-0000-4000-8000-0000000000c2', '00000000-0000-4000-8000-0000000000c3'].entries()) {
-        await client.registerDatanode({ uuid, hostname: `dn${i}`, ipAddress: `10.0.3.${i}`, ports: [] });
-      }
-      await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE' });
-      for (let i = 0; i < 3; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'restart' });
+      await openPipeline(client, 'THREE', 'picked');
+      await allocate(client, 3, { owner: 'restart' });
     } finally {
       client.close();
     }

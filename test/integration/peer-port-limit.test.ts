@@ -11,8 +11,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import type { ScmClient } from '../../src/client/scm-client.js';
 import { withCluster } from './harness.js';
+import { allocate, openPipeline } from './workload.js';
 
 const LIMIT = 32;
 const SHARE = LIMIT / 4;
@@ -28,19 +28,14 @@ function open(port: number, localAddress: string): Promise<Socket> {
   });
 }
 
-async function allocate(client: ScmClient, count: number): Promise<void> {
-  for (let i = 0; i < count; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'flood' });
-}
-
 test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm.peer.max.connections; the group replicates on', { timeout: 240_000 }, async () => {
   await withCluster(
     3,
     async (cluster) => {
       await cluster.bootstrapAll();
       const client = cluster.client(cluster.allClientAddresses(), 30_000);
-      await client.registerDatanode({ uuid: '00000000-0000-4000-8000-0000000000f1', hostname: 'dn1', ipAddress: '10.0.9.1', ports: [] });
-      await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'ONE', memberIds: ['00000000-0000-4000-8000-0000000000f1'] });
-      await allocate(client, 5);
+      await openPipeline(client, 'ONE');
+      await allocate(client, 5, { factor: 'ONE' });
       const leader = await cluster.leaderIndex();
       const follower = leader === 1 ? 2 : 1;
       const ports = cluster.node(leader).ports;
@@ -69,7 +64,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       assert.match(refusedLines.join('\n'), /ozone\.scm\.peer\.max\.connections \(32\)/);
 
       // The members' connections were open before: replication goes on, to both followers.
-      await allocate(client, 20);
+      await allocate(client, 20, { factor: 'ONE' });
       await cluster.waitFor('every member to apply the allocations made during the flood', 30_000, () => cluster.appliedAlike([1, 2, 3]));
 
       // A member restarted while addresses no member has hold every slot of the leader's peer
@@ -83,7 +78,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       };
       await topUp(60);
       assert.equal(await cluster.kill(follower, 'SIGTERM'), 0);
-      await allocate(client, 5);
+      await allocate(client, 5, { factor: 'ONE' });
       await topUp(100);
       for (const port of ['ratis', 'grpc']) {
         const openNow = await metric('scm_peer_connections', `port="${port}"`);
@@ -105,7 +100,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
         cluster.start(follower);
         // Only a member's address can take the leader past its limit.
         await cluster.waitFor(`scm${follower}, restarted during the flood, to connect past the limit`, 60_000, async () => (await metric('scm_peer_connections', 'port="ratis"')) > LIMIT);
-        await allocate(client, 5);
+        await allocate(client, 5, { factor: 'ONE' });
         await cluster.waitFor(`scm${follower}, restarted during the flood, to catch up`, 60_000, () => cluster.appliedAlike([1, 2, 3]));
       } finally {
         clearInterval(refill);
@@ -116,7 +111,7 @@ test('a flood of connections to the leader\'s peer ports is bounded by ozone.scm
       await cluster.waitFor('the flood to be closed', 10_000, async () => (await metric('scm_peer_connections', 'port="ratis"')) <= 4); // the followers' own, a reconnect aside
       assert.equal(await cluster.kill(follower, 'SIGTERM'), 0);
       cluster.start(follower);
-      await allocate(client, 5);
+      await allocate(client, 5, { factor: 'ONE' });
       await cluster.waitFor(`scm${follower} to catch up after its restart`, 60_000, () => cluster.appliedAlike([1, 2, 3]));
     },
     { 'ozone.scm.peer.max.connections': String(LIMIT) },

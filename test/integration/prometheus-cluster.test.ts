@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promtoolCheck } from '../metrics/fixtures.js';
 import { TestCluster } from './harness.js';
+import { openPipeline } from './workload.js';
 import { ephemeralPort } from './port-block.js';
 
 interface QueryResult {
@@ -28,10 +29,7 @@ test('Prometheus sees one leader and a rising applied index on a live 3-node clu
   try {
     await cluster.bootstrapAll();
     const client = cluster.client(cluster.allClientAddresses(), 30_000);
-    for (let i = 0; i < 3; i++) {
-      await client.registerDatanode({ uuid: `00000000-0000-4000-8000-00000000002${i}`, hostname: `dn${i}`, ipAddress: `10.0.2.${i}`, ports: [] });
-    }
-    await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: [] });
+    await openPipeline(client, 'THREE', 'picked');
 
     // promtool on a running node's own output.
     const exposition = await (await fetch(`http://127.0.0.1:${cluster.node(1).ports.http}/prom`)).text();

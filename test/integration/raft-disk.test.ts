@@ -18,6 +18,7 @@ import { raftGroupDir } from '../../src/server/scm-node.js';
 import { readVersionFile } from '../../src/server/version-file.js';
 import { scanSegment } from '../../src/storage/segment-format.js';
 import { TestCluster } from './harness.js';
+import { allocate, openPipeline } from './workload.js';
 
 function jsonLines(output: string): Record<string, unknown>[] {
   return output
@@ -39,10 +40,6 @@ function segments(currentDir: string): string[] {
     .sort((a, b) => Number(/\d+/.exec(a)![0]) - Number(/\d+/.exec(b)![0]));
 }
 
-async function allocate(client: ScmClient, count: number): Promise<void> {
-  for (let i = 0; i < count; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'ONE', owner: 'disk-test' });
-}
-
 /** Node k has applied everything the leader has, in node k's own words (harness.ownAppliedIndex says why). */
 async function caughtUp(cluster: TestCluster, client: ScmClient, k: number): Promise<boolean> {
   const leaderApplied = Math.max(...(await client.getScmRoles()).map((r) => r.appliedIndex));
@@ -54,9 +51,8 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
   try {
     await cluster.bootstrapAll();
     const client = cluster.client(cluster.allClientAddresses(), 30_000);
-    await client.registerDatanode({ uuid: '00000000-0000-4000-8000-0000000000d1', hostname: 'dn1', ipAddress: '10.0.9.1', ports: [] });
-    await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'ONE', memberIds: ['00000000-0000-4000-8000-0000000000d1'] });
-    await allocate(client, 20);
+    await openPipeline(client, 'ONE');
+    await allocate(client, 20, { factor: 'ONE' });
 
     const leader = await cluster.leaderIndex();
     const k = leader === 3 ? 2 : 3;
@@ -132,11 +128,11 @@ test('a follower whose raft-meta or log tail was damaged refuses or repairs as d
     );
     assert.ok(warnings.some((m) => m.includes(`removed empty open segment ${stray}`)), JSON.stringify(warnings));
     assert.equal(await cluster.metric(k, 'scm_raft_log_entries_dropped_total{reason="zeroed",'), lastIndex - zeroFrom.index + 1, 'the zeroed entries are counted');
-    await allocate(client, 5);
+    await allocate(client, 5, { factor: 'ONE' });
     await cluster.waitFor(`${nodeId} to catch up`, 60_000, () => caughtUp(cluster, client, k));
 
     // 4. kill -9, then zeros followed by complete later entries in the open segment: refused.
-    await allocate(client, 10);
+    await allocate(client, 10, { factor: 'ONE' });
     await cluster.waitFor(`${nodeId} to hold the new entries`, 60_000, async () => {
       const open = segments(currentDir).find((n) => n.startsWith('log_inprogress_'));
       return open !== undefined && scanSegment(readFileSync(join(currentDir, open))).frames.length >= 6;

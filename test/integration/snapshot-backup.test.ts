@@ -12,6 +12,7 @@ import type { ScmClient } from '../../src/client/scm-client.js';
 import { readConfigurationAt } from '../../src/statemachine/index.js';
 import { readVersionFile } from '../../src/server/version-file.js';
 import { TestCluster } from './harness.js';
+import { openPipeline } from './workload.js';
 
 async function scm(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -21,9 +22,7 @@ async function scm(...argv: string[]): Promise<{ code: number; out: string; err:
 }
 
 async function populate(client: ScmClient): Promise<void> {
-  const uuids = [0, 1, 2].map((i) => `00000000-0000-4000-8000-0000000000a${i}`);
-  for (const [i, uuid] of uuids.entries()) await client.registerDatanode({ uuid, hostname: `dn${i}`, ipAddress: `10.0.2.${i}`, ports: [] });
-  await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: uuids });
+  await openPipeline(client);
   for (let i = 0; i < 30; i++) await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: `owner${i % 3}` });
   for (const id of [3, 7]) {
     await client.updateContainerState(id, 'FINALIZE');

@@ -11,6 +11,7 @@ import type { ScmClient } from '../../src/client/scm-client.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
 import { TestCluster, withCluster } from './harness.js';
+import { allocate, openPipeline } from './workload.js';
 
 // Small segments and a low threshold so a few hundred allocations roll, snapshot and purge.
 const PURGING = {
@@ -19,29 +20,6 @@ const PURGING = {
   'ozone.scm.ha.ratis.log.purge.enabled': 'true',
   'ozone.scm.ha.ratis.log.purge.gap': '20',
 };
-
-async function openPipeline(client: ScmClient): Promise<void> {
-  const uuids: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    uuids.push(
-      (await client.registerDatanode({ uuid: `00000000-0000-4000-8000-00000000001${i}`, hostname: `dn${i}`, ipAddress: `10.0.1.${i}`, ports: [] })).uuid,
-    );
-  }
-  await client.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: uuids });
-}
-
-async function allocate(client: ScmClient, count: number): Promise<void> {
-  const inFlight = 8;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < count) {
-        next++;
-        await client.allocateContainer({ replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'snap' });
-      }
-    }),
-  );
-}
 
 /** Every container, listed a page at a time (a list call returns at most 4096). */
 async function countContainers(client: ScmClient): Promise<number> {
@@ -104,7 +82,7 @@ test('a follower behind the purged log installs the leader checkpoint and catche
     assert.equal(await cluster.kill(lagging, 'SIGTERM'), 0);
     await untilLeaderLetsGo(cluster, leader, lagging);
 
-    await allocate(client, 600);
+    await allocate(client, 600, { inFlight: 8, owner: 'snap' });
     await cluster.waitFor('the leader to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(leader) > 100));
     await untilStaleAppendsDropped(cluster, leader, lagging);
 
@@ -147,7 +125,7 @@ test('the leader dies mid-transfer; two followers complete their installs from t
     assert.equal(await cluster.kill(5, 'SIGTERM'), 0);
     await untilLeaderLetsGo(cluster, 1, 4);
     await untilLeaderLetsGo(cluster, 1, 5);
-    await allocate(client, 600);
+    await allocate(client, 600, { inFlight: 8, owner: 'snap' });
     await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
     await untilStaleAppendsDropped(cluster, 1, 4);
     await untilStaleAppendsDropped(cluster, 1, 5);
@@ -197,7 +175,7 @@ async function followerBehindPurgedLeader(cluster: TestCluster, failpoint: strin
   assert.equal(await cluster.leaderIndex(), 1);
   assert.equal(await cluster.kill(3, 'SIGTERM'), 0);
   await untilLeaderLetsGo(cluster, 1, 3);
-  await allocate(client, 600);
+  await allocate(client, 600, { inFlight: 8, owner: 'snap' });
   await cluster.waitFor('scm1 to purge its log', 30_000, () => Promise.resolve(cluster.firstLogIndex(1) > 100));
   await untilStaleAppendsDropped(cluster, 1, 3);
   return client;
@@ -253,7 +231,7 @@ test('a member removed, wiped and re-added while clients keep writing catches up
     await openPipeline(client);
     const leader = await cluster.leaderIndex();
     const member = [2, 3].find((k) => k !== leader)!;
-    await allocate(client, 300);
+    await allocate(client, 300, { inFlight: 8, owner: 'snap' });
 
     // Writers keep the leader taking snapshot points and purging (threshold 100, gap 20) for the
     // whole re-add: the re-added member must catch up against a moving, purging log.

@@ -10,6 +10,7 @@ import { connect } from 'node:tls';
 import { issueCertificate } from '../../src/cli/local-certificates.js';
 import { LOCAL_HOSTS, LOCAL_SERVICE_ID } from '../../src/cli/local-cluster.js';
 import { TestCluster } from './harness.js';
+import { openPipeline } from './workload.js';
 
 /** The SHA-256 fingerprint of the certificate served at 127.0.0.1:port (checked against our CA). */
 async function servedFingerprint(cluster: TestCluster, port: number): Promise<string> {
@@ -30,10 +31,7 @@ test('rotating every node certificate under load: served within seconds on every
   try {
     await cluster.bootstrapAll();
     const admin = cluster.client(cluster.allClientAddresses(), 30_000);
-    for (let i = 0; i < 3; i++) {
-      await admin.registerDatanode({ uuid: `00000000-0000-4000-8000-00000000007${i}`, hostname: `dn${i}`, ipAddress: `10.0.7.${i}`, ports: [] });
-    }
-    await admin.createPipeline({ replicationType: 'RATIS', replicationFactor: 'THREE', memberIds: [] });
+    await openPipeline(admin, 'THREE', 'picked');
 
     // The load: 8 callers on 2 clients, allocating until told to stop; every failure is kept.
     const clients = [cluster.client(cluster.allClientAddresses(), 30_000), cluster.client(cluster.allClientAddresses(), 30_000)];

@@ -465,6 +465,18 @@ test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least th
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
 });
 
+test('ozone.scm.ha.ratis.log.appender.queue.byte-limit: a size, 32MB by default, at least 64KB (it caps every Raft message, and a quarter of it every entry)', () => {
+  const base = { 'ozone.metadata.dirs': '/m' };
+  const key = 'ozone.scm.ha.ratis.log.appender.queue.byte-limit';
+  assert.equal(loadConfig({ overrides: base }).raft.appenderQueueByteLimitBytes, 32 * 1024 * 1024);
+  assert.equal(loadConfig({ overrides: { ...base, [key]: '64KB' } }).raft.appenderQueueByteLimitBytes, 64 * 1024);
+  assert.throws(
+    () => loadConfig({ overrides: { ...base, [key]: '65535' } }),
+    /^ConfigValueError: invalid value "65535" for configuration key ozone\.scm\.ha\.ratis\.log\.appender\.queue\.byte-limit: must be at least 65536 bytes \(64KB\): it caps every Raft message a peer accepts, and one entry may hold a quarter of it \(set in override\)$/,
+  );
+  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.ha\.ratis\.log\.appender\.queue\.byte-limit/);
+});
+
 test('ozone.scm.client.max.connections and ozone.scm.peer.max.connections: counts, 1024 and 128 by default, 0 for no limit, anything else named', () => {
   const base = { 'ozone.metadata.dirs': '/m' };
   const keys = [

@@ -11,7 +11,12 @@ import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { identityOf } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
 import { PeerTransport, type LinkTiming } from '../../src/server/peer-transport.js';
+import { raftMessageSizes } from '../../src/server/raft-message-sizes.js';
 import { RaftStreamServer, type RaftStreamServerOptions } from '../../src/server/raft-stream-server.js';
+
+/** A node's sizes at the default frame cap (raft-message-sizes.ts). */
+const SIZES = raftMessageSizes();
+const LINK = { maxBatchBytes: SIZES.batchBytes };
 
 function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const start = Date.now();
@@ -26,8 +31,8 @@ function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Pr
 }
 
 /** A RaftStreamServer behind a plain listening socket on 127.0.0.1 (`port` 0: any). */
-async function serve(options: RaftStreamServerOptions, port = 0): Promise<{ server: RaftStreamServer; port: number; close: () => Promise<void> }> {
-  const server = new RaftStreamServer(options);
+async function serve(options: Omit<RaftStreamServerOptions, 'maxMessageBytes'>, port = 0): Promise<{ server: RaftStreamServer; port: number; close: () => Promise<void> }> {
+  const server = new RaftStreamServer({ maxMessageBytes: SIZES.frameBytes, ...options });
   const sockets = new Set<Socket>();
   const listener: Server = createServer((socket) => {
     sockets.add(socket);
@@ -57,7 +62,7 @@ test('messages flow to a peer in order, with its id, batched per turn; an unknow
       for (const m of messages) received.push({ from, text: Buffer.from(m).toString() });
     },
   });
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-1' });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'CID-1' });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     for (let i = 0; i < 500; i++) assert.equal(a.send('b', Buffer.from(`m${i}`)), true);
@@ -78,7 +83,7 @@ test('a stream from another cluster is refused and nothing is delivered; both si
   let delivered = 0;
   const b = await serve({ clusterId: 'CID-ours', onMessages: () => void delivered++, onRefused: (reason, _peer, details) => refused.push(`${reason}: ${details}`) });
   const warnings: string[] = [];
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'CID-theirs', onWarning: (w) => warnings.push(w) });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'CID-theirs', onWarning: (w) => warnings.push(w) });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     a.send('b', Buffer.from('hello'));
@@ -97,7 +102,7 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
   const onMessages = (_from: string, ms: readonly Uint8Array[]): void => ms.forEach((m) => received.push(Buffer.from(m).toString()));
   let b = await serve({ clusterId: 'C', onMessages });
   const port = b.port;
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', maxQueuedBytes: 1000, initialBackoffMs: 20, maxBackoffMs: 100 });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', maxQueuedBytes: 1000, initialBackoffMs: 20, maxBackoffMs: 100 });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${port}`]]));
     a.send('b', Buffer.from('before'));
@@ -129,7 +134,7 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
 test('flush() writes the queued messages at once, in order, in one frame; the turn after finds nothing left', async () => {
   const batches: string[][] = [];
   const b = await serve({ clusterId: 'C', onMessages: (_f, ms) => void batches.push(ms.map((m) => Buffer.from(m).toString())) });
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C' });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C' });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     a.send('b', Buffer.from('x0'));
@@ -177,7 +182,7 @@ async function muteServer(): Promise<{ readonly port: number; connections: () =>
 test('a peer that accepts the connection but never answers a PING is given up and connected to again', async () => {
   // A process that hangs, or a machine gone behind a connection the kernel still holds.
   const mute = await muteServer();
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20 });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20 });
   const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${mute.port}`]]));
@@ -192,7 +197,7 @@ test('a peer that accepts the connection but never answers a PING is given up an
 test('a live peer answers every PING: the link keeps its one connection', async () => {
   const received: string[] = [];
   const b = await serve({ clusterId: 'C', onMessages: (_f, ms) => ms.forEach((m) => received.push(Buffer.from(m).toString())) });
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: FAST });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', timing: FAST });
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
     a.send('b', Buffer.from('one'));
@@ -214,7 +219,7 @@ test('a live peer answers every PING: the link keeps its one connection', async 
 test('a TLS link whose handshake never completes is given up after connectTimeoutMs and tried again', async () => {
   // A plain TCP server: the TLS client's ClientHello is never answered.
   const silent = await muteServer();
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', timing: { ...FAST, keepaliveTimeoutMs: 60_000 }, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => ({ rejectUnauthorized: true }) });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', timing: { ...FAST, keepaliveTimeoutMs: 60_000 }, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => ({ rejectUnauthorized: true }) });
   const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 20);
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${silent.port}`]]));
@@ -253,8 +258,8 @@ test('under TLS a link delivers only to the node it expects, and the server sees
     const address = `127.0.0.1:${b.port}`;
     const warnings: string[] = [];
     // scm1 dialing it, once expecting scm2 (right) and once expecting scm3 (wrong: must not send).
-    const right = new PeerTransport({ selfId: 'scm1', clusterId: 'C', connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm2' }) });
-    const wrong = new PeerTransport({ selfId: 'scm1', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm3' }), onWarning: (w) => warnings.push(w) });
+    const right = new PeerTransport({ ...LINK, selfId: 'scm1', clusterId: 'C', connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm2' }) });
+    const wrong = new PeerTransport({ ...LINK, selfId: 'scm1', clusterId: 'C', timing: FAST, initialBackoffMs: 10, maxBackoffMs: 20, connectOptions: () => scm1.connectOptions(address, { serviceId: 'svc', nodeId: 'scm3' }), onWarning: (w) => warnings.push(w) });
     try {
       wrong.setPeers(new Map([['scm3', address]]));
       wrong.send('scm3', Buffer.from('to the wrong node'));
@@ -291,7 +296,7 @@ test('messages queued for a peer that is down are dropped when a connection atte
   const probe = await serve({ clusterId: 'C', onMessages });
   const port = probe.port;
   await probe.close();
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 40 });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 40 });
   let b: Awaited<ReturnType<typeof serve>> | undefined;
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${port}`]]));
@@ -323,7 +328,7 @@ test('a peer that accepts the stream and then refuses each batch is connected to
     onMessages: () => 'this batch is refused',
   });
   const warnings: string[] = [];
-  const a = new PeerTransport({ selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 2_000, onWarning: (w) => warnings.push(w) });
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', initialBackoffMs: 20, maxBackoffMs: 2_000, onWarning: (w) => warnings.push(w) });
   const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 10);
   try {
     a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));

@@ -4,13 +4,15 @@
 // of work is still in progress, and which answers exist at each point.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryLog, RaftNode, type LogEntry, type Message } from '../../src/raft/index.js';
+import { MemoryLog, RaftNode, entrySize, type LogEntry, type Message } from '../../src/raft/index.js';
 import { MAX_ENTRIES_HELD, RaftDriver, purgeBound } from '../../src/server/raft-driver.js';
 import type { RaftLogStore, ReplicatedStateMachine, Scheduler, TimerHandle } from '../../src/server/raft-ports.js';
 import type { ApplyResult, AppliedConfiguration, OnComputed, TermIndex } from '../../src/statemachine/index.js';
 import { makeConfig, membership } from '../raft/cluster.js';
 import { MemoryLevel } from 'memory-level';
 import { encodeCommand } from '../../src/statemachine/commands.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { raftMessageSizes } from '../../src/server/raft-message-sizes.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import type { ScmDb } from '../../src/statemachine/tables.js';
 import { readTransactionInfo } from '../../src/statemachine/transaction-info.js';
@@ -183,11 +185,11 @@ async function until(what: string, predicate: () => boolean): Promise<void> {
   assert.fail(`never happened: ${what}`);
 }
 
-function build(voters: string[], options: { commitForwardDelayMs?: number } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
+function build(voters: string[], options: { commitForwardDelayMs?: number; maxEntryBytes?: { bytes: number; from: string } } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
   return assemble(new FakeStateMachine(), voters, options, onSend, onFlush);
 }
 
-function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], options: { commitForwardDelayMs?: number; applyWriteDelayMs?: number } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
+function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], options: { commitForwardDelayMs?: number; applyWriteDelayMs?: number; maxEntryBytes?: { bytes: number; from: string } } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
   const log = new FakeLog();
   const scheduler = new ManualScheduler();
   const sent: Message[] = [];
@@ -200,7 +202,7 @@ function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], opt
   const fatal: Error[] = [];
   const driver = new RaftDriver(
     { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)), flush: () => onFlush?.() }, scheduler, savedConfIndex: 0 },
-    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, ...options },
+    { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, maxEntryBytes: { bytes: raftMessageSizes().entryBytes, from: 'the default frame cap' }, ...options },
     { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
   return { log, sm, scheduler, sent, core, driver, fatal };
@@ -360,6 +362,28 @@ describe('RaftDriver: pipelining', () => {
     sm.gate.release();
     await stopping;
     assert.equal((await p).index, sm.lastApplied().index);
+  });
+});
+
+describe('RaftDriver: the largest entry (maxEntryBytes)', () => {
+  it('proposes an entry of exactly the limit; one byte more is refused INVALID_ARGUMENT naming the setting, and nothing is appended', async () => {
+    const parts = build(['a'], { maxEntryBytes: { bytes: 100, from: 'a quarter of the.byte.limit' } });
+    const { driver, log } = parts;
+    await campaign(parts);
+    await until('a leads', () => driver.isLeader());
+    const atLimit = new Uint8Array(100 - entrySize({ term: 0, index: 0, payload: { kind: 'data', data: new Uint8Array(0) } }));
+    const taken = await driver.propose(atLimit);
+    assert.ok(taken.index > 0);
+    const last = log.lastIndex();
+    assert.equal(last, taken.index);
+    await assert.rejects(driver.propose(new Uint8Array(atLimit.byteLength + 1)), (err: unknown) => {
+      assert.ok(err instanceof InvalidArgumentError, String(err));
+      assert.equal(err.message, 'the command is 101 bytes as a Raft entry, over the 100 one entry may hold (a quarter of the.byte.limit)');
+      return true;
+    });
+    await turns();
+    assert.equal(log.lastIndex(), last, 'nothing was appended');
+    await driver.stop();
   });
 });
 

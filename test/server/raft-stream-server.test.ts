@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
 import { RaftStreamServer, type RaftStreamServerOptions, type StreamConnection } from '../../src/server/raft-stream-server.js';
+import { DEFAULT_RAFT_FRAME_BYTES } from '../../src/server/raft-message-sizes.js';
 import {
   decodeRefusal,
   emptyFrame,
@@ -77,6 +78,7 @@ async function start(
   const server = new RaftStreamServer({
     clusterId: CLUSTER,
     timing: TIMING,
+    maxMessageBytes: DEFAULT_RAFT_FRAME_BYTES,
     onRefused: (reason, peer, details) => refused.push([reason, peer, details]),
     ...rest,
     onMessages: (from, batch) => {
@@ -570,7 +572,7 @@ test('a refusal in 1-byte writes: an HTTP/2 preface is refused before its first 
 });
 
 test('a client that sends PINGs and never reads gets at most one PONG held for it: the node does not buffer the rest', { timeout: 30_000 }, async () => {
-  const server = new RaftStreamServer({ clusterId: CLUSTER, timing: TIMING, onMessages: () => undefined });
+  const server = new RaftStreamServer({ clusterId: CLUSTER, timing: TIMING, maxMessageBytes: DEFAULT_RAFT_FRAME_BYTES, onMessages: () => undefined });
   let accepted: Socket | undefined;
   let read = 0;
   const listener = createServer((socket) => {

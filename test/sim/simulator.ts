@@ -47,6 +47,7 @@ import { recoverRaftState } from '../../src/server/raft-boot.js';
 import { decodeRaftMessage, encodeRaftMessage } from '../../src/server/raft-codec.js';
 import type { CatchUpFailpoint, CheckpointSource, FetchedCheckpoint } from '../../src/server/snapshot-catch-up.js';
 import { readTransactionInfo } from '../../src/statemachine/transaction-info.js';
+import { raftMessageSizes } from '../../src/server/raft-message-sizes.js';
 import { EventQueue, NodeScheduler } from './sim-scheduler.js';
 import { cloneDisk, emptyDisk, SimLogStore, type DiskImage } from './sim-log-store.js';
 import { checkRegister, type RegisterOp } from './linearizability.js';
@@ -570,6 +571,7 @@ export class Simulation {
           // scm.db written per apply, or (as the node does) applies left unwritten for a while: a
           // crash then loses them from scm.db, and the node applies them again from its log.
           applyWriteDelayMs: (this.opts.seed % 4) * 20,
+          maxEntryBytes: { bytes: raftMessageSizes().entryBytes, from: 'the default Raft frame cap' },
         },
         {
           onSoftState: (role, leader, term) => {
