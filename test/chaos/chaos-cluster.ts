@@ -3,9 +3,11 @@
 // each node as its own uid (so iptables can tell them apart), pausing and resuming, restarting, and
 // a record of every exit the harness did not cause.
 import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, chownSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { TestCluster, type TestNode } from '../integration/harness.js';
 import type { ScmClient } from '../../src/client/scm-client.js';
+import type { CertificateFiles } from '../../src/cli/local-certificates.js';
 import type { ScmNodeRole } from '../../src/api/scm-api.js';
 import { initNode } from '../../src/server/node-setup.js';
 import { bootstrapFromRunningScms } from '../../src/cli/bootstrap.js';
@@ -19,6 +21,8 @@ export interface ChaosClusterOptions {
   readonly config: Record<string, string>;
   /** Run node k as its own uid (needs root); required for partitions. */
   readonly separateUids: boolean;
+  /** Mutual TLS on every port, with the integration tests' local certificates. */
+  readonly tls: boolean;
   /** ms since the run started, for exit times. */
   readonly clock: () => number;
 }
@@ -61,10 +65,21 @@ export class ChaosCluster {
   }
 
   static async create(options: ChaosClusterOptions): Promise<ChaosCluster> {
-    const cluster = await TestCluster.create(options.nodes, options.config);
-    // Nodes running as other uids must read the shared ozone-site.xml in the run's directory.
-    if (options.separateUids) chmodSync(cluster.dir, 0o755);
-    return new ChaosCluster(cluster, options);
+    const cluster = await TestCluster.create(options.nodes, options.config, { tls: options.tls });
+    // Nodes running as other uids must read the shared ozone-site.xml in the run's directory, and
+    // under TLS the CA's and their own certificate and key (each key stays readable by its node only).
+    const chaos = new ChaosCluster(cluster, options);
+    if (options.separateUids) {
+      chmodSync(cluster.dir, 0o755);
+      if (cluster.tls !== undefined) {
+        chmodSync(dirname(cluster.tls.ca.cert), 0o755);
+        for (const k of chaos.members) {
+          const { uid, gid } = chaos.identity(k);
+          chownSync((cluster.tls.nodes.get(chaos.name(k)) as CertificateFiles).key, uid, gid);
+        }
+      }
+    }
+    return chaos;
   }
 
   get size(): number {
@@ -87,7 +102,7 @@ export class ChaosCluster {
 
   partitionNode(k: number): PartitionNode {
     const p = this.cluster.node(k).ports;
-    return { name: p.nodeId, uid: this.identity(k).uid, ports: [p.client, p.ratis, p.grpc, p.http] };
+    return { name: p.nodeId, uid: this.identity(k).uid, ports: [p.client, p.ratis, p.grpc, this.cluster.tls !== undefined ? p.https : p.http] };
   }
 
   /** Hands node k's directories to its uid (after init or bootstrap wrote them as root). */
@@ -173,7 +188,8 @@ export class ChaosCluster {
   }
 
   client(deadlineMs: number, attemptTimeoutMs: number, clientId: string): ScmClient {
-    return this.cluster.clientWith({ addresses: this.cluster.allClientAddresses(), deadlineMs, attemptTimeoutMs, clientId });
+    const channel = this.cluster.channelAs();
+    return this.cluster.clientWith({ addresses: this.cluster.allClientAddresses(), deadlineMs, attemptTimeoutMs, clientId, ...(channel !== undefined ? { channel } : {}) });
   }
 
   async destroy(): Promise<void> {

@@ -1,5 +1,6 @@
-// `npm run chaos -- --minutes N [--seed S] [--clients C] [--out DIR] [--kinds a,b]`: one chaos run
-// on real processes; progress on stderr, the summary on stdout; exit 1 on a violation.
+// `npm run chaos -- --minutes N [--seed S] [--clients C] [--out DIR] [--kinds a,b] [--tls]`: one
+// chaos run on real processes (--tls: mutual TLS on every port); progress on stderr, the summary
+// on stdout; exit 1 on a violation.
 import { parseArgs } from 'node:util';
 import { FAULT_KINDS, type FaultKind } from './schedule.js';
 import { runChaos } from './run.js';
@@ -12,13 +13,14 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'chaos-results' },
     kinds: { type: 'string' },
     'heal-bound': { type: 'string', default: '90' },
+    tls: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
   process.stdout.write(
-    'npm run chaos -- [--minutes N] [--seed S] [--clients C] [--out DIR] [--kinds k1,k2] [--heal-bound SECONDS]\n' +
+    'npm run chaos -- [--minutes N] [--seed S] [--clients C] [--out DIR] [--kinds k1,k2] [--heal-bound SECONDS] [--tls]\n' +
       `fault kinds: ${FAULT_KINDS.join(', ')}\n`,
   );
   process.exit(0);
@@ -44,7 +46,7 @@ if (values.kinds !== undefined) {
   }
 }
 
-process.stderr.write(`chaos: seed ${seed} (replay with --seed ${seed})\n`);
+process.stderr.write(`chaos: seed ${seed} (replay with --seed ${seed}${values.tls ? ' --tls' : ''})\n`);
 const report = await runChaos({
   seed,
   durationMs: number('minutes', values.minutes) * 60_000,
@@ -52,11 +54,12 @@ const report = await runChaos({
   thinkMs: 10,
   healBoundMs: number('heal-bound', values['heal-bound']) * 1_000,
   outDir: values.out,
+  tls: values.tls,
   log: (line) => process.stderr.write(`${line}\n`),
   ...(kinds !== undefined ? { kinds } : {}),
 });
 process.stdout.write(`${report.summary}\n`);
 if (report.violations.length > 0) {
-  process.stdout.write(`evidence: ${report.artifacts ?? '(not written)'}\nreplay: npm run chaos -- --seed ${seed}\n`);
+  process.stdout.write(`evidence: ${report.artifacts ?? '(not written)'}\nreplay: npm run chaos -- --seed ${seed}${values.tls ? ' --tls' : ''}\n`);
   process.exit(1);
 }

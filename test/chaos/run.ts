@@ -51,6 +51,8 @@ export interface ChaosOptions {
   readonly kinds?: readonly FaultKind[];
   /** Where a failing run writes its history, schedule and logs. */
   readonly outDir: string;
+  /** Mutual TLS on every port (default: plaintext). */
+  readonly tls?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -103,7 +105,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const partitions = netOk.ok ? 'iptables owner match, one uid per node' : `skipped: ${netOk.reason}; isolation uses SIGSTOP`;
   if (!netOk.ok) log(`partitions are skipped: ${netOk.reason}`);
 
-  const cluster = await ChaosCluster.create({ nodes: 3, config: CHAOS_CONFIG, separateUids: netOk.ok, clock });
+  const cluster = await ChaosCluster.create({ nodes: 3, config: CHAOS_CONFIG, separateUids: netOk.ok, tls: options.tls === true, clock });
   const net = netOk.ok ? new Netfilter(`SCMCHAOS${cluster.cluster.basePort}`) : undefined;
   const faults: FaultRecord[] = [];
   let workload: Workload | undefined;
@@ -198,7 +200,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const acks = workload.ackTimes();
     const unavailability = new Map(faults.map((f) => [f.index, longestAckGap(acks, f.startedAt, f.recoveredAt ?? clock())]));
-    const summary = formatSummary({ seed: options.seed, elapsedMs: clock(), partitions, history, faults, unavailabilityMs: unavailability, installs, checks: CHECKS, violations, skippedKinds });
+    const summary = formatSummary({ seed: options.seed, elapsedMs: clock(), partitions, tls: options.tls === true, history, faults, unavailabilityMs: unavailability, installs, checks: CHECKS, violations, skippedKinds });
     let artifacts: string | undefined;
     if (violations.length > 0) artifacts = await writeEvidence(options, cluster, history, steps, faults, summary);
     return {
@@ -217,7 +219,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // A run that broke down (a step that threw) still leaves its evidence behind.
     const summary = `chaos run broke down (seed ${options.seed}): ${(err as Error).stack ?? String(err)}\n${cluster.cluster.tails(20)}`;
     const artifacts = await writeEvidence(options, cluster, workload?.history ?? [], steps, faults, summary).catch(() => undefined);
-    throw new Error(`${summary}${artifacts !== undefined ? `\nevidence in ${artifacts}` : ''}\nreplay: npm run chaos -- --seed ${options.seed}`, { cause: err });
+    throw new Error(`${summary}${artifacts !== undefined ? `\nevidence in ${artifacts}` : ''}\nreplay: npm run chaos -- --seed ${options.seed}${options.tls === true ? ' --tls' : ''}`, { cause: err });
   } finally {
     if (workload !== undefined) await workload.stop();
     net?.removeSync();
@@ -235,7 +237,7 @@ async function writeEvidence(
 ): Promise<string> {
   const dir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'summary.txt'), `${summary}\n\nreplay: npm run chaos -- --seed ${options.seed} --minutes ${options.durationMs / 60_000}\n`);
+  await writeFile(join(dir, 'summary.txt'), `${summary}\n\nreplay: npm run chaos -- --seed ${options.seed} --minutes ${options.durationMs / 60_000}${options.tls === true ? ' --tls' : ''}\n`);
   await writeFile(join(dir, 'history.json'), JSON.stringify(history, null, 1));
   await writeFile(join(dir, 'schedule.json'), JSON.stringify({ seed: options.seed, planned: steps.slice(0, faults.length + 1), run: faults }, null, 1));
   for (const k of cluster.members) {

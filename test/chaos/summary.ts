@@ -9,6 +9,8 @@ export interface RunSummaryInput {
   readonly seed: number;
   readonly elapsedMs: number;
   readonly partitions: string;
+  /** The nodes ran mutual TLS on every port. */
+  readonly tls: boolean;
   readonly history: readonly HistoryEntry[];
   readonly faults: readonly FaultRecord[];
   readonly unavailabilityMs: ReadonlyMap<number, number>;
@@ -22,7 +24,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 export function formatSummary(input: RunSummaryInput): string {
   const lines: string[] = [];
-  lines.push(`chaos run: seed ${input.seed}, ${s(input.elapsedMs)}, partitions: ${input.partitions}`);
+  lines.push(`chaos run: seed ${input.seed}, ${s(input.elapsedMs)}, ${input.tls ? 'mutual TLS' : 'plaintext'}, partitions: ${input.partitions}`);
   const byKind = new Map<string, Map<string, number>>();
   for (const e of input.history) {
     const kind = e.call.kind === 'get' || e.call.kind === 'list' ? `${e.call.kind} ${e.call.consistency}` : e.call.kind;
