@@ -30,6 +30,20 @@ function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Pr
   });
 }
 
+/**
+ * Sends `text` to peer b every `everyMs` until `received` holds it. Messages written into a stream
+ * that fails are lost (Raft tolerates that): like a leader's heartbeats, a test keeps sending until
+ * a re-opened stream delivers.
+ */
+async function sendUntilReceived(a: PeerTransport, text: string, received: readonly string[], everyMs: number): Promise<void> {
+  const heartbeat = setInterval(() => a.send('b', Buffer.from(text)), everyMs);
+  try {
+    await waitFor(() => received.includes(text), `${JSON.stringify(text)} to arrive`);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
 /** A RaftStreamServer behind a plain listening socket on 127.0.0.1 (`port` 0: any). */
 async function serve(options: Omit<RaftStreamServerOptions, 'maxMessageBytes'>, port = 0): Promise<{ server: RaftStreamServer; port: number; close: () => Promise<void> }> {
   const server = new RaftStreamServer({ maxMessageBytes: SIZES.frameBytes, ...options });
@@ -117,14 +131,7 @@ test('the link reconnects after the peer restarts, and the queue stays bounded w
     assert.ok(stats.droppedMessages > 0);
 
     b = await serve({ clusterId: 'C', onMessages }, port);
-    // Messages written into a stream that fails are lost (Raft tolerates that); like a leader's
-    // heartbeats, keep sending until the re-opened stream delivers.
-    const heartbeat = setInterval(() => a.send('b', Buffer.from('after')), 50);
-    try {
-      await waitFor(() => received.includes('after'), 'message after restart');
-    } finally {
-      clearInterval(heartbeat);
-    }
+    await sendUntilReceived(a, 'after', received, 50);
   } finally {
     a.close();
     await b.close();
@@ -304,12 +311,7 @@ test('messages queued for a peer that is down are dropped when a connection atte
     await waitFor(() => a.stats().get('b')!.droppedMessages === 10, 'the failed attempt to drop the queued messages');
     assert.equal(a.stats().get('b')!.queuedMessages, 0);
     b = await serve({ clusterId: 'C', onMessages }, port);
-    const heartbeat = setInterval(() => a.send('b', Buffer.from('fresh')), 20);
-    try {
-      await waitFor(() => received.includes('fresh'), 'a message sent once the peer is back');
-    } finally {
-      clearInterval(heartbeat);
-    }
+    await sendUntilReceived(a, 'fresh', received, 20);
     assert.deepEqual(received.filter((m) => m.startsWith('stale')), []);
   } finally {
     a.close();
