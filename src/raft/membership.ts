@@ -74,6 +74,15 @@ export class MembershipTracker {
     return this.pending.length > 0;
   }
 
+  /** Every server of the committed configuration and of the uncommitted ones after it (each once). */
+  serversSinceCommitted(): RaftPeer[] {
+    const seen = new Map<string, RaftPeer>();
+    for (const { membership } of [this.base, ...this.pending]) {
+      for (const p of [...membership.voters, ...membership.nonVoters]) seen.set(p.id, p);
+    }
+    return [...seen.values()];
+  }
+
   /** A configuration entry was appended at `index`. */
   appended(index: number, membership: Membership): void {
     const last = this.pending[this.pending.length - 1] ?? this.base;

@@ -192,12 +192,26 @@ export interface RaftStatus {
   readonly progress: readonly ProgressStatus[];
   readonly leadTransferee: string;
   readonly installingSnapshot: boolean;
+  /** Leader: members it removed and still tells of their removal (they are in no quorum). */
+  readonly departing: readonly RaftPeer[];
 }
 
 interface PendingRead {
   readonly requestId: string;
   readonly index: number;
   readonly round: number;
+}
+
+/** A removed member the leader still tells (syncProgressWithMembership). */
+interface Departure {
+  readonly peer: RaftPeer;
+  /**
+   * A configuration entry that leaves it out (the one that removed it, or our latest): once it holds
+   * this entry committed, its committed configuration leaves it out too.
+   */
+  readonly removedAt: number;
+  /** The tick of the first heartbeat to it carrying a commit index at or past removedAt. */
+  toldTick: number | undefined;
 }
 
 interface OutstandingReady {
@@ -233,6 +247,14 @@ export class RaftNode {
   private transferElapsed = 0;
   /** Joining members to promote once caught up, each with an index it must hold first (the entry that added it, or this term's first). */
   private readonly autoPromote = new Map<string, number>();
+  /**
+   * Members this leader removed and is still telling so. Their progress stays in `progress` (they
+   * are sent appends and heartbeats), but they are in no quorum: every count walks a configuration's
+   * voters, never `progress`.
+   */
+  private readonly departing = new Map<string, Departure>();
+  /** Counts changes to `departing`, so the caller knows when to update its links (departuresVersion). */
+  private departuresChanged = 0;
 
   private readRound = 0;
   private readBroadcastNeeded = false;
@@ -324,6 +346,16 @@ export class RaftNode {
       // An answer to a request we never made (we do not hold that role): it must not move our term.
       this.cfg.onDropped?.('unsolicited', m);
       return;
+    }
+    if (this.role === 'leader') {
+      if (m.type === 'pre-vote' || m.type === 'vote') this.tellIfRemoved(m);
+      else if (m.term > this.term && this.departing.has(m.from)) {
+        // A removed member of a higher term (it ran elections while cut off, with pre-vote off)
+        // rejects what we send it: it can no longer be told, and, in no quorum, it must not depose
+        // us (Raft thesis §4.2.3).
+        this.stopTelling(m.from);
+        return;
+      }
     }
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'pre-vote') {
@@ -556,7 +588,7 @@ export class RaftNode {
     if (this.role !== 'leader') return undefined;
     let floor: number | undefined;
     for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
+      if (id === this.id || this.departing.has(id)) continue;
       let needs: number;
       // A follower installing a checkpoint may say nothing while it swaps it in (its loop waits
       // for the install): it holds what it resumes from for two election timeouts of silence, not
@@ -666,6 +698,7 @@ export class RaftNode {
     const progress: ProgressStatus[] = [];
     if (this.role === 'leader') {
       for (const [id, pr] of this.progress) {
+        if (this.departing.has(id)) continue;
         progress.push({ id, match: pr.match, next: pr.next, state: pr.state, inflight: pr.inflights.count, recentActive: pr.recentActive });
       }
     }
@@ -684,6 +717,7 @@ export class RaftNode {
       progress,
       leadTransferee: this.leadTransferee,
       installingSnapshot: this.install !== undefined,
+      departing: [...this.departing.values()].map((d) => d.peer),
     };
   }
 
@@ -717,7 +751,17 @@ export class RaftNode {
     return this.log.term(index);
   }
 
-    /** The configuration committed so far (what raft-meta.conf should hold once applied). */
+  /** Leader: whether `id` is a member it removed and is still telling so. */
+  isTellingOfRemoval(id: string): boolean {
+    return this.departing.has(id);
+  }
+
+  /** Changes whenever the members in status().departing change (the caller's links follow them). */
+  get departuresVersion(): number {
+    return this.departuresChanged;
+  }
+
+  /** The configuration committed so far (what raft-meta.conf should hold once applied). */
   committedMembership(): IndexedMembership {
     return this.members.committed();
   }
@@ -785,6 +829,8 @@ export class RaftNode {
     this.leaseFloorTick = Number.NEGATIVE_INFINITY;
     this.leaderTickAcked = Number.NEGATIVE_INFINITY;
     this.progress.clear();
+    if (this.departing.size > 0) this.departuresChanged++;
+    this.departing.clear();
     this.autoPromote.clear();
     // Reads not yet answered can no longer be confirmed by this node as leader.
     for (const r of this.pendingReads) this.droppedReads.push(r.requestId);
@@ -831,6 +877,9 @@ export class RaftNode {
     const last = this.log.lastIndex();
     for (const id of memberIds(this.members.current())) this.addProgress(id, last + 1);
     if (!this.progress.has(this.id)) this.addProgress(this.id, last + 1);
+    // Removed by a configuration this leader holds uncommitted: no earlier leader can have told
+    // them (or not for sure), and this term's first entry commits it.
+    for (const removed of this.removedSinceCommitted()) this.startTelling(removed, this.members.currentIndex());
     const self = this.progress.get(this.id) as Progress;
     self.maybeUpdate(this.log.stableLastIndex());
     self.becomeReplicate();
@@ -948,6 +997,10 @@ export class RaftNode {
         return;
       }
       for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
+    }
+    for (const id of [...this.departing.keys()]) {
+      const pr = this.progress.get(id);
+      if (pr === undefined || !this.heardRecently(pr)) this.stopTelling(id);
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -1233,6 +1286,10 @@ export class RaftNode {
     }
     if (m.readRound > pr.readRoundAcked) pr.readRoundAcked = m.readRound;
     if (m.sentTick > pr.leaseTickAcked) pr.leaseTickAcked = m.sentTick;
+    // A removed member that answers a heartbeat sent after the first one that told it its removal is
+    // committed has that commit index (heartbeats sent at the same tick, before it, did not carry it).
+    const departure = this.departing.get(m.from);
+    if (departure?.toldTick !== undefined && m.sentTick > departure.toldTick) this.stopTelling(m.from);
     this.confirmReads();
   }
 
@@ -1246,6 +1303,9 @@ export class RaftNode {
     const acknowledged = pr.match;
     pr.match = Math.max(0, Math.min(acknowledged, matchHint, rejected - 1));
     pr.becomeProbe();
+    // A removed member told its removal's commit may have lost it with the entries: tell it again.
+    const departure = this.departing.get(id);
+    if (departure !== undefined) departure.toldTick = undefined;
     this.cfg.onWarning?.(`follower ${id} rejected entry ${rejected} after acknowledging up to ${acknowledged}: it lost entries ${pr.match + 1}..${acknowledged}; probing it again from ${pr.next}`, {
       follower: id,
       acknowledged,
@@ -1303,8 +1363,9 @@ export class RaftNode {
     const entry: LogEntry = { term: this.term, index: this.log.lastIndex() + 1, payload };
     this.log.append([entry]);
     if (payload.kind === 'config') {
+      const before = this.members.current();
       this.members.appended(entry.index, membershipFromPayload(payload));
-      this.syncProgressWithMembership();
+      this.syncProgressWithMembership(before, entry.index);
     }
     return entry;
   }
@@ -1320,14 +1381,79 @@ export class RaftNode {
     return { ok: true, index: entry.index, term: entry.term };
   }
 
-  /** Progress exists for exactly the members of the current configuration (plus the leader). */
-  private syncProgressWithMembership(): void {
+  /**
+   * Progress exists for the members of the current configuration (plus the leader), and for the
+   * members `configIndex` removed from `before` while they are told so (a member added back is a
+   * member again, its progress kept).
+   *
+   * A removed member must be told: the configuration without it takes effect on the leader as soon
+   * as it is appended, and a leader that stopped sending to it there would leave it holding a
+   * configuration with itself, committed: it would never apply its removal, and would campaign
+   * (unanswered) for good. So it is sent appends and heartbeats until it acknowledges a heartbeat
+   * carrying a commit index at or past its removal (tickLeader, handleHeartbeatResponse), or stays
+   * silent for two election timeouts, or would need a checkpoint (sendAppends).
+   */
+  private syncProgressWithMembership(before: Membership, configIndex: number): void {
     const current = this.members.current();
     const last = this.log.lastIndex();
-    for (const id of memberIds(current)) if (!this.progress.has(id)) this.addProgress(id, last);
-    for (const id of [...this.progress.keys()]) {
-      if (id !== this.id && !isMember(current, id)) this.progress.delete(id);
+    for (const id of memberIds(current)) {
+      if (this.departing.delete(id)) this.departuresChanged++;
+      if (!this.progress.has(id)) this.addProgress(id, last);
     }
+    for (const [id, pr] of [...this.progress]) {
+      if (id === this.id || isMember(current, id) || this.departing.has(id)) continue;
+      const peer = [...before.voters, ...before.nonVoters].find((p) => p.id === id);
+      this.progress.delete(id);
+      if (peer !== undefined && pr.state !== 'snapshot') this.startTelling(peer, configIndex, pr);
+    }
+  }
+
+  /**
+   * Starts telling `peer` it was removed by the configuration at `removedAt` (or a later one), with
+   * the progress it has, or a new one probing from our last entry.
+   */
+  private startTelling(peer: RaftPeer, removedAt: number, pr?: Progress): void {
+    if (pr === undefined) this.addProgress(peer.id, this.log.lastIndex() + 1);
+    else this.progress.set(peer.id, pr);
+    this.departing.set(peer.id, { peer, removedAt, toldTick: undefined });
+    this.departuresChanged++;
+  }
+
+  /**
+   * Leader: a server outside the configuration asks for votes, so it counts itself a voter: it was
+   * removed and never learned it (it was down or cut off while it was told, restarted before the
+   * commit index it was told reached its disk, or was removed under an earlier leader). It is told
+   * as a member just removed is; one that would need a checkpoint is dropped again (sendAppends).
+   * The node accepts such messages only from the servers its configuration file names and the
+   * members of its latest and committed configurations (raft-inbound.ts), so a stranger cannot make
+   * the leader track it; a removed server added at run time and named in no file is not heard.
+   */
+  private tellIfRemoved(m: VoteMessage): void {
+    const id = m.from;
+    if (id === this.id || this.departing.has(id) || isMember(this.members.current(), id)) return;
+    // A candidate of a higher term than ours would reject what we send it (a pre-vote asks about
+    // the term after the candidate's own).
+    if (m.term - (m.type === 'pre-vote' ? 1 : 0) > this.term) return;
+    const known = this.members.serversSinceCommitted().find((p) => p.id === id);
+    // Our latest configuration leaves it out; any earlier one may still hold it (even above our
+    // commit index, after a restart), so only committing the latest tells it.
+    this.startTelling(known ?? { id, address: '', priority: 0 }, this.members.currentIndex());
+  }
+
+  /**
+   * Servers of the committed configuration, or of an uncommitted one after it, that the latest
+   * configuration leaves out. (After a restart the commit index can lag far behind the log: an add
+   * and a removal may both sit above it.)
+   */
+  private removedSinceCommitted(): RaftPeer[] {
+    const current = this.members.current();
+    return this.members.serversSinceCommitted().filter((p) => p.id !== this.id && !isMember(current, p.id));
+  }
+
+  /** A removed member is told, or will never hear: no more appends or heartbeats for it. */
+  private stopTelling(id: string): void {
+    if (this.departing.delete(id)) this.departuresChanged++;
+    this.progress.delete(id);
   }
 
   private committedInCurrentTerm(): boolean {
@@ -1348,7 +1474,12 @@ export class RaftNode {
     const wasCommittedInTerm = this.role === 'leader' && this.committedInCurrentTerm();
     if (!this.log.commitTo(index)) return;
     this.members.committedTo(index);
-    if (this.role !== 'leader') return;
+    if (this.role !== 'leader') {
+      // The committed configuration decides too whether we may campaign: a member whose removal
+      // just committed here stops (a non-voter from now on).
+      this.updateRoleForMembership();
+      return;
+    }
     if (!wasCommittedInTerm && this.committedInCurrentTerm()) {
       const waiting = this.readsAwaitingCommit;
       this.readsAwaitingCommit = [];
@@ -1426,6 +1557,11 @@ export class RaftNode {
       // it accepts them on its commit index (prevTerm 0 says "unknown").
       const prevTerm = this.log.term(prevIndex) ?? (prevIndex === this.log.firstIndex() - 1 && pr.match >= prevIndex && prevIndex > 0 ? 0 : undefined);
       if (prevTerm === undefined || pr.next < this.log.firstIndex()) {
+        if (this.departing.has(to)) {
+          // Not worth a checkpoint: it would learn its removal only from one taken after it.
+          this.stopTelling(to);
+          return;
+        }
         pr.becomeSnapshot(++this.lastNoticeId, this.log.firstIndex());
         this.sendSnapshotNotify(to, pr);
         return;
@@ -1462,11 +1598,15 @@ export class RaftNode {
       if (renotifySnapshots && pr.state === 'snapshot') this.sendSnapshotNotify(id, pr);
       const commit = Math.min(pr.match, this.log.committed);
       if (commit > pr.sentCommit) pr.sentCommit = commit;
+      const commitTerm = this.log.term(commit);
+      // Only a commit index the follower can check tells it anything (it ignores one of unknown term).
+      const departure = this.departing.get(id);
+      if (departure !== undefined && departure.toldTick === undefined && commit >= departure.removedAt && commitTerm !== undefined) departure.toldTick = this.tickCount;
       this.send({
         type: 'heartbeat',
         to: id,
         commit,
-        commitTerm: this.log.term(commit) ?? 0,
+        commitTerm: commitTerm ?? 0,
         readRound: this.readRound,
         sentTick: this.tickCount,
       });

@@ -156,6 +156,8 @@ export class RaftDriver {
   /** The download under way: aborted at stop, or as soon as a newer term begins. */
   private download: { readonly term: number; readonly abort: AbortController } | undefined;
   private committedConfigIndex: number;
+  /** The core's departuresVersion the node's links were last set for. */
+  private departuresVersion = 0;
   private savedConfIndex: number;
   /** raft-meta.conf writes, one after another. */
   private confWrites: Promise<void> = Promise.resolve();
@@ -401,6 +403,7 @@ export class RaftDriver {
   }
 
   private schedule(): void {
+    this.followDepartures();
     if (this.scheduled || this.running || this.stopped) return;
     if (this.betweenReadies.length === 0 && !this.core.hasReady()) return;
     this.scheduled = true;
@@ -415,6 +418,17 @@ export class RaftDriver {
           this.schedule();
         });
     });
+  }
+
+  /**
+   * The members a leader tells of their removal (RaftNode status().departing) changed: the node's
+   * links and admitted senders follow them, as they follow configurations.
+   */
+  private followDepartures(): void {
+    const version = this.core.departuresVersion;
+    if (version === this.departuresVersion || this.stopped) return;
+    this.departuresVersion = version;
+    this.hooks.onMembershipChange?.();
   }
 
   private fail(err: Error): void {
@@ -443,6 +457,8 @@ export class RaftDriver {
         await this.applying;
         continue;
       }
+      // Before the Ready's messages go: a link to a member the leader now tells of its removal.
+      this.followDepartures();
       const rd = this.core.ready();
       if (rd === null) return;
       await this.handleReady(rd);

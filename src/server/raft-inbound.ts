@@ -84,10 +84,11 @@ export class RaftInbound {
    * one of them), and the SCMs the configuration file names. The file's list matters: a follower
    * that missed a configuration change must still take appends from a leader its log does not know
    * yet (Raft thesis 4.1), and a node that ran `scm bootstrap` knows no group until the leader's
-   * first append reaches it. A stranger named nowhere cannot move anyone's term.
+   * first append reaches it. A stranger named nowhere cannot move anyone's term. On a leader, also
+   * the members it removed and is still telling so: their answers say when they know.
    */
   acceptsFrom(id: string): boolean {
-    return this.parts.configuredPeers.includes(id) || this.isMember(id);
+    return this.parts.configuredPeers.includes(id) || this.parts.core().isTellingOfRemoval(id) || this.isMember(id);
   }
 
   /** A member of the latest or the committed configuration. */

@@ -754,6 +754,10 @@ export class ScmNode {
     // reaches it, and must still be able to answer that leader.
     const peers = new Map<string, string>(this.config.peers.map((p) => [p.nodeId, p.ratisAddress]));
     for (const p of [...m.voters, ...m.nonVoters]) peers.set(p.id, p.address);
+    // And, on a leader, the members it removed and still tells so (they would otherwise never learn).
+    // One that asked for votes after its removal left our log may have no address here: the
+    // configuration file names it (the Ratis port took its message for no other reason).
+    for (const p of status.departing) if (p.address !== '') peers.set(p.id, p.address);
     peers.delete(this.nodeId);
     this.transport.setPeers(peers);
     void this.memberAddresses.setHosts([...peers.values()].map(hostOf));

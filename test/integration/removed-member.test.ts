@@ -1,7 +1,8 @@
 // Real processes: SCMs an administrator removed do not put themselves back into the group, neither
-// while they run nor when restarted on their old data; the one that applied its removal says so
-// (log, /status, /readyz, scm_raft_removed) and refuses client calls; an administrator's AddScm
-// still brings it back. A bootstrapped SCM restarted in the middle of joining still joins.
+// while they run nor when restarted on their old data; both the removed follower (the leader tells
+// it) and the removed leader learn it, say so (log, /status, /readyz, scm_raft_removed), do not
+// campaign and refuse client calls; an administrator's AddScm still brings one back. A bootstrapped
+// SCM restarted in the middle of joining still joins.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,15 +40,15 @@ async function staysOut(members: ScmClient, nodeIds: string[], ms: number, when:
 
 const JOIN_INTERVAL_MS = 1_000; // how often a joining node asks the leader to add it (admin-operations.ts)
 
-test('SCMs removed from the group stay out, running and restarted on their old data; the one that knows says so; an administrator adds it back', { timeout: 120_000 }, async () => {
+test('SCMs removed from the group stay out, running and restarted on their old data; the removed follower and the removed leader both know and say so; an administrator adds one back', { timeout: 120_000 }, async () => {
   await withCluster(4, async (cluster) => {
     await cluster.bootstrapAll();
     const admin = cluster.client(cluster.allClientAddresses(), 30_000);
     await registerDatanodes(admin, 1, 5);
 
     // A follower is removed first, then the leader. The leader applies the configuration without
-    // itself, and so holds the evidence; a removed follower is sent nothing more, not even the
-    // entry that removed it, so it cannot know (README, "Removing an SCM"), but must not come back either.
+    // itself; the follower applies it because the leader goes on sending it appends and heartbeats
+    // until it has acknowledged the commit of its removal (README, "Removing an SCM").
     const removed = await cluster.leaderIndex();
     const follower = [1, 2, 3, 4].find((k) => k !== removed) as number;
     const removedId = `scm${removed}`;
@@ -59,9 +60,14 @@ test('SCMs removed from the group stay out, running and restarted on their old d
     assert.deepEqual(after.map((m) => m.nodeId).sort(), rest.map((k) => `scm${k}`));
     await registerDatanodes(members, 6, 3);
 
-    // Running: nothing puts them back.
+    // Running: nothing puts them back, and both know.
     await staysOut(members, [removedId, followerId], 3 * JOIN_INTERVAL_MS, 'while they run');
     const whileRunning = await statusOf(cluster, removed);
+    await cluster.waitFor(`${followerId} to know it was removed`, 15_000, async () => (await statusOf(cluster, follower)).removedFromGroup !== null);
+    const followerWhileRunning = await statusOf(cluster, follower);
+    assert.equal(followerWhileRunning.role, 'LISTENER', `${followerId} does not campaign: ${JSON.stringify(followerWhileRunning)}`);
+    assert.equal(await cluster.metric(follower, 'scm_raft_removed'), 1);
+    assert.match(cluster.output(follower), /"event":"removed_from_group"/);
 
     // Restarted on their old data: they must not ask to be added again.
     for (const k of [removed, follower]) {
@@ -71,11 +77,16 @@ test('SCMs removed from the group stay out, running and restarted on their old d
     }
     await staysOut(members, [removedId, followerId], 5 * JOIN_INTERVAL_MS, 'after a restart');
 
-    // The one that applied its removal says what happened, where an operator looks.
+    // Both say what happened, where an operator looks.
     assert.ok(whileRunning.removedFromGroup !== null && whileRunning.removedFromGroup.index > 0, `/status while running: ${JSON.stringify(whileRunning)}`);
     const restarted = await statusOf(cluster, removed);
     assert.deepEqual(restarted.removedFromGroup, whileRunning.removedFromGroup, '/status after the restart names the same removal');
     assert.equal(await cluster.metric(removed, 'scm_raft_removed'), 1);
+    const followerRestarted = await statusOf(cluster, follower);
+    assert.deepEqual(followerRestarted.removedFromGroup, followerWhileRunning.removedFromGroup, `${followerId}'s /status after the restart names the same removal`);
+    assert.ok((followerRestarted.removedFromGroup?.index ?? 0) < (whileRunning.removedFromGroup?.index ?? 0), 'the follower was removed first');
+    assert.equal(followerRestarted.role, 'LISTENER');
+    assert.equal(await cluster.metric(follower, 'scm_raft_removed'), 1);
     const readiness = await fetch(`http://127.0.0.1:${cluster.node(removed).ports.http}/readyz`);
     assert.equal(readiness.status, 503);
     assert.match(await readiness.text(), /removed from the group at index \d+/);

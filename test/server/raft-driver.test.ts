@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryLog, RaftNode, entrySize, type LogEntry, type Message } from '../../src/raft/index.js';
-import { MAX_ENTRIES_HELD, RaftDriver, purgeBound } from '../../src/server/raft-driver.js';
+import { MAX_ENTRIES_HELD, RaftDriver, purgeBound, type DriverHooks } from '../../src/server/raft-driver.js';
 import type { RaftLogStore, ReplicatedStateMachine, Scheduler, TimerHandle } from '../../src/server/raft-ports.js';
 import type { ApplyResult, AppliedConfiguration, OnComputed, TermIndex } from '../../src/statemachine/index.js';
 import { makeConfig, membership } from '../raft/cluster.js';
@@ -189,7 +189,7 @@ function build(voters: string[], options: { commitForwardDelayMs?: number; maxEn
   return assemble(new FakeStateMachine(), voters, options, onSend, onFlush);
 }
 
-function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], options: { commitForwardDelayMs?: number; applyWriteDelayMs?: number; maxEntryBytes?: { bytes: number; from: string } } = {}, onSend?: (m: Message) => void, onFlush?: () => void) {
+function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], options: { commitForwardDelayMs?: number; applyWriteDelayMs?: number; maxEntryBytes?: { bytes: number; from: string } } = {}, onSend?: (m: Message) => void, onFlush?: () => void, hooks: Omit<DriverHooks, 'onError' | 'onFatal'> = {}) {
   const log = new FakeLog();
   const scheduler = new ManualScheduler();
   const sent: Message[] = [];
@@ -203,7 +203,7 @@ function assemble<S extends ReplicatedStateMachine>(sm: S, voters: string[], opt
   const driver = new RaftDriver(
     { core, log, sm, transport: { send: (m) => (onSend !== undefined ? onSend(m) : sent.push(m)), flush: () => onFlush?.() }, scheduler, savedConfIndex: 0 },
     { tickMs: 10, snapshotThreshold: 1_000_000, purgeEnabled: false, purgeGap: 0, purgeUptoSnapshotIndex: false, requestTimeoutMs: 60_000, clientAddressOf: () => undefined, maxEntryBytes: { bytes: raftMessageSizes().entryBytes, from: 'the default frame cap' }, ...options },
-    { onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
+    { ...hooks, onError: (e) => fatal.push(e), onFatal: (e) => fatal.push(e) },
   );
   return { log, sm, scheduler, sent, core, driver, fatal };
 }
@@ -675,6 +675,44 @@ describe('RaftDriver: deferred scm.db writes (applyWriteDelayMs)', () => {
     const reopened = await ScmStateMachine.open('mem/scm.db', { openDb: () => db });
     assert.equal(reopened.lastApplied().index, r.index);
     await reopened.close();
+    assert.deepEqual(parts.fatal, []);
+  });
+});
+
+describe('RaftDriver: members told of their removal', () => {
+  it("the node's links follow them: set up before the first message to a removed member leaves, and dropped once the leader stops telling it", async () => {
+    const events: string[] = [];
+    const built: { core?: RaftNode } = {};
+    const parts = assemble(new FakeStateMachine(), ['a', 'b', 'c'], {}, (m) => events.push(`send ${m.type} to ${m.to}`), undefined, {
+      onMembershipChange: () => events.push(`links for [${(built.core as RaftNode).status().departing.map((p) => p.id).join(',')}]`),
+    });
+    built.core = parts.core;
+    await campaign(parts);
+    await until('the vote request left', () => events.includes('send vote to b'));
+    parts.driver.step({ type: 'vote-response', from: 'b', to: 'a', term: parts.core.currentTerm, reject: false });
+    await until('a leads', () => parts.driver.isLeader());
+    await until("the term's first entry went to b", () => events.includes('send append to b'));
+    // Both hold it, so both are streamed to: the append carrying the removal leaves with the Ready
+    // that appends it, before the leader's own write.
+    for (const from of ['b', 'c']) parts.driver.step({ type: 'append-response', from, to: 'a', term: parts.core.currentTerm, reject: false, index: parts.core.lastIndex, hintIndex: 0, hintTerm: 0 });
+    await until("the term's first entry commits", () => parts.core.commitIndex === parts.core.lastIndex);
+    events.length = 0;
+    const removal = parts.core.removeServer('c');
+    assert.ok(removal.ok, removal.ok ? '' : removal.error);
+    parts.driver.kick();
+    const toC = (): number => events.findIndex((e) => e.endsWith(' to c'));
+    await until('a message went to c', () => toC() >= 0);
+    const linked = events.indexOf('links for [c]');
+    assert.ok(linked >= 0 && linked < toC(), `the link to c is kept before anything is sent to it: ${events.join('; ')}`);
+    // b and c say nothing more: the leader stops telling c (and, without a quorum, leads no more).
+    for (let i = 0; i < 25; i++) {
+      parts.scheduler.clock += 10;
+      parts.scheduler.ticker?.();
+      await turns(2);
+    }
+    assert.deepEqual(parts.core.status().departing, []);
+    assert.equal(events.filter((e) => e.startsWith('links for')).at(-1), 'links for []', events.join('; '));
+    await parts.driver.stop();
     assert.deepEqual(parts.fatal, []);
   });
 });

@@ -7,6 +7,7 @@ import type { RaftDropReason } from '../../src/metrics/node-metrics.js';
 import { encodeRaftMessage } from '../../src/server/raft-codec.js';
 import { RaftInbound } from '../../src/server/raft-inbound.js';
 import { TestCluster, membership } from '../raft/cluster.js';
+import { memberIds } from '../../src/raft/index.js';
 
 function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false) {
   const c = new TestCluster(['a', 'b', 'c']);
@@ -94,4 +95,36 @@ test('on authenticated (TLS) streams a message naming another sender ends the st
   assert.deepEqual(dropped, ['sender_mismatch']);
   assert.equal(accepted.length, 0, 'nothing after the lie is taken either');
   assert.equal(b.raft.currentTerm, term);
+});
+
+test("on a leader, a removed member's answers get through while it is told of its removal, and only then", () => {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  const a = c.node('a');
+  const dropped: RaftDropReason[] = [];
+  const accepted: Message[] = [];
+  // The configuration file does not name c (it was added at run time): only the core vouches for it.
+  const inbound = new RaftInbound({
+    selfId: 'a',
+    core: () => a.raft,
+    configuredPeers: ['b'],
+    step: (m) => {
+      a.raft.step(m);
+      return undefined;
+    },
+    accepted: (m) => accepted.push(m),
+    dropped: (reason) => dropped.push(reason),
+    warn: () => undefined,
+  });
+  const answer = (): Message => ({ type: 'heartbeat-response', from: 'c', to: 'a', term: a.raft.currentTerm, readRound: 0, sentTick: 0 });
+  assert.ok(a.raft.removeServer('c').ok);
+  c.stabilize();
+  assert.ok(!memberIds(a.raft.committedMembership().membership).includes('c'), 'the removal is committed');
+  assert.equal(a.raft.isTellingOfRemoval('c'), true);
+  assert.equal(inbound.receive('c', [encodeRaftMessage(answer())]), undefined);
+  assert.deepEqual([accepted.length, dropped], [1, []]);
+  c.tickAll(3);
+  assert.equal(a.raft.isTellingOfRemoval('c'), false, 'told');
+  inbound.receive('c', [encodeRaftMessage(answer())]);
+  assert.deepEqual([accepted.length, dropped], [1, ['non_member']]);
 });

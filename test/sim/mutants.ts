@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { MUTANT_NAMES, setMutant, type MutantName } from '../../src/raft/mutants.js';
 import { Simulation, SimulationFailure } from './simulator.js';
 
-const { values } = parseArgs({ options: { budget: { type: 'string', default: '400' }, only: { type: 'string' } }, strict: true });
+const { values } = parseArgs({ options: { budget: { type: 'string', default: '500' }, only: { type: 'string' } }, strict: true });
 const budget = Number(values.budget);
 if (!Number.isSafeInteger(budget) || budget < 1) throw new Error(`--budget must be a positive integer, got ${values.budget}`);
 const names = values.only === undefined ? MUTANT_NAMES : MUTANT_NAMES.filter((n) => n === values.only);
