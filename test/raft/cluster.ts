@@ -147,12 +147,35 @@ export class TestCluster {
     return [...this.nodes.values()].find((n) => n.raft.status().role === 'leader');
   }
 
+  /** `id` purges its log up to `index` (applied), keeping the term there, as a node does after a snapshot. */
+  compact(id: string, index: number): void {
+    const n = this.node(id);
+    n.log.compact(index);
+    n.raft.compacted(index, n.log.term(index) as number);
+  }
+
   propose(id: string, text: string): number {
     const r = this.node(id).raft.propose(new TextEncoder().encode(text));
     if (!r.ok) throw new Error(`propose on ${id} failed: ${r.error}`);
     this.stabilize();
     return r.index;
   }
+}
+
+/**
+ * Leader a of {a, b, c} wrote ten entries while c was cut off, then compacted its log below 9; c is
+ * back and has been told to install a checkpoint.
+ */
+export function followerBehindLeaderCompaction(): { c: TestCluster; a: TestNode } {
+  const c = new TestCluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
+  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
+  const a = c.node('a');
+  c.compact('a', 8);
+  c.filter = () => true;
+  c.tickAll(2);
+  return { c, a };
 }
 
 export function dataTexts(entries: readonly LogEntry[]): string[] {

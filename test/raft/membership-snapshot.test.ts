@@ -1,7 +1,7 @@
 // One-server-at-a-time membership changes and snapshot-notification install/resume.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, dataTexts, membership, peer, type TestNode } from './cluster.js';
+import { TestCluster, dataTexts, followerBehindLeaderCompaction, membership, peer } from './cluster.js';
 import { only, outbox, solo } from './helpers.js';
 import type { Message } from '../../src/raft/index.js';
 
@@ -137,11 +137,7 @@ test('snapshot notification: leader pauses appends, follower installs, leader re
   c.filter = (m) => m.to !== 'c' && m.from !== 'c';
   for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
   // a and b compact their logs below 8 (everything up to 11 is applied).
-  for (const id of ['a', 'b']) {
-    const n = c.node(id);
-    n.log.compact(8);
-    n.raft.compacted(8, n.log.term(8) as number);
-  }
+  for (const id of ['a', 'b']) c.compact(id, 8);
   c.filter = () => true;
   c.tickAll(2);
   const cNode = c.node('c');
@@ -213,8 +209,7 @@ test('a joining member that catches up by an install is promoted without waiting
   c.elect('a');
   for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
   const a = c.node('a');
-  a.log.compact(8);
-  a.raft.compacted(8, a.log.term(8) as number);
+  c.compact('a', 8);
   const d = c.addNode('d', membership([]));
   assert.ok(a.raft.addNonVoter(peer('d'), true).ok);
   c.stabilize();
@@ -228,23 +223,6 @@ test('a joining member that catches up by an install is promoted without waiting
   c.tickAll(3);
   assert.deepEqual(a.raft.status().membership.voters.map((p) => p.id).sort(), ['a', 'b', 'c', 'd']);
 });
-
-/**
- * Leader a of {a, b, c} wrote ten entries while c was cut off, then compacted its log below 9; c is
- * back and has been told to install a checkpoint.
- */
-function followerBehindLeaderCompaction(): { c: TestCluster; a: TestNode } {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  for (let i = 0; i < 10; i++) c.propose('a', `v${i}`);
-  const a = c.node('a');
-  a.log.compact(8);
-  a.raft.compacted(8, a.log.term(8) as number);
-  c.filter = () => true;
-  c.tickAll(2);
-  return { c, a };
-}
 
 test('the leader holds purging back while a follower installs, and stops holding when it goes quiet', () => {
   const { c, a } = followerBehindLeaderCompaction();

@@ -4,8 +4,25 @@
 // the configuration without itself, committed, applies it, and never campaigns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, makeConfig, membership, peer } from './cluster.js';
+import { TestCluster, followerBehindLeaderCompaction, makeConfig, membership, peer, type ConfigOverrides } from './cluster.js';
 import { RaftNode, memberIds, type Message } from '../../src/raft/index.js';
+
+/** Drops everything to and from c. */
+const cutOffC = (m: Message): boolean => m.to !== 'c' && m.from !== 'c';
+
+/**
+ * a, leading {a, b, c}, removes c, and the network delivers what `filter` lets through (everything
+ * by default); returns the index of the configuration that removed c.
+ */
+function removeC(options: { filter?: (m: Message) => boolean; overrides?: ConfigOverrides } = {}): { c: TestCluster; removedAt: number } {
+  const c = new TestCluster(['a', 'b', 'c'], options.overrides);
+  c.elect('a');
+  if (options.filter !== undefined) c.filter = options.filter;
+  const r = c.node('a').raft.removeServer('c');
+  assert.ok(r.ok, r.ok ? '' : r.error);
+  c.stabilize();
+  return { c, removedAt: r.index };
+}
 
 function departingIds(c: TestCluster, leader: string): string[] {
   return c.node(leader).raft.status().departing.map((p) => p.id);
@@ -61,11 +78,7 @@ test('a follower removed while it runs learns it; the leader then stops sending 
 });
 
 test('a removed follower that does not answer is told for two election timeouts of silence, then dropped', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC });
   assert.deepEqual(departingIds(c, 'a'), ['c']);
   const early = trafficOf(c, 'c', 10);
   assert.ok(early.to.length > 0, 'still sent to while it may be alive');
@@ -76,16 +89,10 @@ test('a removed follower that does not answer is told for two election timeouts 
 });
 
 test('a removed follower does not hold the log back, and one that would need a checkpoint is dropped instead of sent one', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC });
   for (let i = 0; i < 5; i++) c.propose('a', `v${i}`);
   assert.equal(c.node('a').raft.purgeFloor(true), c.node('a').raft.lastIndex + 1, 'c holds nothing');
-  const a = c.node('a');
-  a.log.compact(5);
-  a.raft.compacted(5, a.log.term(5) as number);
+  c.compact('a', 5);
   c.filter = () => true;
   const { to } = trafficOf(c, 'c', 3);
   assert.deepEqual(to.filter((m) => m.type === 'snapshot-notify'), []);
@@ -94,11 +101,7 @@ test('a removed follower does not hold the log back, and one that would need a c
 });
 
 test('a member added back while the leader still tells it of its removal keeps its place', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  const removal = c.node('a').raft.removeServer('c');
-  assert.ok(removal.ok);
-  c.stabilize();
+  const { c } = removeC();
   assert.deepEqual(departingIds(c, 'a'), ['c']);
   assert.ok(c.node('a').raft.addNonVoter(peer('c'), true).ok);
   assert.deepEqual(departingIds(c, 'a'), [], 'a member again');
@@ -132,20 +135,15 @@ test('a new leader tells a member removed by a configuration it inherited uncomm
 });
 
 test('heartbeats acknowledged before the removal commits do not count as telling', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
   // b's acknowledgements are lost for a while: c holds the removal and answers heartbeats, but the
   // removal is not committed.
-  c.filter = (m) => !(m.from === 'b' && m.type === 'append-response');
-  const r = c.node('a').raft.removeServer('c');
-  assert.ok(r.ok);
-  c.stabilize();
+  const { c, removedAt } = removeC({ filter: (m) => !(m.from === 'b' && m.type === 'append-response') });
   c.tickAll(3);
-  assert.ok(c.node('a').raft.commitIndex < r.index, 'not committed yet');
+  assert.ok(c.node('a').raft.commitIndex < removedAt, 'not committed yet');
   assert.deepEqual(departingIds(c, 'a'), ['c'], 'still telling c');
   c.filter = () => true;
   c.tickAll(5);
-  assertKnowsItWasRemoved(c, 'c', r.index);
+  assertKnowsItWasRemoved(c, 'c', removedAt);
   assert.deepEqual(departingIds(c, 'a'), []);
 });
 
@@ -201,8 +199,7 @@ test('a heartbeat whose commit index the leader can no longer name the term of d
   c.stabilize();
   assert.equal(c.node('c').log.lastIndex(), r.index);
   for (let i = 0; i < 5; i++) c.propose('a', `v${i}`);
-  a.log.compact(r.index + 2);
-  a.raft.compacted(r.index + 2, a.log.term(r.index + 2) as number);
+  c.compact('a', r.index + 2);
   assert.equal(a.raft.logTerm(r.index), undefined);
   const heartbeats: Message[] = [];
   c.filter = (m) => {
@@ -216,11 +213,7 @@ test('a heartbeat whose commit index the leader can no longer name the term of d
 });
 
 test('a leader that steps down tells no one any more', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC });
   const before = c.node('a').raft.departuresVersion;
   assert.deepEqual(departingIds(c, 'a'), ['c']);
   c.filter = (m) => m.to !== 'c' && m.from !== 'c' && m.from !== 'a' && m.to !== 'a';
@@ -234,15 +227,7 @@ test('a leader that steps down tells no one any more', () => {
 });
 
 test('a member removed while it was asked to install a checkpoint is not asked again', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  for (let i = 0; i < 5; i++) c.propose('a', `v${i}`);
-  const a = c.node('a');
-  a.log.compact(5);
-  a.raft.compacted(5, a.log.term(5) as number);
-  c.filter = () => true;
-  c.tickAll(2);
+  const { c, a } = followerBehindLeaderCompaction();
   assert.equal(a.raft.status().progress.find((p) => p.id === 'c')?.state, 'snapshot');
   assert.ok(a.raft.removeServer('c').ok);
   c.stabilize();
@@ -252,12 +237,7 @@ test('a member removed while it was asked to install a checkpoint is not asked a
 });
 
 test('a removed member that missed being told asks for votes later, and the leader tells it then', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  const r = c.node('a').raft.removeServer('c');
-  assert.ok(r.ok);
-  c.stabilize();
+  const { c, removedAt } = removeC({ filter: cutOffC });
   const version = c.node('a').raft.departuresVersion;
   c.tickAll(25);
   assert.deepEqual(departingIds(c, 'a'), [], 'silent for two election timeouts: dropped');
@@ -267,7 +247,7 @@ test('a removed member that missed being told asks for votes later, and the lead
   // reach the leader, which tells it.
   c.filter = () => true;
   for (let i = 0; i < 40 && !knows(c, 'c'); i++) c.tickAll(1);
-  assertKnowsItWasRemoved(c, 'c', r.index);
+  assertKnowsItWasRemoved(c, 'c', removedAt);
   c.tickAll(3);
   assert.deepEqual(departingIds(c, 'a'), []);
   const { to, from } = trafficOf(c, 'c', 40);
@@ -276,15 +256,10 @@ test('a removed member that missed being told asks for votes later, and the lead
 });
 
 test('a removed member asking for votes that would need a checkpoint is not sent one', () => {
-  const c = new TestCluster(['a', 'b', 'c']);
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC });
   for (let i = 0; i < 5; i++) c.propose('a', `v${i}`);
   const a = c.node('a');
-  a.log.compact(5);
-  a.raft.compacted(5, a.log.term(5) as number);
+  c.compact('a', 5);
   c.tickAll(25);
   c.filter = () => true;
   const { to, from } = trafficOf(c, 'c', 40);
@@ -297,11 +272,7 @@ test('a removed member asking for votes that would need a checkpoint is not sent
 });
 
 test('with pre-vote off, a removed member back with a higher term neither deposes the leader nor is told', () => {
-  const c = new TestCluster(['a', 'b', 'c'], { preVote: false });
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC, overrides: { preVote: false } });
   c.tickAll(60); // c, cut off, runs elections: its term rises; a stops telling it meanwhile
   const term = c.node('a').raft.currentTerm;
   assert.ok(c.node('c').raft.currentTerm > term);
@@ -315,11 +286,7 @@ test('with pre-vote off, a removed member back with a higher term neither depose
 });
 
 test('with pre-vote off, a removed member that moves to a higher term while it is told is dropped, not obeyed', () => {
-  const c = new TestCluster(['a', 'b', 'c'], { preVote: false });
-  c.elect('a');
-  c.filter = (m) => m.to !== 'c' && m.from !== 'c';
-  assert.ok(c.node('a').raft.removeServer('c').ok);
-  c.stabilize();
+  const { c } = removeC({ filter: cutOffC, overrides: { preVote: false } });
   // Cut off for less than two election timeouts: still told, while c's elections raise its term.
   for (let i = 0; i < 18 && c.node('c').raft.currentTerm <= c.node('a').raft.currentTerm; i++) c.tickAll(1);
   const term = c.node('a').raft.currentTerm;
