@@ -113,6 +113,13 @@ export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 're
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
+ * Why the HTTP port (metrics, status, probes) closed a connection: `pipelining`, it sent more
+ * requests ahead of their answers than may wait (http-server.ts, MAX_WAITING_REQUESTS).
+ */
+export const HTTP_REFUSAL_REASONS = ['pipelining'] as const;
+export type HttpRefusalReason = (typeof HTTP_REFUSAL_REASONS)[number];
+
+/**
  * Why start-up removed entries from the Raft log: `zeroed`, acknowledged entries found as zeros at
  * the log's end (the disk lost them); `corruption-policy`, WARN_AND_RETURN ended the log at damage.
  */
@@ -295,6 +302,7 @@ export class NodeMetrics {
   private readonly checkpointServedBytes: Counter;
   private readonly checkpointServeRefusals: Counter;
   private readonly clientRefusals: Counter<'reason'>;
+  private readonly httpRefusals: Counter<'reason'>;
   private readonly clientConnections: Gauge;
   private readonly peerConnections: Gauge<'port'>;
   private readonly peerConnectionRefusals: Counter<'port' | 'reason'>;
@@ -529,6 +537,12 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.httpRefusals = new Counter({
+      name: 'scm_http_refusals_total',
+      help: 'Connections the HTTP port (metrics, status, probes) closed of its own accord, by reason (pipelining: more requests sent ahead of their answers than may wait).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.clientConnections = new Gauge({
       name: 'scm_client_connections',
       help: 'Connections open on the client port (ozone.scm.client.max.connections bounds them).',
@@ -632,6 +646,7 @@ export class NodeMetrics {
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
     for (const reason of CLIENT_REFUSAL_REASONS) this.clientRefusals.inc({ reason }, 0);
+    for (const reason of HTTP_REFUSAL_REASONS) this.httpRefusals.inc({ reason }, 0);
     for (const port of PEER_PORTS) {
       this.peerConnections.set({ port }, 0);
       for (const reason of PEER_CONNECTION_REFUSAL_REASONS) this.peerConnectionRefusals.inc({ port, reason }, 0);
@@ -769,6 +784,15 @@ export class NodeMetrics {
       return;
     }
     this.clientRefusals.inc({ reason });
+  }
+
+  /** The HTTP port closed a connection (see HTTP_REFUSAL_REASONS). */
+  httpRefused(reason: HttpRefusalReason): void {
+    if (!isOneOf(HTTP_REFUSAL_REASONS, reason)) {
+      this.warn('http_refusal', `unknown HTTP refusal ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.httpRefusals.inc({ reason });
   }
 
   /** Start-up removed `count` entries from the Raft log (see LOG_DROP_REASONS). */
