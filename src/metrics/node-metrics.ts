@@ -65,7 +65,7 @@ export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
  * another cluster or naming no sender, an internal error its messages ran into. (A refused identity
  * counts in scm_auth_refusals_total, an undecodable message in scm_raft_messages_dropped_total.)
  */
-export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
+export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'frame_budget', 'frame_timeout', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
 export type RaftStreamRefusalReason = (typeof RAFT_STREAM_REFUSAL_REASONS)[number];
 
 /** The gRPC ports a caller can be refused on (README, "Security"). */
@@ -392,7 +392,7 @@ export class NodeMetrics {
     });
     this.raftStreamRefusals = new Counter({
       name: 'scm_raft_stream_refusals_total',
-      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
+      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, frame_budget (frames still arriving would pass the port budget), frame_timeout (a frame not whole within a minute), hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
       labelNames: ['reason'],
       registers,
     });

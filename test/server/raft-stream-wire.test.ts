@@ -12,6 +12,8 @@ import {
   encodeMessages,
   encodeOpening,
   encodeRefusal,
+  FrameBudget,
+  FrameBudgetExceeded,
   FrameReader,
   FrameType,
   MAX_CONTROL_FRAME_BYTES,
@@ -354,4 +356,72 @@ test('over-long REFUSAL details are cut to fit a control frame, never inside a c
       assert.ok(Buffer.byteLength(decoded.details) > MAX_CONTROL_FRAME_BYTES - 64, `${what}: ${Buffer.byteLength(decoded.details)} bytes kept`);
     }
   }
+});
+
+test('a frame still arriving is assembled in a buffer of its own, charged to the budget as allocated (its length at once up to 64 KiB, by doubling above), and returned when it completes or the reader is discarded', () => {
+  const budget = new FrameBudget(1024 * 1024, 'a test budget');
+  const small = encodeMessages([Buffer.alloc(30_000, 1)]);
+  const a = new FrameReader(1024 * 1024, false, budget);
+  // Its header: the whole frame's buffer, at once.
+  assert.deepEqual(a.push(small.subarray(0, 5)), []);
+  assert.equal(a.chargedBytes, small.length);
+  assert.equal(budget.held, small.length);
+  // Byte by byte: no more is charged (the bytes go into that buffer, not held as chunks).
+  for (let i = 5; i < small.length - 1; i++) assert.deepEqual(a.push(small.subarray(i, i + 1)), []);
+  assert.equal(budget.held, small.length);
+  const [whole] = a.push(small.subarray(small.length - 1));
+  assert.ok(whole !== undefined && whole.body.equals(small.subarray(5)));
+  assert.equal(budget.held, 0, 'returned once the frame is handed out');
+
+  // Above 64 KiB: never more than the frame's length, nor than twice what arrived (or 64 KiB).
+  const large = encodeMessages([Buffer.alloc(1_000_000, 2)]);
+  const b = new FrameReader(1024 * 1024, false, budget);
+  for (let at = 0; at < large.length - 1000; at += 1000) {
+    assert.deepEqual(b.push(large.subarray(at, at + 1000)), []);
+    const arrived = at + 1000;
+    assert.ok(b.chargedBytes >= arrived && b.chargedBytes <= Math.min(large.length, Math.max(2 * arrived, 64 * 1024)), `${b.chargedBytes} charged with ${arrived} bytes arrived`);
+    assert.equal(budget.held, b.chargedBytes);
+  }
+  b.discard();
+  assert.equal(budget.held, 0, 'returned when the reader is discarded');
+  assert.equal(b.bufferedBytes, 0);
+});
+
+test('two readers share a budget: a frame whose buffer would pass it is refused (FrameBudgetExceeded, RESOURCE_EXHAUSTED), taking nothing', () => {
+  const budget = new FrameBudget(50_000, 'the test budget');
+  const frame = encodeMessages([Buffer.alloc(30_000, 1)]);
+  const a = new FrameReader(100_000, false, budget);
+  const b = new FrameReader(100_000, false, budget);
+  a.push(frame.subarray(0, 100));
+  assert.equal(budget.held, frame.length);
+  // Its header is enough: a frame up to 64 KiB takes its whole length at once.
+  assert.throws(
+    () => b.push(frame.subarray(0, 5)),
+    (err: unknown) =>
+      err instanceof FrameBudgetExceeded &&
+      err.code === RefusalCode.RESOURCE_EXHAUSTED &&
+      err.message === `a frame of ${frame.length} bytes would take the bytes held by frames still arriving on this node's Raft streams past 50000 (the test budget); ${frame.length} are held now; retry later`,
+  );
+  assert.equal(budget.held, frame.length, 'the refused frame took nothing');
+  assert.equal(b.chargedBytes, 0);
+  // Once a's frame completes, b's fits.
+  assert.equal(a.push(frame.subarray(100)).length, 1);
+  assert.equal(budget.held, 0);
+  const c = new FrameReader(100_000, false, budget);
+  c.push(frame.subarray(0, 6));
+  assert.equal(budget.held, frame.length);
+});
+
+test('what a reader keeps between reads is its own copy, not a view of the socket read it came in', () => {
+  // A frame in progress, and the few bytes of a header left over after a complete frame.
+  const first = encodeMessages([Buffer.from('first')]);
+  const second = encodeMessages([Buffer.from('second message')]);
+  const read1 = Buffer.concat([first, second.subarray(0, 3)]);
+  const reader = new FrameReader(1024, false, new FrameBudget(4096, 'b'));
+  assert.deepEqual(reader.push(read1).map((f) => Buffer.from(f.body).toString('latin1', 4)), ['first']);
+  read1.fill(0xee); // a socket read's memory, reused or not, is not the reader's
+  const read2 = Buffer.from(second.subarray(3, 10));
+  assert.deepEqual(reader.push(read2), []);
+  read2.fill(0xee);
+  assert.deepEqual(reader.push(Buffer.from(second.subarray(10))).map((f) => Buffer.from(f.body).toString('latin1', 4)), ['second message']);
 });
