@@ -13,11 +13,11 @@
 // - after it, frames of at most `maxMessageBytes`, each length checked before its body is held;
 //   messages go to `onMessages`, which may refuse the stream (a message that does not decode, a
 //   member lying about its sender);
-// - the frames still arriving on all the streams together hold at most FRAME_BUDGET_FRAMES times
-//   `maxMessageBytes` (FrameBudget; each such frame is assembled in a buffer of its own, charged as
-//   it is allocated: raft-stream-wire.ts's FrameReader): a stream whose frame would take them past
-//   it is refused (`frame_budget`) and its bytes returned, as they are when a frame completes or its
-//   stream ends. The cap alone bounded each stream, not the port: 64 plaintext streams, each
+// - the frames over 64 KiB still arriving on all the streams together hold at most
+//   FRAME_BUDGET_FRAMES times `maxMessageBytes` (FrameBudget; each such frame is assembled in a
+//   buffer of its own, charged as it is allocated: raft-stream-wire.ts's FrameReader, which says
+//   why smaller ones are not charged): a stream whose frame would take them past it is refused
+//   (`frame_budget`) and its bytes returned, as they are when a frame completes or its stream ends. The cap alone bounded each stream, not the port: 64 plaintext streams, each
 //   holding a frame of 32 MiB less a few bytes, took a follower from 136 MB to 2.2 GB of RSS, and
 //   the port's connection limit (128) allowed 4 GiB;
 // - a frame must arrive whole within `frameMs` of its first byte, a deadline bytes do not restart
@@ -73,8 +73,8 @@ export interface RaftStreamTiming {
 export const RAFT_STREAM_TIMING: RaftStreamTiming = { helloTimeoutMs: 10_000, idleMs: 60_000, frameMs: 60_000 };
 
 /**
- * The bytes frames still arriving may hold across all the streams, in frames of the cap
- * (`maxMessageBytes`). A member's largest frame is under 0.7 of the cap (raft-message-sizes.ts: a
+ * The bytes frames over 64 KiB still arriving may hold across all the streams, in frames of the cap
+ * (`maxMessageBytes`). A member's largest frame is at most 0.7 of the cap and 5 bytes (raft-message-sizes.ts: a
  * batch holds at most half of it in messages, each with 4 bytes of length, and no Raft message is
  * under 10 bytes; a message larger than the batch goes alone, and none is over half), and at the
  * default cap about 8 MiB (one entry of a quarter alone; a batch of 4 MiB in appends is about
@@ -82,10 +82,11 @@ export const RAFT_STREAM_TIMING: RaftStreamTiming = { helloTimeoutMs: 10_000, id
  * what arrives at once is the leader's frame, perhaps a deposed leader's last one, and frames
  * stranded on connections their peers have already replaced (until those end, by the idle limit or
  * the frame deadline). Three times the cap holds four of the largest frames a member can send at any
- * cap, and at the default cap about eleven of them or twenty-four 4 MiB batches. It is also the most
- * memory frames still arriving can take: 96 MiB at the default cap, where every connection the port
- * admits (128) could hold a frame of the cap, 4 GiB. A stream refused for it is connected again by
- * its sender (peer-transport.ts), and Raft sends again what it lost.
+ * cap, and at the default cap about eleven of them or twenty-four 4 MiB batches. It bounds the bytes
+ * such frames hold at once (96 MiB at the default cap, where every connection the port admits (128)
+ * could hold a frame of the cap, 4 GiB), not the process's memory: a buffer outgrown while a frame
+ * arrives is freed by the next collection, not at once. A stream refused for it is connected again
+ * by its sender (peer-transport.ts), and Raft sends again what it lost.
  */
 export const FRAME_BUDGET_FRAMES = 3;
 

@@ -229,7 +229,7 @@ export class FrameBudget {
 }
 
 /** Up to this length a frame still arriving gets its whole length at once; above it, it grows by doubling. */
-const WHOLE_FRAME_BUFFER_BYTES = 64 * 1024;
+export const WHOLE_FRAME_BUFFER_BYTES = 64 * 1024;
 
 /** A frame whose length is known and whose bytes are still arriving, assembled in a buffer of its own. */
 interface FrameInProgress {
@@ -246,11 +246,17 @@ interface FrameInProgress {
  * assembled in a buffer of its own from its header on, not kept as the chunks it came in (each a
  * Buffer with its own overhead, so a sender trickling small reads would hold far more memory than
  * bytes): its whole length at once up to WHOLE_FRAME_BUFFER_BYTES, grown by doubling above (never
- * more than the frame's length, nor than twice what has arrived or WHOLE_FRAME_BUFFER_BYTES), each
- * allocation charged to the budget, if one is given, before it is made, and released when the frame
- * is handed out or the reader discarded. A frame complete in one chunk is a view of it, charged nothing (it is handed out before
- * the next read). Besides that buffer a reader holds fewer than 8 bytes (a frame's header or the
- * magic in pieces) between reads. Optionally checks the magic first (the server side).
+ * more than the frame's length, nor than twice what has arrived or WHOLE_FRAME_BUFFER_BYTES).
+ *
+ * A frame longer than WHOLE_FRAME_BUFFER_BYTES has each allocation charged to the budget, if one is
+ * given, before it is made, released when the frame is handed out or the reader discarded. A
+ * shorter one is not charged: a reader holds one frame at a time, so those are bounded by the
+ * port's connections (ozone.scm.peer.max.connections, 64 KiB each), and charging them let whoever
+ * fills the budget (anyone, in plaintext) have every member's frame refused that happened to span
+ * two reads, heartbeats and the appends of a steady load included, not only catch-up's large ones.
+ * A frame complete in one chunk is a view of it (it is handed out before the next read). Besides
+ * that buffer a reader holds fewer than 8 bytes (a frame's header or the magic in pieces) between
+ * reads. Optionally checks the magic first (the server side).
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -331,7 +337,7 @@ export class FrameReader {
     const needed = frame.filled + take;
     if (needed > frame.buffer.length) {
       const capacity = Math.min(frame.total, Math.max(needed, 2 * frame.buffer.length, WHOLE_FRAME_BUFFER_BYTES));
-      this.charge(capacity, frame.total);
+      if (frame.total > WHOLE_FRAME_BUFFER_BYTES) this.charge(capacity, frame.total);
       // Not from the shared pool: a slice of it would hold the pool's 8 KiB slab.
       const grown = Buffer.allocUnsafeSlow(capacity);
       frame.buffer.copy(grown, 0, 0, frame.filled);
