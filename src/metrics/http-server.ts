@@ -110,6 +110,8 @@ export interface MetricsHttpServerOptions {
   };
   /** A connection closed for sending too many requests ahead of their answers (`first`: the first in a minute). */
   readonly onRefused?: (refusal: HttpRefusal) => void;
+  /** A monotonic clock in milliseconds (performance.now when absent); tests inject one. */
+  readonly now?: () => number;
 }
 
 export interface HttpRefusal {
@@ -117,14 +119,16 @@ export interface HttpRefusal {
   /** `address:port` of the connection. */
   readonly peer: string;
   readonly details: string;
-  /** No refusal was reported in the minute before this one (log it; count every one). */
+  /** The first refusal, or the first a minute or more after the last one reported so (log it; count every one). */
   readonly first: boolean;
 }
 
 /** Requests a connection may have waiting behind the one being answered. */
 export const MAX_WAITING_REQUESTS = 16;
-/** A refusal is reported as `first` again once none has been for this long. */
+/** A refusal is reported as `first` again this long after the last one that was. */
 const REFUSAL_REPORT_INTERVAL_MS = 60_000;
+/** How long a rendering of the metrics is shared with the scrapes that arrive while it runs. */
+const RENDER_SHARE_MS = 10_000;
 
 export interface MetricsHttpServer {
   readonly host: string;
@@ -141,14 +145,28 @@ export async function startMetricsHttpServer(options: MetricsHttpServerOptions):
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`invalid HTTP port ${String(port)}: expected an integer 0-65535`);
   }
-  let rendering: Promise<string> | undefined;
+  const clock = options.now ?? (() => performance.now());
+  let rendering: { readonly body: Promise<string>; readonly startedAt: number } | undefined;
   const endpoints: Endpoints = {
     ...options,
-    // One rendering at a time, shared by the scrapes that ask meanwhile.
-    render: () => (rendering ??= options.metrics.render().finally(() => (rendering = undefined))),
+    // One rendering at a time, shared by the scrapes that ask meanwhile; one that has not settled
+    // within RENDER_SHARE_MS is no longer shared, so that a render that hangs holds up only the
+    // scrapes already waiting for it.
+    render: () => {
+      const now = clock();
+      if (rendering !== undefined && now - rendering.startedAt < RENDER_SHARE_MS) return rendering.body;
+      const current = {
+        startedAt: now,
+        body: options.metrics.render().finally(() => {
+          if (rendering === current) rendering = undefined;
+        }),
+      };
+      rendering = current;
+      return current.body;
+    },
   };
   const queues = new WeakMap<Socket, ConnectionQueue>();
-  let lastRefusal = Number.NEGATIVE_INFINITY;
+  let lastReported = Number.NEGATIVE_INFINITY;
   const listener: RequestListener = (request, response) => {
     const socket = request.socket;
     if (socket.destroyed) return; // a request parsed from the same read as one that closed it
@@ -165,9 +183,9 @@ export async function startMetricsHttpServer(options: MetricsHttpServerOptions):
     const peer = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? '?'}`;
     queue.waiting = [];
     socket.destroy();
-    const now = performance.now();
-    const first = now - lastRefusal >= REFUSAL_REPORT_INTERVAL_MS;
-    lastRefusal = now;
+    const now = clock();
+    const first = now - lastReported >= REFUSAL_REPORT_INTERVAL_MS;
+    if (first) lastReported = now;
     options.onRefused?.({ reason: 'pipelining', peer, details: `Connection closed: it sent more than ${MAX_WAITING_REQUESTS} requests ahead of their answers`, first });
   };
   const tls = options.tls;

@@ -147,7 +147,7 @@ test('assessReadiness: ready only as a voter with a known leader and applied clo
 
 /**
  * Writes `requests` raw HTTP/1.1 requests in one write, then reads what comes back until the server
- * closes, or until an answer to each has come and 100 ms more have passed.
+ * closes, or until an answer to each has come and 100 ms more have passed, or for 3 s at most.
  */
 function pipeline(port: number, requests: string[]): Promise<{ received: string; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
@@ -168,6 +168,7 @@ function pipeline(port: number, requests: string[]): Promise<{ received: string;
     socket.on('error', reject);
     socket.on('close', () => done(true));
     socket.on('connect', () => socket.write(requests.join('')));
+    setTimeout(() => done(false), 3_000).unref();
   });
 }
 
@@ -250,6 +251,13 @@ test('pipelined requests are answered one at a time, in order; past MAX_WAITING_
     await flood(server.port, Array.from({ length: 5 * MAX_WAITING_REQUESTS }, () => GET('/healthz')), () => refusals.length === 2);
     assert.deepEqual(refusals.map((r) => r.first), [true, false]);
     assert.equal(most, 1, 'never more than one rendering at once');
+
+    // The boundary: one answered and MAX_WAITING_REQUESTS waiting is allowed, one more is not.
+    const most17 = await pipeline(server.port, Array.from({ length: MAX_WAITING_REQUESTS + 1 }, () => GET('/healthz')));
+    assert.equal(most17.closedByServer, false);
+    assert.equal(most17.received.match(/^HTTP\/1\.1 200/gm)?.length, MAX_WAITING_REQUESTS + 1);
+    assert.equal(refusals.length, 2);
+    await flood(server.port, Array.from({ length: MAX_WAITING_REQUESTS + 2 }, () => GET('/healthz')), () => refusals.length === 3);
   } finally {
     await server.close();
   }
@@ -281,4 +289,50 @@ test('scrapes that arrive while the metrics are being rendered share that render
   } finally {
     await server.close();
   }
+});
+
+test('a refusal is reported as the first again a minute after the last one reported so, however many came between', { timeout: 10_000 }, async () => {
+  let clock = 0;
+  const refusals: HttpRefusal[] = [];
+  const server = await startMetricsHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    metrics: new NodeMetrics({ nodeId: 'scm1', peers: [] }),
+    status: () => sampleStatus(),
+    readiness: () => ({ ready: true, reason: 'ok' }),
+    onRefused: (r) => refusals.push(r),
+    now: () => clock,
+  });
+  try {
+    const requests = Array.from({ length: MAX_WAITING_REQUESTS + 2 }, () => GET('/healthz'));
+    for (const at of [0, 30_000, 61_000, 90_000, 121_000]) {
+      clock = at;
+      const n = refusals.length + 1;
+      await flood(server.port, requests, () => refusals.length === n);
+    }
+    // Refusals 30 s apart: reported at 0, at 61 s (a minute after 0) and at 121 s (after 61 s).
+    assert.deepEqual(refusals.map((r) => r.first), [true, false, true, false, true]);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a rendering that never settles is shared for RENDER_SHARE_MS only: later scrapes render again and are answered', { timeout: 10_000 }, async () => {
+  let clock = 0;
+  const metrics = new NodeMetrics({ nodeId: 'scm1', peers: [] });
+  const render = metrics.render.bind(metrics);
+  let renders = 0;
+  metrics.render = () => (++renders === 1 ? new Promise<string>(() => undefined) : render());
+  const server = await startMetricsHttpServer({ host: '127.0.0.1', port: 0, metrics, status: () => sampleStatus(), readiness: () => ({ ready: true, reason: 'ok' }), now: () => clock });
+  const stuck = pipeline(server.port, [GET('/prom')]);
+  try {
+    while (renders === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    clock = 10_000;
+    const later = await pipeline(server.port, [GET('/prom')]);
+    assert.match(later.received, /^HTTP\/1\.1 200[\s\S]*scm_raft_term/);
+    assert.equal(renders, 2);
+  } finally {
+    await server.close();
+  }
+  assert.equal((await stuck).received, '', 'the scrape that waited for the render that hangs got nothing');
 });
