@@ -45,7 +45,7 @@ export interface RaftInboundParts {
    * stream's certificate, which then ends the stream with PERMISSION_DENIED and the text returned.
    */
   readonly authenticatedSenders?: (peer: string, detail: string) => string;
-  /** Milliseconds, for the log rate limit (Date.now when absent). */
+  /** A monotonic clock in milliseconds, for the log rate limit (performance.now when absent: a wall clock set back would hold the warnings back as long). */
   readonly now?: () => number;
 }
 
@@ -129,7 +129,7 @@ export class RaftInbound {
     this.parts.dropped(reason);
     const key = `${peer}\u0000${reason}`;
     if (this.warned.has(key)) return;
-    const now = (this.parts.now ?? Date.now)();
+    const now = this.parts.now?.() ?? performance.now();
     let report = this.reports.get(reason);
     if (report === undefined || now - report.windowStart >= DROP_REPORT_INTERVAL_MS) {
       report = { windowStart: now, lines: 0, unlogged: report?.unlogged ?? 0 };

@@ -135,7 +135,8 @@ type CommandValue = Extract<CommandOutcome, { ok: true }>['value'];
  * reused a call id. Ratis' retry cache answers such a call with that outcome too; here it is
  * refused, naming the reuse. (A reuse by a call whose outcome is of the same kind, an
  * UpdateContainerState with an AllocateContainer's ids, say, is still answered with the cached
- * container: the cache does not record which call made an outcome.)
+ * container, and a reuse of a call that failed with that call's error: the cache does not record
+ * which call made an outcome.)
  */
 function valueOf<K extends CommandValue['kind']>(outcome: CommandOutcome, method: string, kind: K, header: MutationHeader): Extract<CommandValue, { kind: K }> {
   if (!outcome.ok) throw toApiError(outcome.error);
