@@ -11,7 +11,7 @@
 // few MB of pipelined `GET /prom` once made a node render for 90 s and hold 1.25 GB, 3.6 GB over
 // HTTPS); at most MAX_WAITING_REQUESTS may wait behind the one being answered, and a connection
 // with more is closed (scrapers and probes send one at a time). Concurrent scrapes share one
-// rendering of the metrics.
+// rendering of the metrics (for RENDER_SHARE_MS at most).
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
