@@ -4,10 +4,18 @@
 // With `tls` it is served over HTTPS (Ozone's ozone.http.policy, on ozone.scm.https-address) with
 // the node's certificate; a client certificate is not asked for, since probes and scrapers read
 // only, and the certificate is replaced in place when the node's files are rotated.
+//
+// Anyone who reaches the port may use it, so what one connection can make the node do is bounded:
+// a connection's requests are answered one at a time, the next once the last answer has left (an
+// HTTP/1.1 client may send many before reading any: node:http hands them all over at once, and a
+// few MB of pipelined `GET /prom` once made a node render for 90 s and hold 1.25 GB, 3.6 GB over
+// HTTPS); at most MAX_WAITING_REQUESTS may wait behind the one being answered, and a connection
+// with more is closed (scrapers and probes send one at a time). Concurrent scrapes share one
+// rendering of the metrics (for RENDER_SHARE_MS at most).
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { NodeMetrics, RaftRole } from './node-metrics.js';
 
 export interface PeerStatus {
@@ -100,7 +108,27 @@ export interface MetricsHttpServerOptions {
     readonly contextOptions: () => SecureContextOptions;
     readonly onChange: (listener: () => void) => () => void;
   };
+  /** A connection closed for sending too many requests ahead of their answers (`first`: the first in a minute). */
+  readonly onRefused?: (refusal: HttpRefusal) => void;
+  /** A monotonic clock in milliseconds (performance.now when absent); tests inject one. */
+  readonly now?: () => number;
 }
+
+export interface HttpRefusal {
+  readonly reason: 'pipelining';
+  /** `address:port` of the connection. */
+  readonly peer: string;
+  readonly details: string;
+  /** The first refusal, or the first a minute or more after the last one reported so (log it; count every one). */
+  readonly first: boolean;
+}
+
+/** Requests a connection may have waiting behind the one being answered. */
+export const MAX_WAITING_REQUESTS = 16;
+/** A refusal is reported as `first` again this long after the last one that was. */
+const REFUSAL_REPORT_INTERVAL_MS = 60_000;
+/** How long a rendering of the metrics is shared with the scrapes that arrive while it runs. */
+const RENDER_SHARE_MS = 10_000;
 
 export interface MetricsHttpServer {
   readonly host: string;
@@ -117,12 +145,48 @@ export async function startMetricsHttpServer(options: MetricsHttpServerOptions):
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`invalid HTTP port ${String(port)}: expected an integer 0-65535`);
   }
+  const clock = options.now ?? (() => performance.now());
+  let rendering: { readonly body: Promise<string>; readonly startedAt: number } | undefined;
+  const endpoints: Endpoints = {
+    ...options,
+    // One rendering at a time, shared by the scrapes that ask meanwhile; one that has not settled
+    // within RENDER_SHARE_MS is no longer shared, so that a render that hangs holds up only the
+    // scrapes already waiting for it.
+    render: () => {
+      const now = clock();
+      if (rendering !== undefined && now - rendering.startedAt < RENDER_SHARE_MS) return rendering.body;
+      const current = {
+        startedAt: now,
+        body: options.metrics.render().finally(() => {
+          if (rendering === current) rendering = undefined;
+        }),
+      };
+      rendering = current;
+      return current.body;
+    },
+  };
+  const queues = new WeakMap<Socket, ConnectionQueue>();
+  let lastReported = Number.NEGATIVE_INFINITY;
   const listener: RequestListener = (request, response) => {
-    handle(options, request, response).catch((error: unknown) => {
-      // A failing status/metrics callback must not take the node down: report it to the scraper.
-      if (!response.headersSent) send(response, 500, TEXT_TYPE, `internal error: ${errorMessage(error)}\n`);
-      else response.destroy();
-    });
+    const socket = request.socket;
+    if (socket.destroyed) return; // a request parsed from the same read as one that closed it
+    let queue = queues.get(socket);
+    if (queue === undefined) queues.set(socket, (queue = { answering: false, waiting: [] }));
+    if (!queue.answering) {
+      answer(endpoints, queue, request, response);
+      return;
+    }
+    if (queue.waiting.length < MAX_WAITING_REQUESTS) {
+      queue.waiting.push({ request, response });
+      return;
+    }
+    const peer = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? '?'}`;
+    queue.waiting = [];
+    socket.destroy();
+    const now = clock();
+    const first = now - lastReported >= REFUSAL_REPORT_INTERVAL_MS;
+    if (first) lastReported = now;
+    options.onRefused?.({ reason: 'pipelining', peer, details: `Connection closed: it sent more than ${MAX_WAITING_REQUESTS} requests ahead of their answers`, first });
   };
   const tls = options.tls;
   let unsubscribe = (): void => {};
@@ -162,7 +226,35 @@ export async function startMetricsHttpServer(options: MetricsHttpServerOptions):
   };
 }
 
-async function handle(options: MetricsHttpServerOptions, request: IncomingMessage, response: ServerResponse): Promise<void> {
+/** What a connection's requests wait on: the one being answered, and those sent behind it. */
+interface ConnectionQueue {
+  answering: boolean;
+  waiting: Array<{ readonly request: IncomingMessage; readonly response: ServerResponse }>;
+}
+
+type Endpoints = Pick<MetricsHttpServerOptions, 'metrics' | 'status' | 'readiness'> & { readonly render: () => Promise<string> };
+
+/** Answers `request`, then the next request of its connection that waits, once this answer has left or the connection closed. */
+function answer(endpoints: Endpoints, queue: ConnectionQueue, request: IncomingMessage, response: ServerResponse): void {
+  queue.answering = true;
+  response.once('close', () => {
+    queue.answering = false;
+    const next = queue.waiting.shift();
+    if (next === undefined) return;
+    if (next.request.socket.destroyed) {
+      queue.waiting = [];
+      return;
+    }
+    answer(endpoints, queue, next.request, next.response);
+  });
+  handle(endpoints, request, response).catch((error: unknown) => {
+    // A failing status/metrics callback must not take the node down: report it to the scraper.
+    if (!response.headersSent) send(response, 500, TEXT_TYPE, `internal error: ${errorMessage(error)}\n`);
+    else response.destroy();
+  });
+}
+
+async function handle(options: Endpoints, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = new URL(request.url ?? '/', 'http://localhost').pathname;
   if (!KNOWN_PATHS.has(path)) {
     send(response, 404, TEXT_TYPE, `no such endpoint ${path}; try ${[...KNOWN_PATHS].join(', ')}\n`);
@@ -176,7 +268,7 @@ async function handle(options: MetricsHttpServerOptions, request: IncomingMessag
   switch (path) {
     case '/prom':
     case '/metrics': {
-      const body = await options.metrics.render();
+      const body = await options.render();
       send(response, 200, options.metrics.contentType, body);
       return;
     }

@@ -65,7 +65,7 @@ export type RaftDropReason = (typeof RAFT_DROP_REASONS)[number];
  * another cluster or naming no sender, an internal error its messages ran into. (A refused identity
  * counts in scm_auth_refusals_total, an undecodable message in scm_raft_messages_dropped_total.)
  */
-export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
+export const RAFT_STREAM_REFUSAL_REASONS = ['tls_handshake', 'handshake_timeout', 'protocol', 'frame_too_large', 'frame_budget', 'frame_timeout', 'hello_timeout', 'idle', 'foreign_cluster', 'unnamed', 'internal'] as const;
 export type RaftStreamRefusalReason = (typeof RAFT_STREAM_REFUSAL_REASONS)[number];
 
 /** The gRPC ports a caller can be refused on (README, "Security"). */
@@ -111,6 +111,13 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  */
 export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
+
+/**
+ * Why the HTTP port (metrics, status, probes) closed a connection: `pipelining`, it sent more
+ * requests ahead of their answers than may wait (http-server.ts, MAX_WAITING_REQUESTS).
+ */
+export const HTTP_REFUSAL_REASONS = ['pipelining'] as const;
+export type HttpRefusalReason = (typeof HTTP_REFUSAL_REASONS)[number];
 
 /**
  * Why start-up removed entries from the Raft log: `zeroed`, acknowledged entries found as zeros at
@@ -295,6 +302,7 @@ export class NodeMetrics {
   private readonly checkpointServedBytes: Counter;
   private readonly checkpointServeRefusals: Counter;
   private readonly clientRefusals: Counter<'reason'>;
+  private readonly httpRefusals: Counter<'reason'>;
   private readonly clientConnections: Gauge;
   private readonly peerConnections: Gauge<'port'>;
   private readonly peerConnectionRefusals: Counter<'port' | 'reason'>;
@@ -384,7 +392,7 @@ export class NodeMetrics {
     });
     this.raftStreamRefusals = new Counter({
       name: 'scm_raft_stream_refusals_total',
-      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
+      help: 'Raft streams (or connections before they were one) the Ratis port ended: tls_handshake (failed), handshake_timeout, protocol (bytes not the protocol), frame_too_large, frame_budget (frames still arriving would pass the port budget), frame_timeout (a frame not whole within a minute), hello_timeout, idle, foreign_cluster, unnamed (no sender id), internal.',
       labelNames: ['reason'],
       registers,
     });
@@ -529,6 +537,12 @@ export class NodeMetrics {
       labelNames: ['reason'],
       registers,
     });
+    this.httpRefusals = new Counter({
+      name: 'scm_http_refusals_total',
+      help: 'Connections the HTTP port (metrics, status, probes) closed of its own accord, by reason (pipelining: more requests sent ahead of their answers than may wait).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.clientConnections = new Gauge({
       name: 'scm_client_connections',
       help: 'Connections open on the client port (ozone.scm.client.max.connections bounds them).',
@@ -632,6 +646,7 @@ export class NodeMetrics {
     for (const reason of LOG_DROP_REASONS) this.logEntriesDropped.inc({ reason }, 0);
     for (const reason of SERVE_REFUSAL_REASONS) this.checkpointServeRefusals.inc({ reason }, 0);
     for (const reason of CLIENT_REFUSAL_REASONS) this.clientRefusals.inc({ reason }, 0);
+    for (const reason of HTTP_REFUSAL_REASONS) this.httpRefusals.inc({ reason }, 0);
     for (const port of PEER_PORTS) {
       this.peerConnections.set({ port }, 0);
       for (const reason of PEER_CONNECTION_REFUSAL_REASONS) this.peerConnectionRefusals.inc({ port, reason }, 0);
@@ -769,6 +784,15 @@ export class NodeMetrics {
       return;
     }
     this.clientRefusals.inc({ reason });
+  }
+
+  /** The HTTP port closed a connection (see HTTP_REFUSAL_REASONS). */
+  httpRefused(reason: HttpRefusalReason): void {
+    if (!isOneOf(HTTP_REFUSAL_REASONS, reason)) {
+      this.warn('http_refusal', `unknown HTTP refusal ${JSON.stringify(reason)} not recorded`);
+      return;
+    }
+    this.httpRefusals.inc({ reason });
   }
 
   /** Start-up removed `count` entries from the Raft log (see LOG_DROP_REASONS). */

@@ -220,16 +220,22 @@ class OutboundLink {
   }
 
   private onRefusal(refusal: Refusal): void {
-    this.warn(`peer ${this.peerId} at ${this.address} refused our Raft stream (${refusalCodeName(refusal.code)}): ${refusal.details}`);
+    // Known by its code: a refusal's details may change from one to the next (the bytes a full
+    // frame budget holds, say), and the link connects again within a second.
+    const code = refusalCodeName(refusal.code);
+    this.warn(`peer ${this.peerId} at ${this.address} refused our Raft stream (${code}): ${refusal.details}`, `refused ${code}`);
   }
 
-  /** Reports a problem, the same one at most once per WARNING_INTERVAL_MS (a link retries every few seconds). */
-  private warn(message: string): void {
+  /**
+   * Reports a problem, the same one (`key`, the message unless given) at most once per
+   * WARNING_INTERVAL_MS (a link retries every few seconds).
+   */
+  private warn(message: string, key: string = message): void {
     const now = Date.now();
-    const last = this.warned.get(message);
+    const last = this.warned.get(key);
     if (last !== undefined && now - last < WARNING_INTERVAL_MS) return;
     if (this.warned.size >= 64) this.warned.clear();
-    this.warned.set(message, now);
+    this.warned.set(key, now);
     this.options.onWarning?.(message);
   }
 

@@ -13,6 +13,15 @@
 // - after it, frames of at most `maxMessageBytes`, each length checked before its body is held;
 //   messages go to `onMessages`, which may refuse the stream (a message that does not decode, a
 //   member lying about its sender);
+// - the frames over 64 KiB still arriving on all the streams together hold at most
+//   FRAME_BUDGET_FRAMES times `maxMessageBytes` (FrameBudget; each such frame is assembled in a
+//   buffer of its own, charged as it is allocated: raft-stream-wire.ts's FrameReader, which says
+//   why smaller ones are not charged): a stream whose frame would take them past it is refused
+//   (`frame_budget`) and its bytes returned, as they are when a frame completes or its stream ends. The cap alone bounded each stream, not the port: 64 plaintext streams, each
+//   holding a frame of 32 MiB less a few bytes, took a follower from 136 MB to 2.2 GB of RSS, and
+//   the port's connection limit (128) allowed 4 GiB;
+// - a frame must arrive whole within `frameMs` of its first byte, a deadline bytes do not restart
+//   (`frame_timeout`): otherwise a byte a minute keeps both the idle timer and a frame's budget;
 // - a stream that sends nothing, not even the PING its client sends every 10 s, for `idleMs` is
 //   closed; a PING is answered only when no PONG is waiting to be written (a client that never
 //   reads would otherwise have the node buffer PONGs for it without bound);
@@ -29,6 +38,8 @@ import {
   decodeMessages,
   emptyFrame,
   encodeRefusal,
+  FrameBudget,
+  FrameBudgetExceeded,
   FrameReader,
   FrameType,
   MAX_CONTROL_FRAME_BYTES,
@@ -48,9 +59,36 @@ export interface RaftStreamTiming {
   readonly helloTimeoutMs: number;
   /** Without a byte from the client (its PINGs included), the stream is closed. */
   readonly idleMs: number;
+  /** From a frame's first byte to its last, at most (a deadline: bytes do not restart it). */
+  readonly frameMs: number;
 }
 
-export const RAFT_STREAM_TIMING: RaftStreamTiming = { helloTimeoutMs: 10_000, idleMs: 60_000 };
+/**
+ * A frame's deadline is a minute, as long as the idle limit, and generous: every message behind a
+ * frame on its stream (heartbeats included) waits for it, so a frame slower than the election
+ * timeout (5 s by default) already has its follower calling elections; a minute is twelve times
+ * that, and lets the largest frame a member sends at the default cap (about 8 MiB) arrive over a
+ * link of 1.2 Mbit/s, far below any that keeps a quorum.
+ */
+export const RAFT_STREAM_TIMING: RaftStreamTiming = { helloTimeoutMs: 10_000, idleMs: 60_000, frameMs: 60_000 };
+
+/**
+ * The bytes frames over 64 KiB still arriving may hold across all the streams, in frames of the cap
+ * (`maxMessageBytes`). A member's largest frame is at most 0.7 of the cap and 5 bytes (raft-message-sizes.ts: a
+ * batch holds at most half of it in messages, each with 4 bytes of length, and no Raft message is
+ * under 10 bytes; a message larger than the batch goes alone, and none is over half), and at the
+ * default cap about 8 MiB (one entry of a quarter alone; a batch of 4 MiB in appends is about
+ * 4 MiB). Only a leader sends large ones, and a group has 3 to 5 members (sometimes one joining):
+ * what arrives at once is the leader's frame, perhaps a deposed leader's last one, and frames
+ * stranded on connections their peers have already replaced (until those end, by the idle limit or
+ * the frame deadline). Three times the cap holds four of the largest frames a member can send at any
+ * cap, and at the default cap about eleven of them or twenty-four 4 MiB batches. It bounds the bytes
+ * such frames hold at once (96 MiB at the default cap, where every connection the port admits (128)
+ * could hold a frame of the cap, 4 GiB), not the process's memory: a buffer outgrown while a frame
+ * arrives is freed by the next collection, not at once. A stream refused for it is connected again
+ * by its sender (peer-transport.ts), and Raft sends again what it lost.
+ */
+export const FRAME_BUDGET_FRAMES = 3;
 
 export interface RaftStreamServerTls {
   /** The node's current certificate, key and CA. */
@@ -87,11 +125,13 @@ export class RaftStreamServer implements PeerConnectionSink {
   private readonly stopFollowingReloads: (() => void) | undefined;
   private readonly maxMessageBytes: number;
   private readonly timing: RaftStreamTiming;
+  private readonly frameBudget: FrameBudget;
   private stopped = false;
 
   constructor(private readonly options: RaftStreamServerOptions) {
     this.maxMessageBytes = options.maxMessageBytes;
     this.timing = options.timing ?? RAFT_STREAM_TIMING;
+    this.frameBudget = new FrameBudget(FRAME_BUDGET_FRAMES * options.maxMessageBytes, `${FRAME_BUDGET_FRAMES} times the largest frame a stream may send`);
     const tls = options.tls;
     if (tls !== undefined) {
       const server = createTlsServer({ ...tls.contextOptions(), requestCert: true, rejectUnauthorized: true }, (socket) => {
@@ -111,6 +151,16 @@ export class RaftStreamServer implements PeerConnectionSink {
   /** Streams open (past their TLS handshake). */
   get openStreams(): number {
     return this.streams.size;
+  }
+
+  /** Bytes held now by frames still arriving, across the streams. */
+  get frameBytesHeld(): number {
+    return this.frameBudget.held;
+  }
+
+  /** The most bytes frames still arriving may hold across the streams. */
+  get frameBudgetBytes(): number {
+    return this.frameBudget.limit;
   }
 
   inject(socket: Socket): void {
@@ -176,7 +226,7 @@ export class RaftStreamServer implements PeerConnectionSink {
     this.streams.add(socket);
     socket.setNoDelay(true);
     const peer = connectionKey(socket);
-    const reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, true);
+    const reader = new FrameReader(MAX_CONTROL_FRAME_BYTES, true, this.frameBudget);
     let from: string | undefined;
     let ended = false;
     const connection: StreamConnection = {
@@ -191,6 +241,9 @@ export class RaftStreamServer implements PeerConnectionSink {
       ended = true;
       clearTimeout(helloTimer);
       clearTimeout(idleTimer);
+      clearTimeout(frameTimer);
+      // Its frame's bytes go back to the budget now, not when the socket is destroyed.
+      reader.discard();
       if (reason !== undefined) this.options.onRefused?.(reason, from ?? peer, refusal.details);
       socket.end(encodeRefusal(refusal));
       setTimeout(() => socket.destroy(), PEER_CLOSE_GRACE_MS).unref();
@@ -200,6 +253,10 @@ export class RaftStreamServer implements PeerConnectionSink {
       this.timing.helloTimeoutMs,
     ).unref();
     const idleTimer = setTimeout(() => end('idle', { code: RefusalCode.UNAVAILABLE, details: `nothing received for ${this.timing.idleMs} ms` }), this.timing.idleMs).unref();
+    /** Runs while the reader holds part of a frame, from that frame's first byte. */
+    let frameTimer: NodeJS.Timeout | undefined;
+    const frameLate = (): void =>
+      end('frame_timeout', { code: RefusalCode.UNAVAILABLE, details: `a frame not received whole within ${this.timing.frameMs} ms of its first byte (${reader.bufferedBytes} bytes of it had arrived)` });
 
     const accept = (body: Buffer): void => {
       const hello = decodeHello(body);
@@ -229,8 +286,10 @@ export class RaftStreamServer implements PeerConnectionSink {
       if (ended) return;
       idleTimer.refresh();
       reader.append(chunk);
+      let completed = false;
       try {
         for (let frame = reader.next(); frame !== undefined && !ended; frame = reader.next()) {
+          completed = true;
           if (from === undefined) {
             if (frame.type !== FrameType.Hello) throw new RaftStreamProtocolError(`the first frame is of type ${frame.type}, not a HELLO`, RefusalCode.INVALID_ARGUMENT);
             accept(frame.body);
@@ -247,8 +306,20 @@ export class RaftStreamServer implements PeerConnectionSink {
             throw new RaftStreamProtocolError(`a frame of type ${frame.type} from a client (only MESSAGES and PING may follow the HELLO)`, RefusalCode.INVALID_ARGUMENT);
           }
         }
+        if (ended) return;
+        // The deadline of the frame in progress runs from its first byte: one that began in this
+        // chunk after another completed gets its own.
+        if (reader.bufferedBytes === 0) {
+          clearTimeout(frameTimer);
+          frameTimer = undefined;
+        } else if (frameTimer === undefined || completed) {
+          clearTimeout(frameTimer);
+          frameTimer = setTimeout(frameLate, this.timing.frameMs).unref();
+        }
       } catch (err) {
-        if (err instanceof RaftStreamProtocolError) {
+        if (err instanceof FrameBudgetExceeded) {
+          end('frame_budget', { code: err.code, details: err.message });
+        } else if (err instanceof RaftStreamProtocolError) {
           end(err.code === RefusalCode.RESOURCE_EXHAUSTED ? 'frame_too_large' : 'protocol', { code: err.code, details: err.message });
         } else {
           // A bug reached by what this stream sent: the stream ends, the node goes on (one
@@ -262,6 +333,8 @@ export class RaftStreamServer implements PeerConnectionSink {
       ended = true;
       clearTimeout(helloTimer);
       clearTimeout(idleTimer);
+      clearTimeout(frameTimer);
+      reader.discard();
       this.streams.delete(socket);
     });
   }

@@ -184,27 +184,105 @@ export interface Frame {
   readonly body: Buffer;
 }
 
+/** A frame refused because the bytes held by frames still arriving would pass their budget. */
+export class FrameBudgetExceeded extends RaftStreamProtocolError {
+  constructor(message: string) {
+    super(message, RefusalCode.RESOURCE_EXHAUSTED);
+    this.name = 'FrameBudgetExceeded';
+  }
+}
+
+/**
+ * The bytes that frames still arriving may hold, shared by every FrameReader of one server: a
+ * per-stream frame cap alone bounds each stream, not the streams together (every connection the
+ * port admits could hold a frame at the cap).
+ */
+export class FrameBudget {
+  /** Bytes allocated now for frames not yet complete, across the readers charging this budget. */
+  private heldBytes = 0;
+
+  constructor(
+    readonly limit: number,
+    /** What the limit is, for a refusal's details. */
+    readonly describe: string,
+  ) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`a frame budget must be a positive whole number of bytes, not ${limit}`);
+  }
+
+  get held(): number {
+    return this.heldBytes;
+  }
+
+  /** Takes `bytes` for a frame of `frameBytes`, or throws FrameBudgetExceeded (taking nothing). */
+  take(bytes: number, frameBytes: number): void {
+    if (this.heldBytes + bytes > this.limit) {
+      throw new FrameBudgetExceeded(
+        `a frame of ${frameBytes} bytes would take the bytes held by frames still arriving on this node's Raft streams past ${this.limit} (${this.describe}); ${this.heldBytes} are held now; retry later`,
+      );
+    }
+    this.heldBytes += bytes;
+  }
+
+  release(bytes: number): void {
+    this.heldBytes -= bytes;
+  }
+}
+
+/** Up to this length a frame still arriving gets its whole length at once; above it, it grows by doubling. */
+export const WHOLE_FRAME_BUFFER_BYTES = 64 * 1024;
+
+/** A frame whose length is known and whose bytes are still arriving, assembled in a buffer of its own. */
+interface FrameInProgress {
+  readonly type: FrameType;
+  /** The frame's bytes with its length prefix (4 + length). */
+  readonly total: number;
+  buffer: Buffer;
+  filled: number;
+}
+
 /**
  * Cuts a byte stream into frames, checking each length against the limit before any of its body is
- * held: at most one frame's worth of bytes (plus what arrived with it) is buffered, and twice that
- * for a moment while its chunks are joined. Optionally checks the magic first (the server side).
+ * held beyond the socket read it came in. A frame that is not complete in what has arrived is
+ * assembled in a buffer of its own from its header on, not kept as the chunks it came in (each a
+ * Buffer with its own overhead, so a sender trickling small reads would hold far more memory than
+ * bytes): its whole length at once up to WHOLE_FRAME_BUFFER_BYTES, grown by doubling above (never
+ * more than the frame's length, nor than twice what has arrived or WHOLE_FRAME_BUFFER_BYTES).
+ *
+ * A frame longer than WHOLE_FRAME_BUFFER_BYTES has each allocation charged to the budget, if one is
+ * given, before it is made, released when the frame is handed out or the reader discarded. A
+ * shorter one is not charged: a reader holds one frame at a time, so those are bounded by the
+ * port's connections (ozone.scm.peer.max.connections, 64 KiB each), and charging them let whoever
+ * fills the budget (anyone, in plaintext) have every member's frame refused that happened to span
+ * two reads, heartbeats and the appends of a steady load included, not only catch-up's large ones.
+ * A frame complete in one chunk is a view of it (it is handed out before the next read). Besides
+ * that buffer a reader holds fewer than 8 bytes (a frame's header or the magic in pieces) between
+ * reads. Optionally checks the magic first (the server side).
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private magicPending: boolean;
+  private inProgress: FrameInProgress | undefined;
+  /** Bytes this reader holds against the budget. */
+  private charged = 0;
 
   constructor(
     /** Largest frame length accepted now (it may change, e.g. once the HELLO is accepted). */
     public maxFrameBytes: number,
     expectMagic: boolean,
+    private readonly budget?: FrameBudget,
   ) {
     this.magicPending = expectMagic;
   }
 
-  /** Bytes held, waiting for the rest of their frame. */
+  /** Bytes held, waiting for the rest of their frame (the frame in progress's buffer counted by what it holds). */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.buffered + (this.inProgress?.filled ?? 0);
+  }
+
+  /** Bytes this reader holds against its budget now (the frame in progress's buffer). */
+  get chargedBytes(): number {
+    return this.charged;
   }
 
   /** Holds a chunk; next() then takes the frames it completes, one at a time. */
@@ -214,32 +292,107 @@ export class FrameReader {
     this.buffered += chunk.length;
   }
 
+  /** Drops what is held and returns its budget: the reader is done with (its connection ended). */
+  discard(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.inProgress = undefined;
+    this.charge(0, 0);
+  }
+
   /**
    * The next complete frame, or undefined until more bytes arrive. One at a time, so that a limit
    * raised after a frame (the HELLO accepted) applies to the frames that follow it in the same
-   * chunk. Throws RaftStreamProtocolError on the first violation; the reader must then be dropped
-   * with its connection.
+   * chunk. Throws RaftStreamProtocolError on the first violation (FrameBudgetExceeded when the
+   * budget cannot hold the frame's buffer); the reader must then be dropped with its connection
+   * (discard()).
    */
   next(): Frame | undefined {
-    if (this.magicPending) {
-      if (this.buffered === 0) return undefined;
-      this.checkMagicPrefix();
-      if (this.buffered < RAFT_STREAM_MAGIC.length) return undefined;
-      this.consume(RAFT_STREAM_MAGIC.length);
-      this.magicPending = false;
+    if (this.inProgress === undefined) {
+      if (this.magicPending) {
+        if (this.buffered === 0) return undefined;
+        this.checkMagicPrefix();
+        if (this.buffered < RAFT_STREAM_MAGIC.length) return this.keepTail();
+        this.consume(RAFT_STREAM_MAGIC.length);
+        this.magicPending = false;
+      }
+      if (this.buffered < 5) return this.keepTail();
+      const head = this.peek(5);
+      const length = head.readUInt32BE(0);
+      const type = head[4]!;
+      if (length < 1) throw new RaftStreamProtocolError('a frame of length 0 (it must hold at least its type)', RefusalCode.INVALID_ARGUMENT);
+      if (!FRAME_TYPES.has(type)) throw new RaftStreamProtocolError(`unknown frame type ${type}`, RefusalCode.INVALID_ARGUMENT);
+      if (length > this.maxFrameBytes) {
+        throw new RaftStreamProtocolError(`a frame of ${length} bytes, above the ${this.maxFrameBytes} this stream accepts now`, RefusalCode.RESOURCE_EXHAUSTED);
+      }
+      if (this.buffered >= 4 + length) {
+        const frame = this.consume(4 + length);
+        return { type: type as FrameType, body: frame.subarray(5) };
+      }
+      this.inProgress = { type: type as FrameType, total: 4 + length, buffer: Buffer.alloc(0), filled: 0 };
     }
-    if (this.buffered < 5) return undefined;
-    const head = this.peek(5);
-    const length = head.readUInt32BE(0);
-    const type = head[4]!;
-    if (length < 1) throw new RaftStreamProtocolError('a frame of length 0 (it must hold at least its type)', RefusalCode.INVALID_ARGUMENT);
-    if (!FRAME_TYPES.has(type)) throw new RaftStreamProtocolError(`unknown frame type ${type}`, RefusalCode.INVALID_ARGUMENT);
-    if (length > this.maxFrameBytes) {
-      throw new RaftStreamProtocolError(`a frame of ${length} bytes, above the ${this.maxFrameBytes} this stream accepts now`, RefusalCode.RESOURCE_EXHAUSTED);
+    const frame = this.inProgress;
+    const take = Math.min(this.buffered, frame.total - frame.filled);
+    if (take === 0) return undefined;
+    const needed = frame.filled + take;
+    if (needed > frame.buffer.length) {
+      const capacity = Math.min(frame.total, Math.max(needed, 2 * frame.buffer.length, WHOLE_FRAME_BUFFER_BYTES));
+      if (frame.total > WHOLE_FRAME_BUFFER_BYTES) this.charge(capacity, frame.total);
+      // Not from the shared pool: a slice of it would hold the pool's 8 KiB slab.
+      const grown = Buffer.allocUnsafeSlow(capacity);
+      frame.buffer.copy(grown, 0, 0, frame.filled);
+      frame.buffer = grown;
     }
-    if (this.buffered < 4 + length) return undefined;
-    const frame = this.consume(4 + length);
-    return { type: type as FrameType, body: frame.subarray(5) };
+    this.copyOut(frame.buffer, frame.filled, take);
+    frame.filled = needed;
+    if (frame.filled < frame.total) return undefined;
+    this.inProgress = undefined;
+    // Handed out: from here the bytes are the messages' (the Raft loop's), not a frame still arriving.
+    this.charge(0, 0);
+    return { type: frame.type, body: frame.buffer.subarray(5, frame.total) };
+  }
+
+  /**
+   * Copies the few bytes left over (part of a header or of the magic) out of the socket read they
+   * came in, which they would otherwise keep whole (up to 64 KiB) until the next read; undefined.
+   */
+  private keepTail(): undefined {
+    if (this.buffered > 0 && (this.chunks.length > 1 || this.chunks[0]!.buffer.byteLength > this.buffered)) {
+      const own = Buffer.allocUnsafeSlow(this.buffered);
+      this.copyOut(own, 0, this.buffered);
+      this.chunks = [own];
+      this.buffered = own.length;
+    }
+    return undefined;
+  }
+
+  /** Sets the bytes held against the budget to `bytes` (for a frame of `frameBytes`); throws FrameBudgetExceeded when more do not fit. */
+  private charge(bytes: number, frameBytes: number): void {
+    const more = bytes - this.charged;
+    if (this.budget !== undefined) {
+      if (more > 0) this.budget.take(more, frameBytes);
+      else if (more < 0) this.budget.release(-more);
+    }
+    this.charged = bytes;
+  }
+
+  /** Moves the first `n` buffered bytes (n <= buffered) into `target` at `at`. */
+  private copyOut(target: Buffer, at: number, n: number): void {
+    let left = n;
+    while (left > 0) {
+      const first = this.chunks[0]!;
+      if (first.length <= left) {
+        first.copy(target, at);
+        at += first.length;
+        left -= first.length;
+        this.chunks.shift();
+      } else {
+        first.copy(target, at, 0, left);
+        this.chunks[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.buffered -= n;
   }
 
   /** append(chunk), then every frame complete at the current limit (for a side whose limit never changes). */

@@ -42,7 +42,7 @@ import { ScmService, type ReplicationGateway } from './scm-service.js';
 import type { ClusterInfo, ScmNodeRole } from '../api/scm-api.js';
 import { NodeMetrics, type ClientRefusalReason, type PeerPort } from '../metrics/node-metrics.js';
 import { RaftEvents } from '../metrics/raft-events.js';
-import { startMetricsHttpServer, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
+import { startMetricsHttpServer, type HttpRefusal, type MetricsHttpServer, type NodeStatus } from '../metrics/http-server.js';
 import { assessReadiness } from '../metrics/readiness.js';
 import { instrumentGrpcService } from '../metrics/grpc-instrumentation.js';
 import { NotLeaderError } from '../errors.js';
@@ -625,7 +625,20 @@ export class ScmNode {
       http: 0,
       https: 0,
     };
-    const endpoints = { metrics: this.metrics, status: () => this.status(), readiness: () => assessReadiness(this.status()) };
+    const endpoints = {
+      metrics: this.metrics,
+      status: () => this.status(),
+      readiness: () => assessReadiness(this.status()),
+      onRefused: (refusal: HttpRefusal) => {
+        this.metrics.httpRefused(refusal.reason);
+        if (refusal.first) {
+          this.log.warn(
+            { event: 'http_connection_refused', reason: refusal.reason, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further ones are only counted (scm_http_refusals_total), or logged again in a minute if they go on`,
+          );
+        }
+      },
+    };
     const policy = config.security.httpPolicy;
     if (policy !== 'HTTPS_ONLY') {
       const http = await startMetricsHttpServer({ host: this.self.httpHost, port: this.self.httpPort, ...endpoints });

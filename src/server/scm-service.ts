@@ -127,9 +127,27 @@ function toApiError(error: { readonly code: string; readonly message: string }):
   }
 }
 
-function valueOf(outcome: CommandOutcome): Extract<CommandOutcome, { ok: true }>['value'] {
+type CommandValue = Extract<CommandOutcome, { ok: true }>['value'];
+
+/**
+ * The outcome's value, which a `method` call makes of `kind`. Another kind is the retry cache
+ * answering with the outcome of another call that had the same client and call id: a client that
+ * reused a call id. Ratis' retry cache answers such a call with that outcome too; here it is
+ * refused, naming the reuse. (A reuse by a call whose outcome is of the same kind, an
+ * UpdateContainerState with an AllocateContainer's ids, say, is still answered with the cached
+ * container, and a reuse of a call that failed with that call's error: the cache does not record
+ * which call made an outcome.)
+ */
+function valueOf<K extends CommandValue['kind']>(outcome: CommandOutcome, method: string, kind: K, header: MutationHeader): Extract<CommandValue, { kind: K }> {
   if (!outcome.ok) throw toApiError(outcome.error);
-  return outcome.value;
+  const value = outcome.value;
+  if (value.kind !== kind) {
+    throw new InvalidArgumentError(
+      'callId',
+      `call ${header.callId} of client ${header.clientId} already answered another call (its outcome is a ${value.kind}; ${method} makes a ${kind}): a retry repeats the same call, and a new call needs a new call id`,
+    );
+  }
+  return value as Extract<CommandValue, { kind: K }>;
 }
 
 export class ScmService implements ScmApi {
@@ -215,8 +233,10 @@ export class ScmService implements ScmApi {
           pipelineId,
         };
       }),
+      'AllocateContainer',
+      'container',
+      request,
     );
-    if (value.kind !== 'container') throw new Error(`allocateContainer returned a ${value.kind}`);
     return this.withPipeline(value.container);
   }
 
@@ -248,8 +268,10 @@ export class ScmService implements ScmApi {
           event: request.event,
         };
       }),
+      'UpdateContainerState',
+      'container',
+      request,
     );
-    if (value.kind !== 'container') throw new Error(`updateContainerState returned a ${value.kind}`);
     return toApiContainer(value.container);
   }
 
@@ -286,8 +308,10 @@ export class ScmService implements ScmApi {
           initialState: 'OPEN',
         };
       }),
+      'CreatePipeline',
+      'pipeline',
+      request,
     );
-    if (value.kind !== 'pipeline') throw new Error(`createPipeline returned a ${value.kind}`);
     return toApiPipeline(value.pipeline);
   }
 
@@ -310,8 +334,10 @@ export class ScmService implements ScmApi {
         this.pipelineOf(request.pipelineId);
         return { type: 'closePipeline', clientId: request.clientId, callId: request.callId, timestamp, pipelineId: request.pipelineId };
       }),
+      'ClosePipeline',
+      'pipeline',
+      request,
     );
-    if (value.kind !== 'pipeline') throw new Error(`closePipeline returned a ${value.kind}`);
     return toApiPipeline(value.pipeline);
   }
 
@@ -327,8 +353,10 @@ export class ScmService implements ScmApi {
         ipAddress: request.datanode.ipAddress,
         ports: request.datanode.ports,
       })),
+      'RegisterDatanode',
+      'datanode',
+      request,
     );
-    if (value.kind !== 'datanode') throw new Error(`registerDatanode returned a ${value.kind}`);
     return toApiDatanode(value.datanode);
   }
 

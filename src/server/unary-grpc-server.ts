@@ -837,9 +837,19 @@ class ServerUnaryCall implements UnaryCall {
     if (readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS) {
       this.readTimer = setTimeout(() => this.readTimedOut(), readTimeoutMs);
     }
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    const onData = (chunk: Buffer): void => this.onData(chunk);
+    stream.on('data', onData);
     stream.once('end', () => this.onEnd());
-    stream.once('close', () => this.cancel());
+    stream.once('close', () => {
+      this.cancel();
+      // A closed stream's object lives on until V8's next full collection (node:http2 frees its
+      // native side only then), and whatever it still reaches survives every scavenge meanwhile
+      // and is promoted to the old generation. Through this listener that was the whole call: its
+      // request, its handler's cancel listeners and what they hold. (A stream closed before its
+      // request ended keeps its 'end' listener, and so the call, but such a call holds nothing:
+      // cancel() released its bytes and no handler ran.)
+      stream.off('data', onData);
+    });
   }
 
   getPeer(): string {

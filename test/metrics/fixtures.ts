@@ -49,6 +49,7 @@ export const REQUIRED_METRIC_NAMES = [
   'scm_consistency_mismatch',
   'scm_raft_removed',
   'scm_client_refusals_total',
+  'scm_http_refusals_total',
 ] as const;
 
 /** A NodeMetrics whose warnings are collected instead of printed. */

@@ -345,3 +345,21 @@ test('a peer that accepts the stream and then refuses each batch is connected to
     await b.close();
   }
 });
+
+test('refusals whose details change from one to the next (a full frame budget names the bytes it holds) are reported once a minute per code, not once each', async () => {
+  let refusals = 0;
+  const b = await serve({ clusterId: 'C', onMessages: () => `batch ${++refusals} refused` });
+  const warnings: string[] = [];
+  const a = new PeerTransport({ ...LINK, selfId: 'a', clusterId: 'C', initialBackoffMs: 10, maxBackoffMs: 20, onWarning: (w) => warnings.push(w) });
+  const heartbeat = setInterval(() => a.send('b', Buffer.from('hb')), 10);
+  try {
+    a.setPeers(new Map([['b', `127.0.0.1:${b.port}`]]));
+    for (let i = 0; i < 500 && refusals < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(refusals >= 4, `${refusals} refusals`);
+    assert.deepEqual(warnings, [`peer b at 127.0.0.1:${b.port} refused our Raft stream (INVALID_ARGUMENT): batch 1 refused`]);
+  } finally {
+    clearInterval(heartbeat);
+    a.close();
+    await b.close();
+  }
+});

@@ -1,15 +1,16 @@
 // The Raft port's checks before the Raft loop (src/server/raft-inbound.ts), on a real RaftNode: each
-// kind of bad message is dropped, counted by reason and logged once per peer and reason.
+// kind of bad message is dropped, counted by reason and logged once per peer and reason, with what
+// is remembered and logged bounded however many senders a flood invents.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from '../../src/raft/index.js';
 import type { RaftDropReason } from '../../src/metrics/node-metrics.js';
 import { encodeRaftMessage } from '../../src/server/raft-codec.js';
-import { RaftInbound } from '../../src/server/raft-inbound.js';
+import { DROP_REPORT_INTERVAL_MS, DROP_REPORTS_PER_INTERVAL, DROP_WARNED_MAX, RaftInbound } from '../../src/server/raft-inbound.js';
 import { TestCluster, membership } from '../raft/cluster.js';
 import { memberIds } from '../../src/raft/index.js';
 
-function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false) {
+function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false, now?: () => number) {
   const c = new TestCluster(['a', 'b', 'c']);
   c.elect('a');
   const b = c.node('b');
@@ -32,6 +33,7 @@ function setup(configuredPeers: string[] = ['a', 'c'], authenticated = false) {
     dropped: (reason) => dropped.push(reason),
     warn: (_fields, message) => warnings.push(message),
     ...(authenticated ? { authenticatedSenders: (peer: string, detail: string) => `Raft stream of node ${peer} refused: ${detail}` } : {}),
+    ...(now !== undefined ? { now } : {}),
   });
   return { c, b, inbound, dropped, warnings, accepted };
 }
@@ -85,6 +87,39 @@ test('each peer and reason is logged once, and counted every time', () => {
   assert.equal(dropped.length, 6);
   assert.equal(warnings.length, 2);
   assert.match(warnings[0] ?? '', /dropped a Raft message from zz \(non_member\)/);
+});
+
+test('a flood of invented senders: every drop counted, the pairs remembered and the lines logged bounded, the first drop of each reason still logged', () => {
+  let clock = 1_000_000;
+  const { inbound, dropped, warnings } = setup(['a', 'c'], false, () => clock);
+  // What a plaintext HELLO may claim: a new 256-byte sender per stream (the tester's flood).
+  const sender = (i: number): string => `x${i}-`.padEnd(256, 'A');
+  const flood = 10_000;
+  for (let i = 0; i < flood; i++) inbound.receive(sender(i), [encodeRaftMessage(heartbeat(sender(i), 'b', 99))]);
+  assert.equal(dropped.length, flood, 'every drop counted');
+  assert.ok(dropped.every((r) => r === 'non_member'));
+  assert.equal(warnings.length, DROP_REPORTS_PER_INTERVAL, 'the lines of one reason in one window');
+  assert.match(warnings[0] ?? '', new RegExp(`dropped a Raft message from ${sender(0)} \\(non_member\\)`));
+  assert.ok(inbound.warnedPairs <= DROP_WARNED_MAX, `${inbound.warnedPairs} pairs remembered`);
+
+  // Another reason has its own lines: a member's misaddressed message is still named at once.
+  inbound.receive('a', [encodeRaftMessage(heartbeat('a', 'c', 1))]);
+  assert.equal(warnings.length, DROP_REPORTS_PER_INTERVAL + 1);
+  assert.match(warnings.at(-1) ?? '', /from a \(misaddressed\)/);
+
+  // A window later the next line says how many went unlogged meanwhile.
+  clock += DROP_REPORT_INTERVAL_MS;
+  inbound.receive('late', [encodeRaftMessage(heartbeat('late', 'b', 99))]);
+  assert.match(warnings.at(-1) ?? '', new RegExp(`from late \\(non_member\\).*; ${flood - DROP_REPORTS_PER_INTERVAL} more non_member drop\\(s\\) .* went unlogged`));
+
+  // Windows go by under the flood: the pairs remembered stay bounded, the lines at the limit per window.
+  for (let window = 0; window < 20; window++) {
+    clock += DROP_REPORT_INTERVAL_MS;
+    for (let i = 0; i < 100; i++) inbound.receive(sender(flood + window * 100 + i), [encodeRaftMessage(heartbeat(sender(flood + window * 100 + i), 'b', 99))]);
+    assert.ok(inbound.warnedPairs <= DROP_WARNED_MAX, `${inbound.warnedPairs} pairs remembered after window ${window}`);
+  }
+  assert.equal(warnings.length, DROP_REPORTS_PER_INTERVAL + 2 + 20 * DROP_REPORTS_PER_INTERVAL);
+  assert.equal(dropped.length, flood + 2 + 20 * 100, 'every drop counted');
 });
 
 test('on authenticated (TLS) streams a message naming another sender ends the stream with PERMISSION_DENIED', () => {

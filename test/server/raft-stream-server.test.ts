@@ -10,8 +10,9 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLocalCertificates } from '../../src/cli/local-certificates.js';
-import { RaftStreamServer, type RaftStreamServerOptions, type StreamConnection } from '../../src/server/raft-stream-server.js';
-import { DEFAULT_RAFT_FRAME_BYTES } from '../../src/server/raft-message-sizes.js';
+import { FRAME_BUDGET_FRAMES, RaftStreamServer, type RaftStreamServerOptions, type StreamConnection } from '../../src/server/raft-stream-server.js';
+import { DEFAULT_RAFT_FRAME_BYTES, raftMessageSizes } from '../../src/server/raft-message-sizes.js';
+import { encodeRaftMessage } from '../../src/server/raft-codec.js';
 import {
   decodeRefusal,
   emptyFrame,
@@ -29,7 +30,7 @@ import {
 import type { RaftStreamRefusalReason } from '../../src/metrics/node-metrics.js';
 
 const CLUSTER = 'CID-cluster-a';
-const TIMING = { helloTimeoutMs: 300, idleMs: 600 };
+const TIMING = { helloTimeoutMs: 300, idleMs: 600, frameMs: 60_000 };
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** The opening of a stream of this cluster from scm2. */
 const opening = encodeOpening(CLUSTER, 'scm2');
@@ -63,6 +64,8 @@ interface Started {
   /** Every onMessages call: the sender and the messages as text. */
   readonly received: Array<[string, string[]]>;
   readonly refused: Array<[RaftStreamRefusalReason, string, string]>;
+  /** The bytes frames still arriving held across the streams as each refusal was reported. */
+  readonly heldAtRefusal: number[];
   /** The sizes of the chunks each connection's socket read, in order. */
   readonly chunks: number[];
   close(): Promise<void>;
@@ -73,13 +76,17 @@ async function start(
 ): Promise<Started> {
   const received: Array<[string, string[]]> = [];
   const refused: Array<[RaftStreamRefusalReason, string, string]> = [];
+  const heldAtRefusal: number[] = [];
   const chunks: number[] = [];
   const { onMessages, ...rest } = options;
-  const server = new RaftStreamServer({
+  const server: RaftStreamServer = new RaftStreamServer({
     clusterId: CLUSTER,
     timing: TIMING,
     maxMessageBytes: DEFAULT_RAFT_FRAME_BYTES,
-    onRefused: (reason, peer, details) => refused.push([reason, peer, details]),
+    onRefused: (reason, peer, details) => {
+      refused.push([reason, peer, details]);
+      heldAtRefusal.push(server.frameBytesHeld);
+    },
     ...rest,
     onMessages: (from, batch) => {
       const texts = batch.map((m) => Buffer.from(m).toString());
@@ -101,6 +108,7 @@ async function start(
     port,
     received,
     refused,
+    heldAtRefusal,
     chunks,
     close: async () => {
       server.forceShutdown();
@@ -662,5 +670,219 @@ test('under TLS: a failed handshake is reported, and one that has not finished b
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** The bytes every connection's socket has read so far, together. */
+const readBytes = (s: Started): number => s.chunks.reduce((a, b) => a + b, 0);
+
+/** Opens an accepted stream from `from` (its PONG back). */
+async function acceptedStream(s: Started, from: string): Promise<Client> {
+  const c = await client(s.port);
+  c.write(Buffer.concat([encodeOpening(CLUSTER, from), ping()]));
+  await until(`${from}'s PONG`, 2_000, () => pongs(c) === 1);
+  return c;
+}
+
+test('frames still arriving on all the streams hold at most the budget: the stream whose frame would pass it is refused (frame_budget); the bytes come back when a frame completes, a stream is refused or closes', { timeout: 20_000 }, async () => {
+  // A cap of 256 KiB: a frame over 64 KiB held with all but its last bytes sent has grown to its
+  // whole length, so each one held is charged exactly that.
+  const maxMessageBytes = 256 * 1024;
+  // Streams holding a frame stay past the test's steps.
+  const s = await start({ maxMessageBytes, timing: { ...TIMING, idleMs: 10_000 } });
+  try {
+    const budget = s.server.frameBudgetBytes;
+    assert.equal(budget, FRAME_BUDGET_FRAMES * maxMessageBytes);
+    // Frames of 80 % of the cap, each held with all but its last 10 bytes sent: as many as fit.
+    const full = messages('m'.repeat(Math.floor(0.8 * maxMessageBytes) - 9));
+    const fit = Math.floor(budget / full.length);
+    assert.ok(fit >= 2 && fit < 8, `${fit} frames fit`);
+    const holders: Client[] = [];
+    for (let i = 0; i < fit; i++) {
+      const c = await acceptedStream(s, `holder${i}`);
+      c.write(full.subarray(0, full.length - 10));
+      await until(`holder${i}'s frame to be held`, 2_000, () => s.server.frameBytesHeld === (i + 1) * full.length);
+      holders.push(c);
+    }
+    // One more: its frame would take the bytes held past the budget.
+    const over = await acceptedStream(s, 'over');
+    over.write(full.subarray(0, full.length - 10));
+    const refusal = await refusalOf(over, RefusalCode.RESOURCE_EXHAUSTED, new RegExp(`a frame of ${full.length} bytes would take the bytes held by frames still arriving .* past ${budget} \\(${FRAME_BUDGET_FRAMES} times the largest frame a stream may send\\); \\d+ are held now`));
+    assert.deepEqual(s.refused, [['frame_budget', 'over', refusal.details]]);
+    // Returned as the stream is refused, not once its socket has closed.
+    assert.deepEqual(s.heldAtRefusal, [fit * full.length]);
+    assert.equal(s.server.frameBytesHeld, fit * full.length, 'the refused frame holds nothing');
+    assert.ok(holders.every((c) => !c.closed()), 'the streams holding frames go on');
+
+    // While the budget refuses frames like these, a member's frame of up to 64 KiB that spans reads
+    // still arrives, and holds nothing against it (raft-stream-wire.test.ts: such frames are not charged).
+    const member = await acceptedStream(s, 'member');
+    const small = messages('s'.repeat(20_000));
+    member.write(small.subarray(0, 1_000));
+    await sleep(20);
+    member.write(small.subarray(1_000));
+    await until('the member\'s batch', 2_000, () => s.received.some(([from]) => from === 'member'));
+    assert.equal(s.server.frameBytesHeld, fit * full.length);
+
+    // A frame completed: delivered, its bytes returned, and the room taken by another stream.
+    holders[0]!.write(full.subarray(full.length - 10));
+    await until('the completed batch', 2_000, () => s.received.length === 2);
+    assert.equal(s.received[1]![1][0]!.length, full.length - 9);
+    assert.equal(s.server.frameBytesHeld, (fit - 1) * full.length);
+    const again = await acceptedStream(s, 'over');
+    again.write(full.subarray(0, full.length - 10));
+    await until('its frame to be held', 2_000, () => s.server.frameBytesHeld === fit * full.length);
+
+    // A stream closed mid-frame: its bytes returned.
+    holders[1]!.socket.destroy();
+    await until('the closed stream\'s bytes to be returned', 2_000, () => s.server.frameBytesHeld === (fit - 1) * full.length);
+    // A stream refused (a frame over the cap after the one it completes): nothing left held for it.
+    again.write(Buffer.concat([full.subarray(full.length - 10), header(maxMessageBytes + 1, FrameType.Messages)]));
+    await until('the refusal', 2_000, () => again.closed());
+    assert.equal(s.refused.at(-1)![0], 'frame_too_large');
+    assert.equal(s.server.frameBytesHeld, (fit - 2) * full.length);
+  } finally {
+    await s.close();
+  }
+  await until('nothing held once every stream is closed', 2_000, () => s.server.frameBytesHeld === 0);
+});
+
+test('a frame above 64 KiB grows by doubling as it arrives; one whose growth would pass the budget is refused part-way, and what it held comes back', { timeout: 20_000 }, async () => {
+  const maxMessageBytes = 256 * 1024;
+  const s = await start({ maxMessageBytes, timing: { ...TIMING, idleMs: 10_000 } });
+  try {
+    const budget = s.server.frameBudgetBytes;
+    const cap = messages('c'.repeat(maxMessageBytes - 5));
+    assert.equal(cap.length, maxMessageBytes + 4);
+    // Two frames of the cap held, all but their last 2 bytes: each charged its length.
+    for (const from of ['a', 'b']) {
+      const c = await acceptedStream(s, from);
+      const held = s.server.frameBytesHeld;
+      const before = readBytes(s);
+      c.write(cap.subarray(0, cap.length - 2));
+      await until(`${from}'s frame to be read`, 2_000, () => readBytes(s) === before + cap.length - 2);
+      assert.equal(s.server.frameBytesHeld - held, cap.length);
+    }
+    const heldByTwo = s.server.frameBytesHeld;
+    assert.ok(budget - heldByTwo < cap.length, 'a third frame of the cap cannot fit whole');
+    // A third, sent 10 KB at a time: charged as its buffer grows (never more than twice what
+    // arrived, or 64 KiB), refused when the next growth would pass the budget.
+    const third = await acceptedStream(s, 'third');
+    const charges: number[] = [];
+    let sent = 0;
+    for (; sent < cap.length - 10 && !third.closed(); sent += 10_000) {
+      const before = readBytes(s);
+      third.write(cap.subarray(sent, Math.min(sent + 10_000, cap.length - 10)));
+      await until('the piece to be read', 2_000, () => readBytes(s) > before || third.closed());
+      await sleep(5);
+      const charged = s.server.frameBytesHeld - heldByTwo;
+      if (third.closed()) break;
+      charges.push(charged);
+      assert.ok(charged <= Math.max(2 * (sent + 10_000), 64 * 1024) && s.server.frameBytesHeld <= budget, `${charged} charged after ${sent + 10_000} bytes sent`);
+    }
+    await refusalOf(third, RefusalCode.RESOURCE_EXHAUSTED, new RegExp(`a frame of ${cap.length} bytes would take .* past ${budget}`));
+    assert.ok(charges.some((c) => c > 64 * 1024), `the third frame held ${Math.max(...charges)} bytes before its refusal`);
+    assert.equal(s.server.frameBytesHeld, heldByTwo, 'the refused frame\'s bytes came back');
+    assert.deepEqual(s.refused.map(([reason, peer]) => [reason, peer]), [['frame_budget', 'third']]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a frame not whole within frameMs of its first byte is refused (frame_timeout) though bytes keep coming, and its bytes come back', { timeout: 20_000 }, async () => {
+  const frameMs = 500;
+  const s = await start({ maxMessageBytes: 1024 * 1024, timing: { ...TIMING, frameMs } });
+  try {
+    const full = messages('x'.repeat(200_000));
+    // A frame sent in pieces well within the deadline is taken.
+    const quick = await acceptedStream(s, 'quick');
+    for (let at = 0; at < full.length; at += 50_000) {
+      quick.write(full.subarray(at, at + 50_000));
+      await sleep(frameMs / 10);
+    }
+    await until('the batch sent in pieces', 2_000, () => s.received.length === 1);
+    // One whose last bytes trickle, a byte every 100 ms (each refreshing the idle timer of 600 ms).
+    const slow = await acceptedStream(s, 'slow');
+    const started = Date.now();
+    slow.write(full.subarray(0, full.length - 20));
+    await until('its frame to be held', 2_000, () => s.server.frameBytesHeld > 0);
+    let at = full.length - 20;
+    const trickle = setInterval(() => slow.write(full.subarray(at, ++at)), 100);
+    try {
+      await refusalOf(slow, RefusalCode.UNAVAILABLE, new RegExp(`a frame not received whole within ${frameMs} ms of its first byte`));
+    } finally {
+      clearInterval(trickle);
+    }
+    const took = Date.now() - started;
+    assert.ok(took >= frameMs - 20 && took < TIMING.idleMs + frameMs, `refused ${took} ms after its first byte`);
+    assert.deepEqual(s.refused.map(([reason, peer]) => [reason, peer]), [['frame_timeout', 'slow']]);
+    assert.equal(s.server.frameBytesHeld, 0);
+    assert.equal(s.received.length, 1);
+    assert.equal(quick.closed(), false);
+  } finally {
+    await s.close();
+  }
+});
+
+test('the largest frames members send flow with the budget: four streams each holding one at once all deliver, and a frame of the whole cap alone', { timeout: 30_000 }, async () => {
+  const sizes = raftMessageSizes(256 * 1024);
+  const s = await start({ maxMessageBytes: sizes.frameBytes });
+  try {
+    // The largest frame a link writes (peer-transport.ts): a batch of batchBytes in the smallest
+    // Raft messages (10 bytes: a heartbeat response between one-letter ids), each with its length.
+    const smallest = encodeRaftMessage({ type: 'heartbeat-response', from: 'a', to: 'b', term: 1, readRound: 0, sentTick: 0 });
+    assert.equal(smallest.length, 10);
+    const batch = encodeMessages(Array.from({ length: Math.floor(sizes.batchBytes / smallest.length) }, () => smallest));
+    assert.ok(batch.length > 0.69 * sizes.frameBytes && batch.length <= sizes.frameBytes, `a frame of ${batch.length} bytes`);
+    const senders = ['scm2', 'scm3', 'scm4', 'scm5'];
+    const streams = await Promise.all(senders.map((from) => acceptedStream(s, from)));
+    const before = readBytes(s);
+    for (const c of streams) c.write(batch.subarray(0, batch.length - 10));
+    let peak = 0;
+    await until('every frame but its last bytes to be read', 10_000, () => {
+      peak = Math.max(peak, s.server.frameBytesHeld);
+      return readBytes(s) === before + streams.length * (batch.length - 10);
+    });
+    assert.ok(s.server.frameBytesHeld >= streams.length * (batch.length - 10), `${s.server.frameBytesHeld} bytes held for ${streams.length} frames in progress`);
+    assert.ok(peak <= s.server.frameBudgetBytes);
+    for (const c of streams) c.write(batch.subarray(batch.length - 10));
+    await until('every batch', 10_000, () => s.received.length === streams.length || s.refused.length > 0);
+    assert.deepEqual(s.refused, []);
+    assert.deepEqual(s.received.map(([from, texts]) => [from, texts.length]).sort(), senders.map((from) => [from, Math.floor(sizes.batchBytes / smallest.length)]));
+    assert.equal(s.server.frameBytesHeld, 0);
+    // A frame of the whole cap, in pieces.
+    const whole = encodeMessages([Buffer.alloc(sizes.frameBytes - 5, 0x62)]);
+    for (let at = 0; at < whole.length; at += 10_000) streams[0]!.write(whole.subarray(at, at + 10_000));
+    await until('the frame of the cap', 10_000, () => s.received.length === streams.length + 1 || s.refused.length > 0);
+    assert.deepEqual(s.refused, []);
+    assert.equal(s.server.frameBytesHeld, 0);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a stream whose every read completes one frame and begins the next is never late: each frame\'s deadline runs from its own first byte', { timeout: 20_000 }, async () => {
+  // The replication of a steady load: frames back to back, each read straddling two of them.
+  const frameMs = 300;
+  const s = await start({ maxMessageBytes: 1024 * 1024, timing: { ...TIMING, frameMs } });
+  try {
+    const frame = messages('y'.repeat(2_000));
+    const c = await acceptedStream(s, 'member');
+    const frames = 20;
+    const stream = Buffer.concat(Array.from({ length: frames }, () => frame));
+    // Every write ends half-way into the next frame; 60 ms apart, 1.2 s in all: four deadlines.
+    const half = Math.floor(frame.length / 2);
+    let at = 0;
+    for (let k = 0; k < frames; k++) {
+      const end = k === frames - 1 ? stream.length : (k + 1) * frame.length + half;
+      c.write(stream.subarray(at, end));
+      at = end;
+      await sleep(60);
+    }
+    await until('every batch', 3_000, () => s.received.length === frames);
+    assert.deepEqual(s.refused, []);
+    assert.ok(!c.closed());
+  } finally {
+    await s.close();
   }
 });

@@ -12,6 +12,9 @@ import {
   encodeMessages,
   encodeOpening,
   encodeRefusal,
+  FrameBudget,
+  FrameBudgetExceeded,
+  WHOLE_FRAME_BUFFER_BYTES,
   FrameReader,
   FrameType,
   MAX_CONTROL_FRAME_BYTES,
@@ -354,4 +357,87 @@ test('over-long REFUSAL details are cut to fit a control frame, never inside a c
       assert.ok(Buffer.byteLength(decoded.details) > MAX_CONTROL_FRAME_BYTES - 64, `${what}: ${Buffer.byteLength(decoded.details)} bytes kept`);
     }
   }
+});
+
+test('a frame still arriving is assembled in a buffer of its own; one over 64 KiB is charged to the budget as allocated (by doubling), and returned when it completes or the reader is discarded; a shorter one is not charged', () => {
+  const budget = new FrameBudget(1024 * 1024, 'a test budget');
+  const small = encodeMessages([Buffer.alloc(30_000, 1)]);
+  assert.ok(small.length <= WHOLE_FRAME_BUFFER_BYTES);
+  const a = new FrameReader(1024 * 1024, false, budget);
+  // Byte by byte from its header: assembled whole, never charged.
+  for (let i = 0; i < small.length - 1; i++) assert.deepEqual(a.push(small.subarray(i, i + 1)), []);
+  assert.equal(a.bufferedBytes, small.length - 1);
+  assert.equal(a.chargedBytes, 0);
+  assert.equal(budget.held, 0);
+  const [whole] = a.push(small.subarray(small.length - 1));
+  assert.ok(whole !== undefined && whole.body.equals(small.subarray(5)));
+
+  // Above 64 KiB: charged, never more than the frame's length, nor than twice what arrived (or 64 KiB).
+  const large = encodeMessages([Buffer.alloc(1_000_000, 2)]);
+  const b = new FrameReader(1024 * 1024, false, budget);
+  for (let at = 0; at < large.length - 1000; at += 1000) {
+    assert.deepEqual(b.push(large.subarray(at, at + 1000)), []);
+    const arrived = at + 1000;
+    assert.ok(b.chargedBytes >= arrived && b.chargedBytes <= Math.min(large.length, Math.max(2 * arrived, WHOLE_FRAME_BUFFER_BYTES)), `${b.chargedBytes} charged with ${arrived} bytes arrived`);
+    assert.equal(budget.held, b.chargedBytes);
+  }
+  b.discard();
+  assert.equal(budget.held, 0, 'returned when the reader is discarded');
+  assert.equal(b.bufferedBytes, 0);
+  // Completed: returned once the frame is handed out.
+  const c = new FrameReader(1024 * 1024, false, budget);
+  assert.deepEqual(c.push(large.subarray(0, 100_000)), []);
+  assert.ok(budget.held > 0);
+  const [out] = c.push(large.subarray(100_000));
+  assert.ok(out !== undefined && out.body.equals(large.subarray(5)));
+  assert.equal(budget.held, 0, 'returned once the frame is handed out');
+});
+
+test('readers share a budget: a frame over 64 KiB whose buffer would pass it is refused (FrameBudgetExceeded, RESOURCE_EXHAUSTED), taking nothing; one that fills it to its last byte is not; a frame of up to 64 KiB still arrives', () => {
+  const frame = encodeMessages([Buffer.alloc(100_000, 1)]);
+  // Room for two first allocations (64 KiB each) of frames over 64 KiB, and then exactly for one
+  // of them to grow to its whole length.
+  const budget = new FrameBudget(frame.length + WHOLE_FRAME_BUFFER_BYTES, 'the test budget');
+  const a = new FrameReader(200_000, false, budget);
+  const b = new FrameReader(200_000, false, budget);
+  const c = new FrameReader(200_000, false, budget);
+  a.push(frame.subarray(0, 100));
+  b.push(frame.subarray(0, 100));
+  assert.equal(budget.held, 2 * WHOLE_FRAME_BUFFER_BYTES);
+  assert.throws(
+    () => c.push(frame.subarray(0, 5)),
+    (err: unknown) =>
+      err instanceof FrameBudgetExceeded &&
+      err.code === RefusalCode.RESOURCE_EXHAUSTED &&
+      err.message === `a frame of ${frame.length} bytes would take the bytes held by frames still arriving on this node's Raft streams past ${budget.limit} (the test budget); ${2 * WHOLE_FRAME_BUFFER_BYTES} are held now; retry later`,
+  );
+  assert.equal(budget.held, 2 * WHOLE_FRAME_BUFFER_BYTES, 'the refused frame took nothing');
+  assert.equal(c.chargedBytes, 0);
+  // A frame of up to 64 KiB is not charged: it still arrives, in pieces, with no room left.
+  const small = encodeMessages([Buffer.alloc(20_000, 3)]);
+  const d = new FrameReader(200_000, false, budget);
+  assert.deepEqual(d.push(small.subarray(0, 7)), []);
+  assert.equal(d.push(small.subarray(7)).length, 1);
+  // a's frame grows to its whole length, taking the budget to its last byte, and completes.
+  assert.deepEqual(a.push(frame.subarray(100, frame.length - 1)), []);
+  assert.equal(budget.held, budget.limit, 'filled to its last byte');
+  assert.equal(a.push(frame.subarray(frame.length - 1)).length, 1);
+  assert.equal(budget.held, WHOLE_FRAME_BUFFER_BYTES, 'a\'s bytes returned');
+  const e = new FrameReader(200_000, false, budget);
+  e.push(frame.subarray(0, 6));
+  assert.equal(budget.held, 2 * WHOLE_FRAME_BUFFER_BYTES);
+});
+
+test('what a reader keeps between reads is its own copy, not a view of the socket read it came in', () => {
+  // A frame in progress, and the few bytes of a header left over after a complete frame.
+  const first = encodeMessages([Buffer.from('first')]);
+  const second = encodeMessages([Buffer.from('second message')]);
+  const read1 = Buffer.concat([first, second.subarray(0, 3)]);
+  const reader = new FrameReader(1024, false, new FrameBudget(4096, 'b'));
+  assert.deepEqual(reader.push(read1).map((f) => Buffer.from(f.body).toString('latin1', 4)), ['first']);
+  read1.fill(0xee); // a socket read's memory, reused or not, is not the reader's
+  const read2 = Buffer.from(second.subarray(3, 10));
+  assert.deepEqual(reader.push(read2), []);
+  read2.fill(0xee);
+  assert.deepEqual(reader.push(Buffer.from(second.subarray(10))).map((f) => Buffer.from(f.body).toString('latin1', 4)), ['second message']);
 });

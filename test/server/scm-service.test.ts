@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ScmService, type ReplicationGateway } from '../../src/server/scm-service.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
-import { NotFoundError } from '../../src/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../src/errors.js';
 import type { LogEntry } from '../../src/log-entry.js';
 import { basicSetup, EntryFactory, withTempDir } from '../statemachine/helpers.js';
 
@@ -61,6 +61,35 @@ test('a refusal from a leader that had not applied its predecessor\'s entries is
       // A call the state allows at once takes no barrier.
       await service.updateContainerState({ clientId: 'c', callId: 3, containerId: 1, event: 'CLOSE' });
       assert.equal(barriers(), 2);
+    } finally {
+      await sm.close();
+    }
+  });
+});
+
+test('a call id reused for a call of another kind is refused, naming the reuse, and changes nothing; a retry of the same call gets its answer', async () => {
+  await withTempDir(async (dir) => {
+    const sm = await ScmStateMachine.open(join(dir, 'scm.db'));
+    try {
+      const f = new EntryFactory();
+      await sm.applyBatch(basicSetup(f));
+      const { gateway } = gatewayFor(sm, f, []);
+      const service = new ScmService(() => sm, gateway);
+      const first = await service.allocateContainer({ clientId: 'reuser', callId: 7, replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'first' });
+      const pipelines = sm.listPipelines().length;
+      const containers = sm.listContainers(0, 1_000).length;
+      // The same call again: the retry cache's answer.
+      assert.deepEqual(await service.allocateContainer({ clientId: 'reuser', callId: 7, replicationType: 'RATIS', replicationFactor: 'THREE', owner: 'first' }), first);
+      // Another kind of call with those ids: refused, not answered with the container.
+      await assert.rejects(
+        service.closePipeline({ clientId: 'reuser', callId: 7, pipelineId: first.pipeline.id }),
+        (err: Error) =>
+          err instanceof InvalidArgumentError &&
+          err.message === 'callId: call 7 of client reuser already answered another call (its outcome is a container; ClosePipeline makes a pipeline): a retry repeats the same call, and a new call needs a new call id',
+      );
+      assert.equal(sm.getPipeline(first.pipeline.id)?.state, 'OPEN', 'the pipeline was not closed');
+      assert.equal(sm.listPipelines().length, pipelines);
+      assert.equal(sm.listContainers(0, 1_000).length, containers);
     } finally {
       await sm.close();
     }

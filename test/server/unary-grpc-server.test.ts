@@ -6,6 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { connect as netConnect } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -1339,4 +1341,68 @@ test('the connection limit is 0 (none) or a whole number of connections', () => 
     assert.throws(() => new UnaryGrpcServer({ maxConnections: bad }), new RegExp(`^Error: the connection limit must be 0 \\(none\\) or a whole number of connections, not ${String(bad)}$`));
   }
   assert.doesNotThrow(() => new UnaryGrpcServer({ maxConnections: 0 }));
+});
+
+/** V8's full collection, for a test that must see what is unreachable go. */
+function fullGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+test('a closed stream lets go of its call: what an answered or a cancelled call held can be collected while node:http2 still holds the stream', { timeout: 10_000 }, async (t) => {
+  // node:http2 keeps a closed stream's object until V8's next full collection. Whatever the stream
+  // still reaches survives every scavenge until then and is promoted to the old generation: under
+  // load that was every call's request, its handler's cancel listeners and what they hold
+  // (bench/results/2026-12-05-load-notes-round11.md). The test holds the streams as node:http2
+  // does, and collects.
+  const gc = fullGc();
+  const server = new UnaryGrpcServer({});
+  const streams: http2.ServerHttp2Stream[] = [];
+  const held: Array<{ what: string; ref: WeakRef<object> }> = [];
+  const remember = (name: string, call: UnaryCall<Buffer>): void => {
+    // The call's private field: the stream node:http2 would keep.
+    streams.push((call as unknown as { stream: http2.ServerHttp2Stream }).stream);
+    held.push({ what: `${name}'s request`, ref: new WeakRef(call.request) });
+    const payload = { bytes: Buffer.alloc(1024) };
+    held.push({ what: `what ${name}'s cancel listener holds`, ref: new WeakRef(payload) });
+    call.once('cancelled', () => void payload.bytes.length);
+  };
+  server.addService(
+    { Keep: method('Keep'), Hang: method('Hang') },
+    {
+      Keep: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+        remember('Keep', call);
+        answer(null, Buffer.from('ok'));
+      },
+      // Never answered: the client gives up on it.
+      Hang: (call: UnaryCall<Buffer>) => remember('Hang', call),
+    },
+  );
+  const port = await server.listen('127.0.0.1', 0);
+  t.after(() => server.forceShutdown());
+
+  const answered = await raw(port, grpcHeaders('/test.Svc/Keep'), frame(Buffer.from('abc')));
+  assert.equal(statusOf(answered), grpc.status.OK);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  const hanging = session.request(grpcHeaders('/test.Svc/Hang'));
+  hanging.on('error', () => {});
+  hanging.end(frame(Buffer.from('def')));
+  await until(() => streams.length === 2);
+  hanging.close(http2.constants.NGHTTP2_CANCEL);
+  await until(() => streams.every((s) => s.closed));
+  assert.deepEqual(streams.map((s) => s.closed), [true, true]);
+
+  for (let i = 0; i < 2; i++) {
+    // A WeakRef holds its target until the job that made or read it ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  assert.deepEqual(
+    held.filter((h) => h.ref.deref() !== undefined).map((h) => h.what),
+    [],
+    'a closed stream still reaches these',
+  );
+  assert.equal(streams.length, 2, 'the streams themselves are still held');
 });
