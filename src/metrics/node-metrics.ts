@@ -103,13 +103,14 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * carried one (unary-grpc-server.ts): `request_buffer`, the call would have taken the bytes held for
  * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
- * request did not arrive within ozone.scm.client.request.read.timeout; `connection_limit`, the
+ * request did not arrive within ozone.scm.client.request.read.timeout; `write_timeout`, its answer,
+ * written, was not taken by the client within that timeout (the stream was reset); `connection_limit`, the
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
  * progress; `address_share`, its client address held a quarter of that limit already;
  * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
  * within the read timeout.
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**
@@ -550,7 +551,7 @@ export class NodeMetrics {
     });
     this.clientRefusals = new Counter({
       name: 'scm_client_refusals_total',
-      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), and connections it closed of its own accord (connection_limit, address_share, connection_evicted, handshake_timeout), by reason.',
+      help: 'Client calls the client port refused before their handler ran (RESOURCE_EXHAUSTED; UNAVAILABLE for read_timeout), answers it reset because the client did not take them in time (write_timeout), and connections it closed of its own accord (connection_limit, address_share, connection_evicted, handshake_timeout), by reason.',
       labelNames: ['reason'],
       registers,
     });

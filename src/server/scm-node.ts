@@ -67,6 +67,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   request_buffer: 'until the buffer is half free',
   connection_share: 'from that connection until its share is half free',
   read_timeout: 'from that connection',
+  write_timeout: 'from that connection',
   connection_limit: 'until half the connections have closed',
   connection_evicted: 'until half the connections have closed',
   address_share: 'from that address until half its connections have closed',

@@ -239,8 +239,8 @@ export interface UnaryRefusal {
   /**
    * One log line per time a limit is reached, however many calls a flood has refused:
    * `request_buffer`, the first refusal since the bytes held were last at or under half the
-   * budget; `connection_share`, the same for the call's connection and its share; `read_timeout`,
-   * the first on the call's connection.
+   * budget; `connection_share`, the same for the call's connection and its share; `read_timeout`
+   * and `write_timeout`, the first of each on the call's connection.
    */
   readonly first: boolean;
 }
@@ -374,6 +374,8 @@ class RequestBudget {
 class ConnectionShare extends RequestBudget {
   /** A call of this connection was answered for its read timeout (reported as `first` once). */
   timedOut = false;
+  /** A call of this connection had its answer reset for the read timeout (reported as `first` once). */
+  writeTimedOut = false;
 }
 
 /** What every call of one server shares. */
@@ -819,6 +821,8 @@ class ServerUnaryCall implements UnaryCall {
   private deadline: NodeJS.Timeout | undefined;
   /** Until the request has arrived (the read timeout). */
   private readTimer: NodeJS.Timeout | undefined;
+  /** From the answer's writing until the stream closes (the read timeout again, for the way back). */
+  private writeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -841,6 +845,7 @@ class ServerUnaryCall implements UnaryCall {
     stream.on('data', onData);
     stream.once('end', () => this.onEnd());
     stream.once('close', () => {
+      if (this.writeTimer !== undefined) clearTimeout(this.writeTimer);
       this.cancel();
       // A closed stream's object lives on until V8's next full collection (node:http2 frees its
       // native side only then), and whatever it still reaches survives every scavenge meanwhile
@@ -1130,10 +1135,39 @@ class ServerUnaryCall implements UnaryCall {
         }
       });
       stream.end(framed);
+      this.awaitDelivery();
     } catch {
       // Node refused the headers (a trailer it will not send, say): the client sees the stream reset.
       stream.close(NGHTTP2_INTERNAL_ERROR);
     }
+  }
+
+  /**
+   * The answer is written; the stream must now close within the read timeout, or it is reset. A
+   * client that takes no data (an HTTP/2 window of 0) would otherwise hold the answer, queued in
+   * node:http2, and its connection's slot for as long as it liked: its calls count as in progress,
+   * so the connection is never closed as idle to make room. 1,025 such connections once kept every
+   * new client off a leader for as long as they stayed, and 5,000 answers of 0.5 MB took it to
+   * 2.5 GB.
+   */
+  private awaitDelivery(): void {
+    const ms = this.context.readTimeoutMs;
+    if (ms <= 0 || ms >= MAX_TIMER_MS || this.stream.closed) return;
+    this.writeTimer = setTimeout(() => this.writeTimedOut(), ms);
+    this.writeTimer.unref();
+  }
+
+  private writeTimedOut(): void {
+    this.writeTimer = undefined;
+    const stream = this.stream;
+    if (stream.closed || stream.destroyed) return;
+    stream.close(NGHTTP2_CANCEL);
+    const share = this.share;
+    const first = !share.writeTimedOut;
+    share.writeTimedOut = true;
+    const path = this.method.path;
+    const details = `Answer not taken in time: ${path}'s answer was not received by the client within ${this.context.readTimeoutMs} ms of being sent, and its stream was reset (ozone.scm.client.request.read.timeout)`;
+    this.context.onRefused?.({ reason: 'write_timeout', method: path, peer: this.getPeer(), details, first });
   }
 
   /** Answers `code` unless answered already, and reads no more of the request. */

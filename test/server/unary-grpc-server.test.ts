@@ -1406,3 +1406,38 @@ test('a closed stream lets go of its call: what an answered or a cancelled call 
   );
   assert.equal(streams.length, 2, 'the streams themselves are still held');
 });
+
+test('raw: an answer the client does not take within the read timeout has its stream reset and is reported (write_timeout, the first per connection)', { timeout: 10_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  const f = await new Fixture({ requestReadTimeoutMs: 200, onRefused: (r) => refusals.push(r) }).start();
+  // A client that takes no data at all: a window of 0 (HEADERS are not flow-controlled, DATA is).
+  const session = http2.connect(`http://127.0.0.1:${f.port}`, { settings: { initialWindowSize: 0 } });
+  session.on('error', () => {});
+  try {
+    await new Promise<void>((resolve) => session.once('remoteSettings', () => resolve()));
+    const calls = [open(session, grpcHeaders(), frame(Buffer.from('first'))), open(session, grpcHeaders(), frame(Buffer.from('second')))];
+    for (const c of calls) c.stream.end();
+    const started = Date.now();
+    const answers = await Promise.all(calls.map((c) => c.done));
+    const took = Date.now() - started;
+    assert.deepEqual(answers.map((a) => [a.headers[':status'], a.rstCode, a.body.length]), [
+      [200, http2.constants.NGHTTP2_CANCEL, 0],
+      [200, http2.constants.NGHTTP2_CANCEL, 0],
+    ]);
+    assert.ok(took >= 150 && took < 2_000, `reset ${took} ms after the calls`);
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first, r.method]),
+      [
+        ['write_timeout', true, '/test.Svc/Echo'],
+        ['write_timeout', false, '/test.Svc/Echo'],
+      ],
+    );
+    assert.equal(
+      refusals[0]!.details,
+      "Answer not taken in time: /test.Svc/Echo's answer was not received by the client within 200 ms of being sent, and its stream was reset (ozone.scm.client.request.read.timeout)",
+    );
+  } finally {
+    session.destroy();
+    await f.stop();
+  }
+});
