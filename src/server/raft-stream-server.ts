@@ -312,9 +312,11 @@ export class RaftStreamServer implements PeerConnectionSink {
         if (reader.bufferedBytes === 0) {
           clearTimeout(frameTimer);
           frameTimer = undefined;
-        } else if (frameTimer === undefined || completed) {
-          clearTimeout(frameTimer);
+        } else if (frameTimer === undefined) {
           frameTimer = setTimeout(frameLate, this.timing.frameMs).unref();
+        } else if (completed) {
+          // Under a steady load most reads end one frame and begin the next: re-arm, not re-create.
+          frameTimer.refresh();
         }
       } catch (err) {
         if (err instanceof FrameBudgetExceeded) {
