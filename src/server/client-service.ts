@@ -42,7 +42,7 @@ import {
   encodeRole,
   type Wire,
 } from '../api/client-codec.js';
-import { serializeContainerWithPipeline } from '../api/container-response-codec.js';
+import { serializeContainerList, serializeContainerWithPipeline } from '../api/container-response-codec.js';
 import { decodeAllocateContainerRequest } from '../api/allocate-request-codec.js';
 import type { UnaryCall, UnaryHandler, UnaryServiceHost, UnaryServiceImplementation } from './unary-grpc-server.js';
 
@@ -108,6 +108,7 @@ const UNDECODABLE = Symbol('undecodable request');
 const FAST_RESPONSES: Readonly<Record<string, (value: unknown) => Buffer | undefined>> = {
   AllocateContainer: serializeContainerWithPipeline,
   GetContainerWithPipeline: serializeContainerWithPipeline,
+  ListContainer: serializeContainerList,
 };
 
 /**
