@@ -1,5 +1,6 @@
 // The client service's most frequent answer, ContainerWithPipeline (AllocateContainer,
-// GetContainerWithPipeline), without protobufjs on either end.
+// GetContainerWithPipeline), without protobufjs on either end; and its largest, ListContainer's
+// page of containers, without protobufjs on the server's end.
 // - The server's serializer writes the protobuf bytes straight from the wire object the handlers
 //   build (client-codec.ts: uint64 fields as decimal strings, enums by name). The generic serializer
 //   of @grpc/proto-loader goes through protobufjs' fromObject, which parses every uint64 string into
@@ -116,6 +117,33 @@ export function serializeContainerWithPipeline(value: unknown): Buffer | undefin
       const dn = record(d);
       if (keyCount(dn) !== DATANODE_FIELDS) throw DECLINE;
       datanode(writer, 3, dn);
+    }
+    return writer.take();
+  } catch (err) {
+    writer.pos = 0;
+    if (err === DECLINE) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The bytes of a ListContainerResponse wire object as the ListContainer handler builds it
+ * (`{ containers: [...] }`, each container as encodeContainer writes it), or undefined for any other
+ * shape. A page of 4,096 containers took protobufjs about 12 ms, on the event loop Raft runs on;
+ * this writes the same bytes in a fraction of that.
+ */
+export function serializeContainerList(value: unknown): Buffer | undefined {
+  try {
+    const wire = record(value);
+    if (keyCount(wire) !== 1) return undefined;
+    const containers = wire['containers'];
+    if (!Array.isArray(containers)) return undefined;
+    const e = clientEnums();
+    writer.pos = 0;
+    for (const c of containers) {
+      const container = record(c);
+      if (keyCount(container) !== CONTAINER_FIELDS) throw DECLINE;
+      containerInfo(writer, 1, container, e);
     }
     return writer.take();
   } catch (err) {

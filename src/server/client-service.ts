@@ -42,7 +42,7 @@ import {
   encodeRole,
   type Wire,
 } from '../api/client-codec.js';
-import { serializeContainerWithPipeline } from '../api/container-response-codec.js';
+import { serializeContainerList, serializeContainerWithPipeline } from '../api/container-response-codec.js';
 import { decodeAllocateContainerRequest } from '../api/allocate-request-codec.js';
 import type { UnaryCall, UnaryHandler, UnaryServiceHost, UnaryServiceImplementation } from './unary-grpc-server.js';
 
@@ -54,6 +54,14 @@ export interface ClientServiceOptions {
    * at once with a retry hint. Default: no bound.
    */
   readonly maxInFlight?: number;
+  /**
+   * List calls (ListContainer, ListPipelines, ListDatanodes) worked on at once
+   * (ozone.scm.client.list.handler.count), within maxInFlight; one more is answered
+   * RESOURCE_EXHAUSTED at once with a retry hint. Default: no bound of their own.
+   */
+  readonly maxListsInFlight?: number;
+  /** Hears every call refused by the list calls' bound, `first` once each time the bound is reached. */
+  readonly onListRefused?: (refusal: ListRefusal) => void;
   /** The hint sent with RESOURCE_EXHAUSTED (default 50 ms). */
   readonly retryAfterMs?: number;
   /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
@@ -63,6 +71,14 @@ export interface ClientServiceOptions {
    * or hears the status the call ends with (for the audit log). Without it every call runs.
    */
   readonly guard?: CallGuard;
+}
+
+export interface ListRefusal {
+  readonly method: string;
+  readonly peer: string;
+  readonly details: string;
+  /** The first refusal since the list calls in progress were last at or under half the bound. */
+  readonly first: boolean;
 }
 
 export type CallGuardDecision = { readonly refused: Partial<grpc.StatusObject> } | { readonly finished: (code: grpc.status) => void } | undefined;
@@ -108,6 +124,7 @@ const UNDECODABLE = Symbol('undecodable request');
 const FAST_RESPONSES: Readonly<Record<string, (value: unknown) => Buffer | undefined>> = {
   AllocateContainer: serializeContainerWithPipeline,
   GetContainerWithPipeline: serializeContainerWithPipeline,
+  ListContainer: serializeContainerList,
 };
 
 /**
@@ -158,31 +175,39 @@ function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDef
   return out as grpc.ServiceDefinition;
 }
 
-/** Counts the calls in progress against ozone.scm.handler.count.key. */
+/**
+ * Counts calls in progress against a bound: ozone.scm.handler.count.key for every call, and
+ * ozone.scm.client.list.handler.count for the list calls, whose pages take turns on the event loop
+ * (read-turns.ts): without a bound of their own, one client's lists could hold every handler slot,
+ * each waiting for the pages ahead of it, and writes would be refused.
+ */
 class Admission {
   private inFlight = 0;
+  private refusing = false;
 
-  constructor(private readonly options: ClientServiceOptions) {}
+  constructor(
+    private readonly max: number | undefined,
+    private readonly retryAfterMs: number,
+    private readonly refusal: (method: string, max: number, retryAfterMs: number) => string,
+  ) {}
 
   /** Admits a call (then `done` must be called once), or returns the status refusing it. */
-  admit(method: string): Partial<grpc.StatusObject> | undefined {
-    const max = this.options.maxInFlight;
+  admit(method: string): { readonly status: Partial<grpc.StatusObject>; readonly first: boolean } | undefined {
+    const max = this.max;
     if (max === undefined || this.inFlight < max) {
       this.inFlight++;
       return undefined;
     }
-    const retryAfterMs = this.options.retryAfterMs ?? 50;
     const metadata = new grpc.Metadata();
-    metadata.set(RETRY_AFTER_METADATA, String(retryAfterMs));
-    return {
-      code: grpc.status.RESOURCE_EXHAUSTED,
-      details: `this SCM is already working on ${max} client calls (ozone.scm.handler.count.key); ${method} was not started: retry in ${retryAfterMs} ms`,
-      metadata,
-    };
+    metadata.set(RETRY_AFTER_METADATA, String(this.retryAfterMs));
+    const first = !this.refusing;
+    this.refusing = true;
+    return { status: { code: grpc.status.RESOURCE_EXHAUSTED, details: this.refusal(method, max, this.retryAfterMs), metadata }, first };
   }
 
   done(): void {
     this.inFlight--;
+    if (this.max !== undefined && this.inFlight <= this.max / 2) this.refusing = false;
   }
 }
 
@@ -193,6 +218,7 @@ function unary<Request, Result>(
   encode: (result: Result) => Wire,
   options: ClientServiceOptions,
   admission: Admission,
+  lists?: Admission,
 ): Handler {
   return (call, answer) => {
     const undecodable = (call.request as Record<symbol, unknown>)[UNDECODABLE];
@@ -226,13 +252,21 @@ function unary<Request, Result>(
     }
     const refused = admission.admit(method);
     if (refused !== undefined) {
-      callback(refused);
+      callback(refused.status);
+      return;
+    }
+    const listRefused = lists?.admit(method);
+    if (listRefused !== undefined) {
+      admission.done();
+      options.onListRefused?.({ method, peer: call.getPeer(), details: listRefused.status.details ?? '', first: listRefused.first });
+      callback(listRefused.status);
       return;
     }
     // One reaction for both outcomes (not finally + then: a promise and a turn fewer per call).
     invoke(request).then(
       (result) => {
         admission.done();
+        lists?.done();
         let response: Wire;
         try {
           response = encode(result);
@@ -244,6 +278,7 @@ function unary<Request, Result>(
       },
       (error: unknown) => {
         admission.done();
+        lists?.done();
         callback(toGrpcStatus(error, method, options.onInternalError));
       },
     );
@@ -255,7 +290,17 @@ const noRequest = (): undefined => undefined;
 /** Adds the client service, backed by `api`, to `server` (before it is bound). */
 export function registerClientService(server: UnaryServiceHost, api: ScmApi, options: ClientServiceOptions = {}): void {
   const maxListCount = options.maxListCount ?? DEFAULT_MAX_LIST_COUNT;
-  const admission = new Admission(options);
+  const retryAfterMs = options.retryAfterMs ?? 50;
+  const admission = new Admission(
+    options.maxInFlight,
+    retryAfterMs,
+    (method, max, retry) => `this SCM is already working on ${max} client calls (ozone.scm.handler.count.key); ${method} was not started: retry in ${retry} ms`,
+  );
+  const lists = new Admission(
+    options.maxListsInFlight,
+    retryAfterMs,
+    (method, max, retry) => `this SCM is already working on ${max} list calls (ozone.scm.client.list.handler.count); ${method} was not started: retry in ${retry} ms`,
+  );
   const handlers: Record<string, Handler> = {
     AllocateContainer: unary('AllocateContainer', decodeAllocate, (r) => api.allocateContainer(r), encodeContainerWithPipeline, options, admission),
     GetContainer: unary('GetContainer', decodeGetContainer, (r) => api.getContainer(r), (c) => ({ container: encodeContainer(c) }), options, admission),
@@ -267,13 +312,14 @@ export function registerClientService(server: UnaryServiceHost, api: ScmApi, opt
       (containers) => ({ containers: containers.map(encodeContainer) }),
       options,
       admission,
+      lists,
     ),
     UpdateContainerState: unary('UpdateContainerState', decodeUpdateContainerState, (r) => api.updateContainerState(r), (c) => ({ container: encodeContainer(c) }), options, admission),
     CreatePipeline: unary('CreatePipeline', decodeCreatePipeline, (r) => api.createPipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options, admission),
-    ListPipelines: unary('ListPipelines', decodeListPipelines, (r) => api.listPipelines(r), (ps) => ({ pipelines: ps.map(encodePipeline) }), options, admission),
+    ListPipelines: unary('ListPipelines', decodeListPipelines, (r) => api.listPipelines(r), (ps) => ({ pipelines: ps.map(encodePipeline) }), options, admission, lists),
     ClosePipeline: unary('ClosePipeline', decodeClosePipeline, (r) => api.closePipeline(r), (p) => ({ pipeline: encodePipeline(p) }), options, admission),
     RegisterDatanode: unary('RegisterDatanode', decodeRegisterDatanode, (r) => api.registerDatanode(r), (d) => ({ datanode: encodeDatanode(d) }), options, admission),
-    ListDatanodes: unary('ListDatanodes', decodeListDatanodes, (r) => api.listDatanodes(r), (ds) => ({ datanodes: ds.map(encodeDatanode) }), options, admission),
+    ListDatanodes: unary('ListDatanodes', decodeListDatanodes, (r) => api.listDatanodes(r), (ds) => ({ datanodes: ds.map(encodeDatanode) }), options, admission, lists),
     GetScmRoles: unary('GetScmRoles', (req) => ({ selfOnly: req['selfOnly'] === true }), (request) => api.getScmRoles(request), (roles) => ({ nodes: roles.map(encodeRole) }), options, admission),
     TransferLeadership: unary('TransferLeadership', decodeTransferLeadership, (r) => api.transferLeadership(r), (r) => ({ leaderId: r.leaderId }), options, admission),
     AddScm: unary('AddScm', decodeAddScm, (r) => api.addScm(r), (ms) => ({ members: ms.map(encodeMember) }), options, admission),

@@ -135,6 +135,7 @@ export const KEY = {
   dbTransactionBufferFlushInterval: 'ozone.scm.ha.dbtransactionbuffer.flush.interval',
   containerListMaxCount: 'ozone.scm.container.list.max.count',
   handlerCount: 'ozone.scm.handler.count.key',
+  clientListHandlerCount: 'ozone.scm.client.list.handler.count',
   clientRequestBuffer: 'ozone.scm.client.request.buffer.size',
   clientRequestReadTimeout: 'ozone.scm.client.request.read.timeout',
   clientMaxConnections: 'ozone.scm.client.max.connections',
@@ -252,6 +253,10 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // how many client calls one SCM works on at once; beyond it a call is answered RESOURCE_EXHAUSTED
   // with a retry hint, so client load cannot starve the Raft traffic that keeps the leader in place.
   key(KEY.handlerCount, count(1, 100_000), 'Client calls one SCM works on at once; more are answered RESOURCE_EXHAUSTED with a retry hint.', { default: '256' }),
+  // Not an Ozone key (Hadoop RPC's handler threads serve every call alike): list calls make their
+  // pages one per turn of the event loop, so that they cannot hold it, and wait for the pages ahead
+  // of them; this bounds how many wait, so that lists cannot take every handler slot from writes.
+  key(KEY.clientListHandlerCount, count(1, 100_000), 'List calls (ListContainer, ListPipelines, ListDatanodes) one SCM works on at once, within ozone.scm.handler.count.key; more are answered RESOURCE_EXHAUSTED with a retry hint.', { default: '16' }),
   // Not an Ozone key (Hadoop RPC reads a call whole before queueing it, bounded by
   // ipc.maximum.data.length per call only): a bound on what calls hold before the handler count
   // applies, which a client opening many calls and never finishing them would otherwise set.

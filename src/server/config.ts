@@ -149,6 +149,8 @@ export interface ScmConfig {
   readonly containerListMaxCount: number;
   /** ozone.scm.handler.count.key: client calls admitted at once. */
   readonly clientMaxInFlight: number;
+  /** ozone.scm.client.list.handler.count: list calls admitted at once. */
+  readonly clientMaxListsInFlight: number;
   /** ozone.scm.client.request.buffer.size: request bytes held for client calls not yet handed to a handler. */
   readonly clientRequestBufferBytes: number;
   /** ozone.scm.client.request.read.timeout: how long a client call's request may take to arrive; 0 = none. */
@@ -659,6 +661,7 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     checkpointBusyWaitTimeoutMs: reader.durationMs(KEY.checkpointBusyWaitTimeout),
     containerListMaxCount: reader.count(KEY.containerListMaxCount),
     clientMaxInFlight: reader.count(KEY.handlerCount),
+    clientMaxListsInFlight: reader.count(KEY.clientListHandlerCount),
     clientRequestBufferBytes: loadClientRequestBuffer(reader),
     clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
     clientMaxConnections: reader.count(KEY.clientMaxConnections),

@@ -72,6 +72,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   connection_evicted: 'until half the connections have closed',
   address_share: 'from that address until half its connections have closed',
   handshake_timeout: 'until a connection finishes its handshake',
+  list_limit: 'until half the list calls in progress have finished',
 };
 
 /**
@@ -566,6 +567,16 @@ export class ScmNode {
     registerClientService(instrumented(clientServer, this.metrics), service, {
       maxListCount: config.containerListMaxCount,
       maxInFlight: config.clientMaxInFlight,
+      maxListsInFlight: config.clientMaxListsInFlight,
+      onListRefused: (refusal) => {
+        this.metrics.clientCallRefused('list_limit');
+        if (refusal.first) {
+          this.log.warn(
+            { event: 'client_call_refused', reason: 'list_limit', method: refusal.method, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) ${QUIET_UNTIL.list_limit}`,
+          );
+        }
+      },
       onInternalError: (err) => this.log.error({ err }, 'client request failed internally'),
       guard: { admit: (method, call) => this.authz.clientCall(method, call) },
     });

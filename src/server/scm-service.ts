@@ -52,6 +52,7 @@ import {
   type TransferLeadershipRequest,
   type UpdateContainerStateRequest,
 } from '../api/scm-api.js';
+import { ReadTurns } from './read-turns.js';
 
 /** What the service needs from the replication layer (the node's Raft driver). */
 export interface ReplicationGateway {
@@ -154,6 +155,11 @@ export class ScmService implements ScmApi {
   constructor(
     private readonly sm: () => ScmStateMachine,
     private readonly gateway: ReplicationGateway,
+    /**
+     * Where the list calls' pages are made: one per turn of the event loop (read-turns.ts says
+     * why), so that reads released together by one barrier cannot hold the loop Raft runs on.
+     */
+    private readonly bulkReads: ReadTurns = new ReadTurns(),
   ) {}
 
   /** Proposes a command unless the retry cache already holds this call's result. */
@@ -252,7 +258,7 @@ export class ScmService implements ScmApi {
 
   async listContainers(request: ListContainerRequest): Promise<readonly ContainerInfo[]> {
     await this.gateway.readBarrier(request.consistency);
-    return this.sm().listContainers(request.startId, request.count, request.state).map(toApiContainer);
+    return this.bulkReads.take(() => this.sm().listContainers(request.startId, request.count, request.state).map(toApiContainer));
   }
 
   async updateContainerState(request: UpdateContainerStateRequest): Promise<ContainerInfo> {
@@ -317,15 +323,17 @@ export class ScmService implements ScmApi {
 
   async listPipelines(request: ListPipelinesRequest): Promise<readonly Pipeline[]> {
     await this.gateway.readBarrier(request.consistency);
-    return this.sm()
-      .listPipelines()
-      .filter(
-        (p) =>
-          (request.replicationType === undefined || p.type === request.replicationType) &&
-          (request.replicationFactor === undefined || p.factor === request.replicationFactor) &&
-          (request.state === undefined || p.state === request.state),
-      )
-      .map(toApiPipeline);
+    return this.bulkReads.take(() =>
+      this.sm()
+        .listPipelines()
+        .filter(
+          (p) =>
+            (request.replicationType === undefined || p.type === request.replicationType) &&
+            (request.replicationFactor === undefined || p.factor === request.replicationFactor) &&
+            (request.state === undefined || p.state === request.state),
+        )
+        .map(toApiPipeline),
+    );
   }
 
   async closePipeline(request: ClosePipelineRequest): Promise<Pipeline> {
@@ -362,7 +370,7 @@ export class ScmService implements ScmApi {
 
   async listDatanodes(request: ReadHeader): Promise<readonly DatanodeDetails[]> {
     await this.gateway.readBarrier(request.consistency);
-    return this.sm().listDatanodes().map(toApiDatanode);
+    return this.bulkReads.take(() => this.sm().listDatanodes().map(toApiDatanode));
   }
 
   getScmRoles(request: { readonly selfOnly: boolean }): Promise<readonly ScmNodeRole[]> {

@@ -1,10 +1,11 @@
 // The ContainerWithPipeline serializer writes exactly the bytes @grpc/proto-loader's generic
-// serializer writes for the same wire object, and declines (undefined) any shape it does not know.
+// serializer writes for the same wire object, and declines (undefined) any shape it does not know;
+// so does the ListContainer page serializer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ScmClientServiceClient } from '../../src/api/client-protocol.js';
-import { encodeContainerWithPipeline, parseContainerWithPipeline, type Wire } from '../../src/api/client-codec.js';
-import { serializeContainerWithPipeline } from '../../src/api/container-response-codec.js';
+import { encodeContainer, encodeContainerWithPipeline, parseContainerWithPipeline, type Wire } from '../../src/api/client-codec.js';
+import { serializeContainerList, serializeContainerWithPipeline } from '../../src/api/container-response-codec.js';
 import { SeededRandom } from '../../src/raft/index.js';
 import type { ContainerWithPipeline } from '../../src/api/scm-api.js';
 import { registerClientService } from '../../src/server/client-service.js';
@@ -126,4 +127,37 @@ test('strings with lone surrogates: the generic bytes (protobufjs writes a short
   }
   // Well-formed non-ASCII is still written here.
   assert.ok(serializeContainerWithPipeline({ ...wire, container: { ...container, owner: 'ok 😀 é' } }) !== undefined);
+});
+
+const listMethod = ScmClientServiceClient.service['ListContainer'] as unknown as {
+  responseSerialize: (value: unknown) => Buffer;
+  responseDeserialize: (bytes: Buffer) => Wire;
+};
+
+test('writes a ListContainer page as the generic serializer does, and declines any other shape', () => {
+  const rng = new SeededRandom(21);
+  for (let i = 0; i < 200; i++) {
+    const containers = Array.from({ length: rng.nextInt(40) }, () => encodeContainer(randomContainerWithPipeline(rng).container));
+    const wire = { containers };
+    const fast = serializeContainerList(wire);
+    assert.ok(fast !== undefined, `case ${i} declined`);
+    assert.equal(fast.toString('hex'), listMethod.responseSerialize(wire).toString('hex'), `case ${i}`);
+  }
+  const one = encodeContainer(randomContainerWithPipeline(rng).container);
+  for (const v of [undefined, [], {}, { containers: 'x' }, { containers: [one], extra: 1 }, { containers: [{ ...one, state: 'NOT_A_STATE' }] }, { containers: [one, { ...one, newField: 1 }] }]) {
+    assert.equal(serializeContainerList(v), undefined, JSON.stringify(v));
+  }
+  // Nothing is left over in the scratch buffer after declining.
+  assert.equal(serializeContainerList({ containers: [one] })?.toString('hex'), listMethod.responseSerialize({ containers: [one] }).toString('hex'));
+});
+
+test('the client service answers ListContainer through it', () => {
+  const added: Record<string, { responseSerialize: (v: unknown) => Buffer }> = {};
+  const server = { addService: (definition: typeof added) => Object.assign(added, definition) };
+  registerClientService(server as never, {} as never);
+  const serialize = added['ListContainer']?.responseSerialize;
+  assert.ok(serialize !== undefined);
+  assert.notEqual(serialize, listMethod.responseSerialize, 'ListContainer uses the fast serializer');
+  const wire = { containers: [encodeContainer(randomContainerWithPipeline(new SeededRandom(6)).container)] };
+  assert.equal(serialize(wire).toString('hex'), listMethod.responseSerialize(wire).toString('hex'));
 });

@@ -1,0 +1,95 @@
+// List calls wait for the pages ahead of them (read-turns.ts), so they have a bound of their own
+// (ozone.scm.client.list.handler.count) within the handler count: beyond it a list call is refused
+// RESOURCE_EXHAUSTED at once, with a retry hint, before the api is called; the refusal is reported
+// (metric and a log line, the first each time the bound is reached), and writes are still admitted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { RETRY_AFTER_METADATA } from '../../src/api/client-protocol.js';
+import type { Wire } from '../../src/api/client-codec.js';
+import type { ScmApi } from '../../src/api/scm-api.js';
+import { registerClientService, type ListRefusal } from '../../src/server/client-service.js';
+import type { UnaryCall, UnaryHandler, UnaryServiceImplementation } from '../../src/server/unary-grpc-server.js';
+
+interface Answer {
+  readonly error: Partial<grpc.StatusObject> | null;
+}
+
+function harness(options: { maxInFlight: number; maxListsInFlight: number }) {
+  const started: string[] = [];
+  const held: Array<() => void> = [];
+  const hold = <T>(method: string, value: T) => {
+    started.push(method);
+    return new Promise<T>((resolve) => held.push(() => resolve(value)));
+  };
+  const api = {
+    listContainers: () => hold('listContainers', []),
+    listPipelines: () => hold('listPipelines', []),
+    listDatanodes: () => hold('listDatanodes', []),
+    getScmRoles: () => hold('getScmRoles', []),
+  } as unknown as ScmApi;
+  const refusals: ListRefusal[] = [];
+  let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
+  registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
+    ...options,
+    retryAfterMs: 40,
+    onListRefused: (refusal) => refusals.push(refusal),
+  });
+  const call = (method: string, request: Wire = {}): Promise<Answer> =>
+    new Promise((resolve) => {
+      const unaryCall = { request, getPeer: () => '10.0.0.9:5000' } as unknown as UnaryCall<Wire>;
+      handlers[method]!(unaryCall, (error: Partial<grpc.StatusObject> | null) => resolve({ error }));
+    });
+  return { started, held, refusals, call };
+}
+
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+test('beyond ozone.scm.client.list.handler.count, a list call is refused at once with a retry hint and reported; other calls are still admitted', async () => {
+  const h = harness({ maxInFlight: 4, maxListsInFlight: 2 });
+  const first = [h.call('ListContainer', { count: 10 }), h.call('ListPipelines')];
+  await settle();
+  assert.deepEqual(h.started, ['listContainers', 'listPipelines']);
+
+  const refused = await h.call('ListDatanodes');
+  assert.equal(refused.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.match(refused.error?.details ?? '', /already working on 2 list calls \(ozone\.scm\.client\.list\.handler\.count\); ListDatanodes was not started: retry in 40 ms/);
+  assert.equal((refused.error?.metadata as grpc.Metadata).get(RETRY_AFTER_METADATA)[0], '40');
+  assert.equal((await h.call('ListContainer', { count: 10 })).error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.deepEqual(h.started, ['listContainers', 'listPipelines'], 'the refused calls never reached the api');
+  assert.deepEqual(
+    h.refusals.map((r) => [r.method, r.peer, r.first]),
+    [
+      ['ListDatanodes', '10.0.0.9:5000', true],
+      ['ListContainer', '10.0.0.9:5000', false],
+    ],
+    'reported, the first refusal marked for the log',
+  );
+
+  // The refused lists took no handler slot: two calls of another kind fill the handler count.
+  const others = [h.call('GetScmRoles'), h.call('GetScmRoles')];
+  await settle();
+  assert.deepEqual(h.started, ['listContainers', 'listPipelines', 'getScmRoles', 'getScmRoles']);
+  h.held.splice(0).forEach((release) => release());
+  assert.deepEqual(await Promise.all([...first, ...others]), [{ error: null }, { error: null }, { error: null }, { error: null }]);
+
+  // The lists in progress went back under half the bound: the next refusal is a first again.
+  const again = [h.call('ListContainer', { count: 10 }), h.call('ListContainer', { count: 10 })];
+  await settle();
+  const refusedAgain = await h.call('ListPipelines');
+  assert.match(refusedAgain.error?.details ?? '', /ozone\.scm\.client\.list\.handler\.count/);
+  assert.deepEqual(h.refusals.map((r) => r.first), [true, false, true]);
+  h.held.splice(0).forEach((release) => release());
+  assert.deepEqual(await Promise.all(again), [{ error: null }, { error: null }]);
+});
+
+test('a list call refused by the handler count is not counted as a list refusal', async () => {
+  const h = harness({ maxInFlight: 1, maxListsInFlight: 5 });
+  const holding = h.call('GetScmRoles');
+  await settle();
+  const refused = await h.call('ListContainer', { count: 10 });
+  assert.match(refused.error?.details ?? '', /ozone\.scm\.handler\.count\.key/);
+  assert.deepEqual(h.refusals, []);
+  h.held.splice(0).forEach((release) => release());
+  await holding;
+});
