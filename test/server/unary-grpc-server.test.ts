@@ -1493,7 +1493,13 @@ async function within(condition: () => boolean, withinMs: number, what: string):
 
 test('raw: a connection node:http2 ends for a protocol error (a frame over the size limit, a rapid-reset flood, a SETTINGS frame on a stream) is destroyed though its client never closes it: its slot is freed and it is reported (protocol_error)', { timeout: 15_000 }, async (t) => {
   const refusals: ConnectionRefusal[] = [];
-  const f = await new Fixture({ maxConnections: 8, closeGraceMs: 100, onConnectionRefused: (r) => refusals.push(r) }).start();
+  let accepted = 0;
+  let openNow = 0;
+  const onOpenConnections = (n: number): void => {
+    if (n > openNow) accepted += n - openNow;
+    openNow = n;
+  };
+  const f = await new Fixture({ maxConnections: 8, closeGraceMs: 100, onConnectionRefused: (r) => refusals.push(r), onOpenConnections }).start();
   t.after(() => f.server.forceShutdown());
   const rapidReset: Buffer[] = [];
   for (let id = 1; id < 6_000; id += 2) rapidReset.push(h2Frame(HEADERS, END_HEADERS, id, slowHeaders), h2Frame(RST_STREAM, 0, id, errorCode(http2.constants.NGHTTP2_CANCEL)));
@@ -1506,8 +1512,9 @@ test('raw: a connection node:http2 ends for a protocol error (a frame over the s
   };
   const connections = Object.entries(attacks).map(([what, bytes], i) => ({ what, ...stubbornConnection(f.port, `127.0.0.${2 + i}`, bytes, i !== 0) }));
   t.after(() => connections.forEach((c) => c.socket.destroy()));
-  await within(() => refusals.length === 3, 5_000, 'the three reported');
+  await within(() => accepted === 3, 5_000, 'the three accepted');
   await within(() => f.server.openConnections === 0, 5_000, 'the server closing their sockets, and so freeing their slots');
+  await within(() => refusals.length === 3, 5_000, 'the three reported');
   assert.deepEqual(
     refusals.map((r) => r.reason),
     ['protocol_error', 'protocol_error', 'protocol_error'],
