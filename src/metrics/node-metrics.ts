@@ -108,10 +108,12 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
  * progress; `address_share`, its client address held a quarter of that limit already;
  * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
- * within the read timeout; `list_limit`, it was a list call (ListContainer, ListPipelines,
+ * within the read timeout; `protocol_error`, node:http2 ended its session for a protocol error or a
+ * flood (a GOAWAY of its own, a session error); its socket is destroyed a grace after, whether or
+ * not its client closes it; `list_limit`, it was a list call (ListContainer, ListPipelines,
  * ListDatanodes) while ozone.scm.client.list.handler.count of them were in progress (client-service.ts).
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'list_limit'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'protocol_error', 'list_limit'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**

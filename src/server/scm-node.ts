@@ -72,6 +72,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   connection_evicted: 'until half the connections have closed',
   address_share: 'from that address until half its connections have closed',
   handshake_timeout: 'until a connection finishes its handshake',
+  protocol_error: 'for 10 s',
   list_limit: 'until half the list calls in progress have finished',
 };
 

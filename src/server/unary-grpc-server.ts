@@ -70,6 +70,15 @@
 //   - A connection accepted while all the slots are taken is closed at once, before its TLS
 //     handshake (`connection_limit`): every open one had a stream when the last was taken. The
 //     refusal closes one that has gone idle since, so that the client's next attempt finds a slot.
+//   - A connection that has seen a GOAWAY, or a protocol error, has its socket destroyed a grace
+//     after (closeGraceMs, 1 s, the same that an evicted one has): after the client's GOAWAY,
+//     once its open calls are answered; after node:http2's own GOAWAY (a protocol error, or a
+//     flood: nghttp2's rapid-reset limit, a frame over the size limit) or a session error, at once
+//     (`protocol_error`, reported at most every 10 s). node:http2 ends only its side, and keeps the
+//     socket until the client closes it; for its own GOAWAY it does not even tell JavaScript, so
+//     the sessions are checked as often as the grace for one nghttp2 has finished with
+//     (nghttp2Finished). Before, a client that ignored the GOAWAY kept its slot for good: enough of
+//     them, from rapid-reset or header floods, kept every new client out.
 //   What clients on many addresses can still do: hold the slots with connections that each keep
 //   a stream open (a request that never completes is ended by the read timeout, but a new one may
 //   be opened before that), or with connections still in their TLS handshake (no session to
@@ -159,8 +168,15 @@ const ENCODING_TEXT_CHARS = 64;
  * count instead (grpc.max_concurrent_streams, from ozone.scm.handler.count.key).
  */
 const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
-/** How long an evicted connection has to go after its GOAWAY before it is destroyed. */
-const EVICTION_GRACE_MS = 1_000;
+/**
+ * How long a connection has to go after a GOAWAY before its socket is destroyed, when the options
+ * name no other (closeGraceMs): after the server's own (an eviction), after the client's once its
+ * calls are done, after node:http2's (a protocol error) at once. A client that reads gets the GOAWAY
+ * and closes within it; one that does not would otherwise hold its slot for good.
+ */
+export const DEFAULT_CLOSE_GRACE_MS = 1_000;
+/** At most one `protocol_error` log line this often: a flood ends a connection per attempt. */
+const PROTOCOL_ERROR_LOG_MS = 10_000;
 /** Longer timeouts than a timer can hold (about 24.8 days) are as good as none. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const TIMEOUT_UNITS_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
@@ -220,7 +236,7 @@ export interface UnaryServiceHost {
 }
 
 /** Why the server closed a connection of its own accord (ConnectionRefusal). */
-type ConnectionRefusalReason = 'connection_limit' | 'address_share' | 'connection_evicted' | 'handshake_timeout';
+type ConnectionRefusalReason = 'connection_limit' | 'address_share' | 'connection_evicted' | 'handshake_timeout' | 'protocol_error';
 /** Why a call was refused before its handler ran (UnaryRefusal). */
 type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
 
@@ -253,7 +269,9 @@ export interface ConnectionRefusal {
    * `connection_evicted`: it was chosen (idle, of the address holding the most) when another took
    * the last slot;
    * `handshake_timeout`: it did not finish its TLS handshake, or send the HTTP/2 preface, within
-   * the read timeout.
+   * the read timeout;
+   * `protocol_error`: node:http2 ended its session for a protocol error or a flood (a GOAWAY of its
+   * own, a session 'error' or 'frameError'), and the server destroyed its socket.
    */
   readonly reason: ConnectionRefusalReason;
   /** `address:port` of the client, as getPeer() would say. */
@@ -264,7 +282,8 @@ export interface ConnectionRefusal {
    * One log line per time a limit is reached: `connection_limit` and `connection_evicted`, the
    * first of its kind since the open connections were last at or under half the limit;
    * `address_share`, the first for its address since it last held at most half its share;
-   * `handshake_timeout`, the first since a connection last finished its handshake.
+   * `handshake_timeout`, the first since a connection last finished its handshake;
+   * `protocol_error`, at most one every 10 s.
    */
   readonly first: boolean;
 }
@@ -275,8 +294,13 @@ interface SessionUse {
   active: number;
   /** performance.now() when it last had no stream open (its start, until it has had one). */
   idleSince: number;
-  /** Closed to make room: not chosen again. */
-  evicted: boolean;
+  /**
+   * It has seen a GOAWAY (the server's, the client's or node:http2's) or a protocol error: its
+   * socket is to be destroyed (retire), and it is not chosen for eviction.
+   */
+  retiring: boolean;
+  /** The grace after which its socket is destroyed, once armed (retire, armCloseGrace). */
+  closeTimer: NodeJS.Timeout | undefined;
   /** The client's address, whose connections are counted together (addressShare). */
   readonly address: string;
   /**
@@ -284,17 +308,19 @@ interface SessionUse {
    * peer that neither reads nor closes would keep the socket, and its slot, for good.
    */
   readonly destroySocket: () => void;
+  /** Whether the connection's socket is destroyed (a socket error, or destroySocket). */
+  readonly socketDestroyed: () => boolean;
 }
 
 /**
- * Where a socket carries its own destroy, for its session to find: the session sees the socket
- * only through a proxy that refuses destroy() (and is gone once the session is).
+ * Where a socket carries itself, for its session to find: the session sees the socket only
+ * through a proxy that refuses destroy() (and is gone once the session is).
  */
-const DESTROY_SOCKET = Symbol('destroy the socket');
-type Destroyable = { [DESTROY_SOCKET]?: () => void };
+const RAW_SOCKET = Symbol('the socket');
+type Destroyable = { [RAW_SOCKET]?: Socket };
 
 function tagDestroyable(socket: Socket): void {
-  (socket as Destroyable)[DESTROY_SOCKET] = () => socket.destroy();
+  (socket as Destroyable)[RAW_SOCKET] = socket;
 }
 
 export interface UnaryGrpcServerOptions {
@@ -325,6 +351,13 @@ export interface UnaryGrpcServerOptions {
   readonly maxConnections?: number;
   /** Told of every connection the server closes of its own accord (the node counts them too). */
   readonly onConnectionRefused?: (refusal: ConnectionRefusal) => void;
+  /**
+   * Milliseconds a connection has after a GOAWAY before its socket is destroyed, its slot with it:
+   * after the server's (an eviction), after the client's once its open calls are done, after
+   * node:http2's (a protocol error) at once. Also how often sessions are checked for a GOAWAY
+   * node:http2 sent of its own accord (it says nothing of one). Default 1 s.
+   */
+  readonly closeGraceMs?: number;
   /** Told the number of open connections each time it changes (the node's gauge). */
   readonly onOpenConnections?: (open: number) => void;
   /** Serve mutual TLS with this material; `onChange` reports a new set (it returns an unsubscribe). */
@@ -419,6 +452,12 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   private readonly handshakeDeadlineMs: number | undefined;
   /** A handshake_timeout was reported since a connection last finished its handshake. */
   private handshakesTimingOut = false;
+  /** See closeGraceMs. */
+  private readonly closeGraceMs: number;
+  /** performance.now() of the last protocol_error reported as `first`. */
+  private protocolErrorLoggedAt = -Infinity;
+  /** Looks for sessions node:http2 has ended without a word (sweepSessions), while listening. */
+  private sweepTimer: NodeJS.Timeout | undefined;
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private unsubscribeTls: (() => void) | undefined;
   private closing = false;
@@ -438,6 +477,9 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const maxConnections = options.maxConnections ?? 0;
     if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
     this.maxConnections = maxConnections;
+    const closeGraceMs = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    if (!Number.isFinite(closeGraceMs) || closeGraceMs <= 0 || closeGraceMs >= MAX_TIMER_MS) throw new Error(`the close grace must be a positive number of milliseconds a timer can hold, not ${closeGraceMs}`);
+    this.closeGraceMs = closeGraceMs;
     this.addressShare = maxConnections > 0 ? Math.max(1, Math.floor(maxConnections / 4)) : 0;
     this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
@@ -547,6 +589,8 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       server.listen(port, host, () => {
         server.off('error', failed);
         server.on('error', ignore);
+        this.sweepTimer = setInterval(() => this.sweepSessions(), this.closeGraceMs);
+        this.sweepTimer.unref();
         resolve((server.address() as { port: number }).port);
       });
     });
@@ -558,6 +602,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
    */
   tryShutdown(callback: (error?: Error) => void): void {
     this.closing = true;
+    clearInterval(this.sweepTimer);
     let pending = 1;
     const done = (): void => {
       if (--pending === 0) callback();
@@ -582,6 +627,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
    */
   forceShutdown(): void {
     this.closing = true;
+    clearInterval(this.sweepTimer);
     const server = this.server;
     if (server !== undefined && server.listening) server.close();
     for (const session of this.sessions.keys()) session.destroy(undefined, NGHTTP2_CANCEL);
@@ -596,10 +642,22 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       session.destroy();
       return;
     }
-    const socket = session.socket as unknown as Destroyable;
-    const destroySocket = socket[DESTROY_SOCKET] ?? (() => session.destroy());
-    this.sessions.set(session, { active: 0, idleSince: performance.now(), evicted: false, address: session.socket?.remoteAddress ?? 'unknown', destroySocket });
-    session.on('error', ignore);
+    const socket = (session.socket as unknown as Destroyable)[RAW_SOCKET];
+    const destroySocket = socket !== undefined ? () => socket.destroy() : () => session.destroy();
+    const socketDestroyed = socket !== undefined ? () => socket.destroyed : () => session.destroyed;
+    const use: SessionUse = { active: 0, idleSince: performance.now(), retiring: false, closeTimer: undefined, address: session.socket?.remoteAddress ?? 'unknown', destroySocket, socketDestroyed };
+    this.sessions.set(session, use);
+    // node:http2 answers a client's GOAWAY by closing (NO_ERROR) or destroying (an error code) its
+    // side, and then waits for the client to close the socket: one that never does keeps its slot.
+    session.on('goaway', () => this.retire(session, use, undefined));
+    // Node's own protocol errors destroy the session and end the socket, which a client that does
+    // not read never lets finish; the 'error' comes only once the socket has closed, so this counts
+    // it then (sweepSessions destroys the socket of one that has not).
+    session.on('error', (err: NodeJS.ErrnoException) => {
+      // A socket's own error (ECONNRESET, EPIPE: a system call's) destroyed it already, and is no protocol error.
+      if (err.syscall === undefined) this.retire(session, use, `a session error: ${err.message}`);
+    });
+    session.on('frameError', (type: number, code: number) => this.retire(session, use, `a frame it could not send: type ${type}, code ${code}`));
     const prefaceMs = this.handshakeDeadlineMs;
     let prefaceTimer: NodeJS.Timeout | undefined;
     if (prefaceMs !== undefined) {
@@ -620,8 +678,60 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     });
     session.once('close', () => {
       if (prefaceTimer !== undefined) clearTimeout(prefaceTimer);
+      clearTimeout(use.closeTimer);
       this.sessions.delete(session);
     });
+  }
+
+  /**
+   * A session that has seen a GOAWAY or a protocol error: its socket is destroyed a grace
+   * (closeGraceMs) after, so that its slot comes back whatever its client does. After a GOAWAY (the
+   * server's or the client's, `protocolError` undefined) the grace starts once its open calls are
+   * done, as node:http2 lets them finish; after a protocol error (what node:http2 said of it) it
+   * starts now, the session is destroyed at once (its calls cancelled, its GOAWAY flushed and the
+   * socket ended if the client reads), and the connection reported (`protocol_error`).
+   */
+  private retire(session: http2.ServerHttp2Session, use: SessionUse, protocolError: string | undefined): void {
+    if (use.retiring) return;
+    use.retiring = true;
+    if (protocolError !== undefined) {
+      const now = performance.now();
+      const first = now - this.protocolErrorLoggedAt >= PROTOCOL_ERROR_LOG_MS;
+      if (first) this.protocolErrorLoggedAt = now;
+      const details = `Connection closed: node:http2 ended it for a protocol error (${protocolError}); its socket is destroyed within ${this.closeGraceMs} ms whether or not the client closes it`;
+      this.options.onConnectionRefused?.({ reason: 'protocol_error', peer: use.address, details, first });
+      if (!session.destroyed) session.destroy();
+      this.armCloseGrace(session, use);
+    } else if (use.active === 0) {
+      this.armCloseGrace(session, use);
+    }
+  }
+
+  private armCloseGrace(session: http2.ServerHttp2Session, use: SessionUse): void {
+    if (use.closeTimer !== undefined) return;
+    use.closeTimer = setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+      use.destroySocket();
+    }, this.closeGraceMs);
+    use.closeTimer.unref();
+  }
+
+  /**
+   * Every closeGraceMs: a session node:http2 has ended without telling JavaScript is retired as a
+   * protocol error. On a protocol error or a flood (a frame over the size limit, nghttp2's
+   * rapid-reset limit) Node 20's node:http2 sends a GOAWAY of its own and stops reading, with no
+   * event, and keeps the socket until the client closes it; and one it destroyed for a protocol
+   * error emits its 'error' only once the socket has closed, which a client that does not read
+   * never lets happen.
+   */
+  private sweepSessions(): void {
+    if (this.closing) return;
+    for (const [session, use] of this.sessions) {
+      // A destroyed socket (its own error, a handshake timeout) is about to close and free its slot.
+      if (use.retiring || use.socketDestroyed()) continue;
+      if (session.destroyed) this.retire(session, use, 'the session was destroyed');
+      else if (nghttp2Finished(session)) this.retire(session, use, 'it sent a GOAWAY of its own and stopped reading');
+    }
   }
 
   /**
@@ -663,7 +773,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     let since = Infinity;
     let heldByAddress = 0;
     for (const [session, use] of this.sessions) {
-      if (use.active > 0 || use.evicted || session.closed || session.destroyed) continue;
+      if (use.active > 0 || use.retiring || session.closed || session.destroyed) continue;
       const held = this.byAddress.get(use.address)?.open ?? 0;
       if (held > heldByAddress || (held === heldByAddress && use.idleSince < since)) {
         idlest = session;
@@ -673,18 +783,13 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     }
     if (idlest === undefined) return;
     const use = this.sessions.get(idlest) as SessionUse;
-    use.evicted = true;
     const first = !this.evictingConnections;
     this.evictingConnections = true;
     const idleMs = Math.round(performance.now() - since);
     const details = `Connection closed: idle for ${idleMs} ms when another took the last of ${this.maxConnections} connections (ozone.scm.client.max.connections); closed to make room`;
     this.options.onConnectionRefused?.({ reason: 'connection_evicted', peer: peerOf(idlest.socket), details, first });
-    const session = idlest;
-    session.close();
-    setTimeout(() => {
-      if (!session.destroyed) session.destroy();
-      use.destroySocket();
-    }, EVICTION_GRACE_MS).unref();
+    idlest.close();
+    this.retire(idlest, use, undefined);
   }
 
   /**
@@ -713,12 +818,16 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     // Without a listener a stream error (a reset while writing, say) would be thrown; a closed
     // stream reports itself by 'close', which cancels the call.
     stream.on('error', ignore);
-    const use = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    const session = stream.session as http2.ServerHttp2Session;
+    const use = this.sessions.get(session);
     if (use !== undefined) {
       use.active++;
       stream.once('close', () => {
         use.active--;
-        if (use.active === 0) use.idleSince = performance.now();
+        if (use.active > 0) return;
+        use.idleSince = performance.now();
+        // (stream.session is gone by now)
+        if (use.retiring) this.armCloseGrace(session, use);
       });
     }
     if (headers[HTTP2_HEADER_METHOD] !== 'POST') {
@@ -759,6 +868,22 @@ export class UnaryGrpcServer implements UnaryServiceHost {
 }
 
 function ignore(): void {}
+
+/** The symbol under which node:http2 keeps a session's native handle (found on the first session). */
+let nativeHandleKey: symbol | undefined;
+
+/**
+ * Whether nghttp2 is done with `session`: it wants neither to read nor to write (a GOAWAY sent or
+ * received and no stream left, or a GOAWAY it sent of its own for a protocol error). Read through
+ * the native handle's hasPendingData(), which node:http2 itself asks before destroying a closing
+ * session: node:http2 has no event or property for it. False when the handle is not found.
+ */
+function nghttp2Finished(session: http2.Http2Session): boolean {
+  const s = session as unknown as Record<symbol, { hasPendingData?: () => boolean } | undefined>;
+  nativeHandleKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'kHandle' && typeof s[k]?.hasPendingData === 'function');
+  const handle = nativeHandleKey !== undefined ? s[nativeHandleKey] : undefined;
+  return typeof handle?.hasPendingData === 'function' && !handle.hasPendingData();
+}
 
 /** `address:port` of a socket's remote end (what getPeer() says); 'unknown' once it is gone. */
 function peerOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {

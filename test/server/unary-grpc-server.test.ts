@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { deflateSync, gzipSync } from 'node:zlib';
@@ -1440,4 +1440,117 @@ test('raw: an answer the client does not take within the read timeout has its st
     session.destroy();
     await f.stop();
   }
+});
+
+// ---- connections that have seen a GOAWAY, or a protocol error: their slot comes back ----
+
+/** An HTTP/2 frame: type, flags, stream id, payload. */
+function h2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId, 5);
+  return Buffer.concat([header, payload]);
+}
+
+/** A header block of literals without indexing (HPACK §6.2.2), names and values under 127 bytes. */
+function headerBlock(headers: Record<string, string>): Buffer {
+  return Buffer.concat(
+    Object.entries(headers).map(([name, value]) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)])),
+  );
+}
+
+const H2_PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]);
+const [DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY] = [0, 1, 3, 4, 7];
+const [END_STREAM, END_HEADERS] = [0x1, 0x4];
+const errorCode = (code: number): Buffer => Buffer.from([code >>> 24, (code >>> 16) & 255, (code >>> 8) & 255, code & 255]);
+const slowHeaders = headerBlock({ ':method': 'POST', ':scheme': 'http', ':path': '/test.Svc/Slow', ':authority': 'x', 'content-type': 'application/grpc' });
+
+/**
+ * A raw connection from `from` that sends `bytes` and then ignores whatever it is told: it never
+ * closes its side (a FIN from the server leaves it half open, so it cannot see the server's socket
+ * go: the server's count says that), and reads only if `reads`.
+ */
+function stubbornConnection(port: number, from: string, bytes: Buffer, reads = true): { socket: Socket; received: () => number } {
+  const socket = netConnect({ host: '127.0.0.1', port, localAddress: from, allowHalfOpen: true });
+  socket.on('error', () => {});
+  let received = 0;
+  if (reads) socket.on('data', (chunk: Buffer) => (received += chunk.length));
+  else socket.pause();
+  socket.once('connect', () => socket.write(bytes));
+  return { socket, received: () => received };
+}
+
+/** Resolves once `condition` holds; rejects naming `what` if it has not within `withinMs`. */
+async function within(condition: () => boolean, withinMs: number, what: string): Promise<void> {
+  const end = Date.now() + withinMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+test('raw: a connection node:http2 ends for a protocol error (a frame over the size limit, a rapid-reset flood, a SETTINGS frame on a stream) is destroyed though its client never closes it: its slot is freed and it is reported (protocol_error)', { timeout: 15_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  let accepted = 0;
+  let openNow = 0;
+  const onOpenConnections = (n: number): void => {
+    if (n > openNow) accepted += n - openNow;
+    openNow = n;
+  };
+  const f = await new Fixture({ maxConnections: 8, closeGraceMs: 100, onConnectionRefused: (r) => refusals.push(r), onOpenConnections }).start();
+  t.after(() => f.server.forceShutdown());
+  const rapidReset: Buffer[] = [];
+  for (let id = 1; id < 6_000; id += 2) rapidReset.push(h2Frame(HEADERS, END_HEADERS, id, slowHeaders), h2Frame(RST_STREAM, 0, id, errorCode(http2.constants.NGHTTP2_CANCEL)));
+  const attacks = {
+    // node:http2 (nghttp2) answers these with a GOAWAY and stops reading, and tells JavaScript nothing.
+    'frame over the size limit': Buffer.concat([H2_PREFACE, h2Frame(HEADERS, END_HEADERS, 1, Buffer.alloc(20_000))]),
+    'rapid reset': Buffer.concat([H2_PREFACE, ...rapidReset]),
+    // This one it reports as a session 'error'.
+    'SETTINGS on a stream': Buffer.concat([H2_PREFACE, h2Frame(SETTINGS, 0, 1, Buffer.alloc(6))]),
+  };
+  const connections = Object.entries(attacks).map(([what, bytes], i) => ({ what, ...stubbornConnection(f.port, `127.0.0.${2 + i}`, bytes, i !== 0) }));
+  t.after(() => connections.forEach((c) => c.socket.destroy()));
+  await within(() => accepted === 3, 5_000, 'the three accepted');
+  await within(() => f.server.openConnections === 0, 5_000, 'the server closing their sockets, and so freeing their slots');
+  await within(() => refusals.length === 3, 5_000, 'the three reported');
+  assert.deepEqual(
+    refusals.map((r) => r.reason),
+    ['protocol_error', 'protocol_error', 'protocol_error'],
+  );
+  // One log line per quiet period, however many a flood ends.
+  assert.deepEqual(
+    refusals.map((r) => r.first),
+    [true, false, false],
+  );
+  for (const r of refusals) assert.match(r.details, /^Connection closed: node:http2 ended it for a protocol error \(.+\); its socket is destroyed within 100 ms whether or not the client closes it$/);
+  // The server goes on serving.
+  const session = await connect(f.port, '127.0.0.9');
+  t.after(() => session.destroy());
+  const call = open(session, grpcHeaders(), frame(Buffer.from('still here')));
+  call.stream.end();
+  assert.equal(statusOf(await call.done), grpc.status.OK);
+});
+
+test('raw: a client that sends GOAWAY and never closes gets the answers to its open calls, then its connection is destroyed and its slot freed', { timeout: 10_000 }, async (t) => {
+  const refusals: ConnectionRefusal[] = [];
+  const f = await new Fixture({ maxConnections: 8, closeGraceMs: 100, onConnectionRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const goaway = Buffer.concat([Buffer.from([0, 0, 0, 0]), errorCode(http2.constants.NGHTTP2_NO_ERROR)]);
+  const c = stubbornConnection(
+    f.port,
+    '127.0.0.2',
+    Buffer.concat([H2_PREFACE, h2Frame(HEADERS, END_HEADERS, 1, slowHeaders), h2Frame(DATA, END_STREAM, 1, frame(Buffer.from('held'))), h2Frame(GOAWAY, 0, 0, goaway)]),
+  );
+  t.after(() => c.socket.destroy());
+  await f.holding(1);
+  const before = c.received();
+  // The call the client opened before its GOAWAY is still answered.
+  f.held[0]!.answer(null, Buffer.from('answer'));
+  await within(() => f.server.openConnections === 0, 5_000, 'the server closing its socket after its last call, and so freeing its slot');
+  assert.ok(c.received() > before, 'the answer was sent before the connection was closed');
+  assert.equal(f.cancelled.length, 0, 'the call was not cancelled');
+  // A client's own GOAWAY is its goodbye, not a refusal.
+  assert.deepEqual(refusals, []);
 });
