@@ -258,7 +258,12 @@ function unary<Request, Result>(
     const listRefused = lists?.admit(method);
     if (listRefused !== undefined) {
       admission.done();
-      options.onListRefused?.({ method, peer: call.getPeer(), details: listRefused.status.details ?? '', first: listRefused.first });
+      try {
+        options.onListRefused?.({ method, peer: call.getPeer(), details: listRefused.status.details ?? '', first: listRefused.first });
+      } catch (error) {
+        // A failing report must not leave the call unanswered.
+        options.onInternalError?.(method, error);
+      }
       callback(listRefused.status);
       return;
     }

@@ -589,8 +589,11 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       server.listen(port, host, () => {
         server.off('error', failed);
         server.on('error', ignore);
-        this.sweepTimer = setInterval(() => this.sweepSessions(), this.closeGraceMs);
-        this.sweepTimer.unref();
+        // (A shutdown that came before the listening has nothing to sweep, nor anything to clear it.)
+        if (!this.closing) {
+          this.sweepTimer = setInterval(() => this.sweepSessions(), this.closeGraceMs);
+          this.sweepTimer.unref();
+        }
         resolve((server.address() as { port: number }).port);
       });
     });
@@ -649,15 +652,17 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     this.sessions.set(session, use);
     // node:http2 answers a client's GOAWAY by closing (NO_ERROR) or destroying (an error code) its
     // side, and then waits for the client to close the socket: one that never does keeps its slot.
-    session.on('goaway', () => this.retire(session, use, undefined));
+    session.on('goaway', () => this.retire(session, use, undefined, 'after-calls'));
     // Node's own protocol errors destroy the session and end the socket, which a client that does
     // not read never lets finish; the 'error' comes only once the socket has closed, so this counts
     // it then (sweepSessions destroys the socket of one that has not).
     session.on('error', (err: NodeJS.ErrnoException) => {
-      // A socket's own error (ECONNRESET, EPIPE: a system call's) destroyed it already, and is no protocol error.
-      if (err.syscall === undefined) this.retire(session, use, `a session error: ${err.message}`);
+      // Only node:http2's own errors are protocol errors. A socket's (ECONNRESET, EPIPE: a system
+      // call's) or TLS's (ERR_SSL_*) destroyed the socket already.
+      if (typeof err.code === 'string' && err.code.startsWith('ERR_HTTP2_')) this.retire(session, use, `a session error: ${err.message}`, 'now');
     });
-    session.on('frameError', (type: number, code: number) => this.retire(session, use, `a frame it could not send: type ${type}, code ${code}`));
+    // node:http2 closes such a session gracefully itself: its other calls are answered first.
+    session.on('frameError', (type: number, code: number) => this.retire(session, use, `a frame it could not send: type ${type}, code ${code}`, 'after-calls'));
     const prefaceMs = this.handshakeDeadlineMs;
     let prefaceTimer: NodeJS.Timeout | undefined;
     if (prefaceMs !== undefined) {
@@ -689,9 +694,11 @@ export class UnaryGrpcServer implements UnaryServiceHost {
    * server's or the client's, `protocolError` undefined) the grace starts once its open calls are
    * done, as node:http2 lets them finish; after a protocol error (what node:http2 said of it) it
    * starts now, the session is destroyed at once (its calls cancelled, its GOAWAY flushed and the
-   * socket ended if the client reads), and the connection reported (`protocol_error`).
+   * socket ended if the client reads), and the connection reported (`protocol_error`). A frame
+   * node:http2 could not send is reported too, but its session's other calls are answered first
+   * (`after-calls`), as node:http2 itself closes such a session gracefully.
    */
-  private retire(session: http2.ServerHttp2Session, use: SessionUse, protocolError: string | undefined): void {
+  private retire(session: http2.ServerHttp2Session, use: SessionUse, protocolError: string | undefined, when: 'now' | 'after-calls'): void {
     if (use.retiring) return;
     use.retiring = true;
     if (protocolError !== undefined) {
@@ -700,6 +707,8 @@ export class UnaryGrpcServer implements UnaryServiceHost {
       if (first) this.protocolErrorLoggedAt = now;
       const details = `Connection closed: node:http2 ended it for a protocol error (${protocolError}); its socket is destroyed within ${this.closeGraceMs} ms whether or not the client closes it`;
       this.options.onConnectionRefused?.({ reason: 'protocol_error', peer: use.address, details, first });
+    }
+    if (when === 'now') {
       if (!session.destroyed) session.destroy();
       this.armCloseGrace(session, use);
     } else if (use.active === 0) {
@@ -729,8 +738,8 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     for (const [session, use] of this.sessions) {
       // A destroyed socket (its own error, a handshake timeout) is about to close and free its slot.
       if (use.retiring || use.socketDestroyed()) continue;
-      if (session.destroyed) this.retire(session, use, 'the session was destroyed');
-      else if (nghttp2Finished(session)) this.retire(session, use, 'it sent a GOAWAY of its own and stopped reading');
+      if (session.destroyed) this.retire(session, use, 'the session was destroyed', 'now');
+      else if (nghttp2Finished(session)) this.retire(session, use, 'it sent a GOAWAY of its own and stopped reading', 'now');
     }
   }
 
@@ -789,7 +798,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     const details = `Connection closed: idle for ${idleMs} ms when another took the last of ${this.maxConnections} connections (ozone.scm.client.max.connections); closed to make room`;
     this.options.onConnectionRefused?.({ reason: 'connection_evicted', peer: peerOf(idlest.socket), details, first });
     idlest.close();
-    this.retire(idlest, use, undefined);
+    this.retire(idlest, use, undefined, 'after-calls');
   }
 
   /**

@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RETRY_AFTER_METADATA } from '../../src/api/client-protocol.js';
 import type { Wire } from '../../src/api/client-codec.js';
 import type { ScmApi } from '../../src/api/scm-api.js';
+import { NotLeaderError } from '../../src/errors.js';
 import { registerClientService, type ListRefusal } from '../../src/server/client-service.js';
 import type { UnaryCall, UnaryHandler, UnaryServiceImplementation } from '../../src/server/unary-grpc-server.js';
 
@@ -92,4 +93,50 @@ test('a list call refused by the handler count is not counted as a list refusal'
   assert.deepEqual(h.refusals, []);
   h.held.splice(0).forEach((release) => release());
   await holding;
+});
+
+test('a list call that fails gives its list slot back: a follower refusing every linearizable list NotLeader never ends up refusing lists for good', async () => {
+  const maxListsInFlight = 2;
+  let failing = true;
+  const api = {
+    listContainers: () => (failing ? Promise.reject(new NotLeaderError('scm1', '127.0.0.1:9860')) : Promise.resolve([])),
+  } as unknown as ScmApi;
+  const refusals: ListRefusal[] = [];
+  let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
+  registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
+    maxInFlight: 10,
+    maxListsInFlight,
+    onListRefused: (refusal) => refusals.push(refusal),
+  });
+  const call = (): Promise<Partial<grpc.StatusObject> | null> =>
+    new Promise((resolve) => {
+      const unaryCall = { request: { count: 10 }, getPeer: () => '10.0.0.9:5000' } as unknown as UnaryCall<Wire>;
+      handlers['ListContainer']!(unaryCall, (error: Partial<grpc.StatusObject> | null) => resolve(error));
+    });
+  for (let i = 0; i < 3 * maxListsInFlight; i++) assert.equal((await call())?.code, grpc.status.FAILED_PRECONDITION, 'refused NotLeader');
+  failing = false;
+  assert.equal(await call(), null, 'a list is admitted and answered after many failed ones');
+  assert.deepEqual(refusals, []);
+});
+
+test('a list refusal whose report throws is still answered, and the failure goes to onInternalError', async () => {
+  const api = { listContainers: () => new Promise(() => undefined) } as unknown as ScmApi;
+  const internal: string[] = [];
+  let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
+  registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
+    maxListsInFlight: 1,
+    onListRefused: () => {
+      throw new Error('the log is gone');
+    },
+    onInternalError: (method, error) => internal.push(`${method}: ${(error as Error).message}`),
+  });
+  const call = (): Promise<Partial<grpc.StatusObject> | null> =>
+    new Promise((resolve) => {
+      const unaryCall = { request: { count: 10 }, getPeer: () => '10.0.0.9:5000' } as unknown as UnaryCall<Wire>;
+      handlers['ListContainer']!(unaryCall, (error: Partial<grpc.StatusObject> | null) => resolve(error));
+    });
+  void call(); // holds the one list slot for good
+  await settle();
+  assert.equal((await call())?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.deepEqual(internal, ['ListContainer: the log is gone']);
 });

@@ -1545,6 +1545,9 @@ test('raw: a client that sends GOAWAY and never closes gets the answers to its o
   );
   t.after(() => c.socket.destroy());
   await f.holding(1);
+  // Several graces pass with the call still open: the connection must wait for it, not for the grace.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.equal(f.server.openConnections, 1, 'the connection is kept while its call is open');
   const before = c.received();
   // The call the client opened before its GOAWAY is still answered.
   f.held[0]!.answer(null, Buffer.from('answer'));
