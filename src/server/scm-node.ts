@@ -68,6 +68,8 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   connection_share: 'from that connection until its share is half free',
   read_timeout: 'from that connection',
   write_timeout: 'from that connection',
+  response_buffer: 'until the buffer is half free',
+  response_share: 'from that connection until its share is half free',
   connection_limit: 'until half the connections have closed',
   connection_evicted: 'until half the connections have closed',
   address_share: 'from that address until half its connections have closed',
