@@ -167,7 +167,8 @@ export const DEFAULT_REQUEST_BUFFER_BYTES = 64 * 1024 * 1024;
  * options name no other budget (ozone.scm.client.response.buffer.size): a connection's share (a
  * quarter, 16 MiB) holds the 16 ListContainer(4096) pages of about 0.5 MB that
  * ozone.scm.client.list.handler.count lets one client have in progress at once twice over, and 256
- * callers of the usual few hundred bytes take well under 1 MiB. Before there was a budget, 1,025
+ * callers of the usual few hundred bytes hold at most 2 MiB (each its 8 KiB pool slab), and only
+ * while their answers leave. Before there was a budget, 1,025
  * connections that took no data had a leader hold 0.5 GB of answers until the write timeout.
  */
 export const DEFAULT_RESPONSE_BUFFER_BYTES = 64 * 1024 * 1024;
