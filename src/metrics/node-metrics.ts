@@ -105,7 +105,8 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
  * request did not arrive within ozone.scm.client.request.read.timeout; `write_timeout`, its answer,
  * written, was not taken by the client within that timeout (the stream was reset); `response_buffer`,
- * the answers written and not yet taken by their clients held ozone.scm.client.response.buffer.size;
+ * its answer, written and not taken, was among those held longest when the answers not taken held
+ * ozone.scm.client.response.buffer.size, and was reset to make room;
  * `response_share`, those of its connection held its share of that; `connection_limit`, the
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
  * progress; `address_share`, its client address held a quarter of that limit already;

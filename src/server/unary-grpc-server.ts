@@ -59,11 +59,13 @@
 //   the 8 KiB pool slab it is cut from, which a queued one keeps alive), and released by the
 //   write's callback, which node:http2 runs once it has taken the last byte off the stream (sent
 //   it; never while a window of 0 keeps it queued, measured), or when the stream closes (a reset,
-//   the write timeout's or the client's, a closed connection, a forced shutdown). While what is
-//   held is at or past the budget, or the call's connection holds its share (a quarter), a new call
-//   is RESOURCE_EXHAUSTED naming the budget ("retry later", with the scm-retry-after-ms hint the
-//   handler counts' refusals send), when it opens (its request not read) and again when its
-//   handler would run, and reported (`response_buffer`, `response_share`). An answer is never
+//   the write timeout's or the client's, a closed connection, a forced shutdown). While the
+//   call's connection holds its share (a quarter), a new call is RESOURCE_EXHAUSTED naming the
+//   budget ("retry later", with the scm-retry-after-ms hint the handler counts' refusals send),
+//   when it opens (its request not read) and again when its handler would run (`response_share`).
+//   While the whole budget is held, a new call resets the answers held longest, whoever's, until
+//   it is not (`response_buffer`), and goes on: refusing it instead would let four connections
+//   that read nothing keep every client off the node. An answer is never
 //   refused once made (its handler's write may be committed): the answers of calls admitted while
 //   there was room may take what is held past the budget, by at most what the calls in progress
 //   answer (ozone.scm.client.list.handler.count lists of a page each, and the handler count's
@@ -274,8 +276,9 @@ type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
 export interface UnaryRefusal {
   /**
    * Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS):
-   * `request_buffer`, `connection_share`, `response_buffer` and `response_share` are
-   * RESOURCE_EXHAUSTED, `read_timeout` UNAVAILABLE; `write_timeout` is an answer reset.
+   * `request_buffer`, `connection_share` and `response_share` are RESOURCE_EXHAUSTED,
+   * `read_timeout` UNAVAILABLE; `write_timeout` and `response_buffer` are an answer reset (not
+   * taken within the read timeout; reset to make room in a full response buffer).
    */
   readonly reason: CallRefusalReason;
   /** The method's path. */
@@ -288,7 +291,8 @@ export interface UnaryRefusal {
    * One log line per time a limit is reached, however many calls a flood has refused:
    * `request_buffer`, the first refusal since the bytes held were last at or under half the
    * budget; `connection_share`, the same for the call's connection and its share;
-   * `response_buffer` and `response_share`, the same for the response buffer; `read_timeout`
+   * `response_buffer` (the first answer reset since) and `response_share`, the same for the
+   * response buffer; `read_timeout`
    * and `write_timeout`, the first of each on the call's connection.
    */
   readonly first: boolean;
@@ -476,6 +480,8 @@ interface CallContext {
   readonly answers: ByteBudget;
   /** What one connection may hold of the response buffer. */
   readonly answerShareLimit: number;
+  /** The calls whose answers hold bytes of the response buffer, the longest held first. */
+  readonly answersWaiting: Set<ServerUnaryCall>;
   /** 0 for none. */
   readonly readTimeoutMs: number;
   readonly onRefused: ((refusal: UnaryRefusal) => void) | undefined;
@@ -549,7 +555,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     // few clients that take no data cannot hold it all; at least 1 byte, so that a connection with
     // nothing held is always served.
     const answerShareLimit = Math.max(1, Math.floor(answers / 4));
-    this.context = { maxReceive, budget: new ByteBudget(budget), shareLimit, answers: new ByteBudget(answers), answerShareLimit, readTimeoutMs, onRefused: options.onRefused };
+    this.context = { maxReceive, budget: new ByteBudget(budget), shareLimit, answers: new ByteBudget(answers), answerShareLimit, answersWaiting: new Set(), readTimeoutMs, onRefused: options.onRefused };
   }
 
   /** Connections open now (accepted and not yet closed, TLS handshake done or not). */
@@ -1020,6 +1026,8 @@ class ServerUnaryCall implements UnaryCall {
   private writeTimer: NodeJS.Timeout | undefined;
   /** Bytes of this call's answer held against the response buffer (and its connection's share). */
   private answerCharged = 0;
+  /** performance.now() when it was charged. */
+  private answerChargedAt = 0;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -1215,43 +1223,60 @@ class ServerUnaryCall implements UnaryCall {
   }
 
   /**
-   * RESOURCE_EXHAUSTED, and true, while the answers written and not yet taken hold the response
-   * buffer, or this call's connection its share of it. Answers cannot be refused once made (a
-   * write may be committed), so calls are refused before their handler runs; the answers of calls
-   * admitted meanwhile may take what is held past the limit.
+   * RESOURCE_EXHAUSTED, and true, while this call's connection holds its share of the response
+   * buffer with answers its client has not taken. Answers cannot be refused once made (a write may
+   * be committed), so calls are refused before their handler runs; the answers of calls admitted
+   * meanwhile may take what is held past the limit. While the whole buffer is held, the answers
+   * held longest are reset to make room (makeRoomForAnswers), and the call goes on: refusing every
+   * call instead would let four connections that read nothing keep every client off this SCM.
    */
   private refuseForAnswers(): boolean {
     if (this.finished) return true;
     const answers = this.context.answers;
+    if (answers.held >= answers.limit) this.makeRoomForAnswers();
     const share = this.share.answers;
+    if (share.held < share.limit) return false;
     const path = this.method.path;
-    let reason: CallRefusalReason;
-    let first: boolean;
-    let details: string;
-    if (answers.held >= answers.limit) {
-      reason = 'response_buffer';
-      first = answers.refused();
-      details = `Response buffer full: ${path} was not started: answers written and not yet taken by their clients hold ${answers.limit} bytes or more (ozone.scm.client.response.buffer.size); retry later`;
-    } else if (share.held >= share.limit) {
-      reason = 'response_share';
-      first = share.refused();
-      details = `Connection's response buffer share full: ${path} was not started: answers written on its connection and not yet taken by its client hold ${share.limit} bytes or more (its share of ozone.scm.client.response.buffer.size); retry later`;
-    } else {
-      return false;
-    }
+    const details = `Connection's response buffer share full: ${path} was not started: answers written on its connection and not yet taken by its client hold ${share.limit} bytes or more (its share of ozone.scm.client.response.buffer.size); retry later`;
     // The retry hint the handler counts' refusals send (client-service.ts): a client backs off and
     // asks this SCM again, instead of trying the others, which would send it back here.
     const metadata = new grpc.Metadata();
     metadata.set(RETRY_AFTER_METADATA, String(DEFAULT_RETRY_AFTER_MS));
     this.finish({ code: grpc.status.RESOURCE_EXHAUSTED, details, metadata });
-    this.context.onRefused?.({ reason, method: path, peer: this.getPeer(), details, first });
+    this.context.onRefused?.({ reason: 'response_share', method: path, peer: this.getPeer(), details, first: share.refused() });
     return true;
+  }
+
+  /**
+   * The response buffer is held whole: the answers held longest, whoever's, are reset (CANCEL) until
+   * it is not, each counted `response_buffer`. An answer a client is taking leaves within
+   * milliseconds; the ones held longest are those of clients that take nothing.
+   */
+  private makeRoomForAnswers(): void {
+    const answers = this.context.answers;
+    for (const call of this.context.answersWaiting) {
+      if (answers.held < answers.limit) return;
+      call.resetForRoom();
+    }
+  }
+
+  /** makeRoomForAnswers chose this call's answer: it is reset and its bytes released. */
+  private resetForRoom(): void {
+    const bytes = this.answerCharged;
+    const heldMs = Math.round(performance.now() - this.answerChargedAt);
+    this.releaseAnswer();
+    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+    const path = this.method.path;
+    const details = `Answer reset to make room: ${path}'s answer (${bytes} bytes) was not taken by its client in the ${heldMs} ms since it was sent, and answers not taken held the whole response buffer (ozone.scm.client.response.buffer.size)`;
+    this.context.onRefused?.({ reason: 'response_buffer', method: path, peer: this.getPeer(), details, first: this.context.answers.refused() });
   }
 
   private chargeAnswer(bytes: number): void {
     this.answerCharged = bytes;
+    this.answerChargedAt = performance.now();
     this.context.answers.take(bytes);
     this.share.answers.take(bytes);
+    this.context.answersWaiting.add(this);
   }
 
   /** The answer is taken off the stream, or dropped with it: its bytes leave the response buffer (once). */
@@ -1261,6 +1286,7 @@ class ServerUnaryCall implements UnaryCall {
     this.answerCharged = 0;
     this.context.answers.release(bytes);
     this.share.answers.release(bytes);
+    this.context.answersWaiting.delete(this);
   }
 
   /** The request has not arrived within the read timeout: UNAVAILABLE, its bytes released. */

@@ -1693,44 +1693,39 @@ test('raw: answers held in the response buffer are released when the write timeo
   assert.equal(f.calls['Echo'], 4);
 });
 
-test('raw: answers not taken are bounded server-wide: once they hold the response buffer, a call on any connection is RESOURCE_EXHAUSTED naming the key (response_buffer), until they are released', { timeout: 15_000 }, async (t) => {
+test('raw: answers not taken are bounded server-wide: once they hold the response buffer, a call on any connection resets the answers held longest to make room (response_buffer) and is served', { timeout: 15_000 }, async (t) => {
   const refusals: UnaryRefusal[] = [];
   const f = await new Fixture({ responseBufferBytes: 8 * ANSWER_BYTES, requestReadTimeoutMs: 0, onRefused: (r) => refusals.push(r) }).start();
   t.after(() => f.server.forceShutdown());
   const stuck: http2.ClientHttp2Session[] = [];
+  const stuckCalls: OpenCall[] = [];
   t.after(() => stuck.forEach((s) => s.destroy()));
-  // Four connections each fill their share: the buffer is full.
+  // Four connections each fill their share, one answer after the other: the buffer is full.
   for (let i = 0; i < 4; i++) {
     const session = await zeroWindow(f.port);
     stuck.push(session);
-    echo(session);
-    echo(session);
+    for (let k = 0; k < 2; k++) {
+      stuckCalls.push(echo(session));
+      await within(() => f.server.responseBytesHeld === stuckCalls.length * ANSWER_BYTES, 5_000, `answer ${stuckCalls.length} written and held`);
+    }
   }
-  await within(() => f.server.responseBytesHeld === 8 * ANSWER_BYTES, 5_000, 'all eight answers written and held');
+  // Four connections that read nothing do not keep another client out: the answer held longest
+  // (the first connection's first) is reset to make room, and the call is served.
   const other = await connect(f.port);
   t.after(() => other.destroy());
-  const refused = await echo(other, 10).done;
-  assert.equal(statusOf(refused), grpc.status.RESOURCE_EXHAUSTED);
-  assert.equal(
-    messageOf(refused),
-    `Response buffer full: /test.Svc/Echo was not started: answers written and not yet taken by their clients hold ${8 * ANSWER_BYTES} bytes or more (ozone.scm.client.response.buffer.size); retry later`,
-  );
-  assert.equal(refused.headers['scm-retry-after-ms'], '50');
-  assert.equal(statusOf(await echo(other, 10).done), grpc.status.RESOURCE_EXHAUSTED);
-  assert.deepEqual(
-    refusals.map((r) => [r.reason, r.first]),
-    [
-      ['response_buffer', true],
-      ['response_buffer', false],
-    ],
-  );
-  assert.equal(f.calls['Echo'], 8);
-  // Two of them leave: the buffer is half free, and the other connection is served.
-  stuck[0]!.destroy();
-  stuck[1]!.destroy();
-  await within(() => f.server.responseBytesHeld === 4 * ANSWER_BYTES, 5_000, 'the answers of the closed connections released');
   assert.equal(statusOf(await echo(other, 10).done), grpc.status.OK);
-  assert.equal(f.calls['Echo'], 9);
+  assert.equal((await stuckCalls[0]!.done).rstCode, http2.constants.NGHTTP2_CANCEL);
+  assert.deepEqual(refusals.map((r) => [r.reason, r.first]), [['response_buffer', true]]);
+  assert.match(
+    refusals[0]!.details,
+    new RegExp(`^Answer reset to make room: /test\\.Svc/Echo's answer \\(${ANSWER_BYTES} bytes\\) was not taken by its client in the \\d+ ms since it was sent, and answers not taken held the whole response buffer \\(ozone\\.scm\\.client\\.response\\.buffer\\.size\\)$`),
+  );
+  // Room is made only while the buffer is full: the next call resets nothing.
+  assert.equal(statusOf(await echo(other, 10).done), grpc.status.OK);
+  assert.equal(refusals.length, 1);
+  assert.equal(f.server.responseBytesHeld, 7 * ANSWER_BYTES, 'the other seven answers are still held');
+  for (const c of stuckCalls.slice(1)) assert.equal(c.stream.closed, false);
+  assert.equal(f.calls['Echo'], 10);
 });
 
 test('raw: a small answer not taken is charged as the pool slab it keeps alive', { timeout: 10_000 }, async (t) => {
