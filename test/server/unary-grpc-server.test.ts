@@ -1557,3 +1557,192 @@ test('raw: a client that sends GOAWAY and never closes gets the answers to its o
   // A client's own GOAWAY is its goodbye, not a refusal.
   assert.deepEqual(refusals, []);
 });
+
+// ---- answers written and not yet taken by their clients: the response buffer ----
+
+/** Echo's answers in these tests: 40 KiB messages, framed (a 5-byte prefix). */
+const ECHOED = 40 * 1024;
+const ANSWER_BYTES = ECHOED + 5;
+
+/**
+ * A session whose client takes no answer data at all (an HTTP/2 window of 0: HEADERS are not
+ * flow-controlled, DATA is), once its settings are exchanged; from the loopback address `from` when given.
+ */
+async function zeroWindow(port: number, from?: string): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 }, ...(from !== undefined ? fromAddress(port, from) : {}) });
+  session.on('error', () => {});
+  await new Promise((resolve) => session.once('remoteSettings', resolve));
+  return session;
+}
+
+/** An Echo call of `bytes` bytes, its request ended. */
+function echo(session: http2.ClientHttp2Session, bytes = ECHOED): OpenCall {
+  const c = open(session, grpcHeaders(), frame(Buffer.alloc(bytes, 7)));
+  c.stream.end();
+  return c;
+}
+
+const SHARE_FULL = (share: number): string =>
+  `Connection's response buffer share full: /test.Svc/Echo was not started: answers written on its connection and not yet taken by its client hold ${share} bytes or more (its share of ozone.scm.client.response.buffer.size); retry later`;
+
+test('raw: a client that takes no answer data fills its connection\'s share of the response buffer; its next call is RESOURCE_EXHAUSTED before its handler runs (response_share) and nothing else changes, while another connection is served', { timeout: 15_000 }, async (t) => {
+  const refusals: UnaryRefusal[] = [];
+  // Two answers fill a connection's share (a quarter); no read timeout, so no write timeout resets them.
+  const f = await new Fixture({ responseBufferBytes: 8 * ANSWER_BYTES, requestReadTimeoutMs: 0, onRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const stuck = await zeroWindow(f.port);
+  const other = await connect(f.port);
+  t.after(() => {
+    stuck.destroy();
+    other.destroy();
+  });
+  // Opened while the share is empty, its request still arriving when the share fills.
+  const late = open(stuck, grpcHeaders(), partial(10, 5));
+  const held = [echo(stuck), echo(stuck)];
+  await within(() => f.server.responseBytesHeld === 2 * ANSWER_BYTES, 5_000, 'both answers written and held');
+  assert.equal(f.calls['Echo'], 2);
+  assert.equal(f.server.requestBytesHeld, 10, 'the late call holds its request');
+  // Its next call is refused at once: before its request has arrived, none of which is read.
+  const over = await open(stuck, grpcHeaders(), partial(10, 5)).done;
+  assert.equal(statusOf(over), grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(messageOf(over), SHARE_FULL(2 * ANSWER_BYTES));
+  assert.equal(over.requestOpen, true, 'answered before its request ended');
+  assert.equal(over.headers['scm-retry-after-ms'], '50', 'the retry hint the handler counts send');
+  assert.deepEqual(refusals, [{ reason: 'response_share', method: '/test.Svc/Echo', peer: refusals[0]?.peer, details: messageOf(over), first: true }]);
+  // Nothing else changed: no handler ran, the answers held are still queued, the late call still open.
+  assert.equal(f.calls['Echo'], 2);
+  assert.equal(f.server.responseBytesHeld, 2 * ANSWER_BYTES);
+  assert.equal(f.server.requestBytesHeld, 10);
+  assert.deepEqual(
+    [...held, late].map((c) => c.stream.closed),
+    [false, false, false],
+  );
+  // The late call's request arrives: refused when its handler would run, its request bytes released; not logged again.
+  late.stream.end(Buffer.alloc(5, 3));
+  const lateAnswer = await late.done;
+  assert.equal(statusOf(lateAnswer), grpc.status.RESOURCE_EXHAUSTED);
+  assert.equal(messageOf(lateAnswer), SHARE_FULL(2 * ANSWER_BYTES));
+  assert.deepEqual(
+    refusals.map((r) => [r.reason, r.first]),
+    [
+      ['response_share', true],
+      ['response_share', false],
+    ],
+  );
+  assert.equal(f.calls['Echo'], 2);
+  assert.equal(f.server.requestBytesHeld, 0);
+  // Another connection is served, and its answer, once taken, holds nothing.
+  const served = await echo(other).done;
+  assert.equal(statusOf(served), grpc.status.OK);
+  assert.equal(served.body.length, ANSWER_BYTES);
+  assert.equal(f.calls['Echo'], 3);
+  await within(() => f.server.responseBytesHeld === 2 * ANSWER_BYTES, 5_000, 'the other connection\'s answer released once taken');
+  assert.equal(refusals.length, 2);
+});
+
+test('raw: answers held in the response buffer are released once their client takes them, and its calls are served again', { timeout: 15_000 }, async (t) => {
+  const refusals: UnaryRefusal[] = [];
+  const f = await new Fixture({ responseBufferBytes: 8 * ANSWER_BYTES, requestReadTimeoutMs: 0, onRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const stuck = await zeroWindow(f.port);
+  t.after(() => stuck.destroy());
+  const held = [echo(stuck), echo(stuck)];
+  await within(() => f.server.responseBytesHeld === 2 * ANSWER_BYTES, 5_000, 'both answers written and held');
+  assert.equal(statusOf(await echo(stuck).done), grpc.status.RESOURCE_EXHAUSTED);
+  // The client opens its window (SETTINGS_INITIAL_WINDOW_SIZE applies to open streams too) and reads.
+  stuck.settings({ initialWindowSize: 65_535 });
+  const answers = await Promise.all(held.map((c) => c.done));
+  assert.deepEqual(
+    answers.map((a) => [statusOf(a), a.body.length]),
+    [
+      [grpc.status.OK, ANSWER_BYTES],
+      [grpc.status.OK, ANSWER_BYTES],
+    ],
+  );
+  await within(() => f.server.responseBytesHeld === 0, 5_000, 'the answers released once taken');
+  const again = await echo(stuck).done;
+  assert.equal(statusOf(again), grpc.status.OK);
+  assert.equal(f.calls['Echo'], 3);
+  assert.deepEqual(
+    refusals.map((r) => r.reason),
+    ['response_share'],
+  );
+});
+
+test('raw: answers held in the response buffer are released when the write timeout resets them, when the client resets a stream and when the connection closes', { timeout: 15_000 }, async (t) => {
+  // A read timeout long enough for a loaded machine to write both answers well within it.
+  const f = await new Fixture({ responseBufferBytes: 8 * ANSWER_BYTES, requestReadTimeoutMs: 1_000 }).start();
+  t.after(() => f.server.forceShutdown());
+  // The write timeout resets them.
+  const stuck = await zeroWindow(f.port);
+  t.after(() => stuck.destroy());
+  const reset = [echo(stuck), echo(stuck)];
+  await within(() => f.server.responseBytesHeld === 2 * ANSWER_BYTES, 5_000, 'both answers written and held');
+  const resetAnswers = await Promise.all(reset.map((c) => c.done));
+  assert.deepEqual(
+    resetAnswers.map((a) => a.rstCode),
+    [http2.constants.NGHTTP2_CANCEL, http2.constants.NGHTTP2_CANCEL],
+  );
+  await within(() => f.server.responseBytesHeld === 0, 5_000, 'the reset answers released');
+  // The client resets one stream, then closes the connection.
+  const closing = await zeroWindow(f.port);
+  t.after(() => closing.destroy());
+  const held = [echo(closing), echo(closing)];
+  await within(() => f.server.responseBytesHeld === 2 * ANSWER_BYTES, 5_000, 'both answers written and held');
+  held[0]!.stream.close(http2.constants.NGHTTP2_CANCEL);
+  await within(() => f.server.responseBytesHeld === ANSWER_BYTES, 5_000, 'the answer of the stream the client reset released');
+  closing.destroy();
+  await within(() => f.server.responseBytesHeld === 0, 5_000, 'the answer of the closed connection released');
+  assert.equal(f.calls['Echo'], 4);
+});
+
+test('raw: answers not taken are bounded server-wide: once they hold the response buffer, a call on any connection resets the answers held longest to make room (response_buffer) and is served', { timeout: 15_000 }, async (t) => {
+  const refusals: UnaryRefusal[] = [];
+  const f = await new Fixture({ responseBufferBytes: 8 * ANSWER_BYTES, requestReadTimeoutMs: 0, onRefused: (r) => refusals.push(r) }).start();
+  t.after(() => f.server.forceShutdown());
+  const stuck: http2.ClientHttp2Session[] = [];
+  const stuckCalls: OpenCall[] = [];
+  t.after(() => stuck.forEach((s) => s.destroy()));
+  // Four connections each fill their share, one answer after the other: the buffer is full.
+  for (let i = 0; i < 4; i++) {
+    const session = await zeroWindow(f.port);
+    stuck.push(session);
+    for (let k = 0; k < 2; k++) {
+      stuckCalls.push(echo(session));
+      await within(() => f.server.responseBytesHeld === stuckCalls.length * ANSWER_BYTES, 5_000, `answer ${stuckCalls.length} written and held`);
+    }
+  }
+  // Four connections that read nothing do not keep another client out: the answer held longest
+  // (the first connection's first) is reset to make room, and the call is served.
+  const other = await connect(f.port);
+  t.after(() => other.destroy());
+  assert.equal(statusOf(await echo(other, 10).done), grpc.status.OK);
+  assert.equal((await stuckCalls[0]!.done).rstCode, http2.constants.NGHTTP2_CANCEL);
+  assert.deepEqual(refusals.map((r) => [r.reason, r.first]), [['response_buffer', true]]);
+  assert.match(
+    refusals[0]!.details,
+    new RegExp(`^Answer reset to make room: /test\\.Svc/Echo's answer \\(${ANSWER_BYTES} bytes\\) was not taken by its client in the \\d+ ms since it was sent, and answers not taken held the whole response buffer \\(ozone\\.scm\\.client\\.response\\.buffer\\.size\\)$`),
+  );
+  // Room is made only while the buffer is full: the next call resets nothing.
+  assert.equal(statusOf(await echo(other, 10).done), grpc.status.OK);
+  assert.equal(refusals.length, 1);
+  assert.equal(f.server.responseBytesHeld, 7 * ANSWER_BYTES, 'the other seven answers are still held');
+  for (const c of stuckCalls.slice(1)) assert.equal(c.stream.closed, false);
+  assert.equal(f.calls['Echo'], 10);
+});
+
+test('raw: a small answer not taken is charged as the pool slab it keeps alive', { timeout: 10_000 }, async (t) => {
+  const f = await new Fixture({ requestReadTimeoutMs: 0 }).start();
+  t.after(() => f.server.forceShutdown());
+  const stuck = await zeroWindow(f.port);
+  t.after(() => stuck.destroy());
+  echo(stuck, 10);
+  await within(() => f.server.responseBytesHeld > 0, 5_000, 'the answer written and held');
+  assert.equal(f.server.responseBytesHeld, Buffer.poolSize);
+});
+
+test('the response buffer is a positive whole number of bytes', () => {
+  assert.throws(() => new UnaryGrpcServer({ responseBufferBytes: 0 }), /response buffer must be a positive whole number of bytes, not 0/);
+  assert.throws(() => new UnaryGrpcServer({ responseBufferBytes: 1.5 }), /response buffer/);
+  new UnaryGrpcServer({ responseBufferBytes: 1 });
+});
