@@ -11,6 +11,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { registerClientService } from '../../src/server/client-service.js';
 import { ScmService, type ReplicationGateway } from '../../src/server/scm-service.js';
 import { ReadTurns } from '../../src/server/read-turns.js';
+import { gatewayWith } from './gateway-stub.js';
 import type { UnaryCall, UnaryHandler, UnaryServiceImplementation } from '../../src/server/unary-grpc-server.js';
 import type { Wire } from '../../src/api/client-codec.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
@@ -20,23 +21,7 @@ import { basicSetup, EntryFactory, withTempDir } from '../statemachine/helpers.j
 function gatewayWithSharedBarrier(): { gateway: ReplicationGateway; release: () => void } {
   let release = (): void => undefined;
   const barrier = new Promise<void>((resolve) => (release = resolve));
-  const unused = (): never => {
-    throw new Error('not used by this test');
-  };
-  const gateway: ReplicationGateway = {
-    ensureLeader: unused,
-    submit: unused,
-    readBarrier: () => barrier,
-    now: () => 1_700_000_000_000,
-    roles: unused,
-    ownRole: unused,
-    clusterInfo: unused,
-    transferLeadership: unused,
-    compareConsistency: unused,
-    consistencyHash: unused,
-    addScm: unused,
-    removeScm: unused,
-  };
+  const gateway = gatewayWith({ readBarrier: () => barrier });
   return { gateway, release };
 }
 

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ScmService, type ReplicationGateway } from '../../src/server/scm-service.js';
+import { gatewayWith } from './gateway-stub.js';
 import { ScmStateMachine } from '../../src/statemachine/state-machine.js';
 import { InvalidArgumentError, NotFoundError } from '../../src/errors.js';
 import type { LogEntry } from '../../src/log-entry.js';
@@ -14,10 +15,7 @@ import { basicSetup, EntryFactory, withTempDir } from '../statemachine/helpers.j
 
 function gatewayFor(sm: ScmStateMachine, f: EntryFactory, committedElsewhere: LogEntry[]): { gateway: ReplicationGateway; barriers: () => number } {
   let barriers = 0;
-  const unused = (): never => {
-    throw new Error('not used by this test');
-  };
-  const gateway: ReplicationGateway = {
+  const gateway = gatewayWith({
     ensureLeader: () => undefined,
     submit: async (data) => {
       const [result] = await sm.applyBatch([f.raw(data)]);
@@ -28,16 +26,7 @@ function gatewayFor(sm: ScmStateMachine, f: EntryFactory, committedElsewhere: Lo
       // The barrier waits until this node has applied everything committed before it.
       if (committedElsewhere.length > 0) await sm.applyBatch(committedElsewhere.splice(0));
     },
-    now: () => 1_700_000_000_000,
-    roles: unused,
-    ownRole: unused,
-    clusterInfo: unused,
-    transferLeadership: unused,
-    compareConsistency: unused,
-    consistencyHash: unused,
-    addScm: unused,
-    removeScm: unused,
-  };
+  });
   return { gateway, barriers: () => barriers };
 }
 
