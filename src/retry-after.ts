@@ -1,15 +1,8 @@
 // The trailing metadata with which an SCM that refuses a call as RESOURCE_EXHAUSTED tells the caller
 // when to come back, in milliseconds as a decimal string. One definition for every port that sends
-// it: the client port (src/server/client-service.ts and unary-grpc-server.ts, honoured by
-// src/client) and the InterSCM port (src/snapshot/download-service.ts, honoured by the follower's
-// downloader). A leaf module, because src/snapshot may not import src/api, where the client port's
-// other metadata keys live.
+// it: the client port (src/server/client-service.ts, honoured by src/client) and the InterSCM port
+// (src/snapshot/download-service.ts, honoured by the follower's downloader). A leaf module, because
+// src/snapshot may not import src/api, where the client port's other metadata keys live.
 
 /** With RESOURCE_EXHAUSTED: how long (ms) the caller should wait before it asks this SCM again. */
 export const RETRY_AFTER_METADATA = 'scm-retry-after-ms';
-
-/**
- * The hint the client port sends when it refuses a call for a bound that frees as calls finish
- * (its handler counts, its response buffer): soon, since the refusal itself costs little.
- */
-export const DEFAULT_RETRY_AFTER_MS = 50;

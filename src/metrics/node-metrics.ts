@@ -104,10 +104,7 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
  * request did not arrive within ozone.scm.client.request.read.timeout; `write_timeout`, its answer,
- * written, was not taken by the client within that timeout (the stream was reset); `response_buffer`,
- * its answer, written and not taken, was among those held longest when the answers not taken held
- * ozone.scm.client.response.buffer.size, and was reset to make room;
- * `response_share`, those of its connection held its share of that; `connection_limit`, the
+ * written, was not taken by the client within that timeout (the stream was reset); `connection_limit`, the
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
  * progress; `address_share`, its client address held a quarter of that limit already;
  * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface
@@ -116,7 +113,7 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * not its client closes it; `list_limit`, it was a list call (ListContainer, ListPipelines,
  * ListDatanodes) while ozone.scm.client.list.handler.count of them were in progress (client-service.ts).
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'response_buffer', 'response_share', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'protocol_error', 'list_limit'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'protocol_error', 'list_limit'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**

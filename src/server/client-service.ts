@@ -7,7 +7,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { NotLeaderError, ScmError, type ScmStatusName } from '../errors.js';
 import type { AllocateContainerRequest, ScmApi } from '../api/scm-api.js';
-import { DEFAULT_RETRY_AFTER_MS } from '../retry-after.js';
 import {
   CLIENT_SERVICE_NAME,
   LEADER_ADDRESS_METADATA,
@@ -296,7 +295,7 @@ const noRequest = (): undefined => undefined;
 /** Adds the client service, backed by `api`, to `server` (before it is bound). */
 export function registerClientService(server: UnaryServiceHost, api: ScmApi, options: ClientServiceOptions = {}): void {
   const maxListCount = options.maxListCount ?? DEFAULT_MAX_LIST_COUNT;
-  const retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
+  const retryAfterMs = options.retryAfterMs ?? 50;
   const admission = new Admission(
     options.maxInFlight,
     retryAfterMs,

@@ -137,7 +137,6 @@ export const KEY = {
   handlerCount: 'ozone.scm.handler.count.key',
   clientListHandlerCount: 'ozone.scm.client.list.handler.count',
   clientRequestBuffer: 'ozone.scm.client.request.buffer.size',
-  clientResponseBuffer: 'ozone.scm.client.response.buffer.size',
   clientRequestReadTimeout: 'ozone.scm.client.request.read.timeout',
   clientMaxConnections: 'ozone.scm.client.max.connections',
   peerMaxConnections: 'ozone.scm.peer.max.connections',
@@ -262,14 +261,6 @@ export const KNOWN_CONFIG_KEYS: readonly ConfigKeySpec[] = [
   // ipc.maximum.data.length per call only): a bound on what calls hold before the handler count
   // applies, which a client opening many calls and never finishing them would otherwise set.
   key(KEY.clientRequestBuffer, size, 'Bytes of client requests one SCM holds, across all connections, for calls whose handler has not run yet (the request still arriving, or being inflated); one connection may hold a quarter of it (at least the worst single call). A call that would take it, or its connection\'s share, past this is answered RESOURCE_EXHAUSTED and not read further. At least 8MB + 80KB (the worst single call: a compressed 4 MiB message, what it inflates to and its inflater).', { default: '64MB' }),
-  // Not an Ozone key (Hadoop RPC queues a call's response on its connection without a bound): answers
-  // a client does not take stay queued in the node (node:http2 runs without a session memory bound,
-  // as grpc-js), and 1,025 connections with a window of 0 took a leader's RSS up by 0.5 GB. A key of
-  // its own, not the request buffer's: an answer cannot be refused once its handler has run (a
-  // write may be committed), so this one stops new calls (a connection's quarter) or resets the
-  // answers held longest (the whole), and its size follows the answers (list pages), not the
-  // receive limit.
-  key(KEY.clientResponseBuffer, size, 'Bytes of answers one SCM has written to client connections and the clients have not yet taken (a client that does not read, or reads slowly), across all connections; one connection may hold a quarter of it. While a connection\'s answers hold its quarter, its new calls are answered RESOURCE_EXHAUSTED before their handler runs; while all answers hold the whole of it, a new call resets the answers held longest to make room. The answers of calls already admitted are still sent, so what is held may pass it by what the calls in progress answer. The default holds 16 ListContainer pages of 4096 containers (about 0.5 MB each) twice over in one connection\'s quarter.', { default: '64MB' }),
   // Not an Ozone key (Hadoop RPC has ipc.client.connection.maxidletime for idle connections): how
   // long a client may take to send a call's request, so that calls never finished do not hold the
   // request buffer for as long as their connection lasts.

@@ -153,8 +153,6 @@ export interface ScmConfig {
   readonly clientMaxListsInFlight: number;
   /** ozone.scm.client.request.buffer.size: request bytes held for client calls not yet handed to a handler. */
   readonly clientRequestBufferBytes: number;
-  /** ozone.scm.client.response.buffer.size: answer bytes written to client connections and not yet taken by their clients. */
-  readonly clientResponseBufferBytes: number;
   /** ozone.scm.client.request.read.timeout: how long a client call's request may take to arrive; 0 = none. */
   readonly clientRequestReadTimeoutMs: number;
   /** ozone.scm.client.max.connections: client connections served at once (0: no limit). */
@@ -665,7 +663,6 @@ export function loadConfig(options: LoadConfigOptions = {}): ScmConfig {
     clientMaxInFlight: reader.count(KEY.handlerCount),
     clientMaxListsInFlight: reader.count(KEY.clientListHandlerCount),
     clientRequestBufferBytes: loadClientRequestBuffer(reader),
-    clientResponseBufferBytes: loadClientResponseBuffer(reader),
     clientRequestReadTimeoutMs: reader.durationMs(KEY.clientRequestReadTimeout),
     clientMaxConnections: reader.count(KEY.clientMaxConnections),
     peerMaxConnections: loadPeerMaxConnections(reader),
@@ -695,15 +692,6 @@ function loadClientRequestBuffer(reader: ConfigReader): number {
         `must be at least ${min} bytes (8MB + 80KB: a compressed request of the largest size, 4MB, what it inflates to, as much again, and its inflater, 80KB, are held together), so that the largest call always fits`,
       );
     }
-    return bytes;
-  });
-}
-
-/** Positive: at 0 every call would be refused (with nothing held, a connection is always served). */
-function loadClientResponseBuffer(reader: ConfigReader): number {
-  return reader.required(KEY.clientResponseBuffer, (key, value) => {
-    const bytes = parseSizeBytes(key, value);
-    if (bytes < 1) throw new ConfigValueError(key, value, 'must be at least 1 byte: at 0 every client call would be refused');
     return bytes;
   });
 }

@@ -68,8 +68,6 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   connection_share: 'from that connection until its share is half free',
   read_timeout: 'from that connection',
   write_timeout: 'from that connection',
-  response_buffer: 'until the buffer is half free',
-  response_share: 'from that connection until its share is half free',
   connection_limit: 'until half the connections have closed',
   connection_evicted: 'until half the connections have closed',
   address_share: 'from that address until half its connections have closed',
@@ -534,9 +532,7 @@ export class ScmNode {
     // a flood from one client queues at the client instead of in this node's event loop, so the
     // Raft ticks and heartbeats keep their turn. Across connections, the request bytes held before
     // a handler runs are bounded by ozone.scm.client.request.buffer.size (a quarter of it per
-    // connection), the answers written and not yet taken by ozone.scm.client.response.buffer.size (a
-    // quarter of it per connection: new calls are refused while it is full), and the time a request
-    // may take to arrive (and an answer to be taken) by ozone.scm.client.request.read.timeout;
+    // connection), and the time a request may take to arrive by ozone.scm.client.request.read.timeout;
     // the connections open at once by ozone.scm.client.max.connections (the one idle longest closed
     // to make room), and the time a new one may take to finish its handshake by the read timeout
     // again. A refusal is counted, and logged once each time a limit is reached (a flood would
@@ -545,7 +541,6 @@ export class ScmNode {
     const clientServer = new UnaryGrpcServer({
       maxConcurrentStreams: config.clientMaxInFlight,
       requestBufferBytes: config.clientRequestBufferBytes,
-      responseBufferBytes: config.clientResponseBufferBytes,
       requestReadTimeoutMs: config.clientRequestReadTimeoutMs,
       maxConnections: config.clientMaxConnections,
       onOpenConnections: (open) => this.metrics.setClientConnections(open),

@@ -49,28 +49,6 @@
 //   the read timeout, DEADLINE_EXCEEDED, a client RST_STREAM, a closed connection, a forced
 //   shutdown. grpc-js has no such bound: one connection could hold a receive limit per stream,
 //   256 × 4 MiB at the node's settings, and connections are not limited.
-// - a server-wide response budget (responseBufferBytes, ozone.scm.client.response.buffer.size on
-//   the node, 64 MiB by default): the answer bytes written to their streams and not yet taken off
-//   them by node:http2. node:http2 runs without a session memory bound (as grpc-js: Node's own
-//   degrades badly), so an answer to a client that takes no data (an HTTP/2 window of 0) stays
-//   queued in this process until the write timeout resets it: 1,025 such connections making
-//   ListContainer(4096) calls took a leader from 171 MB to 685 MB of RSS, bounded only by how many
-//   answers it could make in the 10 s. An answer is charged as it is written (one under 4 KiB as
-//   the 8 KiB pool slab it is cut from, which a queued one keeps alive), and released by the
-//   write's callback, which node:http2 runs once it has taken the last byte off the stream (sent
-//   it; never while a window of 0 keeps it queued, measured), or when the stream closes (a reset,
-//   the write timeout's or the client's, a closed connection, a forced shutdown). While the
-//   call's connection holds its share (a quarter), a new call is RESOURCE_EXHAUSTED naming the
-//   budget ("retry later", with the scm-retry-after-ms hint the handler counts' refusals send),
-//   when it opens (its request not read) and again when its handler would run (`response_share`).
-//   While the whole budget is held, a new call resets the answers held longest, whoever's, until
-//   it is not (`response_buffer`), and goes on: refusing it instead would let four connections
-//   that read nothing keep every client off the node. An answer is never
-//   refused once made (its handler's write may be committed): the answers of calls admitted while
-//   there was room may take what is held past the budget, by at most what the calls in progress
-//   answer (ozone.scm.client.list.handler.count lists of a page each, and the handler count's
-//   small answers). Answers of headers alone (a status) are not charged: HEADERS are not
-//   flow-controlled, and leave at once.
 // - a read timeout (requestReadTimeoutMs, ozone.scm.client.request.read.timeout on the node, 10 s
 //   by default, 0 for none): a call whose request (message and half-close) has not arrived that
 //   long after its stream opened is UNAVAILABLE naming the key (the request never reached a
@@ -139,7 +117,6 @@ import { createInflate, createUnzip, type Inflate, type Unzip } from 'node:zlib'
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { ClientRefusalReason } from '../metrics/node-metrics.js';
-import { DEFAULT_RETRY_AFTER_MS, RETRY_AFTER_METADATA } from '../retry-after.js';
 import { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES, minRequestBufferBytes } from './request-limits.js';
 
 export { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES } from './request-limits.js';
@@ -164,16 +141,6 @@ const {
  * was a budget, each connection could hold 256 × 4 MiB.
  */
 export const DEFAULT_REQUEST_BUFFER_BYTES = 64 * 1024 * 1024;
-/**
- * Answer bytes written and not yet taken by their clients, across every connection, when the
- * options name no other budget (ozone.scm.client.response.buffer.size): a connection's share (a
- * quarter, 16 MiB) holds the 16 ListContainer(4096) pages of about 0.5 MB that
- * ozone.scm.client.list.handler.count lets one client have in progress at once twice over, and 256
- * callers of the usual few hundred bytes hold at most 2 MiB (each its 8 KiB pool slab), and only
- * while their answers leave. Before there was a budget, 1,025
- * connections that took no data had a leader hold 0.5 GB of answers until the write timeout.
- */
-export const DEFAULT_RESPONSE_BUFFER_BYTES = 64 * 1024 * 1024;
 /**
  * How long a call's request (its message and the half-close) may take to arrive, from the stream's
  * opening, when the options name no other limit (ozone.scm.client.request.read.timeout): a request
@@ -276,9 +243,7 @@ type CallRefusalReason = Exclude<ClientRefusalReason, ConnectionRefusalReason>;
 export interface UnaryRefusal {
   /**
    * Why the server refused the call before its handler ran (CLIENT_REFUSAL_REASONS):
-   * `request_buffer`, `connection_share` and `response_share` are RESOURCE_EXHAUSTED,
-   * `read_timeout` UNAVAILABLE; `write_timeout` and `response_buffer` are an answer reset (not
-   * taken within the read timeout; reset to make room in a full response buffer).
+   * `request_buffer` and `connection_share` are RESOURCE_EXHAUSTED, `read_timeout` UNAVAILABLE.
    */
   readonly reason: CallRefusalReason;
   /** The method's path. */
@@ -290,9 +255,7 @@ export interface UnaryRefusal {
   /**
    * One log line per time a limit is reached, however many calls a flood has refused:
    * `request_buffer`, the first refusal since the bytes held were last at or under half the
-   * budget; `connection_share`, the same for the call's connection and its share;
-   * `response_buffer` (the first answer reset since) and `response_share`, the same for the
-   * response buffer; `read_timeout`
+   * budget; `connection_share`, the same for the call's connection and its share; `read_timeout`
    * and `write_timeout`, the first of each on the call's connection.
    */
   readonly first: boolean;
@@ -374,14 +337,6 @@ export interface UnaryGrpcServerOptions {
    */
   readonly requestBufferBytes?: number;
   /**
-   * Answer bytes written to their streams and not yet taken off them by node:http2 (sent), across
-   * all connections: while they hold this much, a new call is RESOURCE_EXHAUSTED before its handler
-   * runs, as is one whose connection holds its share (a quarter of this). An answer is never
-   * refused once made (a write it reports may be committed), so what is held may pass this by the
-   * answers of the calls already admitted. Default 64 MiB; at least 1 byte.
-   */
-  readonly responseBufferBytes?: number;
-  /**
    * Milliseconds a call's request (message and half-close) may take to arrive from the stream's
    * opening; later, it is UNAVAILABLE and its bytes released. The handler's own run is not bounded
    * by it. Default 10 s; 0 for none.
@@ -419,12 +374,8 @@ interface Method {
   readonly serialize: (value: unknown) => Buffer;
 }
 
-/**
- * A server-wide count of bytes held against a limit: the request bytes of calls not yet handed to
- * their handler (the request buffer), or the answer bytes written and not yet taken by their
- * clients (the response buffer).
- */
-class ByteBudget {
+/** The server-wide count of request bytes held by calls not yet handed to their handler. */
+class RequestBudget {
   held = 0;
   /** A refusal was reported since the bytes held were last at or under half the limit. */
   private refusing = false;
@@ -452,18 +403,8 @@ class ByteBudget {
   }
 }
 
-/**
- * One connection's part of the request buffer (what its calls hold, at most its share), and of the
- * response buffer (`answers`).
- */
-class ConnectionShare extends ByteBudget {
-  readonly answers: ByteBudget;
-
-  constructor(limit: number, answersLimit: number) {
-    super(limit);
-    this.answers = new ByteBudget(answersLimit);
-  }
-
+/** One connection's part of the budget: what its calls hold, at most its share. */
+class ConnectionShare extends RequestBudget {
   /** A call of this connection was answered for its read timeout (reported as `first` once). */
   timedOut = false;
   /** A call of this connection had its answer reset for the read timeout (reported as `first` once). */
@@ -473,15 +414,9 @@ class ConnectionShare extends ByteBudget {
 /** What every call of one server shares. */
 interface CallContext {
   readonly maxReceive: number;
-  readonly budget: ByteBudget;
+  readonly budget: RequestBudget;
   /** What one connection may hold of the budget. */
   readonly shareLimit: number;
-  /** Answer bytes written and not yet taken by their clients (the response buffer). */
-  readonly answers: ByteBudget;
-  /** What one connection may hold of the response buffer. */
-  readonly answerShareLimit: number;
-  /** The calls whose answers hold bytes of the response buffer, the longest held first. */
-  readonly answersWaiting: Set<ServerUnaryCall>;
   /** 0 for none. */
   readonly readTimeoutMs: number;
   readonly onRefused: ((refusal: UnaryRefusal) => void) | undefined;
@@ -538,8 +473,6 @@ export class UnaryGrpcServer implements UnaryServiceHost {
         `the request buffer (${budget} bytes) is smaller than the worst single call (${worstCall} bytes: a compressed message of the largest size, ${maxReceive} bytes, what it inflates to, as much again, and its inflater, ${INFLATER_OVERHEAD_BYTES} bytes, held together): such a call must always fit`,
       );
     }
-    const answers = options.responseBufferBytes ?? DEFAULT_RESPONSE_BUFFER_BYTES;
-    if (!Number.isSafeInteger(answers) || answers < 1) throw new Error(`the response buffer must be a positive whole number of bytes, not ${answers}`);
     if (!Number.isFinite(readTimeoutMs) || readTimeoutMs < 0) throw new Error(`the request read timeout must be 0 (none) or a number of milliseconds, not ${readTimeoutMs}`);
     const maxConnections = options.maxConnections ?? 0;
     if (!Number.isSafeInteger(maxConnections) || maxConnections < 0) throw new Error(`the connection limit must be 0 (none) or a whole number of connections, not ${maxConnections}`);
@@ -551,11 +484,7 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
-    // A connection's share of the response buffer: a quarter, as of the request buffer, so that a
-    // few clients that take no data cannot hold it all; at least 1 byte, so that a connection with
-    // nothing held is always served.
-    const answerShareLimit = Math.max(1, Math.floor(answers / 4));
-    this.context = { maxReceive, budget: new ByteBudget(budget), shareLimit, answers: new ByteBudget(answers), answerShareLimit, answersWaiting: new Set(), readTimeoutMs, onRefused: options.onRefused };
+    this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
   }
 
   /** Connections open now (accepted and not yet closed, TLS handshake done or not). */
@@ -566,11 +495,6 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   /** Request bytes held now by calls whose handler has not run yet (the budget's use). */
   get requestBytesHeld(): number {
     return this.context.budget.held;
-  }
-
-  /** Answer bytes written now and not yet taken by their clients (the response buffer's use). */
-  get responseBytesHeld(): number {
-    return this.context.answers.held;
   }
 
   /** Adds the unary methods of `definition`; a streaming method, or one without a handler, is refused. */
@@ -945,9 +869,9 @@ export class UnaryGrpcServer implements UnaryServiceHost {
   }
 
   private shareOf(session: http2.Http2Session | undefined): ConnectionShare {
-    if (session === undefined) return new ConnectionShare(this.context.shareLimit, this.context.answerShareLimit);
+    if (session === undefined) return new ConnectionShare(this.context.shareLimit);
     let share = this.shares.get(session);
-    if (share === undefined) this.shares.set(session, (share = new ConnectionShare(this.context.shareLimit, this.context.answerShareLimit)));
+    if (share === undefined) this.shares.set(session, (share = new ConnectionShare(this.context.shareLimit)));
     return share;
   }
 }
@@ -1033,10 +957,6 @@ class ServerUnaryCall implements UnaryCall {
   private readTimer: NodeJS.Timeout | undefined;
   /** From the answer's writing until the stream closes (the read timeout again, for the way back). */
   private writeTimer: NodeJS.Timeout | undefined;
-  /** Bytes of this call's answer held against the response buffer (and its connection's share). */
-  private answerCharged = 0;
-  /** performance.now() when it was charged. */
-  private answerChargedAt = 0;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -1060,9 +980,6 @@ class ServerUnaryCall implements UnaryCall {
     stream.once('end', () => this.onEnd());
     stream.once('close', () => {
       if (this.writeTimer !== undefined) clearTimeout(this.writeTimer);
-      // A reset (the write timeout's, the client's) or a closed connection: node:http2 drops what
-      // was queued.
-      this.releaseAnswer();
       this.cancel();
       // A closed stream's object lives on until V8's next full collection (node:http2 frees its
       // native side only then), and whatever it still reaches survives every scavenge meanwhile
@@ -1072,9 +989,6 @@ class ServerUnaryCall implements UnaryCall {
       // cancel() released its bytes and no handler ran.)
       stream.off('data', onData);
     });
-    // Refused at once while answers not taken fill the response buffer or the connection's share:
-    // its request is then not even read.
-    this.refuseForAnswers();
   }
 
   getPeer(): string {
@@ -1231,73 +1145,6 @@ class ServerUnaryCall implements UnaryCall {
     this.context.onRefused?.({ reason, method: path, peer: this.getPeer(), details, first });
   }
 
-  /**
-   * RESOURCE_EXHAUSTED, and true, while this call's connection holds its share of the response
-   * buffer with answers its client has not taken. Answers cannot be refused once made (a write may
-   * be committed), so calls are refused before their handler runs; the answers of calls admitted
-   * meanwhile may take what is held past the limit. While the whole buffer is held, the answers
-   * held longest are reset to make room (makeRoomForAnswers), and the call goes on: refusing every
-   * call instead would let four connections that read nothing keep every client off this SCM.
-   */
-  private refuseForAnswers(): boolean {
-    if (this.finished) return true;
-    const answers = this.context.answers;
-    if (answers.held >= answers.limit) this.makeRoomForAnswers();
-    const share = this.share.answers;
-    if (share.held < share.limit) return false;
-    const path = this.method.path;
-    const details = `Connection's response buffer share full: ${path} was not started: answers written on its connection and not yet taken by its client hold ${share.limit} bytes or more (its share of ozone.scm.client.response.buffer.size); retry later`;
-    // The retry hint the handler counts' refusals send (client-service.ts): a client backs off and
-    // asks this SCM again, instead of trying the others, which would send it back here.
-    const metadata = new grpc.Metadata();
-    metadata.set(RETRY_AFTER_METADATA, String(DEFAULT_RETRY_AFTER_MS));
-    this.finish({ code: grpc.status.RESOURCE_EXHAUSTED, details, metadata });
-    this.context.onRefused?.({ reason: 'response_share', method: path, peer: this.getPeer(), details, first: share.refused() });
-    return true;
-  }
-
-  /**
-   * The response buffer is held whole: the answers held longest, whoever's, are reset (CANCEL) until
-   * it is not, each counted `response_buffer`. An answer a client is taking leaves within
-   * milliseconds; the ones held longest are those of clients that take nothing.
-   */
-  private makeRoomForAnswers(): void {
-    const answers = this.context.answers;
-    for (const call of this.context.answersWaiting) {
-      if (answers.held < answers.limit) return;
-      call.resetForRoom();
-    }
-  }
-
-  /** makeRoomForAnswers chose this call's answer: it is reset and its bytes released. */
-  private resetForRoom(): void {
-    const bytes = this.answerCharged;
-    const heldMs = Math.round(performance.now() - this.answerChargedAt);
-    this.releaseAnswer();
-    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-    const path = this.method.path;
-    const details = `Answer reset to make room: ${path}'s answer (${bytes} bytes) was not taken by its client in the ${heldMs} ms since it was sent, and answers not taken held the whole response buffer (ozone.scm.client.response.buffer.size)`;
-    this.context.onRefused?.({ reason: 'response_buffer', method: path, peer: this.getPeer(), details, first: this.context.answers.refused() });
-  }
-
-  private chargeAnswer(bytes: number): void {
-    this.answerCharged = bytes;
-    this.answerChargedAt = performance.now();
-    this.context.answers.take(bytes);
-    this.share.answers.take(bytes);
-    this.context.answersWaiting.add(this);
-  }
-
-  /** The answer is taken off the stream, or dropped with it: its bytes leave the response buffer (once). */
-  private releaseAnswer(): void {
-    const bytes = this.answerCharged;
-    if (bytes === 0) return;
-    this.answerCharged = 0;
-    this.context.answers.release(bytes);
-    this.share.answers.release(bytes);
-    this.context.answersWaiting.delete(this);
-  }
-
   /** The request has not arrived within the read timeout: UNAVAILABLE, its bytes released. */
   private readTimedOut(): void {
     this.readTimer = undefined;
@@ -1374,9 +1221,6 @@ class ServerUnaryCall implements UnaryCall {
   private run(message: Buffer): void {
     // From here the handler's admission (ozone.scm.handler.count.key) bounds what calls hold.
     this.releaseRequest();
-    // Again now that its handler would run: answers may have filled the response buffer while its
-    // request was arriving, and the handler is what makes another answer.
-    if (this.refuseForAnswers()) return;
     try {
       this.request = this.method.deserialize(message);
     } catch {
@@ -1424,13 +1268,7 @@ class ServerUnaryCall implements UnaryCall {
           stream.close(NGHTTP2_INTERNAL_ERROR);
         }
       });
-      // Held until node:http2 has taken the whole answer off the stream (the write's callback, which
-      // does not run while a client's window of 0 keeps it queued), or the stream closes.
-      // Charged as what it keeps alive: an answer under 4 KiB is a slice of node's shared 8 KiB
-      // pool, and one queued holds the whole slab however many others were cut from it.
-      this.chargeAnswer(Math.max(framed.length, framed.buffer.byteLength));
-      stream.write(framed, () => this.releaseAnswer());
-      stream.end();
+      stream.end(framed);
       this.awaitDelivery();
     } catch {
       // Node refused the headers (a trailer it will not send, say): the client sees the stream reset.

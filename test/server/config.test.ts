@@ -465,19 +465,6 @@ test('ozone.scm.client.request.buffer.size: a size, 64MB by default, at least th
   assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.request\.buffer\.size/);
 });
 
-test('ozone.scm.client.response.buffer.size: a size, 64MB by default, at least 1 byte, anything else named where it was set', () => {
-  const base = { 'ozone.metadata.dirs': '/m' };
-  const key = 'ozone.scm.client.response.buffer.size';
-  assert.equal(loadConfig({ overrides: base }).clientResponseBufferBytes, 64 * 1024 * 1024);
-  assert.equal(loadConfig({ overrides: { ...base, [key]: '16MB' } }).clientResponseBufferBytes, 16 * 1024 * 1024);
-  assert.equal(loadConfig({ overrides: { ...base, [key]: '1' } }).clientResponseBufferBytes, 1);
-  assert.throws(
-    () => loadConfig({ overrides: { ...base, [key]: '0' } }),
-    /^ConfigValueError: invalid value "0" for configuration key ozone\.scm\.client\.response\.buffer\.size: must be at least 1 byte: at 0 every client call would be refused \(set in override\)$/,
-  );
-  assert.throws(() => loadConfig({ overrides: { ...base, [key]: 'lots' } }), /ozone\.scm\.client\.response\.buffer\.size/);
-});
-
 test('ozone.scm.ha.ratis.log.appender.queue.byte-limit: a size, 32MB by default, at least 64KB (it caps every Raft message, and a quarter of it every entry)', () => {
   const base = { 'ozone.metadata.dirs': '/m' };
   const key = 'ozone.scm.ha.ratis.log.appender.queue.byte-limit';
