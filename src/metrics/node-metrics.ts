@@ -111,9 +111,10 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * within the read timeout; `protocol_error`, node:http2 ended its session for a protocol error or a
  * flood (a GOAWAY of its own, a session error); its socket is destroyed a grace after, whether or
  * not its client closes it; `list_limit`, it was a list call (ListContainer, ListPipelines,
- * ListDatanodes) while ozone.scm.client.list.handler.count of them were in progress (client-service.ts).
+ * ListDatanodes) while ozone.scm.client.list.handler.count of them were in progress (client-service.ts);
+ * `handler_count`, ozone.scm.handler.count.key calls were in progress (client-service.ts).
  */
-export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'protocol_error', 'list_limit'] as const;
+export const CLIENT_REFUSAL_REASONS = ['request_buffer', 'connection_share', 'read_timeout', 'write_timeout', 'connection_limit', 'address_share', 'connection_evicted', 'handshake_timeout', 'protocol_error', 'list_limit', 'handler_count'] as const;
 export type ClientRefusalReason = (typeof CLIENT_REFUSAL_REASONS)[number];
 
 /**

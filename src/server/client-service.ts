@@ -60,8 +60,11 @@ export interface ClientServiceOptions {
    * RESOURCE_EXHAUSTED at once with a retry hint. Default: no bound of their own.
    */
   readonly maxListsInFlight?: number;
-  /** Hears every call refused by the list calls' bound, `first` once each time the bound is reached. */
-  readonly onListRefused?: (refusal: ListRefusal) => void;
+  /**
+   * Hears every call refused by either bound (`handler_count`: maxInFlight, `list_limit`:
+   * maxListsInFlight), `first` once each time that bound is reached.
+   */
+  readonly onAdmissionRefused?: (refusal: AdmissionRefusal) => void;
   /** The hint sent with RESOURCE_EXHAUSTED (default 50 ms). */
   readonly retryAfterMs?: number;
   /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
@@ -73,11 +76,13 @@ export interface ClientServiceOptions {
   readonly guard?: CallGuard;
 }
 
-export interface ListRefusal {
+export interface AdmissionRefusal {
+  /** `handler_count`: ozone.scm.handler.count.key was reached; `list_limit`: ozone.scm.client.list.handler.count. */
+  readonly reason: 'handler_count' | 'list_limit';
   readonly method: string;
   readonly peer: string;
   readonly details: string;
-  /** The first refusal since the list calls in progress were last at or under half the bound. */
+  /** The first refusal since the calls in progress (of the bound's kind) were last at or under half the bound. */
   readonly first: boolean;
 }
 
@@ -175,6 +180,12 @@ function tolerantDefinition(definition: grpc.ServiceDefinition): grpc.ServiceDef
   return out as grpc.ServiceDefinition;
 }
 
+/** A call an Admission turned away: its answer, and whether it is the first since the bound was last half free. */
+interface Refusal {
+  readonly status: Partial<grpc.StatusObject>;
+  readonly first: boolean;
+}
+
 /**
  * Counts calls in progress against a bound: ozone.scm.handler.count.key for every call, and
  * ozone.scm.client.list.handler.count for the list calls, whose pages take turns on the event loop
@@ -192,7 +203,7 @@ class Admission {
   ) {}
 
   /** Admits a call (then `done` must be called once), or returns the status refusing it. */
-  admit(method: string): { readonly status: Partial<grpc.StatusObject>; readonly first: boolean } | undefined {
+  admit(method: string): Refusal | undefined {
     const max = this.max;
     if (max === undefined || this.inFlight < max) {
       this.inFlight++;
@@ -250,21 +261,24 @@ function unary<Request, Result>(
       callback(toGrpcStatus(error, method, options.onInternalError));
       return;
     }
+    const refuse = (reason: AdmissionRefusal['reason'], refusal: Refusal): void => {
+      try {
+        options.onAdmissionRefused?.({ reason, method, peer: call.getPeer(), details: refusal.status.details ?? '', first: refusal.first });
+      } catch (error) {
+        // A failing report must not leave the call unanswered.
+        options.onInternalError?.(method, error);
+      }
+      callback(refusal.status);
+    };
     const refused = admission.admit(method);
     if (refused !== undefined) {
-      callback(refused.status);
+      refuse('handler_count', refused);
       return;
     }
     const listRefused = lists?.admit(method);
     if (listRefused !== undefined) {
       admission.done();
-      try {
-        options.onListRefused?.({ method, peer: call.getPeer(), details: listRefused.status.details ?? '', first: listRefused.first });
-      } catch (error) {
-        // A failing report must not leave the call unanswered.
-        options.onInternalError?.(method, error);
-      }
-      callback(listRefused.status);
+      refuse('list_limit', listRefused);
       return;
     }
     // One reaction for both outcomes (not finally + then: a promise and a turn fewer per call).

@@ -74,6 +74,7 @@ const QUIET_UNTIL: Readonly<Record<ClientRefusalReason, string>> = {
   handshake_timeout: 'until a connection finishes its handshake',
   protocol_error: 'for 10 s',
   list_limit: 'until half the list calls in progress have finished',
+  handler_count: 'until half the calls in progress have finished',
 };
 
 /**
@@ -569,12 +570,12 @@ export class ScmNode {
       maxListCount: config.containerListMaxCount,
       maxInFlight: config.clientMaxInFlight,
       maxListsInFlight: config.clientMaxListsInFlight,
-      onListRefused: (refusal) => {
-        this.metrics.clientCallRefused('list_limit');
+      onAdmissionRefused: (refusal) => {
+        this.metrics.clientCallRefused(refusal.reason);
         if (refusal.first) {
           this.log.warn(
-            { event: 'client_call_refused', reason: 'list_limit', method: refusal.method, peer: refusal.peer },
-            `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) ${QUIET_UNTIL.list_limit}`,
+            { event: 'client_call_refused', reason: refusal.reason, method: refusal.method, peer: refusal.peer },
+            `${refusal.details} (from ${refusal.peer}); further refusals are only counted (scm_client_refusals_total) ${QUIET_UNTIL[refusal.reason]}`,
           );
         }
       },

@@ -141,6 +141,7 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="protocol_error",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="list_limit",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="handler_count",scm_node_id="z1"} 0',
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_client_connections'), ['scm_client_connections{scm_node_id="z1"} 0']);
   metrics.setClientConnections(7);
@@ -159,6 +160,7 @@ test('failure counters exist at 0 from the first scrape, for every reason and ev
     'scm_client_refusals_total{reason="handshake_timeout",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="protocol_error",scm_node_id="z1"} 0',
     'scm_client_refusals_total{reason="list_limit",scm_node_id="z1"} 0',
+    'scm_client_refusals_total{reason="handler_count",scm_node_id="z1"} 0',
   ]);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_leader_changes_total'), ['scm_raft_leader_changes_total{scm_node_id="z1"} 0']);
   assert.deepEqual(samplesOf(exposition, 'scm_raft_log_entries_dropped_total'), [

@@ -2,6 +2,8 @@
 // (ozone.scm.client.list.handler.count) within the handler count: beyond it a list call is refused
 // RESOURCE_EXHAUSTED at once, with a retry hint, before the api is called; the refusal is reported
 // (metric and a log line, the first each time the bound is reached), and writes are still admitted.
+// A call beyond the handler count itself (ozone.scm.handler.count.key) is refused and reported the
+// same way, as handler_count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -9,7 +11,7 @@ import { RETRY_AFTER_METADATA } from '../../src/api/client-protocol.js';
 import type { Wire } from '../../src/api/client-codec.js';
 import type { ScmApi } from '../../src/api/scm-api.js';
 import { NotLeaderError } from '../../src/errors.js';
-import { registerClientService, type ListRefusal } from '../../src/server/client-service.js';
+import { registerClientService, type AdmissionRefusal } from '../../src/server/client-service.js';
 import type { UnaryCall, UnaryHandler, UnaryServiceImplementation } from '../../src/server/unary-grpc-server.js';
 
 interface Answer {
@@ -29,12 +31,12 @@ function harness(options: { maxInFlight: number; maxListsInFlight: number }) {
     listDatanodes: () => hold('listDatanodes', []),
     getScmRoles: () => hold('getScmRoles', []),
   } as unknown as ScmApi;
-  const refusals: ListRefusal[] = [];
+  const refusals: AdmissionRefusal[] = [];
   let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
   registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
     ...options,
     retryAfterMs: 40,
-    onListRefused: (refusal) => refusals.push(refusal),
+    onAdmissionRefused: (refusal) => refusals.push(refusal),
   });
   const call = (method: string, request: Wire = {}): Promise<Answer> =>
     new Promise((resolve) => {
@@ -59,10 +61,10 @@ test('beyond ozone.scm.client.list.handler.count, a list call is refused at once
   assert.equal((await h.call('ListContainer', { count: 10 })).error?.code, grpc.status.RESOURCE_EXHAUSTED);
   assert.deepEqual(h.started, ['listContainers', 'listPipelines'], 'the refused calls never reached the api');
   assert.deepEqual(
-    h.refusals.map((r) => [r.method, r.peer, r.first]),
+    h.refusals.map((r) => [r.reason, r.method, r.peer, r.first]),
     [
-      ['ListDatanodes', '10.0.0.9:5000', true],
-      ['ListContainer', '10.0.0.9:5000', false],
+      ['list_limit', 'ListDatanodes', '10.0.0.9:5000', true],
+      ['list_limit', 'ListContainer', '10.0.0.9:5000', false],
     ],
     'reported, the first refusal marked for the log',
   );
@@ -84,15 +86,32 @@ test('beyond ozone.scm.client.list.handler.count, a list call is refused at once
   assert.deepEqual(await Promise.all(again), [{ error: null }, { error: null }]);
 });
 
-test('a list call refused by the handler count is not counted as a list refusal', async () => {
-  const h = harness({ maxInFlight: 1, maxListsInFlight: 5 });
-  const holding = h.call('GetScmRoles');
+test('a call refused by the handler count is reported as handler_count (a list too, not as list_limit), the first marked each time the bound is reached', async () => {
+  const h = harness({ maxInFlight: 2, maxListsInFlight: 5 });
+  const holding = [h.call('GetScmRoles'), h.call('GetScmRoles')];
   await settle();
   const refused = await h.call('ListContainer', { count: 10 });
-  assert.match(refused.error?.details ?? '', /ozone\.scm\.handler\.count\.key/);
-  assert.deepEqual(h.refusals, []);
+  assert.equal(refused.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.match(refused.error?.details ?? '', /already working on 2 client calls \(ozone\.scm\.handler\.count\.key\); ListContainer was not started: retry in 40 ms/);
+  assert.equal((refused.error?.metadata as grpc.Metadata).get(RETRY_AFTER_METADATA)[0], '40');
+  assert.equal((await h.call('GetScmRoles')).error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.deepEqual(
+    h.refusals.map((r) => [r.reason, r.method, r.peer, r.first]),
+    [
+      ['handler_count', 'ListContainer', '10.0.0.9:5000', true],
+      ['handler_count', 'GetScmRoles', '10.0.0.9:5000', false],
+    ],
+  );
+  assert.deepEqual(h.started, ['getScmRoles', 'getScmRoles'], 'the refused calls never reached the api');
   h.held.splice(0).forEach((release) => release());
-  await holding;
+  await Promise.all(holding);
+  // Back under half the bound: the next refusal is a first again.
+  const again = [h.call('GetScmRoles'), h.call('GetScmRoles')];
+  await settle();
+  await h.call('GetScmRoles');
+  assert.deepEqual(h.refusals.map((r) => r.first), [true, false, true]);
+  h.held.splice(0).forEach((release) => release());
+  await Promise.all(again);
 });
 
 test('a list call that fails gives its list slot back: a follower refusing every linearizable list NotLeader never ends up refusing lists for good', async () => {
@@ -101,12 +120,12 @@ test('a list call that fails gives its list slot back: a follower refusing every
   const api = {
     listContainers: () => (failing ? Promise.reject(new NotLeaderError('scm1', '127.0.0.1:9860')) : Promise.resolve([])),
   } as unknown as ScmApi;
-  const refusals: ListRefusal[] = [];
+  const refusals: AdmissionRefusal[] = [];
   let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
   registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
     maxInFlight: 10,
     maxListsInFlight,
-    onListRefused: (refusal) => refusals.push(refusal),
+    onAdmissionRefused: (refusal) => refusals.push(refusal),
   });
   const call = (): Promise<Partial<grpc.StatusObject> | null> =>
     new Promise((resolve) => {
@@ -125,7 +144,7 @@ test('a list refusal whose report throws is still answered, and the failure goes
   let handlers: Record<string, UnaryHandler<Wire, Wire>> = {};
   registerClientService({ addService: (_d, implementation: UnaryServiceImplementation) => (handlers = implementation as typeof handlers) }, api, {
     maxListsInFlight: 1,
-    onListRefused: () => {
+    onAdmissionRefused: () => {
       throw new Error('the log is gone');
     },
     onInternalError: (method, error) => internal.push(`${method}: ${(error as Error).message}`),
