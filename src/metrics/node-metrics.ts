@@ -104,7 +104,8 @@ export type PeerPort = (typeof PEER_PORTS)[number];
  * requests not yet handed to their handler past ozone.scm.client.request.buffer.size;
  * `connection_share`, it would have taken its connection past its share of that; `read_timeout`, its
  * request did not arrive within ozone.scm.client.request.read.timeout; `write_timeout`, its answer,
- * written, was not taken by the client within that timeout (the stream was reset); `connection_limit`, the
+ * written, was not taken by the client within that timeout (the stream was reset, or the connection
+ * closed if its client read nothing at all); `connection_limit`, the
  * connection was accepted while ozone.scm.client.max.connections were open, each with a call in
  * progress; `address_share`, its client address held a quarter of that limit already;
  * `connection_evicted`, an idle connection was closed to make room when another took the last slot; `handshake_timeout`, it did not finish its TLS handshake or send the HTTP/2 preface

@@ -407,7 +407,7 @@ class RequestBudget {
 class ConnectionShare extends RequestBudget {
   /** A call of this connection was answered for its read timeout (reported as `first` once). */
   timedOut = false;
-  /** A call of this connection had its answer reset for the read timeout (reported as `first` once). */
+  /** A call of this connection had its answer reset (or its connection closed) for the read timeout (reported as `first` once). */
   writeTimedOut = false;
 }
 
@@ -894,6 +894,38 @@ function nghttp2Finished(session: http2.Http2Session): boolean {
   return typeof handle?.hasPendingData === 'function' && !handle.hasPendingData();
 }
 
+/**
+ * Whether node:http2 has a write waiting on the session's socket: bytes its socket's handle (TCP's
+ * or TLS's) has not handed to the kernel yet (writeQueueSize), as when the client reads nothing.
+ * True when that cannot be read (so the caller takes the safe way).
+ */
+function socketWriteWaiting(session: http2.Http2Session): boolean {
+  try {
+    const handle = (session.socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle;
+    const waiting = handle?.writeQueueSize;
+    return typeof waiting === 'number' ? waiting > 0 : true;
+  } catch {
+    // node:http2's socket proxy throws once the session has let go of its socket.
+    return true;
+  }
+}
+
+/**
+ * Destroys a connection: the session first, so that node:http2 writes nothing more on it whatever
+ * its socket's pending write does, then the socket (a session destroyed only ends its side, which a
+ * client that does not read never lets finish).
+ */
+function destroyConnection(session: http2.Http2Session): void {
+  let socket: Socket | undefined;
+  try {
+    socket = (session.socket as unknown as Destroyable)[RAW_SOCKET];
+  } catch {
+    socket = undefined;
+  }
+  if (!session.destroyed) session.destroy();
+  socket?.destroy();
+}
+
 /** `address:port` of a socket's remote end (what getPeer() says); 'unknown' once it is gone. */
 function peerOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
   const address = socket?.remoteAddress;
@@ -1277,7 +1309,8 @@ class ServerUnaryCall implements UnaryCall {
   }
 
   /**
-   * The answer is written; the stream must now close within the read timeout, or it is reset. A
+   * The answer is written; the stream must now close within the read timeout, or it is reset (its
+   * connection destroyed, if its client reads nothing at all: writeTimedOut). A
    * client that takes no data (an HTTP/2 window of 0) would otherwise hold the answer, queued in
    * node:http2, and its connection's slot for as long as it liked: its calls count as in progress,
    * so the connection is never closed as idle to make room. 1,025 such connections once kept every
@@ -1291,17 +1324,37 @@ class ServerUnaryCall implements UnaryCall {
     this.writeTimer.unref();
   }
 
+  /**
+   * The answer was not taken within the read timeout. Its stream is reset, unless node:http2 is
+   * still waiting to write to the connection's socket (the client reads nothing at all): then the
+   * connection is destroyed instead, the session first. A reset submitted while that write waits
+   * is only queued by node:http2, and Node 20 loses it when the write ends (the client reads again,
+   * or goes) if the stream's object is gone by then, leaving nghttp2 a stream with an answer to
+   * send that node:http2 no longer knows: it then answers nghttp2's every request for that
+   * stream's data with nothing, and nghttp2 writes empty DATA frames for it, without end, in one
+   * synchronous loop, each copied into node:http2's outgoing buffer. 256 such connections (clients
+   * that stopped reading, then left) took a leader from 330 MB to 4.7 GB within seconds, its event
+   * loop held until it was deposed. A destroyed session writes nothing more, and a client that
+   * reads nothing has nothing to lose by it.
+   */
   private writeTimedOut(): void {
     this.writeTimer = undefined;
     const stream = this.stream;
     if (stream.closed || stream.destroyed) return;
-    stream.close(NGHTTP2_CANCEL);
+    const session = stream.session;
+    const peer = this.getPeer();
+    const stalled = session !== undefined && socketWriteWaiting(session);
+    if (stalled) destroyConnection(session);
+    else stream.close(NGHTTP2_CANCEL);
     const share = this.share;
     const first = !share.writeTimedOut;
     share.writeTimedOut = true;
     const path = this.method.path;
-    const details = `Answer not taken in time: ${path}'s answer was not received by the client within ${this.context.readTimeoutMs} ms of being sent, and its stream was reset (ozone.scm.client.request.read.timeout)`;
-    this.context.onRefused?.({ reason: 'write_timeout', method: path, peer: this.getPeer(), details, first });
+    const what = stalled
+      ? 'and its connection was closed: the client was not reading it at all (data was still waiting to be written to its socket)'
+      : 'and its stream was reset';
+    const details = `Answer not taken in time: ${path}'s answer was not received by the client within ${this.context.readTimeoutMs} ms of being sent, ${what} (ozone.scm.client.request.read.timeout)`;
+    this.context.onRefused?.({ reason: 'write_timeout', method: path, peer, details, first });
   }
 
   /** Answers `code` unless answered already, and reads no more of the request. */

@@ -1557,3 +1557,67 @@ test('raw: a client that sends GOAWAY and never closes gets the answers to its o
   // A client's own GOAWAY is its goodbye, not a refusal.
   assert.deepEqual(refusals, []);
 });
+
+// ---- a client that reads nothing at all: its answer is not reset, its connection is destroyed ----
+
+test('raw: an answer not taken within the read timeout on a connection whose client reads nothing at all (a write waiting on its socket) closes the connection, reported once (write_timeout); the server goes on', { timeout: 15_000 }, async () => {
+  const refusals: UnaryRefusal[] = [];
+  const server = new UnaryGrpcServer({ requestReadTimeoutMs: 200, onRefused: (r) => refusals.push(r) });
+  // More than the kernel's buffers on both sides take: node:http2's write to the socket waits.
+  const big = Buffer.alloc(32 * 1024 * 1024, 7);
+  let handled = 0;
+  server.addService({ Big: method('Big'), Echo: method('Echo') }, {
+    Big: (_call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => {
+      handled++;
+      answer(null, big);
+    },
+    Echo: (call: UnaryCall<Buffer>, answer: grpc.sendUnaryData<Buffer>) => answer(null, call.request),
+  });
+  const port = await server.listen('127.0.0.1', 0);
+  const socket = netConnect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  // It never reads: what the server writes fills the kernel's buffers, then waits in node:http2.
+  socket.pause();
+  try {
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // The largest windows, stream and connection, so that flow control never holds the answers back.
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(4, 0);
+    settings.writeUInt32BE(2 ** 31 - 1, 2);
+    const increment = Buffer.alloc(4);
+    increment.writeUInt32BE(2 ** 31 - 1 - 65_535, 0);
+    const bigHeaders = headerBlock({ ':method': 'POST', ':scheme': 'http', ':path': '/test.Svc/Big', ':authority': 'x', 'content-type': 'application/grpc' });
+    socket.write(
+      Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        h2Frame(SETTINGS, 0, 0, settings),
+        h2Frame(8 /* WINDOW_UPDATE */, 0, 0, increment),
+        h2Frame(HEADERS, END_HEADERS, 1, bigHeaders),
+        h2Frame(DATA, END_STREAM, 1, frame(Buffer.from('big'))),
+      ]),
+    );
+    await within(() => refusals.length > 0, 5_000, 'the answer timing out');
+    assert.equal(handled, 1);
+    // Not a reset of the stream: node:http2 would only queue it behind the waiting write, and Node
+    // 20 loses it when that write ends, then writes empty DATA frames for the stream without end.
+    await within(() => server.openConnections === 0, 5_000, 'the server destroying the connection');
+    assert.deepEqual(
+      refusals.map((r) => [r.reason, r.first, r.method]),
+      [['write_timeout', true, '/test.Svc/Big']],
+    );
+    assert.equal(
+      refusals[0]!.details,
+      "Answer not taken in time: /test.Svc/Big's answer was not received by the client within 200 ms of being sent, and its connection was closed: the client was not reading it at all (data was still waiting to be written to its socket) (ozone.scm.client.request.read.timeout)",
+    );
+    assert.match(refusals[0]!.peer, /^127\.0\.0\.1:\d+$/);
+    // The server goes on serving.
+    const a = await raw(port, grpcHeaders(), frame(Buffer.from('after')));
+    assert.equal(statusOf(a), grpc.status.OK);
+    assert.deepEqual(a.body, frame(Buffer.from('after')));
+  } finally {
+    // The server first: its sessions destroyed, node:http2 writes nothing more, whatever the
+    // client's socket does after.
+    server.forceShutdown();
+    socket.destroy();
+  }
+});
