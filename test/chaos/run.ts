@@ -53,6 +53,8 @@ export interface ChaosOptions {
   readonly outDir: string;
   /** Mutual TLS on every port (default: plaintext). */
   readonly tls?: boolean;
+  /** Write the history and the final table even when no check fails, so `npm run chaos:check` can re-check them. */
+  readonly keepHistory?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -65,7 +67,7 @@ export interface ChaosReport {
   readonly kindsRun: readonly FaultKind[];
   readonly skippedKinds: readonly string[];
   readonly installs: number;
-  /** Set when the run wrote its evidence (on a violation). */
+  /** Set when the run wrote its evidence (on a violation, or with keepHistory). */
   readonly artifacts?: string;
   /** The iptables chain the run used (removed by the time the report is returned). */
   readonly chain?: string;
@@ -96,6 +98,8 @@ async function readTable(read: (startId: number) => Promise<ListedContainer[]>):
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const t0 = performance.now();
+  // One directory per run for its evidence (history, schedule, logs), named by seed and start time.
+  const evidenceDir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   const clock = (): number => Math.round((performance.now() - t0) * 10) / 10;
   const log = (line: string): void => options.log(`[${(clock() / 1000).toFixed(1).padStart(6)} s] ${line}`);
   const netOk = netfilterAvailability();
@@ -184,6 +188,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
 
     const history = workload.history;
+    // Written before the check, so a check that runs out of time or memory can be re-run on its own.
+    const kept = options.keepHistory === true ? await writeHistory(evidenceDir, history, finalTable) : undefined;
+    if (kept !== undefined) log(`history written to ${kept} (re-check: npm run chaos:check -- ${kept})`);
     log('checking the history');
     const linear = checkContainerHistory(history, finalTable);
     if (!linear.ok) violations.push({ check: 'linearizable', message: linear.explanation });
@@ -202,7 +209,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const unavailability = new Map(faults.map((f) => [f.index, longestAckGap(acks, f.startedAt, f.recoveredAt ?? clock())]));
     const summary = formatSummary({ seed: options.seed, elapsedMs: clock(), partitions, tls: options.tls === true, history, faults, unavailabilityMs: unavailability, installs, checks: CHECKS, violations, skippedKinds });
     let artifacts: string | undefined;
-    if (violations.length > 0) artifacts = await writeEvidence(options, cluster, history, steps, faults, summary);
+    if (violations.length > 0 || kept !== undefined) artifacts = await writeEvidence(evidenceDir, options, cluster, history, steps, faults, summary);
     return {
       seed: options.seed,
       violations,
@@ -218,7 +225,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } catch (err) {
     // A run that broke down (a step that threw) still leaves its evidence behind.
     const summary = `chaos run broke down (seed ${options.seed}): ${(err as Error).stack ?? String(err)}\n${cluster.cluster.tails(20)}`;
-    const artifacts = await writeEvidence(options, cluster, workload?.history ?? [], steps, faults, summary).catch(() => undefined);
+    const artifacts = await writeEvidence(evidenceDir, options, cluster, workload?.history ?? [], steps, faults, summary).catch(() => undefined);
     throw new Error(`${summary}${artifacts !== undefined ? `\nevidence in ${artifacts}` : ''}\nreplay: npm run chaos -- --seed ${options.seed}${options.tls === true ? ' --tls' : ''}`, { cause: err });
   } finally {
     if (workload !== undefined) await workload.stop();
@@ -227,7 +234,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/** history.json and final-table.json: what `npm run chaos:check` reads back. */
+async function writeHistory(dir: string, history: readonly HistoryEntry[], finalTable: readonly ListedContainer[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'history.json'), JSON.stringify(history, null, 1));
+  await writeFile(join(dir, 'final-table.json'), JSON.stringify(finalTable));
+  return dir;
+}
+
 async function writeEvidence(
+  dir: string,
   options: ChaosOptions,
   cluster: ChaosCluster,
   history: readonly HistoryEntry[],
@@ -235,7 +251,6 @@ async function writeEvidence(
   faults: readonly FaultRecord[],
   summary: string,
 ): Promise<string> {
-  const dir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'summary.txt'), `${summary}\n\nreplay: npm run chaos -- --seed ${options.seed} --minutes ${options.durationMs / 60_000}${options.tls === true ? ' --tls' : ''}\n`);
   await writeFile(join(dir, 'history.json'), JSON.stringify(history, null, 1));
