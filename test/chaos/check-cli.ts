@@ -1,6 +1,7 @@
-// `npm run chaos:check -- DIR [--checker frontier|wgl]`: re-checks the linearizable part of a history a chaos run wrote
-// (`--keep-history`, or any run with a violation), without running the cluster again. Prints the
-// verdict, the check's time and the process's peak RSS; exit 1 on a violation, 2 when inconclusive.
+// `npm run chaos:check -- DIR [--checker frontier|wgl]`: re-checks the linearizable part of a
+// history a chaos run wrote (`--keep-history`, or any run with a violation), without running the
+// cluster again. Prints the verdict, the check's time and the process's peak RSS; exit 1 on a
+// violation, 2 when inconclusive.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

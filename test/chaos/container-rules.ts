@@ -82,7 +82,19 @@ interface Footprint {
   readonly writes: boolean;
 }
 
+/** Each call's footprint, worked out once: the checker asks about the same open calls again and again. */
+const footprints = new WeakMap<ModelOp, Footprint>();
+
 function footprint(op: ModelOp): Footprint {
+  let known = footprints.get(op);
+  if (known === undefined) {
+    known = footprintOf(op);
+    footprints.set(op, known);
+  }
+  return known;
+}
+
+function footprintOf(op: ModelOp): Footprint {
   const call = op.call;
   switch (call.kind) {
     case 'allocate': {

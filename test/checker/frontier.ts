@@ -101,20 +101,22 @@ export function checkLinearizableFrontier<S, T>(history: readonly Operation<T>[]
    */
   const dependencies = (i: number, placed: readonly number[]): number[] => {
     const candidates = open.filter((j) => j !== i && !placed.includes(j));
-    if (model.independent === undefined) return candidates;
-    const component = [i];
-    for (let grew = true; grew; ) {
-      grew = false;
+    const independent = model.independent;
+    if (independent === undefined) return candidates;
+    // Breadth-first from i: each member is compared once with each operation not yet in.
+    const component: number[] = [];
+    const unexplored = [i];
+    for (let m = unexplored.pop(); m !== undefined; m = unexplored.pop()) {
+      const member = ops[m]!.op;
       for (let k = 0; k < candidates.length; k++) {
         const j = candidates[k]!;
-        if (component.some((c) => !model.independent!(ops[c]!.op, ops[j]!.op))) {
-          component.push(j);
-          candidates.splice(k--, 1);
-          grew = true;
-        }
+        if (independent(member, ops[j]!.op)) continue;
+        component.push(j);
+        unexplored.push(j);
+        candidates.splice(k--, 1);
       }
     }
-    return component.slice(1);
+    return component;
   };
 
   /**
@@ -202,7 +204,7 @@ export function checkLinearizableFrontier<S, T>(history: readonly Operation<T>[]
    * required) is satisfied: it is dropped from all, which merges configurations that differed by it.
    */
   const retireUnknowns = (configs: Configuration<S>[]): Configuration<S>[] => {
-    const done = open.filter((j) => ops[j]!.complete === Infinity && configs.every((c) => c.placed.includes(j)));
+    const done = configs[0]!.placed.filter((j) => ops[j]!.complete === Infinity && configs.every((c) => c.placed.includes(j)));
     if (done.length === 0) return configs;
     for (const j of done) open.splice(open.indexOf(j), 1);
     const merged = new Map<string, Configuration<S>>();
