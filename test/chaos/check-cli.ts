@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { checkContainerHistory } from './container-model.js';
+import { checkContainerHistory, recordedOrderProblem } from './container-model.js';
 import { checkContainerHistoryWgl } from './container-model-wgl.js';
 import type { HistoryEntry, ListedContainer } from './history.js';
 
@@ -48,6 +48,12 @@ const finalTable = existsSync(join(dir, 'final-table.json'))
   ? (JSON.parse(await readFile(join(dir, 'final-table.json'), 'utf8')) as ListedContainer[])
   : finalTableOf(history);
 process.stderr.write(`${values.checker}: ${history.length} operations, ${finalTable.length} containers; peak RSS after loading ${mib(process.resourceUsage().maxRSS)}\n`);
+
+const disorder = recordedOrderProblem(history);
+if (disorder !== undefined) {
+  process.stdout.write(`cannot be checked: ${disorder}\n`);
+  process.exit(2);
+}
 
 const started = performance.now();
 const result = checker(history, finalTable);

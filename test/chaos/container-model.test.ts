@@ -3,7 +3,9 @@
 // violations a broken replica or a lost acknowledgement would show.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkContainerHistory } from './container-model.js';
+import { checkContainerHistory, ContainerTable, recordedOrderProblem } from './container-model.js';
+import { checkLinearizableFrontier } from '../checker/frontier.js';
+import type { Operation } from '../checker/linearizability.js';
 import { checkContainerHistoryWgl } from './container-model-wgl.js';
 import { randomContainerHistory } from './random-history.js';
 import { SeededRandom } from '../../src/raft/random.js';
@@ -239,4 +241,39 @@ test('a long history of many clients checks quickly', () => {
   }
   const result = checkContainerHistory(h, final);
   assert.equal(result.ok, true);
+});
+
+// A client's next call recorded at the instant of its previous answer would be taken as concurrent
+// with it, and a stale read of its own acknowledged write would pass (a hostile review's finding
+// with the 0.1 ms clock run.ts had): recorded histories must order each client's calls strictly.
+test("a recorded history must order each client's calls strictly: equal instants, overlaps and a call after an unanswered one are refused", () => {
+  const staleOwnRead = [
+    alloc('c1', 'c1/1', 1.0, 4.2, 1),
+    update('c1', 1, 'FINALIZE', 4.5, 7.2, ok('CLOSING')),
+    get('c1', 1, 7.2, 9.0, 'OPEN'),
+    list(20, 21, [c(1, 'c1/1', 'CLOSING')]),
+  ];
+  // The checker alone cannot tell (the get may be concurrent with the update); the order check can.
+  assert.equal(checkContainerHistory(staleOwnRead, [c(1, 'c1/1', 'CLOSING')]).ok, true);
+  assert.match(recordedOrderProblem(staleOwnRead) ?? '', /c1's call c1#\d+ get #1 LINEARIZABLE -> OPEN is invoked at 7.2, not after its previous call .* completed \(7.2\)/);
+  // With a clock that tells them apart the order check passes and the checker sees the stale read.
+  const told = [...staleOwnRead.slice(0, 2), get('c1', 1, 7.2001, 9.0, 'OPEN'), staleOwnRead[3]!];
+  assert.equal(recordedOrderProblem(told), undefined);
+  assert.equal(checkContainerHistory(told, [c(1, 'c1/1', 'CLOSING')]).ok, false);
+
+  assert.match(recordedOrderProblem([alloc('a', 'a/1', 0, 5, 1), get('a', 1, 3, 6, 'OPEN')]) ?? '', /not after its previous call/);
+  assert.match(recordedOrderProblem([alloc('a', 'a/1', 0, null), get('a', 1, 3, 6, 'absent')]) ?? '', /completed \(never\)/);
+  assert.match(recordedOrderProblem([get('a', 1, 3, 2, 'absent')]) ?? '', /is invoked at 3 and completes at 2/);
+  assert.match(recordedOrderProblem([get('a', 1, Number.NaN, 2, 'absent')]) ?? '', /is invoked at NaN/);
+  // Different clients may overlap and share instants; a client's last call may be unanswered.
+  assert.equal(recordedOrderProblem([alloc('a', 'a/1', 0, 5, 1), get('b', 1, 5, 6, 'OPEN'), alloc('a', 'a/2', 5.5, null)]), undefined);
+});
+
+test('a ContainerTable checks one history: a second check on it is refused, not started from the first one\'s containers', () => {
+  const table = new ContainerTable();
+  const allocated: Operation<{ call: ChaosCall; outcome: ChaosOutcome }> = { op: { call: { kind: 'allocate', owner: 'a/1' }, outcome: { type: 'ok', id: 1 } }, invoke: 0, complete: 1, label: 'alloc -> #1' };
+  assert.equal(checkLinearizableFrontier([allocated], table).ok, true);
+  const sawIt: Operation<{ call: ChaosCall; outcome: ChaosOutcome }> = { op: { call: { kind: 'get', id: 1, consistency: 'LINEARIZABLE' }, outcome: { type: 'ok', state: 'OPEN' } }, invoke: 0, complete: 1, label: 'get #1 -> OPEN' };
+  assert.throws(() => checkLinearizableFrontier([sawIt], table), /a ContainerTable checks one history/);
+  assert.equal(checkLinearizableFrontier([sawIt], new ContainerTable()).ok, false, 'a fresh table has no container 1');
 });

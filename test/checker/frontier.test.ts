@@ -189,3 +189,13 @@ test('random histories: the frontier checker and the Wing–Gong search agree (v
   // Both outcomes must be common, or the comparison proves little.
   assert.ok(valid > 1_000 && rejected > 200, `seed ${seed}: ${valid} linearizable, ${rejected} not`);
 });
+
+// A completion before its own invocation put the completion event first: the walk then closed
+// another open operation in its place (here the required unknown write, never placed) and passed
+// a history that is not linearizable. Such an operation is now refused.
+test('an operation completing before its invocation, or at a time that is not a number, is refused, not checked', () => {
+  const history = [w(0, 1, 0, Infinity, true), r(0, null, 1, 0.5)];
+  assert.throws(() => checkLinearizableFrontier(history, persistent), /not a well-formed operation: r0=null is invoked at 1 and completes at 0.5/);
+  assert.throws(() => checkLinearizableFrontier([r(0, null, Number.NaN, 1)], persistent), /not a well-formed operation/);
+  assert.throws(() => checkLinearizableFrontier([r(0, null, 0, Number.NaN)], persistent), /not a well-formed operation/);
+});

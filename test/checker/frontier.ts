@@ -74,8 +74,28 @@ export interface FrontierLimits {
   readonly maxConfigurationsPerStep?: number;
 }
 
+/**
+ * A time that is not a number, or a completion before its own invocation, would put the completion
+ * event ahead of the operation's opening: the walk would then close some other open operation in
+ * its place (a required unknown, say, never to be placed) and could pass a history it must fail.
+ * Recorded histories cannot have one (the clock is monotonic); an edited or foreign one can.
+ */
+function assertWellFormed<T>(o: Operation<T>): void {
+  if (!Number.isFinite(o.invoke) || !(o.complete === Infinity || (Number.isFinite(o.complete) && o.complete >= o.invoke))) {
+    throw new Error(`not a well-formed operation: ${o.label} is invoked at ${o.invoke} and completes at ${o.complete}`);
+  }
+}
+
+/** Removes `i` from the open operations; it must be there (an invariant of the walk, not an input check). */
+function closeOpen(open: number[], i: number): void {
+  const at = open.indexOf(i);
+  if (at < 0) throw new Error(`frontier checker invariant broken: operation ${i} closed while not open`);
+  open.splice(at, 1);
+}
+
 export function checkLinearizableFrontier<S, T>(history: readonly Operation<T>[], model: PersistentModel<S, T>, limits: FrontierLimits = {}): CheckResult {
   const maxPerStep = limits.maxConfigurationsPerStep ?? 1_000_000;
+  for (const o of history) assertWellFormed(o);
   const ops = [...history].sort((a, b) => a.invoke - b.invoke || a.complete - b.complete);
   const events: Event[] = [];
   ops.forEach((o, index) => {
@@ -206,7 +226,7 @@ export function checkLinearizableFrontier<S, T>(history: readonly Operation<T>[]
   const retireUnknowns = (configs: Configuration<S>[]): Configuration<S>[] => {
     const done = configs[0]!.placed.filter((j) => ops[j]!.complete === Infinity && configs.every((c) => c.placed.includes(j)));
     if (done.length === 0) return configs;
-    for (const j of done) open.splice(open.indexOf(j), 1);
+    for (const j of done) closeOpen(open, j);
     const merged = new Map<string, Configuration<S>>();
     for (const c of configs) {
       const placed = c.placed.filter((j) => !done.includes(j));
@@ -263,7 +283,7 @@ export function checkLinearizableFrontier<S, T>(history: readonly Operation<T>[]
     const next = place(i);
     if (next === undefined) return gaveUp(i);
     if (next.length === 0) return fail(i, why);
-    open.splice(open.indexOf(i), 1);
+    closeOpen(open, i);
     frontier = prune(retireUnknowns(next));
     lastCompleted = i;
     if (model.compact !== undefined) {
