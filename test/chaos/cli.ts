@@ -1,4 +1,4 @@
-// `npm run chaos -- --minutes N [--seed S] [--clients C] [--out DIR] [--kinds a,b] [--tls]`: one
+// `npm run chaos -- --minutes N [--seed S] [--clients C] [--out DIR] [--kinds a,b] [--tls] [--keep-history]`: one
 // chaos run on real processes (--tls: mutual TLS on every port); progress on stderr, the summary
 // on stdout; exit 1 on a violation.
 import { parseArgs } from 'node:util';
@@ -14,13 +14,15 @@ const { values } = parseArgs({
     kinds: { type: 'string' },
     'heal-bound': { type: 'string', default: '90' },
     tls: { type: 'boolean', default: false },
+    'keep-history': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
   process.stdout.write(
-    'npm run chaos -- [--minutes N] [--seed S] [--clients C] [--out DIR] [--kinds k1,k2] [--heal-bound SECONDS] [--tls]\n' +
+    'npm run chaos -- [--minutes N] [--seed S] [--clients C] [--out DIR] [--kinds k1,k2] [--heal-bound SECONDS] [--tls] [--keep-history]\n' +
+      '--keep-history: write history.json and final-table.json (and the logs) even when every check passes\n' +
       `fault kinds: ${FAULT_KINDS.join(', ')}\n`,
   );
   process.exit(0);
@@ -55,10 +57,12 @@ const report = await runChaos({
   healBoundMs: number('heal-bound', values['heal-bound']) * 1_000,
   outDir: values.out,
   tls: values.tls,
+  keepHistory: values['keep-history'],
   log: (line) => process.stderr.write(`${line}\n`),
   ...(kinds !== undefined ? { kinds } : {}),
 });
 process.stdout.write(`${report.summary}\n`);
+if (report.violations.length === 0 && report.artifacts !== undefined) process.stdout.write(`history: ${report.artifacts}\n`);
 if (report.violations.length > 0) {
   process.stdout.write(`evidence: ${report.artifacts ?? '(not written)'}\nreplay: npm run chaos -- --seed ${seed}${values.tls ? ' --tls' : ''}\n`);
   process.exit(1);

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { ChaosCluster } from './chaos-cluster.js';
 import { openPipeline } from '../integration/workload.js';
-import { checkContainerHistory } from './container-model.js';
+import { checkContainerHistory, recordedOrderProblem } from './container-model.js';
 import { FaultInjector, type FaultRecord } from './faults.js';
 import type { HistoryEntry, ListedContainer } from './history.js';
 import { Netfilter, netfilterAvailability } from './netfilter.js';
@@ -53,6 +53,8 @@ export interface ChaosOptions {
   readonly outDir: string;
   /** Mutual TLS on every port (default: plaintext). */
   readonly tls?: boolean;
+  /** Write the history and the final table even when no check fails, so `npm run chaos:check` can re-check them. */
+  readonly keepHistory?: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -65,7 +67,7 @@ export interface ChaosReport {
   readonly kindsRun: readonly FaultKind[];
   readonly skippedKinds: readonly string[];
   readonly installs: number;
-  /** Set when the run wrote its evidence (on a violation). */
+  /** Set when the run wrote its evidence (on a violation, or with keepHistory). */
   readonly artifacts?: string;
   /** The iptables chain the run used (removed by the time the report is returned). */
   readonly chain?: string;
@@ -96,7 +98,12 @@ async function readTable(read: (startId: number) => Promise<ListedContainer[]>):
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const t0 = performance.now();
-  const clock = (): number => Math.round((performance.now() - t0) * 10) / 10;
+  // One directory per run for its evidence (history, schedule, logs), named by seed and start time.
+  const evidenceDir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  // The history's clock is not rounded: a client's next call must be recorded after its previous
+  // answer (container-model.ts assertClientsSequential), which a 0.1 ms clock could not tell apart.
+  const preciseClock = (): number => performance.now() - t0;
+  const clock = (): number => Math.round(preciseClock() * 10) / 10;
   const log = (line: string): void => options.log(`[${(clock() / 1000).toFixed(1).padStart(6)} s] ${line}`);
   const netOk = netfilterAvailability();
   const wanted = options.kinds ?? FAULT_KINDS;
@@ -121,7 +128,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     workload = new Workload({
       clients: options.clients,
       seed: options.seed,
-      clock,
+      clock: preciseClock,
       thinkMs: options.thinkMs,
       connect: (name) => cluster.client(6_000, 2_000, `${name}-${options.seed}`),
     });
@@ -151,9 +158,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // The final table through the leader, as linearizable reads recorded in the history.
     const reader = cluster.client(30_000, 5_000, `final-${options.seed}`);
     const finalTable = await readTable(async (startId) => {
-      const invoke = clock();
+      const invoke = preciseClock();
       const containers = (await reader.listContainers({ startId, count: 1_000, consistency: 'LINEARIZABLE' })).map((c) => ({ id: c.containerId, state: c.state, owner: c.owner }));
-      workload!.history.push({ client: 'final', call: { kind: 'list', startId, count: 1_000, consistency: 'LINEARIZABLE' }, invoke, complete: clock(), outcome: { type: 'ok', containers }, sends: 1 });
+      workload!.history.push({ client: 'final', call: { kind: 'list', startId, count: 1_000, consistency: 'LINEARIZABLE' }, invoke, complete: preciseClock(), outcome: { type: 'ok', containers }, sends: 1 });
       return containers;
     });
     await injector.waitRecovered(options.healBoundMs);
@@ -184,8 +191,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
 
     const history = workload.history;
+    // Written before the check, so a check that runs out of time or memory can be re-run on its own.
+    const kept = options.keepHistory === true ? await writeHistory(evidenceDir, history, finalTable) : undefined;
+    if (kept !== undefined) log(`history written to ${kept} (re-check: npm run chaos:check -- ${kept})`);
     log('checking the history');
-    const linear = checkContainerHistory(history, finalTable);
+    const disorder = recordedOrderProblem(history);
+    const linear = disorder === undefined ? checkContainerHistory(history, finalTable) : { ok: false as const, inconclusive: true, explanation: disorder };
     if (!linear.ok) violations.push({ check: 'linearizable', message: linear.explanation });
     violations.push(
       ...checkAcknowledgedEverywhere(history, tables),
@@ -202,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const unavailability = new Map(faults.map((f) => [f.index, longestAckGap(acks, f.startedAt, f.recoveredAt ?? clock())]));
     const summary = formatSummary({ seed: options.seed, elapsedMs: clock(), partitions, tls: options.tls === true, history, faults, unavailabilityMs: unavailability, installs, checks: CHECKS, violations, skippedKinds });
     let artifacts: string | undefined;
-    if (violations.length > 0) artifacts = await writeEvidence(options, cluster, history, steps, faults, summary);
+    if (violations.length > 0 || kept !== undefined) artifacts = await writeEvidence(evidenceDir, options, cluster, history, steps, faults, summary);
     return {
       seed: options.seed,
       violations,
@@ -218,7 +229,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } catch (err) {
     // A run that broke down (a step that threw) still leaves its evidence behind.
     const summary = `chaos run broke down (seed ${options.seed}): ${(err as Error).stack ?? String(err)}\n${cluster.cluster.tails(20)}`;
-    const artifacts = await writeEvidence(options, cluster, workload?.history ?? [], steps, faults, summary).catch(() => undefined);
+    const artifacts = await writeEvidence(evidenceDir, options, cluster, workload?.history ?? [], steps, faults, summary).catch(() => undefined);
     throw new Error(`${summary}${artifacts !== undefined ? `\nevidence in ${artifacts}` : ''}\nreplay: npm run chaos -- --seed ${options.seed}${options.tls === true ? ' --tls' : ''}`, { cause: err });
   } finally {
     if (workload !== undefined) await workload.stop();
@@ -227,7 +238,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
+/** history.json and final-table.json: what `npm run chaos:check` reads back. */
+async function writeHistory(dir: string, history: readonly HistoryEntry[], finalTable: readonly ListedContainer[]): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'history.json'), JSON.stringify(history, null, 1));
+  await writeFile(join(dir, 'final-table.json'), JSON.stringify(finalTable));
+  return dir;
+}
+
 async function writeEvidence(
+  dir: string,
   options: ChaosOptions,
   cluster: ChaosCluster,
   history: readonly HistoryEntry[],
@@ -235,7 +255,6 @@ async function writeEvidence(
   faults: readonly FaultRecord[],
   summary: string,
 ): Promise<string> {
-  const dir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'summary.txt'), `${summary}\n\nreplay: npm run chaos -- --seed ${options.seed} --minutes ${options.durationMs / 60_000}${options.tls === true ? ' --tls' : ''}\n`);
   await writeFile(join(dir, 'history.json'), JSON.stringify(history, null, 1));
