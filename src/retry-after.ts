@@ -6,3 +6,9 @@
 
 /** With RESOURCE_EXHAUSTED: how long (ms) the caller should wait before it asks this SCM again. */
 export const RETRY_AFTER_METADATA = 'scm-retry-after-ms';
+
+/**
+ * The wait the client port asks for when it refuses a call for load that clears in moments (the
+ * calls in progress, the request bytes held for calls not yet handled): about one call's time.
+ */
+export const DEFAULT_RETRY_AFTER_MS = 50;

@@ -15,6 +15,7 @@ import {
   RETRY_AFTER_METADATA,
   ScmClientServiceClient,
 } from '../api/client-protocol.js';
+import { DEFAULT_RETRY_AFTER_MS } from '../retry-after.js';
 import {
   DEFAULT_MAX_LIST_COUNT,
   decodeAddScm,
@@ -65,7 +66,7 @@ export interface ClientServiceOptions {
    * maxListsInFlight), `first` once each time that bound is reached.
    */
   readonly onAdmissionRefused?: (refusal: AdmissionRefusal) => void;
-  /** The hint sent with RESOURCE_EXHAUSTED (default 50 ms). */
+  /** The hint sent with RESOURCE_EXHAUSTED (default DEFAULT_RETRY_AFTER_MS, 50 ms). */
   readonly retryAfterMs?: number;
   /** Called with every error answered INTERNAL (not one of src/errors.ts, or one whose status is INTERNAL), for logging. */
   readonly onInternalError?: (method: string, error: unknown) => void;
@@ -309,7 +310,7 @@ const noRequest = (): undefined => undefined;
 /** Adds the client service, backed by `api`, to `server` (before it is bound). */
 export function registerClientService(server: UnaryServiceHost, api: ScmApi, options: ClientServiceOptions = {}): void {
   const maxListCount = options.maxListCount ?? DEFAULT_MAX_LIST_COUNT;
-  const retryAfterMs = options.retryAfterMs ?? 50;
+  const retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
   const admission = new Admission(
     options.maxInFlight,
     retryAfterMs,

@@ -117,6 +117,7 @@ import { createInflate, createUnzip, type Inflate, type Unzip } from 'node:zlib'
 import { TLSSocket, type PeerCertificate, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { ClientRefusalReason } from '../metrics/node-metrics.js';
+import { DEFAULT_RETRY_AFTER_MS, RETRY_AFTER_METADATA } from '../retry-after.js';
 import { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES, minRequestBufferBytes } from './request-limits.js';
 
 export { DEFAULT_MAX_RECEIVE_BYTES, INFLATER_OVERHEAD_BYTES } from './request-limits.js';
@@ -926,6 +927,13 @@ function destroyConnection(session: http2.Http2Session): void {
   socket?.destroy();
 }
 
+/** The retry hint of a refusal that clears in moments (src/retry-after.ts). */
+function retryAfter(): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set(RETRY_AFTER_METADATA, String(DEFAULT_RETRY_AFTER_MS));
+  return metadata;
+}
+
 /** `address:port` of a socket's remote end (what getPeer() says); 'unknown' once it is gone. */
 function peerOf(socket: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined } | undefined): string {
   const address = socket?.remoteAddress;
@@ -1162,7 +1170,12 @@ class ServerUnaryCall implements UnaryCall {
     let reason: CallRefusalReason = 'request_buffer';
     let details: string;
     let first: boolean;
+    // The buffer and a connection's share free up as soon as the calls ahead reach their handler:
+    // say when to come back (the TypeScript client waits that long), except for a call that can
+    // never fit.
+    let retry: grpc.Metadata | null = retryAfter();
     if (total > budget.limit) {
+      retry = null;
       first = budget.refused();
       details = `Request too large: ${path} needs at least ${total} bytes held before its handler runs, more than the whole request buffer (${budget.limit}, ozone.scm.client.request.buffer.size)`;
     } else if (!budget.fits(total - this.charged)) {
@@ -1173,7 +1186,7 @@ class ServerUnaryCall implements UnaryCall {
       first = share.refused();
       details = `Connection's request buffer share full: ${path} would take the bytes its connection holds for requests not yet handed to their handler past ${share.limit} (its share of ozone.scm.client.request.buffer.size); retry later`;
     }
-    this.fail(grpc.status.RESOURCE_EXHAUSTED, details);
+    this.finish({ code: grpc.status.RESOURCE_EXHAUSTED, details, metadata: retry });
     this.context.onRefused?.({ reason, method: path, peer: this.getPeer(), details, first });
   }
 

@@ -18,6 +18,7 @@ import { callIdentity } from '../../src/server/identity.js';
 import { TlsMaterial } from '../../src/server/tls.js';
 import { mulberry32 } from '../seeded-random.js';
 import { INFLATER_OVERHEAD_BYTES, percentEncode, UnaryGrpcServer, type ConnectionRefusal, type UnaryCall, type UnaryGrpcServerOptions, type UnaryRefusal } from '../../src/server/unary-grpc-server.js';
+import { DEFAULT_RETRY_AFTER_MS, RETRY_AFTER_METADATA } from '../../src/retry-after.js';
 
 const identity = (b: Buffer): Buffer => b;
 const method = (name: string, stream = false): grpc.MethodDefinition<Buffer, Buffer> => ({
@@ -284,6 +285,10 @@ function raw(port: number, headers: http2.OutgoingHttpHeaders, body: Buffer | un
 
 const statusOf = (a: RawAnswer): number => Number(a.trailers['grpc-status'] ?? a.headers['grpc-status']);
 const messageOf = (a: RawAnswer): string => decodeURIComponent(String(a.trailers['grpc-message'] ?? a.headers['grpc-message']));
+const retryHintOf = (a: RawAnswer): string | undefined => {
+  const hint = a.trailers[RETRY_AFTER_METADATA] ?? a.headers[RETRY_AFTER_METADATA];
+  return hint === undefined ? undefined : String(hint);
+};
 
 test('raw: a well-formed request is answered as the spec says', { timeout: 10_000 }, async () => {
   const a = await raw(plain.port, grpcHeaders(), frame(Buffer.from('abc')));
@@ -722,6 +727,7 @@ test('raw: request bytes of unfinished calls are bounded server-wide: the call t
     const a = await over.done;
     assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(messageOf(a), `Request buffer full: /test.Svc/Echo would take the bytes held for requests not yet handed to their handler past ${budget} (ozone.scm.client.request.buffer.size); retry later`);
+    assert.equal(retryHintOf(a), String(DEFAULT_RETRY_AFTER_MS), 'with the retry hint the TypeScript client honours');
     assert.ok(a.requestOpen, 'answered while the request was still open');
     assert.equal(a.rstCode, http2.constants.NGHTTP2_NO_ERROR);
     assert.equal(f.server.requestBytesHeld, 4 * max, 'the refused call holds nothing');
@@ -872,6 +878,7 @@ test('raw: one connection holds at most its share of the budget; the call past i
     const a = await over.done;
     assert.equal(statusOf(a), grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(messageOf(a), `Connection's request buffer share full: /test.Svc/Echo would take the bytes its connection holds for requests not yet handed to their handler past ${share} (its share of ozone.scm.client.request.buffer.size); retry later`);
+    assert.equal(retryHintOf(a), String(DEFAULT_RETRY_AFTER_MS), 'with the retry hint the TypeScript client honours');
     assert.deepEqual(
       refusals.map((r) => [r.reason, r.first]),
       [['connection_share', true]],
@@ -1027,6 +1034,7 @@ test('raw: without a receive limit, a message the budget could never hold is ref
       messageOf(a),
       'Request too large: /test.Svc/Echo needs at least 200000 bytes held before its handler runs, more than the whole request buffer (100000, ozone.scm.client.request.buffer.size)',
     );
+    assert.equal(retryHintOf(a), undefined, 'no retry hint: it can never fit');
     assert.deepEqual(
       refusals.map((r) => r.reason),
       ['request_buffer'],
