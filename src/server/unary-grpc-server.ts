@@ -421,6 +421,8 @@ interface CallContext {
   /** 0 for none. */
   readonly readTimeoutMs: number;
   readonly onRefused: ((refusal: UnaryRefusal) => void) | undefined;
+  /** Destroys a call's connection now (UnaryGrpcServer.destroyConnection). */
+  readonly destroyConnection: (session: http2.Http2Session) => void;
 }
 
 interface CallStatus {
@@ -485,7 +487,14 @@ export class UnaryGrpcServer implements UnaryServiceHost {
     this.handshakeDeadlineMs = readTimeoutMs > 0 && readTimeoutMs < MAX_TIMER_MS ? readTimeoutMs : undefined;
     // Without a receive limit (-1), one connection may use the whole budget.
     const shareLimit = Math.min(budget, Math.max(worstCall, Math.floor(budget / 4)));
-    this.context = { maxReceive, budget: new RequestBudget(budget), shareLimit, readTimeoutMs, onRefused: options.onRefused };
+    this.context = {
+      maxReceive,
+      budget: new RequestBudget(budget),
+      shareLimit,
+      readTimeoutMs,
+      onRefused: options.onRefused,
+      destroyConnection: (session) => this.destroyConnection(session, this.sessions.get(session as http2.ServerHttp2Session)),
+    };
   }
 
   /** Connections open now (accepted and not yet closed, TLS handshake done or not). */
@@ -719,11 +728,19 @@ export class UnaryGrpcServer implements UnaryServiceHost {
 
   private armCloseGrace(session: http2.ServerHttp2Session, use: SessionUse): void {
     if (use.closeTimer !== undefined) return;
-    use.closeTimer = setTimeout(() => {
-      if (!session.destroyed) session.destroy();
-      use.destroySocket();
-    }, this.closeGraceMs);
+    use.closeTimer = setTimeout(() => this.destroyConnection(session, use), this.closeGraceMs);
     use.closeTimer.unref();
+  }
+
+  /**
+   * Destroys a connection now: the session first, so that node:http2 writes nothing more on it
+   * whatever its socket's pending write does, then the socket (a session destroyed only ends its
+   * side, which a client that does not read never lets finish). Without its use (a session not
+   * tracked) only the session is destroyed.
+   */
+  private destroyConnection(session: http2.Http2Session, use: SessionUse | undefined): void {
+    if (!session.destroyed) session.destroy();
+    use?.destroySocket();
   }
 
   /**
@@ -909,22 +926,6 @@ function socketWriteWaiting(session: http2.Http2Session): boolean {
     // node:http2's socket proxy throws once the session has let go of its socket.
     return true;
   }
-}
-
-/**
- * Destroys a connection: the session first, so that node:http2 writes nothing more on it whatever
- * its socket's pending write does, then the socket (a session destroyed only ends its side, which a
- * client that does not read never lets finish).
- */
-function destroyConnection(session: http2.Http2Session): void {
-  let socket: Socket | undefined;
-  try {
-    socket = (session.socket as unknown as Destroyable)[RAW_SOCKET];
-  } catch {
-    socket = undefined;
-  }
-  if (!session.destroyed) session.destroy();
-  socket?.destroy();
 }
 
 /** The retry hint of a refusal that clears in moments (src/retry-after.ts). */
@@ -1357,7 +1358,7 @@ class ServerUnaryCall implements UnaryCall {
     const session = stream.session;
     const peer = this.getPeer();
     const stalled = session !== undefined && socketWriteWaiting(session);
-    if (stalled) destroyConnection(session);
+    if (stalled) this.context.destroyConnection(session);
     else stream.close(NGHTTP2_CANCEL);
     const share = this.share;
     const first = !share.writeTimedOut;

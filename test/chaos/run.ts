@@ -101,7 +101,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   // One directory per run for its evidence (history, schedule, logs), named by seed and start time.
   const evidenceDir = resolve(options.outDir, `seed-${options.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   // The history's clock is not rounded: a client's next call must be recorded after its previous
-  // answer (container-model.ts assertClientsSequential), which a 0.1 ms clock could not tell apart.
+  // answer (container-model.ts recordedOrderProblem), which a 0.1 ms clock could not tell apart.
   const preciseClock = (): number => performance.now() - t0;
   const clock = (): number => Math.round(preciseClock() * 10) / 10;
   const log = (line: string): void => options.log(`[${(clock() / 1000).toFixed(1).padStart(6)} s] ${line}`);
